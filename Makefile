@@ -1,0 +1,60 @@
+# spywall: the two commands a new user needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   ?= build/demo
+JOBS   ?= auto
+
+.PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Optional system tools that widen the tests (real fonts, tshark, cwebp). Best effort:
+# they are installed when this runs as root with apt, and the tests that need them skip
+# with a reason otherwise.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  need=""; \
+	  for p in fonts-noto-core fonts-dejavu-core fonts-liberation2 tshark webp; do \
+	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; \
+	  done; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing system packages:$$need"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need >/dev/null) \
+	      || echo "system packages not installed; dependent tests will skip"; \
+	  fi; \
+	else echo "not root or no apt: tests needing fonts/tshark/cwebp will skip"; fi
+
+demo: install
+	$(PY) -m spywall.samples.demo $(DEMO)
+	@echo "== spywall scan $(DEMO) (exit 1 means findings, as expected for crafted samples)"
+	$(BIN)/spywall scan $(DEMO) --format table; status=$$?; test $$status -le 1
+
+lint: install
+	$(BIN)/ruff check src tests fuzz benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q -n $(JOBS)
+
+fuzz-smoke: install
+	$(PY) fuzz/smoke.py
+
+test: install system-deps lint typecheck unit fuzz-smoke
+
+bench: install
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from spywall.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,79 @@
+"""The command line face: parse arguments, call a command, render, map to exit status.
+
+Exit status (the same for every command):
+  0  nothing found
+  1  something found (an indicator match, an exploit structure or a heuristic warning),
+     even if some inputs could not be read
+  2  usage error, or an input could not be read at all (and nothing was found)
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from spywall import __version__
+from spywall.errors import InputError
+from spywall.render import RENDERERS
+from spywall.report import Report
+
+EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+COMMANDS: dict[str, str] = {
+    "scan": "spywall.commands.scan",
+    "render": "spywall.commands.render_cmd",
+}
+
+_FATAL_CODES = {"io", "input"}
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spywall",
+        description="Defense against zero-click mercenary spyware.",
+        epilog="Exit status: 0 nothing found, 1 something found, 2 usage or input error.",
+    )
+    parser.add_argument("--version", action="version", version=f"spywall {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        mod = _load(name)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.add_argument("--format", "-f", choices=sorted(RENDERERS), default=None,
+                       help="output format (default: table on a terminal, json otherwise)")
+        p.add_argument("--quiet", "-q", action="store_true",
+                       help="no progress or log lines on standard error")
+    return parser
+
+
+def exit_status(report: Report) -> int:
+    if report.summary.findings:
+        return EXIT_FOUND
+    errors = [*report.errors, *(e for s in report.subjects for e in s.errors)]
+    if any(e.code in _FATAL_CODES for e in errors):
+        return EXIT_ERROR
+    return EXIT_CLEAN
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
+    try:
+        report: Report = _load(args.command).run(args)
+    except InputError as exc:
+        print(f"spywall {args.command}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("spywall: interrupted", file=sys.stderr)
+        return 130
+    RENDERERS[fmt](report, sys.stdout)
+    sys.stdout.flush()
+    return exit_status(report)

@@ -1,0 +1,1 @@
+"""CLI commands. Each module: ``HELP``, ``add_arguments(parser)``, ``run(args) -> Report``."""

@@ -1,0 +1,54 @@
+"""Pieces every command shares: the report frame, progress on standard error, and the
+``--iocs`` option."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from spywall import __version__
+from spywall.report import Report
+
+stderr = Console(stderr=True)
+
+
+def new_report(command: str) -> Report:
+    return Report(tool_version=__version__, command=command, started=datetime.now(UTC))
+
+
+def finish(report: Report) -> Report:
+    report.finished = datetime.now(UTC)
+    return report.finalize()
+
+
+def add_ioc_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--iocs", action="append", default=[], metavar="PATH",
+        help="STIX 2 indicator file or folder (repeatable); default: the bundled sets",
+    )
+
+
+def log(message: str) -> None:
+    """A progress or log line on standard error (never on standard output)."""
+    stderr.print(message, highlight=False)
+
+
+@contextmanager
+def progress(total: int | None, label: str, enabled: bool = True) -> Iterator[Progress | None]:
+    """A progress bar on standard error when it is a terminal and ``enabled``."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    bar = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=stderr, transient=True,
+    )
+    with bar:
+        bar.add_task(label, total=total)
+        yield bar

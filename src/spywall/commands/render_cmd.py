@@ -1,0 +1,26 @@
+"""``spywall render REPORT.json``: re-render a saved JSON report without re-scanning."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from spywall.errors import InputError
+from spywall.report import Report
+
+HELP = "re-render a saved JSON report (table, json or sarif)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", metavar="REPORT.json")
+
+
+def run(args: argparse.Namespace) -> Report:
+    try:
+        return Report.model_validate_json(Path(args.report).read_bytes())
+    except OSError as exc:
+        raise InputError(f"cannot read {args.report}: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        raise InputError(f"{args.report} is not a spywall report: {exc}") from exc

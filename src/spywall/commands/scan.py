@@ -1,0 +1,52 @@
+"""``spywall scan PATH...``: find zero-click exploit payloads in files."""
+
+from __future__ import annotations
+
+import argparse
+
+from spywall import engine
+from spywall.commands.common import finish, log, new_report, progress
+from spywall.limits import Limits, MiB
+from spywall.report import Report, Subject
+
+HELP = "scan files, folders or standard input (-) for zero-click exploit payloads"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
+    p.add_argument("--jobs", "-j", type=int, default=0,
+                   help="worker processes (default: every core)")
+    p.add_argument("--max-file-size", type=int, default=Limits.max_file_bytes // MiB,
+                   metavar="MIB", help="skip inputs larger than this (default %(default)s)")
+    p.add_argument("--max-decompressed", type=int,
+                   default=Limits.max_total_decompressed // MiB, metavar="MIB",
+                   help="decompressed bytes allowed per input (default %(default)s)")
+    p.add_argument("--max-depth", type=int, default=Limits.max_depth,
+                   help="container nesting depth (default %(default)s)")
+    p.add_argument("--timeout", type=float, default=Limits.seconds, metavar="SECONDS",
+                   help="time budget per input (default %(default)s)")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    return Limits(
+        max_file_bytes=args.max_file_size * MiB,
+        max_total_decompressed=args.max_decompressed * MiB,
+        max_stream_bytes=min(Limits.max_stream_bytes, args.max_decompressed * MiB),
+        max_depth=args.max_depth,
+        seconds=args.timeout,
+    )
+
+
+def run(args: argparse.Namespace) -> Report:
+    report = new_report("scan")
+    limits = limits_from(args)
+    total = engine.count_files(args.paths)
+    with progress(total, "scanning", not args.quiet) as bar:
+        def done(s: Subject) -> None:
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            if s.findings and not args.quiet:
+                log(f"[red]{len(s.findings)} finding(s)[/] in {s.path}")
+
+        report.subjects = engine.scan_paths(args.paths, limits, args.jobs or None, done)
+    return finish(report)

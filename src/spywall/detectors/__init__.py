@@ -1,0 +1,1 @@
+"""Detectors: pure functions over parsed structures that yield findings."""

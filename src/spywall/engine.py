@@ -1,0 +1,260 @@
+"""The scan engine: walks inputs, sniffs formats by content, applies budgets, runs
+detectors, recurses into containers and appended data, fans out over processes.
+
+It knows formats and detectors only through ``spywall.registry``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from spywall import registry
+from spywall.detectors.base import Detector
+from spywall.errors import FormatError, LimitExceeded, SpywallError
+from spywall.formats import appended
+from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
+from spywall.limits import Budget, Limits
+from spywall.report import ErrorEntry, Finding, Location, Subject
+
+MEMBER_SEP = "!/"
+STDIN = "-"
+
+
+@dataclass
+class _Registry:
+    formats: Sequence[FormatSpec]
+    by_name: dict[str, FormatSpec]
+    detectors: dict[str, list[Detector]] = field(default_factory=dict)
+
+    @classmethod
+    def default(cls) -> _Registry:
+        dets: dict[str, list[Detector]] = {}
+        for d in registry.DETECTORS:
+            for fmt in d.info.formats:
+                dets.setdefault(fmt, []).append(d)
+        return cls(registry.FORMATS, {f.name: f for f in registry.FORMATS}, dets)
+
+    def sniff(self, head: bytes) -> FormatSpec | None:
+        for spec in self.formats:
+            if spec.sniff(head):
+                return spec
+        return None
+
+
+_REGISTRY: _Registry | None = None
+
+
+def _reg() -> _Registry:
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = _Registry.default()
+    return _REGISTRY
+
+
+def sniff(data: bytes) -> str | None:
+    """The registered format name that the content of ``data`` matches, if any."""
+    spec = _reg().sniff(data[:SNIFF_BYTES])
+    return spec.name if spec else None
+
+
+class _Walk:
+    """State of the scan of one top-level input."""
+
+    def __init__(self, subject: Subject, limits: Limits) -> None:
+        self.subject = subject
+        self.budget = Budget(limits)
+        self.reg = _reg()
+
+    def error(self, path: str, code: str, message: str) -> None:
+        self.subject.errors.append(ErrorEntry(path=path, code=code, message=message))
+
+    def run_detectors(self, parsed: Parsed, data: bytes, path: str, top: bool) -> None:
+        for det in self.reg.detectors.get(parsed.format, ()):
+            for hit in det.detect(parsed):
+                info = det.info
+                self.subject.findings.append(
+                    Finding(
+                        rule=info.id,
+                        title=info.title,
+                        kind=info.kind,
+                        severity=hit.severity or info.severity,
+                        message=hit.message,
+                        path=path,
+                        cves=list(info.cves),
+                        references=list(info.references),
+                        location=Location(offset=hit.offset),
+                        object_sha256=self.subject.sha256 if top
+                        else hashlib.sha256(data).hexdigest(),
+                        detail=dict(hit.detail),
+                    )
+                )
+
+    def scan(self, data: bytes, path: str, depth: int, forced: str | None = None) -> str | None:
+        """Scan one object; return its format name (``None`` if not recognised)."""
+        self.budget.check_time()
+        self.subject.objects += 0 if depth == 0 else 1
+        if forced is not None:
+            spec = self.reg.by_name.get(forced)
+            if spec is None:
+                if forced == "encrypted":
+                    self.error(path, "unsupported", "encrypted member: not examined")
+                return forced
+        else:
+            spec = self.reg.sniff(data[:SNIFF_BYTES])
+            if spec is None:
+                return None
+        ctx = ParseContext(budget=self.budget, depth=depth, path=path)
+        parsed = spec.parse(data, ctx)
+        for w in parsed.warnings:
+            self.error(path, "malformed", w)
+        self.run_detectors(parsed, data, path, depth == 0)
+        if spec.container or parsed.children:
+            self.scan_children(parsed.children, path, depth)
+        end = parsed.logical_end
+        if end is not None and 0 <= end < len(data) and spec.name != "appended":
+            self.scan_appended(parsed.format, data, end, path, depth)
+        return parsed.format
+
+    def scan_children(self, children: Iterable[Child], path: str, depth: int) -> None:
+        if depth + 1 > self.budget.limits.max_depth:
+            self.error(path, "limit", f"container depth over {self.budget.limits.max_depth}")
+            return
+        it = iter(children)
+        while True:
+            try:
+                child = next(it)
+            except StopIteration:
+                return
+            except (FormatError, LimitExceeded) as exc:
+                self.error(path, exc.code, str(exc))
+                return
+            child_path = f"{path}{MEMBER_SEP}{child.name}"
+            if child.error is not None:
+                self.error(child_path, "malformed", child.error)
+                continue
+            self.scan_guarded(child.data, child_path, depth + 1, child.format)
+
+    def scan_appended(self, host: str, data: bytes, end: int, path: str, depth: int) -> None:
+        tail = data[end:]
+        if not tail.strip(b"\x00 \r\n\t"):
+            return
+        info = appended.describe(host, end, tail)
+        self.run_detectors(Parsed(format="appended", structure=info), data, path, depth == 0)
+        if info.archive is not None and depth + 1 <= self.budget.limits.max_depth:
+            start = info.archive_at or 0
+            self.scan_guarded(tail[start:], f"{path}{MEMBER_SEP}<appended@{end + start}>",
+                              depth + 1, None)
+
+    def scan_guarded(self, data: bytes, path: str, depth: int, forced: str | None) -> None:
+        try:
+            self.scan(data, path, depth, forced)
+        except (FormatError, LimitExceeded) as exc:
+            self.error(path, exc.code, str(exc))
+        except RecursionError:
+            self.error(path, "limit", "structure nested too deeply")
+        except MemoryError:
+            self.error(path, "limit", "out of memory while parsing")
+
+
+def scan_bytes(data: bytes, path: str, limits: Limits | None = None) -> Subject:
+    """Scan an in-memory object as a top-level input."""
+    limits = limits or Limits()
+    subject = Subject(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    walk = _Walk(subject, limits)
+    try:
+        subject.format = walk.scan(data, path, 0) or "unknown"
+    except (FormatError, LimitExceeded) as exc:
+        walk.error(path, exc.code, str(exc))
+        subject.format = sniff(data) or "unknown"
+    except RecursionError:
+        walk.error(path, "limit", "structure nested too deeply")
+    except MemoryError:
+        walk.error(path, "limit", "out of memory while parsing")
+    return subject
+
+
+def read_input(path: str, limits: Limits) -> bytes:
+    """Read a file (or standard input for ``-``) up to the byte cap."""
+    cap = limits.max_file_bytes
+    if path == STDIN:
+        data = sys.stdin.buffer.read(cap + 1)
+    else:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:
+                raise LimitExceeded(f"file of {size} bytes is over the cap of {cap}")
+            data = fh.read(cap + 1)
+    if len(data) > cap:
+        raise LimitExceeded(f"input over the cap of {cap} bytes")
+    return data
+
+
+def scan_path(path: str, limits: Limits | None = None) -> Subject:
+    """Scan one file; I/O problems and caps become error entries of the subject."""
+    limits = limits or Limits()
+    try:
+        data = read_input(path, limits)
+    except OSError as exc:
+        return Subject(path=path, errors=[ErrorEntry(path=path, code="io",
+                                                     message=exc.strerror or str(exc))])
+    except SpywallError as exc:
+        return Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
+                                                     message=str(exc))])
+    return scan_bytes(data, path, limits)
+
+
+def expand(paths: Iterable[str]) -> Iterator[str]:
+    """Files under the given paths (folders walked recursively, sorted, no symlink loops)."""
+    for p in paths:
+        if p == STDIN or not os.path.isdir(p):
+            yield p
+            continue
+        for root, dirs, files in os.walk(p, followlinks=False):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    yield full
+
+
+def _scan_one(args: tuple[str, Limits]) -> Subject:
+    return scan_path(*args)
+
+
+def scan_paths(
+    paths: Sequence[str],
+    limits: Limits | None = None,
+    jobs: int | None = None,
+    on_done: Callable[[Subject], None] | None = None,
+) -> list[Subject]:
+    """Scan every file under ``paths``; ``jobs`` processes (default: every core)."""
+    limits = limits or Limits()
+    files = list(expand(paths))
+    jobs = jobs or os.cpu_count() or 1
+    results: list[Subject] = []
+    if jobs <= 1 or len(files) < 2 or STDIN in files:
+        for f in files:
+            s = scan_path(f, limits)
+            results.append(s)
+            if on_done:
+                on_done(s)
+        return results
+    chunk = max(1, min(64, len(files) // (jobs * 8)))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for s in pool.map(_scan_one, [(f, limits) for f in files], chunksize=chunk):
+            results.append(s)
+            if on_done:
+                on_done(s)
+    return results
+
+
+def count_files(paths: Sequence[str]) -> int:
+    return sum(1 for _ in expand(paths))
+
+
+__all__ = ["count_files", "scan_bytes", "scan_path", "scan_paths", "sniff"]

@@ -1,0 +1,1 @@
+"""Format parsers: hostile bytes in, small typed structures out. No verdicts here."""

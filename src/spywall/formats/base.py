@@ -1,0 +1,72 @@
+"""The contract between the engine and a format module.
+
+A format module exposes ``SPEC = FormatSpec(...)``. ``sniff(head)`` looks only at the first
+bytes (``SNIFF_BYTES``) and must be cheap; ``parse(data, ctx)`` returns ``Parsed``.
+Containers return ``children`` (an iterable, produced lazily) that the engine scans as
+objects of their own; every format reports its ``logical_end`` so the engine can look at
+data appended after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from spywall.limits import Budget
+
+SNIFF_BYTES = 64
+
+
+@dataclass(frozen=True)
+class Child:
+    """An object inside a container, scanned by the engine in memory.
+
+    ``name`` is the member name as the container spells it (never used as a file system
+    path). ``format`` forces a format for data that has no magic of its own (for example
+    JBIG2 segments embedded in a PDF, format ``"jbig2-embedded"``). A member that could
+    not be extracted is yielded with ``error`` set (and no data); the engine reports it
+    and goes on with the next member.
+    """
+
+    name: str
+    data: bytes
+    format: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class ParseContext:
+    """What a parser may use: the budget for this input and its nesting depth."""
+
+    budget: Budget
+    depth: int = 0
+    path: str = ""
+
+
+@dataclass
+class Parsed:
+    """Result of parsing one object.
+
+    ``structure`` is the format's own typed structure, read by its detectors.
+    ``logical_end`` is the offset where the format's own data ends (``None`` if unknown
+    or if the format runs to the end by definition). ``children`` are contained objects.
+    ``warnings`` are non-fatal parse problems, reported as error entries of kind
+    ``malformed`` without stopping detection.
+    """
+
+    format: str
+    structure: object = None
+    logical_end: int | None = None
+    children: Iterable[Child] = ()
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A registered format: a name, a content sniffer and a parser."""
+
+    name: str
+    description: str
+    sniff: Callable[[bytes], bool]
+    parse: Callable[[bytes, ParseContext], Parsed]
+    container: bool = False

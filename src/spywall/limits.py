@@ -1,0 +1,68 @@
+"""Budgets that bound every parser: sizes, counts, depth and time.
+
+One ``Budget`` is made per top-level input and passed down to every parser that works on
+it (including nested archive members and PDF streams), so the caps hold for the whole
+input, not per piece.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from spywall.errors import LimitExceeded
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Static caps. Defaults suit attachments; every cap can be raised from the CLI."""
+
+    max_file_bytes: int = 1024 * MiB
+    max_stream_bytes: int = 256 * MiB
+    max_total_decompressed: int = 512 * MiB
+    max_ratio: int = 1000
+    max_depth: int = 8
+    max_members: int = 20_000
+    max_elements: int = 2_000_000
+    seconds: float = 60.0
+
+
+@dataclass
+class Budget:
+    """Mutable account of what one top-level input has used."""
+
+    limits: Limits = field(default_factory=Limits)
+    started: float = field(default_factory=time.monotonic)
+    decompressed: int = 0
+    elements: int = 0
+
+    def check_time(self) -> None:
+        """Raise ``LimitExceeded`` once the per-input time budget is spent."""
+        if time.monotonic() - self.started > self.limits.seconds:
+            raise LimitExceeded(f"time budget of {self.limits.seconds:g}s exhausted")
+
+    def charge_elements(self, n: int = 1) -> None:
+        """Count parsed elements (segments, boxes, chunks...) against the cap."""
+        self.elements += n
+        if self.elements > self.limits.max_elements:
+            raise LimitExceeded(f"more than {self.limits.max_elements} elements")
+        if self.elements & 0x3FF == 0:
+            self.check_time()
+
+    def charge_decompressed(self, n: int, compressed: int) -> None:
+        """Account decompressed output against the total and ratio caps."""
+        self.decompressed += n
+        if self.decompressed > self.limits.max_total_decompressed:
+            raise LimitExceeded(
+                f"decompressed output over {self.limits.max_total_decompressed} bytes"
+            )
+        if n > 1 * MiB and n > self.limits.max_ratio * max(compressed, 1):
+            raise LimitExceeded(f"decompression ratio over {self.limits.max_ratio}:1")
+        self.check_time()
+
+    def stream_cap(self) -> int:
+        """How many bytes one decompressed stream may still produce."""
+        left = self.limits.max_total_decompressed - self.decompressed
+        return max(0, min(self.limits.max_stream_bytes, left))

@@ -1,0 +1,32 @@
+"""The explicit list of formats and detectors. Add a module here to register it.
+
+Sniffing order is the order of ``FORMATS``: the first format whose sniffer accepts the
+first ``SNIFF_BYTES`` of an object wins.
+"""
+
+from __future__ import annotations
+
+from spywall.detectors import appended_archive
+from spywall.detectors.base import Detector
+from spywall.formats import appended, jpeg, png, zipfmt
+from spywall.formats.base import FormatSpec
+
+FORMATS: tuple[FormatSpec, ...] = (
+    zipfmt.SPEC,
+    jpeg.SPEC,
+    png.SPEC,
+    appended.SPEC,
+)
+
+DETECTORS: tuple[Detector, ...] = (
+    appended_archive.DETECTOR,
+)
+
+
+def format_names() -> set[str]:
+    """Names a detector may attach to: registered formats and their subtypes."""
+    return {f.name for f in FORMATS} | SUBTYPE_NAMES
+
+
+# Names that a format's ``parse`` may report in ``Parsed.format`` besides its own.
+SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown"}

@@ -1,0 +1,100 @@
+"""Readable output: what was found, how sure, what to do next."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from spywall.report import SEVERITY_ORDER, Finding, FindingKind, Report
+
+_SECTIONS = (
+    (FindingKind.INDICATOR, "Known spyware indicators matched",
+     "These match published indicators of a spyware campaign. Treat the device or file as "
+     "compromised: stop using it for sensitive work and contact a digital-security helpline "
+     "(for example Access Now's) with this report."),
+    (FindingKind.EXPLOIT, "Exploit structures found",
+     "These files carry the trigger condition of a known zero-click exploit. Do not open "
+     "them; keep them as evidence and update the device's software."),
+    (FindingKind.HEURISTIC, "Unusual, worth a look (not proof)",
+     "These look unusual but match no known indicator. Review them with an expert."),
+)
+_STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan",
+          "info": "dim"}
+
+
+def _where(f: Finding) -> str:
+    loc = f.location
+    parts = [f.path]
+    if loc.module:
+        parts.append(f"[{loc.module}]")
+    if loc.frame is not None:
+        parts.append(f"frame {loc.frame}")
+    if loc.offset is not None:
+        parts.append(f"@{loc.offset}")
+    return " ".join(parts)
+
+
+def render(report: Report, out: TextIO) -> None:
+    console = Console(file=out, width=max(100, Console(file=out).width), soft_wrap=False)
+    findings = sorted(report.all_findings(), key=lambda f: SEVERITY_ORDER[f.severity])
+    for call_table in _calls(report):
+        console.print(call_table)
+    if report.modules:
+        mt = Table(title="Modules", show_lines=False)
+        for col in ("module", "status", "records", "note"):
+            mt.add_column(col)
+        for m in report.modules:
+            mt.add_row(m.name, m.status, str(m.records), m.message)
+        console.print(mt)
+    for kind, title, advice in _SECTIONS:
+        group = [f for f in findings if f.kind == kind]
+        if not group:
+            continue
+        t = Table(title=f"{title} ({len(group)})", title_justify="left", expand=False)
+        t.add_column("severity")
+        t.add_column("rule")
+        t.add_column("where", overflow="fold")
+        t.add_column("what", overflow="fold")
+        for f in group:
+            what = f.message
+            if f.indicator:
+                what += f" [{f.indicator.collection}; {f.indicator.source}]"
+            if f.cves:
+                what += f" ({', '.join(f.cves)})"
+            t.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.rule, _where(f),
+                      what)
+        console.print(t)
+        console.print(f"  {advice}\n", style="italic")
+    errors = [e for s in report.subjects for e in s.errors] + report.errors
+    if errors:
+        et = Table(title=f"Could not fully examine ({len(errors)})", title_justify="left")
+        for col in ("path", "problem", "detail"):
+            et.add_column(col, overflow="fold")
+        for e in errors[:200]:
+            et.add_row(e.path, e.code, e.message)
+        console.print(et)
+        if len(errors) > 200:
+            console.print(f"  ... and {len(errors) - 200} more (see --format json)")
+    s = report.summary
+    verdict = "FOUND" if s.findings else "nothing found"
+    console.print(
+        f"{report.command}: {s.subjects} input(s), {s.findings} finding(s) "
+        f"({', '.join(f'{k} {v}' for k, v in sorted(s.by_kind.items())) or 'none'}), "
+        f"{s.errors} error(s): [bold]{verdict}[/]"
+    )
+
+
+def _calls(report: Report) -> list[Table]:
+    if not report.calls:
+        return []
+    t = Table(title=f"Calls ({len(report.calls)})", title_justify="left")
+    for col in ("Call-ID", "caller", "callee", "state", "frames", "media flows", "packets",
+                "anomalies"):
+        t.add_column(col, overflow="fold")
+    for c in report.calls:
+        t.add_row(c.call_id, c.caller or "", c.callee or "", c.state,
+                  f"{c.first_frame}-{c.last_frame}", str(len(c.media)), str(c.packets),
+                  str(c.anomalies))
+    return [t]

@@ -1,0 +1,31 @@
+"""Crafted and benign sample generators, built by code from public facts.
+
+Every generator module exposes ``samples() -> Iterator[Sample]``. A ``Sample`` names the
+detector ids that must fire on it (empty for a benign control), so tests are a table of
+sample -> expected detector ids, and ``make demo`` writes the same samples to disk.
+Nothing here is a working exploit: the samples carry the trigger *structure* only.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+# Generator modules, registered explicitly (module path under spywall.samples).
+SAMPLE_MODULES: tuple[str, ...] = (
+    "spywall.samples.containers",
+)
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    data: bytes
+    expected: frozenset[str]
+    note: str = ""
+
+
+def all_samples() -> Iterator[Sample]:
+    for mod in SAMPLE_MODULES:
+        yield from importlib.import_module(mod).samples()
