@@ -1,0 +1,27 @@
+"""The unit the capture layer hands to protocol analyzers.
+
+A ``Datagram`` is one UDP payload, or for TCP the next in-order bytes of one direction of a
+stream (after reassembly). It is the only per-packet object the decode hot path creates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Datagram:
+    """One transport payload with where and when it was seen.
+
+    ``frame`` is the 1-based frame number as Wireshark counts it; for a reassembled IPv4
+    datagram it is the frame that completed it. ``ts`` is seconds since the epoch.
+    """
+
+    frame: int
+    ts: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    transport: str
+    payload: bytes
