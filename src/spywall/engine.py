@@ -88,7 +88,7 @@ class _Walk:
                         cves=list(info.cves),
                         references=list(info.references),
                         location=Location(offset=hit.offset),
-                        object_sha256=self.subject.sha256 if top
+                        object_sha256=self.subject.sha256 if top and self.subject.sha256
                         else hashlib.sha256(data).hexdigest(),
                         detail=dict(hit.detail),
                     )
@@ -164,7 +164,8 @@ class _Walk:
 def scan_bytes(data: bytes, path: str, limits: Limits | None = None) -> Subject:
     """Scan an in-memory object as a top-level input."""
     limits = limits or Limits()
-    subject = Subject(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+    digest = hashlib.sha256(data).hexdigest() if limits.hash_inputs else None
+    subject = Subject(path=path, sha256=digest, size=len(data))
     walk = _Walk(subject, limits)
     try:
         subject.format = walk.scan(data, path, 0) or "unknown"

@@ -27,6 +27,7 @@ class Limits:
     max_members: int = 20_000
     max_elements: int = 2_000_000
     seconds: float = 60.0
+    hash_inputs: bool = True
 
 
 @dataclass

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="container nesting depth (default %(default)s)")
     p.add_argument("--timeout", type=float, default=Limits.seconds, metavar="SECONDS",
                    help="time budget per input (default %(default)s)")
+    p.add_argument("--no-hash", action="store_true",
+                   help="do not compute the sha256 of each input (faster on large files; "
+                        "findings still carry the hash of the object they are in)")
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -34,6 +37,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         max_stream_bytes=min(Limits.max_stream_bytes, args.max_decompressed * MiB),
         max_depth=args.max_depth,
         seconds=args.timeout,
+        hash_inputs=not args.no_hash,
     )
 
 
