@@ -112,3 +112,21 @@ def test_mutated_containers(data: st.DataObject) -> None:
         base[i] = data.draw(st.integers(0, 255))
     subject = scan_bytes(bytes(base), "mutated.zip", SMALL)
     assert subject.format is not None
+
+
+def test_hard_deadline_stops_a_runaway_parser() -> None:
+    from spywall.formats import png as png_mod
+
+    def spin(data: bytes, ctx: object) -> object:
+        while True:
+            pass
+
+    spec = png_mod.SPEC  # frozen dataclass: patch the field for this test only
+    object.__setattr__(spec, "parse", spin)
+    try:
+        t0 = time.monotonic()
+        subject = scan_bytes(png(), "spin.png", Limits(seconds=0.2))
+        assert time.monotonic() - t0 < 5
+        assert any("hard time limit" in e.message for e in subject.errors), subject.errors
+    finally:
+        object.__setattr__(spec, "parse", png_mod.parse)

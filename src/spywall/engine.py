@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from types import FrameType
 from dataclasses import dataclass, field
 
 from spywall import registry
@@ -161,9 +165,46 @@ class _Walk:
             self.error(path, "limit", "out of memory while parsing")
 
 
+HARD_LIMIT_FACTOR = 2.0
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise LimitExceeded("hard time limit reached (a parser overran its time budget)")
+
+
+@contextmanager
+def _hard_deadline(seconds: float) -> Iterator[None]:
+    """Backstop for the cooperative time budget: SIGALRM at ``2 x budget + 1`` seconds.
+
+    Parsers check the budget themselves; this catches a Python-level loop that forgot to.
+    Only armed on the main thread of a POSIX process (workers of the pool qualify).
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "setitimer"
+    ):
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds * HARD_LIMIT_FACTOR + 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def scan_bytes(data: bytes, path: str, limits: Limits | None = None) -> Subject:
     """Scan an in-memory object as a top-level input."""
     limits = limits or Limits()
+    try:
+        with _hard_deadline(limits.seconds):
+            return _scan_top(data, path, limits)
+    except LimitExceeded as exc:  # the alarm fired outside the walk's own handlers
+        return Subject(path=path, size=len(data), format=sniff(data) or "unknown",
+                       errors=[ErrorEntry(path=path, code=exc.code, message=str(exc))])
+
+
+def _scan_top(data: bytes, path: str, limits: Limits) -> Subject:
     digest = hashlib.sha256(data).hexdigest() if limits.hash_inputs else None
     subject = Subject(path=path, sha256=digest, size=len(data))
     walk = _Walk(subject, limits)
