@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from types import FrameType
 from dataclasses import dataclass, field
+from types import FrameType
 
 from spywall import registry
 from spywall.detectors.base import Detector
