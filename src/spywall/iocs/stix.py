@@ -1,0 +1,201 @@
+"""STIX 2.1 bundles (and Amnesty's 2018 CSV) -> ``Indicator`` values.
+
+Patterns are parsed by a strict fast path for the forms every public set uses
+(``[type:path = 'value']`` and OR-compounds of them); anything else goes to the official
+``stix2-patterns`` parser. Only equality comparisons joined by OR are loaded: an AND, a
+``!=``/``LIKE``/``MATCHES`` or an observation operator other than OR cannot be turned into
+independent look-ups and is reported as unsupported instead of being half-matched.
+``tests/test_iocs_stix.py`` checks the fast path against stix2-patterns on every bundled
+pattern.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from stix2patterns.exceptions import ParseException
+from stix2patterns.v21.pattern import Pattern
+
+from spywall.errors import InputError
+from spywall.iocs.model import Indicator, classify
+
+MAX_OBJECTS = 2_000_000
+MAX_PATTERN = 4096          # longer patterns are not handed to the (recursive) ANTLR parser
+MAX_COMPARISONS = 1000      # per pattern
+
+_WS = r"[ \t\r\n]*"
+_IDENT = r"[a-z_][a-z0-9_]*"
+_QIDENT = r"'[^'\\\r\n]+'"
+_COMP = re.compile(
+    _WS + r"([a-z][a-z0-9-]*):((?:" + _IDENT + "|" + _QIDENT + r")(?:\.(?:" + _IDENT + "|"
+    + _QIDENT + r"))*)" + _WS + "=" + _WS + r"'((?:[^'\\]|\\['\\])*)'" + _WS
+)
+_OR = re.compile(r"OR(?=[ \t\r\n])")
+_UNESCAPE = re.compile(r"\\(['\\])")
+_STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'")
+_AND = re.compile(r"\bAND\b")
+# The parser is a third-party library: besides its own ParseException, ANTLR can let these
+# escape on hostile text (deep nesting, odd tokens). They all mean "cannot parse".
+_PARSER_ERRORS = (ParseException, RecursionError, ValueError, TypeError, AttributeError,
+                  IndexError, KeyError)
+
+Comparison = tuple[str, str]  # (stix_type as published, unescaped value)
+
+
+def unescape(literal: str) -> str:
+    return _UNESCAPE.sub(r"\1", literal)
+
+
+def fast_comparisons(pattern: str) -> list[Comparison] | None:
+    """Comparisons of a simple or OR-compound pattern, or None if the form is not simple."""
+    if not pattern.startswith("["):
+        return None
+    out: list[Comparison] = []
+    pos = 1
+    while True:
+        m = _COMP.match(pattern, pos)
+        if m is None or len(out) >= MAX_COMPARISONS:
+            return None
+        out.append((f"{m.group(1)}:{m.group(2)}", unescape(m.group(3))))
+        pos = m.end()
+        if pattern.startswith("]", pos):
+            return out if pos + 1 == len(pattern) else None
+        sep = _OR.match(pattern, pos)
+        if sep is None:
+            return None
+        pos = sep.end()
+
+
+def _path_text(parts: list[Any]) -> str:
+    out = []
+    for p in parts:
+        s = str(p)
+        out.append(s if re.fullmatch(_IDENT, s) else f"'{s}'")
+    return ".".join(out)
+
+
+def slow_comparisons(pattern: str) -> list[Comparison]:
+    """Comparisons via stix2-patterns; raises ``ValueError`` saying why it is unsupported."""
+    if len(pattern) > MAX_PATTERN:
+        raise ValueError(f"pattern longer than {MAX_PATTERN} characters")
+    try:
+        data = Pattern(pattern).inspect()
+    except _PARSER_ERRORS as exc:
+        raise ValueError(f"invalid STIX pattern: {str(exc)[:200]}") from exc
+    if data.observation_ops - {"OR"} or data.qualifiers:
+        raise ValueError("observation operators or qualifiers are not supported")
+    if _AND.search(_STRINGS.sub("", pattern)):
+        raise ValueError("AND comparisons are not supported")
+    out: list[Comparison] = []
+    for obj, comps in data.comparisons.items():
+        for path, op, literal in comps:
+            if op != "=" or not (isinstance(literal, str) and literal.startswith("'")):
+                raise ValueError(f"operator {op} or non-string value is not supported")
+            out.append((f"{obj}:{_path_text(path)}", unescape(literal[1:-1])))
+    return out
+
+
+def comparisons(pattern: str) -> list[Comparison]:
+    fast = fast_comparisons(pattern)
+    return fast if fast is not None else slow_comparisons(pattern)
+
+
+@dataclass
+class Loaded:
+    """What one indicator file gave."""
+
+    indicators: list[Indicator] = field(default_factory=list)
+    collections: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+
+
+def _objects(data: bytes, source: str) -> list[dict[str, Any]]:
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{source}: not JSON: {str(exc)[:200]}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("objects"), list):
+        raise InputError(f"{source}: not a STIX bundle (no objects list)")
+    objs = doc["objects"]
+    if len(objs) > MAX_OBJECTS:
+        raise InputError(f"{source}: {len(objs)} objects, over the cap of {MAX_OBJECTS}")
+    return [o for o in objs if isinstance(o, dict)]
+
+
+def _collections(objs: list[dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
+    names: dict[str, str] = {}
+    for o in objs:
+        if o.get("type") == "malware" and isinstance(o.get("id"), str):
+            names[o["id"]] = str(o.get("name") or o["id"])
+    owner: dict[str, str] = {}
+    for o in objs:
+        if o.get("type") == "relationship" and o.get("relationship_type") == "indicates":
+            src, dst = o.get("source_ref"), o.get("target_ref")
+            if isinstance(src, str) and isinstance(dst, str) and dst in names:
+                owner.setdefault(src, names[dst])
+    return owner, sorted(set(names.values()))
+
+
+def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
+    """Indicators of a STIX 2 bundle. Raises ``InputError`` if it is not a bundle."""
+    objs = _objects(data, source)
+    owner, names = _collections(objs)
+    fallback = names[0] if len(names) == 1 else default_collection
+    out = Loaded(collections=names or [default_collection])
+    seen: set[tuple[str, str, str]] = set()
+    for o in objs:
+        pattern = o.get("pattern")
+        if o.get("type") != "indicator" or not isinstance(pattern, str):
+            continue
+        if o.get("pattern_type", "stix") != "stix":
+            out.unsupported.append(f"{o.get('id')}: pattern_type {o.get('pattern_type')}")
+            continue
+        collection = owner.get(str(o.get("id")), fallback)
+        try:
+            comps = comparisons(pattern)
+        except ValueError as exc:
+            out.unsupported.append(f"{o.get('id')}: {exc}")
+            continue
+        for stix_type, raw in comps:
+            got = classify(stix_type, raw)
+            if got is None:
+                out.unsupported.append(f"{o.get('id')}: {stix_type} not supported")
+                continue
+            key = (got[0], got[1], collection)
+            if key not in seen:
+                seen.add(key)
+                out.indicators.append(Indicator(got[0], got[1], stix_type, collection, source))
+    return out
+
+
+CSV_COLUMNS: dict[str, str] = {"domain_name": "domain-name:value", "ip_address": "ipv4-addr:value"}
+
+
+def load_csv(data: bytes, source: str, collection: str) -> Loaded:
+    """Amnesty's 2018 NSO ``indicators.csv`` (columns domain_name, ip_address)."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{source}: not UTF-8 text") from exc
+    rows: Iterator[dict[str, str]] = csv.DictReader(io.StringIO(text))
+    out = Loaded(collections=[collection])
+    seen: set[tuple[str, str]] = set()
+    try:
+        for row in rows:
+            for column, stix_type in CSV_COLUMNS.items():
+                got = classify(stix_type, row.get(column) or "")
+                if got is not None and got not in seen:
+                    seen.add(got)
+                    out.indicators.append(
+                        Indicator(got[0], got[1], stix_type, collection, source))
+    except csv.Error as exc:
+        raise InputError(f"{source}: bad CSV: {exc}") from exc
+    if not out.indicators:
+        raise InputError(f"{source}: no domain_name / ip_address columns")
+    return out
