@@ -120,6 +120,10 @@ class _Walk:
         if spec.container or parsed.children:
             self.scan_children(parsed.children, path, depth)
         end = parsed.logical_end
+        if parsed.format in registry.ARCHIVE_CARRIERS:
+            hidden = appended.trailing_zip_start(data)
+            if hidden is not None and hidden > 0 and (end is None or hidden < end):
+                end = hidden  # a zip inside what the host claims as its own data
         if end is not None and 0 <= end < len(data) and spec.name != "appended":
             self.scan_appended(parsed.format, data, end, path, depth)
         return parsed.format

@@ -23,6 +23,13 @@ DETECTORS: tuple[Detector, ...] = (
 )
 
 
+# Media formats that have no business carrying an archive: for these the engine also looks
+# for a zip by its end record, even inside what the format claims as its own data.
+ARCHIVE_CARRIERS: frozenset[str] = frozenset(
+    {"jpeg", "png", "gif", "tiff", "dng", "webp", "heif", "avif"}
+)
+
+
 def format_names() -> set[str]:
     """Names a detector may attach to: registered formats and their subtypes."""
     return {f.name for f in FORMATS} | SUBTYPE_NAMES

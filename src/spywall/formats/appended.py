@@ -49,6 +49,34 @@ def describe(host_format: str, offset: int, tail: bytes) -> AppendedData:
     return AppendedData(host_format, offset, len(tail), kind, at)
 
 
+EOCD = b"PK\x05\x06"
+EOCD_SEARCH = 22 + 0xFFFF
+
+
+def trailing_zip_start(data: bytes) -> int | None:
+    """Start of a zip archive that ends the data, found from its end record.
+
+    A zip is read from its end: the end-of-central-directory record (within the last
+    64 KiB), whose central directory size and offset give where the archive begins even
+    when other data precedes it. This finds an archive hidden *inside* what a host
+    format claims as its own (a TIFF strip count that covers it, a JPEG with a stray
+    EOI after it) at the cost of one bounded backward search.
+    """
+    n = len(data)
+    pos = data.rfind(EOCD, max(0, n - EOCD_SEARCH))
+    if pos < 0 or pos + 22 > n:
+        return None
+    cd_size = int.from_bytes(data[pos + 12 : pos + 16], "little")
+    cd_offset = int.from_bytes(data[pos + 16 : pos + 20], "little")
+    cd_start = pos - cd_size
+    start = cd_start - cd_offset
+    if cd_start < 0 or start < 0 or data[cd_start : cd_start + 4] != b"PK\x01\x02":
+        return None
+    if data[start : start + 4] != b"PK\x03\x04":
+        return None
+    return start
+
+
 def _parse(data: bytes, ctx: ParseContext) -> Parsed:  # pragma: no cover - engine-built
     raise NotImplementedError("appended data is built by the engine, not parsed")
 

@@ -1,18 +1,19 @@
-"""JPEG (JFIF/EXIF): walks marker segments to find the logical end (EOI).
+"""JPEG (JFIF/EXIF): walks the marker segments up to the first scan, then takes the
+logical end from the last EOI marker.
 
-No pixel data is decoded; the entropy-coded segment is skipped with a compiled search
-for the next marker that is not a stuffed byte or a restart marker.
+No pixel data is decoded and the entropy-coded data is not walked (that costs a pass over
+every byte): an EOI (FF D9) cannot occur inside entropy-coded data, so the last one in the
+file is the latest the image can end. An archive hidden before a stray trailing EOI is
+still found by the engine's end-of-central-directory check for zips
+(``formats.appended.trailing_zip_start``).
 """
 
 from __future__ import annotations
-
-import re
 
 from spywall.errors import FormatError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader
 
-_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 SOS, EOI = 0xDA, 0xD9
 
 
@@ -40,11 +41,11 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         segments += 1
         ctx.budget.charge_elements()
         if marker == SOS:
-            m = _MARKER.search(data, r.pos)
-            if m is None:
+            eoi = data.rfind(b"\xff\xd9", r.pos)
+            if eoi < 0:
                 return Parsed(format="jpeg", structure=segments, logical_end=None,
                               warnings=["no EOI marker: truncated JPEG"])
-            r.seek(m.start())
+            return Parsed(format="jpeg", structure=segments, logical_end=eoi + 2)
 
 
 SPEC = FormatSpec(name="jpeg", description="JPEG image", sniff=sniff, parse=parse)

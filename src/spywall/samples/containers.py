@@ -50,6 +50,9 @@ def samples() -> Iterator[Sample]:
     yield Sample("nested-appended.zip",
                  zip_of({"a/b.zip": zip_of({"photo.jpg": jpeg() + stage})}),
                  frozenset({"appended-archive"}), "finding two archives deep")
+    yield Sample("jpeg-zip-then-stray-eoi.jpg", jpeg() + stage + b"\xff\xd9",
+                 frozenset({"appended-archive"}),
+                 "a stray EOI after the archive must not hide it")
     yield Sample("traversal-names.zip",
                  zip_of({"../../etc/passwd": b"root:x:0:0", "/abs/x.png": png()}),
                  frozenset(), "hostile names are only names")
