@@ -6,20 +6,22 @@ first ``SNIFF_BYTES`` of an object wins.
 
 from __future__ import annotations
 
-from spywall.detectors import appended_archive
+from spywall.detectors import appended_archive, truetype_adjust
 from spywall.detectors.base import Detector
-from spywall.formats import appended, jpeg, png, zipfmt
+from spywall.formats import appended, jpeg, png, truetype, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
     zipfmt.SPEC,
     jpeg.SPEC,
     png.SPEC,
+    truetype.SPEC,
     appended.SPEC,
 )
 
 DETECTORS: tuple[Detector, ...] = (
     appended_archive.DETECTOR,
+    truetype_adjust.DETECTOR,
 )
 
 
@@ -36,4 +38,5 @@ def format_names() -> set[str]:
 
 
 # Names that a format's ``parse`` may report in ``Parsed.format`` besides its own.
-SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown"}
+SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown",
+                           "opentype-cff", "ttc"}

@@ -1,0 +1,73 @@
+"""truetype-adjust: Apple's undocumented ADJUST instruction in TrueType bytecode.
+
+Condition: in a TrueType font (alone, in a ``ttcf`` collection, or embedded in a PDF as
+``/FontFile2``), opcode 0x8F or 0x90 (ADJUST) decodes as an *instruction* in the ``fpgm``
+table, the ``prep`` table or a glyph's instructions (simple glyphs; composite glyphs with
+WE_HAVE_INSTRUCTIONS, after the last component record). The bytecode is decoded linearly,
+skipping the inline data of NPUSHB, NPUSHW, PUSHB and PUSHW, so those byte values inside push
+data are not a finding. No public TrueType instruction set defines these opcodes; the
+Operation Triangulation exploit chain used ADJUST for its font bug (CVE-2023-41990). One hit
+per program (up to 32 per font), naming the table or glyph id, the program's offset, the
+first ADJUST offset and the font's index in a collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from spywall.detectors.base import Detector, DetectorInfo, Hit
+from spywall.formats.base import Parsed
+from spywall.formats.truetype import Collection, Font
+from spywall.report import FindingKind, Severity
+
+
+def _font_hits(font: Font) -> Iterator[Hit]:
+    where_font = "" if font.index is None else f" (font {font.index} of the collection)"
+    for prog in font.adjust:
+        name = prog.where if prog.glyph is None else f"glyph {prog.glyph}"
+        first_at, first_op = prog.hits[0]
+        yield Hit(
+            message=(
+                f"ADJUST (opcode 0x{first_op:02X}) decoded as an instruction in the {name} "
+                f"program at offset {prog.offset}{where_font}: {prog.total} ADJUST "
+                f"instruction(s), first at offset {first_at}"
+            ),
+            offset=first_at,
+            detail={"program": prog.where, "glyph": prog.glyph, "font_index": font.index,
+                    "program_offset": prog.offset, "program_length": prog.length,
+                    "opcode": first_op, "adjust_count": prog.total},
+        )
+    if font.adjust_total > len(font.adjust):
+        yield Hit(
+            message=(f"{font.adjust_total - len(font.adjust)} more programs with ADJUST "
+                     f"instructions{where_font} not listed"),
+            offset=None,
+            detail={"font_index": font.index, "programs_with_adjust": font.adjust_total},
+        )
+
+
+def detect(parsed: Parsed) -> Iterator[Hit]:
+    s = parsed.structure
+    if isinstance(s, Font):
+        yield from _font_hits(s)
+    elif isinstance(s, Collection):
+        for font in s.fonts:
+            yield from _font_hits(font)
+
+
+DETECTOR = Detector(
+    info=DetectorInfo(
+        id="truetype-adjust",
+        title="TrueType ADJUST instruction (Operation Triangulation)",
+        formats=("truetype", "ttc"),
+        severity=Severity.CRITICAL,
+        kind=FindingKind.EXPLOIT,
+        cves=("CVE-2023-41990",),
+        references=(
+            "https://securelist.com/operation-triangulation-the-last-hardware-mystery/111669/",
+            "https://nvd.nist.gov/vuln/detail/CVE-2023-41990",
+        ),
+        description=__doc__ or "",
+    ),
+    detect=detect,
+)

@@ -1,0 +1,367 @@
+"""sfnt fonts: TrueType (``00 01 00 00``, ``true``), OpenType-CFF (``OTTO``), ``ttcf`` collections.
+
+The table directory is read for every font; logical_end is the furthest end of any table
+(or of a collection's DSIG block). TrueType fonts also have their bytecode located: the
+``fpgm`` and ``prep`` tables and each glyph's instructions, found through ``maxp``
+(numGlyphs), ``head.indexToLocFormat`` (short ``loca``: u16 * 2, long: u32) and ``glyf``
+(simple glyphs: after the contour end points; composite glyphs: after the last component
+record, when WE_HAVE_INSTRUCTIONS is set). OpenType-CFF fonts carry no TrueType bytecode.
+
+Programs that contain a byte 0x8F or 0x90 (cheap ``bytes.find`` pre-filter) are decoded
+with ``tt_bytecode``; those where ADJUST decodes as an instruction are recorded in
+``Font.adjust``. Glyphs whose ``loca`` range or records fall outside ``glyf`` are skipped
+with a warning. Fonts of a collection that share tables are decoded once.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+from spywall.errors import FormatError
+from spywall.formats import tt_bytecode
+from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.reader import Reader, check_count
+
+MAX_TABLES = 512
+MAX_FONTS = 256
+MAX_GLYPHS = 0xFFFF
+MAX_COMPONENTS = 1024
+MAX_RECORDED = 32
+MAX_WARNINGS = 24
+
+TRUETYPE_VERSIONS = (b"\x00\x01\x00\x00", b"true")
+CFF_VERSION = b"OTTO"
+COLLECTION = b"ttcf"
+
+# Composite glyph component flags (OpenType 'glyf').
+ARG_1_AND_2_ARE_WORDS = 0x0001
+WE_HAVE_A_SCALE = 0x0008
+MORE_COMPONENTS = 0x0020
+WE_HAVE_AN_X_AND_Y_SCALE = 0x0040
+WE_HAVE_A_TWO_BY_TWO = 0x0080
+WE_HAVE_INSTRUCTIONS = 0x0100
+
+_I16 = struct.Struct(">h")
+_U16 = struct.Struct(">H")
+_RECORD = struct.Struct(">4sIII")
+
+
+@dataclass(frozen=True)
+class Table:
+    tag: str
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class Program:
+    """One bytecode program in which ADJUST decodes as an instruction.
+
+    ``where`` is ``fpgm``, ``prep`` or ``glyph``; ``glyph`` the glyph id for glyph programs.
+    ``offset``/``length`` locate the program in the file; ``hits`` are (offset, opcode) of
+    the first ADJUST instructions, ``total`` counts all of them.
+    """
+
+    where: str
+    glyph: int | None
+    offset: int
+    length: int
+    hits: tuple[tuple[int, int], ...]
+    total: int
+
+
+@dataclass(frozen=True)
+class Font:
+    index: int | None
+    offset: int
+    flavor: str
+    tables: tuple[Table, ...]
+    num_glyphs: int | None = None
+    loca_format: int | None = None
+    programs: int = 0
+    decoded: int = 0
+    adjust: tuple[Program, ...] = ()
+    adjust_total: int = 0
+
+
+@dataclass(frozen=True)
+class Collection:
+    version: int
+    fonts: tuple[Font, ...]
+
+
+def sniff(head: bytes) -> bool:
+    if len(head) < 12:
+        return False
+    tag = head[:4]
+    if tag == COLLECTION:
+        version, count = struct.unpack_from(">II", head, 4)
+        return version in (0x00010000, 0x00020000) and 1 <= count <= MAX_FONTS
+    if tag not in (*TRUETYPE_VERSIONS, CFF_VERSION):
+        return False
+    num = _U16.unpack_from(head, 4)[0]
+    if not 1 <= num <= MAX_TABLES:
+        return False
+    return len(head) < 16 or all(0x20 <= b <= 0x7E for b in head[12:16])
+
+
+class _Warnings:
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.dropped = 0
+
+    def add(self, msg: str) -> None:
+        if len(self.items) < MAX_WARNINGS:
+            self.items.append(msg)
+        else:
+            self.dropped += 1
+
+    def done(self) -> list[str]:
+        if self.dropped:
+            return [*self.items, f"{self.dropped} more font warnings not shown"]
+        return self.items
+
+
+@dataclass
+class _Found:
+    programs: int = 0
+    decoded: int = 0
+    total: int = 0
+
+
+_Span = tuple[str, int | None, int, int]  # where, glyph id, start, end
+_Compute = Callable[[], tuple[list[Program], _Found]]
+
+
+class _Parser:
+    def __init__(self, data: bytes, ctx: ParseContext) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.warn = _Warnings()
+        # (kind, offset, length...) -> programs already decoded (shared collection tables)
+        self.cache: dict[tuple[int, ...], tuple[list[Program], _Found]] = {}
+
+    def directory(self, off: int, label: str) -> tuple[bytes, list[Table], int]:
+        r = Reader(self.data, off)
+        version = r.read(4)
+        num = check_count(r.u16be(), MAX_TABLES, f"{label}table")
+        r.skip(6)
+        r.need(num * _RECORD.size)
+        self.ctx.budget.charge_elements(num)
+        tables: list[Table] = []
+        size = len(self.data)
+        for tag_b, _checksum, t_off, t_len in _RECORD.iter_unpack(r.read(num * _RECORD.size)):
+            tag = tag_b.decode("latin-1")
+            if t_off + t_len > size:
+                self.warn.add(f"{label}table {tag!r} at {t_off}+{t_len} runs past the end "
+                              f"of the data ({size} bytes)")
+            tables.append(Table(tag, t_off, t_len))
+        return version, tables, r.pos
+
+    def table(self, tables: dict[str, Table], tag: str, label: str, minimum: int = 0
+              ) -> Table | None:
+        t = tables.get(tag)
+        if t is None:
+            return None
+        if t.offset + t.length > len(self.data) or t.length < minimum:
+            self.warn.add(f"{label}table {tag!r} unusable (offset {t.offset}, length "
+                          f"{t.length}); skipped")
+            return None
+        return t
+
+    def font(self, off: int, index: int | None) -> tuple[Font, int]:
+        label = "" if index is None else f"font {index}: "
+        version, tables, dir_end = self.directory(off, label)
+        end = max([dir_end, *(min(t.offset + t.length, len(self.data)) for t in tables)])
+        by_tag: dict[str, Table] = {}
+        for t in tables:
+            by_tag.setdefault(t.tag, t)
+        if version == CFF_VERSION:
+            return Font(index, off, "opentype-cff", tuple(tables)), end
+        if version not in TRUETYPE_VERSIONS:
+            self.warn.add(f"{label}unknown sfnt version {version.hex()}; not examined")
+            return Font(index, off, "unknown", tuple(tables)), end
+        found: list[Program] = []
+        stats = _Found()
+        for tag in ("fpgm", "prep"):
+            prog = self.table(by_tag, tag, label)
+            if prog is not None and prog.length:
+                key = (0, prog.offset, prog.length)
+                self.cached(key, found, stats, partial(self.scan_table, prog, label))
+        num_glyphs, loca_format = self.glyphs(by_tag, label, found, stats)
+        return Font(index, off, "truetype", tuple(tables), num_glyphs, loca_format,
+                    stats.programs, stats.decoded, tuple(found[:MAX_RECORDED]),
+                    stats.total), end
+
+    def cached(self, key: tuple[int, ...], found: list[Program], stats: _Found,
+               compute: _Compute) -> None:
+        hit = self.cache.get(key)
+        if hit is None:
+            hit = self.cache[key] = compute()
+        progs, st = hit
+        found.extend(progs[: MAX_RECORDED - len(found)])
+        stats.programs += st.programs
+        stats.decoded += st.decoded
+        stats.total += st.total
+
+    def scan_table(self, t: Table, label: str) -> tuple[list[Program], _Found]:
+        return self.scan([(t.tag, None, t.offset, t.offset + t.length)], label)
+
+    def scan(self, programs: list[_Span], label: str) -> tuple[list[Program], _Found]:
+        """Pre-filter and decode programs; keep those where ADJUST is an instruction."""
+        data = self.data
+        out: list[Program] = []
+        stats = _Found()
+        for where, gid, start, stop in programs:
+            stats.programs += 1
+            if not tt_bytecode.may_contain(data, start, stop):
+                continue
+            stats.decoded += 1
+            dec = tt_bytecode.decode(data, start, stop)
+            name = where if gid is None else f"glyph {gid}"
+            if dec.truncated is not None:
+                self.warn.add(f"{label}{name} instructions: push at offset {dec.truncated} "
+                              "runs past the end of the program")
+            if dec.total:
+                stats.total += 1
+                if len(out) < MAX_RECORDED:
+                    out.append(Program(where, gid, start, stop - start, dec.hits, dec.total))
+        return out, stats
+
+    def glyphs(self, by_tag: dict[str, Table], label: str, found: list[Program],
+               stats: _Found) -> tuple[int | None, int | None]:
+        glyf = self.table(by_tag, "glyf", label)
+        if glyf is None:
+            return None, None
+        head = self.table(by_tag, "head", label, 54)
+        maxp = self.table(by_tag, "maxp", label, 6)
+        loca = self.table(by_tag, "loca", label)
+        if head is None or maxp is None or loca is None:
+            self.warn.add(f"{label}'glyf' without usable head, maxp and loca; glyphs skipped")
+            return None, None
+        fmt = _I16.unpack_from(self.data, head.offset + 50)[0]
+        num = check_count(_U16.unpack_from(self.data, maxp.offset + 4)[0], MAX_GLYPHS, "glyph")
+        if fmt not in (0, 1):
+            self.warn.add(f"{label}head.indexToLocFormat {fmt} is neither 0 nor 1; "
+                          "glyphs skipped")
+            return num, fmt
+        key = (1, glyf.offset, glyf.length, loca.offset, loca.length, fmt, num)
+        self.cached(key, found, stats,
+                    lambda: self.scan(list(self.glyph_spans(glyf, loca, fmt, num, label)),
+                                      label))
+        return num, fmt
+
+    def glyph_spans(self, glyf: Table, loca: Table, fmt: int, num: int, label: str
+                    ) -> Iterator[_Span]:
+        size = 2 if fmt == 0 else 4
+        if loca.length < (num + 1) * size:
+            have = max(0, loca.length // size - 1)
+            self.warn.add(f"{label}'loca' holds {have} glyphs, maxp says {num}; "
+                          "the rest skipped")
+            num = have
+        if num == 0:
+            return
+        self.ctx.budget.charge_elements(num)
+        offs = struct.unpack_from(f">{num + 1}{'H' if fmt == 0 else 'I'}", self.data,
+                                  loca.offset)
+        scale = 2 if fmt == 0 else 1
+        bad: list[int] = []
+        for gid in range(num):
+            s, e = offs[gid] * scale, offs[gid + 1] * scale
+            if s == e:
+                continue
+            if e < s or e > glyf.length:
+                bad.append(gid)
+                continue
+            span = self.glyph_program(glyf.offset + s, glyf.offset + e)
+            if span is None:
+                bad.append(gid)
+            elif span[1] > span[0]:
+                yield "glyph", gid, span[0], span[1]
+        if bad:
+            self.warn.add(f"{label}{len(bad)} glyphs (first: glyph {bad[0]}) have 'loca' "
+                          "offsets or records outside 'glyf'; skipped")
+
+    def glyph_program(self, start: int, end: int) -> tuple[int, int] | None:
+        """(start, end) of a glyph's instructions; None if the glyph is malformed."""
+        data = self.data
+        if end - start < 10:
+            return None
+        contours = _I16.unpack_from(data, start)[0]
+        if contours >= 0:
+            pos = start + 10 + 2 * contours
+        else:
+            pos = self.components_end(start + 10, end)
+            if pos is None:
+                return None
+            if pos < 0:
+                return start, start
+        if pos + 2 > end:
+            return None
+        length = _U16.unpack_from(data, pos)[0]
+        if pos + 2 + length > end:
+            return None
+        return pos + 2, pos + 2 + length
+
+    def components_end(self, pos: int, end: int) -> int | None:
+        """Offset of a composite glyph's instruction length; -1 if it has none."""
+        data = self.data
+        have_instructions = 0
+        for _ in range(MAX_COMPONENTS):
+            if pos + 4 > end:
+                return None
+            flags = _U16.unpack_from(data, pos)[0]
+            pos += 4 + (4 if flags & ARG_1_AND_2_ARE_WORDS else 2)
+            if flags & WE_HAVE_A_SCALE:
+                pos += 2
+            elif flags & WE_HAVE_AN_X_AND_Y_SCALE:
+                pos += 4
+            elif flags & WE_HAVE_A_TWO_BY_TWO:
+                pos += 8
+            have_instructions |= flags & WE_HAVE_INSTRUCTIONS
+            if not flags & MORE_COMPONENTS:
+                break
+        else:
+            return None
+        if pos > end:
+            return None
+        return pos if have_instructions else -1
+
+
+def parse(data: bytes, ctx: ParseContext) -> Parsed:
+    p = _Parser(data, ctx)
+    if data[:4] == COLLECTION:
+        r = Reader(data, 4)
+        version = r.u32be()
+        count = check_count(r.u32be(), MAX_FONTS, "collection font")
+        r.need(4 * count)
+        offsets = struct.unpack_from(f">{count}I", data, r.pos)
+        r.skip(4 * count)
+        end = r.pos
+        if version >= 0x00020000 and r.remaining >= 12 and r.read(4) == b"DSIG":
+            d_len, d_off = r.u32be(), r.u32be()
+            end = max(end, min(d_off + d_len, len(data)) if d_len else end)
+        fonts: list[Font] = []
+        for i, off in enumerate(offsets):
+            try:
+                font, f_end = p.font(off, i)
+            except FormatError as exc:
+                p.warn.add(f"font {i} at offset {off}: {exc}")
+                continue
+            fonts.append(font)
+            end = max(end, f_end)
+        return Parsed("ttc", Collection(version, tuple(fonts)), end, warnings=p.warn.done())
+    font, end = p.font(0, None)
+    return Parsed(font.flavor if font.flavor != "unknown" else "truetype", font, end,
+                  warnings=p.warn.done())
+
+
+SPEC = FormatSpec(
+    name="truetype",
+    description="sfnt fonts: TrueType, OpenType-CFF (OTTO) and collections (ttcf)",
+    sniff=sniff,
+    parse=parse,
+)

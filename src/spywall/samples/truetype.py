@@ -1,0 +1,239 @@
+"""TRIANGULATION samples: TrueType fonts whose bytecode uses Apple's ADJUST (0x8F / 0x90).
+
+Every font is built with fontTools' FontBuilder: a square, a triangle and a composite glyph
+made of both (components with word offsets, a scale, an x/y scale and a 2x2 transform), so
+the composite record parser meets every flag-dependent size. Bytecode is given as raw bytes
+(``Program.fromBytecode``). The crafted fonts carry ADJUST as an instruction in one place
+each; the benign controls are the same fonts with ordinary hinting, or with 0x8F/0x90 only
+inside PUSHB/PUSHW/NPUSHB/NPUSHW data. A TTC holds the bad font second; a PDF embeds a
+crafted font as ``/FontFile2`` (Flate-compressed by pikepdf).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from spywall.samples import Sample
+
+ADJUST = frozenset({"truetype-adjust"})
+NONE: frozenset[str] = frozenset()
+
+# PUSHB[0] 0, FDEF, ..., ENDF / PUSHB[1] 1 2 / SVTCA[x] and friends.
+FPGM_OK = b"\xb0\x00\x2c\xb0\x01\x21\x2d"
+PREP_OK = b"\xb1\x01\x02\x21\x21\x01"
+GLYPH_OK = b"\x00\xb0\x01\x21\x01"
+# 0x8F and 0x90 appear only as push data: NPUSHB, NPUSHW, PUSHB[1], PUSHW[0], then 8 POPs.
+PUSH_DATA_ONLY = (b"\x40\x03\x8f\x90\x8f" + b"\x41\x02\x8f\x90\x00\x8f" + b"\xb1\x8f\x90"
+                  + b"\xb8\x90\x8f" + b"\x21" * 8)
+# The same programs with ADJUST decoded as an instruction.
+FPGM_ADJUST = b"\xb0\x00\x2c\xb0\x01\x8f\x2d"
+PREP_ADJUST = b"\xb1\x01\x02\x90\x01"
+GLYPH_ADJUST = b"\x00\xb0\x01\x8f\x01"
+
+
+@dataclass(frozen=True)
+class Programs:
+    """Bytecode for each place a TrueType font carries instructions."""
+
+    fpgm: bytes = FPGM_OK
+    prep: bytes = PREP_OK
+    simple: bytes = GLYPH_OK
+    composite: bytes = GLYPH_OK
+
+
+def _square() -> object:
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    pen = TTGlyphPen(None)
+    pen.moveTo((100, 0))
+    pen.lineTo((100, 700))
+    pen.lineTo((500, 700))
+    pen.lineTo((500, 0))
+    pen.closePath()
+    return pen.glyph()
+
+
+def _triangle() -> object:
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    pen = TTGlyphPen(None)
+    pen.moveTo((0, 0))
+    pen.lineTo((250, 600))
+    pen.lineTo((500, 0))
+    pen.closePath()
+    return pen.glyph()
+
+
+def _composite(code: bytes) -> object:
+    from fontTools.ttLib.tables import ttProgram
+    from fontTools.ttLib.tables._g_l_y_f import Glyph, GlyphComponent
+
+    comps = []
+    # (glyph, x, y, transform): byte args; word args + scale; x/y scale; 2x2.
+    for name, x, y, transform in (
+        ("square", 10, 10, None),
+        ("triangle", 300, -200, [[0.5, 0.0], [0.0, 0.5]]),
+        ("square", 20, 600, [[0.5, 0.0], [0.0, 0.75]]),
+        ("triangle", 5, 5, [[0.5, 0.25], [0.125, 0.5]]),
+    ):
+        comp = GlyphComponent()
+        comp.glyphName, comp.x, comp.y, comp.flags = name, x, y, 0
+        if transform is not None:
+            comp.transform = transform
+        comps.append(comp)
+    glyph = Glyph()
+    glyph.numberOfContours = -1
+    glyph.components = comps
+    glyph.program = ttProgram.Program()
+    glyph.program.fromBytecode(code)
+    return glyph
+
+
+def font(progs: Programs = Programs(), long_loca: bool = False) -> bytes:
+    """A small TrueType font with the given programs; ``long_loca`` forces loca format 1."""
+    for parity in (b"", b"\x00"):
+        data = _build(progs, parity if long_loca else b"", long_loca)
+        if not long_loca or data[_head_offset(data) + 51] == 1:
+            return data
+    raise AssertionError("fontTools kept the short loca format")  # pragma: no cover
+
+
+def _head_offset(data: bytes) -> int:
+    num = int.from_bytes(data[4:6], "big")
+    for i in range(num):
+        rec = data[12 + 16 * i : 28 + 16 * i]
+        if rec[:4] == b"head":
+            return int.from_bytes(rec[8:12], "big")
+    raise AssertionError("no head table")  # pragma: no cover
+
+
+def _build(progs: Programs, pad: bytes, long_loca: bool) -> bytes:
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.ttLib import newTable
+    from fontTools.ttLib.tables import ttProgram
+
+    order = [".notdef", "square", "triangle", "combo"]
+    fb = FontBuilder(1000, isTTF=True)
+    fb.setupGlyphOrder(order)
+    fb.setupCharacterMap({0x41: "square", 0x42: "triangle", 0x43: "combo"})
+    square, triangle = _square(), _triangle()
+    for glyph, code in ((square, progs.simple), (triangle, GLYPH_OK + pad)):
+        glyph.program = ttProgram.Program()  # type: ignore[attr-defined]
+        glyph.program.fromBytecode(code)  # type: ignore[attr-defined]
+    fb.setupGlyf({".notdef": _empty(), "square": square, "triangle": triangle,
+                  "combo": _composite(progs.composite)})
+    fb.setupHorizontalMetrics(dict.fromkeys(order, (600, 0)))
+    fb.setupHorizontalHeader(ascent=800, descent=-200)
+    fb.setupNameTable({"familyName": "Spywall Sample", "styleName": "Regular"})
+    fb.setupOS2()
+    fb.setupPost()
+    fb.setupMaxp()
+    for tag, code in (("fpgm", progs.fpgm), ("prep", progs.prep)):
+        table = newTable(tag)
+        table.program = ttProgram.Program()
+        table.program.fromBytecode(code)
+        fb.font[tag] = table
+    if long_loca:
+        fb.font["glyf"].padding = 0
+    buf = io.BytesIO()
+    fb.font.save(buf)
+    return buf.getvalue()
+
+
+def _empty() -> object:
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    return TTGlyphPen(None).glyph()
+
+
+def otf() -> bytes:
+    """A small OpenType-CFF (OTTO) font: no TrueType bytecode at all."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.t2CharStringPen import T2CharStringPen
+
+    order = [".notdef", "square"]
+    pen = T2CharStringPen(600, None)
+    pen.moveTo((100, 0))
+    pen.lineTo((100, 700))
+    pen.lineTo((500, 700))
+    pen.closePath()
+    fb = FontBuilder(1000, isTTF=False)
+    fb.setupGlyphOrder(order)
+    fb.setupCharacterMap({0x41: "square"})
+    fb.setupCFF("SpywallSample", {"FullName": "Spywall Sample"},
+                {".notdef": T2CharStringPen(600, None).getCharString(),
+                 "square": pen.getCharString()}, {})
+    fb.setupHorizontalMetrics(dict.fromkeys(order, (600, 0)))
+    fb.setupHorizontalHeader(ascent=800, descent=-200)
+    fb.setupNameTable({"familyName": "Spywall Sample", "styleName": "Regular"})
+    fb.setupOS2()
+    fb.setupPost()
+    buf = io.BytesIO()
+    fb.font.save(buf)
+    return buf.getvalue()
+
+
+def collection(*fonts: bytes) -> bytes:
+    """A ``ttcf`` collection of the given fonts (fontTools shares identical tables)."""
+    from fontTools.ttLib import TTCollection, TTFont
+
+    coll = TTCollection()
+    coll.fonts = [TTFont(io.BytesIO(f)) for f in fonts]
+    buf = io.BytesIO()
+    coll.save(buf)
+    return buf.getvalue()
+
+
+def pdf_with_font(font_data: bytes, compress: bool = True) -> bytes:
+    """A one-page PDF whose TrueType font is embedded as ``/FontFile2``."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    font_file = pikepdf.Stream(pdf, font_data)
+    font_file.Length1 = len(font_data)
+    descriptor = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.FontDescriptor, FontName=pikepdf.Name("/SpywallSample"), Flags=32,
+        FontBBox=[0, -200, 600, 800], ItalicAngle=0, Ascent=800, Descent=-200,
+        CapHeight=700, StemV=80, FontFile2=font_file))
+    font_dict = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Font, Subtype=pikepdf.Name.TrueType,
+        BaseFont=pikepdf.Name("/SpywallSample"), FirstChar=65, LastChar=67,
+        Widths=[600, 600, 600], FontDescriptor=descriptor))
+    content = pikepdf.Stream(pdf, b"BT /F1 24 Tf 72 720 Td (ABC) Tj ET")
+    page = pikepdf.Dictionary(
+        Type=pikepdf.Name.Page, MediaBox=[0, 0, 612, 792], Contents=content,
+        Resources=pikepdf.Dictionary(Font=pikepdf.Dictionary(F1=font_dict)))
+    pdf.pages.append(pikepdf.Page(page))
+    buf = io.BytesIO()
+    pdf.save(buf, compress_streams=compress,
+             object_stream_mode=pikepdf.ObjectStreamMode.disable)
+    return buf.getvalue()
+
+
+def samples() -> Iterator[Sample]:
+    bad_glyph = Programs(simple=GLYPH_ADJUST)
+    yield Sample("adjust-fpgm.ttf", font(Programs(fpgm=FPGM_ADJUST)), ADJUST,
+                 "ADJUST (0x8F) inside a function definition in fpgm")
+    yield Sample("adjust-prep.ttf", font(Programs(prep=PREP_ADJUST)), ADJUST,
+                 "ADJUST (0x90) in the control value program")
+    yield Sample("adjust-glyph-short-loca.ttf", font(bad_glyph), ADJUST,
+                 "ADJUST in a simple glyph's instructions, loca format 0")
+    yield Sample("adjust-glyph-long-loca.ttf", font(bad_glyph, long_loca=True), ADJUST,
+                 "ADJUST in a simple glyph's instructions, loca format 1")
+    yield Sample("adjust-composite.ttf", font(Programs(composite=GLYPH_ADJUST)), ADJUST,
+                 "ADJUST after the last component record of a composite glyph")
+    yield Sample("adjust-second-font.ttc", collection(font(), font(bad_glyph)), ADJUST,
+                 "collection whose second font carries ADJUST")
+    yield Sample("adjust-fontfile2.pdf", pdf_with_font(font(bad_glyph)), ADJUST,
+                 "crafted font embedded as a Flate-compressed /FontFile2 stream")
+    yield Sample("benign-hinted.ttf", font(), NONE, "ordinary hinting everywhere")
+    yield Sample("benign-long-loca.ttf", font(long_loca=True), NONE)
+    yield Sample("benign-push-data.ttf",
+                 font(Programs(PUSH_DATA_ONLY, PUSH_DATA_ONLY, PUSH_DATA_ONLY,
+                               PUSH_DATA_ONLY)), NONE,
+                 "0x8F/0x90 only inside PUSHB/PUSHW/NPUSHB/NPUSHW data: not instructions")
+    yield Sample("benign.ttc", collection(font(), font(long_loca=True)), NONE)
+    yield Sample("benign.otf", otf(), NONE, "OpenType-CFF: no TrueType bytecode")
+    yield Sample("benign-fontfile2.pdf", pdf_with_font(font()), NONE)
