@@ -6,21 +6,31 @@ first ``SNIFF_BYTES`` of an object wins.
 
 from __future__ import annotations
 
-from spywall.detectors import appended_archive, truetype_adjust
+from spywall.detectors import (
+    appended_archive,
+    dng_lossless_jpeg_components,
+    dng_opcode_count,
+    tiff_tile_geometry,
+    truetype_adjust,
+)
 from spywall.detectors.base import Detector
-from spywall.formats import appended, jpeg, png, truetype, zipfmt
+from spywall.formats import appended, jpeg, png, tiff, truetype, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
     zipfmt.SPEC,
     jpeg.SPEC,
     png.SPEC,
+    tiff.SPEC,
     truetype.SPEC,
     appended.SPEC,
 )
 
 DETECTORS: tuple[Detector, ...] = (
     appended_archive.DETECTOR,
+    dng_lossless_jpeg_components.DETECTOR,
+    dng_opcode_count.DETECTOR,
+    tiff_tile_geometry.DETECTOR,
     truetype_adjust.DETECTOR,
 )
 
@@ -39,4 +49,4 @@ def format_names() -> set[str]:
 
 # Names that a format's ``parse`` may report in ``Parsed.format`` besides its own.
 SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown",
-                           "opentype-cff", "ttc"}
+                           "opentype-cff", "ttc", "dng"}

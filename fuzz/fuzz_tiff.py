@@ -1,0 +1,36 @@
+"""Fuzz the TIFF/DNG parser, the lossless JPEG header walk and the TIFF detectors."""
+
+import contextlib
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from spywall.detectors import dng_lossless_jpeg_components, dng_opcode_count, tiff_tile_geometry
+    from spywall.errors import SpywallError
+    from spywall.formats import ljpeg, tiff
+    from spywall.formats.base import ParseContext
+    from spywall.limits import Budget, Limits
+
+LIMITS = Limits(max_elements=200_000, seconds=5)
+HEADERS = (b"", b"II*\x00", b"MM\x00*", b"II+\x00\x08\x00\x00\x00", b"MM\x00+\x00\x08\x00\x00")
+DETECTORS = (dng_lossless_jpeg_components, dng_opcode_count, tiff_tile_geometry)
+
+
+def TestOneInput(data: bytes) -> None:
+    if not data:
+        return
+    blob = HEADERS[data[0] % len(HEADERS)] + data[1:]
+    with contextlib.suppress(SpywallError):
+        ljpeg.read_sof(data, 0, len(data))
+    try:
+        parsed = tiff.parse(blob, ParseContext(Budget(LIMITS)))
+    except SpywallError:
+        return
+    for det in DETECTORS:
+        list(det.DETECTOR.detect(parsed))
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, TestOneInput)
+    atheris.Fuzz()

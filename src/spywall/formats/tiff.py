@@ -1,0 +1,271 @@
+"""TIFF, BigTIFF and DNG (TIFF 6.0, BigTIFF, DNG 1.6): the tree of image file directories.
+
+Walks the IFD chain from the header, and from every IFD the SubIFDs (0x014A, several
+offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs. Caps:
+``MAX_IFDS`` directories in all, ``MAX_ENTRIES`` entries per directory, ``MAX_DEPTH``
+levels of nesting, ``MAX_VALUES`` integer values kept per entry; an IFD offset seen twice
+(a loop) is not walked again. Out-of-line values are read only when they lie inside the
+data. The strips or tiles of an IFD with Compression 7 (lossless JPEG, as DNG uses) have
+their JPEG frame header read (``spywall.formats.ljpeg``); no pixel data is decoded.
+
+``logical_end`` is the largest end of everything referenced (IFDs, out-of-line values,
+strips, tiles, the EXIF JPEG thumbnail), so data appended after a DNG is looked at by the
+engine. The format is reported as ``dng`` when any IFD carries DNGVersion (0xC612).
+A directory that cannot be read becomes a warning; the others are still reported.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from spywall.errors import FormatError, LimitExceeded
+from spywall.formats import ljpeg
+from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.reader import Reader, check_count
+
+MAX_IFDS = 1024
+MAX_ENTRIES = 4096
+MAX_DEPTH = 8
+MAX_VALUES = 1 << 20
+MAX_WARNINGS = 32
+HEAD_BYTES = 16
+
+# Tags the parser and the detectors use.
+NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE = 0x00FE, 0x0100, 0x0101, 0x0102
+COMPRESSION, STRIP_OFFSETS, SAMPLES_PER_PIXEL = 0x0103, 0x0111, 0x0115
+ROWS_PER_STRIP, STRIP_BYTE_COUNTS, PLANAR_CONFIGURATION = 0x0116, 0x0117, 0x011C
+TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS = 0x0142, 0x0143, 0x0144, 0x0145
+SUB_IFDS, JPEG_IF_OFFSET, JPEG_IF_LENGTH = 0x014A, 0x0201, 0x0202
+EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005
+DNG_VERSION = 0xC612
+OPCODE_LISTS = {0xC740: "OpcodeList1", 0xC741: "OpcodeList2", 0xC74E: "OpcodeList3"}
+LOSSLESS_JPEG = 7
+
+# Pointer tags: tag -> label of the directories they lead to.
+_CHILD_IFDS = {SUB_IFDS: "SubIFD", EXIF_IFD: "EXIF", GPS_IFD: "GPS", INTEROP_IFD: "Interop"}
+# Field type -> (size in bytes, struct code for integer types or "" for the others).
+_TYPES: dict[int, tuple[int, str]] = {
+    1: (1, "B"), 2: (1, ""), 3: (2, "H"), 4: (4, "I"), 5: (8, ""), 6: (1, "b"), 7: (1, ""),
+    8: (2, "h"), 9: (4, "i"), 10: (8, ""), 11: (4, ""), 12: (8, ""), 13: (4, "I"),
+    16: (8, "Q"), 17: (8, "q"), 18: (8, "Q"),
+}
+_SEGMENT_TAGS = ((STRIP_OFFSETS, STRIP_BYTE_COUNTS), (TILE_OFFSETS, TILE_BYTE_COUNTS))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One IFD entry. ``offset`` is where its value lies (inline: inside the entry)."""
+
+    tag: int
+    type: int
+    count: int
+    offset: int
+    size: int
+    values: tuple[int, ...] = ()
+    head: bytes = b""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One strip or tile: where it lies, and the JPEG frame header if one was read."""
+
+    index: int
+    offset: int
+    length: int
+    sof: ljpeg.Sof | None = None
+
+
+@dataclass(frozen=True)
+class Ifd:
+    label: str
+    offset: int
+    entries: Mapping[int, Entry]
+    tiled: bool = False
+    segments: tuple[Segment, ...] = ()
+
+    def values(self, tag: int) -> tuple[int, ...]:
+        entry = self.entries.get(tag)
+        return entry.values if entry is not None else ()
+
+    def value(self, tag: int, default: int | None = None) -> int | None:
+        vals = self.values(tag)
+        return vals[0] if vals else default
+
+
+@dataclass(frozen=True)
+class TiffFile:
+    little_endian: bool
+    bigtiff: bool
+    dng: bool
+    ifds: tuple[Ifd, ...]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Classic TIFF: u16 entry count, 12-byte entries, u32 counts and offsets.
+    BigTIFF: u64 entry count, 20-byte entries, u64 counts and offsets."""
+
+    order: str
+    bigtiff: bool
+
+    @property
+    def word(self) -> int:
+        return 8 if self.bigtiff else 4
+
+    @property
+    def entry_size(self) -> int:
+        return 20 if self.bigtiff else 12
+
+    def uint(self, r: Reader, size: int) -> int:
+        return int.from_bytes(r.read(size), "little" if self.order == "<" else "big")
+
+
+_MAGICS = {b"II*\x00": ("<", False), b"MM\x00*": (">", False),
+           b"II+\x00": ("<", True), b"MM\x00+": (">", True)}
+
+
+def sniff(head: bytes) -> bool:
+    return head[:4] in _MAGICS
+
+
+class _Walker:
+    def __init__(self, data: bytes, ctx: ParseContext, layout: _Layout) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.lay = layout
+        self.ifds: list[Ifd] = []
+        self.seen: set[int] = set()
+        self.warnings: list[str] = []
+        self.end = 16 if layout.bigtiff else 8
+
+    def warn(self, message: str) -> None:
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+
+    def extent(self, offset: int, length: int, what: str) -> bool:
+        if offset < 0 or length < 0 or offset + length > len(self.data):
+            self.warn(f"{what} at {offset} (+{length}) lies outside the data")
+            return False
+        self.end = max(self.end, offset + length)
+        return True
+
+    def chain(self, offset: int, label: str, depth: int, numbered: bool = False) -> None:
+        """Walk one chain of IFDs linked by their next-IFD offsets."""
+        index = 0
+        while offset:
+            name = f"{label}{index}" if numbered else (f"{label}+{index}" if index else label)
+            if offset in self.seen:
+                self.warn(f"{name}: IFD at {offset} already walked (loop)")
+                return
+            if len(self.ifds) >= MAX_IFDS:
+                raise LimitExceeded(f"more than {MAX_IFDS} IFDs")
+            self.seen.add(offset)
+            try:
+                offset = self.ifd(offset, name, depth)
+            except FormatError as exc:
+                self.warn(f"{name}: {exc}")
+                return
+            index += 1
+
+    def ifd(self, offset: int, label: str, depth: int) -> int:
+        """Read one IFD and the directories it points to; return the next IFD offset."""
+        lay, order = self.lay, self.lay.order
+        r = Reader(self.data, offset)
+        count = lay.uint(r, 8 if lay.bigtiff else 2)
+        check_count(count, MAX_ENTRIES, f"{label} entry")
+        self.ctx.budget.charge_elements(count + 1)
+        raw = r.read(count * lay.entry_size)
+        nxt = lay.uint(r, lay.word)
+        self.extent(offset, r.pos - offset, label)
+        head = struct.Struct(f"{order}HH{'Q' if lay.bigtiff else 'I'}")
+        entries: dict[int, Entry] = {}
+        for i in range(count):
+            pos = offset + (8 if lay.bigtiff else 2) + i * lay.entry_size
+            tag, typ, n = head.unpack_from(raw, i * lay.entry_size)
+            entry = self.entry(tag, typ, n, pos + head.size, label)
+            if entry is not None:
+                entries.setdefault(tag, entry)
+        ifd = self.segments(Ifd(label, offset, entries))
+        self.ifds.append(ifd)
+        for tag, kind in _CHILD_IFDS.items():
+            for j, child in enumerate(ifd.values(tag)[:MAX_IFDS]):
+                if depth + 1 > MAX_DEPTH:
+                    self.warn(f"{label}: {kind} nested deeper than {MAX_DEPTH}")
+                    break
+                suffix = str(j) if tag == SUB_IFDS else ""
+                self.chain(child, f"{label}/{kind}{suffix}", depth + 1)
+        return nxt
+
+    def entry(self, tag: int, typ: int, count: int, field_at: int, label: str) -> Entry | None:
+        if typ not in _TYPES:
+            return None
+        size, code = _TYPES[typ]
+        total = size * count
+        if total <= self.lay.word:
+            at = field_at
+        else:
+            fmt = "Q" if self.lay.bigtiff else "I"
+            (at,) = struct.unpack_from(f"{self.lay.order}{fmt}", self.data, field_at)
+            if not self.extent(at, total, f"{label} tag 0x{tag:04X} value"):
+                return Entry(tag, typ, count, at, total)
+        values: tuple[int, ...] = ()
+        if code:
+            n = min(count, MAX_VALUES)
+            if n < count:
+                self.warn(f"{label} tag 0x{tag:04X}: only the first {n} of {count} values read")
+            self.ctx.budget.charge_elements(n // 64 + 1)
+            values = struct.unpack_from(f"{self.lay.order}{n}{code}", self.data, at)
+        head = self.data[at : at + min(total, HEAD_BYTES)]
+        return Entry(tag, typ, count, at, total, values, head)
+
+    def segments(self, ifd: Ifd) -> Ifd:
+        """Record the strips or tiles of ``ifd`` (and their JPEG headers if Compression 7)."""
+        thumb, thumb_len = ifd.value(JPEG_IF_OFFSET), ifd.value(JPEG_IF_LENGTH)
+        if thumb is not None and thumb_len is not None:
+            self.extent(thumb, thumb_len, f"{ifd.label} JPEG thumbnail")
+        tiled = TILE_OFFSETS in ifd.entries
+        offsets_tag, counts_tag = _SEGMENT_TAGS[1 if tiled else 0]
+        lossless = ifd.value(COMPRESSION) == LOSSLESS_JPEG
+        segs: list[Segment] = []
+        for i, (off, length) in enumerate(zip(ifd.values(offsets_tag), ifd.values(counts_tag),
+                                              strict=False)):
+            what = f"{ifd.label} {'tile' if tiled else 'strip'} {i}"
+            inside = self.extent(off, length, what)
+            sof = None
+            if lossless and inside and length:
+                self.ctx.budget.charge_elements()
+                try:
+                    sof = ljpeg.read_sof(self.data, off, off + length)
+                except FormatError as exc:
+                    self.warn(f"{what}: {exc}")
+            segs.append(Segment(i, off, length, sof))
+        return Ifd(ifd.label, ifd.offset, ifd.entries, tiled, tuple(segs))
+
+
+def parse(data: bytes, ctx: ParseContext) -> Parsed:
+    r = Reader(data)
+    order, bigtiff = _MAGICS.get(r.read(4), ("", False))
+    if not order:
+        raise FormatError("not a TIFF header")
+    lay = _Layout(order, bigtiff)
+    if bigtiff:
+        bytesize = lay.uint(r, 2)
+        r.skip(2)
+        if bytesize != 8:
+            raise FormatError(f"BigTIFF offset size {bytesize}, expected 8")
+    first = lay.uint(r, lay.word)
+    walker = _Walker(data, ctx, lay)
+    walker.chain(first, "IFD", 0, numbered=True)
+    if not walker.ifds:
+        raise FormatError(f"no readable IFD ({'; '.join(walker.warnings[:1])})")
+    ifds = tuple(walker.ifds)
+    dng = any(DNG_VERSION in ifd.entries for ifd in ifds)
+    tiff = TiffFile(order == "<", bigtiff, dng, ifds)
+    return Parsed(format="dng" if dng else "tiff", structure=tiff,
+                  logical_end=min(walker.end, len(data)), warnings=walker.warnings)
+
+
+SPEC = FormatSpec(name="tiff", description="TIFF / BigTIFF image, DNG raw photo",
+                  sniff=sniff, parse=parse)
