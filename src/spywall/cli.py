@@ -26,6 +26,8 @@ COMMANDS: dict[str, str] = {
     "scan": "spywall.commands.scan",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
+    "check-ios": "spywall.commands.check_ios",
+    "iocs": "spywall.commands.iocs",
 }
 
 _FATAL_CODES = {"io", "input"}

@@ -8,10 +8,12 @@ process names through 15/16-character prefix maps. No look-up loops over the ind
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -43,6 +45,19 @@ CSV_SUFFIXES = (".csv",)
 CSV_COLLECTION = "Pegasus"   # the only CSV form known is Amnesty's 2018 NSO Pegasus list
 TRUNCATIONS = (15, 16)       # Linux comm is 15 characters; some tools keep 16
 MAX_QUERY = 8192
+
+
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic collector while building many small acyclic objects (about a
+    third of the load time otherwise goes to needless collections)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def bundled_dir() -> Path:
@@ -96,7 +111,6 @@ class IocIndex:
         self._exact: dict[str, dict[str, list[Indicator]]] = defaultdict(dict)
         self._nets: dict[tuple[int, int], dict[int, list[Indicator]]] = defaultdict(dict)
         self._proc_prefix: dict[str, list[Indicator]] = {}
-        self._seen: set[tuple[str, str, str]] = set()
         self._dispatch: dict[str, Callable[[str], list[Indicator]]] = {
             "host": self.match_host, "domain": self.match_domain, "url": self.match_url,
             "ipv4": self.match_ip, "ipv6": self.match_ip, "cidr": self.match_ip,
@@ -113,33 +127,37 @@ class IocIndex:
     def load(cls, paths: Sequence[str | Path] = ()) -> IocIndex:
         """Load files or folders (recursively); ``()`` loads the bundled sets."""
         index = cls()
-        for f in _files(list(paths) or [bundled_dir()]):
-            loaded, digest = load_file(f)
-            index.add(loaded.indicators)
-            index.unsupported.extend(f"{f.name}: {u}" for u in loaded.unsupported)
-            index.sources.append(IocSource(path=str(f), sha256=digest,
-                                           indicators=len(loaded.indicators),
-                                           collections=loaded.collections))
+        with _no_gc():
+            for f in _files(list(paths) or [bundled_dir()]):
+                index._load_one(f)
         return index
 
+    def _load_one(self, f: Path) -> None:
+        loaded, digest = load_file(f)
+        self.add(loaded.indicators)
+        self.unsupported.extend(f"{f.name}: {u}" for u in loaded.unsupported)
+        self.sources.append(IocSource(path=str(f), sha256=digest,
+                                      indicators=len(loaded.indicators),
+                                      collections=loaded.collections))
+
     def add(self, indicators: Iterable[Indicator]) -> None:
-        exact, nets, procs, seen = self._exact, self._nets, self._proc_prefix, self._seen
+        """File indicators; the same value for the same malware twice is kept once."""
+        exact, kept = self._exact, self.indicators
         for ind in indicators:
-            key = (ind.kind, ind.value, ind.collection)
-            if key in seen:  # the same value for the same malware in two files: keep the first
-                continue
-            seen.add(key)
-            self.indicators.append(ind)
             if ind.kind == "cidr":
                 net = ipaddress.ip_network(ind.value, strict=False)
-                bucket = nets[(net.version, net.prefixlen)]
-                bucket.setdefault(int(net.network_address), []).append(ind)
+                table = self._nets[(net.version, net.prefixlen)]
+                bucket = table.setdefault(int(net.network_address), [])
+            else:
+                bucket = exact[ind.kind].setdefault(ind.value, [])
+            if bucket and any(i.collection == ind.collection for i in bucket):
                 continue
-            exact[ind.kind].setdefault(ind.value, []).append(ind)
+            bucket.append(ind)
+            kept.append(ind)
             if ind.kind == "process":
                 for n in TRUNCATIONS:
                     if len(ind.value) > n:
-                        procs.setdefault(f"{n}:{ind.value[:n]}", []).append(ind)
+                        self._proc_prefix.setdefault(f"{n}:{ind.value[:n]}", []).append(ind)
 
     def __len__(self) -> int:
         return len(self.indicators)

@@ -8,8 +8,10 @@ so matching is a dictionary look-up.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 KINDS: tuple[str, ...] = (
     "domain", "ipv4", "ipv6", "cidr", "url", "email", "process", "file_name", "file_path",
@@ -54,12 +56,25 @@ STIX_KINDS: dict[str, str] = {
     "androidproperty:name": "android_property",
 }
 
+@lru_cache(maxsize=1024)
+def kind_of(stix_type: str) -> str | None:
+    """The kind a published ``type:path`` maps to, or None if unsupported."""
+    return STIX_KINDS.get(object_path(stix_type))
+
+
 HASH_KINDS_BY_LENGTH: dict[int, str] = {32: "md5", 40: "sha1", 64: "sha256"}
+
+
+# Cheap pre-check so that host names never pay for an ipaddress parse failure.
+_IPISH = re.compile(r"\[?(?:[0-9.]+|[0-9a-fA-F.]*:[0-9a-fA-F:.%\w]*)\]?(?:/[0-9]+)?")
 
 
 def ip_kind(value: str) -> str | None:
     """``ipv4`` / ``ipv6`` / ``cidr`` if ``value`` is an IP literal or network, else None."""
-    text = value.strip().strip("[]")
+    text = value.strip()
+    if not _IPISH.fullmatch(text):
+        return None
+    text = text.strip("[]")
     try:
         if "/" in text:
             ipaddress.ip_network(text, strict=False)
@@ -139,7 +154,7 @@ def classify(stix_type: str, raw: str) -> tuple[str, str] | None:
     IP literals published as ``domain-name:value`` (the NoviSpy set does this) and
     networks published as ``ipv4-addr:value`` are filed as addresses / CIDR ranges.
     """
-    kind = STIX_KINDS.get(object_path(stix_type))
+    kind = kind_of(stix_type)
     if kind is None or not raw.strip():
         return None
     if kind in ("domain", "ipv4", "ipv6"):

@@ -22,7 +22,7 @@ from typing import Any
 from stix2patterns.exceptions import ParseException
 from stix2patterns.v21.pattern import Pattern
 
-from spywall.errors import InputError
+from spywall.errors import FormatError, InputError
 from spywall.iocs.model import Indicator, classify
 
 MAX_OBJECTS = 2_000_000
@@ -36,6 +36,12 @@ _COMP = re.compile(
     _WS + r"([a-z][a-z0-9-]*):((?:" + _IDENT + "|" + _QIDENT + r")(?:\.(?:" + _IDENT + "|"
     + _QIDENT + r"))*)" + _WS + "=" + _WS + r"'((?:[^'\\]|\\['\\])*)'" + _WS
 )
+_SINGLE = re.compile(r"\[" + _COMP.pattern + r"\]")
+# The form nearly every published pattern has; five times quicker than _SINGLE.
+_SIMPLE = re.compile(
+    r"\[([a-z][a-z0-9-]*):(" + _IDENT + r"(?:\.(?:" + _IDENT + "|" + _QIDENT
+    + r"))*) ?= ?'([^'\\]*)'\]"
+)
 _OR = re.compile(r"OR(?=[ \t\r\n])")
 _UNESCAPE = re.compile(r"\\(['\\])")
 _STRINGS = re.compile(r"'(?:[^'\\]|\\.)*'")
@@ -45,15 +51,29 @@ _AND = re.compile(r"\bAND\b")
 _PARSER_ERRORS = (ParseException, RecursionError, ValueError, TypeError, AttributeError,
                   IndexError, KeyError)
 
+
+
+class UnsupportedPattern(FormatError):
+    """A pattern that is invalid, or valid but not a set of OR-ed equality comparisons."""
+
+    code = "unsupported"
+
+
 Comparison = tuple[str, str]  # (stix_type as published, unescaped value)
 
 
 def unescape(literal: str) -> str:
-    return _UNESCAPE.sub(r"\1", literal)
+    return _UNESCAPE.sub(r"\1", literal) if "\\" in literal else literal
 
 
 def fast_comparisons(pattern: str) -> list[Comparison] | None:
     """Comparisons of a simple or OR-compound pattern, or None if the form is not simple."""
+    one = _SIMPLE.fullmatch(pattern)
+    if one is not None:
+        return [(one.group(1) + ":" + one.group(2), one.group(3))]
+    one = _SINGLE.fullmatch(pattern)
+    if one is not None:
+        return [(f"{one.group(1)}:{one.group(2)}", unescape(one.group(3)))]
     if not pattern.startswith("["):
         return None
     out: list[Comparison] = []
@@ -81,22 +101,22 @@ def _path_text(parts: list[Any]) -> str:
 
 
 def slow_comparisons(pattern: str) -> list[Comparison]:
-    """Comparisons via stix2-patterns; raises ``ValueError`` saying why it is unsupported."""
+    """Comparisons via stix2-patterns; raises ``UnsupportedPattern`` saying why not."""
     if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"pattern longer than {MAX_PATTERN} characters")
+        raise UnsupportedPattern(f"pattern longer than {MAX_PATTERN} characters")
     try:
         data = Pattern(pattern).inspect()
     except _PARSER_ERRORS as exc:
-        raise ValueError(f"invalid STIX pattern: {str(exc)[:200]}") from exc
+        raise UnsupportedPattern(f"invalid STIX pattern: {str(exc)[:200]}") from exc
     if data.observation_ops - {"OR"} or data.qualifiers:
-        raise ValueError("observation operators or qualifiers are not supported")
+        raise UnsupportedPattern("observation operators or qualifiers are not supported")
     if _AND.search(_STRINGS.sub("", pattern)):
-        raise ValueError("AND comparisons are not supported")
+        raise UnsupportedPattern("AND comparisons are not supported")
     out: list[Comparison] = []
     for obj, comps in data.comparisons.items():
         for path, op, literal in comps:
             if op != "=" or not (isinstance(literal, str) and literal.startswith("'")):
-                raise ValueError(f"operator {op} or non-string value is not supported")
+                raise UnsupportedPattern(f"operator {op} or non-string value is not supported")
             out.append((f"{obj}:{_path_text(path)}", unescape(literal[1:-1])))
     return out
 
@@ -148,7 +168,6 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
     owner, names = _collections(objs)
     fallback = names[0] if len(names) == 1 else default_collection
     out = Loaded(collections=names or [default_collection])
-    seen: set[tuple[str, str, str]] = set()
     for o in objs:
         pattern = o.get("pattern")
         if o.get("type") != "indicator" or not isinstance(pattern, str):
@@ -159,7 +178,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
         collection = owner.get(str(o.get("id")), fallback)
         try:
             comps = comparisons(pattern)
-        except ValueError as exc:
+        except UnsupportedPattern as exc:
             out.unsupported.append(f"{o.get('id')}: {exc}")
             continue
         for stix_type, raw in comps:
@@ -167,10 +186,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
             if got is None:
                 out.unsupported.append(f"{o.get('id')}: {stix_type} not supported")
                 continue
-            key = (got[0], got[1], collection)
-            if key not in seen:
-                seen.add(key)
-                out.indicators.append(Indicator(got[0], got[1], stix_type, collection, source))
+            out.indicators.append(Indicator(got[0], got[1], stix_type, collection, source))
     return out
 
 

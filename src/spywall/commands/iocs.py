@@ -1,0 +1,99 @@
+"""``spywall iocs list|stats|update``: the indicator sets spywall matches against.
+
+``list`` names every loaded file with its sha256, indicator count and collections;
+``stats`` adds counts per indicator kind and per collection and the load time; ``update``
+downloads the sets named in the public index (the only command that uses the network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.table import Table
+
+from spywall.commands.common import add_ioc_arguments, finish, log, new_report
+from spywall.iocs import IocIndex
+from spywall.iocs.update import INDEX_URL, default_dest, update
+from spywall.report import ErrorEntry, IocSource, Report, Scalar
+
+HELP = "list, count or update the spyware indicator sets (STIX 2.1)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", nargs="?", choices=sorted(ACTIONS), default="list",
+                   help="list (default): sources; stats: counts per kind and collection; "
+                        "update: download the sets of the public index")
+    add_ioc_arguments(p)
+    p.add_argument("--dest", metavar="DIR", default=None,
+                   help=f"update: where to store the sets (default {default_dest()})")
+    p.add_argument("--index-url", default=INDEX_URL, help="update: the indicators.yaml to use")
+
+
+def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
+    start = time.perf_counter()
+    index = IocIndex.load(args.iocs)
+    took = time.perf_counter() - start
+    report.ioc_sources = list(index.sources)
+    report.device = {"indicators": len(index), "sources": len(index.sources),
+                     "unsupported_patterns": len(index.unsupported)}
+    report.errors += [ErrorEntry(path=u.partition(":")[0], code="unsupported", message=u)
+                      for u in index.unsupported[:200]]
+    return index, took
+
+
+def _list(args: argparse.Namespace, report: Report) -> None:
+    _load(args, report)
+
+
+def _stats(args: argparse.Namespace, report: Report) -> None:
+    index, took = _load(args, report)
+    stats: dict[str, Scalar] = {"load_seconds": round(took, 4)}
+    by_kind: dict[str, int] = {}
+    by_collection: dict[str, int] = {}
+    for (collection, kind), n in sorted(index.counts().items()):
+        by_kind[kind] = by_kind.get(kind, 0) + n
+        by_collection[collection] = by_collection.get(collection, 0) + n
+    stats.update({f"kind.{k}": n for k, n in sorted(by_kind.items())})
+    stats.update({f"collection.{c}": n for c, n in sorted(by_collection.items())})
+    report.device.update(stats)
+
+
+def _update(args: argparse.Namespace, report: Report) -> None:
+    dest = Path(args.dest) if args.dest else default_dest()
+    if not args.quiet:
+        log(f"downloading the indicator sets listed in {args.index_url} into {dest}")
+    result = update(dest, index_url=args.index_url)
+    report.errors += [ErrorEntry(path=url, code="io", message=msg) for url, msg in result.failed]
+    report.device = {"dest": str(result.dest), "downloaded": len(result.downloaded),
+                     "failed": len(result.failed)}
+    if result.downloaded:
+        index = IocIndex.load([result.dest])
+        report.ioc_sources = list(index.sources)
+        report.device["indicators"] = len(index)
+    if not args.quiet:
+        log(f"use them with: --iocs {result.dest}")
+
+
+ACTIONS: dict[str, Callable[[argparse.Namespace, Report], None]] = {
+    "list": _list, "stats": _stats, "update": _update,
+}
+
+
+def run(args: argparse.Namespace) -> Report:
+    report = new_report(f"iocs {args.action}")
+    ACTIONS[args.action](args, report)
+    return finish(report)
+
+
+def sources_table(sources: list[IocSource]) -> Table:
+    """A rich table of indicator sources (for the table renderer)."""
+    t = Table(title=f"Indicator sources ({len(sources)})", title_justify="left")
+    for col in ("file", "indicators", "collections", "sha256"):
+        t.add_column(col, overflow="fold")
+    for s in sources:
+        t.add_row(Path(s.path).name, str(s.indicators), ", ".join(s.collections),
+                  s.sha256[:16])
+    return t
