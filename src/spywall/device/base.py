@@ -1,0 +1,226 @@
+"""The device-check framework shared by ``check-ios`` and ``check-android``.
+
+A check is a list of *modules*. Each module reads one artifact of the evidence (a database,
+a plist, a text dump), records what it saw for the timeline, and matches values against
+the indicator index through its ``CheckContext``. The runner calls every module in turn;
+a module that meets a malformed or unknown artifact fails alone (its ``ModuleRun`` says
+``error`` or ``schema-unknown``) and the others go on.
+"""
+
+from __future__ import annotations
+
+import plistlib
+import sqlite3
+import xml.parsers.expat
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from spywall.errors import FormatError, LimitExceeded, SpywallError
+from spywall.iocs import IocIndex
+from spywall.limits import Limits
+from spywall.report import (
+    Finding,
+    FindingKind,
+    Location,
+    ModuleRun,
+    Scalar,
+    Severity,
+    Subject,
+)
+
+E = TypeVar("E")
+
+# Seconds between the Unix epoch and Apple's (Core Data / Cocoa) epoch, 2001-01-01.
+APPLE_EPOCH = 978_307_200
+# Plausible unix-seconds range for evidence timestamps (1990 .. 2100).
+_TS_MIN, _TS_MAX = 631_152_000, 4_102_444_800
+
+
+class SchemaUnknown(SpywallError):
+    """An artifact is present but its schema is not one the module knows."""
+
+    code = "schema"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One timeline entry: when, what, and the module's own fields."""
+
+    module: str
+    timestamp: str | None
+    event: str
+    data: dict[str, Scalar]
+
+
+@dataclass
+class CheckContext(Generic[E]):
+    """What a module sees: the evidence, the index, and where results go."""
+
+    evidence: E
+    index: IocIndex
+    subject: Subject
+    limits: Limits = field(default_factory=Limits)
+    records: dict[str, list[Record]] = field(default_factory=dict)
+    detected: dict[str, list[Record]] = field(default_factory=dict)
+
+    def record(self, module: str, timestamp: str | None, event: str,
+               data: dict[str, Scalar]) -> Record:
+        rec = Record(module, timestamp, event, data)
+        self.records.setdefault(module, []).append(rec)
+        return rec
+
+    def add(self, rec: Record | None, finding: Finding) -> None:
+        """Append a finding (made elsewhere, e.g. by the scan engine) tied to ``rec``."""
+        self.subject.findings.append(finding)
+        if rec is not None:
+            seen = self.detected.setdefault(rec.module, [])
+            if not seen or seen[-1] is not rec:
+                seen.append(rec)
+
+    def check(self, kind: str, value: str | None, *, rec: Record | None, path: str,
+              what: str, severity: Severity = Severity.HIGH,
+              detail: dict[str, Scalar] | None = None) -> int:
+        """Match ``value`` as an indicator of ``kind``; add a finding per indicator hit."""
+        if not value:
+            return 0
+        hits = self.index.match(kind, value)
+        for ind in hits:
+            module = rec.module if rec else "device"
+            loc = Location(module=module, timestamp=rec.timestamp if rec else None,
+                           record=rec.event if rec else None)
+            f = self.index.finding(
+                ind, value, path=path, rule=f"ioc-{ind.kind.replace('_', '-')}",
+                title=f"{ind.collection} indicator in {what}",
+                message=f"{what}: {value!r} matches a published {ind.collection} "
+                        f"indicator ({ind.value})",
+                location=loc, severity=severity,
+            )
+            if detail:
+                f.detail.update(detail)
+            self.add(rec, f)
+        return len(hits)
+
+    def heuristic(self, rule: str, title: str, message: str, *, rec: Record | None,
+                  path: str, severity: Severity = Severity.MEDIUM,
+                  kind: FindingKind = FindingKind.HEURISTIC,
+                  detail: dict[str, Scalar] | None = None,
+                  references: Sequence[str] = ()) -> Finding:
+        """Add a non-indicator finding (a heuristic, or a rule-grade condition)."""
+        f = Finding(
+            rule=rule, title=title, kind=kind, severity=severity, message=message, path=path,
+            references=list(references),
+            location=Location(module=rec.module if rec else None,
+                              timestamp=rec.timestamp if rec else None,
+                              record=rec.event if rec else None),
+            detail=dict(detail or {}),
+        )
+        self.add(rec, f)
+        return f
+
+
+class Module(Protocol[E]):
+    """A check module: a name, a one-line description, and ``run``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+
+    def run(self, ctx: CheckContext[E]) -> ModuleRun: ...
+
+
+@dataclass(frozen=True)
+class FnModule(Generic[E]):
+    """A module made of a function; ``fn`` returns (status, records, message)."""
+
+    name: str
+    description: str
+    fn: Callable[[CheckContext[E]], tuple[str, int, str]]
+
+    def run(self, ctx: CheckContext[E]) -> ModuleRun:
+        status, n, message = self.fn(ctx)
+        return ModuleRun(name=self.name, status=status, records=n, message=message)
+
+
+# Errors a module may meet on hostile evidence. Each is one module's failure, never the
+# check's: sqlite3 (malformed databases), plistlib (bad plists: ValueError/expat errors,
+# InvalidFileException is a ValueError), our own bounded parsers, unreadable files.
+# Type and key errors are bugs: modules check the types of what they read.
+MODULE_ERRORS: tuple[type[BaseException], ...] = (
+    FormatError, LimitExceeded, sqlite3.DatabaseError, sqlite3.Warning,
+    plistlib.InvalidFileException, xml.parsers.expat.ExpatError, ValueError,
+    OverflowError, OSError, RecursionError,
+)
+
+
+def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
+                on_done: Callable[[ModuleRun], None] | None = None) -> list[ModuleRun]:
+    """Run every module; one module's failure becomes its ``ModuleRun``, never the run's."""
+    runs: list[ModuleRun] = []
+    for mod in modules:
+        try:
+            run = mod.run(ctx)
+        except SchemaUnknown as exc:
+            run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
+        except MODULE_ERRORS as exc:
+            run = ModuleRun(name=mod.name, status="error",
+                            message=f"{type(exc).__name__}: {exc}"[:500])
+        if run.records == 0 and mod.name in ctx.records:
+            run.records = len(ctx.records[mod.name])
+        runs.append(run)
+        if on_done is not None:
+            on_done(run)
+    return runs
+
+
+def iso_unix(seconds: float | int | None) -> str | None:
+    """ISO-8601 UTC of unix seconds, or None when absent or implausible."""
+    if seconds is None or isinstance(seconds, bool):
+        return None
+    try:
+        s = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    if not _TS_MIN <= s <= _TS_MAX:
+        return None
+    return datetime.fromtimestamp(s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso_apple(value: float | int | None) -> str | None:
+    """ISO-8601 UTC of an Apple-epoch time: seconds, or nanoseconds (newer sms.db)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    v = float(value)
+    if abs(v) > 1e12:  # nanoseconds since 2001
+        v /= 1e9
+    return iso_unix(v + APPLE_EPOCH) if v else None
+
+
+def iso_datetime(value: object) -> str | None:
+    """ISO-8601 UTC of a plist ``datetime`` (naive = UTC)."""
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return iso_unix(value.timestamp())
+
+
+MAX_PLIST = 32 * 1024 * 1024
+# What plistlib is known to raise on corrupt input: InvalidFileException (a ValueError),
+# expat errors for XML, and lookup/type/overflow errors from corrupt binary offset tables.
+PLIST_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, xml.parsers.expat.ExpatError, TypeError, KeyError, IndexError,
+    OverflowError, RecursionError, MemoryError,
+)
+
+
+def load_plist(data: bytes, limit: int = MAX_PLIST) -> object:
+    """Parse an XML or binary plist; only ``FormatError`` / ``LimitExceeded`` escape."""
+    if len(data) > limit:
+        raise LimitExceeded(f"plist of {len(data)} bytes over the cap of {limit}")
+    try:
+        return plistlib.loads(data)
+    except PLIST_ERRORS as exc:
+        raise FormatError(f"not a valid plist ({type(exc).__name__}: {exc})"[:300]) from exc

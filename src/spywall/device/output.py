@@ -1,0 +1,139 @@
+"""MVT-compatible result files for a device check (``--output DIR``).
+
+Layout (see ``docs/device-output.md``), so that workflows built on MVT's results folder
+keep working:
+
+- ``alerts.json``: list of detected items ``{level, module, message, event_time, event,
+  matched_indicator}``; ``alerts_timeline.csv`` the timed ones;
+- ``timeline.csv``: every record, ``"UTC Timestamp","Plugin","Event","Description"``,
+  sorted by time; ``timeline_detected.csv`` only the records with a finding;
+- ``<module>.json``: the module's records; ``<module>_detected.json``: those with a finding;
+- ``info.json``: target, tool and version, date, indicator files (with sha256 and counts),
+  input file hashes, module statuses;
+- ``report.json``: the full spywall report (``spywall render`` re-renders it).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+from spywall.device.base import Record
+from spywall.report import Finding, Report, Scalar, Severity
+
+_LEVELS: dict[Severity, str] = {
+    Severity.CRITICAL: "CRITICAL", Severity.HIGH: "HIGH", Severity.MEDIUM: "MEDIUM",
+    Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL",
+}
+_SLUG = re.compile(r"[^a-z0-9_]+")
+
+
+def slug(name: str) -> str:
+    """File-name-safe module name: ``sms-links`` -> ``sms_links``."""
+    return _SLUG.sub("_", name.lower()).strip("_") or "module"
+
+
+def _key(module: str | None, ts: str | None, event: str | None) -> tuple[str, str, str]:
+    return (module or "", ts or "", event or "")
+
+
+def _event_dict(rec: Record) -> dict[str, Scalar]:
+    return {"timestamp": rec.timestamp, "module": rec.module, "event": rec.event, **rec.data}
+
+
+def _alert(f: Finding, rec: Record | None) -> dict[str, object]:
+    matched: dict[str, str] | None = None
+    if f.indicator is not None:
+        matched = {"value": f.indicator.value, "type": f.indicator.ioc_type,
+                   "name": f.indicator.collection, "stix2_file_name": f.indicator.source,
+                   "matched": f.indicator.matched}
+    event: dict[str, object] = dict(_event_dict(rec)) if rec else {}
+    event.update(f.detail)
+    return {
+        "level": _LEVELS[f.severity], "module": f.location.module or f.rule,
+        "message": f.message, "event_time": f.location.timestamp, "event": event,
+        "matched_indicator": matched, "rule": f.rule, "kind": f.kind.value, "path": f.path,
+    }
+
+
+def _dump(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n",
+                    encoding="utf-8")
+
+
+def _first(row: Sequence[object]) -> str:
+    return str(row[0] or "")
+
+
+def _timeline(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, quoting=csv.QUOTE_ALL, escapechar="\\")
+        w.writerow(header)
+        ordered: list[Sequence[object]] = sorted(rows, key=_first)
+        w.writerows(ordered)
+
+
+def _description(rec: Record) -> str:
+    return json.dumps(rec.data, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def write_mvt_outputs(report: Report, records: Mapping[str, Sequence[Record]],
+                      out_dir: str | Path,
+                      inputs: Mapping[str, str] | None = None) -> list[Path]:
+    """Write the results folder; return the files written. ``inputs``: path -> sha256."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    by_key = {_key(r.module, r.timestamp, r.event): r for recs in records.values() for r in recs}
+    findings = report.all_findings()
+    pairs = [(f, by_key.get(_key(f.location.module, f.location.timestamp, f.location.record)))
+             for f in findings]
+    written: list[Path] = []
+
+    def emit(name: str, obj: object) -> None:
+        _dump(out / name, obj)
+        written.append(out / name)
+
+    alerts = [_alert(f, rec) for f, rec in pairs]
+    emit("alerts.json", alerts)
+    _timeline(out / "alerts_timeline.csv", ["Event Time", "Module", "Message", "Event"],
+              ([a["event_time"], a["module"], a["message"], json.dumps(a["event"], default=str)]
+               for a in alerts if a["event_time"]))
+    written.append(out / "alerts_timeline.csv")
+
+    detected: dict[str, list[Record]] = {}
+    for _, rec in pairs:
+        if rec is not None and rec not in detected.setdefault(rec.module, []):
+            detected[rec.module].append(rec)
+    header = ["UTC Timestamp", "Plugin", "Event", "Description"]
+    every = [r for recs in records.values() for r in recs]
+    _timeline(out / "timeline.csv", header,
+              ([r.timestamp, r.module, r.event, _description(r)] for r in every if r.timestamp))
+    _timeline(out / "timeline_detected.csv", header,
+              ([r.timestamp, r.module, r.event, _description(r)]
+               for recs in detected.values() for r in recs if r.timestamp))
+    written += [out / "timeline.csv", out / "timeline_detected.csv"]
+
+    for module, recs in records.items():
+        emit(f"{slug(module)}.json", [_event_dict(r) for r in recs])
+        if detected.get(module):
+            emit(f"{slug(module)}_detected.json", [_event_dict(r) for r in detected[module]])
+
+    target = report.subjects[0].path if report.subjects else None
+    emit("info.json", {
+        "target_path": target,
+        "tool": report.tool,
+        "tool_version": report.tool_version,
+        "command": report.command,
+        "date": report.started.isoformat(),
+        "ioc_files": [s.path for s in report.ioc_sources],
+        "ioc_sources": [s.model_dump() for s in report.ioc_sources],
+        "hashes": [{"file_path": p, "sha256": h} for p, h in sorted((inputs or {}).items())],
+        "device": report.device,
+        "modules": [m.model_dump() for m in report.modules],
+    })
+    (out / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    written.append(out / "report.json")
+    return written

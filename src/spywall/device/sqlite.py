@@ -1,0 +1,111 @@
+"""Evidence databases, opened so that the evidence cannot change.
+
+- A database is opened through a ``file:`` URI with ``mode=ro&immutable=1``: SQLite neither
+  writes nor locks it, and creates no ``-shm`` / ``-wal`` beside it.
+- ``immutable`` makes SQLite ignore a write-ahead log, so when one exists (the committed
+  transactions not yet checkpointed into the main file) the database and its log are
+  copied to a private temporary folder and the *copy* is opened read-only; the evidence
+  folder is never written.
+- Every query is parameterised; a progress handler aborts any statement that runs past the
+  time budget (a hostile database can make a query slow).
+- ``tables`` / ``columns`` / ``require`` let a module see schema drift and say so
+  (``SchemaUnknown``) instead of failing with a vague "malformed database".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from spywall.device.base import SchemaUnknown
+from spywall.errors import LimitExceeded
+
+DEFAULT_SECONDS = 30.0
+MAX_DB_BYTES = 4 * 1024 * 1024 * 1024
+
+
+def _uri(path: Path, immutable: bool) -> str:
+    flags = "mode=ro&immutable=1" if immutable else "mode=ro"
+    return f"file:{quote(str(path.resolve()))}?{flags}"
+
+
+def _guard(conn: sqlite3.Connection, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+
+    def check() -> int:
+        return 1 if time.monotonic() > deadline else 0
+
+    conn.set_progress_handler(check, 10_000)
+
+
+def _check_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_DB_BYTES:
+        raise LimitExceeded(f"database of {size} bytes is over the cap of {MAX_DB_BYTES}")
+
+
+@contextmanager
+def open_evidence(path: str | os.PathLike[str], wal: str | os.PathLike[str] | None = None,
+                  seconds: float = DEFAULT_SECONDS) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to an evidence database.
+
+    ``wal`` is the write-ahead log when it is not stored beside the database as
+    ``<path>-wal`` (iOS backups store it as a file of its own). A non-empty log means the
+    database is copied with it to a temporary folder, and the copy is opened.
+    """
+    db = Path(path)
+    _check_size(db)
+    log = Path(wal) if wal is not None else Path(f"{db}-wal")
+    has_log = log.is_file() and log.stat().st_size > 0
+    with tempfile.TemporaryDirectory(prefix="spywall-db-") as tmp:
+        target, immutable = db, True
+        if has_log:
+            _check_size(log)
+            target = Path(tmp, "evidence.db")
+            shutil.copyfile(db, target)
+            shutil.copyfile(log, Path(tmp, "evidence.db-wal"))
+            immutable = False
+        conn = sqlite3.connect(_uri(target, immutable), uri=True)
+        try:
+            _guard(conn, seconds)
+            yield conn
+        except sqlite3.OperationalError as exc:
+            if str(exc) == "interrupted":
+                raise LimitExceeded(f"query over the time budget of {seconds:g}s") from exc
+            raise
+        finally:
+            conn.close()
+
+
+def tables(conn: sqlite3.Connection) -> set[str]:
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    return {str(r[0]) for r in rows}
+
+
+def columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    """Column names of ``table`` (empty when it does not exist)."""
+    rows = conn.execute("SELECT name FROM pragma_table_info(?)", (table,))
+    return {str(r[0]) for r in rows}
+
+
+def require(conn: sqlite3.Connection, table: str, cols: Sequence[str]) -> set[str]:
+    """The columns of ``table``; ``SchemaUnknown`` if the table or any of ``cols`` is absent."""
+    have = columns(conn, table)
+    if not have:
+        raise SchemaUnknown(f"no table {table!r} (tables: {', '.join(sorted(tables(conn)))})")
+    missing = [c for c in cols if c not in have]
+    if missing:
+        raise SchemaUnknown(f"table {table!r} lacks column(s) {', '.join(missing)}")
+    return have
+
+
+def ident(name: str) -> str:
+    """Quote an identifier that came from ``columns`` / ``tables`` (never from the data)."""
+    return '"' + name.replace('"', '""') + '"'

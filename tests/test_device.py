@@ -1,0 +1,156 @@
+"""The device-check framework: module isolation, evidence databases, MVT-style output."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from spywall.commands.common import finish, new_report
+from spywall.device import CheckContext, FnModule, SchemaUnknown, iso_apple, iso_unix, run_modules
+from spywall.device.base import load_plist
+from spywall.device.output import write_mvt_outputs
+from spywall.device.sqlite import columns, open_evidence, require
+from spywall.errors import FormatError
+from spywall.iocs import Indicator, IocIndex
+from spywall.report import Subject
+
+
+def small_index() -> IocIndex:
+    index = IocIndex()
+    index.add([Indicator("domain", "evil.example", "domain-name:value", "TestWare", "t.stix2"),
+               Indicator("process", "implantd", "process:name", "TestWare", "t.stix2")])
+    return index
+
+
+def ctx_for(evidence: object = None) -> CheckContext[object]:
+    return CheckContext(evidence=evidence, index=small_index(), subject=Subject(path="dev"))
+
+
+def _boom(_: CheckContext[object]) -> tuple[str, int, str]:
+    raise sqlite3.DatabaseError("file is not a database")
+
+
+def _drift(_: CheckContext[object]) -> tuple[str, int, str]:
+    raise SchemaUnknown("no table 'message'")
+
+
+def _good(ctx: CheckContext[object]) -> tuple[str, int, str]:
+    rec = ctx.record("good", iso_unix(1_700_000_000), "visit", {"url": "https://a.evil.example/x"})
+    ctx.check("url", "https://a.evil.example/x", rec=rec, path="dev!/h.db", what="URL")
+    ctx.check("process", "launchd", rec=rec, path="dev!/h.db", what="process")
+    return ("ok", 1, "")
+
+
+def test_one_module_failing_does_not_stop_the_others() -> None:
+    ctx = ctx_for()
+    runs = run_modules([FnModule("bad", "d", _boom), FnModule("drift", "d", _drift),
+                        FnModule("good", "d", _good)], ctx)
+    assert [(r.name, r.status) for r in runs] == [
+        ("bad", "error"), ("drift", "schema-unknown"), ("good", "ok")]
+    assert "not a database" in runs[0].message
+    assert [f.indicator.value for f in ctx.subject.findings if f.indicator] == ["evil.example"]
+    assert ctx.subject.findings[0].location.module == "good"
+    assert ctx.detected["good"][0].data["url"] == "https://a.evil.example/x"
+
+
+def test_programming_errors_are_not_swallowed() -> None:
+    def bug(_: CheckContext[object]) -> tuple[str, int, str]:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        run_modules([FnModule("bug", "d", bug)], ctx_for())
+
+
+def test_timestamps() -> None:
+    assert iso_unix(1_700_000_000) == "2023-11-14T22:13:20Z"
+    assert iso_apple(700_000_000) == "2023-03-08T20:26:40Z"
+    assert iso_apple(700_000_000 * 10**9) == "2023-03-08T20:26:40Z"
+    assert iso_unix(5) is None
+    assert iso_apple(None) is None
+    assert iso_apple(0) is None
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.iterdir())}
+
+
+def _wal_db(folder: Path) -> tuple[Path, sqlite3.Connection]:
+    db = folder / "a.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("CREATE TABLE t(x TEXT)")
+    conn.execute("INSERT INTO t VALUES ('committed-in-wal')")
+    conn.commit()
+    return db, conn
+
+
+def test_wal_content_seen_and_evidence_unchanged(tmp_path: Path) -> None:
+    db, writer = _wal_db(tmp_path)
+    before = _hash_tree(tmp_path)
+    with open_evidence(db) as conn:
+        assert conn.execute("SELECT x FROM t").fetchall() == [("committed-in-wal",)]
+        assert columns(conn, "t") == {"x"}
+        with pytest.raises(sqlite3.OperationalError):
+            conn.execute("INSERT INTO t VALUES ('no')")
+    assert _hash_tree(tmp_path) == before  # before the writer closes (closing checkpoints)
+    assert set(before) == {"a.db", "a.db-wal", "a.db-shm"}
+    writer.close()
+
+
+def test_immutable_open_creates_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "plain.db"
+    c = sqlite3.connect(db)
+    c.execute("CREATE TABLE message(ROWID INTEGER, text TEXT)")
+    c.commit()
+    c.close()
+    before = _hash_tree(tmp_path)
+    with open_evidence(db) as conn:
+        require(conn, "message", ["ROWID", "text"])
+        with pytest.raises(SchemaUnknown, match="lacks column"):
+            require(conn, "message", ["ROWID", "attributedBody"])
+        with pytest.raises(SchemaUnknown, match="no table"):
+            require(conn, "handle", ["id"])
+    assert _hash_tree(tmp_path) == before
+
+
+def test_wal_copy_leaves_files_identical(tmp_path: Path) -> None:
+    db, writer = _wal_db(tmp_path)
+    before = _hash_tree(tmp_path)
+    with open_evidence(db) as conn:
+        conn.execute("SELECT count(*) FROM t").fetchall()
+    assert _hash_tree(tmp_path) == before
+    writer.close()
+
+
+def test_plist_errors_are_format_errors() -> None:
+    for bad in (b"bplist00\xff\xff", b"<?xml version='1.0'?><plist><dict><key>", b"\x00" * 40):
+        with pytest.raises(FormatError):
+            load_plist(bad)
+
+
+def test_mvt_outputs(tmp_path: Path) -> None:
+    ctx = ctx_for()
+    report = new_report("check-test")
+    report.modules = run_modules([FnModule("good", "d", _good)], ctx)
+    report.subjects = [ctx.subject]
+    finish(report)
+    files = write_mvt_outputs(report, ctx.records, tmp_path / "out", {"dev/h.db": "00" * 32})
+    names = {p.name for p in files}
+    assert {"alerts.json", "timeline.csv", "good.json", "good_detected.json",
+            "info.json", "report.json"} <= names
+    alerts = json.loads((tmp_path / "out/alerts.json").read_text())
+    assert alerts[0]["level"] == "HIGH"
+    assert alerts[0]["matched_indicator"]["name"] == "TestWare"
+    assert alerts[0]["event"]["url"] == "https://a.evil.example/x"
+    rows = list(csv.reader((tmp_path / "out/timeline.csv").open()))
+    assert rows[0] == ["UTC Timestamp", "Plugin", "Event", "Description"]
+    assert rows[1][:3] == ["2023-11-14T22:13:20Z", "good", "visit"]
+    info = json.loads((tmp_path / "out/info.json").read_text())
+    assert info["hashes"] == [{"file_path": "dev/h.db", "sha256": "00" * 32}]
+    assert info["modules"][0]["status"] == "ok"
