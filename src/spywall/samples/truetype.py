@@ -43,26 +43,16 @@ class Programs:
     composite: bytes = GLYPH_OK
 
 
-def _square() -> object:
+def _polygon(*points: tuple[int, int]) -> object:
+    """A one-contour glyph (no points at all: an empty glyph)."""
     from fontTools.pens.ttGlyphPen import TTGlyphPen
 
     pen = TTGlyphPen(None)
-    pen.moveTo((100, 0))
-    pen.lineTo((100, 700))
-    pen.lineTo((500, 700))
-    pen.lineTo((500, 0))
-    pen.closePath()
-    return pen.glyph()
-
-
-def _triangle() -> object:
-    from fontTools.pens.ttGlyphPen import TTGlyphPen
-
-    pen = TTGlyphPen(None)
-    pen.moveTo((0, 0))
-    pen.lineTo((250, 600))
-    pen.lineTo((500, 0))
-    pen.closePath()
+    if points:
+        pen.moveTo(points[0])
+        for pt in points[1:]:
+            pen.lineTo(pt)
+        pen.closePath()
     return pen.glyph()
 
 
@@ -118,11 +108,12 @@ def _build(progs: Programs, pad: bytes, long_loca: bool) -> bytes:
     fb = FontBuilder(1000, isTTF=True)
     fb.setupGlyphOrder(order)
     fb.setupCharacterMap({0x41: "square", 0x42: "triangle", 0x43: "combo"})
-    square, triangle = _square(), _triangle()
+    square = _polygon((100, 0), (100, 700), (500, 700), (500, 0))
+    triangle = _polygon((0, 0), (250, 600), (500, 0))
     for glyph, code in ((square, progs.simple), (triangle, GLYPH_OK + pad)):
         glyph.program = ttProgram.Program()  # type: ignore[attr-defined]
         glyph.program.fromBytecode(code)  # type: ignore[attr-defined]
-    fb.setupGlyf({".notdef": _empty(), "square": square, "triangle": triangle,
+    fb.setupGlyf({".notdef": _polygon(), "square": square, "triangle": triangle,
                   "combo": _composite(progs.composite)})
     fb.setupHorizontalMetrics(dict.fromkeys(order, (600, 0)))
     fb.setupHorizontalHeader(ascent=800, descent=-200)
@@ -140,12 +131,6 @@ def _build(progs: Programs, pad: bytes, long_loca: bool) -> bytes:
     buf = io.BytesIO()
     fb.font.save(buf)
     return buf.getvalue()
-
-
-def _empty() -> object:
-    from fontTools.pens.ttGlyphPen import TTGlyphPen
-
-    return TTGlyphPen(None).glyph()
 
 
 def otf() -> bytes:

@@ -1,0 +1,90 @@
+"""Property tests: the sfnt parser, the bytecode decoder and the detector on hostile input."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spywall.detectors.truetype_adjust import detect
+from spywall.errors import SpywallError
+from spywall.formats import truetype, tt_bytecode
+from spywall.formats.base import ParseContext
+from spywall.limits import Budget, Limits
+from spywall.samples import truetype as ts
+
+SEEDS = [ts.font(ts.Programs(simple=ts.GLYPH_ADJUST)),
+         ts.font(ts.Programs(composite=ts.GLYPH_ADJUST), long_loca=True),
+         ts.collection(ts.font(), ts.font(ts.Programs(fpgm=ts.FPGM_ADJUST)))]
+FAST = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
+
+
+def run(data: bytes) -> None:
+    start = time.monotonic()
+    try:
+        parsed = truetype.parse(data, ParseContext(Budget(Limits(seconds=5))))
+        list(detect(parsed))
+    except SpywallError:
+        pass
+    assert time.monotonic() - start < 2
+
+
+@FAST
+@given(st.binary(max_size=512))
+def test_random_bytes(data: bytes) -> None:
+    run(data)
+    run(b"\x00\x01\x00\x00" + data)
+    run(b"ttcf\x00\x01\x00\x00" + data)
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)),
+                                        min_size=1, max_size=12))
+def test_mutated_fonts(seed: bytes, edits: list[tuple[int, int]]) -> None:
+    data = bytearray(seed)
+    for at, value in edits:
+        data[at % len(data)] = value
+    run(bytes(data))
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.integers(0, 2000))
+def test_truncated_fonts(seed: bytes, cut: int) -> None:
+    run(seed[: max(0, len(seed) - cut)])
+
+
+# Instructions without inline data (a few real ones; never 0x8F/0x90 or a push).
+PLAIN = st.sampled_from([0x00, 0x01, 0x1C, 0x20, 0x21, 0x2B, 0x2C, 0x2D, 0x4B, 0x58, 0x59,
+                         0x5D, 0x60, 0x7F, 0x8E, 0x91, 0xC0, 0xE0])
+
+
+@st.composite
+def instruction(draw: st.DrawFn) -> bytes:
+    kind = draw(st.integers(0, 4))
+    if kind == 0:
+        return bytes([draw(PLAIN)])
+    if kind in (1, 2):  # NPUSHB / NPUSHW
+        n = draw(st.integers(0, 255))
+        return bytes([0x40 if kind == 1 else 0x41, n]) + draw(
+            st.binary(min_size=n * kind, max_size=n * kind))
+    k = draw(st.integers(1, 8))  # PUSHB / PUSHW
+    width = 1 if kind == 3 else 2
+    op = (0xB0 if kind == 3 else 0xB8) + k - 1
+    return bytes([op]) + draw(st.binary(min_size=k * width, max_size=k * width))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(instruction(), max_size=30), st.data())
+def test_decoder_finds_exactly_the_inserted_adjust(prog: list[bytes], data: st.DataObject
+                                                   ) -> None:
+    code = b"".join(prog)
+    clean = tt_bytecode.decode(code)
+    assert (clean.total, clean.truncated) == (0, None)
+    where = data.draw(st.integers(0, len(prog)))
+    op = data.draw(st.sampled_from([0x8F, 0x90]))
+    at = sum(len(i) for i in prog[:where])
+    bad = tt_bytecode.decode(b"junk" + code[:at] + bytes([op]) + code[at:], 4)
+    assert bad.hits == ((4 + at, op),)
+    assert bad.truncated is None
