@@ -12,9 +12,10 @@ from spywall.detectors import (
     dng_opcode_count,
     tiff_tile_geometry,
     truetype_adjust,
+    webp_huffman,
 )
 from spywall.detectors.base import Detector
-from spywall.formats import appended, jpeg, png, tiff, truetype, zipfmt
+from spywall.formats import appended, jpeg, png, tiff, truetype, webp, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
@@ -23,6 +24,7 @@ FORMATS: tuple[FormatSpec, ...] = (
     png.SPEC,
     tiff.SPEC,
     truetype.SPEC,
+    webp.SPEC,
     appended.SPEC,
 )
 
@@ -32,6 +34,7 @@ DETECTORS: tuple[Detector, ...] = (
     dng_opcode_count.DETECTOR,
     tiff_tile_geometry.DETECTOR,
     truetype_adjust.DETECTOR,
+    webp_huffman.DETECTOR,
 )
 
 

@@ -1,0 +1,140 @@
+"""How many table entries libwebp writes for one VP8L prefix code, and a canonical decoder.
+
+``simulate(lengths, root_bits)`` follows the sizing logic of libwebp's
+``BuildHuffmanTable`` (huffman_utils.c) step for step, without a table: a histogram of
+code lengths, a root table of ``2**root_bits`` entries, then, walking the long codes
+(length > root) in canonical order, a new second-level table each time the low
+``root_bits`` bits of the bit-reversed code change; that table has
+``2**NextTableBitSize`` entries, where NextTableBitSize counts the codes still unplaced
+at each length. Vulnerable libwebp (before 1.3.2) wrote every second-level table into a
+fixed block before checking that the tree was complete, so the size of an incomplete
+tree is returned too, marked invalid.
+
+``decoder(lengths)`` builds a lookup table for a *valid* code (used for the small
+sub-images that must be decoded to reach what follows them in the bit stream).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+MAX_LENGTH = 15
+ROOT_BITS = 8
+LENGTHS_ROOT_BITS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class TableSim:
+    """Entries a build writes (root plus second level) and whether libwebp keeps the tree."""
+
+    size: int
+    valid: bool
+    problem: str = ""
+
+
+def histogram(lengths: Sequence[int]) -> list[int]:
+    """Number of symbols per code length 0..15."""
+    count = [0] * (MAX_LENGTH + 1)
+    for n in lengths:
+        count[n] += 1
+    return count
+
+
+def _next_key(key: int, length: int) -> int:
+    """Increment a bit-reversed code of ``length`` bits (libwebp GetNextKey)."""
+    step = 1 << (length - 1)
+    while key & step:
+        step >>= 1
+    return (key & (step - 1)) + step if step else key
+
+
+def _next_table_bits(count: list[int], length: int, root_bits: int) -> int:
+    left = 1 << (length - root_bits)
+    while length < MAX_LENGTH:
+        left -= count[length]
+        if left <= 0:
+            break
+        length += 1
+        left <<= 1
+    return length - root_bits
+
+
+def simulate_histogram(hist: Sequence[int], root_bits: int = ROOT_BITS) -> TableSim:
+    """Table entries built for a code with ``hist[n]`` symbols of length ``n`` (0..15)."""
+    count = list(hist) + [0] * (MAX_LENGTH + 1 - len(hist))
+    symbols = sum(count[1:])
+    if symbols == 0:
+        return TableSim(0, False, "no symbol has a code")
+    for n in range(1, MAX_LENGTH):
+        if count[n] > 1 << n:
+            return TableSim(0, False, f"{count[n]} codes of length {n}")
+    total = 1 << root_bits
+    if symbols == 1:
+        return TableSim(total, True)
+    num_open = num_nodes = 1
+    key = 0
+    for n in range(1, root_bits + 1):
+        num_open = (num_open << 1) - count[n]
+        num_nodes += num_open + count[n]
+        if num_open < 0:
+            return TableSim(total, False, "over-subscribed")
+        for _ in range(count[n]):
+            key = _next_key(key, n)
+    mask = total - 1
+    low = -1
+    for n in range(root_bits + 1, MAX_LENGTH + 1):
+        num_open = (num_open << 1) - count[n]
+        num_nodes += num_open + count[n]
+        if num_open < 0:
+            return TableSim(total, False, "over-subscribed")
+        while count[n] > 0:
+            if key & mask != low:
+                total += 1 << _next_table_bits(count, n, root_bits)
+                low = key & mask
+            key = _next_key(key, n)
+            count[n] -= 1
+    if num_nodes != 2 * symbols - 1:
+        return TableSim(total, False, "incomplete tree")
+    return TableSim(total, True)
+
+
+def simulate(lengths: Sequence[int], root_bits: int = ROOT_BITS) -> TableSim:
+    """Table entries built for a code given each symbol's code length."""
+    return simulate_histogram(histogram(lengths), root_bits)
+
+
+def _reverse(code: int, length: int) -> int:
+    out = 0
+    for _ in range(length):
+        out = (out << 1) | (code & 1)
+        code >>= 1
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decoder:
+    """Lookup table indexed by the next ``bits`` bits (LSB first): ``symbol << 4 | length``.
+
+    A code with a single symbol reads no bits (``bits == 0``), as in libwebp.
+    """
+
+    table: list[int]
+    bits: int
+
+
+def decoder(lengths: Sequence[int]) -> Decoder:
+    """Canonical decoder for a code that ``simulate`` found valid."""
+    used = sorted((n, s) for s, n in enumerate(lengths) if n)
+    if len(used) == 1:
+        return Decoder([used[0][1] << 4], 0)
+    bits = used[-1][0]
+    table = [0] * (1 << bits)
+    code = 0
+    prev = used[0][0]
+    for n, sym in used:
+        code <<= n - prev
+        prev = n
+        table[_reverse(code, n) :: 1 << n] = [sym << 4 | n] * (1 << (bits - n))
+        code += 1
+    return Decoder(table, bits)
