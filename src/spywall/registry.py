@@ -10,18 +10,21 @@ from spywall.detectors import (
     appended_archive,
     dng_lossless_jpeg_components,
     dng_opcode_count,
+    gif_frame_resize,
+    gif_zero_area_frame,
     tiff_tile_geometry,
     truetype_adjust,
     webp_huffman,
 )
 from spywall.detectors.base import Detector
-from spywall.formats import appended, jpeg, png, tiff, truetype, webp, zipfmt
+from spywall.formats import appended, gif, jpeg, png, tiff, truetype, webp, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
     zipfmt.SPEC,
     jpeg.SPEC,
     png.SPEC,
+    gif.SPEC,
     tiff.SPEC,
     truetype.SPEC,
     webp.SPEC,
@@ -30,6 +33,8 @@ FORMATS: tuple[FormatSpec, ...] = (
 
 DETECTORS: tuple[Detector, ...] = (
     appended_archive.DETECTOR,
+    gif_frame_resize.DETECTOR,
+    gif_zero_area_frame.DETECTOR,
     dng_lossless_jpeg_components.DETECTOR,
     dng_opcode_count.DETECTOR,
     tiff_tile_geometry.DETECTOR,
