@@ -1,0 +1,298 @@
+"""``VoipAnalyzer``: the VoIP part of ``spywall pcap``.
+
+The capture layer hands every UDP payload to ``udp`` and every in-order TCP chunk to
+``tcp``; ``finish`` returns the call summaries and the findings that need the whole
+capture (the zero-click detectors). Per ordinary RTP packet the work is one flow look-up,
+a table look-up of the first byte and ``rtp.check_rtp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from spywall.errors import SpywallError
+from spywall.iocs import IocIndex
+from spywall.iocs.model import Indicator
+from spywall.net.packet import Datagram
+from spywall.net.voip import demux, rtcp, stun
+from spywall.net.voip.calls import Call, CallTable
+from spywall.net.voip.demux import DEMUX, IGNORED, MEDIA, SIP, Flow
+from spywall.net.voip.rtp import check_rtp
+from spywall.net.voip.rules import RULES, Anomaly
+from spywall.net.voip.sdp import Session, parse_sdp
+from spywall.net.voip.sip import SipStream, looks_like_sip, message_hosts, parse_sip
+from spywall.report import CallSummary, Finding, Location, MediaFlow, Scalar
+
+MAX_PER_FLOW = 3
+"""Findings of one rule reported per flow; later ones are counted in the last one's
+``detail["repeats"]`` (a crafted series of packets is one event, not thousands)."""
+MAX_FLOWS = 200_000
+"""UDP flows remembered; beyond this, ignored flows are not cached (bounded memory)."""
+MAX_STREAMS = 10_000
+"""TCP directions followed for SIP at once."""
+
+SIP_PORTS = frozenset({5060})
+"""The registered SIP port: flows on it are always treated as signalling (RFC 3261 19.1.2)."""
+RULE_PROTOCOLS = frozenset({"rtcp", "srtcp", "rtp", "stun", "turn", "sip", "sdp"})
+"""Rule id tokens that name the protocol a finding's location reports."""
+
+Key = tuple[str, int, str, int]
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace(
+        "+00:00", "Z")
+
+
+class VoipAnalyzer:
+    """Stateful analyzer of one capture."""
+
+    def __init__(self, iocs: IocIndex | None, path: str) -> None:
+        self.iocs = iocs
+        self.path = path
+        self.calls = CallTable()
+        self.flows: dict[Key, Flow] = {}
+        self.streams: dict[Key, SipStream] = {}
+        self.counts: dict[tuple[str, Key], int] = {}
+        self.capped: dict[tuple[str, Key], Finding] = {}
+        self.ioc_cache: dict[str, list[Indicator]] = {}
+        self.turn_ends: set[tuple[str, int]] = set()
+        self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
+            _nothing, self._stun, _nothing, self._dtls, self._turn, self._rtp, self._rtcp,
+            self._rtcp)
+
+    # ---- entry points -------------------------------------------------------------
+    def udp(self, d: Datagram) -> list[Finding]:
+        p = d.payload
+        if not p:
+            return []
+        key = (d.src, d.sport, d.dst, d.dport)
+        flow = self.flows.get(key)
+        if flow is None or (flow.gen != self.calls.generation and flow.cls != SIP):
+            flow = self._classify(d, key)
+        if flow.cls == IGNORED:
+            return []
+        if flow.cls == SIP:
+            return self._sip(d, p, stream=False)
+        flow.packets += 1
+        flow.last_frame = d.frame
+        kind = demux.FIRST_BYTE[p[0]]
+        if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
+            kind = demux.RTCP
+        if kind == demux.TURN and not flow.turn:
+            return self._sip(d, p, stream=False) if looks_like_sip(p) else []
+        found = self.handlers[kind](flow, d, p)
+        if kind >= demux.TURN and self.calls.pending and d.dst in self.calls.pending:
+            self.calls.media_to_callee(d, demux.KIND_NAMES[kind])
+        if not found and not flow.pending:
+            return []
+        return self._flow_findings(flow, d, found, demux.KIND_NAMES[kind])
+
+    def tcp(self, d: Datagram) -> list[Finding]:
+        key = (d.src, d.sport, d.dst, d.dport)
+        stream = self.streams.get(key)
+        if stream is None:
+            if len(self.streams) >= MAX_STREAMS or not looks_like_sip(d.payload[:16].lstrip()):
+                return []
+            stream = self.streams[key] = SipStream()
+        msgs, anomalies = stream.feed(d.payload)
+        out = self._emit(key, anomalies, d, "sip", None)
+        for m in msgs:
+            out += self._sip(d, m, stream=True)
+        return out
+
+    def finish(self) -> tuple[list[CallSummary], list[Finding]]:
+        out: list[Finding] = []
+
+        def report(rule: str, message: str, detail: dict[str, Scalar], d: Datagram,
+                   protocol: str, call: Call) -> None:
+            out.extend(self._emit((d.src, d.sport, d.dst, d.dport),
+                                  [Anomaly(rule, message, detail)], d, protocol, call))
+
+        self.calls.zero_click(report)
+        for key, finding in self.capped.items():
+            finding.detail["repeats"] = self.counts[key] - MAX_PER_FLOW
+        return [self._summary(c) for c in self.calls.calls.values()], out
+
+    # ---- flows ----------------------------------------------------------------------
+    def _classify(self, d: Datagram, key: Key) -> Flow:
+        """Classify (or, after SDP taught something new, re-classify) the flow of ``d``."""
+        flow = self.flows.get(key)
+        if flow is None:
+            flow = Flow(key, DEMUX, 0, first_frame=d.frame)
+            if len(self.flows) < MAX_FLOWS:
+                self.flows[key] = flow
+        flow.gen = self.calls.generation
+        ep = (self.calls.endpoints.get((d.dst, d.dport))
+              or self.calls.endpoints.get((d.src, d.sport)))
+        if looks_like_sip(d.payload) or d.sport in SIP_PORTS or d.dport in SIP_PORTS:
+            flow.cls = SIP
+        elif ep is not None:
+            flow.cls, flow.confirmed = MEDIA, True
+            if flow.secure is None or not flow.seen >> demux.DTLS & 1:
+                flow.secure = ep.secure
+            if flow.call is not ep.call:
+                flow.call = ep.call
+                ep.call.flows.append(flow)
+        elif flow.cls == MEDIA:
+            pass
+        elif (min(d.sport, d.dport) < 1024 or d.sport in demux.IGNORED_PORTS
+              or d.dport in demux.IGNORED_PORTS):
+            flow.cls = IGNORED
+        else:
+            parties = self.calls.parties
+            flow.cls = DEMUX
+            flow.confirmed = flow.confirmed or d.src in parties or d.dst in parties
+        flow.turn = flow.turn or (d.src, d.sport) in self.turn_ends \
+            or (d.dst, d.dport) in self.turn_ends or d.sport in demux.TURN_PORTS \
+            or d.dport in demux.TURN_PORTS
+        return flow
+
+    def _confirm_ssrc(self, flow: Flow, ssrc: bytes) -> None:
+        if flow.ssrc == ssrc:
+            flow.confirmed = True
+        flow.ssrc = ssrc
+
+    def _flow_findings(self, flow: Flow, d: Datagram, found: list[Anomaly],
+                       protocol: str) -> list[Finding]:
+        if not flow.confirmed:
+            room = demux.MAX_PENDING - len(flow.pending)
+            flow.pending.extend((a, d, protocol) for a in found[:max(room, 0)])
+            return []
+        out: list[Finding] = []
+        for a, pd, proto in flow.pending:
+            out += self._emit(flow.key, [a], pd, proto, flow.call)
+        flow.pending = []
+        return out + self._emit(flow.key, found, d, protocol, flow.call)
+
+    # ---- per-kind handlers (index = demux kind) -------------------------------------
+    def _rtp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        flow.seen |= 1 << demux.RTP
+        if not flow.confirmed and len(p) >= 12:
+            self._confirm_ssrc(flow, p[8:12])
+        a = check_rtp(p)
+        return [a] if a is not None else []
+
+    def _rtcp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        if not flow.confirmed and len(p) >= 8:
+            self._confirm_ssrc(flow, p[4:8])
+        if flow.secure:
+            flow.seen |= 1 << demux.SRTCP
+            return rtcp.check_srtcp(p)
+        found = rtcp.check_rtcp(p)
+        if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize" \
+                and rtcp.srtcp_fits(p) is not None:
+            flow.seen |= 1 << demux.SRTCP
+            return rtcp.oversize(p)
+        flow.seen |= 1 << demux.RTCP
+        return found
+
+    def _stun(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        try:
+            msg = stun.parse_stun(p)
+        except SpywallError:
+            return []
+        flow.seen |= 1 << demux.STUN
+        flow.confirmed = True
+        if demux.stun_method(msg.msg_type) in demux.TURN_METHODS:
+            self.turn_ends.update(((d.src, d.sport), (d.dst, d.dport)))
+            flow.turn = True
+            back = self.flows.get((d.dst, d.dport, d.src, d.sport))
+            if back is not None:
+                back.turn = True
+        return list(msg.anomalies)
+
+    def _dtls(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        flow.seen |= 1 << demux.DTLS
+        flow.secure = True
+        return []
+
+    def _turn(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        flow.seen |= 1 << demux.TURN
+        try:
+            inner, found = stun.check_channel_data(p)
+        except SpywallError:
+            return []
+        if inner:
+            kind = demux.classify(inner)
+            if kind in (demux.RTP, demux.RTCP):
+                found += self.handlers[kind](flow, d, inner)
+        return found
+
+    # ---- SIP ------------------------------------------------------------------------
+    def _sip(self, d: Datagram, data: bytes, *, stream: bool) -> list[Finding]:
+        try:
+            msg = parse_sip(data, stream=stream)
+        except SpywallError:
+            return []
+        found = list(msg.anomalies)
+        session: Session | None = None
+        ctype = (msg.header("content-type") or "").lower()
+        if msg.body and ("sdp" in ctype or (not ctype and msg.body.startswith(b"v="))):
+            session, sdp_found = parse_sdp(msg.body)
+            found += sdp_found
+        call = self.calls.on_sip(msg, d, session)
+        key = (d.src, d.sport, d.dst, d.dport)
+        out = self._emit(key, found, d, "sip", call)
+        hosts = message_hosts(msg) + [("SDP c=", h) for h in (session.hosts if session else ())]
+        return out + self._ioc(hosts, d, call)
+
+    def _ioc(self, hosts: list[tuple[str, str]], d: Datagram, call: Call | None) -> list[Finding]:
+        if self.iocs is None:
+            return []
+        out: list[Finding] = []
+        for where, host in hosts:
+            if host in self.ioc_cache:
+                continue
+            hits = self.ioc_cache[host] = self.iocs.match_host(host)
+            if call is not None and hits:
+                call.anomalies += len(hits)
+            rule = RULES["voip-ioc-host"]
+            out += [self.iocs.finding(
+                ind, host, path=self.path, rule=rule.id, title=rule.title,
+                message=f"{where} host {host} matches {ind.collection} indicator {ind.value}",
+                location=self._location(d, "sip")) for ind in hits]
+        return out
+
+    # ---- findings -------------------------------------------------------------------
+    def _location(self, d: Datagram, protocol: str) -> Location:
+        return Location(frame=d.frame, timestamp=iso(d.ts), src=d.src, dst=d.dst,
+                        sport=d.sport, dport=d.dport, protocol=protocol)
+
+    def _emit(self, key: Key, found: list[Anomaly], d: Datagram, protocol: str,
+              call: Call | None) -> list[Finding]:
+        out: list[Finding] = []
+        for a in found:
+            ck = (a.rule, key)
+            n = self.counts[ck] = self.counts.get(ck, 0) + 1
+            if call is not None:
+                call.anomalies += 1
+            if n > MAX_PER_FLOW:
+                continue
+            rule = RULES[a.rule]
+            token = a.rule.split("-")[1]
+            proto = token if token in RULE_PROTOCOLS else protocol
+            f = Finding(rule=rule.id, title=rule.title, kind=rule.kind, severity=rule.severity,
+                        message=a.message, path=self.path, cves=list(rule.cves),
+                        references=list(rule.references), location=self._location(d, proto),
+                        detail=dict(a.detail))
+            if n == MAX_PER_FLOW:
+                self.capped[ck] = f
+            out.append(f)
+        return out
+
+    def _summary(self, c: Call) -> CallSummary:
+        media = [MediaFlow(src=f.key[0], sport=f.key[1], dst=f.key[2], dport=f.key[3],
+                           protocol=f.protocol(), packets=f.packets, first_frame=f.first_frame,
+                           last_frame=f.last_frame) for f in c.flows if f.packets]
+        return CallSummary(call_id=c.call_id, caller=c.caller, callee=c.callee, state=c.state,
+                           first_frame=c.first_frame,
+                           last_frame=max([c.last_frame, *(m.last_frame for m in media)]),
+                           started=iso(c.started), media=media,
+                           packets=c.packets + sum(m.packets for m in media),
+                           anomalies=c.anomalies)
+
+
+def _nothing(flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+    return []

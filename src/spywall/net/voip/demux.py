@@ -1,0 +1,99 @@
+"""Flows and the RFC 7983 first-byte demultiplexer.
+
+A ``Flow`` is one direction of a UDP 5-tuple. Flows on ports learned from SDP are media
+flows of a call; other flows (``DEMUX``) are split packet by packet on the first byte:
+0-3 STUN, 16-19 ZRTP, 20-63 DTLS, 64-79 TURN ChannelData (RFC 7983; 64-127 on flows known
+to carry TURN, the RFC 5766 channel range), 128-191 RTP or RTCP (RTCP when the second byte
+is 192-223, RFC 5761). Unlearned flows only report once they are confirmed (see ``Flow``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from spywall.net.voip.rules import Anomaly
+
+if TYPE_CHECKING:
+    from spywall.net.packet import Datagram
+    from spywall.net.voip.calls import Call
+
+# Packet kinds (small ints: they index tables on the hot path).
+OTHER, STUN, ZRTP, DTLS, TURN, RTP, RTCP, SRTCP = range(8)
+KIND_NAMES = ("other", "stun", "zrtp", "dtls", "turn", "rtp", "rtcp", "srtcp")
+MEDIA_KINDS = frozenset({RTP, RTCP, SRTCP})
+
+
+def _first_byte_table() -> tuple[int, ...]:
+    table = [OTHER] * 256
+    for lo, hi, kind in ((0, 3, STUN), (16, 19, ZRTP), (20, 63, DTLS), (64, 127, TURN),
+                         (128, 191, RTP)):
+        for b in range(lo, hi + 1):
+            table[b] = kind
+    return tuple(table)
+
+
+FIRST_BYTE = _first_byte_table()
+
+
+def classify(p: bytes) -> int:
+    """RFC 7983 kind of a non-empty payload (TURN means 64-127: only valid on TURN flows)."""
+    kind = FIRST_BYTE[p[0]]
+    if kind == RTP and len(p) > 1 and 192 <= p[1] <= 223:
+        return RTCP
+    return kind
+
+
+# Flow classes.
+SIP, MEDIA, DEMUX, IGNORED = range(4)
+
+IGNORED_PORTS = frozenset({53, 67, 68, 123, 137, 138, 161, 162, 443, 500, 514, 1900, 4500,
+                           5353, 5355})
+"""Well-known non-media UDP services (DNS, DHCP, NTP, NetBIOS, SNMP, QUIC, IKE, syslog, SSDP,
+mDNS, LLMNR); together with every port under 1024 they are never demultiplexed."""
+TURN_PORTS = frozenset({3478, 5349})
+"""STUN/TURN server ports (RFC 8489 18.1): flows on them may carry ChannelData."""
+MAX_PENDING = 8
+"""Anomalies an unconfirmed flow may hold back until it is confirmed."""
+
+
+@dataclass(slots=True, eq=False)
+class Flow:
+    """One direction of a UDP 5-tuple and what has been seen on it.
+
+    ``secure``: True when SDP or DTLS says SRTP, False when SDP says plain RTP, None if
+    unknown. ``confirmed``: a learned media flow, a flow touching a SIP party's address, a
+    flow that carried a valid STUN message, or one where two RTP/RTCP packets carried the
+    same SSRC; until then anomalies wait in ``pending`` (random UDP payloads look like
+    broken RTP a quarter of the time).
+    """
+
+    key: tuple[str, int, str, int]
+    cls: int
+    gen: int
+    call: Call | None = None
+    secure: bool | None = None
+    confirmed: bool = False
+    turn: bool = False
+    packets: int = 0
+    first_frame: int = 0
+    last_frame: int = 0
+    seen: int = 0
+    ssrc: bytes = b""
+    pending: list[tuple[Anomaly, Datagram, str]] = field(default_factory=list)
+
+    def protocol(self) -> str:
+        """Names of the kinds seen, e.g. ``rtp+rtcp`` (``srtp`` for secure RTP)."""
+        names = [KIND_NAMES[k] for k in range(1, 8) if self.seen >> k & 1]
+        if self.secure and "rtp" in names:
+            names[names.index("rtp")] = "srtp"
+        return "+".join(names) or "udp"
+
+
+def stun_method(msg_type: int) -> int:
+    """The method number of a STUN message type (RFC 8489 5: class bits removed)."""
+    return (msg_type & 0x000F) | ((msg_type & 0x00E0) >> 1) | ((msg_type & 0x3E00) >> 2)
+
+
+TURN_METHODS = frozenset(range(3, 10))
+"""Allocate, Refresh, Send, Data, CreatePermission, ChannelBind (RFC 8656 17)."""

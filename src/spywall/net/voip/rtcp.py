@@ -1,0 +1,202 @@
+"""RTCP compound packets (RFC 3550 6), RTCP XR (RFC 3611) and the SRTCP trailer (RFC 3711).
+
+``check_rtcp`` walks a compound datagram part by part: every part must be version 2 with a
+known packet type, its length field ((length+1)*4 bytes) must land exactly on the next part
+and the last one on the datagram end, and the counted structures inside SR, RR, IJ, SDES,
+BYE and XR must fit their part. ``check_srtcp`` applies what can still be checked when
+everything after the first 8 bytes is encrypted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spywall.net.voip.rules import Anomaly
+
+MAX_RTCP_DATAGRAM = 1480
+"""Size limit on incoming RTCP reported for the CVE-2019-3568 fix (an Ethernet MTU of 1500
+minus the IPv4 and UDP headers is 1472; legitimate compound RTCP stays under one MTU)."""
+
+SRTCP_TAG_LENGTHS = (10, 4)
+"""Authentication tag lengths tried for SRTCP: HMAC-SHA1-80 (10 bytes, the RFC 3711 default)
+and HMAC-SHA1-32 (4 bytes). The trailer is the 4-byte E flag + 31-bit index plus the tag.
+AEAD suites (RFC 7714) and MKIs are not tried: such flows need the SDP to say so."""
+
+SRTCP_INDEX = 4
+
+# Packet type -> (name, minimum part length in bytes: header plus fixed fields).
+RTCP_TYPES: dict[int, tuple[str, int]] = {
+    192: ("FIR", 8), 193: ("NACK", 12), 194: ("SMPTETC", 8), 195: ("IJ", 4),
+    200: ("SR", 28), 201: ("RR", 8), 202: ("SDES", 4), 203: ("BYE", 4), 204: ("APP", 12),
+    205: ("RTPFB", 12), 206: ("PSFB", 12), 207: ("XR", 8), 208: ("AVB", 8),
+    209: ("RSI", 20), 210: ("TOKEN", 8), 211: ("IDMS", 8), 212: ("RGRS", 8),
+    213: ("SNM", 8),
+}
+
+LENGTH = "voip-rtcp-length"
+COUNT = "voip-rtcp-report-count"
+
+
+def _report_blocks(fixed: int, size: int) -> Callable[[bytes, int, int], list[Anomaly]]:
+    def check(p: bytes, pos: int, end: int) -> list[Anomaly]:
+        count = p[pos] & 0x1F
+        need = fixed + count * size
+        if need > end - pos:
+            return [Anomaly(COUNT, f"{RTCP_TYPES[p[pos + 1]][0]} count {count} needs {need} "
+                            f"bytes, the part has {end - pos}",
+                            {"offset": pos, "count": count, "needed": need,
+                             "actual": end - pos})]
+        return []
+    return check
+
+
+def _sdes(p: bytes, pos: int, end: int) -> list[Anomaly]:
+    chunks, off = p[pos] & 0x1F, pos + 4
+    for i in range(chunks):
+        if off + 4 > end:
+            return [Anomaly(COUNT, f"SDES source count {chunks}, chunk {i} starts past the part",
+                            {"offset": pos, "count": chunks, "chunk": i})]
+        off += 4
+        while True:
+            if off >= end:
+                return [Anomaly("voip-rtcp-sdes-overrun", f"SDES chunk {i} has no null item "
+                                "before the end of the part", {"offset": off, "chunk": i})]
+            if p[off] == 0:
+                off = pos + ((off - pos) // 4 + 1) * 4
+                break
+            if off + 2 > end or off + 2 + p[off + 1] > end:
+                length = p[off + 1] if off + 1 < end else None
+                return [Anomaly("voip-rtcp-sdes-overrun", f"SDES item type {p[off]} of length "
+                                f"{length} at {off} runs past the part end at {end}",
+                                {"offset": off, "item_type": p[off], "item_length": length,
+                                 "part_end": end})]
+            off += 2 + p[off + 1]
+    return []
+
+
+def _bye(p: bytes, pos: int, end: int) -> list[Anomaly]:
+    out = _report_blocks(4, 4)(p, pos, end)
+    if out:
+        return out
+    off = pos + 4 + (p[pos] & 0x1F) * 4
+    if off < end and off + 1 + p[off] > end:
+        return [Anomaly("voip-rtcp-bye-reason", f"BYE reason length {p[off]} at {off} runs past "
+                        f"the part end at {end}",
+                        {"offset": off, "reason_length": p[off], "available": end - off - 1})]
+    return []
+
+
+def _xr(p: bytes, pos: int, end: int) -> list[Anomaly]:
+    off = pos + 8
+    while off < end:
+        if off + 4 > end:
+            return [Anomaly("voip-rtcp-xr-block", f"XR block header at {off} runs past the "
+                            f"part end at {end}", {"offset": off, "part_end": end})]
+        size = (((p[off + 2] << 8) | p[off + 3]) + 1) * 4
+        if off + size > end:
+            return [Anomaly("voip-rtcp-xr-block", f"XR block type {p[off]} of {size} bytes at "
+                            f"{off} runs past the part end at {end}",
+                            {"offset": off, "block_type": p[off], "block_bytes": size,
+                             "available": end - off})]
+        off += size
+    return []
+
+
+BODY_CHECKS: dict[int, Callable[[bytes, int, int], list[Anomaly]]] = {
+    200: _report_blocks(28, 24), 201: _report_blocks(8, 24), 195: _report_blocks(4, 4),
+    202: _sdes, 203: _bye, 207: _xr,
+}
+
+
+def walk(p: bytes, end: int, *, deep: bool = True) -> list[Anomaly]:
+    """Walk the compound ``p[:end]``; the anomalies found (empty when it is well formed)."""
+    pos, index = 0, 0
+    while pos < end:
+        if end - pos < 4:
+            return [Anomaly(LENGTH, f"{end - pos} bytes left after part {index}, no room for a "
+                            "header", {"offset": pos, "left": end - pos, "parts": index})]
+        b0, pt = p[pos], p[pos + 1]
+        info = RTCP_TYPES.get(pt)
+        if b0 >> 6 != 2 or info is None:
+            return [Anomaly(LENGTH, f"part {index} at offset {pos} is not an RTCP header "
+                            f"(version {b0 >> 6}, type {pt}): the previous length is wrong",
+                            {"offset": pos, "part": index, "version": b0 >> 6,
+                             "packet_type": pt})]
+        size = (((p[pos + 2] << 8) | p[pos + 3]) + 1) * 4
+        if pos + size > end:
+            return [Anomaly(LENGTH, f"{info[0]} length field says {size} bytes at offset {pos}, "
+                            f"only {end - pos} received",
+                            {"offset": pos, "part": index, "packet_type": pt,
+                             "declared": size, "actual": end - pos})]
+        if size < info[1]:
+            return [Anomaly(LENGTH, f"{info[0]} part of {size} bytes is shorter than its "
+                            f"{info[1]}-byte fixed part",
+                            {"offset": pos, "packet_type": pt, "declared": size,
+                             "minimum": info[1]})]
+        if b0 & 0x20 and not 0 < p[pos + size - 1] <= size - 4:
+            return [Anomaly(LENGTH, f"{info[0]} padding count {p[pos + size - 1]} in a "
+                            f"{size}-byte part", {"offset": pos, "padding": p[pos + size - 1],
+                                                  "declared": size})]
+        if deep:
+            check = BODY_CHECKS.get(pt)
+            if check is not None:
+                found = check(p, pos, pos + size)
+                if found:
+                    return found
+        pos += size
+        index += 1
+    return []
+
+
+def check_rtcp(p: bytes) -> list[Anomaly]:
+    """Anomalies of a plain (unencrypted) RTCP datagram, the size limit included."""
+    return oversize(p) + walk(p, len(p))
+
+
+def oversize(p: bytes) -> list[Anomaly]:
+    if len(p) > MAX_RTCP_DATAGRAM:
+        return [Anomaly("voip-rtcp-oversize", f"RTCP datagram of {len(p)} bytes, over the "
+                        f"{MAX_RTCP_DATAGRAM}-byte limit",
+                        {"length": len(p), "limit": MAX_RTCP_DATAGRAM})]
+    return []
+
+
+def srtcp_fits(p: bytes) -> int | None:
+    """The tag length for which ``p`` is a consistent SRTCP datagram, or None.
+
+    With tag length t the encrypted part ends at n - 4 - t; it must be 32-bit aligned and
+    hold the first packet (its header is in the clear). When the E flag is clear the whole
+    compound is cleartext and must walk exactly to the trailer.
+    """
+    n = len(p)
+    if n < 8:
+        return None
+    first = (((p[2] << 8) | p[3]) + 1) * 4
+    for tag in SRTCP_TAG_LENGTHS:
+        body = n - SRTCP_INDEX - tag
+        if body < 8 or body % 4 or first > body:
+            continue
+        if p[body] & 0x80 or not walk(p, body, deep=True):
+            return tag
+    return None
+
+
+def check_srtcp(p: bytes) -> list[Anomaly]:
+    """Anomalies of a datagram taken as SRTCP (size limit and first-header consistency)."""
+    out = oversize(p)
+    if len(p) < 8 or p[0] >> 6 != 2 or p[1] not in RTCP_TYPES:
+        return [*out, Anomaly("voip-srtcp-length", f"SRTCP datagram of {len(p)} bytes has no "
+                              "valid first RTCP header", {"length": len(p)})]
+    if srtcp_fits(p) is None:
+        first = (((p[2] << 8) | p[3]) + 1) * 4
+        out.append(Anomaly("voip-srtcp-length", f"first header says {first} bytes; with a "
+                           f"{SRTCP_INDEX}-byte index and a tag of {SRTCP_TAG_LENGTHS} bytes the "
+                           f"{len(p)}-byte datagram does not hold it",
+                           {"declared": first, "actual": len(p),
+                            "tags_tried": ",".join(map(str, SRTCP_TAG_LENGTHS))}))
+    return out
+
+
+def sender_ssrc(p: bytes) -> int | None:
+    """SSRC of the first part's sender (bytes 4-7), if present."""
+    return int.from_bytes(p[4:8], "big") if len(p) >= 8 else None

@@ -1,0 +1,136 @@
+"""The VoIP detector table: one row per rule id the analyzer can report.
+
+Decoders (``sip``, ``sdp``, ``rtp``, ``rtcp``, ``stun``) return ``Anomaly`` values naming a
+rule id from ``RULES``; the analyzer turns them into report findings with the row's
+metadata. The ``description`` of each row is the exact condition that makes it fire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spywall.report import FindingKind, Scalar, Severity
+
+E, H, IND = FindingKind.EXPLOIT, FindingKind.HEURISTIC, FindingKind.INDICATOR
+CVE_RTCP = ("CVE-2019-3568", "CVE-2021-24043")
+R_RTP = "https://www.rfc-editor.org/rfc/rfc3550"
+R_SRTP = "https://www.rfc-editor.org/rfc/rfc3711"
+R_XR = "https://www.rfc-editor.org/rfc/rfc3611"
+R_DEMUX = "https://www.rfc-editor.org/rfc/rfc7983"
+R_STUN = "https://www.rfc-editor.org/rfc/rfc8489"
+R_TURN = "https://www.rfc-editor.org/rfc/rfc8656"
+R_SIP = "https://www.rfc-editor.org/rfc/rfc3261"
+R_SDP = "https://www.rfc-editor.org/rfc/rfc8866"
+R_WA = "https://www.facebook.com/security/advisories/cve-2019-3568"
+R_NVD = "https://nvd.nist.gov/vuln/detail/CVE-2019-3568"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    title: str
+    description: str
+    severity: Severity
+    kind: FindingKind
+    cves: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    """One broken rule found by a decoder: the rule id, a message and the numbers."""
+
+    rule: str
+    message: str
+    detail: dict[str, Scalar] = field(default_factory=dict)
+
+
+_ROWS: tuple[Rule, ...] = (
+    Rule("voip-rtcp-length", "RTCP length field does not match the bytes received",
+         "An RTCP part's length field ((words+1)*4) runs past the datagram, a part is shorter "
+         "than its packet type's fixed header, a part inside a compound is not version 2 with "
+         "a known RTCP packet type, or the compound walk does not end exactly on the datagram "
+         "end (RFC 3550 6.1). The CVE-2019-3568 fix added this very check.",
+         Severity.CRITICAL, E, CVE_RTCP, (R_RTP, R_WA, R_NVD)),
+    Rule("voip-rtcp-oversize", "RTCP datagram larger than the CVE-2019-3568 fix limit",
+         "An RTCP or SRTCP datagram longer than 1480 bytes (rtcp.MAX_RTCP_DATAGRAM), the size "
+         "limit reported to have been added by the CVE-2019-3568 fix.",
+         Severity.HIGH, E, ("CVE-2019-3568",), (R_WA, R_NVD)),
+    Rule("voip-rtcp-report-count", "RTCP report/source count does not fit the packet",
+         "SR/RR report blocks (RC*24 bytes), BYE SSRCs (SC*4), SDES chunks (SC) or IJ jitter "
+         "values (RC*4) declared by the count field do not fit inside the part's length.",
+         Severity.HIGH, E, CVE_RTCP, (R_RTP, "https://www.rfc-editor.org/rfc/rfc5450")),
+    Rule("voip-rtcp-sdes-overrun", "RTCP SDES item runs past its chunk",
+         "An SDES item's length (type, length, text) runs past the end of the SDES packet, or "
+         "a chunk has no terminating null item before the end (RFC 3550 6.5).",
+         Severity.HIGH, E, CVE_RTCP, (R_RTP,)),
+    Rule("voip-rtcp-bye-reason", "RTCP BYE reason length runs past the packet",
+         "A BYE packet's optional reason length octet declares more text than the part holds "
+         "(RFC 3550 6.6).", Severity.HIGH, E, CVE_RTCP, (R_RTP,)),
+    Rule("voip-rtcp-xr-block", "RTCP XR report block length runs past the packet",
+         "An XR report block's length ((block length+1)*4 bytes including its 4-byte header) "
+         "runs past the end of the XR packet (RFC 3611 3).",
+         Severity.HIGH, E, CVE_RTCP, (R_XR,)),
+    Rule("voip-srtcp-length", "SRTCP first header length inconsistent with the datagram",
+         "For SRTCP the cleartext first header's length must fit the datagram minus the "
+         "trailer (4-byte E flag + 31-bit index, then a 10-byte HMAC-SHA1-80 or 4-byte "
+         "HMAC-SHA1-32 tag, RFC 3711 3.4): no tag length in (10, 4) leaves a 32-bit aligned "
+         "encrypted part that holds the first packet (for E=0 the whole compound must walk "
+         "exactly to the trailer).", Severity.CRITICAL, E, ("CVE-2019-3568",), (R_SRTP, R_WA)),
+    Rule("voip-rtp-header", "RTP header does not fit the datagram",
+         "An RTP packet on a media flow that is not version 2, whose CSRC list (CC*4) or header "
+         "extension ((length+1)*4) runs past the datagram, or whose padding count is zero or "
+         "larger than the payload (RFC 3550 5.1).",
+         Severity.HIGH, E, ("CVE-2018-6344",), (R_RTP,)),
+    Rule("voip-stun-length", "STUN message length does not match the datagram",
+         "A STUN message (first two bits zero, magic cookie 0x2112A442) whose length field is "
+         "not the datagram length minus 20 or not a multiple of 4 (RFC 8489 5).",
+         Severity.MEDIUM, H, ("CVE-2018-20655",), (R_STUN,)),
+    Rule("voip-stun-attribute", "STUN attribute runs past the message",
+         "A STUN attribute whose length (padded to 4) runs past the message, or a "
+         "MESSAGE-INTEGRITY/FINGERPRINT attribute of the wrong size (20/32/4 bytes).",
+         Severity.HIGH, H, ("CVE-2018-20655",), (R_STUN,)),
+    Rule("voip-stun-fingerprint", "STUN FINGERPRINT does not match the message",
+         "FINGERPRINT is not CRC-32 of the message up to it XOR 0x5354554e (RFC 8489 14.7).",
+         Severity.MEDIUM, H, (), (R_STUN,)),
+    Rule("voip-stun-order", "STUN attribute after MESSAGE-INTEGRITY or FINGERPRINT",
+         "An attribute other than MESSAGE-INTEGRITY-SHA256/FINGERPRINT follows "
+         "MESSAGE-INTEGRITY, or any attribute follows FINGERPRINT (RFC 8489 14.5, 14.7).",
+         Severity.MEDIUM, H, (), (R_STUN,)),
+    Rule("voip-turn-channel", "TURN ChannelData header inconsistent",
+         "A ChannelData message (first byte 64-127 on a flow that carries STUN/TURN) whose "
+         "channel number is outside 0x4000-0x7FFF, or whose length runs past the datagram or "
+         "leaves more than 3 bytes of padding (RFC 8656 12.4).",
+         Severity.HIGH, H, (), (R_TURN, R_DEMUX)),
+    Rule("voip-sip-content-length", "SIP Content-Length does not match the body",
+         "A SIP message over UDP whose Content-Length differs from the body received, or a "
+         "Content-Length that is not a number or is larger than the transport allows.",
+         Severity.MEDIUM, H, ("CVE-2018-20655",), (R_SIP,)),
+    Rule("voip-sip-oversize", "SIP start line, header line or header count oversized",
+         "A SIP start line over 2048 bytes, a header line over 8192 bytes, more than 256 "
+         "header lines, or a TCP stream with no header end within 65536 bytes.",
+         Severity.MEDIUM, H, (), (R_SIP,)),
+    Rule("voip-sdp-malformed", "SDP body malformed",
+         "An SDP body whose first line is not v=0, or whose o=, c= or m= line lacks its "
+         "fields (o: 6, c: IN IP4|IP6 address, m: media port[/n] proto fmt) or has a port "
+         "over 65535 (RFC 8866 5).", Severity.MEDIUM, H, (), (R_SDP,)),
+    Rule("voip-sdp-absurd", "SDP body with absurd media sections",
+         "An SDP body with more than 16 m= sections, a port count over 16, or a media port in "
+         "1-1023 other than the placeholder 9 (RFC 8840).",
+         Severity.MEDIUM, H, (), (R_SDP,)),
+    Rule("voip-zero-click-media", "Media or RTCP sent to a callee who never answered",
+         "RTP, RTCP or SRTCP sent to the callee of a SIP call (its signalling or SDP address) "
+         "while the call was offered or ringing, in a call that never got a 2xx to its INVITE: "
+         "the network shape of the 2019 zero-click attack.",
+         Severity.HIGH, H, ("CVE-2019-3568",), (R_WA, R_NVD)),
+    Rule("voip-zero-click-campaign", "One source sent pre-answer media to many callees",
+         "One source address did voip-zero-click-media to at least 3 distinct callees within "
+         "3600 seconds (calls.CAMPAIGN_MIN_CALLEES, calls.CAMPAIGN_WINDOW).",
+         Severity.CRITICAL, H, ("CVE-2019-3568",), (R_WA, R_NVD)),
+    Rule("voip-ioc-host", "SIP/SDP host matches a published indicator",
+         "A host in a SIP Request-URI, From, To, Contact or Via, or an SDP c= address, matches "
+         "a loaded indicator (domains on label boundaries, IP addresses and ranges).",
+         Severity.HIGH, IND, (), (R_SIP, R_SDP)),
+)
+
+RULES: dict[str, Rule] = {r.id: r for r in _ROWS}
