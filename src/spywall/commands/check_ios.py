@@ -1,0 +1,69 @@
+"""``spywall check-ios BACKUP``: check an iPhone backup for spyware traces."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+
+from spywall.commands.common import add_ioc_arguments, log
+from spywall.device.output import write_mvt_outputs
+from spywall.errors import InputError
+from spywall.ios.check import check_backup
+from spywall.report import ModuleRun, Report
+
+HELP = "check an iTunes/Finder backup of an iPhone against spyware indicators"
+PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a secret)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("backup", metavar="BACKUP", help="backup folder (the one named by the UDID)")
+    add_ioc_arguments(p)
+    p.add_argument("--password", "-p", default=None,
+                   help=f"password of an encrypted backup (or set {PASSWORD_ENV}; "
+                        "asked on a terminal when needed)")
+    p.add_argument("--output", "-o", metavar="DIR", default=None,
+                   help="also write MVT-compatible result files (alerts.json, timeline.csv, "
+                        "<module>.json, info.json) to DIR")
+
+
+def _is_encrypted(path: str) -> bool:
+    import plistlib
+
+    try:
+        with open(os.path.join(path, "Manifest.plist"), "rb") as fh:
+            return bool(plistlib.load(fh).get("IsEncrypted"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password is not None:
+        return str(args.password)
+    env = os.environ.get(PASSWORD_ENV)
+    if env is not None:
+        return env
+    if _is_encrypted(args.backup) and sys.stdin.isatty():
+        return getpass.getpass("Backup password: ")
+    return None
+
+
+def run(args: argparse.Namespace) -> Report:
+    from spywall.iocs import IocIndex
+
+    index = IocIndex.load(args.iocs)
+    if not index.sources:
+        raise InputError("no indicator files loaded (check --iocs)")
+
+    def done(m: ModuleRun) -> None:
+        if not args.quiet and m.status not in ("ok", "skipped"):
+            log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
+
+    outcome = check_backup(args.backup, index, index.sources, _password(args), on_done=done)
+    if args.output:
+        write_mvt_outputs(outcome.report, outcome.ctx.records, args.output,
+                          outcome.ctx.evidence.inputs)
+        if not args.quiet:
+            log(f"results written to {args.output}")
+    return outcome.report

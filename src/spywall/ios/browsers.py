@@ -1,0 +1,159 @@
+"""Browsing artifacts: Safari History.db (with fast cross-domain redirects),
+BrowserState.db, WebKit ResourceLoadStatistics observations.db and the browsing-session
+resource log. URLs and domains are matched; nothing is ever resolved over the network."""
+
+from __future__ import annotations
+
+from spywall.device.base import FnModule, iso_apple, iso_datetime, iso_unix
+from spywall.device.sqlite import columns, require
+from spywall.ios.common import (
+    MAX_ROWS,
+    SKIPPED,
+    Ctx,
+    Result,
+    check_links,
+    database,
+    first_entry,
+    host_of,
+    links_in_bytes,
+    ok,
+    plist,
+)
+from spywall.report import Severity
+
+SAFARI = "AppDomain-com.apple.mobilesafari"
+HISTORY = [(SAFARI, "Library/Safari/History.db"), ("HomeDomain", "Library/Safari/History.db")]
+STATE = [(SAFARI, "Library/Safari/BrowserState.db"),
+         ("HomeDomain", "Library/Safari/BrowserState.db")]
+OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"
+SESSION_LOG = "WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"
+REDIRECT_SECONDS = 1.0
+_SESSION_KEYS = ("PrevalentResourceOrigin", "topFrameUniqueRedirectsTo",
+                 "topFrameUniqueRedirectsFrom", "subframeUnderTopFrameOrigins",
+                 "subresourceUnderTopFrameOrigins", "subresourceUniqueRedirectsTo",
+                 "subresourceUniqueRedirectsFrom", "topFrameLinkDecorationsFrom")
+
+
+def site(host: str) -> str:
+    """The last two labels of a host name: a cheap, offline stand-in for a registrable domain."""
+    return ".".join(host.split(".")[-2:])
+
+
+def _history(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, HISTORY)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    with database(ctx, entry) as conn:
+        require(conn, "history_items", ("id", "url"))
+        have = require(conn, "history_visits", ("id", "history_item", "visit_time"))
+        redirect = "v.redirect_destination" if "redirect_destination" in have else "NULL"
+        rows = conn.execute(
+            f"SELECT v.id, v.visit_time, i.url, {redirect} FROM history_visits v "  # noqa: S608
+            "JOIN history_items i ON i.id = v.history_item LIMIT ?", (MAX_ROWS,)).fetchall()
+    visits = {vid: (t, url) for vid, t, url, _ in rows}
+    for vid, t, url, dest in rows:
+        if not isinstance(url, str):
+            continue
+        rec = ctx.record("safari_history", iso_apple(t), "safari_visit",
+                         {"visit_id": vid, "url": url[:2048]})
+        check_links(ctx, [url], rec, path, "Safari history URL")
+        target = visits.get(dest) if dest is not None else None
+        if target is None or not isinstance(target[1], str):
+            continue
+        src_host, dst_host = host_of(url), host_of(target[1])
+        quick = (isinstance(t, int | float) and isinstance(target[0], int | float)
+                 and 0 <= target[0] - t < REDIRECT_SECONDS)
+        if src_host and dst_host and site(src_host) != site(dst_host) and quick:
+            ctx.heuristic(
+                "ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
+                f"{src_host} redirected to {dst_host} within {REDIRECT_SECONDS:g}s: "
+                "exploit links often bounce through a redirector; check both domains",
+                rec=rec, path=path, severity=Severity.LOW,
+                detail={"from": url[:2048], "to": target[1][:2048]})
+    return ok(len(rows))
+
+
+def _browser_state(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, STATE)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    n = 0
+    with database(ctx, entry) as conn:
+        have = require(conn, "tabs", ("uuid", "url"))
+        when = "t.last_viewed_time" if "last_viewed_time" in have else "NULL"
+        session = {"tab_uuid", "session_data"} <= columns(conn, "tab_sessions")
+        blob = "s.session_data" if session else "NULL"
+        join = "LEFT JOIN tab_sessions s ON s.tab_uuid = t.uuid" if session else ""
+        rows = conn.execute(f"SELECT t.uuid, t.url, {when}, {blob} FROM tabs t {join} "  # noqa: S608
+                            "LIMIT ?", (MAX_ROWS,)).fetchall()
+    for uuid, url, t, data in rows:
+        n += 1
+        found = [url] if isinstance(url, str) and url else []
+        found += links_in_bytes(data if isinstance(data, bytes) else None)
+        if not found:
+            continue
+        rec = ctx.record("browser_state", iso_apple(t), "safari_tab",
+                         {"uuid": str(uuid), "url": str(url or "")[:2048]})
+        check_links(ctx, list(dict.fromkeys(found)), rec, path, "Safari tab / session URL")
+    return ok(n)
+
+
+def _observations(ctx: Ctx) -> Result:
+    entries = ctx.evidence.with_suffix(OBSERVATIONS)
+    if not entries:
+        return SKIPPED
+    n = 0
+    for entry in entries:
+        path = ctx.evidence.display(entry)
+        with database(ctx, entry) as conn:
+            have = require(conn, "ObservedDomains", ("registrableDomain",))
+            seen = "lastSeen" if "lastSeen" in have else "NULL"
+            rows = conn.execute(f"SELECT registrableDomain, {seen} FROM ObservedDomains "  # noqa: S608
+                                "LIMIT ?", (MAX_ROWS,)).fetchall()
+        for domain, last in rows:
+            n += 1
+            if not isinstance(domain, str):
+                continue
+            rec = ctx.record("webkit_observations", iso_unix(last), "webkit_observed_domain",
+                             {"domain": domain, "domain_container": entry.domain})
+            ctx.check("domain", domain, rec=rec, path=path, what="WebKit observed domain")
+    return ok(n)
+
+
+def _session_log(ctx: Ctx) -> Result:
+    entries = ctx.evidence.with_suffix(SESSION_LOG)
+    if not entries:
+        return SKIPPED
+    n = 0
+    for entry in entries:
+        path = ctx.evidence.display(entry)
+        root = plist(ctx, entry)
+        stats = root.get("browsingStatistics") if isinstance(root, dict) else None
+        for item in stats if isinstance(stats, list) else []:
+            if not isinstance(item, dict):
+                continue
+            n += 1
+            origin = item.get("PrevalentResourceOrigin")
+            rec = ctx.record("webkit_session_resource_log",
+                             iso_datetime(item.get("mostRecentUserInteraction"))
+                             or iso_datetime(item.get("lastSeen")),
+                             "webkit_session_resource", {"origin": str(origin or "")})
+            for key in _SESSION_KEYS:
+                vals = item.get(key)
+                for v in [vals] if isinstance(vals, str) else vals or ():
+                    if isinstance(v, str):
+                        ctx.check("host", v, rec=rec, path=path,
+                                  what=f"WebKit session resource log ({key})")
+    return ok(n)
+
+
+MODULES = (
+    FnModule("safari_history", "Safari history URLs and fast cross-domain redirects", _history),
+    FnModule("browser_state", "Safari open tabs and tab sessions", _browser_state),
+    FnModule("webkit_observations", "WebKit ResourceLoadStatistics observed domains",
+             _observations),
+    FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",
+             _session_log),
+)

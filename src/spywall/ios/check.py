@@ -1,0 +1,56 @@
+"""Run every iOS module over one backup and build the report."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from spywall.commands.common import finish, new_report
+from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
+from spywall.errors import InputError, LimitExceeded
+from spywall.iocs import IocIndex
+from spywall.ios import browsers, inventory, messages, system
+from spywall.ios.backup import Backup, open_backup
+from spywall.limits import Limits
+from spywall.report import IocSource, ModuleRun, Report, Subject
+
+MODULES: tuple[Module[Backup], ...] = (
+    inventory.MODULES[2],  # backup_info first: it describes the device
+    inventory.MODULES[0], inventory.MODULES[1],
+    *messages.MODULES, *browsers.MODULES, *system.MODULES,
+    inventory.MODULES[3],
+)
+
+
+@dataclass
+class Outcome:
+    report: Report
+    ctx: CheckContext[Backup]
+
+
+def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
+                 password: str | None = None, limits: Limits | None = None,
+                 modules: Sequence[Module[Backup]] = MODULES,
+                 on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+    """Check one backup folder. ``InputError`` when it cannot be opened at all."""
+    report = new_report("check-ios")
+    report.ioc_sources = list(sources)
+    try:
+        with open_backup(path, password) as backup:
+            manifest_db = Path(path) / "Manifest.db"
+            subject = Subject(path=str(backup.root), format="ios-backup",
+                              sha256=hashlib.sha256(manifest_db.read_bytes()).hexdigest(),
+                              objects=len(backup.entries))
+            ctx = CheckContext(evidence=backup, index=index, subject=subject,
+                               limits=limits or Limits())
+            report.device = inventory.device_info(backup.info)
+            report.device["encrypted"] = backup.encrypted
+            report.modules = run_modules(modules, ctx, on_done)
+            report.subjects = [subject]
+    except (SchemaUnknown, LimitExceeded) as exc:
+        raise InputError(f"{path}: Manifest.db: {exc}") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from exc
+    return Outcome(finish(report), ctx)

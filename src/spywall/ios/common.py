@@ -1,0 +1,116 @@
+"""Helpers the iOS modules share: finding artifacts, opening them, links in text, and
+scanning attachments with the scan engine."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from spywall import engine
+from spywall.device.base import CheckContext, Record, load_plist
+from spywall.device.sqlite import open_evidence
+from spywall.ios.backup import Backup, Entry
+from spywall.report import Scalar
+
+Ctx = CheckContext[Backup]
+Result = tuple[str, int, str]
+
+SKIPPED: Result = ("skipped", 0, "artifact not in this backup")
+MAX_LINKS_PER_TEXT = 64
+MAX_ROWS = 5_000_000
+_URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]{1,15}://|\bwww\.)[^\s<>\"'`\x00-\x1f\x7f]{1,2048}")
+_URL_B = re.compile(rb"(?i)(?:\bhttps?://|\bwww\.)[!#-;=?-~]{1,2048}")
+_TRAIL = ".,;:!?)]}>'\""
+
+
+def ok(n: int, message: str = "") -> Result:
+    return ("ok", n, message)
+
+
+def links(text: str | None) -> list[str]:
+    """URL-like substrings of ``text`` (bounded), trailing punctuation removed."""
+    if not text:
+        return []
+    out = []
+    for m in _URL.finditer(text):
+        out.append(m.group(0).rstrip(_TRAIL))
+        if len(out) >= MAX_LINKS_PER_TEXT:
+            break
+    return out
+
+
+def links_in_bytes(blob: bytes | None) -> list[str]:
+    """URL-like ASCII runs in a binary blob (typedstream attributedBody, plists)."""
+    if not blob:
+        return []
+    out = []
+    for m in _URL_B.finditer(blob):
+        out.append(m.group(0).decode("ascii").rstrip(_TRAIL))
+        if len(out) >= MAX_LINKS_PER_TEXT:
+            break
+    return out
+
+
+def host_of(url: str) -> str:
+    rest = url.partition("://")[2] if "://" in url else url
+    return rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2].lower()
+
+
+def first_entry(ctx: Ctx, candidates: Sequence[tuple[str, str]]) -> Entry | None:
+    for domain, rel in candidates:
+        e = ctx.evidence.get(domain, rel)
+        if e is not None and e.is_file:
+            return e
+    return None
+
+
+@contextmanager
+def database(ctx: Ctx, entry: Entry) -> Iterator[sqlite3.Connection]:
+    """The entry's database, read-only and immutable (WAL applied on a private copy)."""
+    b = ctx.evidence
+    with open_evidence(b.local_path(entry), wal=b.wal(entry),
+                       seconds=ctx.limits.seconds) as conn:
+        yield conn
+
+
+def plist(ctx: Ctx, entry: Entry) -> object:
+    return load_plist(ctx.evidence.read(entry, 64 * 1024 * 1024))
+
+
+def strings(obj: object, limit: int = 100_000) -> Iterator[str]:
+    """Every string in a plist structure, breadth first, at most ``limit`` items visited."""
+    todo: list[object] = [obj]
+    seen = 0
+    while todo and seen < limit:
+        cur = todo.pop()
+        seen += 1
+        if isinstance(cur, str):
+            yield cur
+        elif isinstance(cur, dict):
+            todo.extend(cur.keys())
+            todo.extend(cur.values())
+        elif isinstance(cur, list | tuple):
+            todo.extend(cur)
+
+
+def check_links(ctx: Ctx, found: Sequence[str], rec: Record, path: str, what: str,
+                detail: dict[str, Scalar] | None = None) -> int:
+    return sum(ctx.check("url", u, rec=rec, path=path, what=what, detail=detail)
+               for u in found)
+
+
+def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scalar]) -> None:
+    """Scan one attachment with the engine; re-attach its findings and errors."""
+    b = ctx.evidence
+    path = b.display(entry)
+    data = b.read(entry, ctx.limits.max_file_bytes)
+    sub = engine.scan_bytes(data, path, ctx.limits)
+    for f in sub.findings:
+        f.detail.update(detail)
+        f.location.module, f.location.timestamp = rec.module, rec.timestamp
+        f.location.record = rec.event
+        ctx.add(rec, f)
+    ctx.subject.errors.extend(sub.errors)
+    ctx.subject.objects += sub.objects

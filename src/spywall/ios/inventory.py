@@ -1,0 +1,136 @@
+"""What the backup holds: every Manifest.db path, configuration profiles, the device and
+its installed apps (Info.plist), and the Triangulation event window over file times."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+
+from spywall.device.base import FnModule, iso_datetime, iso_unix
+from spywall.errors import FormatError
+from spywall.ios import triangulation
+from spywall.ios.common import SKIPPED, Ctx, Result, ok, plist
+from spywall.report import Severity
+
+PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
+PROFILES_DIR = "Library/ConfigurationProfiles/"
+PROFILE_EVENTS = PROFILES_DIR + "MCProfileEvents.plist"
+# Newest iOS release this build knows of (no network look-up); older ones get a warning.
+LATEST_IOS = (26, 1)
+LATEST_IOS_TEXT = "26.1 (November 2025)"
+_WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
+DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
+               "Product Type": "product_type", "Device Name": "device_name",
+               "Display Name": "display_name", "Serial Number": "serial_number",
+               "Unique Identifier": "udid", "IMEI": "imei", "Phone Number": "phone_number",
+               "Last Backup Date": "last_backup"}
+
+
+def _manifest(ctx: Ctx) -> Result:
+    b = ctx.evidence
+    root = str(b.root)
+    for e in b.entries:
+        try:
+            meta = e.meta()
+        except FormatError:
+            meta = None
+        when = iso_unix(meta.last_modified) if meta else None
+        rec = ctx.record("manifest", when, "file_modified" if e.is_file else "entry",
+                         {"domain": e.domain, "relative_path": e.relative_path,
+                          "file_id": e.file_id, "size": meta.size if meta else None})
+        path = f"{root}!/{e.domain}/{e.relative_path}"
+        name = posixpath.basename(e.relative_path)
+        ctx.check("file_name", name, rec=rec, path=path, what="backup file name")
+        ctx.check("file_path", "/" + e.relative_path, rec=rec, path=path, what="backup path")
+        for m in _WEBKIT_ORIGIN.finditer(e.relative_path):
+            ctx.check("domain", m.group(1), rec=rec, path=path, what="WebKit origin in path")
+    return ok(len(b.entries))
+
+
+def _profiles(ctx: Ctx) -> Result:
+    b = ctx.evidence
+    entries = [e for e in b.entries if e.is_file and e.domain == PROFILES_DOMAIN
+               and e.relative_path.startswith(PROFILES_DIR + "profile-")]
+    events = b.get(PROFILES_DOMAIN, PROFILE_EVENTS)
+    if not entries and events is None:
+        return SKIPPED
+    for e in entries:
+        path = b.display(e)
+        p = plist(ctx, e)
+        d = p if isinstance(p, dict) else {}
+        uuid = str(d.get("PayloadUUID") or "")
+        rec = ctx.record("configuration_profiles", iso_datetime(d.get("InstallDate")),
+                         "profile_installed",
+                         {"uuid": uuid, "identifier": str(d.get("PayloadIdentifier") or ""),
+                          "name": str(d.get("PayloadDisplayName") or "")})
+        ctx.check("config_profile", uuid, rec=rec, path=path, what="configuration profile")
+    n = len(entries)
+    if events is not None and events.is_file:
+        path = b.display(events)
+        p = plist(ctx, events)
+        items = p.get("ProfileEvents") if isinstance(p, dict) else None
+        for item in items if isinstance(items, list) else []:
+            for ident, ev in item.items() if isinstance(item, dict) else []:
+                n += 1
+                d = ev if isinstance(ev, dict) else {}
+                proc = str(d.get("process") or "")
+                rec = ctx.record("configuration_profiles", iso_datetime(d.get("timestamp")),
+                                 f"profile_{d.get('operation') or 'event'}",
+                                 {"identifier": str(ident), "process": proc})
+                ctx.check("config_profile", str(ident), rec=rec, path=path,
+                          what="configuration profile event")
+                ctx.check("process", posixpath.basename(proc), rec=rec, path=path,
+                          what="process that installed a profile")
+    return ok(n)
+
+
+def _version(text: str) -> tuple[int, ...] | None:
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and len(p) < 5 for p in parts):
+        return None
+    return tuple(int(p) for p in parts)
+
+
+def _info(ctx: Ctx) -> Result:
+    b = ctx.evidence
+    if not b.info:
+        return SKIPPED
+    path = str(b.root / "Info.plist")
+    rec = ctx.record("backup_info", iso_datetime(b.info.get("Last Backup Date")), "backup",
+                     {DEVICE_KEYS[k]: str(v) for k, v in b.info.items() if k in DEVICE_KEYS})
+    apps = b.info.get("Installed Applications")
+    app_list = [a for a in apps if isinstance(a, str)] if isinstance(apps, list) else []
+    for app in app_list:
+        ctx.check("app_id", app, rec=rec, path=path, what="installed app")
+    version = str(b.info.get("Product Version") or "")
+    parsed = _version(version)
+    if parsed is not None and parsed < LATEST_IOS:
+        ctx.heuristic(
+            "ios-outdated", "Outdated iOS version",
+            f"iOS {version} is older than {LATEST_IOS_TEXT}, the newest release this spywall "
+            "build knows of: known exploited vulnerabilities may be unpatched. Update the "
+            "device, and consider Lockdown Mode if you may be targeted",
+            rec=rec, path=path, severity=Severity.LOW, detail={"ios_version": version})
+    return ok(1 + len(app_list))
+
+
+MODULES = (
+    FnModule("manifest", "every backed-up path: file names, paths, WebKit origins", _manifest),
+    FnModule("configuration_profiles", "installed configuration profiles and events",
+             _profiles),
+    FnModule("backup_info", "device, iOS version and installed apps (Info.plist)", _info),
+    FnModule("triangulation_window", "Operation Triangulation event-window heuristic",
+             triangulation.event_window),
+)
+
+
+def device_info(info: dict[str, object]) -> dict[str, str | int | float | bool | None]:
+    """The report's ``device`` fields from Info.plist."""
+    out: dict[str, str | int | float | bool | None] = {"platform": "ios"}
+    for key, name in DEVICE_KEYS.items():
+        v = info.get(key)
+        if isinstance(v, str | int | float | bool):
+            out[name] = v
+        elif v is not None:
+            out[name] = iso_datetime(v) or str(v)[:200]
+    return out

@@ -1,0 +1,177 @@
+"""Messaging artifacts: iMessage / SMS (sms.db) and WhatsApp (ChatStorage.sqlite).
+
+Links in message text are matched as URLs (and their hosts as domains); sender addresses
+as emails; attachments are matched by file name and their content is scanned by the scan
+engine for exploit payloads (findings carry the chat and sender in ``detail``).
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from spywall.device.base import FnModule, iso_apple
+from spywall.device.sqlite import columns, require, tables
+from spywall.ios.backup import Backup, Entry
+from spywall.ios.common import (
+    MAX_ROWS,
+    SKIPPED,
+    Ctx,
+    Result,
+    check_links,
+    database,
+    first_entry,
+    links,
+    links_in_bytes,
+    ok,
+    scan_attachment,
+)
+
+SMS_DB = [("HomeDomain", "Library/SMS/sms.db")]
+WHATSAPP_DOMAIN = "AppDomainGroup-group.net.whatsapp.WhatsApp.shared"
+WHATSAPP_DB = [(WHATSAPP_DOMAIN, "ChatStorage.sqlite")]
+_SMS_PREFIXES = ("~/", "/var/mobile/", "/private/var/mobile/")
+
+
+def _sms(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, SMS_DB)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    n = 0
+    with database(ctx, entry) as conn:
+        have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
+        require(conn, "handle", ("ROWID", "id"))
+        body = "m.attributedBody" if "attributedBody" in have else "NULL"
+        rows = conn.execute(
+            f"SELECT m.ROWID, m.date, m.text, {body}, h.id FROM message m "  # noqa: S608
+            "LEFT JOIN handle h ON h.ROWID = m.handle_id LIMIT ?", (MAX_ROWS,))
+        for rowid, date, text, attributed, handle in rows:
+            n += 1
+            found = links(text if isinstance(text, str) else None)
+            if not found and isinstance(attributed, bytes):
+                found = links_in_bytes(attributed)
+            sender = handle if isinstance(handle, str) else ""
+            if not found:
+                continue
+            rec = ctx.record("sms", iso_apple(date), "sms_received" if sender else "sms",
+                             {"rowid": rowid, "handle": sender, "links": " ".join(found),
+                              "text": (text or "")[:500] if isinstance(text, str) else ""})
+            check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
+        for rowid, handle in conn.execute("SELECT ROWID, id FROM handle LIMIT ?", (MAX_ROWS,)):
+            if isinstance(handle, str) and "@" in handle:
+                rec = ctx.record("sms", None, "handle", {"handle_rowid": rowid, "handle": handle})
+                ctx.check("email", handle, rec=rec, path=path, what="iMessage sender address")
+    return ok(n)
+
+
+def sms_attachment_entry(b: Backup, filename: str) -> Entry | None:
+    """The Manifest entry of an sms.db ``attachment.filename`` (``~/Library/SMS/...``)."""
+    rel = filename
+    for prefix in _SMS_PREFIXES:
+        if rel.startswith(prefix):
+            rel = rel[len(prefix):]
+            break
+    rel = posixpath.normpath(rel)
+    if rel.startswith(("../", "/")) or rel == "..":
+        return None
+    for domain in ("MediaDomain", "HomeDomain"):
+        e = b.get(domain, rel)
+        if e is not None and e.is_file:
+            return e
+    return None
+
+
+def _sms_attachments(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, SMS_DB)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    n = missing = 0
+    with database(ctx, entry) as conn:
+        have = require(conn, "attachment", ("ROWID", "filename"))
+        require(conn, "message_attachment_join", ("message_id", "attachment_id"))
+        names = tables(conn)
+        created = "a.created_date" if "created_date" in have else "NULL"
+        transfer = "a.transfer_name" if "transfer_name" in have else "NULL"
+        chat_join = ("LEFT JOIN chat_message_join cj ON cj.message_id = m.ROWID "
+                     "LEFT JOIN chat c ON c.ROWID = cj.chat_id")
+        has_chat = {"chat", "chat_message_join"} <= names and "chat_identifier" in columns(
+            conn, "chat")
+        chat_col = "c.chat_identifier" if has_chat else "NULL"
+        sql = (f"SELECT a.ROWID, a.filename, {transfer}, {created}, m.date, h.id, "  # noqa: S608
+               f"{chat_col} FROM attachment a "
+               "LEFT JOIN message_attachment_join j ON j.attachment_id = a.ROWID "
+               "LEFT JOIN message m ON m.ROWID = j.message_id "
+               "LEFT JOIN handle h ON h.ROWID = m.handle_id "
+               f"{chat_join if has_chat else ''} LIMIT ?")
+        rows = conn.execute(sql, (MAX_ROWS,)).fetchall()
+    for rowid, filename, tname, created_at, mdate, handle, chat in rows:
+        n += 1
+        if not isinstance(filename, str):
+            continue
+        sender = handle if isinstance(handle, str) else ""
+        rec = ctx.record("sms_attachments", iso_apple(created_at) or iso_apple(mdate),
+                         "sms_attachment", {"rowid": rowid, "filename": filename,
+                                            "transfer_name": str(tname or ""),
+                                            "handle": sender, "chat": str(chat or "")})
+        ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
+                  what="iMessage attachment name")
+        stored = sms_attachment_entry(ctx.evidence, filename)
+        if stored is None:
+            missing += 1
+            continue
+        scan_attachment(ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
+                                           "sender": sender, "attachment": filename})
+    return ok(n, f"{missing} attachment(s) not in the backup" if missing else "")
+
+
+def _whatsapp(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, WHATSAPP_DB)
+    if entry is None:
+        return SKIPPED
+    b = ctx.evidence
+    path = b.display(entry)
+    n = 0
+    with database(ctx, entry) as conn:
+        require(conn, "ZWAMESSAGE", ("Z_PK", "ZTEXT", "ZMESSAGEDATE", "ZCHATSESSION"))
+        require(conn, "ZWACHATSESSION", ("Z_PK", "ZPARTNERNAME"))
+        msgs = conn.execute(
+            "SELECT m.Z_PK, m.ZMESSAGEDATE, m.ZTEXT, s.ZPARTNERNAME FROM ZWAMESSAGE m "
+            "LEFT JOIN ZWACHATSESSION s ON s.Z_PK = m.ZCHATSESSION "
+            "WHERE m.ZTEXT IS NOT NULL LIMIT ?", (MAX_ROWS,)).fetchall()
+        media = []
+        if {"Z_PK", "ZMEDIALOCALPATH", "ZMESSAGE"} <= columns(conn, "ZWAMEDIAITEM"):
+            media = conn.execute(
+                "SELECT i.Z_PK, i.ZMEDIALOCALPATH, m.ZMESSAGEDATE, s.ZPARTNERNAME "
+                "FROM ZWAMEDIAITEM i LEFT JOIN ZWAMESSAGE m ON m.Z_PK = i.ZMESSAGE "
+                "LEFT JOIN ZWACHATSESSION s ON s.Z_PK = m.ZCHATSESSION "
+                "WHERE i.ZMEDIALOCALPATH IS NOT NULL LIMIT ?", (MAX_ROWS,)).fetchall()
+    for pk, date, text, partner in msgs:
+        n += 1
+        found = links(text if isinstance(text, str) else None)
+        if found:
+            rec = ctx.record("whatsapp", iso_apple(date), "whatsapp_message",
+                             {"pk": pk, "partner": str(partner or ""),
+                              "links": " ".join(found)})
+            check_links(ctx, found, rec, path, "WhatsApp link", {"chat": str(partner or "")})
+    for pk, local, date, partner in media:
+        if not isinstance(local, str):
+            continue
+        rec = ctx.record("whatsapp", iso_apple(date), "whatsapp_media",
+                         {"pk": pk, "partner": str(partner or ""), "path": local})
+        rel = posixpath.normpath(local.lstrip("/"))
+        stored = first_entry(ctx, [(WHATSAPP_DOMAIN, f"Message/{rel}"),
+                                   (WHATSAPP_DOMAIN, rel)])
+        if stored is not None and not rel.startswith(".."):
+            scan_attachment(ctx, stored, rec, {"app": "WhatsApp", "chat": str(partner or ""),
+                                               "sender": str(partner or ""),
+                                               "attachment": local})
+    return ok(n)
+
+
+MODULES = (
+    FnModule("sms", "links and senders in iMessage / SMS (sms.db)", _sms),
+    FnModule("sms_attachments", "iMessage attachments: names and content scanned",
+             _sms_attachments),
+    FnModule("whatsapp", "WhatsApp links and media (ChatStorage.sqlite)", _whatsapp),
+)

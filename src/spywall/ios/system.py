@@ -1,0 +1,182 @@
+"""System artifacts: network use per process (DataUsage, OS analytics), permissions (TCC),
+location clients, iMessage lookups (IDStatusCache), calendar participants."""
+
+from __future__ import annotations
+
+import posixpath
+
+from spywall.device.base import FnModule, iso_apple, iso_datetime, iso_unix
+from spywall.device.sqlite import require
+from spywall.ios import triangulation
+from spywall.ios.common import MAX_ROWS, SKIPPED, Ctx, Result, database, first_entry, ok, plist
+from spywall.report import Severity
+
+DATAUSAGE = [("WirelessDomain", "Library/Databases/DataUsage.sqlite")]
+ADDAILY = [("HomeDomain", "Library/Preferences/com.apple.osanalytics.addaily.plist")]
+IDSTATUS = [("HomeDomain", "Library/Preferences/com.apple.identityservices.idstatuscache.plist"),
+            ("HomeDomain", "Library/IdentityServices/idstatuscache.plist")]
+TCC = [("HomeDomain", "Library/TCC/TCC.db")]
+LOCATIOND = [("RootDomain", "Library/Caches/locationd/clients.plist")]
+CALENDAR = [("HomeDomain", "Library/Calendar/Calendar.sqlitedb")]
+
+
+def _num(v: object) -> float:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
+
+
+def _datausage(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, DATAUSAGE)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    with database(ctx, entry) as conn:
+        require(conn, "ZPROCESS", ("Z_PK", "ZPROCNAME", "ZBUNDLENAME", "ZFIRSTTIMESTAMP"))
+        require(conn, "ZLIVEUSAGE", ("Z_PK", "ZPROCESS", "ZTIMESTAMP", "ZWIFIIN", "ZWIFIOUT",
+                                     "ZWWANIN", "ZWWANOUT"))
+        procs = conn.execute("SELECT Z_PK, ZPROCNAME, ZBUNDLENAME, ZFIRSTTIMESTAMP "
+                             "FROM ZPROCESS LIMIT ?", (MAX_ROWS,)).fetchall()
+        usage = conn.execute("SELECT Z_PK, ZPROCESS, ZTIMESTAMP, ZWIFIIN, ZWIFIOUT, ZWWANIN, "
+                             "ZWWANOUT FROM ZLIVEUSAGE LIMIT ?", (MAX_ROWS,)).fetchall()
+    names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
+    for pk, (name, bundle, first) in names.items():
+        rec = ctx.record("datausage", iso_apple(first), "process_first_seen",
+                         {"process_pk": pk, "process": name, "bundle": bundle})
+        ctx.check("process", triangulation.process_name(name), rec=rec, path=path,
+                  what="DataUsage process")
+        if bundle:
+            ctx.check("app_id", bundle, rec=rec, path=path, what="DataUsage bundle id")
+    for pk, proc, ts, *counts in usage:
+        traffic = sum(_num(c) for c in counts)
+        known = names.get(proc)
+        name = known[0] if known else ""
+        rec = ctx.record("datausage", iso_apple(ts), "network_usage",
+                         {"usage_pk": pk, "process_pk": proc, "process": name,
+                          "bytes": traffic})
+        if known is None and proc is not None:
+            ctx.heuristic(
+                "ios-datausage-orphan-usage", "Network use by a process with no record",
+                f"DataUsage row {pk} counts {traffic:g} bytes for process #{proc}, which has "
+                "no ZPROCESS record (a deleted process entry; spyware has removed its own)",
+                rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
+        triangulation.check_backupagent(ctx, name, traffic, rec, path, "DataUsage.sqlite")
+    return ok(len(procs) + len(usage))
+
+
+def _addaily(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, ADDAILY)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    root = plist(ctx, entry)
+    base = root.get("netUsageBaseline") if isinstance(root, dict) else None
+    if not isinstance(base, dict):
+        return ok(0, "no netUsageBaseline")
+    for name, values in base.items():
+        vals = values if isinstance(values, list) else []
+        when = next((iso_datetime(v) for v in vals if iso_datetime(v)), None)
+        traffic = sum(_num(v) for v in vals)
+        rec = ctx.record("osanalytics_addaily", when, "net_usage_baseline",
+                         {"process": str(name), "bytes": traffic})
+        ctx.check("process", str(name), rec=rec, path=path, what="OS analytics process")
+        triangulation.check_backupagent(ctx, str(name), traffic, rec, path,
+                                        "com.apple.osanalytics.addaily.plist")
+    return ok(len(base))
+
+
+def _idstatuscache(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, IDSTATUS)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    root = plist(ctx, entry)
+    n = 0
+    services = root.items() if isinstance(root, dict) else []
+    for service, lookups in services:
+        for key, val in lookups.items() if isinstance(lookups, dict) else []:
+            n += 1
+            info = val if isinstance(val, dict) else {}
+            rec = ctx.record("idstatuscache", iso_apple(info.get("LookupDate")),
+                             "lookup", {"service": str(service), "user": str(key)})
+            if isinstance(key, str) and key.startswith("mailto:"):
+                ctx.check("email", key[7:], rec=rec, path=path, what="iMessage lookup")
+    return ok(n)
+
+
+def _tcc(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, TCC)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    with database(ctx, entry) as conn:
+        have = require(conn, "access", ("service", "client"))
+        auth = next((c for c in ("auth_value", "allowed") if c in have), "NULL")
+        when = "last_modified" if "last_modified" in have else "NULL"
+        rows = conn.execute(f"SELECT service, client, {auth}, {when} FROM access "  # noqa: S608
+                            "LIMIT ?", (MAX_ROWS,)).fetchall()
+    for service, client, allowed, modified in rows:
+        c = str(client or "")
+        rec = ctx.record("tcc", iso_unix(modified), "tcc_access",
+                         {"service": str(service), "client": c, "auth": str(allowed)})
+        if c.startswith("/"):
+            ctx.check("file_path", c, rec=rec, path=path, what="TCC client path")
+            ctx.check("process", posixpath.basename(c), rec=rec, path=path, what="TCC client")
+        else:
+            ctx.check("app_id", c, rec=rec, path=path, what="TCC client")
+            ctx.check("process", c, rec=rec, path=path, what="TCC client")
+    return ok(len(rows))
+
+
+def _locationd(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, LOCATIOND)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    root = plist(ctx, entry)
+    clients = root.items() if isinstance(root, dict) else []
+    n = 0
+    for key, info in clients:
+        n += 1
+        d = info if isinstance(info, dict) else {}
+        when = next((iso_apple(v) for k, v in d.items()
+                     if isinstance(k, str) and "Time" in k and iso_apple(v)), None)
+        rec = ctx.record("locationd_clients", when, "location_client", {"client": str(key)})
+        name = str(key).removeprefix("com.apple.locationd.bundle-")
+        ctx.check("app_id", str(d.get("BundleId") or name), rec=rec, path=path,
+                  what="location client")
+        for field in ("BundlePath", "Executable"):
+            v = d.get(field)
+            if isinstance(v, str) and v:
+                ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}")
+                ctx.check("process", posixpath.basename(v), rec=rec, path=path,
+                          what="location client executable")
+        if name.startswith("/"):
+            ctx.check("process", posixpath.basename(name), rec=rec, path=path,
+                      what="location client")
+    return ok(n)
+
+
+def _calendar(ctx: Ctx) -> Result:
+    entry = first_entry(ctx, CALENDAR)
+    if entry is None:
+        return SKIPPED
+    path = ctx.evidence.display(entry)
+    with database(ctx, entry) as conn:
+        require(conn, "Participant", ("ROWID", "email"))
+        rows = conn.execute("SELECT ROWID, email FROM Participant LIMIT ?",
+                            (MAX_ROWS,)).fetchall()
+    for rowid, email in rows:
+        if isinstance(email, str) and email:
+            rec = ctx.record("calendar", None, "participant", {"rowid": rowid, "email": email})
+            ctx.check("email", email.removeprefix("mailto:"), rec=rec, path=path,
+                      what="calendar participant")
+    return ok(len(rows))
+
+
+MODULES = (
+    FnModule("datausage", "network use per process (DataUsage.sqlite)", _datausage),
+    FnModule("osanalytics_addaily", "OS analytics network baseline per process", _addaily),
+    FnModule("idstatuscache", "iMessage / FaceTime lookups (IDStatusCache)", _idstatuscache),
+    FnModule("tcc", "privacy permissions granted to apps (TCC.db)", _tcc),
+    FnModule("locationd_clients", "location-services clients (clients.plist)", _locationd),
+    FnModule("calendar", "calendar participants (Calendar.sqlitedb)", _calendar),
+)
