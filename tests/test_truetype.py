@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import time
 
 import pytest
 
@@ -13,7 +14,7 @@ from spywall.errors import FormatError
 from spywall.formats import truetype, tt_bytecode
 from spywall.formats.base import ParseContext, Parsed
 from spywall.formats.truetype import Collection, Font
-from spywall.limits import Budget
+from spywall.limits import Budget, Limits
 from spywall.samples import truetype as ts
 from spywall.samples.containers import zip_of
 
@@ -292,3 +293,72 @@ def test_engine_end_to_end_and_appended_zip() -> None:
     assert subject.findings[0].cves == ["CVE-2023-41990"]
     tail = scan_bytes(ts.font() + zip_of({"a.bin": b"x" * 64}), "y.ttf")
     assert "appended-archive" in {f.rule for f in tail.findings}
+
+
+def sfnt(tables: dict[str, bytes]) -> bytes:
+    """A bare sfnt from raw tables (checksums left zero: nothing here reads them)."""
+    head = struct.pack(">4sHHHH", b"\x00\x01\x00\x00", len(tables), 0, 0, 0)
+    offset = 12 + 16 * len(tables)
+    records, body = b"", b""
+    for tag, blob in tables.items():
+        records += struct.pack(">4sIII", tag.encode(), 0, offset + len(body), len(blob))
+        body += blob + bytes(-len(blob) % 4)
+    return head + records + body
+
+
+def hostile(num_glyphs: int, loca: bytes, glyf: bytes) -> bytes:
+    head = bytes(50) + b"\x00\x01" + bytes(2)  # indexToLocFormat = 1 (long)
+    maxp = struct.pack(">IH", 0x5000, num_glyphs)
+    return sfnt({"head": head, "maxp": maxp, "loca": loca, "glyf": glyf})
+
+
+def test_hostile_shared_glyph_program_is_decoded_once() -> None:
+    code = b"\x8f" * 60_000
+    glyph = struct.pack(">hhhhhH", 0, 0, 0, 0, 0, len(code)) + code
+    n = 0xFFFF  # loca 0, L, 0, L...: even glyphs share one program, odd ones run backwards
+    data = hostile(n, struct.pack(f">{n + 1}I", *([0, len(glyph)] * ((n + 1) // 2))), glyph)
+    start = time.monotonic()
+    parsed = parse(data)
+    assert time.monotonic() - start < 5
+    font = parsed.structure
+    assert isinstance(font, Font)
+    assert (font.adjust_total, len(font.adjust)) == ((n + 1) // 2, truetype.MAX_RECORDED)
+    assert font.adjust[0].total == 60_000
+    assert len(font.adjust[0].hits) == 16
+    assert any("32767 glyphs (first: glyph 1)" in w for w in parsed.warnings)
+    hits = list(detect(parsed))
+    assert len(hits) == truetype.MAX_RECORDED + 1
+
+
+def test_hostile_overlapping_programs_stay_bounded() -> None:
+    """Glyph k starts at byte 4k of a run of 0x8F: each is a composite whose flags
+    (0x8F8F) say word arguments, a scale and instructions, 0x8F8F bytes of ADJUST. The
+    programs overlap, so decoding them all would scan 600 MB: the budget stops it, and
+    what was found stays."""
+    n = 0x8000
+    glyf = b"\x8f" * (2 * n + 60_000)
+    loca: list[int] = []
+    for k in range(n // 2):
+        loca += [4 * k, 4 * k + 60_000]
+    data = hostile(n - 1, struct.pack(f">{n}I", *loca), glyf)
+    start = time.monotonic()
+    parsed = parse(data)
+    assert time.monotonic() - start < 5
+    assert any("remaining programs were not examined" in w for w in parsed.warnings)
+    font = parsed.structure
+    assert isinstance(font, Font)
+    assert 100 < font.adjust_total < n // 2
+    assert font.adjust[1].offset - font.adjust[0].offset == 4
+    assert font.adjust[0].total == 0x8F8F
+
+
+def test_decode_budget_keeps_what_was_found() -> None:
+    # fpgm has ADJUST; a glyph's 60,000-byte program is all PUSHB[0] 0x8F (push data,
+    # but one decode step per push): more steps than the element budget allows.
+    data = ts.font(ts.Programs(fpgm=ts.FPGM_ADJUST, simple=b"\xb0\x8f" * 30_000))
+    parsed = truetype.parse(data, ParseContext(Budget(Limits(max_elements=5_000))))
+    assert any("remaining programs were not examined" in w for w in parsed.warnings)
+    [hit] = detect(parsed)
+    assert hit.detail["program"] == "fpgm"
+    # With the default budget the whole font is decoded, and the glyph is clean.
+    assert [p.where for p in font_of(data).adjust] == ["fpgm"]

@@ -76,15 +76,20 @@ def instruction(draw: st.DrawFn) -> bytes:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(instruction(), max_size=30), st.data())
-def test_decoder_finds_exactly_the_inserted_adjust(prog: list[bytes], data: st.DataObject
-                                                   ) -> None:
-    code = b"".join(prog)
-    clean = tt_bytecode.decode(code)
-    assert (clean.total, clean.truncated) == (0, None)
-    where = data.draw(st.integers(0, len(prog)))
-    op = data.draw(st.sampled_from([0x8F, 0x90]))
-    at = sum(len(i) for i in prog[:where])
-    bad = tt_bytecode.decode(b"junk" + code[:at] + bytes([op]) + code[at:], 4)
-    assert bad.hits == ((4 + at, op),)
-    assert bad.truncated is None
+@given(st.lists(st.tuples(instruction(), st.sampled_from([None, 0x8F, 0x90])), max_size=40),
+       st.integers(0, 6))
+def test_decoder_finds_exactly_the_adjust_instructions(
+        prog: list[tuple[bytes, int | None]], max_hits: int) -> None:
+    """Instructions (pushes carry random data, 0x8F/0x90 included), some followed by an
+    ADJUST: the decoder finds exactly those, records the first ``max_hits`` and counts all."""
+    code, expected = b"junk", []
+    for ins, adjust in prog:
+        code += ins
+        if adjust is not None:
+            expected.append((len(code), adjust))
+            code += bytes([adjust])
+    dec = tt_bytecode.decode(code, 4, max_hits=max_hits)
+    assert dec.total == len(expected)
+    assert list(dec.hits) == expected[:max_hits]
+    assert dec.truncated is None
+    assert dec.steps <= len(prog) + min(len(expected), max_hits) + 1

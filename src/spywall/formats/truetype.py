@@ -16,11 +16,11 @@ with a warning. Fonts of a collection that share tables are decoded once.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
-from spywall.errors import FormatError
+from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import tt_bytecode
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader, check_count
@@ -31,6 +31,7 @@ MAX_GLYPHS = 0xFFFF
 MAX_COMPONENTS = 1024
 MAX_RECORDED = 32
 MAX_WARNINGS = 24
+BYTES_PER_ELEMENT = 16  # decoded bytecode charged to the element budget
 
 TRUETYPE_VERSIONS = (b"\x00\x01\x00\x00", b"true")
 CFF_VERSION = b"OTTO"
@@ -143,6 +144,8 @@ class _Parser:
         self.warn = _Warnings()
         # (kind, offset, length...) -> programs already decoded (shared collection tables)
         self.cache: dict[tuple[int, ...], tuple[list[Program], _Found]] = {}
+        # (start, end) -> decode result: glyphs sharing one program are decoded once
+        self.decoded: dict[tuple[int, int], tt_bytecode.Decoded] = {}
 
     def directory(self, off: int, label: str) -> tuple[bytes, list[Table], int]:
         r = Reader(self.data, off)
@@ -210,26 +213,40 @@ class _Parser:
     def scan_table(self, t: Table, label: str) -> tuple[list[Program], _Found]:
         return self.scan([(t.tag, None, t.offset, t.offset + t.length)], label)
 
-    def scan(self, programs: list[_Span], label: str) -> tuple[list[Program], _Found]:
-        """Pre-filter and decode programs; keep those where ADJUST is an instruction."""
-        data = self.data
+    def scan(self, programs: Iterable[_Span], label: str) -> tuple[list[Program], _Found]:
+        """Pre-filter and decode programs; keep those where ADJUST is an instruction.
+
+        Decoding is charged to the element budget step by step; when the budget runs out
+        the programs left are not decoded (a warning says so) and what was found is kept.
+        """
         out: list[Program] = []
         stats = _Found()
-        for where, gid, start, stop in programs:
-            stats.programs += 1
-            if not tt_bytecode.may_contain(data, start, stop):
-                continue
-            stats.decoded += 1
-            dec = tt_bytecode.decode(data, start, stop)
-            name = where if gid is None else f"glyph {gid}"
-            if dec.truncated is not None:
-                self.warn.add(f"{label}{name} instructions: push at offset {dec.truncated} "
-                              "runs past the end of the program")
-            if dec.total:
-                stats.total += 1
-                if len(out) < MAX_RECORDED:
-                    out.append(Program(where, gid, start, stop - start, dec.hits, dec.total))
+        try:
+            for span in programs:
+                stats.programs += 1
+                self.scan_one(span, label, out, stats)
+        except LimitExceeded as exc:
+            self.warn.add(f"{label}{exc}: the remaining programs were not examined")
         return out, stats
+
+    def scan_one(self, span: _Span, label: str, out: list[Program], stats: _Found) -> None:
+        where, gid, start, stop = span
+        if not tt_bytecode.may_contain(self.data, start, stop):
+            return
+        stats.decoded += 1
+        dec = self.decoded.get((start, stop))
+        if dec is None:
+            dec = self.decoded[start, stop] = tt_bytecode.decode(self.data, start, stop)
+            # Its cost: search steps, and bytes scanned (overlapping hostile programs).
+            self.ctx.budget.charge_elements(dec.steps + (stop - start) // BYTES_PER_ELEMENT)
+        if dec.truncated is not None:
+            name = where if gid is None else f"glyph {gid}"
+            self.warn.add(f"{label}{name} instructions: push at offset {dec.truncated} "
+                          "runs past the end of the program")
+        if dec.total:
+            stats.total += 1
+            if len(out) < MAX_RECORDED:
+                out.append(Program(where, gid, start, stop - start, dec.hits, dec.total))
 
     def glyphs(self, by_tag: dict[str, Table], label: str, found: list[Program],
                stats: _Found) -> tuple[int | None, int | None]:
@@ -250,8 +267,7 @@ class _Parser:
             return num, fmt
         key = (1, glyf.offset, glyf.length, loca.offset, loca.length, fmt, num)
         self.cached(key, found, stats,
-                    lambda: self.scan(list(self.glyph_spans(glyf, loca, fmt, num, label)),
-                                      label))
+                    lambda: self.scan(self.glyph_spans(glyf, loca, fmt, num, label), label))
         return num, fmt
 
     def glyph_spans(self, glyf: Table, loca: Table, fmt: int, num: int, label: str
@@ -351,6 +367,10 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
             except FormatError as exc:
                 p.warn.add(f"font {i} at offset {off}: {exc}")
                 continue
+            except LimitExceeded as exc:
+                p.warn.add(f"font {i} at offset {off}: {exc}; it and the fonts after it "
+                           "were not examined")
+                break
             fonts.append(font)
             end = max(end, f_end)
         return Parsed("ttc", Collection(version, tuple(fonts)), end, warnings=p.warn.done())

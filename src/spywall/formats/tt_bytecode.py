@@ -41,11 +41,13 @@ class Decoded:
     ``hits`` are (offset, opcode) of watched opcodes decoded as instructions, offsets
     absolute in the buffer, at most ``max_hits`` of them; ``total`` counts them all.
     ``truncated`` is the offset of a push whose data runs past the program's end, if any.
+    ``steps`` counts the decoder's search steps (its cost, charged to the budget).
     """
 
     hits: tuple[tuple[int, int], ...]
     total: int
     truncated: int | None
+    steps: int = 0
 
 
 def _byte_class(opcodes: frozenset[int]) -> re.Pattern[bytes]:
@@ -90,28 +92,41 @@ def decode(
     opcodes: frozenset[int] = ADJUST_OPCODES,
     max_hits: int = 16,
 ) -> Decoded:
-    """Decode ``data[start:end]`` as one program and find ``opcodes`` used as instructions."""
+    """Decode ``data[start:end]`` as one program and find ``opcodes`` used as instructions.
+
+    Once ``max_hits`` are recorded, the rest are only counted: the search then stops at
+    pushes alone and counts watched bytes between them, so a program made of nothing but
+    watched opcodes costs no more steps than one without.
+    """
     end = len(data) if end is None else min(end, len(data))
-    search = _pattern(opcodes).search
+    search = _pattern(opcodes if max_hits > 0 else frozenset()).search
     hits: list[tuple[int, int]] = []
-    total = 0
+    total = steps = 0
     pos = start
     while pos < end:
+        steps += 1
         m = search(data, pos, end)
+        at = end if m is None else m.start()
+        if len(hits) >= max_hits:  # counting only: the search stops at pushes alone
+            total += _count(data, pos, at, opcodes)
         if m is None:
             break
-        at = m.start()
         size = push_size(data, at, end)
         if size is None:
             total += 1
-            if len(hits) < max_hits:
-                hits.append((at, data[at]))
+            hits.append((at, data[at]))
+            if len(hits) >= max_hits:
+                search = _pattern(frozenset()).search
             pos = at + 1
             continue
         pos = at + 1 + size
         if pos > end:
-            return Decoded(tuple(hits), total, at)
-    return Decoded(tuple(hits), total, None)
+            return Decoded(tuple(hits), total, at, steps)
+    return Decoded(tuple(hits), total, None, steps)
+
+
+def _count(data: bytes, start: int, end: int, opcodes: frozenset[int]) -> int:
+    return sum(data.count(bytes([op]), start, end) for op in opcodes) if end > start else 0
 
 
 def may_contain(

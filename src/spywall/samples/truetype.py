@@ -213,6 +213,9 @@ def samples() -> Iterator[Sample]:
                  "collection whose second font carries ADJUST")
     yield Sample("adjust-fontfile2.pdf", pdf_with_font(font(bad_glyph)), ADJUST,
                  "crafted font embedded as a Flate-compressed /FontFile2 stream")
+    yield Sample("adjust-fontfile2-raw.pdf",
+                 pdf_with_font(font(Programs(prep=PREP_ADJUST)), compress=False), ADJUST,
+                 "crafted font embedded as an unfiltered /FontFile2 stream")
     yield Sample("benign-hinted.ttf", font(), NONE, "ordinary hinting everywhere")
     yield Sample("benign-long-loca.ttf", font(long_loca=True), NONE)
     yield Sample("benign-push-data.ttf",
