@@ -1,0 +1,181 @@
+"""check-ios end to end on generated backups: planted, clean twin, WAL, encrypted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from spywall.cli import main
+from spywall.errors import InputError
+from spywall.iocs import IocIndex
+from spywall.ios.backup import open_backup
+from spywall.ios.check import MODULES, Outcome, check_backup
+from spywall.report import Finding
+from spywall.samples.ios import PLANTED, BackupSpec, write_backup
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load(())
+
+
+@pytest.fixture(scope="module")
+def backups(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("ios")
+    specs = {"planted": BackupSpec(), "clean": BackupSpec(planted=False),
+             "wal": BackupSpec(wal=True), "encrypted": BackupSpec(password="s3cret pass")}
+    return {name: write_backup(root / name, spec) for name, spec in specs.items()}
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run(backups: dict[str, Path], index: IocIndex, name: str) -> Outcome:
+    pw = "s3cret pass" if name == "encrypted" else None
+    return check_backup(backups[name], index, index.sources, password=pw)
+
+
+def by_module(findings: list[Finding]) -> set[tuple[str, str, str]]:
+    return {(f.location.module or "", f.rule,
+             f.indicator.collection if f.indicator else "") for f in findings}
+
+
+# (module, rule, collection) that the planted backup must produce.
+EXPECTED = {
+    ("manifest", "ioc-file-name", "Pegasus"),
+    ("configuration_profiles", "ioc-config-profile", "Predator"),
+    ("sms", "ioc-domain", "Pegasus"),
+    ("sms", "ioc-email", "Pegasus"),
+    ("sms_attachments", "appended-archive", ""),
+    ("whatsapp", "ioc-domain", "Pegasus"),
+    ("whatsapp", "appended-archive", ""),
+    ("safari_history", "ioc-domain", "OperationTriangulation"),
+    ("safari_history", "ios-fast-cross-domain-redirect", ""),
+    ("webkit_observations", "ioc-domain", "Pegasus"),
+    ("webkit_session_resource_log", "ioc-domain", "OperationTriangulation"),
+    ("datausage", "ioc-process", "Pegasus"),
+    ("datausage", "ioc-process", "OperationTriangulation"),
+    ("datausage", "triangulation-backupagent-network", ""),
+    ("datausage", "ios-datausage-orphan-usage", ""),
+    ("osanalytics_addaily", "ioc-process", "Pegasus"),
+    ("osanalytics_addaily", "ioc-process", "OperationTriangulation"),
+    ("osanalytics_addaily", "triangulation-backupagent-network", ""),
+    ("idstatuscache", "ioc-email", "Pegasus"),
+    ("tcc", "ioc-process", "Pegasus"),
+    ("locationd_clients", "ioc-process", "Pegasus"),
+    ("calendar", "ioc-email", "Pegasus"),
+    ("backup_info", "ios-outdated", ""),
+    ("triangulation_window", "triangulation-event-window", ""),
+}
+
+
+def test_planted_values_are_published_indicators(index: IocIndex) -> None:
+    kinds = {"domain": "domain", "process": "process", "email": "email",
+             "file_name": "file_name", "profile": "config_profile"}
+    for key, value in PLANTED.items():
+        kind = next(k for suffix, k in kinds.items() if key.endswith(suffix))
+        assert index.match(kind, value), f"{key}={value} not in the bundled sets"
+
+
+@pytest.mark.parametrize("name", ["planted", "wal", "encrypted"])
+def test_planted_backup_finds_everything(backups: dict[str, Path], index: IocIndex,
+                                         name: str) -> None:
+    out = run(backups, index, name)
+    found = by_module(out.report.all_findings())
+    assert found >= EXPECTED, EXPECTED - found
+    assert found <= EXPECTED, found - EXPECTED  # nothing unexpected either
+    statuses = {m.name: m.status for m in out.report.modules}
+    assert set(statuses) == {m.name for m in MODULES}
+    assert set(statuses.values()) == {"ok"}
+    assert out.report.device["ios_version"] == "16.5"
+    assert out.report.device["encrypted"] is (name == "encrypted")
+
+
+def test_clean_twin_raises_nothing(backups: dict[str, Path], index: IocIndex) -> None:
+    out = run(backups, index, "clean")
+    assert out.report.all_findings() == []
+    assert out.report.summary.errors == 0
+    ok = [m.name for m in out.report.modules if m.status == "ok"]
+    assert len(ok) >= len(MODULES) - 1  # only the profiles module has nothing to read
+
+
+def test_triangulation_rule_is_critical_and_names_itself(backups: dict[str, Path],
+                                                         index: IocIndex) -> None:
+    out = run(backups, index, "planted")
+    rule = [f for f in out.report.all_findings()
+            if f.rule == "triangulation-backupagent-network"]
+    assert {f.severity.value for f in rule} == {"critical"}
+    assert all(f.kind.value == "indicator" and not f.cves and f.references for f in rule)
+
+
+def test_attachment_findings_carry_chat_and_sender(backups: dict[str, Path],
+                                                   index: IocIndex) -> None:
+    out = run(backups, index, "planted")
+    att = {f.detail["app"]: f for f in out.report.all_findings()
+           if f.rule == "appended-archive"}
+    assert att["iMessage"].detail["sender"] == "+447700900123"
+    assert att["iMessage"].detail["chat"] == "+447700900123"
+    assert att["iMessage"].path.endswith(
+        "!/MediaDomain/Library/SMS/Attachments/a1/01/ATT-1/IMG_0001.jpg")
+    assert att["WhatsApp"].detail["chat"] == "Alex"
+    assert att["WhatsApp"].path.startswith(str(backups["planted"]) + "!/AppDomainGroup-")
+
+
+def test_wal_content_is_read(backups: dict[str, Path], index: IocIndex) -> None:
+    with open_backup(backups["wal"]) as b:
+        assert b.get("HomeDomain", "Library/SMS/sms.db-wal") is not None
+    out = run(backups, index, "wal")
+    sms = [f for f in out.report.all_findings() if f.location.module == "sms"]
+    assert sms, "the messages live only in sms.db's write-ahead log"
+
+
+@pytest.mark.parametrize("name", ["planted", "wal", "encrypted"])
+def test_evidence_is_unchanged(backups: dict[str, Path], index: IocIndex, name: str,
+                               tmp_path: Path) -> None:
+    before = tree_hashes(backups[name])
+    out = run(backups, index, name)
+    assert out.report.all_findings()
+    assert tree_hashes(backups[name]) == before
+
+
+def test_errors(backups: dict[str, Path], index: IocIndex, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="wrong backup password"):
+        check_backup(backups["encrypted"], index, password="nope")
+    with pytest.raises(InputError, match="encrypted"):
+        check_backup(backups["encrypted"], index)
+    with pytest.raises(InputError, match="not an iOS backup"):
+        check_backup(tmp_path, index)
+    with pytest.raises(InputError, match="not a folder"):
+        check_backup(tmp_path / "missing", index)
+
+
+def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> Iterator[object]:
+    rc = main(args)
+    yield rc
+    yield json.loads(capsys.readouterr().out)
+
+
+def test_cli_and_mvt_output(backups: dict[str, Path], tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPYWALL_BACKUP_PASSWORD", "s3cret pass")
+    rc, report = _cli(["check-ios", str(backups["encrypted"]), "-q", "-f", "json",
+                       "--output", str(tmp_path / "out")], capsys)
+    assert rc == 1
+    assert isinstance(report, dict)
+    assert report["command"] == "check-ios"
+    alerts = json.loads((tmp_path / "out/alerts.json").read_text())
+    assert any(a["level"] == "CRITICAL" and a["module"] == "datausage" for a in alerts)
+    info = json.loads((tmp_path / "out/info.json").read_text())
+    assert any(h["file_path"].endswith("Manifest.db") for h in info["hashes"])
+    assert any("sms.db" in h["file_path"] for h in info["hashes"])
+    assert (tmp_path / "out/sms_detected.json").exists()
+    assert (tmp_path / "out/timeline.csv").read_text().startswith('"UTC Timestamp"')
+    rc, _ = _cli(["check-ios", str(backups["clean"]), "-q", "-f", "json"], capsys)
+    assert rc == 0
