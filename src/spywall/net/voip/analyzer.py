@@ -210,6 +210,7 @@ class VoipAnalyzer:
 
     def _turn(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         flow.seen |= 1 << demux.TURN
+        flow.confirmed = True   # ChannelData on a flow that carried TURN or uses its port
         try:
             inner, found = stun.check_channel_data(p)
         except SpywallError:

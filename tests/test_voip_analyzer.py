@@ -1,0 +1,198 @@
+"""VoipAnalyzer fed Datagrams from packet scripts: calls, flows, demux, zero-click, IOCs."""
+
+from __future__ import annotations
+
+import pytest
+
+from spywall.iocs import Indicator, IocIndex
+from spywall.net.packet import Datagram
+from spywall.net.voip import calls
+from spywall.net.voip.analyzer import MAX_PER_FLOW, VoipAnalyzer
+from spywall.report import CallSummary, Finding, FindingKind
+from spywall.samples import voip as v
+
+CALLER, CALLEE = ("192.0.2.10", 5060), ("198.51.100.20", 5060)
+
+
+def dialog(n: int = 0, callee_ip: str = CALLEE[0]) -> v.Dialog:
+    return v.Dialog(f"call-{n}@atlanta.example", "alice@atlanta.example",
+                    f"bob{n}@biloxi.example", CALLER, (callee_ip, 5060))
+
+
+def run(script: v.Script, iocs: IocIndex | None = None
+        ) -> tuple[list[CallSummary], list[Finding]]:
+    an = VoipAnalyzer(iocs, "test.pcap")
+    out: list[Finding] = []
+    for i, e in enumerate(script.events, 1):
+        if not e.payload:
+            continue
+        d = Datagram(i, e.ts, e.src, e.dst, e.sport, e.dport, e.transport, e.payload)
+        out += an.udp(d) if e.transport == "udp" else an.tcp(d)
+    summaries, late = an.finish()
+    return summaries, out + late
+
+
+@pytest.mark.parametrize(("secure", "tcp"), [(False, False), (True, False), (False, True)])
+def test_clean_call(secure: bool, tcp: bool) -> None:
+    s = v.Script()
+    v.clean_call(s, 1_600_000_000.0, dialog(), secure=secure, tcp=tcp, rtp_packets=20)
+    summaries, findings = run(s)
+    assert findings == []
+    (c,) = summaries
+    assert (c.call_id, c.caller, c.callee, c.state) == \
+        ("call-0@atlanta.example", "sip:alice@atlanta.example", "sip:bob0@biloxi.example",
+         "ended")
+    assert c.started == "2020-09-13T12:26:40.000000Z"
+    flows = {(m.sport, m.dport): m for m in c.media}
+    assert flows[(49170, 30000)].packets == 21   # 20 RTP + the STUN check
+    assert flows[(49170, 30000)].protocol == ("stun+srtp" if secure else "stun+rtp")
+    assert flows[(30001, 49171)].protocol == ("srtcp" if secure else "rtcp")
+    assert c.anomalies == 0
+    assert c.packets == 7 + sum(m.packets for m in c.media)   # SIP messages + media
+
+
+def test_call_states() -> None:
+    s = v.Script()
+    d = dialog()
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
+    assert run(s)[0][0].state == "offered"
+    s.udp(1.1, CALLEE, CALLER, d.response(180, "Ringing"))
+    assert run(s)[0][0].state == "ringing"
+    s.udp(1.2, CALLEE, CALLER, d.response(200, "OK"))
+    assert run(s)[0][0].state == "answered"
+    s.udp(1.3, CALLER, CALLEE, d.request("BYE", cseq=2, to_tag=True))
+    assert run(s)[0][0].state == "ended"
+    rejected = v.Script()
+    rejected.udp(1.0, CALLER, CALLEE, d.request("INVITE"))
+    rejected.udp(1.1, CALLEE, CALLER, d.response(486, "Busy Here"))
+    assert run(rejected)[0][0].state == "failed"
+
+
+def test_zero_click_media() -> None:
+    s = v.Script()
+    frames = v.zero_click_call(s, 100.0, dialog())
+    summaries, findings = run(s)
+    assert summaries[0].state == "failed"
+    by_rule: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_rule.setdefault(f.rule, []).append(f)
+    assert set(by_rule) == {"voip-rtcp-length", "voip-rtcp-oversize", "voip-zero-click-media"}
+    assert [f.location.frame for f in by_rule["voip-rtcp-length"]] == frames
+    length = by_rule["voip-rtcp-length"][0]
+    assert length.kind == FindingKind.EXPLOIT
+    assert "CVE-2019-3568" in length.cves
+    assert length.location.protocol == "rtcp"
+    (zc,) = by_rule["voip-zero-click-media"]
+    assert zc.location.frame == frames[0]
+    assert zc.detail["packets"] == len(frames)
+    assert summaries[0].anomalies == 2 * len(frames) + 1
+
+
+def test_answered_call_with_early_media_is_not_zero_click() -> None:
+    s = v.Script()
+    d = dialog()
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
+    s.udp(1.1, CALLEE, CALLER, d.response(183, "Session Progress",
+                                          body=v.sdp(CALLEE[0], 30000)))
+    for ts, p in v.rtp_stream(7, 5, start=1.2):
+        s.udp(ts, (CALLER[0], 49170), (CALLEE[0], 30000), p)
+    s.udp(2.0, CALLEE, CALLER, d.response(200, "OK", body=v.sdp(CALLEE[0], 30000)))
+    assert run(s)[1] == []
+
+
+def test_campaign() -> None:
+    s = v.Script()
+    frames = [v.zero_click_call(s, 100.0 + n * 60, dialog(n, f"198.51.100.{20 + n}"),
+                                rtcp_packets=1)[0] for n in range(calls.CAMPAIGN_MIN_CALLEES)]
+    _, findings = run(s)
+    zc = [f for f in findings if f.rule.startswith("voip-zero-click")]
+    assert sorted(f.rule for f in zc) == ["voip-zero-click-campaign"] + \
+        ["voip-zero-click-media"] * calls.CAMPAIGN_MIN_CALLEES
+    (camp,) = (f for f in zc if f.rule == "voip-zero-click-campaign")
+    assert camp.severity == "critical"
+    assert camp.detail["callees"] == calls.CAMPAIGN_MIN_CALLEES
+    assert camp.location.frame == frames[-1]
+
+
+def test_campaign_needs_the_window() -> None:
+    s = v.Script()
+    for n in range(calls.CAMPAIGN_MIN_CALLEES):
+        v.zero_click_call(s, 100.0 + n * (calls.CAMPAIGN_WINDOW + 1),
+                          dialog(n, f"198.51.100.{20 + n}"), rtcp_packets=1)
+    rules = [f.rule for f in run(s)[1]]
+    assert "voip-zero-click-campaign" not in rules
+    assert rules.count("voip-zero-click-media") == calls.CAMPAIGN_MIN_CALLEES
+
+
+def test_ioc_hosts() -> None:
+    iocs = IocIndex()
+    iocs.add([Indicator("domain", "nsogroup.com", "domain-name:value", "Pegasus", "t.stix2"),
+              Indicator("ipv4", "104.223.76.220", "ipv4-addr:value", "Pegasus", "t.stix2")])
+    d = v.Dialog("x@y", "wis@sip.nsogroup.com", "victim@biloxi.example",
+                 ("104.223.76.220", 5060), CALLEE)
+    s = v.Script()
+    s.udp(5.0, d.caller_addr, CALLEE, d.request("INVITE", body=v.sdp("104.223.76.220", 40000)))
+    s.udp(5.1, CALLEE, d.caller_addr, d.response(180, "Ringing"))
+    _, findings = run(s, iocs)
+    hits = {(f.indicator.matched if f.indicator else None, f.location.frame) for f in findings}
+    assert hits == {("sip.nsogroup.com", 1), ("104.223.76.220", 1)}
+    assert all(f.kind == FindingKind.INDICATOR and f.rule == "voip-ioc-host" for f in findings)
+    assert run(s, IocIndex())[1] == []
+
+
+def test_repeats_are_capped() -> None:
+    s = v.Script()
+    d = dialog()
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
+    s.udp(1.2, CALLEE, CALLER, d.response(200, "OK", body=v.sdp(CALLEE[0], 30000)))
+    for i in range(10):
+        s.udp(2 + i, (CALLER[0], 49171), (CALLEE[0], 30001), v.sr(1)[:20])
+    findings = run(s)[1]
+    assert len(findings) == MAX_PER_FLOW
+    assert findings[-1].detail["repeats"] == 10 - MAX_PER_FLOW
+
+
+def test_unconfirmed_flow_holds_back_then_reports() -> None:
+    an = VoipAnalyzer(None, "t")
+    a, b = ("203.0.113.1", 40000), ("203.0.113.2", 41000)
+    bad = v.sr(0x77)[:20]
+
+    def dg(frame: int, p: bytes) -> Datagram:
+        return Datagram(frame, 1.0 + frame, a[0], b[0], a[1], b[1], "udp", p)
+
+    assert an.udp(dg(1, bad)) == []           # unknown flow, one packet: held back
+    out = an.udp(dg(2, bad))                  # same SSRC again: confirmed, both reported
+    assert [f.location.frame for f in out] == [1, 2]
+
+
+def test_random_udp_is_quiet() -> None:
+    import random
+
+    rnd = random.Random(7)
+    an = VoipAnalyzer(None, "t")
+    for i in range(3000):
+        p = rnd.randbytes(rnd.randrange(1, 300))
+        d = Datagram(i + 1, float(i), "10.0.0.1", "10.0.0.2", 40000 + i % 7, 50000, "udp", p)
+        assert an.udp(d) == []
+    assert an.finish() == ([], [])
+
+
+def test_turn_relayed_rtcp_is_checked() -> None:
+    an = VoipAnalyzer(None, "t")
+    a, srv = ("203.0.113.5", 50000), ("198.51.100.99", 3478)
+    d1 = Datagram(1, 1.0, a[0], srv[0], a[1], srv[1], "udp", v.channel_bind())
+    assert an.udp(d1) == []
+    relayed = v.channel_data(0x4001, v.sr(3)[:20] + bytes(4))
+    out = an.udp(Datagram(2, 1.1, srv[0], a[0], srv[1], a[1], "udp", relayed))
+    assert [f.rule for f in out] == ["voip-rtcp-length"]
+    ok = an.udp(Datagram(3, 1.2, srv[0], a[0], srv[1], a[1], "udp",
+                         v.channel_data(0x4001, v.compound(3))))
+    assert ok == []
+
+
+def test_sip_over_tcp_content_length_and_oversize() -> None:
+    an = VoipAnalyzer(None, "t")
+    big = b"INVITE sip:x@y SIP/2.0\r\n" + b"X-Pad: " + b"a" * 70000
+    out = an.tcp(Datagram(1, 1.0, "192.0.2.1", "192.0.2.2", 40000, 5060, "tcp", big))
+    assert [f.rule for f in out] == ["voip-sip-oversize"]
+    assert out[0].location.protocol == "sip"

@@ -1,0 +1,93 @@
+"""Property tests: every VoIP decoder and the analyzer, on random and mutated bytes, raise
+nothing but SpywallError and finish quickly."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spywall.errors import SpywallError
+from spywall.net.packet import Datagram
+from spywall.net.voip import rtcp, rtp, sdp, sip, stun
+from spywall.net.voip.analyzer import VoipAnalyzer
+from spywall.samples import voip as v
+
+D = v.D
+SEEDS = [c.build() for c in v.CRAFTED.values()] + [
+    v.compound(1), v.sr(1) + v.sdes(1) + v.bye(1, b"x") + v.xr(1), v.srtcp(v.compound(2), 3),
+    v.rtp(1, 2, 3, csrcs=(4,), ext=b"abcd", padding=2), v.binding_request(), v.channel_bind(),
+    v.channel_data(0x4001, v.compound(5)), D.request("INVITE", body=v.sdp("192.0.2.1", 4000)),
+    D.response(200, "OK", body=v.sdp("192.0.2.2", 5000)), v.sdp("192.0.2.1", 4000, mux=True),
+]
+
+
+def _sip_stream(p: bytes) -> object:
+    st_ = sip.SipStream()
+    return st_.feed(p[: len(p) // 2]), st_.feed(p[len(p) // 2 :])
+
+
+DECODERS: dict[str, Callable[[bytes], object]] = {
+    "rtp": rtp.check_rtp,
+    "rtcp": rtcp.check_rtcp,
+    "srtcp": rtcp.check_srtcp,
+    "stun": stun.parse_stun,
+    "channel": stun.check_channel_data,
+    "sip": sip.parse_sip,
+    "sip-stream": _sip_stream,
+    "sdp": sdp.parse_sdp,
+}
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(0, 8))):
+        if not data:
+            break
+        i = draw(st.integers(0, len(data) - 1))
+        op = draw(st.integers(0, 2))
+        if op == 0:
+            data[i] = draw(st.integers(0, 255))
+        elif op == 1:
+            del data[i : i + draw(st.integers(1, 16))]
+        else:
+            data[i:i] = draw(st.binary(max_size=16))
+    return bytes(data)
+
+
+INPUTS = st.one_of(st.binary(max_size=2048), mutated())
+FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _call(fn: Callable[[bytes], object], data: bytes) -> None:
+    start = time.perf_counter()
+    with contextlib.suppress(SpywallError):
+        fn(data)
+    assert time.perf_counter() - start < 0.5
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_decoder_only_raises_spywall_errors(name: str) -> None:
+    @FAST
+    @given(INPUTS)
+    def prop(data: bytes) -> None:
+        _call(DECODERS[name], data)
+
+    prop()
+
+
+@FAST
+@given(st.lists(st.tuples(INPUTS, st.sampled_from([5060, 3478, 40000, 40001]),
+                          st.booleans()), max_size=12))
+def test_analyzer_never_raises(packets: list[tuple[bytes, int, bool]]) -> None:
+    an = VoipAnalyzer(None, "prop")
+    for i, (data, port, tcp) in enumerate(packets, 1):
+        d = Datagram(i, float(i), "192.0.2.1", "192.0.2.2", port, port + (i % 2),
+                     "tcp" if tcp else "udp", data)
+        (an.tcp if tcp else an.udp)(d)
+    an.finish()
