@@ -9,9 +9,11 @@ For every prefix code of every group, in the main image and in every sub-image, 
 number of table entries libwebp builds is simulated (``huffman_tables.simulate``). The
 main image's pixel data is never decoded.
 
-Bounds: sizes come from 14-bit fields; pixels decoded in sub-images are capped per
-stream (``MAX_DECODED_PIXELS``, kept images ``MAX_KEPT_PIXELS``) and charged to the
-budget; the bit reader raises ``TruncatedError`` past its end.
+Bounds: sub-image pixels are capped per sub-image (``MAX_SUBIMAGE_PIXELS``), per file
+(``MAX_DECODED_PIXELS``) and for the one image whose values are kept, the entropy image
+(``MAX_KEPT_PIXELS``), and charged to the budget; pixels are only stored for the entropy
+image; a sub-image whose codes all have one symbol costs no loop at all; the time budget
+is checked while decoding; the bit reader raises ``TruncatedError`` past its end.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ CACHE_EXTRA = (0, 2, 4, 8, 16, 32, 64, 128, 258, 514, 1026, 2050)
 MAX_CACHE_BITS = 11
 CODE_LENGTH_ORDER = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 TRANSFORMS = ("predictor", "colour", "subtract-green", "colour-indexing")
-MAX_DECODED_PIXELS = 16 << 20
+MAX_SUBIMAGE_PIXELS = 16 << 20
+MAX_DECODED_PIXELS = 64 << 20
 MAX_KEPT_PIXELS = 4 << 20
 MAX_NOTABLE = 64
 # (dx, dy) of the 120 short distance codes (WebP lossless spec, "LZ77 backward reference").
@@ -164,6 +167,7 @@ class Bitstream:
     transforms: tuple[str, ...]
     images: tuple[ImageCodes, ...]
     error: str = ""
+    pixels: int = 0
 
 
 def _prefix_value(sym: int, br: BitReader) -> int:
@@ -293,7 +297,7 @@ class _Stream:
     def sub_image(self, role: str, width: int, height: int, keep: bool) -> array[int]:
         """Decode a sub-image (no transforms, one group); pixels kept only if ``keep``."""
         n = width * height
-        if n > self.pixels_left or (keep and n > MAX_KEPT_PIXELS):
+        if n > min(self.pixels_left, MAX_SUBIMAGE_PIXELS) or (keep and n > MAX_KEPT_PIXELS):
             raise LimitExceeded(f"{role} of {width}x{height} over the pixel cap")
         self.pixels_left -= n
         self.ctx.budget.charge_elements(1 + n // 1024)
@@ -348,6 +352,15 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
     """LZ77 + colour cache decoding of a sub-image; pixel values only if ``keep``."""
     green, red, blue, alpha, dist = decs
     out = array("I", bytes(4 * n)) if keep else array("I")
+    if not (green.bits or red.bits or blue.bits or alpha.bits):
+        # One symbol per code: every pixel is the same and costs no bits (a copy at pixel
+        # 0 would be out of range, a cache that only ever held zeros stays zero).
+        g, r, b, a = (d.table[0] >> 4 for d in (green, red, blue, alpha))
+        if 256 <= g < 280:
+            raise FormatError("back reference at the first pixel of a sub-image")
+        if keep and g < 256:
+            out = array("I", [a << 24 | r << 16 | g << 8 | b]) * n
+        return out
     cache = [0] * (1 << cache_bits) if keep and cache_bits else []
     shift = 32 - cache_bits
     pos = steps = 0
@@ -388,7 +401,8 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
 
 
 def read_stream(data: bytes, start: int, end: int, ctx: ParseContext, source: str,
-                frame: int | None, size: tuple[int, int] | None = None) -> Bitstream:
+                frame: int | None, size: tuple[int, int] | None = None,
+                pixels_left: int = MAX_DECODED_PIXELS) -> Bitstream:
     """Read a VP8L chunk (``size=None``: with its header) or headerless ALPH data.
 
     Problems stop the reading; what was simulated until then is kept and the problem
@@ -398,6 +412,7 @@ def read_stream(data: bytes, start: int, end: int, ctx: ParseContext, source: st
     width, height = size or (0, 0)
     alpha = True
     stream = _Stream(br, ctx)
+    stream.pixels_left = pixels_left
     error = ""
     try:
         if size is None:
@@ -411,4 +426,4 @@ def read_stream(data: bytes, start: int, end: int, ctx: ParseContext, source: st
     except (FormatError, LimitExceeded) as exc:
         error = str(exc) if isinstance(exc, FormatError) else f"limit: {exc}"
     return Bitstream(start, source, frame, width, height, alpha, tuple(stream.transforms),
-                     tuple(stream.images), error)
+                     tuple(stream.images), error, pixels_left - stream.pixels_left)

@@ -46,6 +46,7 @@ class _Walk:
     ctx: ParseContext
     canvas: tuple[int, int] | None = None
     frames: int = 0
+    pixels_left: int = vp8l.MAX_DECODED_PIXELS
     chunks: list[Chunk] = field(default_factory=list)
     streams: list[vp8l.Bitstream] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -78,7 +79,9 @@ class _Walk:
 
     def stream(self, start: int, end: int, source: str, frame: int | None,
                size: tuple[int, int] | None) -> None:
-        s = vp8l.read_stream(self.data, start, end, self.ctx, source, frame, size)
+        s = vp8l.read_stream(self.data, start, end, self.ctx, source, frame, size,
+                             self.pixels_left)
+        self.pixels_left -= s.pixels
         self.streams.append(s)
         if s.error:
             where = f" (frame {frame})" if frame is not None else ""
