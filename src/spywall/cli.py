@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "schema": "spywall.commands.schema_cmd",
     "check-ios": "spywall.commands.check_ios",
     "iocs": "spywall.commands.iocs",
+    "pcap": "spywall.commands.pcap",
 }
 
 _FATAL_CODES = {"io", "input"}

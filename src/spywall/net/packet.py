@@ -7,6 +7,9 @@ stream (after reassembly). It is the only per-packet object the decode hot path 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from spywall.report import Location
 
 
 @dataclass(slots=True)
@@ -25,3 +28,17 @@ class Datagram:
     dport: int
     transport: str
     payload: bytes
+
+
+def iso(ts: float) -> str:
+    """A capture timestamp as ISO-8601 UTC (microseconds)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.6f}"
+
+
+def location(d: Datagram, protocol: str | None = None) -> Location:
+    """The report location of a datagram (``protocol`` defaults to its transport)."""
+    return Location(frame=d.frame, timestamp=iso(d.ts), src=d.src, dst=d.dst,
+                    sport=d.sport, dport=d.dport, protocol=protocol or d.transport)

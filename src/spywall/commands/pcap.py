@@ -1,0 +1,78 @@
+"""``spywall pcap CAPTURE...``: inspect call traffic in pcap / pcapng captures.
+
+Each capture is streamed (hashed as it is read, never loaded whole) through the decoder,
+the indicator checks (addresses, DNS names, TLS SNI) and the VoIP analyzer; it becomes one
+``Subject`` with its findings and error entries, and the calls it holds go to
+``report.calls``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from pathlib import Path
+
+from spywall.commands.common import add_ioc_arguments, finish, log, new_report, progress
+from spywall.iocs import IocIndex
+from spywall.net.capture import CHUNK
+from spywall.net.pipeline import AnalyzerFactory, Pipeline, voip_analyzer
+from spywall.report import CallSummary, ErrorEntry, Report, Subject
+
+HELP = "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators"
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
+    add_ioc_arguments(p)
+    p.add_argument("--no-iocs", action="store_true",
+                   help="skip indicator matching (structure checks only)")
+
+
+def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
+            show_progress: bool = False) -> tuple[Subject, list[CallSummary]]:
+    """One capture -> its Subject and the calls found in it."""
+    subject = Subject(path=path)
+    digest = hashlib.sha256()
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh, progress(size, Path(path).name,
+                                              show_progress and size >= PROGRESS_MIN_BYTES
+                                              ) as bar:
+            def tap(chunk: bytes) -> None:
+                digest.update(chunk)
+                if bar is not None:
+                    bar.advance(bar.task_ids[0], len(chunk))
+
+            result = Pipeline(path, iocs, analyzer).run(fh, tap)
+            while chunk := fh.read(CHUNK):   # the rest of the file, for the hash
+                tap(chunk)
+    except OSError as exc:
+        subject.errors.append(ErrorEntry(path=path, code="io",
+                                         message=f"cannot read: {exc.strerror or exc}"))
+        return subject, []
+    subject.sha256 = digest.hexdigest()
+    subject.size = size
+    subject.format = result.format
+    subject.objects = result.frames
+    subject.findings = result.findings
+    subject.errors = result.errors
+    return subject, result.calls
+
+
+def run(args: argparse.Namespace) -> Report:
+    report = new_report("pcap")
+    iocs = None if args.no_iocs else IocIndex.load(args.iocs)
+    if iocs is not None:
+        report.ioc_sources = iocs.sources
+    analyzer = voip_analyzer()
+    if analyzer is None and not args.quiet:
+        log("[yellow]VoIP analyzer not available: indicator and capture checks only[/]")
+    for path in args.captures:
+        subject, calls = inspect(path, iocs, analyzer, not args.quiet)
+        report.subjects.append(subject)
+        report.calls.extend(calls)
+        if subject.findings and not args.quiet:
+            log(f"[red]{len(subject.findings)} finding(s)[/] in {path}")
+    return finish(report)

@@ -1,0 +1,269 @@
+"""Stream packet records out of a pcap or pcapng file, never reading it whole.
+
+pcap (draft-ietf-opsawg-pcap): microsecond and nanosecond magic, either byte order.
+pcapng (draft-ietf-opsawg-pcapng): SHB in either byte order and any number of sections,
+IDB (several interfaces, ``if_tsresol``, ``if_tsoffset``), EPB, SPB and the obsolete packet
+block; NRB, ISB, custom and unknown blocks are skipped by their length.
+
+Iterating a ``CaptureReader`` yields ``(frame, ts, linktype, data, orig_len)`` with frame
+numbers counted as Wireshark counts them. Problems confined to one record go to
+``on_error`` and the reading goes on; a problem that loses the record framing (a bogus
+length) raises ``FormatError`` / ``TruncatedError`` after the records before it were yielded.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator
+from typing import BinaryIO, Protocol
+
+from spywall.errors import FormatError, TruncatedError
+
+Record = tuple[int, float, int, bytes, int]
+ErrorSink = Callable[[int, str, str], None]   # (frame, code, message)
+
+CHUNK = 1 << 20
+MAX_CAPLEN = 262_144          # Wireshark's standard maximum packet size
+MAX_BLOCK = 4 * MAX_CAPLEN    # a packet block with generous options
+MAX_INTERFACES = 4096
+MAX_OPTIONS = 256
+
+PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1_000_000), b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
+    b"\x4d\x3c\xb2\xa1": ("<", 1_000_000_000), b"\xa1\xb2\x3c\x4d": (">", 1_000_000_000),
+}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+BOM = 0x1A2B3C4D
+SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
+
+
+def sniff(head: bytes) -> str | None:
+    """``pcap``, ``pcapng`` or None from the first bytes."""
+    if head[:4] in PCAP_MAGICS:
+        return "pcap"
+    if head[:4] == PCAPNG_MAGIC:
+        return "pcapng"
+    return None
+
+
+class ReadTap(Protocol):
+    def __call__(self, chunk: bytes) -> None: ...
+
+
+class _Source:
+    """Chunked reads with a sliding buffer; every chunk goes to ``tap`` (hash, progress)."""
+
+    __slots__ = ("eof", "stream", "tap")
+
+    def __init__(self, stream: BinaryIO, tap: ReadTap | None) -> None:
+        self.stream, self.tap, self.eof = stream, tap, False
+
+    def fill(self, buf: bytes, pos: int, need: int) -> bytes:
+        """``buf[pos:]`` extended by whole chunks until it holds ``need`` bytes (or EOF)."""
+        out = buf[pos:]
+        while len(out) < need and not self.eof:
+            chunk = self.stream.read(max(CHUNK, need - len(out)))
+            if not chunk:
+                self.eof = True
+                break
+            if self.tap is not None:
+                self.tap(chunk)
+            out += chunk
+        return out
+
+
+class _Interface:
+    __slots__ = ("linktype", "offset", "scale", "snaplen")
+
+    def __init__(self, linktype: int, snaplen: int, scale: int, offset: int) -> None:
+        self.linktype, self.snaplen, self.scale, self.offset = linktype, snaplen, scale, offset
+
+
+class CaptureReader:
+    """One capture file. ``format`` is known after construction (the header is read)."""
+
+    def __init__(self, stream: BinaryIO, on_error: ErrorSink,
+                 tap: ReadTap | None = None) -> None:
+        self.src = _Source(stream, tap)
+        self.on_error = on_error
+        self.buf = self.src.fill(b"", 0, 24)
+        fmt = sniff(self.buf)
+        if fmt is None:
+            raise FormatError("not a pcap or pcapng capture (unknown magic)")
+        self.format = fmt
+        self.frames = 0
+
+    def __iter__(self) -> Iterator[Record]:
+        return self._pcap() if self.format == "pcap" else self._pcapng()
+
+    # ---- pcap ----------------------------------------------------------------------
+    def _pcap(self) -> Iterator[Record]:
+        buf = self.buf
+        if len(buf) < 24:
+            raise TruncatedError("pcap file header shorter than 24 bytes")
+        bo, scale = PCAP_MAGICS[buf[:4]]
+        major, _minor, _zone, _sig, _snap, network = struct.unpack_from(bo + "HHiIII", buf, 4)
+        if major != 2:
+            raise FormatError(f"pcap major version {major} (expected 2)")
+        linktype = network & 0xFFFF
+        rec = struct.Struct(bo + "IIII").unpack_from
+        fill = self.src.fill
+        pos, frame, n = 24, 0, len(buf)
+        while True:
+            if n - pos < 16:
+                buf = fill(buf, pos, 16)
+                pos, n = 0, len(buf)
+                if n == 0:
+                    break
+                if n < 16:
+                    raise TruncatedError(f"record header of frame {frame + 1} cut short "
+                                         f"({n} of 16 bytes)")
+            sec, frac, incl, orig = rec(buf, pos)
+            if incl > MAX_CAPLEN:
+                raise FormatError(f"frame {frame + 1}: captured length {incl} over "
+                                  f"{MAX_CAPLEN} (bogus record length; framing lost)")
+            end = pos + 16 + incl
+            if end > n:
+                buf = fill(buf, pos, 16 + incl)
+                pos, n = 0, len(buf)
+                end = 16 + incl
+                if end > n:
+                    raise TruncatedError(f"frame {frame + 1}: packet data cut short "
+                                         f"({n - 16} of {incl} bytes)")
+            frame += 1
+            self.frames = frame
+            yield frame, sec + frac / scale, linktype, buf[pos + 16:end], orig
+            pos = end
+
+    # ---- pcapng --------------------------------------------------------------------
+    def _pcapng(self) -> Iterator[Record]:
+        buf, pos = self.buf, 0
+        bo = "<"
+        ifaces: list[_Interface] = []
+        frame = 0
+        fill = self.src.fill
+        while True:
+            if len(buf) - pos < 12:
+                buf, pos = fill(buf, pos, 12), 0
+                if not buf:
+                    return
+                if len(buf) < 12:
+                    raise TruncatedError(f"block header cut short ({len(buf)} bytes)")
+            btype_raw = buf[pos:pos + 4]
+            if btype_raw == PCAPNG_MAGIC:
+                bom = buf[pos + 8:pos + 12]
+                bo = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(bom, "")
+                if not bo:
+                    raise FormatError("section header block with a bad byte-order magic")
+                ifaces = []
+            (btype, blen) = struct.unpack_from(bo + "II", buf, pos)
+            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                raise FormatError(f"block of type {btype:#x} with bogus length {blen} "
+                                  "(framing lost)")
+            if len(buf) - pos < blen:
+                buf, pos = fill(buf, pos, blen), 0
+                if len(buf) < blen:
+                    raise TruncatedError(f"block of type {btype:#x} cut short "
+                                         f"({len(buf)} of {blen} bytes)")
+            block = buf[pos:pos + blen]
+            pos += blen
+            if struct.unpack_from(bo + "I", block, blen - 4)[0] != blen:
+                raise FormatError(f"block of type {btype:#x}: trailing length differs "
+                                  "(framing lost)")
+            if btype == SHB:
+                self._shb(block, bo)
+            elif btype == IDB:
+                self._idb(block, bo, ifaces, frame)
+            elif btype in (EPB, SPB, OPB):
+                frame += 1
+                self.frames = frame
+                rec = self._packet(btype, block, bo, ifaces, frame)
+                if rec is not None:
+                    yield rec
+
+    def _shb(self, block: bytes, bo: str) -> None:
+        if len(block) < 28:
+            raise FormatError("section header block shorter than 28 bytes")
+        major = struct.unpack_from(bo + "H", block, 12)[0]
+        if major != 1:
+            raise FormatError(f"pcapng major version {major} (expected 1)")
+
+    def _idb(self, block: bytes, bo: str, ifaces: list[_Interface], frame: int) -> None:
+        if len(block) < 20:
+            self.on_error(frame, "malformed", "interface description block too short")
+            ifaces.append(_Interface(-1, 0, 1_000_000, 0))
+            return
+        if len(ifaces) >= MAX_INTERFACES:
+            raise FormatError(f"more than {MAX_INTERFACES} interfaces in one section")
+        linktype, _res, snaplen = struct.unpack_from(bo + "HHI", block, 8)
+        scale, offset = 1_000_000, 0
+        for code, value in _options(block, 16, len(block) - 4, bo):
+            if code == 9 and len(value) == 1:
+                exp = value[0] & 0x7F
+                if exp > 30 and not value[0] & 0x80:
+                    self.on_error(frame, "malformed", f"if_tsresol 10^-{exp} is absurd")
+                    continue
+                scale = (2 if value[0] & 0x80 else 10) ** min(exp, 63)
+            elif code == 14 and len(value) == 8:
+                offset = struct.unpack(bo + "q", value)[0]
+        ifaces.append(_Interface(linktype, snaplen, scale, offset))
+
+    def _iface(self, ifaces: list[_Interface], index: int, frame: int) -> _Interface | None:
+        if index >= len(ifaces):
+            self.on_error(frame, "malformed", f"packet block names interface {index}, "
+                                              f"only {len(ifaces)} described")
+            return None
+        return ifaces[index]
+
+    def _packet(self, btype: int, block: bytes, bo: str, ifaces: list[_Interface],
+                frame: int) -> Record | None:
+        body_end = len(block) - 4
+        if btype == SPB:
+            if len(block) < 16:
+                self.on_error(frame, "malformed", "simple packet block too short")
+                return None
+            iface = self._iface(ifaces, 0, frame)
+            if iface is None:
+                return None
+            orig = struct.unpack_from(bo + "I", block, 8)[0]
+            incl = min(orig, body_end - 12)
+            if iface.snaplen:
+                incl = min(incl, iface.snaplen)
+            return frame, 0.0, iface.linktype, block[12:12 + incl], orig
+        if btype == EPB:
+            head = 28
+            if len(block) < 32:
+                self.on_error(frame, "malformed", "enhanced packet block too short")
+                return None
+            index, hi, lo, incl, orig = struct.unpack_from(bo + "IIIII", block, 8)
+        else:
+            head = 28
+            if len(block) < 32:
+                self.on_error(frame, "malformed", "obsolete packet block too short")
+                return None
+            index, _drops, hi, lo, incl, orig = struct.unpack_from(bo + "HHIIII", block, 8)
+        if incl > body_end - head:
+            self.on_error(frame, "malformed", f"captured length {incl} runs past its block "
+                                              f"({body_end - head} bytes of data)")
+            return None
+        iface = self._iface(ifaces, index, frame)
+        if iface is None:
+            return None
+        ts = ((hi << 32) | lo) / iface.scale + iface.offset
+        return frame, ts, iface.linktype, block[head:head + incl], orig
+
+
+def _options(block: bytes, pos: int, end: int, bo: str) -> Iterator[tuple[int, bytes]]:
+    """(code, value) pairs of a pcapng option list, bounded; stops at opt_endofopt."""
+    opt = struct.Struct(bo + "HH").unpack_from
+    for _ in range(MAX_OPTIONS):
+        if pos + 4 > end:
+            return
+        code, length = opt(block, pos)
+        if code == 0:
+            return
+        pos += 4
+        if pos + length > end:
+            return
+        yield code, block[pos:pos + length]
+        pos += length + (-length % 4)

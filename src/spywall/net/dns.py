@@ -1,0 +1,110 @@
+"""DNS messages (RFC 1035): the names asked and answered, for indicator matching.
+
+Question names, answer/authority/additional owner names, the names inside CNAME, NS, PTR,
+DNAME, MX and SRV data, and A/AAAA addresses. Names follow compression pointers with a cap
+on hops and on total length, so pointer loops and deep chains end in ``FormatError``.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass, field
+
+from spywall.errors import FormatError, TruncatedError
+
+MAX_QUESTIONS = 32
+MAX_RECORDS = 512
+MAX_POINTER_HOPS = 32
+MAX_NAME = 255
+# rtype -> offset of a domain name inside its RDATA
+NAME_RDATA: dict[int, int] = {2: 0, 5: 0, 12: 0, 39: 0, 15: 2, 33: 6}
+ADDR_RDATA: dict[int, tuple[int, socket.AddressFamily]] = {
+    1: (4, socket.AF_INET), 28: (16, socket.AF_INET6)}
+
+_HDR = struct.Struct("!HHHHHH").unpack_from
+_RR = struct.Struct("!HHIH").unpack_from
+
+
+@dataclass
+class DnsMessage:
+    response: bool
+    questions: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)       # owner names and names in RDATA
+    addresses: list[str] = field(default_factory=list)   # A / AAAA data
+
+
+def read_name(msg: bytes, pos: int) -> tuple[str, int]:
+    """The name at ``pos`` and the offset just after it in the message."""
+    labels: list[str] = []
+    length, hops, after = 0, 0, -1
+    while True:
+        if pos >= len(msg):
+            raise TruncatedError(f"DNS name runs past the message at offset {pos}")
+        n = msg[pos]
+        if n == 0:
+            pos += 1
+            break
+        kind = n & 0xC0
+        if kind == 0xC0:
+            if pos + 2 > len(msg):
+                raise TruncatedError("DNS compression pointer cut short")
+            hops += 1
+            if hops > MAX_POINTER_HOPS:
+                raise FormatError(f"DNS name over {MAX_POINTER_HOPS} compression pointers "
+                                  "(a loop?)")
+            if after < 0:
+                after = pos + 2
+            pos = ((n & 0x3F) << 8) | msg[pos + 1]
+            continue
+        if kind:
+            raise FormatError(f"DNS label type {kind:#x} is not supported")
+        end = pos + 1 + n
+        if end > len(msg):
+            raise TruncatedError("DNS label runs past the message")
+        length += n + 1
+        if length > MAX_NAME:
+            raise FormatError(f"DNS name longer than {MAX_NAME} bytes")
+        labels.append(msg[pos + 1:end].decode("ascii", "replace"))
+        pos = end
+    return ".".join(labels).lower(), after if after >= 0 else pos
+
+
+def parse(msg: bytes) -> DnsMessage:
+    """Parse one DNS message (UDP payload, or a TCP message without its length prefix)."""
+    if len(msg) < 12:
+        raise TruncatedError(f"DNS header needs 12 bytes, got {len(msg)}")
+    _id, flags, qd, an, ns, ar = _HDR(msg, 0)
+    if qd > MAX_QUESTIONS or an + ns + ar > MAX_RECORDS:
+        raise FormatError(f"DNS counts {qd}/{an}/{ns}/{ar} over the caps")
+    out = DnsMessage(response=bool(flags & 0x8000))
+    pos = 12
+    for _ in range(qd):
+        name, pos = read_name(msg, pos)
+        if pos + 4 > len(msg):
+            raise TruncatedError("DNS question cut short")
+        pos += 4
+        out.questions.append(name)
+    for _ in range(an + ns + ar):
+        name, pos = read_name(msg, pos)
+        if pos + 10 > len(msg):
+            raise TruncatedError("DNS resource record header cut short")
+        rtype, _cls, _ttl, rdlen = _RR(msg, pos)
+        pos += 10
+        if pos + rdlen > len(msg):
+            raise TruncatedError(f"DNS RDATA of {rdlen} bytes runs past the message")
+        if rtype != 41:   # OPT carries no owner name
+            out.names.append(name)
+        _rdata(msg, pos, rtype, rdlen, out)
+        pos += rdlen
+    return out
+
+
+def _rdata(msg: bytes, pos: int, rtype: int, rdlen: int, out: DnsMessage) -> None:
+    skip = NAME_RDATA.get(rtype)
+    if skip is not None and rdlen > skip:
+        out.names.append(read_name(msg, pos + skip)[0])
+        return
+    addr = ADDR_RDATA.get(rtype)
+    if addr is not None and rdlen == addr[0]:
+        out.addresses.append(socket.inet_ntop(addr[1], msg[pos:pos + rdlen]))
