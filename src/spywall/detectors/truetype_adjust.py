@@ -24,13 +24,14 @@ from spywall.report import FindingKind, Severity
 def _font_hits(font: Font) -> Iterator[Hit]:
     where_font = "" if font.index is None else f" (font {font.index} of the collection)"
     for prog in font.adjust:
-        name = prog.where if prog.glyph is None else f"glyph {prog.glyph}"
+        place = (f"the {prog.where} table" if prog.glyph is None
+                 else f"glyph {prog.glyph}'s instructions")
         first_at, first_op = prog.hits[0]
         yield Hit(
             message=(
-                f"ADJUST (opcode 0x{first_op:02X}) decoded as an instruction in the {name} "
-                f"program at offset {prog.offset}{where_font}: {prog.total} ADJUST "
-                f"instruction(s), first at offset {first_at}"
+                f"ADJUST (opcode 0x{first_op:02X}) decoded as an instruction at offset "
+                f"{first_at} in {place}{where_font}; {prog.total} ADJUST in the "
+                f"{prog.length}-byte program at offset {prog.offset}"
             ),
             offset=first_at,
             detail={"program": prog.where, "glyph": prog.glyph, "font_index": font.index,
