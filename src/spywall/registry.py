@@ -12,18 +12,22 @@ from spywall.detectors import (
     dng_opcode_count,
     gif_frame_resize,
     gif_zero_area_frame,
+    heif_mask_extent,
+    heif_multiple_alpha,
+    heif_overlay_alpha_depth,
     tiff_tile_geometry,
     truetype_adjust,
     webp_huffman,
 )
 from spywall.detectors.base import Detector
-from spywall.formats import appended, gif, jpeg, png, tiff, truetype, webp, zipfmt
+from spywall.formats import appended, gif, heif, jpeg, png, tiff, truetype, webp, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
     zipfmt.SPEC,
     jpeg.SPEC,
     png.SPEC,
+    heif.SPEC,
     gif.SPEC,
     tiff.SPEC,
     truetype.SPEC,
@@ -33,6 +37,9 @@ FORMATS: tuple[FormatSpec, ...] = (
 
 DETECTORS: tuple[Detector, ...] = (
     appended_archive.DETECTOR,
+    heif_mask_extent.DETECTOR,
+    heif_multiple_alpha.DETECTOR,
+    heif_overlay_alpha_depth.DETECTOR,
     gif_frame_resize.DETECTOR,
     gif_zero_area_frame.DETECTOR,
     dng_lossless_jpeg_components.DETECTOR,
@@ -57,4 +64,4 @@ def format_names() -> set[str]:
 
 # Names that a format's ``parse`` may report in ``Parsed.format`` besides its own.
 SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown",
-                           "opentype-cff", "ttc", "dng"}
+                           "opentype-cff", "ttc", "dng", "avif"}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 # Generator modules, registered explicitly (module path under spywall.samples).
 SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.containers",
+    "spywall.samples.heif",
     "spywall.samples.gif",
     "spywall.samples.webp",
     "spywall.samples.tiff_dng",
