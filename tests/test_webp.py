@@ -173,18 +173,30 @@ def test_truncated_inside_the_bad_code_builds_nothing() -> None:
     assert not rules(sw.riff(sw.chunk(b"VP8L", data[:cut])))
 
 
-def test_entropy_image_with_back_reference() -> None:
+def _backref_stream(bad: bool) -> bytes:
     """A 4x4 entropy image: one literal (meta code 1) copied 15 times at distance code 2."""
     w = sw.VP8LWriter().header(32, 32).put(0, 1).cache(0).put(1, 1).put(1, 3).cache(0)
     green = [0] * 280
     green[1] = green[256 + 7] = 1  # literal green 1, length prefix 7 (13..16)
     w.normal(green).simple(0).simple(0).simple(0).simple(1)  # distance prefix 1 -> code 2
     w.put(0, 1).put(1, 1).put(2, 2)  # literal (green 1), copy: length 13 + 2 = 15
-    w.trivial_group().crafted_group()
-    s, _ = parse(sw.riff(sw.chunk(b"VP8L", w.getvalue())))
+    w.trivial_group().group(bad)
+    return sw.riff(sw.chunk(b"VP8L", w.getvalue()))
+
+
+def test_entropy_image_with_back_reference() -> None:
+    s, _ = parse(_backref_stream(bad=True))
     main = s.streams[0].images[-1]
     assert (main.groups, main.groups_read) == (2, 1)  # group 1 stops at its rejected tree
     assert [g.index for g in main.notable] == [1]
+
+
+@pytest.mark.skipif(shutil.which("dwebp") is None, reason="dwebp not on PATH (Debian: webp)")
+def test_libwebp_agrees_on_the_back_reference_stream(tmp_path: Path) -> None:
+    assert _dwebp(tmp_path, "backref", _backref_stream(bad=False)).returncode == 0
+    s, warnings = parse(_backref_stream(bad=False))
+    assert not warnings
+    assert s.streams[0].images[-1].groups_read == 2
 
 
 def test_many_groups_are_remapped_and_unreferenced_groups_marked() -> None:
@@ -215,7 +227,7 @@ def test_repeated_transform_is_malformed() -> None:
 
 
 def test_logical_end_is_the_riff_size() -> None:
-    data = SAMPLES["benign-crafted-trivial.webp"].data
+    data = SAMPLES["benign-twin-plain.webp"].data
     p = webp.parse(data + b"PK\x05\x06" + bytes(18), ParseContext(Budget()))
     assert p.logical_end == len(data)
 
@@ -254,3 +266,29 @@ def test_cwebp_output_has_no_finding(tmp_path: Path, args: list[str]) -> None:
     assert s.streams, "cwebp output has a lossless stream (VP8L or ALPH)"
     assert not rules(blob)
     assert not rules(zip_of({"pass.json": b"{}", "strip.webp": blob}))
+
+
+# -- the crafted layouts against the real (fixed) libwebp ----------------------------------
+def _dwebp(tmp_path: Path, name: str, data: bytes) -> subprocess.CompletedProcess[str]:
+    src = tmp_path / f"{name}.webp"
+    src.write_bytes(data)
+    if name == "animated":  # dwebp decodes stills only: take frame 2 out first
+        subprocess.run(["webpmux", "-get", "frame", "2", str(src), "-o", str(src)],
+                       check=True, capture_output=True)
+    return subprocess.run(["dwebp", str(src), "-o", str(tmp_path / f"{name}.png")],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.skipif(shutil.which("dwebp") is None or shutil.which("webpmux") is None,
+                    reason="dwebp/webpmux not on PATH (Debian: webp)")
+@pytest.mark.parametrize("name", [n for n, _ in sw.crafted_streams()])
+def test_libwebp_decodes_the_twin_and_rejects_the_crafted_codes(tmp_path: Path,
+                                                               name: str) -> None:
+    """The writer's layout (transforms, sub-images, meta codes, frames) is valid VP8L:
+    libwebp decodes the twin with one-symbol codes, and rejects the crafted tree."""
+    twin = dict(sw.crafted_streams(bad=False))[name]
+    assert _dwebp(tmp_path, name, twin).returncode == 0
+    assert not rules(twin)
+    bad = _dwebp(tmp_path, name, dict(sw.crafted_streams())[name])
+    assert bad.returncode != 0
+    assert "BITSTREAM_ERROR" in bad.stderr + bad.stdout

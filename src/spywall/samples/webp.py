@@ -82,6 +82,9 @@ class VP8LWriter:
             self.normal(lengths_of(hist, ALPHABETS[j] + extra))
         return self
 
+    def group(self, bad: bool, cache_bits: int = 0) -> VP8LWriter:
+        return self.crafted_group(cache_bits) if bad else self.trivial_group()
+
     def cache(self, bits: int) -> VP8LWriter:
         return self.put(1, 1).put(bits, 4) if bits else self.put(0, 1)
 
@@ -112,41 +115,55 @@ def anmf(width: int, height: int, frame: bytes) -> bytes:
     return chunk(b"ANMF", head + frame)
 
 
-def plain(width: int = 16, height: int = 16, alpha: bool = False, cache_bits: int = 0) -> bytes:
-    """VP8L with no transform and one crafted group in the main image."""
+def plain(width: int = 16, height: int = 16, alpha: bool = False, cache_bits: int = 0,
+          bad: bool = True) -> bytes:
+    """VP8L with no transform and one group in the main image (crafted if ``bad``)."""
     w = VP8LWriter().header(width, height, alpha).put(0, 1).cache(cache_bits).put(0, 1)
-    return w.crafted_group(cache_bits).getvalue()
+    return w.group(bad, cache_bits).getvalue()
 
 
 def benign_vp8l(width: int = 16, height: int = 16) -> bytes:
-    return VP8LWriter().header(width, height).put(0, 1).cache(0).put(0, 1).trivial_group() \
-        .getvalue()
+    return plain(width, height, bad=False)
 
 
-def behind_transforms() -> bytes:
+def behind_transforms(bad: bool = True) -> bytes:
     """Subtract-green, then a predictor transform with a 4x4 sub-image, then the codes."""
     w = VP8LWriter().header(64, 64).put(1, 1).put(2, 2)  # subtract green
     w.put(1, 1).put(0, 2).put(4 - 2, 3).trivial_subimage()  # predictor, 16x16 blocks
-    return w.put(0, 1).cache(0).put(0, 1).crafted_group().getvalue()
+    return w.put(0, 1).cache(0).put(0, 1).group(bad).getvalue()
 
 
-def meta_codes() -> bytes:
+def meta_codes(bad: bool = True) -> bytes:
     """An entropy image pointing every block at group 1; group 0 benign, group 1 crafted."""
     w = VP8LWriter().header(32, 32).put(0, 1).cache(0)
     w.put(1, 1).put(3 - 2, 3).trivial_subimage(green=1)  # 4x4 entropy image, meta code 1
-    return w.trivial_group().crafted_group().getvalue()
+    return w.trivial_group().group(bad).getvalue()
 
 
-def in_subimage() -> bytes:
-    """The crafted codes in the colour transform's sub-image."""
+def in_subimage(bad: bool = True) -> bytes:
+    """The crafted codes in the colour transform's sub-image (4x4 for 16x16 blocks)."""
     w = VP8LWriter().header(32, 32).put(1, 1).put(1, 2).put(3 - 2, 3)
-    return w.cache(0).crafted_group().getvalue()
+    w.cache(0).group(bad)
+    return w.put(0, 1).cache(0).put(0, 1).trivial_group().getvalue()
 
 
-def animated() -> bytes:
-    frames = anmf(16, 16, chunk(b"VP8L", benign_vp8l())) + anmf(16, 16, chunk(b"VP8L", plain()))
+def animated(bad: bool = True) -> bytes:
+    frames = anmf(16, 16, chunk(b"VP8L", benign_vp8l())) + \
+        anmf(16, 16, chunk(b"VP8L", plain(bad=bad)))
     anim = chunk(b"ANIM", bytes(4) + struct.pack("<H", 0))
     return riff(vp8x(16, 16, 0x02), anim, frames)
+
+
+def crafted_streams(bad: bool = True) -> Iterator[tuple[str, bytes]]:
+    """The crafted WebP files; with ``bad=False`` their twins with one-symbol codes."""
+    yield "plain", riff(chunk(b"VP8L", plain(bad=bad)))
+    yield "vp8x", riff(vp8x(16, 16), chunk(b"VP8L", plain(bad=bad)))
+    yield "animated", animated(bad)
+    yield "transforms", riff(chunk(b"VP8L", behind_transforms(bad)))
+    yield "cache6", riff(vp8x(32, 32, 0x10),
+                         chunk(b"VP8L", plain(32, 32, alpha=True, cache_bits=6, bad=bad)))
+    yield "meta-group1", riff(chunk(b"VP8L", meta_codes(bad)))
+    yield "subimage", riff(chunk(b"VP8L", in_subimage(bad)))
 
 
 def _pillow(frames: Sequence[object], **kw: object) -> bytes:
@@ -185,26 +202,27 @@ def benign_images() -> Iterator[tuple[str, bytes]]:
     yield "benign-lossy-alpha.webp", _pillow([photo], quality=80)
 
 
+NOTES = {
+    "plain": "crafted codes in a simple VP8L file",
+    "vp8x": "VP8L inside an extended (VP8X) file",
+    "animated": "frame 2 of an ANMF animation",
+    "transforms": "behind subtract-green and a predictor transform with a sub-image",
+    "cache6": "Apple's PoC shape: 32x32 with alpha, colour cache of 6 bits",
+    "meta-group1": "meta prefix codes: the overflowing group is group 1",
+    "subimage": "the crafted codes inside the colour transform's sub-image",
+}
+
+
 def samples() -> Iterator[Sample]:
+    for name, data in crafted_streams():
+        yield Sample(f"blastpass-{name}.webp", data, HIT, NOTES[name])
     data = riff(chunk(b"VP8L", plain()))
-    yield Sample("blastpass-plain.webp", data, HIT, "crafted codes in a simple VP8L file")
-    yield Sample("blastpass-vp8x.webp", riff(vp8x(16, 16), chunk(b"VP8L", plain())), HIT,
-                 "VP8L inside an extended (VP8X) file")
-    yield Sample("blastpass-animated.webp", animated(), HIT, "frame 2 of an ANMF animation")
-    yield Sample("blastpass-transforms.webp", riff(chunk(b"VP8L", behind_transforms())), HIT,
-                 "behind subtract-green and a predictor transform with a sub-image")
-    yield Sample("blastpass-cache6.webp",
-                 riff(chunk(b"VP8L", plain(32, 32, alpha=True, cache_bits=6))), HIT,
-                 "Apple's PoC shape: 32x32 with alpha, colour cache of 6 bits")
-    yield Sample("blastpass-meta-group1.webp", riff(chunk(b"VP8L", meta_codes())), HIT,
-                 "meta prefix codes: the overflowing group is group 1")
-    yield Sample("blastpass-subimage.webp", riff(chunk(b"VP8L", in_subimage())), HIT,
-                 "the crafted codes inside the colour transform's sub-image")
     yield Sample("blastpass-renamed.gif", data, HIT, "named .gif; content sniffing finds WebP")
     yield Sample("blastpass.pkpass", zip_of({"pass.json": b'{"formatVersion": 1}',
                                              "logo.png": data}), HIT,
                  "BLASTPASS delivery shape: a PassKit bundle holding the WebP")
-    yield Sample("benign-crafted-trivial.webp", riff(chunk(b"VP8L", benign_vp8l())),
-                 frozenset(), "writer control: same layout, one-symbol codes")
+    for name, data in crafted_streams(bad=False):
+        yield Sample(f"benign-twin-{name}.webp", data, frozenset(),
+                     "the crafted layout with one-symbol codes (libwebp decodes it)")
     for name, blob in benign_images():
         yield Sample(name, blob, frozenset(), "Pillow (libwebp) encoder output")
