@@ -103,13 +103,16 @@ def test_random_input_is_reported_not_raised(body: bytes, magic: bytes) -> None:
     assert all(e.code in {"malformed", "truncated", "limit", "unsupported"} for e in subject.errors)
 
 
+MUTABLE = zip_of({"a.jpg": jpeg() + zip_of({"s": b"x"}), "b.png": png()})
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.data())
-def test_mutated_containers(data: st.DataObject) -> None:
-    base = bytearray(zip_of({"a.jpg": jpeg() + zip_of({"s": b"x"}), "b.png": png()}))
-    for _ in range(data.draw(st.integers(1, 8))):
-        i = data.draw(st.integers(0, len(base) - 1))
-        base[i] = data.draw(st.integers(0, 255))
+@given(st.lists(st.tuples(st.integers(0, len(MUTABLE) - 1), st.integers(0, 255)),
+                min_size=1, max_size=8))
+def test_mutated_containers(edits: list[tuple[int, int]]) -> None:
+    base = bytearray(MUTABLE)
+    for i, value in edits:
+        base[i] = value
     subject = scan_bytes(bytes(base), "mutated.zip", SMALL)
     assert subject.format is not None
 
