@@ -15,12 +15,14 @@ from spywall.detectors import (
     heif_mask_extent,
     heif_multiple_alpha,
     heif_overlay_alpha_depth,
+    jbig2_refinement_flood,
+    jbig2_symbol_overflow,
     tiff_tile_geometry,
     truetype_adjust,
     webp_huffman,
 )
 from spywall.detectors.base import Detector
-from spywall.formats import appended, gif, heif, jpeg, png, tiff, truetype, webp, zipfmt
+from spywall.formats import appended, gif, heif, jbig2, jpeg, pdf, png, tiff, truetype, webp, zipfmt
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
@@ -31,6 +33,9 @@ FORMATS: tuple[FormatSpec, ...] = (
     gif.SPEC,
     tiff.SPEC,
     truetype.SPEC,
+    pdf.SPEC,
+    jbig2.SPEC,
+    jbig2.EMBEDDED_SPEC,
     webp.SPEC,
     appended.SPEC,
 )
@@ -44,6 +49,8 @@ DETECTORS: tuple[Detector, ...] = (
     gif_zero_area_frame.DETECTOR,
     dng_lossless_jpeg_components.DETECTOR,
     dng_opcode_count.DETECTOR,
+    jbig2_refinement_flood.DETECTOR,
+    jbig2_symbol_overflow.DETECTOR,
     tiff_tile_geometry.DETECTOR,
     truetype_adjust.DETECTOR,
     webp_huffman.DETECTOR,

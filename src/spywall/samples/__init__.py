@@ -18,8 +18,9 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.heif",
     "spywall.samples.gif",
     "spywall.samples.webp",
-    "spywall.samples.tiff_dng",
     "spywall.samples.truetype",
+    "spywall.samples.pdf_jbig2",
+    "spywall.samples.tiff_dng",
 )
 
 

@@ -1,0 +1,287 @@
+"""JBIG2 (ITU T.88 / ISO 14492): segment headers, symbol dictionaries and text regions.
+
+Two entry points share one segment walker:
+
+- ``jbig2``: a standalone file, 97 4A 42 32 0D 0A 1A 0A, a flags byte (bit 0 set:
+  sequential organisation, clear: random access, every header first and the data parts
+  after the end-of-file segment; bit 1 clear: a u32 page count follows).
+- ``jbig2-embedded``: the content of a PDF ``/JBIG2Decode`` stream (ISO 32000 7.4.7),
+  a plain sequence of segments in sequential order with no file header and no
+  end-of-file segment. The PDF parser hands over the ``/JBIG2Globals`` segments followed
+  by the page stream's segments, the order a decoder sees them in.
+
+Segment header (T.88 7.2): number u32; flags u8 (type = bits 0-5, bit 6: page association
+is 4 bytes); referred-to count in the top 3 bits of the next byte (0-4, short form, the
+low 5 bits are retention flags) or, when those bits are 7, a u32 whose low 29 bits are the
+count followed by ceil((count + 1) / 8) retention bytes; the referred-to numbers, each 1
+byte if this segment's number is <= 256, 2 if <= 65536, else 4; page association; data
+length u32, where 0xFFFFFFFF (unknown) is only allowed for an immediate generic region
+in a sequential stream, whose end is then found from its end-of-stripe marker.
+
+Only what detectors judge is kept: each symbol dictionary's SDNUMEXSYMS and
+SDNUMNEWSYMS (after the flags and AT bytes, T.88 7.4.2.1), and for each segment that
+consumes symbols (a text region, types 4/6/7, or a dictionary refining others, type 0)
+the number of references that resolve to an earlier dictionary and the true (unbounded)
+sum of their SDNUMEXSYMS, counting a dictionary each time it is referred to, as a
+decoder's 32-bit accumulator does. Referred-to numbers are read in bulk and counted,
+never kept. No bitmap is decoded.
+
+A file that is damaged part way (a truncated segment, a bad length) keeps what was read
+before the damage and reports the rest in ``warnings``, so garbage appended to an
+exploit cannot hide it.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from spywall.errors import FormatError, TruncatedError
+from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.reader import Reader, check_count
+
+MAGIC = b"\x97JB2\r\n\x1a\n"
+MAX_SEGMENTS = 1_000_000
+# FORCEDENTRY referred to one dictionary 0x10001 times; allow 16 times that per segment.
+MAX_REFS = 1 << 20
+UNKNOWN_LENGTH = 0xFFFFFFFF
+SYMBOL_DICT = 0
+TEXT_REGIONS = frozenset({4, 6, 7})
+REFINEMENT_REGIONS = frozenset({40, 42, 43})
+SYMBOL_CONSUMERS = TEXT_REGIONS | {SYMBOL_DICT}
+IMMEDIATE_GENERIC = 38
+END_OF_FILE = 51
+REGION_INFO = 17  # width, height, x, y (u32 each) and a flags byte (T.88 7.4.1)
+_STRIPE_END = {False: re.compile(rb"\xff\xac"), True: re.compile(rb"\x00\x00")}
+_REF_CODES = {1: "B", 2: "H", 4: "I"}
+_NO_REFS: Counter[int] = Counter()  # shared, never written
+
+
+@dataclass(frozen=True)
+class SymbolDictionary:
+    number: int
+    offset: int
+    exported: int
+    new: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class SymbolUse:
+    """A segment that takes symbols from the dictionaries it refers to."""
+
+    number: int
+    type: int
+    offset: int
+    references: int
+    dictionary_references: int
+    exported_sum: int
+
+
+@dataclass(frozen=True)
+class Jbig2Stream:
+    embedded: bool
+    sequential: bool
+    pages: int | None
+    segment_count: int
+    type_counts: dict[int, int]
+    dictionaries: tuple[SymbolDictionary, ...]
+    symbol_uses: tuple[SymbolUse, ...]
+    first_refinement_offset: int | None = None
+
+    @property
+    def refinement_count(self) -> int:
+        return sum(self.type_counts.get(t, 0) for t in REFINEMENT_REGIONS)
+
+
+@dataclass
+class _Header:
+    number: int
+    type: int
+    offset: int
+    length: int
+    refs: Counter[int]
+    ref_total: int
+    data_offset: int = 0
+
+
+def sniff(head: bytes) -> bool:
+    return head.startswith(MAGIC)
+
+
+def _referred(r: Reader, number: int, keep: bool) -> tuple[Counter[int], int]:
+    """Referred-to segment numbers, counted (only when ``keep``), and how many there are."""
+    first = r.u8()
+    if first >> 5 == 7:
+        r.seek(r.pos - 1)
+        count = check_count(r.u32be() & 0x1FFFFFFF, MAX_REFS, "referred-to segment")
+        r.skip((count + 8) // 8)
+    elif first >> 5 > 4:
+        raise FormatError(f"invalid referred-to count {first >> 5} at offset {r.pos - 1}")
+    else:
+        count = first >> 5
+    size = 1 if number <= 256 else 2 if number <= 65536 else 4
+    if not keep or not count:
+        r.skip(count * size)
+        return _NO_REFS, count
+    refs = array(_REF_CODES[size], r.read(count * size))
+    if size > 1 and sys.byteorder == "little":
+        refs.byteswap()
+    return Counter(refs), count
+
+
+def _header(r: Reader, ctx: ParseContext) -> _Header:
+    offset = r.pos
+    number = r.u32be()
+    flags = r.u8()
+    seg_type = flags & 0x3F
+    refs, count = _referred(r, number, seg_type in SYMBOL_CONSUMERS)
+    r.skip(4 if flags & 0x40 else 1)
+    length = r.u32be()
+    ctx.budget.charge_elements(1 + count // 64)
+    return _Header(number, seg_type, offset, length, refs, count)
+
+
+def _unknown_length(data: bytes, h: _Header, end: int) -> int:
+    """Data length of an immediate generic region whose header says 'unknown' (7.2.7)."""
+    if h.type != IMMEDIATE_GENERIC:
+        raise FormatError(f"segment {h.number}: unknown data length on type {h.type}")
+    flags_at = h.data_offset + REGION_INFO
+    if flags_at >= end:
+        raise TruncatedError(f"segment {h.number}: generic region header truncated")
+    m = _STRIPE_END[bool(data[flags_at] & 1)].search(data, flags_at + 1, end)
+    if m is None or m.end() + 4 > end:
+        raise TruncatedError(f"segment {h.number}: no end-of-stripe marker")
+    return m.end() + 4 - h.data_offset
+
+
+def _dictionary(data: bytes, h: _Header) -> SymbolDictionary:
+    r = Reader(data, h.data_offset, h.data_offset + h.length)
+    flags = r.u16be()
+    if not flags & 1:  # SDHUFF = 0: generic-region AT pixels
+        r.skip(8 if (flags >> 10) & 3 == 0 else 2)
+    if flags & 2 and not flags & 0x1000:  # SDREFAGG = 1 and SDRTEMPLATE = 0
+        r.skip(4)
+    return SymbolDictionary(h.number, h.offset, r.u32be(), r.u32be(), flags)
+
+
+class _Walk:
+    def __init__(self, data: bytes, ctx: ParseContext, embedded: bool) -> None:
+        self.data = data
+        self.ctx = ctx
+        self.embedded = embedded
+        self.headers: list[_Header] = []
+        self.type_counts: Counter[int] = Counter()
+        self.warnings: list[str] = []
+        self.end = 0
+        self.count = 0
+        self.first_refinement: int | None = None
+
+    def add(self, h: _Header) -> None:
+        self.count += 1
+        check_count(self.count, MAX_SEGMENTS, "segment")
+        self.type_counts[h.type] += 1
+        if h.type in SYMBOL_CONSUMERS:
+            self.headers.append(h)
+        elif h.type in REFINEMENT_REGIONS and self.first_refinement is None:
+            self.first_refinement = h.offset
+
+    def sequential(self, r: Reader) -> None:
+        while r.remaining:
+            h = _header(r, self.ctx)
+            h.data_offset = r.pos
+            if h.length == UNKNOWN_LENGTH:
+                h.length = _unknown_length(self.data, h, r.end)
+            self.add(h)
+            r.skip(h.length)
+            self.end = r.pos
+            if h.type == END_OF_FILE:
+                return
+
+    def random_access(self, r: Reader) -> None:
+        pending: list[_Header] = []
+        while True:
+            h = _header(r, self.ctx)
+            if h.length == UNKNOWN_LENGTH:
+                raise FormatError(f"segment {h.number}: unknown length in random access")
+            pending.append(h)
+            check_count(len(pending), MAX_SEGMENTS, "segment")
+            if h.type == END_OF_FILE:
+                break
+        for h in pending:
+            h.data_offset = r.pos
+            self.add(h)
+            r.skip(h.length)
+            self.end = r.pos
+
+    def uses(self) -> Iterator[SymbolDictionary | SymbolUse]:
+        """Dictionaries and symbol uses in decoding order; sums over earlier dicts only."""
+        known: dict[int, int] = {}
+        for h in self.headers:
+            hits = [(known[n], c) for n, c in h.refs.items() if n in known]
+            if h.type in TEXT_REGIONS or hits:
+                yield SymbolUse(h.number, h.type, h.offset, h.ref_total,
+                                sum(c for _, c in hits), sum(s * c for s, c in hits))
+            if h.type == SYMBOL_DICT:
+                try:
+                    d = _dictionary(self.data, h)
+                except TruncatedError as exc:
+                    self.warnings.append(f"symbol dictionary {h.number}: {exc}")
+                    continue
+                known[h.number] = d.exported
+                yield d
+
+
+def _file_header(r: Reader) -> tuple[bool, int | None]:
+    if r.read(8) != MAGIC:
+        raise FormatError("not a JBIG2 file")
+    flags = r.u8()
+    pages = None if flags & 2 else r.u32be()
+    return bool(flags & 1), pages
+
+
+def _parse(data: bytes, ctx: ParseContext, embedded: bool) -> Parsed:
+    walk = _Walk(data, ctx, embedded)
+    r = Reader(data)
+    sequential, pages = (True, None) if embedded else _file_header(r)
+    walk.end = r.pos
+    try:
+        (walk.sequential if sequential else walk.random_access)(r)
+    except FormatError as exc:  # keep what came before the damage
+        walk.warnings.append(f"stopped after {walk.count} segments: {exc}")
+    items = list(walk.uses())
+    stream = Jbig2Stream(
+        embedded=embedded,
+        sequential=sequential,
+        pages=pages,
+        segment_count=walk.count,
+        type_counts=dict(walk.type_counts),
+        dictionaries=tuple(i for i in items if isinstance(i, SymbolDictionary)),
+        symbol_uses=tuple(i for i in items if isinstance(i, SymbolUse)),
+        first_refinement_offset=walk.first_refinement,
+    )
+    return Parsed(format="jbig2-embedded" if embedded else "jbig2", structure=stream,
+                  logical_end=walk.end, warnings=walk.warnings)
+
+
+def parse(data: bytes, ctx: ParseContext) -> Parsed:
+    return _parse(data, ctx, embedded=False)
+
+
+def parse_embedded(data: bytes, ctx: ParseContext) -> Parsed:
+    return _parse(data, ctx, embedded=True)
+
+
+def _never(head: bytes) -> bool:
+    return False
+
+
+SPEC = FormatSpec(name="jbig2", description="JBIG2 image file (T.88)", sniff=sniff,
+                  parse=parse)
+EMBEDDED_SPEC = FormatSpec(name="jbig2-embedded",
+                           description="JBIG2 segments from a PDF /JBIG2Decode stream",
+                           sniff=_never, parse=parse_embedded)

@@ -1,0 +1,262 @@
+"""PDF (ISO 32000): every object through pikepdf, every stream decoded under our caps.
+
+pikepdf (qpdf) parses the object structure, repairs damaged cross-reference data and
+reaches every object, including those inside compressed object streams (``/Type
+/ObjStm``) found through cross-reference streams. qpdf's repairs become warnings. qpdf is
+never asked to decode a stream: it has no output caps. Each stream examined is taken raw
+(``read_raw_bytes``, after decryption) and decoded by ``pdf_filters`` under the budget.
+
+Children (named like ``obj 12 0 (FontFile2)``), in object order:
+
+- any stream whose filter chain contains ``/JBIG2Decode``, forced to ``jbig2-embedded``
+  with the decoded ``/JBIG2Globals`` segments in front of the page segments;
+- image XObjects whose chain ends in ``/DCTDecode`` (sniffed, normally as JPEG). JPX and
+  CCITT images are not examined, and images with no image codec are not children: their
+  decoded bytes are samples, not a format any parser reads, and inflating them would
+  spend the decompression budget on pixels;
+- font programs (``/FontFile``, ``/FontFile2``, ``/FontFile3`` of a font descriptor) and
+  embedded files (``/Type /EmbeddedFile``), decoded and sniffed.
+
+Page content streams, form XObjects, metadata and the like are skipped: their content
+is operators for the renderer, not the attack surface of a parser examined here. Inline
+images inside content streams cannot use JBIG2 (ISO 32000-1 Table 94).
+
+Bounds: an object count cap (``charge_elements``, which also checks the time), a filter
+chain cap, and capped decoders. A stream that hits a decompression cap is skipped so the
+streams after it are still examined; the first such limit is raised at the end, so the
+report carries it. An encrypted PDF is opened with the empty user password; any other
+password makes it an ``unsupported`` error entry. ``logical_end`` is the end of the line
+of the last ``%%EOF``, so data appended after it is examined by the engine.
+
+Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
+1024); qpdf itself decodes object and cross-reference streams while opening, without
+our caps.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pikepdf
+
+from spywall.errors import FormatError, LimitExceeded
+from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
+from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
+
+# pikepdf raises its own PikepdfError family and lets pybind11's translations of C++
+# exceptions through (RuntimeError, ValueError, IndexError, OverflowError, TypeError,
+# KeyError, NotImplementedError). All mean "this PDF (or object) is malformed".
+PIKEPDF_ERRORS = (pikepdf.PikepdfError, RuntimeError, ValueError, IndexError,
+                  OverflowError, TypeError, KeyError, NotImplementedError)
+FONT_KEYS = ("/FontFile", "/FontFile2", "/FontFile3")
+INT_PARAMS = ("Predictor", "Colors", "BitsPerComponent", "Columns", "EarlyChange")
+MAX_WARNINGS = 20
+HEADER = b"%PDF-"
+
+
+class EncryptedPdf(FormatError):
+    """A PDF that needs a password: reported, not examined."""
+
+    code = "unsupported"
+
+
+@dataclass(frozen=True)
+class PdfStream:
+    number: int
+    generation: int
+    role: str
+    filters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PdfDocument:
+    version: str
+    header_offset: int
+    objects: int
+    encrypted: bool
+    streams: tuple[PdfStream, ...]
+
+
+def sniff(head: bytes) -> bool:
+    return HEADER in head[:SNIFF_BYTES]
+
+
+def _params(obj: object) -> Params:
+    if not isinstance(obj, pikepdf.Dictionary):
+        return {}
+    out: dict[str, int] = {}
+    for key in INT_PARAMS:
+        value = obj.get("/" + key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+    return out
+
+
+def _filters(stream: pikepdf.Stream) -> list[tuple[str, pikepdf.Object | None]]:
+    """The stream's (filter name, DecodeParms dictionary) pairs."""
+    raw_names, raw_parms = stream.get("/Filter"), stream.get("/DecodeParms")
+    names: list[object]
+    parms: list[pikepdf.Object | None]
+    if isinstance(raw_names, pikepdf.Name):
+        names, parms = [raw_names], [raw_parms]
+    elif isinstance(raw_names, pikepdf.Array):
+        if len(raw_names) > MAX_FILTERS:
+            raise FormatError(f"filter chain of {len(raw_names)}, over the cap of {MAX_FILTERS}")
+        names = list(raw_names)
+        parms = list(raw_parms) if isinstance(raw_parms, pikepdf.Array) else []
+    else:
+        return []
+    out: list[tuple[str, pikepdf.Object | None]] = []
+    for i, name in enumerate(names):
+        if not isinstance(name, pikepdf.Name):
+            raise FormatError(f"filter {i} is not a name")
+        out.append((str(name)[1:], parms[i] if i < len(parms) else None))
+    return out
+
+
+def _chain(stream: pikepdf.Stream) -> list[tuple[str, Params]]:
+    return [(name, _params(p)) for name, p in _filters(stream)]
+
+
+def _stream_role(stream: pikepdf.Stream) -> str | None:
+    if stream.get("/Type") == pikepdf.Name.EmbeddedFile:
+        return "EmbeddedFile"
+    chain = _chain(stream)
+    if codec_of(chain) == "JBIG2Decode":
+        return "JBIG2"
+    if stream.get("/Subtype") == pikepdf.Name.Image:
+        return "Image"
+    return None
+
+
+def _font_streams(obj: pikepdf.Object) -> Iterator[tuple[str, pikepdf.Stream]]:
+    for holder in (obj, obj.get("/FontDescriptor")):
+        if isinstance(holder, pikepdf.Dictionary):
+            for key in FONT_KEYS:
+                value = holder.get(key)
+                if isinstance(value, pikepdf.Stream):
+                    yield key[1:], value
+
+
+class _Streams:
+    """Selects the streams to examine and turns each into a child."""
+
+    def __init__(self, pdf: pikepdf.Pdf, ctx: ParseContext) -> None:
+        self.pdf = pdf
+        self.ctx = ctx
+        self.selected: dict[tuple[int, int], tuple[str, pikepdf.Stream]] = {}
+        self.globals: dict[tuple[int, int], bytes] = {}
+
+    def select(self) -> int:
+        count = 0
+        for obj in self.pdf.objects:
+            count += 1
+            self.ctx.budget.charge_elements()
+            if isinstance(obj, pikepdf.Stream):
+                try:
+                    role = _stream_role(obj)
+                except FormatError:  # reported when the stream is examined
+                    role = "Stream"
+                if role is not None:
+                    self.selected.setdefault(obj.objgen, (role, obj))
+            elif isinstance(obj, pikepdf.Dictionary):
+                for role, stream in _font_streams(obj):
+                    self.selected[stream.objgen] = (role, stream)
+        return count
+
+    def describe(self) -> tuple[PdfStream, ...]:
+        out = []
+        for (num, gen), (role, stream) in sorted(self.selected.items()):
+            try:
+                names = tuple(name for name, _ in _filters(stream))
+            except FormatError:
+                names = ("<bad filter chain>",)
+            out.append(PdfStream(num, gen, role, names))
+        return tuple(out)
+
+    def _jbig2_globals(self, stream: pikepdf.Stream) -> bytes:
+        parms = [p for name, p in _filters(stream) if name == "JBIG2Decode"]
+        glob = parms[0].get("/JBIG2Globals") if isinstance(parms[0], pikepdf.Dictionary) else None
+        if not isinstance(glob, pikepdf.Stream):
+            return b""
+        if glob.objgen not in self.globals:
+            data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
+            if codec is not None:
+                raise FormatError(f"/JBIG2Globals encoded with /{codec}")
+            self.globals[glob.objgen] = data
+        return self.globals[glob.objgen]
+
+    def child(self, name: str, role: str, stream: pikepdf.Stream) -> Child | None:
+        chain = _chain(stream)
+        codec = codec_of(chain)
+        if codec in ("JPXDecode", "CCITTFaxDecode") or (role == "Image" and codec is None):
+            return None
+        data, codec = decode_chain(stream.read_raw_bytes(), chain, self.ctx.budget)
+        if codec == "JBIG2Decode":
+            return Child(name, self._jbig2_globals(stream) + data, format="jbig2-embedded")
+        return Child(name, data)
+
+    def children(self) -> Iterator[Child]:
+        deferred: LimitExceeded | None = None
+        budget = self.ctx.budget
+        for (num, gen), (role, stream) in sorted(self.selected.items()):
+            name = f"obj {num} {gen} ({role})"
+            try:
+                child = self.child(name, role, stream)
+            except LimitExceeded as exc:
+                budget.check_time()
+                if budget.stream_cap() == 0:
+                    raise
+                deferred = deferred or LimitExceeded(f"{name}: {exc}")
+                continue
+            except FormatError as exc:
+                yield Child(name, b"", error=str(exc))
+                continue
+            except PIKEPDF_ERRORS as exc:
+                yield Child(name, b"", error=f"cannot read stream: {exc}")
+                continue
+            if child is not None:
+                yield child
+        self.pdf.close()
+        if deferred is not None:
+            raise deferred
+
+
+def logical_end(data: bytes) -> int | None:
+    """End of the line that holds the last ``%%EOF``."""
+    pos = data.rfind(b"%%EOF")
+    if pos < 0:
+        return None
+    end = pos + 5
+    if data[end : end + 2] == b"\r\n":
+        return end + 2
+    return end + 1 if data[end : end + 1] in (b"\r", b"\n") else end
+
+
+def parse(data: bytes, ctx: ParseContext) -> Parsed:
+    try:
+        pdf = pikepdf.open(io.BytesIO(data), password="")
+    except pikepdf.PasswordError as exc:
+        raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
+    except PIKEPDF_ERRORS as exc:
+        raise FormatError(f"bad PDF: {exc}") from exc
+    streams = _Streams(pdf, ctx)
+    try:
+        count = streams.select()
+        doc = PdfDocument(version=str(pdf.pdf_version), header_offset=data.find(HEADER),
+                          objects=count, encrypted=bool(pdf.is_encrypted),
+                          streams=streams.describe())
+        notes = [str(w) for w in pdf.get_warnings()]
+    except PIKEPDF_ERRORS as exc:
+        raise FormatError(f"bad PDF object: {exc}") from exc
+    warnings = [f"qpdf: {w}" for w in notes[:MAX_WARNINGS]]
+    if len(notes) > MAX_WARNINGS:
+        warnings.append(f"qpdf: {len(notes) - MAX_WARNINGS} more warnings")
+    return Parsed(format="pdf", structure=doc, logical_end=logical_end(data),
+                  children=streams.children(), warnings=warnings)
+
+
+SPEC = FormatSpec(name="pdf", description="PDF document (ISO 32000)", sniff=sniff,
+                  parse=parse, container=True)

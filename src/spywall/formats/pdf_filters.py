@@ -1,0 +1,283 @@
+"""Capped decoders for the PDF stream filters (ISO 32000-1 7.4).
+
+pikepdf/qpdf decode without any output cap, so the PDF parser takes each stream's raw
+bytes and decodes its filter chain here. Every stage writes into a ``_Sink`` that stops
+it as soon as the output passes the budget's stream cap, or passes 1 MiB while being
+more than ``max_ratio`` times the input consumed so far, so a bomb is refused after a
+few MiB of output, never after it has been produced in full. Each finished stage is
+charged to the budget.
+
+General filters: FlateDecode (zlib, PNG and TIFF predictors), LZWDecode (EarlyChange),
+ASCIIHexDecode, ASCII85Decode, RunLengthDecode (read past its end-of-data byte, as qpdf
+does, so segments hidden there are seen), and Crypt (identity here: qpdf has
+already decrypted the raw bytes). The abbreviations of inline images (ISO 32000-1 Table
+94) are accepted too, since lenient readers accept them in streams. Image codecs end the
+chain: ``decode_chain`` returns the bytes that go into the codec and the codec's name,
+and never decodes pixels.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+
+from spywall.errors import FormatError, LimitExceeded
+from spywall.limits import Budget, MiB
+
+MAX_FILTERS = 8
+MAX_ROW = 1 << 24
+IMAGE_CODECS = frozenset({"DCTDecode", "JBIG2Decode", "JPXDecode", "CCITTFaxDecode"})
+ALIASES = {"AHx": "ASCIIHexDecode", "A85": "ASCII85Decode", "LZW": "LZWDecode",
+           "Fl": "FlateDecode", "RL": "RunLengthDecode", "CCF": "CCITTFaxDecode",
+           "DCT": "DCTDecode"}
+_IN_CHUNK = 64 * 1024
+_WHITESPACE = b"\x00\t\n\x0c\r "
+_M7 = 0x7F
+_M8 = 0x80
+
+Params = Mapping[str, int]
+
+
+class _Sink:
+    """Output of one stage, refused past the cap or the ratio cap."""
+
+    def __init__(self, budget: Budget, name: str) -> None:
+        self.budget = budget
+        self.steps = 0
+        self.out = bytearray()
+        self.cap = budget.stream_cap()
+        self.ratio = budget.limits.max_ratio
+        self.name = name
+
+    def add(self, piece: bytes | bytearray, consumed: int) -> None:
+        self.out += piece
+        n = len(self.out)
+        if n > self.cap:
+            raise LimitExceeded(f"{self.name} output past the stream cap of {self.cap} bytes")
+        if n > MiB and n > self.ratio * max(consumed, 1):
+            raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+
+    def tick(self) -> None:
+        """Check the time budget every 64 Ki steps of a per-byte loop."""
+        self.steps += 1
+        if not self.steps & 0xFFFF:
+            self.budget.check_time()
+
+    @property
+    def room(self) -> int:
+        return max(1, self.cap + 1 - len(self.out))
+
+
+def _inflate(data: bytes, sink: _Sink, wbits: int) -> None:
+    d = zlib.decompressobj(wbits)
+    pos = 0
+    while pos < len(data) and not d.eof:
+        buf = data[pos : pos + _IN_CHUNK]
+        pos += len(buf)
+        while buf and not d.eof:
+            sink.add(d.decompress(buf, min(sink.room, 4 * MiB)), pos - len(d.unconsumed_tail))
+            buf = d.unconsumed_tail
+    sink.add(d.flush(), len(data))
+
+
+def flate(data: bytes, params: Params, sink: _Sink) -> None:
+    try:
+        _inflate(data, sink, 15)
+    except zlib.error:
+        # A bad header or checksum: readers still show such streams, so read raw deflate.
+        sink.out.clear()
+        try:
+            _inflate(data[2:], sink, -15)
+        except zlib.error as exc:
+            raise FormatError(f"bad FlateDecode data: {exc}") from exc
+
+
+def lzw(data: bytes, params: Params, sink: _Sink) -> None:
+    early = 1 if params.get("EarlyChange", 1) else 0
+    table: list[bytes] = [bytes([i]) for i in range(256)] + [b"", b""]
+    width, acc, bits, prev = 9, 0, 0, b""
+    for i, byte in enumerate(data):
+        sink.tick()
+        acc = (acc << 8) | byte
+        bits += 8
+        while bits >= width:
+            bits -= width
+            code = (acc >> bits) & ((1 << width) - 1)
+            acc &= (1 << bits) - 1
+            if code == 256:
+                del table[258:]
+                width, prev = 9, b""
+                continue
+            if code == 257:
+                return
+            if code < len(table):
+                entry = table[code]
+            elif code == len(table) and prev:
+                entry = prev + prev[:1]
+            else:
+                raise FormatError(f"bad LZW code {code} at byte {i}")
+            if prev and len(table) < 4096:
+                table.append(prev + entry[:1])
+            prev = entry
+            sink.add(entry, i + 1)
+            if len(table) + early >= (1 << width) and width < 12:
+                width += 1
+
+
+def ascii_hex(data: bytes, params: Params, sink: _Sink) -> None:
+    end = data.find(b">")
+    digits = (data if end < 0 else data[:end]).translate(None, _WHITESPACE)
+    if len(digits) % 2:
+        digits += b"0"
+    try:
+        sink.add(bytes.fromhex(digits.decode("ascii")), len(data))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FormatError(f"bad ASCIIHexDecode data: {exc}") from exc
+
+
+def ascii85(data: bytes, params: Params, sink: _Sink) -> None:
+    body = data.translate(None, _WHITESPACE)
+    end = body.find(b"~>")
+    body = body[:end] if end >= 0 else body
+    body = body.removeprefix(b"<~")
+    try:
+        sink.add(base64.a85decode(body), len(data))
+    except ValueError as exc:
+        raise FormatError(f"bad ASCII85Decode data: {exc}") from exc
+
+
+def run_length(data: bytes, params: Params, sink: _Sink) -> None:
+    pos, n = 0, len(data)
+    while pos < n:
+        sink.tick()
+        length = data[pos]
+        pos += 1
+        if length == 128:  # end of data; lenient readers (qpdf) read on, so do we
+            continue
+        if length < 128:
+            sink.add(data[pos : pos + length + 1], pos)
+            pos += length + 1
+        elif pos < n:
+            sink.add(data[pos : pos + 1] * (257 - length), pos)
+            pos += 1
+
+
+def identity(data: bytes, params: Params, sink: _Sink) -> None:
+    sink.add(data, len(data))
+
+
+DECODERS: dict[str, Callable[[bytes, Params, _Sink], None]] = {
+    "FlateDecode": flate,
+    "LZWDecode": lzw,
+    "ASCIIHexDecode": ascii_hex,
+    "ASCII85Decode": ascii85,
+    "RunLengthDecode": run_length,
+    "Crypt": identity,
+}
+
+
+def _add_bytes(a: bytes, b: bytes) -> bytes:
+    """Byte-wise a + b mod 256 over whole rows at once (SWAR on big integers)."""
+    n = len(a)
+    x, y = int.from_bytes(a, "big"), int.from_bytes(b, "big")
+    m7 = int.from_bytes(bytes([_M7]) * n, "big")
+    m8 = int.from_bytes(bytes([_M8]) * n, "big")
+    return (((x & m7) + (y & m7)) ^ ((x ^ y) & m8)).to_bytes(n, "big")
+
+
+def _paeth(a: int, b: int, c: int) -> int:
+    p = a + b - c
+    pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+    if pa <= pb and pa <= pc:
+        return a
+    return b if pb <= pc else c
+
+
+def _png_row(kind: int, row: bytes, prev: bytes, bpp: int) -> bytes:
+    if kind == 0:
+        return row
+    if kind == 2:
+        return _add_bytes(row, prev)
+    out = bytearray(row)
+    for i in range(len(out)):
+        left = out[i - bpp] if i >= bpp else 0
+        if kind == 1:
+            out[i] = (out[i] + left) & 0xFF
+        elif kind == 3:
+            out[i] = (out[i] + ((left + prev[i]) >> 1)) & 0xFF
+        elif kind == 4:
+            up_left = prev[i - bpp] if i >= bpp else 0
+            out[i] = (out[i] + _paeth(left, prev[i], up_left)) & 0xFF
+        else:
+            raise FormatError(f"bad PNG predictor row type {kind}")
+    return bytes(out)
+
+
+def _row_shape(params: Params) -> tuple[int, int, int]:
+    colors = params.get("Colors", 1)
+    bpc = params.get("BitsPerComponent", 8)
+    columns = params.get("Columns", 1)
+    if not (1 <= colors <= 64 and bpc in (1, 2, 4, 8, 16) and 1 <= columns <= MAX_ROW):
+        raise FormatError(f"bad predictor parameters {dict(params)}")
+    return (colors * bpc * columns + 7) // 8, max(1, colors * bpc // 8), bpc
+
+
+def unpredict(data: bytes, params: Params, budget: Budget) -> bytes:
+    """Undo a PNG (10-15) or TIFF (2) predictor; the output is never longer than the input."""
+    predictor = params.get("Predictor", 1)
+    if predictor == 1:
+        return data
+    row_len, bpp, bpc = _row_shape(params)
+    out = bytearray()
+    if predictor >= 10:
+        prev = bytes(row_len)
+        for start in range(0, len(data) - row_len, row_len + 1):
+            prev = _png_row(data[start], data[start + 1 : start + 1 + row_len], prev, bpp)
+            out += prev
+            budget.check_time()
+        return bytes(out)
+    if predictor == 2 and bpc == 8:
+        for start in range(0, len(data), row_len):
+            row = bytearray(data[start : start + row_len])
+            for i in range(bpp, len(row)):
+                row[i] = (row[i] + row[i - bpp]) & 0xFF
+            out += row
+            budget.check_time()
+        return bytes(out)
+    raise FormatError(f"unsupported predictor {predictor} with {bpc} bits per component")
+
+
+def decode_chain(
+    data: bytes, chain: Sequence[tuple[str, Params]], budget: Budget
+) -> tuple[bytes, str | None]:
+    """Decode ``data`` through ``chain`` up to its first image codec.
+
+    Returns the decoded bytes and the codec's name (``None`` if the chain has none).
+    """
+    if len(chain) > MAX_FILTERS:
+        raise FormatError(f"filter chain of {len(chain)} filters, over the cap of {MAX_FILTERS}")
+    for raw_name, params in chain:
+        name = ALIASES.get(raw_name, raw_name)
+        if name in IMAGE_CODECS:
+            return data, name
+        decoder = DECODERS.get(name)
+        if decoder is None:
+            raise FormatError(f"unknown filter /{raw_name}")
+        sink = _Sink(budget, name)
+        decoder(data, params, sink)
+        out = bytes(sink.out)
+        if name in ("FlateDecode", "LZWDecode"):
+            out = unpredict(out, params, budget)
+        budget.charge_decompressed(len(out), len(data))
+        data = out
+    return data, None
+
+
+def codec_of(chain: Sequence[tuple[str, Params]]) -> str | None:
+    """The image codec that ends ``chain``, if any (without decoding anything)."""
+    for raw_name, _ in chain:
+        name = ALIASES.get(raw_name, raw_name)
+        if name in IMAGE_CODECS:
+            return name
+    return None

@@ -1,0 +1,226 @@
+"""The PDF container: which streams become children, caps, encryption, damage."""
+
+from __future__ import annotations
+
+import time
+import tracemalloc
+import zlib
+
+import pikepdf
+import pytest
+
+from spywall.engine import scan_bytes
+from spywall.errors import FormatError, LimitExceeded
+from spywall.formats import pdf
+from spywall.formats.base import Child, ParseContext, Parsed
+from spywall.limits import Budget, Limits, MiB
+from spywall.samples import pdf_jbig2 as s
+from spywall.samples.containers import zip_of
+
+ATTACK = s.join(s.forcedentry_segments())
+
+
+def parse(data: bytes, limits: Limits | None = None) -> tuple[Parsed, list[Child]]:
+    parsed = pdf.parse(data, ParseContext(Budget(limits or Limits())))
+    return parsed, list(parsed.children)
+
+
+def doc(parsed: Parsed) -> pdf.PdfDocument:
+    assert isinstance(parsed.structure, pdf.PdfDocument)
+    return parsed.structure
+
+
+def rules(data: bytes, name: str = "x.pdf") -> set[str]:
+    return {f.rule for f in scan_bytes(data, name).findings}
+
+
+def test_sniff_within_the_first_64_bytes() -> None:
+    assert pdf.sniff(b"%PDF-1.7\n")
+    assert pdf.sniff(b"\x00" * 40 + b"%PDF-1.4")
+    assert not pdf.sniff(b"\x00" * 60 + b"%PDF-1.4")
+    assert not pdf.sniff(b"%PDF")
+
+
+def test_header_after_junk_is_still_examined() -> None:
+    data = b"\x00junk file\n" + s.jbig2_pdf(ATTACK)
+    parsed, children = parse(data)
+    assert doc(parsed).header_offset == 11
+    assert [c.format for c in children] == ["jbig2-embedded"]
+    assert rules(data, "x.gif") == {"jbig2-symbol-overflow"}
+
+
+def test_jbig2_child_is_globals_then_page() -> None:
+    dicts = s.join(s.forcedentry_segments(page=0)[1:3])
+    page = s.join([s.segment(1, s.PAGE_INFO, s.page_info())])
+    parsed, (child,) = parse(s.jbig2_pdf(page, ["ASCII85Decode", "FlateDecode"], dicts,
+                                         objstm=True))
+    assert child.format == "jbig2-embedded"
+    assert child.data == dicts + page
+    (stream,) = doc(parsed).streams
+    assert stream.filters == ("ASCII85Decode", "FlateDecode", "JBIG2Decode")
+    assert child.name == f"obj {stream.number} {stream.generation} (JBIG2)"
+
+
+def test_object_streams_are_reached() -> None:
+    data = s.jbig2_pdf(ATTACK, ["FlateDecode"], objstm=True)
+    assert b"/ObjStm" in data
+    assert b"/XRef" in data
+    parsed, children = parse(data)
+    assert doc(parsed).objects >= 6
+    assert len(children) == 1
+
+
+def _pdf_with(streams: dict[str, pikepdf.Dictionary | pikepdf.Stream], *, objstm: bool = False,
+              builder: pikepdf.Pdf | None = None) -> bytes:
+    p = builder or pikepdf.new()
+    p.add_blank_page(page_size=(72, 72))
+    for key, value in streams.items():
+        p.Root[f"/{key}"] = p.make_indirect(value)
+    return s.save(p, objstm)
+
+
+def _stream(p: pikepdf.Pdf, raw: bytes, **keys: object) -> pikepdf.Stream:
+    st = pikepdf.Stream(p, raw)
+    for k, v in keys.items():
+        st[f"/{k}"] = v
+    return st
+
+
+def test_selection_of_streams() -> None:
+    p = pikepdf.new()
+    jpeg_bytes = b"\xff\xd8\xff\xe0" + bytes(20)
+    font = b"\x00\x01\x00\x00 font program"
+    name = pikepdf.Name
+    streams = {
+        "Raw": _stream(p, zlib.compress(bytes(300)), Subtype=name.Image, Filter=name.FlateDecode),
+        "Dct": _stream(p, zlib.compress(jpeg_bytes), Subtype=name.Image,
+                       Filter=pikepdf.Array([name.FlateDecode, name.DCTDecode])),
+        "Jpx": _stream(p, b"\x00\x00\x00\x0cjP  ", Subtype=name.Image, Filter=name.JPXDecode),
+        "Ccitt": _stream(p, b"\x00", Subtype=name.Image, Filter=name.CCITTFaxDecode),
+        "Content": _stream(p, b"BT ET"),
+        "Embedded": _stream(p, b"PK\x03\x04 attached", Type=name.EmbeddedFile),
+        # a font descriptor written directly inside the font dictionary
+        "Font": pikepdf.Dictionary(Type=name.Font, FontDescriptor=pikepdf.Dictionary(
+            FontFile3=p.make_indirect(_stream(p, s.encode(font, ["LZWDecode"]),
+                                              Filter=name.LZWDecode)))),
+        "Other": _stream(p, ATTACK, Filter=name.JBIG2Decode),  # JBIG2 outside any image
+    }
+    parsed, children = parse(_pdf_with(streams, builder=p))
+    got = {c.name.split("(")[1].rstrip(")"): c for c in children}
+    assert set(got) == {"Image", "EmbeddedFile", "FontFile3", "JBIG2"}
+    assert got["Image"].data == jpeg_bytes
+    assert got["FontFile3"].data == font
+    assert got["EmbeddedFile"].data.startswith(b"PK\x03\x04")
+    assert got["JBIG2"].format == "jbig2-embedded"
+    roles = sorted(st.role for st in doc(parsed).streams)
+    assert roles == ["EmbeddedFile", "FontFile3", "Image", "Image", "Image", "Image", "JBIG2"]
+
+
+def test_bad_stream_is_an_error_child_and_the_rest_is_examined() -> None:
+    p = pikepdf.new()
+    name = pikepdf.Name
+    streams = {
+        "A": _stream(p, b"\x78\x9c\xff\xff\xff", Type=name.EmbeddedFile, Filter=name.FlateDecode),
+        "B": _stream(p, b"x", Type=name.EmbeddedFile,
+                     Filter=pikepdf.Array([name.ASCIIHexDecode] * 9)),
+        "C": _stream(p, ATTACK, Subtype=name.Image, Filter=name.JBIG2Decode),
+    }
+    data = _pdf_with(streams, builder=p)
+    _, children = parse(data)
+    errors = [c.error for c in children if c.error]
+    assert len(errors) == 2
+    assert any("Flate" in e for e in errors)
+    assert any("over the cap" in e for e in errors)
+    subject = scan_bytes(data, "x.pdf")
+    assert {f.rule for f in subject.findings} == {"jbig2-symbol-overflow"}
+    assert [e.code for e in subject.errors] == ["malformed", "malformed"]
+
+
+def test_a_bomb_does_not_hide_what_follows() -> None:
+    p = pikepdf.new()
+    comp = zlib.compressobj(9)
+    body = b"".join(comp.compress(bytes(MiB)) for _ in range(32)) + comp.flush()
+    streams = {
+        "Bomb": _stream(p, body, Type=pikepdf.Name.EmbeddedFile, Filter=pikepdf.Name.FlateDecode),
+        "Img": _stream(p, zlib.compress(ATTACK), Subtype=pikepdf.Name.Image,
+                       Filter=pikepdf.Array([pikepdf.Name.FlateDecode, pikepdf.Name.JBIG2Decode])),
+    }
+    subject = scan_bytes(_pdf_with(streams, builder=p), "x.pdf")
+    assert {f.rule for f in subject.findings} == {"jbig2-symbol-overflow"}
+    (err,) = subject.errors
+    assert err.code == "limit"
+    assert "EmbeddedFile" in err.message
+
+
+def test_flate_bomb_memory_and_time() -> None:
+    data = s.flate_bomb_pdf(mib=256)
+    tracemalloc.start()
+    t0 = time.monotonic()
+    subject = scan_bytes(data, "bomb.pdf")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.monotonic() - t0 < 5
+    assert [e.code for e in subject.errors] == ["limit"]
+    assert peak < 64 * MiB
+
+
+def test_total_budget_exhausted_stops_at_once() -> None:
+    data = s.jbig2_pdf(ATTACK, ["ASCIIHexDecode"])
+    subject = scan_bytes(data, "x.pdf", Limits(max_total_decompressed=1000))
+    assert [e.code for e in subject.errors] == ["limit"]
+    assert subject.findings == []
+
+
+def test_encryption() -> None:
+    assert rules(s.jbig2_pdf(ATTACK, user_password="")) == {"jbig2-symbol-overflow"}
+    parsed, _ = parse(s.jbig2_pdf(ATTACK, user_password=""))
+    assert doc(parsed).encrypted
+    with pytest.raises(pdf.EncryptedPdf):
+        parse(s.jbig2_pdf(ATTACK, user_password="pw"))
+    subject = scan_bytes(s.jbig2_pdf(ATTACK, user_password="pw"), "locked.pdf")
+    assert [e.code for e in subject.errors] == ["unsupported"]
+
+
+def test_logical_end_and_appended_archive() -> None:
+    base = s.jbig2_pdf(s.join(s.benign_segments()))
+    assert base.endswith(b"%%EOF\n")
+    for tail in (b"", b"\r\n", b"\n"):
+        body = base.removesuffix(b"\n")
+        assert pdf.logical_end(body + tail) == len(body) + len(tail)
+    assert pdf.logical_end(b"%PDF-1.4 no end") is None
+    subject = scan_bytes(base + zip_of({"stage.so": b"\x7fELF"}), "x.pdf")
+    assert {f.rule for f in subject.findings} == {"appended-archive"}
+    assert subject.findings[0].location.offset == len(base)
+
+
+def test_damaged_xref_is_repaired_with_warnings() -> None:
+    data = s.jbig2_pdf(ATTACK, ["FlateDecode"])
+    broken = data.replace(b"startxref", b"startxref\n99999999\n%%", 1)
+    parsed, children = parse(broken)
+    assert parsed.warnings
+    assert all(w.startswith("qpdf: ") for w in parsed.warnings)
+    assert [c.format for c in children] == ["jbig2-embedded"]
+    assert rules(broken) == {"jbig2-symbol-overflow"}
+
+
+def test_not_a_pdf_is_a_format_error() -> None:
+    for junk in (b"%PDF-1.7\n" + bytes(100), b"%PDF-", b"%PDF-1.4\n1 0 obj << /Length 99"):
+        with pytest.raises(FormatError):
+            parse(junk)
+
+
+def test_pillow_and_text_pdfs_give_their_children() -> None:
+    _, children = parse(s.pillow_pdf())
+    assert [c.data[:3] for c in children] == [b"\xff\xd8\xff"]
+    _, children = parse(s.text_pdf())
+    (font,) = children
+    assert font.name.endswith("(FontFile2)")
+    assert font.data.startswith(b"\x00\x01\x00\x00")
+    assert len(font.data) == len(s.truetype_font())
+
+
+def test_many_objects_hit_the_element_cap() -> None:
+    p = pikepdf.new()
+    p.Root.Many = pikepdf.Array([p.make_indirect(pikepdf.Dictionary(N=i)) for i in range(300)])
+    with pytest.raises(LimitExceeded, match="more than 100 elements"):
+        parse(s.save(p), Limits(max_elements=100))
