@@ -42,7 +42,7 @@ def test_clean_call(secure: bool, tcp: bool) -> None:
     assert (c.call_id, c.caller, c.callee, c.state) == \
         ("call-0@atlanta.example", "sip:alice@atlanta.example", "sip:bob0@biloxi.example",
          "ended")
-    assert c.started == "2020-09-13T12:26:40.000000Z"
+    assert (c.started or "").startswith("2020-09-13T12:26:40")
     flows = {(m.sport, m.dport): m for m in c.media}
     assert flows[(49170, 30000)].packets == 21   # 20 RTP + the STUN check
     assert flows[(49170, 30000)].protocol == ("stun+srtp" if secure else "stun+rtp")

@@ -9,12 +9,11 @@ a table look-up of the first byte and ``rtp.check_rtp``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.iocs.model import Indicator
-from spywall.net.packet import Datagram
+from spywall.net.packet import Datagram, iso, location
 from spywall.net.voip import demux, rtcp, stun
 from spywall.net.voip.calls import Call, CallTable
 from spywall.net.voip.demux import DEMUX, IGNORED, MEDIA, SIP, Flow
@@ -22,7 +21,7 @@ from spywall.net.voip.rtp import check_rtp
 from spywall.net.voip.rules import RULES, Anomaly
 from spywall.net.voip.sdp import Session, parse_sdp
 from spywall.net.voip.sip import SipStream, looks_like_sip, message_hosts, parse_sip
-from spywall.report import CallSummary, Finding, Location, MediaFlow, Scalar
+from spywall.report import CallSummary, Finding, MediaFlow, Scalar
 
 MAX_PER_FLOW = 3
 """Findings of one rule reported per flow; later ones are counted in the last one's
@@ -38,11 +37,6 @@ RULE_PROTOCOLS = frozenset({"rtcp", "srtcp", "rtp", "stun", "turn", "sip", "sdp"
 """Rule id tokens that name the protocol a finding's location reports."""
 
 Key = tuple[str, int, str, int]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds").replace(
-        "+00:00", "Z")
 
 
 class VoipAnalyzer:
@@ -253,14 +247,10 @@ class VoipAnalyzer:
             out += [self.iocs.finding(
                 ind, host, path=self.path, rule=rule.id, title=rule.title,
                 message=f"{where} host {host} matches {ind.collection} indicator {ind.value}",
-                location=self._location(d, "sip")) for ind in hits]
+                location=location(d, "sip")) for ind in hits]
         return out
 
     # ---- findings -------------------------------------------------------------------
-    def _location(self, d: Datagram, protocol: str) -> Location:
-        return Location(frame=d.frame, timestamp=iso(d.ts), src=d.src, dst=d.dst,
-                        sport=d.sport, dport=d.dport, protocol=protocol)
-
     def _emit(self, key: Key, found: list[Anomaly], d: Datagram, protocol: str,
               call: Call | None) -> list[Finding]:
         out: list[Finding] = []
@@ -276,7 +266,7 @@ class VoipAnalyzer:
             proto = token if token in RULE_PROTOCOLS else protocol
             f = Finding(rule=rule.id, title=rule.title, kind=rule.kind, severity=rule.severity,
                         message=a.message, path=self.path, cves=list(rule.cves),
-                        references=list(rule.references), location=self._location(d, proto),
+                        references=list(rule.references), location=location(d, proto),
                         detail=dict(a.detail))
             if n == MAX_PER_FLOW:
                 self.capped[ck] = f
