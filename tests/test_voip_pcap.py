@@ -63,21 +63,24 @@ def test_clean_calls(fmt: str) -> None:
 
 
 def stix_bundle(path: Path) -> Path:
-    def ind(n: int, pattern: str) -> dict[str, object]:
-        return {"type": "indicator", "spec_version": "2.1", "id": f"indicator--{n:08d}-0000-4000-8000-000000000000",
-                "created": "2019-05-13T00:00:00Z", "modified": "2019-05-13T00:00:00Z",
-                "pattern": pattern, "pattern_type": "stix", "valid_from": "2019-05-13T00:00:00Z"}
-    malware = {"type": "malware", "spec_version": "2.1", "is_family": True,
-               "id": "malware--00000001-0000-4000-8000-000000000000", "name": "Pegasus",
-               "created": "2019-05-13T00:00:00Z", "modified": "2019-05-13T00:00:00Z"}
-    inds = [ind(1, "[ipv4-addr:value = '104.223.76.220']"),
-            ind(2, "[domain-name:value = 'nsogroup.com']")]
-    rels = [{"type": "relationship", "spec_version": "2.1", "relationship_type": "indicates",
-             "id": f"relationship--{n:08d}-0000-4000-8000-000000000000",
-             "created": "2019-05-13T00:00:00Z", "modified": "2019-05-13T00:00:00Z",
-             "source_ref": i["id"], "target_ref": malware["id"]} for n, i in enumerate(inds, 1)]
-    path.write_text(json.dumps({"type": "bundle", "id": "bundle--00000001-0000-4000-8000-"
-                                "000000000000", "objects": [malware, *inds, *rels]}))
+    """A small STIX 2.1 bundle with the 2019 infrastructure from the court record."""
+    when = {"spec_version": "2.1", "created": "2019-05-13T00:00:00Z",
+            "modified": "2019-05-13T00:00:00Z"}
+
+    def ident(kind: str, n: int) -> str:
+        return f"{kind}--{n:08d}-0000-4000-8000-000000000000"
+
+    malware = {"type": "malware", "id": ident("malware", 1), "name": "Pegasus",
+               "is_family": True, **when}
+    inds = [{"type": "indicator", "id": ident("indicator", n), "pattern": pattern,
+             "pattern_type": "stix", "valid_from": "2019-05-13T00:00:00Z", **when}
+            for n, pattern in enumerate(["[ipv4-addr:value = '104.223.76.220']",
+                                         "[domain-name:value = 'nsogroup.com']"], 1)]
+    rels = [{"type": "relationship", "id": ident("relationship", n),
+             "relationship_type": "indicates", "source_ref": i["id"],
+             "target_ref": malware["id"], **when} for n, i in enumerate(inds, 1)]
+    path.write_text(json.dumps({"type": "bundle", "id": ident("bundle", 1),
+                                "objects": [malware, *inds, *rels]}))
     return path
 
 
