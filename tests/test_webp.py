@@ -87,7 +87,7 @@ def test_decoder_round_trip() -> None:
         code, n = codes[s]
         w.put(int(f"{code:0{n}b}"[::-1], 2), n)
     data = w.getvalue(pad=0)
-    br = vp8l.BitReader(data, 0, len(data))
+    br = ht.BitReader(data, 0, len(data))
     assert [br.decode(dec) for _ in syms] == syms
     with pytest.raises(TruncatedError):
         br.read(16)
@@ -105,7 +105,7 @@ def _canonical(lengths: list[int]) -> dict[int, tuple[int, int]]:
 
 
 def test_bit_reader_is_lsb_first_and_bounded() -> None:
-    br = vp8l.BitReader(bytes([0b10110100, 0xFF]), 0, 2)
+    br = ht.BitReader(bytes([0b10110100, 0xFF]), 0, 2)
     assert br.read(2) == 0b00
     assert br.read(3) == 0b101
     assert br.read(11) == 0b11111111101

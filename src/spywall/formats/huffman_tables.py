@@ -11,13 +11,16 @@ fixed block before checking that the tree was complete, so the size of an incomp
 tree is returned too, marked invalid.
 
 ``decoder(lengths)`` builds a lookup table for a *valid* code (used for the small
-sub-images that must be decoded to reach what follows them in the bit stream).
+sub-images that must be decoded to reach what follows them in the bit stream), read with
+``BitReader.decode`` (LSB-first, as VP8L packs its bits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from spywall.errors import TruncatedError
 
 MAX_LENGTH = 15
 ROOT_BITS = 8
@@ -138,3 +141,49 @@ def decoder(lengths: Sequence[int]) -> Decoder:
         table[_reverse(code, n) :: 1 << n] = [sym << 4 | n] * (1 << (bits - n))
         code += 1
     return Decoder(table, bits)
+
+
+class BitReader:
+    """LSB-first bit reader over ``data[start:end]``; reading past the end is an error."""
+
+    __slots__ = ("data", "end", "nbits", "pos", "start", "val")
+
+    def __init__(self, data: bytes, start: int, end: int) -> None:
+        self.data, self.start, self.pos, self.end = data, start, start, min(end, len(data))
+        self.val = self.nbits = 0
+
+    def fill(self) -> None:
+        take = min(8, self.end - self.pos)
+        if take > 0:
+            chunk = int.from_bytes(self.data[self.pos : self.pos + take], "little")
+            self.val |= chunk << self.nbits
+            self.nbits += take * 8
+            self.pos += take
+
+    @property
+    def offset(self) -> int:
+        """Absolute offset of the byte holding the next unread bit."""
+        return self.pos - self.nbits // 8
+
+    def read(self, n: int) -> int:
+        if self.nbits < n:
+            self.fill()
+            if self.nbits < n:
+                raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
+        v = self.val & ((1 << n) - 1)
+        self.val >>= n
+        self.nbits -= n
+        return v
+
+    def decode(self, dec: Decoder) -> int:
+        if dec.bits == 0:
+            return dec.table[0] >> 4
+        if self.nbits < dec.bits:
+            self.fill()
+        entry = dec.table[self.val & ((1 << dec.bits) - 1)]
+        n = entry & 15
+        if n > self.nbits:
+            raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
+        self.val >>= n
+        self.nbits -= n
+        return entry >> 4

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats import huffman_tables as ht
 from spywall.formats.base import ParseContext
+from spywall.formats.huffman_tables import BitReader
 
 SIGNATURE = 0x2F
 CODE_NAMES = ("green", "red", "blue", "alpha", "distance")
@@ -59,52 +60,6 @@ def block_size(cache_bits: int) -> int:
 
 def budget(code: int, cache_bits: int) -> int:
     return BUDGETS[code] + (CACHE_EXTRA[cache_bits] if code == 0 else 0)
-
-
-class BitReader:
-    """LSB-first bit reader over ``data[start:end]``; reading past the end is an error."""
-
-    __slots__ = ("data", "end", "nbits", "pos", "start", "val")
-
-    def __init__(self, data: bytes, start: int, end: int) -> None:
-        self.data, self.start, self.pos, self.end = data, start, start, min(end, len(data))
-        self.val = self.nbits = 0
-
-    def _fill(self) -> None:
-        take = min(8, self.end - self.pos)
-        if take > 0:
-            chunk = int.from_bytes(self.data[self.pos : self.pos + take], "little")
-            self.val |= chunk << self.nbits
-            self.nbits += take * 8
-            self.pos += take
-
-    @property
-    def offset(self) -> int:
-        """Absolute offset of the byte holding the next unread bit."""
-        return self.pos - self.nbits // 8
-
-    def read(self, n: int) -> int:
-        if self.nbits < n:
-            self._fill()
-            if self.nbits < n:
-                raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
-        v = self.val & ((1 << n) - 1)
-        self.val >>= n
-        self.nbits -= n
-        return v
-
-    def decode(self, dec: ht.Decoder) -> int:
-        if dec.bits == 0:
-            return dec.table[0] >> 4
-        if self.nbits < dec.bits:
-            self._fill()
-        entry = dec.table[self.val & ((1 << dec.bits) - 1)]
-        n = entry & 15
-        if n > self.nbits:
-            raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
-        self.val >>= n
-        self.nbits -= n
-        return entry >> 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,21 +302,37 @@ class _Stream:
         self.groups("main image", cache_bits, count, used)
 
 
+def _backref(br: BitReader, g: int, dist: ht.Decoder, width: int, pos: int, n: int
+             ) -> tuple[int, int]:
+    """(distance, length) of an LZ77 copy whose length prefix is green symbol ``g``."""
+    length = _prefix_value(g - 256, br)
+    code = _prefix_value(br.decode(dist), br)
+    if code > 120:
+        d = code - 120
+    else:
+        dx, dy = DISTANCE_MAP[code - 1]
+        d = max(1, dx + dy * width)
+    if d > pos or length > n - pos:
+        raise FormatError(f"back reference ({d}, {length}) outside the sub-image")
+    return d, length
+
+
 def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int,
                    cache_bits: int, keep: bool, ctx: ParseContext) -> array[int]:
     """LZ77 + colour cache decoding of a sub-image; pixel values only if ``keep``."""
     green, red, blue, alpha, dist = decs
-    out = array("I", bytes(4 * n)) if keep else array("I")
     if not (green.bits or red.bits or blue.bits or alpha.bits):
         # One symbol per code: every pixel is the same and costs no bits (a copy at pixel
         # 0 would be out of range, a cache that only ever held zeros stays zero).
         g, r, b, a = (d.table[0] >> 4 for d in (green, red, blue, alpha))
         if 256 <= g < 280:
             raise FormatError("back reference at the first pixel of a sub-image")
-        if keep and g < 256:
-            out = array("I", [a << 24 | r << 16 | g << 8 | b]) * n
-        return out
-    cache = [0] * (1 << cache_bits) if keep and cache_bits else []
+        return array("I", [a << 24 | r << 16 | g << 8 | b if g < 256 else 0]) * (n * keep)
+    if not keep:
+        _skip_pixels(br, decs, width, n, ctx)
+        return array("I")
+    out = array("I", bytes(4 * n))
+    cache = [0] * (1 << cache_bits) if cache_bits else []
     shift = 32 - cache_bits
     pos = steps = 0
     while pos < n:
@@ -371,33 +342,62 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
         g = br.decode(green)
         if g < 256:
             r, b, a = br.decode(red), br.decode(blue), br.decode(alpha)
-            if keep:
-                out[pos] = px = a << 24 | r << 16 | g << 8 | b
-                if cache:
-                    cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
-            pos += 1
-        elif g < 280:
-            length = _prefix_value(g - 256, br)
-            code = _prefix_value(br.decode(dist), br)
-            if code > 120:
-                d = code - 120
-            else:
-                dx, dy = DISTANCE_MAP[code - 1]
-                d = max(1, dx + dy * width)
-            if d > pos or length > n - pos:
-                raise FormatError(f"back reference ({d}, {length}) outside the sub-image")
-            if keep:
-                for i in range(pos, pos + length):
-                    out[i] = px = out[i - d]
-                    if cache:
-                        cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
-            pos += length
-        else:
-            if keep:
-                out[pos] = px = cache[g - 280]
+            out[pos] = px = a << 24 | r << 16 | g << 8 | b
+            if cache:
                 cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
             pos += 1
+        elif g < 280:
+            d, length = _backref(br, g, dist, width, pos, n)
+            for i in range(pos, pos + length):
+                out[i] = px = out[i - d]
+                if cache:
+                    cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
+            pos += length
+        else:
+            out[pos] = px = cache[g - 280]
+            cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
+            pos += 1
     return out
+
+
+def _skip_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int,
+                 ctx: ParseContext) -> None:
+    """Move the bit reader past a sub-image's pixels without keeping them (hot loop:
+    the bit window is held in locals and handed back to ``br`` around copies)."""
+    green, red, blue, alpha, dist = decs
+    gt, gm = green.table, (1 << green.bits) - 1
+    rest = [(d.table, (1 << d.bits) - 1) for d in (red, blue, alpha) if d.bits]
+    val, nbits = br.val, br.nbits
+    pos = steps = 0
+    while pos < n:
+        steps += 1
+        if nbits < 64:
+            br.val, br.nbits = val, nbits
+            br.fill()
+            val, nbits = br.val, br.nbits
+            if steps & 0xFF == 0:
+                ctx.budget.check_time()
+        e = gt[val & gm]
+        if e & 15 > nbits:
+            raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+        val >>= e & 15
+        nbits -= e & 15
+        g = e >> 4
+        if g < 256:
+            for table, mask in rest:
+                e = table[val & mask]
+                if e & 15 > nbits:
+                    raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+                val >>= e & 15
+                nbits -= e & 15
+            pos += 1
+        elif g < 280:
+            br.val, br.nbits = val, nbits
+            pos += _backref(br, g, dist, width, pos, n)[1]
+            val, nbits = br.val, br.nbits
+        else:
+            pos += 1
+    br.val, br.nbits = val, nbits
 
 
 def read_stream(data: bytes, start: int, end: int, ctx: ParseContext, source: str,
