@@ -154,6 +154,17 @@ def animated(bad: bool = True) -> bytes:
     return riff(vp8x(16, 16, 0x02), anim, frames)
 
 
+def lossy_with_alpha(bad: bool = True) -> bytes:
+    """A lossy picture (Pillow's VP8 chunk) whose ALPH chunk is a headerless VP8L stream."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (40, 90, 200)).save(buf, "WEBP", quality=80)
+    vp8 = buf.getvalue()[12:]  # the simple file's only chunk, "VP8 "
+    alpha = VP8LWriter().put(0, 1).cache(0).put(0, 1).group(bad).getvalue()
+    return riff(vp8x(16, 16, 0x10), chunk(b"ALPH", b"\x01" + alpha), vp8)
+
+
 def crafted_streams(bad: bool = True) -> Iterator[tuple[str, bytes]]:
     """The crafted WebP files; with ``bad=False`` their twins with one-symbol codes."""
     yield "plain", riff(chunk(b"VP8L", plain(bad=bad)))
@@ -164,6 +175,7 @@ def crafted_streams(bad: bool = True) -> Iterator[tuple[str, bytes]]:
                          chunk(b"VP8L", plain(32, 32, alpha=True, cache_bits=6, bad=bad)))
     yield "meta-group1", riff(chunk(b"VP8L", meta_codes(bad)))
     yield "subimage", riff(chunk(b"VP8L", in_subimage(bad)))
+    yield "alph", lossy_with_alpha(bad)
 
 
 def _pillow(frames: Sequence[object], **kw: object) -> bytes:
@@ -210,6 +222,7 @@ NOTES = {
     "cache6": "Apple's PoC shape: 32x32 with alpha, colour cache of 6 bits",
     "meta-group1": "meta prefix codes: the overflowing group is group 1",
     "subimage": "the crafted codes inside the colour transform's sub-image",
+    "alph": "lossy picture whose lossless-compressed alpha (ALPH) carries the codes",
 }
 
 
