@@ -190,3 +190,14 @@ def test_landfall_tail_found_by_engine() -> None:
     stage = s.zip_of({"x.so": b"\x7fELF"})
     assert rules(base + stage) == ["appended-archive"]
     assert rules(base + bytes(100)) == []
+
+
+def test_real_lossless_jpeg_strips_are_read() -> None:
+    data = s._lossless((48, 80, 3), "rgb", rowsperstrip=20)
+    raw = structure(data).ifds[0]
+    sofs = [seg.sof for seg in raw.segments]
+    assert all(sof is not None and sof.lossless for sof in sofs)
+    assert raw.value(t.ROWS_PER_STRIP) == 32  # tifffile rounds JPEG strips up
+    assert [(sof.height, sof.width, sof.components, sof.precision) for sof in sofs if sof] == [
+        (32, 80, 3, 12), (16, 80, 3, 12)]  # the last strip holds only the rows left
+    assert list(ljc.detect(parse(data))) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from spywall.formats import tiff as t
 from spywall.samples import Sample
@@ -214,7 +215,49 @@ def _tifffile() -> Iterator[Sample]:
         yield Sample(f"benign-tifffile-{name}.tif", buf.getvalue(), frozenset())
 
 
+def _lossless(shape: tuple[int, ...], photometric: str, **opts: Any) -> bytes:
+    """A DNG-tagged TIFF whose strips/tiles are real lossless JPEG (libjpeg-turbo SOF3,
+    through tifffile and imagecodecs)."""
+    import numpy as np
+    import tifffile
+
+    img = (np.arange(int(np.prod(shape)), dtype=np.uint16) % 4096).reshape(shape)
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, img, photometric=photometric, compression="jpeg",
+                     compressionargs={"lossless": True, "bitspersample": 12},
+                     extratags=[(t.DNG_VERSION, BYTE, 4, (1, 6, 0, 0), True)],
+                     **opts)
+    return buf.getvalue()
+
+
+def _set_short(data: bytes, tag: int, value: int) -> bytes:
+    """``data`` with the inline SHORT value of ``tag`` in IFD0 replaced."""
+    from spywall.formats.base import ParseContext
+    from spywall.limits import Budget
+
+    parsed = t.parse(data, ParseContext(Budget()))
+    assert isinstance(parsed.structure, t.TiffFile)
+    at = parsed.structure.ifds[0].entries[tag].offset
+    return data[:at] + struct.pack("<H", value) + data[at + 2 :]
+
+
+def _real_encoder() -> Iterator[Sample]:
+    yield Sample("benign-ljpeg-cfa-tiles.dng", _lossless((48, 80), "minisblack", tile=(32, 32)),
+                 frozenset(), "one sample per pixel, padded edge tiles")
+    yield Sample("benign-ljpeg-rgb-strips.dng",
+                 _lossless((48, 80, 3), "rgb", rowsperstrip=20), frozenset(),
+                 "three samples per pixel, a short last strip (tifffile rounds to 32 rows)")
+    yield Sample("benign-ljpeg-two-sample-tiles.dng",
+                 _lossless((48, 80, 2), "minisblack", tile=(16, 32), extrasamples=[0]),
+                 frozenset(), "SamplesPerPixel 2 with Nf = 2: the exploit's benign twin")
+    one = _lossless((48, 80), "minisblack", tile=(32, 32))
+    yield Sample("cve-2025-43300-real-stream.dng", _set_short(one, t.SAMPLES_PER_PIXEL, 2),
+                 frozenset({"dng-lossless-jpeg-components"}),
+                 "real one-component lossless JPEG tiles under SamplesPerPixel 2")
+
+
 def samples() -> Iterator[Sample]:
     yield from _crafted()
     yield from _pillow()
     yield from _tifffile()
+    yield from _real_encoder()
