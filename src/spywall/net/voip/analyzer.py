@@ -37,6 +37,7 @@ RULE_PROTOCOLS = frozenset({"rtcp", "srtcp", "rtp", "stun", "turn", "sip", "sdp"
 """Rule id tokens that name the protocol a finding's location reports."""
 
 Key = tuple[str, int, str, int]
+RTP_BIT = 1 << demux.RTP
 
 
 class VoipAnalyzer:
@@ -53,7 +54,7 @@ class VoipAnalyzer:
         self.ioc_cache: dict[str, list[Indicator]] = {}
         self.turn_ends: set[tuple[str, int]] = set()
         self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
-            _nothing, self._stun, _nothing, self._dtls, self._turn, self._rtp, self._rtcp,
+            _nothing, self._stun, self._dtls, self._dtls, self._turn, self._rtp, self._rtcp,
             self._rtcp)
 
     # ---- entry points -------------------------------------------------------------
@@ -63,15 +64,24 @@ class VoipAnalyzer:
             return []
         key = (d.src, d.sport, d.dst, d.dport)
         flow = self.flows.get(key)
-        if flow is None or (flow.gen != self.calls.generation and flow.cls != SIP):
+        if flow is None or flow.gen != self.calls.generation:
             flow = self._classify(d, key)
-        if flow.cls == IGNORED:
+        cls = flow.cls
+        if cls == IGNORED:
             return []
-        if flow.cls == SIP:
+        if cls == SIP:
             return self._sip(d, p, stream=False)
         flow.packets += 1
         flow.last_frame = d.frame
-        kind = demux.FIRST_BYTE[p[0]]
+        b0 = p[0]
+        # Fast path: plain RTP (no padding, extension or CSRCs) on a confirmed flow.
+        if 128 <= b0 < 192 and not b0 & 0x3F and flow.confirmed and len(p) >= 12 \
+                and not 192 <= p[1] <= 223:
+            flow.seen |= RTP_BIT
+            if self.calls.pending and d.dst in self.calls.pending:
+                self.calls.media_to_callee(d, "rtp")
+            return [] if not flow.pending else self._flow_findings(flow, d, [], "rtp")
+        kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
             kind = demux.RTCP
         if kind == demux.TURN and not flow.turn:
@@ -118,6 +128,8 @@ class VoipAnalyzer:
             if len(self.flows) < MAX_FLOWS:
                 self.flows[key] = flow
         flow.gen = self.calls.generation
+        if flow.cls == SIP:
+            return flow
         ep = (self.calls.endpoints.get((d.dst, d.dport))
               or self.calls.endpoints.get((d.src, d.sport)))
         if looks_like_sip(d.payload) or d.sport in SIP_PORTS or d.dport in SIP_PORTS:
@@ -198,7 +210,8 @@ class VoipAnalyzer:
         return list(msg.anomalies)
 
     def _dtls(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
-        flow.seen |= 1 << demux.DTLS
+        """DTLS (DTLS-SRTP) or ZRTP on a flow: its RTCP will be SRTCP."""
+        flow.seen |= 1 << demux.FIRST_BYTE[p[0]]
         flow.secure = True
         return []
 
