@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "schema": "spywall.commands.schema_cmd",
     "check-ios": "spywall.commands.check_ios",
     "iocs": "spywall.commands.iocs",
+    "check-android": "spywall.commands.check_android",
     "pcap": "spywall.commands.pcap",
 }
 

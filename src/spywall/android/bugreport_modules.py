@@ -1,0 +1,149 @@
+"""Modules over a bugreport: the dumpstate text (system properties, package manager dump),
+tombstones and the FS/ file tree. For an androidqf capture they read its nested
+``bugreport.zip``; a capture without a bugreport skips them."""
+
+from __future__ import annotations
+
+import re
+
+from spywall.android.capture import Capture, nested
+from spywall.android.common import Ctx, Result, iso_any, ok, package_checks, skipped
+from spywall.android.dumpstate import packages, system_properties, tombstone
+from spywall.device.base import FnModule
+from spywall.errors import FormatError
+
+_DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]*\.txt")
+_TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
+MAX_TOMBSTONES = 1000
+MAX_TOMBSTONE_BYTES = 8 * 1024 * 1024
+MAX_FS_ENTRIES = 200_000
+
+
+def bugreport(cap: Capture) -> Capture | None:
+    """The capture that holds the bugreport: this one, or androidqf's bugreport.zip."""
+    if cap.kind != "androidqf":
+        return cap
+    if "bugreport" not in cap.cache:
+        try:
+            cap.cache["bugreport"] = nested(cap, "bugreport.zip")
+        except FormatError as exc:
+            cap.cache["bugreport"] = exc
+    got = cap.cache["bugreport"]
+    if isinstance(got, FormatError):
+        raise got
+    return got if isinstance(got, Capture) else None
+
+
+def dumpstate_text(br: Capture) -> tuple[str, str] | None:
+    """(member name, text) of the dumpstate text of a bugreport."""
+    if "text" not in br.cache:
+        name: str | None = None
+        if br.kind == "dumpstate":
+            name = br.members()[0]
+        else:
+            entry = br.read("main_entry.txt", 4096)
+            if entry is not None and br.has(entry.decode("utf-8", "replace").strip()):
+                name = entry.decode("utf-8", "replace").strip()
+            else:
+                name = next((n for n in br.members() if _DUMPSTATE_NAME.fullmatch(n)), None)
+        data = br.read(name) if name else None
+        br.cache["text"] = None if data is None or name is None else (
+            name, data.decode("utf-8", "replace"))
+    got = br.cache["text"]
+    return got if isinstance(got, tuple) else None
+
+
+def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
+    br = bugreport(ctx.evidence)
+    if br is None:
+        return None
+    found = dumpstate_text(br)
+    return None if found is None else (br, found[0], found[1])
+
+
+def dumpstate_getprop(ctx: Ctx) -> Result:
+    got = _text(ctx)
+    if got is None:
+        return skipped("no bugreport dumpstate text")
+    br, name, text = got
+    props = system_properties(text)
+    if props is None:
+        return skipped("no SYSTEM PROPERTIES section")
+    ctx.evidence.cache.setdefault("props", props)
+    for key, value in props.items():
+        rec = ctx.record("dumpstate_getprop", None, f"property {key}",
+                         {"name": key, "value": value})
+        ctx.check("android_property", key, rec=rec, path=br.where(name), what="system property")
+    return ok(len(props))
+
+
+def dumpstate_packages(ctx: Ctx) -> Result:
+    got = _text(ctx)
+    if got is None:
+        return skipped("no bugreport dumpstate text")
+    br, name, text = got
+    pkgs = packages(text)
+    if pkgs is None:
+        return skipped("no 'DUMP OF SERVICE package' section")
+    where = br.where(name)
+    for p in pkgs:
+        ctx.evidence.budget.charge_elements()
+        rec = ctx.record("dumpstate_packages", iso_any(p.fields.get("firstInstallTime")),
+                         f"package {p.name}",
+                         {"package_name": p.name, "installer": p.installer,
+                          "system": p.system, "code_path": p.fields.get("codePath"),
+                          "version": p.fields.get("versionName")})
+        package_checks(ctx, rec, p.name, p.installer, p.system, where)
+    return ok(len(pkgs))
+
+
+def tombstones(ctx: Ctx) -> Result:
+    br = bugreport(ctx.evidence)
+    if br is None:
+        return skipped("no bugreport")
+    names = [n for n in br.members() if _TOMBSTONE.fullmatch(n)][:MAX_TOMBSTONES]
+    if not names:
+        return skipped("no tombstones")
+    for name in names:
+        data = br.read(name, MAX_TOMBSTONE_BYTES) or b""
+        t = tombstone(data.decode("utf-8", "replace"))
+        rec = ctx.record("tombstones", iso_any(t.timestamp), f"crash of {t.name or '?'}",
+                         {"file": name, "pid": t.pid, "process": t.name,
+                          "executable": t.executable, "cmdline": t.cmdline, "uid": t.uid,
+                          "signal": t.signal})
+        where = br.where(name)
+        cmd0 = t.cmdline.split()[0] if t.cmdline and t.cmdline.split() else None
+        for value in sorted({v for v in (t.name, t.executable, cmd0) if v}):
+            ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
+                      what="crashed process")
+            ctx.check("app_id", value.partition(":")[0], rec=rec, path=where,
+                      what="crashed app process")
+            if value.startswith("/"):
+                ctx.check("file_path", value, rec=rec, path=where, what="crashed executable")
+    return ok(len(names))
+
+
+def fs_files(ctx: Ctx) -> Result:
+    br = bugreport(ctx.evidence)
+    if br is None:
+        return skipped("no bugreport")
+    names = [n for n in br.members() if n.startswith("FS/")][:MAX_FS_ENTRIES]
+    if not names:
+        return skipped("no FS/ folder in the bugreport")
+    for name in names:
+        path = name[2:]
+        rec = ctx.record("bugreport_files", None, f"file {path}", {"path": path})
+        ctx.check("file_path", path, rec=rec, path=br.where(name), what="file in the bugreport")
+        ctx.check("file_name", path.rpartition("/")[2], rec=rec, path=br.where(name),
+                  what="file name in the bugreport")
+    return ok(len(names))
+
+
+BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
+    FnModule("dumpstate_getprop", "bugreport SYSTEM PROPERTIES: property names",
+             dumpstate_getprop),
+    FnModule("dumpstate_packages", "bugreport package manager dump: app ids, installers",
+             dumpstate_packages),
+    FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
+    FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
+)

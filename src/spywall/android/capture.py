@@ -1,0 +1,232 @@
+"""An Android capture (bugreport or androidqf; folder, zip, or a lone dumpstate text),
+read without changing it.
+
+- Folders are walked without following symbolic links, and files are opened with
+  ``O_NOFOLLOW``, so nothing outside the capture is read. Zips are read in memory through
+  ``zipfile`` with the caps of ``spywall.formats.zipfmt``: member count, per-member and
+  total decompressed output, ratio and time (one ``Budget`` per capture).
+- Nothing is ever written next to the evidence; the sha256 of every evidence file read is
+  kept in ``inputs`` for the results' ``info.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from spywall.errors import FormatError, InputError, LimitExceeded
+from spywall.formats.zipfmt import _MEMBER_ERRORS as ZIP_ERRORS
+from spywall.limits import Budget, Limits
+
+SEP = "!/"
+MAX_ENTRIES = 200_000
+CHUNK = 1 << 20
+QF_MARKERS = ("packages.json", "getprop.txt", "ps.txt", "processes.json", "files.json",
+              "root_binaries.json", "settings_secure.txt", "settings_global.txt",
+              "acquisition.json")
+BUGREPORT_MARKERS = ("main_entry.txt",)
+
+
+class Source(Protocol):
+    """Files of a capture by relative POSIX name."""
+
+    label: str
+
+    def names(self) -> list[str]: ...
+
+    def read(self, name: str, cap: int, budget: Budget) -> bytes: ...
+
+
+def _capped(read: Callable[[int], bytes], cap: int, budget: Budget, name: str) -> bytes:
+    out = bytearray()
+    while True:
+        chunk = read(min(CHUNK, cap + 1 - len(out)))
+        if not chunk:
+            return bytes(out)
+        out += chunk
+        if len(out) > cap:
+            raise LimitExceeded(f"{name}: larger than the cap of {cap} bytes")
+        budget.check_time()
+
+
+class DirSource:
+    def __init__(self, root: Path, only: list[str] | None = None) -> None:
+        self.root = root
+        self.label = str(root)
+        self._names: list[str] | None = only
+        self._known: set[str] | None = None
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            out: list[str] = []
+            for top, dirs, files in os.walk(self.root, followlinks=False):
+                dirs.sort()
+                rel = os.path.relpath(top, self.root)
+                for f in sorted(files):
+                    full = os.path.join(top, f)
+                    if os.path.islink(full) or not os.path.isfile(full):
+                        continue
+                    out.append(f if rel == "." else posixpath.join(rel.replace(os.sep, "/"), f))
+                    if len(out) > MAX_ENTRIES:
+                        raise LimitExceeded(f"more than {MAX_ENTRIES} files in the capture")
+            self._names = out
+        return self._names
+
+    def read(self, name: str, cap: int, budget: Budget) -> bytes:
+        if self._known is None:
+            self._known = set(self.names())
+        if name not in self._known:
+            raise FormatError(f"{name}: not in the capture")
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+        try:
+            fd = os.open(self.root / name, flags)
+            with os.fdopen(fd, "rb") as fh:
+                return _capped(fh.read, cap, budget, name)
+        except OSError as exc:
+            raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
+
+
+class ZipSource:
+    def __init__(self, data: bytes | Path, label: str, limits: Limits) -> None:
+        self.label = label
+        try:
+            self._zip = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+            infos = self._zip.infolist()
+        except ZIP_ERRORS as exc:
+            raise FormatError(f"{label}: bad zip: {exc}") from exc
+        if len(infos) > min(limits.max_members, MAX_ENTRIES):
+            raise LimitExceeded(f"{label}: {len(infos)} members, over the cap")
+        self._infos = {i.filename: i for i in infos if not i.filename.endswith("/")}
+
+    def names(self) -> list[str]:
+        return list(self._infos)
+
+    def read(self, name: str, cap: int, budget: Budget) -> bytes:
+        info = self._infos.get(name)
+        if info is None:
+            raise FormatError(f"{name}: not in the capture")
+        if info.flag_bits & 0x1:
+            raise FormatError(f"{name}: encrypted zip member")
+        cap = min(cap, budget.stream_cap())
+        try:
+            with self._zip.open(info) as fh:
+                data = _capped(fh.read, cap, budget, name)
+        except ZIP_ERRORS as exc:
+            raise FormatError(f"{name}: cannot extract: {exc}") from exc
+        budget.charge_decompressed(len(data), info.compress_size)
+        return data
+
+
+def _base(names: list[str], markers: tuple[str, ...]) -> str | None:
+    """The shallowest folder holding one of ``markers`` (``""`` for the top)."""
+    best: str | None = None
+    for n in names:
+        head, _, tail = n.rpartition("/")
+        if tail in markers and (best is None or head.count("/") < best.count("/")
+                                or (head == "" and best != "")):
+            best = head
+    return best
+
+
+@dataclass
+class Capture:
+    """One capture: where it is, what it is, and its files relative to ``prefix``."""
+
+    path: str
+    kind: str                  # androidqf | bugreport | dumpstate
+    source: Source
+    prefix: str
+    budget: Budget
+    limits: Limits
+    inputs: dict[str, str] = field(default_factory=dict)
+    cache: dict[str, object] = field(default_factory=dict)
+
+    def members(self) -> list[str]:
+        """Names relative to the capture base."""
+        pre = f"{self.prefix}/" if self.prefix else ""
+        return [n[len(pre):] for n in self.source.names() if n.startswith(pre)]
+
+    def has(self, name: str) -> bool:
+        return name in self._set()
+
+    def _set(self) -> set[str]:
+        got = self.cache.get("_names")
+        if not isinstance(got, set):
+            got = set(self.members())
+            self.cache["_names"] = got
+        return got
+
+    def where(self, name: str) -> str:
+        """How a member is named in findings and info.json."""
+        return f"{self.path}{SEP}{name}"
+
+    def read(self, name: str, cap: int | None = None) -> bytes | None:
+        """A member's bytes (None if absent); its sha256 is kept in ``inputs``."""
+        if not self.has(name):
+            return None
+        full = f"{self.prefix}/{name}" if self.prefix else name
+        data = self.source.read(full, cap or self.limits.max_stream_bytes, self.budget)
+        self.inputs.setdefault(self.where(name), hashlib.sha256(data).hexdigest())
+        return data
+
+    def first(self, *names: str) -> str | None:
+        return next((n for n in names if self.has(n)), None)
+
+
+def _kind(names: list[str]) -> tuple[str, str] | None:
+    qf = _base(names, QF_MARKERS)
+    if qf is not None:
+        return "androidqf", qf
+    br = _base(names, BUGREPORT_MARKERS)
+    if br is not None:
+        return "bugreport", br
+    return None
+
+
+def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Capture:
+    found = _kind(source.names())
+    if found is None:
+        raise FormatError(f"{path}: neither an androidqf capture nor a bugreport "
+                          f"(no {', '.join(QF_MARKERS[:3])} or main_entry.txt)")
+    return Capture(path, found[0], source, found[1], budget, limits)
+
+
+def open_capture(path: str | Path, limits: Limits | None = None) -> Capture:
+    """Open a capture folder, zip or dumpstate text. ``InputError`` if it is none of them."""
+    limits = limits or Limits()
+    budget = Budget(limits)
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return from_source(DirSource(p), str(p), limits, budget)
+        if not p.is_file():
+            raise InputError(f"{p}: no such file or folder")
+        if p.stat().st_size > limits.max_file_bytes:
+            raise InputError(f"{p}: larger than {limits.max_file_bytes} bytes")
+        with p.open("rb") as fh:
+            head = fh.read(4)
+        if head.startswith(b"PK"):
+            return from_source(ZipSource(p, str(p), limits), str(p), limits, budget)
+        return Capture(str(p), "dumpstate", DirSource(p.parent, [p.name]), "", budget, limits)
+    except (FormatError, LimitExceeded) as exc:
+        raise InputError(str(exc)) from exc
+    except OSError as exc:
+        raise InputError(f"{p}: {exc.strerror or exc}") from exc
+
+
+def nested(parent: Capture, name: str) -> Capture | None:
+    """A bugreport zip inside a capture (androidqf's bugreport.zip), or None."""
+    data = parent.read(name)
+    if data is None:
+        return None
+    src = ZipSource(data, parent.where(name), parent.limits)
+    cap = from_source(src, parent.where(name), parent.limits, parent.budget)
+    cap.inputs = parent.inputs
+    return cap

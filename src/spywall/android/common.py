@@ -1,0 +1,98 @@
+"""What the Android modules share: reading artifacts from a capture, time conversion,
+and the package heuristics (root managers, apps installed outside a store)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from spywall.android import qf
+from spywall.android.capture import Capture
+from spywall.device.base import CheckContext, Record, iso_unix
+from spywall.report import Severity
+
+Ctx = CheckContext[Capture]
+Result = tuple[str, int, str]
+MAX_JSON = 256 * 1024 * 1024
+
+# Package managers of root tools (public lists of root apps; presence is not spyware, but
+# a rooted phone loses the platform's protections).
+ROOT_PACKAGES = frozenset({
+    "com.topjohnwu.magisk", "eu.chainfire.supersu", "com.koushikdutta.superuser",
+    "com.noshufou.android.su", "com.thirdparty.superuser", "com.kingroot.kinguser",
+    "com.kingo.root", "com.zhiqupk.root.global", "com.smedialink.oneclickroot",
+    "com.alephzain.framaroot", "com.yellowes.su", "me.weishu.kernelsu",
+    "com.devadvance.rootcloak", "de.robv.android.xposed.installer",
+})
+# Installers that mean "not from a store": the package installer (a downloaded APK),
+# the adb shell, or a browser.
+SIDELOAD_INSTALLERS = frozenset({
+    "com.google.android.packageinstaller", "com.android.packageinstaller",
+    "com.android.shell", "com.android.chrome", "org.mozilla.firefox",
+    "com.sec.android.app.sbrowser", "com.opera.browser",
+})
+
+
+def skipped(why: str) -> Result:
+    return ("skipped", 0, why)
+
+
+def ok(n: int, message: str = "") -> Result:
+    return ("ok", n, message)
+
+
+def read_json(cap: Capture, name: str) -> Any | None:
+    data = cap.read(name, MAX_JSON)
+    return None if data is None else qf.load_json(data, name)
+
+
+def read_text(cap: Capture, name: str) -> str | None:
+    data = cap.read(name)
+    return None if data is None else data.decode("utf-8", "replace")
+
+
+_LOCAL_TS = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?")
+
+
+def iso_any(value: object) -> str | None:
+    """ISO-8601 of unix seconds/milliseconds or a ``YYYY-MM-DD hh:mm:ss[.f][+zzzz]`` text
+    (UTC when it has an offset; as written when it has none)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        v = float(value)
+        return iso_unix(v / 1000 if v > 1e11 else v)
+    if not isinstance(value, str):
+        return None
+    m = _LOCAL_TS.match(value.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, tz = m.groups()
+    try:
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+    except ValueError:
+        return None
+    if tz is None:
+        return dt.isoformat()
+    if tz != "Z":
+        sign = -1 if tz[0] == "-" else 1
+        minutes = sign * (int(tz[1:3]) * 60 + int(tz[-2:]))
+        dt -= timedelta(minutes=minutes)
+    return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, system: bool,
+                   where: str) -> None:
+    """Indicator and heuristic checks of one installed package."""
+    ctx.check("app_id", name, rec=rec, path=where, what="installed package")
+    if name in ROOT_PACKAGES:
+        ctx.heuristic("android-root-app", "Root management app installed",
+                      f"{name} is a rooting tool: the phone is (or was) rooted, which "
+                      "disables Android's sandbox protections", rec=rec, path=where,
+                      severity=Severity.MEDIUM, detail={"package": name})
+    if not system and (installer is None or installer in SIDELOAD_INSTALLERS):
+        how = f"by {installer}" if installer else "with no installer recorded"
+        ctx.heuristic("android-sideloaded-app", "App installed outside an app store",
+                      f"{name} was installed {how}, not from an app store; check that "
+                      "you installed it yourself", rec=rec, path=where, severity=Severity.LOW,
+                      detail={"package": name, "installer": installer})

@@ -1,0 +1,140 @@
+"""Text parsers for what a bugreport holds: the dumpstate text (system properties and the
+package manager's dump) and tombstones (native crash reports). Also used for androidqf's
+``getprop.txt``, whose lines have the same ``[key]: [value]`` form.
+
+Pure functions over decoded text; every loop is bounded by a record cap.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+MAX_RECORDS = 500_000
+
+_PROP = re.compile(r"^\[([^\]\r\n]{1,512})\]: \[([^\r\n]{0,4096})\]$", re.M)
+_SECTION_END = re.compile(r"^(?:------ |-{9,}|DUMP OF SERVICE )", re.M)
+_PROPS_HEADER = re.compile(r"^------ SYSTEM PROPERTIES[^\r\n]*$", re.M)
+_SERVICE = "DUMP OF SERVICE {}:"
+_PACKAGE = re.compile(r"^ {2}Package \[([^\]\r\n]{1,512})\] \([0-9a-f]+\):$", re.M)
+_PKG_FIELD = re.compile(r"^ {4}([A-Za-z]{1,40})=([^\r\n]{0,1024})$", re.M)
+_PKG_FIELDS = frozenset({"installerPackageName", "codePath", "firstInstallTime",
+                         "lastUpdateTime", "versionName", "userId", "pkgFlags", "flags",
+                         "timeStamp"})
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def properties(text: str) -> dict[str, str]:
+    """``[key]: [value]`` lines (getprop output), at most ``MAX_RECORDS``."""
+    out: dict[str, str] = {}
+    for m in _PROP.finditer(text):
+        out[m.group(1)] = m.group(2)
+        if len(out) >= MAX_RECORDS:
+            break
+    return out
+
+
+def section(text: str, header: re.Pattern[str] | str) -> str | None:
+    """The body of a dumpstate section: from after its header line to the next one."""
+    if isinstance(header, str):
+        start = text.find(header)
+        if start < 0:
+            return None
+        start = text.find("\n", start)
+    else:
+        m = header.search(text)
+        if m is None:
+            return None
+        start = m.end()
+    if start < 0:
+        return ""
+    end = _SECTION_END.search(text, start + 1)
+    return text[start + 1 : end.start() if end else len(text)]
+
+
+def system_properties(text: str) -> dict[str, str] | None:
+    body = section(text, _PROPS_HEADER)
+    return None if body is None else properties(body)
+
+
+@dataclass
+class Package:
+    name: str
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def installer(self) -> str | None:
+        v = self.fields.get("installerPackageName")
+        return None if v in (None, "", "null") else v
+
+    @property
+    def system(self) -> bool:
+        code = self.fields.get("codePath", "")
+        flags = self.fields.get("pkgFlags", "") + self.fields.get("flags", "")
+        return code.startswith(("/system", "/product", "/vendor", "/apex", "/system_ext")) or \
+            " SYSTEM " in f" {flags.strip('[] ')} "
+
+
+def packages(text: str) -> list[Package] | None:
+    """Packages of the ``DUMP OF SERVICE package:`` section (None if absent)."""
+    body = section(text, _SERVICE.format("package"))
+    if body is None:
+        return None
+    found: dict[str, Package] = {}
+    heads = list(_PACKAGE.finditer(body))[:MAX_RECORDS]
+    for i, m in enumerate(heads):
+        end = heads[i + 1].start() if i + 1 < len(heads) else len(body)
+        pkg = found.setdefault(m.group(1), Package(m.group(1)))
+        for f in _PKG_FIELD.finditer(body, m.end(), end):
+            if f.group(1) in _PKG_FIELDS:
+                pkg.fields.setdefault(f.group(1), f.group(2).strip())
+    return list(found.values())
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    pid: int | None
+    name: str | None          # the thread/process name of the ``pid:`` line
+    executable: str | None    # between >>> and <<<
+    cmdline: str | None
+    timestamp: str | None
+    uid: int | None
+    signal: str | None
+
+
+_TS_LINE = {
+    "cmdline": re.compile(r"^Cmdline: ([^\r\n]{1,4096})$", re.M),
+    "timestamp": re.compile(r"^Timestamp: ([0-9][^\r\n]{0,64})$", re.M),
+    "uid": re.compile(r"^uid: ([0-9]{1,10})$", re.M),
+    "signal": re.compile(r"^signal ([^\r\n]{1,200})$", re.M),
+}
+_PID = re.compile(r"^pid: ([0-9]{1,10}), tid: [0-9]{1,10}, name: ([^\r\n]{0,256}?)"
+                  r"(?:  >>> ([^\r\n]{1,4096}) <<<)?$", re.M)
+
+
+def tombstone(text: str) -> Tombstone:
+    """The header fields of a text tombstone (absent fields are None)."""
+    got = {k: (m.group(1).strip() if (m := r.search(text, 0, 65536)) else None)
+           for k, r in _TS_LINE.items()}
+    pid = _PID.search(text, 0, 65536)
+    return Tombstone(
+        pid=int(pid.group(1)) if pid else None,
+        name=pid.group(2).strip() or None if pid else None,
+        executable=pid.group(3) if pid and pid.group(3) else None,
+        cmdline=got["cmdline"], timestamp=got["timestamp"],
+        uid=int(got["uid"]) if got["uid"] else None, signal=got["signal"],
+    )
+
+
+def key_values(text: str, sep: str = "=") -> Iterator[tuple[str, str]]:
+    """``key=value`` lines (settings dumps), at most ``MAX_RECORDS``."""
+    for n, line in enumerate(text.splitlines()):
+        if n >= MAX_RECORDS:
+            return
+        key, eq, value = line.partition(sep)
+        if eq and key.strip():
+            yield key.strip(), value.strip()

@@ -1,0 +1,184 @@
+"""Parsers for androidqf artifacts: packages.json, processes.json / ps.txt, files.json,
+root_binaries.json. JSON is decoded once (size-capped by the caller); every field is
+type-checked, so a capture from another androidqf version gives fewer fields, not errors.
+A file that is not the expected JSON shape raises ``SchemaUnknown``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from spywall.device.base import SchemaUnknown
+from spywall.errors import FormatError
+
+MAX_RECORDS = 1_000_000
+_HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
+
+
+def load_json(data: bytes, name: str) -> Any:
+    """JSON, or JSON lines (one object per line) as older androidqf wrote some files."""
+    try:
+        return json.loads(data)
+    except RecursionError as exc:
+        raise FormatError(f"{name}: JSON nested too deeply") from exc
+    except ValueError:
+        pass
+    out: list[Any] = []
+    try:
+        for line in data.splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+                if len(out) > MAX_RECORDS:
+                    raise FormatError(f"{name}: more than {MAX_RECORDS} records")
+    except (ValueError, RecursionError) as exc:
+        raise FormatError(f"{name}: not JSON: {str(exc)[:200]}") from exc
+    return out
+
+
+def _list(doc: Any, name: str) -> list[dict[str, Any]]:
+    if isinstance(doc, dict):  # some versions wrap the list
+        doc = next((v for v in doc.values() if isinstance(v, list)), None)
+    if not isinstance(doc, list):
+        raise SchemaUnknown(f"{name}: expected a JSON list of objects")
+    return [d for d in doc[:MAX_RECORDS] if isinstance(d, dict)]
+
+
+def _str(d: dict[str, Any], *keys: str) -> str | None:
+    for k in keys:
+        v = d.get(k)
+        if isinstance(v, str) and v:
+            return v
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            return str(v)
+    return None
+
+
+def _hashes(d: dict[str, Any]) -> dict[str, str]:
+    """md5/sha1/sha256 fields of a dict, whatever their case (``Sha256``, ``SHA256``...)."""
+    out: dict[str, str] = {}
+    for k, v in d.items():
+        key = str(k).lower().replace("-", "").replace("_", "")
+        if key in ("md5", "sha1", "sha256") and isinstance(v, str):
+            h = v.strip().lower().replace(":", "")
+            if _HASH_LENGTHS.get(len(h)) == key:
+                out[key] = h
+    return out
+
+
+def _cert_hashes(f: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for k, v in f.items():
+        if "cert" not in str(k).lower():
+            continue
+        items = v if isinstance(v, list) else [v]
+        for item in items[:64]:
+            if isinstance(item, dict):
+                out.extend(_hashes(item).values())
+            elif isinstance(item, str) and len(item.replace(":", "")) in _HASH_LENGTHS:
+                out.append(item.replace(":", "").lower())
+    return out
+
+
+@dataclass
+class ApkFile:
+    path: str | None
+    hashes: dict[str, str]
+    cert_hashes: list[str]
+
+
+@dataclass
+class QfPackage:
+    name: str
+    installer: str | None
+    system: bool
+    files: list[ApkFile] = field(default_factory=list)
+    timestamp: str | None = None
+
+
+def packages(doc: Any) -> list[QfPackage]:
+    out: list[QfPackage] = []
+    for d in _list(doc, "packages.json"):
+        name = _str(d, "name", "package_name")
+        if not name:
+            continue
+        installer = _str(d, "installer")
+        raw = d.get("files")
+        files = [ApkFile(_str(f, "path", "local_name"), _hashes(f), _cert_hashes(f))
+                 for f in (raw if isinstance(raw, list) else [])[:256] if isinstance(f, dict)]
+        system = bool(d.get("system")) and not bool(d.get("third_party"))
+        out.append(QfPackage(name, None if installer in (None, "null") else installer, system,
+                             files, _str(d, "first_install_time", "timestamp")))
+    return out
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: str | None
+    name: str
+    cmdline: str | None
+    user: str | None
+
+
+def processes_json(doc: Any) -> list[Process]:
+    out: list[Process] = []
+    for d in _list(doc, "processes.json"):
+        cmd = d.get("cmdline")
+        cmdline = " ".join(map(str, cmd[:64])) if isinstance(cmd, list) else _str(d, "cmdline")
+        name = _str(d, "name", "proc_name") or (cmdline.split()[0] if cmdline else None)
+        if name:
+            out.append(Process(_str(d, "pid"), name, cmdline, _str(d, "uid", "user")))
+    return out
+
+
+def ps_text(text: str) -> list[Process]:
+    """``ps -A`` output: a header line, then columns; NAME (last) may hold spaces."""
+    lines = text.splitlines()
+    if not lines:
+        return []
+    header = lines[0].split()
+    if "PID" not in header or header[-1] not in ("NAME", "CMD", "COMMAND", "ARGS"):
+        raise SchemaUnknown("ps.txt: no PID ... NAME header")
+    pid_col, user_col = header.index("PID"), header.index("USER") if "USER" in header else None
+    out: list[Process] = []
+    for line in lines[1 : MAX_RECORDS + 1]:
+        cols = line.split(None, len(header) - 1)
+        if len(cols) < len(header):
+            continue
+        out.append(Process(cols[pid_col], cols[-1].strip(), None,
+                           cols[user_col] if user_col is not None else None))
+    return out
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str
+    size: int | None
+    mode: str | None
+    hashes: dict[str, str]
+    modified: str | int | float | None
+
+
+def files(doc: Any) -> list[FileEntry]:
+    out: list[FileEntry] = []
+    for d in _list(doc, "files.json"):
+        path = _str(d, "path", "file_path")
+        if not path:
+            continue
+        size = d.get("size")
+        mtime = d.get("modified_time", d.get("mtime"))
+        out.append(FileEntry(
+            path, size if isinstance(size, int) and not isinstance(size, bool) else None,
+            _str(d, "mode"), _hashes(d),
+            mtime if isinstance(mtime, str | int | float) and not isinstance(mtime, bool)
+            else None))
+    return out
+
+
+def root_binaries(doc: Any) -> list[str]:
+    if isinstance(doc, dict):
+        doc = next((v for v in doc.values() if isinstance(v, list)), [])
+    if not isinstance(doc, list):
+        raise SchemaUnknown("root_binaries.json: expected a JSON list")
+    return [str(x) for x in doc[:10_000] if isinstance(x, str) and x.strip()]

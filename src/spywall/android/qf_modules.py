@@ -1,0 +1,204 @@
+"""Modules over androidqf artifacts. Each reads one artifact, records what it saw and
+matches it against the indicators; a missing artifact is ``skipped``."""
+
+from __future__ import annotations
+
+import hashlib
+
+from spywall.android import qf
+from spywall.android.capture import Capture
+from spywall.android.common import (
+    Ctx,
+    Result,
+    iso_any,
+    ok,
+    package_checks,
+    read_json,
+    read_text,
+    skipped,
+)
+from spywall.android.dumpstate import key_values, properties
+from spywall.device.base import FnModule
+from spywall.report import Severity
+
+
+def packages(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    doc = read_json(cap, "packages.json")
+    if doc is None:
+        return skipped("no packages.json")
+    where = cap.where("packages.json")
+    pkgs = qf.packages(doc)
+    for p in pkgs:
+        cap.budget.charge_elements()
+        rec = ctx.record("packages", iso_any(p.timestamp), f"package {p.name}",
+                         {"package_name": p.name, "installer": p.installer,
+                          "system": p.system, "files": len(p.files)})
+        package_checks(ctx, rec, p.name, p.installer, p.system, where)
+        for f in p.files:
+            what = f"APK of {p.name} ({f.path or 'unknown path'})"
+            for h in f.hashes.values():
+                ctx.check("hash", h, rec=rec, path=where, what=what)
+            for c in f.cert_hashes:
+                ctx.check("app_cert", c, rec=rec, path=where,
+                          what=f"signing certificate of {p.name}")
+            if f.path:
+                ctx.check("file_path", f.path, rec=rec, path=where, what=what)
+    return ok(len(pkgs))
+
+
+def processes(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    name = cap.first("processes.json", "ps.txt")
+    if name is None:
+        return skipped("no processes.json or ps.txt")
+    if name == "ps.txt":
+        procs = qf.ps_text(read_text(cap, name) or "")
+    else:
+        procs = qf.processes_json(read_json(cap, name))
+    where = cap.where(name)
+    for p in procs:
+        cap.budget.charge_elements()
+        rec = ctx.record("processes", None, f"process {p.name}",
+                         {"pid": p.pid, "name": p.name, "cmdline": p.cmdline, "user": p.user})
+        ctx.check("process", p.name.rpartition("/")[2], rec=rec, path=where, what="running process")
+        ctx.check("app_id", p.name.partition(":")[0], rec=rec, path=where,
+                  what="process of package")
+        if p.name.startswith("/"):
+            ctx.check("file_path", p.name, rec=rec, path=where, what="process executable")
+    return ok(len(procs))
+
+
+def getprop(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    text = read_text(cap, "getprop.txt")
+    if text is None:
+        return skipped("no getprop.txt")
+    props = properties(text)
+    cap.cache["props"] = props
+    where = cap.where("getprop.txt")
+    for key, value in props.items():
+        rec = ctx.record("getprop", None, f"property {key}", {"name": key, "value": value})
+        ctx.check("android_property", key, rec=rec, path=where, what="system property")
+    return ok(len(props))
+
+
+# (namespace, key, value that is dangerous, severity, what it means). Public Android
+# settings whose change weakens protections against malicious apps.
+DANGEROUS_SETTINGS: tuple[tuple[str, str, str, Severity, str], ...] = (
+    ("global", "package_verifier_enable", "0", Severity.MEDIUM,
+     "Google Play Protect app verification is disabled"),
+    ("global", "verifier_verify_adb_installs", "0", Severity.MEDIUM,
+     "apps installed over USB (adb) are not verified"),
+    ("secure", "install_non_market_apps", "1", Severity.LOW,
+     "installing apps from unknown sources is allowed"),
+    ("global", "upload_apk_enable", "0", Severity.LOW,
+     "unknown apps are not sent to Google for scanning"),
+    ("global", "send_action_app_error", "0", Severity.LOW,
+     "app crash reports are disabled"),
+)
+
+
+def settings(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    n, seen = 0, False
+    table = {(ns, key): (bad, sev, why) for ns, key, bad, sev, why in DANGEROUS_SETTINGS}
+    for ns in ("global", "secure", "system"):
+        name = f"settings_{ns}.txt"
+        text = read_text(cap, name)
+        if text is None:
+            continue
+        seen = True
+        for key, value in key_values(text):
+            n += 1
+            rule = table.get((ns, key))
+            if rule is None or value != rule[0]:
+                continue
+            rec = ctx.record("settings", None, f"setting {ns}/{key}",
+                             {"namespace": ns, "name": key, "value": value})
+            ctx.heuristic(f"android-setting-{key.replace('_', '-')}",
+                          "Protection setting weakened", f"{ns} setting {key}={value}: "
+                          f"{rule[2]}", rec=rec, path=cap.where(name), severity=rule[1],
+                          detail={"setting": key, "value": value})
+    return ok(n) if seen else skipped("no settings_*.txt")
+
+
+TMP_DIR = "/data/local/tmp/"
+
+
+def _executable(mode: str | None) -> bool:
+    """``-rwxr-xr-x`` style, or a numeric st_mode."""
+    if not mode:
+        return False
+    if mode.isdigit():
+        return int(mode) & 0o111 != 0
+    return mode.startswith("-") and "x" in mode[1:]
+
+
+def files(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    doc = read_json(cap, "files.json")
+    if doc is None:
+        return skipped("no files.json")
+    where = cap.where("files.json")
+    entries = qf.files(doc)
+    for f in entries:
+        cap.budget.charge_elements()
+        rec = ctx.record("files", iso_any(f.modified), f"file {f.path}",
+                         {"path": f.path, "size": f.size, "mode": f.mode, **f.hashes})
+        ctx.check("file_path", f.path, rec=rec, path=where, what="file on the phone")
+        ctx.check("file_name", f.path.rpartition("/")[2], rec=rec, path=where,
+                  what="file name on the phone")
+        for h in f.hashes.values():
+            ctx.check("hash", h, rec=rec, path=where, what=f"file {f.path}")
+        if f.path.startswith(TMP_DIR) and _executable(f.mode):
+            ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
+                          f"{f.path} is executable in /data/local/tmp, where exploits and "
+                          "implants are often staged", rec=rec, path=where,
+                          severity=Severity.LOW, detail={"file": f.path})
+    return ok(len(entries))
+
+
+def root_binaries(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    doc = read_json(cap, "root_binaries.json")
+    if doc is None:
+        return skipped("no root_binaries.json")
+    found = qf.root_binaries(doc)
+    for b in found:
+        rec = ctx.record("root_binaries", None, f"root binary {b}", {"path": b})
+        ctx.heuristic("android-root-binary", "Root binary present",
+                      f"{b} was found: the phone is (or was) rooted", rec=rec,
+                      path=cap.where("root_binaries.json"), severity=Severity.MEDIUM,
+                      detail={"binary": b})
+    return ok(len(found))
+
+
+def apks(ctx: Ctx) -> Result:
+    """APK files collected in the capture: hashed and matched."""
+    cap = ctx.evidence
+    names = [n for n in cap.members() if n.lower().endswith(".apk")]
+    if not names:
+        return skipped("no APK files in the capture")
+    for name in names:
+        data = cap.read(name) or b""
+        digests = {"sha256": hashlib.sha256(data).hexdigest(),
+                   "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 (indicator form)
+                   "md5": hashlib.md5(data).hexdigest()}  # noqa: S324
+        rec = ctx.record("apks", None, f"apk {name}", {"file": name, "size": len(data),
+                                                      **digests})
+        for h in digests.values():
+            ctx.check("hash", h, rec=rec, path=cap.where(name), what=f"APK file {name}")
+    return ok(len(names))
+
+
+QF_MODULES: tuple[FnModule[Capture], ...] = (
+    FnModule("packages", "androidqf packages.json: app ids, APK hashes and certificates",
+             packages),
+    FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
+    FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
+    FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
+    FnModule("files", "androidqf files.json: file paths, names and hashes", files),
+    FnModule("root_binaries", "androidqf root_binaries.json: su, magisk...", root_binaries),
+    FnModule("apks", "APK files in the capture: hashes", apks),
+)

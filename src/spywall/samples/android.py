@@ -1,0 +1,227 @@
+"""Generators of Android captures (bugreport zips, androidqf folders/zips) in the layouts
+the public tools write, with indicators from the bundled public sets planted in them, and
+clean twins that must raise nothing. Built by code; no real capture is copied.
+
+Not registered in ``SAMPLE_MODULES`` (those are files for ``spywall scan``); used by
+``tests/test_android*.py`` and ``spywall check-android`` demos.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+# Planted values, each from a bundled indicator file (amnesty_novispy.stix2,
+# amnesty_android_campaign_2023.stix2, mvtind_wyrmspy_dragonegg.stix2).
+NOVISPY_APP = "com.serv.services"
+NOVISPY_CERT = "3ac97735164824657b683e805133b1274b2dedabf9fdd6aa9aca31089d501e64"
+NOVISPY_APK_SHA256 = "d55e492d5fce87898e065572a5553d1ac1389cd12bf3d28cabc1218cb29780af"
+CAMPAIGN_PROPERTY = "sys.brand.note"
+CAMPAIGN_PATH = "/data/local/tmp/dropbox"
+WYRMSPY_APP = "com.adobe.flash.jni"
+
+BENIGN_APPS = ("com.android.chrome", "com.whatsapp", "org.thoughtcrime.securesms",
+               "com.google.android.apps.maps")
+SYSTEM_APPS = ("com.android.systemui", "com.android.settings", "com.android.phone")
+DUMPSTATE = "bugreport-oriole-UP1A.231105.003-2024-01-15-10-00-00.txt"
+
+Files = dict[str, bytes]
+
+
+def _h(seed: str, algo: str = "sha256") -> str:
+    return hashlib.new(algo, seed.encode()).hexdigest()
+
+
+def _props(planted: bool) -> dict[str, str]:
+    props = {
+        "ro.product.manufacturer": "Google", "ro.product.model": "Pixel 6",
+        "ro.build.version.release": "14", "ro.build.version.security_patch": "2023-11-05",
+        "ro.build.fingerprint": "google/oriole/oriole:14/UP1A.231105.003/11010452:user/"
+                                "release-keys",
+        "persist.sys.timezone": "Europe/Belgrade", "sys.boot_completed": "1",
+    }
+    if planted:
+        props[CAMPAIGN_PROPERTY] = "1"
+    return props
+
+
+def _getprop(props: dict[str, str]) -> str:
+    return "".join(f"[{k}]: [{v}]\n" for k, v in sorted(props.items()))
+
+
+def _apps(planted: bool) -> list[tuple[str, str | None, bool]]:
+    """(package, installer, system)."""
+    apps: list[tuple[str, str | None, bool]] = [(a, None, True) for a in SYSTEM_APPS]
+    apps += [(a, "com.android.vending", False) for a in BENIGN_APPS]
+    if planted:
+        apps.append((NOVISPY_APP, "com.google.android.packageinstaller", False))
+    return apps
+
+
+def _package_dump(planted: bool) -> str:
+    out = ["Packages:"]
+    for i, (name, installer, system) in enumerate(_apps(planted)):
+        code = f"/system/priv-app/{name.rsplit('.', 1)[1]}" if system else \
+            f"/data/app/~~{_h(name)[:22]}==/{name}-{_h(name)[22:44]}=="
+        out += [f"  Package [{name}] ({_h(name)[:7]}):",
+                f"    userId={10100 + i}",
+                f"    pkg=Package{{{_h(name)[:7]} {name}}}",
+                f"    codePath={code}",
+                f"    versionName=1.{i}.0",
+                f"    flags=[ {'SYSTEM ' if system else ''}HAS_CODE ALLOW_CLEAR_USER_DATA ]",
+                f"    timeStamp=2023-11-0{1 + i % 9} 09:14:11",
+                f"    firstInstallTime=2023-11-0{1 + i % 9} 09:14:11",
+                f"    lastUpdateTime=2023-12-0{1 + i % 9} 18:02:45"]
+        if installer:
+            out.append(f"    installerPackageName={installer}")
+    return "\n".join(out) + "\n"
+
+
+def dumpstate(planted: bool) -> str:
+    bar = "-" * 79
+    return (
+        "========================================================\n"
+        "== dumpstate: 2024-01-15 10:00:00\n"
+        "========================================================\n\n"
+        "Build: UP1A.231105.003\n"
+        "------ SYSTEM PROPERTIES (getprop) ------\n"
+        f"{_getprop(_props(planted))}"
+        "------ 0.041s was the duration of 'SYSTEM PROPERTIES' ------\n"
+        f"{bar}\nDUMP OF SERVICE activity:\n  (nothing)\n"
+        "--------- 0.010s was the duration of dumpsys activity, ending at: "
+        "2024-01-15 10:00:02\n"
+        f"{bar}\nDUMP OF SERVICE package:\n"
+        "Database versions:\n  Internal:\n    sdkVersion=34 databaseVersion=3\n\n"
+        f"{_package_dump(planted)}"
+        "--------- 0.300s was the duration of dumpsys package, ending at: "
+        "2024-01-15 10:00:03\n"
+    )
+
+
+def tombstone(process: str, executable: str) -> str:
+    return (
+        "*** *** *** *** *** *** *** *** *** *** *** *** *** *** *** ***\n"
+        "Build fingerprint: 'google/oriole/oriole:14/UP1A.231105.003/11010452:user/"
+        "release-keys'\nRevision: 'MP1.0'\nABI: 'arm64'\n"
+        "Timestamp: 2024-01-14 22:31:07.412345678+0100\nProcess uptime: 12s\n"
+        f"Cmdline: {process}\n"
+        f"pid: 4242, tid: 4251, name: {process[:15]}  >>> {executable} <<<\n"
+        "uid: 10155\n"
+        "signal 11 (SIGSEGV), code 1 (SEGV_MAPERR), fault addr 0x0000000000000010\n"
+        "    x0  0000000000000000  x1  0000007fe0c3b2a0\n"
+    )
+
+
+def _zip(files: Files) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def bugreport_files(planted: bool) -> Files:
+    crash = (WYRMSPY_APP, "/system/bin/app_process64") if planted else \
+        ("/system/bin/surfaceflinger", "/system/bin/surfaceflinger")
+    return {
+        "main_entry.txt": DUMPSTATE.encode(),
+        "version.txt": b"2.0",
+        DUMPSTATE: dumpstate(planted).encode(),
+        "FS/data/tombstones/tombstone_00": tombstone(*crash).encode(),
+        "FS/data/tombstones/tombstone_01": tombstone(
+            "/vendor/bin/hw/android.hardware.camera.provider",
+            "/vendor/bin/hw/android.hardware.camera.provider").encode(),
+        "FS/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
+        "FS/proc/meminfo": b"MemTotal:        7812345 kB\n",
+    }
+
+
+def bugreport_zip(planted: bool) -> bytes:
+    return _zip(bugreport_files(planted))
+
+
+def _packages_json(planted: bool) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for name, installer, system in _apps(planted):
+        sha256 = NOVISPY_APK_SHA256 if name == NOVISPY_APP else _h(name + ".apk")
+        cert = NOVISPY_CERT if name == NOVISPY_APP else _h(name + ".cert")
+        out.append({
+            "name": name, "installer": installer or "null", "uid": 10100 + len(out),
+            "disabled": False, "system": system, "third_party": not system,
+            "files": [{
+                "path": f"/data/app/{name}-1/base.apk", "local_name": "",
+                "md5": _h(name, "md5"), "sha1": _h(name, "sha1"), "sha256": sha256,
+                "sha512": _h(name, "sha512"), "error": "", "verified_certificate": True,
+                "certificate": {"Md5": _h(cert, "md5"), "Sha1": _h(cert, "sha1"),
+                                "Sha256": cert, "Subject": f"CN={name}",
+                                "ValidFrom": "2021-01-01T00:00:00Z"},
+                "certificate_error": "", "trusted_certificate": False,
+            }],
+        })
+    return out
+
+
+def _ps(planted: bool) -> str:
+    rows = [("root", 1, 0, "init"), ("system", 812, 650, "system_server"),
+            ("u0_a123", 3301, 650, "com.android.chrome"),
+            ("u0_a150", 3412, 650, "com.whatsapp"), ("root", 402, 1, "/system/bin/logd")]
+    if planted:
+        rows.append(("u0_a155", 4242, 650, NOVISPY_APP))
+    head = "USER           PID  PPID     VSZ    RSS WCHAN            ADDR S NAME\n"
+    return head + "".join(f"{u:<12} {p:>5} {pp:>5} 1234567  89012 do_epoll_wait       0 S {n}\n"
+                          for u, p, pp, n in rows)
+
+
+def _files_json(planted: bool) -> list[dict[str, object]]:
+    entries = [("/data/local/tmp/perfetto-trace", "-rw-r--r--"),
+               ("/sdcard/Download/invoice.pdf", "-rw-rw----"),
+               ("/data/local/tmp/.studio", "drwxr-xr-x")]
+    if planted:
+        entries.append((CAMPAIGN_PATH, "-rwxr-xr-x"))
+    return [{"path": p, "size": 4096 + i, "mode": m, "user_id": 2000, "group_id": 2000,
+             "modified_time": 1705269600 + i * 60, "sha256": _h(p)}
+            for i, (p, m) in enumerate(entries)]
+
+
+def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
+    settings_global = {"adb_enabled": "0", "package_verifier_enable": "0" if planted else "1",
+                       "verifier_verify_adb_installs": "1", "auto_time": "1"}
+    files: Files = {
+        "acquisition.json": json.dumps({"uuid": "6f1c2f0e-0000-4000-8000-000000000001",
+                                        "androidqf_version": "1.7.0",
+                                        "started": "2024-01-15T10:00:00Z"}).encode(),
+        "packages.json": json.dumps(_packages_json(planted), indent=1).encode(),
+        "ps.txt": _ps(planted).encode(),
+        "getprop.txt": _getprop(_props(planted)).encode(),
+        "settings_global.txt": "".join(f"{k}={v}\n" for k, v in settings_global.items()).encode(),
+        "settings_secure.txt": b"android_id=0123456789abcdef\ninstall_non_market_apps=0\n",
+        "settings_system.txt": b"screen_brightness=102\n",
+        "files.json": json.dumps(_files_json(planted)).encode(),
+        "root_binaries.json": json.dumps(["/system/xbin/su"] if planted else []).encode(),
+    }
+    if with_bugreport:
+        files["bugreport.zip"] = bugreport_zip(planted)
+    return files
+
+
+def androidqf_zip(planted: bool) -> bytes:
+    """androidqf zips hold the files under a folder named by the acquisition uuid."""
+    return _zip({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v
+                 for k, v in androidqf_files(planted).items()})
+
+
+def apk(name: str) -> bytes:
+    """A minimal APK-shaped zip (for hash matching; not an installable app)."""
+    return _zip({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
+                 "classes.dex": b"dex\n035\x00" + hashlib.sha256(name.encode()).digest()})
+
+
+def write_tree(files: Files, root: Path) -> Path:
+    for name, data in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return root

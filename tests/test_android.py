@@ -1,0 +1,197 @@
+"""check-android over generated captures: planted indicators found, clean twins silent,
+evidence untouched, one failing module never stops the others."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from spywall.android.check import check_capture
+from spywall.cli import main
+from spywall.iocs import IocIndex
+from spywall.limits import Limits
+from spywall.report import FindingKind, Report
+from spywall.samples import android as gen
+
+QF_EXPECTED = {
+    ("packages", "ioc-app-id", "NoviSpy"), ("packages", "ioc-sha256", "NoviSpy"),
+    ("packages", "ioc-app-cert", "NoviSpy"), ("packages", "android-sideloaded-app", None),
+    ("processes", "ioc-app-id", "NoviSpy"),
+    ("getprop", "ioc-android-property", "MercenarySpywareCampaign"),
+    ("settings", "android-setting-package-verifier-enable", None),
+    ("files", "ioc-file-path", "MercenarySpywareCampaign"),
+    ("files", "android-tmp-executable", None),
+    ("root_binaries", "android-root-binary", None),
+}
+BR_EXPECTED = {
+    ("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
+    ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
+    ("dumpstate_packages", "android-sideloaded-app", None),
+    ("tombstones", "ioc-app-id", "WyrmSpy_DragonEgg"),
+}
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load()
+
+
+def _qf_dir(tmp: Path, planted: bool) -> Path:
+    return gen.write_tree(gen.androidqf_files(planted), tmp / "qf")
+
+
+def _qf_zip(tmp: Path, planted: bool) -> Path:
+    (tmp / "qf.zip").write_bytes(gen.androidqf_zip(planted))
+    return tmp / "qf.zip"
+
+
+def _br_zip(tmp: Path, planted: bool) -> Path:
+    (tmp / "br.zip").write_bytes(gen.bugreport_zip(planted))
+    return tmp / "br.zip"
+
+
+def _br_dir(tmp: Path, planted: bool) -> Path:
+    return gen.write_tree(gen.bugreport_files(planted), tmp / "br")
+
+
+def _dumpstate(tmp: Path, planted: bool) -> Path:
+    (tmp / "dumpstate.txt").write_text(gen.dumpstate(planted))
+    return tmp / "dumpstate.txt"
+
+
+DTS = {("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
+       ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
+       ("dumpstate_packages", "android-sideloaded-app", None)}
+CASES: list[tuple[str, Callable[[Path, bool], Path], str, set[tuple[str, str, str | None]]]] = [
+    ("androidqf-folder", _qf_dir, "androidqf", QF_EXPECTED | BR_EXPECTED),
+    ("androidqf-zip", _qf_zip, "androidqf", QF_EXPECTED | BR_EXPECTED),
+    ("bugreport-zip", _br_zip, "bugreport", BR_EXPECTED),
+    ("bugreport-folder", _br_dir, "bugreport", BR_EXPECTED),
+    ("dumpstate-text", _dumpstate, "dumpstate", DTS),
+]
+
+
+def _got(report: Report) -> set[tuple[str, str, str | None]]:
+    return {(f.location.module or "", f.rule, f.indicator.collection if f.indicator else None)
+            for f in report.all_findings()}
+
+
+@pytest.mark.parametrize(("name", "make", "kind", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_planted_found_clean_silent(tmp_path: Path, index: IocIndex, name: str,
+                                    make: Callable[[Path, bool], Path], kind: str,
+                                    expected: set[tuple[str, str, str | None]]) -> None:
+    bad = check_capture(make(_mk(tmp_path, "bad"), True), index).report
+    assert _got(bad) == expected
+    assert bad.subjects[0].format == kind
+    assert all(m.status in ("ok", "skipped") for m in bad.modules), bad.modules
+    for f in bad.all_findings():
+        want = FindingKind.INDICATOR if f.rule.startswith("ioc-") else FindingKind.HEURISTIC
+        assert f.kind is want
+        assert f.path.startswith(bad.subjects[0].path)
+    clean = check_capture(make(_mk(tmp_path, "clean"), False), index).report
+    assert clean.all_findings() == []
+    assert [m.status for m in clean.modules] == [m.status for m in bad.modules]
+    assert clean.device["model"] == "Pixel 6"
+
+
+def _mk(base: Path, name: str) -> Path:
+    (base / name).mkdir()
+    return base / name
+
+
+def _tree_hash(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() + oct(
+        p.stat().st_mode) + str(p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_evidence_untouched_and_output_written(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    ev = _qf_dir(_mk(tmp_path, "ev"), True)
+    (ev / "apks").mkdir()
+    (ev / "apks" / "x.apk").write_bytes(gen.apk("com.example"))
+    before = _tree_hash(tmp_path / "ev")
+    out = tmp_path / "results"
+    rc = main(["check-android", str(ev), "--output", str(out), "-f", "json", "-q"])
+    assert rc == 1
+    assert _tree_hash(tmp_path / "ev") == before
+    rep = Report.model_validate_json(capsys.readouterr().out)
+    alerts = json.loads((out / "alerts.json").read_text())
+    assert len(alerts) == len(rep.all_findings())
+    assert {"packages.json", "info.json", "timeline.csv", "report.json", "getprop.json",
+            "tombstones.json"} <= {p.name for p in out.iterdir()}
+    assert (out / "packages_detected.json").exists()
+    info = json.loads((out / "info.json").read_text())
+    assert any(h["file_path"].endswith("!/packages.json") for h in info["hashes"])
+    # refusing to write results inside the evidence
+    assert main(["check-android", str(ev), "--output", str(ev / "out"), "-q"]) == 2
+    assert not (ev / "out").exists()
+
+
+def test_apk_hash_matched_with_custom_iocs(tmp_path: Path) -> None:
+    ev = _qf_dir(_mk(tmp_path, "ev"), False)
+    data = gen.apk("com.evil.dropper")
+    (ev / "apks").mkdir()
+    (ev / "apks" / "dropper.apk").write_bytes(data)
+    bundle = {"type": "bundle", "objects": [
+        {"type": "malware", "id": "malware--1", "name": "Dropper"},
+        {"type": "indicator", "id": "indicator--1",
+         "pattern": f"[file:hashes.sha256 = '{hashlib.sha256(data).hexdigest()}']"}]}
+    (tmp_path / "d.stix2").write_text(json.dumps(bundle))
+    rep = check_capture(ev, IocIndex.load([tmp_path / "d.stix2"])).report
+    assert _got(rep) == {("apks", "ioc-sha256", "Dropper")}
+
+
+def test_broken_module_does_not_stop_others(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(True)
+    files["packages.json"] = b'[{"name": "com.x", "files": [' * 10
+    files["ps.txt"] = b"garbage without header\n1 2 3\n"
+    files["bugreport.zip"] = b"PK\x03\x04 not really a zip"
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    status = {m.name: m.status for m in rep.modules}
+    assert status["packages"] == "error"
+    assert status["processes"] == "schema-unknown"
+    assert status["dumpstate_packages"] == "error"
+    assert status["getprop"] == status["files"] == "ok"
+    assert ("getprop", "ioc-android-property", "MercenarySpywareCampaign") in _got(rep)
+
+
+def test_zip_caps_hold(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("getprop.txt", b"[sys.brand.note]: [1]\n")
+        zf.writestr("files.json", b"[" + b" " * (40 << 20) + b"]")
+    rep = check_capture(path, index, limits=Limits(max_stream_bytes=8 << 20)).report
+    status = {m.name: (m.status, m.message) for m in rep.modules}
+    assert status["files"][0] == "error"
+    assert "cap" in status["files"][1]
+    assert status["getprop"][0] == "ok"
+
+
+@pytest.mark.parametrize("content", [None, b"just some text\n", b"PK\x05\x06" + b"\0" * 18])
+def test_not_a_capture_is_input_error(tmp_path: Path, content: bytes | None) -> None:
+    target = tmp_path / "x"
+    if content is None:
+        target.mkdir()
+        (target / "readme.txt").write_text("hello")
+    else:
+        target.write_bytes(content)
+    rc = main(["check-android", str(target), "-q", "-f", "json"])
+    # a lone text file is read as a dumpstate (nothing found); folders/zips must be captures
+    assert rc == (0 if content == b"just some text\n" else 2)
+
+
+def test_symlink_outside_not_followed(tmp_path: Path, index: IocIndex) -> None:
+    secret = tmp_path / "outside.json"
+    secret.write_text(json.dumps([{"path": gen.CAMPAIGN_PATH, "mode": "-rwxr-xr-x"}]))
+    ev = _qf_dir(_mk(tmp_path, "ev"), False)
+    (ev / "files.json").unlink()
+    (ev / "files.json").symlink_to(secret)
+    rep = check_capture(ev, index).report
+    assert {m.name: m.status for m in rep.modules}["files"] == "skipped"
+    assert rep.all_findings() == []

@@ -1,0 +1,177 @@
+"""Android artifact parsers: known forms, odd forms, and hostile input (hypothesis)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from spywall.android import dumpstate as ds
+from spywall.android import qf
+from spywall.android.capture import ZipSource, from_source
+from spywall.android.check import MODULES
+from spywall.android.common import iso_any
+from spywall.device.base import CheckContext, run_modules
+from spywall.errors import SpywallError
+from spywall.iocs import IocIndex
+from spywall.limits import Budget, Limits
+from spywall.report import Subject
+from spywall.samples import android as gen
+
+
+def test_dumpstate_sections() -> None:
+    text = gen.dumpstate(True)
+    props = ds.system_properties(text)
+    assert props is not None
+    assert props["sys.brand.note"] == "1"
+    assert props["ro.product.model"] == "Pixel 6"
+    pkgs = {p.name: p for p in ds.packages(text) or []}
+    assert set(pkgs) == {a for a, _, _ in gen._apps(True)}
+    assert pkgs["com.serv.services"].installer == "com.google.android.packageinstaller"
+    assert pkgs["com.android.systemui"].system
+    assert not pkgs["com.whatsapp"].system
+    assert ds.packages("no such section") is None
+    assert ds.system_properties("nothing") is None
+
+
+def test_properties_odd_lines() -> None:
+    got = ds.properties("[a]: [1]\n[b.c]: []\n[bad line\n[d]: [x]y]\n  [e]: [2]\n")
+    assert got == {"a": "1", "b.c": "", "d": "x]y"}
+
+
+def test_tombstone_fields() -> None:
+    t = ds.tombstone(gen.tombstone("com.adobe.flash.jni", "/system/bin/app_process64"))
+    assert (t.pid, t.name, t.executable, t.cmdline, t.uid) == (
+        4242, "com.adobe.flash", "/system/bin/app_process64", "com.adobe.flash.jni", 10155)
+    assert t.signal is not None
+    assert t.signal.startswith("11 (SIGSEGV)")
+    assert ds.tombstone("") == ds.Tombstone(None, None, None, None, None, None, None)
+
+
+@pytest.mark.parametrize(("value", "iso"), [
+    ("2024-01-14 22:31:07.412345678+0100", "2024-01-14T21:31:07Z"),
+    ("2023-11-01 09:14:11", "2023-11-01T09:14:11"),
+    (1705269600, "2024-01-14T22:00:00Z"), (1705269600000, "2024-01-14T22:00:00Z"),
+    ("2024-13-45 99:99:99", None), ("soon", None), (None, None), (True, None),
+])
+def test_iso_any(value: object, iso: str | None) -> None:
+    assert iso_any(value) == iso
+
+
+def test_qf_packages_tolerant() -> None:
+    doc = [{"name": "a.b", "installer": "null", "files": [
+        {"path": "/x.apk", "SHA256": "AB" * 32, "md5": "short",
+         "certificate": {"sha256": "CD" * 32}, "certificates": ["ef" * 20]}]},
+        {"no_name": 1}, "junk", {"name": "c.d", "files": "nope", "system": True}]
+    pkgs = qf.packages(doc)
+    assert [p.name for p in pkgs] == ["a.b", "c.d"]
+    assert pkgs[0].installer is None
+    assert pkgs[0].files[0].hashes == {"sha256": "ab" * 32}
+    assert sorted(pkgs[0].files[0].cert_hashes) == sorted(["cd" * 32, "ef" * 20])
+    assert pkgs[1].system
+    with pytest.raises(SpywallError):
+        qf.packages(5)
+
+
+def test_qf_json_lines_and_processes() -> None:
+    doc = qf.load_json(b'{"pid": 1, "name": "init"}\n{"pid": 2, "cmdline": ["/bin/x", "-a"]}\n',
+                       "p")
+    procs = qf.processes_json(doc)
+    assert [(p.pid, p.name, p.cmdline) for p in procs] == [
+        ("1", "init", None), ("2", "/bin/x", "/bin/x -a")]
+    with pytest.raises(SpywallError):
+        qf.load_json(b"{not json", "p")
+    ps = qf.ps_text("USER PID PPID NAME\nroot 1 0 init\nshort\nu0 5 1 name with spaces\n")
+    assert [(p.pid, p.name) for p in ps] == [("1", "init"), ("5", "name with spaces")]
+
+
+_TEXT = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=2000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_TEXT)
+def test_text_parsers_never_crash(text: str) -> None:
+    start = time.monotonic()
+    ds.properties(text)
+    ds.packages("DUMP OF SERVICE package:\n" + text)
+    ds.system_properties("------ SYSTEM PROPERTIES\n" + text)
+    ds.tombstone(text)
+    list(ds.key_values(text))
+    with contextlib.suppress(SpywallError):
+        qf.ps_text(text)
+    assert time.monotonic() - start < 2
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+        st.sampled_from(["name", "files", "path", "sha256", "cert", "installer", "mode",
+                         "cmdline", "pid", "size", "modified_time", "x"]), inner, max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_JSON)
+def test_json_parsers_never_crash(doc: object) -> None:
+    for fn in (qf.packages, qf.processes_json, qf.files, qf.root_binaries):
+        with contextlib.suppress(SpywallError):
+            fn(doc)
+
+
+def _mutated_zip(noise: bytes, at: int, member: int) -> bytes:
+    files = gen.androidqf_files(True)
+    names = sorted(files)
+    name = names[member % len(names)]
+    data = files[name]
+    at %= max(len(data), 1)
+    files[name] = data[:at] + noise + data[at + len(noise):]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for k, v in files.items():
+            zf.writestr(k, v)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=64), st.integers(0, 1 << 20), st.integers(0, 20),
+       st.booleans())
+def test_mutated_captures_only_module_errors(index: IocIndex, noise: bytes, at: int,
+                                             member: int, whole: bool) -> None:
+    data = _mutated_zip(noise, at, member)
+    if whole:  # damage the zip structure itself
+        at %= len(data)
+        data = data[:at] + noise + data[at + len(noise):]
+    limits = Limits(max_total_decompressed=32 << 20, max_stream_bytes=16 << 20, seconds=10)
+    try:
+        src = ZipSource(data, "m.zip", limits)
+        cap = from_source(src, "m.zip", limits, Budget(limits))
+    except SpywallError:
+        return
+    ctx = CheckContext(evidence=cap, index=index, subject=Subject(path="m.zip"))
+    runs = run_modules(MODULES, ctx)
+    assert len(runs) == len(MODULES)
+
+
+def test_real_dumpstate_file_is_read_as_capture(tmp_path: Path, index: IocIndex) -> None:
+    from spywall.android.check import check_capture
+
+    p = tmp_path / "bugreport.txt"
+    p.write_text(gen.dumpstate(True))
+    rep = check_capture(p, index).report
+    assert rep.subjects[0].format == "dumpstate"
+    assert any(f.indicator and f.indicator.value == "sys.brand.note"
+               for f in rep.all_findings())
+    assert json.loads(rep.model_dump_json())["modules"]
