@@ -201,3 +201,14 @@ def test_real_lossless_jpeg_strips_are_read() -> None:
     assert [(sof.height, sof.width, sof.components, sof.precision) for sof in sofs if sof] == [
         (32, 80, 3, 12), (16, 80, 3, 12)]  # the last strip holds only the rows left
     assert list(ljc.detect(parse(data))) == []
+
+
+def test_ifd_count_cap_keeps_what_was_read() -> None:
+    w = s.TiffWriter()
+    nxt = 0
+    for i in range(t.MAX_IFDS + 5):
+        nxt = w.ifd({t.IMAGE_WIDTH: (s.SHORT, (i,))}, nxt)
+    parsed = parse(w.finish(nxt))
+    assert isinstance(parsed.structure, t.TiffFile)
+    assert len(parsed.structure.ifds) == t.MAX_IFDS
+    assert any(f"more than {t.MAX_IFDS} IFDs" in w for w in parsed.warnings)

@@ -2,11 +2,12 @@
 
 Walks the IFD chain from the header, and from every IFD the SubIFDs (0x014A, several
 offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs. Caps:
-``MAX_IFDS`` directories in all, ``MAX_ENTRIES`` entries per directory, ``MAX_DEPTH``
-levels of nesting, ``MAX_VALUES`` integer values kept per entry; an IFD offset seen twice
-(a loop) is not walked again. Out-of-line values are read only when they lie inside the
-data. The strips or tiles of an IFD with Compression 7 (lossless JPEG, as DNG uses) have
-their JPEG frame header read (``spywall.formats.ljpeg``); no pixel data is decoded.
+``MAX_IFDS`` directories in all (the rest is left, with a warning), ``MAX_ENTRIES``
+entries per directory, ``MAX_DEPTH`` levels of nesting, ``MAX_VALUES`` integer values kept
+per entry; an IFD offset seen twice (a loop) is not walked again. Out-of-line values are
+read only when they lie inside the data. The strips or tiles of an IFD with Compression 7
+(lossless JPEG, as DNG uses) have their JPEG frame header read (``spywall.formats.ljpeg``);
+no pixel data is decoded.
 
 ``logical_end`` is the largest end of everything referenced (IFDs, out-of-line values,
 strips, tiles, the EXIF JPEG thumbnail), so data appended after a DNG is looked at by the
@@ -20,7 +21,7 @@ import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from spywall.errors import FormatError, LimitExceeded
+from spywall.errors import FormatError
 from spywall.formats import ljpeg
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader, check_count
@@ -160,7 +161,8 @@ class _Walker:
                 self.warn(f"{name}: IFD at {offset} already walked (loop)")
                 return
             if len(self.ifds) >= MAX_IFDS:
-                raise LimitExceeded(f"more than {MAX_IFDS} IFDs")
+                self.warn(f"{name}: more than {MAX_IFDS} IFDs; the rest is not walked")
+                return
             self.seen.add(offset)
             try:
                 offset = self.ifd(offset, name, depth)
