@@ -196,3 +196,68 @@ def test_sip_over_tcp_content_length_and_oversize() -> None:
     out = an.tcp(Datagram(1, 1.0, "192.0.2.1", "192.0.2.2", 40000, 5060, "tcp", big))
     assert [f.rule for f in out] == ["voip-sip-oversize"]
     assert out[0].location.protocol == "sip"
+
+
+def _answered(secure: bool, callee_ip: str = CALLEE[0], caller_ip: str = CALLER[0]
+              ) -> v.Script:
+    d = v.Dialog("m@x", "alice@atlanta.example", "bob@biloxi.example", (caller_ip, 5060),
+                 (callee_ip, 5060))
+    s = v.Script()
+    s.udp(1.0, d.caller_addr, d.callee_addr,
+          d.request("INVITE", body=v.sdp(caller_ip, 49170, secure=secure)))
+    s.udp(1.2, d.callee_addr, d.caller_addr,
+          d.response(200, "OK", body=v.sdp(callee_ip, 30000, secure=secure)))
+    return s
+
+
+def test_srtcp_on_a_secure_flow() -> None:
+    s = _answered(secure=True)
+    good = s.udp(2.0, (CALLER[0], 49171), (CALLEE[0], 30001), v.srtcp(v.compound(1), 1))
+    bad = s.udp(2.1, (CALLER[0], 49171), (CALLEE[0], 30001),
+                v.srtcp(v.rtcp_part(200, 0, v.sr(1)[4:], length=200), 2))
+    findings = run(s)[1]
+    assert [(f.rule, f.location.frame, f.location.protocol) for f in findings] == \
+        [("voip-srtcp-length", bad, "srtcp")]
+    assert good == bad - 1
+
+
+def test_srtcp_shape_on_a_plain_flow_is_a_length_problem() -> None:
+    s = _answered(secure=False)
+    frame = s.udp(2.0, (CALLER[0], 49171), (CALLEE[0], 30001), v.srtcp(v.compound(1), 1))
+    assert [(f.rule, f.location.frame) for f in run(s)[1]] == [("voip-rtcp-length", frame)]
+
+
+def test_ipv6_call_media_is_learned() -> None:
+    caller, callee = "2001:db8::10", "2001:db8:0:0::20"
+    s = _answered(False, callee_ip=callee, caller_ip=caller)
+    for ts, p in v.rtp_stream(5, 3, start=2.0):
+        s.udp(ts, ("2001:db8::10", 49170), ("2001:db8::20", 30000), p)
+    summaries, findings = run(s)
+    assert findings == []
+    assert [(m.dst, m.packets, m.protocol) for m in summaries[0].media] == \
+        [("2001:db8::20", 3, "rtp")]
+
+
+def test_zero_click_through_a_turn_relay() -> None:
+    s = v.Script()
+    d = dialog()
+    relay = ("198.51.100.99", 3478)
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
+    s.udp(1.1, CALLEE, CALLER, d.response(180, "Ringing"))
+    frame = s.udp(1.2, relay, (CALLEE[0], 50000), v.channel_data(0x4001, v.compound(9)))
+    s.udp(2.0, CALLER, CALLEE, d.request("CANCEL"))
+    (zc,) = run(s)[1]
+    assert (zc.rule, zc.location.frame, zc.location.protocol) == \
+        ("voip-zero-click-media", frame, "turn")
+
+
+def test_rule_table_is_complete() -> None:
+    from spywall.net.voip.rules import RULES
+
+    for rule in RULES.values():
+        assert rule.id.startswith("voip-")
+        assert rule.title
+        assert len(rule.description) > 40
+        assert rule.references
+        if rule.kind == FindingKind.EXPLOIT:
+            assert rule.cves

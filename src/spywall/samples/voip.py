@@ -28,7 +28,8 @@ CNAME = b"alice@atlanta.example"
 def sdp(ip: str, port: int, *, secure: bool = False, mux: bool = False, session: int = 1,
         extra: str = "") -> bytes:
     proto = "RTP/SAVP" if secure else "RTP/AVP"
-    lines = ["v=0", f"o=- {session} 1 IN IP4 {ip}", "s=-", f"c=IN IP4 {ip}", "t=0 0",
+    family = "IP6" if ":" in ip else "IP4"
+    lines = ["v=0", f"o=- {session} 1 IN {family} {ip}", "s=-", f"c=IN {family} {ip}", "t=0 0",
              f"m=audio {port} {proto} 0 8 101", "a=rtpmap:0 PCMU/8000",
              "a=rtpmap:101 telephone-event/8000"]
     if secure:
