@@ -261,3 +261,20 @@ def test_rule_table_is_complete() -> None:
         assert rule.references
         if rule.kind == FindingKind.EXPLOIT:
             assert rule.cves
+
+
+def test_unanswered_call_with_early_media_is_not_zero_click() -> None:
+    s = v.Script()
+    d = dialog()
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
+    s.udp(1.1, CALLEE, CALLER, d.response(183, "Session Progress",
+                                          body=v.sdp(CALLEE[0], 30000)))
+    for (ts, a), (_, b) in zip(v.rtp_stream(7, 5, start=1.2), v.rtp_stream(8, 5, start=1.2),
+                               strict=True):
+        s.udp(ts, (CALLEE[0], 30000), (CALLER[0], 49170), b)   # announcement to the caller
+        s.udp(ts, (CALLER[0], 49170), (CALLEE[0], 30000), a)
+    s.udp(3.0, CALLER, CALLEE, d.request("CANCEL"))
+    assert run(s)[1] == []
+    # the same call without the callee's RTP is the zero-click shape
+    one_sided = v.Script([e for e in s.events if e.src != CALLEE[0] or e.sport == 5060])
+    assert [f.rule for f in run(one_sided)[1]] == ["voip-zero-click-media"]

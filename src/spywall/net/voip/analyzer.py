@@ -28,6 +28,8 @@ MAX_PER_FLOW = 3
 ``detail["repeats"]`` (a crafted series of packets is one event, not thousands)."""
 MAX_FLOWS = 200_000
 """UDP flows remembered; beyond this, ignored flows are not cached (bounded memory)."""
+MAX_HOSTS = 100_000
+"""SIP/SDP hosts remembered as already checked; the memory is cleared when full."""
 MAX_STREAMS = 10_000
 """TCP directions followed for SIP at once."""
 
@@ -51,7 +53,7 @@ class VoipAnalyzer:
         self.streams: dict[Key, SipStream] = {}
         self.counts: dict[tuple[str, Key], int] = {}
         self.capped: dict[tuple[str, Key], Finding] = {}
-        self.ioc_cache: dict[str, list[Indicator]] = {}
+        self.ioc_cache: dict[str, list[Indicator]] = {}   # host -> hits (reported once)
         self.turn_ends: set[tuple[str, int]] = set()
         self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
             _nothing, self._stun, self._dtls, self._dtls, self._turn, self._rtp, self._rtcp,
@@ -78,8 +80,9 @@ class VoipAnalyzer:
         if 128 <= b0 < 192 and not b0 & 0x3F and flow.confirmed and len(p) >= 12 \
                 and not 192 <= p[1] <= 223:
             flow.seen |= RTP_BIT
-            if self.calls.pending and d.dst in self.calls.pending:
-                self.calls.media_to_callee(d, "rtp")
+            pending = self.calls.pending
+            if pending and (d.dst in pending or d.src in pending):
+                self.calls.pre_answer_media(d, "rtp")
             return [] if not flow.pending else self._flow_findings(flow, d, [], "rtp")
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
@@ -87,8 +90,9 @@ class VoipAnalyzer:
         if kind == demux.TURN and not flow.turn:
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
         found = self.handlers[kind](flow, d, p)
-        if kind >= demux.TURN and self.calls.pending and d.dst in self.calls.pending:
-            self.calls.media_to_callee(d, demux.KIND_NAMES[kind])
+        pending = self.calls.pending
+        if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
+            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind])
         if not found and not flow.pending:
             return []
         return self._flow_findings(flow, d, found, demux.KIND_NAMES[kind])
@@ -253,6 +257,8 @@ class VoipAnalyzer:
         for where, host in hosts:
             if host in self.ioc_cache:
                 continue
+            if len(self.ioc_cache) >= MAX_HOSTS:
+                self.ioc_cache.clear()
             hits = self.ioc_cache[host] = self.iocs.match_host(host)
             if call is not None and hits:
                 call.anomalies += len(hits)

@@ -6,9 +6,10 @@ non-2xx response or a CANCEL before any 2xx is failed. The callee's addresses ar
 INVITE's destination, the source of responses to it and the addresses in the callee's SDP.
 
 Zero-click: RTP/RTCP/SRTCP whose destination is a callee address of a call that is
-offered or ringing is recorded; if the call never gets a 2xx, each source that did so is
-reported (voip-zero-click-media), and a source doing it to many callees within a window
-is a campaign (voip-zero-click-campaign).
+offered or ringing is recorded; if the call never gets a 2xx and the callee side sent no
+RTP of its own (early media), each source that did so is reported
+(voip-zero-click-media), and a source doing it to many callees within a window is a
+campaign (voip-zero-click-campaign).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ CAMPAIGN_WINDOW = 3600.0
 at the 2019 rate while keeping unrelated calls of a busy gateway apart)."""
 MAX_CALLS = 100_000
 """Calls tracked; INVITEs for new Call-IDs beyond this are ignored (bounded memory)."""
+MAX_ENDPOINTS = 400_000
+"""Media addresses learned from SDP; later ones are not learned (bounded memory)."""
 HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - SDP hold (RFC 3264 8.4), not a bind
 OFFERED, RINGING, ANSWERED, ENDED, FAILED = "offered", "ringing", "answered", "ended", "failed"
 
@@ -58,6 +61,7 @@ class Call:
     state: str = OFFERED
     last_frame: int = 0
     answered: bool = False
+    early_media: bool = False
     caller_ips: set[str] = field(default_factory=set)
     callee_ips: set[str] = field(default_factory=set)
     packets: int = 0
@@ -169,15 +173,24 @@ class CallTable:
             if m.port == 0:
                 continue
             for addr, port in ((m.conn, m.port), (m.rtcp_addr, m.rtcp_port)):
-                if addr and addr not in HOLD_ADDRESSES:
+                if addr and addr not in HOLD_ADDRESSES and len(self.endpoints) < MAX_ENDPOINTS:
                     ip = norm_addr(addr)
                     self.endpoints[(ip, port)] = Endpoint(call, m.secure)
                     self.parties.add(ip)
                     if callee_side:
                         self._add_callee(call, ip)
 
-    def media_to_callee(self, d: Datagram, kind: str) -> None:
-        """Record media ``d`` (already known to go to a pending callee address)."""
+    def pre_answer_media(self, d: Datagram, kind: str) -> None:
+        """Record media ``d`` to or from a pending callee address.
+
+        RTP from the callee side marks the call as having early media (an announcement or
+        ringback from a gateway): such a call is a media session both ways, not the one-sided
+        shape of the zero-click attack. RTCP from the callee does not count (a stack under
+        attack may still send receiver reports)."""
+        if kind == "rtp":
+            for call in self.pending.get(d.src, ()):
+                if d.dst not in call.callee_ips:
+                    call.early_media = True
         for call in self.pending.get(d.dst, ()):
             if d.src in call.callee_ips:
                 continue
@@ -192,7 +205,7 @@ class CallTable:
         """Report unanswered calls that got media, then campaigns, through ``report``."""
         by_source: dict[str, list[tuple[float, str, PreAnswer, Call]]] = {}
         for call in self.calls.values():
-            if call.answered:
+            if call.answered or call.early_media:
                 continue
             for src, pre in call.pre_answer.items():
                 report("voip-zero-click-media",

@@ -120,8 +120,9 @@ _ROWS: tuple[Rule, ...] = (
          Severity.MEDIUM, H, (), (R_SDP,)),
     Rule("voip-zero-click-media", "Media or RTCP sent to a callee who never answered",
          "RTP, RTCP or SRTCP sent to the callee of a SIP call (its signalling or SDP address) "
-         "while the call was offered or ringing, in a call that never got a 2xx to its INVITE: "
-         "the network shape of the 2019 zero-click attack.",
+         "while the call was offered or ringing, in a call that never got a 2xx to its INVITE "
+         "and whose callee sent no RTP of its own before an answer (early media): the "
+         "network shape of the 2019 zero-click attack.",
          Severity.HIGH, H, ("CVE-2019-3568",), (R_WA, R_NVD)),
     Rule("voip-zero-click-campaign", "One source sent pre-answer media to many callees",
          "One source address did voip-zero-click-media to at least 3 distinct callees within "
