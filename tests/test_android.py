@@ -33,6 +33,7 @@ BR_EXPECTED = {
     ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
     ("dumpstate_packages", "android-sideloaded-app", None),
     ("tombstones", "ioc-app-id", "WyrmSpy_DragonEgg"),
+    ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
 }
 
 
@@ -66,7 +67,8 @@ def _dumpstate(tmp: Path, planted: bool) -> Path:
 
 DTS = {("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
        ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
-       ("dumpstate_packages", "android-sideloaded-app", None)}
+       ("dumpstate_packages", "android-sideloaded-app", None),
+       ("dumpsys_accessibility", "ioc-app-id", "NoviSpy")}
 CASES: list[tuple[str, Callable[[Path, bool], Path], str, set[tuple[str, str, str | None]]]] = [
     ("androidqf-folder", _qf_dir, "androidqf", QF_EXPECTED | BR_EXPECTED),
     ("androidqf-zip", _qf_zip, "androidqf", QF_EXPECTED | BR_EXPECTED),
@@ -127,7 +129,7 @@ def test_evidence_untouched_and_output_written(tmp_path: Path,
             "tombstones.json"} <= {p.name for p in out.iterdir()}
     assert (out / "packages_detected.json").exists()
     info = json.loads((out / "info.json").read_text())
-    assert any(h["file_path"].endswith("!/packages.json") for h in info["hashes"])
+    assert any(h["file_path"].endswith("/packages.json") for h in info["hashes"])
     # refusing to write results inside the evidence
     assert main(["check-android", str(ev), "--output", str(ev / "out"), "-q"]) == 2
     assert not (ev / "out").exists()
@@ -195,3 +197,35 @@ def test_symlink_outside_not_followed(tmp_path: Path, index: IocIndex) -> None:
     rep = check_capture(ev, index).report
     assert {m.name: m.status for m in rep.modules}["files"] == "skipped"
     assert rep.all_findings() == []
+
+
+def test_dumpsys_txt_used_without_bugreport(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    text = gen.dumpstate(True)
+    files["dumpsys.txt"] = text[text.index("DUMP OF SERVICE"):].encode()  # no properties
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    assert _got(rep) == {("dumpstate_packages", "ioc-app-id", "NoviSpy"),
+                         ("dumpstate_packages", "android-sideloaded-app", None),
+                         ("dumpsys_accessibility", "ioc-app-id", "NoviSpy")}
+    assert {f.path for f in rep.all_findings()} == {str(tmp_path / "ev" / "dumpsys.txt")}
+    status = {m.name: m.status for m in rep.modules}
+    assert status["tombstones"] == status["dumpstate_getprop"] == "skipped"
+
+
+def test_outdated_patch_reported_once(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False)
+    old = gen.recent_patch()
+    files["getprop.txt"] = files["getprop.txt"].replace(old.encode(), b"2021-03-01")
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    found = [f for f in rep.all_findings() if f.rule == "android-outdated-patch"]
+    assert len(found) == 1
+    assert found[0].detail["security_patch"] == "2021-03-01"
+    assert found[0].kind is FindingKind.HEURISTIC
+
+
+def test_zip_finding_paths_name_the_member(tmp_path: Path, index: IocIndex) -> None:
+    rep = check_capture(_qf_zip(tmp_path, True), index).report
+    paths = {f.path for f in rep.all_findings()}
+    uuid = "6f1c2f0e-0000-4000-8000-000000000001"
+    assert f"{tmp_path / 'qf.zip'}!/{uuid}/packages.json" in paths
+    assert f"{tmp_path / 'qf.zip'}!/{uuid}/bugreport.zip!/FS/data/tombstones/tombstone_00" in paths

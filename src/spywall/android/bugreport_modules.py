@@ -1,14 +1,28 @@
-"""Modules over a bugreport: the dumpstate text (system properties, package manager dump),
-tombstones and the FS/ file tree. For an androidqf capture they read its nested
-``bugreport.zip``; a capture without a bugreport skips them."""
+"""Modules over a bugreport: the dumpstate text (system properties, package manager and
+accessibility dumps), tombstones and the FS/ file tree. For an androidqf capture they read
+its nested ``bugreport.zip`` (or, for the dumpsys sections, its ``dumpsys.txt``); a
+capture with neither skips them."""
 
 from __future__ import annotations
 
 import re
 
 from spywall.android.capture import Capture, nested
-from spywall.android.common import Ctx, Result, iso_any, ok, package_checks, skipped
-from spywall.android.dumpstate import packages, system_properties, tombstone
+from spywall.android.common import (
+    Ctx,
+    Result,
+    iso_any,
+    ok,
+    package_checks,
+    property_checks,
+    skipped,
+)
+from spywall.android.dumpstate import (
+    accessibility_services,
+    packages,
+    system_properties,
+    tombstone,
+)
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
 
@@ -54,11 +68,19 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
 
 
 def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
-    br = bugreport(ctx.evidence)
-    if br is None:
-        return None
-    found = dumpstate_text(br)
-    return None if found is None else (br, found[0], found[1])
+    """The dumpstate text, or for an androidqf capture without a bugreport its
+    ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no properties)."""
+    cap = ctx.evidence
+    br = bugreport(cap)
+    found = dumpstate_text(br) if br is not None else None
+    if found is not None and br is not None:
+        return br, found[0], found[1]
+    if cap.kind == "androidqf" and cap.has("dumpsys.txt"):
+        if "dumpsys" not in cap.cache:
+            cap.cache["dumpsys"] = (cap.read("dumpsys.txt") or b"").decode("utf-8", "replace")
+        text = cap.cache["dumpsys"]
+        return (cap, "dumpsys.txt", text) if isinstance(text, str) else None
+    return None
 
 
 def dumpstate_getprop(ctx: Ctx) -> Result:
@@ -70,11 +92,7 @@ def dumpstate_getprop(ctx: Ctx) -> Result:
     if props is None:
         return skipped("no SYSTEM PROPERTIES section")
     ctx.evidence.cache.setdefault("props", props)
-    for key, value in props.items():
-        rec = ctx.record("dumpstate_getprop", None, f"property {key}",
-                         {"name": key, "value": value})
-        ctx.check("android_property", key, rec=rec, path=br.where(name), what="system property")
-    return ok(len(props))
+    return ok(property_checks(ctx, "dumpstate_getprop", props, br.where(name)))
 
 
 def dumpstate_packages(ctx: Ctx) -> Result:
@@ -95,6 +113,22 @@ def dumpstate_packages(ctx: Ctx) -> Result:
                           "version": p.fields.get("versionName")})
         package_checks(ctx, rec, p.name, p.installer, p.system, where)
     return ok(len(pkgs))
+
+
+def dumpsys_accessibility(ctx: Ctx) -> Result:
+    got = _text(ctx)
+    if got is None:
+        return skipped("no dumpstate or dumpsys text")
+    br, name, text = got
+    comps = accessibility_services(text)
+    if comps is None:
+        return skipped("no 'DUMP OF SERVICE accessibility' section")
+    for comp, enabled in comps.items():
+        rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
+                         {"service": comp, "enabled": enabled})
+        ctx.check("app_id", comp.partition("/")[0], rec=rec, path=br.where(name),
+                  what="accessibility service" + (" (enabled)" if enabled else ""))
+    return ok(len(comps))
 
 
 def tombstones(ctx: Ctx) -> Result:
@@ -144,6 +178,8 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_getprop),
     FnModule("dumpstate_packages", "bugreport package manager dump: app ids, installers",
              dumpstate_packages),
+    FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
+             dumpsys_accessibility),
     FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

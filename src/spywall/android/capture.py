@@ -164,8 +164,13 @@ class Capture:
         return got
 
     def where(self, name: str) -> str:
-        """How a member is named in findings and info.json."""
-        return f"{self.path}{SEP}{name}"
+        """How a member is named in findings and info.json: ``capture.zip!/dir/name`` in
+        a zip, ``folder/dir/name`` in a folder, the file itself for a lone text."""
+        if self.kind == "dumpstate":
+            return self.path
+        full = f"{self.prefix}/{name}" if self.prefix else name
+        sep = "/" if isinstance(self.source, DirSource) else SEP
+        return f"{self.path.rstrip('/')}{sep}{full}"
 
     def read(self, name: str, cap: int | None = None) -> bytes | None:
         """A member's bytes (None if absent); its sha256 is kept in ``inputs``."""

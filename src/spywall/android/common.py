@@ -4,7 +4,7 @@ and the package heuristics (root managers, apps installed outside a store)."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from spywall.android import qf
@@ -81,6 +81,31 @@ def iso_any(value: object) -> str | None:
     return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
+PATCH_MAX_AGE_DAYS = 180
+_PATCH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def patch_check(ctx: Ctx, props: dict[str, str], rec: Record | None, where: str,
+                today: date | None = None) -> None:
+    """Heuristic (once per capture): a security patch level older than six months."""
+    cap = ctx.evidence
+    m = _PATCH.fullmatch(props.get("ro.build.version.security_patch", "").strip())
+    if m is None or cap.cache.get("patch_checked"):
+        return
+    cap.cache["patch_checked"] = True
+    try:
+        level = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return
+    age = ((today or datetime.now(UTC).date()) - level).days
+    if age > PATCH_MAX_AGE_DAYS:
+        ctx.heuristic("android-outdated-patch", "Security patches out of date",
+                      f"security patch level {level.isoformat()} is {age} days old: known "
+                      "exploits may work on this phone; install the system updates",
+                      rec=rec, path=where, severity=Severity.LOW,
+                      detail={"security_patch": level.isoformat(), "age_days": age})
+
+
 def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, system: bool,
                    where: str) -> None:
     """Indicator and heuristic checks of one installed package."""
@@ -96,3 +121,15 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       f"{name} was installed {how}, not from an app store; check that "
                       "you installed it yourself", rec=rec, path=where, severity=Severity.LOW,
                       detail={"package": name, "installer": installer})
+
+
+def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) -> int:
+    """Record and match every system property; check the patch level once."""
+    patch_rec: Record | None = None
+    for key, value in props.items():
+        rec = ctx.record(module, None, f"property {key}", {"name": key, "value": value})
+        ctx.check("android_property", key, rec=rec, path=where, what="system property")
+        if key == "ro.build.version.security_patch":
+            patch_rec = rec
+    patch_check(ctx, props, patch_rec, where)
+    return len(props)

@@ -95,6 +95,28 @@ def packages(text: str) -> list[Package] | None:
     return list(found.values())
 
 
+_COMPONENT = re.compile(r"\b([A-Za-z][A-Za-z0-9_]{0,100}(?:\.[A-Za-z0-9_]{1,100}){1,20})"
+                        r"/(\.?[A-Za-z0-9_$]{1,200}(?:\.[A-Za-z0-9_$]{1,200}){0,30})")
+_ENABLED = re.compile(r"^\s*enabled services:?[^\r\n]*$", re.M | re.I)
+
+
+def accessibility_services(text: str) -> dict[str, bool] | None:
+    """Components (``pkg/.Service``) named in ``DUMP OF SERVICE accessibility``, each with
+    whether it appears on an ``Enabled services`` line. None if the section is absent."""
+    body = section(text, _SERVICE.format("accessibility"))
+    if body is None:
+        return None
+    found: dict[str, bool] = {}
+    for m in _COMPONENT.finditer(body):
+        found.setdefault(m.group(0), False)
+        if len(found) >= MAX_RECORDS:
+            break
+    for line in _ENABLED.finditer(body):
+        for m in _COMPONENT.finditer(line.group(0)):
+            found[m.group(0)] = True
+    return found
+
+
 @dataclass(frozen=True)
 class Tombstone:
     pid: int | None

@@ -13,6 +13,7 @@ from spywall.android.common import (
     iso_any,
     ok,
     package_checks,
+    property_checks,
     read_json,
     read_text,
     skipped,
@@ -76,11 +77,7 @@ def getprop(ctx: Ctx) -> Result:
         return skipped("no getprop.txt")
     props = properties(text)
     cap.cache["props"] = props
-    where = cap.where("getprop.txt")
-    for key, value in props.items():
-        rec = ctx.record("getprop", None, f"property {key}", {"name": key, "value": value})
-        ctx.check("android_property", key, rec=rec, path=where, what="system property")
-    return ok(len(props))
+    return ok(property_checks(ctx, "getprop", props, cap.where("getprop.txt")))
 
 
 # (namespace, key, value that is dangerous, severity, what it means). Public Android

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import zipfile
+from datetime import date
 from pathlib import Path
 
 # Planted values, each from a bundled indicator file (amnesty_novispy.stix2,
@@ -22,6 +23,7 @@ NOVISPY_APK_SHA256 = "d55e492d5fce87898e065572a5553d1ac1389cd12bf3d28cabc1218cb2
 CAMPAIGN_PROPERTY = "sys.brand.note"
 CAMPAIGN_PATH = "/data/local/tmp/dropbox"
 WYRMSPY_APP = "com.adobe.flash.jni"
+NOVISPY_SERVICE = "com.accesibilityservice"
 
 BENIGN_APPS = ("com.android.chrome", "com.whatsapp", "org.thoughtcrime.securesms",
                "com.google.android.apps.maps")
@@ -38,7 +40,7 @@ def _h(seed: str, algo: str = "sha256") -> str:
 def _props(planted: bool) -> dict[str, str]:
     props = {
         "ro.product.manufacturer": "Google", "ro.product.model": "Pixel 6",
-        "ro.build.version.release": "14", "ro.build.version.security_patch": "2023-11-05",
+        "ro.build.version.release": "14", "ro.build.version.security_patch": recent_patch(),
         "ro.build.fingerprint": "google/oriole/oriole:14/UP1A.231105.003/11010452:user/"
                                 "release-keys",
         "persist.sys.timezone": "Europe/Belgrade", "sys.boot_completed": "1",
@@ -46,6 +48,11 @@ def _props(planted: bool) -> dict[str, str]:
     if planted:
         props[CAMPAIGN_PROPERTY] = "1"
     return props
+
+
+def recent_patch() -> str:
+    """A security patch level of this month (so clean captures are not "outdated")."""
+    return date.today().replace(day=1).isoformat()
 
 
 def _getprop(props: dict[str, str]) -> str:
@@ -98,6 +105,25 @@ def dumpstate(planted: bool) -> str:
         f"{_package_dump(planted)}"
         "--------- 0.300s was the duration of dumpsys package, ending at: "
         "2024-01-15 10:00:03\n"
+        f"{bar}\nDUMP OF SERVICE accessibility:\n{_accessibility(planted)}"
+        "--------- 0.004s was the duration of dumpsys accessibility, ending at: "
+        "2024-01-15 10:00:04\n"
+    )
+
+
+def _accessibility(planted: bool) -> str:
+    talkback = ("com.google.android.marvin.talkback/"
+                "com.google.android.accessibility.talkback.TalkBackService")
+    services = [talkback] + ([f"{NOVISPY_SERVICE}/.MainService"] if planted else [])
+    enabled = services[1:]
+    return (
+        "ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\nUser state[\n"
+        "  attributes:{id=0, touchExplorationEnabled=false, serviceHandlesDoubleTap=false}\n"
+        "  installed services: {\n"
+        + "".join(f"    {i} : {s}\n" for i, s in enumerate(services)) + "  }\n"
+        "  Bound services:{}\n"
+        f"  Enabled services:{{{', '.join('{' + e + '}' for e in enabled)}}}\n"
+        "  Binding services:{}\n]\n"
     )
 
 
