@@ -6,6 +6,8 @@ capture with neither skips them."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 from spywall.android.capture import Capture, nested
 from spywall.android.common import (
@@ -26,6 +28,7 @@ from spywall.android.dumpstate import (
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
 
+T = TypeVar("T")
 _DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]*\.txt")
 _TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
 MAX_TOMBSTONES = 1000
@@ -83,27 +86,30 @@ def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
     return None
 
 
-def dumpstate_getprop(ctx: Ctx) -> Result:
+def _section(ctx: Ctx, parse: Callable[[str], T | None],
+             what: str) -> tuple[str, T] | str:
+    """(where, parsed section) of the dumpstate/dumpsys text, or why it is skipped."""
     got = _text(ctx)
     if got is None:
-        return skipped("no bugreport dumpstate text")
+        return "no bugreport dumpstate text or dumpsys.txt"
     br, name, text = got
-    props = system_properties(text)
-    if props is None:
-        return skipped("no SYSTEM PROPERTIES section")
-    ctx.evidence.cache.setdefault("props", props)
-    return ok(property_checks(ctx, "dumpstate_getprop", props, br.where(name)))
+    parsed = parse(text)
+    return f"no {what} section" if parsed is None else (br.where(name), parsed)
+
+
+def dumpstate_getprop(ctx: Ctx) -> Result:
+    got = _section(ctx, system_properties, "SYSTEM PROPERTIES")
+    if isinstance(got, str):
+        return skipped(got)
+    ctx.evidence.cache.setdefault("props", got[1])
+    return ok(property_checks(ctx, "dumpstate_getprop", got[1], got[0]))
 
 
 def dumpstate_packages(ctx: Ctx) -> Result:
-    got = _text(ctx)
-    if got is None:
-        return skipped("no bugreport dumpstate text")
-    br, name, text = got
-    pkgs = packages(text)
-    if pkgs is None:
-        return skipped("no 'DUMP OF SERVICE package' section")
-    where = br.where(name)
+    got = _section(ctx, packages, "'DUMP OF SERVICE package'")
+    if isinstance(got, str):
+        return skipped(got)
+    where, pkgs = got
     for p in pkgs:
         ctx.evidence.budget.charge_elements()
         rec = ctx.record("dumpstate_packages", iso_any(p.fields.get("firstInstallTime")),
@@ -116,17 +122,14 @@ def dumpstate_packages(ctx: Ctx) -> Result:
 
 
 def dumpsys_accessibility(ctx: Ctx) -> Result:
-    got = _text(ctx)
-    if got is None:
-        return skipped("no dumpstate or dumpsys text")
-    br, name, text = got
-    comps = accessibility_services(text)
-    if comps is None:
-        return skipped("no 'DUMP OF SERVICE accessibility' section")
+    got = _section(ctx, accessibility_services, "'DUMP OF SERVICE accessibility'")
+    if isinstance(got, str):
+        return skipped(got)
+    where, comps = got
     for comp, enabled in comps.items():
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
                          {"service": comp, "enabled": enabled})
-        ctx.check("app_id", comp.partition("/")[0], rec=rec, path=br.where(name),
+        ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
                   what="accessibility service" + (" (enabled)" if enabled else ""))
     return ok(len(comps))
 
