@@ -3,7 +3,8 @@
 pcap (draft-ietf-opsawg-pcap): microsecond and nanosecond magic, either byte order.
 pcapng (draft-ietf-opsawg-pcapng): SHB in either byte order and any number of sections,
 IDB (several interfaces, ``if_tsresol``, ``if_tsoffset``), EPB, SPB and the obsolete packet
-block; NRB, ISB, custom and unknown blocks are skipped by their length.
+block; NRB, ISB, custom and unknown blocks are skipped by their length (custom and
+systemd journal blocks still take a frame number, as they do in Wireshark).
 
 Iterating a ``CaptureReader`` yields ``(frame, ts, linktype, data, orig_len)`` with frame
 numbers counted as Wireshark counts them. Problems confined to one record go to
@@ -35,6 +36,9 @@ PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 BOM = 0x1A2B3C4D
 SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
+# Blocks Wireshark (3.6+) shows as frames of their own though they hold no packet: custom
+# blocks and systemd journal exports. Counting them keeps frame numbers equal to Wireshark's.
+NUMBERED_NON_PACKETS = frozenset({0x00000BAD, 0x40000BAD, 0x00000009})
 
 
 def sniff(head: bytes) -> str | None:
@@ -180,6 +184,9 @@ class CaptureReader:
                 rec = self._packet(btype, block, bo, ifaces, frame)
                 if rec is not None:
                     yield rec
+            elif btype in NUMBERED_NON_PACKETS:
+                frame += 1
+                self.frames = frame
 
     def _shb(self, block: bytes, bo: str) -> None:
         if len(block) < 28:

@@ -171,7 +171,7 @@ class Pipeline:
         try:
             self._loop(reader)
         except SpywallError as exc:
-            self._error(reader.frames + 1, exc.code, str(exc))
+            self._error(0, exc.code, f"reading stopped after frame {reader.frames}: {exc}")
         res.frames = reader.frames
         if self.analyzer is not None:
             calls, findings = self.analyzer.finish()

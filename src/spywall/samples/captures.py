@@ -105,13 +105,7 @@ class CaptureSample:
 
 def script_capture(s: Script, framing: str = "eth") -> Capture:
     """A voip ``Script`` laid out with any link framing."""
-    cap = Capture(framing=framing)
-    for e in s.events:
-        if e.transport == "udp":
-            cap.udp(e.ts, e.src, e.sport, e.dst, e.dport, e.payload)
-        else:
-            cap.tcp(e.ts, e.src, e.sport, e.dst, e.dport, e.payload, flags=e.flags or 0x18)
-    return cap
+    return s.capture().reframed(framing)
 
 
 def _lookup(s: Script, ts: float, host: str, addr: str) -> None:

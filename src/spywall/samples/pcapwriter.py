@@ -290,6 +290,13 @@ class Capture:
         self.tcp(ts, *server, *client, flags=TCP_SYN | TCP_ACK)
         self.tcp(ts, *client, *server, flags=TCP_ACK)
 
+    def reframed(self, framing: str) -> Capture:
+        """The same packets under another link framing."""
+        strip = len(frame(self.framing, b""))
+        out = Capture(framing=framing)
+        out.packets = [(ts, frame(framing, data[strip:])) for ts, data in self.packets]
+        return out
+
     def pcap(self, *, nano: bool = False, big_endian: bool = False) -> bytes:
         buf = io.BytesIO()
         w = PcapWriter(buf, self.linktype, nano=nano, big_endian=big_endian)
