@@ -145,3 +145,33 @@ def test_rtcp_length_agrees_with_tshark(tmp_path: Path) -> None:
     ours = {fr for r, fr in voip(run(f.read_bytes())) if r.startswith("voip-rtcp-")}
     assert theirs <= ours
     assert ours == set(range(3, 3 + len(crafted)))
+
+
+def test_spywall_pcap_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command end to end: exit status, JSON report with calls and frame numbers."""
+    from spywall.cli import main
+    from spywall.report import Report
+
+    clean, attack = v.Script(), v.Script()
+    v.clean_call(clean, 10.0, dialog(1), rtp_packets=10)
+    frames = v.zero_click_call(attack, 20.0, dialog(2, NSO, "wis@sip.nsogroup.com"))
+    (tmp_path / "clean.pcap").write_bytes(clean.capture().pcap())
+    (tmp_path / "attack.pcapng").write_bytes(attack.capture().pcapng())
+    iocs = str(stix_bundle(tmp_path / "wa2019.stix2"))
+
+    assert main(["pcap", "--iocs", iocs, "--quiet", "--format", "json",
+                 str(tmp_path / "clean.pcap")]) == 0
+    report = Report.model_validate_json(capsys.readouterr().out)
+    assert [c.state for c in report.calls] == ["ended"]
+    assert report.summary.findings == 0
+
+    assert main(["pcap", "--iocs", iocs, "--quiet", "--format", "json",
+                 str(tmp_path / "attack.pcapng")]) == 1
+    report = Report.model_validate_json(capsys.readouterr().out)
+    rules = {(f.rule, f.location.frame) for f in report.all_findings()}
+    assert ("voip-zero-click-media", frames[0]) in rules
+    assert ("voip-rtcp-length", frames[0]) in rules
+    assert ("voip-ioc-host", 1) in rules
+    (call,) = report.calls
+    assert (call.state, call.callee, call.anomalies) == \
+        ("failed", "sip:bob2@biloxi.example", 2 * len(frames) + 1 + 2)  # + domain and address
