@@ -212,3 +212,32 @@ def test_ifd_count_cap_keeps_what_was_read() -> None:
     assert isinstance(parsed.structure, t.TiffFile)
     assert len(parsed.structure.ifds) == t.MAX_IFDS
     assert any(f"more than {t.MAX_IFDS} IFDs" in w for w in parsed.warnings)
+
+
+def _app_padded(stream: bytes, segments: int) -> bytes:
+    app = b"\xff\xe1\x00\x06spyw"
+    return stream[:2] + app * segments + stream[2:]
+
+
+@pytest.mark.parametrize("variant", ["app-padding", "overlong-count", "no-counts"])
+def test_trigger_is_not_hidden(variant: str) -> None:
+    stream = s.ljpeg(16, 8, 1)
+    extra: dict[int, s.Value] = {}
+    if variant == "app-padding":
+        stream = _app_padded(stream, 200)
+    elif variant == "overlong-count":
+        extra = {t.STRIP_BYTE_COUNTS: (s.LONG, (1 << 30,))}
+    data = s.dng_with([stream], extra=extra)
+    if variant == "no-counts":
+        data = data.replace(struct.pack("<HHI", t.STRIP_BYTE_COUNTS, s.LONG, 1),
+                            struct.pack("<HHI", 0x9999, s.LONG, 1))
+    parsed = parse(data)
+    [hit] = ljc.detect(parsed)
+    assert hit.severity is None
+    assert (variant == "overlong-count") is any("past the end" in w for w in parsed.warnings)
+
+
+def test_sof_walk_is_charged_to_the_budget() -> None:
+    stream = _app_padded(s.ljpeg(16, 8, 1), 3000)
+    with pytest.raises(LimitExceeded):
+        parse(s.dng_with([stream]), Limits(max_elements=1000))

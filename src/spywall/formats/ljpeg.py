@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from spywall.errors import FormatError
 from spywall.formats.reader import Reader
+from spywall.limits import Budget
 
 SOI = b"\xff\xd8"
 SOS, EOI, SOF3 = 0xDA, 0xD9, 0xC3
 # Every SOFn: C0-C3, C5-C7, C9-CB, CD-CF (C4 is DHT, C8 is JPG, CC is DAC).
 SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
-MAX_SEGMENTS = 64
+MAX_SEGMENTS = 4096  # APPn/COM padding before the frame header must not hide it
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,10 @@ class Sof:
         return self.marker == SOF3
 
 
-def read_sof(data: bytes, start: int, end: int) -> Sof | None:
+def read_sof(data: bytes, start: int, end: int, budget: Budget | None = None) -> Sof | None:
     """The first frame header of the JPEG stream in ``data[start:end]``.
 
+    Every marker segment walked is charged to ``budget`` when one is given.
     ``None`` when the stream reaches SOS or EOI without a frame header. Raises
     ``FormatError`` (or ``TruncatedError``) when the stream is not a JPEG marker sequence.
     """
@@ -57,6 +59,8 @@ def read_sof(data: bytes, start: int, end: int) -> Sof | None:
             marker = r.u8()
         if marker in (SOS, EOI):
             return None
+        if budget is not None:
+            budget.charge_elements()
         if marker in STANDALONE:
             continue
         length = r.u16be()

@@ -146,11 +146,14 @@ class _Walker:
             self.warnings.append(message)
 
     def extent(self, offset: int, length: int, what: str) -> bool:
-        if offset < 0 or length < 0 or offset + length > len(self.data):
-            self.warn(f"{what} at {offset} (+{length}) lies outside the data")
-            return False
-        self.end = max(self.end, offset + length)
-        return True
+        """Account ``length`` bytes at ``offset``; ``False`` (and a warning) if they do not
+        all lie inside the data (the part inside still counts towards the logical end)."""
+        inside = offset + length <= len(self.data)
+        if not inside:
+            self.warn(f"{what} at {offset} (+{length}) runs past the end of the data")
+        if offset < len(self.data):
+            self.end = max(self.end, min(offset + length, len(self.data)))
+        return inside
 
     def chain(self, offset: int, label: str, depth: int, numbered: bool = False) -> None:
         """Walk one chain of IFDs linked by their next-IFD offsets."""
@@ -230,16 +233,19 @@ class _Walker:
         tiled = TILE_OFFSETS in ifd.entries
         offsets_tag, counts_tag = _SEGMENT_TAGS[1 if tiled else 0]
         lossless = ifd.value(COMPRESSION) == LOSSLESS_JPEG
+        counts = ifd.values(counts_tag)
         segs: list[Segment] = []
-        for i, (off, length) in enumerate(zip(ifd.values(offsets_tag), ifd.values(counts_tag),
-                                              strict=False)):
+        for i, off in enumerate(ifd.values(offsets_tag)):
+            # a missing or overlong byte count does not stop a decoder reading the stream,
+            # so the frame header is read from what the data holds
+            length = counts[i] if i < len(counts) else max(0, len(self.data) - off)
             what = f"{ifd.label} {'tile' if tiled else 'strip'} {i}"
-            inside = self.extent(off, length, what)
+            self.extent(off, length, what)
             sof = None
-            if lossless and inside and length:
-                self.ctx.budget.charge_elements()
+            if lossless and off < len(self.data) and length > 0:
                 try:
-                    sof = ljpeg.read_sof(self.data, off, off + length)
+                    sof = ljpeg.read_sof(self.data, off, min(off + length, len(self.data)),
+                                         self.ctx.budget)
                 except FormatError as exc:
                     self.warn(f"{what}: {exc}")
             segs.append(Segment(i, off, length, sof))
