@@ -225,3 +225,11 @@ def test_demux_table() -> None:
         [demux.STUN, demux.STUN, demux.ZRTP, demux.DTLS, demux.TURN, demux.RTP, demux.OTHER]
     assert demux.classify(bytes([0x80, 200])) == demux.RTCP
     assert demux.classify(bytes([0x80, 96])) == demux.RTP
+
+
+def test_xr_fixed_block_lengths() -> None:
+    ok = v.rtcp_part(207, 0, struct.pack(">I", 1) + struct.pack(">BBH", 6, 0, 9) + bytes(36))
+    assert rtcp.check_rtcp(ok) == []
+    bad = v.rtcp_part(207, 0, struct.pack(">I", 1) + struct.pack(">BBH", 4, 0, 3) + bytes(12))
+    assert [(a.rule, a.detail["block_length"]) for a in rtcp.check_rtcp(bad)] == \
+        [("voip-rtcp-xr-block", 3)]

@@ -18,7 +18,6 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from spywall.samples import Sample
 from spywall.samples.pcapwriter import Capture
 
 CNAME = b"alice@atlanta.example"
@@ -373,7 +372,3 @@ def zero_click_call(s: Script, t0: float, d: Dialog, *, port: int = 40000,
     s.udp(t0 + 1.15, a, b, d.request("ACK"))
     return frames
 
-
-def samples() -> Iterator[Sample]:
-    """No file samples: these are packet payloads, exercised through pcaps in the tests."""
-    return iter(())

@@ -86,6 +86,15 @@ def _bye(p: bytes, pos: int, end: int) -> list[Anomaly]:
     return []
 
 
+XR_BLOCK_WORDS: dict[int, Callable[[int], bool]] = {
+    4: lambda words: words == 2,                     # Receiver Reference Time
+    5: lambda words: words % 3 == 0,                 # DLRR: 3 words per sub-block
+    6: lambda words: words == 9,                     # Statistics Summary
+    7: lambda words: words == 8,                     # VoIP Metrics
+}
+"""RFC 3611 block types whose block length field is fixed (or a multiple)."""
+
+
 def _xr(p: bytes, pos: int, end: int) -> list[Anomaly]:
     off = pos + 8
     while off < end:
@@ -98,6 +107,11 @@ def _xr(p: bytes, pos: int, end: int) -> list[Anomaly]:
                             f"{off} runs past the part end at {end}",
                             {"offset": off, "block_type": p[off], "block_bytes": size,
                              "available": end - off})]
+        fits = XR_BLOCK_WORDS.get(p[off])
+        if fits is not None and not fits(size // 4 - 1):
+            return [Anomaly("voip-rtcp-xr-block", f"XR block type {p[off]} has block length "
+                            f"{size // 4 - 1}, not what RFC 3611 fixes for it",
+                            {"offset": off, "block_type": p[off], "block_length": size // 4 - 1})]
         off += size
     return []
 

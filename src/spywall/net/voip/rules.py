@@ -69,7 +69,9 @@ _ROWS: tuple[Rule, ...] = (
          "(RFC 3550 6.6).", Severity.HIGH, E, CVE_RTCP, (R_RTP,)),
     Rule("voip-rtcp-xr-block", "RTCP XR report block length runs past the packet",
          "An XR report block's length ((block length+1)*4 bytes including its 4-byte header) "
-         "runs past the end of the XR packet (RFC 3611 3).",
+         "runs past the end of the XR packet, or a block of a fixed-size type has another "
+         "length (RRT 2, DLRR a multiple of 3, Statistics Summary 9, VoIP Metrics 8; RFC 3611 "
+         "4).",
          Severity.HIGH, E, CVE_RTCP, (R_XR,)),
     Rule("voip-srtcp-length", "SRTCP first header length inconsistent with the datagram",
          "For SRTCP the cleartext first header's length must fit the datagram minus the "
