@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import plistlib
 import sqlite3
+import time
 import xml.parsers.expat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
-from spywall.iocs import IocIndex
+from spywall.iocs import Indicator, IocIndex
 from spywall.limits import Limits
 from spywall.report import (
     Finding,
@@ -54,6 +55,43 @@ class Record:
     data: dict[str, Scalar]
 
 
+MAX_MEMO = 500_000
+
+
+def url_host(url: str) -> str:
+    """The host part of a URL the way ``IocIndex.match_url`` takes it (scheme-less allowed)."""
+    text = url.strip()
+    rest = text.partition("://")[2] if "://" in text else text
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    return authority.rpartition("@")[2]
+
+
+class Lookup:
+    """Memoised indicator look-ups: evidence repeats values (hosts, processes, senders).
+
+    When the index holds no URL indicators, a URL can only match through its host, so it
+    is looked up as that host (and memoised per host) instead of once per distinct URL.
+    """
+
+    def __init__(self, index: IocIndex) -> None:
+        self.index = index
+        self.memo: dict[tuple[str, str], list[Indicator]] = {}
+        self.url_exact = any(i.kind == "url" for i in index.indicators)
+
+    def match(self, kind: str, value: str) -> list[Indicator]:
+        if kind == "url" and not self.url_exact:
+            kind, value = "host", url_host(value)
+            if not value:
+                return []
+        key = (kind, value)
+        hits = self.memo.get(key)
+        if hits is None:
+            hits = self.index.match(kind, value)
+            if len(self.memo) < MAX_MEMO:
+                self.memo[key] = hits
+        return hits
+
+
 @dataclass
 class CheckContext(Generic[E]):
     """What a module sees: the evidence, the index, and where results go."""
@@ -64,6 +102,10 @@ class CheckContext(Generic[E]):
     limits: Limits = field(default_factory=Limits)
     records: dict[str, list[Record]] = field(default_factory=dict)
     detected: dict[str, list[Record]] = field(default_factory=dict)
+    lookup: Lookup = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.lookup = Lookup(self.index)
 
     def record(self, module: str, timestamp: str | None, event: str,
                data: dict[str, Scalar]) -> Record:
@@ -85,7 +127,7 @@ class CheckContext(Generic[E]):
         """Match ``value`` as an indicator of ``kind``; add a finding per indicator hit."""
         if not value:
             return 0
-        hits = self.index.match(kind, value)
+        hits = self.lookup.match(kind, value)
         for ind in hits:
             module = rec.module if rec else "device"
             loc = Location(module=module, timestamp=rec.timestamp if rec else None,
@@ -176,16 +218,12 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
 
 
 def iso_unix(seconds: float | int | None) -> str | None:
-    """ISO-8601 UTC of unix seconds, or None when absent or implausible."""
-    if seconds is None or isinstance(seconds, bool):
+    """ISO-8601 UTC (whole seconds) of unix seconds, or None when absent or implausible."""
+    if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return None
-    try:
-        s = float(seconds)
-    except (TypeError, ValueError):
+    if not _TS_MIN <= seconds <= _TS_MAX:
         return None
-    if not _TS_MIN <= s <= _TS_MAX:
-        return None
-    return datetime.fromtimestamp(s, UTC).isoformat().replace("+00:00", "Z")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
 def iso_apple(value: float | int | None) -> str | None:

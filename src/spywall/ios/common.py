@@ -31,7 +31,7 @@ def ok(n: int, message: str = "") -> Result:
 
 def links(text: str | None) -> list[str]:
     """URL-like substrings of ``text`` (bounded), trailing punctuation removed."""
-    if not text:
+    if not text or ("://" not in text and "www." not in text.lower()):
         return []
     out = []
     for m in _URL.finditer(text):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import posixpath
 
-from spywall.device.base import FnModule, iso_apple, iso_datetime, iso_unix
+from spywall.device.base import FnModule, SchemaUnknown, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import require
 from spywall.ios import triangulation
 from spywall.ios.common import MAX_ROWS, SKIPPED, Ctx, Result, database, first_entry, ok, plist
@@ -31,12 +31,15 @@ def _datausage(ctx: Ctx) -> Result:
     path = ctx.evidence.display(entry)
     with database(ctx, entry) as conn:
         require(conn, "ZPROCESS", ("Z_PK", "ZPROCNAME", "ZBUNDLENAME", "ZFIRSTTIMESTAMP"))
-        require(conn, "ZLIVEUSAGE", ("Z_PK", "ZPROCESS", "ZTIMESTAMP", "ZWIFIIN", "ZWIFIOUT",
-                                     "ZWWANIN", "ZWWANOUT"))
+        have = require(conn, "ZLIVEUSAGE", ("Z_PK", "ZTIMESTAMP", "ZWIFIIN", "ZWIFIOUT",
+                                            "ZWWANIN", "ZWWANOUT"))
+        link = next((c for c in ("ZHASPROCESS", "ZPROCESS") if c in have), None)
+        if link is None:
+            raise SchemaUnknown("ZLIVEUSAGE has neither ZHASPROCESS nor ZPROCESS")
         procs = conn.execute("SELECT Z_PK, ZPROCNAME, ZBUNDLENAME, ZFIRSTTIMESTAMP "
                              "FROM ZPROCESS LIMIT ?", (MAX_ROWS,)).fetchall()
-        usage = conn.execute("SELECT Z_PK, ZPROCESS, ZTIMESTAMP, ZWIFIIN, ZWIFIOUT, ZWWANIN, "
-                             "ZWWANOUT FROM ZLIVEUSAGE LIMIT ?", (MAX_ROWS,)).fetchall()
+        usage = conn.execute(f"SELECT Z_PK, {link}, ZTIMESTAMP, ZWIFIIN, ZWIFIOUT, "  # noqa: S608
+                             "ZWWANIN, ZWWANOUT FROM ZLIVEUSAGE LIMIT ?", (MAX_ROWS,)).fetchall()
     names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
     for pk, (name, bundle, first) in names.items():
         rec = ctx.record("datausage", iso_apple(first), "process_first_seen",

@@ -231,12 +231,14 @@ def _sms(w: _Writer) -> None:
             planted = spec.planted and i == n // 2 - n // 2 % 3
             host = PLANTED["sms_domain"] if planted else f"site{i % 97}.example.org"
             text = f"see https://{host}/p/{i}?ref=msg" if i % 3 == 0 else f"message {i}"
-            c.execute("INSERT INTO message VALUES (?,?,?,?,?,?,?,?,NULL)",
+            c.execute("INSERT INTO message (ROWID, guid, text, handle_id, service, date, "
+                      "is_from_me, cache_has_attachments) VALUES (?,?,?,?,?,?,?,?)",
                       (i + 1, f"GUID-{i}", text, 1 + i % 3, "iMessage",
                        int(apple(T0 + 60 * i) * 1e9), 0, 0))
             c.execute("INSERT INTO chat_message_join VALUES (1, ?)", (i + 1,))
-        c.execute("INSERT INTO attachment VALUES (1, 'ATT-1', ?, ?, 'image/jpeg', "
-                  "'IMG_0001.jpg', ?)", (int(apple(attach_at)), _SMS_ATT, 0))
+        c.execute("INSERT INTO attachment (ROWID, guid, created_date, filename, mime_type, "
+                  "transfer_name, total_bytes) VALUES (1, 'ATT-1', ?, ?, 'image/jpeg', "
+                  "'IMG_0001.jpg', 0)", (int(apple(attach_at)), _SMS_ATT))
         c.execute("INSERT INTO message_attachment_join VALUES (1, 1)")
 
     schema = (
@@ -244,10 +246,16 @@ def _sms(w: _Writer) -> None:
         "CREATE TABLE chat (ROWID INTEGER PRIMARY KEY, guid TEXT, chat_identifier TEXT);"
         "CREATE TABLE message (ROWID INTEGER PRIMARY KEY, guid TEXT, text TEXT, "
         "handle_id INTEGER, service TEXT, date INTEGER, is_from_me INTEGER, "
-        "cache_has_attachments INTEGER, attributedBody BLOB DEFAULT NULL);"
+        "cache_has_attachments INTEGER, attributedBody BLOB DEFAULT NULL, account TEXT "
+        "DEFAULT 'e:me@example.com', date_read INTEGER DEFAULT 0, date_delivered INTEGER "
+        "DEFAULT 0, is_delivered INTEGER DEFAULT 1, is_read INTEGER DEFAULT 1, "
+        "cache_roomnames TEXT);"
         "CREATE TABLE chat_message_join (chat_id INTEGER, message_id INTEGER);"
         "CREATE TABLE attachment (ROWID INTEGER PRIMARY KEY, guid TEXT, created_date INTEGER, "
-        "filename TEXT, mime_type TEXT, transfer_name TEXT, total_bytes INTEGER);"
+        "filename TEXT, mime_type TEXT, transfer_name TEXT, total_bytes INTEGER, "
+        "start_date INTEGER DEFAULT 0, is_outgoing INTEGER DEFAULT 0, user_info BLOB, "
+        "transfer_state INTEGER DEFAULT 5, uti TEXT, is_sticker INTEGER DEFAULT 0, "
+        "hide_attachment INTEGER DEFAULT 0);"
         "CREATE TABLE message_attachment_join (message_id INTEGER, attachment_id INTEGER);")
     w.db("HomeDomain", "Library/SMS/sms.db", schema, fill, wal=spec.wal)
     rel = _SMS_ATT.removeprefix("~/")
@@ -265,19 +273,30 @@ def _whatsapp(w: _Writer) -> None:
     exploit = containers.jpeg() + containers.zip_of({"payload.bin": bytes(32)})
 
     def fill(c: sqlite3.Connection) -> None:
-        c.execute("INSERT INTO ZWACHATSESSION VALUES (1, 'Alex', '447700900123@s.whatsapp.net')")
+        c.execute("INSERT INTO ZWACHATSESSION (Z_PK, ZPARTNERNAME, ZCONTACTJID) "
+                  "VALUES (1, 'Alex', '447700900123@s.whatsapp.net')")
         host = PLANTED["whatsapp_domain"] if spec.planted else "news.example.org"
-        c.executemany("INSERT INTO ZWAMESSAGE VALUES (?,?,?,?,?,?)",
+        c.executemany("INSERT INTO ZWAMESSAGE (Z_PK, ZTEXT, ZMESSAGEDATE, ZCHATSESSION, "
+                      "ZFROMJID, ZMEDIAITEM) VALUES (?,?,?,?,?,?)",
                       [(1, f"look https://{host}/v", apple(T0 + 100), 1, "447700900123", None),
                        (2, None, apple(T0 + 200), 1, "447700900123", 1)])
-        c.execute("INSERT INTO ZWAMEDIAITEM VALUES (1, 2, ?, NULL)", (_WA_MEDIA,))
+        c.execute("INSERT INTO ZWAMEDIAITEM (Z_PK, ZMESSAGE, ZMEDIALOCALPATH) "
+                  "VALUES (1, 2, ?)", (_WA_MEDIA,))
 
     w.db(WA, "ChatStorage.sqlite",
          "CREATE TABLE ZWACHATSESSION (Z_PK INTEGER PRIMARY KEY, ZPARTNERNAME TEXT, "
-         "ZCONTACTJID TEXT); CREATE TABLE ZWAMESSAGE (Z_PK INTEGER PRIMARY KEY, ZTEXT TEXT, "
-         "ZMESSAGEDATE REAL, ZCHATSESSION INTEGER, ZFROMJID TEXT, ZMEDIAITEM INTEGER);"
+         "ZCONTACTJID TEXT, ZSESSIONTYPE INTEGER, ZARCHIVED INTEGER, ZREMOVED INTEGER, "
+         "ZMESSAGECOUNTER INTEGER, ZLASTMESSAGEDATE REAL, ZGROUPINFO INTEGER);"
+         "CREATE TABLE ZWAGROUPINFO (Z_PK INTEGER PRIMARY KEY, ZCREATIONDATE REAL);"
+         "CREATE TABLE ZWAMESSAGE (Z_PK INTEGER PRIMARY KEY, ZTEXT TEXT, ZMESSAGEDATE REAL, "
+         "ZSENTDATE REAL, ZCHATSESSION INTEGER, ZFROMJID TEXT, ZTOJID TEXT, ZISFROMME "
+         "INTEGER, ZMEDIAITEM INTEGER, ZMESSAGETYPE INTEGER);"
          "CREATE TABLE ZWAMEDIAITEM (Z_PK INTEGER PRIMARY KEY, ZMESSAGE INTEGER, "
-         "ZMEDIALOCALPATH TEXT, ZMEDIAURL TEXT);", fill)
+         "ZMEDIALOCALPATH TEXT, ZMEDIAURL TEXT, ZAUTHORNAME TEXT, ZTITLE TEXT);"
+         "CREATE TABLE ZWAMESSAGEDATAITEM (Z_PK INTEGER PRIMARY KEY, ZMESSAGE INTEGER, "
+         "ZCONTENT1 TEXT, ZCONTENT2 TEXT, ZMATCHEDTEXT TEXT, ZSUMMARY TEXT, ZTITLE TEXT);"
+         "CREATE TABLE ZWAPHONENUMBERLIDPAIR (Z_PK INTEGER PRIMARY KEY, ZLID TEXT, "
+         "ZPHONENUMBER TEXT, ZTIMESTAMP REAL);", fill)
     w.put(WA, f"Message/{_WA_MEDIA}", exploit if spec.planted else containers.jpeg())
 
 
@@ -307,14 +326,15 @@ def _safari(w: _Writer) -> None:
          "INTEGER, redirect_destination INTEGER);", fill)
 
     def tabs(c: sqlite3.Connection) -> None:
-        c.execute("INSERT INTO tabs VALUES (1, 'T-1', 'https://www.example.com/', 'Example', ?)",
-                  (apple(T0),))
+        c.execute("INSERT INTO tabs VALUES (1, 'T-1', 'https://www.example.com/', "
+                  "'https://www.example.com/', 'Example', ?)", (apple(T0),))
         c.execute("INSERT INTO tab_sessions VALUES (1, 'T-1', ?)",
                   (b"\x00\x00\x00\x01" + _plist({"SessionHistory": {"SessionHistoryEntries": [
                       {"SessionHistoryEntryURL": "https://www.example.com/"}]}}),))
 
     w.db(SAFARI, "Library/Safari/BrowserState.db",
-         "CREATE TABLE tabs (id INTEGER PRIMARY KEY, uuid TEXT, url TEXT, title TEXT, "
+         "CREATE TABLE tabs (id INTEGER PRIMARY KEY, uuid TEXT, url TEXT, "
+         "user_visible_url TEXT, title TEXT, "
          "last_viewed_time REAL); CREATE TABLE tab_sessions (id INTEGER PRIMARY KEY, "
          "tab_uuid TEXT, session_data BLOB);", tabs)
     observed = PLANTED["observed_domain"] if spec.planted else "example.net"
@@ -343,17 +363,20 @@ def _system(w: _Writer) -> None:
         for i, (name, bundle) in enumerate(procs, 1):
             c.execute("INSERT INTO ZPROCESS VALUES (?,?,?,?,?)",
                       (i, name, bundle, apple(T0 + i), apple(T0 + i)))
-            c.execute("INSERT INTO ZLIVEUSAGE VALUES (?,?,?,?,?,?,?)",
+            c.execute("INSERT INTO ZLIVEUSAGE (Z_PK, ZHASPROCESS, ZTIMESTAMP, ZWIFIIN, "
+                      "ZWIFIOUT, ZWWANIN, ZWWANOUT) VALUES (?,?,?,?,?,?,?)",
                       (i, i, apple(T0 + 10 * i), 1000.0 * i, 50.0, 0.0, 0.0))
         if spec.planted:  # usage of a process whose record was deleted
-            c.execute("INSERT INTO ZLIVEUSAGE VALUES (9999, 9998, ?, 10, 10, 0, 0)",
+            c.execute("INSERT INTO ZLIVEUSAGE (Z_PK, ZHASPROCESS, ZTIMESTAMP, ZWIFIIN, "
+                      "ZWIFIOUT, ZWWANIN, ZWWANOUT) VALUES (9999, 9998, ?, 10, 10, 0, 0)",
                       (apple(T0),))
 
     w.db("WirelessDomain", "Library/Databases/DataUsage.sqlite",
          "CREATE TABLE ZPROCESS (Z_PK INTEGER PRIMARY KEY, ZPROCNAME TEXT, ZBUNDLENAME TEXT, "
          "ZFIRSTTIMESTAMP REAL, ZTIMESTAMP REAL); CREATE TABLE ZLIVEUSAGE (Z_PK INTEGER "
-         "PRIMARY KEY, ZPROCESS INTEGER, ZTIMESTAMP REAL, ZWIFIIN REAL, ZWIFIOUT REAL, "
-         "ZWWANIN REAL, ZWWANOUT REAL);", usage)
+         "PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, ZKIND INTEGER, ZMETADATA INTEGER, "
+         "ZTAG INTEGER, ZHASPROCESS INTEGER, ZBILLCYCLEEND REAL, ZTIMESTAMP REAL, "
+         "ZWIFIIN REAL, ZWIFIOUT REAL, ZWWANIN REAL, ZWWANOUT REAL);", usage)
     day = _dt(T0)
     base: dict[str, object] = {"mediaserverd": [day, 10, 20, 0, 0]}
     if spec.planted:
@@ -368,8 +391,10 @@ def _system(w: _Writer) -> None:
     tcc_client = f"/private/var/db/{PLANTED['tcc_process']}" if spec.planted else "com.example.app"
     w.db("HomeDomain", "Library/TCC/TCC.db",
          "CREATE TABLE access (service TEXT, client TEXT, client_type INTEGER, auth_value "
-         "INTEGER, last_modified INTEGER);",
-         lambda c: c.executemany("INSERT INTO access VALUES (?,?,?,2,?)", [
+         "INTEGER, auth_reason INTEGER DEFAULT 2, auth_version INTEGER DEFAULT 1, "
+         "indirect_object_identifier TEXT DEFAULT 'UNUSED', last_modified INTEGER);",
+         lambda c: c.executemany("INSERT INTO access (service, client, client_type, "
+                                 "auth_value, last_modified) VALUES (?,?,?,2,?)", [
              ("kTCCServiceCamera", "com.apple.camera", 0, T0),
              ("kTCCServiceMicrophone", tcc_client, 0, T0 + 5)]))
     exe = (f"/private/var/tmp/{PLANTED['location_process']}" if spec.planted
@@ -384,13 +409,26 @@ def _system(w: _Writer) -> None:
     cal = PLANTED["calendar_email"] if spec.planted else "colleague@example.com"
     w.db("HomeDomain", "Library/Calendar/Calendar.sqlitedb",
          "CREATE TABLE Participant (ROWID INTEGER PRIMARY KEY, entity_type INTEGER, "
-         "email TEXT, owner_id INTEGER);",
-         lambda c: c.execute("INSERT INTO Participant VALUES (1, 7, ?, 1)", (f"mailto:{cal}",)))
+         "email TEXT, owner_id INTEGER, UUID TEXT, phone_number TEXT, comment TEXT, "
+         "last_modified REAL); CREATE TABLE CalendarItem (ROWID INTEGER PRIMARY KEY, "
+         "summary TEXT, description TEXT, start_date REAL, end_date REAL, all_day INTEGER, "
+         "calendar_id INTEGER, organizer_id INTEGER, url TEXT, last_modified REAL, "
+         "external_id TEXT, external_mod_tag TEXT, unique_identifier TEXT, hidden INTEGER, "
+         "UUID TEXT, creation_date REAL, action TEXT, created_by_id INTEGER);",
+         lambda c: (c.execute("INSERT INTO Participant (ROWID, entity_type, email, owner_id, "
+                              "UUID) VALUES (1, 7, ?, 1, 'P-1')", (f"mailto:{cal}",)),
+                    c.execute("INSERT INTO CalendarItem (ROWID, summary, description, "
+                              "start_date, end_date, organizer_id, UUID) VALUES "
+                              "(1, 'Call', '', ?, ?, 1, 'C-1')", (apple(T0), apple(T0 + 1800)))))
     if spec.planted:
         w.put("HomeDomain", f"Library/Preferences/{PLANTED['file_name']}", _plist({}))
         w.put(PROFILES, "Library/ConfigurationProfiles/profile-7a1b.stub",
               _plist({"PayloadUUID": PLANTED["profile"], "PayloadIdentifier": "com.x.mdm",
-                      "PayloadDisplayName": "Settings", "InstallDate": day}))
+                      "PayloadDisplayName": "Settings", "PayloadType": "Configuration",
+                      "PayloadContent": [{"PayloadType": "com.apple.webClip.managed",
+                                          "PayloadUUID": PLANTED["profile"],
+                                          "PayloadDisplayName": "Settings"}],
+                      "InstallDate": day}))
 
 
 def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:

@@ -1,0 +1,139 @@
+"""check-ios against MVT's ``mvt-ios check-backup`` on the same generated backup.
+
+Runs both tools as command-line programs (start-up, indicator loading and output files
+included) with (1) Amnesty's Pegasus set and (2) a generated 50,000-indicator STIX file,
+prints wall times and ratios, and checks that every indicator MVT matched is matched by
+spywall too (MVT's alerts.json / *_detected.json are parsed).
+
+    .venv/bin/pip install -e '.[bench]'
+    .venv/bin/python benchmarks/bench_ios_vs_mvt.py [--messages N] [--history N]
+
+MVT runs with network access disabled (MVT_NETWORK_ACCESS_ALLOWED=false) and a private
+config folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from spywall.samples.ios import PLANTED, BackupSpec, write_backup
+
+HERE = Path(__file__).resolve().parent
+PEGASUS = Path("/work/shared/iocs/amnesty_pegasus.stix2")
+BIN = Path(sys.executable).parent
+KINDS = {"domain": "domain-name:value", "process": "process:name", "email": "email-addr:value",
+         "file_name": "file:name", "profile": "configuration-profile:id"}
+
+
+def stix_file(path: Path, n: int) -> Path:
+    """A STIX 2.1 bundle of ``n`` random domains plus the generator's planted values."""
+    rnd = random.Random(7)
+    malware = f"malware--{uuid.UUID(int=rnd.getrandbits(128))}"
+    objects: list[dict[str, object]] = [{"type": "malware", "spec_version": "2.1",
+                                         "id": malware, "name": "Synthetic50k",
+                                         "is_family": False}]
+    patterns = [f"[{KINDS[next(k for k in KINDS if key.endswith(k))]} = '{v}']"
+                for key, v in PLANTED.items()]
+    while len(patterns) < n:
+        label = "".join(rnd.choices(string.ascii_lowercase, k=rnd.randint(6, 14)))
+        patterns.append(f"[domain-name:value = '{label}.{rnd.choice(['com', 'net', 'info'])}']")
+    for p in patterns:
+        ind = f"indicator--{uuid.UUID(int=rnd.getrandbits(128))}"
+        objects.append({"type": "indicator", "spec_version": "2.1", "id": ind,
+                        "pattern": p, "pattern_type": "stix",
+                        "valid_from": "2024-01-01T00:00:00Z",
+                        "created": "2024-01-01T00:00:00Z", "modified": "2024-01-01T00:00:00Z"})
+        objects.append({"type": "relationship", "spec_version": "2.1",
+                        "id": f"relationship--{uuid.UUID(int=rnd.getrandbits(128))}",
+                        "relationship_type": "indicates", "source_ref": ind,
+                        "target_ref": malware, "created": "2024-01-01T00:00:00Z",
+                        "modified": "2024-01-01T00:00:00Z"})
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                "objects": objects}))
+    return path
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    elapsed = time.perf_counter() - t
+    if proc.returncode not in (0, 1):
+        sys.stderr.write(proc.stderr[-3000:])
+        raise SystemExit(f"{cmd[0]} failed with status {proc.returncode}")
+    return elapsed
+
+
+def mvt_matches(out: Path) -> set[str]:
+    """Every indicator value MVT reported as matched (alerts.json and *_detected.json)."""
+    values: set[str] = set()
+    for f in out.glob("*.json"):
+        if f.name != "alerts.json" and not f.name.endswith("_detected.json"):
+            continue
+        for item in json.loads(f.read_text() or "[]"):
+            m = item.get("matched_indicator") if isinstance(item, dict) else None
+            if isinstance(m, dict) and m.get("value"):
+                values.add(str(m["value"]).lower())
+    return values
+
+
+def spywall_matches(report: Path) -> set[str]:
+    data = json.loads(report.read_text())
+    return {f["indicator"]["value"].lower() for s in data["subjects"] for f in s["findings"]
+            if f.get("indicator")}
+
+
+def compare(backup: Path, iocs: Path, work: Path, label: str) -> tuple[float, float]:
+    mvt_out, sw_out = work / f"mvt-{label}", work / f"spywall-{label}"
+    env = dict(os.environ, MVT_NETWORK_ACCESS_ALLOWED="false",
+               MVT_CONFIG_FOLDER=str(work / "mvt-config"))
+    t_mvt = timed([str(BIN / "mvt-ios"), "check-backup", "--iocs", str(iocs), "--output",
+                   str(mvt_out), str(backup)], env)
+    t_sw = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs", str(iocs), "-q",
+                  "-f", "json", "--output", str(sw_out)])
+    theirs, ours = mvt_matches(mvt_out), spywall_matches(sw_out / "report.json")
+    missing = theirs - ours
+    print(f"{label:>10}: mvt {t_mvt:7.2f}s  spywall {t_sw:6.2f}s  ratio {t_mvt / t_sw:6.1f}x"
+          f"  | indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
+          f"missed by spywall {sorted(missing) or 'none'}")
+    if missing:
+        raise SystemExit(f"spywall missed indicators MVT matched: {sorted(missing)}")
+    return t_mvt, t_sw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=20_000)
+    ap.add_argument("--history", type=int, default=20_000)
+    ap.add_argument("--processes", type=int, default=500)
+    ap.add_argument("--indicators", type=int, default=50_000)
+    args = ap.parse_args()
+    if shutil.which("mvt-ios", path=str(BIN)) is None:
+        raise SystemExit("mvt-ios not installed: .venv/bin/pip install -e '.[bench]'")
+    with tempfile.TemporaryDirectory(prefix="bench-ios-") as tmp:
+        work = Path(tmp)
+        t = time.perf_counter()
+        backup = write_backup(work / "backup", BackupSpec(
+            messages=args.messages, history=args.history, extra_processes=args.processes))
+        print(f"backup: {args.messages} messages, {args.history} history visits, "
+              f"{args.processes} processes (generated in {time.perf_counter() - t:.1f}s)")
+        big = stix_file(work / "synthetic50k.stix2", args.indicators)
+        results = {"pegasus": compare(backup, PEGASUS, work, "pegasus"),
+                   f"{args.indicators // 1000}k": compare(backup, big, work,
+                                                          f"{args.indicators // 1000}k")}
+        for label, (a, b) in results.items():
+            print(f"speed-up with {label}: {a / b:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
