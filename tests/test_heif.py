@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -156,3 +157,18 @@ def test_sniff_brands() -> None:
     assert h.sniff(s.box("ftyp", b"isom" + bytes(4) + b"isomavif")[:64])
     assert not h.sniff(s.box("ftyp", b"isom" + bytes(4) + b"isommp42")[:64])
     assert not h.sniff(b"\x00\x00\x00\x08ftyp")
+
+
+@pytest.mark.parametrize("config", [s.av1c, s.hvcc])
+def test_depth_from_codec_configuration(config: Callable[[int], bytes]) -> None:
+    items = [Item(1, "iovl", (s.ispe(64, 64),)), s._image(2, config(10)),
+             s._image(3, config(8), s.ALPHA)]
+    parsed = parse(s.heif(items, [Ref("dimg", 1, (2,)), Ref("auxl", 3, (2,))]))
+    hf = parsed.structure
+    assert isinstance(hf, h.HeifFile)
+    assert (hf.depth(2), hf.depth(3), hf.depth(1)) == (10, 8, None)
+    [hit] = heif_overlay_alpha_depth.detect(parsed)
+    assert hit.detail["alpha"] == 3
+    items[1] = s._image(2, config(12), s.pixi(8, 8, 8))  # pixi wins over the codec record
+    assert list(heif_overlay_alpha_depth.detect(parse(s.heif(items, [
+        Ref("dimg", 1, (2,)), Ref("auxl", 3, (2,))])))) == []

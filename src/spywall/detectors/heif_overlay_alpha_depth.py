@@ -2,11 +2,11 @@
 (CVE-2026-32882).
 
 Condition: an item of type ``iovl`` (overlay), and among its inputs (the ``to`` items of
-its ``dimg`` references) an image whose colour depth (the largest ``pixi`` channel depth)
-is larger than the depth of an alpha plane attached to it (an item with an ``auxl``
-reference to that input and an ``auxC`` alpha type, depth from its ``pixi``). A
-compositor that sizes the alpha buffer from one depth and reads it with the other
-overruns it. Inputs or alpha planes without ``pixi`` are not judged.
+its ``dimg`` references) an image whose colour depth is larger than the depth of an
+alpha plane attached to it (an item with an ``auxl`` reference to that input and an
+``auxC`` alpha type). Depth: the largest ``pixi`` channel depth, else the ``av1C`` or
+``hvcC`` codec configuration's bit depth. A compositor that sizes the alpha buffer from
+one depth and reads it with the other overruns it. Items of unknown depth are not judged.
 """
 
 from __future__ import annotations

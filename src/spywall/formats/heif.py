@@ -5,10 +5,11 @@ with its 16-byte extended type; ``MAX_DEPTH`` levels, every box charged to the b
 reads what the item model needs: ``ftyp`` brands; ``meta`` > ``iinf``/``infe`` (item ids
 and types), ``iloc`` (versions 0-2, offset/length/base_offset/index sizes, extents),
 ``iref`` (typed references such as ``dimg``, ``auxl``, ``thmb``), ``iprp`` > ``ipco``
-(``ispe`` size, ``pixi`` bits per channel, ``auxC`` auxiliary type, ``mskC`` mask bits;
-other properties by type only) and ``ipma`` (item -> property indices). No coded image
-data is read. ``logical_end`` is the end of the last well-formed top-level box; a
-top-level header that cannot be a box ends the file there (as appended data).
+(``ispe`` size, ``pixi`` bits per channel, ``auxC`` auxiliary type, ``mskC`` mask bits,
+``av1C``/``hvcC`` bit depth; other properties by type only) and ``ipma`` (item -> property
+indices). No coded image data is read. ``logical_end`` is the end of the last well-formed
+top-level box; a top-level header that cannot be a box ends the file there (as appended
+data).
 The format is ``avif`` when a brand says so, ``heif`` otherwise.
 """
 
@@ -101,8 +102,13 @@ class HeifFile:
         return aux is not None and aux.aux_type in ALPHA_TYPES
 
     def depth(self, item_id: int) -> int | None:
-        pixi = self.prop(item_id, "pixi")
-        return max(pixi.bits) if pixi is not None and pixi.bits else None
+        """Bits per sample: the largest ``pixi`` channel, else the codec configuration's
+        (``av1C`` / ``hvcC`` luma) depth, else ``None``."""
+        for ptype in ("pixi", "av1C", "hvcC"):
+            prop = self.prop(item_id, ptype)
+            if prop is not None and prop.bits:
+                return max(prop.bits)
+        return None
 
 
 def _brands(head: bytes) -> list[bytes]:
@@ -229,12 +235,13 @@ class _Meta:
 
     def property(self, box: Box) -> Property:
         index = len(self.properties) + 1
-        reader = _PROPERTIES.get(box.type)
-        if reader is None:
-            return Property(index, box.type, box.offset)
         bare = Property(index, box.type, box.offset)
+        known = _PROPERTIES.get(box.type)
+        if known is None:
+            return bare
+        full, reader = known
         try:
-            return reader(self.reader(box)[0], bare)
+            return reader(self.reader(box, full)[0], bare)
         except FormatError:
             return bare
 
@@ -272,7 +279,23 @@ def _auxc(r: Reader, p: Property) -> Property:
     return Property(p.index, p.type, p.offset, aux_type=name)
 
 
-_PROPERTIES = {"ispe": _ispe, "pixi": _pixi, "mskC": _mskc, "auxC": _auxc}
+def _av1c(r: Reader, p: Property) -> Property:
+    """AV1CodecConfigurationRecord: byte 2 holds high_bitdepth (0x40) and twelve_bit (0x20)."""
+    r.skip(2)
+    flags = r.u8()
+    depth = (12 if flags & 0x20 else 10) if flags & 0x40 else 8
+    return Property(p.index, p.type, p.offset, bits=(depth,))
+
+
+def _hvcc(r: Reader, p: Property) -> Property:
+    """HEVCDecoderConfigurationRecord: bitDepthLumaMinus8 in the low 3 bits of byte 17."""
+    r.skip(17)
+    return Property(p.index, p.type, p.offset, bits=((r.u8() & 7) + 8,))
+
+
+# Property type -> (is a FullBox, reader of its fields).
+_PROPERTIES = {"ispe": (True, _ispe), "pixi": (True, _pixi), "mskC": (True, _mskc),
+               "auxC": (True, _auxc), "av1C": (False, _av1c), "hvcC": (False, _hvcc)}
 _META_CHILDREN = {"pitm": _Meta.pitm, "iinf": _Meta.iinf, "iloc": _Meta.iloc,
                   "iref": _Meta.iref, "iprp": _Meta.iprp}
 

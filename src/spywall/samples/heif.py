@@ -37,6 +37,15 @@ def pixi(*bits: int) -> bytes:
 ALPHA = full("auxC", ALPHA_URN)
 
 
+def av1c(depth: int) -> bytes:
+    flags = {8: 0, 10: 0x40, 12: 0x60}[depth]
+    return box("av1C", bytes((0x81, 0, flags, 0)))
+
+
+def hvcc(depth: int) -> bytes:
+    return box("hvcC", bytes(17) + bytes((0xF8 | (depth - 8), 0xF8 | (depth - 8))) + bytes(4))
+
+
 def mskc(bits: int) -> bytes:
     return full("mskC", bytes((bits,)))
 
