@@ -211,6 +211,9 @@ def test_many_groups_are_remapped_and_unreferenced_groups_marked() -> None:
     (g,) = main.notable
     assert (g.index, g.referenced) == (1000, False)
     assert not main.past_allocation
+    (f,) = scan_bytes(sw.riff(sw.chunk(b"VP8L", w.getvalue())), "m.webp").findings
+    assert "does not use this group" in f.message
+    assert f.detail["referenced"] is False
 
 
 @pytest.mark.parametrize(("bits", "what"), [(0, "cache bits 0"), (12, "cache bits 12")])
@@ -292,3 +295,15 @@ def test_libwebp_decodes_the_twin_and_rejects_the_crafted_codes(tmp_path: Path,
     bad = _dwebp(tmp_path, name, dict(sw.crafted_streams())[name])
     assert bad.returncode != 0
     assert "BITSTREAM_ERROR" in bad.stderr + bad.stdout
+
+
+def test_finding_detail_and_metadata() -> None:
+    (f,) = scan_bytes(SAMPLES["blastpass-animated.webp"].data, "a.webp").findings
+    assert f.severity == "critical"
+    assert set(f.cves) == {"CVE-2023-4863", "CVE-2023-41064"}
+    d = f.detail
+    assert (d["code"], d["built"], d["budget"], d["tree_valid"]) == ("distance", 414, 410, False)
+    assert (d["image"], d["group"], d["frame"], d["block"]) == ("main image", 0, 2, 2954)
+    assert d["past_allocation"] is True  # one group: 2958 entries in a 2954-entry allocation
+    (f,) = scan_bytes(SAMPLES["blastpass-cache6.webp"].data, "c.webp").findings
+    assert f.detail["past_allocation"] is False  # 2958 fit in 2954 + 64

@@ -27,8 +27,6 @@ from spywall.formats.vp8l import Bitstream, GroupBuild, ImageCodes
 from spywall.formats.webp import WebP
 from spywall.report import FindingKind, Severity
 
-MAX_HITS_PER_STREAM = 8
-
 
 def _message(s: Bitstream, img: ImageCodes, g: GroupBuild) -> str:
     where = "the main image" if img.role == "main image" else f"the {img.role} (a sub-image)"
@@ -37,8 +35,10 @@ def _message(s: Bitstream, img: ImageCodes, g: GroupBuild) -> str:
                      f"{c.budget}" for c in g.over) or "no single code over its budget"
     total = (f"; the group's tables take {g.total} of the {g.block}-entry block"
              if g.total > g.block else "")
+    unused = ("" if g.referenced else " (the entropy image does not use this group: "
+              "libwebp 1.1+ reads it without building tables)")
     return (f"group {g.index} of {where} in the {s.source} bit stream at offset {s.offset}"
-            f"{frame}: {over}{total}")
+            f"{frame}: {over}{total}{unused}")
 
 
 def _hit(s: Bitstream, img: ImageCodes, g: GroupBuild) -> Hit:
@@ -59,21 +59,18 @@ def _hit(s: Bitstream, img: ImageCodes, g: GroupBuild) -> Hit:
 
 
 def detect(parsed: Parsed) -> Iterator[Hit]:
-    """Yield one hit per group whose simulated tables exceed a code's share or the block."""
+    """Yield one hit per group whose simulated tables exceed a code's share or the block.
+
+    libwebp stops at the first rejected tree, and only a rejected (incomplete) tree can
+    exceed its share, so there is at most one such group per bit stream.
+    """
     webp = parsed.structure
     if not isinstance(webp, WebP):
         return
     for s in webp.streams:
-        hits = 0
         for img in s.images:
             for g in img.notable:
-                if hits < MAX_HITS_PER_STREAM:
-                    yield _hit(s, img, g)
-                hits += 1
-        if hits > MAX_HITS_PER_STREAM:
-            yield Hit(message=f"{hits - MAX_HITS_PER_STREAM} more overflowing groups in the "
-                              f"{s.source} bit stream at offset {s.offset} not listed",
-                      offset=s.offset, detail={"groups_not_listed": hits - MAX_HITS_PER_STREAM})
+                yield _hit(s, img, g)
 
 
 DETECTOR = Detector(
