@@ -224,3 +224,49 @@ def test_many_objects_hit_the_element_cap() -> None:
     p.Root.Many = pikepdf.Array([p.make_indirect(pikepdf.Dictionary(N=i)) for i in range(300)])
     with pytest.raises(LimitExceeded, match="more than 100 elements"):
         parse(s.save(p), Limits(max_elements=100))
+
+
+def test_shadowed_revision_is_examined_under_its_offset() -> None:
+    base = s.jbig2_pdf(ATTACK)
+    num = s.image_number(base)
+    shadow_at = base.index(b"\n%d 0 obj" % num) + 1
+    data = s.incremental_update(base, {num: s.image_object(s.join(s.benign_segments()))})
+    parsed, children = parse(data)
+    assert doc(parsed).shadowed == 1
+    names = sorted(c.name for c in children)
+    assert names == [f"obj {num} 0 (JBIG2)", f"obj {num} 0 @{shadow_at} (JBIG2)"]
+    shadow = next(c for c in children if "@" in c.name)
+    assert shadow.data == ATTACK
+    live = next(c for c in children if "@" not in c.name)
+    assert live.data == s.join(s.benign_segments())
+    subject = scan_bytes(data, "x.pdf")
+    assert [f.path for f in subject.findings] == [f"x.pdf!/{shadow.name}"]
+    assert subject.errors == []
+
+
+def test_shadow_offsets_count_from_the_header() -> None:
+    base = s.jbig2_pdf(ATTACK)
+    num = s.image_number(base)
+    data = b"junk before the header\n" + s.incremental_update(
+        base, {num: s.image_object(s.join(s.benign_segments()))})
+    assert rules(data) == {"jbig2-symbol-overflow"}
+
+
+def test_benign_pdfs_have_no_shadows() -> None:
+    for data in (s.pillow_pdf(), s.text_pdf(), s.jbig2_pdf(ATTACK, ["FlateDecode"], objstm=True)):
+        parsed, _ = parse(data)
+        assert doc(parsed).shadowed == 0
+
+
+def test_encrypted_files_skip_the_shadow_pass() -> None:
+    base = s.jbig2_pdf(s.join(s.benign_segments()), user_password="")
+    parsed, children = parse(base + b"\n5 0 obj\n<< >>\nendobj\n")
+    assert doc(parsed).encrypted
+    assert doc(parsed).shadowed == 0
+    assert all("@" not in c.name for c in children)
+
+
+def test_escaped_filter_names_are_normalised() -> None:
+    data = s.jbig2_pdf(ATTACK).replace(b"/JBIG2Decode", b"/JBIG2#44ecode")
+    assert b"/JBIG2Decode" not in data
+    assert rules(data) == {"jbig2-symbol-overflow"}

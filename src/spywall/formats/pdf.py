@@ -17,6 +17,13 @@ Children (named like ``obj 12 0 (FontFile2)``), in object order:
 - font programs (``/FontFile``, ``/FontFile2``, ``/FontFile3`` of a font descriptor) and
   embedded files (``/Type /EmbeddedFile``), decoded and sniffed.
 
+Shadowed definitions: the raw bytes are searched for every ``N G obj``; a definition
+the cross-reference table does not point to (an older revision left by an incremental
+update, or one a reader that rebuilds the table would pick instead) is examined too, by
+reopening the file with a small update section that points at it (up to 256 such
+definitions, in up to 4 layers; not for encrypted files). Its children are named like
+``obj 5 0 @331 (Image)``.
+
 Page content streams, form XObjects, metadata and the like are skipped: their content
 is operators for the renderer, not the attack surface of a parser examined here. Inline
 images inside content streams cannot use JBIG2 (ISO 32000-1 Table 94).
@@ -36,6 +43,7 @@ our caps.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -44,6 +52,7 @@ import pikepdf
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
+from spywall.limits import Budget
 
 # pikepdf raises its own PikepdfError family and lets pybind11's translations of C++
 # exceptions through (RuntimeError, ValueError, IndexError, OverflowError, TypeError,
@@ -54,6 +63,16 @@ FONT_KEYS = ("/FontFile", "/FontFile2", "/FontFile3")
 INT_PARAMS = ("Predictor", "Colors", "BitsPerComponent", "Columns", "EarlyChange")
 MAX_WARNINGS = 20
 HEADER = b"%PDF-"
+MAX_SHADOWS = 256
+MAX_OBJ_HITS = 1_000_000
+MAX_LAYERS = 4
+_WS = rb"[\x00\t\n\x0c\r ]+"
+_NUMS_BEFORE = re.compile(rb"(?<![0-9])([0-9]{1,10})" + _WS + rb"([0-9]{1,5})" + _WS + rb"\Z")
+_OBJ = re.compile(rb"obj")
+_QPDF_SOURCE = re.compile(r"^stream <[^>]*>:? ?")
+_STARTXREF = re.compile(rb"startxref[\x00\t\n\x0c\r ]+([0-9]{1,12})")
+_NAME_BYTES = frozenset(
+    bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
 class EncryptedPdf(FormatError):
@@ -68,6 +87,7 @@ class PdfStream:
     generation: int
     role: str
     filters: tuple[str, ...]
+    shadow_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,7 @@ class PdfDocument:
     objects: int
     encrypted: bool
     streams: tuple[PdfStream, ...]
+    shadowed: int = 0
 
 
 def sniff(head: bytes) -> bool:
@@ -140,40 +161,121 @@ def _font_streams(obj: pikepdf.Object) -> Iterator[tuple[str, pikepdf.Stream]]:
                     yield key[1:], value
 
 
+Key = tuple[int, int, int]  # object number, generation, shadow offset (-1: the live one)
+
+
+def _object_headers(data: bytes, budget: Budget) -> Iterator[tuple[int, int, int]]:
+    """(number, generation, offset) of every ``N G obj`` in the first ``MAX_OBJ_HITS``
+    occurrences of ``obj`` in the raw bytes."""
+    for i, hit in enumerate(_OBJ.finditer(data)):  # a compiled literal search beats find
+        if i >= MAX_OBJ_HITS:
+            return
+        if not i & 0xFFF:
+            budget.check_time()
+        pos = hit.start()
+        m = _NUMS_BEFORE.search(data, max(0, pos - 40), pos)
+        if m is not None and data[pos + 3 : pos + 4] not in _NAME_BYTES:
+            yield int(m[1]), int(m[2]), m.start()
+
+
+def _base(data: bytes) -> int:
+    """Where offsets count from: qpdf takes a header found within 1024 bytes as 0."""
+    return max(0, data.find(HEADER, 0, 1024))
+
+
+def shadow_layers(
+    data: bytes, pdf: pikepdf.Pdf, budget: Budget
+) -> tuple[list[dict[tuple[int, int], int]], int]:
+    """Object definitions the cross-reference table does not point to, in layers.
+
+    Layer ``i`` holds the ``i``-th such definition of each object number: older revisions
+    left by incremental updates, or objects a reconstructing reader would find instead.
+    """
+    live = {e.offset for e in pdf.get_xref_table().values() if e.type == 1}
+    found: dict[tuple[int, int], list[int]] = {}
+    total = 0
+    base = _base(data)
+    for num, gen, off in _object_headers(data, budget):
+        if off - base not in live:
+            found.setdefault((num, gen), []).append(off - base)
+            total += 1
+            if total >= MAX_SHADOWS:
+                break
+    depth = min(MAX_LAYERS, max((len(v) for v in found.values()), default=0))
+    return [{k: v[i] for k, v in found.items() if i < len(v)} for i in range(depth)], total
+
+
+def _overlay(data: bytes, pdf: pikepdf.Pdf, layer: dict[tuple[int, int], int]) -> bytes | None:
+    """``data`` plus an update section whose table points at ``layer``'s definitions.
+
+    Offsets count from the ``%PDF-`` header, as qpdf counts them."""
+    m = _STARTXREF.match(data, max(0, data.rfind(b"startxref")))
+    root = pdf.trailer.get("/Root")
+    if m is None or not isinstance(root, pikepdf.Dictionary) or not root.is_indirect:
+        return None
+    declared = pdf.trailer.get("/Size")
+    size = max(declared if isinstance(declared, int) else 0, *(n + 1 for n, _ in layer))
+    rows = "".join(f"{n} 1\n{off:010d} {g:05d} n\r\n" for (n, g), off in sorted(layer.items()))
+    root_num, root_gen = root.objgen
+    section = (f"\nxref\n{rows}trailer\n<< /Size {size} /Root {root_num} {root_gen} R "
+               f"/Prev {int(m[1])} >>\nstartxref\n{len(data) + 1 - _base(data)}\n%%EOF\n")
+    return data + section.encode()
+
+
 class _Streams:
     """Selects the streams to examine and turns each into a child."""
 
     def __init__(self, pdf: pikepdf.Pdf, ctx: ParseContext) -> None:
         self.pdf = pdf
         self.ctx = ctx
-        self.selected: dict[tuple[int, int], tuple[str, pikepdf.Stream]] = {}
-        self.globals: dict[tuple[int, int], bytes] = {}
+        self.selected: dict[Key, tuple[str, pikepdf.Stream]] = {}
+        self.globals: dict[tuple[int, int, int], bytes] = {}
+        self.overlays: list[pikepdf.Pdf] = []
+
+    def _take(self, obj: pikepdf.Object, shadow: int = -1) -> None:
+        if isinstance(obj, pikepdf.Stream):
+            try:
+                role = _stream_role(obj)
+            except FormatError:  # reported when the stream is examined
+                role = "Stream"
+            if role is not None:
+                self.selected.setdefault((*obj.objgen, shadow), (role, obj))
+        elif isinstance(obj, pikepdf.Dictionary):
+            for role, stream in _font_streams(obj):
+                self.selected[(*stream.objgen, -1)] = (role, stream)
 
     def select(self) -> int:
         count = 0
         for obj in self.pdf.objects:
             count += 1
             self.ctx.budget.charge_elements()
-            if isinstance(obj, pikepdf.Stream):
-                try:
-                    role = _stream_role(obj)
-                except FormatError:  # reported when the stream is examined
-                    role = "Stream"
-                if role is not None:
-                    self.selected.setdefault(obj.objgen, (role, obj))
-            elif isinstance(obj, pikepdf.Dictionary):
-                for role, stream in _font_streams(obj):
-                    self.selected[stream.objgen] = (role, stream)
+            self._take(obj)
         return count
+
+    def select_shadows(self, data: bytes) -> int:
+        """Examine definitions the table does not point to; encrypted files are skipped."""
+        if self.pdf.is_encrypted:
+            return 0
+        layers, total = shadow_layers(data, self.pdf, self.ctx.budget)
+        for layer in layers:
+            overlay = _overlay(data, self.pdf, layer)
+            if overlay is None:
+                break
+            other = pikepdf.open(io.BytesIO(overlay))
+            self.overlays.append(other)
+            for (num, gen), off in layer.items():
+                self.ctx.budget.charge_elements()
+                self._take(other.get_object((num, gen)), off)
+        return total
 
     def describe(self) -> tuple[PdfStream, ...]:
         out = []
-        for (num, gen), (role, stream) in sorted(self.selected.items()):
+        for (num, gen, off), (role, stream) in sorted(self.selected.items()):
             try:
                 names = tuple(name for name, _ in _filters(stream))
             except FormatError:
                 names = ("<bad filter chain>",)
-            out.append(PdfStream(num, gen, role, names))
+            out.append(PdfStream(num, gen, role, names, None if off < 0 else off))
         return tuple(out)
 
     def _jbig2_globals(self, stream: pikepdf.Stream) -> bytes:
@@ -181,12 +283,14 @@ class _Streams:
         glob = parms[0].get("/JBIG2Globals") if isinstance(parms[0], pikepdf.Dictionary) else None
         if not isinstance(glob, pikepdf.Stream):
             return b""
-        if glob.objgen not in self.globals:
+        owners = (self.pdf, *self.overlays)
+        key = (*glob.objgen, next(i for i, p in enumerate(owners) if glob.is_owned_by(p)))
+        if key not in self.globals:
             data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
             if codec is not None:
                 raise FormatError(f"/JBIG2Globals encoded with /{codec}")
-            self.globals[glob.objgen] = data
-        return self.globals[glob.objgen]
+            self.globals[key] = data
+        return self.globals[key]
 
     def child(self, name: str, role: str, stream: pikepdf.Stream) -> Child | None:
         chain = _chain(stream)
@@ -201,8 +305,8 @@ class _Streams:
     def children(self) -> Iterator[Child]:
         deferred: LimitExceeded | None = None
         budget = self.ctx.budget
-        for (num, gen), (role, stream) in sorted(self.selected.items()):
-            name = f"obj {num} {gen} ({role})"
+        for (num, gen, off), (role, stream) in sorted(self.selected.items()):
+            name = f"obj {num} {gen}{'' if off < 0 else f' @{off}'} ({role})"
             try:
                 child = self.child(name, role, stream)
             except LimitExceeded as exc:
@@ -215,13 +319,19 @@ class _Streams:
                 yield Child(name, b"", error=str(exc))
                 continue
             except PIKEPDF_ERRORS as exc:
-                yield Child(name, b"", error=f"cannot read stream: {exc}")
+                yield Child(name, b"", error=f"cannot read stream: {_qpdf_text(exc)}")
                 continue
             if child is not None:
                 yield child
-        self.pdf.close()
+        for pdf in (self.pdf, *self.overlays):
+            pdf.close()
         if deferred is not None:
             raise deferred
+
+
+def _qpdf_text(message: object) -> str:
+    """A qpdf message without the name of the in-memory stream it was read from."""
+    return _QPDF_SOURCE.sub("", str(message))
 
 
 def logical_end(data: bytes) -> int | None:
@@ -236,25 +346,31 @@ def logical_end(data: bytes) -> int | None:
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
+    end = logical_end(data)
+    # qpdf drops an object that runs to the very end of a file with no %%EOF after it
+    # ("EOF after endobj"): give it one, past the data, where no offset can point.
+    if not data[-64:].rstrip().endswith(b"%%EOF"):
+        data += b"\n%%EOF\n"
     try:
         pdf = pikepdf.open(io.BytesIO(data), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except PIKEPDF_ERRORS as exc:
-        raise FormatError(f"bad PDF: {exc}") from exc
+        raise FormatError(f"bad PDF: {_qpdf_text(exc)}") from exc
     streams = _Streams(pdf, ctx)
     try:
         count = streams.select()
+        shadowed = streams.select_shadows(data)
         doc = PdfDocument(version=str(pdf.pdf_version), header_offset=data.find(HEADER),
                           objects=count, encrypted=bool(pdf.is_encrypted),
-                          streams=streams.describe())
+                          streams=streams.describe(), shadowed=shadowed)
         notes = [str(w) for w in pdf.get_warnings()]
     except PIKEPDF_ERRORS as exc:
-        raise FormatError(f"bad PDF object: {exc}") from exc
-    warnings = [f"qpdf: {w}" for w in notes[:MAX_WARNINGS]]
+        raise FormatError(f"bad PDF object: {_qpdf_text(exc)}") from exc
+    warnings = [f"qpdf: {_qpdf_text(w)}" for w in notes[:MAX_WARNINGS]]
     if len(notes) > MAX_WARNINGS:
         warnings.append(f"qpdf: {len(notes) - MAX_WARNINGS} more warnings")
-    return Parsed(format="pdf", structure=doc, logical_end=logical_end(data),
+    return Parsed(format="pdf", structure=doc, logical_end=end,
                   children=streams.children(), warnings=warnings)
 
 

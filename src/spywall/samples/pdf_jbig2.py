@@ -234,6 +234,44 @@ def save(pdf: object, objstm: bool = False, user_password: str | None = None) ->
     return buf.getvalue()
 
 
+def image_object(segments: bytes) -> bytes:
+    """The body of a JBIG2 image XObject (``<< ... >> stream ... endstream``)."""
+    head = (b"<< /Type /XObject /Subtype /Image /Width 8 /Height 8 /BitsPerComponent 1 "
+            b"/ColorSpace /DeviceGray /Filter /JBIG2Decode /Length %d >>\nstream\n")
+    return head % len(segments) + segments + b"\nendstream"
+
+
+def incremental_update(data: bytes, objects: dict[int, bytes], xref: bool = True) -> bytes:
+    """Append new definitions of ``objects`` (number -> body) as an update section.
+
+    Without ``xref`` the definitions are appended bare, after the last ``%%EOF``: only a
+    reader that rebuilds the table by scanning would find them.
+    """
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        root, size = pdf.Root.objgen[0], int(pdf.trailer.Size)
+    prev = int(data[data.rindex(b"startxref") + 9 :].split()[0])
+    out = bytearray(data)
+    rows = []
+    for num, body in sorted(objects.items()):
+        rows.append(b"%d 1\n%010d 00000 n\r\n" % (num, len(out)))
+        out += b"%d 0 obj\n%s\nendobj\n" % (num, body)
+    if xref:
+        at = len(out)
+        out += b"xref\n" + b"".join(rows)
+        out += b"trailer\n<< /Size %d /Root %d 0 R /Prev %d >>\n" % (size, root, prev)
+        out += b"startxref\n%d\n%%%%EOF\n" % at
+    return bytes(out)
+
+
+def image_number(data: bytes) -> int:
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(data)) as pdf:
+        return int(pdf.pages[0].Resources.XObject.Im0.objgen[0])
+
+
 def pillow_pdf() -> bytes:
     from PIL import Image
 
@@ -347,6 +385,18 @@ def _pdfs() -> Iterator[Sample]:
     flood = join([*forcedentry_segments(), *refinement_flood()])
     yield Sample("forcedentry.gif", jbig2_pdf(flood, ["FlateDecode"], objstm=True),
                  OVERFLOW | FLOOD, "FORCEDENTRY-style: a PDF named .gif, overflow and logic")
+    base = jbig2_pdf(attack)
+    benign_image = {image_number(base): image_object(join(benign_segments()))}
+    yield Sample("forcedentry-shadowed.pdf", incremental_update(base, benign_image), OVERFLOW,
+                 "the trigger in a revision an incremental update replaced")
+    plain = jbig2_pdf(join(benign_segments()))
+    yield Sample("forcedentry-orphan.pdf",
+                 incremental_update(plain, {image_number(plain): image_object(attack)},
+                                    xref=False), OVERFLOW,
+                 "the trigger in a definition after %%EOF that no table points to")
+    yield Sample("benign-incremental.pdf", incremental_update(plain, {
+        image_number(plain): image_object(join(benign_segments()))}), frozenset(),
+                 "an ordinary incremental update")
     yield Sample("forcedentry-empty-password.pdf", jbig2_pdf(attack, user_password=""),
                  OVERFLOW, "encrypted with the empty user password: still examined")
     locked = jbig2_pdf(attack, user_password="secret")  # noqa: S106 (a sample's password)
