@@ -212,6 +212,13 @@ def benign_images() -> Iterator[tuple[str, bytes]]:
     yield "benign-animated-lossless.webp", _pillow(frames, lossless=True)
     yield "benign-lossy.webp", _pillow([grad], quality=80)
     yield "benign-lossy-alpha.webp", _pillow([photo], quality=80)
+    checks = []
+    for i in range(3):  # lossy frames with lossless-compressed alpha: ANMF + ALPH + VP8
+        im = Image.new("RGBA", (48, 48), (i * 60, 40, 200, 255))
+        for k in range(0, 48, 16):
+            im.paste((200, i * 50, 10, 100), (k, (k + 8 * i) % 48, k + 8, (k + 8 * i) % 48 + 8))
+        checks.append(im)
+    yield "benign-animated-lossy-alpha.webp", _pillow(checks, quality=70)
 
 
 NOTES = {
