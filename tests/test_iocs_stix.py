@@ -165,3 +165,16 @@ def test_mutated_bundles_only_spywall_errors(noise: bytes, at: int) -> None:
     data = base[:at] + noise + base[at + len(noise) // 2:]
     with contextlib.suppress(SpywallError):
         load_bundle(data, "m", "m")
+
+
+def test_slow_parser_budget_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import spywall.iocs.stix as stix
+
+    monkeypatch.setattr(stix, "MAX_SLOW", 1)
+    data = _bundle("[domain-name:value = 'a.com'] OR [domain-name:value = 'b.com']",
+                   "[domain-name:value = 'c.com'] OR [domain-name:value = 'd.com']",
+                   "[domain-name:value = 'e.com']")
+    got = load_bundle(data, "s", "s")
+    assert sorted(i.value for i in got.indicators) == ["a.com", "b.com", "e.com"]
+    assert len(got.unsupported) == 1
+    assert "complex patterns" in got.unsupported[0]

@@ -28,6 +28,7 @@ from spywall.iocs.model import Indicator, classify
 MAX_OBJECTS = 2_000_000
 MAX_PATTERN = 4096          # longer patterns are not handed to the (recursive) ANTLR parser
 MAX_COMPARISONS = 1000      # per pattern
+MAX_SLOW = 5000             # patterns per file handed to stix2-patterns (~1-80 ms each)
 
 _WS = r"[ \t\r\n]*"
 _IDENT = r"[a-z_][a-z0-9_]*"
@@ -121,9 +122,14 @@ def slow_comparisons(pattern: str) -> list[Comparison]:
     return out
 
 
-def comparisons(pattern: str) -> list[Comparison]:
+def comparisons(pattern: str, slow: bool = True) -> list[Comparison]:
+    """Comparisons of a pattern: fast path, else stix2-patterns when ``slow`` allows."""
     fast = fast_comparisons(pattern)
-    return fast if fast is not None else slow_comparisons(pattern)
+    if fast is not None:
+        return fast
+    if not slow:
+        raise UnsupportedPattern(f"more than {MAX_SLOW} complex patterns in one file")
+    return slow_comparisons(pattern)
 
 
 @dataclass
@@ -168,6 +174,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
     owner, names = _collections(objs)
     fallback = names[0] if len(names) == 1 else default_collection
     out = Loaded(collections=names or [default_collection])
+    slow_left = MAX_SLOW
     for o in objs:
         pattern = o.get("pattern")
         if o.get("type") != "indicator" or not isinstance(pattern, str):
@@ -177,7 +184,10 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
             continue
         collection = owner.get(str(o.get("id")), fallback)
         try:
-            comps = comparisons(pattern)
+            comps = fast_comparisons(pattern)
+            if comps is None:
+                slow_left -= 1
+                comps = comparisons(pattern, slow=slow_left >= 0)
         except UnsupportedPattern as exc:
             out.unsupported.append(f"{o.get('id')}: {exc}")
             continue
