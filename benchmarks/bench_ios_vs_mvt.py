@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import string
 import subprocess
@@ -64,14 +65,18 @@ def stix_file(path: Path, n: int) -> Path:
     return path
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the child): CPU time is steadier on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     elapsed = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"{cmd[0]} failed with status {proc.returncode}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def mvt_matches(out: Path) -> set[str]:
@@ -94,17 +99,19 @@ def spywall_matches(report: Path) -> set[str]:
 
 
 def compare(backup: Path, iocs: Path, work: Path, label: str) -> tuple[float, float]:
+    """Run both; return (MVT wall, spywall wall)."""
     mvt_out, sw_out = work / f"mvt-{label}", work / f"spywall-{label}"
     env = dict(os.environ, MVT_NETWORK_ACCESS_ALLOWED="false",
                MVT_CONFIG_FOLDER=str(work / "mvt-config"))
-    t_mvt = timed([str(BIN / "mvt-ios"), "check-backup", "--iocs", str(iocs), "--output",
+    (t_mvt, c_mvt) = timed([str(BIN / "mvt-ios"), "check-backup", "--iocs", str(iocs), "--output",
                    str(mvt_out), str(backup)], env)
-    t_sw = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs", str(iocs), "-q",
+    (t_sw, c_sw) = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs", str(iocs), "-q",
                   "-f", "json", "--output", str(sw_out)])
     theirs, ours = mvt_matches(mvt_out), spywall_matches(sw_out / "report.json")
     missing = theirs - ours
-    print(f"{label:>10}: mvt {t_mvt:7.2f}s  spywall {t_sw:6.2f}s  ratio {t_mvt / t_sw:6.1f}x"
-          f"  | indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
+    print(f"{label:>8}: wall mvt {t_mvt:7.2f}s spywall {t_sw:5.2f}s ({t_mvt / t_sw:5.1f}x); "
+          f"cpu mvt {c_mvt:7.2f}s spywall {c_sw:5.2f}s ({c_mvt / c_sw:5.1f}x)"
+          f" | indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
           f"missed by spywall {sorted(missing) or 'none'}")
     if missing:
         raise SystemExit(f"spywall missed indicators MVT matched: {sorted(missing)}")

@@ -53,6 +53,7 @@ EXPECTED = {
     ("sms", "ioc-domain", "Pegasus"),
     ("sms", "ioc-email", "Pegasus"),
     ("sms_attachments", "appended-archive", ""),
+    ("sms_attachments", "ios-sms-attachment-in-tmp", ""),
     ("whatsapp", "ioc-domain", "Pegasus"),
     ("whatsapp", "appended-archive", ""),
     ("safari_history", "ioc-domain", "OperationTriangulation"),

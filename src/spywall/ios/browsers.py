@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from spywall.device.base import FnModule, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import columns, require
+from spywall.ios.backup import Entry
 from spywall.ios.common import (
     MAX_ROWS,
     SKIPPED,
@@ -13,11 +14,11 @@ from spywall.ios.common import (
     Result,
     check_links,
     database,
-    first_entry,
     host_of,
     links_in_bytes,
     ok,
     plist,
+    single,
 )
 from spywall.report import Severity
 
@@ -39,11 +40,7 @@ def site(host: str) -> str:
     return ".".join(host.split(".")[-2:])
 
 
-def _history(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, HISTORY)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _history(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         require(conn, "history_items", ("id", "url"))
         have = require(conn, "history_visits", ("id", "history_item", "visit_time"))
@@ -74,11 +71,7 @@ def _history(ctx: Ctx) -> Result:
     return ok(len(rows))
 
 
-def _browser_state(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, STATE)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
     n = 0
     with database(ctx, entry) as conn:
         have = require(conn, "tabs", ("uuid", "url"))
@@ -150,8 +143,10 @@ def _session_log(ctx: Ctx) -> Result:
 
 
 MODULES = (
-    FnModule("safari_history", "Safari history URLs and fast cross-domain redirects", _history),
-    FnModule("browser_state", "Safari open tabs and tab sessions", _browser_state),
+    FnModule("safari_history", "Safari history URLs and fast cross-domain redirects",
+             single(HISTORY, _history)),
+    FnModule("browser_state", "Safari open tabs and tab sessions",
+             single(STATE, _browser_state)),
     FnModule("webkit_observations", "WebKit ResourceLoadStatistics observed domains",
              _observations),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",

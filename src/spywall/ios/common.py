@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from spywall import engine
@@ -64,6 +64,19 @@ def first_entry(ctx: Ctx, candidates: Sequence[tuple[str, str]]) -> Entry | None
         if e is not None and e.is_file:
             return e
     return None
+
+
+def single(candidates: Sequence[tuple[str, str]],
+           fn: Callable[[Ctx, Entry, str], Result]) -> Callable[[Ctx], Result]:
+    """A module over the first of ``candidates`` present (skipped when none is):
+    ``fn(ctx, entry, display_path)``."""
+    def run(ctx: Ctx) -> Result:
+        entry = first_entry(ctx, candidates)
+        if entry is None:
+            return SKIPPED
+        return fn(ctx, entry, ctx.evidence.display(entry))
+
+    return run
 
 
 @contextmanager

@@ -14,7 +14,6 @@ from spywall.device.sqlite import columns, require, tables
 from spywall.ios.backup import Backup, Entry
 from spywall.ios.common import (
     MAX_ROWS,
-    SKIPPED,
     Ctx,
     Result,
     check_links,
@@ -24,19 +23,18 @@ from spywall.ios.common import (
     links_in_bytes,
     ok,
     scan_attachment,
+    single,
 )
+from spywall.report import Severity
 
 SMS_DB = [("HomeDomain", "Library/SMS/sms.db")]
 WHATSAPP_DOMAIN = "AppDomainGroup-group.net.whatsapp.WhatsApp.shared"
 WHATSAPP_DB = [(WHATSAPP_DOMAIN, "ChatStorage.sqlite")]
+TMP_ATTACHMENT = ("/var/tmp/", "-1")  # noqa: S108 (a path on the phone, not ours)
 _SMS_PREFIXES = ("~/", "/var/mobile/", "/private/var/mobile/")
 
 
-def _sms(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, SMS_DB)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
     n = 0
     with database(ctx, entry) as conn:
         have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
@@ -81,11 +79,7 @@ def sms_attachment_entry(b: Backup, filename: str) -> Entry | None:
     return None
 
 
-def _sms_attachments(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, SMS_DB)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
     n = missing = 0
     with database(ctx, entry) as conn:
         have = require(conn, "attachment", ("ROWID", "filename"))
@@ -116,6 +110,14 @@ def _sms_attachments(ctx: Ctx) -> Result:
                                             "handle": sender, "chat": str(chat or "")})
         ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
                   what="iMessage attachment name")
+        ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path")
+        if filename.startswith(TMP_ATTACHMENT[0]) and filename.endswith(TMP_ATTACHMENT[1]):
+            ctx.heuristic(
+                "ios-sms-attachment-in-tmp", "iMessage attachment stored in /var/tmp",
+                f"attachment {filename!r} lives in /var/tmp and ends in -1, where Pegasus "
+                "iMessage exploits left their payloads (FORCEDENTRY era); ordinary "
+                "attachments live under ~/Library/SMS/Attachments",
+                rec=rec, path=path, severity=Severity.MEDIUM, detail={"sender": sender})
         stored = sms_attachment_entry(ctx.evidence, filename)
         if stored is None:
             missing += 1
@@ -125,12 +127,7 @@ def _sms_attachments(ctx: Ctx) -> Result:
     return ok(n, f"{missing} attachment(s) not in the backup" if missing else "")
 
 
-def _whatsapp(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, WHATSAPP_DB)
-    if entry is None:
-        return SKIPPED
-    b = ctx.evidence
-    path = b.display(entry)
+def _whatsapp(ctx: Ctx, entry: Entry, path: str) -> Result:
     n = 0
     with database(ctx, entry) as conn:
         require(conn, "ZWAMESSAGE", ("Z_PK", "ZTEXT", "ZMESSAGEDATE", "ZCHATSESSION"))
@@ -146,9 +143,17 @@ def _whatsapp(ctx: Ctx) -> Result:
                 "FROM ZWAMEDIAITEM i LEFT JOIN ZWAMESSAGE m ON m.Z_PK = i.ZMESSAGE "
                 "LEFT JOIN ZWACHATSESSION s ON s.Z_PK = m.ZCHATSESSION "
                 "WHERE i.ZMEDIALOCALPATH IS NOT NULL LIMIT ?", (MAX_ROWS,)).fetchall()
+        previews: dict[object, list[str]] = {}
+        have = columns(conn, "ZWAMESSAGEDATAITEM")
+        if {"ZMESSAGE", "ZMATCHEDTEXT", "ZCONTENT1"} <= have:
+            for mid, matched, content in conn.execute(
+                    "SELECT ZMESSAGE, ZMATCHEDTEXT, ZCONTENT1 FROM ZWAMESSAGEDATAITEM "
+                    "LIMIT ?", (MAX_ROWS,)):
+                previews.setdefault(mid, []).extend(
+                    u for v in (matched, content) if isinstance(v, str) for u in links(v))
     for pk, date, text, partner in msgs:
         n += 1
-        found = links(text if isinstance(text, str) else None)
+        found = links(text if isinstance(text, str) else None) + previews.pop(pk, [])
         if found:
             rec = ctx.record("whatsapp", iso_apple(date), "whatsapp_message",
                              {"pk": pk, "partner": str(partner or ""),
@@ -170,8 +175,9 @@ def _whatsapp(ctx: Ctx) -> Result:
 
 
 MODULES = (
-    FnModule("sms", "links and senders in iMessage / SMS (sms.db)", _sms),
+    FnModule("sms", "links and senders in iMessage / SMS (sms.db)", single(SMS_DB, _sms)),
     FnModule("sms_attachments", "iMessage attachments: names and content scanned",
-             _sms_attachments),
-    FnModule("whatsapp", "WhatsApp links and media (ChatStorage.sqlite)", _whatsapp),
+             single(SMS_DB, _sms_attachments)),
+    FnModule("whatsapp", "WhatsApp links and media (ChatStorage.sqlite)",
+             single(WHATSAPP_DB, _whatsapp)),
 )

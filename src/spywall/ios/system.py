@@ -8,7 +8,8 @@ import posixpath
 from spywall.device.base import FnModule, SchemaUnknown, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import require
 from spywall.ios import triangulation
-from spywall.ios.common import MAX_ROWS, SKIPPED, Ctx, Result, database, first_entry, ok, plist
+from spywall.ios.backup import Entry
+from spywall.ios.common import MAX_ROWS, Ctx, Result, database, ok, plist, single
 from spywall.report import Severity
 
 DATAUSAGE = [("WirelessDomain", "Library/Databases/DataUsage.sqlite")]
@@ -24,11 +25,7 @@ def _num(v: object) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
 
 
-def _datausage(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, DATAUSAGE)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         require(conn, "ZPROCESS", ("Z_PK", "ZPROCNAME", "ZBUNDLENAME", "ZFIRSTTIMESTAMP"))
         have = require(conn, "ZLIVEUSAGE", ("Z_PK", "ZTIMESTAMP", "ZWIFIIN", "ZWIFIOUT",
@@ -65,11 +62,7 @@ def _datausage(ctx: Ctx) -> Result:
     return ok(len(procs) + len(usage))
 
 
-def _addaily(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, ADDAILY)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _addaily(ctx: Ctx, entry: Entry, path: str) -> Result:
     root = plist(ctx, entry)
     base = root.get("netUsageBaseline") if isinstance(root, dict) else None
     if not isinstance(base, dict):
@@ -86,11 +79,7 @@ def _addaily(ctx: Ctx) -> Result:
     return ok(len(base))
 
 
-def _idstatuscache(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, IDSTATUS)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _idstatuscache(ctx: Ctx, entry: Entry, path: str) -> Result:
     root = plist(ctx, entry)
     n = 0
     services = root.items() if isinstance(root, dict) else []
@@ -105,11 +94,7 @@ def _idstatuscache(ctx: Ctx) -> Result:
     return ok(n)
 
 
-def _tcc(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, TCC)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _tcc(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         have = require(conn, "access", ("service", "client"))
         auth = next((c for c in ("auth_value", "allowed") if c in have), "NULL")
@@ -129,11 +114,7 @@ def _tcc(ctx: Ctx) -> Result:
     return ok(len(rows))
 
 
-def _locationd(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, LOCATIOND)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _locationd(ctx: Ctx, entry: Entry, path: str) -> Result:
     root = plist(ctx, entry)
     clients = root.items() if isinstance(root, dict) else []
     n = 0
@@ -158,11 +139,7 @@ def _locationd(ctx: Ctx) -> Result:
     return ok(n)
 
 
-def _calendar(ctx: Ctx) -> Result:
-    entry = first_entry(ctx, CALENDAR)
-    if entry is None:
-        return SKIPPED
-    path = ctx.evidence.display(entry)
+def _calendar(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         require(conn, "Participant", ("ROWID", "email"))
         rows = conn.execute("SELECT ROWID, email FROM Participant LIMIT ?",
@@ -176,10 +153,15 @@ def _calendar(ctx: Ctx) -> Result:
 
 
 MODULES = (
-    FnModule("datausage", "network use per process (DataUsage.sqlite)", _datausage),
-    FnModule("osanalytics_addaily", "OS analytics network baseline per process", _addaily),
-    FnModule("idstatuscache", "iMessage / FaceTime lookups (IDStatusCache)", _idstatuscache),
-    FnModule("tcc", "privacy permissions granted to apps (TCC.db)", _tcc),
-    FnModule("locationd_clients", "location-services clients (clients.plist)", _locationd),
-    FnModule("calendar", "calendar participants (Calendar.sqlitedb)", _calendar),
+    FnModule("datausage", "network use per process (DataUsage.sqlite)",
+             single(DATAUSAGE, _datausage)),
+    FnModule("osanalytics_addaily", "OS analytics network baseline per process",
+             single(ADDAILY, _addaily)),
+    FnModule("idstatuscache", "iMessage / FaceTime lookups (IDStatusCache)",
+             single(IDSTATUS, _idstatuscache)),
+    FnModule("tcc", "privacy permissions granted to apps (TCC.db)", single(TCC, _tcc)),
+    FnModule("locationd_clients", "location-services clients (clients.plist)",
+             single(LOCATIOND, _locationd)),
+    FnModule("calendar", "calendar participants (Calendar.sqlitedb)",
+             single(CALENDAR, _calendar)),
 )

@@ -240,6 +240,11 @@ def _sms(w: _Writer) -> None:
                   "transfer_name, total_bytes) VALUES (1, 'ATT-1', ?, ?, 'image/jpeg', "
                   "'IMG_0001.jpg', 0)", (int(apple(attach_at)), _SMS_ATT))
         c.execute("INSERT INTO message_attachment_join VALUES (1, 1)")
+        if spec.planted:  # where FORCEDENTRY-era payloads were left (not in the backup)
+            c.execute("INSERT INTO attachment (ROWID, guid, created_date, filename, mime_type, "
+                      "transfer_name, total_bytes) VALUES (2, 'ATT-2', ?, ?, 'image/gif', "
+                      "'image.gif', 0)", (int(apple(attach_at)), _TMP_ATT))
+            c.execute("INSERT INTO message_attachment_join VALUES (2, 2)")
 
     schema = (
         "CREATE TABLE handle (ROWID INTEGER PRIMARY KEY, id TEXT, service TEXT);"
@@ -265,6 +270,7 @@ def _sms(w: _Writer) -> None:
 
 
 _SMS_ATT = "~/Library/SMS/Attachments/a1/01/ATT-1/IMG_0001.jpg"
+_TMP_ATT = "/var/tmp/com.apple.messages/5F3C1A2B-1"  # noqa: S108 (a path on the phone)
 _WA_MEDIA = "Media/447700900123@s.whatsapp.net/a/b/4f1c.jpg"
 
 
@@ -282,6 +288,8 @@ def _whatsapp(w: _Writer) -> None:
                        (2, None, apple(T0 + 200), 1, "447700900123", 1)])
         c.execute("INSERT INTO ZWAMEDIAITEM (Z_PK, ZMESSAGE, ZMEDIALOCALPATH) "
                   "VALUES (1, 2, ?)", (_WA_MEDIA,))
+        c.execute("INSERT INTO ZWAMESSAGEDATAITEM (Z_PK, ZMESSAGE, ZMATCHEDTEXT, ZTITLE) "
+                  "VALUES (1, 1, 'https://preview.example.org/a', 'Preview')")
 
     w.db(WA, "ChatStorage.sqlite",
          "CREATE TABLE ZWACHATSESSION (Z_PK INTEGER PRIMARY KEY, ZPARTNERNAME TEXT, "
