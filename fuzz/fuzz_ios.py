@@ -35,6 +35,13 @@ TARGETS = [
     ("RootDomain", "Library/Caches/locationd/clients.plist"),
     ("MediaDomain", "Library/SMS/Attachments/a1/01/ATT-1/IMG_0001.jpg"),
     ("AppDomainGroup-group.net.whatsapp.WhatsApp.shared", "ChatStorage.sqlite"),
+    ("AppDomain-com.apple.mobilesafari",
+     "Library/WebKit/WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"),
+    ("AppDomain-com.apple.mobilesafari",
+     "Library/WebKit/WebsiteData/ResourceLoadStatistics/observations.db"),
+    ("HomeDomain", "Library/Calendar/Calendar.sqlitedb"),
+    ("SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles",
+     "Library/ConfigurationProfiles/profile-7a1b.stub"),
 ]
 ORIGINAL = {t: (ROOT / file_id(*t)[:2] / file_id(*t)).read_bytes() for t in TARGETS}
 INDEX = IocIndex()

@@ -150,3 +150,44 @@ def test_mbfile_odd_archives(objects: list[object], root: int) -> None:
                           fmt=plistlib.FMT_BINARY)
     with contextlib.suppress(SpywallError):
         decode(blob)
+
+
+PLIST_TARGETS = [
+    ("HomeDomain", "Library/Preferences/com.apple.osanalytics.addaily.plist"),
+    ("HomeDomain", "Library/Preferences/com.apple.identityservices.idstatuscache.plist"),
+    ("RootDomain", "Library/Caches/locationd/clients.plist"),
+    ("AppDomain-com.apple.mobilesafari",
+     "Library/WebKit/WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"),
+    ("SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles",
+     "Library/ConfigurationProfiles/profile-7a1b.stub"),
+]
+_KEYS_ANY = st.sampled_from(["netUsageBaseline", "browsingStatistics", "BundleId", "Executable",
+                             "PayloadUUID", "InstallDate", "mailto:a@b.c", "LookupDate",
+                             "topFrameUniqueRedirectsTo", "PrevalentResourceOrigin",
+                             "LocationTimeStopped", "x"])
+_PLIST_VALUES = st.recursive(
+    st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12) | st.binary(max_size=12)
+    | st.booleans() | st.floats(allow_nan=False) | st.datetimes(),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(_KEYS_ANY, c, max_size=4),
+    max_leaves=25)
+
+
+@pytest.fixture(scope="module")
+def shared_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_backup(tmp_path_factory.mktemp("hyp") / "b",
+                        BackupSpec(messages=4, history=4, extra_processes=1))
+
+
+@settings(max_examples=40, deadline=5000,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(PLIST_TARGETS), st.dictionaries(_KEYS_ANY, _PLIST_VALUES, max_size=5))
+def test_odd_plists_never_escape(shared_backup: Path, index: IocIndex,
+                                 target: tuple[str, str], obj: dict[str, object]) -> None:
+    path = stored(shared_backup, *target)
+    original = path.read_bytes()
+    path.write_bytes(plistlib.dumps(obj, fmt=plistlib.FMT_BINARY))
+    try:
+        out = check_backup(shared_backup, index)
+    finally:
+        path.write_bytes(original)
+    assert {m.status for m in out.report.modules} <= {"ok", "error", "skipped"}

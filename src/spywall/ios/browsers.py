@@ -9,11 +9,11 @@ from spywall.device.sqlite import columns, require
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
     MAX_ROWS,
-    SKIPPED,
     Ctx,
     Result,
     check_links,
     database,
+    every,
     host_of,
     links_in_bytes,
     ok,
@@ -93,53 +93,41 @@ def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(n)
 
 
-def _observations(ctx: Ctx) -> Result:
-    entries = ctx.evidence.with_suffix(OBSERVATIONS)
-    if not entries:
-        return SKIPPED
-    n = 0
-    for entry in entries:
-        path = ctx.evidence.display(entry)
-        with database(ctx, entry) as conn:
-            have = require(conn, "ObservedDomains", ("registrableDomain",))
-            seen = "lastSeen" if "lastSeen" in have else "NULL"
-            rows = conn.execute(f"SELECT registrableDomain, {seen} FROM ObservedDomains "  # noqa: S608
-                                "LIMIT ?", (MAX_ROWS,)).fetchall()
-        for domain, last in rows:
-            n += 1
-            if not isinstance(domain, str):
-                continue
-            rec = ctx.record("webkit_observations", iso_unix(last), "webkit_observed_domain",
-                             {"domain": domain, "domain_container": entry.domain})
-            ctx.check("domain", domain, rec=rec, path=path, what="WebKit observed domain")
-    return ok(n)
+def _observations(ctx: Ctx, entry: Entry, path: str) -> int:
+    with database(ctx, entry) as conn:
+        have = require(conn, "ObservedDomains", ("registrableDomain",))
+        seen = "lastSeen" if "lastSeen" in have else "NULL"
+        rows = conn.execute(f"SELECT registrableDomain, {seen} FROM ObservedDomains "  # noqa: S608
+                            "LIMIT ?", (MAX_ROWS,)).fetchall()
+    for domain, last in rows:
+        if not isinstance(domain, str):
+            continue
+        rec = ctx.record("webkit_observations", iso_unix(last), "webkit_observed_domain",
+                         {"domain": domain, "domain_container": entry.domain})
+        ctx.check("domain", domain, rec=rec, path=path, what="WebKit observed domain")
+    return len(rows)
 
 
-def _session_log(ctx: Ctx) -> Result:
-    entries = ctx.evidence.with_suffix(SESSION_LOG)
-    if not entries:
-        return SKIPPED
+def _session_log(ctx: Ctx, entry: Entry, path: str) -> int:
     n = 0
-    for entry in entries:
-        path = ctx.evidence.display(entry)
-        root = plist(ctx, entry)
-        stats = root.get("browsingStatistics") if isinstance(root, dict) else None
-        for item in stats if isinstance(stats, list) else []:
-            if not isinstance(item, dict):
-                continue
-            n += 1
-            origin = item.get("PrevalentResourceOrigin")
-            rec = ctx.record("webkit_session_resource_log",
-                             iso_datetime(item.get("mostRecentUserInteraction"))
-                             or iso_datetime(item.get("lastSeen")),
-                             "webkit_session_resource", {"origin": str(origin or "")})
-            for key in _SESSION_KEYS:
-                vals = item.get(key)
-                for v in [vals] if isinstance(vals, str) else vals or ():
-                    if isinstance(v, str):
-                        ctx.check("host", v, rec=rec, path=path,
-                                  what=f"WebKit session resource log ({key})")
-    return ok(n)
+    root = plist(ctx, entry)
+    stats = root.get("browsingStatistics") if isinstance(root, dict) else None
+    for item in stats if isinstance(stats, list) else []:
+        if not isinstance(item, dict):
+            continue
+        n += 1
+        origin = item.get("PrevalentResourceOrigin")
+        rec = ctx.record("webkit_session_resource_log",
+                         iso_datetime(item.get("mostRecentUserInteraction"))
+                         or iso_datetime(item.get("lastSeen")),
+                         "webkit_session_resource", {"origin": str(origin or "")})
+        for key in _SESSION_KEYS:
+            vals = item.get(key)
+            for v in vals if isinstance(vals, list) else [vals]:
+                if isinstance(v, str):
+                    ctx.check("host", v, rec=rec, path=path,
+                              what=f"WebKit session resource log ({key})")
+    return n
 
 
 MODULES = (
@@ -148,7 +136,7 @@ MODULES = (
     FnModule("browser_state", "Safari open tabs and tab sessions",
              single(STATE, _browser_state)),
     FnModule("webkit_observations", "WebKit ResourceLoadStatistics observed domains",
-             _observations),
+             every(OBSERVATIONS, _observations)),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",
-             _session_log),
+             every(SESSION_LOG, _session_log)),
 )

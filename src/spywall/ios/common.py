@@ -79,6 +79,18 @@ def single(candidates: Sequence[tuple[str, str]],
     return run
 
 
+def every(suffix: str, fn: Callable[[Ctx, Entry, str], int]) -> Callable[[Ctx], Result]:
+    """A module over every file whose relativePath ends with ``suffix`` (any domain):
+    ``fn(ctx, entry, display_path)`` returns the records it read."""
+    def run(ctx: Ctx) -> Result:
+        entries = ctx.evidence.with_suffix(suffix)
+        if not entries:
+            return SKIPPED
+        return ok(sum(fn(ctx, e, ctx.evidence.display(e)) for e in entries))
+
+    return run
+
+
 @contextmanager
 def database(ctx: Ctx, entry: Entry) -> Iterator[sqlite3.Connection]:
     """The entry's database, read-only and immutable (WAL applied on a private copy)."""
