@@ -168,3 +168,22 @@ def test_detectors_ignore_other_structures() -> None:
     other = Parsed(format="jbig2", structure="not a stream")
     assert list(jbig2_symbol_overflow.detect(other)) == []
     assert list(jbig2_refinement_flood.detect(other)) == []
+
+
+def test_embedded_streams_read_past_an_end_of_file_segment() -> None:
+    tail = s.join(s.forcedentry_segments(first=20, text_number=30))
+    data = s.join(s.trailer(1)) + tail
+    assert len(overflow_hits(data, embedded=True)) == 1
+    standalone = s.jbig2_file(s.trailer(1)) + tail
+    parsed = parse(standalone)
+    assert parsed.logical_end == len(standalone) - len(tail)
+    assert list(jbig2_symbol_overflow.detect(parsed)) == []
+
+
+def test_duplicate_dictionary_numbers_count_the_larger() -> None:
+    data = s.join([
+        s.segment(2, 0, s.symbol_dict(0xFFFF), page=0),  # as in /JBIG2Globals
+        s.segment(2, 0, s.symbol_dict(1)),  # same number in the page stream
+        s.segment(3, 4, s.text_region(), [2] * 0x10002),
+    ])
+    assert len(overflow_hits(data, embedded=True)) == 1

@@ -26,6 +26,11 @@ sum of their SDNUMEXSYMS, counting a dictionary each time it is referred to, as 
 decoder's 32-bit accumulator does. Referred-to numbers are read in bulk and counted,
 never kept. No bitmap is decoded.
 
+Where decoders differ, the walker takes the reading that shows more: an embedded stream
+is read past an end-of-file segment (PDF decoders read to the end of the stream), and a
+dictionary number defined twice (in the globals and the page) counts with the larger
+SDNUMEXSYMS. A standalone file ends at its end-of-file segment (its ``logical_end``).
+
 A file that is damaged part way (a truncated segment, a bad length) keeps what was read
 before the damage and reports the rest in ``warnings``, so garbage appended to an
 exploit cannot hide it.
@@ -199,8 +204,8 @@ class _Walk:
             self.add(h)
             r.skip(h.length)
             self.end = r.pos
-            if h.type == END_OF_FILE:
-                return
+            if h.type == END_OF_FILE and not self.embedded:
+                return  # a PDF decoder reads on to the end of the stream
 
     def random_access(self, r: Reader) -> None:
         pending: list[_Header] = []
@@ -232,7 +237,9 @@ class _Walk:
                 except TruncatedError as exc:
                     self.warnings.append(f"symbol dictionary {h.number}: {exc}")
                     continue
-                known[h.number] = d.exported
+                # a number defined twice (globals and page): keep the larger, since
+                # decoders differ on which one a reference finds
+                known[h.number] = max(d.exported, known.get(h.number, 0))
                 yield d
 
 
