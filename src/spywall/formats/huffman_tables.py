@@ -38,10 +38,8 @@ class TableSim:
 
 def histogram(lengths: Sequence[int]) -> list[int]:
     """Number of symbols per code length 0..15."""
-    count = [0] * (MAX_LENGTH + 1)
-    for n in lengths:
-        count[n] += 1
-    return count
+    packed = bytes(lengths)  # one C pass; bytes.count is then a fast byte count
+    return [packed.count(n) for n in range(MAX_LENGTH + 1)]
 
 
 def _next_key(key: int, length: int) -> int:
@@ -77,6 +75,16 @@ def simulate_histogram(hist: Sequence[int], root_bits: int = ROOT_BITS) -> Table
         return TableSim(total, True)
     num_open = num_nodes = 1
     key = 0
+    if not any(count[root_bits + 1 :]):
+        # No code longer than the root: no second-level table, only validity to decide.
+        for n in range(1, MAX_LENGTH + 1):
+            num_open = (num_open << 1) - count[n]
+            num_nodes += num_open + count[n]
+            if num_open < 0:
+                return TableSim(total, False, "over-subscribed")
+        if num_nodes != 2 * symbols - 1:
+            return TableSim(total, False, "incomplete tree")
+        return TableSim(total, True)
     for n in range(1, root_bits + 1):
         num_open = (num_open << 1) - count[n]
         num_nodes += num_open + count[n]
