@@ -55,15 +55,24 @@ def _str(d: dict[str, Any], *keys: str) -> str | None:
     return None
 
 
+# The spellings androidqf versions have used for hash fields (looked up directly: a
+# files.json can hold hundreds of thousands of entries).
+_HASH_KEYS: tuple[tuple[str, str], ...] = tuple(
+    (spelling, algo) for algo in ("md5", "sha1", "sha256")
+    for spelling in (algo, algo.upper(), algo.capitalize(), algo.replace("sha", "sha_"),
+                     algo.upper().replace("SHA", "SHA-"))
+)
+
+
 def _hashes(d: dict[str, Any]) -> dict[str, str]:
-    """md5/sha1/sha256 fields of a dict, whatever their case (``Sha256``, ``SHA256``...)."""
+    """md5/sha1/sha256 fields of a dict, whatever their case (``Sha256``, ``SHA-256``...)."""
     out: dict[str, str] = {}
-    for k, v in d.items():
-        key = str(k).lower().replace("-", "").replace("_", "")
-        if key in ("md5", "sha1", "sha256") and isinstance(v, str):
+    for key, algo in _HASH_KEYS:
+        v = d.get(key)
+        if isinstance(v, str) and algo not in out:
             h = v.strip().lower().replace(":", "")
-            if _HASH_LENGTHS.get(len(h)) == key:
-                out[key] = h
+            if _HASH_LENGTHS.get(len(h)) == algo:
+                out[algo] = h
     return out
 
 

@@ -111,6 +111,7 @@ class IocIndex:
         self._exact: dict[str, dict[str, list[Indicator]]] = defaultdict(dict)
         self._nets: dict[tuple[int, int], dict[int, list[Indicator]]] = defaultdict(dict)
         self._proc_prefix: dict[str, list[Indicator]] = {}
+        self._path_lengths: set[int] = set()
         self._dispatch: dict[str, Callable[[str], list[Indicator]]] = {
             "host": self.match_host, "domain": self.match_domain, "url": self.match_url,
             "ipv4": self.match_ip, "ipv6": self.match_ip, "cidr": self.match_ip,
@@ -154,6 +155,8 @@ class IocIndex:
                 continue
             bucket.append(ind)
             kept.append(ind)
+            if ind.kind == "file_path":
+                self._path_lengths.add(len(ind.value))
             if ind.kind == "process":
                 for n in TRUNCATIONS:
                     if len(ind.value) > n:
@@ -243,18 +246,17 @@ class IocIndex:
         return out
 
     def match_file_path(self, path: str) -> list[Indicator]:
-        """Exact paths, and directory indicators that hold the path."""
+        """Exact paths, and directory indicators that hold the path (parents are only
+        sliced at lengths some path indicator has)."""
         p = norm_path(path)
         table = self._exact.get("file_path", {})
         out = list(table.get(p, ()))
-        while True:
-            head, sep, _ = p.rpartition("/")
-            if not sep:
-                break
-            p = head
-            out.extend(table.get(p or "/", ()))
-            if not p:
-                break
+        lengths = self._path_lengths
+        i = p.rfind("/")
+        while i >= 0:
+            if (i or 1) in lengths:
+                out.extend(table.get(p[:i] or "/", ()))
+            i = p.rfind("/", 0, i)
         return out
 
     def match_file_name(self, name: str) -> list[Indicator]:
