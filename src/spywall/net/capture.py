@@ -113,31 +113,33 @@ class CaptureReader:
         rec = struct.Struct(bo + "IIII").unpack_from
         fill = self.src.fill
         pos, frame, n = 24, 0, len(buf)
-        while True:
-            if n - pos < 16:
-                buf = fill(buf, pos, 16)
-                pos, n = 0, len(buf)
-                if n == 0:
-                    break
-                if n < 16:
-                    raise TruncatedError(f"record header of frame {frame + 1} cut short "
-                                         f"({n} of 16 bytes)")
-            sec, frac, incl, orig = rec(buf, pos)
-            if incl > MAX_CAPLEN:
-                raise FormatError(f"frame {frame + 1}: captured length {incl} over "
-                                  f"{MAX_CAPLEN} (bogus record length; framing lost)")
-            end = pos + 16 + incl
-            if end > n:
-                buf = fill(buf, pos, 16 + incl)
-                pos, n = 0, len(buf)
-                end = 16 + incl
+        try:
+            while True:
+                if n - pos < 16:
+                    buf = fill(buf, pos, 16)
+                    pos, n = 0, len(buf)
+                    if n == 0:
+                        break
+                    if n < 16:
+                        raise TruncatedError(f"record header of frame {frame + 1} cut short "
+                                             f"({n} of 16 bytes)")
+                sec, frac, incl, orig = rec(buf, pos)
+                if incl > MAX_CAPLEN:
+                    raise FormatError(f"frame {frame + 1}: captured length {incl} over "
+                                      f"{MAX_CAPLEN} (bogus record length; framing lost)")
+                end = pos + 16 + incl
                 if end > n:
-                    raise TruncatedError(f"frame {frame + 1}: packet data cut short "
-                                         f"({n - 16} of {incl} bytes)")
-            frame += 1
+                    buf = fill(buf, pos, 16 + incl)
+                    pos, n = 0, len(buf)
+                    end = 16 + incl
+                    if end > n:
+                        raise TruncatedError(f"frame {frame + 1}: packet data cut short "
+                                             f"({n - 16} of {incl} bytes)")
+                frame += 1
+                yield frame, sec + frac / scale, linktype, buf[pos + 16:end], orig
+                pos = end
+        finally:
             self.frames = frame
-            yield frame, sec + frac / scale, linktype, buf[pos + 16:end], orig
-            pos = end
 
     # ---- pcapng --------------------------------------------------------------------
     def _pcapng(self) -> Iterator[Record]:

@@ -38,6 +38,7 @@ _V6 = struct.Struct("!HB").unpack_from
 _UDP = struct.Struct("!HHH").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _FRAG6 = struct.Struct("!HI").unpack_from
+_FAST = struct.Struct("!BBHHHBB2x4s4sHHH").unpack_from   # IPv4 without options + UDP
 _FAMILY_LE = struct.Struct("<I").unpack_from
 _FAMILY_BE = struct.Struct(">I").unpack_from
 
@@ -88,6 +89,10 @@ LINKS: dict[int, Callable[[bytes], int]] = {
     1: link_ethernet, 113: link_sll, 276: link_sll2, 101: link_raw, 228: link_raw,
     229: link_raw, 12: link_raw, 14: link_raw, 0: link_null, 108: link_loop,
 }
+
+# The fast path: link type -> (offset of an IPv4 header, offset of its EtherType or -1)
+FAST_IPV4: dict[int, tuple[int, int]] = {1: (14, 12), 113: (16, 14), 276: (20, 0),
+                                         101: (0, -1), 228: (0, -1)}
 
 # IPv6 extension headers: next-header value -> header length from its length byte
 IPV6_EXT: dict[int, Callable[[int], int]] = {
@@ -157,6 +162,19 @@ class Decoder:
     def packet(self, frame: int, ts: float, linktype: int, data: bytes,
                wire: int) -> Datagram | None:
         """The transport payload of one frame, or None (not IP, incomplete, bad)."""
+        fast = FAST_IPV4.get(linktype)
+        if fast is not None:   # unfragmented IPv4/UDP with no options: one unpack
+            off, et = fast
+            if len(data) >= off + 28 and (et < 0 or (data[et] == 8 and data[et + 1] == 0)):
+                vihl, _tos, total, _id, flags, _ttl, proto, s, d, sport, dport, ulen = _FAST(
+                    data, off)
+                if (vihl == 0x45 and proto == 17 and not flags & 0x3FFF
+                        and 28 <= total <= len(data) - off and 8 <= ulen <= total - 20):
+                    names = self.names
+                    src, dst = names.get(s), names.get(d)
+                    if src is not None and dst is not None:
+                        return Datagram(frame, ts, src, dst, sport, dport, "udp",
+                                        data[off + 28:off + 20 + ulen])
         link = LINKS.get(linktype)
         if link is None:
             if linktype not in self.unknown_links:
