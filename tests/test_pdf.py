@@ -270,3 +270,28 @@ def test_escaped_filter_names_are_normalised() -> None:
     data = s.jbig2_pdf(ATTACK).replace(b"/JBIG2Decode", b"/JBIG2#44ecode")
     assert b"/JBIG2Decode" not in data
     assert rules(data) == {"jbig2-symbol-overflow"}
+
+
+def test_font_programs_found_without_their_descriptor() -> None:
+    p = pikepdf.new()
+    name = pikepdf.Name
+    ttf = _stream(p, b"\x00\x01\x00\x00 tt", Length1=8)
+    cff = _stream(p, b"\x01\x00\x04\x01 cff", Subtype=name.CIDFontType0C)
+    t1 = _stream(p, b"%!PS-AdobeFont", Length1=14, Length2=0, Length3=0)
+    descendant = pikepdf.Dictionary(FontDescriptor=pikepdf.Dictionary(
+        FontFile2=p.make_indirect(ttf)))
+    streams = {"F0": pikepdf.Dictionary(Type=name.Font, DescendantFonts=[descendant]),
+               "Cff": cff, "T1": t1}
+    _, children = parse(_pdf_with(streams, builder=p))
+    roles = sorted(c.name.split("(")[1].rstrip(")") for c in children)
+    assert roles == ["FontFile", "FontFile2", "FontFile3"]
+
+
+def test_single_decode_parms_dictionary_with_a_filter_array() -> None:
+    p = pikepdf.new()
+    glob = p.make_indirect(_stream(p, s.join(s.forcedentry_segments(page=0)[1:3])))
+    page = s.join([s.forcedentry_segments()[3]])
+    img = _stream(p, page, Subtype=pikepdf.Name.Image,
+                  Filter=pikepdf.Array([pikepdf.Name.JBIG2Decode]),
+                  DecodeParms=pikepdf.Dictionary(JBIG2Globals=glob))
+    assert rules(_pdf_with({"Img": img}, builder=p)) == {"jbig2-symbol-overflow"}

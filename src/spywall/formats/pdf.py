@@ -60,6 +60,7 @@ from spywall.limits import Budget
 PIKEPDF_ERRORS = (pikepdf.PikepdfError, RuntimeError, ValueError, IndexError,
                   OverflowError, TypeError, KeyError, NotImplementedError)
 FONT_KEYS = ("/FontFile", "/FontFile2", "/FontFile3")
+FONT_SUBTYPES = frozenset({"/Type1C", "/CIDFontType0C", "/OpenType"})
 INT_PARAMS = ("Predictor", "Colors", "BitsPerComponent", "Columns", "EarlyChange")
 MAX_WARNINGS = 20
 HEADER = b"%PDF-"
@@ -126,7 +127,8 @@ def _filters(stream: pikepdf.Stream) -> list[tuple[str, pikepdf.Object | None]]:
         if len(raw_names) > MAX_FILTERS:
             raise FormatError(f"filter chain of {len(raw_names)}, over the cap of {MAX_FILTERS}")
         names = list(raw_names)
-        parms = list(raw_parms) if isinstance(raw_parms, pikepdf.Array) else []
+        parms = (list(raw_parms) if isinstance(raw_parms, pikepdf.Array)
+                 else [raw_parms] if isinstance(raw_parms, pikepdf.Dictionary) else [])
     else:
         return []
     out: list[tuple[str, pikepdf.Object | None]] = []
@@ -147,8 +149,15 @@ def _stream_role(stream: pikepdf.Stream) -> str | None:
     chain = _chain(stream)
     if codec_of(chain) == "JBIG2Decode":
         return "JBIG2"
-    if stream.get("/Subtype") == pikepdf.Name.Image:
+    subtype = stream.get("/Subtype")
+    if subtype == pikepdf.Name.Image:
         return "Image"
+    # A font program whose descriptor was not found (say, written inside an array):
+    # FontFile and FontFile2 carry /Length1, FontFile3 a font /Subtype (ISO 32000-1 9.9).
+    if isinstance(subtype, pikepdf.Name) and str(subtype) in FONT_SUBTYPES:
+        return "FontFile3"
+    if "/Length1" in stream:
+        return "FontFile2" if "/Length2" not in stream else "FontFile"
     return None
 
 
