@@ -278,3 +278,12 @@ def test_unanswered_call_with_early_media_is_not_zero_click() -> None:
     # the same call without the callee's RTP is the zero-click shape
     one_sided = v.Script([e for e in s.events if e.src != CALLEE[0] or e.sport == 5060])
     assert [f.rule for f in run(one_sided)[1]] == ["voip-zero-click-media"]
+
+
+@pytest.mark.parametrize("secure", [False, True])
+def test_rtp_padding_is_checked_on_plain_flows_only(secure: bool) -> None:
+    s = _answered(secure=secure)
+    crafted = v.CRAFTED["rtp-padding"].build()
+    frame = s.udp(2.0, (CALLER[0], 49170), (CALLEE[0], 30000), crafted)
+    got = [(f.rule, f.location.frame) for f in run(s)[1]]
+    assert got == ([] if secure else [("voip-rtp-header", frame)])

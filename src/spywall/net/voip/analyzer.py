@@ -181,7 +181,7 @@ class VoipAnalyzer:
         flow.seen |= 1 << demux.RTP
         if not flow.confirmed and len(p) >= 12:
             self._confirm_ssrc(flow, p[8:12])
-        a = check_rtp(p)
+        a = check_rtp(p, padding=flow.secure is False)
         return [a] if a is not None else []
 
     def _rtcp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:

@@ -12,12 +12,14 @@ RULE = "voip-rtp-header"
 HEADER = 12
 
 
-def check_rtp(p: bytes) -> Anomaly | None:
+def check_rtp(p: bytes, *, padding: bool = True) -> Anomaly | None:
     """The first way ``p`` breaks the RTP header rules, or None.
 
     Version must be 2; the CSRC list (CC*4 bytes) and the header extension (4-byte header
-    plus length*4 bytes) must fit; with the P bit the last octet (padding count, which
-    counts itself) must be 1..payload length.
+    plus length*4 bytes) must fit; with the P bit and ``padding`` the last octet (padding
+    count, which counts itself) must be 1..payload length. In SRTP the padding sits inside
+    the encrypted payload and the last octet belongs to the authentication tag, so callers
+    pass ``padding=False`` unless the flow is known to be plain RTP.
     """
     n = len(p)
     if n < HEADER:
@@ -40,7 +42,7 @@ def check_rtp(p: bytes) -> Anomaly | None:
             return Anomaly(RULE, f"header extension of {words} words needs {off} bytes, "
                            f"datagram has {n}",
                            {"extension_words": words, "needed": off, "actual": n})
-    if b0 & 0x20:
+    if b0 & 0x20 and padding:
         pad = p[-1]
         if pad == 0 or pad > n - off:
             return Anomaly(RULE, f"padding count {pad} with {n - off} bytes after the header",

@@ -81,7 +81,8 @@ _ROWS: tuple[Rule, ...] = (
          "exactly to the trailer).", Severity.CRITICAL, E, ("CVE-2019-3568",), (R_SRTP, R_WA)),
     Rule("voip-rtp-header", "RTP header does not fit the datagram",
          "An RTP packet on a media flow that is not version 2, whose CSRC list (CC*4) or header "
-         "extension ((length+1)*4) runs past the datagram, or whose padding count is zero or "
+         "extension (4 + length*4 bytes) runs past the datagram, or (on flows SDP declares plain "
+         "RTP/AVP: in SRTP the last octet is the auth tag) whose padding count is zero or "
          "larger than the payload (RFC 3550 5.1).",
          Severity.HIGH, E, ("CVE-2018-6344",), (R_RTP,)),
     Rule("voip-stun-length", "STUN message length does not match the datagram",
