@@ -180,3 +180,12 @@ def test_cli_and_mvt_output(backups: dict[str, Path], tmp_path: Path,
     assert (tmp_path / "out/timeline.csv").read_text().startswith('"UTC Timestamp"')
     rc, _ = _cli(["check-ios", str(backups["clean"]), "-q", "-f", "json"], capsys)
     assert rc == 0
+
+
+def test_without_timeline_the_findings_are_the_same(backups: dict[str, Path],
+                                                    index: IocIndex) -> None:
+    full = check_backup(backups["planted"], index)
+    lean = check_backup(backups["planted"], index, timeline=False)
+    assert by_module(lean.report.all_findings()) == by_module(full.report.all_findings())
+    assert len(lean.report.all_findings()) == len(full.report.all_findings())
+    assert sum(map(len, lean.ctx.records.values())) < sum(map(len, full.ctx.records.values()))

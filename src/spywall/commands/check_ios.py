@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> Report:
         if not args.quiet and m.status not in ("ok", "skipped"):
             log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
 
-    outcome = check_backup(args.backup, index, index.sources, _password(args), on_done=done)
+    outcome = check_backup(args.backup, index, index.sources, _password(args),
+                           timeline=args.output is not None, on_done=done)
     if args.output:
         write_mvt_outputs(outcome.report, outcome.ctx.records, args.output,
                           outcome.ctx.evidence.inputs)

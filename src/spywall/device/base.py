@@ -102,10 +102,16 @@ class CheckContext(Generic[E]):
     limits: Limits = field(default_factory=Limits)
     records: dict[str, list[Record]] = field(default_factory=dict)
     detected: dict[str, list[Record]] = field(default_factory=dict)
+    timeline: bool = True
     lookup: Lookup = field(init=False)
 
     def __post_init__(self) -> None:
         self.lookup = Lookup(self.index)
+
+    def any_hit(self, kind: str, values: Iterable[str]) -> bool:
+        """Whether any value matches (memoised). With ``timeline`` off, a module may skip
+        building records for rows that match nothing."""
+        return any(self.lookup.match(kind, v) for v in values if v)
 
     def record(self, module: str, timestamp: str | None, event: str,
                data: dict[str, Scalar]) -> Record:

@@ -52,10 +52,12 @@ def _history(ctx: Ctx, entry: Entry, path: str) -> Result:
     for vid, t, url, dest in rows:
         if not isinstance(url, str):
             continue
+        target = visits.get(dest) if dest is not None else None
+        if not (ctx.timeline or target or ctx.any_hit("url", (url,))):
+            continue
         rec = ctx.record("safari_history", iso_apple(t), "safari_visit",
                          {"visit_id": vid, "url": url[:2048]})
         check_links(ctx, [url], rec, path, "Safari history URL")
-        target = visits.get(dest) if dest is not None else None
         if target is None or not isinstance(target[1], str):
             continue
         src_host, dst_host = host_of(url), host_of(target[1])

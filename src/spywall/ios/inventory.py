@@ -30,6 +30,12 @@ def _manifest(ctx: Ctx) -> Result:
     b = ctx.evidence
     root = str(b.root)
     for e in b.entries:
+        name = posixpath.basename(e.relative_path)
+        full = "/" + e.relative_path
+        origins = [m.group(1) for m in _WEBKIT_ORIGIN.finditer(e.relative_path)]
+        if not (ctx.timeline or ctx.any_hit("file_name", (name,))
+                or ctx.any_hit("file_path", (full,)) or ctx.any_hit("domain", origins)):
+            continue
         try:
             meta = e.meta()
         except FormatError:
@@ -39,11 +45,10 @@ def _manifest(ctx: Ctx) -> Result:
                          {"domain": e.domain, "relative_path": e.relative_path,
                           "file_id": e.file_id, "size": meta.size if meta else None})
         path = f"{root}!/{e.domain}/{e.relative_path}"
-        name = posixpath.basename(e.relative_path)
         ctx.check("file_name", name, rec=rec, path=path, what="backup file name")
-        ctx.check("file_path", "/" + e.relative_path, rec=rec, path=path, what="backup path")
-        for m in _WEBKIT_ORIGIN.finditer(e.relative_path):
-            ctx.check("domain", m.group(1), rec=rec, path=path, what="WebKit origin in path")
+        ctx.check("file_path", full, rec=rec, path=path, what="backup path")
+        for origin in origins:
+            ctx.check("domain", origin, rec=rec, path=path, what="WebKit origin in path")
     return ok(len(b.entries))
 
 

@@ -49,7 +49,7 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
             if not found and isinstance(attributed, bytes):
                 found = links_in_bytes(attributed)
             sender = handle if isinstance(handle, str) else ""
-            if not found:
+            if not found or not (ctx.timeline or ctx.any_hit("url", found)):
                 continue
             rec = ctx.record("sms", iso_apple(date), "sms_received" if sender else "sms",
                              {"rowid": rowid, "handle": sender, "links": " ".join(found),
