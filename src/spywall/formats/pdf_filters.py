@@ -26,7 +26,7 @@ from spywall.errors import FormatError, LimitExceeded
 from spywall.limits import Budget, MiB
 
 MAX_FILTERS = 8
-MAX_ROW = 1 << 24
+MAX_ROW = 1 << 20  # bytes in one predictor row (rows are undone in Python)
 IMAGE_CODECS = frozenset({"DCTDecode", "JBIG2Decode", "JPXDecode", "CCITTFaxDecode"})
 ALIASES = {"AHx": "ASCIIHexDecode", "A85": "ASCII85Decode", "LZW": "LZWDecode",
            "Fl": "FlateDecode", "RL": "RunLengthDecode", "CCF": "CCITTFaxDecode",
@@ -218,9 +218,10 @@ def _row_shape(params: Params) -> tuple[int, int, int]:
     colors = params.get("Colors", 1)
     bpc = params.get("BitsPerComponent", 8)
     columns = params.get("Columns", 1)
-    if not (1 <= colors <= 64 and bpc in (1, 2, 4, 8, 16) and 1 <= columns <= MAX_ROW):
+    row_len = (colors * bpc * columns + 7) // 8
+    if not (1 <= colors <= 64 and bpc in (1, 2, 4, 8, 16) and 1 <= row_len <= MAX_ROW):
         raise FormatError(f"bad predictor parameters {dict(params)}")
-    return (colors * bpc * columns + 7) // 8, max(1, colors * bpc // 8), bpc
+    return row_len, max(1, colors * bpc // 8), bpc
 
 
 def unpredict(data: bytes, params: Params, budget: Budget) -> bytes:
