@@ -21,7 +21,7 @@ R_STUN = "https://www.rfc-editor.org/rfc/rfc8489"
 R_TURN = "https://www.rfc-editor.org/rfc/rfc8656"
 R_SIP = "https://www.rfc-editor.org/rfc/rfc3261"
 R_SDP = "https://www.rfc-editor.org/rfc/rfc8866"
-R_WA = "https://www.facebook.com/security/advisories/cve-2019-3568"
+R_WA = "https://www.whatsapp.com/security/advisories"
 R_NVD = "https://nvd.nist.gov/vuln/detail/CVE-2019-3568"
 
 
