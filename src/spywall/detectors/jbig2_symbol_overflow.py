@@ -36,8 +36,8 @@ def detect(parsed: Parsed) -> Iterator[Hit]:
             continue
         yield Hit(
             message=(
-                f"{_KIND.get(use.type, 'segment')} {use.number} refers to "
-                f"{use.dictionary_references} symbol dictionaries whose symbol counts sum "
+                f"{_KIND.get(use.type, 'segment')} {use.number} refers to symbol "
+                f"dictionaries {use.dictionary_references} times; their symbol counts sum "
                 f"to {use.exported_sum:#x}, past 2^32-1 (wraps to "
                 f"{use.exported_sum & LIMIT:#x} in a 32-bit decoder)"
             ),
