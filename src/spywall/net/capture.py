@@ -38,7 +38,12 @@ BOM = 0x1A2B3C4D
 SHB, IDB, OPB, SPB, EPB = 0x0A0D0D0A, 1, 2, 3, 6
 # Blocks Wireshark (3.6+) shows as frames of their own though they hold no packet: custom
 # blocks and systemd journal exports. Counting them keeps frame numbers equal to Wireshark's.
-NUMBERED_NON_PACKETS = frozenset({0x00000BAD, 0x40000BAD, 0x00000009})
+BLOCK_KINDS: dict[int, str] = {
+    SHB: "meta", IDB: "meta", EPB: "packet", SPB: "packet", OPB: "packet",
+    0x00000BAD: "numbered", 0x40000BAD: "numbered", 0x00000009: "numbered"}
+BOMS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
+_BLOCK_STRUCTS = {bo: (struct.Struct(bo + "II").unpack_from, struct.Struct(bo + "I").unpack_from,
+                       struct.Struct(bo + "IIIII").unpack_from) for bo in "<>"}
 
 
 def sniff(head: bytes) -> str | None:
@@ -148,47 +153,65 @@ class CaptureReader:
         ifaces: list[_Interface] = []
         frame = 0
         fill = self.src.fill
-        while True:
-            if len(buf) - pos < 12:
-                buf, pos = fill(buf, pos, 12), 0
-                if not buf:
-                    return
-                if len(buf) < 12:
-                    raise TruncatedError(f"block header cut short ({len(buf)} bytes)")
-            btype_raw = buf[pos:pos + 4]
-            if btype_raw == PCAPNG_MAGIC:
-                bom = buf[pos + 8:pos + 12]
-                bo = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(bom, "")
-                if not bo:
-                    raise FormatError("section header block with a bad byte-order magic")
-                ifaces = []
-            (btype, blen) = struct.unpack_from(bo + "II", buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                raise FormatError(f"block of type {btype:#x} with bogus length {blen} "
-                                  "(framing lost)")
-            if len(buf) - pos < blen:
-                buf, pos = fill(buf, pos, blen), 0
-                if len(buf) < blen:
-                    raise TruncatedError(f"block of type {btype:#x} cut short "
-                                         f"({len(buf)} of {blen} bytes)")
-            block = buf[pos:pos + blen]
-            pos += blen
-            if struct.unpack_from(bo + "I", block, blen - 4)[0] != blen:
-                raise FormatError(f"block of type {btype:#x}: trailing length differs "
-                                  "(framing lost)")
-            if btype == SHB:
-                self._shb(block, bo)
-            elif btype == IDB:
-                self._idb(block, bo, ifaces, frame)
-            elif btype in (EPB, SPB, OPB):
-                frame += 1
-                self.frames = frame
-                rec = self._packet(btype, block, bo, ifaces, frame)
-                if rec is not None:
-                    yield rec
-            elif btype in NUMBERED_NON_PACKETS:
-                frame += 1
-                self.frames = frame
+        hdr, u32, epb = _BLOCK_STRUCTS[bo]
+        try:
+            while True:
+                if len(buf) - pos < 12:
+                    buf, pos = fill(buf, pos, 12), 0
+                    if not buf:
+                        return
+                    if len(buf) < 12:
+                        raise TruncatedError(f"block header cut short ({len(buf)} bytes)")
+                btype, blen = hdr(buf, pos)
+                if btype == SHB:           # a palindrome: the same in either byte order
+                    bo = BOMS.get(buf[pos + 8:pos + 12], "")
+                    if not bo:
+                        raise FormatError("section header block with a bad byte-order magic")
+                    hdr, u32, epb = _BLOCK_STRUCTS[bo]
+                    blen = hdr(buf, pos)[1]
+                    ifaces = []
+                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
+                    raise FormatError(f"block of type {btype:#x} with bogus length {blen} "
+                                      "(framing lost)")
+                if len(buf) - pos < blen:
+                    buf, pos = fill(buf, pos, blen), 0
+                    if len(buf) < blen:
+                        raise TruncatedError(f"block of type {btype:#x} cut short "
+                                             f"({len(buf)} of {blen} bytes)")
+                start, pos = pos, pos + blen
+                if u32(buf, pos - 4)[0] != blen:
+                    raise FormatError(f"block of type {btype:#x}: trailing length differs "
+                                      "(framing lost)")
+                if btype == EPB and blen >= 32:        # the common case, without copies
+                    frame += 1
+                    index, hi, lo, incl, orig = epb(buf, start + 8)
+                    if incl <= blen - 32 and index < len(ifaces):
+                        iface = ifaces[index]
+                        yield (frame, ((hi << 32) | lo) / iface.scale + iface.offset,
+                               iface.linktype, buf[start + 28:start + 28 + incl], orig)
+                        continue
+                    frame -= 1
+                kind = BLOCK_KINDS.get(btype)
+                if kind is None:
+                    continue
+                if kind != "meta":
+                    frame += 1
+                    self.frames = frame
+                if kind == "packet":
+                    rec = self._packet(btype, buf[start:pos], bo, ifaces, frame)
+                    if rec is not None:
+                        yield rec
+                elif kind == "meta":
+                    self._meta(btype, buf[start:pos], bo, ifaces, frame)
+        finally:
+            self.frames = frame
+
+    def _meta(self, btype: int, block: bytes, bo: str, ifaces: list[_Interface],
+              frame: int) -> None:
+        if btype == SHB:
+            self._shb(block, bo)
+        else:
+            self._idb(block, bo, ifaces, frame)
 
     def _shb(self, block: bytes, bo: str) -> None:
         if len(block) < 28:
