@@ -107,11 +107,14 @@ def compare(backup: Path, iocs: Path, work: Path, label: str) -> tuple[float, fl
                    str(mvt_out), str(backup)], env)
     (t_sw, c_sw) = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs", str(iocs), "-q",
                   "-f", "json", "--output", str(sw_out)])
+    (t_lean, c_lean) = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs",
+                              str(iocs), "-q", "-f", "json"])
     theirs, ours = mvt_matches(mvt_out), spywall_matches(sw_out / "report.json")
     missing = theirs - ours
     print(f"{label:>8}: wall mvt {t_mvt:7.2f}s spywall {t_sw:5.2f}s ({t_mvt / t_sw:5.1f}x); "
           f"cpu mvt {c_mvt:7.2f}s spywall {c_sw:5.2f}s ({c_mvt / c_sw:5.1f}x)"
-          f" | indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
+          f"; spywall without --output: wall {t_lean:.2f}s cpu {c_lean:.2f}s\n"
+          f"{'':>10}indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
           f"missed by spywall {sorted(missing) or 'none'}")
     if missing:
         raise SystemExit(f"spywall missed indicators MVT matched: {sorted(missing)}")

@@ -180,6 +180,14 @@ def test_cli_and_mvt_output(backups: dict[str, Path], tmp_path: Path,
     assert (tmp_path / "out/timeline.csv").read_text().startswith('"UTC Timestamp"')
     rc, _ = _cli(["check-ios", str(backups["clean"]), "-q", "-f", "json"], capsys)
     assert rc == 0
+    monkeypatch.delenv("SPYWALL_BACKUP_PASSWORD")
+    rc, lean = _cli(["check-ios", str(backups["planted"]), "-q", "-f", "json",
+                     "--no-attachments"], capsys)
+    assert rc == 1
+    assert isinstance(lean, dict)
+    rules = {f["rule"] for s in lean["subjects"] for f in s["findings"]}
+    assert "appended-archive" not in rules
+    assert "triangulation-backupagent-network" in rules
 
 
 def test_without_timeline_the_findings_are_the_same(backups: dict[str, Path],

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
+    p.add_argument("--no-attachments", action="store_true",
+                   help="do not scan message attachments for exploit payloads (indicator "
+                        "checks only, like MVT)")
 
 
 def _is_encrypted(path: str) -> bool:
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> Report:
             log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
 
     outcome = check_backup(args.backup, index, index.sources, _password(args),
-                           timeline=args.output is not None, on_done=done)
+                           timeline=args.output is not None,
+                           scan_attachments=not args.no_attachments, on_done=done)
     if args.output:
         write_mvt_outputs(outcome.report, outcome.ctx.records, args.output,
                           outcome.ctx.evidence.inputs)

@@ -103,6 +103,7 @@ class CheckContext(Generic[E]):
     records: dict[str, list[Record]] = field(default_factory=dict)
     detected: dict[str, list[Record]] = field(default_factory=dict)
     timeline: bool = True
+    scan_attachments: bool = True
     lookup: Lookup = field(init=False)
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ class Outcome:
 def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
                  password: str | None = None, limits: Limits | None = None,
                  modules: Sequence[Module[Backup]] = MODULES, timeline: bool = True,
+                 scan_attachments: bool = True,
                  on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
     """Check one backup folder. ``InputError`` when it cannot be opened at all.
 
@@ -47,7 +48,8 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
                               sha256=hashlib.sha256(manifest_db.read_bytes()).hexdigest(),
                               objects=len(backup.entries))
             ctx = CheckContext(evidence=backup, index=index, subject=subject,
-                               limits=limits or Limits(), timeline=timeline)
+                               limits=limits or Limits(), timeline=timeline,
+                               scan_attachments=scan_attachments)
             report.device = inventory.device_info(backup.info)
             report.device["encrypted"] = backup.encrypted
             report.modules = run_modules(modules, ctx, on_done)

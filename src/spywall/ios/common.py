@@ -128,6 +128,8 @@ def check_links(ctx: Ctx, found: Sequence[str], rec: Record, path: str, what: st
 
 def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scalar]) -> None:
     """Scan one attachment with the engine; re-attach its findings and errors."""
+    if not ctx.scan_attachments:
+        return
     b = ctx.evidence
     path = b.display(entry)
     data = b.read(entry, ctx.limits.max_file_bytes)
