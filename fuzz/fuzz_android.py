@@ -7,7 +7,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from spywall.android import dumpstate, qf
+    from spywall.android import backup, dumpstate, qf
     from spywall.android.capture import ZipSource, from_source
     from spywall.android.check import MODULES
     from spywall.device.base import CheckContext, run_modules
@@ -27,6 +27,10 @@ def TestOneInput(data: bytes) -> None:
     dumpstate.tombstone(text)
     with contextlib.suppress(SpywallError):
         qf.packages(qf.load_json(data[:65536], "fuzz"))
+    if data.startswith(backup.MAGIC):
+        with contextlib.suppress(SpywallError):
+            backup.sms(data, Budget(LIMITS))
+        return
     try:
         cap = from_source(ZipSource(data, "fuzz.zip", LIMITS), "fuzz.zip", LIMITS,
                           Budget(LIMITS))

@@ -27,6 +27,7 @@ QF_EXPECTED = {
     ("files", "ioc-file-path", "MercenarySpywareCampaign"),
     ("files", "android-tmp-executable", None),
     ("root_binaries", "android-root-binary", None),
+    ("sms", "ioc-domain", "Predator"),
 }
 BR_EXPECTED = {
     ("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
@@ -229,3 +230,13 @@ def test_zip_finding_paths_name_the_member(tmp_path: Path, index: IocIndex) -> N
     uuid = "6f1c2f0e-0000-4000-8000-000000000001"
     assert f"{tmp_path / 'qf.zip'}!/{uuid}/packages.json" in paths
     assert f"{tmp_path / 'qf.zip'}!/{uuid}/bugreport.zip!/FS/data/tombstones/tombstone_00" in paths
+
+
+def test_encrypted_backup_skipped(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(True, with_bugreport=False)
+    files["backup.ab"] = gen.backup_ab(True, encrypted=True)
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    run = next(m for m in rep.modules if m.name == "sms")
+    assert run.status == "skipped"
+    assert "encrypted" in run.message
+    assert not any(f.location.module == "sms" for f in rep.all_findings())

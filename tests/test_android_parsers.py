@@ -7,14 +7,15 @@ import io
 import json
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spywall.android import backup, qf
 from spywall.android import dumpstate as ds
-from spywall.android import qf
 from spywall.android.capture import ZipSource, from_source
 from spywall.android.check import MODULES
 from spywall.android.common import iso_any
@@ -175,3 +176,37 @@ def test_real_dumpstate_file_is_read_as_capture(tmp_path: Path, index: IocIndex)
     assert any(f.indicator and f.indicator.value == "sys.brand.note"
                for f in rep.all_findings())
     assert json.loads(rep.model_dump_json())["modules"]
+
+
+def test_backup_sms_and_urls() -> None:
+    msgs = backup.sms(gen.backup_ab(True), Budget())
+    assert [m.date for m in msgs] == [1705180000000, 1705190000000, 1705200000000]
+    assert backup.urls(msgs[-1].body) == [f"https://{gen.PREDATOR_DOMAIN}/a1b2c3"]
+    with pytest.raises(backup.EncryptedBackup):
+        backup.sms(gen.backup_ab(True, encrypted=True), Budget())
+    with pytest.raises(SpywallError):
+        backup.sms(b"ANDROID BACKUP\n5\n1\nnone\n" + b"\x78\x9c garbage", Budget())
+
+
+def test_backup_bomb_capped() -> None:
+    bomb = b"ANDROID BACKUP\n5\n1\nnone\n" + zlib.compress(b"\0" * (64 << 20))
+    with pytest.raises(SpywallError):
+        backup.sms(bomb, Budget(Limits(max_total_decompressed=8 << 20,
+                                       max_stream_bytes=8 << 20)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=64), st.integers(0, 1 << 16))
+def test_mutated_backups_only_spywall_errors(noise: bytes, at: int) -> None:
+
+    from spywall.android import backup
+    base = gen.backup_ab(True)
+    raw = b"ANDROID BACKUP\n5\n0\nnone\n" + zlib.decompress(base[base.index(b"none\n") + 5:])
+    for data in (base, raw):
+        at %= len(data)
+        mutated = data[:at] + noise + data[at + len(noise):]
+        try:
+            for m in backup.sms(mutated, Budget(Limits(seconds=5))):
+                backup.urls(m.body)
+        except SpywallError:
+            pass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from spywall.android import qf
+from spywall.android import backup, qf
 from spywall.android.capture import Capture
 from spywall.android.common import (
     Ctx,
@@ -189,6 +189,26 @@ def apks(ctx: Ctx) -> Result:
     return ok(len(names))
 
 
+def sms(ctx: Ctx) -> Result:
+    """Links in the SMS / MMS of androidqf's backup.ab."""
+    cap = ctx.evidence
+    data = cap.read("backup.ab")
+    if data is None:
+        return skipped("no backup.ab")
+    try:
+        messages = backup.sms(data, cap.budget)
+    except backup.EncryptedBackup as exc:
+        return skipped(str(exc))
+    where = cap.where("backup.ab")
+    for m in messages:
+        links = backup.urls(m.body)
+        rec = ctx.record("sms", iso_any(m.date), f"{m.kind} from {m.address or '?'}",
+                         {"address": m.address, "body": m.body[:2000], "links": len(links)})
+        for link in links:
+            ctx.check("url", link, rec=rec, path=where, what=f"link in an {m.kind.upper()}")
+    return ok(len(messages))
+
+
 QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("packages", "androidqf packages.json: app ids, APK hashes and certificates",
              packages),
@@ -198,4 +218,5 @@ QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("files", "androidqf files.json: file paths, names and hashes", files),
     FnModule("root_binaries", "androidqf root_binaries.json: su, magisk...", root_binaries),
     FnModule("apks", "APK files in the capture: hashes", apks),
+    FnModule("sms", "androidqf backup.ab: links in SMS and MMS", sms),
 )

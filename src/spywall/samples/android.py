@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tarfile
 import zipfile
+import zlib
 from datetime import date
 from pathlib import Path
 
@@ -24,6 +26,7 @@ CAMPAIGN_PROPERTY = "sys.brand.note"
 CAMPAIGN_PATH = "/data/local/tmp/dropbox"
 WYRMSPY_APP = "com.adobe.flash.jni"
 NOVISPY_SERVICE = "com.accesibilityservice"
+PREDATOR_DOMAIN = "myfcbk.net"  # amnesty_cytrox.stix2
 
 BENIGN_APPS = ("com.android.chrome", "com.whatsapp", "org.thoughtcrime.securesms",
                "com.google.android.apps.maps")
@@ -212,6 +215,32 @@ def _files_json(planted: bool) -> list[dict[str, object]]:
             for i, (p, m) in enumerate(entries)]
 
 
+def _tar_member(name: str, data: bytes) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(data), 1705269600, 0o600
+    return info.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % 512)
+
+
+def backup_ab(planted: bool, encrypted: bool = False) -> bytes:
+    """An ``adb backup`` of the telephony provider with a few SMS (links included)."""
+    messages = [
+        {"address": "+381601234567", "body": "See you at 8 at the cafe", "date": "1705180000000",
+         "type": "1", "read": "1"},
+        {"address": "+381607654321", "body": "Your parcel: https://www.posta.rs/track?id=RR1",
+         "date": "1705190000000", "type": "1", "read": "1"},
+    ]
+    if planted:
+        messages.append({"address": "+381600000001", "date": "1705200000000", "type": "1",
+                         "body": f"Urgent: read this https://{PREDATOR_DOMAIN}/a1b2c3 now",
+                         "read": "0"})
+    sms_blob = zlib.compress(json.dumps(messages).encode())
+    tar = (_tar_member("apps/com.android.providers.telephony/_manifest", b"manifest\n")
+           + _tar_member("apps/com.android.providers.telephony/d_f/000000_sms_backup", sms_blob)
+           + b"\0" * 1024)
+    header = b"ANDROID BACKUP\n5\n1\n" + (b"AES-256\n" if encrypted else b"none\n")
+    return header + (hashlib.sha512(tar).digest() if encrypted else zlib.compress(tar))
+
+
 def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
     settings_global = {"adb_enabled": "0", "package_verifier_enable": "0" if planted else "1",
                        "verifier_verify_adb_installs": "1", "auto_time": "1"}
@@ -228,6 +257,7 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
         "files.json": json.dumps(_files_json(planted)).encode(),
         "root_binaries.json": json.dumps(["/system/xbin/su"] if planted else []).encode(),
     }
+    files["backup.ab"] = backup_ab(planted)
     if with_bugreport:
         files["bugreport.zip"] = bugreport_zip(planted)
     return files
