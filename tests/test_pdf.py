@@ -295,3 +295,19 @@ def test_single_decode_parms_dictionary_with_a_filter_array() -> None:
                   Filter=pikepdf.Array([pikepdf.Name.JBIG2Decode]),
                   DecodeParms=pikepdf.Dictionary(JBIG2Globals=glob))
     assert rules(_pdf_with({"Img": img}, builder=p)) == {"jbig2-symbol-overflow"}
+
+
+@pytest.mark.parametrize("junk", [b"7 0 obj <<<< ]]] endobj", b"1 0 obj (no end",
+                                  b"99 0 obj 4 0 R"])
+def test_broken_shadow_definitions_do_not_stop_the_scan(junk: bytes) -> None:
+    base = s.jbig2_pdf(ATTACK)
+    data = base.replace(b"%%EOF", b"% " + junk + b"\n%%EOF")
+    parsed, children = parse(data)
+    assert doc(parsed).shadowed >= 1
+    assert any(c.format == "jbig2-embedded" for c in children)
+    assert rules(data) == {"jbig2-symbol-overflow"}
+
+
+def test_time_budget_is_a_limit_entry() -> None:
+    subject = scan_bytes(s.jbig2_pdf(ATTACK), "x.pdf", Limits(seconds=0))
+    assert [e.code for e in subject.errors] == ["limit"]

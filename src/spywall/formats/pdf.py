@@ -240,8 +240,16 @@ class _Streams:
         self.selected: dict[Key, tuple[str, pikepdf.Stream]] = {}
         self.globals: dict[tuple[int, int, int], bytes] = {}
         self.overlays: list[pikepdf.Pdf] = []
+        self.notes: list[str] = []
 
     def _take(self, obj: pikepdf.Object, shadow: int = -1) -> None:
+        """Select ``obj`` (or the font programs it names); a broken object is noted."""
+        try:
+            self._classify(obj, shadow)
+        except PIKEPDF_ERRORS as exc:
+            self.notes.append(f"object skipped: {_qpdf_text(exc)}")
+
+    def _classify(self, obj: pikepdf.Object, shadow: int) -> None:
         if isinstance(obj, pikepdf.Stream):
             try:
                 role = _stream_role(obj)
@@ -270,11 +278,20 @@ class _Streams:
             overlay = _overlay(data, self.pdf, layer)
             if overlay is None:
                 break
-            other = pikepdf.open(io.BytesIO(overlay))
+            try:
+                other = pikepdf.open(io.BytesIO(overlay))
+            except PIKEPDF_ERRORS as exc:
+                self.notes.append(f"shadowed definitions not examined: {_qpdf_text(exc)}")
+                break
             self.overlays.append(other)
             for (num, gen), off in layer.items():
                 self.ctx.budget.charge_elements()
-                self._take(other.get_object((num, gen)), off)
+                try:
+                    obj = other.get_object((num, gen))
+                except PIKEPDF_ERRORS as exc:
+                    self.notes.append(f"shadowed object {num} {gen} @{off}: {_qpdf_text(exc)}")
+                    continue
+                self._take(obj, off)
         return total
 
     def describe(self) -> tuple[PdfStream, ...]:
@@ -376,6 +393,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         notes = [str(w) for w in pdf.get_warnings()]
     except PIKEPDF_ERRORS as exc:
         raise FormatError(f"bad PDF object: {_qpdf_text(exc)}") from exc
+    notes += streams.notes
     warnings = [f"qpdf: {_qpdf_text(w)}" for w in notes[:MAX_WARNINGS]]
     if len(notes) > MAX_WARNINGS:
         warnings.append(f"qpdf: {len(notes) - MAX_WARNINGS} more warnings")
