@@ -287,3 +287,12 @@ def test_rtp_padding_is_checked_on_plain_flows_only(secure: bool) -> None:
     frame = s.udp(2.0, (CALLER[0], 49170), (CALLEE[0], 30000), crafted)
     got = [(f.rule, f.location.frame) for f in run(s)[1]]
     assert got == ([] if secure else [("voip-rtp-header", frame)])
+
+
+def test_unexplained_flow_to_the_callee_joins_the_call() -> None:
+    s = v.Script()
+    frames = v.zero_click_call(s, 100.0, dialog(), port=41234, sport=45000)  # not in any SDP
+    ((c,), findings) = run(s)
+    assert c.anomalies == len(findings) == 2 * len(frames) + 1
+    (flow,) = [m for m in c.media if m.dport == 41234]
+    assert (flow.packets, flow.first_frame, flow.protocol) == (len(frames), frames[0], "rtcp")

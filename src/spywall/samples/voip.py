@@ -357,14 +357,14 @@ def clean_call(s: Script, t0: float, d: Dialog, *, media: tuple[int, int] = (491
 
 
 def zero_click_call(s: Script, t0: float, d: Dialog, *, port: int = 40000,
-                    rtcp_packets: int = 3) -> list[int]:
+                    rtcp_packets: int = 3, sport: int = 49171) -> list[int]:
     """INVITE, 180 Ringing, a crafted RTCP series to the callee (first length field past
     the datagram, like CVE-2019-3568's trigger), CANCEL/200/487 with no 200 to the INVITE.
     Returns the frames of the crafted packets."""
     a, b = d.caller_addr, d.callee_addr
     s.udp(t0, a, b, d.request("INVITE", body=sdp(a[0], 49170)))
     s.udp(t0 + 0.1, b, a, d.response(180, "Ringing"))
-    frames = [s.udp(t0 + 0.2 + i * 0.02, (a[0], 49171), (b[0], port),
+    frames = [s.udp(t0 + 0.2 + i * 0.02, (a[0], sport), (b[0], port),
                     sr(0xBADC0DE)[:20] + bytes(1500)) for i in range(rtcp_packets)]
     s.udp(t0 + 1.0, a, b, d.request("CANCEL"))
     s.udp(t0 + 1.05, b, a, d.response(200, "OK", method="CANCEL"))

@@ -82,17 +82,17 @@ class VoipAnalyzer:
             flow.seen |= RTP_BIT
             pending = self.calls.pending
             if pending and (d.dst in pending or d.src in pending):
-                self.calls.pre_answer_media(d, "rtp")
+                self.calls.pre_answer_media(d, "rtp", flow)
             return [] if not flow.pending else self._flow_findings(flow, d, [], "rtp")
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
             kind = demux.RTCP
         if kind == demux.TURN and not flow.turn:
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
-        found = self.handlers[kind](flow, d, p)
         pending = self.calls.pending
         if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
-            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind])
+            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind], flow)
+        found = self.handlers[kind](flow, d, p)
         if not found and not flow.pending:
             return []
         return self._flow_findings(flow, d, found, demux.KIND_NAMES[kind])

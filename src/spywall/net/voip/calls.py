@@ -180,8 +180,9 @@ class CallTable:
                     if callee_side:
                         self._add_callee(call, ip)
 
-    def pre_answer_media(self, d: Datagram, kind: str) -> None:
-        """Record media ``d`` to or from a pending callee address.
+    def pre_answer_media(self, d: Datagram, kind: str, flow: Flow) -> None:
+        """Record media ``d`` (on ``flow``) to or from a pending callee address. A flow to
+        the callee that no SDP explained joins the call's media list.
 
         RTP from the callee side marks the call as having early media (an announcement or
         ringback from a gateway): such a call is a media session both ways, not the one-sided
@@ -195,6 +196,9 @@ class CallTable:
             if d.src in call.callee_ips:
                 continue
             seen = call.pre_answer.get(d.src)
+            if flow.call is None:
+                flow.call = call
+                call.flows.append(flow)
             if seen is None:
                 call.pre_answer[d.src] = PreAnswer(d, kind)
             else:

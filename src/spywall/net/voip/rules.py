@@ -84,15 +84,16 @@ _ROWS: tuple[Rule, ...] = (
          "extension (4 + length*4 bytes) runs past the datagram, or (on flows SDP declares plain "
          "RTP/AVP: in SRTP the last octet is the auth tag) whose padding count is zero or "
          "larger than the payload (RFC 3550 5.1).",
-         Severity.HIGH, E, ("CVE-2018-6344",), (R_RTP,)),
+         Severity.HIGH, E, ("CVE-2018-6344",),
+         (R_RTP, "https://nvd.nist.gov/vuln/detail/CVE-2018-6344")),
     Rule("voip-stun-length", "STUN message length does not match the datagram",
          "A STUN message (first two bits zero, magic cookie 0x2112A442) whose length field is "
          "not the datagram length minus 20 or not a multiple of 4 (RFC 8489 5).",
-         Severity.MEDIUM, H, ("CVE-2018-20655",), (R_STUN,)),
+         Severity.MEDIUM, H, (), (R_STUN,)),
     Rule("voip-stun-attribute", "STUN attribute runs past the message",
          "A STUN attribute whose length (padded to 4) runs past the message, or a "
          "MESSAGE-INTEGRITY/FINGERPRINT attribute of the wrong size (20/32/4 bytes).",
-         Severity.HIGH, H, ("CVE-2018-20655",), (R_STUN,)),
+         Severity.HIGH, H, (), (R_STUN,)),
     Rule("voip-stun-fingerprint", "STUN FINGERPRINT does not match the message",
          "FINGERPRINT is not CRC-32 of the message up to it XOR 0x5354554e (RFC 8489 14.7).",
          Severity.MEDIUM, H, (), (R_STUN,)),
@@ -108,7 +109,7 @@ _ROWS: tuple[Rule, ...] = (
     Rule("voip-sip-content-length", "SIP Content-Length does not match the body",
          "A SIP message over UDP whose Content-Length differs from the body received, or a "
          "Content-Length that is not a number or is larger than the transport allows.",
-         Severity.MEDIUM, H, ("CVE-2018-20655",), (R_SIP,)),
+         Severity.MEDIUM, H, (), (R_SIP,)),
     Rule("voip-sip-oversize", "SIP start line, header line or header count oversized",
          "A SIP start line over 2048 bytes, a header line over 8192 bytes, more than 256 "
          "header lines, or a TCP stream with no header end within 65536 bytes.",
