@@ -9,6 +9,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
@@ -141,3 +143,28 @@ def test_json_output_is_valid(tmp_path: Path, capsys: Cap) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert doc["command"] == "pcap"
     assert doc["subjects"][0]["objects"] == 113
+
+
+def test_two_captures_two_subjects(bundle: Path, tmp_path: Path, capsys: Cap) -> None:
+    a, b = write(SAMPLES[0], tmp_path), write(SAMPLES[2], tmp_path)
+    code, report = pcap_report(capsys, str(a), str(b), "--iocs", str(bundle))
+    assert code == 1
+    assert [s.path for s in report.subjects] == [str(a), str(b)]
+    assert report.subjects[0].findings
+    assert not report.subjects[1].findings
+    assert len(report.calls) == (2 if voip_analyzer() is not None else 0)
+
+
+SEEDS = [s.capture.pcap() for s in SAMPLES[:3]] + [SAMPLES[3].capture.pcapng()]
+
+
+@settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)),
+                                        max_size=16), st.integers(0, 400))
+def test_pipeline_never_raises_on_mutated_captures(seed: bytes, edits: list[tuple[int, int]],
+                                                  cut: int) -> None:
+    data = bytearray(seed)
+    for pos, val in edits:
+        data[pos % len(data)] = val
+    res = Pipeline("m", None, voip_analyzer()).run(io.BytesIO(bytes(data[:len(data) - cut])))
+    assert len(res.errors) <= pipeline.MAX_ERRORS + 1

@@ -304,12 +304,12 @@ class Decoder:
         if hl < 20 or off + hl > end:
             self.on_error(frame, "malformed", f"TCP header length {hl} does not fit")
             return None
-
-        def problem(code: str, message: str, kind: str) -> None:
-            self.on_error(frame, code, message)
-
-        data = self.streams.segment((src, sport, dst, dport), seq, flags, buf[off + hl:end],
-                                    problem)
+        streams = self.streams
+        data = streams.segment((src, sport, dst, dport), seq, flags, buf[off + hl:end])
+        if streams.problems:
+            for message in streams.problems:
+                self.on_error(frame, "limit", message)
+            streams.problems.clear()
         if not data:
             return None
         return Datagram(frame, ts, src, dst, sport, dport, "tcp", data)

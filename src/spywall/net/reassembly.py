@@ -140,15 +140,18 @@ class TcpStreams:
         self.streams: dict[Hashable, _Stream] = {}
         self.held = 0
         self.gaps = 0
+        self.problems: list[str] = []
 
     def _drop(self, key: Hashable) -> None:
         st = self.streams.pop(key, None)
         if st is not None:
             self.held -= st.held
 
-    def segment(self, key: Hashable, seq: int, flags: int, payload: bytes,
-                problem: Problem) -> bytes:
-        """Feed one segment; the bytes that became contiguous (maybe empty)."""
+    def segment(self, key: Hashable, seq: int, flags: int, payload: bytes) -> bytes:
+        """Feed one segment; the bytes that became contiguous (maybe empty).
+
+        A cap that forced a gap to be skipped leaves a message in ``problems`` (the caller
+        reports and clears it)."""
         st = self.streams.get(key)
         if st is None:
             if flags & self.RST:
@@ -161,20 +164,19 @@ class TcpStreams:
             st.next_seq = (seq + 1) & 0xFFFFFFFF
         out = b""
         if payload:
-            out = self._data(st, seq, payload, problem)
+            out = self._data(st, seq, payload)
         if flags & (self.FIN | self.RST):
             self._drop(key)
         return out
 
-    def _data(self, st: _Stream, seq: int, payload: bytes, problem: Problem) -> bytes:
+    def _data(self, st: _Stream, seq: int, payload: bytes) -> bytes:
         rel = _rel(seq, st.next_seq)
         if rel > 0:
             if (len(st.pending) >= MAX_SEGMENTS_PENDING
                     or st.held + len(payload) > MAX_STREAM_PENDING
                     or self.held + len(payload) > MAX_TCP_PENDING):
                 self._skip_gap(st, seq)
-                problem("limit", "TCP reassembly buffer full; skipped a gap in the stream",
-                        "error")
+                self.problems.append("TCP reassembly buffer full; skipped a gap in the stream")
                 self._hold(st, seq, payload)
                 return self._drain(st, b"")
             self._hold(st, seq, payload)
