@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from spywall.errors import SpywallError
@@ -91,3 +91,26 @@ def test_analyzer_never_raises(packets: list[tuple[bytes, int, bool]]) -> None:
                      "tcp" if tcp else "udp", data)
         (an.tcp if tcp else an.udp)(d)
     an.finish()
+
+
+@settings(max_examples=60, deadline=None)
+@example(2530, 3000, 3, False, False, False)   # media on port 5060
+@given(st.integers(1024, 32000), st.integers(1024, 32000), st.integers(1, 30), st.booleans(),
+       st.booleans(), st.booleans())
+def test_any_clean_call_gives_no_finding(pa: int, pb: int, count: int, secure: bool, tcp: bool,
+                                         v6: bool) -> None:
+    """No false positives on well-formed calls, whatever their ports, size or transport."""
+    a, b = ("2001:db8::a", "2001:db8::b") if v6 else ("192.0.2.1", "198.51.100.2")
+    d = v.Dialog("prop@x", "alice@atlanta.example", "bob@biloxi.example", (a, 5060), (b, 5060))
+    s = v.Script()
+    v.clean_call(s, 1.0, d, media=(pa * 2, pb * 2), secure=secure, tcp=tcp, rtp_packets=count)
+    an = VoipAnalyzer(None, "prop")
+    findings = []
+    for i, e in enumerate(s.events, 1):
+        if e.payload:
+            dg = Datagram(i, e.ts, e.src, e.dst, e.sport, e.dport, e.transport, e.payload)
+            findings += an.udp(dg) if e.transport == "udp" else an.tcp(dg)
+    calls, late = an.finish()
+    assert findings + late == []
+    assert [c.state for c in calls] == ["ended"]
+    assert sum(m.packets for m in calls[0].media) == 2 * count + 4

@@ -136,7 +136,8 @@ class VoipAnalyzer:
             return flow
         ep = (self.calls.endpoints.get((d.dst, d.dport))
               or self.calls.endpoints.get((d.src, d.sport)))
-        if looks_like_sip(d.payload) or d.sport in SIP_PORTS or d.dport in SIP_PORTS:
+        if looks_like_sip(d.payload) or (ep is None and (d.sport in SIP_PORTS
+                                                         or d.dport in SIP_PORTS)):
             flow.cls = SIP
         elif ep is not None:
             flow.cls, flow.confirmed = MEDIA, True
