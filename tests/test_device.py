@@ -53,6 +53,7 @@ def test_one_module_failing_does_not_stop_the_others() -> None:
     assert [(r.name, r.status) for r in runs] == [
         ("bad", "error"), ("drift", "schema-unknown"), ("good", "ok")]
     assert "not a database" in runs[0].message
+    assert [e.code for e in ctx.subject.errors] == ["malformed", "schema"]
     assert [f.indicator.value for f in ctx.subject.findings if f.indicator] == ["evil.example"]
     assert ctx.subject.findings[0].location.module == "good"
     assert ctx.detected["good"][0].data["url"] == "https://a.evil.example/x"

@@ -22,6 +22,7 @@ from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.iocs import Indicator, IocIndex
 from spywall.limits import Limits
 from spywall.report import (
+    ErrorEntry,
     Finding,
     FindingKind,
     Location,
@@ -204,9 +205,13 @@ MODULE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
+
+
 def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
                 on_done: Callable[[ModuleRun], None] | None = None) -> list[ModuleRun]:
-    """Run every module; one module's failure becomes its ``ModuleRun``, never the run's."""
+    """Run every module; one module's failure becomes its ``ModuleRun`` (and an error entry
+    of the subject, so summaries count it), never the run's."""
     runs: list[ModuleRun] = []
     for mod in modules:
         try:
@@ -218,6 +223,10 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
                             message=f"{type(exc).__name__}: {exc}"[:500])
         if run.records == 0 and mod.name in ctx.records:
             run.records = len(ctx.records[mod.name])
+        if run.status in _ERROR_CODES:
+            ctx.subject.errors.append(ErrorEntry(
+                path=ctx.subject.path, code=_ERROR_CODES[run.status],
+                message=f"module {mod.name}: {run.message}"[:600]))
         runs.append(run)
         if on_done is not None:
             on_done(run)

@@ -29,6 +29,9 @@ _LEVELS: dict[Severity, str] = {
     Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL",
 }
 _SLUG = re.compile(r"[^a-z0-9_]+")
+# One encoder each: json.dumps with options builds a new encoder per call.
+_ENC = json.JSONEncoder(ensure_ascii=False, default=str)
+_SORTED = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
 
 
 def slug(name: str) -> str:
@@ -60,8 +63,14 @@ def _alert(f: Finding, rec: Record | None) -> dict[str, object]:
 
 
 def _dump(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n",
-                    encoding="utf-8")
+    """JSON, one list item per line: readable, and written by the C encoder (an ``indent``
+    would switch ``json`` to its pure-Python encoder, several times slower)."""
+    if isinstance(obj, list):
+        body = ",\n".join(map(_ENC.encode, obj))
+        text = f"[\n{body}\n]\n" if obj else "[]\n"
+    else:
+        text = json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 def _first(row: Sequence[object]) -> str:
@@ -77,7 +86,7 @@ def _timeline(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
 
 
 def _description(rec: Record) -> str:
-    return json.dumps(rec.data, ensure_ascii=False, sort_keys=True, default=str)
+    return _SORTED.encode(rec.data)
 
 
 def write_mvt_outputs(report: Report, records: Mapping[str, Sequence[Record]],
