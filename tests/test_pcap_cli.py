@@ -81,6 +81,8 @@ def test_indicator_findings_point_at_their_first_frames(bundle: Path, tmp_path: 
                  for f in report.subjects[0].findings if f.indicator and f.rule.startswith("ioc"))
     assert got == [("ioc-dns", 1, "sip.nsogroup.com"), ("ioc-dns", 2, "54.93.81.200"),
                    ("ioc-ip", 3, "104.223.76.220")]
+    (ip,) = [f.location for f in report.subjects[0].findings if f.rule == "ioc-ip"]
+    assert (ip.src, ip.sport, ip.dport, ip.protocol) == ("104.223.76.220", 5060, 5060, "udp")
     assert report.calls
 
 

@@ -22,7 +22,8 @@ from spywall.net.reassembly import Fragments, TcpStreams
 
 ErrorSink = Callable[[int, str, str], None]                       # frame, code, message
 FindingSink = Callable[[str, str, Datagram], None]                # rule, message, where
-AddressSink = Callable[[int, float, str, str, list[str]], None]    # frame, ts, src, dst, new
+AddressSink = Callable[[Datagram, list[str]], None]               # where, new addresses
+TRANSPORT_NAMES = {6: "tcp", 17: "udp"}
 
 MAX_VLAN_TAGS = 8
 MAX_IPV6_EXT = 16
@@ -39,6 +40,7 @@ _UDP = struct.Struct("!HHH").unpack_from
 _TCP = struct.Struct("!HHIIBB").unpack_from
 _FRAG6 = struct.Struct("!HI").unpack_from
 _FAST = struct.Struct("!BBHHHBB2x4s4sHHH").unpack_from   # IPv4 without options + UDP
+_PORTS = struct.Struct("!HH").unpack_from
 _FAMILY_LE = struct.Struct("<I").unpack_from
 _FAMILY_BE = struct.Struct(">I").unpack_from
 
@@ -146,11 +148,20 @@ class Decoder:
             self.fresh.append(text)
         return text
 
-    def _announce(self, frame: int, ts: float, src: str, dst: str) -> None:
-        """Tell ``on_address`` about addresses seen for the first time (IOC checks)."""
+    def _announce(self, frame: int, ts: float, src: str, dst: str, proto: int, data: bytes,
+                  l4: int, end: int) -> None:
+        """Tell ``on_address`` about addresses seen for the first time (IOC checks), with
+        the ports when the packet starts a UDP or TCP header."""
         fresh, self.fresh = self.fresh, []
-        if self.on_address is not None:
-            self.on_address(frame, ts, src, dst, fresh)
+        if self.on_address is None:
+            return
+        name = TRANSPORT_NAMES.get(proto, "ip")
+        sport = dport = 0
+        if name != "ip" and l4 + 4 <= end:
+            sport, dport = _PORTS(data, l4)
+        else:
+            name = "ip"
+        self.on_address(Datagram(frame, ts, src, dst, sport, dport, name, b""), fresh)
 
     def _cut(self, frame: int, what: str, have: int, need: int, wire: int, caplen: int) -> None:
         if wire > caplen:
@@ -213,7 +224,8 @@ class Decoder:
         name = self._name
         src, dst = name(data[off + 12:off + 16]), name(data[off + 16:off + 20])
         if self.fresh:
-            self._announce(frame, ts, src, dst)
+            self._announce(frame, ts, src, dst, -1 if flags & 0x1FFF else proto, data,
+                           off + ihl, end)
         if ihl > 20:
             bad = ipv4_options_problem(data, off + 20, off + ihl)
             if bad:
@@ -240,8 +252,6 @@ class Decoder:
             return None
         name = self._name
         src, dst = name(data[off + 8:off + 24]), name(data[off + 24:off + 40])
-        if self.fresh:
-            self._announce(frame, ts, src, dst)
         pos = off + 40
         frag: tuple[int, bool, int] | None = None
         for _ in range(MAX_IPV6_EXT):
@@ -261,6 +271,8 @@ class Decoder:
         else:
             self.on_error(frame, "malformed", f"over {MAX_IPV6_EXT} IPv6 extension headers")
             return None
+        if self.fresh:
+            self._announce(frame, ts, src, dst, -1 if frag and frag[0] else nh, data, pos, end)
         if pos > end:
             self.on_error(frame, "malformed", "IPv6 extension headers run past the payload")
             return None

@@ -39,6 +39,9 @@ def iso(ts: float) -> str:
 
 
 def location(d: Datagram, protocol: str | None = None) -> Location:
-    """The report location of a datagram (``protocol`` defaults to its transport)."""
+    """The report location of a datagram (``protocol`` defaults to its transport; no ports
+    for a bare IP packet)."""
+    ports = d.transport != "ip"
     return Location(frame=d.frame, timestamp=iso(d.ts), src=d.src, dst=d.dst,
-                    sport=d.sport, dport=d.dport, protocol=protocol or d.transport)
+                    sport=d.sport if ports else None, dport=d.dport if ports else None,
+                    protocol=protocol or d.transport)

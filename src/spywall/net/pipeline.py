@@ -19,7 +19,7 @@ from spywall.iocs import Indicator, IocIndex
 from spywall.net import dns, tls
 from spywall.net.capture import CaptureReader, ReadTap
 from spywall.net.decode import Decoder
-from spywall.net.packet import Datagram, iso, location
+from spywall.net.packet import Datagram, location
 from spywall.report import CallSummary, ErrorEntry, Finding, FindingKind, Location, Severity
 
 MAX_ERRORS = 50
@@ -29,9 +29,10 @@ MAX_SEEN = 1 << 18
 DNS_PORTS = frozenset({53, 5353, 5355})
 ANALYZER_MODULE = "spywall.net.voip.analyzer"
 
-CAPTURE_RULES: dict[str, tuple[str, FindingKind, Severity]] = {
-    "ip-fragment-overlap": ("Overlapping IP fragments with different data",
-                            FindingKind.HEURISTIC, Severity.MEDIUM),
+CAPTURE_RULES: dict[str, tuple[str, FindingKind, Severity, tuple[str, ...]]] = {
+    "ip-fragment-overlap": (
+        "Overlapping IP fragments with different data", FindingKind.HEURISTIC, Severity.MEDIUM,
+        ("https://www.rfc-editor.org/rfc/rfc1858", "https://www.rfc-editor.org/rfc/rfc5722")),
 }
 
 
@@ -90,10 +91,10 @@ class Pipeline:
                                              message=where + message))
 
     def _capture_finding(self, rule: str, message: str, d: Datagram) -> None:
-        title, kind, severity = CAPTURE_RULES[rule]
+        title, kind, severity, refs = CAPTURE_RULES[rule]
         self.result.findings.append(Finding(
             rule=rule, title=title, kind=kind, severity=severity, message=message,
-            path=self.path, location=location(d)))
+            path=self.path, references=list(refs), location=location(d)))
 
     def _indicators(self, rule: str, what: str, value: str, inds: Iterable[Indicator],
                     where: Location) -> None:
@@ -109,12 +110,13 @@ class Pipeline:
                 location=where))
 
     # ---- checks ---------------------------------------------------------------------
-    def _addresses(self, frame: int, ts: float, src: str, dst: str, fresh: list[str]) -> None:
+    def _addresses(self, d: Datagram, fresh: list[str]) -> None:
         """Addresses the decoder saw for the first time (either end of an IP packet)."""
         assert self.iocs is not None
-        where = Location(frame=frame, timestamp=iso(ts), src=src, dst=dst, protocol="ip")
         for addr in fresh:
-            self._indicators("ioc-ip", "address", addr, self.iocs.match_ip(addr), where)
+            inds = self.iocs.match_ip(addr)
+            if inds:
+                self._indicators("ioc-ip", "address", addr, inds, location(d))
 
     def _dns(self, d: Datagram, payload: bytes) -> None:
         try:
@@ -125,11 +127,14 @@ class Pipeline:
         if self.iocs is None:
             return
         for name in (*msg.questions, *msg.names):
-            self._indicators("ioc-dns", "DNS name", name, self.iocs.match_domain(name),
-                             location(d, "dns"))
+            inds = self.iocs.match_domain(name)
+            if inds:
+                self._indicators("ioc-dns", "DNS name", name, inds, location(d, "dns"))
         for addr in msg.addresses:
-            self._indicators("ioc-dns", "DNS answer address", addr, self.iocs.match_ip(addr),
-                             location(d, "dns"))
+            inds = self.iocs.match_ip(addr)
+            if inds:
+                self._indicators("ioc-dns", "DNS answer address", addr, inds,
+                                 location(d, "dns"))
 
     def _tls(self, d: Datagram) -> None:
         key = (d.src, d.sport, d.dst, d.dport)
