@@ -28,6 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
+from spywall.iocs import IocIndex
+from spywall.ios.check import check_backup
 from spywall.samples.ios import PLANTED, BackupSpec, write_backup
 
 HERE = Path(__file__).resolve().parent
@@ -116,6 +118,13 @@ def compare(backup: Path, iocs: Path, work: Path, label: str) -> tuple[float, fl
           f"; spywall without --output: wall {t_lean:.2f}s cpu {c_lean:.2f}s\n"
           f"{'':>10}indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
           f"missed by spywall {sorted(missing) or 'none'}")
+    t0 = time.process_time()
+    index = IocIndex.load([iocs])
+    t1 = time.process_time()
+    check_backup(backup, index, index.sources, timeline=False)
+    t2 = time.process_time()
+    print(f"{'':>10}spywall in-process CPU (no interpreter start-up): indicator load "
+          f"{t1 - t0:.2f}s, check {t2 - t1:.2f}s")
     if missing:
         raise SystemExit(f"spywall missed indicators MVT matched: {sorted(missing)}")
     return t_mvt, t_sw
