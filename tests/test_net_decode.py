@@ -263,3 +263,15 @@ def test_mutated_frames_never_raise(framing: str, six: bool, edits: list[tuple[i
         data[pos % len(data)] = val
     out = bytes(data[:max(1, len(data) - cut)])
     s.decoder.packet(1, 0.0, FRAMINGS[framing][0], out, len(data))
+
+
+def test_stale_fragment_set_is_not_merged_with_a_reused_id() -> None:
+    s = Sink()
+    seg = udp(1, 2, bytes(64))
+    s.feed("raw", ipv4(*V4, PROTO_UDP, b"\xee" * 40, ident=11, mf=True), ts=1.0)
+    later = 1.0 + reassembly.FRAG_TIMEOUT + 5
+    s.feed("raw", ipv4(*V4, PROTO_UDP, seg[:40], ident=11, mf=True), ts=later)
+    d = s.feed("raw", ipv4(*V4, PROTO_UDP, seg[40:], ident=11, frag_offset=40), ts=later)
+    assert not s.findings
+    assert d is not None
+    assert d.payload == bytes(64)

@@ -62,6 +62,10 @@ class Fragments:
             self._drop(key)
             return None
         st = self.sets.get(key)
+        if st is not None and ts - st.first_ts > FRAG_TIMEOUT:
+            self._drop(key)            # a stale set: the IP id has come round again
+            self.expired += 1
+            st = None
         if st is None:
             if len(self.sets) >= MAX_IN_FLIGHT:
                 self._expire(ts)
