@@ -96,6 +96,10 @@ def test_planted_backup_finds_everything(backups: dict[str, Path], index: IocInd
     assert set(statuses.values()) == {"ok"}
     assert out.report.device["ios_version"] == "16.5"
     assert out.report.device["encrypted"] is (name == "encrypted")
+    subject = out.report.subjects[0]
+    manifest = (backups[name] / "Manifest.db").read_bytes()
+    assert subject.sha256 == hashlib.sha256(manifest).hexdigest()
+    assert subject.path == str(backups[name])
 
 
 def test_clean_twin_raises_nothing(backups: dict[str, Path], index: IocIndex) -> None:

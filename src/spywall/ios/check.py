@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,10 +16,9 @@ from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Backup], ...] = (
-    inventory.MODULES[2],  # backup_info first: it describes the device
-    inventory.MODULES[0], inventory.MODULES[1],
+    inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
     *messages.MODULES, *browsers.MODULES, *system.MODULES,
-    inventory.MODULES[3],
+    inventory.WINDOW,
 )
 
 
@@ -43,9 +41,8 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
     report.ioc_sources = list(sources)
     try:
         with open_backup(path, password) as backup:
-            manifest_db = Path(path) / "Manifest.db"
             subject = Subject(path=str(backup.root), format="ios-backup",
-                              sha256=hashlib.sha256(manifest_db.read_bytes()).hexdigest(),
+                              sha256=backup.inputs.get(str(backup.root / "Manifest.db")),
                               objects=len(backup.entries))
             ctx = CheckContext(evidence=backup, index=index, subject=subject,
                                limits=limits or Limits(), timeline=timeline,

@@ -119,14 +119,14 @@ def _info(ctx: Ctx) -> Result:
     return ok(1 + len(app_list))
 
 
-MODULES = (
-    FnModule("manifest", "every backed-up path: file names, paths, WebKit origins", _manifest),
-    FnModule("configuration_profiles", "installed configuration profiles and events",
-             _profiles),
-    FnModule("backup_info", "device, iOS version and installed apps (Info.plist)", _info),
-    FnModule("triangulation_window", "Operation Triangulation event-window heuristic",
-             triangulation.event_window),
-)
+MANIFEST = FnModule("manifest", "every backed-up path: file names, paths, WebKit origins",
+                    _manifest)
+PROFILES = FnModule("configuration_profiles", "installed configuration profiles and events",
+                    _profiles)
+BACKUP_INFO = FnModule("backup_info", "device, iOS version and installed apps (Info.plist)",
+                       _info)
+WINDOW = FnModule("triangulation_window", "Operation Triangulation event-window heuristic",
+                  triangulation.event_window)
 
 
 def device_info(info: dict[str, object]) -> dict[str, str | int | float | bool | None]:
