@@ -201,3 +201,24 @@ def test_without_timeline_the_findings_are_the_same(backups: dict[str, Path],
     assert by_module(lean.report.all_findings()) == by_module(full.report.all_findings())
     assert len(lean.report.all_findings()) == len(full.report.all_findings())
     assert sum(map(len, lean.ctx.records.values())) < sum(map(len, full.ctx.records.values()))
+
+
+def test_password_sources(backups: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    import getpass
+    import sys
+
+    from spywall.commands import check_ios
+
+    asked: list[str] = []
+    monkeypatch.delenv(check_ios.PASSWORD_ENV, raising=False)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt: asked.append(prompt) or "typed")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    ns = argparse.Namespace(password=None, backup=str(backups["encrypted"]))
+    assert check_ios._password(ns) == "typed"
+    assert asked == ["Backup password: "]
+    assert check_ios._password(argparse.Namespace(password=None,
+                                                  backup=str(backups["clean"]))) is None
+    monkeypatch.setenv(check_ios.PASSWORD_ENV, "from-env")
+    assert check_ios._password(ns) == "from-env"
+    assert check_ios._password(argparse.Namespace(password="flag", backup="x")) == "flag"
