@@ -296,3 +296,29 @@ def test_unexplained_flow_to_the_callee_joins_the_call() -> None:
     assert c.anomalies == len(findings) == 2 * len(frames) + 1
     (flow,) = [m for m in c.media if m.dport == 41234]
     assert (flow.packets, flow.first_frame, flow.protocol) == (len(frames), frames[0], "rtcp")
+
+
+def test_random_udp_to_a_call_party_is_quiet() -> None:
+    """A phone's other UDP traffic (not learned from SDP) must not look like broken RTP."""
+    import random
+
+    rnd = random.Random(11)
+    s = _answered(secure=False)
+    for i in range(2000):
+        s.udp(3.0 + i / 100, (CALLEE[0], 20000 + i % 5), ("203.0.113.7", 60000),
+              rnd.randbytes(rnd.randrange(1, 200)))
+    assert run(s)[1] == []
+
+
+def test_unlearned_rtp_flow_is_confirmed_by_its_sequence() -> None:
+    s = _answered(secure=False)
+    a, b = (CALLER[0], 44000), (CALLEE[0], 45000)   # ICE-chosen ports, not in the SDP
+    s.udp(2.0, a, b, v.rtp(10, 0, 0x99))
+    s.udp(2.02, a, b, v.rtp(11, 160, 0x99))
+    bad = s.udp(2.04, a, b, v.CRAFTED["rtp-extension"].build())
+    assert [(f.rule, f.location.frame) for f in run(s)[1]] == [("voip-rtp-header", bad)]
+    far = _answered(secure=False)
+    far.udp(2.0, a, b, v.rtp(10, 0, 0x99))
+    far.udp(2.02, a, b, v.rtp(5000, 160, 0x99))       # a jump: not one RTP source yet
+    far.udp(2.04, a, b, v.CRAFTED["rtp-extension"].build())
+    assert run(far)[1] == []

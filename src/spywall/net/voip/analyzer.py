@@ -152,18 +152,23 @@ class VoipAnalyzer:
               or d.dport in demux.IGNORED_PORTS):
             flow.cls = IGNORED
         else:
-            parties = self.calls.parties
             flow.cls = DEMUX
-            flow.confirmed = flow.confirmed or d.src in parties or d.dst in parties
+            flow.confirmed = flow.confirmed or d.dst in self.calls.pending
         flow.turn = flow.turn or (d.src, d.sport) in self.turn_ends \
             or (d.dst, d.dport) in self.turn_ends or d.sport in demux.TURN_PORTS \
             or d.dport in demux.TURN_PORTS
         return flow
 
-    def _confirm_ssrc(self, flow: Flow, ssrc: bytes) -> None:
-        if flow.ssrc == ssrc:
+    @staticmethod
+    def _confirm(flow: Flow, ssrc: bytes, seq: int) -> None:
+        """Confirm an unlearned flow on the second packet of one RTP/RTCP source.
+
+        RTP: same SSRC and a sequence number 1..MAX_SEQ_STEP ahead. RTCP (``seq`` -1): same
+        sender SSRC, both compounds starting with SR or RR (RFC 3550 6.1)."""
+        if ssrc and flow.ssrc == ssrc and (0 < (seq - flow.seq) & 0xFFFF <= demux.MAX_SEQ_STEP
+                                  if seq >= 0 else flow.seq < 0):
             flow.confirmed = True
-        flow.ssrc = ssrc
+        flow.ssrc, flow.seq = ssrc, seq
 
     def _flow_findings(self, flow: Flow, d: Datagram, found: list[Anomaly],
                        protocol: str) -> list[Finding]:
@@ -181,13 +186,13 @@ class VoipAnalyzer:
     def _rtp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         flow.seen |= 1 << demux.RTP
         if not flow.confirmed and len(p) >= 12:
-            self._confirm_ssrc(flow, p[8:12])
+            self._confirm(flow, p[8:12], (p[2] << 8) | p[3])
         a = check_rtp(p, padding=flow.secure is False)
         return [a] if a is not None else []
 
     def _rtcp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         if not flow.confirmed and len(p) >= 8:
-            self._confirm_ssrc(flow, p[4:8])
+            self._confirm(flow, p[4:8] if p[1] in (200, 201) else b"", -1)   # b"": reset
         if flow.secure:
             flow.seen |= 1 << demux.SRTCP
             return rtcp.check_srtcp(p)

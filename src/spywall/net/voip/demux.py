@@ -53,6 +53,9 @@ IGNORED_PORTS = frozenset({53, 67, 68, 123, 137, 138, 161, 162, 443, 500, 514, 1
 mDNS, LLMNR); together with every port under 1024 they are never demultiplexed."""
 TURN_PORTS = frozenset({3478, 5349})
 """STUN/TURN server ports (RFC 8489 18.1): flows on them may carry ChannelData."""
+MAX_SEQ_STEP = 100
+"""Largest RTP sequence step between two packets that confirms a flow (loss and reordering
+of a few packets are normal; random data lands in 1..100 with odds 100/65536)."""
 MAX_PENDING = 8
 """Anomalies an unconfirmed flow may hold back until it is confirmed."""
 
@@ -62,10 +65,11 @@ class Flow:
     """One direction of a UDP 5-tuple and what has been seen on it.
 
     ``secure``: True when SDP or DTLS says SRTP, False when SDP says plain RTP, None if
-    unknown. ``confirmed``: a learned media flow, a flow touching a SIP party's address, a
-    flow that carried a valid STUN message, or one where two RTP/RTCP packets carried the
-    same SSRC; until then anomalies wait in ``pending`` (random UDP payloads look like
-    broken RTP a quarter of the time).
+    unknown. ``confirmed``: a learned media flow, a flow to the callee of a ringing call, a
+    flow that carried a valid STUN message or TURN ChannelData, or one where two packets of
+    one RTP source (same SSRC, sequence 1..MAX_SEQ_STEP ahead) or two SR/RR-led RTCP
+    compounds of one sender came by; until then anomalies wait in ``pending`` (random UDP
+    payloads look like broken RTP a quarter of the time).
     """
 
     key: tuple[str, int, str, int]
@@ -80,6 +84,7 @@ class Flow:
     last_frame: int = 0
     seen: int = 0
     ssrc: bytes = b""
+    seq: int = -2
     pending: list[tuple[Anomaly, Datagram, str]] = field(default_factory=list)
 
     def protocol(self) -> str:
