@@ -214,8 +214,8 @@ class CallTable:
             for src, pre in call.pre_answer.items():
                 report("voip-zero-click-media",
                        f"{pre.packets} {pre.kind} packet(s) from {src} to callee "
-                       f"{call.callee or pre.d.dst} of call {call.call_id}, which was "
-                       f"{call.state} and never answered",
+                       f"{call.callee or pre.d.dst} of call {call.call_id} before any "
+                       f"answer (the call was never answered; final state {call.state})",
                        {"call_id": call.call_id, "packets": pre.packets, "state": call.state,
                         "callee": call.callee}, pre.d, pre.kind, call)
                 by_source.setdefault(src, []).append(
