@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import tracemalloc
 
 import pytest
 
@@ -187,3 +188,21 @@ def test_duplicate_dictionary_numbers_count_the_larger() -> None:
         s.segment(3, 4, s.text_region(), [2] * 0x10002),
     ])
     assert len(overflow_hits(data, embedded=True)) == 1
+
+
+def test_memory_stays_small_for_many_segments_and_references() -> None:
+    flood = s.jbig2_file([*s.benign_segments(), *s.refinement_flood(8_000), *s.trailer(9_000)],
+                         sequential=False)
+    refs = 1 << 20
+    many = s.join([s.segment(2, 0, s.symbol_dict(0x1000))]) + struct.pack(
+        ">IBI", 3, 4, 0xE0000000 | refs) + bytes((refs + 8) // 8) + b"\x02" * refs + b"\x01" \
+        + struct.pack(">I", 0)
+    tracemalloc.start()
+    st = stream(flood)
+    (use,) = stream(many, embedded=True).symbol_uses
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert st.refinement_count == 8_000
+    assert st.first_refinement_offset == flood.index(struct.pack(">IB", 10, 42))
+    assert use.exported_sum == 0x1000 * refs
+    assert peak < 8 << 20

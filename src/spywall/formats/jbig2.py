@@ -51,8 +51,10 @@ from spywall.formats.reader import Reader, check_count
 
 MAGIC = b"\x97JB2\r\n\x1a\n"
 MAX_SEGMENTS = 1_000_000
-# FORCEDENTRY referred to one dictionary 0x10001 times; allow 16 times that per segment.
-MAX_REFS = 1 << 20
+# FORCEDENTRY referred to one dictionary 0x10001 times. References are summed in chunks
+# of REF_CHUNK, never kept, so the cap bounds time (with charge_elements), not memory.
+MAX_REFS = 1 << 24
+REF_CHUNK = 1 << 16
 UNKNOWN_LENGTH = 0xFFFFFFFF
 SYMBOL_DICT = 0
 TEXT_REGIONS = frozenset({4, 6, 7})
@@ -63,7 +65,6 @@ END_OF_FILE = 51
 REGION_INFO = 17  # width, height, x, y (u32 each) and a flags byte (T.88 7.4.1)
 _STRIPE_END = {False: re.compile(rb"\xff\xac"), True: re.compile(rb"\x00\x00")}
 _REF_CODES = {1: "B", 2: "H", 4: "I"}
-_NO_REFS: Counter[int] = Counter()  # shared, never written
 
 
 @dataclass(frozen=True)
@@ -103,14 +104,15 @@ class Jbig2Stream:
         return sum(self.type_counts.get(t, 0) for t in REFINEMENT_REGIONS)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Header:
     number: int
     type: int
     offset: int
     length: int
-    refs: Counter[int]
-    ref_total: int
+    ref_offset: int  # where the referred-to numbers start
+    ref_count: int
+    ref_size: int  # 1, 2 or 4 bytes each
     data_offset: int = 0
 
 
@@ -118,8 +120,11 @@ def sniff(head: bytes) -> bool:
     return head.startswith(MAGIC)
 
 
-def _referred(r: Reader, number: int, keep: bool) -> tuple[Counter[int], int]:
-    """Referred-to segment numbers, counted (only when ``keep``), and how many there are."""
+def _header(r: Reader, ctx: ParseContext) -> _Header:
+    """One segment header; the referred-to numbers are skipped here, summed later."""
+    offset = r.pos
+    number = r.u32be()
+    flags = r.u8()
     first = r.u8()
     if first >> 5 == 7:
         r.seek(r.pos - 1)
@@ -130,25 +135,30 @@ def _referred(r: Reader, number: int, keep: bool) -> tuple[Counter[int], int]:
     else:
         count = first >> 5
     size = 1 if number <= 256 else 2 if number <= 65536 else 4
-    if not keep or not count:
-        r.skip(count * size)
-        return _NO_REFS, count
-    refs = array(_REF_CODES[size], r.read(count * size))
-    if size > 1 and sys.byteorder == "little":
-        refs.byteswap()
-    return Counter(refs), count
-
-
-def _header(r: Reader, ctx: ParseContext) -> _Header:
-    offset = r.pos
-    number = r.u32be()
-    flags = r.u8()
-    seg_type = flags & 0x3F
-    refs, count = _referred(r, number, seg_type in SYMBOL_CONSUMERS)
-    r.skip(4 if flags & 0x40 else 1)
+    ref_offset = r.pos
+    r.skip(count * size + (4 if flags & 0x40 else 1))
     length = r.u32be()
     ctx.budget.charge_elements(1 + count // 64)
-    return _Header(number, seg_type, offset, length, refs, count)
+    return _Header(number, flags & 0x3F, offset, length, ref_offset, count, size)
+
+
+def _sum_refs(data: bytes, h: _Header, known: dict[int, int]) -> tuple[int, int]:
+    """References to known dictionaries and the sum of their SDNUMEXSYMS, read in chunks
+    so memory stays small whatever the count."""
+    hits = total = 0
+    code = _REF_CODES[h.ref_size]
+    for start in range(0, h.ref_count, REF_CHUNK):
+        n = min(REF_CHUNK, h.ref_count - start)
+        at = h.ref_offset + start * h.ref_size
+        refs = array(code, data[at : at + n * h.ref_size])
+        if h.ref_size > 1 and sys.byteorder == "little":
+            refs.byteswap()
+        for num, times in Counter(refs).items():
+            exported = known.get(num)
+            if exported is not None:
+                hits += times
+                total += exported * times
+    return hits, total
 
 
 def _unknown_length(data: bytes, h: _Header, end: int) -> int:
@@ -179,7 +189,7 @@ class _Walk:
         self.data = data
         self.ctx = ctx
         self.embedded = embedded
-        self.headers: list[_Header] = []
+        self.headers: list[_Header] = []  # symbol dictionaries and text regions only
         self.type_counts: Counter[int] = Counter()
         self.warnings: list[str] = []
         self.end = 0
@@ -208,29 +218,37 @@ class _Walk:
                 return  # a PDF decoder reads on to the end of the stream
 
     def random_access(self, r: Reader) -> None:
-        pending: list[_Header] = []
+        """Every header first, then the data parts in the same order. Only the headers a
+        detector reads are kept whole; the others leave a type and a length (arrays)."""
+        kept: dict[int, _Header] = {}
+        types, lengths = array("B"), array("L")
+        first_ref = True
         while True:
             h = _header(r, self.ctx)
             if h.length == UNKNOWN_LENGTH:
                 raise FormatError(f"segment {h.number}: unknown length in random access")
-            pending.append(h)
-            check_count(len(pending), MAX_SEGMENTS, "segment")
+            check_count(len(lengths) + 1, MAX_SEGMENTS, "segment")
+            if h.type in SYMBOL_CONSUMERS or (h.type in REFINEMENT_REGIONS and first_ref):
+                kept[len(lengths)] = h
+                first_ref = first_ref and h.type not in REFINEMENT_REGIONS
+            types.append(h.type)
+            lengths.append(h.length)
             if h.type == END_OF_FILE:
                 break
-        for h in pending:
+        for i, length in enumerate(lengths):
+            h = kept.get(i) or _Header(0, types[i], 0, length, 0, 0, 1)
             h.data_offset = r.pos
             self.add(h)
-            r.skip(h.length)
+            r.skip(length)
             self.end = r.pos
 
     def uses(self) -> Iterator[SymbolDictionary | SymbolUse]:
         """Dictionaries and symbol uses in decoding order; sums over earlier dicts only."""
         known: dict[int, int] = {}
         for h in self.headers:
-            hits = [(known[n], c) for n, c in h.refs.items() if n in known]
+            hits, total = _sum_refs(self.data, h, known) if h.ref_count else (0, 0)
             if h.type in TEXT_REGIONS or hits:
-                yield SymbolUse(h.number, h.type, h.offset, h.ref_total,
-                                sum(c for _, c in hits), sum(s * c for s, c in hits))
+                yield SymbolUse(h.number, h.type, h.offset, h.ref_count, hits, total)
             if h.type == SYMBOL_DICT:
                 try:
                     d = _dictionary(self.data, h)
