@@ -234,7 +234,9 @@ def read_input(path: str, limits: Limits) -> bytes:
             size = os.fstat(fh.fileno()).st_size
             if size > cap:
                 raise LimitExceeded(f"file of {size} bytes is over the cap of {cap}")
-            data = fh.read(cap + 1)
+            # Ask for what the file holds (plus one byte to see growth), never for the cap:
+            # read(n) allocates n bytes up front, and the cap is a gigabyte.
+            data = fh.read(min(size, cap) + 1)
     if len(data) > cap:
         raise LimitExceeded(f"input over the cap of {cap} bytes")
     return data
