@@ -7,7 +7,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from spywall.android import backup, dumpstate, qf
+    from spywall.android import apk, backup, dumpstate, qf
     from spywall.android.capture import ZipSource, from_source
     from spywall.android.check import MODULES
     from spywall.device.base import CheckContext, run_modules
@@ -31,6 +31,8 @@ def TestOneInput(data: bytes) -> None:
         with contextlib.suppress(SpywallError):
             backup.sms(data, Budget(LIMITS))
         return
+    with contextlib.suppress(SpywallError):
+        apk.certificate_hashes(data)
     try:
         cap = from_source(ZipSource(data, "fuzz.zip", LIMITS), "fuzz.zip", LIMITS,
                           Budget(LIMITS))

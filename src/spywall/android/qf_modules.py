@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from spywall.android import backup, qf
+from spywall.android import apk, backup, qf
 from spywall.android.capture import Capture
 from spywall.android.common import (
     Ctx,
@@ -172,7 +172,7 @@ def root_binaries(ctx: Ctx) -> Result:
 
 
 def apks(ctx: Ctx) -> Result:
-    """APK files collected in the capture: hashed and matched."""
+    """APK files collected in the capture: file hashes and signing certificates."""
     cap = ctx.evidence
     names = [n for n in cap.members() if n.lower().endswith(".apk")]
     if not names:
@@ -182,10 +182,15 @@ def apks(ctx: Ctx) -> Result:
         digests = {"sha256": hashlib.sha256(data).hexdigest(),
                    "sha1": hashlib.sha1(data).hexdigest(),  # noqa: S324 (indicator form)
                    "md5": hashlib.md5(data).hexdigest()}  # noqa: S324
+        certs = apk.certificate_hashes(data)
         rec = ctx.record("apks", None, f"apk {name}", {"file": name, "size": len(data),
+                                                      "certificates": ",".join(certs),
                                                       **digests})
         for h in digests.values():
             ctx.check("hash", h, rec=rec, path=cap.where(name), what=f"APK file {name}")
+        for c in certs:
+            ctx.check("app_cert", c, rec=rec, path=cap.where(name),
+                      what=f"signing certificate of {name}")
     return ok(len(names))
 
 
@@ -217,6 +222,6 @@ QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
     FnModule("files", "androidqf files.json: file paths, names and hashes", files),
     FnModule("root_binaries", "androidqf root_binaries.json: su, magisk...", root_binaries),
-    FnModule("apks", "APK files in the capture: hashes", apks),
+    FnModule("apks", "APK files in the capture: hashes and signing certificates", apks),
     FnModule("sms", "androidqf backup.ab: links in SMS and MMS", sms),
 )

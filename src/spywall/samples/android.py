@@ -269,10 +269,38 @@ def androidqf_zip(planted: bool) -> bytes:
                  for k, v in androidqf_files(planted).items()})
 
 
-def apk(name: str) -> bytes:
-    """A minimal APK-shaped zip (for hash matching; not an installable app)."""
-    return _zip({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
+def fake_certificate(name: str) -> bytes:
+    """DER-shaped bytes standing for a signing certificate (only its hash matters)."""
+    body = b"\x06\x03\x55\x04\x03\x0c" + bytes([len(name)]) + name.encode()
+    return b"\x30\x82" + len(body).to_bytes(2, "big") + body
+
+
+def _u32(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "little") + b
+
+
+def signing_block(certs: list[bytes], scheme: int = 0x7109871A) -> bytes:
+    """An APK Signing Block with one signer holding ``certs`` (signatures left empty)."""
+    digests = _u32(_u32(b"\x03\x01\x00\x00" + _u32(b"\0" * 32)))
+    signed = digests + _u32(b"".join(_u32(c) for c in certs)) + _u32(b"")
+    signer = _u32(signed) + _u32(b"") + _u32(b"public key")
+    value = _u32(_u32(signer))
+    pairs = (len(value) + 4).to_bytes(8, "little") + scheme.to_bytes(4, "little") + value
+    size = (len(pairs) + 24).to_bytes(8, "little")
+    return size + pairs + size + b"APK Sig Block 42"
+
+
+def apk(name: str, certs: list[bytes] | None = None) -> bytes:
+    """A minimal APK-shaped zip (not an installable app), v2-signed with ``certs``."""
+    data = _zip({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
                  "classes.dex": b"dex\n035\x00" + hashlib.sha256(name.encode()).digest()})
+    if not certs:
+        return data
+    block = signing_block(certs)
+    eocd = data.rfind(b"PK\x05\x06")
+    cd = int.from_bytes(data[eocd + 16 : eocd + 20], "little")
+    moved = (cd + len(block)).to_bytes(4, "little")
+    return data[:cd] + block + data[cd:eocd + 16] + moved + data[eocd + 20:]
 
 
 def write_tree(files: Files, root: Path) -> Path:
