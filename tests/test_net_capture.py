@@ -115,13 +115,45 @@ def test_truncated_pcap_yields_what_came_before() -> None:
     assert [r[3] for r in got] == FRAMES[:2]
 
 
-def test_bogus_caplen_loses_framing() -> None:
+def test_bogus_caplen_resynchronises_on_the_next_plausible_record() -> None:
     data = bytearray(pcap_bytes(False, False))
     second = 24 + 16 + len(FRAMES[0])
     struct.pack_into("<I", data, second + 8, 0x7FFFFFFF)
-    got = []
-    with pytest.raises(FormatError, match="bogus"):
-        got.extend(CaptureReader(io.BytesIO(bytes(data)), lambda f, c, m: None))
+    recs, errors, _ = read_all(bytes(data))
+    assert [r[3] for r in recs] == [FRAMES[0], FRAMES[2]]
+    assert recs[1][1] == pytest.approx(TS[2], abs=1e-6)
+    assert errors[0][1] == "malformed"
+    assert f"skipped {16 + len(FRAMES[1])} bytes" in errors[0][2]
+
+
+def test_pcapng_bogus_block_length_resynchronises() -> None:
+    buf = io.BytesIO()
+    w = PcapngWriter(buf)
+    w.interface(1)
+    w.write(TS[0], FRAMES[0])
+    start = buf.tell()
+    w.write(TS[1], FRAMES[1])
+    w.write(TS[2], FRAMES[2])
+    data = bytearray(buf.getvalue())
+    struct.pack_into("<I", data, start + 4, 0x0FFFFFF1)
+    recs, errors, _ = read_all(bytes(data))
+    assert [r[3] for r in recs] == [FRAMES[0], FRAMES[2]]
+    assert "skipped" in errors[0][2]
+
+
+def test_bogus_caplen_in_the_first_record_loses_framing() -> None:
+    data = bytearray(pcap_bytes(False, False))
+    struct.pack_into("<I", data, 24 + 8, 0x7FFFFFFF)
+    with pytest.raises(FormatError, match="framing lost"):
+        read_all(bytes(data))
+
+
+def test_garbage_with_no_plausible_record_loses_framing() -> None:
+    data = pcap_bytes(False, False)[:24 + 16 + len(FRAMES[0])]
+    data += struct.pack("<IIII", 5, 0, 0x7FFFFFFF, 0) + bytes(range(256)) * 8
+    got: list[Record] = []
+    with pytest.raises(FormatError, match="no plausible record"):
+        got.extend(CaptureReader(io.BytesIO(data), lambda f, c, m: None))
     assert len(got) == 1
 
 

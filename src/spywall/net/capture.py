@@ -28,6 +28,8 @@ MAX_CAPLEN = 262_144          # Wireshark's standard maximum packet size
 MAX_BLOCK = 4 * MAX_CAPLEN    # a packet block with generous options
 MAX_INTERFACES = 4096
 MAX_OPTIONS = 256
+RESYNC_WINDOW = 1 << 20       # how far to look for the next record after a bogus one
+MAX_RESYNCS = 32              # per capture, then the reading stops
 
 PCAP_MAGICS: dict[bytes, tuple[str, int]] = {
     b"\xd4\xc3\xb2\xa1": ("<", 1_000_000), b"\xa1\xb2\xc3\xd4": (">", 1_000_000),
@@ -118,6 +120,7 @@ class CaptureReader:
         rec = struct.Struct(bo + "IIII").unpack_from
         fill = self.src.fill
         pos, frame, n = 24, 0, len(buf)
+        last_sec = resyncs = 0
         try:
             while True:
                 if n - pos < 16:
@@ -130,8 +133,14 @@ class CaptureReader:
                                              f"({n} of 16 bytes)")
                 sec, frac, incl, orig = rec(buf, pos)
                 if incl > MAX_CAPLEN:
-                    raise FormatError(f"frame {frame + 1}: captured length {incl} over "
-                                      f"{MAX_CAPLEN} (bogus record length; framing lost)")
+                    if frame == 0 or resyncs >= MAX_RESYNCS:
+                        raise FormatError(f"frame {frame + 1}: captured length {incl} "
+                                          "(bogus record length; framing lost)")
+                    resyncs += 1
+                    buf, pos = self._pcap_resync(buf, pos, bo, scale, last_sec, frame)
+                    n = len(buf)
+                    continue
+                last_sec = sec
                 end = pos + 16 + incl
                 if end > n:
                     buf = fill(buf, pos, 16 + incl)
@@ -146,6 +155,39 @@ class CaptureReader:
         finally:
             self.frames = frame
 
+    def _pcap_resync(self, buf: bytes, pos: int, bo: str, scale: int, last_sec: int,
+                     frame: int) -> tuple[bytes, int]:
+        """After a bogus record at ``pos``: the buffer and offset of the next plausible
+        record header (its seconds near the last good record's, sane lengths, and the
+        header after it sane too) within ``RESYNC_WINDOW`` bytes; else ``FormatError``."""
+        buf = self.src.fill(buf, pos, RESYNC_WINDOW)
+        rec = struct.Struct(bo + "IIII").unpack_from
+        top = last_sec.to_bytes(4, "little" if bo == "<" else "big")
+        key, shift = (top[2:], 2) if bo == "<" else (top[:2], 0)
+
+        def sane(p: int) -> int:
+            """The offset after the record at ``p`` if its header is plausible, else -1."""
+            sec, frac, incl, orig = rec(buf, p)
+            ok = abs(sec - last_sec) < 86400 and frac < scale and incl <= min(orig, MAX_CAPLEN)
+            return p + 16 + incl if ok else -1
+
+        i = 1
+        while (hit := buf.find(key, i + shift)) >= 0:
+            p = hit - shift
+            i = p + 1
+            if p + 16 > len(buf):
+                break
+            nxt = sane(p)
+            if nxt < 0 or nxt > len(buf):
+                continue
+            if (nxt == len(buf) and self.src.eof) or (nxt + 16 <= len(buf) and sane(nxt) >= 0):
+                self.on_error(frame + 1, "malformed",
+                              f"bogus record length; skipped {p} bytes to the next "
+                              "plausible record")
+                return buf, p
+        raise FormatError(f"frame {frame + 1}: bogus record length and no plausible record "
+                          f"in the next {RESYNC_WINDOW} bytes (framing lost)")
+
     # ---- pcapng --------------------------------------------------------------------
     def _pcapng(self) -> Iterator[Record]:
         buf, pos = self.buf, 0
@@ -154,6 +196,7 @@ class CaptureReader:
         frame = 0
         fill = self.src.fill
         hdr, u32, epb = _BLOCK_STRUCTS[bo]
+        resyncs = 0
         try:
             while True:
                 if len(buf) - pos < 12:
@@ -170,18 +213,20 @@ class CaptureReader:
                     hdr, u32, epb = _BLOCK_STRUCTS[bo]
                     blen = hdr(buf, pos)[1]
                     ifaces = []
-                if blen < 12 or blen % 4 or blen > MAX_BLOCK:
-                    raise FormatError(f"block of type {btype:#x} with bogus length {blen} "
-                                      "(framing lost)")
-                if len(buf) - pos < blen:
+                bogus = blen < 12 or blen % 4 or blen > MAX_BLOCK
+                if not bogus and len(buf) - pos < blen:
                     buf, pos = fill(buf, pos, blen), 0
                     if len(buf) < blen:
                         raise TruncatedError(f"block of type {btype:#x} cut short "
                                              f"({len(buf)} of {blen} bytes)")
+                if bogus or u32(buf, pos + blen - 4)[0] != blen:
+                    if resyncs >= MAX_RESYNCS or not ifaces:
+                        raise FormatError(f"block of type {btype:#x}: bogus length {blen} "
+                                          "(framing lost)")
+                    resyncs += 1
+                    buf, pos = self._pcapng_resync(buf, pos, bo, frame)
+                    continue
                 start, pos = pos, pos + blen
-                if u32(buf, pos - 4)[0] != blen:
-                    raise FormatError(f"block of type {btype:#x}: trailing length differs "
-                                      "(framing lost)")
                 if btype == EPB and blen >= 32:        # the common case, without copies
                     frame += 1
                     index, hi, lo, incl, orig = epb(buf, start + 8)
@@ -205,6 +250,26 @@ class CaptureReader:
                     self._meta(btype, buf[start:pos], bo, ifaces, frame)
         finally:
             self.frames = frame
+
+    def _pcapng_resync(self, buf: bytes, pos: int, bo: str, frame: int) -> tuple[bytes, int]:
+        """After a block with a bogus length at ``pos``: the next 32-bit aligned enhanced
+        packet block whose trailing length matches (within ``RESYNC_WINDOW``)."""
+        buf = self.src.fill(buf, pos, RESYNC_WINDOW)
+        hdr, u32, _ = _BLOCK_STRUCTS[bo]
+        magic = struct.pack(bo + "I", EPB)
+        i = 4
+        while (p := buf.find(magic, i)) >= 0:
+            i = p + 1
+            if p % 4 or p + 12 > len(buf):
+                continue
+            blen = hdr(buf, p)[1]
+            if (32 <= blen <= MAX_BLOCK and not blen % 4 and p + blen <= len(buf)
+                    and u32(buf, p + blen - 4)[0] == blen):
+                self.on_error(frame + 1, "malformed", f"block with a bogus length; skipped {p} "
+                                                      "bytes to the next packet block")
+                return buf, p
+        raise FormatError(f"block with a bogus length after frame {frame} and no packet "
+                          f"block in the next {RESYNC_WINDOW} bytes (framing lost)")
 
     def _meta(self, btype: int, block: bytes, bo: str, ifaces: list[_Interface],
               frame: int) -> None:
