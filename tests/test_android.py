@@ -240,3 +240,14 @@ def test_encrypted_backup_skipped(tmp_path: Path, index: IocIndex) -> None:
     assert run.status == "skipped"
     assert "encrypted" in run.message
     assert not any(f.location.module == "sms" for f in rep.all_findings())
+
+
+def test_module_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ev = _qf_dir(_mk(tmp_path, "ev"), True)
+    rc = main(["check-android", str(ev), "-m", "getprop", "-m", "sms", "-f", "json", "-q"])
+    rep = Report.model_validate_json(capsys.readouterr().out)
+    assert rc == 1
+    assert [m.name for m in rep.modules] == ["getprop", "sms"]
+    assert {f.location.module for f in rep.all_findings()} == {"getprop", "sms"}
+    assert main(["check-android", str(ev), "-m", "nope", "-q"]) == 2
+    assert "modules: packages" in capsys.readouterr().err

@@ -114,3 +114,17 @@ def test_iocs_custom_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert [(Path(s.path).name, s.indicators, s.collections) for s in rep.ioc_sources] == [
         ("mine.stix2", 1, ["Acme"])]
     assert main(["iocs", "list", "--iocs", str(tmp_path / "nope"), "-q"]) == 2
+
+
+def test_sources_table_lists_every_source() -> None:
+    from rich.console import Console
+
+    from spywall.commands.iocs import sources_table
+
+    index = IocIndex.load()
+    console = Console(width=200, record=True)
+    console.print(sources_table(index.sources))
+    text = console.export_text()
+    for s in index.sources:
+        assert Path(s.path).name in text
+    assert "NoviSpy" in text
