@@ -114,3 +114,19 @@ def test_any_clean_call_gives_no_finding(pa: int, pb: int, count: int, secure: b
     assert findings + late == []
     assert [c.state for c in calls] == ["ended"]
     assert sum(m.packets for m in calls[0].media) == 2 * count + 4
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 400), max_size=12))
+def test_sip_stream_framing_ignores_segment_boundaries(cuts: list[int]) -> None:
+    """However a TCP stream is cut into segments, the same SIP messages come out."""
+    msgs = [D.request("INVITE", body=v.sdp("192.0.2.1", 4000)), D.response(100, "Trying"),
+            D.response(200, "OK", body=v.sdp("192.0.2.2", 5000)), D.request("ACK")]
+    data = b"\r\n\r\n".join(msgs)   # with RFC 5626 keep-alives between them
+    stream, out, pos = sip.SipStream(), [], 0
+    for n in [*cuts, len(data)]:
+        got, found = stream.feed(data[pos : pos + n])
+        assert found == []
+        out += got
+        pos += n
+    assert out == msgs
