@@ -322,3 +322,17 @@ def test_unlearned_rtp_flow_is_confirmed_by_its_sequence() -> None:
     far.udp(2.02, a, b, v.rtp(5000, 160, 0x99))       # a jump: not one RTP source yet
     far.udp(2.04, a, b, v.CRAFTED["rtp-extension"].build())
     assert run(far)[1] == []
+
+
+def test_findings_per_rule_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spywall.net.voip import analyzer
+
+    monkeypatch.setattr(analyzer, "MAX_PER_RULE", 5)
+    s = v.Script()
+    d = dialog()
+    s.udp(1.0, CALLER, CALLEE, d.request("INVITE"))
+    for i in range(12):   # a flood from 12 source ports: 12 flows, one finding each
+        s.udp(2 + i, (CALLER[0], 30000 + 2 * i), (CALLEE[0], 40000), v.sr(1)[:20])
+    length = [f for f in run(s)[1] if f.rule == "voip-rtcp-length"]
+    assert len(length) == 5
+    assert length[-1].detail["suppressed_in_capture"] == 7

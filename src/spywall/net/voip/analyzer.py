@@ -26,6 +26,9 @@ from spywall.report import CallSummary, Finding, MediaFlow, Scalar
 MAX_PER_FLOW = 3
 """Findings of one rule reported per flow; later ones are counted in the last one's
 ``detail["repeats"]`` (a crafted series of packets is one event, not thousands)."""
+MAX_PER_RULE = 2000
+"""Findings of one rule reported per capture (a flood from spoofed ports is one story); the
+rest are counted in the last one's ``detail["suppressed_in_capture"]``."""
 MAX_FLOWS = 200_000
 """UDP flows remembered; beyond this, ignored flows are not cached (bounded memory)."""
 MAX_HOSTS = 100_000
@@ -53,6 +56,9 @@ class VoipAnalyzer:
         self.streams: dict[Key, SipStream] = {}
         self.counts: dict[tuple[str, Key], int] = {}
         self.capped: dict[tuple[str, Key], Finding] = {}
+        self.per_rule: dict[str, int] = {}
+        self.rule_suppressed: dict[str, int] = {}
+        self.last_of_rule: dict[str, Finding] = {}
         self.ioc_cache: dict[str, list[Indicator]] = {}   # host -> hits (reported once)
         self.turn_ends: set[tuple[str, int]] = set()
         self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
@@ -121,6 +127,8 @@ class VoipAnalyzer:
         self.calls.zero_click(report)
         for key, finding in self.capped.items():
             finding.detail["repeats"] = self.counts[key] - MAX_PER_FLOW
+        for rule, n in self.rule_suppressed.items():
+            self.last_of_rule[rule].detail["suppressed_in_capture"] = n
         return [self._summary(c) for c in self.calls.calls.values()], out
 
     # ---- flows ----------------------------------------------------------------------
@@ -281,11 +289,18 @@ class VoipAnalyzer:
         out: list[Finding] = []
         for a in found:
             ck = (a.rule, key)
-            n = self.counts[ck] = self.counts.get(ck, 0) + 1
             if call is not None:
                 call.anomalies += 1
-            if n > MAX_PER_FLOW:
+            n = self.counts.get(ck, 0) + 1
+            if n > MAX_PER_FLOW or len(self.counts) >= MAX_FLOWS:
+                if ck in self.counts:
+                    self.counts[ck] = n
                 continue
+            self.counts[ck] = n
+            if self.per_rule.get(a.rule, 0) >= MAX_PER_RULE:
+                self.rule_suppressed[a.rule] = self.rule_suppressed.get(a.rule, 0) + 1
+                continue
+            self.per_rule[a.rule] = self.per_rule.get(a.rule, 0) + 1
             rule = RULES[a.rule]
             token = a.rule.split("-")[1]
             proto = token if token in RULE_PROTOCOLS else protocol
@@ -295,6 +310,7 @@ class VoipAnalyzer:
                         detail=dict(a.detail))
             if n == MAX_PER_FLOW:
                 self.capped[ck] = f
+            self.last_of_rule[a.rule] = f
             out.append(f)
         return out
 
