@@ -126,15 +126,20 @@ def test_bogus_caplen_resynchronises_on_the_next_plausible_record() -> None:
     assert f"skipped {16 + len(FRAMES[1])} bytes" in errors[0][2]
 
 
-def test_pcapng_bogus_block_length_resynchronises() -> None:
+def three_epbs(second: bytes) -> tuple[bytearray, int]:
+    """A pcapng of three EPBs, and the offset of the second (to damage it)."""
     buf = io.BytesIO()
     w = PcapngWriter(buf)
     w.interface(1)
     w.write(TS[0], FRAMES[0])
     start = buf.tell()
-    w.write(TS[1], FRAMES[1])
+    w.write(TS[1], second)
     w.write(TS[2], FRAMES[2])
-    data = bytearray(buf.getvalue())
+    return bytearray(buf.getvalue()), start
+
+
+def test_pcapng_bogus_block_length_resynchronises() -> None:
+    data, start = three_epbs(FRAMES[1])
     struct.pack_into("<I", data, start + 4, 0x0FFFFFF1)
     recs, errors, _ = read_all(bytes(data))
     assert [r[3] for r in recs] == [FRAMES[0], FRAMES[2]]
@@ -158,14 +163,7 @@ def test_garbage_with_no_plausible_record_loses_framing() -> None:
 
 
 def test_epb_caplen_past_block_is_an_error_entry_and_reading_goes_on() -> None:
-    buf = io.BytesIO()
-    w = PcapngWriter(buf)
-    w.interface(1)
-    w.write(TS[0], FRAMES[0])
-    start = buf.tell()
-    w.write(TS[1], FRAMES[2])
-    w.write(TS[2], FRAMES[2])
-    data = bytearray(buf.getvalue())
+    data, start = three_epbs(FRAMES[2])
     struct.pack_into("<I", data, start + 20, 5000)
     recs, errors, _ = read_all(bytes(data))
     assert [r[0] for r in recs] == [1, 3]

@@ -108,29 +108,26 @@ def _mutate(seed: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
     return bytes(data[:max(0, len(data) - cut)])
 
 
+PARSERS: dict[str, tuple[Callable[[bytes], object], list[bytes], bytes]] = {
+    "dns": (dns.parse, SEED_DNS, b""),
+    "tls": (tls.client_hello_sni, SEED_TLS, b"\x16\x03\x01"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PARSERS))
 @settings(max_examples=400, deadline=500)
-@given(st.sampled_from(SEED_DNS), st.lists(st.tuples(st.integers(0, 500), st.integers(0, 255)),
-                                           max_size=6), st.integers(0, 40))
-def test_dns_mutations_raise_only_spywall_errors(seed: bytes, edits: list[tuple[int, int]],
-                                                 cut: int) -> None:
-    _survives(dns.parse, _mutate(seed, edits, cut))
+@given(data=st.data())
+def test_mutations_raise_only_spywall_errors(name: str, data: st.DataObject) -> None:
+    parse, seeds, _ = PARSERS[name]
+    seed = data.draw(st.sampled_from(seeds))
+    edits = data.draw(st.lists(st.tuples(st.integers(0, 500), st.integers(0, 255)),
+                               max_size=6))
+    _survives(parse, _mutate(seed, edits, data.draw(st.integers(0, 40))))
 
 
-@settings(max_examples=400, deadline=500)
-@given(st.binary(max_size=400))
-def test_dns_random_raises_only_spywall_errors(data: bytes) -> None:
-    _survives(dns.parse, data)
-
-
-@settings(max_examples=400, deadline=500)
-@given(st.sampled_from(SEED_TLS), st.lists(st.tuples(st.integers(0, 500), st.integers(0, 255)),
-                                           max_size=6), st.integers(0, 40))
-def test_tls_mutations_raise_only_spywall_errors(seed: bytes, edits: list[tuple[int, int]],
-                                                 cut: int) -> None:
-    _survives(tls.client_hello_sni, _mutate(seed, edits, cut))
-
-
+@pytest.mark.parametrize("name", sorted(PARSERS))
 @settings(max_examples=300, deadline=500)
-@given(st.binary(max_size=400))
-def test_tls_random_raises_only_spywall_errors(data: bytes) -> None:
-    _survives(tls.client_hello_sni, b"\x16\x03\x01" + data)
+@given(body=st.binary(max_size=400))
+def test_random_input_raises_only_spywall_errors(name: str, body: bytes) -> None:
+    parse, _, prefix = PARSERS[name]
+    _survives(parse, prefix + body)
