@@ -36,6 +36,8 @@ CAMPAIGN_WINDOW = 3600.0
 at the 2019 rate while keeping unrelated calls of a busy gateway apart)."""
 MAX_CALLS = 100_000
 """Calls tracked; INVITEs for new Call-IDs beyond this are ignored (bounded memory)."""
+MAX_SOURCES = 256
+"""Distinct sources of pre-answer media remembered per call (spoofed floods stay bounded)."""
 MAX_ENDPOINTS = 400_000
 """Media addresses learned from SDP; later ones are not learned (bounded memory)."""
 HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - SDP hold (RFC 3264 8.4), not a bind
@@ -200,7 +202,8 @@ class CallTable:
                 flow.call = call
                 call.flows.append(flow)
             if seen is None:
-                call.pre_answer[d.src] = PreAnswer(d, kind)
+                if len(call.pre_answer) < MAX_SOURCES:
+                    call.pre_answer[d.src] = PreAnswer(d, kind)
             else:
                 seen.packets += 1
 
