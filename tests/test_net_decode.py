@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spywall.net import reassembly
+from spywall.net.capture import CaptureReader
 from spywall.net.decode import LINKS, Decoder
 from spywall.net.packet import Datagram
 from spywall.samples.pcapwriter import (
@@ -275,3 +281,54 @@ def test_stale_fragment_set_is_not_merged_with_a_reused_id() -> None:
     assert not s.findings
     assert d is not None
     assert d.payload == bytes(64)
+
+
+# ---- cross-check with tshark ----------------------------------------------------------
+TSHARK = shutil.which("tshark")
+T_LATE = 1_557_000_100.0
+
+
+def our_udp(data: bytes) -> set[tuple[int, str, str, int, int, int]]:
+    s = Sink()
+    out = set()
+    for rec in CaptureReader(io.BytesIO(data), lambda f, c, m: None):
+        d = s.decoder.packet(*rec)
+        if d is not None and d.transport == "udp":
+            out.add((d.frame, d.src, d.dst, d.sport, d.dport, len(d.payload)))
+    return out
+
+
+def tshark_udp(path: Path) -> set[tuple[int, str, str, int, int, int]]:
+    fields = ["frame.number", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "udp.srcport",
+              "udp.dstport", "udp.length"]
+    cmd = [TSHARK or "tshark", "-r", str(path), "-Y", "udp", "-T", "fields", "-E",
+           "occurrence=l", *(x for f in fields for x in ("-e", f))]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    rows = set()
+    for line in out.splitlines():
+        n, s4, d4, s6, d6, sp, dp, ln = line.split("\t")
+        rows.add((int(n), s4 or s6, d4 or d6, int(sp), int(dp), int(ln) - 8))
+    return rows
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
+@pytest.mark.parametrize("framing", ["eth", "vlan", "qinq", "sll", "sll2", "null", "loop",
+                                     "raw", "ipv4"])
+def test_udp_datagrams_match_tshark(framing: str, tmp_path: Path) -> None:
+    from spywall.samples.captures import fragments, ordinary_call
+
+    cap = ordinary_call(framing)
+    for ts, pkt in fragments(False).packets:   # an IPv4 datagram in three fragments
+        cap.ip(ts + 10, pkt[14:])
+    completed = len(cap.packets)
+    if framing != "ipv4":
+        cap.udp(T_LATE, V6[0], 5000, V6[1], 5002, b"v6 payload")
+    data = cap.pcap() if framing == "ipv4" else cap.pcapng()
+    path = tmp_path / "c.pcapng"
+    path.write_bytes(data)
+    ours, theirs = our_udp(data), tshark_udp(path)
+    assert ours == theirs
+    assert len(ours) > 100
+    assert any(row[0] == completed and row[3] == 5060 for row in ours)
+    if framing != "ipv4":
+        assert (len(cap.packets), *V6, 5000, 5002, 10) in ours
