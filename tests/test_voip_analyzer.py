@@ -88,12 +88,18 @@ def test_zero_click_media() -> None:
     assert summaries[0].anomalies == 2 * len(frames) + 1
 
 
-def test_answered_call_with_early_media_is_not_zero_click() -> None:
+def _early(d: v.Dialog) -> v.Script:
+    """INVITE and a 183 Session Progress with the callee's SDP (early media may follow)."""
     s = v.Script()
-    d = dialog()
     s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
     s.udp(1.1, CALLEE, CALLER, d.response(183, "Session Progress",
                                           body=v.sdp(CALLEE[0], 30000)))
+    return s
+
+
+def test_answered_call_with_early_media_is_not_zero_click() -> None:
+    d = dialog()
+    s = _early(d)
     for ts, p in v.rtp_stream(7, 5, start=1.2):
         s.udp(ts, (CALLER[0], 49170), (CALLEE[0], 30000), p)
     s.udp(2.0, CALLEE, CALLER, d.response(200, "OK", body=v.sdp(CALLEE[0], 30000)))
@@ -264,11 +270,8 @@ def test_rule_table_is_complete() -> None:
 
 
 def test_unanswered_call_with_early_media_is_not_zero_click() -> None:
-    s = v.Script()
     d = dialog()
-    s.udp(1.0, CALLER, CALLEE, d.request("INVITE", body=v.sdp(CALLER[0], 49170)))
-    s.udp(1.1, CALLEE, CALLER, d.response(183, "Session Progress",
-                                          body=v.sdp(CALLEE[0], 30000)))
+    s = _early(d)
     for (ts, a), (_, b) in zip(v.rtp_stream(7, 5, start=1.2), v.rtp_stream(8, 5, start=1.2),
                                strict=True):
         s.udp(ts, (CALLEE[0], 30000), (CALLER[0], 49170), b)   # announcement to the caller
