@@ -14,8 +14,9 @@ Children (named like ``obj 12 0 (FontFile2)``), in object order:
   CCITT images are not examined, and images with no image codec are not children: their
   decoded bytes are samples, not a format any parser reads, and inflating them would
   spend the decompression budget on pixels;
-- font programs (``/FontFile``, ``/FontFile2``, ``/FontFile3`` of a font descriptor) and
-  embedded files (``/Type /EmbeddedFile``), decoded and sniffed.
+- font programs (``/FontFile``, ``/FontFile2``, ``/FontFile3`` of a font descriptor, or
+  a stream with the keys only a font program has: ``/Length1``, or a font ``/Subtype``)
+  and embedded files (``/Type /EmbeddedFile``), decoded and sniffed.
 
 Shadowed definitions: the raw bytes are searched for every ``N G obj``; a definition
 the cross-reference table does not point to (an older revision left by an incremental
@@ -35,9 +36,14 @@ report carries it. An encrypted PDF is opened with the empty user password; any 
 password makes it an ``unsupported`` error entry. ``logical_end`` is the end of the line
 of the last ``%%EOF``, so data appended after it is examined by the engine.
 
+A file whose data does not end with ``%%EOF`` is handed to qpdf with one appended
+(qpdf drops an object that runs to the very end of the file); offsets are unchanged.
+
 Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
-1024); qpdf itself decodes object and cross-reference streams while opening, without
-our caps.
+1024), and a polyglot whose first bytes match an earlier format in the registry (a GIF
+header, say) is parsed as that format only; qpdf itself decodes object and
+cross-reference streams while opening, without our caps; a broken object is skipped with
+a warning.
 """
 
 from __future__ import annotations
