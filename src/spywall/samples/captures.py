@@ -124,12 +124,15 @@ def campaign_call(attacker: str, server_host: str, server_ip: str, framing: str)
     return script_capture(s, framing)
 
 
-def ordinary_call(framing: str, *, tcp: bool = False) -> Capture:
+def ordinary_call(framing: str, *, tcp: bool = False, v6: bool = False) -> Capture:
     s = Script()
-    _lookup(s, T0, "sip.example.net", "198.51.100.7")
-    d = Dialog("clean-1@example.net", "alice@sip.example.net", "bob@192.168.1.20",
-               ("198.51.100.7", 5060), ("192.168.1.20", 5060),
-               transport="TCP" if tcp else "UDP")
+    server, phone = ("2001:db8:5::7", "2001:db8:1::20") if v6 else ("198.51.100.7",
+                                                                     "192.168.1.20")
+    client, resolver = (phone, 53001), ("2001:db8:1::1" if v6 else "192.168.1.1", 53)
+    s.udp(T0, client, resolver, dns_query("sip.example.net", qtype=28 if v6 else 1))
+    s.udp(T0 + 0.02, resolver, client, dns_response("sip.example.net", [server]))
+    d = Dialog("clean-1@example.net", "alice@sip.example.net", f"bob@[{phone}]" if v6 else
+               f"bob@{phone}", (server, 5060), (phone, 5060), transport="TCP" if tcp else "UDP")
     clean_call(s, T0 + 1, d, tcp=tcp)
     return script_capture(s, framing)
 
@@ -173,6 +176,8 @@ def capture_samples() -> Iterator[CaptureSample]:
                         "a clean call over VLAN: nothing to report")
     yield CaptureSample("ordinary-call-tcp.pcapng", ordinary_call("sll", tcp=True),
                         frozenset(), "SIP over TCP, INVITE split over two segments")
+    yield CaptureSample("ordinary-call-ipv6.pcapng", ordinary_call("sll2", v6=True),
+                        frozenset(), "a clean call over IPv6")
     yield CaptureSample("tls-sni-campaign.pcap", tls_session(CAMPAIGN_HOSTS[2], "qinq"),
                         frozenset({"ioc-tls-sni"}), "ClientHello to a campaign host")
     yield CaptureSample("tls-sni-clean.pcap", tls_session("www.example.org", "qinq"),
