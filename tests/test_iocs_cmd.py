@@ -99,9 +99,12 @@ def test_iocs_list_and_stats(capsys: pytest.CaptureFixture[str]) -> None:
     assert rep.device["indicators"] == len(IocIndex.load())
     assert {"Pegasus", "NoviSpy", "Predator"} <= {c for s in rep.ioc_sources
                                                   for c in s.collections}
+    assert rep.device["collection.NoviSpy"] == 18
+    assert rep.device["kind.app_cert"] == 11
     rc, rep = _run(capsys, "stats")
     assert rc == 0
     assert rep.device["collection.NoviSpy"] == 18
+    assert rep.device["collection.NoviSpy.app_id"] == 4
     assert rep.device["kind.android_property"] == 3
     assert isinstance(rep.device["load_seconds"], float)
 

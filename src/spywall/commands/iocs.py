@@ -1,7 +1,8 @@
 """``spywall iocs list|stats|update``: the indicator sets spywall matches against.
 
-``list`` names every loaded file with its sha256, indicator count and collections;
-``stats`` adds counts per indicator kind and per collection and the load time; ``update``
+``list`` names every loaded file with its sha256, indicator count and collections, and
+counts indicators per kind and per collection; ``stats`` adds the load time and the
+counts per collection and kind; ``update``
 downloads the sets named in the public index (the only command that uses the network).
 """
 
@@ -44,21 +45,29 @@ def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     return index, took
 
 
+def _counts(index: IocIndex, matrix: bool) -> dict[str, Scalar]:
+    """Indicators per kind and per collection (and per collection x kind if ``matrix``)."""
+    by_kind: dict[str, int] = {}
+    by_collection: dict[str, int] = {}
+    out: dict[str, Scalar] = {}
+    for (collection, kind), n in sorted(index.counts().items()):
+        by_kind[kind] = by_kind.get(kind, 0) + n
+        by_collection[collection] = by_collection.get(collection, 0) + n
+        if matrix:
+            out[f"collection.{collection}.{kind}"] = n
+    return {**{f"kind.{k}": n for k, n in sorted(by_kind.items())},
+            **{f"collection.{c}": n for c, n in sorted(by_collection.items())}, **out}
+
+
 def _list(args: argparse.Namespace, report: Report) -> None:
-    _load(args, report)
+    index, _ = _load(args, report)
+    report.device.update(_counts(index, matrix=False))
 
 
 def _stats(args: argparse.Namespace, report: Report) -> None:
     index, took = _load(args, report)
-    stats: dict[str, Scalar] = {"load_seconds": round(took, 4)}
-    by_kind: dict[str, int] = {}
-    by_collection: dict[str, int] = {}
-    for (collection, kind), n in sorted(index.counts().items()):
-        by_kind[kind] = by_kind.get(kind, 0) + n
-        by_collection[collection] = by_collection.get(collection, 0) + n
-    stats.update({f"kind.{k}": n for k, n in sorted(by_kind.items())})
-    stats.update({f"collection.{c}": n for c, n in sorted(by_collection.items())})
-    report.device.update(stats)
+    report.device["load_seconds"] = round(took, 4)
+    report.device.update(_counts(index, matrix=True))
 
 
 def _update(args: argparse.Namespace, report: Report) -> None:
