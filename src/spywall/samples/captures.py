@@ -15,6 +15,7 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from spywall.samples.pcapwriter import PROTO_UDP, Capture, ipv4, udp
 from spywall.samples.voip import Dialog, Script, clean_call, zero_click_call
@@ -185,3 +186,22 @@ def capture_samples() -> Iterator[CaptureSample]:
     yield CaptureSample("fragment-overlap.pcap", fragments(True),
                         frozenset({"ip-fragment-overlap"}))
     yield CaptureSample("fragments-clean.pcap", fragments(False), frozenset())
+
+
+def write_all(folder: Path) -> list[Path]:
+    """Write every sample capture and the court-record indicator bundle into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = [folder / "court-record-2019.stix2"]
+    out[0].write_bytes(court_record_bundle())
+    for s in capture_samples():
+        path = folder / s.name
+        path.write_bytes(s.capture.pcapng() if s.name.endswith("ng") else s.capture.pcap())
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":   # python -m spywall.samples.captures OUTDIR
+    import sys
+
+    for written in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "captures")):
+        print(written)
