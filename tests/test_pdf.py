@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 import tracemalloc
 import zlib
@@ -311,3 +312,35 @@ def test_broken_shadow_definitions_do_not_stop_the_scan(junk: bytes) -> None:
 def test_time_budget_is_a_limit_entry() -> None:
     subject = scan_bytes(s.jbig2_pdf(ATTACK), "x.pdf", Limits(seconds=0))
     assert [e.code for e in subject.errors] == ["limit"]
+
+
+def objstm_pdf(padding: int) -> bytes:
+    """Catalog and pages in a Flate object stream padded with ``padding`` spaces, found
+    through a cross-reference stream (written by hand: qpdf would rewrite the padding)."""
+    objs = b"<< /Type /Catalog /Pages 3 0 R >> << /Type /Pages /Kids [] /Count 0 >>"
+    head = b"2 0 3 %d " % objs.index(b" << /Type /Pages")
+    comp = zlib.compressobj(9)
+    body = comp.compress(head + objs)
+    body += b"".join(comp.compress(b" " * MiB) for _ in range(padding // MiB)) + comp.flush()
+    out = b"%PDF-1.5\n"
+    at1 = len(out)
+    out += b"1 0 obj\n<< /Type /ObjStm /N 2 /First %d /Filter /FlateDecode /Length %d >>\n" % (
+        len(head), len(body)) + b"stream\n" + body + b"\nendstream\nendobj\n"
+    at4 = len(out)
+    rows = [(0, 0, 0xFFFF), (1, at1, 0), (2, 1, 0), (2, 1, 1), (1, at4, 0)]
+    table = b"".join(struct.pack(">BIH", *r) for r in rows)
+    out += b"4 0 obj\n<< /Type /XRef /W [1 4 2] /Size 5 /Root 2 0 R /Length %d >>\n" % len(
+        table) + b"stream\n" + table + b"\nendstream\nendobj\n"
+    return out + b"startxref\n%d\n%%%%EOF\n" % at4
+
+
+def test_object_stream_bomb_is_refused_before_qpdf_inflates_it() -> None:
+    parsed, _ = parse(objstm_pdf(0))
+    assert doc(parsed).objects == 4
+    data = objstm_pdf(64 * MiB)
+    tracemalloc.start()
+    with pytest.raises(LimitExceeded, match="object stream 1"):
+        parse(data)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 32 * MiB

@@ -39,11 +39,13 @@ of the last ``%%EOF``, so data appended after it is examined by the engine.
 A file whose data does not end with ``%%EOF`` is handed to qpdf with one appended
 (qpdf drops an object that runs to the very end of the file); offsets are unchanged.
 
+Object streams are decoded under our caps before qpdf unpacks them (without any); one
+that passes a cap makes the whole PDF a ``limit`` error entry.
+
 Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
 1024), and a polyglot whose first bytes match an earlier format in the registry (a GIF
-header, say) is parsed as that format only; qpdf itself decodes object and
-cross-reference streams while opening, without our caps; a broken object is skipped with
-a warning.
+header, say) is parsed as that format only; qpdf decodes cross-reference streams while
+opening, without our caps; a broken object is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -237,6 +239,27 @@ def _overlay(data: bytes, pdf: pikepdf.Pdf, layer: dict[tuple[int, int], int]) -
     return data + section.encode()
 
 
+def check_object_streams(pdf: pikepdf.Pdf, budget: Budget) -> int:
+    """Decode every object stream under our caps before qpdf unpacks it without any.
+
+    Raises ``LimitExceeded`` for an object stream that would pass a cap: qpdf would
+    inflate it in full as soon as one of its objects is read. Returns how many there are.
+    """
+    numbers = {e.obj_stream_number for e in pdf.get_xref_table().values()
+               if e.type == 2 and e.obj_stream_number is not None}
+    for num in sorted(numbers):
+        budget.charge_elements()
+        stream = pdf.get_object((num, 0))
+        if isinstance(stream, pikepdf.Stream):
+            try:
+                decode_chain(stream.read_raw_bytes(), _chain(stream), budget)
+            except LimitExceeded as exc:
+                raise LimitExceeded(f"object stream {num}: {exc}") from exc
+            except FormatError:
+                pass  # qpdf reports (and repairs) what it can
+    return len(numbers)
+
+
 class _Streams:
     """Selects the streams to examine and turns each into a child."""
 
@@ -391,6 +414,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         raise FormatError(f"bad PDF: {_qpdf_text(exc)}") from exc
     streams = _Streams(pdf, ctx)
     try:
+        check_object_streams(pdf, ctx.budget)
         count = streams.select()
         shadowed = streams.select_shadows(data)
         doc = PdfDocument(version=str(pdf.pdf_version), header_offset=data.find(HEADER),
