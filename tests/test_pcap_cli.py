@@ -170,3 +170,18 @@ def test_pipeline_never_raises_on_mutated_captures(seed: bytes, edits: list[tupl
         data[pos % len(data)] = val
     res = Pipeline("m", None, voip_analyzer()).run(io.BytesIO(bytes(data[:len(data) - cut])))
     assert len(res.errors) <= pipeline.MAX_ERRORS + 1
+
+
+def test_many_values_of_one_indicator_are_counted_not_listed(bundle: Path) -> None:
+    from spywall.samples.captures import dns_query
+
+    cap = Capture()
+    extra = 15
+    for i in range(pipeline.MAX_VALUES_PER_INDICATOR + extra):
+        cap.udp(1.0 + i, "10.0.0.2", 40000 + i, "10.0.0.53", 53,
+                dns_query(f"x{i}.sip.2access.xyz"))
+    res = Pipeline("x", IocIndex.load([bundle])).run(io.BytesIO(cap.pcap()))
+    assert len(res.findings) == pipeline.MAX_VALUES_PER_INDICATOR
+    assert res.findings[0].detail["more_values"] == extra
+    assert [f.location.frame for f in res.findings] == sorted(f.location.frame or 0
+                                                              for f in res.findings)

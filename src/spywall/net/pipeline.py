@@ -23,6 +23,7 @@ from spywall.net.packet import Datagram, location
 from spywall.report import CallSummary, ErrorEntry, Finding, FindingKind, Location, Severity
 
 MAX_ERRORS = 50
+MAX_VALUES_PER_INDICATOR = 20   # distinct matched values listed per indicator and rule
 MAX_TLS_PROBES = 4096
 MAX_TLS_PREFIX = 1 << 16
 MAX_SEEN = 1 << 18
@@ -67,6 +68,14 @@ class CaptureResult:
     suppressed_errors: int = 0
 
 
+@dataclass(slots=True)
+class _Listed:
+    """The first finding for one indicator and rule, and how many values matched it."""
+
+    first: Finding
+    values: int = 1
+
+
 class Pipeline:
     """One capture's run; make a new one per capture."""
 
@@ -78,6 +87,7 @@ class Pipeline:
         self.decoder = Decoder(self._error, self._capture_finding,
                                self._addresses if iocs is not None else None)
         self.reported: set[tuple[str, str, str]] = set()
+        self.per_indicator: dict[tuple[str, str], _Listed] = {}
         self.tls_probes: dict[tuple[str, int, str, int], bytes] = {}
         self.tls_done: set[tuple[str, int, str, int]] = set()
 
@@ -104,10 +114,20 @@ class Pipeline:
             if key in self.reported:
                 continue
             self.reported.add(key)
-            self.result.findings.append(self.iocs.finding(
+            per = self.per_indicator.get((rule, ind.value))
+            if per is not None and per.values >= MAX_VALUES_PER_INDICATOR:
+                per.values += 1   # e.g. random subdomains of one domain: count, do not list
+                per.first.detail["more_values"] = per.values - MAX_VALUES_PER_INDICATOR
+                continue
+            finding = self.iocs.finding(
                 ind, value, path=self.path, rule=rule, title=f"Known spyware {what}",
                 message=f"{what} {value} matches {ind.collection} indicator {ind.value}",
-                location=where))
+                location=where)
+            self.result.findings.append(finding)
+            if per is None:
+                self.per_indicator[(rule, ind.value)] = _Listed(finding)
+            else:
+                per.values += 1
 
     # ---- checks ---------------------------------------------------------------------
     def _addresses(self, d: Datagram, fresh: list[str]) -> None:
@@ -182,6 +202,7 @@ class Pipeline:
             calls, findings = self.analyzer.finish()
             res.calls.extend(calls)
             res.findings.extend(findings)
+        res.findings.sort(key=lambda f: f.location.frame or 0)
         if res.suppressed_errors:
             res.errors.append(ErrorEntry(
                 path=self.path, code="limit",
