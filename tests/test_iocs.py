@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spywall.errors import InputError
 from spywall.iocs import KINDS, Indicator, IocIndex, bundled_dir
@@ -31,6 +33,8 @@ def bundled() -> IocIndex:
 def custom(tmp_path: Path) -> IocIndex:
     _write_bundle(tmp_path / "t.stix2", "Evil", [
         "[domain-name:value = 'evil.com']",
+        "[domain-name:value = 'pathy.example/x']",
+        "[domain-name:value = 'bücher.example']",
         "[ipv4-addr:value = '10.1.0.0/16' OR ipv6-addr:value = '2001:db8::/32']",
         "[ipv4-addr:value = '192.0.2.7']",
         "[ipv6-addr:value = '2001:DB9::1']",
@@ -66,6 +70,7 @@ def test_bundled_sets_load(bundled: IocIndex) -> None:
 
 
 def test_bundled_known_values(bundled: IocIndex) -> None:
+    assert bundled.match_url("https://fgr1w2gnsdvsb.xyz/x")[0].collection == "Coruna"
     assert {i.collection for i in bundled.match_app_id("com.adobe.flash.jni")} == {
         "WyrmSpy_DragonEgg"}
     assert [i.collection for i in bundled.match_process("bh")] == ["Pegasus"]
@@ -81,6 +86,10 @@ def test_bundled_known_values(bundled: IocIndex) -> None:
     ("host", "192.0.2.7", True), ("host", "192.0.2.8", False),
     ("ipv6", "2001:db9:0::1", True), ("ipv4", "not-an-ip", False),
     ("url", "https://host.EXAMPLE/Path?q=1", True), ("url", "https://host.example/path?q=1", False),
+    ("url", "http://host.example/Path?q=1", True), ("url", "host.example/Path?q=1", True),
+    ("url", "https://pathy.example/x", True), ("url", "https://pathy.example/y", False),
+    ("domain", "pathy.example", False), ("domain", "xn--bcher-kva.example", True),
+    ("domain", "www.BÜCHER.example", True),
     ("url", "sub.evil.com/whatever", True), ("url", "http://user@evil.com:8080/x", True),
     ("url", "::::///", False), ("url", "http://[2001:db8::1]/", True),
     ("email", "mailto:bad@evil.COM", True), ("email", "good@evil.com", False),
@@ -142,3 +151,17 @@ def test_bundled_dir_has_notice() -> None:
     text = (bundled_dir() / "NOTICE.md").read_text()
     assert "3d8f248a0d015f183724ae7d096a5c46a8bb5fc7" in text
     assert "CC-BY" in text
+
+
+_KINDS = st.sampled_from([*KINDS, "host", "hash"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(_KINDS, st.text(max_size=300))
+def test_match_never_raises(kind: str, value: str) -> None:
+    index = _PROPERTY_INDEX
+    got = index.match(kind, value)
+    assert all(isinstance(i, Indicator) for i in got)
+
+
+_PROPERTY_INDEX = IocIndex.load()

@@ -7,6 +7,7 @@ so matching is a dictionary look-up.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Callable
@@ -93,9 +94,13 @@ def norm_ip(value: str) -> str:
 
 
 def norm_domain(value: str) -> str:
+    """Lower case, no trailing dot or ``*.``; international names in their IDNA form."""
     v = value.strip().lower().rstrip(".")
     if v.startswith("*."):
         v = v[2:]
+    if not v.isascii():
+        with contextlib.suppress(UnicodeError):
+            v = v.encode("idna").decode("ascii")
     return v
 
 
@@ -104,15 +109,12 @@ def norm_hash(value: str) -> str:
 
 
 def norm_url(value: str) -> str:
-    """Lower-case scheme and host, drop a lone trailing slash; keep path and query case."""
+    """The URL without its scheme (http and https match alike), host normalised, a lone
+    trailing slash dropped; path and query keep their case."""
     v = value.strip()
-    scheme, sep, rest = v.partition("://")
-    if not sep:
-        scheme, rest = "", v
+    rest = v.partition("://")[2] if "://" in v else v
     host, slash, tail = rest.partition("/")
-    host = norm_domain(host)
-    tail = "" if tail == "" else slash + tail
-    return f"{scheme.lower()}://{host}{tail}" if sep else f"{host}{tail}"
+    return f"{norm_domain(host)}{slash + tail if tail else ''}"
 
 
 def norm_path(value: str) -> str:
@@ -152,12 +154,15 @@ def classify(stix_type: str, raw: str) -> tuple[str, str] | None:
     """(kind, normalised value) for a published comparison, or None if unsupported/empty.
 
     IP literals published as ``domain-name:value`` (the NoviSpy set does this) and
-    networks published as ``ipv4-addr:value`` are filed as addresses / CIDR ranges.
+    networks published as ``ipv4-addr:value`` are filed as addresses / CIDR ranges; a
+    ``domain-name`` value with a path (one in the Coruna set) is filed as a URL.
     """
     kind = kind_of(stix_type)
     if kind is None or not raw.strip():
         return None
-    if kind in ("domain", "ipv4", "ipv6"):
+    if kind == "domain" and "/" in raw:  # a published "domain" with a path is a URL
+        kind = "url"
+    elif kind in ("domain", "ipv4", "ipv6"):
         kind = ip_kind(raw) or ("domain" if kind == "domain" else "")
         if not kind:
             return None
