@@ -251,3 +251,15 @@ def test_module_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert {f.location.module for f in rep.all_findings()} == {"getprop", "sms"}
     assert main(["check-android", str(ev), "-m", "nope", "-q"]) == 2
     assert "modules: packages" in capsys.readouterr().err
+
+
+def test_lone_adb_backup(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "backup.ab"
+    path.write_bytes(gen.backup_ab(True))
+    rep = check_capture(path, index).report
+    assert rep.subjects[0].format == "backup"
+    assert _got(rep) == {("sms", "ioc-domain", "Predator")}
+    assert {f.path for f in rep.all_findings()} == {str(path)}
+    assert {m.name for m in rep.modules if m.status == "ok"} == {"sms"}
+    path.write_bytes(gen.backup_ab(False))
+    assert check_capture(path, index).report.all_findings() == []

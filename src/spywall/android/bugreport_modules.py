@@ -38,8 +38,10 @@ MAX_FS_ENTRIES = 200_000
 
 def bugreport(cap: Capture) -> Capture | None:
     """The capture that holds the bugreport: this one, or androidqf's bugreport.zip."""
-    if cap.kind != "androidqf":
+    if cap.kind in ("bugreport", "dumpstate"):
         return cap
+    if cap.kind != "androidqf":
+        return None
     if "bugreport" not in cap.cache:
         try:
             cap.cache["bugreport"] = nested(cap, "bugreport.zip")

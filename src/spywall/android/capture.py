@@ -1,4 +1,5 @@
-"""An Android capture (bugreport or androidqf; folder, zip, or a lone dumpstate text),
+"""An Android capture (bugreport or androidqf; folder, zip, or a lone dumpstate text or
+``adb backup`` file),
 read without changing it.
 
 - Folders are walked without following symbolic links, and files are opened with
@@ -140,7 +141,7 @@ class Capture:
     """One capture: where it is, what it is, and its files relative to ``prefix``."""
 
     path: str
-    kind: str                  # androidqf | bugreport | dumpstate
+    kind: str                  # androidqf | bugreport | dumpstate | backup
     source: Source
     prefix: str
     budget: Budget
@@ -166,7 +167,7 @@ class Capture:
     def where(self, name: str) -> str:
         """How a member is named in findings and info.json: ``capture.zip!/dir/name`` in
         a zip, ``folder/dir/name`` in a folder, the file itself for a lone text."""
-        if self.kind == "dumpstate":
+        if self.kind in ("dumpstate", "backup"):
             return self.path
         full = f"{self.prefix}/{name}" if self.prefix else name
         sep = "/" if isinstance(self.source, DirSource) else SEP
@@ -216,10 +217,12 @@ def open_capture(path: str | Path, limits: Limits | None = None) -> Capture:
         if p.stat().st_size > limits.max_file_bytes:
             raise InputError(f"{p}: larger than {limits.max_file_bytes} bytes")
         with p.open("rb") as fh:
-            head = fh.read(4)
+            head = fh.read(16)
         if head.startswith(b"PK"):
             return from_source(ZipSource(p, str(p), limits), str(p), limits, budget)
-        return Capture(str(p), "dumpstate", DirSource(p.parent, [p.name]), "", budget, limits)
+        # a lone file: an ``adb backup`` or a dumpstate text
+        kind = "backup" if head.startswith(b"ANDROID BACKUP\n") else "dumpstate"
+        return Capture(str(p), kind, DirSource(p.parent, [p.name]), "", budget, limits)
     except (FormatError, LimitExceeded) as exc:
         raise InputError(str(exc)) from exc
     except OSError as exc:

@@ -195,16 +195,17 @@ def apks(ctx: Ctx) -> Result:
 
 
 def sms(ctx: Ctx) -> Result:
-    """Links in the SMS / MMS of androidqf's backup.ab."""
+    """Links in the SMS / MMS of androidqf's backup.ab (or of an ``adb backup`` file)."""
     cap = ctx.evidence
-    data = cap.read("backup.ab")
+    name = cap.members()[0] if cap.kind == "backup" else "backup.ab"
+    data = cap.read(name)
     if data is None:
         return skipped("no backup.ab")
     try:
         messages = backup.sms(data, cap.budget)
     except backup.EncryptedBackup as exc:
         return skipped(str(exc))
-    where = cap.where("backup.ab")
+    where = cap.where(name)
     for m in messages:
         links = backup.urls(m.body)
         rec = ctx.record("sms", iso_any(m.date), f"{m.kind} from {m.address or '?'}",

@@ -14,7 +14,8 @@ HELP = "check an Android bugreport or androidqf capture (folder or zip) against 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("capture", metavar="PATH",
-                   help="bugreport zip or folder, androidqf folder or zip, or a dumpstate text")
+                   help="bugreport zip or folder, androidqf folder or zip, a dumpstate text "
+                        "or an adb backup (.ab)")
     add_ioc_arguments(p)
     p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
                    help="run only this module (repeatable); an unknown name lists them")
