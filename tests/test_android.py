@@ -263,3 +263,12 @@ def test_lone_adb_backup(tmp_path: Path, index: IocIndex) -> None:
     assert {m.name for m in rep.modules if m.status == "ok"} == {"sms"}
     path.write_bytes(gen.backup_ab(False))
     assert check_capture(path, index).report.all_findings() == []
+
+
+def test_zip_evidence_untouched(tmp_path: Path, index: IocIndex) -> None:
+    path = _qf_zip(tmp_path, True)
+    before = (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns)
+    rep = check_capture(path, index).report
+    assert rep.subjects[0].sha256 == before[0]
+    assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qf.zip"]  # nothing written beside it

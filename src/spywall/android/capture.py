@@ -44,6 +44,8 @@ class Source(Protocol):
 
     def read(self, name: str, cap: int, budget: Budget) -> bytes: ...
 
+    def close(self) -> None: ...
+
 
 def _capped(read: Callable[[int], bytes], cap: int, budget: Budget, name: str) -> bytes:
     out = bytearray()
@@ -93,6 +95,9 @@ class DirSource:
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
+    def close(self) -> None:
+        """Nothing stays open between reads."""
+
 
 class ZipSource:
     def __init__(self, data: bytes | Path, label: str, limits: Limits) -> None:
@@ -123,6 +128,9 @@ class ZipSource:
             raise FormatError(f"{name}: cannot extract: {exc}") from exc
         budget.charge_decompressed(len(data), info.compress_size)
         return data
+
+    def close(self) -> None:
+        self._zip.close()
 
 
 def _base(names: list[str], markers: tuple[str, ...]) -> str | None:
@@ -182,6 +190,13 @@ class Capture:
         self.inputs.setdefault(self.where(name), hashlib.sha256(data).hexdigest())
         return data
 
+    def close(self) -> None:
+        """Close the capture and any nested bugreport opened from it."""
+        self.source.close()
+        for v in self.cache.values():
+            if isinstance(v, Capture):
+                v.close()
+
     def first(self, *names: str) -> str | None:
         return next((n for n in names if self.has(n)), None)
 
@@ -219,7 +234,12 @@ def open_capture(path: str | Path, limits: Limits | None = None) -> Capture:
         with p.open("rb") as fh:
             head = fh.read(16)
         if head.startswith(b"PK"):
-            return from_source(ZipSource(p, str(p), limits), str(p), limits, budget)
+            src = ZipSource(p, str(p), limits)
+            try:
+                return from_source(src, str(p), limits, budget)
+            except FormatError:
+                src.close()
+                raise
         # a lone file: an ``adb backup`` or a dumpstate text
         kind = "backup" if head.startswith(b"ANDROID BACKUP\n") else "dumpstate"
         return Capture(str(p), kind, DirSource(p.parent, [p.name]), "", budget, limits)

@@ -60,7 +60,10 @@ def check_capture(path: str | Path, index: IocIndex, sources: Sequence[IocSource
                       sha256=_sha256_file(p) if p.is_file() else None,
                       size=p.stat().st_size if p.is_file() else None)
     ctx = CheckContext(evidence=cap, index=index, subject=subject, limits=cap.limits)
-    report.modules = run_modules(modules, ctx, on_done)
+    try:
+        report.modules = run_modules(modules, ctx, on_done)
+    finally:
+        cap.close()
     report.subjects = [subject]
     report.device = device_info(cap)
     return Outcome(finish(report), ctx)
