@@ -222,3 +222,18 @@ def test_password_sources(backups: dict[str, Path], monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(check_ios.PASSWORD_ENV, "from-env")
     assert check_ios._password(ns) == "from-env"
     assert check_ios._password(argparse.Namespace(password="flag", backup="x")) == "flag"
+
+
+def test_backup_decrypted_elsewhere_needs_no_password(backups: dict[str, Path], index: IocIndex,
+                                                      tmp_path: Path) -> None:
+    import plistlib
+    import shutil
+
+    copy = tmp_path / "decrypted"
+    shutil.copytree(backups["planted"], copy)
+    manifest = plistlib.loads((copy / "Manifest.plist").read_bytes())
+    manifest["IsEncrypted"] = True  # what a copy decrypted by another tool may still say
+    (copy / "Manifest.plist").write_bytes(plistlib.dumps(manifest))
+    out = check_backup(copy, index)
+    assert out.report.device["encrypted"] is False
+    assert by_module(out.report.all_findings()) >= EXPECTED

@@ -194,6 +194,11 @@ def _unlock(root: Path, password: str | None, tmp: Path) -> tuple[object, Path]:
     return dec, out
 
 
+def _is_sqlite(path: Path) -> bool:
+    with path.open("rb") as fh:
+        return fh.read(16) == b"SQLite format 3\x00"
+
+
 def _noop() -> None:
     return None
 
@@ -222,7 +227,8 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
         tmp = Path(tmp_name)
         decryptor: object | None = None
         db = root / "Manifest.db"
-        if manifest.get("IsEncrypted") is True:
+        if manifest.get("IsEncrypted") is True and not _is_sqlite(db):
+            # (a backup decrypted by another tool keeps IsEncrypted but a plain Manifest.db)
             decryptor, db = _unlock(root, password, tmp)
         backup = Backup(root, info, manifest, status, db, tmp, decryptor)
         for name in ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db"):
