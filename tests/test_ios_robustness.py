@@ -62,7 +62,7 @@ def test_corrupt_database_and_plist_fail_alone(tmp_path: Path, index: IocIndex) 
            "Library/Preferences/com.apple.osanalytics.addaily.plist").write_bytes(b"bplist00\xff")
     st_ = statuses(root, index)
     assert st_["datausage"] == "error"
-    assert st_["osanalytics_addaily"] == "error"
+    assert st_["os_analytics_ad_daily"] == "error"
     assert st_["sms"] == "ok"
 
 

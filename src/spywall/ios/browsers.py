@@ -89,7 +89,7 @@ def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
         found += links_in_bytes(data if isinstance(data, bytes) else None)
         if not found:
             continue
-        rec = ctx.record("browser_state", iso_apple(t), "safari_tab",
+        rec = ctx.record("safari_browser_state", iso_apple(t), "safari_tab",
                          {"uuid": str(uuid), "url": str(url or "")[:2048]})
         check_links(ctx, list(dict.fromkeys(found)), rec, path, "Safari tab / session URL")
     return ok(n)
@@ -104,7 +104,8 @@ def _observations(ctx: Ctx, entry: Entry, path: str) -> int:
     for domain, last in rows:
         if not isinstance(domain, str):
             continue
-        rec = ctx.record("webkit_observations", iso_unix(last), "webkit_observed_domain",
+        rec = ctx.record("webkit_resource_load_statistics", iso_unix(last),
+                         "webkit_observed_domain",
                          {"domain": domain, "domain_container": entry.domain})
         ctx.check("domain", domain, rec=rec, path=path, what="WebKit observed domain")
     return len(rows)
@@ -135,9 +136,9 @@ def _session_log(ctx: Ctx, entry: Entry, path: str) -> int:
 MODULES = (
     FnModule("safari_history", "Safari history URLs and fast cross-domain redirects",
              single(HISTORY, _history)),
-    FnModule("browser_state", "Safari open tabs and tab sessions",
+    FnModule("safari_browser_state", "Safari open tabs and tab sessions",
              single(STATE, _browser_state)),
-    FnModule("webkit_observations", "WebKit ResourceLoadStatistics observed domains",
+    FnModule("webkit_resource_load_statistics", "WebKit ResourceLoadStatistics observed domains",
              every(OBSERVATIONS, _observations)),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",
              every(SESSION_LOG, _session_log)),

@@ -71,7 +71,7 @@ def _addaily(ctx: Ctx, entry: Entry, path: str) -> Result:
         vals = values if isinstance(values, list) else []
         when = next((iso_datetime(v) for v in vals if iso_datetime(v)), None)
         traffic = sum(_num(v) for v in vals)
-        rec = ctx.record("osanalytics_addaily", when, "net_usage_baseline",
+        rec = ctx.record("os_analytics_ad_daily", when, "net_usage_baseline",
                          {"process": str(name), "bytes": traffic})
         ctx.check("process", str(name), rec=rec, path=path, what="OS analytics process")
         triangulation.check_backupagent(ctx, str(name), traffic, rec, path,
@@ -87,7 +87,7 @@ def _idstatuscache(ctx: Ctx, entry: Entry, path: str) -> Result:
         for key, val in lookups.items() if isinstance(lookups, dict) else []:
             n += 1
             info = val if isinstance(val, dict) else {}
-            rec = ctx.record("idstatuscache", iso_apple(info.get("LookupDate")),
+            rec = ctx.record("id_status_cache", iso_apple(info.get("LookupDate")),
                              "lookup", {"service": str(service), "user": str(key)})
             if isinstance(key, str) and key.startswith("mailto:"):
                 ctx.check("email", key[7:], rec=rec, path=path, what="iMessage lookup")
@@ -155,9 +155,9 @@ def _calendar(ctx: Ctx, entry: Entry, path: str) -> Result:
 MODULES = (
     FnModule("datausage", "network use per process (DataUsage.sqlite)",
              single(DATAUSAGE, _datausage)),
-    FnModule("osanalytics_addaily", "OS analytics network baseline per process",
+    FnModule("os_analytics_ad_daily", "OS analytics network baseline per process",
              single(ADDAILY, _addaily)),
-    FnModule("idstatuscache", "iMessage / FaceTime lookups (IDStatusCache)",
+    FnModule("id_status_cache", "iMessage / FaceTime lookups (IDStatusCache)",
              single(IDSTATUS, _idstatuscache)),
     FnModule("tcc", "privacy permissions granted to apps (TCC.db)", single(TCC, _tcc)),
     FnModule("locationd_clients", "location-services clients (clients.plist)",
