@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from spywall import engine
-from spywall.device.base import CheckContext, Record, load_plist
+from spywall.device.base import CheckContext, Record, load_plist, url_host
 from spywall.device.sqlite import open_evidence
 from spywall.ios.backup import Backup, Entry
 from spywall.report import Scalar
@@ -54,8 +54,7 @@ def links_in_bytes(blob: bytes | None) -> list[str]:
 
 
 def host_of(url: str) -> str:
-    rest = url.partition("://")[2] if "://" in url else url
-    return rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rpartition("@")[2].lower()
+    return url_host(url).lower()
 
 
 def first_entry(ctx: Ctx, candidates: Sequence[tuple[str, str]]) -> Entry | None:
