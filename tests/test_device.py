@@ -39,6 +39,10 @@ def _drift(_: CheckContext[object]) -> tuple[str, int, str]:
     raise SchemaUnknown("no table 'message'")
 
 
+def _sqlite_drift(_: CheckContext[object]) -> tuple[str, int, str]:
+    raise sqlite3.OperationalError("no such column: ZHASPROCESS")
+
+
 def _good(ctx: CheckContext[object]) -> tuple[str, int, str]:
     rec = ctx.record("good", iso_unix(1_700_000_000), "visit", {"url": "https://a.evil.example/x"})
     ctx.check("url", "https://a.evil.example/x", rec=rec, path="dev!/h.db", what="URL")
@@ -49,11 +53,11 @@ def _good(ctx: CheckContext[object]) -> tuple[str, int, str]:
 def test_one_module_failing_does_not_stop_the_others() -> None:
     ctx = ctx_for()
     runs = run_modules([FnModule("bad", "d", _boom), FnModule("drift", "d", _drift),
-                        FnModule("good", "d", _good)], ctx)
+                        FnModule("sql", "d", _sqlite_drift), FnModule("good", "d", _good)], ctx)
     assert [(r.name, r.status) for r in runs] == [
-        ("bad", "error"), ("drift", "schema-unknown"), ("good", "ok")]
+        ("bad", "error"), ("drift", "schema-unknown"), ("sql", "schema-unknown"), ("good", "ok")]
     assert "not a database" in runs[0].message
-    assert [e.code for e in ctx.subject.errors] == ["malformed", "schema"]
+    assert [e.code for e in ctx.subject.errors] == ["malformed", "schema", "schema"]
     assert [f.indicator.value for f in ctx.subject.findings if f.indicator] == ["evil.example"]
     assert ctx.subject.findings[0].location.module == "good"
     assert ctx.detected["good"][0].data["url"] == "https://a.evil.example/x"

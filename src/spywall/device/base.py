@@ -218,6 +218,10 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
             run = mod.run(ctx)
         except SchemaUnknown as exc:
             run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
+        except sqlite3.OperationalError as exc:
+            drift = str(exc).startswith(("no such table", "no such column"))
+            run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
+                            message=f"{type(exc).__name__}: {exc}"[:500])
         except MODULE_ERRORS as exc:
             run = ModuleRun(name=mod.name, status="error",
                             message=f"{type(exc).__name__}: {exc}"[:500])

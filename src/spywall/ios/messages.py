@@ -84,6 +84,8 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         have = require(conn, "attachment", ("ROWID", "filename"))
         require(conn, "message_attachment_join", ("message_id", "attachment_id"))
+        require(conn, "message", ("ROWID", "date", "handle_id"))
+        require(conn, "handle", ("ROWID", "id"))
         names = tables(conn)
         created = "a.created_date" if "created_date" in have else "NULL"
         transfer = "a.transfer_name" if "transfer_name" in have else "NULL"
