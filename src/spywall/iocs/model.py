@@ -70,27 +70,38 @@ HASH_KINDS_BY_LENGTH: dict[int, str] = {32: "md5", 40: "sha1", 64: "sha256"}
 _IPISH = re.compile(r"\[?(?:[0-9.]+|[0-9a-fA-F.]*:[0-9a-fA-F:.%\w]*)\]?(?:/[0-9]+)?")
 
 
-def ip_kind(value: str) -> str | None:
-    """``ipv4`` / ``ipv6`` / ``cidr`` if ``value`` is an IP literal or network, else None."""
+# A lower-case ASCII host name whose last label starts with a letter (so not an address).
+_PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z][a-z0-9-]*")
+
+
+def ip_norm(value: str) -> tuple[str, str] | None:
+    """(``ipv4`` / ``ipv6`` / ``cidr``, canonical text) of an IP literal or network, or None
+    (``::ffff:1.2.3.4`` stays v6)."""
     text = value.strip()
     if not _IPISH.fullmatch(text):
         return None
     text = text.strip("[]")
     try:
         if "/" in text:
-            ipaddress.ip_network(text, strict=False)
-            return "cidr"
-        return "ipv4" if ipaddress.ip_address(text).version == 4 else "ipv6"
+            return "cidr", str(ipaddress.ip_network(text, strict=False))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return ("ipv4" if ip.version == 4 else "ipv6"), str(ip)
+
+
+def ip_kind(value: str) -> str | None:
+    """``ipv4`` / ``ipv6`` / ``cidr`` if ``value`` is an IP literal or network, else None."""
+    got = ip_norm(value)
+    return got[0] if got else None
 
 
 def norm_ip(value: str) -> str:
-    """Canonical text of an address (``::ffff:1.2.3.4`` stays v6) or network."""
-    text = value.strip().strip("[]")
-    if "/" in text:
-        return str(ipaddress.ip_network(text, strict=False))
-    return str(ipaddress.ip_address(text))
+    """Canonical text of an address or network; ``ValueError`` if it is neither."""
+    got = ip_norm(value)
+    if got is None:
+        raise ValueError(f"not an IP address or network: {value[:100]!r}")
+    return got[1]
 
 
 def norm_domain(value: str) -> str:
@@ -160,11 +171,15 @@ def classify(stix_type: str, raw: str) -> tuple[str, str] | None:
     kind = kind_of(stix_type)
     if kind is None or not raw.strip():
         return None
+    if kind == "domain" and _PLAIN_HOST.fullmatch(raw):  # already normal: the common case
+        return kind, raw
     if kind == "domain" and "/" in raw:  # a published "domain" with a path is a URL
         kind = "url"
     elif kind in ("domain", "ipv4", "ipv6"):
-        kind = ip_kind(raw) or ("domain" if kind == "domain" else "")
-        if not kind:
+        ip = ip_norm(raw)
+        if ip is not None:
+            return ip
+        if kind != "domain":
             return None
     value = NORMALISERS[kind](raw)
     return (kind, value) if value else None

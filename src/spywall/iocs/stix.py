@@ -175,6 +175,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
     fallback = names[0] if len(names) == 1 else default_collection
     out = Loaded(collections=names or [default_collection])
     slow_left = MAX_SLOW
+    keep, make = out.indicators.append, Indicator
     for o in objs:
         pattern = o.get("pattern")
         if o.get("type") != "indicator" or not isinstance(pattern, str):
@@ -196,7 +197,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
             if got is None:
                 out.unsupported.append(f"{o.get('id')}: {stix_type} not supported")
                 continue
-            out.indicators.append(Indicator(got[0], got[1], stix_type, collection, source))
+            keep(make(got[0], got[1], stix_type, collection, source))
     return out
 
 
