@@ -35,6 +35,7 @@ BR_EXPECTED = {
     ("dumpstate_packages", "android-sideloaded-app", None),
     ("tombstones", "ioc-app-id", "WyrmSpy_DragonEgg"),
     ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_battery", "ioc-app-id", "RCSLab"),
 }
 
 
@@ -69,7 +70,8 @@ def _dumpstate(tmp: Path, planted: bool) -> Path:
 DTS = {("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
        ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
        ("dumpstate_packages", "android-sideloaded-app", None),
-       ("dumpsys_accessibility", "ioc-app-id", "NoviSpy")}
+       ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
+       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
 CASES: list[tuple[str, Callable[[Path, bool], Path], str, set[tuple[str, str, str | None]]]] = [
     ("androidqf-folder", _qf_dir, "androidqf", QF_EXPECTED | BR_EXPECTED),
     ("androidqf-zip", _qf_zip, "androidqf", QF_EXPECTED | BR_EXPECTED),
@@ -207,7 +209,8 @@ def test_dumpsys_txt_used_without_bugreport(tmp_path: Path, index: IocIndex) -> 
     rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
     assert _got(rep) == {("dumpstate_packages", "ioc-app-id", "NoviSpy"),
                          ("dumpstate_packages", "android-sideloaded-app", None),
-                         ("dumpsys_accessibility", "ioc-app-id", "NoviSpy")}
+                         ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
+       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
     assert {f.path for f in rep.all_findings()} == {str(tmp_path / "ev" / "dumpsys.txt")}
     status = {m.name: m.status for m in rep.modules}
     assert status["tombstones"] == status["dumpstate_getprop"] == "skipped"

@@ -42,6 +42,14 @@ def test_dumpstate_sections() -> None:
     assert ds.system_properties("nothing") is None
 
 
+def test_battery_package_events() -> None:
+    events = ds.package_events(gen.dumpstate(True))
+    assert events == [("install", "com.whatsapp"), ("install", gen.RCS_APP),
+                      ("uninstall", gen.RCS_APP), ("update", "com.google.android.gms"),
+                      ("update", "com.android.chrome")]
+    assert ds.package_events("nothing") is None
+
+
 def test_properties_odd_lines() -> None:
     got = ds.properties("[a]: [1]\n[b.c]: []\n[bad line\n[d]: [x]y]\n  [e]: [2]\n")
     assert got == {"a": "1", "b.c": "", "d": "x]y"}

@@ -21,6 +21,7 @@ from spywall.android.common import (
 )
 from spywall.android.dumpstate import (
     accessibility_services,
+    package_events,
     packages,
     system_properties,
     tombstone,
@@ -136,6 +137,23 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
     return ok(len(comps))
 
 
+def dumpsys_battery(ctx: Ctx) -> Result:
+    got = _section(ctx, package_events, "'DUMP OF SERVICE batterystats'")
+    if isinstance(got, str):
+        return skipped(got)
+    where, events = got
+    seen: set[tuple[str, str]] = set()
+    for event, pkg in events:
+        if (event, pkg) in seen:
+            continue
+        seen.add((event, pkg))
+        rec = ctx.record("dumpsys_battery", None, f"{event} of {pkg}",
+                         {"event": event, "package_name": pkg})
+        ctx.check("app_id", pkg, rec=rec, path=where,
+                  what=f"package {event} in the battery history")
+    return ok(len(seen))
+
+
 def tombstones(ctx: Ctx) -> Result:
     br = bugreport(ctx.evidence)
     if br is None:
@@ -185,6 +203,8 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_packages),
     FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
              dumpsys_accessibility),
+    FnModule("dumpsys_battery", "battery history and daily stats: apps installed, updated "
+             "or removed", dumpsys_battery),
     FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

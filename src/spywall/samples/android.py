@@ -27,6 +27,7 @@ CAMPAIGN_PATH = "/data/local/tmp/dropbox"
 WYRMSPY_APP = "com.adobe.flash.jni"
 NOVISPY_SERVICE = "com.accesibilityservice"
 PREDATOR_DOMAIN = "myfcbk.net"  # amnesty_cytrox.stix2
+RCS_APP = "com.fintur.support"  # mvtind_rcs.stix2
 
 BENIGN_APPS = ("com.android.chrome", "com.whatsapp", "org.thoughtcrime.securesms",
                "com.google.android.apps.maps")
@@ -111,7 +112,27 @@ def dumpstate(planted: bool) -> str:
         f"{bar}\nDUMP OF SERVICE accessibility:\n{_accessibility(planted)}"
         "--------- 0.004s was the duration of dumpsys accessibility, ending at: "
         "2024-01-15 10:00:04\n"
+        f"{bar}\nDUMP OF SERVICE batterystats:\n{_batterystats(planted)}"
+        "--------- 0.090s was the duration of dumpsys batterystats, ending at: "
+        "2024-01-15 10:00:05\n"
     )
+
+
+def _batterystats(planted: bool) -> str:
+    """Battery history install/uninstall events and daily-stats updates; the planted
+    variant shows an RCS Lab app installed and removed again."""
+    events = [("+1h02m03s120ms", "pkginst", 10150, "com.whatsapp")]
+    if planted:
+        events += [("+2h10m00s004ms", "pkginst", 10160, RCS_APP),
+                   ("+2h55m41s900ms", "pkgunin", 10160, RCS_APP)]
+    history = "".join(f"  {t} (2) 100 status=discharging {k}={u}:\"{p}\"\n"
+                      for t, k, u, p in events)
+    return ("Battery History (1% used, 12KB used of 4096KB, 42 strings using 3KB):\n"
+            "                    0 (9) RESET:TIME: 2024-01-14-08-00-00\n" + history +
+            "\nDaily stats:\n  Current start time: 2024-01-15-03-00-00\n"
+            "  Daily from 2024-01-14-03-00-00 to 2024-01-15-03-00-00:\n"
+            "    Update com.google.android.gms vers=234414044\n"
+            "    Update com.android.chrome vers=609912233\n")
 
 
 def _accessibility(planted: bool) -> str:
