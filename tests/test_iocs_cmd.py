@@ -119,15 +119,10 @@ def test_iocs_custom_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["iocs", "list", "--iocs", str(tmp_path / "nope"), "-q"]) == 2
 
 
-def test_sources_table_lists_every_source() -> None:
-    from rich.console import Console
-
-    from spywall.commands.iocs import sources_table
-
-    index = IocIndex.load()
-    console = Console(width=200, record=True)
-    console.print(sources_table(index.sources))
-    text = console.export_text()
-    for s in index.sources:
+def test_table_output_lists_every_source(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["iocs", "list", "-f", "table"]) == 0
+    text = capsys.readouterr().out
+    for s in IocIndex.load().sources:
         assert Path(s.path).name in text
     assert "NoviSpy" in text
+    assert "Indicator sources" in text

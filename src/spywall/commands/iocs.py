@@ -13,12 +13,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.table import Table
-
 from spywall.commands.common import add_ioc_arguments, finish, log, new_report
 from spywall.iocs import IocIndex
 from spywall.iocs.update import INDEX_URL, default_dest, update
-from spywall.report import ErrorEntry, IocSource, Report, Scalar
+from spywall.report import ErrorEntry, Report, Scalar
 
 HELP = "list, count or update the spyware indicator sets (STIX 2.1)"
 
@@ -95,14 +93,3 @@ def run(args: argparse.Namespace) -> Report:
     report = new_report(f"iocs {args.action}")
     ACTIONS[args.action](args, report)
     return finish(report)
-
-
-def sources_table(sources: list[IocSource]) -> Table:
-    """A rich table of indicator sources (for the table renderer)."""
-    t = Table(title=f"Indicator sources ({len(sources)})", title_justify="left")
-    for col in ("file", "indicators", "collections", "sha256"):
-        t.add_column(col, overflow="fold")
-    for s in sources:
-        t.add_row(Path(s.path).name, str(s.indicators), ", ".join(s.collections),
-                  s.sha256[:16])
-    return t

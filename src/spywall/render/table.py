@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import TextIO
 
 from rich.console import Console
@@ -39,8 +40,8 @@ def _where(f: Finding) -> str:
 def render(report: Report, out: TextIO) -> None:
     console = Console(file=out, width=max(100, Console(file=out).width), soft_wrap=False)
     findings = sorted(report.all_findings(), key=lambda f: SEVERITY_ORDER[f.severity])
-    for call_table in _calls(report):
-        console.print(call_table)
+    for t in (*_context(report), *_calls(report)):
+        console.print(t)
     if report.modules:
         mt = Table(title="Modules", show_lines=False)
         for col in ("module", "status", "records", "note"):
@@ -84,6 +85,30 @@ def render(report: Report, out: TextIO) -> None:
         f"({', '.join(f'{k} {v}' for k, v in sorted(s.by_kind.items())) or 'none'}), "
         f"{s.errors} error(s): [bold]{verdict}[/]"
     )
+
+
+def _context(report: Report) -> list[Table]:
+    """Device facts (or indicator statistics) and the indicator sources that were used."""
+    out: list[Table] = []
+    if report.device:
+        dt = Table(title="Device" if report.command.startswith("check") else "Facts",
+                   title_justify="left", show_header=False)
+        dt.add_column("key")
+        dt.add_column("value", overflow="fold")
+        for key, value in report.device.items():
+            dt.add_row(key, "" if value is None else str(value))
+        out.append(dt)
+    if report.ioc_sources:
+        total = sum(s.indicators for s in report.ioc_sources)
+        st = Table(title=f"Indicator sources ({len(report.ioc_sources)}, {total} indicators)",
+                   title_justify="left")
+        for col in ("file", "indicators", "collections", "sha256"):
+            st.add_column(col, overflow="fold")
+        for src in report.ioc_sources:
+            st.add_row(PurePath(src.path).name, str(src.indicators),
+                       ", ".join(src.collections), src.sha256[:16])
+        out.append(st)
+    return out
 
 
 def _calls(report: Report) -> list[Table]:
