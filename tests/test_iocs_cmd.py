@@ -95,7 +95,9 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Report]:
 def test_iocs_list_and_stats(capsys: pytest.CaptureFixture[str]) -> None:
     rc, rep = _run(capsys, "list")
     assert rc == 0
-    assert len(rep.ioc_sources) == 17
+    bundled = Path(__file__).parents[1] / "src/spywall/data/iocs"
+    files = [*bundled.glob("*.stix2"), *bundled.glob("*.csv")]
+    assert sorted(Path(s.path).name for s in rep.ioc_sources) == sorted(f.name for f in files)
     assert rep.device["indicators"] == len(IocIndex.load())
     assert {"Pegasus", "NoviSpy", "Predator"} <= {c for s in rep.ioc_sources
                                                   for c in s.collections}
@@ -119,7 +121,9 @@ def test_iocs_custom_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["iocs", "list", "--iocs", str(tmp_path / "nope"), "-q"]) == 2
 
 
-def test_table_output_lists_every_source(capsys: pytest.CaptureFixture[str]) -> None:
+def test_table_output_lists_every_source(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # no folding of long file names
     assert main(["iocs", "list", "-f", "table"]) == 0
     text = capsys.readouterr().out
     for s in IocIndex.load().sources:

@@ -36,7 +36,9 @@ def _patterns(path: object) -> list[str]:
 
 
 def test_bundled_files_present() -> None:
-    assert len(BUNDLED) == 16
+    # the 16 public STIX sets of shared/iocs, plus spywall's own court-record set
+    assert len(BUNDLED) == 17
+    assert "spywall_whatsapp_2019.stix2" in {p.name for p in BUNDLED}
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
