@@ -49,6 +49,9 @@ class _Registry:
                 return spec
         return None
 
+    def sniff_all(self, head: bytes) -> list[FormatSpec]:
+        return [spec for spec in self.formats if spec.sniff(head)]
+
 
 _REGISTRY: _Registry | None = None
 
@@ -99,7 +102,13 @@ class _Walk:
                 )
 
     def scan(self, data: bytes, path: str, depth: int, forced: str | None = None) -> str | None:
-        """Scan one object; return its format name (``None`` if not recognised)."""
+        """Scan one object; return its format name (``None`` if not recognised).
+
+        An object that several formats claim (a polyglot: a GIF whose first KiB also holds
+        a PDF header) is parsed as each of them, since a victim's software may take either
+        reading. The first claimant names the object; a failure of a later reading is an
+        error entry that does not hide the first one's findings.
+        """
         self.budget.check_time()
         self.subject.objects += 0 if depth == 0 else 1
         if forced is not None:
@@ -108,10 +117,20 @@ class _Walk:
                 if forced == "encrypted":
                     self.error(path, "unsupported", "encrypted member: not examined")
                 return forced
+            specs = [spec]
         else:
-            spec = self.reg.sniff(data[:SNIFF_BYTES])
-            if spec is None:
+            specs = self.reg.sniff_all(data[:SNIFF_BYTES])
+            if not specs:
                 return None
+        name = self.scan_as(specs[0], data, path, depth)
+        for other in specs[1:]:
+            try:
+                self.scan_as(other, data, path, depth)
+            except (FormatError, LimitExceeded) as exc:
+                self.error(path, exc.code, f"read as {other.name} (polyglot): {exc}")
+        return name
+
+    def scan_as(self, spec: FormatSpec, data: bytes, path: str, depth: int) -> str:
         ctx = ParseContext(budget=self.budget, depth=depth, path=path)
         parsed = spec.parse(data, ctx)
         for w in parsed.warnings:

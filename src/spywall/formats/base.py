@@ -1,7 +1,7 @@
 """The contract between the engine and a format module.
 
 A format module exposes ``SPEC = FormatSpec(...)``. ``sniff(head)`` looks only at the first
-bytes (``SNIFF_BYTES``) and must be cheap; ``parse(data, ctx)`` returns ``Parsed``.
+bytes (``SNIFF_BYTES``, 1 KiB) and must be cheap; ``parse(data, ctx)`` returns ``Parsed``.
 Containers return ``children`` (an iterable, produced lazily) that the engine scans as
 objects of their own; every format reports its ``logical_end`` so the engine can look at
 data appended after it.
@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from spywall.limits import Budget
 
-SNIFF_BYTES = 64
+# PDF readers accept their header anywhere in the first KiB, so sniffers see that much.
+SNIFF_BYTES = 1024
 
 
 @dataclass(frozen=True)

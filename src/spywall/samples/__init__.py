@@ -21,6 +21,7 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.truetype",
     "spywall.samples.pdf_jbig2",
     "spywall.samples.tiff_dng",
+    "spywall.samples.polyglot",
 )
 
 
