@@ -124,3 +124,27 @@ def test_stdin_and_stdout_stderr_separation(files: dict[str, Path]) -> None:
     report = json.loads(proc.stdout)
     assert report["subjects"][0]["path"] == "-"
     assert report["subjects"][0]["findings"][0]["rule"] == "appended-archive"
+
+
+def test_summaries_match_each_commands_help() -> None:
+    import importlib
+
+    from spywall.cli import COMMANDS, SUMMARIES
+
+    assert set(SUMMARIES) == set(COMMANDS)
+    for name, module in COMMANDS.items():
+        assert SUMMARIES[name] == importlib.import_module(module).HELP
+
+
+def test_only_the_chosen_command_is_imported() -> None:
+    code = ("import sys; from spywall.cli import main; "
+            "rc = main(['schema']); "
+            "print('LOADED', sorted(m for m in sys.modules "
+            "if m.startswith('spywall.commands.') or m == 'pikepdf'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    loaded = proc.stdout.rsplit("LOADED", 1)[1]
+    assert "schema_cmd" in loaded
+    assert "pcap" not in loaded
+    assert "check_ios" not in loaded
+    assert "pikepdf" not in loaded

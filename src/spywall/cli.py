@@ -22,14 +22,29 @@ from spywall.report import Report
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
+# name -> module. A module is imported only when its command runs (or its --help is
+# asked for): start-up stays small, and one command's heavy dependencies (qpdf for scan,
+# the STIX loader for the checks) do not slow the others.
 COMMANDS: dict[str, str] = {
     "scan": "spywall.commands.scan",
+    "pcap": "spywall.commands.pcap",
+    "check-ios": "spywall.commands.check_ios",
+    "check-android": "spywall.commands.check_android",
+    "iocs": "spywall.commands.iocs",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
-    "check-ios": "spywall.commands.check_ios",
-    "iocs": "spywall.commands.iocs",
-    "check-android": "spywall.commands.check_android",
-    "pcap": "spywall.commands.pcap",
+}
+# One-line help of each command, for the top-level listing without importing them all
+# (tests check that it matches each module's HELP).
+SUMMARIES: dict[str, str] = {
+    "scan": "scan files, folders or standard input (-) for zero-click exploit payloads",
+    "pcap": "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators",
+    "check-ios": "check an iTunes/Finder backup of an iPhone against spyware indicators",
+    "check-android": "check an Android bugreport or androidqf capture (folder or zip) "
+                     "against spyware indicators",
+    "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",
+    "render": "re-render a saved JSON report (table, json or sarif)",
+    "schema": "print the JSON Schema of spywall's JSON report",
 }
 
 _FATAL_CODES = {"io", "input"}
@@ -39,7 +54,17 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(COMMANDS[name])
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (the first word that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only the chosen command's module is imported.
+
+    ``argv=None`` loads every command (used by tests and documentation).
+    """
+    chosen = None if argv is None else _chosen(argv)
     parser = argparse.ArgumentParser(
         prog="spywall",
         description="Defense against zero-click mercenary spyware.",
@@ -47,10 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spywall {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMANDS:
-        mod = _load(name)
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+    for name, summary in SUMMARIES.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        if argv is not None and name != chosen:
+            continue
+        _load(name).add_arguments(p)
         p.add_argument("--format", "-f", choices=sorted(RENDERERS), default=None,
                        help="output format (default: table on a terminal, json otherwise)")
         p.add_argument("--quiet", "-q", action="store_true",
@@ -68,8 +94,8 @@ def exit_status(report: Report) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     try:
         report: Report | None = _load(args.command).run(args)

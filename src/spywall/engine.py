@@ -23,9 +23,8 @@ from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.limits import Budget, Limits
-from spywall.report import ErrorEntry, Finding, Location, Subject
+from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
 
-MEMBER_SEP = "!/"
 STDIN = "-"
 
 

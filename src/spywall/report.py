@@ -19,6 +19,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = "1.0"
+# Separator of container members in a finding's path: outer.zip!/inner/file.webp
+MEMBER_SEP = "!/"
 
 Scalar = str | int | float | bool | None
 

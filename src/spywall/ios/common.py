@@ -8,7 +8,6 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from spywall import engine
 from spywall.device.base import CheckContext, Record, load_plist, url_host
 from spywall.device.sqlite import open_evidence
 from spywall.ios.backup import Backup, Entry
@@ -132,6 +131,8 @@ def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scala
     b = ctx.evidence
     path = b.display(entry)
     data = b.read(entry, ctx.limits.max_file_bytes)
+    from spywall import engine  # the scan engine (and qpdf) only once an attachment exists
+
     sub = engine.scan_bytes(data, path, ctx.limits)
     for f in sub.findings:
         f.detail.update(detail)

@@ -7,8 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from spywall.engine import MEMBER_SEP
-from spywall.report import Finding, Report, Severity
+from spywall.report import MEMBER_SEP, Finding, Report, Severity
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/spywall/spywall"
