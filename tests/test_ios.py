@@ -237,3 +237,12 @@ def test_backup_decrypted_elsewhere_needs_no_password(backups: dict[str, Path], 
     out = check_backup(copy, index)
     assert out.report.device["encrypted"] is False
     assert by_module(out.report.all_findings()) >= EXPECTED
+
+
+def test_output_inside_the_backup_is_refused(tmp_path: Path) -> None:
+    from spywall.cli import main
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    assert main(["check-ios", str(backup), "--output", str(backup / "results"), "-q"]) == 2
+    assert not (backup / "results").exists()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from spywall.commands.common import add_ioc_arguments, log
+from spywall.commands.common import add_ioc_arguments
+from spywall.commands.device_common import (
+    load_index,
+    module_logger,
+    refuse_output_inside,
+    write_outputs,
+)
 from spywall.errors import InputError
-from spywall.report import ModuleRun, Report
+from spywall.report import Report
 
 HELP = "check an Android bugreport or androidqf capture (folder or zip) against spyware indicators"
 
@@ -24,36 +29,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "<module>.json, info.json) to DIR")
 
 
-def _inside(out: str, evidence: str) -> bool:
-    ev = Path(evidence).resolve()
-    return ev.is_dir() and (Path(out).resolve() == ev or ev in Path(out).resolve().parents)
-
-
 def run(args: argparse.Namespace) -> Report:
     from spywall.android.check import MODULES, check_capture
-    from spywall.device.output import write_mvt_outputs
-    from spywall.iocs import IocIndex
 
-    if args.output and _inside(args.output, args.capture):
-        raise InputError("--output must not be inside the evidence folder")
+    refuse_output_inside(args.output, args.capture)
     names = {m.name for m in MODULES}
     unknown = sorted(set(args.module) - names)
     if unknown:
         raise InputError(f"unknown module(s) {', '.join(unknown)}; modules: "
                          f"{', '.join(m.name for m in MODULES)}")
     modules = [m for m in MODULES if not args.module or m.name in args.module]
-    index = IocIndex.load(args.iocs)
-    if not index.sources:
-        raise InputError("no indicator files loaded (check --iocs)")
-
-    def done(m: ModuleRun) -> None:
-        if not args.quiet and m.status not in ("ok", "skipped"):
-            log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
-
-    outcome = check_capture(args.capture, index, index.sources, modules=modules, on_done=done)
-    if args.output:
-        write_mvt_outputs(outcome.report, outcome.ctx.records, args.output,
-                          outcome.ctx.evidence.inputs)
-        if not args.quiet:
-            log(f"results written to {args.output}")
+    index = load_index(args)
+    outcome = check_capture(args.capture, index, index.sources, modules=modules,
+                            on_done=module_logger(args))
+    write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -7,11 +7,15 @@ import getpass
 import os
 import sys
 
-from spywall.commands.common import add_ioc_arguments, log
-from spywall.device.output import write_mvt_outputs
-from spywall.errors import InputError
+from spywall.commands.common import add_ioc_arguments
+from spywall.commands.device_common import (
+    load_index,
+    module_logger,
+    refuse_output_inside,
+    write_outputs,
+)
 from spywall.ios.check import check_backup
-from spywall.report import ModuleRun, Report
+from spywall.report import Report
 
 HELP = "check an iTunes/Finder backup of an iPhone against spyware indicators"
 PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a secret)
@@ -53,22 +57,11 @@ def _password(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace) -> Report:
-    from spywall.iocs import IocIndex
-
-    index = IocIndex.load(args.iocs)
-    if not index.sources:
-        raise InputError("no indicator files loaded (check --iocs)")
-
-    def done(m: ModuleRun) -> None:
-        if not args.quiet and m.status not in ("ok", "skipped"):
-            log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
-
+    refuse_output_inside(args.output, args.backup)
+    index = load_index(args)
     outcome = check_backup(args.backup, index, index.sources, _password(args),
                            timeline=args.output is not None,
-                           scan_attachments=not args.no_attachments, on_done=done)
-    if args.output:
-        write_mvt_outputs(outcome.report, outcome.ctx.records, args.output,
-                          outcome.ctx.evidence.inputs)
-        if not args.quiet:
-            log(f"results written to {args.output}")
+                           scan_attachments=not args.no_attachments,
+                           on_done=module_logger(args))
+    write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -1,0 +1,53 @@
+"""What ``check-ios`` and ``check-android`` share: indicators, module logging, and the
+MVT-compatible result folder (never inside the evidence)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spywall.commands.common import log
+from spywall.device.base import CheckContext
+from spywall.errors import InputError
+from spywall.iocs import IocIndex
+from spywall.report import ModuleRun, Report
+
+
+def load_index(args: argparse.Namespace) -> IocIndex:
+    """The indicator index from ``--iocs`` (the bundled sets when none is given)."""
+    index = IocIndex.load(args.iocs)
+    if not index.sources:
+        raise InputError("no indicator files loaded (check --iocs)")
+    return index
+
+
+def refuse_output_inside(out: str | None, evidence: str) -> None:
+    """``InputError`` when the result folder would be written into the evidence."""
+    if not out:
+        return
+    ev = Path(evidence).resolve()
+    dest = Path(out).resolve()
+    if ev.is_dir() and (dest == ev or ev in dest.parents):
+        raise InputError("--output must not be inside the evidence folder")
+
+
+def module_logger(args: argparse.Namespace) -> Callable[[ModuleRun], None]:
+    """Log modules that failed or met an unknown schema (on standard error)."""
+    def done(m: ModuleRun) -> None:
+        if not args.quiet and m.status not in ("ok", "skipped"):
+            log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
+
+    return done
+
+
+def write_outputs(args: argparse.Namespace, report: Report, ctx: CheckContext[Any]) -> None:
+    """Write the MVT-compatible result folder when ``--output`` was given."""
+    if not args.output:
+        return
+    from spywall.device.output import write_mvt_outputs
+
+    write_mvt_outputs(report, ctx.records, args.output, ctx.evidence.inputs)
+    if not args.quiet:
+        log(f"results written to {args.output}")
