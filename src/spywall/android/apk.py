@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats.reader import Reader, check_count
-from spywall.formats.zipfmt import _MEMBER_ERRORS as ZIP_ERRORS
+from spywall.formats.zipfmt import ZIP_ERRORS
 
 MAGIC = b"APK Sig Block 42"
 SCHEME_IDS = frozenset({0x7109871A, 0xF05368C0, 0x1B93AD61})

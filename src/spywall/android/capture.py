@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from spywall.errors import FormatError, InputError, LimitExceeded
-from spywall.formats.zipfmt import _MEMBER_ERRORS as ZIP_ERRORS
+from spywall.formats.zipfmt import ZIP_ERRORS
 from spywall.limits import Budget, Limits
 
 SEP = "!/"

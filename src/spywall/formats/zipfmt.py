@@ -23,7 +23,7 @@ CHUNK = 1 << 20
 # struct, index, codec and decompressor errors escape. All of them mean "this member (or
 # this archive) is malformed", so they are caught here, at the library boundary, and
 # become error entries. LimitExceeded is ours and passes through.
-_MEMBER_ERRORS = (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError, OSError,
+ZIP_ERRORS = (zipfile.BadZipFile, NotImplementedError, EOFError, ValueError, OSError,
                   RuntimeError, IndexError, KeyError, struct.error, zlib.error,
                   lzma.LZMAError, UnicodeDecodeError)
 
@@ -77,7 +77,7 @@ def _children(
                 continue
             try:
                 data = _read_member(zf, info, ctx)
-            except _MEMBER_ERRORS as exc:
+            except ZIP_ERRORS as exc:
                 yield Child(info.filename, b"", error=f"cannot extract: {exc}")
                 continue
             yield Child(info.filename, data)
@@ -87,7 +87,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except _MEMBER_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise FormatError(f"bad zip: {exc}") from exc
     if len(infos) > ctx.budget.limits.max_members:
         cap = ctx.budget.limits.max_members
