@@ -52,9 +52,14 @@ fuzz-smoke: install
 
 test: install system-deps lint typecheck unit fuzz-smoke
 
-bench: install
-	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) benchmarks/run_all.py
+# Benchmarks run in a venv of their own: MVT (the comparison) pins its own versions of
+# shared dependencies, which must not leak into the test environment.
+BENCH_VENV ?= .venv-bench
+bench: system-deps
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install -q -e '.[dev,bench]'
+	$(BENCH_VENV)/bin/python benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) build .pytest_cache .mypy_cache .ruff_cache
