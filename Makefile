@@ -33,10 +33,19 @@ system-deps:
 	  fi; \
 	else echo "not root or no apt: tests needing fonts/tshark/cwebp will skip"; fi
 
+# Each command exits 1 when it finds something, as it must on the planted samples.
 demo: install
+	rm -rf $(DEMO)
 	$(PY) -m spywall.samples.demo $(DEMO)
-	@echo "== spywall scan $(DEMO) (exit 1 means findings, as expected for crafted samples)"
-	$(BIN)/spywall scan $(DEMO) --format table; status=$$?; test $$status -le 1
+	@echo "== spywall scan: crafted exploit samples and benign controls"
+	$(BIN)/spywall scan $(DEMO)/files --format table; test $$? -le 1
+	@echo "== spywall pcap: the 2019 zero-click pattern against the court-record infrastructure"
+	$(BIN)/spywall pcap $(DEMO)/captures/*.pcap* --format table; test $$? -le 1
+	@echo "== spywall check-ios: a backup with planted indicators, then its clean twin"
+	$(BIN)/spywall check-ios $(DEMO)/ios-planted --format table --output $(DEMO)/ios-results; test $$? -le 1
+	$(BIN)/spywall check-ios $(DEMO)/ios-clean --format table
+	@echo "== spywall check-android: an androidqf capture with planted indicators"
+	$(BIN)/spywall check-android $(DEMO)/android-planted.zip --format table; test $$? -le 1
 
 lint: install
 	$(BIN)/ruff check src tests fuzz benchmarks
