@@ -69,3 +69,31 @@ def test_real_hinted_fonts_are_really_examined() -> None:
                 assert font.programs > 2, path
             decoded += font.decoded
     assert decoded > 0
+
+
+def _fonts(data: bytes) -> list[Font]:
+    from spywall.formats import truetype
+    from spywall.formats.base import ParseContext
+    from spywall.limits import Budget
+
+    parsed = truetype.parse(data, ParseContext(Budget()))
+    s = parsed.structure
+    return list(s.fonts) if isinstance(s, Collection) else [s] if isinstance(s, Font) else []
+
+
+def test_glyph_prefilter_drops_nothing_the_exhaustive_walk_decodes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The vectorised candidate filter against every glyph: same programs decoded, same
+    ADJUST hits, on real fonts (when installed) and on every crafted font sample."""
+    from spywall.formats import truetype
+    from spywall.samples import truetype as ts
+
+    corpus = [s.data for s in ts.samples() if not s.name.endswith(".pdf")]
+    for package in PACKAGES:
+        corpus += [open(p, "rb").read() for p in (package_fonts(package) or [])[:40]]
+    fast = [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus]
+    monkeypatch.setattr(truetype._Parser, "candidate_glyphs",
+                        lambda self, offs, scale, glyf, num: range(num))
+    slow = [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus]
+    assert fast == slow
+    assert any(adjust for per_font in fast for _, adjust in per_font)

@@ -15,11 +15,13 @@ with a warning. Fonts of a collection that share tables are decoded once.
 
 from __future__ import annotations
 
-import bisect
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
+
+import numpy as np
+import numpy.typing as npt
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import tt_bytecode
@@ -46,6 +48,9 @@ WE_HAVE_AN_X_AND_Y_SCALE = 0x0040
 WE_HAVE_A_TWO_BY_TWO = 0x0080
 WE_HAVE_INSTRUCTIONS = 0x0100
 
+_ADJUST_LOW, _ADJUST_HIGH = sorted(tt_bytecode.ADJUST_OPCODES)
+_Ints = npt.NDArray[np.int64]
+_Bools = npt.NDArray[np.bool_]
 _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _RECORD = struct.Struct(">4sIII")
@@ -304,40 +309,48 @@ class _Parser:
 
     def candidate_glyphs(self, offs: tuple[int, ...], scale: int, glyf: Table,
                          num: int) -> Iterable[int]:
-        """Glyph ids worth parsing: those whose bytes hold a possible ADJUST opcode.
+        """Glyph ids worth parsing: those that could execute an ADJUST opcode.
 
-        With ``loca`` in ascending order (every well-formed font), one compiled search over
-        ``glyf`` finds the candidate bytes and a bisection maps each to its glyph; glyphs
-        with an out-of-range record are kept too, so the caller still warns about them.
-        Otherwise (a hostile or broken ``loca``) every glyph is a candidate.
+        With ``loca`` in ascending order (every well-formed font) this is computed for all
+        glyphs at once (numpy): each simple glyph's instruction span is read from its
+        header and kept only if a 0x8F/0x90 byte lies inside it; a composite glyph is kept
+        if such a byte lies anywhere in it (its instructions follow a variable component
+        list, parsed later). Glyphs whose records do not fit are kept, so the caller still
+        warns about them. A ``loca`` out of order makes every glyph a candidate.
         """
-        if list(offs) != sorted(offs):
+        size = glyf.length
+        if list(offs) != sorted(offs) or size < 12:
             return range(num)
-        limit = glyf.length // scale
-        out_of_range = bisect.bisect_right(offs, limit)
-        picked: set[int] = set(range(max(0, out_of_range - 1), num))
-        base, stop = glyf.offset, glyf.offset + glyf.length
-        data = self.data
-        # One memchr cursor per opcode byte, moved only when the scan passes it.
-        needles = [bytes((op,)) for op in sorted(tt_bytecode.ADJUST_OPCODES)]
-        cursors = [data.find(n, base, stop) for n in needles]
-        pos = base
-        while True:
-            for i, at in enumerate(cursors):
-                if 0 <= at < pos:
-                    cursors[i] = data.find(needles[i], pos, stop)
-            live = [at for at in cursors if at >= 0]
-            if not live:
-                break
-            hit = min(live)
-            gid = bisect.bisect_right(offs, (hit - base) // scale) - 1
-            if not 0 <= gid < num:
-                break
-            picked.add(gid)
-            # The rest of this glyph adds nothing: look again from the next glyph's start.
-            pos = max(base + offs[gid + 1] * scale, hit + 1)
+        g = np.frombuffer(self.data, dtype=np.uint8, count=size, offset=glyf.offset)
+        o = np.asarray(offs, dtype=np.int64) * scale
+        s, e = o[:-1], o[1:]
+        hits = np.flatnonzero((g == _ADJUST_LOW) | (g == _ADJUST_HIGH))
+
+        def holds_hit(a: _Ints, b: _Ints) -> _Bools:
+            return np.searchsorted(hits, b) > np.searchsorted(hits, a)
+
+        def u16(at: _Ints) -> _Ints:
+            at = np.clip(at, 0, max(size - 2, 0))
+            return (g[at].astype(np.int64) << 8) | g[at + 1]
+
+        nonempty = e > s
+        fits = nonempty & (e <= size)
+        keep = nonempty & ~fits | fits & (e - s < 12)
+        body = fits & (e - s >= 12)
+        contours = u16(s)
+        contours = np.where(contours >= 0x8000, contours - 0x10000, contours)
+        simple = body & (contours >= 0)
+        ipos = s + 10 + 2 * np.maximum(contours, 0)
+        header_ok = simple & (ipos + 2 <= e)
+        istart = ipos + 2
+        iend = istart + u16(ipos)
+        keep |= simple & ~header_ok
+        keep |= header_ok & (iend > e)
+        keep |= header_ok & (iend <= e) & holds_hit(istart, iend)
+        keep |= body & (contours < 0) & holds_hit(s, e)
+        picked = np.flatnonzero(keep)
         self.ctx.budget.charge_elements(len(picked))
-        return sorted(picked)
+        return (int(i) for i in picked)
 
     def glyph_program(self, start: int, end: int) -> tuple[int, int] | None:
         """(start, end) of a glyph's instructions; None if the glyph is malformed."""
