@@ -98,7 +98,13 @@ def _context(report: Report) -> list[Table]:
         for key, value in report.device.items():
             dt.add_row(key, "" if value is None else str(value))
         out.append(dt)
-    if report.ioc_sources:
+    if report.ioc_sources and not report.command.startswith("iocs"):
+        total = sum(s.indicators for s in report.ioc_sources)
+        note = Table.grid()
+        note.add_row(f"Indicators: {total} from {len(report.ioc_sources)} source file(s) "
+                     "('spywall iocs list' or --format json lists them)")
+        out.append(note)
+    elif report.ioc_sources:
         total = sum(s.indicators for s in report.ioc_sources)
         st = Table(title=f"Indicator sources ({len(report.ioc_sources)}, {total} indicators)",
                    title_justify="left")
