@@ -159,3 +159,11 @@ def test_mvt_outputs(tmp_path: Path) -> None:
     info = json.loads((tmp_path / "out/info.json").read_text())
     assert info["hashes"] == [{"file_path": "dev/h.db", "sha256": "00" * 32}]
     assert info["modules"][0]["status"] == "ok"
+
+
+def test_result_json_survives_values_orjson_refuses() -> None:
+    from spywall.device.output import _enc, _enc_sorted
+
+    value = {"big": 1 << 80, "text": "ü", "b": 1}
+    assert json.loads(_enc(value)) == value
+    assert _enc_sorted(value).index('"b"') < _enc_sorted(value).index('"big"')

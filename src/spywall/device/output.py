@@ -21,6 +21,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+import orjson
+
 from spywall.device.base import Record
 from spywall.report import Finding, Report, Scalar, Severity
 
@@ -30,8 +32,22 @@ _LEVELS: dict[Severity, str] = {
 }
 _SLUG = re.compile(r"[^a-z0-9_]+")
 # One encoder each: json.dumps with options builds a new encoder per call.
-_ENC = json.JSONEncoder(ensure_ascii=False, default=str)
-_SORTED = json.JSONEncoder(ensure_ascii=False, default=str, sort_keys=True)
+def _enc(obj: object) -> str:
+    """One JSON value (UTF-8, not ASCII-escaped), encoded by orjson: the result folder of a
+    large backup holds tens of thousands of records, and the standard encoder was most of
+    the time of writing it."""
+    return _orjson(obj, orjson.OPT_NON_STR_KEYS, False)
+
+
+def _enc_sorted(obj: object) -> str:
+    return _orjson(obj, orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS, True)
+
+
+def _orjson(obj: object, option: int, sort: bool) -> str:
+    try:
+        return orjson.dumps(obj, default=str, option=option).decode()
+    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits from a hostile plist
+        return json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
 
 
 def slug(name: str) -> str:
@@ -66,7 +82,7 @@ def _dump(path: Path, obj: object) -> None:
     """JSON, one list item per line: readable, and written by the C encoder (an ``indent``
     would switch ``json`` to its pure-Python encoder, several times slower)."""
     if isinstance(obj, list):
-        body = ",\n".join(map(_ENC.encode, obj))
+        body = ",\n".join(map(_enc, obj))
         text = f"[\n{body}\n]\n" if obj else "[]\n"
     else:
         text = json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n"
@@ -86,7 +102,7 @@ def _timeline(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]
 
 
 def _description(rec: Record) -> str:
-    return _SORTED.encode(rec.data)
+    return _enc_sorted(rec.data)
 
 
 def write_mvt_outputs(report: Report, records: Mapping[str, Sequence[Record]],
