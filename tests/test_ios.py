@@ -56,6 +56,7 @@ EXPECTED = {
     ("sms_attachments", "ios-sms-attachment-in-tmp", ""),
     ("whatsapp", "ioc-domain", "Pegasus"),
     ("whatsapp", "appended-archive", ""),
+    ("messaging_attachments", "appended-archive", ""),
     ("safari_history", "ioc-domain", "OperationTriangulation"),
     ("safari_history", "ios-fast-cross-domain-redirect", ""),
     ("webkit_resource_load_statistics", "ioc-domain", "Pegasus"),
@@ -246,3 +247,35 @@ def test_output_inside_the_backup_is_refused(tmp_path: Path) -> None:
     backup.mkdir()
     assert main(["check-ios", str(backup), "--output", str(backup / "results"), "-q"]) == 2
     assert not (backup / "results").exists()
+
+
+@pytest.mark.parametrize("planted", [True, False])
+def test_other_messengers_attachments_are_scanned(tmp_path: Path, planted: bool) -> None:
+    from spywall.iocs import IocIndex
+    from spywall.ios.check import check_backup
+    from spywall.samples.ios import BackupSpec, write_backup
+
+    root = write_backup(tmp_path / "b", BackupSpec(planted=planted, other_messengers=True))
+    index = IocIndex.load()
+    report = check_backup(root, index, index.sources).report
+    run = {m.name: m for m in report.modules}["messaging_attachments"]
+    assert (run.status, run.records) == ("ok", 2)
+    found = [f for f in report.all_findings() if f.location.module == "messaging_attachments"]
+    if planted:
+        (f,) = found
+        assert f.rule == "appended-archive"
+        assert f.detail["app"] == "Signal"
+        assert f.path.endswith("Attachments/3F/3F2A9C.jpg")
+    else:
+        assert found == []
+
+
+def test_messaging_attachments_skipped_without_those_apps(tmp_path: Path) -> None:
+    from spywall.iocs import IocIndex
+    from spywall.ios.check import check_backup
+    from spywall.samples.ios import BackupSpec, write_backup
+
+    index = IocIndex.load()
+    spec = BackupSpec(other_messengers=False)
+    report = check_backup(write_backup(tmp_path / "b", spec), index, index.sources).report
+    assert {m.name: m.status for m in report.modules}["messaging_attachments"] == "skipped"

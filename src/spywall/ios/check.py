@@ -10,14 +10,14 @@ from spywall.commands.common import finish, new_report
 from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
 from spywall.errors import InputError, LimitExceeded
 from spywall.iocs import IocIndex
-from spywall.ios import browsers, inventory, messages, system
+from spywall.ios import browsers, inventory, messages, other_messengers, system
 from spywall.ios.backup import Backup, open_backup
 from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Backup], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
-    *messages.MODULES, *browsers.MODULES, *system.MODULES,
+    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     inventory.WINDOW,
 )
 

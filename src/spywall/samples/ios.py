@@ -61,6 +61,7 @@ class BackupSpec:
     password: str | None = None
     ios_version: str = ""
     extra_processes: int = 10
+    other_messengers: bool = True  # Signal and Telegram media (exploit file if planted)
 
     def version(self) -> str:
         return self.ios_version or ("16.5" if self.planted else "26.1")
@@ -439,6 +440,21 @@ def _system(w: _Writer) -> None:
                       "InstallDate": day}))
 
 
+SIGNAL_DOMAIN = "AppDomainGroup-group.org.whispersystems.signal.group"
+TELEGRAM_DOMAIN = "AppDomainGroup-group.ph.telegra.Telegraph"
+
+
+def _other_messengers(w: _Writer) -> None:
+    """Media stored by Signal and Telegram; Signal's holds the exploit when planted."""
+    if not w.spec.other_messengers:
+        return
+    signal = (containers.jpeg() + containers.zip_of({"stage.so": bytes(32)})
+              if w.spec.planted else containers.jpeg())
+    w.put(SIGNAL_DOMAIN, "Attachments/3F/3F2A9C.jpg", signal, T0 + 300)
+    w.put(TELEGRAM_DOMAIN, "telegram-data/account-1/postbox/media/photo-77.png",
+          containers.png(), T0 + 400)
+
+
 def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
     """Write a synthetic backup into ``folder`` (created); return the folder."""
     spec = spec or BackupSpec()
@@ -451,7 +467,7 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
     if keys is not None:
         w.encrypt = keys.encrypt_file
         manifest.update(keys.manifest_fields())
-    for part in (_sms, _whatsapp, _safari, _system):
+    for part in (_sms, _whatsapp, _safari, _system, _other_messengers):
         part(w)
     info = {"Product Version": spec.version(), "Build Version": "20F66",
             "Product Type": "iPhone14,2", "Device Name": "Test iPhone",
