@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_glyph_prefilter_drops_nothing_the_exhaustive_walk_decodes(
 
     corpus = [s.data for s in ts.samples() if not s.name.endswith(".pdf")]
     for package in PACKAGES:
-        corpus += [open(p, "rb").read() for p in (package_fonts(package) or [])[:40]]
+        corpus += [Path(p).read_bytes() for p in (package_fonts(package) or [])[:40]]
     fast = [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus]
     monkeypatch.setattr(truetype._Parser, "candidate_glyphs",
                         lambda self, offs, scale, glyf, num: range(num))
