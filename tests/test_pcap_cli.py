@@ -122,8 +122,10 @@ def test_not_a_capture_and_missing_file(tmp_path: Path, capsys: Cap) -> None:
     junk.write_bytes(b"not a capture at all" * 10)
     code, report = pcap_report(capsys, str(junk), str(tmp_path / "missing.pcap"), "--no-iocs")
     assert code == 2
-    assert report.subjects[0].errors[0].code == "malformed"
+    assert report.subjects[0].errors[0].code == "input"  # not a capture at all
     assert report.subjects[1].errors[0].code == "io"
+    code, _ = pcap_report(capsys, str(junk), "--no-iocs")
+    assert code == 2  # on its own, too
 
 
 def test_dns_over_tcp_and_answer_address(bundle: Path) -> None:
@@ -185,3 +187,4 @@ def test_many_values_of_one_indicator_are_counted_not_listed(bundle: Path) -> No
     assert res.findings[0].detail["more_values"] == extra
     assert [f.location.frame for f in res.findings] == sorted(f.location.frame or 0
                                                               for f in res.findings)
+

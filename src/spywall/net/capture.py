@@ -20,6 +20,13 @@ from typing import BinaryIO, Protocol
 
 from spywall.errors import FormatError, TruncatedError
 
+
+class NotACapture(FormatError):
+    """The file is not a capture at all: an input error (exit status 2), not a capture
+    with damaged records."""
+
+    code = "input"
+
 Record = tuple[int, float, int, bytes, int]
 ErrorSink = Callable[[int, str, str], None]   # (frame, code, message)
 
@@ -100,7 +107,7 @@ class CaptureReader:
         self.buf = self.src.fill(b"", 0, 24)
         fmt = sniff(self.buf)
         if fmt is None:
-            raise FormatError("not a pcap or pcapng capture (unknown magic)")
+            raise NotACapture("not a pcap or pcapng capture (unknown magic)")
         self.format = fmt
         self.frames = 0
 
