@@ -187,8 +187,9 @@ def test_not_a_capture_is_input_error(tmp_path: Path, content: bytes | None) -> 
     else:
         target.write_bytes(content)
     rc = main(["check-android", str(target), "-q", "-f", "json"])
-    # a lone text file is read as a dumpstate (nothing found); folders/zips must be captures
-    assert rc == (0 if content == b"just some text\n" else 2)
+    # a folder or zip that is no capture, and a text file in which no module finds
+    # anything (not a dumpstate), are input errors, never "nothing found"
+    assert rc == 2
 
 
 def test_symlink_outside_not_followed(tmp_path: Path, index: IocIndex) -> None:
@@ -275,3 +276,4 @@ def test_zip_evidence_untouched(tmp_path: Path, index: IocIndex) -> None:
     assert rep.subjects[0].sha256 == before[0]
     assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qf.zip"]  # nothing written beside it
+

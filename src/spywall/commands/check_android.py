@@ -8,6 +8,7 @@ from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
     load_index,
     module_logger,
+    refuse_empty_result,
     refuse_output_inside,
     write_outputs,
 )
@@ -42,5 +43,6 @@ def run(args: argparse.Namespace) -> Report:
     index = load_index(args)
     outcome = check_capture(args.capture, index, index.sources, modules=modules,
                             on_done=module_logger(args))
+    refuse_empty_result(outcome.report, args.capture)
     write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -11,6 +11,7 @@ from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
     load_index,
     module_logger,
+    refuse_empty_result,
     refuse_output_inside,
     write_outputs,
 )
@@ -63,5 +64,6 @@ def run(args: argparse.Namespace) -> Report:
                            timeline=args.output is not None,
                            scan_attachments=not args.no_attachments,
                            on_done=module_logger(args))
+    refuse_empty_result(outcome.report, args.backup)
     write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

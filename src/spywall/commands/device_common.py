@@ -12,7 +12,7 @@ from spywall.commands.common import log
 from spywall.device.base import CheckContext
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
-from spywall.report import ModuleRun, Report
+from spywall.report import ErrorEntry, ModuleRun, Report
 
 
 def load_index(args: argparse.Namespace) -> IocIndex:
@@ -51,3 +51,16 @@ def write_outputs(args: argparse.Namespace, report: Report, ctx: CheckContext[An
     write_mvt_outputs(report, ctx.records, args.output, ctx.evidence.inputs)
     if not args.quiet:
         log(f"results written to {args.output}")
+
+
+def refuse_empty_result(report: Report, evidence: str) -> None:
+    """An input no module could read is an input error, not a clean device.
+
+    A wrong file (a text file given as a capture) would otherwise skip every module and
+    report "nothing found", which a user could take for a clean phone.
+    """
+    if report.modules and all(m.status == "skipped" for m in report.modules):
+        report.errors.append(ErrorEntry(
+            path=evidence, code="input",
+            message="no module found anything it could read: is this the right evidence?"))
+        report.finalize()
