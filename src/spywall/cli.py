@@ -4,7 +4,8 @@ Exit status (the same for every command):
   0  nothing found
   1  something found (an indicator match, an exploit structure or a heuristic warning),
      even if some inputs could not be read
-  2  usage error, or an input could not be read at all (and nothing was found)
+  2  usage error, or an input could not be used at all: unreadable, not a capture,
+     evidence no check module could read (and nothing was found)
 """
 
 from __future__ import annotations
