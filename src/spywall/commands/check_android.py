@@ -7,7 +7,7 @@ import argparse
 from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
     load_index,
-    module_logger,
+    module_progress,
     refuse_empty_result,
     refuse_output_inside,
     write_outputs,
@@ -41,8 +41,9 @@ def run(args: argparse.Namespace) -> Report:
                          f"{', '.join(m.name for m in MODULES)}")
     modules = [m for m in MODULES if not args.module or m.name in args.module]
     index = load_index(args)
-    outcome = check_capture(args.capture, index, index.sources, modules=modules,
-                            on_done=module_logger(args))
+    with module_progress(args, len(modules), "checking capture") as done:
+        outcome = check_capture(args.capture, index, index.sources, modules=modules,
+                                on_done=done)
     refuse_empty_result(outcome.report, args.capture)
     write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -10,12 +10,12 @@ import sys
 from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
     load_index,
-    module_logger,
+    module_progress,
     refuse_empty_result,
     refuse_output_inside,
     write_outputs,
 )
-from spywall.ios.check import check_backup
+from spywall.ios.check import MODULES, check_backup
 from spywall.report import Report
 
 HELP = "check an iTunes/Finder backup of an iPhone against spyware indicators"
@@ -60,10 +60,11 @@ def _password(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> Report:
     refuse_output_inside(args.output, args.backup)
     index = load_index(args)
-    outcome = check_backup(args.backup, index, index.sources, _password(args),
-                           timeline=args.output is not None,
-                           scan_attachments=not args.no_attachments,
-                           on_done=module_logger(args))
+    password = _password(args)
+    with module_progress(args, len(MODULES), "checking backup") as done:
+        outcome = check_backup(args.backup, index, index.sources, password,
+                               timeline=args.output is not None,
+                               scan_attachments=not args.no_attachments, on_done=done)
     refuse_empty_result(outcome.report, args.backup)
     write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -4,11 +4,12 @@ MVT-compatible result folder (never inside the evidence)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from spywall.commands.common import log
+from spywall.commands.common import log, progress
 from spywall.device.base import CheckContext
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
@@ -33,13 +34,20 @@ def refuse_output_inside(out: str | None, evidence: str) -> None:
         raise InputError("--output must not be inside the evidence folder")
 
 
-def module_logger(args: argparse.Namespace) -> Callable[[ModuleRun], None]:
-    """Log modules that failed or met an unknown schema (on standard error)."""
-    def done(m: ModuleRun) -> None:
-        if not args.quiet and m.status not in ("ok", "skipped"):
-            log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
+@contextmanager
+def module_progress(args: argparse.Namespace, total: int,
+                    label: str = "checking") -> Iterator[Callable[[ModuleRun], None]]:
+    """A callback for each finished module: a progress bar over the modules (standard
+    error, on a terminal) and a log line for a module that failed or met an unknown
+    schema."""
+    with progress(total, label, not args.quiet) as bar:
+        def done(m: ModuleRun) -> None:
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+            if not args.quiet and m.status not in ("ok", "skipped"):
+                log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
 
-    return done
+        yield done
 
 
 def write_outputs(args: argparse.Namespace, report: Report, ctx: CheckContext[Any]) -> None:
