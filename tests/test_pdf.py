@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import struct
 import time
 import tracemalloc
@@ -345,3 +346,78 @@ def test_object_stream_bomb_is_refused_before_qpdf_inflates_it() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 32 * MiB
+
+
+def _pdf_with_stream(content: bytes, **keys: object) -> bytes:
+    p = pikepdf.new()
+    page = p.add_blank_page(page_size=(72, 72))
+    stream = pikepdf.Stream(p, content)
+    for k, v in keys.items():
+        stream[f"/{k}"] = v
+    page.Contents = p.make_indirect(stream)
+    return s.save(p)
+
+
+HIDDEN = b"BT ET\n9 0 obj\n<< /Type /XObject >>\nendobj\n"
+
+
+def test_object_text_inside_live_stream_data_is_stream_content() -> None:
+    data = _pdf_with_stream(HIDDEN)
+    parsed, _ = parse(data)
+    assert doc(parsed).shadowed == 0  # the "9 0 obj" is bytes of the content stream
+    p = pikepdf.open(io.BytesIO(data))
+    spans = pdf.stream_data_spans(data, p, 0, pdf.live_offsets(p), Budget(Limits()))
+    assert [data[a:b] for a, b in spans.values()] == [HIDDEN]
+
+
+def test_a_stream_keyword_inside_a_string_does_not_hide_bytes() -> None:
+    # The first "stream" after "obj" is inside a string of the dictionary: the span it
+    # would give does not end at "endstream", so no span is taken and the search still
+    # runs over the stream's bytes (where it finds the text it must not skip).
+    data = _pdf_with_stream(HIDDEN, A=pikepdf.String("stream\n"))
+    assert b"(stream\n)" in data or b"(stream\\n)" in data
+    p = pikepdf.open(io.BytesIO(data))
+    assert pdf.stream_data_spans(data, p, 0, pdf.live_offsets(p), Budget(Limits())) == {}
+    parsed, _ = parse(data)
+    assert doc(parsed).shadowed == 1
+
+
+def _readable(data: bytes) -> bool:
+    try:
+        with pikepdf.open(io.BytesIO(data)) as p:
+            return not p.is_encrypted
+    except pikepdf.PikepdfError:
+        return False
+
+
+def _sample_pdfs() -> list[bytes]:
+    """Every unencrypted PDF sample qpdf can open (damaged and encrypted ones have tests
+    of their own; spans are not used for encrypted files)."""
+    from spywall.samples import all_samples
+
+    out = [x.data for x in all_samples() if pdf.sniff(x.data[:1024])]
+    out += [s.pillow_pdf(), s.text_pdf(), b"junk\n" + s.jbig2_pdf(ATTACK, ["FlateDecode"]),
+            _pdf_with_stream(b"x" * 100, A=pikepdf.String("stream")),
+            _pdf_with_stream(b"q Q\r\n"), _pdf_with_stream(b"")]
+    return [d for d in out if _readable(d)]
+
+
+@pytest.mark.parametrize("data", _sample_pdfs())
+def test_stream_spans_hold_exactly_what_qpdf_reads(data: bytes) -> None:
+    # Spans serve raw stream bytes straight from the input: each must match qpdf's.
+    p = pikepdf.open(io.BytesIO(data))
+    spans = pdf.stream_data_spans(data, p, pdf._base(data), pdf.live_offsets(p),
+                                  Budget(Limits()))
+    for objgen, (a, b) in spans.items():
+        obj = p.get_object(objgen)
+        assert isinstance(obj, pikepdf.Stream)
+        assert data[a:b] == obj.read_raw_bytes()
+    streams = sum(isinstance(p.get_object(k), pikepdf.Stream) for k in pdf.live_offsets(p))
+    assert len(spans) >= streams - 1  # at most the forged-keyword stream lacks one
+
+
+def test_crlf_after_the_stream_keyword_starts_the_data_after_both_bytes() -> None:
+    data = _pdf_with_stream(b"BT ET").replace(b"stream\n", b"stream\r\n", 1)
+    p = pikepdf.open(io.BytesIO(data))
+    spans = pdf.stream_data_spans(data, p, 0, pdf.live_offsets(p), Budget(Limits()))
+    assert [data[a:b] for a, b in spans.values()] == [b"BT ET"]

@@ -28,6 +28,7 @@ class Limits:
     max_elements: int = 2_000_000
     seconds: float = 60.0
     hash_inputs: bool = True
+    map_inputs: bool = True
 
 
 @dataclass

@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hash", action="store_true",
                    help="do not compute the sha256 of each input (faster on large files; "
                         "findings still carry the hash of the object they are in)")
+    p.add_argument("--no-mmap", action="store_true",
+                   help="read large files instead of mapping them (mapping is faster; a "
+                        "file truncated by another process during its scan can then "
+                        "crash the worker)")
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -38,6 +42,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         max_depth=args.max_depth,
         seconds=args.timeout,
         hash_inputs=not args.no_hash,
+        map_inputs=not args.no_mmap,
     )
 
 

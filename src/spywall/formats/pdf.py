@@ -18,7 +18,8 @@ Children (named like ``obj 12 0 (FontFile2)``), in object order:
   a stream with the keys only a font program has: ``/Length1``, or a font ``/Subtype``)
   and embedded files (``/Type /EmbeddedFile``), decoded and sniffed.
 
-Shadowed definitions: the raw bytes are searched for every ``N G obj``; a definition
+Shadowed definitions: the raw bytes are searched for every ``N G obj`` (outside the
+data of the live streams, which is stream content: see ``stream_data_spans``); a definition
 the cross-reference table does not point to (an older revision left by an incremental
 update, or one a reader that rebuilds the table would pick instead) is examined too, by
 reopening the file with a small update section that points at it (up to 256 such
@@ -52,8 +53,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import BinaryIO, cast
 
 import pikepdf
 
@@ -75,6 +77,7 @@ HEADER = b"%PDF-"
 MAX_SHADOWS = 256
 MAX_OBJ_HITS = 1_000_000
 MAX_LAYERS = 4
+MAX_DICT_BYTES = 64 * 1024
 _WS = rb"[\x00\t\n\x0c\r ]+"
 _NUMS_BEFORE = re.compile(rb"(?<![0-9])([0-9]{1,10})" + _WS + rb"([0-9]{1,5})" + _WS + rb"\Z")
 _OBJ = re.compile(rb"obj")
@@ -181,18 +184,85 @@ def _font_streams(obj: pikepdf.Object) -> Iterator[tuple[str, pikepdf.Stream]]:
 Key = tuple[int, int, int]  # object number, generation, shadow offset (-1: the live one)
 
 
-def _object_headers(data: bytes, budget: Budget) -> Iterator[tuple[int, int, int]]:
+def _object_headers(data: bytes, budget: Budget, spans: Sequence[tuple[int, int]] = ()
+                    ) -> Iterator[tuple[int, int, int]]:
     """(number, generation, offset) of every ``N G obj`` in the first ``MAX_OBJ_HITS``
-    occurrences of ``obj`` in the raw bytes."""
-    for i, hit in enumerate(_OBJ.finditer(data)):  # a compiled literal search beats find
-        if i >= MAX_OBJ_HITS:
-            return
-        if not i & 0xFFF:
-            budget.check_time()
-        pos = hit.start()
-        m = _NUMS_BEFORE.search(data, max(0, pos - 40), pos)
-        if m is not None and data[pos + 3 : pos + 4] not in _NAME_BYTES:
-            yield int(m[1]), int(m[2]), m.start()
+    occurrences of ``obj`` in the raw bytes outside ``spans`` (sorted, disjoint)."""
+    i = 0
+    for lo, hi in _gaps(spans, len(data)):
+        for hit in _OBJ.finditer(data, lo, hi):  # a compiled literal search beats find
+            if i >= MAX_OBJ_HITS:
+                return
+            if not i & 0xFFF:
+                budget.check_time()
+            i += 1
+            pos = hit.start()
+            m = _NUMS_BEFORE.search(data, max(0, pos - 40), pos)
+            if m is not None and data[pos + 3 : pos + 4] not in _NAME_BYTES:
+                yield int(m[1]), int(m[2]), m.start()
+
+
+def _gaps(spans: Sequence[tuple[int, int]], size: int) -> Iterator[tuple[int, int]]:
+    pos = 0
+    for lo, hi in spans:
+        if lo > pos:
+            yield pos, lo
+        pos = max(pos, hi)
+    if pos < size:
+        yield pos, size
+
+
+Span = tuple[int, int]
+
+
+def live_offsets(pdf: pikepdf.Pdf) -> dict[tuple[int, int], int]:
+    """Object -> offset (from the header) of every definition the table points to."""
+    return {k: e.offset for k, e in pdf.get_xref_table().items()
+            if e.type == 1 and e.offset is not None}
+
+
+def stream_data_spans(data: bytes, pdf: pikepdf.Pdf, base: int, live: dict[tuple[int, int], int],
+                      budget: Budget) -> dict[tuple[int, int], Span]:
+    """Where the data of each live stream lies in the raw bytes, when that is certain.
+
+    A stream's data is bytes of that stream, not objects: an ``N G obj`` inside it is
+    no definition that the table or a rebuilding reader would take (qpdf rebuilds a table
+    by reading object after object, skipping each stream by its length). The data starts
+    after the first ``stream`` keyword and its end-of-line that follow the object's
+    ``obj`` (an end-of-line being CR LF or LF, ISO 32000-1 7.3.8.1; anything else gives
+    no span), and must be followed, after ``/Length`` bytes and optional white space, by
+    ``endstream``; a span is kept only when all of that holds, so a ``stream`` spelled
+    inside a string of the dictionary cannot hide bytes from the search. Offsets are
+    absolute in ``data``; for an unencrypted file the span holds exactly the stream's
+    raw bytes (tests compare them with qpdf's).
+    """
+    spans: dict[tuple[int, int], Span] = {}
+    for objgen, off in live.items():
+        budget.charge_elements()
+        try:
+            obj = pdf.get_object(objgen)
+            length = obj.get("/Length") if isinstance(obj, pikepdf.Stream) else None
+        except PIKEPDF_ERRORS:
+            continue
+        if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+            continue
+        at = base + off
+        kw = data.find(b"obj", at, at + 64)
+        kw = data.find(b"stream", kw, kw + MAX_DICT_BYTES) if kw >= 0 else -1
+        if kw < 0:
+            continue
+        eol = data[kw + 6 : kw + 8]
+        if eol[:1] == b"\n":
+            start = kw + 7
+        elif eol == b"\r\n":
+            start = kw + 8
+        else:
+            continue
+        end = start + length
+        tail = data[end : end + 32].lstrip(b"\x00\t\n\x0c\r ")
+        if tail[:9] == b"endstream":
+            spans[objgen] = (start, end)
+    return spans
 
 
 def _base(data: bytes) -> int:
@@ -201,18 +271,19 @@ def _base(data: bytes) -> int:
 
 
 def shadow_layers(
-    data: bytes, pdf: pikepdf.Pdf, budget: Budget
+    data: bytes, pdf: pikepdf.Pdf, budget: Budget, spans: Sequence[Span] = ()
 ) -> tuple[list[dict[tuple[int, int], int]], int]:
     """Object definitions the cross-reference table does not point to, in layers.
 
     Layer ``i`` holds the ``i``-th such definition of each object number: older revisions
     left by incremental updates, or objects a reconstructing reader would find instead.
+    ``spans`` (sorted) are the live streams' data, not searched.
     """
-    live = {e.offset for e in pdf.get_xref_table().values() if e.type == 1}
+    live = set(live_offsets(pdf).values())
     found: dict[tuple[int, int], list[int]] = {}
     total = 0
     base = _base(data)
-    for num, gen, off in _object_headers(data, budget):
+    for num, gen, off in _object_headers(data, budget, spans):
         if off - base not in live:
             found.setdefault((num, gen), []).append(off - base)
             total += 1
@@ -236,7 +307,7 @@ def _overlay(data: bytes, pdf: pikepdf.Pdf, layer: dict[tuple[int, int], int]) -
     root_num, root_gen = root.objgen
     section = (f"\nxref\n{rows}trailer\n<< /Size {size} /Root {root_num} {root_gen} R "
                f"/Prev {int(m[1])} >>\nstartxref\n{len(data) + 1 - _base(data)}\n%%EOF\n")
-    return data + section.encode()
+    return data[:] + section.encode()  # [:]: a mapped input becomes bytes here
 
 
 def check_object_streams(pdf: pikepdf.Pdf, budget: Budget) -> int:
@@ -260,6 +331,40 @@ def check_object_streams(pdf: pikepdf.Pdf, budget: Budget) -> int:
     return len(numbers)
 
 
+class _BufferReader(io.RawIOBase):
+    """A read-only file over a buffer (``bytes`` or a mapped input), for qpdf.
+
+    ``io.BytesIO`` shares a ``bytes`` object but copies anything else, and a mapped input
+    may be gigabytes of image data that qpdf never reads (streams needing no decoding
+    are sliced from the input): this reads only what qpdf asks for.
+    """
+
+    def __init__(self, buf: bytes) -> None:
+        super().__init__()
+        self._buf = buf
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = (0, self._pos, len(self._buf))[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, out: bytearray | memoryview) -> int:  # type: ignore[override]
+        chunk = self._buf[self._pos : self._pos + len(out)]
+        out[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
 class _Streams:
     """Selects the streams to examine and turns each into a child."""
 
@@ -270,6 +375,11 @@ class _Streams:
         self.globals: dict[tuple[int, int, int], bytes] = {}
         self.overlays: list[pikepdf.Pdf] = []
         self.notes: list[str] = []
+        # Where live streams' raw bytes lie in the input (unencrypted files only): a
+        # stream that needs no decoding is then sliced from the input, not copied out of
+        # qpdf (which costs three copies of what may be megabytes of image data).
+        self.data = b""
+        self.spans: dict[tuple[int, int], Span] = {}
 
     def _take(self, obj: pikepdf.Object, shadow: int = -1) -> None:
         """Select ``obj`` (or the font programs it names); a broken object is noted."""
@@ -302,7 +412,11 @@ class _Streams:
         """Examine definitions the table does not point to; encrypted files are skipped."""
         if self.pdf.is_encrypted:
             return 0
-        layers, total = shadow_layers(data, self.pdf, self.ctx.budget)
+        self.data = data
+        self.spans = stream_data_spans(data, self.pdf, _base(data), live_offsets(self.pdf),
+                                       self.ctx.budget)
+        layers, total = shadow_layers(data, self.pdf, self.ctx.budget,
+                                      sorted(self.spans.values()))
         for layer in layers:
             overlay = _overlay(data, self.pdf, layer)
             if overlay is None:
@@ -347,12 +461,21 @@ class _Streams:
             self.globals[key] = data
         return self.globals[key]
 
-    def child(self, name: str, role: str, stream: pikepdf.Stream) -> Child | None:
+    def raw(self, stream: pikepdf.Stream, live: bool, chain: list[tuple[str, Params]]) -> bytes:
+        """The stream's raw bytes: sliced from the input when it is a live stream with a
+        known span and no filter to undo first (an image's codec is not undone)."""
+        span = self.spans.get(stream.objgen) if live else None
+        if span is not None and all(name == "DCTDecode" for name, _ in chain):
+            return self.data[span[0] : span[1]]
+        return stream.read_raw_bytes()
+
+    def child(self, name: str, role: str, stream: pikepdf.Stream, live: bool = False
+              ) -> Child | None:
         chain = _chain(stream)
         codec = codec_of(chain)
         if codec in ("JPXDecode", "CCITTFaxDecode") or (role == "Image" and codec is None):
             return None
-        data, codec = decode_chain(stream.read_raw_bytes(), chain, self.ctx.budget)
+        data, codec = decode_chain(self.raw(stream, live, chain), chain, self.ctx.budget)
         if codec == "JBIG2Decode":
             return Child(name, self._jbig2_globals(stream) + data, format="jbig2-embedded")
         return Child(name, data)
@@ -363,7 +486,7 @@ class _Streams:
         for (num, gen, off), (role, stream) in sorted(self.selected.items()):
             name = f"obj {num} {gen}{'' if off < 0 else f' @{off}'} ({role})"
             try:
-                child = self.child(name, role, stream)
+                child = self.child(name, role, stream, off < 0 and stream.is_owned_by(self.pdf))
             except LimitExceeded as exc:
                 budget.check_time()
                 if budget.stream_cap() == 0:
@@ -405,9 +528,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     # qpdf drops an object that runs to the very end of a file with no %%EOF after it
     # ("EOF after endobj"): give it one, past the data, where no offset can point.
     if not data[-64:].rstrip().endswith(b"%%EOF"):
-        data += b"\n%%EOF\n"
+        data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
     try:
-        pdf = pikepdf.open(io.BytesIO(data), password="")
+        pdf = pikepdf.open(cast(BinaryIO, _BufferReader(data)), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except PIKEPDF_ERRORS as exc:
