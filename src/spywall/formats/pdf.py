@@ -55,20 +55,29 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, cast
-
-import pikepdf
+from functools import cache
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
+from spywall.lazy import lazy_module
 from spywall.limits import Budget
+
+if TYPE_CHECKING:
+    import pikepdf
+else:
+    pikepdf = lazy_module("pikepdf")  # imported when the first PDF is parsed
 
 # pikepdf raises its own PikepdfError family and lets pybind11's translations of C++
 # exceptions through (RuntimeError, ValueError, IndexError, OverflowError, TypeError,
 # KeyError, NotImplementedError). All mean "this PDF (or object) is malformed".
-PIKEPDF_ERRORS = (pikepdf.PikepdfError, RuntimeError, ValueError, IndexError,
-                  OverflowError, TypeError, KeyError, NotImplementedError)
+@cache
+def pikepdf_errors() -> tuple[type[Exception], ...]:
+    return (pikepdf.PikepdfError, RuntimeError, ValueError, IndexError,
+            OverflowError, TypeError, KeyError, NotImplementedError)
+
+
 FONT_KEYS = ("/FontFile", "/FontFile2", "/FontFile3")
 FONT_SUBTYPES = frozenset({"/Type1C", "/CIDFontType0C", "/OpenType"})
 INT_PARAMS = ("Predictor", "Colors", "BitsPerComponent", "Columns", "EarlyChange")
@@ -242,7 +251,7 @@ def stream_data_spans(data: bytes, pdf: pikepdf.Pdf, base: int, live: dict[tuple
         try:
             obj = pdf.get_object(objgen)
             length = obj.get("/Length") if isinstance(obj, pikepdf.Stream) else None
-        except PIKEPDF_ERRORS:
+        except pikepdf_errors():
             continue
         if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
             continue
@@ -385,7 +394,7 @@ class _Streams:
         """Select ``obj`` (or the font programs it names); a broken object is noted."""
         try:
             self._classify(obj, shadow)
-        except PIKEPDF_ERRORS as exc:
+        except pikepdf_errors() as exc:
             self.notes.append(f"object skipped: {_qpdf_text(exc)}")
 
     def _classify(self, obj: pikepdf.Object, shadow: int) -> None:
@@ -423,7 +432,7 @@ class _Streams:
                 break
             try:
                 other = pikepdf.open(io.BytesIO(overlay))
-            except PIKEPDF_ERRORS as exc:
+            except pikepdf_errors() as exc:
                 self.notes.append(f"shadowed definitions not examined: {_qpdf_text(exc)}")
                 break
             self.overlays.append(other)
@@ -431,7 +440,7 @@ class _Streams:
                 self.ctx.budget.charge_elements()
                 try:
                     obj = other.get_object((num, gen))
-                except PIKEPDF_ERRORS as exc:
+                except pikepdf_errors() as exc:
                     self.notes.append(f"shadowed object {num} {gen} @{off}: {_qpdf_text(exc)}")
                     continue
                 self._take(obj, off)
@@ -496,7 +505,7 @@ class _Streams:
             except FormatError as exc:
                 yield Child(name, b"", error=str(exc))
                 continue
-            except PIKEPDF_ERRORS as exc:
+            except pikepdf_errors() as exc:
                 yield Child(name, b"", error=f"cannot read stream: {_qpdf_text(exc)}")
                 continue
             if child is not None:
@@ -533,7 +542,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         pdf = pikepdf.open(cast(BinaryIO, _BufferReader(data)), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
-    except PIKEPDF_ERRORS as exc:
+    except pikepdf_errors() as exc:
         raise FormatError(f"bad PDF: {_qpdf_text(exc)}") from exc
     streams = _Streams(pdf, ctx)
     try:
@@ -544,7 +553,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                           objects=count, encrypted=bool(pdf.is_encrypted),
                           streams=streams.describe(), shadowed=shadowed)
         notes = [str(w) for w in pdf.get_warnings()]
-    except PIKEPDF_ERRORS as exc:
+    except pikepdf_errors() as exc:
         raise FormatError(f"bad PDF object: {_qpdf_text(exc)}") from exc
     notes += streams.notes
     warnings = [f"qpdf: {_qpdf_text(w)}" for w in notes[:MAX_WARNINGS]]
