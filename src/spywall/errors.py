@@ -35,6 +35,12 @@ class TruncatedError(FormatError):
     code = "truncated"
 
 
+class UnsupportedError(FormatError):
+    """A recognised format (or variant) that spywall does not examine."""
+
+    code = "unsupported"
+
+
 class LimitExceeded(SpywallError):
     """A budget was exhausted: bytes, decompression, depth, element count or time."""
 

@@ -22,7 +22,20 @@ from spywall.detectors import (
     webp_huffman,
 )
 from spywall.detectors.base import Detector
-from spywall.formats import appended, gif, heif, jbig2, jpeg, pdf, png, tiff, truetype, webp, zipfmt
+from spywall.formats import (
+    appended,
+    gif,
+    heif,
+    jbig2,
+    jpeg,
+    pdf,
+    png,
+    tiff,
+    truetype,
+    webp,
+    woff,
+    zipfmt,
+)
 from spywall.formats.base import FormatSpec
 
 FORMATS: tuple[FormatSpec, ...] = (
@@ -33,6 +46,7 @@ FORMATS: tuple[FormatSpec, ...] = (
     gif.SPEC,
     tiff.SPEC,
     truetype.SPEC,
+    woff.SPEC,
     pdf.SPEC,
     jbig2.SPEC,
     jbig2.EMBEDDED_SPEC,

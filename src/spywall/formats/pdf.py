@@ -58,7 +58,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, BinaryIO, cast
 
-from spywall.errors import FormatError, LimitExceeded
+from spywall.errors import FormatError, LimitExceeded, UnsupportedError
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
 from spywall.lazy import lazy_module
@@ -96,10 +96,8 @@ _NAME_BYTES = frozenset(
     bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-class EncryptedPdf(FormatError):
+class EncryptedPdf(UnsupportedError):
     """A PDF that needs a password: reported, not examined."""
-
-    code = "unsupported"
 
 
 @dataclass(frozen=True)

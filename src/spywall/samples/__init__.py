@@ -19,6 +19,7 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.gif",
     "spywall.samples.webp",
     "spywall.samples.truetype",
+    "spywall.samples.woff",
     "spywall.samples.pdf_jbig2",
     "spywall.samples.tiff_dng",
     "spywall.samples.polyglot",
