@@ -148,3 +148,14 @@ def test_only_the_chosen_command_is_imported() -> None:
     assert "pcap" not in loaded
     assert "check_ios" not in loaded
     assert "pikepdf" not in loaded
+
+
+def test_json_output_does_not_import_rich(tmp_path: Path) -> None:
+    target = tmp_path / "a.jpg"
+    target.write_bytes(jpeg())
+    code = ("import sys; from spywall.cli import main; "
+            f"rc = main(['scan', {str(target)!r}, '-f', 'json', '-q']); "
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.rsplit("LOADED", 1)[1].strip() == "[]"

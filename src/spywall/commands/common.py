@@ -8,14 +8,24 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from functools import cache
+from typing import TYPE_CHECKING
 
 from spywall import __version__
 from spywall.report import Report
 
-stderr = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+
+@cache
+def stderr() -> Console:
+    """The console on standard error. rich is imported on first use only: a quiet run
+    (or one whose standard error is not a terminal) never pays for it."""
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def new_report(command: str) -> Report:
@@ -36,7 +46,7 @@ def add_ioc_arguments(p: argparse.ArgumentParser) -> None:
 
 def log(message: str) -> None:
     """A progress or log line on standard error (never on standard output)."""
-    stderr.print(message, highlight=False)
+    stderr().print(message, highlight=False)
 
 
 @contextmanager
@@ -45,9 +55,17 @@ def progress(total: int | None, label: str, enabled: bool = True) -> Iterator[Pr
     if not enabled or not sys.stderr.isatty():
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=stderr, transient=True,
+        TimeElapsedColumn(), console=stderr(), transient=True,
     )
     with bar:
         bar.add_task(label, total=total)
