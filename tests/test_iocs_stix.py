@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -180,3 +183,23 @@ def test_slow_parser_budget_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sorted(i.value for i in got.indicators) == ["a.com", "b.com", "e.com"]
     assert len(got.unsupported) == 1
     assert "complex patterns" in got.unsupported[0]
+
+
+@pytest.mark.parametrize("encode", [
+    lambda text: text.encode("utf-16"),          # json accepts UTF-16/32, orjson does not
+    lambda text: b"\xef\xbb\xbf" + text.encode(),  # a UTF-8 byte-order mark
+    lambda text: text.replace('"t"', "NaN").encode(),  # a NaN value somewhere in the bundle
+])
+def test_bundles_orjson_refuses_still_load(encode: Callable[[str], bytes]) -> None:
+    text = _bundle("[domain-name:value = 'evil.com']").decode()
+    text = text.replace('"objects"', '"x_note": "t", "objects"')
+    got = load_bundle(encode(text), "t.stix2", "t")
+    assert [(i.kind, i.value) for i in got.indicators] == [("domain", "evil.com")]
+
+
+def test_fast_path_does_not_import_the_pattern_parser() -> None:
+    code = ("import sys; from spywall.iocs import IocIndex; IocIndex.load(); "
+            "print('stix2patterns' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "False"

@@ -11,8 +11,8 @@ import contextlib
 import ipaddress
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 KINDS: tuple[str, ...] = (
     "domain", "ipv4", "ipv6", "cidr", "url", "email", "process", "file_name", "file_path",
@@ -20,9 +20,11 @@ KINDS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Indicator:
-    """One published indicator value (a compound pattern gives one per comparison)."""
+class Indicator(NamedTuple):
+    """One published indicator value (a compound pattern gives one per comparison).
+
+    A named tuple rather than a frozen dataclass: as immutable, and built about three
+    times faster, which counts when a set holds tens of thousands of indicators."""
 
     kind: str
     value: str
