@@ -167,3 +167,38 @@ def test_result_json_survives_values_orjson_refuses() -> None:
     value = {"big": 1 << 80, "text": "ü", "b": 1}
     assert json.loads(_enc(value)) == value
     assert _enc_sorted(value).index('"b"') < _enc_sorted(value).index('"big"')
+
+
+def test_iso_unix_is_strftime() -> None:
+    import random
+    import time
+
+    rnd = random.Random(3)
+    values = [rnd.uniform(631_152_000, 4_102_444_800) for _ in range(2000)]
+    values += [631_152_000, 4_102_444_800, 951_782_400, 951_868_799.999, 1_700_000_000]
+    for v in values:
+        assert iso_unix(v) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v)), v
+    assert iso_unix(float("nan")) is None
+    assert iso_unix(631_151_999) is None
+
+
+URLS = ["https://a.evil.example/x", "http://EVIL.example./p?q=1", "evil.example/path",
+        "https://user@evil.example:8443/", "https://ok.example/r?to=https://evil.example/",
+        "https://bad.example/exact/path", "bad.example/exact/path/", "HTTPS://bad.example/exact/path",
+        "https://[2001:db8::1]/", "http://10.1.2.3:80/x", "https://ok.example#frag",
+        "  https://evil.example  ", "x" * 9000, "https://ok.example/" + "y" * 9000, ""]
+
+
+@pytest.mark.parametrize("with_urls", [False, True])
+def test_memoised_url_lookup_is_match_url(with_urls: bool) -> None:
+    index = small_index()
+    extra = [Indicator("ipv4", "10.1.2.3", "ipv4-addr:value", "TestWare", "t.stix2"),
+             Indicator("ipv6", "2001:db8::1", "ipv6-addr:value", "TestWare", "t.stix2")]
+    if with_urls:
+        extra.append(Indicator("url", "bad.example/exact/path", "url:value", "TestWare",
+                               "t.stix2"))
+    index.add(extra)
+    ctx = CheckContext(evidence=None, index=index, subject=Subject(path="dev"))
+    assert ctx.lookup.url_exact is with_urls
+    for url in URLS * 2:  # twice: the second round is answered from the memo
+        assert ctx.lookup.match("url", url) == index.match("url", url), url

@@ -10,16 +10,18 @@ a module that meets a malformed or unknown artifact fails alone (its ``ModuleRun
 from __future__ import annotations
 
 import plistlib
+import re
 import sqlite3
 import time
 import xml.parsers.expat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.iocs import Indicator, IocIndex
+from spywall.iocs.index import MAX_QUERY
 from spywall.limits import Limits
 from spywall.report import (
     ErrorEntry,
@@ -46,9 +48,11 @@ class SchemaUnknown(SpywallError):
     code = "schema"
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One timeline entry: when, what, and the module's own fields."""
+class Record(NamedTuple):
+    """One timeline entry: when, what, and the module's own fields.
+
+    A named tuple: immutable, and cheap to build (a large backup makes tens of
+    thousands)."""
 
     module: str
     timestamp: str | None
@@ -57,21 +61,24 @@ class Record:
 
 
 MAX_MEMO = 500_000
+_AUTHORITY = re.compile(r"[^/?#]*")
 
 
 def url_host(url: str) -> str:
-    """The host part of a URL the way ``IocIndex.match_url`` takes it (scheme-less allowed)."""
+    """The host part of a URL the way ``IocIndex.match_url`` takes it (scheme-less allowed):
+    after the first ``://``, up to the first ``/``, ``?`` or ``#``, after any ``user@``."""
     text = url.strip()
-    rest = text.partition("://")[2] if "://" in text else text
-    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    return authority.rpartition("@")[2]
+    i = text.find("://")
+    m = _AUTHORITY.match(text, i + 3 if i >= 0 else 0)
+    return m.group().rpartition("@")[2] if m else ""
 
 
 class Lookup:
     """Memoised indicator look-ups: evidence repeats values (hosts, processes, senders).
 
-    When the index holds no URL indicators, a URL can only match through its host, so it
-    is looked up as that host (and memoised per host) instead of once per distinct URL.
+    A URL matches through its host (memoised per host: a history holds many pages of few
+    sites) and, only when the index holds URL indicators, through the exact URL as well:
+    the same answer as ``IocIndex.match_url``, which does both every time.
     """
 
     def __init__(self, index: IocIndex) -> None:
@@ -80,10 +87,16 @@ class Lookup:
         self.url_exact = any(i.kind == "url" for i in index.indicators)
 
     def match(self, kind: str, value: str) -> list[Indicator]:
-        if kind == "url" and not self.url_exact:
-            kind, value = "host", url_host(value)
-            if not value:
+        if kind == "url":
+            if not value or len(value) > MAX_QUERY:
                 return []
+            host = url_host(value)
+            by_host = self.match("host", host) if host else []
+            if self.url_exact:
+                exact = self.index.match_url_exact(value)
+                if exact:
+                    return exact + by_host
+            return by_host
         key = (kind, value)
         hits = self.memo.get(key)
         if hits is None:
@@ -237,13 +250,24 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
     return runs
 
 
+_DAYS: dict[int, str] = {}
+
+
 def iso_unix(seconds: float | int | None) -> str | None:
-    """ISO-8601 UTC (whole seconds) of unix seconds, or None when absent or implausible."""
+    """ISO-8601 UTC (whole seconds) of unix seconds, or None when absent or implausible.
+
+    The date part is formatted once per day and kept (a timeline has tens of thousands of
+    times on a few hundred days); the time of day is plain arithmetic. The result is
+    ``time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))`` (a test checks it)."""
     if seconds is None or isinstance(seconds, bool) or not isinstance(seconds, int | float):
         return None
     if not _TS_MIN <= seconds <= _TS_MAX:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    day, sec = divmod(int(seconds), 86_400)
+    date = _DAYS.get(day)
+    if date is None:
+        date = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
+    return f"{date}{sec // 3600:02d}:{sec // 60 % 60:02d}:{sec % 60:02d}Z"
 
 
 def iso_apple(value: float | int | None) -> str | None:

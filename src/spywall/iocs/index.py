@@ -223,6 +223,10 @@ class IocIndex:
                 out.extend(bucket.get(as_int & mask, ()))
         return out
 
+    def match_url_exact(self, url: str) -> list[Indicator]:
+        """Exact URL indicators only (``match_url`` without the host)."""
+        return self._get("url", norm_url(url.strip())) if "url" in self._exact else []
+
     def match_url(self, url: str) -> list[Indicator]:
         """Exact URL indicators plus the URL's host (scheme-less and junk tolerated)."""
         text = url.strip()
