@@ -202,3 +202,20 @@ def test_memoised_url_lookup_is_match_url(with_urls: bool) -> None:
     assert ctx.lookup.url_exact is with_urls
     for url in URLS * 2:  # twice: the second round is answered from the memo
         assert ctx.lookup.match("url", url) == index.match("url", url), url
+
+
+def test_settled_heap_restores_the_collector() -> None:
+    import gc
+
+    from spywall.commands.device_common import GC_YOUNG, settled_heap
+
+    before = gc.get_threshold()
+    with settled_heap():
+        assert gc.get_threshold()[0] == GC_YOUNG
+        assert gc.get_freeze_count() > 0
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # garbage cycles are still collected
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -10,6 +10,7 @@ from spywall.commands.device_common import (
     module_progress,
     refuse_empty_result,
     refuse_output_inside,
+    settled_heap,
     write_outputs,
 )
 from spywall.errors import InputError
@@ -41,9 +42,10 @@ def run(args: argparse.Namespace) -> Report:
                          f"{', '.join(m.name for m in MODULES)}")
     modules = [m for m in MODULES if not args.module or m.name in args.module]
     index = load_index(args)
-    with module_progress(args, len(modules), "checking capture") as done:
-        outcome = check_capture(args.capture, index, index.sources, modules=modules,
-                                on_done=done)
-    refuse_empty_result(outcome.report, args.capture)
-    write_outputs(args, outcome.report, outcome.ctx)
+    with settled_heap():
+        with module_progress(args, len(modules), "checking capture") as done:
+            outcome = check_capture(args.capture, index, index.sources, modules=modules,
+                                    on_done=done)
+        refuse_empty_result(outcome.report, args.capture)
+        write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

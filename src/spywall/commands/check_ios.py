@@ -13,6 +13,7 @@ from spywall.commands.device_common import (
     module_progress,
     refuse_empty_result,
     refuse_output_inside,
+    settled_heap,
     write_outputs,
 )
 from spywall.ios.check import MODULES, check_backup
@@ -61,10 +62,11 @@ def run(args: argparse.Namespace) -> Report:
     refuse_output_inside(args.output, args.backup)
     index = load_index(args)
     password = _password(args)
-    with module_progress(args, len(MODULES), "checking backup") as done:
-        outcome = check_backup(args.backup, index, index.sources, password,
-                               timeline=args.output is not None,
-                               scan_attachments=not args.no_attachments, on_done=done)
-    refuse_empty_result(outcome.report, args.backup)
-    write_outputs(args, outcome.report, outcome.ctx)
+    with settled_heap():
+        with module_progress(args, len(MODULES), "checking backup") as done:
+            outcome = check_backup(args.backup, index, index.sources, password,
+                                   timeline=args.output is not None,
+                                   scan_attachments=not args.no_attachments, on_done=done)
+        refuse_empty_result(outcome.report, args.backup)
+        write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -4,6 +4,7 @@ MVT-compatible result folder (never inside the evidence)."""
 from __future__ import annotations
 
 import argparse
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +23,32 @@ def load_index(args: argparse.Namespace) -> IocIndex:
     if not index.sources:
         raise InputError("no indicator files loaded (check --iocs)")
     return index
+
+
+# Young-generation threshold while a check runs (CPython's default is 700).
+GC_YOUNG = 5_000
+
+
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """Fewer, cheaper cyclic collections while a check runs.
+
+    What exists when the check starts (the modules, the indicator index: tens of
+    thousands of objects with 50,000 indicators) lives to the end of the run, and the
+    records a check makes hold no cycles, yet every full collection walked all of it:
+    about 0.1 s of a check-ios run of the benchmark backup. The survivors are frozen
+    (moved out of the collector's sight until the check ends) and the young generation
+    is collected every 5,000 allocations instead of 700, so garbage cycles are still
+    collected, only in larger batches.
+    """
+    threshold = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 def refuse_output_inside(out: str | None, evidence: str) -> None:
