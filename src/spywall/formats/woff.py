@@ -15,8 +15,8 @@ decompression of each table to exactly its declared size under the stream and ra
 caps, and the rebuilt font under the stream cap. ``logical_end`` is the end of the last
 block the header or directory points to, so data appended after a WOFF is examined.
 
-WOFF2 (Brotli, transformed ``glyf``/``loca``) is not unpacked: it is recognised and
-reported as an error entry of kind ``unsupported``.
+WOFF2 (Brotli, transformed ``glyf``/``loca``) is sniffed here too and handed to
+``formats.woff2``, which unpacks it the same way.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from spywall.errors import FormatError, LimitExceeded, UnsupportedError
+from spywall.errors import FormatError, LimitExceeded
+from spywall.formats import woff2
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader
 
@@ -119,7 +120,7 @@ def _sfnt(data: bytes, font: WoffFont, ctx: ParseContext) -> bytes:
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if data[:4] == WOFF2:
-        raise UnsupportedError("WOFF2 font (Brotli-compressed tables): not unpacked")
+        return woff2.parse(data, ctx)
     Reader(data).need(HEADER.size)
     (_, flavor, length, count, _, sfnt_size, _, _, meta_off, meta_len, _, priv_off,
      priv_len) = HEADER.unpack_from(data, 0)
@@ -127,17 +128,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         raise FormatError(f"numTables {count} (allowed 1..{MAX_TABLES})")
     ctx.budget.charge_elements(count)
     font = WoffFont(flavor.to_bytes(4, "big"), _directory(data, count), sfnt_size)
-    end = max(t.offset + t.comp_length for t in font.tables)
-    for off, size, what in ((meta_off, meta_len, "metadata"), (priv_off, priv_len, "private")):
-        if size:
-            if off + size > len(data):
-                raise FormatError(f"{what} block at {off} (+{size}) outside the data")
-            end = max(end, off + size)
-    end += -end % 4 if end + (-end % 4) <= len(data) else 0
-    warnings = []
-    if length != len(data) and length != end:
-        warnings.append(f"header length {length} matches neither the data ({len(data)}) "
-                        f"nor the end of its last block ({end})")
+    end, warnings = woff2.blocks_end(
+        data, max(t.offset + t.comp_length for t in font.tables), length,
+        ((meta_off, meta_len, "metadata"), (priv_off, priv_len, "private")))
 
     def children() -> Iterator[Child]:
         yield Child("sfnt", _sfnt(data, font, ctx))
