@@ -70,8 +70,8 @@ def test_data_appended_after_the_font_is_examined() -> None:
     assert sorted(f.rule for f in subject.findings) == ["appended-archive", "truetype-adjust"]
 
 
-def test_woff2_is_reported_as_unsupported() -> None:
-    subject = scan_bytes(b"wOF2" + b"\x00" * 60, "f.woff2")
+def test_woff2_of_an_unknown_flavor_is_reported_as_unsupported() -> None:
+    subject = scan_bytes(b"wOF2" + b"\x00" * 60, "f.woff2")  # flavor 0: no sfnt version
     assert [e.code for e in subject.errors] == ["unsupported"]
 
 
