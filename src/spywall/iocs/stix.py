@@ -209,10 +209,12 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
         if o.get("pattern_type", "stix") != "stix":
             out.unsupported.append(f"{o.get('id')}: pattern_type {o.get('pattern_type')}")
             continue
-        collection = owner.get(str(o.get("id")), fallback)
+        ident = o.get("id")
+        collection = owner.get(ident if isinstance(ident, str) else str(ident), fallback)
         one = simple(pattern)  # the form of nearly every published pattern
         if one is not None:
-            comps: list[Comparison] = [(one.group(1) + ":" + one.group(2), one.group(3))]
+            obj, path, raw = one.groups()
+            comps: list[Comparison] = [(obj + ":" + path, raw)]
         else:
             try:
                 fast = fast_comparisons(pattern)
@@ -221,12 +223,12 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
                     fast = comparisons(pattern, slow=slow_left >= 0)
                 comps = fast
             except UnsupportedPattern as exc:
-                out.unsupported.append(f"{o.get('id')}: {exc}")
+                out.unsupported.append(f"{ident}: {exc}")
                 continue
-        for stix_type, raw in comps:
-            got = classify(stix_type, raw)
+        for stix_type, value in comps:
+            got = classify(stix_type, value)
             if got is None:
-                out.unsupported.append(f"{o.get('id')}: {stix_type} not supported")
+                out.unsupported.append(f"{ident}: {stix_type} not supported")
                 continue
             keep(make(got[0], got[1], stix_type, collection, source))
     return out
