@@ -51,6 +51,11 @@ _DXDY = (
     "-7,4 8,1 8,2 6,6 -6,6 8,3 5,7 -5,7 7,5 -7,5 8,4 6,7 -6,7 7,6 -7,6 8,5 7,7 -7,7 8,6 8,7"
 )
 DISTANCE_MAP = tuple(tuple(int(v) for v in p.split(",")) for p in _DXDY.split())
+# Code-length symbols 16 (repeat the previous non-zero length), 17 and 18 (zeros):
+# extra bits, base repeat count; _RUNS[length][count]: every run a repeat can write.
+_REPEAT_BITS = (2, 3, 7)
+_REPEAT_BASE = (3, 3, 11)
+_RUNS = tuple(tuple(bytes([n]) * r for r in range(139)) for n in range(16))
 
 
 def block_size(cache_bits: int) -> int:
@@ -149,46 +154,34 @@ class _Stream:
         self.height = 0
 
     # -- prefix codes ----------------------------------------------------------------
-    def code_lengths(self, alphabet: int) -> list[int]:
+    def code_lengths(self, alphabet: int) -> bytes:
         br = self.br
-        lengths = [0] * alphabet
         if br.read(1):  # simple code: one or two symbols, symbols past the alphabet ignored
+            lengths = bytearray(alphabet)
             two = br.read(1)
             sym = br.read(8 if br.read(1) else 1)
             syms = (sym, br.read(8)) if two else (sym,)
             for s in syms:
                 if s < alphabet:
                     lengths[s] = 1
-            return lengths
-        cl = [0] * len(CODE_LENGTH_ORDER)
-        for i in range(br.read(4) + 4):
-            cl[CODE_LENGTH_ORDER[i]] = br.read(3)
+            return bytes(lengths)
+        cl = bytearray(len(CODE_LENGTH_ORDER))
+        count = br.read(4) + 4
+        packed = br.read(3 * count)  # the code-length code's lengths, 3 bits each
+        for i in range(count):
+            cl[CODE_LENGTH_ORDER[i]] = packed >> 3 * i & 7
         if not ht.simulate(cl, ht.LENGTHS_ROOT_BITS).valid:
             raise FormatError("invalid code-length code")
-        dec = ht.decoder(cl)
+        dec = ht.small_decoder(bytes(cl))
         max_symbol = alphabet
         if br.read(1):
             max_symbol = 2 + br.read(2 + 2 * br.read(3))
             if max_symbol > alphabet:
                 raise FormatError(f"max_symbol {max_symbol} over alphabet of {alphabet}")
-        sym, prev = 0, 8
-        while sym < alphabet and max_symbol > 0:
-            max_symbol -= 1
-            n = br.decode(dec)
-            if n < 16:
-                lengths[sym] = n
-                sym += 1
-                prev = n or prev
-                continue
-            repeat = br.read((2, 3, 7)[n - 16]) + (3, 3, 11)[n - 16]
-            if sym + repeat > alphabet:
-                raise FormatError("code length repeat runs past the alphabet")
-            lengths[sym : sym + repeat] = [prev if n == 16 else 0] * repeat
-            sym += repeat
-        return lengths
+        return _read_lengths(br, dec, alphabet, max_symbol)
 
     def groups(self, role: str, cache_bits: int, count: int,
-               metas: set[int] | None = None) -> list[list[int]]:
+               metas: set[int] | None = None) -> list[bytes]:
         """Read ``count`` groups, simulating every table build; lengths of group 0 kept.
 
         ``metas``: when libwebp remaps group indices (too many groups), the ones the
@@ -203,7 +196,7 @@ class _Stream:
         notable: list[GroupBuild] = []
         over = done = used = 0
         past = False
-        first: list[list[int]] = []
+        first: list[bytes] = []
         builds: list[CodeBuild] = []
         start = self.br.offset
         try:
@@ -300,6 +293,53 @@ class _Stream:
             if count > 1000 or count > self.xsize * height:
                 used = metas
         self.groups("main image", cache_bits, count, used)
+
+
+def _read_lengths(br: BitReader, dec: ht.Decoder, alphabet: int, max_symbol: int) -> bytes:
+    """Decode the code lengths of a normal code (hot loop: the bit window is held in
+    locals, refilled 8 bytes at a time and handed back to ``br``; lengths are collected
+    as ready-made byte strings and joined once)."""
+    table, mask = dec.table, (1 << dec.bits) - 1
+    data, pos, end = br.data, br.pos, br.end
+    val, nbits = br.val, br.nbits
+    sym, prev = 0, 8
+    out: list[bytes] = []
+    put = out.append
+    try:
+        while sym < alphabet and max_symbol > 0:
+            max_symbol -= 1
+            if nbits < 32 and pos < end:
+                take = min(8, end - pos)
+                val |= int.from_bytes(data[pos : pos + take], "little") << nbits
+                nbits += take * 8
+                pos += take
+            e = table[val & mask]
+            k = e & 15
+            if k > nbits:
+                raise TruncatedError(f"VP8L bit stream ends at offset {end}")
+            val >>= k
+            nbits -= k
+            if e < 256:  # a literal length 0..15
+                n = e >> 4
+                put(_RUNS[n][1])
+                sym += 1
+                if n:
+                    prev = n
+                continue
+            n = (e >> 4) - 16  # 16: repeat the previous non-zero length; 17, 18: zeros
+            k = _REPEAT_BITS[n]
+            if k > nbits:
+                raise TruncatedError(f"VP8L bit stream ends at offset {end}")
+            repeat = (val & ((1 << k) - 1)) + _REPEAT_BASE[n]
+            val >>= k
+            nbits -= k
+            sym += repeat
+            if sym > alphabet:
+                raise FormatError("code length repeat runs past the alphabet")
+            put(_RUNS[0 if n else prev][repeat])
+    finally:
+        br.pos, br.val, br.nbits = pos, val, nbits
+    return b"".join(out).ljust(alphabet, b"\0")
 
 
 def _backref(br: BitReader, g: int, dist: ht.Decoder, width: int, pos: int, n: int
