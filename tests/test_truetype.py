@@ -75,6 +75,21 @@ def test_decoder_respects_bounds_and_caps() -> None:
     assert not tt_bytecode.may_contain(data, 100, 101)
 
 
+def test_decoder_reads_a_mapped_buffer() -> None:
+    """The engine hands large inputs over as a read-only mmap, which has no ``count``:
+    decoding one (past ``max_hits``, where the rest are counted) matches decoding bytes."""
+    import mmap
+
+    code = b"\x00" + (b"\x8f\xb0\x90\x90\x40\x02\x8f\x8f") * 50 + b"\xb1\x00"
+    mapped = mmap.mmap(-1, len(code))
+    mapped.write(code)
+    dec = tt_bytecode.decode(mapped, 0, len(code), max_hits=4)  # type: ignore[arg-type]
+    assert dec == tt_bytecode.decode(code, 0, len(code), max_hits=4)
+    assert (dec.total, len(dec.hits), dec.truncated) == (100, 4, len(code) - 2)
+    assert tt_bytecode.may_contain(mapped, 0, 2)  # type: ignore[arg-type]
+    mapped.close()
+
+
 # --- parser ------------------------------------------------------------------------------
 
 def test_sniff() -> None:
@@ -354,8 +369,8 @@ def test_hostile_overlapping_programs_stay_bounded() -> None:
 
 
 def test_decode_budget_keeps_what_was_found() -> None:
-    # fpgm has ADJUST; a glyph's 60,000-byte program is all PUSHB[0] 0x8F (push data,
-    # but one decode step per push): more steps than the element budget allows.
+    # fpgm has ADJUST; a glyph's 60,000-byte program is all PUSHB[0] 0x8F (push data, the
+    # decoder's slowest input, charged by its bytes): more than the element budget allows.
     data = ts.font(ts.Programs(fpgm=ts.FPGM_ADJUST, simple=b"\xb0\x8f" * 30_000))
     parsed = truetype.parse(data, ParseContext(Budget(Limits(max_elements=5_000))))
     assert any("remaining programs were not examined" in w for w in parsed.warnings)

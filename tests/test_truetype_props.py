@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from unittest import mock
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -93,3 +94,53 @@ def test_decoder_finds_exactly_the_adjust_instructions(
     assert list(dec.hits) == expected[:max_hits]
     assert dec.truncated is None
     assert dec.steps <= len(prog) + min(len(expected), max_hits) + 1
+
+
+def reference_decode(data: bytes, start: int, end: int, max_hits: int
+                     ) -> tuple[list[tuple[int, int]], int, int | None]:
+    """The decoder's specification, one byte at a time: (hits, total, truncated)."""
+    hits: list[tuple[int, int]] = []
+    total, pos = 0, start
+    while pos < end:
+        op = data[pos]
+        if op in (0x40, 0x41):  # NPUSHB / NPUSHW: a count byte, then n bytes or words
+            if pos + 1 >= end:
+                return hits, total, pos
+            size = 2 + data[pos + 1] * (op - 0x3F)
+        elif 0xB0 <= op <= 0xB7:  # PUSHB[k]: k + 1 bytes
+            size = 1 + op - 0xAF
+        elif 0xB8 <= op <= 0xBF:  # PUSHW[k]: k + 1 words
+            size = 1 + 2 * (op - 0xB7)
+        else:
+            size = 1
+            if op in (0x8F, 0x90):
+                total += 1
+                if len(hits) < max_hits:
+                    hits.append((pos, op))
+        if pos + size > end:
+            return hits, total, pos
+        pos += size
+    return hits, total, None
+
+
+# Whole instructions, ADJUST bytes, and raw bytes (push opcodes among them, whose data then
+# swallows what follows), cut anywhere: truncated pushes and ADJUST inside push data.
+PIECES = st.lists(st.one_of(instruction(), st.sampled_from([b"\x8f", b"\x90", b"\x8f\x90"]),
+                            st.binary(max_size=3)), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(PIECES, st.integers(0, 8), st.integers(0, 8), st.integers(0, 6),
+       st.sampled_from([tt_bytecode.CHUNK, 513, 600]))
+def test_decoder_matches_byte_by_byte_reference(
+        pieces: list[bytes], head: int, tail: int, max_hits: int, chunk: int) -> None:
+    """The regular-expression decoder against the byte-by-byte reference, on arbitrary
+    bounds, with long programs split into small chunks too (chunk > the longest push)."""
+    code = b"".join(pieces)
+    start, end = min(head, len(code)), max(0, len(code) - tail)
+    with mock.patch.object(tt_bytecode, "CHUNK", chunk):
+        dec = tt_bytecode.decode(code, start, end, max_hits=max_hits)
+    hits, total, truncated = reference_decode(code, start, end, max_hits)
+    assert (list(dec.hits), dec.total, dec.truncated) == (hits, total, truncated)
+    assert tt_bytecode.may_contain(code, start, end) == any(
+        b in (0x8F, 0x90) for b in code[start:end])
