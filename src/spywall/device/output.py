@@ -83,24 +83,35 @@ def _dump(path: Path, obj: object) -> None:
     """JSON, one list item per line: readable, and written by the C encoder (an ``indent``
     would switch ``json`` to its pure-Python encoder, several times slower)."""
     if isinstance(obj, list):
-        path.write_bytes(_lines(obj))
+        _write_lines(path, obj)
     else:
         text = json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n"
         path.write_text(text, encoding="utf-8")
 
 
-def _lines(items: list[object]) -> bytes:
-    """``[``, one encoded item per line, ``]``, as UTF-8 bytes: the items are encoded in
-    one pass with no text round trip (a module of a large backup has tens of thousands);
-    only when orjson refuses one is each item encoded by ``_enc``."""
+_CHUNK = 256
+
+
+def _write_lines(path: Path, items: list[object]) -> None:
+    """``[``, one item per line, ``]``. Items are encoded by orjson straight to bytes, a
+    chunk at a time: holding every encoded item of a 20,000-record module at once made
+    the allocator four times slower than encoding them (measured), and a chunk keeps the
+    join in C. Only when orjson refuses an item is the file rewritten through ``_enc``."""
     if not items:
-        return b"[]\n"
+        path.write_bytes(b"[]\n")
+        return
     dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
     try:
-        body = b",\n".join([dumps(item, default=str, option=opt) for item in items])
+        with path.open("wb") as fh:
+            fh.write(b"[\n")
+            for i in range(0, len(items), _CHUNK):
+                part = b",\n".join([dumps(item, default=str, option=opt)
+                                    for item in items[i:i + _CHUNK]])
+                fh.write(b",\n" + part if i else part)
+            fh.write(b"\n]\n")
     except orjson.JSONEncodeError:
-        body = ",\n".join(map(_enc, items)).encode()
-    return b"[\n" + body + b"\n]\n"
+        body = ",\n".join(map(_enc, items))
+        path.write_text(f"[\n{body}\n]\n", encoding="utf-8")
 
 
 def _first(row: Sequence[object]) -> str:
