@@ -234,3 +234,74 @@ def test_code_length_reader_reads_what_the_sample_writer_writes(lengths: list[in
     data = w.getvalue()
     stream = vp8l._Stream(ht.BitReader(data, 0, len(data)), ParseContext(Budget()))
     assert list(stream.code_lengths(len(lengths))) == lengths
+
+
+# -- sub-image pixels (kept: the entropy image) ---------------------------------------------
+def _ref_pixels(br: ht.BitReader, decs: list[ht.Decoder], width: int, n: int,
+                cache_bits: int) -> list[int]:
+    """LZ77 + colour cache decoding, one ``BitReader.decode`` call per symbol."""
+    green, red, blue, alpha, dist = decs
+    out: list[int] = []
+    cache = [0] * (1 << cache_bits)
+
+    def put(px: int) -> None:
+        out.append(px)
+        if cache_bits:
+            cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> (32 - cache_bits)] = px
+
+    while len(out) < n:
+        g = br.decode(green)
+        if g < 256:
+            r, b, a = br.decode(red), br.decode(blue), br.decode(alpha)
+            put(a << 24 | r << 16 | g << 8 | b)
+        elif g < 280:
+            length = vp8l._prefix_value(g - 256, br)
+            code = vp8l._prefix_value(br.decode(dist), br)
+            dx, dy = vp8l.DISTANCE_MAP[code - 1] if code <= 120 else (code - 120, 0)
+            d = max(1, dx + dy * width) if code <= 120 else code - 120
+            if d > len(out) or length > n - len(out):
+                raise vp8l.FormatError(f"back reference ({d}, {length}) outside the sub-image")
+            for _ in range(length):
+                put(out[-d])
+        else:
+            put(cache[g - 280])
+    return out
+
+
+@st.composite
+def sub_image_codes(draw: st.DrawFn) -> tuple[list[ht.Decoder], int]:
+    cache_bits = draw(st.sampled_from((0, 0, 3, 6)))
+    rng = random.Random(draw(st.integers(0, 1 << 32)))
+    decs = []
+    for j, alphabet in enumerate(vp8l.ALPHABETS):
+        alphabet += (1 << cache_bits) if j == 0 and cache_bits else 0
+        leaves = draw(complete_lengths())[:alphabet]
+        if sum(2.0 ** -n for n in leaves if n) != 1.0 and leaves.count(0) != len(leaves) - 1:
+            leaves = [1, 1]
+        lengths = leaves + [0] * (alphabet - len(leaves))
+        rng.shuffle(lengths)
+        if not any(lengths):
+            lengths[rng.randrange(alphabet)] = 1
+        decs.append(ht.decoder(lengths))
+    return decs, cache_bits
+
+
+@settings(max_examples=600, deadline=None)
+@given(sub_image_codes(), st.integers(1, 12), st.integers(1, 12),
+       st.sampled_from((0, 50, 800, 3000)), st.integers(0, 1 << 32))
+def test_kept_sub_image_matches_symbol_by_symbol_decoding(
+        codes: tuple[list[ht.Decoder], int], width: int, height: int, size: int,
+        seed: int) -> None:
+    decs, cache_bits = codes
+    data = random.Random(seed).randbytes(size)
+    n = width * height
+    fast, slow = ht.BitReader(data, 0, len(data)), ht.BitReader(data, 0, len(data))
+    ctx = ParseContext(Budget())
+    got = _outcome(lambda: list(vp8l._decode_pixels(fast, decs, width, n, cache_bits,
+                                                    True, ctx)))
+    want = _outcome(lambda: _ref_pixels(slow, decs, width, n, cache_bits))
+    if all(d.bits == 0 for d in decs[:4]):  # no bits read: the one-pixel shortcut
+        return
+    assert got == want
+    if want[0] == "ok":
+        assert fast.offset == slow.offset

@@ -374,20 +374,40 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
     out = array("I", bytes(4 * n))
     cache = [0] * (1 << cache_bits) if cache_bits else []
     shift = 32 - cache_bits
+    # Hot loop: the bit window is held in locals (as in _skip_pixels).
+    codes = [(d.table, (1 << d.bits) - 1, at)
+             for d, at in ((green, 8), (red, 16), (blue, 0), (alpha, 24))]
+    val, nbits = br.val, br.nbits
     pos = steps = 0
     while pos < n:
         steps += 1
         if steps & 0xFFF == 0:
             ctx.budget.check_time()
-        g = br.decode(green)
-        if g < 256:
-            r, b, a = br.decode(red), br.decode(blue), br.decode(alpha)
-            out[pos] = px = a << 24 | r << 16 | g << 8 | b
+        if nbits < 64:
+            br.val, br.nbits = val, nbits
+            br.fill()
+            val, nbits = br.val, br.nbits
+        px = 0
+        for table, mask, at in codes:
+            e = table[val & mask]
+            if e & 15 > nbits:
+                raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+            val >>= e & 15
+            nbits -= e & 15
+            if e >= 256 << 4:  # green 256..: a back reference or a colour cache index
+                break
+            px |= (e >> 4) << at
+        else:
+            out[pos] = px
             if cache:
                 cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
             pos += 1
-        elif g < 280:
+            continue
+        g = e >> 4
+        if g < 280:
+            br.val, br.nbits = val, nbits
             d, length = _backref(br, g, dist, width, pos, n)
+            val, nbits = br.val, br.nbits
             for i in range(pos, pos + length):
                 out[i] = px = out[i - d]
                 if cache:
@@ -397,6 +417,7 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
             out[pos] = px = cache[g - 280]
             cache[((0x1E35A7BD * px) & 0xFFFFFFFF) >> shift] = px
             pos += 1
+    br.val, br.nbits = val, nbits
     return out
 
 
@@ -411,12 +432,12 @@ def _skip_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int,
     pos = steps = 0
     while pos < n:
         steps += 1
+        if steps & 0xFFF == 0:
+            ctx.budget.check_time()
         if nbits < 64:
             br.val, br.nbits = val, nbits
             br.fill()
             val, nbits = br.val, br.nbits
-            if steps & 0xFF == 0:
-                ctx.budget.check_time()
         e = gt[val & gm]
         if e & 15 > nbits:
             raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
