@@ -6,6 +6,7 @@ import io
 import struct
 import time
 
+import numpy as np
 import pytest
 
 from spywall.detectors.truetype_adjust import detect
@@ -189,9 +190,19 @@ def _records(*recs: tuple[int, bytes]) -> bytes:
     (_records((0x0020, b"\x01\x02")), None),  # MORE_COMPONENTS, then the glyph ends
     (_records((0x0100 | 0x0080, b"\x01\x02\x00")), None),  # 2x2 cut short
 ])
-def test_component_records(body: bytes, expected: int | None) -> None:
+def test_component_records(body: bytes, expected: int | None,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
     p = truetype._Parser(body, ParseContext(Budget()))
     assert p.components_end(0, len(body)) == expected
+    # The vectorised walk, forced to run in numpy, on the same glyph and on shifted copies.
+    monkeypatch.setattr(truetype, "_FEW_COMPOSITES", 0)
+    buf = body * 3
+    u16 = truetype._u16_reader(buf, 0, len(buf), odd=False)
+    starts = np.array([0, len(body), 2 * len(body)], dtype=np.int64)
+    got = p.components(u16, 0, starts, starts + len(body)).tolist()
+    want = [truetype._MALFORMED if expected is None else expected + s if expected >= 0
+            else -1 for s in starts.tolist()]
+    assert got == want
 
 
 def _set_loca(data: bytes, gid: int, value: int) -> bytes:

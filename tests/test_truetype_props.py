@@ -144,3 +144,34 @@ def test_decoder_matches_byte_by_byte_reference(
     assert (list(dec.hits), dec.total, dec.truncated) == (hits, total, truncated)
     assert tt_bytecode.may_contain(code, start, end) == any(
         b in (0x8F, 0x90) for b in code[start:end])
+
+
+def _glyph_results(data: bytes) -> object:
+    try:
+        parsed = truetype.parse(data, ParseContext(Budget(Limits(seconds=5))))
+    except SpywallError as exc:
+        return repr(exc)
+    s = parsed.structure
+    fonts = s.fonts if isinstance(s, truetype.Collection) else (s,)
+    return parsed.warnings, [(f.decoded, f.adjust, f.adjust_total) for f in fonts
+                             if isinstance(f, truetype.Font)]
+
+
+@FAST
+@given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(0, 255)),
+                                        min_size=1, max_size=12))
+def test_vectorised_glyph_filter_matches_the_walk_on_mutated_fonts(
+        seed: bytes, edits: list[tuple[int, int]]) -> None:
+    """Damaged loca, headers and component records: the numpy filter (and its merge of
+    glyphs to walk one by one) gives the same decodes, findings and warnings as walking
+    every glyph."""
+    data = bytearray(seed)
+    for at, value in edits:
+        data[at % len(data)] = value
+    fast = _glyph_results(bytes(data))
+    with mock.patch.object(truetype, "_FEW_COMPOSITES", 0):  # every composite in numpy
+        assert _glyph_results(bytes(data)) == fast
+    with mock.patch.object(truetype._Parser, "candidate_glyphs",
+                           lambda self, offs, glyf, num: ((g, -1, -1) for g in range(num))):
+        slow = _glyph_results(bytes(data))
+    assert fast == slow

@@ -7,9 +7,10 @@ The table directory is read for every font; logical_end is the furthest end of a
 (simple glyphs: after the contour end points; composite glyphs: after the last component
 record, when WE_HAVE_INSTRUCTIONS is set). OpenType-CFF fonts carry no TrueType bytecode.
 
-Programs that contain a byte 0x8F or 0x90 (cheap ``bytes.find`` pre-filter) are decoded
-with ``tt_bytecode``; those where ADJUST decodes as an instruction are recorded in
-``Font.adjust``. Glyphs whose ``loca`` range or records fall outside ``glyf`` are skipped
+Glyph programs are located for all glyphs at once (numpy: headers, then component records
+one round at a time); fpgm, prep and the glyph programs that hold a byte 0x8F or 0x90 are
+decoded with ``tt_bytecode``, and those where ADJUST decodes as an instruction are recorded
+in ``Font.adjust``. Glyphs whose ``loca`` range or records fall outside ``glyf`` are skipped
 with a warning. Fonts of a collection that share tables are decoded once.
 """
 
@@ -51,11 +52,58 @@ WE_HAVE_A_TWO_BY_TWO = 0x0080
 WE_HAVE_INSTRUCTIONS = 0x0100
 
 _ADJUST_LOW, _ADJUST_HIGH = sorted(tt_bytecode.ADJUST_OPCODES)
+assert _ADJUST_HIGH == _ADJUST_LOW + 1  # _holds_adjust tests both with one comparison
 _Ints = npt.NDArray[np.int64]
 _Bools = npt.NDArray[np.bool_]
 _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _RECORD = struct.Struct(">4sIII")
+_Reader = Callable[[_Ints], _Ints]
+_MALFORMED = -2  # components(): records that do not fit ('components_end' says None)
+_FEW_COMPOSITES = 16  # composite glyphs left, below which they are walked one by one
+
+
+def _record_size(flags: int) -> int:
+    """Bytes of one composite component record with these flags (the low byte)."""
+    size = 4 + (4 if flags & ARG_1_AND_2_ARE_WORDS else 2)
+    if flags & WE_HAVE_A_SCALE:
+        return size + 2
+    if flags & WE_HAVE_AN_X_AND_Y_SCALE:
+        return size + 4
+    return size + (8 if flags & WE_HAVE_A_TWO_BY_TWO else 0)
+
+
+_RECORD_SIZE = np.array([_record_size(f) for f in range(256)], dtype=np.int64)
+
+
+def _u16_reader(data: bytes, offset: int, size: int, odd: bool) -> _Reader:
+    """Big-endian u16 at offsets into ``data[offset:offset + size]`` (each at most
+    size - 2): one gather from a u16 view when every offset read is even."""
+    if odd:
+        b = np.frombuffer(data, np.uint8, count=size, offset=offset)
+        return lambda at: (b[at].astype(np.int64) << 8) | b[at + 1]
+    w = np.frombuffer(data, ">u2", count=size // 2, offset=offset)
+    return lambda at: w[at >> 1].astype(np.int64)  # native order, for arithmetic
+
+
+def _holds_adjust(data: bytes, offset: int, start: _Ints, end: _Ints) -> _Bools:
+    """Which of the spans (ascending, disjoint, relative to ``offset``) hold 0x8F/0x90.
+
+    One temporary array the size of the region: a second one alive at the same time
+    costs several times more than the arithmetic (fresh pages) on a 300 KB ``glyf``.
+    """
+    keep = np.zeros(start.size, dtype=np.bool_)
+    if not start.size:
+        return keep
+    lo = int(start[0])
+    g = np.frombuffer(data, np.uint8, count=int(end[-1]) - lo, offset=offset + lo)
+    x = np.subtract(g, np.uint8(_ADJUST_LOW))  # 0x8F -> 0, 0x90 -> 1, the rest wrap
+    is_adjust = x.view(np.bool_)
+    np.less(x, 2, out=is_adjust)
+    hits = np.flatnonzero(is_adjust) + lo
+    span = np.searchsorted(start, hits, side="right") - 1  # the last span starting at or
+    keep[span[hits < end[span]]] = True  # before each hit: does it reach past the hit?
+    return keep
 
 
 @dataclass(frozen=True)
@@ -289,12 +337,16 @@ class _Parser:
         if num == 0:
             return
         self.ctx.budget.charge_elements(num)
-        offs = struct.unpack_from(f">{num + 1}{'H' if fmt == 0 else 'I'}", self.data,
-                                  loca.offset)
-        scale = 2 if fmt == 0 else 1
+        offs = np.frombuffer(self.data, dtype=">u2" if fmt == 0 else ">u4", count=num + 1,
+                             offset=loca.offset).astype(np.int64) << (1 - fmt)
         bad: list[int] = []
-        for gid in self.candidate_glyphs(offs, scale, glyf, num):
-            s, e = offs[gid] * scale, offs[gid + 1] * scale
+        walked: list[int] = []
+        for gid, start, end in self.candidate_glyphs(offs, glyf, num):
+            if start >= 0:
+                yield "glyph", gid, start, end
+                continue
+            walked = walked or offs.tolist()
+            s, e = walked[gid], walked[gid + 1]
             if s == e:
                 continue
             if e < s or e > glyf.length:
@@ -309,50 +361,85 @@ class _Parser:
             self.warn.add(f"{label}{len(bad)} glyphs (first: glyph {bad[0]}) have 'loca' "
                           "offsets or records outside 'glyf'; skipped")
 
-    def candidate_glyphs(self, offs: tuple[int, ...], scale: int, glyf: Table,
-                         num: int) -> Iterable[int]:
-        """Glyph ids worth parsing: those that could execute an ADJUST opcode.
+    def candidate_glyphs(self, offs: _Ints, glyf: Table, num: int
+                         ) -> Iterable[tuple[int, int, int]]:
+        """(glyph id, start, end) of the glyph programs that could execute ADJUST, in order.
 
-        With ``loca`` in ascending order (every well-formed font) this is computed for all
-        glyphs at once (numpy): each simple glyph's instruction span is read from its
-        header and kept only if a 0x8F/0x90 byte lies inside it; a composite glyph is kept
-        if such a byte lies anywhere in it (its instructions follow a variable component
-        list, parsed later). Glyphs whose records do not fit are kept, so the caller still
-        warns about them. A ``loca`` out of order makes every glyph a candidate.
+        With ``loca`` in ascending order (every well-formed font) this is what
+        ``glyph_program`` would find, computed for all glyphs at once (numpy): each glyph's
+        instruction span, read from its header (simple glyphs) or after its component
+        records (composite glyphs, walked one component at a time for all of them
+        together), kept only if a 0x8F/0x90 byte lies inside it. A glyph whose records do
+        not fit comes with start -1: the caller walks it, and warns. A ``loca`` out of
+        order makes every glyph one to walk.
         """
         size = glyf.length
-        if list(offs) != sorted(offs) or size < 12:
-            return range(num)
-        g = np.frombuffer(self.data, dtype=np.uint8, count=size, offset=glyf.offset)
-        o = np.asarray(offs, dtype=np.int64) * scale
-        s, e = o[:-1], o[1:]
-        hits = np.flatnonzero((g == _ADJUST_LOW) | (g == _ADJUST_HIGH))
-
-        def holds_hit(a: _Ints, b: _Ints) -> _Bools:
-            return np.searchsorted(hits, b) > np.searchsorted(hits, a)
-
-        def u16(at: _Ints) -> _Ints:
-            at = np.clip(at, 0, max(size - 2, 0))
-            return (g[at].astype(np.int64) << 8) | g[at + 1]
-
-        nonempty = e > s
-        fits = nonempty & (e <= size)
-        keep = nonempty & ~fits | fits & (e - s < 12)
-        body = fits & (e - s >= 12)
+        s, e = offs[:-1], offs[1:]
+        if size < 12 or bool((e < s).any()):
+            return ((gid, -1, -1) for gid in range(num))
+        u16 = _u16_reader(self.data, glyf.offset, size, odd=bool((s & 1).any()))
+        fits = (e - s >= 12) & (e <= size)
+        walk = [np.flatnonzero((e > s) & ~fits)]  # too short, or past 'glyf'
+        body = np.flatnonzero(fits)
+        s, e = s[body], e[body]
         contours = u16(s)
-        contours = np.where(contours >= 0x8000, contours - 0x10000, contours)
-        simple = body & (contours >= 0)
-        ipos = s + 10 + 2 * np.maximum(contours, 0)
-        header_ok = simple & (ipos + 2 <= e)
-        istart = ipos + 2
-        iend = istart + u16(ipos)
-        keep |= simple & ~header_ok
-        keep |= header_ok & (iend > e)
-        keep |= header_ok & (iend <= e) & holds_hit(istart, iend)
-        keep |= body & (contours < 0) & holds_hit(s, e)
-        picked = np.flatnonzero(keep)
-        self.ctx.budget.charge_elements(len(picked))
-        return (int(i) for i in picked)
+        contours -= (contours & 0x8000) << 1  # int16
+        at = s + 10 + 2 * contours  # instructionLength of a simple glyph
+        comp = np.flatnonzero(contours < 0)
+        if comp.size:
+            at[comp] = self.components(u16, glyf.offset, s[comp] + 10, e[comp])
+        walk.append(body[(at == _MALFORMED) | (at >= 0) & (at + 2 > e)])
+        k = np.flatnonzero((at >= 0) & (at + 2 <= e))
+        body, e, at = body[k], e[k], at[k]
+        start = at + 2
+        end = start + u16(at)
+        walk.append(body[end > e])
+        k = np.flatnonzero((end <= e) & (end > start))
+        k = k[_holds_adjust(self.data, glyf.offset, start[k], end[k])]
+        ids, start, end = body[k], start[k] + glyf.offset, end[k] + glyf.offset
+        walked = np.concatenate(walk)
+        if walked.size:  # merged in glyph order, with start and end -1
+            order = np.argsort(np.concatenate([ids, walked]))
+            none = np.full(walked.size, -1)
+            ids = np.concatenate([ids, walked])[order]
+            start = np.concatenate([start, none])[order]
+            end = np.concatenate([end, none])[order]
+        self.ctx.budget.charge_elements(ids.size)
+        return zip(ids.tolist(), start.tolist(), end.tolist(), strict=True)
+
+    def components(self, u16: _Reader, base: int, pos: _Ints, end: _Ints) -> _Ints:
+        """``components_end`` of many composite glyphs at once (``_MALFORMED`` for None),
+        offsets relative to ``base``: one component of every glyph per round, the last
+        few glyphs one by one."""
+        first, last = pos, end
+        final = np.zeros(pos.size, dtype=np.int64)  # where each glyph's records end
+        have = np.zeros(pos.size, dtype=np.int64)  # its flags, OR-ed
+        lost = np.zeros(pos.size, dtype=np.bool_)  # a record past the end
+        ids = np.arange(pos.size)
+        flags_or = np.zeros(pos.size, dtype=np.int64)
+        end = end - 4  # a record's first four bytes must fit
+        for _ in range(MAX_COMPONENTS):
+            if ids.size <= _FEW_COMPOSITES:
+                break
+            self.ctx.budget.charge_elements(ids.size)
+            room = pos <= end
+            if not room.all():
+                lost[ids[~room]] = True
+                ids, pos, end, flags_or = ids[room], pos[room], end[room], flags_or[room]
+            flags = u16(pos)
+            pos = pos + _RECORD_SIZE[flags & 0xFF]
+            flags_or |= flags
+            final[ids] = pos
+            have[ids] = flags_or
+            more = (flags & MORE_COMPONENTS) != 0
+            ids, pos, end, flags_or = ids[more], pos[more], end[more], flags_or[more]
+        out = np.where(lost | (final > last), _MALFORMED,
+                       np.where(have & WE_HAVE_INSTRUCTIONS, final, -1))
+        for i in ids.tolist():  # the glyphs with the most components
+            self.ctx.budget.charge_elements()
+            r = self.components_end(base + int(first[i]), base + int(last[i]))
+            out[i] = _MALFORMED if r is None else r - base if r >= 0 else r
+        return out
 
     def glyph_program(self, start: int, end: int) -> tuple[int, int] | None:
         """(start, end) of a glyph's instructions; None if the glyph is malformed."""
