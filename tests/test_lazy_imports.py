@@ -11,6 +11,7 @@ import pytest
 
 from spywall.lazy import lazy_module
 from spywall.samples.pdf_jbig2 import text_pdf
+from spywall.samples.truetype import font
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -21,8 +22,19 @@ def _loaded_after(code: str) -> set[str]:
     return set(out)
 
 
-def test_importing_the_engine_does_not_load_qpdf() -> None:
-    assert "pikepdf._core" not in _loaded_after("import spywall.engine")
+def test_importing_the_engine_does_not_load_qpdf_or_numpy() -> None:
+    loaded = _loaded_after("import spywall.engine")
+    assert "pikepdf._core" not in loaded
+    assert not any(m.startswith("numpy.") for m in loaded)  # at most the lazy shell
+    assert "concurrent.futures.process" not in loaded
+
+
+def test_scanning_a_font_loads_numpy(tmp_path: Path) -> None:
+    f = tmp_path / "x.ttf"
+    f.write_bytes(font())
+    code = ("from spywall.engine import scan_path\n"
+            f"assert scan_path({str(f)!r}).format == 'truetype'")
+    assert any(m.startswith("numpy.") for m in _loaded_after(code))
 
 
 def test_parsing_a_pdf_loads_it(tmp_path: Path) -> None:

@@ -19,15 +19,24 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import partial
-
-import numpy as np
-import numpy.typing as npt
+from functools import cache, partial
+from typing import TYPE_CHECKING
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import tt_bytecode
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader, check_count
+from spywall.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    _Ints = npt.NDArray[np.int64]
+    _Bools = npt.NDArray[np.bool_]
+    _Reader = Callable[[_Ints], _Ints]
+else:
+    np = lazy_module("numpy")  # imported when the first glyf table is examined
 
 MAX_TABLES = 512
 MAX_FONTS = 256
@@ -53,12 +62,9 @@ WE_HAVE_INSTRUCTIONS = 0x0100
 
 _ADJUST_LOW, _ADJUST_HIGH = sorted(tt_bytecode.ADJUST_OPCODES)
 assert _ADJUST_HIGH == _ADJUST_LOW + 1  # _holds_adjust tests both with one comparison
-_Ints = npt.NDArray[np.int64]
-_Bools = npt.NDArray[np.bool_]
 _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _RECORD = struct.Struct(">4sIII")
-_Reader = Callable[[_Ints], _Ints]
 _MALFORMED = -2  # components(): records that do not fit ('components_end' says None)
 _FEW_COMPOSITES = 16  # composite glyphs left, below which they are walked one by one
 
@@ -73,7 +79,10 @@ def _record_size(flags: int) -> int:
     return size + (8 if flags & WE_HAVE_A_TWO_BY_TWO else 0)
 
 
-_RECORD_SIZE = np.array([_record_size(f) for f in range(256)], dtype=np.int64)
+@cache
+def _record_sizes() -> _Ints:
+    """``_record_size`` of every low flag byte, as an array to index with flags."""
+    return np.array([_record_size(f) for f in range(256)], dtype=np.int64)
 
 
 def _u16_reader(data: bytes, offset: int, size: int, odd: bool) -> _Reader:
@@ -427,7 +436,7 @@ class _Parser:
                 lost[ids[~room]] = True
                 ids, pos, end, flags_or = ids[room], pos[room], end[room], flags_or[room]
             flags = u16(pos)
-            pos = pos + _RECORD_SIZE[flags & 0xFF]
+            pos = pos + _record_sizes()[flags & 0xFF]
             flags_or |= flags
             final[ids] = pos
             have[ids] = flags_or
