@@ -59,3 +59,24 @@ def test_big_files_are_mapped_and_released(tmp_path: Path,
     small.write_bytes(b"x" * 100)
     engine.scan_path(str(small), Limits())
     assert isinstance(seen[2], bytes)
+
+
+def test_formats_read_whole_are_read_not_mapped(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from spywall.samples.containers import zip_of
+    from spywall.samples.pdf_jbig2 import text_pdf
+
+    seen: list[object] = []
+    real = engine.scan_bytes
+
+    def spy(data: bytes, path: str, limits: Limits | None = None) -> engine.Subject:
+        seen.append(type(data))
+        return real(data, path, limits)
+
+    monkeypatch.setattr(engine, "scan_bytes", spy)
+    monkeypatch.setattr(engine, "MAP_MIN_BYTES", 1)
+    for name, data in (("a.pdf", text_pdf()), ("b.zip", zip_of({"x": b"y"})),
+                       ("c.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)):
+        (tmp_path / name).write_bytes(data)
+        engine.scan_path(str(tmp_path / name), Limits())
+    assert seen == [bytes, bytes, mmap.mmap]

@@ -270,7 +270,8 @@ def read_input(path: str, limits: Limits) -> bytes:
             size = st.st_size
             if size > cap:
                 raise LimitExceeded(f"file of {size} bytes is over the cap of {cap}")
-            if limits.map_inputs and size >= max(MAP_MIN_BYTES, 1) and stat.S_ISREG(st.st_mode):
+            if (limits.map_inputs and size >= max(MAP_MIN_BYTES, 1)
+                    and stat.S_ISREG(st.st_mode) and not _dense(fh.fileno())):
                 # Both share the buffer protocol and the read-only sequence operations
                 # parsers are held to (tests/test_mapped_inputs.py runs every sample
                 # both ways); the cast is the one place the two meet.
@@ -281,6 +282,12 @@ def read_input(path: str, limits: Limits) -> bytes:
     if len(data) > cap:
         raise LimitExceeded(f"input over the cap of {cap} bytes")
     return data
+
+
+def _dense(fd: int) -> bool:
+    """Whether the format a file's first bytes claim reads it whole (``FormatSpec.dense``)."""
+    specs = _reg().sniff_all(os.pread(fd, SNIFF_BYTES, 0))
+    return bool(specs) and specs[0].dense
 
 
 def release(data: bytes) -> None:

@@ -71,3 +71,6 @@ class FormatSpec:
     sniff: Callable[[bytes], bool]
     parse: Callable[[bytes, ParseContext], Parsed]
     container: bool = False
+    # The parser reads (nearly) every byte, or copies the data whole: a large input is
+    # then read into memory rather than mapped, since mapping would only add page faults.
+    dense: bool = False

@@ -562,4 +562,4 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
 
 
 SPEC = FormatSpec(name="pdf", description="PDF document (ISO 32000)", sniff=sniff,
-                  parse=parse, container=True)
+                  parse=parse, container=True, dense=True)

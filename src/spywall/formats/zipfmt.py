@@ -114,4 +114,5 @@ SPEC = FormatSpec(
     sniff=sniff,
     parse=parse,
     container=True,
+    dense=True,  # zipfile reads through io.BytesIO, which copies anything but bytes
 )
