@@ -40,7 +40,8 @@ COMMANDS: dict[str, str] = {
 SUMMARIES: dict[str, str] = {
     "scan": "scan files, folders or standard input (-) for zero-click exploit payloads",
     "pcap": "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators",
-    "check-ios": "check an iTunes/Finder backup of an iPhone against spyware indicators",
+    "check-ios": "check an iTunes/Finder backup (or a filesystem dump) of an iPhone against "
+                 "spyware indicators",
     "check-android": "check an Android bugreport or androidqf capture (folder or zip) "
                      "against spyware indicators",
     "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",

@@ -1,4 +1,5 @@
-"""``spywall check-ios BACKUP``: check an iPhone backup for spyware traces."""
+"""``spywall check-ios BACKUP``: check an iPhone backup (or a filesystem dump) for spyware
+traces."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from spywall.commands.device_common import (
     settled_heap,
     write_outputs,
 )
-from spywall.ios.check import MODULES, check_backup
+from spywall.ios.check import DUMP_MODULES, MODULES, check_path, is_dump
 from spywall.report import Report
 
-HELP = "check an iTunes/Finder backup of an iPhone against spyware indicators"
+HELP = ("check an iTunes/Finder backup (or a filesystem dump) of an iPhone against spyware "
+        "indicators")
 PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("backup", metavar="BACKUP", help="backup folder (the one named by the UDID)")
+    p.add_argument("backup", metavar="BACKUP",
+                   help="backup folder (the one named by the UDID), or the folder of a "
+                        "full filesystem dump (holding private/var/...)")
     add_ioc_arguments(p)
     p.add_argument("--password", "-p", default=None,
                    help=f"password of an encrypted backup (or set {PASSWORD_ENV}; "
@@ -61,12 +65,15 @@ def _password(args: argparse.Namespace) -> str | None:
 def run(args: argparse.Namespace) -> Report:
     refuse_output_inside(args.output, args.backup)
     index = load_index(args)
-    password = _password(args)
+    dump = is_dump(args.backup)
+    password = None if dump else _password(args)
+    total, label = (len(DUMP_MODULES), "checking dump") if dump else (len(MODULES),
+                                                                       "checking backup")
     with settled_heap():
-        with module_progress(args, len(MODULES), "checking backup") as done:
-            outcome = check_backup(args.backup, index, index.sources, password,
-                                   timeline=args.output is not None,
-                                   scan_attachments=not args.no_attachments, on_done=done)
+        with module_progress(args, total, label) as done:
+            outcome = check_path(args.backup, index, index.sources, password,
+                                 timeline=args.output is not None,
+                                 scan_attachments=not args.no_attachments, on_done=done)
         refuse_empty_result(outcome.report, args.backup)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -41,13 +41,15 @@ _DECRYPT_ERRORS: tuple[type[BaseException], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One ``Files`` row of Manifest.db."""
+    """One ``Files`` row of Manifest.db (or one path of a filesystem dump: ``disk`` is its
+    path inside the dump, ``file_id`` empty)."""
 
     file_id: str
     domain: str
     relative_path: str
     flags: int
     blob: bytes | None
+    disk: str = ""
 
     @property
     def is_file(self) -> bool:
@@ -71,7 +73,15 @@ def _plist(path: Path) -> dict[str, object]:
     return {str(k): v for k, v in obj.items()}
 
 
-def _sha256(path: Path) -> str:
+def read_capped(path: Path, limit: int, name: str) -> bytes:
+    """A file's bytes; ``LimitExceeded`` (naming ``name``) when it is over ``limit``."""
+    size = path.stat().st_size
+    if size > limit:
+        raise LimitExceeded(f"{name}: {size} bytes over the cap of {limit}")
+    return path.read_bytes()
+
+
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -128,7 +138,7 @@ class Backup:
             out = self.tmp / "files" / entry.file_id
             if not out.exists():
                 self._decrypt(entry, out)
-        self.inputs.setdefault(self.display(entry), _sha256(stored))
+        self.inputs.setdefault(self.display(entry), sha256_file(stored))
         return out
 
     def _decrypt(self, entry: Entry, out: Path) -> None:
@@ -146,11 +156,7 @@ class Backup:
                               f"{type(exc).__name__}: {exc}") from exc
 
     def read(self, entry: Entry, limit: int) -> bytes:
-        path = self.local_path(entry)
-        size = path.stat().st_size
-        if size > limit:
-            raise LimitExceeded(f"{entry.relative_path}: {size} bytes over the cap of {limit}")
-        return path.read_bytes()
+        return read_capped(self.local_path(entry), limit, entry.relative_path)
 
     def wal(self, entry: Entry) -> Path | None:
         log = self.get(entry.domain, entry.relative_path + "-wal")
@@ -233,7 +239,7 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
         backup = Backup(root, info, manifest, status, db, tmp, decryptor)
         for name in ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db"):
             if (root / name).is_file():
-                backup.inputs[str(root / name)] = _sha256(root / name)
+                backup.inputs[str(root / name)] = sha256_file(root / name)
         try:
             _load_entries(backup)
         except sqlite3.DatabaseError as exc:

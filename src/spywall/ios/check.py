@@ -1,4 +1,4 @@
-"""Run every iOS module over one backup and build the report."""
+"""Run every iOS module over one backup or filesystem dump and build the report."""
 
 from __future__ import annotations
 
@@ -10,27 +10,35 @@ from spywall.commands.common import finish, new_report
 from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
 from spywall.errors import InputError, LimitExceeded
 from spywall.iocs import IocIndex
-from spywall.ios import browsers, inventory, messages, other_messengers, system
-from spywall.ios.backup import Backup, open_backup
+from spywall.ios import browsers, fs_modules, inventory, messages, other_messengers, system
+from spywall.ios.backup import open_backup
+from spywall.ios.common import Evidence
+from spywall.ios.fsdump import MARKERS, find_root, open_dump
 from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Subject
 
-MODULES: tuple[Module[Backup], ...] = (
+MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     inventory.WINDOW,
+)
+# A dump has no Info.plist or Manifest.db (``filesystem`` lists its paths instead) and no
+# MBFile times for the Triangulation window; the artifact modules run unchanged.
+DUMP_MODULES: tuple[Module[Evidence], ...] = (
+    *fs_modules.MODULES, inventory.PROFILES,
+    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
 )
 
 
 @dataclass
 class Outcome:
     report: Report
-    ctx: CheckContext[Backup]
+    ctx: CheckContext[Evidence]
 
 
 def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
                  password: str | None = None, limits: Limits | None = None,
-                 modules: Sequence[Module[Backup]] = MODULES, timeline: bool = True,
+                 modules: Sequence[Module[Evidence]] = MODULES, timeline: bool = True,
                  scan_attachments: bool = True,
                  on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
     """Check one backup folder. ``InputError`` when it cannot be opened at all.
@@ -44,9 +52,9 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
             subject = Subject(path=str(backup.root), format="ios-backup",
                               sha256=backup.inputs.get(str(backup.root / "Manifest.db")),
                               objects=len(backup.entries))
-            ctx = CheckContext(evidence=backup, index=index, subject=subject,
-                               limits=limits or Limits(), timeline=timeline,
-                               scan_attachments=scan_attachments)
+            ctx: CheckContext[Evidence] = CheckContext(
+                evidence=backup, index=index, subject=subject, limits=limits or Limits(),
+                timeline=timeline, scan_attachments=scan_attachments)
             report.device = inventory.device_info(backup.info)
             report.device["encrypted"] = backup.encrypted
             report.modules = run_modules(modules, ctx, on_done)
@@ -56,3 +64,49 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
     except OSError as exc:
         raise InputError(f"{path}: {exc.strerror or exc}") from exc
     return Outcome(finish(report), ctx)
+
+
+def check_dump(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
+               limits: Limits | None = None,
+               modules: Sequence[Module[Evidence]] = DUMP_MODULES, timeline: bool = True,
+               scan_attachments: bool = True,
+               on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+    """Check one filesystem dump folder (``InputError`` when it is not one)."""
+    limits = limits or Limits()
+    report = new_report("check-ios")
+    report.ioc_sources = list(sources)
+    try:
+        dump = open_dump(path, seconds=limits.seconds)
+    except OSError as exc:
+        raise InputError(f"{path}: {exc.strerror or exc}") from exc
+    subject = Subject(path=str(dump.root), format="ios-filesystem", objects=len(dump.entries))
+    ctx: CheckContext[Evidence] = CheckContext(
+        evidence=dump, index=index, subject=subject, limits=limits, timeline=timeline,
+        scan_attachments=scan_attachments)
+    report.device = inventory.device_info(dump.info)
+    report.device["filesystem_dump"] = True
+    report.modules = run_modules(modules, ctx, on_done)
+    report.subjects = [subject]
+    return Outcome(finish(report), ctx)
+
+
+def is_dump(path: str | Path) -> bool:
+    """A folder with a dump's layout and no Manifest.db (a backup wins)."""
+    p = Path(path)
+    return not (p / "Manifest.db").exists() and find_root(p) is not None
+
+
+def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
+               password: str | None = None, limits: Limits | None = None,
+               timeline: bool = True, scan_attachments: bool = True,
+               on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+    """A backup or a filesystem dump, told apart by layout."""
+    if is_dump(path):
+        return check_dump(path, index, sources, limits, timeline=timeline,
+                          scan_attachments=scan_attachments, on_done=on_done)
+    p = Path(path)
+    if p.is_dir() and not (p / "Manifest.db").exists():
+        raise InputError(f"{p}: neither an iOS backup (no Manifest.plist / Manifest.db) nor "
+                         f"a filesystem dump (no {' or '.join(MARKERS)})")
+    return check_backup(path, index, sources, password, limits, timeline=timeline,
+                        scan_attachments=scan_attachments, on_done=on_done)

@@ -7,13 +7,35 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
 
 from spywall.device.base import CheckContext, Record, load_plist, url_host
 from spywall.device.sqlite import open_evidence
-from spywall.ios.backup import Backup, Entry
+from spywall.ios.backup import Entry
 from spywall.report import Scalar
 
-Ctx = CheckContext[Backup]
+
+class Evidence(Protocol):
+    """What the iOS modules read: a backup (``backup.Backup``) or a filesystem dump
+    (``fsdump.FsDump``), both addressed by (domain, relativePath) entries."""
+
+    root: Path
+    info: dict[str, object]
+    entries: list[Entry]
+    inputs: dict[str, str]
+
+    @property
+    def encrypted(self) -> bool: ...
+    def get(self, domain: str, relative_path: str) -> Entry | None: ...
+    def with_suffix(self, suffix: str) -> list[Entry]: ...
+    def display(self, entry: Entry) -> str: ...
+    def local_path(self, entry: Entry) -> Path: ...
+    def read(self, entry: Entry, limit: int) -> bytes: ...
+    def wal(self, entry: Entry) -> Path | None: ...
+
+
+Ctx = CheckContext[Evidence]
 Result = tuple[str, int, str]
 
 SKIPPED: Result = ("skipped", 0, "artifact not in this backup")

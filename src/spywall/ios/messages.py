@@ -11,10 +11,11 @@ import posixpath
 
 from spywall.device.base import FnModule, iso_apple
 from spywall.device.sqlite import columns, require, tables
-from spywall.ios.backup import Backup, Entry
+from spywall.ios.backup import Entry
 from spywall.ios.common import (
     MAX_ROWS,
     Ctx,
+    Evidence,
     Result,
     check_links,
     database,
@@ -62,7 +63,7 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(n)
 
 
-def sms_attachment_entry(b: Backup, filename: str) -> Entry | None:
+def sms_attachment_entry(b: Evidence, filename: str) -> Entry | None:
     """The Manifest entry of an sms.db ``attachment.filename`` (``~/Library/SMS/...``)."""
     rel = filename
     for prefix in _SMS_PREFIXES:

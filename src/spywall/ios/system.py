@@ -25,7 +25,11 @@ def _num(v: object) -> float:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else 0.0
 
 
-def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
+def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -> Result:
+    """Network use per process from a DataUsage-family database (ZPROCESS, ZLIVEUSAGE):
+    DataUsage.sqlite in backups, netusage.sqlite in filesystem dumps. Records go to
+    ``module``; ``source`` names the file in messages."""
+    label = source.partition(".")[0]
     with database(ctx, entry) as conn:
         require(conn, "ZPROCESS", ("Z_PK", "ZPROCNAME", "ZBUNDLENAME", "ZFIRSTTIMESTAMP"))
         have = require(conn, "ZLIVEUSAGE", ("Z_PK", "ZTIMESTAMP", "ZWIFIIN", "ZWIFIOUT",
@@ -39,27 +43,31 @@ def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
                              "ZWWANIN, ZWWANOUT FROM ZLIVEUSAGE LIMIT ?", (MAX_ROWS,)).fetchall()
     names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
     for pk, (name, bundle, first) in names.items():
-        rec = ctx.record("datausage", iso_apple(first), "process_first_seen",
+        rec = ctx.record(module, iso_apple(first), "process_first_seen",
                          {"process_pk": pk, "process": name, "bundle": bundle})
         ctx.check("process", triangulation.process_name(name), rec=rec, path=path,
-                  what="DataUsage process")
+                  what=f"{label} process")
         if bundle:
-            ctx.check("app_id", bundle, rec=rec, path=path, what="DataUsage bundle id")
+            ctx.check("app_id", bundle, rec=rec, path=path, what=f"{label} bundle id")
     for pk, proc, ts, *counts in usage:
         traffic = sum(_num(c) for c in counts)
         known = names.get(proc)
         name = known[0] if known else ""
-        rec = ctx.record("datausage", iso_apple(ts), "network_usage",
+        rec = ctx.record(module, iso_apple(ts), "network_usage",
                          {"usage_pk": pk, "process_pk": proc, "process": name,
                           "bytes": traffic})
         if known is None and proc is not None:
             ctx.heuristic(
                 "ios-datausage-orphan-usage", "Network use by a process with no record",
-                f"DataUsage row {pk} counts {traffic:g} bytes for process #{proc}, which has "
+                f"{label} row {pk} counts {traffic:g} bytes for process #{proc}, which has "
                 "no ZPROCESS record (a deleted process entry; spyware has removed its own)",
                 rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
-        triangulation.check_backupagent(ctx, name, traffic, rec, path, "DataUsage.sqlite")
+        triangulation.check_backupagent(ctx, name, traffic, rec, path, source)
     return ok(len(procs) + len(usage))
+
+
+def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
+    return process_usage(ctx, entry, path, "datausage", "DataUsage.sqlite")
 
 
 def _addaily(ctx: Ctx, entry: Entry, path: str) -> Result:

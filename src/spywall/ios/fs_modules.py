@@ -1,0 +1,222 @@
+"""Modules that only a filesystem dump can feed: Shutdown.log, netusage.sqlite, and every
+path on disk. Each skips on a backup (its artifacts are not in one).
+
+- ``shutdown_log`` (private/var/db/diagnostics/shutdown.log): at each shutdown the log
+  lists the processes still running ("remaining client pid: N (path)") after
+  ``After NN.NNs`` delays, and closes the shutdown with ``SIGTERM: [<unix time>]``. Each
+  client path is matched as a ``file:path`` and its last component as a ``process:name``
+  (the index handles 15/16-character truncation). Heuristic ``ios-shutdown-unusual-path``:
+  a client running from /private/var/db/ or /private/var/tmp/, where no Apple daemon
+  lives; Pegasus ran from there (Kaspersky's iShutdown method).
+- ``netusage`` (private/var/networkd[/db]/netusage.sqlite): the DataUsage schema, read by
+  the same function (``system.process_usage``), Triangulation's BackupAgent rule included.
+- ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, and the
+  name of an executable file as a ``process:name``. File contents are not read.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import stat
+from dataclasses import dataclass, field
+
+from spywall.device.base import FnModule, Record, iso_unix
+from spywall.ios.backup import Entry
+from spywall.ios.common import SKIPPED, Ctx, Result, ok
+from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump
+from spywall.ios.system import process_usage
+from spywall.report import ErrorEntry, Severity
+
+SHUTDOWN_LOG = "private/var/db/diagnostics/shutdown.log"
+NETUSAGE = ("private/var/networkd/netusage.sqlite", "private/var/networkd/db/netusage.sqlite")
+MAX_LOG_BYTES = 64 * 1024 * 1024
+MAX_LINE = 4096
+MAX_CLIENTS = 200_000
+# Folders on the phone (not on this machine) where no Apple process runs from.
+UNUSUAL_DIRS = ("/private/var/db/", "/private/var/tmp/", "/var/db/", "/var/tmp/")  # noqa: S108
+ISHUTDOWN = ("https://securelist.com/shutdown-log-lightweight-ios-malware-detection-method/"
+             "111734/", "https://github.com/KasperskyLab/iShutdown")
+_CLIENT = re.compile(r"\s*remaining client pid:\s*(\d{1,10})\s*\((.{1,2048})\)\s*")
+_AFTER = re.compile(r"\s*After\s+(\d{1,9}(?:\.\d{1,6})?)s\b")
+_SIGTERM = re.compile(r"\s*SIGTERM:\s*\[(\d{1,12})\]")
+
+
+def path_forms(path: str) -> list[str]:
+    """A phone path and its /private alias (/var is a link to /private/var on iOS)."""
+    if path.startswith("/private/var/"):
+        return [path, path[len("/private"):]]
+    if path.startswith("/var/"):
+        return [path, "/private" + path]
+    return [path]
+
+
+def _dump(ctx: Ctx) -> FsDump | None:
+    ev = ctx.evidence
+    return ev if isinstance(ev, FsDump) else None
+
+
+def _limit(ctx: Ctx, path: str, message: str) -> None:
+    ctx.subject.errors.append(ErrorEntry(path=path, code="limit", message=message[:600]))
+
+
+# -- shutdown_log -------------------------------------------------------------------------
+
+@dataclass
+class Client:
+    pid: int
+    path: str
+    after: float | None
+
+
+@dataclass
+class Shutdown:
+    """One shutdown: the clients still running, and its SIGTERM time (unix seconds)."""
+
+    clients: dict[tuple[int, str], Client] = field(default_factory=dict)
+    sigterm: int | None = None
+
+
+def parse_shutdown_log(text: str) -> tuple[list[Shutdown], int]:
+    """The shutdowns of a Shutdown.log, and how many lines were malformed or too long.
+
+    Lines other than the three kinds are ignored; clients not yet closed by a SIGTERM
+    line at the end form a last shutdown without a time."""
+    out: list[Shutdown] = []
+    cur = Shutdown()
+    after: float | None = None
+    bad = total = 0
+    for line in text.splitlines():
+        if len(line) > MAX_LINE:
+            bad += 1
+            continue
+        if "remaining client" in line:
+            m = _CLIENT.fullmatch(line)
+            if m is None or total >= MAX_CLIENTS:
+                bad += 1
+                continue
+            key = (int(m.group(1)), m.group(2).strip())
+            if key not in cur.clients:
+                total += 1
+            cur.clients[key] = Client(key[0], key[1], after)
+        elif "SIGTERM" in line:
+            m = _SIGTERM.match(line)
+            if m is None:
+                bad += 1
+                continue
+            cur.sigterm = int(m.group(1))
+            out.append(cur)
+            cur, after = Shutdown(), None
+        elif (m := _AFTER.match(line)) is not None:
+            after = float(m.group(1))
+    if cur.clients:
+        out.append(cur)
+    return out, bad
+
+
+def _shutdown_log(ctx: Ctx) -> Result:
+    dump = _dump(ctx)
+    entry = dump.by_disk(SHUTDOWN_LOG) if dump else None
+    if dump is None or entry is None:
+        return SKIPPED
+    path = dump.display(entry)
+    data, cut = dump.read_head(entry, MAX_LOG_BYTES)
+    shutdowns, bad = parse_shutdown_log(data.decode("utf-8", "replace"))
+    if cut:
+        _limit(ctx, path, f"shutdown.log: only the first {MAX_LOG_BYTES} bytes were read")
+    flagged: set[str] = set()
+    n = 0
+    for sd in shutdowns:
+        when = iso_unix(sd.sigterm)
+        for c in sd.clients.values():
+            n += 1
+            name = posixpath.basename(c.path)
+            forms = path_forms(c.path)
+            if not (ctx.timeline or ctx.any_hit("process", (name,))
+                    or ctx.any_hit("file_path", forms)
+                    or c.path.startswith(UNUSUAL_DIRS)):
+                continue
+            rec = ctx.record("shutdown_log", when, "remaining_client",
+                             {"pid": c.pid, "client": c.path, "after_seconds": c.after,
+                              "sigterm": sd.sigterm})
+            for p in forms:
+                if ctx.check("file_path", p, rec=rec, path=path,
+                             what="process still running at shutdown"):
+                    break
+            ctx.check("process", name, rec=rec, path=path,
+                      what="process still running at shutdown")
+            _unusual(ctx, c, rec, path, flagged)
+    parts = [f"{len(shutdowns)} shutdown(s)"]
+    if bad:
+        parts.append(f"{bad} malformed line(s) skipped")
+    return ok(n, "; ".join(parts))
+
+
+def _unusual(ctx: Ctx, c: Client, rec: Record, path: str, flagged: set[str]) -> None:
+    if not c.path.startswith(UNUSUAL_DIRS) or c.path in flagged:
+        return
+    flagged.add(c.path)
+    ctx.heuristic(
+        "ios-shutdown-unusual-path", "Process running from an unusual folder",
+        f"Shutdown.log shows {c.path!r} (pid {c.pid}) still running at shutdown; no "
+        "Apple process runs from /private/var/db/ or /private/var/tmp/, where Pegasus "
+        "processes were found. Not proof on its own: check the process name",
+        rec=rec, path=path, severity=Severity.MEDIUM,
+        detail={"client": c.path, "pid": c.pid}, references=ISHUTDOWN)
+
+
+# -- netusage ------------------------------------------------------------------------------
+
+def _netusage(ctx: Ctx) -> Result:
+    dump = _dump(ctx)
+    entry = next((e for d in NETUSAGE if dump and (e := dump.by_disk(d))), None)
+    if dump is None or entry is None:
+        return SKIPPED
+    return process_usage(ctx, entry, dump.display(entry), "netusage", "netusage.sqlite")
+
+
+# -- filesystem ----------------------------------------------------------------------------
+
+def _mtime(dump: FsDump, e: Entry) -> tuple[str | None, int]:
+    try:
+        st = (dump.root / e.disk).lstat()
+    except OSError:
+        return None, 0
+    return iso_unix(st.st_mtime), st.st_mode
+
+
+def _filesystem(ctx: Ctx) -> Result:
+    dump = _dump(ctx)
+    if dump is None:
+        return SKIPPED
+    kinds = {FILE: "file", FOLDER: "folder", LINK: "symlink"}
+    for e in dump.entries:
+        full = "/" + e.disk
+        name = posixpath.basename(e.disk)
+        forms = path_forms(full)
+        proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))
+                or ctx.any_hit("file_path", forms)):
+            continue
+        when, mode = _mtime(dump, e)
+        rec = ctx.record("filesystem", when, "modified",
+                         {"path": full, "kind": kinds.get(e.flags, "other")})
+        where = dump.display(e)
+        ctx.check("file_name", name, rec=rec, path=where, what="file name on the phone")
+        for p in forms:
+            if ctx.check("file_path", p, rec=rec, path=where, what="path on the phone"):
+                break
+        if proc and stat.S_ISREG(mode) and mode & 0o111:
+            ctx.check("process", name, rec=rec, path=where, what="executable on the phone")
+    if dump.truncated:
+        _limit(ctx, str(dump.root), f"filesystem: {dump.truncated}")
+    return ok(len(dump.entries), dump.truncated)
+
+
+MODULES = (
+    FnModule("filesystem", "every path in the dump: file names, paths, executables",
+             _filesystem),
+    FnModule("shutdown_log", "processes still running at shutdown (Shutdown.log)",
+             _shutdown_log),
+    FnModule("netusage", "network use per process (netusage.sqlite)", _netusage),
+)

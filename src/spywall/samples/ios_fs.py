@@ -1,0 +1,137 @@
+"""Synthetic iOS filesystem dumps (MVT's ``check-fs`` input) for tests and demos.
+
+``write_dump(folder, DumpSpec(...))`` writes, under ``folder/<prefix>``, the phone's own
+layout (``private/var/mobile``, ``private/var/db``...) holding the same artifacts as
+``samples.ios.write_backup`` (written by the same code, placed by ``fsdump.DOMAIN_ROOTS``
+and container folders named by their metadata plist), plus what only a dump has: a
+Shutdown.log, a netusage.sqlite and SystemVersion.plist.
+
+``planted=True`` adds values from the real indicator sets (``PLANTED_FS``): Pegasus
+processes still running at shutdown (one from /private/var/db/), a Pegasus process and
+Triangulation's BackupAgent in netusage, a Cytrox file path and a Pegasus-named executable
+on disk. ``planted=False`` is the clean twin, which must raise nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import plistlib
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from spywall.ios.fsdump import CONTAINER_META, CONTAINER_ROOTS, DOMAIN_ROOTS, SYSTEM_VERSION
+from spywall.samples import ios
+from spywall.samples.ios import T0, BackupSpec, apple, sqlite_bytes
+
+# Values from the real published sets (tests check each is in the bundled index).
+PLANTED_FS: dict[str, str] = {
+    "shutdown_client": "/private/var/db/com.apple.xpc.roleaccountd.staging/msgacntd",  # Pegasus
+    "shutdown_process": "bundpwrd",  # Pegasus (under an ordinary-looking folder)
+    "netusage_process": "launchafd",  # Pegasus
+    "file_path": "/private/var/tmp/takePhoto",  # Cytrox
+    "executable": "gssdp",  # Pegasus (an executable under /private/var/db/)
+}
+SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
+_NETUSAGE_SCHEMA = (
+    "CREATE TABLE ZPROCESS (Z_PK INTEGER PRIMARY KEY, ZPROCNAME TEXT, ZBUNDLENAME TEXT, "
+    "ZFIRSTTIMESTAMP REAL, ZTIMESTAMP REAL); CREATE TABLE ZLIVEUSAGE (Z_PK INTEGER PRIMARY "
+    "KEY, ZKIND INTEGER, ZHASPROCESS INTEGER, ZTIMESTAMP REAL, ZWIFIIN REAL, ZWIFIOUT REAL, "
+    "ZWWANIN REAL, ZWWANOUT REAL);")
+
+
+@dataclass
+class DumpSpec(BackupSpec):
+    prefix: str = "root"  # a leading folder above private/ ("" for none)
+
+
+class _DumpWriter(ios._Writer):
+    """The backup writer with ``put`` / ``folder`` writing to the phone's paths."""
+
+    def _folder_of(self, domain: str) -> Path:
+        base = DOMAIN_ROOTS.get(domain)
+        if base is not None:
+            return self.root / base
+        prefix = next(p for p in CONTAINER_ROOTS if domain.startswith(p))
+        ident = domain[len(prefix):]
+        folder = self.root / CONTAINER_ROOTS[prefix] / str(uuid.uuid5(uuid.NAMESPACE_DNS, ident))
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            (folder / CONTAINER_META).write_bytes(plistlib.dumps(
+                {"MCMMetadataIdentifier": ident, "MCMMetadataContentClass": 2}))
+        return folder
+
+    def put(self, domain: str, rel: str, data: bytes, mtime: int = T0) -> None:
+        put_file(self._folder_of(domain) / rel, data, mtime)
+
+    def folder(self, domain: str, rel: str, birth: int) -> None:
+        path = self._folder_of(domain) / rel
+        path.mkdir(parents=True, exist_ok=True)
+        os.utime(path, (birth, birth))
+
+
+def put_file(path: Path, data: bytes, mtime: int = T0, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    os.utime(path, (mtime, mtime))
+
+
+def shutdown_log(planted: bool) -> bytes:
+    """Two shutdowns as iOS logs them; the planted one keeps two Pegasus processes alive."""
+    normal = ["/usr/libexec/lockdownd", "/System/Library/PrivateFrameworks/"
+              "MediaRemote.framework/Support/mediaremoted", "/usr/sbin/mDNSResponder"]
+    lines: list[str] = []
+    for n, at in enumerate(SHUTDOWN_AT):
+        clients = list(normal)
+        if planted and n == 1:
+            clients += [PLANTED_FS["shutdown_client"],
+                        f"/usr/libexec/{PLANTED_FS['shutdown_process']}"]
+        for delay in ("0.51", "1.02"):
+            lines.append(f"After {delay}s, these clients are still here:")
+            lines += [f"\t\tremaining client pid: {300 + i} ({c})" for i, c in enumerate(clients)]
+        lines.append(f"SIGTERM: [{at}]")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _netusage(root: Path, planted: bool) -> None:
+    procs = [("mDNSResponder", ""), ("nsurlsessiond", ""), ("BackupAgent2", "")]
+    if planted:
+        procs += [(PLANTED_FS["netusage_process"], ""), ("BackupAgent", "")]
+
+    def fill(c: sqlite3.Connection) -> None:
+        for i, (name, bundle) in enumerate(procs, 1):
+            c.execute("INSERT INTO ZPROCESS VALUES (?,?,?,?,?)",
+                      (i, name, bundle, apple(T0 + i), apple(T0 + i)))
+            c.execute("INSERT INTO ZLIVEUSAGE VALUES (?,?,?,?,?,?,?,?)",
+                      (i, 0, i, apple(T0 + 60 * i), 500.0 * i, 20.0, 0.0, 0.0))
+
+    data, _ = sqlite_bytes(_NETUSAGE_SCHEMA, fill)
+    put_file(root / "private/var/networkd/netusage.sqlite", data)
+
+
+def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
+    """Write a synthetic dump into ``folder`` (created); return the folder."""
+    spec = spec or DumpSpec()
+    top = Path(folder)
+    root = top / spec.prefix if spec.prefix else top
+    root.mkdir(parents=True, exist_ok=True)
+    w = _DumpWriter(root, spec)
+    for part in (ios._sms, ios._whatsapp, ios._safari, ios._system,
+                 ios._other_messengers):
+        part(w)
+    put_file(root / SYSTEM_VERSION, plistlib.dumps(
+        {"ProductName": "iPhone OS", "ProductVersion": spec.version(),
+         "ProductBuildVersion": "20F66"}))
+    put_file(root / "private/var/db/diagnostics/shutdown.log", shutdown_log(spec.planted),
+             SHUTDOWN_AT[-1])
+    _netusage(root, spec.planted)
+    (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
+    if spec.planted:
+        put_file(root / PLANTED_FS["file_path"].lstrip("/"), b"\x00" * 16, T0 + 3_600)
+        put_file(root / "private/var/db" / PLANTED_FS["executable"], b"\xcf\xfa\xed\xfe",
+                 T0 + 3_600, 0o755)
+    else:
+        put_file(root / "private/var/tmp/com.apple.example.cache", b"\x00" * 16)
+    return top

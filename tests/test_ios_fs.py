@@ -1,0 +1,234 @@
+"""check-ios on iOS filesystem dumps: planted dump and clean twin, evidence unchanged,
+symlinks that leave the dump, bounded Shutdown.log parsing, MVT-compatible output."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from spywall.cli import main
+from spywall.commands.schema_cmd import report_schema
+from spywall.errors import InputError
+from spywall.iocs import IocIndex
+from spywall.ios import fs_modules
+from spywall.ios.check import DUMP_MODULES, check_dump, check_path, is_dump
+from spywall.ios.fsdump import open_dump
+from spywall.samples.ios import PLANTED
+from spywall.samples.ios_fs import PLANTED_FS, SHUTDOWN_AT, DumpSpec, put_file, write_dump
+from test_ios import EXPECTED, by_module, tree_hashes
+
+SHUTDOWN = "private/var/db/diagnostics/shutdown.log"
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load(())
+
+
+@pytest.fixture(scope="module")
+def dumps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("iosfs")
+    return {"planted": write_dump(root / "planted"),
+            "clean": write_dump(root / "clean", DumpSpec(planted=False)),
+            "bare": write_dump(root / "bare", DumpSpec(prefix=""))}
+
+
+# What only a dump holds, by module; the backup modules' findings come on top.
+EXPECTED_FS = {
+    ("filesystem", "ioc-file-name", "Pegasus"),
+    ("filesystem", "ioc-file-path", "Predator"),
+    ("filesystem", "ioc-process", "Pegasus"),
+    ("shutdown_log", "ioc-process", "Pegasus"),
+    ("shutdown_log", "ios-shutdown-unusual-path", ""),
+    ("netusage", "ioc-process", "Pegasus"),
+    ("netusage", "ioc-process", "OperationTriangulation"),
+    ("netusage", "triangulation-backupagent-network", ""),
+}
+# The backup modules that run on a dump, through the (domain, path) adapter: all but those
+# that read Manifest.db or Info.plist.
+EXPECTED_ADAPTED = {e for e in EXPECTED
+                    if e[0] not in ("manifest", "backup_info", "triangulation_window")}
+
+
+def test_planted_values_are_published_indicators(index: IocIndex) -> None:
+    assert index.match("process", PLANTED_FS["shutdown_client"].rsplit("/", 1)[1])
+    assert index.match("process", PLANTED_FS["shutdown_process"])
+    assert index.match("process", PLANTED_FS["netusage_process"])
+    assert index.match("process", PLANTED_FS["executable"])
+    assert index.match("file_path", PLANTED_FS["file_path"])
+
+
+@pytest.mark.parametrize("name", ["planted", "bare"])
+def test_planted_dump_finds_everything(dumps: dict[str, Path], index: IocIndex,
+                                       name: str) -> None:
+    assert is_dump(dumps[name])
+    out = check_path(dumps[name], index, index.sources)
+    found = by_module(out.report.all_findings())
+    expected = EXPECTED_FS | EXPECTED_ADAPTED
+    assert found >= expected, expected - found
+    assert found <= expected, found - expected
+    statuses = {m.name: m.status for m in out.report.modules}
+    assert set(statuses) == {m.name for m in DUMP_MODULES}
+    assert set(statuses.values()) == {"ok"}
+    subject = out.report.subjects[0]
+    assert subject.format == "ios-filesystem"
+    assert out.report.device["ios_version"] == "16.5"
+    assert out.report.summary.errors == 0
+
+
+def test_shutdown_log_records_carry_the_sigterm_time(dumps: dict[str, Path],
+                                                     index: IocIndex) -> None:
+    out = check_dump(dumps["planted"], index)
+    hits = [f for f in out.report.all_findings() if f.location.module == "shutdown_log"]
+    procs = {f.detail.get("client") or f.message for f in hits if f.rule == "ioc-process"}
+    assert len(procs) == 2
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SHUTDOWN_AT[1]))
+    assert {f.location.timestamp for f in hits} == {when}
+    recs = out.ctx.records["shutdown_log"]
+    assert {r.data["after_seconds"] for r in recs} == {1.02}
+    assert len(recs) == 3 + 5  # three clients at the first shutdown, five at the second
+    (unusual,) = [f for f in hits if f.rule == "ios-shutdown-unusual-path"]
+    assert unusual.kind.value == "heuristic"
+    assert unusual.detail["client"] == PLANTED_FS["shutdown_client"]
+
+
+def test_clean_twin_raises_nothing(dumps: dict[str, Path], index: IocIndex,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = check_dump(dumps["clean"], index)
+    assert out.report.all_findings() == []
+    assert out.report.summary.errors == 0
+    assert main(["check-ios", str(dumps["clean"]), "-q", "-f", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, report_schema())
+
+
+def test_evidence_is_unchanged(dumps: dict[str, Path], index: IocIndex) -> None:
+    before = tree_hashes(dumps["planted"])
+    out = check_dump(dumps["planted"], index)
+    assert out.report.all_findings()
+    assert tree_hashes(dumps["planted"]) == before
+    files = {p.name for p in dumps["planted"].rglob("*")}
+    assert not {n for n in files if n.endswith(("-shm", "-journal"))}
+    assert any(k.endswith("shutdown.log") for k in out.ctx.evidence.inputs)
+
+
+def test_symlink_out_of_the_dump_is_not_followed(tmp_path: Path, index: IocIndex) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    put_file(outside / "shutdown.log", (
+        f"\t\tremaining client pid: 7 (/usr/libexec/{PLANTED_FS['shutdown_process']})\n"
+        "SIGTERM: [1700000000]\n").encode())
+    (outside / PLANTED["file_name"]).write_bytes(b"x")
+    log = root / SHUTDOWN
+    log.unlink()
+    log.symlink_to(outside / "shutdown.log")
+    (root / "private/var/mobile/escape").symlink_to(outside, target_is_directory=True)
+    out = check_dump(root, index)
+    assert out.report.all_findings() == []  # neither the log nor the folder was followed
+    run = {m.name: m for m in out.report.modules}["shutdown_log"]
+    assert run.status == "error"
+    assert "outside the dump" in run.message
+    paths = {e.disk for e in out.ctx.evidence.entries}
+    assert "private/var/mobile/escape" in paths
+    assert not any(p.startswith("private/var/mobile/escape/") for p in paths)
+
+
+def test_malformed_shutdown_lines_are_skipped() -> None:
+    text = "\n".join([
+        "After 0.5s, these clients are still here:",
+        "\t\tremaining client pid: 12 (/usr/libexec/a)",
+        "\t\tremaining client pid: x (/usr/libexec/b)",
+        "\t\tremaining client pid: 13 /usr/libexec/no-brackets",
+        "\t\tremaining client pid: 14 (" + "a" * 5000 + ")",
+        "SIGTERM: [not a time]",
+        "After 99999999999999999999.5s, garbage",
+        "\x00\xff remaining client",
+        "SIGTERM: [1700000000]",
+        "\t\tremaining client pid: 15 (/usr/libexec/c)",
+    ])
+    shutdowns, bad = fs_modules.parse_shutdown_log(text)
+    assert bad == 5
+    assert [sorted(c.path for c in s.clients.values()) for s in shutdowns] == [
+        ["/usr/libexec/a"], ["/usr/libexec/c"]]
+    assert [s.sigterm for s in shutdowns] == [1700000000, None]
+    assert shutdowns[0].clients[(12, "/usr/libexec/a")].after == 0.5
+
+
+def test_huge_shutdown_log_is_read_bounded(tmp_path: Path, index: IocIndex,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    line = b"\t\tremaining client pid: 1 (/usr/libexec/x)\n"
+    head = line * 2000 + b"SIGTERM: [1700000000]\n"
+    tail = b"\t\tremaining client pid: 2 (/usr/libexec/" \
+        + PLANTED_FS["shutdown_process"].encode() + b")\nSIGTERM: [1700000100]\n"
+    put_file(root / SHUTDOWN, head + b"A" * 300_000 + b"\n" + tail)
+    monkeypatch.setattr(fs_modules, "MAX_LOG_BYTES", len(head) + 1000)
+    start = time.monotonic()
+    out = check_dump(root, index)
+    assert time.monotonic() - start < 30
+    assert out.report.all_findings() == []  # the planted line lies past the cap
+    run = {m.name: m for m in out.report.modules}["shutdown_log"]
+    assert run.status == "ok"
+    assert any(e.code == "limit" and "shutdown.log" in e.message
+               for e in out.report.subjects[0].errors)
+
+
+def test_walk_is_bounded(tmp_path: Path, index: IocIndex) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    deep = root / "private/var/mobile"
+    for i in range(60):
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    dump = open_dump(root, max_entries=10)
+    assert len(dump.entries) == 10
+    assert "cap of 10" in dump.truncated
+    dump = open_dump(root)
+    assert "deeper than" in dump.truncated
+    out = check_dump(root, index)
+    assert any(e.code == "limit" for e in out.report.subjects[0].errors)
+    assert out.report.all_findings() == []
+
+
+def test_neither_backup_nor_dump(tmp_path: Path, index: IocIndex) -> None:
+    with pytest.raises(InputError, match="neither an iOS backup"):
+        check_path(tmp_path, index)
+    assert main(["check-ios", str(tmp_path), "-q", "-f", "json"]) == 2
+    with pytest.raises(InputError, match="not an iOS filesystem dump"):
+        check_dump(tmp_path, index)
+
+
+def test_cli_mvt_output_includes_dump_modules(dumps: dict[str, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "out"
+    rc = main(["check-ios", str(dumps["planted"]), "-q", "-f", "json", "--output",
+               str(out_dir)])
+    assert rc == 1
+    report = json.loads(capsys.readouterr().out)
+    jsonschema.validate(report, report_schema())
+    for module in ("shutdown_log", "netusage", "filesystem"):
+        assert (out_dir / f"{module}.json").exists(), module
+        assert (out_dir / f"{module}_detected.json").exists(), module
+    alerts = json.loads((out_dir / "alerts.json").read_text())
+    assert {a["module"] for a in alerts} >= {"shutdown_log", "netusage", "filesystem"}
+    timeline = (out_dir / "timeline.csv").read_text()
+    assert "shutdown_log" in timeline
+    info = json.loads((out_dir / "info.json").read_text())
+    assert any(h["file_path"].endswith("netusage.sqlite") for h in info["hashes"])
+
+
+def test_wal_beside_a_dump_database_is_applied_on_a_copy(tmp_path: Path,
+                                                         index: IocIndex) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=True, prefix="", wal=True))
+    sms = root / "private/var/mobile/Library/SMS/sms.db-wal"
+    assert sms.stat().st_size > 0
+    before = tree_hashes(root)
+    out = check_dump(root, index)
+    assert {f.location.module for f in out.report.all_findings()} >= {"sms"}
+    assert tree_hashes(root) == before
+    assert not os.path.exists(f"{root}/private/var/mobile/Library/SMS/sms.db-shm")
