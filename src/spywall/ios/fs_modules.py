@@ -26,7 +26,7 @@ from spywall.ios.backup import Entry
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump
 from spywall.ios.system import process_usage
-from spywall.report import ErrorEntry, Severity
+from spywall.report import ErrorEntry, Scalar, Severity
 
 SHUTDOWN_LOG = "private/var/db/diagnostics/shutdown.log"
 NETUSAGE = ("private/var/networkd/netusage.sqlite", "private/var/networkd/db/netusage.sqlite")
@@ -139,11 +139,12 @@ def _shutdown_log(ctx: Ctx) -> Result:
             rec = ctx.record("shutdown_log", when, "remaining_client",
                              {"pid": c.pid, "client": c.path, "after_seconds": c.after,
                               "sigterm": sd.sigterm})
+            detail: dict[str, Scalar] = {"client": c.path, "pid": c.pid}
             for p in forms:
-                if ctx.check("file_path", p, rec=rec, path=path,
+                if ctx.check("file_path", p, rec=rec, path=path, detail=detail,
                              what="process still running at shutdown"):
                     break
-            ctx.check("process", name, rec=rec, path=path,
+            ctx.check("process", name, rec=rec, path=path, detail=detail,
                       what="process still running at shutdown")
             _unusual(ctx, c, rec, path, flagged)
     parts = [f"{len(shutdowns)} shutdown(s)"]
@@ -202,12 +203,16 @@ def _filesystem(ctx: Ctx) -> Result:
         rec = ctx.record("filesystem", when, "modified",
                          {"path": full, "kind": kinds.get(e.flags, "other")})
         where = dump.display(e)
-        ctx.check("file_name", name, rec=rec, path=where, what="file name on the phone")
+        detail: dict[str, Scalar] = {"path": full}
+        ctx.check("file_name", name, rec=rec, path=where, what="file name on the phone",
+                  detail=detail)
         for p in forms:
-            if ctx.check("file_path", p, rec=rec, path=where, what="path on the phone"):
+            if ctx.check("file_path", p, rec=rec, path=where, what="path on the phone",
+                         detail=detail):
                 break
         if proc and stat.S_ISREG(mode) and mode & 0o111:
-            ctx.check("process", name, rec=rec, path=where, what="executable on the phone")
+            ctx.check("process", name, rec=rec, path=where, what="executable on the phone",
+                      detail=detail)
     if dump.truncated:
         _limit(ctx, str(dump.root), f"filesystem: {dump.truncated}")
     return ok(len(dump.entries), dump.truncated)
