@@ -233,3 +233,19 @@ def test_wal_beside_a_dump_database_is_applied_on_a_copy(tmp_path: Path,
     assert {f.location.module for f in out.report.all_findings()} >= {"sms"}
     assert tree_hashes(root) == before
     assert not os.path.exists(f"{root}/private/var/mobile/Library/SMS/sms.db-shm")
+
+
+def test_odd_names_and_special_files_are_reported_safely(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str],
+                                                         ) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    odd = os.fsencode(root / "private/var/mobile") + b"/\xff\xfe"
+    os.mkdir(odd)
+    Path(os.fsdecode(odd + b"/a\xffb")).write_bytes(b"x")
+    os.mkfifo(root / "private/var/mobile/fifo")
+    out_dir = tmp_path / "out"
+    assert main(["check-ios", str(root), "-q", "-f", "json", "--output", str(out_dir)]) == 0
+    jsonschema.validate(json.loads(capsys.readouterr().out), report_schema())
+    listed = (out_dir / "filesystem.json").read_text(encoding="utf-8")
+    assert "/private/var/mobile/\\\\xff\\\\xfe/a\\\\xffb" in listed
+    assert "fifo" not in listed

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from spywall.device.base import FnModule, Record, iso_unix
 from spywall.ios.backup import Entry
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
-from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump
+from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump, text
 from spywall.ios.system import process_usage
 from spywall.report import ErrorEntry, Scalar, Severity
 
@@ -192,8 +192,8 @@ def _filesystem(ctx: Ctx) -> Result:
         return SKIPPED
     kinds = {FILE: "file", FOLDER: "folder", LINK: "symlink"}
     for e in dump.entries:
-        full = "/" + e.disk
-        name = posixpath.basename(e.disk)
+        full = "/" + text(e.disk)
+        name = posixpath.basename(full)
         forms = path_forms(full)
         proc = e.flags == FILE and ctx.any_hit("process", (name,))
         if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))

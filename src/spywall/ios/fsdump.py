@@ -51,6 +51,18 @@ CONTAINER_META = ".com.apple.mobile_container_manager.metadata.plist"
 SYSTEM_VERSION = "System/Library/CoreServices/SystemVersion.plist"
 
 
+def text(name: str) -> str:
+    """A file name fit for reports: bytes that are not UTF-8 (kept by the OS as lone
+    surrogates) become ``\\xNN`` escapes. Reading uses the name as it is on disk."""
+    if name.isascii():
+        return name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return name
+
+
 def find_root(path: str | Path) -> Path | None:
     """The dump's root folder (the one holding ``private/``), or None if not a dump."""
     top = Path(path)
@@ -117,7 +129,7 @@ class FsDump:
         return [e for e in self.entries if e.flags != FOLDER and e.disk.endswith(suffix)]
 
     def display(self, entry: Entry) -> str:
-        return str(self.root / entry.disk)
+        return text(str(self.root / entry.disk))
 
     # -- reading, contained ---------------------------------------------------------------
     def resolve(self, disk: str) -> Path:
@@ -241,7 +253,7 @@ class FsDump:
                 if len(self.entries) >= max_entries:
                     self.truncated = f"walk stopped at the cap of {max_entries} entries"
                     return
-                domain, rel = self._assign(disk)
+                domain, rel = self._assign(text(disk))
                 e = Entry("", domain, rel, flags, None, disk)
                 self.entries.append(e)
                 self._by_disk[disk] = e
