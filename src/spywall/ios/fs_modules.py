@@ -191,13 +191,18 @@ def _filesystem(ctx: Ctx) -> Result:
     if dump is None:
         return SKIPPED
     kinds = {FILE: "file", FOLDER: "folder", LINK: "symlink"}
+    index = ctx.index
+    # The /var alias of each /private/var path costs a second look-up: only when some
+    # indicator is written that way.
+    alias = any(i.kind == "file_path" and i.value.startswith("/var/") for i in index.indicators)
     for e in dump.entries:
         full = "/" + text(e.disk)
         name = posixpath.basename(full)
-        forms = path_forms(full)
+        forms = path_forms(full) if alias else [full]
         proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        # Paths are unique: matched without the memo (names repeat, and go through it).
         if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))
-                or ctx.any_hit("file_path", forms)):
+                or any(index.match("file_path", p) for p in forms)):
             continue
         when, mode = _mtime(dump, e)
         rec = ctx.record("filesystem", when, "modified",

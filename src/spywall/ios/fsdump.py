@@ -47,6 +47,7 @@ CONTAINER_ROOTS = {
     "SysContainerDomain-": "private/var/containers/Data/System",
     "SysSharedContainerDomain-": "private/var/containers/Shared/SystemGroup",
 }
+_IN_CONTAINERS = tuple(f"{b}/" for b in CONTAINER_ROOTS.values())
 CONTAINER_META = ".com.apple.mobile_container_manager.metadata.plist"
 SYSTEM_VERSION = "System/Library/CoreServices/SystemVersion.plist"
 
@@ -170,7 +171,9 @@ class FsDump:
     # -- opening ----------------------------------------------------------------------------
     def _assign(self, disk: str) -> tuple[str, str]:
         """(domain, relativePath) of a dump path, as a backup would name it."""
-        for base in CONTAINER_ROOTS.values():
+        if not disk.startswith("private/var/"):
+            return "", disk
+        for base in CONTAINER_ROOTS.values() if disk.startswith(_IN_CONTAINERS) else ():
             if disk.startswith(base + "/"):
                 uuid, _, rest = disk[len(base) + 1:].partition("/")
                 domain = self._folder_domain.get(f"{base}/{uuid}")
