@@ -249,3 +249,15 @@ def test_odd_names_and_special_files_are_reported_safely(tmp_path: Path,
     listed = (out_dir / "filesystem.json").read_text(encoding="utf-8")
     assert "/private/var/mobile/\\\\xff\\\\xfe/a\\\\xffb" in listed
     assert "fifo" not in listed
+
+
+def test_var_alias_is_matched_when_an_indicator_uses_it(tmp_path: Path) -> None:
+    from test_iocs import _write_bundle
+
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    put_file(root / "private/var/db/evil", b"x")
+    ioc = _write_bundle(tmp_path / "own.stix2", "Evil", ["[file:path='/var/db/evil']"])
+    own = IocIndex.load([ioc])
+    hits = check_dump(root, own).report.all_findings()
+    assert [(f.location.module, f.detail["path"]) for f in hits] == [
+        ("filesystem", "/private/var/db/evil")]
