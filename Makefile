@@ -9,7 +9,7 @@ JOBS   ?= auto
 
 .PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

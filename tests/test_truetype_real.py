@@ -93,8 +93,20 @@ def test_glyph_prefilter_drops_nothing_the_exhaustive_walk_decodes(
     for package in PACKAGES:
         corpus += [Path(p).read_bytes() for p in (package_fonts(package) or [])[:40]]
     fast = [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus]
+    with monkeypatch.context() as m:
+        m.setattr(truetype, "_glyphs", None)  # the numpy path, against the compiled one
+        assert [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus] == fast
     monkeypatch.setattr(truetype._Parser, "candidate_glyphs",  # every glyph walked
                         lambda self, offs, glyf, num: ((g, -1, -1) for g in range(num)))
     slow = [[(f.decoded, f.adjust) for f in _fonts(d)] for d in corpus]
     assert fast == slow
     assert any(adjust for per_font in fast for _, adjust in per_font)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="no C compiler: the compiled glyph selection cannot be built")
+def test_the_compiled_glyph_selection_is_built() -> None:
+    """``make`` installs with a C compiler present, so the fast path is the one tested."""
+    from spywall.formats import truetype
+
+    assert truetype._glyphs is not None

@@ -28,6 +28,11 @@ from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.reader import Reader, check_count
 from spywall.lazy import lazy_module
 
+try:  # the compiled glyph selection (setup.py); without it numpy does the same work
+    from spywall.formats import _glyphs
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _glyphs = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
@@ -203,9 +208,10 @@ _Compute = Callable[[], tuple[list[Program], _Found]]
 
 
 class _Parser:
-    def __init__(self, data: bytes, ctx: ParseContext) -> None:
+    def __init__(self, data: bytes, ctx: ParseContext, compiled: bool = True) -> None:
         self.data = data
         self.ctx = ctx
+        self.compiled = compiled  # use _glyphs when built (False: the numpy reference)
         self.warn = _Warnings()
         # (kind, offset, length...) -> programs already decoded (shared collection tables)
         self.cache: dict[tuple[int, ...], tuple[list[Program], _Found]] = {}
@@ -386,6 +392,11 @@ class _Parser:
         s, e = offs[:-1], offs[1:]
         if size < 12 or bool((e < s).any()):
             return ((gid, -1, -1) for gid in range(num))
+        if _glyphs is not None and self.compiled:
+            with memoryview(self.data) as whole, whole[glyf.offset : glyf.offset + size] as g:
+                picked = _glyphs.candidates(g, offs, num, glyf.offset, MAX_COMPONENTS)
+            self.ctx.budget.charge_elements(len(picked))
+            return picked
         u16 = _u16_reader(self.data, glyf.offset, size, odd=bool((s & 1).any()))
         fits = (e - s >= 12) & (e <= size)
         walk = [np.flatnonzero((e > s) & ~fits)]  # too short, or past 'glyf'
