@@ -127,7 +127,7 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
             continue
         scan_attachment(ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
                                            "sender": sender, "attachment": filename})
-    return ok(n, f"{missing} attachment(s) not in the backup" if missing else "")
+    return ok(n, f"{missing} attachment(s) not in the evidence" if missing else "")
 
 
 def _whatsapp(ctx: Ctx, entry: Entry, path: str) -> Result:
