@@ -15,7 +15,7 @@ from spywall.android.check import check_capture
 from spywall.cli import main
 from spywall.iocs import IocIndex
 from spywall.limits import Limits
-from spywall.report import FindingKind, Report
+from spywall.report import FindingKind, Report, load_report
 from spywall.samples import android as gen
 
 QF_EXPECTED = {
@@ -125,7 +125,7 @@ def test_evidence_untouched_and_output_written(tmp_path: Path,
     rc = main(["check-android", str(ev), "--output", str(out), "-f", "json", "-q"])
     assert rc == 1
     assert _tree_hash(tmp_path / "ev") == before
-    rep = Report.model_validate_json(capsys.readouterr().out)
+    rep = load_report(capsys.readouterr().out)
     alerts = json.loads((out / "alerts.json").read_text())
     assert len(alerts) == len(rep.all_findings())
     assert {"packages.json", "info.json", "timeline.csv", "report.json", "getprop.json",
@@ -249,7 +249,7 @@ def test_encrypted_backup_skipped(tmp_path: Path, index: IocIndex) -> None:
 def test_module_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ev = _qf_dir(_mk(tmp_path, "ev"), True)
     rc = main(["check-android", str(ev), "-m", "getprop", "-m", "sms", "-f", "json", "-q"])
-    rep = Report.model_validate_json(capsys.readouterr().out)
+    rep = load_report(capsys.readouterr().out)
     assert rc == 1
     assert [m.name for m in rep.modules] == ["getprop", "sms"]
     assert {f.location.module for f in rep.all_findings()} == {"getprop", "sms"}

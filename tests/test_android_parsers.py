@@ -23,7 +23,7 @@ from spywall.device.base import CheckContext, run_modules
 from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.limits import Budget, Limits
-from spywall.report import Subject
+from spywall.report import Subject, dump_json
 from spywall.samples import android as gen
 
 
@@ -183,7 +183,7 @@ def test_real_dumpstate_file_is_read_as_capture(tmp_path: Path, index: IocIndex)
     assert rep.subjects[0].format == "dumpstate"
     assert any(f.indicator and f.indicator.value == "sys.brand.note"
                for f in rep.all_findings())
-    assert json.loads(rep.model_dump_json())["modules"]
+    assert json.loads(dump_json(rep))["modules"]
 
 
 def test_backup_sms_and_urls() -> None:

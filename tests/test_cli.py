@@ -13,7 +13,7 @@ import pytest
 
 from spywall.cli import main
 from spywall.commands.schema_cmd import report_schema
-from spywall.report import Report
+from spywall.report import load_report
 from spywall.samples.containers import jpeg, zip_of
 
 Cap = pytest.CaptureFixture[str]
@@ -38,7 +38,7 @@ def run(capsys: Cap, *argv: str) -> tuple[int, str, str]:
 def test_exit_0_when_clean(files: dict[str, Path], capsys: Cap) -> None:
     code, out, _ = run(capsys, "scan", str(files["good"]), "-f", "json", "-j", "1")
     assert code == 0
-    report = Report.model_validate_json(out)
+    report = load_report(out)
     assert report.subjects[0].format == "jpeg"
     assert report.summary.findings == 0
 
@@ -46,7 +46,7 @@ def test_exit_0_when_clean(files: dict[str, Path], capsys: Cap) -> None:
 def test_exit_1_when_found(files: dict[str, Path], capsys: Cap) -> None:
     code, out, _ = run(capsys, "scan", str(files["dir"]), "-f", "json", "-j", "2")
     assert code == 1
-    report = Report.model_validate_json(out)
+    report = load_report(out)
     assert {s.path for s in report.subjects} == {str(files["bad"]), str(files["good"])}
     (finding,) = report.all_findings()
     assert finding.rule == "appended-archive"
@@ -56,7 +56,7 @@ def test_exit_1_when_found(files: dict[str, Path], capsys: Cap) -> None:
 def test_exit_2_on_unreadable_input(capsys: Cap, tmp_path: Path) -> None:
     code, out, _ = run(capsys, "scan", str(tmp_path / "missing"), "-f", "json")
     assert code == 2
-    err = Report.model_validate_json(out).subjects[0].errors[0]
+    err = load_report(out).subjects[0].errors[0]
     assert err.code == "io"
 
 

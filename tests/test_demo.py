@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from spywall.cli import main
-from spywall.report import Report
+from spywall.report import Report, load_report
 from spywall.samples.demo import main as demo_main
 
 
@@ -20,7 +20,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Report]:
     code = main([*argv, "-f", "json", "-q"])
-    return code, Report.model_validate_json(capsys.readouterr().out)
+    return code, load_report(capsys.readouterr().out)
 
 
 def test_demo_files_match_their_manifest(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:

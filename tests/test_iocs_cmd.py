@@ -12,7 +12,7 @@ from spywall.cli import main
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.iocs.update import RAW_URL, parse_index, update
-from spywall.report import Report
+from spywall.report import Report, load_report
 
 INDEX = """
 indicators:
@@ -89,7 +89,7 @@ def test_update_index_unreachable(tmp_path: Path) -> None:
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, Report]:
     rc = main(["iocs", *argv, "--format", "json", "--quiet"])
-    return rc, Report.model_validate_json(capsys.readouterr().out)
+    return rc, load_report(capsys.readouterr().out)
 
 
 def test_iocs_list_and_stats(capsys: pytest.CaptureFixture[str]) -> None:

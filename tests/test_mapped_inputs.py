@@ -9,13 +9,14 @@ import pytest
 
 from spywall import engine
 from spywall.limits import Limits
+from spywall.report import as_dict
 from spywall.samples import all_samples
 
 SAMPLES = list(all_samples())
 
 
 def _dump(subject: engine.Subject) -> dict[str, object]:
-    return subject.model_dump(mode="json")
+    return as_dict(subject)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])

@@ -16,7 +16,7 @@ from spywall.cli import main
 from spywall.iocs import IocIndex
 from spywall.net import pipeline
 from spywall.net.pipeline import Pipeline, voip_analyzer
-from spywall.report import Report
+from spywall.report import Report, load_report
 from spywall.samples.captures import (
     CaptureSample,
     capture_samples,
@@ -45,7 +45,7 @@ def write(sample: CaptureSample, folder: Path) -> Path:
 
 def pcap_report(capsys: Cap, *argv: str) -> tuple[int, Report]:
     code = main(["pcap", *argv, "-f", "json", "-q"])
-    return code, Report.model_validate_json(capsys.readouterr().out)
+    return code, load_report(capsys.readouterr().out)
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.name for s in SAMPLES])

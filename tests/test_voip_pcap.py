@@ -150,7 +150,7 @@ def test_rtcp_length_agrees_with_tshark(tmp_path: Path) -> None:
 def test_spywall_pcap_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The command end to end: exit status, JSON report with calls and frame numbers."""
     from spywall.cli import main
-    from spywall.report import Report
+    from spywall.report import load_report
 
     clean, attack = v.Script(), v.Script()
     v.clean_call(clean, 10.0, dialog(1), rtp_packets=10)
@@ -161,13 +161,13 @@ def test_spywall_pcap_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
     assert main(["pcap", "--iocs", iocs, "--quiet", "--format", "json",
                  str(tmp_path / "clean.pcap")]) == 0
-    report = Report.model_validate_json(capsys.readouterr().out)
+    report = load_report(capsys.readouterr().out)
     assert [c.state for c in report.calls] == ["ended"]
     assert report.summary.findings == 0
 
     assert main(["pcap", "--iocs", iocs, "--quiet", "--format", "json",
                  str(tmp_path / "attack.pcapng")]) == 1
-    report = Report.model_validate_json(capsys.readouterr().out)
+    report = load_report(capsys.readouterr().out)
     rules = {(f.rule, f.location.frame) for f in report.all_findings()}
     assert ("voip-zero-click-media", frames[0]) in rules
     assert ("voip-rtcp-length", frames[0]) in rules

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from spywall.errors import InputError
-from spywall.report import Report
+from spywall.report import DocumentError, Report, load_report
 
 HELP = "re-render a saved JSON report (table, json or sarif)"
 
@@ -19,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> Report:
     try:
-        return Report.model_validate_json(Path(args.report).read_bytes())
+        return load_report(Path(args.report).read_bytes())
     except OSError as exc:
         raise InputError(f"cannot read {args.report}: {exc.strerror or exc}") from exc
-    except ValidationError as exc:
+    except DocumentError as exc:
         raise InputError(f"{args.report} is not a spywall report: {exc}") from exc

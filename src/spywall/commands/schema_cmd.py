@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from spywall.report import SCHEMA_VERSION, Report
+from spywall.report import SCHEMA_VERSION, Report, json_schema
 
 HELP = "print the JSON Schema of spywall's JSON report"
 
@@ -17,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def report_schema() -> dict[str, Any]:
-    schema = Report.model_json_schema()
+    schema = json_schema(Report)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"https://spywall.dev/schema/report-{SCHEMA_VERSION}.json"
     schema["title"] = f"spywall report, schema version {SCHEMA_VERSION}"

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 from spywall.device.base import Record
-from spywall.report import Finding, Report, Scalar, Severity
+from spywall.report import Finding, Report, Scalar, Severity, as_dict, dump_json
 
 _LEVELS: dict[Severity, str] = {
     Severity.CRITICAL: "CRITICAL", Severity.HIGH: "HIGH", Severity.MEDIUM: "MEDIUM",
@@ -182,11 +182,11 @@ def write_mvt_outputs(report: Report, records: Mapping[str, Sequence[Record]],
         "command": report.command,
         "date": report.started.isoformat(),
         "ioc_files": [s.path for s in report.ioc_sources],
-        "ioc_sources": [s.model_dump() for s in report.ioc_sources],
+        "ioc_sources": [as_dict(s) for s in report.ioc_sources],
         "hashes": [{"file_path": p, "sha256": h} for p, h in sorted((inputs or {}).items())],
         "device": report.device,
-        "modules": [m.model_dump() for m in report.modules],
+        "modules": [as_dict(m) for m in report.modules],
     })
-    (out / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (out / "report.json").write_text(dump_json(report) + "\n", encoding="utf-8")
     written.append(out / "report.json")
     return written

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TextIO
 
-from spywall.report import Report
+from spywall.report import Report, dump_json
 
 
 def render(report: Report, out: TextIO) -> None:
-    out.write(report.model_dump_json(indent=2))
+    out.write(dump_json(report))
     out.write("\n")

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any, TextIO
 from urllib.parse import quote
 
-from spywall.report import MEMBER_SEP, Finding, Report, Severity
+from spywall.report import MEMBER_SEP, Finding, Report, Severity, as_dict
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/spywall/spywall"
@@ -52,11 +52,11 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
     if logical:
         location["logicalLocations"] = logical
     props: dict[str, Any] = {"kind": f.kind.value, "severity": f.severity.value}
-    loc = f.location.model_dump(exclude_none=True)
+    loc = as_dict(f.location, drop_none=True)
     if loc:
         props["location"] = loc
     if f.indicator:
-        props["indicator"] = f.indicator.model_dump()
+        props["indicator"] = as_dict(f.indicator)
     if f.detail:
         props["detail"] = f.detail
     if f.object_sha256:
