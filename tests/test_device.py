@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spywall.commands.common import finish, new_report
 from spywall.device import CheckContext, FnModule, SchemaUnknown, iso_apple, iso_unix, run_modules
 from spywall.device.base import load_plist
-from spywall.device.output import write_mvt_outputs
+from spywall.device.output import csv_text, write_mvt_outputs
 from spywall.device.sqlite import columns, open_evidence, require
 from spywall.errors import FormatError
 from spywall.iocs import Indicator, IocIndex
@@ -161,6 +164,22 @@ def test_mvt_outputs(tmp_path: Path) -> None:
     assert info["modules"][0]["status"] == "ok"
 
 
+_FIELD = st.text(alphabet=st.sampled_from(['a', '"', "\\", ",", "\r", "\n", "\x00", "\x01",
+                                           "ü", " ", "\t", "'"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_FIELD, min_size=4, max_size=4), min_size=1, max_size=8))
+def test_timeline_csv_text_is_what_the_csv_module_writes(rows: list[list[str]]) -> None:
+    """The fast timeline writer produces the csv module's bytes in MVT's dialect, also
+    when a field holds one of its sentinel characters (it falls back then)."""
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_ALL, escapechar="\\").writerows(rows)
+    assert csv_text(rows) == buf.getvalue()
+    back = list(csv.reader(io.StringIO(csv_text(rows), newline=""), escapechar="\\"))
+    assert back == rows
+
+
 def test_result_json_survives_values_orjson_refuses() -> None:
     from spywall.device.output import _enc, _enc_sorted
 
@@ -180,6 +199,36 @@ def test_iso_unix_is_strftime() -> None:
         assert iso_unix(v) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v)), v
     assert iso_unix(float("nan")) is None
     assert iso_unix(631_151_999) is None
+
+
+def _iso_apple_reference(value: object) -> str | None:
+    """The plain definition: Apple-epoch seconds, or nanoseconds past 1e12, then strftime
+    when the time lies in 1990..2100."""
+    import math
+    import time
+
+    if type(value) not in (int, float):
+        return None
+    v = float(value)  # type: ignore[arg-type]
+    if not math.isfinite(v) or v == 0:
+        return None
+    if abs(v) > 1e12:
+        v /= 1e9
+    unix = v + 978_307_200
+    if not 631_152_000 <= unix <= 4_102_444_800:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(unix)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.integers(min_value=-(10**30), max_value=10**30),
+                 st.integers(min_value=-400_000_000, max_value=4_000_000_000),
+                 st.integers(min_value=-(4 * 10**18), max_value=4 * 10**18),
+                 st.floats(allow_nan=True, allow_infinity=True),
+                 st.floats(min_value=-4e8, max_value=4e9),
+                 st.none(), st.booleans(), st.text(max_size=3)))
+def test_iso_apple_matches_its_definition(value: object) -> None:
+    assert iso_apple(value) == _iso_apple_reference(value)  # type: ignore[arg-type]
 
 
 URLS = ["https://a.evil.example/x", "http://EVIL.example./p?q=1", "evil.example/path",
