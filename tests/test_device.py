@@ -235,7 +235,8 @@ URLS = ["https://a.evil.example/x", "http://EVIL.example./p?q=1", "evil.example/
         "https://user@evil.example:8443/", "https://ok.example/r?to=https://evil.example/",
         "https://bad.example/exact/path", "bad.example/exact/path/", "HTTPS://bad.example/exact/path",
         "https://[2001:db8::1]/", "http://10.1.2.3:80/x", "https://ok.example#frag",
-        "  https://evil.example  ", "x" * 9000, "https://ok.example/" + "y" * 9000, ""]
+        "  https://evil.example  ", "x" * 9000, "https://ok.example/" + "y" * 9000, "",
+        "https://ok@x@evil.example/", "evil.example@ok.example/", "ok.example/@evil.example"]
 
 
 @pytest.mark.parametrize("with_urls", [False, True])
@@ -251,6 +252,30 @@ def test_memoised_url_lookup_is_match_url(with_urls: bool) -> None:
     assert ctx.lookup.url_exact is with_urls
     for url in URLS * 2:  # twice: the second round is answered from the memo
         assert ctx.lookup.match("url", url) == index.match("url", url), url
+    short = [u for u in URLS if len(u) < 1000]
+    batch = CheckContext(evidence=None, index=index, subject=Subject(path="dev")).lookup
+    assert batch.urls(short) == [index.match("url", u) for u in short]
+    assert batch.urls(URLS) == [index.match("url", u) for u in URLS]
+
+
+_URL_PART = st.sampled_from(["https://", "http://", "://", "a.evil.example", "evil.example",
+                             "ok.example", "user@", "@", "/", "?", "#", ":8443", " ", ".",
+                             "EVIL.example", "[2001:db8::1]", "10.1.2.3", "x", "\t"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_URL_PART, max_size=8).map("".join), max_size=12))
+def test_batched_url_lookup_is_one_by_one(urls: list[str]) -> None:
+    """The column-at-once host cut (one regex over the joined URLs) gives what ``url``
+    gives for each value, newlines and odd authorities included."""
+    index = small_index()
+    index.add([Indicator("ipv4", "10.1.2.3", "ipv4-addr:value", "TestWare", "t.stix2")])
+    one = CheckContext(evidence=None, index=index, subject=Subject(path="dev")).lookup
+    many = CheckContext(evidence=None, index=index, subject=Subject(path="dev")).lookup
+    assert many.urls(urls) == [one.url(u) for u in urls]
+    assert [one.url(u) for u in urls] == [index.match("url", u) for u in urls]
+    broken = [*urls, "https://a.evil.example/\nx"]  # a newline: one by one instead
+    assert many.urls(broken) == [one.url(u) for u in broken]
 
 
 def test_settled_heap_restores_the_collector() -> None:

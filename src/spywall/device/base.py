@@ -88,15 +88,7 @@ class Lookup:
 
     def match(self, kind: str, value: str) -> list[Indicator]:
         if kind == "url":
-            if not value or len(value) > MAX_QUERY:
-                return []
-            host = url_host(value)
-            by_host = self.match("host", host) if host else []
-            if self.url_exact:
-                exact = self.index.match_url_exact(value)
-                if exact:
-                    return exact + by_host
-            return by_host
+            return self.url(value)
         key = (kind, value)
         hits = self.memo.get(key)
         if hits is None:
@@ -104,6 +96,56 @@ class Lookup:
             if len(self.memo) < MAX_MEMO:
                 self.memo[key] = hits
         return hits
+
+    def url(self, value: str) -> list[Indicator]:
+        """``match("url", value)``: the hot path of message and history modules (one call
+        per link), so the host is cut out and looked up here without further calls."""
+        if not value or len(value) > MAX_QUERY:
+            return []
+        i = value.find("://")
+        m = _AUTHORITY.match(value, i + 3) if i >= 0 else _AUTHORITY.match(value.strip())
+        host = m.group().rpartition("@")[2] if m else ""
+        by_host: list[Indicator] = []
+        if host:
+            key = ("host", host)
+            got = self.memo.get(key)
+            if got is None:
+                got = self.match("host", host)
+            by_host = got
+        if self.url_exact:
+            exact = self.index.match_url_exact(value)
+            if exact:
+                return exact + by_host
+        return by_host
+
+
+    def urls(self, values: Sequence[str]) -> list[list[Indicator]]:
+        """``[self.url(v) for v in values]``, for a column of URLs (a browser history):
+        every host is cut out by one regular-expression pass over the joined column, and
+        each distinct host matched once. Values that would break the line alignment (a
+        newline inside), long ones, or an index with URL indicators take ``url`` one by
+        one."""
+        if not values:
+            return []
+        text = "\n".join(values)
+        if (self.url_exact or text.count("\n") != len(values) - 1
+                or max(map(len, values)) > MAX_QUERY):
+            return [self.url(v) for v in values]
+        hosts = _HOSTS.findall(text)
+        if len(hosts) != len(values):  # (cannot happen: one match per line)
+            return [self.url(v) for v in values]
+        memo = self.memo
+        by_host: dict[str, list[Indicator]] = {"": []}
+        for host in set(hosts):
+            if host:
+                got = memo.get(("host", host))
+                by_host[host] = got if got is not None else self.match("host", host)
+        return [by_host[h] for h in hosts]
+
+
+# The host of each line of joined URLs, as ``url_host`` cuts it: after the first "://"
+# (or from the start of the line), after the last "@" of the authority, up to "/?#".
+_HOSTS = re.compile(r"^(?:[^\n]*?://)?(?:[^/?#\n]*@)?([^/?#\n@]*)", re.M)
 
 
 @dataclass
@@ -133,6 +175,11 @@ class CheckContext(Generic[E]):
         rec = Record(module, timestamp, event, data)
         self.records.setdefault(module, []).append(rec)
         return rec
+
+    def extend(self, module: str, recs: list[Record]) -> None:
+        """Add records a module built itself (its hot loop appends to a local list)."""
+        if recs:
+            self.records.setdefault(module, []).extend(recs)
 
     def add(self, rec: Record | None, finding: Finding) -> None:
         """Append a finding (made elsewhere, e.g. by the scan engine) tied to ``rec``."""

@@ -4,7 +4,9 @@ resource log. URLs and domains are matched; nothing is ever resolved over the ne
 
 from __future__ import annotations
 
-from spywall.device.base import FnModule, iso_apple, iso_datetime, iso_unix
+from typing import Any
+
+from spywall.device.base import FnModule, Record, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import columns, require
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -48,16 +50,31 @@ def _history(ctx: Ctx, entry: Entry, path: str) -> Result:
         rows = conn.execute(
             f"SELECT v.id, v.visit_time, i.url, {redirect} FROM history_visits v "  # noqa: S608
             "JOIN history_items i ON i.id = v.history_item LIMIT ?", (MAX_ROWS,)).fetchall()
-    visits = {vid: (t, url) for vid, t, url, _ in rows}
-    for vid, t, url, dest in rows:
-        if not isinstance(url, str):
+    redirects = any(r[3] is not None for r in rows)
+    visits = {vid: (t, url) for vid, t, url, _ in rows} if redirects else {}
+    recs: list[Record] = []
+    try:
+        _visits(ctx, rows, visits, path, recs)
+    finally:  # what was read stays in the timeline even if a later row breaks the module
+        ctx.extend("safari_history", recs)
+    return ok(len(rows))
+
+
+def _visits(ctx: Ctx, rows: list[Any], visits: dict[Any, tuple[Any, Any]], path: str,
+            recs: list[Record]) -> None:
+    timeline = ctx.timeline
+    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
+    for (vid, t, url, dest), hit in zip(rows, hits, strict=True):
+        if url.__class__ is not str:
             continue
         target = visits.get(dest) if dest is not None else None
-        if not (ctx.timeline or target or ctx.any_hit("url", (url,))):
+        if not (timeline or target or hit):
             continue
-        rec = ctx.record("safari_history", iso_apple(t), "safari_visit",
-                         {"visit_id": vid, "url": url[:2048]})
-        check_links(ctx, [url], rec, path, "Safari history URL")
+        rec = Record("safari_history", iso_apple(t), "safari_visit",
+                     {"visit_id": vid, "url": url[:2048]})
+        recs.append(rec)
+        if hit:
+            check_links(ctx, [url], rec, path, "Safari history URL")
         if target is None or not isinstance(target[1], str):
             continue
         src_host, dst_host = host_of(url), host_of(target[1])
@@ -70,7 +87,6 @@ def _history(ctx: Ctx, entry: Entry, path: str) -> Result:
                 "exploit links often bounce through a redirector; check both domains",
                 rec=rec, path=path, severity=Severity.LOW,
                 detail={"from": url[:2048], "to": target[1][:2048]})
-    return ok(len(rows))
 
 
 def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:

@@ -8,8 +8,10 @@ engine for exploit payloads (findings carry the chat and sender in ``detail``).
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterable
+from typing import Any
 
-from spywall.device.base import FnModule, iso_apple
+from spywall.device.base import FnModule, Record, iso_apple
 from spywall.device.sqlite import columns, require, tables
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -36,31 +38,52 @@ _SMS_PREFIXES = ("~/", "/var/mobile/", "/private/var/mobile/")
 
 
 def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
-    n = 0
+    recs: list[Record] = []
     with database(ctx, entry) as conn:
         have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
         require(conn, "handle", ("ROWID", "id"))
         body = "m.attributedBody" if "attributedBody" in have else "NULL"
+        # Only rows that can hold a link reach Python: links() needs "://" or "www." in
+        # the text (LIKE is case-insensitive, as links() is), and a binary body is always
+        # searched. Most messages hold no link; this is the same set of links, found
+        # without a Python call per message.
+        may_link = "m.text LIKE '%://%' OR m.text LIKE '%www.%'" + (
+            " OR m.attributedBody IS NOT NULL" if body != "NULL" else "")
+        n = min(conn.execute("SELECT count(*) FROM message").fetchone()[0], MAX_ROWS)
         rows = conn.execute(
             f"SELECT m.ROWID, m.date, m.text, {body}, h.id FROM message m "  # noqa: S608
-            "LEFT JOIN handle h ON h.ROWID = m.handle_id LIMIT ?", (MAX_ROWS,))
-        for rowid, date, text, attributed, handle in rows:
-            n += 1
-            found = links(text if isinstance(text, str) else None)
-            if not found and isinstance(attributed, bytes):
-                found = links_in_bytes(attributed)
-            sender = handle if isinstance(handle, str) else ""
-            if not found or not (ctx.timeline or ctx.any_hit("url", found)):
-                continue
-            rec = ctx.record("sms", iso_apple(date), "sms_received" if sender else "sms",
-                             {"rowid": rowid, "handle": sender, "links": " ".join(found),
-                              "text": (text or "")[:500] if isinstance(text, str) else ""})
-            check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
-        for rowid, handle in conn.execute("SELECT ROWID, id FROM handle LIMIT ?", (MAX_ROWS,)):
+            f"LEFT JOIN handle h ON h.ROWID = m.handle_id WHERE {may_link} LIMIT ?",
+            (MAX_ROWS,))
+        try:
+            _messages(ctx, rows, path, recs)
+        finally:  # what was read stays in the timeline even if a later row breaks
+            ctx.extend("sms", recs)
+        for rowid, handle in conn.execute("SELECT ROWID, id FROM handle WHERE id LIKE '%@%' "
+                                          "LIMIT ?", (MAX_ROWS,)):
             if isinstance(handle, str) and "@" in handle:
                 rec = ctx.record("sms", None, "handle", {"handle_rowid": rowid, "handle": handle})
                 ctx.check("email", handle, rec=rec, path=path, what="iMessage sender address")
     return ok(n)
+
+
+def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> None:
+    timeline, url_hits = ctx.timeline, ctx.lookup.url
+    for rowid, date, text, attributed, handle in rows:
+        found = links(text) if text.__class__ is str else []
+        if not found and attributed.__class__ is bytes:
+            found = links_in_bytes(attributed)
+        if not found:
+            continue
+        hit = any(url_hits(u) for u in found)
+        if not (timeline or hit):
+            continue
+        sender = handle if handle.__class__ is str else ""
+        rec = Record("sms", iso_apple(date), "sms_received" if sender else "sms",
+                     {"rowid": rowid, "handle": sender, "links": " ".join(found),
+                      "text": text[:500] if text.__class__ is str else ""})
+        recs.append(rec)
+        if hit:
+            check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
 
 
 def sms_attachment_entry(b: Evidence, filename: str) -> Entry | None:
