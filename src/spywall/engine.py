@@ -15,9 +15,10 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import cast
+
+import msgspec
 
 from spywall import registry
 from spywall.detectors.base import Detector
@@ -30,11 +31,10 @@ from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
 STDIN = "-"
 
 
-@dataclass
-class _Registry:
+class _Registry(msgspec.Struct):
     formats: Sequence[FormatSpec]
     by_name: dict[str, FormatSpec]
-    detectors: dict[str, list[Detector]] = field(default_factory=dict)
+    detectors: dict[str, list[Detector]] = msgspec.field(default_factory=dict)
 
     @classmethod
     def default(cls) -> _Registry:

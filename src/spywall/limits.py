@@ -8,13 +8,17 @@ input, not per piece.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import LimitExceeded
 
 MiB = 1024 * 1024
 
 
+# A dataclass, not a msgspec Struct like ``Budget``: the CLI reads the defaults off the
+# class (``Limits.seconds``), and a Struct's class attributes are its slot descriptors.
 @dataclass(frozen=True)
 class Limits:
     """Static caps. Defaults suit attachments; every cap can be raised from the CLI."""
@@ -31,12 +35,11 @@ class Limits:
     map_inputs: bool = True
 
 
-@dataclass
-class Budget:
+class Budget(msgspec.Struct):
     """Mutable account of what one top-level input has used."""
 
-    limits: Limits = field(default_factory=Limits)
-    started: float = field(default_factory=time.monotonic)
+    limits: Limits = msgspec.field(default_factory=Limits)
+    started: float = msgspec.field(default_factory=time.monotonic)
     decompressed: int = 0
     elements: int = 0
 

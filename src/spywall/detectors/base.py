@@ -9,7 +9,8 @@ function's) states the exact condition that makes a hit.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.formats.base import Parsed
 from spywall.report import FindingKind, Severity
@@ -17,8 +18,7 @@ from spywall.report import FindingKind, Severity
 Detail = Mapping[str, str | int | float | bool | None]
 
 
-@dataclass(frozen=True)
-class DetectorInfo:
+class DetectorInfo(msgspec.Struct, frozen=True):
     id: str
     title: str
     formats: tuple[str, ...]
@@ -29,17 +29,15 @@ class DetectorInfo:
     description: str = ""
 
 
-@dataclass(frozen=True)
-class Hit:
+class Hit(msgspec.Struct, frozen=True):
     """One match of a detector's condition at one place in the object."""
 
     message: str
     offset: int | None = None
-    detail: Detail = field(default_factory=dict)
+    detail: Detail = msgspec.field(default_factory=dict)
     severity: Severity | None = None
 
 
-@dataclass(frozen=True)
-class Detector:
+class Detector(msgspec.Struct, frozen=True):
     info: DetectorInfo
     detect: Callable[[Parsed], Iterable[Hit]]

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 
@@ -22,8 +22,7 @@ ARCHIVE_MAGICS: tuple[tuple[bytes, str], ...] = (
 SEARCH_WINDOW = 4096
 
 
-@dataclass(frozen=True)
-class AppendedData:
+class AppendedData(msgspec.Struct, frozen=True):
     host_format: str
     offset: int
     length: int

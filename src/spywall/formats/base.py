@@ -10,7 +10,8 @@ data appended after it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.limits import Budget
 
@@ -18,8 +19,7 @@ from spywall.limits import Budget
 SNIFF_BYTES = 1024
 
 
-@dataclass(frozen=True)
-class Child:
+class Child(msgspec.Struct, frozen=True):
     """An object inside a container, scanned by the engine in memory.
 
     ``name`` is the member name as the container spells it (never used as a file system
@@ -35,8 +35,7 @@ class Child:
     error: str | None = None
 
 
-@dataclass
-class ParseContext:
+class ParseContext(msgspec.Struct):
     """What a parser may use: the budget for this input and its nesting depth."""
 
     budget: Budget
@@ -44,8 +43,7 @@ class ParseContext:
     path: str = ""
 
 
-@dataclass
-class Parsed:
+class Parsed(msgspec.Struct):
     """Result of parsing one object.
 
     ``structure`` is the format's own typed structure, read by its detectors.
@@ -59,11 +57,10 @@ class Parsed:
     structure: object = None
     logical_end: int | None = None
     children: Iterable[Child] = ()
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class FormatSpec:
+class FormatSpec(msgspec.Struct, frozen=True):
     """A registered format: a name, a content sniffer and a parser."""
 
     name: str

@@ -10,7 +10,7 @@ block ends the GIF there, as decoders do, so what follows is looked at as append
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
@@ -20,8 +20,7 @@ EXTENSION, IMAGE, TRAILER = 0x21, 0x2C, 0x3B
 MAX_BLOCKS = 200_000
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(msgspec.Struct, frozen=True):
     """One image descriptor. ``lzw_min_code_size`` is ``None`` if the data was cut short."""
 
     index: int
@@ -40,8 +39,7 @@ class Frame:
         return self.width * self.height
 
 
-@dataclass(frozen=True)
-class GifFile:
+class GifFile(msgspec.Struct, frozen=True):
     version: str
     width: int
     height: int
@@ -90,10 +88,10 @@ class _Walk:
                       _colours(packed), None, 0)
         self.frames.append(frame)  # kept even if the data is cut short below
         r.skip(3 * frame.local_colours)
-        self.frames[-1] = frame = replace(frame, lzw_min_code_size=r.u8())
+        self.frames[-1] = frame = msgspec.structs.replace(frame, lzw_min_code_size=r.u8())
         pos, total, blocks = _sub_blocks(self.data, r.pos)
         self.ctx.budget.charge_elements(blocks // 256)
-        self.frames[-1] = replace(frame, data_bytes=total)
+        self.frames[-1] = msgspec.structs.replace(frame, data_bytes=total)
         r.seek(pos)
 
     def extension(self, r: Reader) -> None:

@@ -16,7 +16,8 @@ The format is ``avif`` when a brand says so, ``heif`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
@@ -32,16 +33,14 @@ ALPHA_TYPES = frozenset({"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha",
                          "urn:mpeg:hevc:2015:auxid:1"})
 
 
-@dataclass(frozen=True)
-class Box:
+class Box(msgspec.Struct, frozen=True):
     type: str
     offset: int
     start: int  # payload start
     end: int
 
 
-@dataclass(frozen=True)
-class Property:
+class Property(msgspec.Struct, frozen=True):
     """One ``ipco`` property: its type and the fields spywall reads (others empty)."""
 
     index: int  # 1-based, as ipma refers to it
@@ -53,8 +52,7 @@ class Property:
     aux_type: str = ""
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(msgspec.Struct, frozen=True):
     item_id: int
     method: int
     base_offset: int
@@ -67,15 +65,13 @@ class Location:
         return sum(length for _, length in self.extents)
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True):
     type: str
     from_id: int
     to_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class HeifFile:
+class HeifFile(msgspec.Struct, frozen=True):
     major_brand: str
     brands: tuple[str, ...]
     items: Mapping[int, str]  # item id -> item type
@@ -84,7 +80,7 @@ class HeifFile:
     associations: Mapping[int, tuple[int, ...]]
     references: tuple[Reference, ...]
     primary: int | None = None
-    boxes: tuple[Box, ...] = field(default=(), repr=False)
+    boxes: tuple[Box, ...] = ()
 
     def props(self, item_id: int) -> Iterator[Property]:
         for index in self.associations.get(item_id, ()):

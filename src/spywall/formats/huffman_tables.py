@@ -20,9 +20,10 @@ sub-images that must be decoded to reach what follows them in the bit stream), r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from spywall.errors import TruncatedError
 from spywall.lazy import lazy_module
@@ -37,8 +38,7 @@ ROOT_BITS = 8
 LENGTHS_ROOT_BITS = 7
 
 
-@dataclass(frozen=True, slots=True)
-class TableSim:
+class TableSim(msgspec.Struct, frozen=True):
     """Entries a build writes (root plus second level) and whether libwebp keeps the tree."""
 
     size: int
@@ -133,8 +133,7 @@ def _reverse(code: int, length: int) -> int:
     return (_REV8[code & 0xFF] << 8 | _REV8[code >> 8 & 0xFF]) >> (16 - length)
 
 
-@dataclass(frozen=True, slots=True)
-class Decoder:
+class Decoder(msgspec.Struct, frozen=True):
     """Lookup table indexed by the next ``bits`` bits (LSB first): ``symbol << 4 | length``.
 
     A code with a single symbol reads no bits (``bits == 0``), as in libwebp.

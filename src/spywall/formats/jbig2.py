@@ -43,7 +43,8 @@ import sys
 from array import array
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
@@ -67,8 +68,7 @@ _STRIPE_END = {False: re.compile(rb"\xff\xac"), True: re.compile(rb"\x00\x00")}
 _REF_CODES = {1: "B", 2: "H", 4: "I"}
 
 
-@dataclass(frozen=True)
-class SymbolDictionary:
+class SymbolDictionary(msgspec.Struct, frozen=True):
     number: int
     offset: int
     exported: int
@@ -76,8 +76,7 @@ class SymbolDictionary:
     flags: int
 
 
-@dataclass(frozen=True)
-class SymbolUse:
+class SymbolUse(msgspec.Struct, frozen=True):
     """A segment that takes symbols from the dictionaries it refers to."""
 
     number: int
@@ -88,8 +87,7 @@ class SymbolUse:
     exported_sum: int
 
 
-@dataclass(frozen=True)
-class Jbig2Stream:
+class Jbig2Stream(msgspec.Struct, frozen=True):
     embedded: bool
     sequential: bool
     pages: int | None
@@ -104,8 +102,7 @@ class Jbig2Stream:
         return sum(self.type_counts.get(t, 0) for t in REFINEMENT_REGIONS)
 
 
-@dataclass(slots=True)
-class _Header:
+class _Header(msgspec.Struct):
     number: int
     type: int
     offset: int

@@ -9,7 +9,7 @@ entropy-coded data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from spywall.errors import FormatError
 from spywall.formats.reader import Reader
@@ -23,8 +23,7 @@ STANDALONE = frozenset(range(0xD0, 0xD8)) | {0x01}
 MAX_SEGMENTS = 4096  # APPn/COM padding before the frame header must not hide it
 
 
-@dataclass(frozen=True)
-class Sof:
+class Sof(msgspec.Struct, frozen=True):
     """A frame header: its marker (0xC3 for lossless), offset of the marker and fields."""
 
     marker: int

@@ -54,9 +54,10 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, BinaryIO, cast
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, UnsupportedError
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
@@ -100,8 +101,7 @@ class EncryptedPdf(UnsupportedError):
     """A PDF that needs a password: reported, not examined."""
 
 
-@dataclass(frozen=True)
-class PdfStream:
+class PdfStream(msgspec.Struct, frozen=True):
     number: int
     generation: int
     role: str
@@ -109,8 +109,7 @@ class PdfStream:
     shadow_offset: int | None = None
 
 
-@dataclass(frozen=True)
-class PdfDocument:
+class PdfDocument(msgspec.Struct, frozen=True):
     version: str
     header_offset: int
     objects: int

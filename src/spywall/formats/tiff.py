@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError
 from spywall.formats import ljpeg
@@ -55,8 +56,7 @@ _TYPES: dict[int, tuple[int, str]] = {
 _SEGMENT_TAGS = ((STRIP_OFFSETS, STRIP_BYTE_COUNTS), (TILE_OFFSETS, TILE_BYTE_COUNTS))
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One IFD entry. ``offset`` is where its value lies (inline: inside the entry)."""
 
     tag: int
@@ -68,8 +68,7 @@ class Entry:
     head: bytes = b""
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(msgspec.Struct, frozen=True):
     """One strip or tile: where it lies, and the JPEG frame header if one was read."""
 
     index: int
@@ -78,8 +77,7 @@ class Segment:
     sof: ljpeg.Sof | None = None
 
 
-@dataclass(frozen=True)
-class Ifd:
+class Ifd(msgspec.Struct, frozen=True):
     label: str
     offset: int
     entries: Mapping[int, Entry]
@@ -95,16 +93,14 @@ class Ifd:
         return vals[0] if vals else default
 
 
-@dataclass(frozen=True)
-class TiffFile:
+class TiffFile(msgspec.Struct, frozen=True):
     little_endian: bool
     bigtiff: bool
     dng: bool
     ifds: tuple[Ifd, ...]
 
 
-@dataclass(frozen=True)
-class _Layout:
+class _Layout(msgspec.Struct, frozen=True):
     """Classic TIFF: u16 entry count, 12-byte entries, u32 counts and offsets.
     BigTIFF: u64 entry count, 20-byte entries, u64 counts and offsets."""
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from functools import cache, partial
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import tt_bytecode
@@ -120,15 +121,13 @@ def _holds_adjust(data: bytes, offset: int, start: _Ints, end: _Ints) -> _Bools:
     return keep
 
 
-@dataclass(frozen=True)
-class Table:
+class Table(msgspec.Struct, frozen=True):
     tag: str
     offset: int
     length: int
 
 
-@dataclass(frozen=True)
-class Program:
+class Program(msgspec.Struct, frozen=True):
     """One bytecode program in which ADJUST decodes as an instruction.
 
     ``where`` is ``fpgm``, ``prep`` or ``glyph``; ``glyph`` the glyph id for glyph programs.
@@ -144,8 +143,7 @@ class Program:
     total: int
 
 
-@dataclass(frozen=True)
-class Font:
+class Font(msgspec.Struct, frozen=True):
     index: int | None
     offset: int
     flavor: str
@@ -158,8 +156,7 @@ class Font:
     adjust_total: int = 0
 
 
-@dataclass(frozen=True)
-class Collection:
+class Collection(msgspec.Struct, frozen=True):
     version: int
     fonts: tuple[Font, ...]
 
@@ -196,8 +193,7 @@ class _Warnings:
         return self.items
 
 
-@dataclass
-class _Found:
+class _Found(msgspec.Struct):
     programs: int = 0
     decoded: int = 0
     total: int = 0

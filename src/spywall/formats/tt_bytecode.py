@@ -33,8 +33,9 @@ linear decoder does not follow them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
+
+import msgspec
 
 NPUSHB = 0x40
 NPUSHW = 0x41
@@ -50,8 +51,7 @@ CHUNK = 1 << 16  # bytes walked per step (more than MAX_PUSH); every glyph progr
 ADJUST_OPCODES: frozenset[int] = frozenset({0x8F, 0x90})
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True):
     """What a linear decode of one program found.
 
     ``hits`` are (offset, opcode) of watched opcodes decoded as instructions, offsets
@@ -87,8 +87,7 @@ def _pushes() -> bytes:
     return b"|".join(alts)
 
 
-@dataclass(frozen=True)
-class _Patterns:
+class _Patterns(msgspec.Struct, frozen=True):
     watched: frozenset[int]
     watched_bytes: tuple[bytes, ...]
     # A run of instructions other than watched ones (possessive), then group 1: the watched

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats import huffman_tables as ht
@@ -67,8 +68,7 @@ def budget(code: int, cache_bits: int) -> int:
     return BUDGETS[code] + (CACHE_EXTRA[cache_bits] if code == 0 else 0)
 
 
-@dataclass(frozen=True, slots=True)
-class CodeBuild:
+class CodeBuild(msgspec.Struct, frozen=True):
     code: str
     size: int
     budget: int
@@ -76,8 +76,7 @@ class CodeBuild:
     problem: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class GroupBuild:
+class GroupBuild(msgspec.Struct, frozen=True):
     """The table builds of one group of five prefix codes (fewer if reading stopped)."""
 
     index: int
@@ -95,8 +94,7 @@ class GroupBuild:
         return tuple(c for c in self.codes if c.size > c.budget)
 
 
-@dataclass(frozen=True, slots=True)
-class ImageCodes:
+class ImageCodes(msgspec.Struct, frozen=True):
     """Prefix codes of one image in the stream: the main image or a sub-image.
 
     ``notable`` keeps the groups (at most ``MAX_NOTABLE``) whose build exceeds a code's
@@ -116,8 +114,7 @@ class ImageCodes:
     past_allocation: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Bitstream:
+class Bitstream(msgspec.Struct, frozen=True):
     offset: int
     source: str
     frame: int | None

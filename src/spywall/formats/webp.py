@@ -12,7 +12,8 @@ examined. ``logical_end`` is 8 + the RIFF size (padded to even), capped at the d
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.errors import FormatError
 from spywall.formats import vp8l
@@ -23,16 +24,14 @@ MAX_CHUNKS = 100_000
 ANMF_HEADER = 16
 
 
-@dataclass(frozen=True, slots=True)
-class Chunk:
+class Chunk(msgspec.Struct, frozen=True):
     fourcc: str
     offset: int
     size: int
     frame: int | None = None
 
 
-@dataclass(frozen=True)
-class WebP:
+class WebP(msgspec.Struct, frozen=True):
     riff_size: int
     canvas: tuple[int, int] | None
     frames: int
@@ -40,16 +39,15 @@ class WebP:
     streams: tuple[vp8l.Bitstream, ...]
 
 
-@dataclass
-class _Walk:
+class _Walk(msgspec.Struct):
     data: bytes
     ctx: ParseContext
     canvas: tuple[int, int] | None = None
     frames: int = 0
     pixels_left: int = vp8l.MAX_DECODED_PIXELS
-    chunks: list[Chunk] = field(default_factory=list)
-    streams: list[vp8l.Bitstream] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    chunks: list[Chunk] = msgspec.field(default_factory=list)
+    streams: list[vp8l.Bitstream] = msgspec.field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
 
     def walk(self, start: int, end: int, frame: int | None, size: tuple[int, int] | None
              ) -> None:

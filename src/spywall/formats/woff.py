@@ -24,7 +24,8 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import woff2
@@ -40,8 +41,7 @@ SFNT_HEADER = struct.Struct(">IHHHH")
 SFNT_RECORD = struct.Struct(">4sIII")
 
 
-@dataclass(frozen=True)
-class WoffTable:
+class WoffTable(msgspec.Struct, frozen=True):
     tag: str
     offset: int
     comp_length: int
@@ -53,8 +53,7 @@ class WoffTable:
         return self.comp_length < self.orig_length
 
 
-@dataclass(frozen=True)
-class WoffFont:
+class WoffFont(msgspec.Struct, frozen=True):
     flavor: bytes
     tables: tuple[WoffTable, ...]
     sfnt_size: int

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError, UnsupportedError
 from spywall.formats.base import Child, ParseContext, Parsed
@@ -51,8 +52,7 @@ SFNT_RECORD = struct.Struct(">4sIII")
 _TRIPLET_BYTES = bytes([1] * 84 + [2] * 36 + [3] * 4 + [4] * 4)
 
 
-@dataclass(frozen=True)
-class Woff2Table:
+class Woff2Table(msgspec.Struct, frozen=True):
     tag: bytes
     version: int
     orig_length: int
@@ -64,8 +64,7 @@ class Woff2Table:
         return self.orig_length if self.transform_length is None else self.transform_length
 
 
-@dataclass(frozen=True)
-class Woff2Font:
+class Woff2Font(msgspec.Struct, frozen=True):
     flavor: int
     tables: tuple[Woff2Table, ...]
     fonts: tuple[tuple[int, tuple[int, ...]], ...]  # (flavor, table indices) per font
@@ -182,8 +181,7 @@ def _brotli(raw: bytes, size: int, ctx: ParseContext) -> bytes:
     return b"".join(parts)
 
 
-@dataclass
-class _Glyf:
+class _Glyf(msgspec.Struct):
     """A rebuilt glyf/loca pair and what hmtx needs from it."""
 
     glyf: bytes

@@ -16,9 +16,9 @@ import io
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import orjson
 
 from spywall.errors import FormatError, InputError
@@ -135,13 +135,12 @@ def comparisons(pattern: str, slow: bool = True) -> list[Comparison]:
     return slow_comparisons(pattern)
 
 
-@dataclass
-class Loaded:
+class Loaded(msgspec.Struct):
     """What one indicator file gave."""
 
-    indicators: list[Indicator] = field(default_factory=list)
-    collections: list[str] = field(default_factory=list)
-    unsupported: list[str] = field(default_factory=list)
+    indicators: list[Indicator] = msgspec.field(default_factory=list)
+    collections: list[str] = msgspec.field(default_factory=list)
+    unsupported: list[str] = msgspec.field(default_factory=list)
 
 
 def _parse_json(data: bytes) -> object:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import yaml
 
 from spywall.errors import InputError, SpywallError
@@ -29,18 +29,16 @@ _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _PART = re.compile(r"[A-Za-z0-9._-]+")
 
 
-@dataclass(frozen=True)
-class SetEntry:
+class SetEntry(msgspec.Struct, frozen=True):
     name: str
     url: str
     filename: str
 
 
-@dataclass
-class UpdateResult:
+class UpdateResult(msgspec.Struct):
     dest: Path
-    downloaded: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
+    downloaded: list[Path] = msgspec.field(default_factory=list)
+    failed: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 def default_dest() -> Path:

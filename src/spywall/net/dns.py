@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.errors import FormatError, TruncatedError
 
@@ -26,12 +27,11 @@ _HDR = struct.Struct("!HHHHHH").unpack_from
 _RR = struct.Struct("!HHIH").unpack_from
 
 
-@dataclass
-class DnsMessage:
+class DnsMessage(msgspec.Struct):
     response: bool
-    questions: list[str] = field(default_factory=list)
-    names: list[str] = field(default_factory=list)       # owner names and names in RDATA
-    addresses: list[str] = field(default_factory=list)   # A / AAAA data
+    questions: list[str] = msgspec.field(default_factory=list)
+    names: list[str] = msgspec.field(default_factory=list)       # owner names and names in RDATA
+    addresses: list[str] = msgspec.field(default_factory=list)   # A / AAAA data
 
 
 def read_name(msg: bytes, pos: int) -> tuple[str, int]:

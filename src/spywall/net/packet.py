@@ -6,14 +6,14 @@ stream (after reassembly). It is the only per-packet object the decode hot path 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+
+import msgspec
 
 from spywall.report import Location
 
 
-@dataclass(slots=True)
-class Datagram:
+class Datagram(msgspec.Struct):
     """One transport payload with where and when it was seen.
 
     ``frame`` is the 1-based frame number as Wireshark counts it; for a reassembled IPv4

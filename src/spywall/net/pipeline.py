@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
+
+import msgspec
 
 from spywall.errors import SpywallError
 from spywall.iocs import Indicator, IocIndex
@@ -58,18 +59,16 @@ def voip_analyzer() -> AnalyzerFactory | None:
     return factory
 
 
-@dataclass
-class CaptureResult:
+class CaptureResult(msgspec.Struct):
     format: str | None = None
     frames: int = 0
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[ErrorEntry] = field(default_factory=list)
-    calls: list[CallSummary] = field(default_factory=list)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    errors: list[ErrorEntry] = msgspec.field(default_factory=list)
+    calls: list[CallSummary] = msgspec.field(default_factory=list)
     suppressed_errors: int = 0
 
 
-@dataclass(slots=True)
-class _Listed:
+class _Listed(msgspec.Struct):
     """The first finding for one indicator and rule, and how many values matched it."""
 
     first: Finding

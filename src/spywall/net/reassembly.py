@@ -9,7 +9,8 @@ protects is dropped and the caller is told (an error entry), and the capture goe
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+
+import msgspec
 
 MAX_FRAGMENTS = 64            # fragments of one datagram
 MAX_IN_FLIGHT = 1024          # datagrams being reassembled at once
@@ -25,10 +26,9 @@ MAX_SEGMENTS_PENDING = 512
 Problem = Callable[[str, str, str], None]   # (code or rule, message, kind: error|finding)
 
 
-@dataclass(slots=True)
-class _Frags:
+class _Frags(msgspec.Struct):
     first_ts: float
-    parts: list[tuple[int, bytes]] = field(default_factory=list)
+    parts: list[tuple[int, bytes]] = msgspec.field(default_factory=list)
     total: int | None = None
     held: int = 0
     overlap: bool = False
@@ -122,10 +122,9 @@ class Fragments:
         return bytes(out)
 
 
-@dataclass(slots=True)
-class _Stream:
+class _Stream(msgspec.Struct):
     next_seq: int
-    pending: dict[int, bytes] = field(default_factory=dict)
+    pending: dict[int, bytes] = msgspec.field(default_factory=dict)
     held: int = 0
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 # Generator modules, registered explicitly (module path under spywall.samples).
 SAMPLE_MODULES: tuple[str, ...] = (
@@ -26,8 +27,7 @@ SAMPLE_MODULES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(msgspec.Struct, frozen=True):
     name: str
     data: bytes
     expected: frozenset[str]

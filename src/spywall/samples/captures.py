@@ -14,8 +14,9 @@ import json
 import socket
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from spywall.samples.pcapwriter import PROTO_UDP, Capture, ipv4, udp
 from spywall.samples.voip import Dialog, Script, clean_call, zero_click_call
@@ -96,8 +97,7 @@ def client_hello(sni: str | None, *, records: int = 1) -> bytes:
 
 
 # ---- captures ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CaptureSample:
+class CaptureSample(msgspec.Struct, frozen=True):
     name: str
     capture: Capture
     expected: frozenset[str]

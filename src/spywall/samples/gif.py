@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.samples import Sample
 from spywall.samples.containers import zip_of
 
 
-@dataclass(frozen=True)
-class FrameSpec:
+class FrameSpec(msgspec.Struct, frozen=True):
     width: int
     height: int
     left: int = 0

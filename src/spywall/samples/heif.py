@@ -10,7 +10,8 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.samples import Sample
 from spywall.samples.containers import zip_of
@@ -50,19 +51,17 @@ def mskc(bits: int) -> bytes:
     return full("mskC", bytes((bits,)))
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(msgspec.Struct, frozen=True):
     id: int
     type: str
     props: Sequence[bytes] = ()
     data: bytes = b"\x00" * 8
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(msgspec.Struct, frozen=True):
     type: str
     src: int
-    to: Sequence[int] = field(default_factory=tuple)
+    to: Sequence[int] = msgspec.field(default_factory=tuple)
 
 
 def heif(items: Sequence[Item], refs: Sequence[Ref] = (), brand: str = "heic") -> bytes:

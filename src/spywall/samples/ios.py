@@ -22,9 +22,10 @@ import plistlib
 import sqlite3
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import msgspec
 
 from spywall.samples import containers
 
@@ -52,8 +53,7 @@ PLANTED: dict[str, str] = {
 }
 
 
-@dataclass
-class BackupSpec:
+class BackupSpec(msgspec.Struct):
     planted: bool = True
     messages: int = 20
     history: int = 20
@@ -120,11 +120,10 @@ def sqlite_bytes(schema: str, fill: Callable[[sqlite3.Connection], object],
         return data, wal_bytes
 
 
-@dataclass
-class _Writer:
+class _Writer(msgspec.Struct):
     root: Path
     spec: BackupSpec
-    rows: list[tuple[str, str, str, int, bytes]] = field(default_factory=list)
+    rows: list[tuple[str, str, str, int, bytes]] = msgspec.field(default_factory=list)
     encrypt: Callable[[bytes], tuple[bytes, bytes]] | None = None
 
     def put(self, domain: str, rel: str, data: bytes, mtime: int = T0) -> None:
@@ -180,8 +179,7 @@ def _cbc(key: bytes, data: bytes) -> bytes:
     return AES.new(key, AES.MODE_CBC, iv=bytes(16)).encrypt(_pad(data))
 
 
-@dataclass
-class Keys:
+class Keys(msgspec.Struct):
     class_keys: dict[int, bytes]
     keybag: bytes
     manifest_key: bytes

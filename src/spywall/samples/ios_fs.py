@@ -18,7 +18,6 @@ import os
 import plistlib
 import sqlite3
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from spywall.ios.fsdump import CONTAINER_META, CONTAINER_ROOTS, DOMAIN_ROOTS, SYSTEM_VERSION
@@ -41,7 +40,6 @@ _NETUSAGE_SCHEMA = (
     "ZWWANIN REAL, ZWWANOUT REAL);")
 
 
-@dataclass
 class DumpSpec(BackupSpec):
     prefix: str = "root"  # a leading folder above private/ ("" for none)
 

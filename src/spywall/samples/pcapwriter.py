@@ -13,8 +13,9 @@ import io
 import ipaddress
 import struct
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import BinaryIO
+
+import msgspec
 
 PCAP_MAGIC_US = 0xA1B2C3D4
 PCAP_MAGIC_NS = 0xA1B23C4D
@@ -242,13 +243,12 @@ class PcapngWriter:
 
 # --- an in-memory capture with per-direction TCP state ---
 
-@dataclass
-class Capture:
+class Capture(msgspec.Struct):
     """Packets kept in memory as (ts, link frame) and written as pcap or pcapng."""
 
     framing: str = "eth"
-    packets: list[tuple[float, bytes]] = field(default_factory=list)
-    _seq: dict[tuple[str, int, str, int], int] = field(default_factory=dict)
+    packets: list[tuple[float, bytes]] = msgspec.field(default_factory=list)
+    _seq: dict[tuple[str, int, str, int], int] = msgspec.field(default_factory=dict)
     _ident: int = 0x1000
 
     @property

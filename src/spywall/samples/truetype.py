@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.samples import Sample
 
@@ -33,14 +34,16 @@ PREP_ADJUST = b"\xb1\x01\x02\x90\x01"
 GLYPH_ADJUST = b"\x00\xb0\x01\x8f\x01"
 
 
-@dataclass(frozen=True)
-class Programs:
+class Programs(msgspec.Struct, frozen=True):
     """Bytecode for each place a TrueType font carries instructions."""
 
     fpgm: bytes = FPGM_OK
     prep: bytes = PREP_OK
     simple: bytes = GLYPH_OK
     composite: bytes = GLYPH_OK
+
+
+_PLAIN = Programs()  # the default of ``font``: no program holds ADJUST
 
 
 def _polygon(*points: tuple[int, int]) -> object:
@@ -81,7 +84,7 @@ def _composite(code: bytes) -> object:
     return glyph
 
 
-def font(progs: Programs = Programs(), long_loca: bool = False) -> bytes:
+def font(progs: Programs = _PLAIN, long_loca: bool = False) -> bytes:
     """A small TrueType font with the given programs; ``long_loca`` forces loca format 1."""
     for parity in (b"", b"\x00"):
         data = _build(progs, parity if long_loca else b"", long_loca)

@@ -16,7 +16,8 @@ import hmac
 import struct
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.samples.pcapwriter import Capture
 
@@ -39,8 +40,7 @@ def sdp(ip: str, port: int, *, secure: bool = False, mux: bool = False, session:
     return ("\r\n".join(lines) + "\r\n" + extra).encode()
 
 
-@dataclass(frozen=True)
-class Dialog:
+class Dialog(msgspec.Struct, frozen=True):
     """The fixed parts of one SIP dialog."""
 
     call_id: str
@@ -202,8 +202,7 @@ def channel_bind(channel: int = 0x4001) -> bytes:
 
 
 # ---- crafted anomalies --------------------------------------------------------------
-@dataclass(frozen=True)
-class Crafted:
+class Crafted(msgspec.Struct, frozen=True):
     build: Callable[[], bytes]
     rule: str
     carrier: str   # rtcp, srtcp, rtp, stun, turn, sip
@@ -270,8 +269,7 @@ CRAFTED: dict[str, Crafted] = {
 
 
 # ---- whole calls, as packet scripts ----------------------------------------------------
-@dataclass(frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """One packet: a UDP datagram, or a TCP segment (``flags`` 0 = ACK|PSH with data)."""
 
     ts: float
@@ -284,11 +282,10 @@ class Event:
     flags: int = 0
 
 
-@dataclass
-class Script:
+class Script(msgspec.Struct):
     """Packets in capture order; frame n is ``events[n - 1]``."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[Event] = msgspec.field(default_factory=list)
 
     def udp(self, ts: float, a: tuple[str, int], b: tuple[str, int], payload: bytes) -> int:
         self.events.append(Event(ts, "udp", *a, *b, payload))

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from spywall.net.voip.sdp import Session
 from spywall.net.voip.sip import SipMessage
@@ -44,8 +45,7 @@ HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - SDP hold (RFC 3264
 OFFERED, RINGING, ANSWERED, ENDED, FAILED = "offered", "ringing", "answered", "ended", "failed"
 
 
-@dataclass(slots=True)
-class PreAnswer:
+class PreAnswer(msgspec.Struct):
     """Media one source sent to a callee before any answer: the first packet and a count."""
 
     d: Datagram
@@ -53,8 +53,7 @@ class PreAnswer:
     packets: int = 1
 
 
-@dataclass(slots=True, eq=False)
-class Call:
+class Call(msgspec.Struct, eq=False):
     call_id: str
     caller: str | None
     callee: str | None
@@ -64,20 +63,19 @@ class Call:
     last_frame: int = 0
     answered: bool = False
     early_media: bool = False
-    caller_ips: set[str] = field(default_factory=set)
-    callee_ips: set[str] = field(default_factory=set)
+    caller_ips: set[str] = msgspec.field(default_factory=set)
+    callee_ips: set[str] = msgspec.field(default_factory=set)
     packets: int = 0
     anomalies: int = 0
-    flows: list[Flow] = field(default_factory=list)
-    pre_answer: dict[str, PreAnswer] = field(default_factory=dict)
+    flows: list[Flow] = msgspec.field(default_factory=list)
+    pre_answer: dict[str, PreAnswer] = msgspec.field(default_factory=dict)
 
     @property
     def pending(self) -> bool:
         return self.state in (OFFERED, RINGING)
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True):
     """A media address learned from SDP."""
 
     call: Call

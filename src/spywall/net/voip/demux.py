@@ -9,8 +9,9 @@ is 192-223, RFC 5761). Unlearned flows only report once they are confirmed (see 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import msgspec
 
 from spywall.net.voip.rules import Anomaly
 
@@ -60,8 +61,7 @@ MAX_PENDING = 8
 """Anomalies an unconfirmed flow may hold back until it is confirmed."""
 
 
-@dataclass(slots=True, eq=False)
-class Flow:
+class Flow(msgspec.Struct, eq=False):
     """One direction of a UDP 5-tuple and what has been seen on it.
 
     ``secure``: True when SDP or DTLS says SRTP, False when SDP says plain RTP, None if
@@ -85,7 +85,7 @@ class Flow:
     seen: int = 0
     ssrc: bytes = b""
     seq: int = -2
-    pending: list[tuple[Anomaly, Datagram, str]] = field(default_factory=list)
+    pending: list[tuple[Anomaly, Datagram, str]] = msgspec.field(default_factory=list)
 
     def protocol(self) -> str:
         """Names of the kinds seen, e.g. ``rtp+rtcp`` (``srtp`` for secure RTP)."""

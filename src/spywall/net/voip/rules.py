@@ -7,7 +7,7 @@ metadata. The ``description`` of each row is the exact condition that makes it f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import msgspec
 
 from spywall.report import FindingKind, Scalar, Severity
 
@@ -25,8 +25,7 @@ R_WA = "https://www.whatsapp.com/security/advisories"
 R_NVD = "https://nvd.nist.gov/vuln/detail/CVE-2019-3568"
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(msgspec.Struct, frozen=True):
     id: str
     title: str
     description: str
@@ -36,13 +35,12 @@ class Rule:
     references: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Anomaly:
+class Anomaly(msgspec.Struct, frozen=True):
     """One broken rule found by a decoder: the rule id, a message and the numbers."""
 
     rule: str
     message: str
-    detail: dict[str, Scalar] = field(default_factory=dict)
+    detail: dict[str, Scalar] = msgspec.field(default_factory=dict)
 
 
 _ROWS: tuple[Rule, ...] = (

@@ -8,7 +8,8 @@ the rules the body breaks as ``Anomaly`` values.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.net.voip.rules import Anomaly
 
@@ -25,8 +26,7 @@ _IP4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 MALFORMED = "voip-sdp-malformed"
 
 
-@dataclass(frozen=True, slots=True)
-class Media:
+class Media(msgspec.Struct, frozen=True):
     media: str
     port: int
     proto: str
@@ -37,16 +37,14 @@ class Media:
     secure: bool
 
 
-@dataclass(slots=True)
-class Session:
+class Session(msgspec.Struct):
     conn: str | None = None
     origin: str | None = None
-    media: list[Media] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)   # every c= address (session and media)
+    media: list[Media] = msgspec.field(default_factory=list)
+    hosts: list[str] = msgspec.field(default_factory=list)   # every c= address (session and media)
 
 
-@dataclass(slots=True)
-class _Section:
+class _Section(msgspec.Struct):
     media: str
     port: int
     proto: str

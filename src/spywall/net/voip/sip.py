@@ -8,7 +8,8 @@ stream; the rules it breaks (sizes, Content-Length) come back as ``Anomaly`` val
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError
 from spywall.net.voip.rules import Anomaly
@@ -41,8 +42,7 @@ def looks_like_sip(p: bytes) -> bool:
     return p.startswith(PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
-class SipMessage:
+class SipMessage(msgspec.Struct, frozen=True):
     method: str | None          # requests
     uri: str | None             # Request-URI
     status: int | None          # responses

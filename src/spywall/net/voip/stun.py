@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError
 from spywall.net.voip.rules import Anomaly
@@ -32,8 +33,7 @@ _HDR = struct.Struct(">HHI12s")
 _ATTR = struct.Struct(">HH")
 
 
-@dataclass(frozen=True, slots=True)
-class StunMessage:
+class StunMessage(msgspec.Struct, frozen=True):
     msg_type: int
     length: int
     transaction: bytes
