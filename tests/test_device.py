@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from spywall.commands.common import finish, new_report
 from spywall.device import CheckContext, FnModule, SchemaUnknown, iso_apple, iso_unix, run_modules
 from spywall.device.base import load_plist
-from spywall.device.output import csv_text, write_mvt_outputs
+from spywall.device.output import csv_text, parts_of, write_mvt_outputs
 from spywall.device.sqlite import columns, open_evidence, require
 from spywall.errors import FormatError
 from spywall.iocs import Indicator, IocIndex
@@ -148,7 +148,8 @@ def test_mvt_outputs(tmp_path: Path) -> None:
     report.modules = run_modules([FnModule("good", "d", _good)], ctx)
     report.subjects = [ctx.subject]
     finish(report)
-    files = write_mvt_outputs(report, ctx.records, tmp_path / "out", {"dev/h.db": "00" * 32})
+    files = write_mvt_outputs(report, parts_of(ctx.records, ctx.detected), tmp_path / "out",
+                              {"dev/h.db": "00" * 32})
     names = {p.name for p in files}
     assert {"alerts.json", "timeline.csv", "good.json", "good_detected.json",
             "info.json", "report.json"} <= names

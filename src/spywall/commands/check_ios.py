@@ -10,6 +10,8 @@ import sys
 
 from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
+    add_jobs_argument,
+    jobs,
     load_index,
     module_progress,
     refuse_empty_result,
@@ -36,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
+    add_jobs_argument(p)
     p.add_argument("--no-attachments", action="store_true",
                    help="do not scan message attachments for exploit payloads (indicator "
                         "checks only, like MVT)")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> Report:
         with module_progress(args, total, label) as done:
             outcome = check_path(args.backup, index, index.sources, password,
                                  timeline=args.output is not None,
-                                 scan_attachments=not args.no_attachments, on_done=done)
+                                 scan_attachments=not args.no_attachments, on_done=done,
+                                 jobs=jobs(args), render=args.output is not None)
         refuse_empty_result(outcome.report, args.backup)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -50,8 +50,12 @@ def log(message: str) -> None:
 
 
 @contextmanager
-def progress(total: int | None, label: str, enabled: bool = True) -> Iterator[Progress | None]:
-    """A progress bar on standard error when it is a terminal and ``enabled``."""
+def progress(total: int | None, label: str, enabled: bool = True,
+             thread: bool = True) -> Iterator[Progress | None]:
+    """A progress bar on standard error when it is a terminal and ``enabled``.
+
+    ``thread=False``: no refresh thread; the bar is redrawn when it advances (a device
+    check forks worker processes only while no other thread runs)."""
     if not enabled or not sys.stderr.isatty():
         yield None
         return
@@ -65,7 +69,7 @@ def progress(total: int | None, label: str, enabled: bool = True) -> Iterator[Pr
 
     bar = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=stderr(), transient=True,
+        TimeElapsedColumn(), console=stderr(), transient=True, auto_refresh=thread,
     )
     with bar:
         bar.add_task(label, total=total)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,20 @@ from spywall.device.base import CheckContext
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.report import ErrorEntry, ModuleRun, Report
+
+
+def add_jobs_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--jobs", "-j", type=int, default=0, metavar="N",
+                   help="processes that run the check modules (default: 2 where the machine "
+                        "has two cores or more; 1: in this process, one after another)")
+
+
+def jobs(args: argparse.Namespace) -> int:
+    """``--jobs``, with 0 meaning two processes when there are two cores to run them."""
+    if args.jobs < 0:
+        raise InputError("--jobs must be 0 (automatic) or more")
+    return args.jobs or min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                            else os.cpu_count() or 1)
 
 
 def load_index(args: argparse.Namespace) -> IocIndex:
@@ -67,10 +82,11 @@ def module_progress(args: argparse.Namespace, total: int,
     """A callback for each finished module: a progress bar over the modules (standard
     error, on a terminal) and a log line for a module that failed or met an unknown
     schema."""
-    with progress(total, label, not args.quiet) as bar:
+    with progress(total, label, not args.quiet, thread=False) as bar:
         def done(m: ModuleRun) -> None:
             if bar is not None:
                 bar.advance(bar.task_ids[0])
+                bar.refresh()
             if not args.quiet and m.status not in ("ok", "skipped"):
                 log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
 
@@ -81,9 +97,10 @@ def write_outputs(args: argparse.Namespace, report: Report, ctx: CheckContext[An
     """Write the MVT-compatible result folder when ``--output`` was given."""
     if not args.output:
         return
-    from spywall.device.output import write_mvt_outputs
+    from spywall.device.output import parts_of, write_mvt_outputs
 
-    write_mvt_outputs(report, ctx.records, args.output, ctx.evidence.inputs)
+    parts = ctx.parts if ctx.parts is not None else parts_of(ctx.records, ctx.detected)
+    write_mvt_outputs(report, parts, args.output, ctx.evidence.inputs)
     if not args.quiet:
         log(f"results written to {args.output}")
 

@@ -17,7 +17,7 @@ import xml.parsers.expat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.iocs import Indicator, IocIndex
@@ -161,9 +161,21 @@ class CheckContext(Generic[E]):
     timeline: bool = True
     scan_attachments: bool = True
     lookup: Lookup = field(init=False)
+    # The rendered parts of the result folder, when the run rendered them (ModulePart).
+    parts: list[Any] | None = None
 
     def __post_init__(self) -> None:
         self.lookup = Lookup(self.index)
+
+    def view(self) -> CheckContext[E]:
+        """A context for one module run: the same evidence, index, limits, options and
+        look-up memo, with a subject, records and findings of its own (``parallel``
+        merges them in module order)."""
+        sub = CheckContext(self.evidence, self.index, Subject(path=self.subject.path, objects=0),
+                           self.limits, timeline=self.timeline,
+                           scan_attachments=self.scan_attachments)
+        sub.lookup = self.lookup
+        return sub
 
     def any_hit(self, kind: str, values: Iterable[str]) -> bool:
         """Whether any value matches (memoised). With ``timeline`` off, a module may skip
@@ -268,32 +280,53 @@ MODULE_ERRORS: tuple[type[BaseException], ...] = (
 _ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
 
 
+def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
+    """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
+    subject, so summaries count it), never the run's."""
+    try:
+        run = mod.run(ctx)
+    except SchemaUnknown as exc:
+        run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
+    except sqlite3.OperationalError as exc:
+        drift = str(exc).startswith(("no such table", "no such column"))
+        run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
+                        message=f"{type(exc).__name__}: {exc}"[:500])
+    except MODULE_ERRORS as exc:
+        run = ModuleRun(name=mod.name, status="error",
+                        message=f"{type(exc).__name__}: {exc}"[:500])
+    if run.records == 0 and mod.name in ctx.records:
+        run.records = len(ctx.records[mod.name])
+    if run.status in _ERROR_CODES:
+        ctx.subject.errors.append(ErrorEntry(
+            path=ctx.subject.path, code=_ERROR_CODES[run.status],
+            message=f"module {mod.name}: {run.message}"[:600]))
+    return run
+
+
 def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
-                on_done: Callable[[ModuleRun], None] | None = None) -> list[ModuleRun]:
-    """Run every module; one module's failure becomes its ``ModuleRun`` (and an error entry
-    of the subject, so summaries count it), never the run's."""
+                on_done: Callable[[ModuleRun], None] | None = None, *, jobs: int = 1,
+                render: bool = False) -> list[ModuleRun]:
+    """Run every module (``run_module``); the runs in module order.
+
+    ``jobs`` > 1 spreads the modules over forked worker processes where that is safe
+    (``spywall.device.parallel``); the report is the same. ``render``: also render the
+    records into the parts of an MVT result folder (``ctx.parts``), where each module ran.
+    """
+    mods = list(modules)
+    if jobs > 1:
+        from spywall.device import parallel
+
+        if parallel.can_fork(ctx.evidence, len(mods)):
+            return parallel.merge(ctx, parallel.run_forked(mods, ctx, jobs, render, on_done))
     runs: list[ModuleRun] = []
-    for mod in modules:
-        try:
-            run = mod.run(ctx)
-        except SchemaUnknown as exc:
-            run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
-        except sqlite3.OperationalError as exc:
-            drift = str(exc).startswith(("no such table", "no such column"))
-            run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
-                            message=f"{type(exc).__name__}: {exc}"[:500])
-        except MODULE_ERRORS as exc:
-            run = ModuleRun(name=mod.name, status="error",
-                            message=f"{type(exc).__name__}: {exc}"[:500])
-        if run.records == 0 and mod.name in ctx.records:
-            run.records = len(ctx.records[mod.name])
-        if run.status in _ERROR_CODES:
-            ctx.subject.errors.append(ErrorEntry(
-                path=ctx.subject.path, code=_ERROR_CODES[run.status],
-                message=f"module {mod.name}: {run.message}"[:600]))
-        runs.append(run)
+    for mod in mods:
+        runs.append(run_module(mod, ctx))
         if on_done is not None:
-            on_done(run)
+            on_done(runs[-1])
+    if render:
+        from spywall.device.output import parts_of
+
+        ctx.parts = parts_of(ctx.records, ctx.detected)
     return runs
 
 

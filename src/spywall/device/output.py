@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -66,13 +67,13 @@ def _event_dict(rec: Record) -> dict[str, Scalar]:
     return {"timestamp": rec.timestamp, "module": rec.module, "event": rec.event, **rec.data}
 
 
-def _alert(f: Finding, rec: Record | None) -> dict[str, object]:
+def _alert(f: Finding, event_of_record: dict[str, Scalar] | None) -> dict[str, object]:
     matched: dict[str, str] | None = None
     if f.indicator is not None:
         matched = {"value": f.indicator.value, "type": f.indicator.ioc_type,
                    "name": f.indicator.collection, "stix2_file_name": f.indicator.source,
                    "matched": f.indicator.matched}
-    event: dict[str, object] = dict(_event_dict(rec)) if rec else {}
+    event: dict[str, object] = dict(event_of_record) if event_of_record else {}
     event.update(f.detail)
     return {
         "level": _LEVELS[f.severity], "module": f.location.module or f.rule,
@@ -85,35 +86,41 @@ def _dump(path: Path, obj: object) -> None:
     """JSON, one list item per line: readable, and written by the C encoder (an ``indent``
     would switch ``json`` to its pure-Python encoder, several times slower)."""
     if isinstance(obj, list):
-        _write_lines(path, obj)
+        path.write_bytes(json_array(obj))
     else:
         text = json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n"
         path.write_text(text, encoding="utf-8")
 
 
 _CHUNK = 256
+_EMPTY = b"[]\n"
 
 
-def _write_lines(path: Path, items: list[object]) -> None:
+def json_array(items: Sequence[object]) -> bytes:
     """``[``, one item per line, ``]``. Items are encoded by orjson straight to bytes, a
     chunk at a time: holding every encoded item of a 20,000-record module at once made
     the allocator four times slower than encoding them (measured), and a chunk keeps the
-    join in C. Only when orjson refuses an item is the file rewritten through ``_enc``."""
+    join in C. Only when orjson refuses an item is the whole array encoded by ``_enc``."""
     if not items:
-        path.write_bytes(b"[]\n")
-        return
+        return _EMPTY
     dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
     try:
-        with path.open("wb") as fh:
-            fh.write(b"[\n")
-            for i in range(0, len(items), _CHUNK):
-                part = b",\n".join([dumps(item, default=str, option=opt)
-                                    for item in items[i:i + _CHUNK]])
-                fh.write(b",\n" + part if i else part)
-            fh.write(b"\n]\n")
+        chunks = [b",\n".join([dumps(item, default=str, option=opt)
+                               for item in items[i:i + _CHUNK]])
+                  for i in range(0, len(items), _CHUNK)]
     except orjson.JSONEncodeError:
         body = ",\n".join(map(_enc, items))
-        path.write_text(f"[\n{body}\n]\n", encoding="utf-8")
+        return f"[\n{body}\n]\n".encode()
+    return b"[\n" + b",\n".join(chunks) + b"\n]\n"
+
+
+def join_arrays(a: bytes, b: bytes) -> bytes:
+    """Two ``json_array`` texts as one (the items of ``a``, then those of ``b``)."""
+    if a == _EMPTY:
+        return b
+    if b == _EMPTY:
+        return a
+    return a[:-3] + b",\n" + b[2:]
 
 
 def _timeline(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
@@ -161,46 +168,98 @@ def _description(rec: Record) -> str:
         return _enc_sorted(rec.data)
 
 
-def write_mvt_outputs(report: Report, records: Mapping[str, Sequence[Record]],
-                      out_dir: str | Path,
+Row = tuple[str, str, str, str]
+Key = tuple[str, str, str]
+
+
+class ModulePart(NamedTuple):
+    """One timeline module's share of the result folder, rendered where the module ran: a
+    worker process of a parallel check sends this back, not its records.
+
+    ``records`` / ``detected`` are the texts of ``<module>.json`` / ``_detected.json``
+    (``json_array``); ``rows`` / ``detected_rows`` the timeline rows of its timed
+    records; ``events`` the event of each detected record by (module, time, event), which
+    an alert about it quotes."""
+
+    module: str
+    records: bytes
+    detected: bytes
+    rows: list[Row]
+    detected_rows: list[Row]
+    events: dict[Key, dict[str, Scalar]]
+
+
+def module_part(module: str, recs: Sequence[Record],
+                detected: Sequence[Record] = ()) -> ModulePart:
+    """Render one timeline module (``detected``: its records that carry a finding)."""
+    rows: list[Row] = [(r.timestamp, r.module, r.event, _description(r))
+                       for r in recs if r.timestamp]
+    unique = list({id(r): r for r in detected}.values())  # a record with two findings
+    # is listed once; by identity: equal records of two rows are two records
+    det_rows: list[Row] = [(r.timestamp, r.module, r.event, _description(r))
+                           for r in unique if r.timestamp]
+    events = {_key(r.module, r.timestamp, r.event): _event_dict(r) for r in unique}
+    return ModulePart(module, json_array([_event_dict(r) for r in recs]),
+                      json_array([_event_dict(r) for r in unique]) if unique else b"",
+                      rows, det_rows, events)
+
+
+def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
+    """Two parts of one module name (made by different modules, perhaps elsewhere)."""
+    det = (join_arrays(a.detected, b.detected) if a.detected and b.detected
+           else a.detected or b.detected)
+    return ModulePart(a.module, join_arrays(a.records, b.records), det,
+                      a.rows + b.rows, a.detected_rows + b.detected_rows,
+                      {**a.events, **b.events})
+
+
+def parts_of(records: Mapping[str, Sequence[Record]],
+             detected: Mapping[str, Sequence[Record]]) -> list[ModulePart]:
+    """Render every module of a check, in the order the modules first recorded."""
+    names = list(dict.fromkeys([*records, *detected]))
+    return [module_part(m, records.get(m, ()), detected.get(m, ())) for m in names]
+
+
+def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str | Path,
                       inputs: Mapping[str, str] | None = None) -> list[Path]:
-    """Write the results folder; return the files written. ``inputs``: path -> sha256."""
+    """Write the results folder from the modules' ``parts`` (in module order); return the
+    files written. ``inputs``: path -> sha256."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    by_key = {_key(r.module, r.timestamp, r.event): r for recs in records.values() for r in recs}
-    findings = report.all_findings()
-    pairs = [(f, by_key.get(_key(f.location.module, f.location.timestamp, f.location.record)))
-             for f in findings]
+    merged: dict[str, ModulePart] = {}
+    for part in parts:
+        prev = merged.get(part.module)
+        merged[part.module] = part if prev is None else merge_parts(prev, part)
+    events = {k: v for part in merged.values() for k, v in part.events.items()}
     written: list[Path] = []
 
     def emit(name: str, obj: object) -> None:
         _dump(out / name, obj)
         written.append(out / name)
 
-    alerts = [_alert(f, rec) for f, rec in pairs]
+    def emit_bytes(name: str, data: bytes) -> None:
+        (out / name).write_bytes(data)
+        written.append(out / name)
+
+    alerts = [_alert(f, events.get(_key(f.location.module, f.location.timestamp,
+                                        f.location.record)))
+              for f in report.all_findings()]
     emit("alerts.json", alerts)
     _timeline(out / "alerts_timeline.csv", ["Event Time", "Module", "Message", "Event"],
               ([str(a["event_time"]), str(a["module"]), str(a["message"]),
                 json.dumps(a["event"], default=str)] for a in alerts if a["event_time"]))
     written.append(out / "alerts_timeline.csv")
 
-    detected: dict[str, list[Record]] = {}
-    for _, rec in pairs:
-        if rec is not None and rec not in detected.setdefault(rec.module, []):
-            detected[rec.module].append(rec)
     header = ["UTC Timestamp", "Plugin", "Event", "Description"]
-    every = [r for recs in records.values() for r in recs]
-    _timeline(out / "timeline.csv", header,
-              ([r.timestamp, r.module, r.event, _description(r)] for r in every if r.timestamp))
+    _timeline(out / "timeline.csv", header, [r for p in merged.values() for r in p.rows])
     _timeline(out / "timeline_detected.csv", header,
-              ([r.timestamp, r.module, r.event, _description(r)]
-               for recs in detected.values() for r in recs if r.timestamp))
+              [r for p in merged.values() for r in p.detected_rows])
     written += [out / "timeline.csv", out / "timeline_detected.csv"]
 
-    for module, recs in records.items():
-        emit(f"{slug(module)}.json", [_event_dict(r) for r in recs])
-        if detected.get(module):
-            emit(f"{slug(module)}_detected.json", [_event_dict(r) for r in detected[module]])
+    for module, part in merged.items():
+        emit_bytes(f"{slug(module)}.json", part.records)
+        if part.detected:
+            emit_bytes(f"{slug(module)}_detected.json", part.detected)
 
     target = report.subjects[0].path if report.subjects else None
     emit("info.json", {

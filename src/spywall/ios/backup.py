@@ -106,6 +106,12 @@ class Backup:
     def encrypted(self) -> bool:
         return self.decryptor is not None
 
+    @property
+    def fork_safe(self) -> bool:
+        """Modules may run in forked workers: every access opens the backup's files
+        afresh. Not when encrypted: the decryptor holds its own database connection."""
+        return self.decryptor is None
+
     def get(self, domain: str, relative_path: str) -> Entry | None:
         return self.by_path.get((domain, relative_path))
 

@@ -40,11 +40,13 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
                  password: str | None = None, limits: Limits | None = None,
                  modules: Sequence[Module[Evidence]] = MODULES, timeline: bool = True,
                  scan_attachments: bool = True,
-                 on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+                 on_done: Callable[[ModuleRun], None] | None = None, jobs: int = 1,
+                 render: bool = False) -> Outcome:
     """Check one backup folder. ``InputError`` when it cannot be opened at all.
 
     ``timeline=False`` keeps only the records that carry a finding (faster; the report is
-    the same, but there is no full timeline for ``--output``)."""
+    the same, but there is no full timeline for ``--output``). ``jobs`` and ``render``:
+    see ``run_modules``."""
     report = new_report("check-ios")
     report.ioc_sources = list(sources)
     try:
@@ -57,7 +59,7 @@ def check_backup(path: str | Path, index: IocIndex, sources: Sequence[IocSource]
                 timeline=timeline, scan_attachments=scan_attachments)
             report.device = inventory.device_info(backup.info)
             report.device["encrypted"] = backup.encrypted
-            report.modules = run_modules(modules, ctx, on_done)
+            report.modules = run_modules(modules, ctx, on_done, jobs=jobs, render=render)
             report.subjects = [subject]
     except (SchemaUnknown, LimitExceeded) as exc:
         raise InputError(f"{path}: Manifest.db: {exc}") from exc
@@ -70,7 +72,8 @@ def check_dump(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
                limits: Limits | None = None,
                modules: Sequence[Module[Evidence]] = DUMP_MODULES, timeline: bool = True,
                scan_attachments: bool = True,
-               on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+               on_done: Callable[[ModuleRun], None] | None = None, jobs: int = 1,
+               render: bool = False) -> Outcome:
     """Check one filesystem dump folder (``InputError`` when it is not one)."""
     limits = limits or Limits()
     report = new_report("check-ios")
@@ -85,7 +88,7 @@ def check_dump(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
         scan_attachments=scan_attachments)
     report.device = inventory.device_info(dump.info)
     report.device["filesystem_dump"] = True
-    report.modules = run_modules(modules, ctx, on_done)
+    report.modules = run_modules(modules, ctx, on_done, jobs=jobs, render=render)
     report.subjects = [subject]
     return Outcome(finish(report), ctx)
 
@@ -99,14 +102,17 @@ def is_dump(path: str | Path) -> bool:
 def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
                password: str | None = None, limits: Limits | None = None,
                timeline: bool = True, scan_attachments: bool = True,
-               on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
+               on_done: Callable[[ModuleRun], None] | None = None, jobs: int = 1,
+               render: bool = False) -> Outcome:
     """A backup or a filesystem dump, told apart by layout."""
     if is_dump(path):
         return check_dump(path, index, sources, limits, timeline=timeline,
-                          scan_attachments=scan_attachments, on_done=on_done)
+                          scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
+                          render=render)
     p = Path(path)
     if p.is_dir() and not (p / "Manifest.db").exists():
         raise InputError(f"{p}: neither an iOS backup (no Manifest.plist / Manifest.db) nor "
                          f"a filesystem dump (no {' or '.join(MARKERS)})")
     return check_backup(path, index, sources, password, limits, timeline=timeline,
-                        scan_attachments=scan_attachments, on_done=on_done)
+                        scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
+                        render=render)

@@ -100,6 +100,11 @@ class FsDump:
     def encrypted(self) -> bool:
         return False
 
+    @property
+    def fork_safe(self) -> bool:
+        """Modules may run in forked workers: every access opens the dump's files afresh."""
+        return True
+
     # -- finding files by backup address -------------------------------------------------
     def folder_of(self, domain: str) -> str | None:
         return DOMAIN_ROOTS.get(domain) or self.containers.get(domain)
