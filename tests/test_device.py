@@ -181,6 +181,40 @@ def test_timeline_csv_text_is_what_the_csv_module_writes(rows: list[list[str]]) 
     assert back == rows
 
 
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), keys
+    return dict(pairs)
+
+
+_SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+                   st.floats(allow_nan=False), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["sms", "safari_history", 'odd"mod']),
+                          st.one_of(st.none(), st.just("2023-11-14T22:13:20Z"),
+                                    st.text(max_size=5)),
+                          st.sampled_from(["visit", "sms", "événement"]),
+                          st.dictionaries(st.sampled_from(["url", "event", "timestamp", "module",
+                                                           "a", "ü", "rowid"]), _SCALAR,
+                                          max_size=4)),
+                max_size=6))
+def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, str,
+                                                               dict[str, object]]]) -> None:
+    """A record's event JSON, made by splicing its sorted fields after its time, module
+    and event, reads back as the event dict; its description is its sorted fields."""
+    from spywall.device.base import Record
+    from spywall.device.output import _description, _enc, _encoded, _event_dict
+
+    records = [Record(*r) for r in recs]  # type: ignore[arg-type]
+    items, descs = _encoded(records)
+    for rec, item, desc in zip(records, items, descs, strict=True):
+        assert json.loads(item) == json.loads(_enc(_event_dict(rec)))  # as encoded before
+        json.loads(item, object_pairs_hook=_unique_keys)  # and no member named twice
+        assert desc == _description(rec)
+
+
 def test_result_json_survives_values_orjson_refuses() -> None:
     from spywall.device.output import _enc, _enc_sorted
 

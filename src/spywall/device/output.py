@@ -168,8 +168,9 @@ def _description(rec: Record) -> str:
         return _enc_sorted(rec.data)
 
 
-Row = tuple[str, str, str, str]
+Line = tuple[str, str]  # (timestamp, the CSV line of a timeline row)
 Key = tuple[str, str, str]
+_HEADER_KEYS = frozenset({"timestamp", "module", "event"})
 
 
 class ModulePart(NamedTuple):
@@ -177,31 +178,72 @@ class ModulePart(NamedTuple):
     worker process of a parallel check sends this back, not its records.
 
     ``records`` / ``detected`` are the texts of ``<module>.json`` / ``_detected.json``
-    (``json_array``); ``rows`` / ``detected_rows`` the timeline rows of its timed
-    records; ``events`` the event of each detected record by (module, time, event), which
-    an alert about it quotes."""
+    (``json_array``); ``lines`` / ``detected_lines`` the timeline rows of its timed
+    records, as (timestamp, CSV line); ``events`` the event of each detected record by
+    (module, time, event), which an alert about it quotes."""
 
     module: str
     records: bytes
     detected: bytes
-    rows: list[Row]
-    detected_rows: list[Row]
+    lines: list[Line]
+    detected_lines: list[Line]
     events: dict[Key, dict[str, Scalar]]
+
+
+def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
+    """Each record's event (``_event_dict``) as JSON, and its timeline description (its
+    fields as JSON, keys sorted), from one encoding of its fields: the event is the
+    record's time, module and event followed by the description's members. (A record
+    whose fields use one of those three names is encoded as its event dict.)"""
+    dumps, sort = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    heads: dict[tuple[str, str], bytes] = {}
+    items: list[bytes] = []
+    descs: list[str] = []
+    for r in recs:
+        try:
+            fields = dumps(r.data, default=str, option=sort)
+        except orjson.JSONEncodeError:  # e.g. an integer past 64 bits from a hostile plist
+            fields = _enc_sorted(r.data).encode()
+        descs.append(fields.decode())
+        if not _HEADER_KEYS.isdisjoint(r.data):
+            items.append(_enc(_event_dict(r)).encode())
+            continue
+        head = heads.get((r.module, r.event))
+        if head is None:
+            head = heads[(r.module, r.event)] = (b',"module":' + dumps(r.module)
+                                                 + b',"event":' + dumps(r.event))
+        tail = b"," + fields[1:] if len(fields) > 2 else b"}"
+        items.append(b'{"timestamp":' + dumps(r.timestamp) + head + tail)
+    return items, descs
+
+
+def _array_of(items: Sequence[bytes]) -> bytes:
+    return b"[\n" + b",\n".join(items) + b"\n]\n" if items else _EMPTY
+
+
+def _lines(recs: Sequence[Record], descs: Sequence[str]) -> list[Line]:
+    """The timeline rows of the timed records, sorted by time, each as its CSV line."""
+    rows = sorted([(r.timestamp, r.module, r.event, d)
+                   for r, d in zip(recs, descs, strict=True) if r.timestamp],
+                  key=itemgetter(0))
+    if not rows:
+        return []
+    lines = csv_text(rows).split("\r\n")
+    if len(lines) != len(rows) + 1:  # a field held a line break: one row at a time
+        return [(r[0], csv_text([r])) for r in rows]
+    return [(r[0], line + "\r\n") for r, line in zip(rows, lines, strict=False)]
 
 
 def module_part(module: str, recs: Sequence[Record],
                 detected: Sequence[Record] = ()) -> ModulePart:
     """Render one timeline module (``detected``: its records that carry a finding)."""
-    rows: list[Row] = [(r.timestamp, r.module, r.event, _description(r))
-                       for r in recs if r.timestamp]
+    items, descs = _encoded(recs)
     unique = list({id(r): r for r in detected}.values())  # a record with two findings
     # is listed once; by identity: equal records of two rows are two records
-    det_rows: list[Row] = [(r.timestamp, r.module, r.event, _description(r))
-                           for r in unique if r.timestamp]
+    det_items, det_descs = _encoded(unique)
     events = {_key(r.module, r.timestamp, r.event): _event_dict(r) for r in unique}
-    return ModulePart(module, json_array([_event_dict(r) for r in recs]),
-                      json_array([_event_dict(r) for r in unique]) if unique else b"",
-                      rows, det_rows, events)
+    return ModulePart(module, _array_of(items), _array_of(det_items) if unique else b"",
+                      _lines(recs, descs), _lines(unique, det_descs), events)
 
 
 def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
@@ -209,7 +251,7 @@ def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
     det = (join_arrays(a.detected, b.detected) if a.detected and b.detected
            else a.detected or b.detected)
     return ModulePart(a.module, join_arrays(a.records, b.records), det,
-                      a.rows + b.rows, a.detected_rows + b.detected_rows,
+                      a.lines + b.lines, a.detected_lines + b.detected_lines,
                       {**a.events, **b.events})
 
 
@@ -250,11 +292,14 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
                 json.dumps(a["event"], default=str)] for a in alerts if a["event_time"]))
     written.append(out / "alerts_timeline.csv")
 
-    header = ["UTC Timestamp", "Plugin", "Event", "Description"]
-    _timeline(out / "timeline.csv", header, [r for p in merged.values() for r in p.rows])
-    _timeline(out / "timeline_detected.csv", header,
-              [r for p in merged.values() for r in p.detected_rows])
-    written += [out / "timeline.csv", out / "timeline_detected.csv"]
+    header = csv_text([["UTC Timestamp", "Plugin", "Event", "Description"]])
+    for name, picked in (("timeline.csv", [p.lines for p in merged.values()]),
+                         ("timeline_detected.csv", [p.detected_lines for p in merged.values()])):
+        lines = sorted([line for ls in picked for line in ls],
+                       key=itemgetter(0))  # stable: equal times stay in module order
+        with (out / name).open("w", encoding="utf-8", newline="") as fh:
+            fh.write(header + "".join([text for _, text in lines]))
+        written.append(out / name)
 
     for module, part in merged.items():
         emit_bytes(f"{slug(module)}.json", part.records)
