@@ -265,6 +265,14 @@ class FnModule(Generic[E]):
         status, n, message = self.fn(ctx)
         return ModuleRun(name=self.name, status=status, records=n, message=message)
 
+    def weight(self, ctx: CheckContext[E]) -> int:
+        """A cost estimate (bytes of the artifacts to read) when ``fn`` offers one."""
+        estimate = getattr(self.fn, "weight", None)
+        try:
+            return int(estimate(ctx)) if estimate is not None else 0
+        except MODULE_ERRORS:
+            return 0
+
 
 # Errors a module may meet on hostile evidence. Each is one module's failure, never the
 # check's: sqlite3 (malformed databases), plistlib (bad plists: ValueError/expat errors,

@@ -117,6 +117,14 @@ def _receive(out: IO[bytes]) -> list[Done | Crash]:
     return got
 
 
+def _largest_first(mods: Sequence[Module[E]], ctx: CheckContext[E]) -> list[int]:
+    """Module numbers, the largest artifacts first (a module's ``weight``, when it has
+    one): one large database started last would leave the other processes idle."""
+    weights = [getattr(m, "weight", None) for m in mods]
+    cost = [int(w(ctx)) if callable(w) else 0 for w in weights]
+    return sorted(range(len(mods)), key=lambda i: -cost[i])  # stable: ties keep order
+
+
 def _take(queue: int) -> int | None:
     b = os.read(queue, 1)
     return b[0] if b else None
@@ -139,7 +147,7 @@ def run_forked(mods: Sequence[Module[E]], ctx: CheckContext[E], jobs: int, rende
     module order (``on_done`` is called here as results come in)."""
     r, w = os.pipe()
     try:
-        os.write(w, bytes(range(len(mods))))
+        os.write(w, bytes(_largest_first(mods, ctx)))
     finally:
         os.close(w)
     workers: list[tuple[int, IO[bytes]]] = []

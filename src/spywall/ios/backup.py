@@ -135,6 +135,14 @@ class Backup:
             raise FormatError(f"{entry.file_id}: resolves outside the backup folder")
         return real
 
+    def size(self, entry: Entry) -> int:
+        """Bytes of the entry's stored file (0 when it cannot be found): a cost estimate,
+        nothing read."""
+        try:
+            return self.stored_path(entry).stat().st_size
+        except (OSError, FormatError):
+            return 0
+
     def local_path(self, entry: Entry) -> Path:
         """A readable plaintext copy of the entry's file (the evidence itself if unencrypted)."""
         stored = self.stored_path(entry)

@@ -31,6 +31,7 @@ class Evidence(Protocol):
     def with_suffix(self, suffix: str) -> list[Entry]: ...
     def display(self, entry: Entry) -> str: ...
     def local_path(self, entry: Entry) -> Path: ...
+    def size(self, entry: Entry) -> int: ...
     def read(self, entry: Entry, limit: int) -> bytes: ...
     def wal(self, entry: Entry) -> Path | None: ...
 
@@ -86,29 +87,42 @@ def first_entry(ctx: Ctx, candidates: Sequence[tuple[str, str]]) -> Entry | None
     return None
 
 
-def single(candidates: Sequence[tuple[str, str]],
-           fn: Callable[[Ctx, Entry, str], Result]) -> Callable[[Ctx], Result]:
+class single:  # noqa: N801 (used like the function it was)
     """A module over the first of ``candidates`` present (skipped when none is):
-    ``fn(ctx, entry, display_path)``."""
-    def run(ctx: Ctx) -> Result:
-        entry = first_entry(ctx, candidates)
+    ``fn(ctx, entry, display_path)``. ``weight``: the size of that file, so that a check
+    spread over processes starts the largest artifacts first."""
+
+    def __init__(self, candidates: Sequence[tuple[str, str]],
+                 fn: Callable[[Ctx, Entry, str], Result]) -> None:
+        self.candidates, self.fn = candidates, fn
+
+    def __call__(self, ctx: Ctx) -> Result:
+        entry = first_entry(ctx, self.candidates)
         if entry is None:
             return SKIPPED
-        return fn(ctx, entry, ctx.evidence.display(entry))
+        return self.fn(ctx, entry, ctx.evidence.display(entry))
 
-    return run
+    def weight(self, ctx: Ctx) -> int:
+        entry = first_entry(ctx, self.candidates)
+        return ctx.evidence.size(entry) if entry is not None else 0
 
 
-def every(suffix: str, fn: Callable[[Ctx, Entry, str], int]) -> Callable[[Ctx], Result]:
+class every:  # noqa: N801 (used like the function it was)
     """A module over every file whose relativePath ends with ``suffix`` (any domain):
-    ``fn(ctx, entry, display_path)`` returns the records it read."""
-    def run(ctx: Ctx) -> Result:
-        entries = ctx.evidence.with_suffix(suffix)
+    ``fn(ctx, entry, display_path)`` returns the records it read. ``weight``: their
+    total size."""
+
+    def __init__(self, suffix: str, fn: Callable[[Ctx, Entry, str], int]) -> None:
+        self.suffix, self.fn = suffix, fn
+
+    def __call__(self, ctx: Ctx) -> Result:
+        entries = ctx.evidence.with_suffix(self.suffix)
         if not entries:
             return SKIPPED
-        return ok(sum(fn(ctx, e, ctx.evidence.display(e)) for e in entries))
+        return ok(sum(self.fn(ctx, e, ctx.evidence.display(e)) for e in entries))
 
-    return run
+    def weight(self, ctx: Ctx) -> int:
+        return sum(ctx.evidence.size(e) for e in ctx.evidence.with_suffix(self.suffix))
 
 
 @contextmanager

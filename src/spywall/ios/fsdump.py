@@ -151,6 +151,13 @@ class FsDump:
             raise FormatError(f"{disk}: not a regular file")
         return real
 
+    def size(self, entry: Entry) -> int:
+        """Bytes of the entry's file (0 when it cannot be found): nothing read."""
+        try:
+            return self.resolve(entry.disk).stat().st_size
+        except (OSError, FormatError):
+            return 0
+
     def local_path(self, entry: Entry) -> Path:
         real = self.resolve(entry.disk)
         self.inputs.setdefault(self.display(entry), sha256_file(real))
