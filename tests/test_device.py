@@ -215,12 +215,19 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
         assert desc == _description(rec)
 
 
-def test_result_json_survives_values_orjson_refuses() -> None:
-    from spywall.device.output import _enc, _enc_sorted
+def test_result_json_survives_values_the_encoder_refuses() -> None:
+    from spywall.device.output import _enc, _enc_sorted, json_array
 
     value = {"big": 1 << 80, "text": "ü", "b": 1}
     assert json.loads(_enc(value)) == value
     assert _enc_sorted(value).index('"b"') < _enc_sorted(value).index('"big"')
+    odd: dict[object, object] = {7: "int key", "s": "lone \ud800 surrogate", "b": b"x"}
+    for text in (_enc(odd), _enc_sorted(odd), json_array([odd, value]).decode()):
+        text.encode("utf-8")  # always writable as UTF-8
+        back = json.loads(text)
+        first = back[0] if isinstance(back, list) else back
+        assert first["7"] == "int key"
+        assert first["s"] == "lone \ud800 surrogate"
 
 
 def test_iso_unix_is_strftime() -> None:

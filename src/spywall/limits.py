@@ -8,7 +8,6 @@ input, not per piece.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import msgspec
 
@@ -17,10 +16,9 @@ from spywall.errors import LimitExceeded
 MiB = 1024 * 1024
 
 
-# A dataclass, not a msgspec Struct like ``Budget``: the CLI reads the defaults off the
-# class (``Limits.seconds``), and a Struct's class attributes are its slot descriptors.
-@dataclass(frozen=True)
-class Limits:
+# (A struct's class attributes are its slot descriptors: read defaults off an instance,
+# ``Limits().seconds``, not off the class.)
+class Limits(msgspec.Struct, frozen=True):
     """Static caps. Defaults suit attachments; every cap can be raised from the CLI."""
 
     max_file_bytes: int = 1024 * MiB

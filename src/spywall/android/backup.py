@@ -16,7 +16,8 @@ import json
 import re
 import tarfile
 import zlib
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.limits import Budget
@@ -34,8 +35,7 @@ class EncryptedBackup(FormatError):
     code = "unsupported"
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(msgspec.Struct, frozen=True):
     address: str | None
     body: str
     date: int | None

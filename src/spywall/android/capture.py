@@ -18,9 +18,10 @@ import os
 import posixpath
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+import msgspec
 
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.formats.zipfmt import ZIP_ERRORS
@@ -144,8 +145,7 @@ def _base(names: list[str], markers: tuple[str, ...]) -> str | None:
     return best
 
 
-@dataclass
-class Capture:
+class Capture(msgspec.Struct):
     """One capture: where it is, what it is, and its files relative to ``prefix``."""
 
     path: str
@@ -154,8 +154,8 @@ class Capture:
     prefix: str
     budget: Budget
     limits: Limits
-    inputs: dict[str, str] = field(default_factory=dict)
-    cache: dict[str, object] = field(default_factory=dict)
+    inputs: dict[str, str] = msgspec.field(default_factory=dict)
+    cache: dict[str, object] = msgspec.field(default_factory=dict)
 
     def members(self) -> list[str]:
         """Names relative to the capture base."""

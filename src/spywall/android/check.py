@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
@@ -27,8 +28,7 @@ DEVICE_PROPS: dict[str, str] = {
 DEVICE_LIMITS = Limits(seconds=900.0)
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     report: Report
     ctx: CheckContext[Capture]
 

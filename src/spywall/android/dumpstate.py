@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+
+import msgspec
 
 MAX_RECORDS = 500_000
 
@@ -61,10 +62,9 @@ def system_properties(text: str) -> dict[str, str] | None:
     return None if body is None else properties(body)
 
 
-@dataclass
-class Package:
+class Package(msgspec.Struct):
     name: str
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def installer(self) -> str | None:
@@ -138,8 +138,7 @@ def package_events(text: str) -> list[tuple[str, str]] | None:
     return out[:MAX_RECORDS]
 
 
-@dataclass(frozen=True)
-class Tombstone:
+class Tombstone(msgspec.Struct, frozen=True):
     pid: int | None
     name: str | None          # the thread/process name of the ``pid:`` line
     executable: str | None    # between >>> and <<<

@@ -7,8 +7,9 @@ A file that is not the expected JSON shape raises ``SchemaUnknown``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from spywall.device.base import SchemaUnknown
 from spywall.errors import FormatError
@@ -90,19 +91,17 @@ def _cert_hashes(f: dict[str, Any]) -> list[str]:
     return out
 
 
-@dataclass
-class ApkFile:
+class ApkFile(msgspec.Struct):
     path: str | None
     hashes: dict[str, str]
     cert_hashes: list[str]
 
 
-@dataclass
-class QfPackage:
+class QfPackage(msgspec.Struct):
     name: str
     installer: str | None
     system: bool
-    files: list[ApkFile] = field(default_factory=list)
+    files: list[ApkFile] = msgspec.field(default_factory=list)
     timestamp: str | None = None
 
 
@@ -122,8 +121,7 @@ def packages(doc: Any) -> list[QfPackage]:
     return out
 
 
-@dataclass(frozen=True)
-class Process:
+class Process(msgspec.Struct, frozen=True):
     pid: str | None
     name: str
     cmdline: str | None
@@ -160,8 +158,7 @@ def ps_text(text: str) -> list[Process]:
     return out
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(msgspec.Struct, frozen=True):
     path: str
     size: int | None
     mode: str | None

@@ -12,18 +12,21 @@ from spywall.report import Report, Subject
 HELP = "scan files, folders or standard input (-) for zero-click exploit payloads"
 
 
+DEFAULTS = Limits()
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
     p.add_argument("--jobs", "-j", type=int, default=0,
                    help="worker processes (default: every core)")
-    p.add_argument("--max-file-size", type=int, default=Limits.max_file_bytes // MiB,
+    p.add_argument("--max-file-size", type=int, default=DEFAULTS.max_file_bytes // MiB,
                    metavar="MIB", help="skip inputs larger than this (default %(default)s)")
     p.add_argument("--max-decompressed", type=int,
-                   default=Limits.max_total_decompressed // MiB, metavar="MIB",
+                   default=DEFAULTS.max_total_decompressed // MiB, metavar="MIB",
                    help="decompressed bytes allowed per input (default %(default)s)")
-    p.add_argument("--max-depth", type=int, default=Limits.max_depth,
+    p.add_argument("--max-depth", type=int, default=DEFAULTS.max_depth,
                    help="container nesting depth (default %(default)s)")
-    p.add_argument("--timeout", type=float, default=Limits.seconds, metavar="SECONDS",
+    p.add_argument("--timeout", type=float, default=DEFAULTS.seconds, metavar="SECONDS",
                    help="time budget per input (default %(default)s)")
     p.add_argument("--no-hash", action="store_true",
                    help="do not compute the sha256 of each input (faster on large files; "
@@ -38,7 +41,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
     return Limits(
         max_file_bytes=args.max_file_size * MiB,
         max_total_decompressed=args.max_decompressed * MiB,
-        max_stream_bytes=min(Limits.max_stream_bytes, args.max_decompressed * MiB),
+        max_stream_bytes=min(DEFAULTS.max_stream_bytes, args.max_decompressed * MiB),
         max_depth=args.max_depth,
         seconds=args.timeout,
         hash_inputs=not args.no_hash,

@@ -15,9 +15,10 @@ import sqlite3
 import time
 import xml.parsers.expat
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, Protocol, TypeVar
+
+import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.iocs import Indicator, IocIndex
@@ -148,34 +149,36 @@ class Lookup:
 _HOSTS = re.compile(r"^(?:[^\n]*?://)?(?:[^/?#\n]*@)?([^/?#\n@]*)", re.M)
 
 
-@dataclass
 class CheckContext(Generic[E]):
-    """What a module sees: the evidence, the index, and where results go."""
+    """What a module sees: the evidence, the index, and where results go.
 
-    evidence: E
-    index: IocIndex
-    subject: Subject
-    limits: Limits = field(default_factory=Limits)
-    records: dict[str, list[Record]] = field(default_factory=dict)
-    detected: dict[str, list[Record]] = field(default_factory=dict)
-    timeline: bool = True
-    scan_attachments: bool = True
-    lookup: Lookup = field(init=False)
-    # The rendered parts of the result folder, when the run rendered them (ModulePart).
-    parts: list[Any] | None = None
+    (A plain class: it holds a look-up memo made from the index, and is built once per
+    check, so neither a dataclass nor a struct buys anything.)"""
 
-    def __post_init__(self) -> None:
-        self.lookup = Lookup(self.index)
+    def __init__(self, evidence: E, index: IocIndex, subject: Subject,
+                 limits: Limits | None = None, *, timeline: bool = True,
+                 scan_attachments: bool = True, lookup: Lookup | None = None) -> None:
+        self.evidence = evidence
+        self.index = index
+        self.subject = subject
+        self.limits = limits if limits is not None else Limits()
+        self.records: dict[str, list[Record]] = {}
+        self.detected: dict[str, list[Record]] = {}
+        self.timeline = timeline
+        self.scan_attachments = scan_attachments
+        self.lookup = lookup if lookup is not None else Lookup(index)
+        # The rendered parts of the result folder, when the run rendered them (ModulePart).
+        self.parts: list[Any] | None = None
 
     def view(self) -> CheckContext[E]:
         """A context for one module run: the same evidence, index, limits, options and
         look-up memo, with a subject, records and findings of its own (``parallel``
         merges them in module order)."""
-        sub = CheckContext(self.evidence, self.index, Subject(path=self.subject.path, objects=0),
-                           self.limits, timeline=self.timeline,
-                           scan_attachments=self.scan_attachments)
-        sub.lookup = self.lookup
-        return sub
+        # (the memo is shared: what one module looked up, the next one need not)
+        return CheckContext(self.evidence, self.index,
+                            Subject(path=self.subject.path, objects=0), self.limits,
+                            timeline=self.timeline, scan_attachments=self.scan_attachments,
+                            lookup=self.lookup)
 
     def any_hit(self, kind: str, values: Iterable[str]) -> bool:
         """Whether any value matches (memoised). With ``timeline`` off, a module may skip
@@ -253,8 +256,7 @@ class Module(Protocol[E]):
     def run(self, ctx: CheckContext[E]) -> ModuleRun: ...
 
 
-@dataclass(frozen=True)
-class FnModule(Generic[E]):
+class FnModule(msgspec.Struct, Generic[E], frozen=True):
     """A module made of a function; ``fn`` returns (status, records, message)."""
 
     name: str

@@ -24,7 +24,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import NamedTuple
 
-import orjson
+import msgspec
 
 from spywall.device.base import Record
 from spywall.report import Finding, Report, Scalar, Severity, as_dict, dump_json
@@ -34,24 +34,48 @@ _LEVELS: dict[Severity, str] = {
     Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL",
 }
 _SLUG = re.compile(r"[^a-z0-9_]+")
-_SORTED = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
-# One encoder each: json.dumps with options builds a new encoder per call.
+# msgspec's C encoder (already loaded for the report; orjson, used before, cost another
+# import): the result folder of a large backup holds tens of thousands of records, and
+# the standard encoder was most of the time of writing it. What msgspec refuses (a key
+# that is not a string, a lone surrogate) goes to ``json``.
+_ENC = msgspec.json.Encoder(enc_hook=str)
+_ENC_SORTED = msgspec.json.Encoder(enc_hook=str, order="sorted")
+_REFUSED = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+
+
 def _enc(obj: object) -> str:
-    """One JSON value (UTF-8, not ASCII-escaped), encoded by orjson: the result folder of a
-    large backup holds tens of thousands of records, and the standard encoder was most of
-    the time of writing it."""
-    return _orjson(obj, orjson.OPT_NON_STR_KEYS, False)
+    """One JSON value (UTF-8, not ASCII-escaped)."""
+    try:
+        return _ENC.encode(obj).decode()
+    except _REFUSED:
+        return _json(obj, False)
 
 
 def _enc_sorted(obj: object) -> str:
-    return _orjson(obj, orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS, True)
-
-
-def _orjson(obj: object, option: int, sort: bool) -> str:
     try:
-        return orjson.dumps(obj, default=str, option=option).decode()
-    except orjson.JSONEncodeError:  # e.g. an integer past 64 bits from a hostile plist
-        return json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
+        return _ENC_SORTED.encode(obj).decode()
+    except _REFUSED:
+        return _json(obj, True)
+
+
+def _str_keys(obj: object, depth: int = 0) -> object:
+    """Dict keys as JSON writes them (text), so that mixed keys can be sorted."""
+    if depth > 100:  # (json itself stops at its recursion limit)
+        return obj
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else json.dumps(k) if k is None or isinstance(
+            k, bool) else str(k): _str_keys(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_str_keys(v, depth + 1) for v in obj]
+    return obj
+
+
+def _json(obj: object, sort: bool) -> str:
+    if sort:
+        obj = _str_keys(obj)
+    text = json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
+    # a lone surrogate cannot be written as UTF-8: as its JSON escape instead
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def slug(name: str) -> str:
@@ -92,26 +116,21 @@ def _dump(path: Path, obj: object) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-_CHUNK = 256
 _EMPTY = b"[]\n"
 
 
 def json_array(items: Sequence[object]) -> bytes:
-    """``[``, one item per line, ``]``. Items are encoded by orjson straight to bytes, a
-    chunk at a time: holding every encoded item of a 20,000-record module at once made
-    the allocator four times slower than encoding them (measured), and a chunk keeps the
-    join in C. Only when orjson refuses an item is the whole array encoded by ``_enc``."""
+    """``[``, one item per line, ``]``, encoded in one call (msgspec's ``encode_lines``:
+    one item per line, no line break inside an item) and given its commas; an item the
+    encoder refuses sends the whole array through ``_enc``."""
     if not items:
         return _EMPTY
-    dumps, opt = orjson.dumps, orjson.OPT_NON_STR_KEYS
     try:
-        chunks = [b",\n".join([dumps(item, default=str, option=opt)
-                               for item in items[i:i + _CHUNK]])
-                  for i in range(0, len(items), _CHUNK)]
-    except orjson.JSONEncodeError:
+        lines = _ENC.encode_lines(items)
+    except _REFUSED:
         body = ",\n".join(map(_enc, items))
         return f"[\n{body}\n]\n".encode()
-    return b"[\n" + b",\n".join(chunks) + b"\n]\n"
+    return b"[\n" + lines[:-1].replace(b"\n", b",\n") + b"\n]\n"
 
 
 def join_arrays(a: bytes, b: bytes) -> bytes:
@@ -162,10 +181,7 @@ def _csv_module(rows: Sequence[Sequence[str]]) -> str:
 
 
 def _description(rec: Record) -> str:
-    try:
-        return orjson.dumps(rec.data, default=str, option=_SORTED).decode()
-    except orjson.JSONEncodeError:
-        return _enc_sorted(rec.data)
+    return _enc_sorted(rec.data)
 
 
 Line = tuple[str, str]  # (timestamp, the CSV line of a timeline row)
@@ -195,14 +211,14 @@ def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
     fields as JSON, keys sorted), from one encoding of its fields: the event is the
     record's time, module and event followed by the description's members. (A record
     whose fields use one of those three names is encoded as its event dict.)"""
-    dumps, sort = orjson.dumps, orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS
+    dumps, sort = _ENC.encode, _ENC_SORTED.encode
     heads: dict[tuple[str, str], bytes] = {}
     items: list[bytes] = []
     descs: list[str] = []
     for r in recs:
         try:
-            fields = dumps(r.data, default=str, option=sort)
-        except orjson.JSONEncodeError:  # e.g. an integer past 64 bits from a hostile plist
+            fields = sort(r.data)
+        except _REFUSED:
             fields = _enc_sorted(r.data).encode()
         descs.append(fields.decode())
         if not _HEADER_KEYS.isdisjoint(r.data):
@@ -210,10 +226,14 @@ def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
             continue
         head = heads.get((r.module, r.event))
         if head is None:
-            head = heads[(r.module, r.event)] = (b',"module":' + dumps(r.module)
-                                                 + b',"event":' + dumps(r.event))
-        tail = b"," + fields[1:] if len(fields) > 2 else b"}"
-        items.append(b'{"timestamp":' + dumps(r.timestamp) + head + tail)
+            head = heads[(r.module, r.event)] = (b',"module":' + _enc(r.module).encode()
+                                                 + b',"event":' + _enc(r.event).encode())
+        tail = b"," + fields[1:] if len(fields) > 2 else b"}"  # (b"{}": no fields)
+        try:
+            stamp = dumps(r.timestamp)
+        except _REFUSED:
+            stamp = _enc(r.timestamp).encode()
+        items.append(b'{"timestamp":' + stamp + head + tail)
     return items, descs
 
 

@@ -19,8 +19,9 @@ import sqlite3
 import struct
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
+
+import msgspec
 
 from spywall.device.base import load_plist
 from spywall.device.sqlite import open_evidence, require
@@ -39,8 +40,7 @@ _DECRYPT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One ``Files`` row of Manifest.db (or one path of a filesystem dump: ``disk`` is its
     path inside the dump, ``file_id`` empty)."""
 
@@ -89,8 +89,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-@dataclass
-class Backup:
+class Backup(msgspec.Struct):
     root: Path
     info: dict[str, object]
     manifest: dict[str, object]
@@ -98,9 +97,9 @@ class Backup:
     manifest_db: Path
     tmp: Path
     decryptor: object | None = None
-    entries: list[Entry] = field(default_factory=list)
-    by_path: dict[tuple[str, str], Entry] = field(default_factory=dict)
-    inputs: dict[str, str] = field(default_factory=dict)
+    entries: list[Entry] = msgspec.field(default_factory=list)
+    by_path: dict[tuple[str, str], Entry] = msgspec.field(default_factory=dict)
+    inputs: dict[str, str] = msgspec.field(default_factory=dict)
 
     @property
     def encrypted(self) -> bool:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from spywall.commands.common import finish, new_report
 from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
@@ -30,8 +31,7 @@ DUMP_MODULES: tuple[Module[Evidence], ...] = (
 )
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     report: Report
     ctx: CheckContext[Evidence]
 

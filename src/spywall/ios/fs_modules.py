@@ -19,7 +19,8 @@ from __future__ import annotations
 import posixpath
 import re
 import stat
-from dataclasses import dataclass, field
+
+import msgspec
 
 from spywall.device.base import FnModule, Record, iso_unix
 from spywall.ios.backup import Entry
@@ -62,18 +63,16 @@ def _limit(ctx: Ctx, path: str, message: str) -> None:
 
 # -- shutdown_log -------------------------------------------------------------------------
 
-@dataclass
-class Client:
+class Client(msgspec.Struct):
     pid: int
     path: str
     after: float | None
 
 
-@dataclass
-class Shutdown:
+class Shutdown(msgspec.Struct):
     """One shutdown: the clients still running, and its SIGTERM time (unix seconds)."""
 
-    clients: dict[tuple[int, str], Client] = field(default_factory=dict)
+    clients: dict[tuple[int, str], Client] = msgspec.field(default_factory=dict)
     sigterm: int | None = None
 
 

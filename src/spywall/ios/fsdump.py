@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import posixpath
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from spywall.device.base import load_plist
@@ -82,17 +81,17 @@ def find_root(path: str | Path) -> Path | None:
     return None
 
 
-@dataclass
 class FsDump:
-    root: Path
-    info: dict[str, object] = field(default_factory=dict)
-    entries: list[Entry] = field(default_factory=list)
-    inputs: dict[str, str] = field(default_factory=dict)
-    containers: dict[str, str] = field(default_factory=dict)  # domain -> dump folder
-    truncated: str = ""
+    """One dump (built once per check: a plain class)."""
 
-    def __post_init__(self) -> None:
-        self.real_root = self.root.resolve()
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.info: dict[str, object] = {}
+        self.entries: list[Entry] = []
+        self.inputs: dict[str, str] = {}
+        self.containers: dict[str, str] = {}  # domain -> dump folder
+        self.truncated = ""
+        self.real_root = root.resolve()
         self._by_disk: dict[str, Entry] = {}
         self._folder_domain: dict[str, str] = {}
 

@@ -12,7 +12,8 @@ blob size cap.
 from __future__ import annotations
 
 import plistlib
-from dataclasses import dataclass
+
+import msgspec
 
 from spywall.device.base import load_plist
 from spywall.errors import FormatError
@@ -22,8 +23,7 @@ _INT_FIELDS = ("Birth", "LastModified", "LastStatusChange", "Mode", "UserID", "G
                "Size", "InodeNumber", "ProtectionClass", "Flags")
 
 
-@dataclass(frozen=True, slots=True)
-class MBFile:
+class MBFile(msgspec.Struct, frozen=True):
     birth: int | None = None
     last_modified: int | None = None
     last_status_change: int | None = None
