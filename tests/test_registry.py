@@ -6,10 +6,12 @@ import re
 
 import pytest
 
-from spywall.registry import DETECTORS, FORMATS, format_names
+from spywall.registry import all_detectors, all_formats, format_names
 from spywall.report import FindingKind
 
 CVE = re.compile(r"^CVE-\d{4}-\d{4,}$")
+DETECTORS = all_detectors()
+FORMATS = all_formats()
 
 
 @pytest.mark.parametrize("det", DETECTORS, ids=[d.info.id for d in DETECTORS])

@@ -1,7 +1,8 @@
 """The scan engine: walks inputs, sniffs formats by content, applies budgets, runs
 detectors, recurses into containers and appended data, fans out over processes.
 
-It knows formats and detectors only through ``spywall.registry``.
+It knows formats and detectors only through ``spywall.registry``, and imports a format's
+parser and detectors only when it meets that format.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import cast
 
-import msgspec
-
 from spywall import registry
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
@@ -31,27 +30,47 @@ from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
 STDIN = "-"
 
 
-class _Registry(msgspec.Struct):
-    formats: Sequence[FormatSpec]
-    by_name: dict[str, FormatSpec]
-    detectors: dict[str, list[Detector]] = msgspec.field(default_factory=dict)
+class _Registry:
+    """The registered formats, each parser and its detectors imported on first use.
 
-    @classmethod
-    def default(cls) -> _Registry:
-        dets: dict[str, list[Detector]] = {}
-        for d in registry.DETECTORS:
-            for fmt in d.info.formats:
-                dets.setdefault(fmt, []).append(d)
-        return cls(registry.FORMATS, {f.name: f for f in registry.FORMATS}, dets)
+    Sniffing runs the light sniffers of ``registry.FORMATS``; a format's module is
+    imported when an object is first sniffed (or forced) as that format, and a detector's
+    when the first ``Parsed`` it applies to comes back. Both are kept for the next object.
+    """
+
+    def __init__(self, formats: Sequence[registry.FormatEntry] = registry.FORMATS) -> None:
+        self.formats = tuple(formats)
+        self._entries = {entry.name: entry for entry in self.formats}
+        self._specs: dict[str, FormatSpec] = {}
+        self._detectors: dict[str, tuple[Detector, ...]] = {}
+
+    def spec(self, entry: registry.FormatEntry) -> FormatSpec:
+        spec = self._specs.get(entry.name)
+        if spec is None:
+            spec = self._specs[entry.name] = registry.load_format(entry)
+        return spec
+
+    def by_name(self, name: str) -> FormatSpec | None:
+        entry = self._entries.get(name)
+        return None if entry is None else self.spec(entry)
+
+    def detectors(self, fmt: str) -> tuple[Detector, ...]:
+        """The detectors for a ``Parsed.format`` name (a format's own or a subtype)."""
+        dets = self._detectors.get(fmt)
+        if dets is None:
+            dets = self._detectors[fmt] = registry.detectors_for(fmt)
+        return dets
+
+    def sniff_name(self, head: bytes) -> str | None:
+        """The first format that claims ``head``, by name: nothing is imported."""
+        return next((entry.name for entry in self.formats if entry.sniff(head)), None)
 
     def sniff(self, head: bytes) -> FormatSpec | None:
-        for spec in self.formats:
-            if spec.sniff(head):
-                return spec
-        return None
+        name = self.sniff_name(head)
+        return None if name is None else self.by_name(name)
 
     def sniff_all(self, head: bytes) -> list[FormatSpec]:
-        return [spec for spec in self.formats if spec.sniff(head)]
+        return [self.spec(entry) for entry in self.formats if entry.sniff(head)]
 
 
 _REGISTRY: _Registry | None = None
@@ -60,14 +79,13 @@ _REGISTRY: _Registry | None = None
 def _reg() -> _Registry:
     global _REGISTRY
     if _REGISTRY is None:
-        _REGISTRY = _Registry.default()
+        _REGISTRY = _Registry()
     return _REGISTRY
 
 
 def sniff(data: bytes) -> str | None:
     """The registered format name that the content of ``data`` matches, if any."""
-    spec = _reg().sniff(data[:SNIFF_BYTES])
-    return spec.name if spec else None
+    return _reg().sniff_name(data[:SNIFF_BYTES])
 
 
 class _Walk:
@@ -82,7 +100,7 @@ class _Walk:
         self.subject.errors.append(ErrorEntry(path=path, code=code, message=message))
 
     def run_detectors(self, parsed: Parsed, data: bytes, path: str, top: bool) -> None:
-        for det in self.reg.detectors.get(parsed.format, ()):
+        for det in self.reg.detectors(parsed.format):
             for hit in det.detect(parsed):
                 info = det.info
                 self.subject.findings.append(
@@ -113,7 +131,7 @@ class _Walk:
         self.budget.check_time()
         self.subject.objects += 0 if depth == 0 else 1
         if forced is not None:
-            spec = self.reg.by_name.get(forced)
+            spec = self.reg.by_name(forced)
             if spec is None:
                 if forced == "encrypted":
                     self.error(path, "unsupported", "encrypted member: not examined")

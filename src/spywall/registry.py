@@ -2,72 +2,65 @@
 
 Sniffing order is the order of ``FORMATS``: the first format whose sniffer accepts the
 first ``SNIFF_BYTES`` of an object wins.
+
+An entry is light: the format's name, its sniffer (from ``formats.magic``, standard library
+only), the module that holds its ``FormatSpec`` and the detector modules that apply to
+what its parser reports (its own name and its ``subtypes``). The engine imports a parser
+and its detectors the first time it meets the format (``load_format``, ``detectors_for``),
+so a scan of a few JPEGs does not pay for the font, PDF and WebP code. ``all_formats`` and
+``all_detectors`` import everything, for listings and tests.
 """
 
 from __future__ import annotations
 
-from spywall.detectors import (
-    appended_archive,
-    dng_lossless_jpeg_components,
-    dng_opcode_count,
-    gif_frame_resize,
-    gif_zero_area_frame,
-    heif_mask_extent,
-    heif_multiple_alpha,
-    heif_overlay_alpha_depth,
-    jbig2_refinement_flood,
-    jbig2_symbol_overflow,
-    tiff_tile_geometry,
-    truetype_adjust,
-    webp_huffman,
-)
+import importlib
+from collections.abc import Callable
+
+import msgspec
+
 from spywall.detectors.base import Detector
-from spywall.formats import (
-    appended,
-    gif,
-    heif,
-    jbig2,
-    jpeg,
-    pdf,
-    png,
-    tiff,
-    truetype,
-    webp,
-    woff,
-    zipfmt,
-)
+from spywall.formats import magic
 from spywall.formats.base import FormatSpec
 
-FORMATS: tuple[FormatSpec, ...] = (
-    zipfmt.SPEC,
-    jpeg.SPEC,
-    png.SPEC,
-    heif.SPEC,
-    gif.SPEC,
-    tiff.SPEC,
-    truetype.SPEC,
-    woff.SPEC,
-    pdf.SPEC,
-    jbig2.SPEC,
-    jbig2.EMBEDDED_SPEC,
-    webp.SPEC,
-    appended.SPEC,
-)
 
-DETECTORS: tuple[Detector, ...] = (
-    appended_archive.DETECTOR,
-    heif_mask_extent.DETECTOR,
-    heif_multiple_alpha.DETECTOR,
-    heif_overlay_alpha_depth.DETECTOR,
-    gif_frame_resize.DETECTOR,
-    gif_zero_area_frame.DETECTOR,
-    dng_lossless_jpeg_components.DETECTOR,
-    dng_opcode_count.DETECTOR,
-    jbig2_refinement_flood.DETECTOR,
-    jbig2_symbol_overflow.DETECTOR,
-    tiff_tile_geometry.DETECTOR,
-    truetype_adjust.DETECTOR,
-    webp_huffman.DETECTOR,
+class FormatEntry(msgspec.Struct, frozen=True):
+    """A registered format, its parser and detectors named but not imported."""
+
+    name: str
+    sniff: Callable[[bytes], bool]
+    module: str  # under spywall.formats
+    attr: str = "SPEC"
+    # Names its ``parse`` may report in ``Parsed.format`` besides its own.
+    subtypes: tuple[str, ...] = ()
+    # Detector modules (under spywall.detectors) for what its ``parse`` reports, in the
+    # order they run.
+    detectors: tuple[str, ...] = ()
+
+
+_JBIG2_DETECTORS = ("jbig2_refinement_flood", "jbig2_symbol_overflow")
+
+FORMATS: tuple[FormatEntry, ...] = (
+    FormatEntry("zip", magic.sniff_zip, "zipfmt",
+                subtypes=("pkpass", "apk", "ooxml", "jar", "ipa")),
+    FormatEntry("jpeg", magic.sniff_jpeg, "jpeg"),
+    FormatEntry("png", magic.sniff_png, "png"),
+    FormatEntry("heif", magic.sniff_heif, "heif", subtypes=("avif",),
+                detectors=("heif_mask_extent", "heif_multiple_alpha",
+                           "heif_overlay_alpha_depth")),
+    FormatEntry("gif", magic.sniff_gif, "gif",
+                detectors=("gif_frame_resize", "gif_zero_area_frame")),
+    FormatEntry("tiff", magic.sniff_tiff, "tiff", subtypes=("dng",),
+                detectors=("dng_lossless_jpeg_components", "dng_opcode_count",
+                           "tiff_tile_geometry")),
+    FormatEntry("truetype", magic.sniff_truetype, "truetype", subtypes=("opentype-cff", "ttc"),
+                detectors=("truetype_adjust",)),
+    FormatEntry("woff", magic.sniff_woff, "woff", subtypes=("woff2",)),
+    FormatEntry("pdf", magic.sniff_pdf, "pdf"),
+    FormatEntry("jbig2", magic.sniff_jbig2, "jbig2", detectors=_JBIG2_DETECTORS),
+    FormatEntry("jbig2-embedded", magic.sniff_never, "jbig2", attr="EMBEDDED_SPEC",
+                detectors=_JBIG2_DETECTORS),
+    FormatEntry("webp", magic.sniff_webp, "webp", detectors=("webp_huffman",)),
+    FormatEntry("appended", magic.sniff_never, "appended", detectors=("appended_archive",)),
 )
 
 
@@ -77,12 +70,55 @@ ARCHIVE_CARRIERS: frozenset[str] = frozenset(
     {"jpeg", "png", "gif", "tiff", "dng", "webp", "heif", "avif"}
 )
 
+# Names that a format's ``parse`` may report in ``Parsed.format`` besides its own, and the
+# ones the engine gives itself (a zip member it cannot decrypt, an input nothing claims).
+SUBTYPE_NAMES: frozenset[str] = frozenset(
+    {s for entry in FORMATS for s in entry.subtypes} | {"encrypted", "unknown"}
+)
+
+BY_NAME: dict[str, FormatEntry] = {entry.name: entry for entry in FORMATS}
+# The entry whose parser reports a ``Parsed.format`` name: its detectors are the ones that
+# may apply to that name.
+_REPORTED_BY: dict[str, FormatEntry] = {
+    name: entry for entry in FORMATS for name in (entry.name, *entry.subtypes)
+}
+
 
 def format_names() -> set[str]:
     """Names a detector may attach to: registered formats and their subtypes."""
-    return {f.name for f in FORMATS} | SUBTYPE_NAMES
+    return set(BY_NAME) | SUBTYPE_NAMES
 
 
-# Names that a format's ``parse`` may report in ``Parsed.format`` besides its own.
-SUBTYPE_NAMES: set[str] = {"pkpass", "apk", "ooxml", "jar", "ipa", "encrypted", "unknown",
-                           "opentype-cff", "ttc", "dng", "avif"}
+def load_format(entry: FormatEntry) -> FormatSpec:
+    """The entry's ``FormatSpec``, its module imported (once: Python caches modules)."""
+    spec = getattr(importlib.import_module(f"spywall.formats.{entry.module}"), entry.attr)
+    if not isinstance(spec, FormatSpec) or spec.name != entry.name or spec.sniff is not entry.sniff:
+        raise TypeError(f"spywall.formats.{entry.module}.{entry.attr} is not the {entry.name!r} "
+                        "format of the registry (name and sniffer must be the same)")
+    return spec
+
+
+def _load_detector(module: str) -> Detector:
+    det = getattr(importlib.import_module(f"spywall.detectors.{module}"), "DETECTOR", None)
+    if not isinstance(det, Detector):
+        raise TypeError(f"spywall.detectors.{module} has no DETECTOR")
+    return det
+
+
+def detectors_for(name: str) -> tuple[Detector, ...]:
+    """The detectors that run on a ``Parsed`` of format ``name`` (its modules imported)."""
+    entry = _REPORTED_BY.get(name)
+    if entry is None:
+        return ()
+    return tuple(d for d in map(_load_detector, entry.detectors) if name in d.info.formats)
+
+
+def all_formats() -> tuple[FormatSpec, ...]:
+    """Every registered ``FormatSpec``, in sniffing order (imports every parser)."""
+    return tuple(load_format(entry) for entry in FORMATS)
+
+
+def all_detectors() -> tuple[Detector, ...]:
+    """Every registered detector once, in the order of ``FORMATS`` (imports them all)."""
+    modules = dict.fromkeys(m for entry in FORMATS for m in entry.detectors)
+    return tuple(_load_detector(m) for m in modules)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import msgspec
 
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import sniff_never
 
 ARCHIVE_MAGICS: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "zip"),
@@ -81,4 +82,4 @@ def _parse(data: bytes, ctx: ParseContext) -> Parsed:  # pragma: no cover - engi
 
 
 SPEC = FormatSpec(name="appended", description="data after a format's logical end",
-                  sniff=lambda head: False, parse=_parse)
+                  sniff=sniff_never, parse=_parse)

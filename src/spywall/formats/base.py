@@ -1,7 +1,8 @@
 """The contract between the engine and a format module.
 
 A format module exposes ``SPEC = FormatSpec(...)``. ``sniff(head)`` looks only at the first
-bytes (``SNIFF_BYTES``, 1 KiB) and must be cheap; ``parse(data, ctx)`` returns ``Parsed``.
+bytes (``SNIFF_BYTES``, 1 KiB) and must be cheap; it lives in ``formats.magic``, so that the
+engine sniffs without importing parsers. ``parse(data, ctx)`` returns ``Parsed``.
 Containers return ``children`` (an iterable, produced lazily) that the engine scans as
 objects of their own; every format reports its ``logical_end`` so the engine can look at
 data appended after it.
@@ -13,10 +14,8 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 
+from spywall.formats.magic import SNIFF_BYTES as SNIFF_BYTES  # the sniffers' window
 from spywall.limits import Budget
-
-# PDF readers accept their header anywhere in the first KiB, so sniffers see that much.
-SNIFF_BYTES = 1024
 
 
 class Child(msgspec.Struct, frozen=True):

@@ -14,6 +14,7 @@ import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import sniff_gif as sniff
 from spywall.formats.reader import Reader
 
 EXTENSION, IMAGE, TRAILER = 0x21, 0x2C, 0x3B
@@ -47,10 +48,6 @@ class GifFile(msgspec.Struct, frozen=True):
     frames: tuple[Frame, ...]
     extensions: int
     trailer: bool
-
-
-def sniff(head: bytes) -> bool:
-    return head[:6] in (b"GIF87a", b"GIF89a")
 
 
 def _colours(packed: int) -> int:

@@ -21,14 +21,13 @@ import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import AVIF_BRANDS
+from spywall.formats.magic import sniff_heif as sniff
 from spywall.formats.reader import Reader, check_count
 
 MAX_DEPTH = 12
 MAX_ITEMS = 65_536
 MAX_EXTENTS = 4096
-HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm",
-                         b"hevs", b"mif1", b"mif2", b"msf1", b"avif", b"avis", b"avio"})
-AVIF_BRANDS = frozenset({b"avif", b"avis", b"avio"})
 ALPHA_TYPES = frozenset({"urn:mpeg:mpegB:cicp:systems:auxiliary:alpha",
                          "urn:mpeg:hevc:2015:auxid:1"})
 
@@ -105,16 +104,6 @@ class HeifFile(msgspec.Struct, frozen=True):
             if prop is not None and prop.bits:
                 return max(prop.bits)
         return None
-
-
-def _brands(head: bytes) -> list[bytes]:
-    size = int.from_bytes(head[:4], "big")
-    end = min(len(head), size if size >= 16 else 0)
-    return [head[8:12]] + [head[i : i + 4] for i in range(16, end - 3, 4)]
-
-
-def sniff(head: bytes) -> bool:
-    return head[4:8] == b"ftyp" and any(b in HEIF_BRANDS for b in _brands(head))
 
 
 def boxes(r: Reader, ctx: ParseContext, depth: int) -> Iterator[Box]:

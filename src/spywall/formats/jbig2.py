@@ -48,9 +48,11 @@ import msgspec
 
 from spywall.errors import FormatError, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import JBIG2_MAGIC as MAGIC
+from spywall.formats.magic import sniff_jbig2 as sniff
+from spywall.formats.magic import sniff_never
 from spywall.formats.reader import Reader, check_count
 
-MAGIC = b"\x97JB2\r\n\x1a\n"
 MAX_SEGMENTS = 1_000_000
 # FORCEDENTRY referred to one dictionary 0x10001 times. References are summed in chunks
 # of REF_CHUNK, never kept, so the cap bounds time (with charge_elements), not memory.
@@ -111,10 +113,6 @@ class _Header(msgspec.Struct):
     ref_count: int
     ref_size: int  # 1, 2 or 4 bytes each
     data_offset: int = 0
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith(MAGIC)
 
 
 def _header(r: Reader, ctx: ParseContext) -> _Header:
@@ -298,12 +296,8 @@ def parse_embedded(data: bytes, ctx: ParseContext) -> Parsed:
     return _parse(data, ctx, embedded=True)
 
 
-def _never(head: bytes) -> bool:
-    return False
-
-
 SPEC = FormatSpec(name="jbig2", description="JBIG2 image file (T.88)", sniff=sniff,
                   parse=parse)
 EMBEDDED_SPEC = FormatSpec(name="jbig2-embedded",
                            description="JBIG2 segments from a PDF /JBIG2Decode stream",
-                           sniff=_never, parse=parse_embedded)
+                           sniff=sniff_never, parse=parse_embedded)

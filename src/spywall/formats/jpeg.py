@@ -12,13 +12,10 @@ from __future__ import annotations
 
 from spywall.errors import FormatError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import sniff_jpeg as sniff
 from spywall.formats.reader import Reader
 
 SOS, EOI = 0xDA, 0xD9
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith(b"\xff\xd8\xff")
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

@@ -60,7 +60,9 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, UnsupportedError
-from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
+from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import PDF_HEADER as HEADER
+from spywall.formats.magic import sniff_pdf as sniff
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
 from spywall.lazy import lazy_module
 from spywall.limits import Budget
@@ -83,7 +85,6 @@ FONT_KEYS = ("/FontFile", "/FontFile2", "/FontFile3")
 FONT_SUBTYPES = frozenset({"/Type1C", "/CIDFontType0C", "/OpenType"})
 INT_PARAMS = ("Predictor", "Colors", "BitsPerComponent", "Columns", "EarlyChange")
 MAX_WARNINGS = 20
-HEADER = b"%PDF-"
 MAX_SHADOWS = 256
 MAX_OBJ_HITS = 1_000_000
 MAX_LAYERS = 4
@@ -116,10 +117,6 @@ class PdfDocument(msgspec.Struct, frozen=True):
     encrypted: bool
     streams: tuple[PdfStream, ...]
     shadowed: int = 0
-
-
-def sniff(head: bytes) -> bool:
-    return HEADER in head[:SNIFF_BYTES]
 
 
 def _params(obj: object) -> Params:

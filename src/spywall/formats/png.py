@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from spywall.errors import FormatError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import PNG_MAGIC as MAGIC
+from spywall.formats.magic import sniff_png as sniff
 from spywall.formats.reader import Reader
-
-MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith(MAGIC)
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

@@ -25,6 +25,8 @@ import msgspec
 from spywall.errors import FormatError
 from spywall.formats import ljpeg
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import TIFF_MAGICS as _MAGICS
+from spywall.formats.magic import sniff_tiff as sniff
 from spywall.formats.reader import Reader, check_count
 
 MAX_IFDS = 1024
@@ -117,14 +119,6 @@ class _Layout(msgspec.Struct, frozen=True):
 
     def uint(self, r: Reader, size: int) -> int:
         return int.from_bytes(r.read(size), "little" if self.order == "<" else "big")
-
-
-_MAGICS = {b"II*\x00": ("<", False), b"MM\x00*": (">", False),
-           b"II+\x00": ("<", True), b"MM\x00+": (">", True)}
-
-
-def sniff(head: bytes) -> bool:
-    return head[:4] in _MAGICS
 
 
 class _Walker:

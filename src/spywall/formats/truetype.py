@@ -26,6 +26,10 @@ import msgspec
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import tt_bytecode
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import CFF_VERSION, COLLECTION, TRUETYPE_VERSIONS
+from spywall.formats.magic import SFNT_MAX_FONTS as MAX_FONTS
+from spywall.formats.magic import SFNT_MAX_TABLES as MAX_TABLES
+from spywall.formats.magic import sniff_truetype as sniff
 from spywall.formats.reader import Reader, check_count
 from spywall.lazy import lazy_module
 
@@ -44,8 +48,6 @@ if TYPE_CHECKING:
 else:
     np = lazy_module("numpy")  # imported when the first glyf table is examined
 
-MAX_TABLES = 512
-MAX_FONTS = 256
 MAX_GLYPHS = 0xFFFF
 MAX_COMPONENTS = 1024
 MAX_RECORDED = 32
@@ -53,10 +55,6 @@ MAX_WARNINGS = 24
 # Decoded bytecode charged to the element budget: one element per 8 bytes, about 300 ns of
 # decoding in the worst case (a program of one-byte pushes, ~35 ns a byte).
 BYTES_PER_ELEMENT = 8
-
-TRUETYPE_VERSIONS = (b"\x00\x01\x00\x00", b"true")
-CFF_VERSION = b"OTTO"
-COLLECTION = b"ttcf"
 
 # Composite glyph component flags (OpenType 'glyf').
 ARG_1_AND_2_ARE_WORDS = 0x0001
@@ -159,21 +157,6 @@ class Font(msgspec.Struct, frozen=True):
 class Collection(msgspec.Struct, frozen=True):
     version: int
     fonts: tuple[Font, ...]
-
-
-def sniff(head: bytes) -> bool:
-    if len(head) < 12:
-        return False
-    tag = head[:4]
-    if tag == COLLECTION:
-        version, count = struct.unpack_from(">II", head, 4)
-        return version in (0x00010000, 0x00020000) and 1 <= count <= MAX_FONTS
-    if tag not in (*TRUETYPE_VERSIONS, CFF_VERSION):
-        return False
-    num = _U16.unpack_from(head, 4)[0]
-    if not 1 <= num <= MAX_TABLES:
-        return False
-    return len(head) < 16 or all(0x20 <= b <= 0x7E for b in head[12:16])
 
 
 class _Warnings:

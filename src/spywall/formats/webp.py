@@ -18,6 +18,7 @@ import msgspec
 from spywall.errors import FormatError
 from spywall.formats import vp8l
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import sniff_webp as sniff
 from spywall.formats.reader import Reader
 
 MAX_CHUNKS = 100_000
@@ -129,10 +130,6 @@ _HANDLERS: dict[bytes, _Handler] = {
     b"VP8X": _vp8x,
     b"ANMF": _anmf,
 }
-
-
-def sniff(head: bytes) -> bool:
-    return head[:4] == b"RIFF" and head[8:12] == b"WEBP"
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

@@ -30,10 +30,11 @@ import msgspec
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import woff2
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import WOFF as WOFF  # the fuzz target uses both signatures
+from spywall.formats.magic import WOFF2
+from spywall.formats.magic import sniff_woff as sniff
 from spywall.formats.reader import Reader
 
-WOFF = b"wOFF"
-WOFF2 = b"wOF2"
 MAX_TABLES = 512
 HEADER = struct.Struct(">4sIIHHIHHIIIII")  # 44 bytes
 ENTRY = struct.Struct(">4sIIII")  # 20 bytes
@@ -57,10 +58,6 @@ class WoffFont(msgspec.Struct, frozen=True):
     flavor: bytes
     tables: tuple[WoffTable, ...]
     sfnt_size: int
-
-
-def sniff(head: bytes) -> bool:
-    return head[:4] in (WOFF, WOFF2)
 
 
 def _directory(data: bytes, count: int) -> tuple[WoffTable, ...]:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
+from spywall.formats.magic import sniff_zip as sniff
 
 CHUNK = 1 << 20
 # zipfile is not hardened against hostile archives: besides its own BadZipFile it lets
@@ -33,10 +34,6 @@ _SUBTYPES = (
     ("[Content_Types].xml", "ooxml"),
     ("META-INF/MANIFEST.MF", "jar"),
 )
-
-
-def sniff(head: bytes) -> bool:
-    return head.startswith((b"PK\x03\x04", b"PK\x05\x06"))
 
 
 def _subtype(names: list[str]) -> str:
