@@ -109,14 +109,18 @@ def spywall_matches(report: Path) -> set[str]:
 def compare(backup: Path, iocs: Path, work: Path, label: str,
             repeat: int = 1) -> tuple[float, float]:
     """Run both ``repeat`` times, interleaved, each into a fresh result folder; return the
-    fastest (MVT wall, spywall wall). The machine is shared: the fastest of a few runs is
-    the least disturbed one, and both tools get the same treatment."""
-    mvt_out, sw_out = work / f"mvt-{label}", work / f"spywall-{label}"
+    fastest (MVT wall, spywall wall). spywall runs with its default ``--jobs`` (two
+    processes on a two-core machine), again without ``--output``, and again with
+    ``--jobs 1`` (one process; the CPU time of the default run counts both). The machine
+    is shared: the fastest of a few runs is the least disturbed one, and both tools get
+    the same treatment."""
+    mvt_out, sw_out, one_out = (work / f"mvt-{label}", work / f"spywall-{label}",
+                                work / f"spywall-j1-{label}")
     env = dict(os.environ, MVT_NETWORK_ACCESS_ALLOWED="false",
                MVT_CONFIG_FOLDER=str(work / "mvt-config"))
-    runs: list[tuple[float, float, float, float, float, float]] = []
+    runs: list[tuple[float, float, float, float, float, float, float, float]] = []
     for _ in range(repeat):
-        for out in (mvt_out, sw_out):
+        for out in (mvt_out, sw_out, one_out):
             shutil.rmtree(out, ignore_errors=True)
         (t_mvt, c_mvt) = timed([str(BIN / "mvt-ios"), "check-backup", "--iocs", str(iocs),
                                 "--output", str(mvt_out), str(backup)], env)
@@ -124,8 +128,12 @@ def compare(backup: Path, iocs: Path, work: Path, label: str,
                               str(iocs), "-q", "-f", "json", "--output", str(sw_out)])
         (t_lean, c_lean) = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs",
                                   str(iocs), "-q", "-f", "json"])
-        runs.append((t_mvt, c_mvt, t_sw, c_sw, t_lean, c_lean))
-    t_mvt, c_mvt, t_sw, c_sw, t_lean, c_lean = (min(col) for col in zip(*runs, strict=True))
+        (t_one, c_one) = timed([str(BIN / "spywall"), "check-ios", str(backup), "--iocs",
+                                str(iocs), "-q", "-f", "json", "--output", str(one_out),
+                                "--jobs", "1"])
+        runs.append((t_mvt, c_mvt, t_sw, c_sw, t_lean, c_lean, t_one, c_one))
+    t_mvt, c_mvt, t_sw, c_sw, t_lean, c_lean, t_one, c_one = (
+        min(col) for col in zip(*runs, strict=True))
     if repeat > 1:
         print(f"{label:>8}: {repeat} runs, wall mvt "
               f"{', '.join(f'{r[0]:.2f}' for r in runs)}s; spywall "
@@ -134,7 +142,8 @@ def compare(backup: Path, iocs: Path, work: Path, label: str,
     missing = theirs - ours
     print(f"{label:>8}: wall mvt {t_mvt:7.2f}s spywall {t_sw:5.2f}s ({t_mvt / t_sw:5.1f}x); "
           f"cpu mvt {c_mvt:7.2f}s spywall {c_sw:5.2f}s ({c_mvt / c_sw:5.1f}x)"
-          f"; spywall without --output: wall {t_lean:.2f}s cpu {c_lean:.2f}s\n"
+          f"; spywall without --output: wall {t_lean:.2f}s cpu {c_lean:.2f}s"
+          f"; spywall --jobs 1: wall {t_one:.2f}s ({t_mvt / t_one:.1f}x) cpu {c_one:.2f}s\n"
           f"{'':>10}indicators matched: mvt {len(theirs)}, spywall {len(ours)}, "
           f"missed by spywall {sorted(missing) or 'none'}")
     t0 = time.process_time()
