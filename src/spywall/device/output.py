@@ -209,31 +209,49 @@ class ModulePart(NamedTuple):
 def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
     """Each record's event (``_event_dict``) as JSON, and its timeline description (its
     fields as JSON, keys sorted), from one encoding of its fields: the event is the
-    record's time, module and event followed by the description's members. (A record
-    whose fields use one of those three names is encoded as its event dict.)"""
-    dumps, sort = _ENC.encode, _ENC_SORTED.encode
-    heads: dict[tuple[str, str], bytes] = {}
+    record's time, module and event followed by the description's members.
+
+    The fields and times of all records are encoded in two calls (``encode_lines``: one
+    line each; JSON holds no raw line break) and spliced. A record whose fields use one
+    of the three header names (an unescaped ``"event":`` can only be a member name), or
+    a value the encoder refuses, sends the module through ``_encoded_each``."""
+    if not recs:
+        return [], []
+    try:
+        blob = _ENC_SORTED.encode_lines([r.data for r in recs])
+        stamps = _ENC.encode_lines([r.timestamp for r in recs]).split(b"\n")
+    except _REFUSED:
+        return _encoded_each(recs)
+    if any(mark in blob for mark in _HEADER_MARKS):
+        return _encoded_each(recs)
+    heads = {pair: _head(*pair) for pair in {(r.module, r.event) for r in recs}}
+    fields = blob.split(b"\n")
+    items = [b'{"timestamp":' + t + heads[r.module, r.event]
+             + (b"," + f[1:] if len(f) > 2 else b"}")  # (b"{}": no fields)
+             for r, t, f in zip(recs, stamps, fields, strict=False)]
+    return items, blob.decode().split("\n")[:-1]
+
+
+_HEADER_MARKS = tuple(f'"{k}":'.encode() for k in sorted(_HEADER_KEYS))
+
+
+def _head(module: str, event: str) -> bytes:
+    return b',"module":' + _enc(module).encode() + b',"event":' + _enc(event).encode()
+
+
+def _encoded_each(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
+    """``_encoded`` one record at a time, for the records the batch cannot take."""
     items: list[bytes] = []
     descs: list[str] = []
     for r in recs:
-        try:
-            fields = sort(r.data)
-        except _REFUSED:
-            fields = _enc_sorted(r.data).encode()
-        descs.append(fields.decode())
+        fields = _enc_sorted(r.data)
+        descs.append(fields)
         if not _HEADER_KEYS.isdisjoint(r.data):
             items.append(_enc(_event_dict(r)).encode())
             continue
-        head = heads.get((r.module, r.event))
-        if head is None:
-            head = heads[(r.module, r.event)] = (b',"module":' + _enc(r.module).encode()
-                                                 + b',"event":' + _enc(r.event).encode())
-        tail = b"," + fields[1:] if len(fields) > 2 else b"}"  # (b"{}": no fields)
-        try:
-            stamp = dumps(r.timestamp)
-        except _REFUSED:
-            stamp = _enc(r.timestamp).encode()
-        items.append(b'{"timestamp":' + stamp + head + tail)
+        tail = "," + fields[1:] if len(fields) > 2 else "}"
+        items.append(f'{{"timestamp":{_enc(r.timestamp)}'.encode()
+                     + _head(r.module, r.event) + tail.encode())
     return items, descs
 
 
