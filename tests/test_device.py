@@ -205,14 +205,19 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
     """A record's event JSON, made by splicing its sorted fields after its time, module
     and event, reads back as the event dict; its description is its sorted fields."""
     from spywall.device.base import Record
-    from spywall.device.output import _description, _enc, _encoded, _event_dict
+    from spywall.device.output import _description, _enc, _encoded, _event_dict, _lines
 
     records = [Record(*r) for r in recs]  # type: ignore[arg-type]
-    items, descs = _encoded(records)
+    items, text = _encoded(records)
+    descs = text.split("\n")[:-1]
     for rec, item, desc in zip(records, items, descs, strict=True):
         assert json.loads(item) == json.loads(_enc(_event_dict(rec)))  # as encoded before
         json.loads(item, object_pairs_hook=_unique_keys)  # and no member named twice
         assert desc == _description(rec)
+    rows = sorted([(r.timestamp, r.module, r.event, d)
+                   for r, d in zip(records, descs, strict=True) if r.timestamp],
+                  key=lambda row: row[0])
+    assert _lines(records, text) == [(row[0], csv_text([row])) for row in rows]
 
 
 def test_result_json_survives_values_the_encoder_refuses() -> None:

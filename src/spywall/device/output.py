@@ -206,17 +206,18 @@ class ModulePart(NamedTuple):
     events: dict[Key, dict[str, Scalar]]
 
 
-def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
+def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], str]:
     """Each record's event (``_event_dict``) as JSON, and its timeline description (its
-    fields as JSON, keys sorted), from one encoding of its fields: the event is the
-    record's time, module and event followed by the description's members.
+    fields as JSON, keys sorted; all of them as one text, each followed by a line break),
+    from one encoding of its fields: the event is the record's time, module and event
+    followed by the description's members.
 
     The fields and times of all records are encoded in two calls (``encode_lines``: one
     line each; JSON holds no raw line break) and spliced. A record whose fields use one
     of the three header names (an unescaped ``"event":`` can only be a member name), or
     a value the encoder refuses, sends the module through ``_encoded_each``."""
     if not recs:
-        return [], []
+        return [], ""
     try:
         blob = _ENC_SORTED.encode_lines([r.data for r in recs])
         stamps = _ENC.encode_lines([r.timestamp for r in recs]).split(b"\n")
@@ -229,7 +230,7 @@ def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
     items = [b'{"timestamp":' + t + heads[r.module, r.event]
              + (b"," + f[1:] if len(f) > 2 else b"}")  # (b"{}": no fields)
              for r, t, f in zip(recs, stamps, fields, strict=False)]
-    return items, blob.decode().split("\n")[:-1]
+    return items, blob.decode()
 
 
 _HEADER_MARKS = tuple(f'"{k}":'.encode() for k in sorted(_HEADER_KEYS))
@@ -239,7 +240,7 @@ def _head(module: str, event: str) -> bytes:
     return b',"module":' + _enc(module).encode() + b',"event":' + _enc(event).encode()
 
 
-def _encoded_each(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
+def _encoded_each(recs: Sequence[Record]) -> tuple[list[bytes], str]:
     """``_encoded`` one record at a time, for the records the batch cannot take."""
     items: list[bytes] = []
     descs: list[str] = []
@@ -252,24 +253,29 @@ def _encoded_each(recs: Sequence[Record]) -> tuple[list[bytes], list[str]]:
         tail = "," + fields[1:] if len(fields) > 2 else "}"
         items.append(f'{{"timestamp":{_enc(r.timestamp)}'.encode()
                      + _head(r.module, r.event) + tail.encode())
-    return items, descs
+    return items, "".join(d + "\n" for d in descs)
 
 
 def _array_of(items: Sequence[bytes]) -> bytes:
     return b"[\n" + b",\n".join(items) + b"\n]\n" if items else _EMPTY
 
 
-def _lines(recs: Sequence[Record], descs: Sequence[str]) -> list[Line]:
-    """The timeline rows of the timed records, sorted by time, each as its CSV line."""
-    rows = sorted([(r.timestamp, r.module, r.event, d)
-                   for r, d in zip(recs, descs, strict=True) if r.timestamp],
-                  key=itemgetter(0))
-    if not rows:
-        return []
-    lines = csv_text(rows).split("\r\n")
-    if len(lines) != len(rows) + 1:  # a field held a line break: one row at a time
-        return [(r[0], csv_text([r])) for r in rows]
-    return [(r[0], line + "\r\n") for r, line in zip(rows, lines, strict=False)]
+def _csv_field(text: str) -> str:
+    """A field's text inside its quotes, as ``csv_text`` escapes it."""
+    return text.replace("\\", "\\\\").replace('"', '""')
+
+
+def _lines(recs: Sequence[Record], descs: str) -> list[Line]:
+    """The timeline rows of the timed records, sorted by time, each as its CSV line (what
+    ``csv_text`` writes for the row). ``descs``: the records' descriptions, each followed
+    by a line break (``_encoded``); they are escaped in one pass over that text."""
+    esc = _csv_field(descs).split("\n")
+    heads = {pair: f'","{_csv_field(pair[0])}","{_csv_field(pair[1])}","'
+             for pair in {(r.module, r.event) for r in recs}}
+    lines = [(r.timestamp, f'"{_csv_field(r.timestamp)}{heads[r.module, r.event]}{d}"\r\n')
+             for r, d in zip(recs, esc, strict=False) if r.timestamp]
+    lines.sort(key=itemgetter(0))
+    return lines
 
 
 def module_part(module: str, recs: Sequence[Record],
