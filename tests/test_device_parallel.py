@@ -190,3 +190,25 @@ def test_ios_check_forked_is_sequential(kind: str, tmp_path: Path, forks: list[i
         if name not in ("info.json", "report.json"):
             assert (folders[1] / name).read_bytes() == (folders[0] / name).read_bytes(), name
     assert parts_of(outs[0].ctx.records, outs[0].ctx.detected)  # sequential keeps records
+
+
+def test_the_program_forks_and_reports_what_one_process_reports(tmp_path: Path) -> None:
+    """``python -m spywall check-ios`` (default --jobs) against ``-j 1``: same exit status,
+    same findings, same result files (apart from the times in info/report)."""
+    import subprocess
+
+    root = write_backup(tmp_path / "b", BackupSpec(messages=200, history=200))
+    outs = {}
+    for jobs in ("1", "2"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "spywall", "check-ios", str(root), "-f", "json", "-q",
+             "-j", jobs, "--output", str(tmp_path / f"out{jobs}")],
+            capture_output=True, text=True, check=False, timeout=120)
+        assert proc.returncode == 1, proc.stderr
+        outs[jobs] = json.loads(proc.stdout)
+    assert [f["rule"] for f in outs["2"]["subjects"][0]["findings"]] == [
+        f["rule"] for f in outs["1"]["subjects"][0]["findings"]]
+    assert outs["1"]["summary"]["findings"] > 5
+    for f in sorted((tmp_path / "out1").iterdir()):
+        if f.name not in ("info.json", "report.json"):
+            assert (tmp_path / "out2" / f.name).read_bytes() == f.read_bytes(), f.name

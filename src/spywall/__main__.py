@@ -1,3 +1,3 @@
-from spywall.cli import main
+from spywall.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -11,6 +11,7 @@ Exit status (the same for every command):
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -112,3 +113,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     RENDERERS[fmt](report, sys.stdout)
     sys.stdout.flush()
     return exit_status(report)
+
+
+def entry() -> int:
+    """The ``spywall`` program: ``main``, then the exit status.
+
+    Before the interpreter shuts down, every object is frozen (``gc.freeze``): what is
+    left is freed by reference counting as usual, but the final cyclic collection no
+    longer walks the whole heap (tens of thousands of timeline records after a device
+    check: 20 ms of a 0.27 s run, measured; 7 ms frozen). Only the program does this;
+    ``main`` called in-process (tests) leaves the collector alone."""
+    code = main()
+    gc.freeze()
+    return code
