@@ -159,3 +159,22 @@ def test_json_output_does_not_import_rich(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert proc.stdout.rsplit("LOADED", 1)[1].strip() == "[]"
+
+
+def test_the_program_pauses_the_collector_only_around_imports_and_freezes_at_the_end() -> None:
+    code = ("import gc, io, contextlib, sys\n"
+            "from spywall import program\n"
+            "sys.argv = ['spywall', 'schema']\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    status = program.main()\n"
+            "print(status, gc.isenabled(), gc.get_freeze_count() > 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert proc.stdout.split() == ["0", "True", "True"]
+    import gc
+
+    from spywall.cli import main
+    before = gc.get_freeze_count()
+    assert main(["schema"]) == 0  # in-process: the collector is left as it was
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before

@@ -325,18 +325,25 @@ def test_batched_url_lookup_is_one_by_one(urls: list[str]) -> None:
     assert many.urls(broken) == [one.url(u) for u in broken]
 
 
-def test_settled_heap_restores_the_collector() -> None:
+def test_settled_heap_pauses_and_restores_the_collector() -> None:
     import gc
 
-    from spywall.commands.device_common import GC_YOUNG, settled_heap
+    from spywall.commands.device_common import settled_heap
 
-    before = gc.get_threshold()
+    assert gc.isenabled()
     with settled_heap():
-        assert gc.get_threshold()[0] == GC_YOUNG
+        assert not gc.isenabled()
         assert gc.get_freeze_count() > 0
         cycle: list[object] = []
         cycle.append(cycle)
         del cycle
-        assert gc.collect() >= 1  # garbage cycles are still collected
-    assert gc.get_threshold() == before
+        assert gc.collect() >= 1  # an explicit collection still frees garbage cycles
+    assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        with settled_heap():
+            pass
+        assert not gc.isenabled()  # a collector paused by the caller stays paused
+    finally:
+        gc.enable()

@@ -1,3 +1,3 @@
-from spywall.cli import entry
+from spywall.program import main
 
-raise SystemExit(entry())
+raise SystemExit(main())

@@ -54,7 +54,15 @@ _FATAL_CODES = {"io", "input"}
 
 
 def _load(name: str) -> ModuleType:
-    return importlib.import_module(COMMANDS[name])
+    """The command's module, imported with the cyclic collector paused (imports create
+    only objects that live to the end; see ``spywall.program``)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return importlib.import_module(COMMANDS[name])
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _chosen(argv: Sequence[str]) -> str | None:
@@ -113,16 +121,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     RENDERERS[fmt](report, sys.stdout)
     sys.stdout.flush()
     return exit_status(report)
-
-
-def entry() -> int:
-    """The ``spywall`` program: ``main``, then the exit status.
-
-    Before the interpreter shuts down, every object is frozen (``gc.freeze``): what is
-    left is freed by reference counting as usual, but the final cyclic collection no
-    longer walks the whole heap (tens of thousands of timeline records after a device
-    check: 20 ms of a 0.27 s run, measured; 7 ms frozen). Only the program does this;
-    ``main`` called in-process (tests) leaves the collector alone."""
-    code = main()
-    gc.freeze()
-    return code
