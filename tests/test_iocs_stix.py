@@ -186,11 +186,11 @@ def test_slow_parser_budget_per_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("encode", [
-    lambda text: text.encode("utf-16"),          # json accepts UTF-16/32, orjson does not
+    lambda text: text.encode("utf-16"),          # json accepts UTF-16/32, msgspec does not
     lambda text: b"\xef\xbb\xbf" + text.encode(),  # a UTF-8 byte-order mark
     lambda text: text.replace('"t"', "NaN").encode(),  # a NaN value somewhere in the bundle
 ])
-def test_bundles_orjson_refuses_still_load(encode: Callable[[str], bytes]) -> None:
+def test_bundles_msgspec_refuses_still_load(encode: Callable[[str], bytes]) -> None:
     text = _bundle("[domain-name:value = 'evil.com']").decode()
     text = text.replace('"objects"', '"x_note": "t", "objects"')
     got = load_bundle(encode(text), "t.stix2", "t")
