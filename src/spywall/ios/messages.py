@@ -67,14 +67,22 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
 
 
 def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> None:
-    timeline, url_hits = ctx.timeline, ctx.lookup.url
-    for rowid, date, text, attributed, handle in rows:
+    """The messages with links: their links are matched as one column (``Lookup.urls``),
+    then a record is made for each (every one with a timeline, the matching ones
+    without)."""
+    kept: list[tuple[Any, list[str]]] = []
+    for row in rows:
+        text, attributed = row[2], row[3]
         found = links(text) if text.__class__ is str else []
         if not found and attributed.__class__ is bytes:
             found = links_in_bytes(attributed)
-        if not found:
-            continue
-        hit = any(url_hits(u) for u in found)
+        if found:
+            kept.append((row, found))
+    matched = [bool(h) for h in ctx.lookup.urls([u for _, found in kept for u in found])]
+    timeline, at = ctx.timeline, 0
+    for (rowid, date, text, _, handle), found in kept:
+        hit = any(matched[at:at + len(found)])
+        at += len(found)
         if not (timeline or hit):
             continue
         sender = handle if handle.__class__ is str else ""
