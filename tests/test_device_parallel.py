@@ -212,3 +212,21 @@ def test_the_program_forks_and_reports_what_one_process_reports(tmp_path: Path) 
     for f in sorted((tmp_path / "out1").iterdir()):
         if f.name not in ("info.json", "report.json"):
             assert (tmp_path / "out2" / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+@pytest.mark.parametrize("broken", ["fork", "tempfile"])
+def test_no_worker_to_be_had_means_this_process_does_the_work(
+        broken: str, monkeypatch: pytest.MonkeyPatch, forks: list[int]) -> None:
+    def refuse(*_: object, **__: object) -> object:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    if broken == "fork":
+        monkeypatch.setattr(parallel.os, "fork", refuse)
+    else:
+        monkeypatch.setattr(parallel.tempfile, "TemporaryFile", refuse)
+    one, runs_one = _check(1, True)
+    two, runs_two = _check(2, True)
+    assert forks  # the forked run was attempted
+    assert runs_two == runs_one
+    assert [as_dict(f) for f in two.subject.findings] == [
+        as_dict(f) for f in one.subject.findings]

@@ -160,7 +160,10 @@ def run_forked(mods: Sequence[Module[E]], ctx: CheckContext[E], jobs: int, rende
 
     try:
         for _ in range(max(1, jobs - 1)):
-            out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+            try:
+                out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
+            except OSError:  # no room for a worker's results: this process does the work
+                break
             sys.stdout.flush()
             sys.stderr.flush()
             try:
