@@ -4,7 +4,6 @@ traces."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 
@@ -61,6 +60,8 @@ def _password(args: argparse.Namespace) -> str | None:
     if env is not None:
         return env
     if _is_encrypted(args.backup) and sys.stdin.isatty():
+        import getpass  # (only for a prompt)
+
         return getpass.getpass("Backup password: ")
     return None
 

@@ -14,7 +14,6 @@ import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from importlib import resources
 from pathlib import Path
 
 from spywall.errors import InputError
@@ -62,6 +61,8 @@ def _no_gc() -> Iterator[None]:
 
 def bundled_dir() -> Path:
     """The indicator sets shipped with spywall (see data/iocs/NOTICE.md)."""
+    from importlib import resources  # (only when they are used: a few ms of start-up)
+
     return Path(str(resources.files("spywall") / "data" / "iocs"))
 
 
