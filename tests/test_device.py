@@ -205,7 +205,7 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
     """A record's event JSON, made by splicing its sorted fields after its time, module
     and event, reads back as the event dict; its description is its sorted fields."""
     from spywall.device.base import Record
-    from spywall.device.output import _description, _enc, _encoded, _event_dict, _lines
+    from spywall.device.output import _enc, _enc_sorted, _encoded, _event_dict, _lines
 
     records = [Record(*r) for r in recs]  # type: ignore[arg-type]
     items, text = _encoded(records)
@@ -213,7 +213,7 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
     for rec, item, desc in zip(records, items, descs, strict=True):
         assert json.loads(item) == json.loads(_enc(_event_dict(rec)))  # as encoded before
         json.loads(item, object_pairs_hook=_unique_keys)  # and no member named twice
-        assert desc == _description(rec)
+        assert desc == _enc_sorted(rec.data)  # the description: the fields, keys sorted
     rows = sorted([(r.timestamp, r.module, r.event, d)
                    for r, d in zip(records, descs, strict=True) if r.timestamp],
                   key=lambda row: row[0])

@@ -180,10 +180,6 @@ def _csv_module(rows: Sequence[Sequence[str]]) -> str:
     return buf.getvalue()
 
 
-def _description(rec: Record) -> str:
-    return _enc_sorted(rec.data)
-
-
 Line = tuple[str, str]  # (timestamp, the CSV line of a timeline row)
 Key = tuple[str, str, str]
 _HEADER_KEYS = frozenset({"timestamp", "module", "event"})
