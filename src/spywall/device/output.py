@@ -170,7 +170,7 @@ def csv_text(rows: Sequence[Sequence[str]]) -> str:
             or body.count(_SEP) != (width - 1) * len(rows)
             or body.count(_EOL) != len(rows) - 1):
         return _csv_module(rows)
-    body = body.replace("\\", "\\\\").replace('"', '""')
+    body = _csv_field(body)
     return '"' + body.replace(_SEP, '","').replace(_EOL, '"\r\n"') + '"\r\n'
 
 

@@ -65,7 +65,6 @@ class Crash(NamedTuple):
     """A worker met an exception that is not a module failure (a bug)."""
 
     number: int
-    what: str
 
 
 def can_fork(evidence: object, modules: int) -> bool:
@@ -135,8 +134,8 @@ def _worker(mods: Sequence[Module[E]], ctx: CheckContext[E], queue: int, out: IO
     while (i := _take(queue)) is not None:
         try:
             done = run_one(mods, i, ctx, render)
-        except BaseException as exc:  # reported; the parent runs it again and raises
-            _send(out, Crash(i, f"{type(exc).__name__}: {exc}"))
+        except BaseException:  # reported; the parent runs it again and raises
+            _send(out, Crash(i))
             return
         _send(out, done)
 
