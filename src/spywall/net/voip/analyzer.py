@@ -88,7 +88,7 @@ class VoipAnalyzer:
             flow.seen |= RTP_BIT
             pending = self.calls.pending
             if pending and (d.dst in pending or d.src in pending):
-                self.calls.pre_answer_media(d, "rtp", flow)
+                self.calls.pre_answer_media(d, "rtp", flow, rtp=True)
             return [] if not flow.pending else self._flow_findings(flow, d, [], "rtp")
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
@@ -97,7 +97,9 @@ class VoipAnalyzer:
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
         pending = self.calls.pending
         if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
-            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind], flow)
+            inner = demux.classify(p[4:]) if kind == demux.TURN and len(p) > 5 else kind
+            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind], flow,
+                                        rtp=inner == demux.RTP)
         found = self.handlers[kind](flow, d, p)
         if not found and not flow.pending:
             return []

@@ -91,11 +91,19 @@ class Call(msgspec.Struct, eq=False):
         return self.state in (OFFERED, RINGING)
 
     def side(self, ip: str, port: int) -> int:
-        """Side bits of a media endpoint: learned from SDP, else its address's bits."""
+        """Side bits of a media endpoint: learned from SDP, else its address's (from
+        signalling and from every endpoint announced at it)."""
         bits = self.media.get((ip, port))
         if bits is not None:
             return bits
         return self.sig.get(ip, 0) | self.media_ips.get(ip, 0)
+
+    def peer_side(self, ip: str, port: int) -> int:
+        """Side bits of the other end of a packet: the endpoint's, else the address's from
+        signalling only. A TURN server's address is announced as a relay candidate but
+        relays from its own port (ChannelData from 3478), so its address says nothing."""
+        bits = self.media.get((ip, port))
+        return bits if bits is not None else self.sig.get(ip, 0)
 
 
 class Endpoint(msgspec.Struct, frozen=True):
@@ -252,21 +260,22 @@ class CallTable:
         call.targets = new
         self.generation += 1
 
-    def pre_answer_media(self, d: Datagram, kind: str, flow: Flow) -> None:
-        """Record media ``d`` (on ``flow``) to or from a callee target of an unanswered
-        call. A flow to the callee that no SDP explained joins the call's media list.
+    def pre_answer_media(self, d: Datagram, kind: str, flow: Flow, *, rtp: bool) -> None:
+        """Record media ``d`` (on ``flow``; ``rtp``: it carries RTP, maybe in ChannelData)
+        to or from a callee target of an unanswered call. A flow to the callee that no SDP
+        explained joins the call's media list.
 
         RTP from the callee side to anything not on the callee side marks the call as
         having early media (an announcement or ringback from a gateway): such a call is a
         media session both ways, not the one-sided shape of the zero-click attack. RTCP from
         the callee does not count (a stack under attack may still send receiver reports)."""
-        if kind == "rtp":
+        if rtp:
             for call in self.pending.get(d.src, ()):
                 if call.side(d.src, d.sport) == CALLEE \
-                        and not call.side(d.dst, d.dport) & CALLEE:
+                        and not call.peer_side(d.dst, d.dport) & CALLEE:
                     call.early_media = True
         for call in self.pending.get(d.dst, ()):
-            if call.side(d.dst, d.dport) != CALLEE or call.side(d.src, d.sport) & CALLEE:
+            if call.side(d.dst, d.dport) != CALLEE or call.peer_side(d.src, d.sport) & CALLEE:
                 continue
             seen = call.pre_answer.get(d.src)
             if flow.call is None:
@@ -275,11 +284,10 @@ class CallTable:
             if seen is None:
                 if len(call.pre_answer) < MAX_SOURCES:
                     call.pre_answer[d.src] = PreAnswer(
-                        d, kind, rtcp=kind != "rtp",
+                        d, kind, rtcp=not rtp, addresses={d.dst},
                         target="sdp" if (d.dst, d.dport) in call.media else "signalling")
-                    call.pre_answer[d.src].addresses.add(d.dst)
             else:
                 seen.packets += 1
-                seen.rtcp += kind != "rtp"
+                seen.rtcp += not rtp
                 if len(seen.addresses) < MAX_PER_CALL:
                     seen.addresses.add(d.dst)

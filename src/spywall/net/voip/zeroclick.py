@@ -9,7 +9,8 @@ Without SIP (``media_findings``; WhatsApp's signalling is not SIP and most captu
 only media): a flow no SIP call explains is *unsolicited* when its first RTCP/SRTCP came
 before the source sent any RTP of its own (on the flow or on the RTP port below it) and
 before the destination sent RTP back (on the reverse flow or the RTP port below it; STUN
-checks do not count, an endpoint answers those while it rings). RFC 3550 6.2-6.3 has a
+checks do not count, an endpoint answers those while it rings), and no RTP flow between the
+same two addresses started before it (RTCP on a port of its own, ``a=rtcp``). RFC 3550 6.2-6.3 has a
 sender send RTP before its first SR and a receiver send RR only about what it received, so
 such RTCP answers nothing. When, in addition, the destination
 never sent RTP to the source in the whole capture, ``BURST_MIN`` such compounds within
@@ -58,8 +59,8 @@ class Unsolicited(msgspec.Struct):
     first: Datagram
     kind: str
     packets: int = 1
-    times: list[float] = msgspec.field(default_factory=list)   # the last BURST_MIN
-    burst: Datagram | None = None                               # first packet of a burst
+    recent: list[Datagram] = msgspec.field(default_factory=list)   # the last BURST_MIN
+    burst: Datagram | None = None                                   # first packet of a burst
 
 
 def note_rtcp(flow: Flow, d: Datagram, kind: str) -> None:
@@ -69,11 +70,12 @@ def note_rtcp(flow: Flow, d: Datagram, kind: str) -> None:
         u = flow.unsolicited = Unsolicited(d, kind)
     else:
         u.packets += 1
-    u.times.append(d.ts)
-    if len(u.times) > BURST_MIN:
-        del u.times[0]
-    if u.burst is None and len(u.times) == BURST_MIN and u.times[-1] - u.times[0] <= BURST_WINDOW:
-        u.burst = d
+    u.recent.append(d)
+    if len(u.recent) > BURST_MIN:
+        del u.recent[0]
+    if u.burst is None and len(u.recent) == BURST_MIN \
+            and d.ts - u.recent[0].ts <= BURST_WINDOW:
+        u.burst = u.recent[0]
 
 
 def sip_findings(calls: Iterable[Call], report: Report) -> None:
@@ -101,13 +103,18 @@ def sip_findings(calls: Iterable[Call], report: Report) -> None:
 def media_findings(flows: Iterable[Flow], report: Report) -> None:
     """Report unsolicited RTCP on flows no SIP call explains (see the module docstring)."""
     flows = list(flows)
-    rtp_pairs = {(f.key[0], f.key[2]) for f in flows if f.seen >> demux.RTP & 1}
+    first_rtp: dict[tuple[str, str], int] = {}   # (src, dst) address pair -> first RTP flow
+    for f in flows:
+        if f.seen >> demux.RTP & 1:
+            pair = (f.key[0], f.key[2])
+            first_rtp[pair] = min(first_rtp.get(pair, f.first_frame), f.first_frame)
     by_source: dict[str, list[tuple[float, str, Datagram, str, Call | None]]] = {}
     for f in flows:
         u = f.unsolicited
         src, sport, dst, dport = f.key
-        if u is None or f.call is not None or not f.confirmed or (dst, src) in rtp_pairs:
-            continue
+        if u is None or f.call is not None or not f.confirmed or (dst, src) in first_rtp \
+                or first_rtp.get((src, dst), u.first.frame) < u.first.frame:
+            continue   # RTP came back, or the source's RTP on another port came first
         if u.burst is not None:
             report("voip-rtcp-unsolicited",
                    f"{u.packets} {u.kind} compound(s) from {src}:{sport} to {dst}:{dport} "
