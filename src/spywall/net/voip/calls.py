@@ -236,9 +236,12 @@ class CallTable:
                 if len(call.media) < MAX_PER_CALL or ep in call.media:
                     call.media[ep] = call.media.get(ep, 0) | side
                     call.media_ips[ep[0]] = call.media_ips.get(ep[0], 0) | side
-                if len(self.endpoints) < MAX_ENDPOINTS:
+                known = self.endpoints.get(ep)
+                if (known is None and len(self.endpoints) < MAX_ENDPOINTS) or (
+                        known is not None and (known.call is not call
+                                               or known.secure != m.secure)):
                     self.endpoints[ep] = Endpoint(call, m.secure)
-                    self.generation += 1
+                    self.generation += 1   # flows re-classify on their next packet
 
     def _retarget(self, call: Call) -> None:
         """Keep ``pending`` in step with the call's callee targets and state."""
