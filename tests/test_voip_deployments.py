@@ -11,6 +11,8 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spywall.net.packet import Datagram
 from spywall.net.pipeline import CaptureResult, Pipeline
@@ -258,3 +260,23 @@ def test_one_direction_capture_with_rtcp_on_its_own_port_is_quiet() -> None:
     only_rtcp = Script([e for e in s.events if e.sport == 40100])
     assert [f.rule for f in run(Built(only_rtcp, [], sip=False)).findings] == \
         ["voip-unsolicited-campaign"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(NAMES), st.booleans(), st.lists(st.tuples(
+    st.integers(0, 10_000), st.integers(0, 4096), st.binary(max_size=8)), max_size=10))
+def test_mutated_deployments_never_raise(name: str, attack: bool,
+                                         edits: list[tuple[int, int, bytes]]) -> None:
+    """Hostile versions of every shape: bytes of random packets overwritten (tags, Via,
+    SDP, RTCP): the analyzer reports what it finds and never raises."""
+    built = SHAPES[name].build(attack)
+    events = built.script.events
+    for which, at, junk in edits:
+        e = events[which % len(events)]
+        p = e.payload
+        events[which % len(events)] = msgspec.structs.replace(
+            e, payload=p[:at % (len(p) + 1)] + junk + p[at % (len(p) + 1) + len(junk):])
+    an = VoipAnalyzer(None, "mutated")
+    for i, e in enumerate(events, 1):
+        an.udp(Datagram(i, e.ts, e.src, e.dst, e.sport, e.dport, "udp", e.payload))
+    an.finish()
