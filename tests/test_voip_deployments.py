@@ -280,3 +280,29 @@ def test_mutated_deployments_never_raise(name: str, attack: bool,
     for i, e in enumerate(events, 1):
         an.udp(Datagram(i, e.ts, e.src, e.dst, e.sport, e.dport, "udp", e.payload))
     an.finish()
+
+
+def test_proxy_timeout_with_its_own_tag_fails_the_call() -> None:
+    """The phone rings (To tag ph), the proxy gives up and answers the caller 480 with a
+    tag of its own: the caller got a final response, so the call failed (and media to the
+    phone after it is not pre-answer media of a ringing call)."""
+    from spywall.samples.siplegs import Hop, Leg, invite
+    from spywall.samples.voip import Script, compound
+
+    sbc, proxy, phone = ("203.0.113.5", 5060), ("10.0.0.2", 5060), ("10.0.1.20", 5060)
+    leg = Leg("timeout-1@x", "sip:a@carrier.example", "t1", "sip:2001@office.example")
+    up, down = Hop(leg, (sbc,)), Hop(leg, (proxy, sbc))
+    s = Script()
+    invite(s, 1.0, [(up, sbc, proxy), (down, proxy, phone)], b"")
+    s.udp(1.2, phone, proxy, down.response(180, "Ringing", to_tag="ph"))
+    s.udp(1.21, proxy, sbc, up.response(180, "Ringing", to_tag="ph"))
+    inner = s.udp(30.0, phone, proxy, down.response(486, "Busy Here", to_tag="other"))
+    s.udp(31.0, proxy, sbc, up.response(480, "Temporarily Unavailable", to_tag="px"))
+    s.udp(32.0, ("203.0.113.50", 16384), (phone[0], 11000), compound(1))
+    res = run(Built(s, []))
+    (c,) = res.calls
+    assert c.state == "failed"
+    assert res.findings == []
+    # up to the 480 the call still rang: the 486 with another tag was one fork's answer
+    before = Script(s.events[:inner])
+    assert run(Built(before, [])).calls[0].state == "ringing"

@@ -110,17 +110,17 @@ def early_media(attack: bool) -> Built:
     return Built(s, frames)
 
 
-def b2bua(attack: bool) -> Built:
-    """An SBC acting as B2BUA: a new Call-ID and tags on the inner leg, media anchored at
-    the SBC's own media address (one port per leg), SDP answer in 183 Session Progress,
-    RTCP on port+1 (no mux)."""
+def b2bua(attack: bool, *, same_call_id: bool = False) -> Built:
+    """An SBC acting as B2BUA: new tags (and, unless ``same_call_id``, a new Call-ID) on the
+    inner leg, media anchored at the SBC's own media address (one port per leg), SDP answer
+    in 183 Session Progress, RTCP on port+1 (no mux)."""
     pbx, pbx_media = ("198.51.100.30", 5060), ("198.51.100.31", 20000)
     sbc, anchor = ("192.0.2.1", 5060), "192.0.2.2"
     phone, media = ("10.0.1.21", 5060), ("10.0.1.21", 12000)
     outer = Leg("ext-77@198.51.100.30", "sip:+15551230001@pbx.example", "x1",
                 "sip:+442070002002@sbc.office.example")
-    inner = Leg("b2b-0001@192.0.2.1", "sip:+15551230001@sbc.office.example", "s1",
-                "sip:2002@10.0.1.21")
+    inner = Leg(outer.call_id if same_call_id else "b2b-0001@192.0.2.1",
+                "sip:+15551230001@sbc.office.example", "s1", "sip:2002@10.0.1.21")
     p1: Path = [(Hop(outer, (pbx,)), pbx, sbc)]
     p2: Path = [(Hop(inner, (sbc,)), sbc, phone)]
     s = Script()
@@ -396,6 +396,8 @@ SHAPES: dict[str, Shape] = {
                                  "has a gateway announcement and early media both ways"),
     "b2bua-anchored": Shape(b2bua, ZC, "B2BUA with a new Call-ID per leg, media anchored "
                             "at the SBC, SDP in 183, RTCP on port+1"),
+    "b2bua-anchored-one-call-id": Shape(lambda a: b2bua(a, same_call_id=True), ZC,
+                                        "the same B2BUA keeping the Call-ID, new tags"),
     "forked": Shape(forked, ZC, "one INVITE forked to two phones, two 180s with SDP"),
     "prack-update": Shape(prack_update, ZC, "late offer: SDP in reliable 183, PRACK, UPDATE; "
                           "clean twin re-INVITEs"),

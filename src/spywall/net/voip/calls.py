@@ -2,7 +2,8 @@
 
 A ``Call`` is keyed by Call-ID. Its state moves offered (INVITE) -> ringing (1xx other
 than 100) -> answered (2xx to an INVITE) -> ended (BYE); a call that gets a CANCEL before
-any 2xx, or final non-2xx responses from every fork, is failed.
+any 2xx, a final non-2xx response on its way to the caller (one Via left), or one from
+every fork, is failed.
 
 Sides come from the dialog, never from which addresses appear where (RFC 3261 12, 16):
 the From tags of INVITEs without a To tag are the caller's tags, so a request whose From
@@ -170,7 +171,8 @@ class CallTable:
         if msg.method is not None:
             self._request(call, msg, d)
         elif msg.cseq_method == "INVITE" and msg.status is not None:
-            self._response(call, msg.status, tag(msg.header("to")))
+            to_caller = sum(v.upper().count("SIP/2.0/") for v in msg.all("via")) <= 1
+            self._response(call, msg.status, tag(msg.header("to")), to_caller=to_caller)
         if sdp is not None:
             self._learn(call, sdp, sender)
         self._retarget(call)
@@ -202,7 +204,9 @@ class CallTable:
             call.cancelled = True
             self._set(call, FAILED)
 
-    def _response(self, call: Call, status: int, fork: str | None) -> None:
+    def _response(self, call: Call, status: int, fork: str | None, *, to_caller: bool) -> None:
+        """``to_caller``: the response has one Via left, so it reaches the UAC that sent
+        the INVITE (a proxy's own 408/480 after no answer carries a tag of its own)."""
         if 200 <= status < 300:
             call.answered = True
             if fork is not None and len(call.forks) < MAX_PER_CALL:
@@ -218,8 +222,8 @@ class CallTable:
         elif status >= 300 and not call.answered and call.pending:
             if fork is not None and len(call.forks) < MAX_PER_CALL:
                 call.forks[fork] = FAILED
-            if fork is None or RINGING not in call.forks.values():
-                self._set(call, FAILED)   # every fork has given up (or no fork is known)
+            if to_caller or fork is None or RINGING not in call.forks.values():
+                self._set(call, FAILED)   # the caller got it, or every fork has given up
 
     def _set(self, call: Call, state: str) -> None:
         call.state = state
