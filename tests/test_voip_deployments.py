@@ -306,3 +306,16 @@ def test_proxy_timeout_with_its_own_tag_fails_the_call() -> None:
     # up to the 480 the call still rang: the 486 with another tag was one fork's answer
     before = Script(s.events[:inner])
     assert run(Built(before, [])).calls[0].state == "ringing"
+
+
+def test_rtp_after_the_burst_does_not_erase_it() -> None:
+    """The source sending RTP of its own after its RTCP burst explains later RTCP, not the
+    burst (an attacker cannot wipe the evidence by following up with media)."""
+    from spywall.samples.voip import Event, rtp
+
+    built = SHAPES["media-only"].build(True)
+    last = built.script.events[-1]
+    built.script.events += [Event(last.ts + 0.1 + i * 0.02, "udp", last.src, last.sport,
+                                  last.dst, last.dport, rtp(i + 1, i * 160, 0x55))
+                            for i in range(5)]
+    assert [f.rule for f in run(built).findings] == ["voip-rtcp-unsolicited"]

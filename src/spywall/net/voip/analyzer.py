@@ -228,8 +228,7 @@ class VoipAnalyzer:
             back = flows.get((d.dst, d.dport - delta, d.src, d.sport - delta))
             if (own is not None and own.seen & RTP_BIT) or (back is not None
                                                              and back.seen & RTP_BIT):
-                flow.explained = True
-                flow.unsolicited = None
+                flow.explained = True   # later RTCP answers media; earlier stays on record
                 return
         zeroclick.note_rtcp(flow, d, kind)
 

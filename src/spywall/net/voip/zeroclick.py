@@ -104,15 +104,16 @@ def media_findings(flows: Iterable[Flow], report: Report) -> None:
     """Report unsolicited RTCP on flows no SIP call explains (see the module docstring)."""
     flows = list(flows)
     first_rtp: dict[tuple[str, str], int] = {}   # (src, dst) address pair -> first RTP flow
-    for f in flows:
-        if f.seen >> demux.RTP & 1:
+    for f in flows:   # (flows that sent unsolicited RTCP first do not explain themselves)
+        if f.seen >> demux.RTP & 1 and f.unsolicited is None:
             pair = (f.key[0], f.key[2])
             first_rtp[pair] = min(first_rtp.get(pair, f.first_frame), f.first_frame)
+    rtp_back = {(f.key[0], f.key[2]) for f in flows if f.seen >> demux.RTP & 1}
     by_source: dict[str, list[tuple[float, str, Datagram, str, Call | None]]] = {}
     for f in flows:
         u = f.unsolicited
         src, sport, dst, dport = f.key
-        if u is None or f.call is not None or not f.confirmed or (dst, src) in first_rtp \
+        if u is None or f.call is not None or not f.confirmed or (dst, src) in rtp_back \
                 or first_rtp.get((src, dst), u.first.frame) < u.first.frame:
             continue   # RTP came back, or the source's RTP on another port came first
         if u.burst is not None:
