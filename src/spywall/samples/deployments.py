@@ -21,6 +21,7 @@ from spywall.samples.siplegs import (
     Leg,
     Path,
     Stream,
+    TcpSignalling,
     answer,
     burst,
     callee_bye,
@@ -58,10 +59,10 @@ class Shape(msgspec.Struct, frozen=True):
 
 
 # ---- shapes with SIP ---------------------------------------------------------------------
-def trunk(attack: bool, *, v6: bool = False) -> Built:
+def trunk(attack: bool, *, v6: bool = False, tcp: bool = False) -> Built:
     """External caller -> carrier SBC -> office proxy -> desk phone, one Call-ID on both
     legs; the caller's media comes from a media gateway, the phone answers SDP in 180
-    Ringing with rtcp-mux (SRTP over IPv6)."""
+    Ringing with rtcp-mux (SRTP over IPv6; SIP over TCP with ``tcp``)."""
     if v6:
         sbc, proxy, phone = ("2001:db8:ca::5", 5060), ("2001:db8:f::2", 5060), \
             ("2001:db8:f:1::20", 5060)
@@ -73,7 +74,7 @@ def trunk(attack: bool, *, v6: bool = False) -> Built:
     leg = Leg(f"trunk-{'v6' if v6 else 'v4'}-1@carrier.example",
               "sip:+442071234567@carrier.example", "c4r1", "sip:2001@office.example")
     path: Path = [(Hop(leg, (sbc,)), sbc, proxy), (Hop(leg, (proxy, sbc)), proxy, phone)]
-    s = Script()
+    s = TcpSignalling() if tcp else Script()
     invite(s, T0, path, offer(gw[0], (Stream("audio", gw[1]),), secure=v6, mux=True),
            extra=("Record-Route: <sip:proxy.office.example;lr>",))
     respond(s, T0 + 0.2, path, 180, "Ringing", "ph1",
@@ -392,6 +393,8 @@ SHAPES: dict[str, Shape] = {
     "trunk-proxy": Shape(trunk, ZC, "SIP trunk, proxy, media gateway, SDP in 180, rtcp-mux"),
     "trunk-proxy-ipv6-srtcp": Shape(lambda a: trunk(a, v6=True), ZC,
                                     "the same over IPv6 with SRTP/SRTCP"),
+    "trunk-proxy-sip-tcp": Shape(lambda a: trunk(a, tcp=True), ZC,
+                                 "the trunk with SIP over TCP"),
     "early-media-gateway": Shape(early_media, ZC, "outbound via proxy and carrier; clean twin "
                                  "has a gateway announcement and early media both ways"),
     "b2bua-anchored": Shape(b2bua, ZC, "B2BUA with a new Call-ID per leg, media anchored "

@@ -24,6 +24,23 @@ def host(a: Addr) -> str:
     return f"[{a[0]}]:{a[1]}" if ":" in a[0] else f"{a[0]}:{a[1]}"
 
 
+class TcpSignalling(Script):
+    """A ``Script`` that carries SIP (5060 at both ends) over TCP, one connection per pair
+    of addresses opened with a handshake on first use; media stays UDP. Trunks often run
+    SIP over TCP (RFC 3261 18), so calls must be followed through stream reassembly."""
+
+    opened: set[frozenset[Addr]] = msgspec.field(default_factory=set)
+
+    def udp(self, ts: float, a: Addr, b: Addr, payload: bytes) -> int:
+        if a[1] != 5060 or b[1] != 5060:
+            return super().udp(ts, a, b, payload)
+        pair = frozenset((a, b))
+        if pair not in self.opened:
+            self.opened.add(pair)
+            self.handshake(ts, a, b)
+        return self.tcp(ts, a, b, payload)
+
+
 class Stream(msgspec.Struct, frozen=True):
     """One m= section: kind, port, and the candidates (address, port, type)."""
 
