@@ -21,7 +21,7 @@ from spywall.net.voip.analyzer import VoipAnalyzer
 from spywall.net.voip.calls import CALLEE, CALLER, CallTable
 from spywall.net.voip.sdp import parse_sdp
 from spywall.net.voip.sip import parse_sip
-from spywall.samples.deployments import SHAPES, Built, trunk
+from spywall.samples.deployments import SHAPES, T0, Built, trunk
 from spywall.samples.siplegs import Stream, offer
 
 TSHARK = shutil.which("tshark")
@@ -319,3 +319,21 @@ def test_rtp_after_the_burst_does_not_erase_it() -> None:
                                   last.dst, last.dport, rtp(i + 1, i * 160, 0x55))
                             for i in range(5)]
     assert [f.rule for f in run(built).findings] == ["voip-rtcp-unsolicited"]
+
+
+def test_a_call_whose_end_was_missed_does_not_claim_later_media() -> None:
+    """The capture missed how a ringing call ended; an hour later a paging server streams
+    one-way RTP to the same desk phone (no SIP): not pre-answer media of the old call."""
+    from spywall.samples.voip import compound, rtp
+
+    old = SHAPES["trunk-proxy"].build(True)
+    old.script.events = [e for e in old.script.events if e.sport == 5060
+                         and not e.payload.startswith((b"CANCEL", b"SIP/2.0 487",
+                                                       b"SIP/2.0 200", b"ACK"))]
+    pager, phone = ("10.0.0.9", 40000), ("10.0.1.20", 40000)
+    for i in range(100):
+        old.script.udp(T0 + 3600.0 + i * 0.02, pager, phone, rtp(i + 1, i * 160, 0x9A9E))
+    old.script.udp(T0 + 3602.5, pager, phone, compound(0x9A9E))
+    res = run(old)
+    assert [c.state for c in res.calls] == ["ringing"]
+    assert res.findings == []

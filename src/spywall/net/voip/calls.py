@@ -47,6 +47,10 @@ MAX_ENDPOINTS = 400_000
 MAX_PER_CALL = 64
 """Signalling addresses, tags, forks and media endpoints remembered per call (a call crosses
 a handful of proxies and announces a few candidates per stream)."""
+RING_TIMEOUT = 300.0
+"""Seconds after its last SIP message during which a ringing call still claims media to its
+callee. RFC 3261 16.6 has proxies give up on an unanswered INVITE after Timer C (more than
+3 minutes); a call whose end the capture missed must not claim the phone's later calls."""
 HOLD_ADDRESSES = frozenset({"0.0.0.0", "::"})  # noqa: S104 - SDP hold (RFC 3264 8.4), not a bind
 OFFERED, RINGING, ANSWERED, ENDED, FAILED = "offered", "ringing", "answered", "ended", "failed"
 CALLER, CALLEE = 1, 2
@@ -72,6 +76,7 @@ class Call(msgspec.Struct, eq=False):
     started: float
     state: str = OFFERED
     last_frame: int = 0
+    last_ts: float = 0.0
     answered: bool = False
     cancelled: bool = False
     early_media: bool = False
@@ -162,7 +167,7 @@ class CallTable:
                         d.frame, d.ts)
             self.calls[cid] = call
         call.packets += 1
-        call.last_frame = d.frame
+        call.last_frame, call.last_ts = d.frame, d.ts
         sender = CALLER if self._from_caller(call, msg, d) else CALLEE
         receiver = CALLER + CALLEE - sender
         if len(call.sig) < MAX_PER_CALL:
@@ -278,11 +283,12 @@ class CallTable:
         the callee does not count (a stack under attack may still send receiver reports)."""
         if rtp:
             for call in self.pending.get(d.src, ()):
-                if call.side(d.src, d.sport) == CALLEE \
+                if d.ts - call.last_ts <= RING_TIMEOUT and call.side(d.src, d.sport) == CALLEE \
                         and not call.peer_side(d.dst, d.dport) & CALLEE:
                     call.early_media = True
         for call in self.pending.get(d.dst, ()):
-            if call.side(d.dst, d.dport) != CALLEE or call.peer_side(d.src, d.sport) & CALLEE:
+            if call.side(d.dst, d.dport) != CALLEE or call.peer_side(d.src, d.sport) & CALLEE \
+                    or d.ts - call.last_ts > RING_TIMEOUT:
                 continue
             seen = call.pre_answer.get(d.src)
             if flow.call is None:
