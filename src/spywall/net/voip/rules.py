@@ -121,7 +121,8 @@ _ROWS: tuple[Rule, ...] = (
          "1-1023 other than the placeholder 9 (RFC 8840).",
          Severity.MEDIUM, H, (), (R_SDP,)),
     Rule("voip-zero-click-media", "Media or RTCP sent to a callee who never answered",
-         "RTP, RTCP or SRTCP sent, while a SIP call was offered or ringing, to an address of "
+         "RTP, RTCP or SRTCP sent, while a SIP call was offered or ringing (and within 300 s "
+         "of its last SIP message, calls.RING_TIMEOUT), to an address of "
          "its callee side (a media endpoint or ICE candidate only the callee side's SDP "
          "announced, or an address that signalled only as the callee; sides come from the "
          "dialog's tags, so proxies, B2BUAs and SBCs are placed by what they did) from "
