@@ -119,7 +119,7 @@ def media_findings(flows: Iterable[Flow], report: Report) -> None:
         if u.burst is not None:
             report("voip-rtcp-unsolicited",
                    f"{u.packets} {u.kind} compound(s) from {src}:{sport} to {dst}:{dport} "
-                   f"before any media from either side, {BURST_MIN} within {BURST_WINDOW:g} s; "
+                   f"before any RTP from either side, {BURST_MIN} within {BURST_WINDOW:g} s; "
                    f"{dst} never sent RTP back; no SIP signalling explains the flow",
                    {"packets": u.packets, "first_frame": u.first.frame,
                     "burst_frame": u.burst.frame, "destination_sent_rtp": False,
