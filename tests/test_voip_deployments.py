@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from spywall.net.packet import Datagram
 from spywall.net.pipeline import CaptureResult, Pipeline
 from spywall.net.voip import calls as calls_mod
-from spywall.net.voip.analyzer import VoipAnalyzer
+from spywall.net.voip.analyzer import MAX_PER_FLOW, VoipAnalyzer
 from spywall.net.voip.calls import CALLEE, CALLER, CallTable
 from spywall.net.voip.sdp import parse_sdp
 from spywall.net.voip.sip import parse_sip
@@ -339,3 +339,28 @@ def test_a_call_whose_end_was_missed_does_not_claim_later_media() -> None:
     res = run(old)
     assert [c.state for c in res.calls] == ["ringing"]
     assert res.findings == []
+
+
+def test_an_invite_flood_to_one_phone_stays_bounded() -> None:
+    """A thousand ringing calls to one phone: the phone is pending for the newest
+    MAX_PENDING_PER_ADDRESS of them only, and the newest call still catches the media."""
+    from spywall.samples.siplegs import Hop, Leg, invite
+    from spywall.samples.voip import Script, compound
+
+    sbc, phone = ("203.0.113.5", 5060), ("10.0.1.20", 5060)
+    s = Script()
+    for n in range(1000):
+        leg = Leg(f"flood-{n}@x", "sip:a@carrier.example", f"f{n}", "sip:2001@office.example")
+        hop = Hop(leg, (sbc,))
+        invite(s, 1.0 + n * 0.001, [(hop, sbc, phone)], b"")
+        s.udp(1.0 + n * 0.001, phone, sbc, hop.response(180, "Ringing", to_tag=f"t{n}"))
+    s.udp(3.0, ("203.0.113.50", 16384), (phone[0], 11000), compound(1))
+    an = VoipAnalyzer(None, "flood")
+    for i, e in enumerate(s.events, 1):
+        an.udp(Datagram(i, e.ts, e.src, e.dst, e.sport, e.dport, "udp", e.payload))
+    assert len(an.calls.pending[phone[0]]) == calls_mod.MAX_PENDING_PER_ADDRESS
+    _, findings = an.finish()   # one per still-pending call, MAX_PER_FLOW listed
+    assert len(findings) == MAX_PER_FLOW
+    assert findings[-1].detail["repeats"] == calls_mod.MAX_PENDING_PER_ADDRESS - MAX_PER_FLOW
+    assert {f.detail["call_id"] for f in findings} <= {
+        f"flood-{n}@x" for n in range(1000 - calls_mod.MAX_PENDING_PER_ADDRESS, 1000)}

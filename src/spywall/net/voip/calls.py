@@ -43,10 +43,15 @@ MAX_CALLS = 100_000
 MAX_SOURCES = 256
 """Distinct sources of pre-answer media remembered per call (spoofed floods stay bounded)."""
 MAX_ENDPOINTS = 400_000
-"""Media addresses learned from SDP; later ones are not learned (bounded memory)."""
+"""Media addresses learned from SDP; later ones are not learned (bounded memory). The same
+budget bounds the per-call side tables (signalling addresses and media endpoints) of all
+calls together."""
 MAX_PER_CALL = 64
 """Signalling addresses, tags, forks and media endpoints remembered per call (a call crosses
 a handful of proxies and announces a few candidates per stream)."""
+MAX_PENDING_PER_ADDRESS = 64
+"""Unanswered calls one callee address stays pending for; an INVITE flood to one phone
+drops the oldest (each packet to a pending address visits its calls)."""
 RING_TIMEOUT = 300.0
 """Seconds after its last SIP message during which a ringing call still claims media to its
 callee. RFC 3261 16.6 has proxies give up on an unanswered INVITE after Timer C (more than
@@ -153,6 +158,7 @@ class CallTable:
         self.endpoints: dict[tuple[str, int], Endpoint] = {}
         self.pending: dict[str, list[Call]] = {}   # callee target address -> unanswered calls
         self.generation = 0
+        self.sides = 0   # entries in all calls' sig and media tables (MAX_ENDPOINTS)
 
     def on_sip(self, msg: SipMessage, d: Datagram, sdp: Session | None) -> Call | None:
         """Update the call ``msg`` belongs to; the call, or None if it is not tracked."""
@@ -170,9 +176,12 @@ class CallTable:
         call.last_frame, call.last_ts = d.frame, d.ts
         sender = CALLER if self._from_caller(call, msg, d) else CALLEE
         receiver = CALLER + CALLEE - sender
-        if len(call.sig) < MAX_PER_CALL:
-            call.sig[d.src] = call.sig.get(d.src, 0) | sender
-            call.sig[d.dst] = call.sig.get(d.dst, 0) | receiver
+        for ip, bits in ((d.src, sender), (d.dst, receiver)):
+            if ip in call.sig:
+                call.sig[ip] |= bits
+            elif len(call.sig) < MAX_PER_CALL and self.sides < MAX_ENDPOINTS:
+                call.sig[ip] = bits
+                self.sides += 1
         if msg.method is not None:
             self._request(call, msg, d)
         elif msg.cseq_method == "INVITE" and msg.status is not None:
@@ -242,7 +251,9 @@ class CallTable:
                 if not addr or addr in HOLD_ADDRESSES or port in (0, 9):
                     continue
                 ep = (norm_addr(addr), port)
-                if len(call.media) < MAX_PER_CALL or ep in call.media:
+                if ep in call.media or (len(call.media) < MAX_PER_CALL
+                                        and self.sides < MAX_ENDPOINTS):
+                    self.sides += ep not in call.media
                     call.media[ep] = call.media.get(ep, 0) | side
                     call.media_ips[ep[0]] = call.media_ips.get(ep[0], 0) | side
                 known = self.endpoints.get(ep)
@@ -268,7 +279,10 @@ class CallTable:
                 if not waiting:
                     del self.pending[ip]
         for ip in new - call.targets:
-            self.pending.setdefault(ip, []).append(call)
+            waiting = self.pending.setdefault(ip, [])
+            waiting.append(call)
+            if len(waiting) > MAX_PENDING_PER_ADDRESS:
+                waiting.pop(0).targets.discard(ip)
         call.targets = new
         self.generation += 1
 
