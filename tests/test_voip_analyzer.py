@@ -6,7 +6,7 @@ import pytest
 
 from spywall.iocs import Indicator, IocIndex
 from spywall.net.packet import Datagram
-from spywall.net.voip import calls
+from spywall.net.voip import zeroclick
 from spywall.net.voip.analyzer import MAX_PER_FLOW, VoipAnalyzer
 from spywall.report import CallSummary, Finding, FindingKind
 from spywall.samples import voip as v
@@ -109,25 +109,25 @@ def test_answered_call_with_early_media_is_not_zero_click() -> None:
 def test_campaign() -> None:
     s = v.Script()
     frames = [v.zero_click_call(s, 100.0 + n * 60, dialog(n, f"198.51.100.{20 + n}"),
-                                rtcp_packets=1)[0] for n in range(calls.CAMPAIGN_MIN_CALLEES)]
+                                rtcp_packets=1)[0] for n in range(zeroclick.CAMPAIGN_MIN_CALLEES)]
     _, findings = run(s)
     zc = [f for f in findings if f.rule.startswith("voip-zero-click")]
     assert sorted(f.rule for f in zc) == ["voip-zero-click-campaign"] + \
-        ["voip-zero-click-media"] * calls.CAMPAIGN_MIN_CALLEES
+        ["voip-zero-click-media"] * zeroclick.CAMPAIGN_MIN_CALLEES
     (camp,) = (f for f in zc if f.rule == "voip-zero-click-campaign")
     assert camp.severity == "critical"
-    assert camp.detail["callees"] == calls.CAMPAIGN_MIN_CALLEES
+    assert camp.detail["callees"] == zeroclick.CAMPAIGN_MIN_CALLEES
     assert camp.location.frame == frames[-1]
 
 
 def test_campaign_needs_the_window() -> None:
     s = v.Script()
-    for n in range(calls.CAMPAIGN_MIN_CALLEES):
-        v.zero_click_call(s, 100.0 + n * (calls.CAMPAIGN_WINDOW + 1),
+    for n in range(zeroclick.CAMPAIGN_MIN_CALLEES):
+        v.zero_click_call(s, 100.0 + n * (zeroclick.CAMPAIGN_WINDOW + 1),
                           dialog(n, f"198.51.100.{20 + n}"), rtcp_packets=1)
     rules = [f.rule for f in run(s)[1]]
     assert "voip-zero-click-campaign" not in rules
-    assert rules.count("voip-zero-click-media") == calls.CAMPAIGN_MIN_CALLEES
+    assert rules.count("voip-zero-click-media") == zeroclick.CAMPAIGN_MIN_CALLEES
 
 
 def test_ioc_hosts() -> None:

@@ -16,6 +16,7 @@ from spywall.net.packet import Datagram
 from spywall.net.voip import rtcp, rtp, sdp, sip, stun
 from spywall.net.voip.analyzer import VoipAnalyzer
 from spywall.samples import voip as v
+from spywall.samples.deployments import SHAPES
 
 D = v.D
 SEEDS = [c.build() for c in v.CRAFTED.values()] + [
@@ -23,6 +24,9 @@ SEEDS = [c.build() for c in v.CRAFTED.values()] + [
     v.rtp(1, 2, 3, csrcs=(4,), ext=b"abcd", padding=2), v.binding_request(), v.channel_bind(),
     v.channel_data(0x4001, v.compound(5)), D.request("INVITE", body=v.sdp("192.0.2.1", 4000)),
     D.response(200, "OK", body=v.sdp("192.0.2.2", 5000)), v.sdp("192.0.2.1", 4000, mux=True),
+    # proxied, forked and callee-side messages with BUNDLE/ICE SDP (samples.deployments)
+    *(e.payload for e in SHAPES["ice-bundle-turn"].build(True).script.events[:6]),
+    *(e.payload for e in SHAPES["prack-update"].build(False).script.events[-12:]),
 ]
 
 

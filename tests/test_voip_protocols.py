@@ -36,7 +36,8 @@ def test_crafted_gives_its_rule(name: str) -> None:
 
 
 def test_every_decoder_rule_has_a_crafted_sample() -> None:
-    behavioural = {"voip-zero-click-media", "voip-zero-click-campaign", "voip-ioc-host"}
+    behavioural = {"voip-zero-click-media", "voip-zero-click-campaign", "voip-ioc-host",
+                   "voip-rtcp-unsolicited", "voip-unsolicited-campaign"}
     assert set(RULES) - behavioural == {c.rule for c in v.CRAFTED.values()}
 
 

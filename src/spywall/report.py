@@ -147,6 +147,8 @@ class CallSummary(Model, kw_only=True):
     media: list[MediaFlow] = field(default_factory=list)
     packets: int = 0
     anomalies: int = 0
+    legs: Annotated[list[str], Doc("hops of the initial INVITE, 'src -> dst', in the order "
+                                   "seen (a proxy adds one)")] = field(default_factory=list)
 
 
 class ModuleRun(Model, kw_only=True):

@@ -121,11 +121,11 @@ def _calls(report: Report) -> list[Table]:
     if not report.calls:
         return []
     t = Table(title=f"Calls ({len(report.calls)})", title_justify="left")
-    for col in ("Call-ID", "caller", "callee", "state", "frames", "media flows", "packets",
-                "anomalies"):
+    for col in ("Call-ID", "caller", "callee", "state", "legs", "frames", "media flows",
+                "packets", "anomalies"):
         t.add_column(col, overflow="fold")
-    for c in report.calls:
-        t.add_row(c.call_id, c.caller or "", c.callee or "", c.state,
+    for c in report.calls:   # legs: INVITE hops (2 or more: through proxies or an SBC)
+        t.add_row(c.call_id, c.caller or "", c.callee or "", c.state, str(len(c.legs)),
                   f"{c.first_frame}-{c.last_frame}", str(len(c.media)), str(c.packets),
                   str(c.anomalies))
     return [t]

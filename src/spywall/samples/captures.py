@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from spywall.samples.deployments import SHAPES
 from spywall.samples.pcapwriter import PROTO_UDP, Capture, ipv4, udp
 from spywall.samples.voip import Dialog, Script, clean_call, zero_click_call
 
@@ -186,6 +187,11 @@ def capture_samples() -> Iterator[CaptureSample]:
     yield CaptureSample("fragment-overlap.pcap", fragments(True),
                         frozenset({"ip-fragment-overlap"}))
     yield CaptureSample("fragments-clean.pcap", fragments(False), frozenset())
+    for name, shape in SHAPES.items():   # the zero-click pattern per deployment shape
+        yield CaptureSample(f"zero-click-{name}.pcapng", shape.build(True).script.capture(),
+                            shape.expected, shape.note)
+        yield CaptureSample(f"clean-{name}.pcap", shape.build(False).script.capture(),
+                            frozenset(), f"clean twin of {name}")
 
 
 def write_all(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.iocs.model import Indicator
 from spywall.net.packet import Datagram, iso, location
-from spywall.net.voip import demux, rtcp, stun
+from spywall.net.voip import demux, rtcp, stun, zeroclick
 from spywall.net.voip.calls import Call, CallTable
 from spywall.net.voip.demux import DEMUX, IGNORED, MEDIA, SIP, Flow
 from spywall.net.voip.rtp import check_rtp
@@ -88,7 +88,7 @@ class VoipAnalyzer:
             flow.seen |= RTP_BIT
             pending = self.calls.pending
             if pending and (d.dst in pending or d.src in pending):
-                self.calls.pre_answer_media(d, "rtp", flow)
+                self.calls.pre_answer_media(d, "rtp", flow, rtp=True)
             return [] if not flow.pending else self._flow_findings(flow, d, [], "rtp")
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
@@ -97,7 +97,9 @@ class VoipAnalyzer:
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
         pending = self.calls.pending
         if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
-            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind], flow)
+            inner = demux.classify(p[4:]) if kind == demux.TURN and len(p) > 5 else kind
+            self.calls.pre_answer_media(d, demux.KIND_NAMES[kind], flow,
+                                        rtp=inner == demux.RTP)
         found = self.handlers[kind](flow, d, p)
         if not found and not flow.pending:
             return []
@@ -120,11 +122,12 @@ class VoipAnalyzer:
         out: list[Finding] = []
 
         def report(rule: str, message: str, detail: dict[str, Scalar], d: Datagram,
-                   protocol: str, call: Call) -> None:
+                   protocol: str, call: Call | None) -> None:
             out.extend(self._emit((d.src, d.sport, d.dst, d.dport),
                                   [Anomaly(rule, message, detail)], d, protocol, call))
 
-        self.calls.zero_click(report)
+        zeroclick.sip_findings(self.calls.calls.values(), report)
+        zeroclick.media_findings(self.flows.values(), report)
         for key, finding in self.capped.items():
             finding.detail["repeats"] = self.counts[key] - MAX_PER_FLOW
         for rule, n in self.rule_suppressed.items():
@@ -203,14 +206,31 @@ class VoipAnalyzer:
             self._confirm(flow, p[4:8] if p[1] in (200, 201) else b"", -1)   # b"": reset
         if flow.secure:
             flow.seen |= 1 << demux.SRTCP
-            return rtcp.check_srtcp(p)
-        found = rtcp.check_rtcp(p)
-        if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize" \
-                and rtcp.srtcp_fits(p) is not None:
-            flow.seen |= 1 << demux.SRTCP
-            return rtcp.oversize(p)
-        flow.seen |= 1 << demux.RTCP
+            found = rtcp.check_srtcp(p)
+            kind = "srtcp"
+        else:
+            found = rtcp.check_rtcp(p)
+            kind = "rtcp"
+            if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize" \
+                    and rtcp.srtcp_fits(p) is not None:
+                found, kind = rtcp.oversize(p), "srtcp"
+            flow.seen |= 1 << demux.KIND_NAMES.index(kind)
+        if not flow.explained:
+            self._unsolicited(flow, d, kind)
         return found
+
+    def _unsolicited(self, flow: Flow, d: Datagram, kind: str) -> None:
+        """Note RTCP that came before its source sent RTP (on this flow or the RTP port
+        below) and before its destination sent RTP back (zeroclick.media_findings)."""
+        flows = self.flows
+        for delta in (0, 1):
+            own = flows.get((d.src, d.sport - delta, d.dst, d.dport - delta))
+            back = flows.get((d.dst, d.dport - delta, d.src, d.sport - delta))
+            if (own is not None and own.seen & RTP_BIT) or (back is not None
+                                                             and back.seen & RTP_BIT):
+                flow.explained = True   # later RTCP answers media; earlier stays on record
+                return
+        zeroclick.note_rtcp(flow, d, kind)
 
     def _stun(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         try:
@@ -319,6 +339,7 @@ class VoipAnalyzer:
                            protocol=f.protocol(), packets=f.packets, first_frame=f.first_frame,
                            last_frame=f.last_frame) for f in c.flows if f.packets]
         return CallSummary(call_id=c.call_id, caller=c.caller, callee=c.callee, state=c.state,
+                           legs=[f"{src} -> {dst}" for src, dst in c.legs],
                            first_frame=c.first_frame,
                            last_frame=max([c.last_frame, *(m.last_frame for m in media)]),
                            started=iso(c.started), media=media,

@@ -18,6 +18,7 @@ from spywall.net.voip.rules import Anomaly
 if TYPE_CHECKING:
     from spywall.net.packet import Datagram
     from spywall.net.voip.calls import Call
+    from spywall.net.voip.zeroclick import Unsolicited
 
 # Packet kinds (small ints: they index tables on the hot path).
 OTHER, STUN, ZRTP, DTLS, TURN, RTP, RTCP, SRTCP = range(8)
@@ -85,6 +86,8 @@ class Flow(msgspec.Struct, eq=False):
     seen: int = 0
     ssrc: bytes = b""
     seq: int = -2
+    explained: bool = False                 # RTCP here followed media (see zeroclick)
+    unsolicited: Unsolicited | None = None
     pending: list[tuple[Anomaly, Datagram, str]] = msgspec.field(default_factory=list)
 
     def protocol(self) -> str:

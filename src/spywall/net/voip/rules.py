@@ -121,15 +121,33 @@ _ROWS: tuple[Rule, ...] = (
          "1-1023 other than the placeholder 9 (RFC 8840).",
          Severity.MEDIUM, H, (), (R_SDP,)),
     Rule("voip-zero-click-media", "Media or RTCP sent to a callee who never answered",
-         "RTP, RTCP or SRTCP sent to the callee of a SIP call (its signalling or SDP address) "
-         "while the call was offered or ringing, in a call that never got a 2xx to its INVITE "
-         "and whose callee sent no RTP of its own before an answer (early media): the "
-         "network shape of the 2019 zero-click attack.",
-         Severity.HIGH, H, ("CVE-2019-3568",), (R_WA, R_NVD)),
+         "RTP, RTCP or SRTCP sent, while a SIP call was offered or ringing (and within 300 s "
+         "of its last SIP message, calls.RING_TIMEOUT), to an address of "
+         "its callee side (a media endpoint or ICE candidate only the callee side's SDP "
+         "announced, or an address that signalled only as the callee; sides come from the "
+         "dialog's tags, so proxies, B2BUAs and SBCs are placed by what they did) from "
+         "anything not on the callee side, in a call that never got a 2xx to an INVITE and "
+         "whose callee side sent no RTP of its own before an answer (early media): the "
+         "network shape of the 2019 zero-click attack. detail.signalling is sip.",
+         Severity.HIGH, H, ("CVE-2019-3568",), (R_WA, R_NVD, R_SIP)),
     Rule("voip-zero-click-campaign", "One source sent pre-answer media to many callees",
          "One source address did voip-zero-click-media to at least 3 distinct callees within "
-         "3600 seconds (calls.CAMPAIGN_MIN_CALLEES, calls.CAMPAIGN_WINDOW).",
+         "3600 seconds (zeroclick.CAMPAIGN_MIN_CALLEES, zeroclick.CAMPAIGN_WINDOW).",
          Severity.CRITICAL, H, ("CVE-2019-3568",), (R_WA, R_NVD)),
+    Rule("voip-rtcp-unsolicited", "A burst of RTCP/SRTCP that no media or signalling explains",
+         "On a confirmed flow that no SIP call explains: at least 3 RTCP or SRTCP compounds "
+         "within 2 s (zeroclick.BURST_MIN, BURST_WINDOW), all sent before the source sent any "
+         "RTP (on the flow or the RTP port below it) and before the destination sent RTP "
+         "back, to a destination that never sent RTP to the source in the whole capture "
+         "(RFC 3550 6.2-6.3 timers never send such a burst). Media-only evidence: "
+         "detail.signalling is none.",
+         Severity.HIGH, H, ("CVE-2019-3568",), (R_RTP, R_WA, R_NVD)),
+    Rule("voip-unsolicited-campaign", "One source sent unsolicited RTCP to many endpoints",
+         "One source address sent RTCP/SRTCP before any media either way (as for "
+         "voip-rtcp-unsolicited, one compound is enough) to at least 3 distinct destinations "
+         "that never sent RTP back, within 3600 seconds, on flows no SIP call explains. "
+         "Media-only evidence: detail.signalling is none.",
+         Severity.CRITICAL, H, ("CVE-2019-3568",), (R_RTP, R_WA, R_NVD)),
     Rule("voip-ioc-host", "SIP/SDP host matches a published indicator",
          "A host in a SIP Request-URI, From, To, Contact or Via, or an SDP c= address, matches "
          "a loaded indicator (domains on label boundaries, IP addresses and ranges).",

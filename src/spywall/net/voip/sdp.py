@@ -1,8 +1,9 @@
 """SDP session descriptions (RFC 8866): what the analyzer needs to classify media flows.
 
 ``parse_sdp`` returns the connection address and every media section (port, protocol,
-RTCP port from ``a=rtcp`` or port+1, RFC 5761 ``a=rtcp-mux``, whether it is SRTP), with
-the rules the body breaks as ``Anomaly`` values.
+RTCP port from ``a=rtcp`` or port+1, RFC 5761 ``a=rtcp-mux``, whether it is SRTP, the UDP
+ICE candidates of RFC 8839 ``a=candidate``: host, server-reflexive and TURN relay
+addresses where media may arrive), with the rules the body breaks as ``Anomaly`` values.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ MAX_MEDIA = 16
 """Most m= sections a sane offer carries (audio, video, data, a few simulcast layers)."""
 MAX_PORT_COUNT = 16
 """Largest m= port count (``port/n``, hierarchical coding layers) accepted as sane."""
+MAX_CANDIDATES = 32
+"""ICE candidates kept per media section (a dual-stack host with a TURN server offers about a
+dozen); the rest are ignored."""
 MAX_LINES = 2048
 """Lines read from one body; the rest is ignored (bounded work)."""
 PLACEHOLDER_PORTS = frozenset({0, 9})
@@ -35,6 +39,7 @@ class Media(msgspec.Struct, frozen=True):
     rtcp_addr: str | None
     mux: bool
     secure: bool
+    candidates: tuple[tuple[str, int], ...] = ()
 
 
 class Session(msgspec.Struct):
@@ -53,6 +58,7 @@ class _Section(msgspec.Struct):
     rtcp_addr: str | None = None
     mux: bool = False
     secure: bool = False
+    candidates: list[tuple[str, int]] = msgspec.field(default_factory=list)
 
 
 def _conn(value: str, out: list[Anomaly]) -> str | None:
@@ -98,6 +104,12 @@ def _attribute(sec: _Section, value: str) -> None:
             sec.rtcp_port = int(f[0])
             if len(f) == 4:
                 sec.rtcp_addr = f[3].lower()
+    elif name == "candidate" and len(sec.candidates) < MAX_CANDIDATES:
+        # foundation component transport priority address port typ type ... (RFC 8839 5.1)
+        f = arg.split()
+        if len(f) >= 8 and f[2].upper() == "UDP" and f[5].isdigit() and len(f[5]) <= 5 \
+                and 0 < int(f[5]) <= 65535 and _HOST.match(f[4]):
+            sec.candidates.append((f[4].lower(), int(f[5])))
 
 
 def parse_sdp(body: bytes) -> tuple[Session, list[Anomaly]]:
@@ -149,5 +161,6 @@ def parse_sdp(body: bytes) -> tuple[Session, list[Anomaly]]:
         conn = sec.conn or s.conn
         rtcp = sec.port if sec.mux else (sec.rtcp_port or sec.port + 1)
         s.media.append(Media(sec.media, sec.port, sec.proto, conn, rtcp,
-                             sec.rtcp_addr or conn, sec.mux, sec.secure or session_secure))
+                             sec.rtcp_addr or conn, sec.mux, sec.secure or session_secure,
+                             tuple(sec.candidates)))
     return s, out
