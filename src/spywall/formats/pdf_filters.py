@@ -21,12 +21,16 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import NoReturn
-
-import numpy as np
+from typing import TYPE_CHECKING, NoReturn
 
 from spywall.errors import FormatError, LimitExceeded
+from spywall.lazy import lazy_module
 from spywall.limits import Budget, MiB
+
+if TYPE_CHECKING:
+    import numpy as np
+else:
+    np = lazy_module("numpy")  # imported when the first ASCII85 stream is decoded
 
 MAX_FILTERS = 8
 MAX_ROW = 1 << 20  # bytes in one predictor row (rows are undone in Python)
@@ -197,7 +201,8 @@ def _a85_groups(text: bytes, source: bytes) -> bytes:
         _a85_error(source)
     first *= 85**4
     first += rest
-    return first.astype(">u4").tobytes()
+    words: bytes = first.astype(">u4").tobytes()
+    return words
 
 
 def _a85_error(text: bytes) -> NoReturn:
