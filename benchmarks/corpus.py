@@ -36,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-VERSION = 1
+VERSION = 2
 PHOTO_SIZES = ((320, 240), (640, 480), (800, 600), (1024, 768), (1600, 1200), (2048, 1536))
 _TEXT = ("invoice payment meeting agenda contract summary quarterly report draft review "
          "attached please find the revised schedule budget figures travel approval signed "
@@ -129,28 +129,38 @@ def text(out: Out, n: int) -> None:
 
 
 def pillow_photos(out: Out, n: int) -> None:
+    """Mostly JPEG, as phones and mail clients send photos; some PNG, GIF, TIFF, WebP."""
     for i in range(n):
         w, h = PHOTO_SIZES[i % len(PHOTO_SIZES)]
         img = photo(w, h, i)
-        kind = i % 8
-        if kind == 0:
-            out.put(f"p{i}.jpg", save(img, "JPEG", quality=85))
-        elif kind == 1:
+        kind = i % 10
+        if kind in (0, 1):
+            out.put(f"p{i}.jpg", save(img, "JPEG", quality=85, exif=_exif(i)))
+        elif kind in (2, 3):
             out.put(f"p{i}.jpg", save(img, "JPEG", quality=70, progressive=True, optimize=True))
-        elif kind == 2:
-            out.put(f"p{i}.jpg", save(img, "JPEG", quality=95, subsampling=0))
-        elif kind == 3:
-            out.put(f"p{i}.png", save(img.resize((w // 2, h // 2)), "PNG"))
         elif kind == 4:
-            out.put(f"p{i}.gif", save(img.resize((w // 3, h // 3)).quantize(128), "GIF"))
+            out.put(f"p{i}.jpg", save(img, "JPEG", quality=95, subsampling=0))
         elif kind == 5:
-            out.put(f"p{i}.tif", save(img.resize((w // 2, h // 2)), "TIFF",
-                                      compression="tiff_lzw"))
+            out.put(f"p{i}.jpg", save(img.resize((w // 2, h // 2)), "JPEG", quality=80))
         elif kind == 6:
+            out.put(f"p{i}.png", save(img.resize((w // 3, h // 3)), "PNG"))
+        elif kind == 7:
+            out.put(f"p{i}.gif", save(img.resize((w // 4, h // 4)).quantize(128), "GIF"))
+        elif kind == 8:
             out.put(f"p{i}.webp", save(img, "WEBP", quality=80))
         else:
-            out.put(f"p{i}.tif", save(img.resize((w // 2, h // 2)), "TIFF",
-                                      compression="tiff_adobe_deflate"))
+            out.put(f"p{i}.tif", save(img.resize((w // 4, h // 4)), "TIFF",
+                                      compression=("tiff_lzw", "tiff_adobe_deflate")[i % 2]))
+
+
+def _exif(i: int) -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x010F] = "ExampleCam"  # Make
+    exif[0x0110] = f"Model {i % 7}"  # Model
+    exif[0x0132] = f"2024:0{1 + i % 9}:1{i % 10} 12:00:00"  # DateTime
+    return exif.tobytes()
 
 
 def cwebp(out: Out, n: int) -> None:
@@ -187,12 +197,16 @@ def dng(out: Out, n: int) -> None:
         out.put(f"d{i}.dng", buf.getvalue())
 
 
+URW_FONTS = ("NimbusRoman-Regular", "NimbusSans-Regular", "NimbusMonoPS-Regular",
+             "NimbusSans-Bold", "C059-Roman", "P052-Roman")
+
+
 def _postscript(i: int, pages: int, image: bool) -> str:
+    """Text in URW fonts (embedded as subsets), vector art and, on page one, a photo."""
     r = random.Random(i)
     ps = ["%!PS-Adobe-3.0"]
-    fonts_ = ("Times-Roman", "Helvetica", "Courier", "Helvetica-Bold")
     for p in range(pages):
-        ps.append(f"/{r.choice(fonts_)} findfont 11 scalefont setfont")
+        ps.append(f"/{r.choice(URW_FONTS)} findfont 11 scalefont setfont")
         ps.extend(f"72 {760 - line * 16} moveto ({sentence(r, 10)}) show" for line in range(40))
         ps.extend(f"{r.random():.2f} {r.random():.2f} {r.random():.2f} setrgbcolor "
                   f"newpath {r.randrange(500)} {r.randrange(700)} moveto "
@@ -200,7 +214,7 @@ def _postscript(i: int, pages: int, image: bool) -> str:
                   f"{r.randrange(-99, 99)} {r.randrange(-99, 99)} rlineto closepath fill"
                   for _ in range(5))
         if image and p == 0:
-            w, h = 160, 120
+            w, h = (160, 120) if i % 4 else (480, 360)
             pix = photo(w, h, i).tobytes().hex()
             ps.append(f"gsave 300 500 translate 240 180 scale {w} {h} 8 [{w} 0 0 -{h} 0 {h}] "
                       f"{{<{pix}>}} false 3 colorimage grestore")
@@ -209,13 +223,17 @@ def _postscript(i: int, pages: int, image: bool) -> str:
 
 
 def ghostscript(out: Out, n: int) -> None:
+    """pdfwrite; half the files ASCII85-wrapped (-dASCII85EncodePages, as print pipelines
+    write them), some at /prepress settings (images kept at full resolution)."""
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):
             src = Path(tmp) / "in.ps"
-            src.write_text(_postscript(i, 1 + i % 4, image=i % 2 == 0))
-            opts = ["-dASCII85EncodePages=true"] if i % 3 == 0 else []
+            src.write_text(_postscript(i, 1 + i % 4, image=i % 3 != 2))
+            opts = ["-dASCII85EncodePages=true"] if i % 2 == 0 else []
             if i % 5 == 1:
                 opts.append("-dCompatibilityLevel=1.4")
+            if i % 3 == 0:
+                opts.append("-dPDFSETTINGS=/prepress")
             run(["gs", "-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-sDEVICE=pdfwrite", *opts,
                  f"-sOutputFile={out.path(f'gs{i}.pdf')}", str(src)])
 
@@ -325,7 +343,7 @@ PRODUCERS: dict[str, tuple[str | None, int, Producer]] = {
     "cwebp": ("cwebp", 120, cwebp),
     "heif-enc": ("heif-enc", 60, heif),
     "dng": (None, 30, dng),
-    "ghostscript": ("gs", 150, ghostscript),
+    "ghostscript": ("gs", 250, ghostscript),
     "cairo": ("rsvg-convert", 160, cairo),
     "img2pdf": ("img2pdf", 60, img2pdf),
     "pillow-pdf": (None, 45, pillow_pdf),
