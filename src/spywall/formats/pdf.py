@@ -533,7 +533,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if not data[-64:].rstrip().endswith(b"%%EOF"):
         data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
     try:
-        pdf = pikepdf.open(cast(BinaryIO, _BufferReader(data)), password="")
+        # BytesIO shares a bytes object and seeks in C; qpdf seeks hundreds of times
+        source = io.BytesIO(data) if isinstance(data, bytes) else _BufferReader(data)
+        pdf = pikepdf.open(cast(BinaryIO, source), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except pikepdf_errors() as exc:
