@@ -26,7 +26,7 @@ def run(decoder: str, data: bytes, limits: Limits | None = None) -> tuple[str, b
         pf.DECODERS[decoder](data, {}, sink)
     except FormatError as exc:
         return "error", str(exc)
-    return "ok", bytes(sink.out)
+    return "ok", sink.result()
 
 
 def a85_reference(data: bytes) -> tuple[str, bytes | str]:
@@ -84,3 +84,58 @@ def test_ascii85_output_cap_holds_for_z_runs() -> None:
     with pytest.raises(LimitExceeded, match="stream cap"):
         run("ASCII85Decode", b"z" * (MiB // 4 + 1), limits)
     assert run("ASCII85Decode", b"z" * (MiB // 4), limits) == ("ok", bytes(MiB))
+
+
+def rl_runs(data: bytes, limits: Limits | None = None) -> tuple[str, bytes | str]:
+    sink = pf._Sink(Budget(limits or Limits()), "RunLengthDecode")
+    pf.run_length_runs(data, {}, sink)
+    return "ok", sink.result()
+
+
+@st.composite
+def rl_inputs(draw: st.DrawFn) -> bytes:
+    """Valid run-length data (literal and repeat runs, end-of-data bytes), then cut or
+    mutated: a final run cut short is the case PackBits and qpdf read differently."""
+    out = bytearray()
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["literal", "repeat", "eod"]))
+        if kind == "literal":
+            body = draw(st.binary(min_size=1, max_size=128))
+            out += bytes([len(body) - 1]) + body
+        elif kind == "repeat":
+            out += bytes([draw(st.integers(129, 255)), draw(st.integers(0, 255))])
+        else:
+            out.append(128)
+    if out and draw(st.booleans()):
+        del out[draw(st.integers(0, len(out) - 1)) :]
+    return bytes(out) + draw(st.binary(max_size=4))
+
+
+@settings(max_examples=600, deadline=None)
+@given(rl_inputs())
+def test_run_length_fast_path_matches_the_per_run_decoder(data: bytes) -> None:
+    assert run("RunLengthDecode", data) == rl_runs(data)
+
+
+def test_run_length_matches_qpdf_on_a_large_stream() -> None:
+    import pikepdf
+
+    from spywall.samples.pdf_jbig2 import encode
+
+    raw = bytes(range(256)) * 3000 + bytes(50_000) + b"abc" * 9000
+    enc = encode(raw, ["RunLengthDecode"])
+    pdf = pikepdf.new()
+    stream = pikepdf.Stream(pdf, enc)
+    stream.Filter = pikepdf.Name.RunLengthDecode
+    qpdf = stream.read_bytes(pikepdf.StreamDecodeLevel.specialized)
+    assert run("RunLengthDecode", enc) == ("ok", raw) == ("ok", qpdf)
+
+
+def test_run_length_cap_holds_on_both_paths() -> None:
+    limits = Limits(max_stream_bytes=MiB, max_total_decompressed=4 * MiB)
+    bomb = b"\x81\x00" * (MiB // 128 + 1)  # 128 bytes per pair: just over 1 MiB
+    with pytest.raises(LimitExceeded, match="stream cap"):
+        run("RunLengthDecode", bomb, limits)
+    with pytest.raises(LimitExceeded, match="stream cap"):
+        rl_runs(bomb, limits)
+    assert run("RunLengthDecode", bomb[:-2], limits) == ("ok", bytes(MiB))

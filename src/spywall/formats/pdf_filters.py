@@ -28,9 +28,11 @@ from spywall.lazy import lazy_module
 from spywall.limits import Budget, MiB
 
 if TYPE_CHECKING:
+    import imagecodecs
     import numpy as np
 else:
     np = lazy_module("numpy")  # imported when the first ASCII85 stream is decoded
+    imagecodecs = lazy_module("imagecodecs")  # ... and the first RunLength stream
 
 MAX_FILTERS = 8
 MAX_ROW = 1 << 20  # bytes in one predictor row (rows are undone in Python)
@@ -39,6 +41,7 @@ ALIASES = {"AHx": "ASCIIHexDecode", "A85": "ASCII85Decode", "LZW": "LZWDecode",
            "Fl": "FlateDecode", "RL": "RunLengthDecode", "CCF": "CCITTFaxDecode",
            "DCT": "DCTDecode"}
 _IN_CHUNK = 64 * 1024
+_BIG_PIECE = 4096  # bytes: a piece at least this long is kept as it is, not copied
 _WHITESPACE = b"\x00\t\n\x0c\r "
 _A85_CHUNK = 4 * MiB  # characters decoded per step (bounds memory; the cap is checked per step)
 _A85_REST82 = 0xFFFFFFFF - 82 * 85**4
@@ -51,23 +54,51 @@ Params = Mapping[str, int]
 
 
 class _Sink:
-    """Output of one stage, refused past the cap or the ratio cap."""
+    """Output of one stage, refused past the cap or the ratio cap.
+
+    Big pieces are kept as they come and joined once at the end (a stream decoded in
+    one piece is returned as that very object, not copied); small ones, as per-run
+    decoders make them, are gathered in a buffer first.
+    """
 
     def __init__(self, budget: Budget, name: str) -> None:
         self.budget = budget
         self.steps = 0
-        self.out = bytearray()
+        self.parts: list[bytes] = []
+        self.small = bytearray()
+        self.size = 0
         self.cap = budget.stream_cap()
         self.ratio = budget.limits.max_ratio
         self.name = name
 
     def add(self, piece: bytes | bytearray, consumed: int) -> None:
-        self.out += piece
-        n = len(self.out)
+        if len(piece) >= _BIG_PIECE and type(piece) is bytes:
+            if self.small:
+                self.parts.append(bytes(self.small))
+                self.small.clear()
+            self.parts.append(piece)
+        else:
+            self.small += piece
+        self.size += len(piece)
+        n = self.size
         if n > self.cap:
             raise LimitExceeded(f"{self.name} output past the stream cap of {self.cap} bytes")
         if n > MiB and n > self.ratio * max(consumed, 1):
             raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+
+    def result(self) -> bytes:
+        """Everything added, as one ``bytes``."""
+        if self.small:
+            self.parts.append(bytes(self.small))
+            self.small.clear()
+        if len(self.parts) > 1:
+            self.parts = [b"".join(self.parts)]
+        return self.parts[0] if self.parts else b""
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self.small.clear()
+        self.size = 0
 
     def tick(self) -> None:
         """Check the time budget every 64 Ki steps of a per-byte loop."""
@@ -77,7 +108,7 @@ class _Sink:
 
     @property
     def room(self) -> int:
-        return max(1, self.cap + 1 - len(self.out))
+        return max(1, self.cap + 1 - self.size)
 
 
 def _inflate(data: bytes, sink: _Sink, wbits: int) -> None:
@@ -97,7 +128,7 @@ def flate(data: bytes, params: Params, sink: _Sink) -> None:
         _inflate(data, sink, 15)
     except zlib.error:
         # A bad header or checksum: readers still show such streams, so read raw deflate.
-        sink.out.clear()
+        sink.clear()
         try:
             _inflate(data[2:], sink, -15)
         except zlib.error as exc:
@@ -215,6 +246,22 @@ def _a85_error(text: bytes) -> NoReturn:
 
 
 def run_length(data: bytes, params: Params, sink: _Sink) -> None:
+    """PackBits (imagecodecs, in C) when the output cannot pass the cap: a run of two
+    bytes gives at most 128, so 64 times the input. A final run cut short is an error
+    there, and is read as far as it goes here (as qpdf does) by the per-run loop."""
+    if len(data) * 64 < sink.room:
+        try:
+            out = imagecodecs.packbits_decode(data)
+        except imagecodecs.PackbitsError:
+            pass
+        else:
+            sink.add(out, len(data))
+            return
+    run_length_runs(data, params, sink)
+
+
+def run_length_runs(data: bytes, params: Params, sink: _Sink) -> None:
+    """RunLengthDecode one run at a time; 128 (end of data) is read past, like qpdf."""
     pos, n = 0, len(data)
     while pos < n:
         sink.tick()
@@ -334,7 +381,7 @@ def decode_chain(
             raise FormatError(f"unknown filter /{raw_name}")
         sink = _Sink(budget, name)
         decoder(data, params, sink)
-        out = bytes(sink.out)
+        out = sink.result()
         if name in ("FlateDecode", "LZWDecode"):
             out = unpredict(out, params, budget)
         budget.charge_decompressed(len(out), len(data))
