@@ -8,6 +8,7 @@ imagecodecs' PackBits and qpdf's own decoders (through pikepdf).
 from __future__ import annotations
 
 import base64
+from functools import cache
 
 import pytest
 from hypothesis import given, settings
@@ -139,3 +140,83 @@ def test_run_length_cap_holds_on_both_paths() -> None:
     with pytest.raises(LimitExceeded, match="stream cap"):
         rl_runs(bomb, limits)
     assert run("RunLengthDecode", bomb[:-2], limits) == ("ok", bytes(MiB))
+
+
+Outcome = tuple[str, bytes | str]
+
+
+def lzw_both(data: bytes, limits: Limits) -> tuple[Outcome, Outcome]:
+    """(the planned C path, the per-code reference) on ``data``, errors included."""
+    out = []
+    for fn in (lambda d, s: pf.lzw(d, {}, s), lambda d, s: pf.lzw_codes(d, 1, s)):
+        sink = pf._Sink(Budget(limits), "LZWDecode")
+        try:
+            fn(data, sink)
+        except (FormatError, LimitExceeded) as exc:
+            out.append((type(exc).__name__, str(exc)))
+        else:
+            out.append(("ok", sink.result()))
+    return out[0], out[1]
+
+
+@st.composite
+def lzw_inputs(draw: st.DrawFn) -> bytes:
+    """Real encodings of repetitive data (long table entries), then bit flips or cuts."""
+    from spywall.samples.pdf_jbig2 import lzw_encode
+
+    alphabet = draw(st.binary(min_size=1, max_size=6))
+    n = draw(st.integers(0, 3000))
+    seed = draw(st.integers(0, 1 << 30))
+    data = bytes(alphabet[(seed * (i + 7) >> 3) % len(alphabet)] for i in range(n))
+    enc = bytearray(lzw_encode(data))
+    kind = draw(st.sampled_from(["valid", "flip", "cut"]))
+    if enc and kind == "flip":
+        for _ in range(draw(st.integers(1, 3))):
+            enc[draw(st.integers(0, len(enc) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "cut":
+        del enc[draw(st.integers(0, len(enc))) :]
+    return bytes(enc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lzw_inputs(), st.sampled_from([64, 4096, 256 * MiB]), st.sampled_from([2, 1000]))
+def test_lzw_planned_path_matches_the_per_code_decoder(data: bytes, cap: int,
+                                                       ratio: int) -> None:
+    limits = Limits(max_stream_bytes=cap, max_ratio=ratio)
+    fast, reference = lzw_both(data, limits)
+    assert fast == reference
+
+
+def test_lzw_planned_path_is_taken_and_matches_qpdf() -> None:
+    import pikepdf
+
+    from spywall.formats import pdf_lzw
+    from spywall.samples.pdf_jbig2 import lzw_encode
+
+    raw = b"".join(b"%d spywall " % (i % 977) for i in range(40_000))
+    enc = lzw_encode(raw)
+    assert pdf_lzw.plan(enc, 1, 256 * MiB, 1000) == (len(raw), None)
+    pdf = pikepdf.new()
+    stream = pikepdf.Stream(pdf, enc)
+    stream.Filter = pikepdf.Name.LZWDecode
+    assert run("LZWDecode", enc) == ("ok", raw) == ("ok", stream.read_bytes())
+
+
+@cache
+def _zeros_lzw() -> bytes:
+    from spywall.samples.pdf_jbig2 import lzw_encode
+
+    return lzw_encode(bytes(3 * MiB))
+
+
+@pytest.mark.parametrize(("ratio", "refused"), [(10**6, "cap"), (100, "ratio")])
+def test_lzw_bomb_is_refused_by_the_plan_with_the_reference_error(ratio: int,
+                                                                  refused: str) -> None:
+    from spywall.formats import pdf_lzw
+
+    enc = _zeros_lzw()
+    limits = Limits(max_stream_bytes=2 * MiB, max_ratio=ratio)
+    assert pdf_lzw.plan(enc, 1, 2 * MiB + 1, ratio) == (0, refused)
+    fast, reference = lzw_both(enc, limits)
+    assert fast == reference
+    assert fast[0] == "LimitExceeded"

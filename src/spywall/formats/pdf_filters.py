@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from spywall.errors import FormatError, LimitExceeded
+from spywall.formats import pdf_lzw
 from spywall.lazy import lazy_module
 from spywall.limits import Budget, MiB
 
@@ -71,6 +72,12 @@ class _Sink:
         self.ratio = budget.limits.max_ratio
         self.name = name
 
+    def refuse(self, cap: str) -> NoReturn:
+        """Raise the error of the cap (``"cap"`` or ``"ratio"``) an output would pass."""
+        if cap == "cap":
+            raise LimitExceeded(f"{self.name} output past the stream cap of {self.cap} bytes")
+        raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+
     def add(self, piece: bytes | bytearray, consumed: int) -> None:
         if len(piece) >= _BIG_PIECE and type(piece) is bytes:
             if self.small:
@@ -82,9 +89,9 @@ class _Sink:
         self.size += len(piece)
         n = self.size
         if n > self.cap:
-            raise LimitExceeded(f"{self.name} output past the stream cap of {self.cap} bytes")
+            self.refuse("cap")
         if n > MiB and n > self.ratio * max(consumed, 1):
-            raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+            self.refuse("ratio")
 
     def result(self) -> bytes:
         """Everything added, as one ``bytes``."""
@@ -136,7 +143,22 @@ def flate(data: bytes, params: Params, sink: _Sink) -> None:
 
 
 def lzw(data: bytes, params: Params, sink: _Sink) -> None:
+    """In C when ``pdf_lzw.plan`` shows that gives this decoder's exact result."""
     early = 1 if params.get("EarlyChange", 1) else 0
+    planned = pdf_lzw.plan(data, early, sink.room, sink.ratio)
+    if planned is not None:
+        size, refused = planned
+        if refused is not None:
+            sink.refuse(refused)
+        out = pdf_lzw.decode(data, size)
+        if out is not None:
+            sink.add(out, len(data))
+            return
+    lzw_codes(data, early, sink)
+
+
+def lzw_codes(data: bytes, early: int, sink: _Sink) -> None:
+    """LZWDecode one code at a time: the reference for what a stream decodes to."""
     table: list[bytes] = [bytes([i]) for i in range(256)] + [b"", b""]
     width, acc, bits, prev = 9, 0, 0, b""
     for i, byte in enumerate(data):
