@@ -70,7 +70,8 @@ def _codes(buf: npt.NDArray[np.int64], nbits: int, start: int) -> npt.NDArray[np
     byte = at >> 3
     window = (buf[byte] << 16) | (buf[byte + 1] << 8) | buf[byte + 2]
     w = widths[:n]
-    return (window >> (24 - (at & 7) - w)) & ((1 << w) - 1)
+    codes: npt.NDArray[np.int64] = (window >> (24 - (at & 7) - w)) & ((1 << w) - 1)
+    return codes
 
 
 def _lengths(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
