@@ -108,3 +108,23 @@ def test_scan_paths_with_workers_and_a_cache_file(tmp_path: Path) -> None:
     with sqlite3.connect(db) as conn:
         (rows,) = conn.execute("SELECT count(*) FROM verdicts").fetchone()
     assert rows >= len(picked) // 2
+
+
+def test_cli_cache_flag_gives_the_same_report(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from spywall.cli import main
+    from spywall.report import load_report
+
+    files = tmp_path / "in"
+    files.mkdir()
+    for s in SAMPLES[:: max(1, len(SAMPLES) // 8)]:
+        (files / s.name).write_bytes(s.data)
+    db = str(tmp_path / "v.sqlite")
+    reports = []
+    for extra in (["--no-cache"], ["--cache", db], ["--cache", db], []):
+        main(["scan", str(files), "--format", "json", "--jobs", "1", *extra])
+        reports.append(load_report(capsys.readouterr().out).subjects)
+    assert reports[0] == reports[1] == reports[2] == reports[3]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM verdicts").fetchone()[0] > 0
+    assert main(["scan", str(files), "--cache", db, "--no-cache"]) == 2
