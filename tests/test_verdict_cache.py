@@ -128,3 +128,19 @@ def test_cli_cache_flag_gives_the_same_report(tmp_path: Path,
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM verdicts").fetchone()[0] > 0
     assert main(["scan", str(files), "--cache", db, "--no-cache"]) == 2
+
+
+def test_one_cache_serves_several_threads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    cache = VerdictCache(path=str(tmp_path / "v.sqlite"), max_entries=100)
+    verdicts = [Verdict(format=f"f{i}", objects=i, findings=(), errors=()) for i in range(400)]
+
+    def work(i: int) -> bool:
+        cache.put(f"{i:064x}", verdicts[i])
+        return cache.get(f"{i:064x}") is not None
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(400)))
+    cache.close()
+    assert VerdictCache(path=str(tmp_path / "v.sqlite")).get(f"{399:064x}") == verdicts[399]

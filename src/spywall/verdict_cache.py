@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import threading
 from collections import OrderedDict
 from functools import cache
 from pathlib import Path
@@ -123,6 +124,7 @@ class VerdictCache:
         self._memory: OrderedDict[str, Verdict] = OrderedDict()
         self._db: sqlite3.Connection | None = None
         self._clock = 0
+        self._lock = threading.Lock()  # one cache may serve several threads (a gate)
         self.hits = self.misses = 0
 
     def _conn(self) -> sqlite3.Connection | None:
@@ -131,7 +133,8 @@ class VerdictCache:
         if self._db is None:
             import sqlite3  # only for a cache with a file
 
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                 check_same_thread=False)  # calls hold self._lock
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute(_SCHEMA)
@@ -142,6 +145,10 @@ class VerdictCache:
 
     def get(self, sha256: str) -> Verdict | None:
         """The cached verdict for content of this SHA-256 (hex), if any."""
+        with self._lock:
+            return self._get(sha256)
+
+    def _get(self, sha256: str) -> Verdict | None:
         verdict = self._memory.get(sha256)
         if verdict is not None:
             self._memory.move_to_end(sha256)
@@ -168,6 +175,10 @@ class VerdictCache:
 
     def put(self, sha256: str, verdict: Verdict) -> None:
         """Store the verdict for content of this SHA-256 (hex)."""
+        with self._lock:
+            self._put(sha256, verdict)
+
+    def _put(self, sha256: str, verdict: Verdict) -> None:
         self._remember(sha256, verdict)
         db = self._conn()
         if db is None:
@@ -189,9 +200,10 @@ class VerdictCache:
         return len(self._memory)
 
     def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     def __reduce__(self) -> tuple[object, tuple[Limits, str | None, int, str]]:
         # A worker process gets (and keeps) its own handle on the same file.
