@@ -10,7 +10,8 @@ A ``Verdict`` is what a scan says about the content, independent of the name it 
 under: the format, the objects examined, the findings and the errors, with paths relative
 to the input (``Verdict.of(subject)``, ``verdict.subject(path, ...)`` for the way back).
 A verdict whose scan hit a ``limit`` (which includes the time budget, and so depends on
-the machine's load) is never stored: that content is scanned again next time.
+the machine's load), or that carries a finding in ``UNCACHED_RULES``, is never stored:
+that content is scanned again next time.
 
 The cache holds at most ``max_entries`` verdicts in memory (least recently used evicted)
 and, with a ``path``, in a SQLite file that other processes (scan workers, the platform
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
     import sqlite3
 
 DEFAULT_ENTRIES = 10_000
+# Findings that say the examination stopped short (a cap or the time budget): such a
+# result may differ on a less loaded machine, so it is not kept.
+UNCACHED_RULES = frozenset({"incomplete-examination"})
 # Modules whose code decides a verdict, besides every format and detector module.
 _CORE_MODULES = ("engine", "limits", "registry", "report", "errors")
 
@@ -54,9 +58,9 @@ class Verdict(msgspec.Struct, frozen=True):
         """The subject's verdict, or ``None`` if it must not be cached."""
         top = subject.path
         paths = [f.path for f in subject.findings] + [e.path for e in subject.errors]
-        if any(e.code in ("limit", "io") for e in subject.errors) or not all(
-            p.startswith(top) for p in paths
-        ):
+        if (any(e.code in ("limit", "io") for e in subject.errors)
+                or any(f.rule in UNCACHED_RULES for f in subject.findings)
+                or not all(p.startswith(top) for p in paths)):
             return None
         n = len(top)
         return cls(format=subject.format, objects=subject.objects,
