@@ -133,7 +133,7 @@ def test_cli_cache_flag_gives_the_same_report(tmp_path: Path,
 def test_one_cache_serves_several_threads(tmp_path: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    cache = VerdictCache(path=str(tmp_path / "v.sqlite"), max_entries=100)
+    cache = VerdictCache(path=str(tmp_path / "v.sqlite"), max_entries=1000)  # no eviction
     verdicts = [Verdict(format=f"f{i}", objects=i, findings=(), errors=()) for i in range(400)]
 
     def work(i: int) -> bool:
