@@ -297,15 +297,17 @@ def _base(data: bytes) -> int:
 
 
 def shadow_layers(
-    data: bytes, pdf: pikepdf.Pdf, budget: Budget, spans: Sequence[Span] = ()
+    data: bytes, pdf: pikepdf.Pdf, budget: Budget, spans: Sequence[Span] = (),
+    offsets: dict[tuple[int, int], int] | None = None,
 ) -> tuple[list[dict[tuple[int, int], int]], int]:
     """Object definitions the cross-reference table does not point to, in layers.
 
     Layer ``i`` holds the ``i``-th such definition of each object number: older revisions
     left by incremental updates, or objects a reconstructing reader would find instead.
-    ``spans`` (sorted) are the live streams' data, not searched.
+    ``spans`` (sorted) are the live streams' data, not searched; ``offsets`` are
+    ``live_offsets(pdf)`` when the caller has them.
     """
-    live = set(live_offsets(pdf).values())
+    live = set((live_offsets(pdf) if offsets is None else offsets).values())
     found: dict[tuple[int, int], list[int]] = {}
     total = 0
     base = _base(data)
@@ -439,10 +441,10 @@ class _Streams:
         if self.pdf.is_encrypted:
             return 0
         self.data = data
-        self.spans = stream_data_spans(data, self.pdf, _base(data), live_offsets(self.pdf),
-                                       self.ctx.budget)
+        offsets = live_offsets(self.pdf)
+        self.spans = stream_data_spans(data, self.pdf, _base(data), offsets, self.ctx.budget)
         layers, total = shadow_layers(data, self.pdf, self.ctx.budget,
-                                      sorted(self.spans.values()))
+                                      sorted(self.spans.values()), offsets)
         for layer in layers:
             overlay = _overlay(data, self.pdf, layer)
             if overlay is None:
