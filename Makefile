@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= build/demo
 JOBS   ?= auto
 
-.PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench clean
+.PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench-deps bench clean
 
 $(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,22 @@ system-deps:
 	      || echo "system packages not installed; dependent tests will skip"; \
 	  fi; \
 	else echo "not root or no apt: tests needing fonts/tshark/cwebp will skip"; fi
+
+# The producers of the realistic scan corpus (benchmarks/corpus.py): Ghostscript, Cairo
+# (through rsvg-convert), img2pdf, cwebp, heif-enc and fonts. Only `make bench` needs them.
+BENCH_APT := ghostscript librsvg2-bin img2pdf webp libheif-examples fonts-noto-core \
+             fonts-dejavu-core fonts-liberation2
+bench-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  need=""; \
+	  for p in $(BENCH_APT); do dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; done; \
+	  if [ -n "$$need" ]; then \
+	    echo "installing corpus producers:$$need"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$need >/dev/null) \
+	      || echo "corpus producers not installed; the corpus will lack their files"; \
+	  fi; \
+	else echo "not root or no apt: the corpus will lack the files of missing producers"; fi
 
 # Each command exits 1 when it finds something, as it must on the planted samples.
 demo: install
@@ -64,7 +80,7 @@ test: install system-deps lint typecheck unit fuzz-smoke
 # Benchmarks run in a venv of their own: MVT (the comparison) pins its own versions of
 # shared dependencies, which must not leak into the test environment.
 BENCH_VENV ?= .venv-bench
-bench: system-deps
+bench: system-deps bench-deps
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/python -m pip install -q -e '.[dev,bench]'

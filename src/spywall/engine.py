@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from spywall import registry
 from spywall.detectors.base import Detector
@@ -26,6 +26,9 @@ from spywall.formats import appended
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.limits import Budget, Limits
 from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
+
+if TYPE_CHECKING:
+    from spywall.verdict_cache import VerdictCache
 
 STDIN = "-"
 
@@ -235,19 +238,43 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def scan_bytes(data: bytes, path: str, limits: Limits | None = None) -> Subject:
-    """Scan an in-memory object as a top-level input."""
+def scan_bytes(data: bytes, path: str, limits: Limits | None = None,
+               cache: VerdictCache | None = None) -> Subject:
+    """Scan an in-memory object as a top-level input.
+
+    With a ``cache``, content scanned before (same SHA-256, detector set and caps) is
+    not parsed again: the cached verdict is the fresh scan's result under this ``path``.
+    """
     limits = limits or Limits()
+    if cache is not None:
+        from spywall.verdict_cache import Verdict  # imported by whoever made the cache
+
+        digest = hashlib.sha256(data).hexdigest()
+        verdict = cache.get(digest)
+        if verdict is not None:
+            return verdict.subject(path, len(data), digest if limits.hash_inputs else None)
+        subject = _scan_deadline(data, path, limits, digest)
+        verdict = Verdict.of(subject)
+        if verdict is not None:
+            cache.put(digest, verdict)
+        return subject
+    return _scan_deadline(data, path, limits, None)
+
+
+def _scan_deadline(data: bytes, path: str, limits: Limits, digest: str | None) -> Subject:
     try:
         with _hard_deadline(limits.seconds):
-            return _scan_top(data, path, limits)
+            return _scan_top(data, path, limits, digest)
     except LimitExceeded as exc:  # the alarm fired outside the walk's own handlers
         return Subject(path=path, size=len(data), format=sniff(data) or "unknown",
                        errors=[ErrorEntry(path=path, code=exc.code, message=str(exc))])
 
 
-def _scan_top(data: bytes, path: str, limits: Limits) -> Subject:
-    digest = hashlib.sha256(data).hexdigest() if limits.hash_inputs else None
+def _scan_top(data: bytes, path: str, limits: Limits, digest: str | None) -> Subject:
+    if not limits.hash_inputs:
+        digest = None
+    elif digest is None:
+        digest = hashlib.sha256(data).hexdigest()
     subject = Subject(path=path, sha256=digest, size=len(data))
     walk = _Walk(subject, limits)
     try:
@@ -315,7 +342,8 @@ def release(data: bytes) -> None:
             data.close()
 
 
-def scan_path(path: str, limits: Limits | None = None) -> Subject:
+def scan_path(path: str, limits: Limits | None = None,
+              cache: VerdictCache | None = None) -> Subject:
     """Scan one file; I/O problems and caps become error entries of the subject."""
     limits = limits or Limits()
     try:
@@ -328,7 +356,8 @@ def scan_path(path: str, limits: Limits | None = None) -> Subject:
         return Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
                                                      message=str(exc))])
     try:
-        return scan_bytes(data, path, limits)
+        return scan_bytes(data, path, limits) if cache is None else scan_bytes(
+            data, path, limits, cache)
     finally:
         release(data)
 
@@ -347,8 +376,33 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
                     yield full
 
 
-def _scan_one(args: tuple[str, Limits]) -> Subject:
-    return scan_path(*args)
+# Files handed to a worker process at once: up to this many, or this many bytes. Small
+# files in batches keep the hand-off (pickling, a round trip) off the per-file cost.
+BATCH_FILES = 64
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+def _scan_batch(args: tuple[list[str], Limits, VerdictCache | None]) -> list[Subject]:
+    files, limits, cache = args
+    return [scan_path(f, limits, cache) for f in files]
+
+
+def _batches(files: list[str], jobs: int) -> list[list[str]]:
+    """Consecutive runs of files, small enough that every worker gets several."""
+    most = max(1, min(BATCH_FILES, len(files) // (jobs * 4)))
+    out: list[list[str]] = []
+    batch: list[str] = []
+    size = 0
+    for f in files:
+        with suppress(OSError):  # scan_path reports it
+            size += os.stat(f).st_size
+        batch.append(f)
+        if len(batch) >= most or size >= BATCH_BYTES:
+            out.append(batch)
+            batch, size = [], 0
+    if batch:
+        out.append(batch)
+    return out
 
 
 def scan_paths(
@@ -356,27 +410,33 @@ def scan_paths(
     limits: Limits | None = None,
     jobs: int | None = None,
     on_done: Callable[[Subject], None] | None = None,
+    cache: VerdictCache | None = None,
 ) -> list[Subject]:
-    """Scan every file under ``paths``; ``jobs`` processes (default: every core)."""
+    """Scan every file under ``paths``; ``jobs`` processes (default: every core).
+
+    With a ``cache``, each worker process looks verdicts up in (and adds them to) a cache
+    of its own in memory, and in the cache's SQLite file if it has one.
+    """
     limits = limits or Limits()
     files = list(expand(paths))
     jobs = jobs or os.cpu_count() or 1
     results: list[Subject] = []
     if jobs <= 1 or len(files) < 2 or STDIN in files:
         for f in files:
-            s = scan_path(f, limits)
+            s = scan_path(f, limits, cache)
             results.append(s)
             if on_done:
                 on_done(s)
         return results
     from concurrent.futures import ProcessPoolExecutor  # only with workers: ~10 ms to import
 
-    chunk = max(1, min(64, len(files) // (jobs * 8)))
+    tasks = [(batch, limits, cache) for batch in _batches(files, jobs)]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for s in pool.map(_scan_one, [(f, limits) for f in files], chunksize=chunk):
-            results.append(s)
-            if on_done:
-                on_done(s)
+        for batch_results in pool.map(_scan_batch, tasks):
+            for s in batch_results:
+                results.append(s)
+                if on_done:
+                    on_done(s)
     return results
 
 

@@ -6,8 +6,10 @@ import argparse
 
 from spywall import engine
 from spywall.commands.common import finish, log, new_report, progress
+from spywall.errors import InputError
 from spywall.limits import Limits, MiB
 from spywall.report import Report, Subject
+from spywall.verdict_cache import VerdictCache
 
 HELP = "scan files, folders or standard input (-) for zero-click exploit payloads"
 
@@ -31,6 +33,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hash", action="store_true",
                    help="do not compute the sha256 of each input (faster on large files; "
                         "findings still carry the hash of the object they are in)")
+    p.add_argument("--cache", metavar="PATH",
+                   help="keep verdicts in this SQLite file, by content SHA-256, detector set "
+                        "and caps: content seen before is not parsed again (default: in "
+                        "memory, for this run only)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="parse every input, even content seen earlier in this run")
     p.add_argument("--no-mmap", action="store_true",
                    help="read large files instead of mapping them (mapping is faster; a "
                         "file truncated by another process during its scan can then "
@@ -49,6 +57,16 @@ def limits_from(args: argparse.Namespace) -> Limits:
     )
 
 
+def cache_from(args: argparse.Namespace, limits: Limits) -> VerdictCache | None:
+    if args.no_cache:
+        if args.cache:
+            raise InputError("--cache and --no-cache exclude each other")
+        return None
+    if args.no_hash and not args.cache:
+        return None  # a cache in memory would hash every input that --no-hash spares
+    return VerdictCache(limits, path=args.cache)
+
+
 def run(args: argparse.Namespace) -> Report:
     report = new_report("scan")
     limits = limits_from(args)
@@ -60,5 +78,6 @@ def run(args: argparse.Namespace) -> Report:
             if s.findings and not args.quiet:
                 log(f"[red]{len(s.findings)} finding(s)[/] in {s.path}")
 
-        report.subjects = engine.scan_paths(args.paths, limits, args.jobs or None, done)
+        report.subjects = engine.scan_paths(args.paths, limits, args.jobs or None, done,
+                                            cache_from(args, limits))
     return finish(report)

@@ -119,20 +119,29 @@ class PdfDocument(msgspec.Struct, frozen=True):
     shadowed: int = 0
 
 
+# pikepdf's ``get`` of a missing key costs ~15 us (it raises and catches inside); the key
+# set of a dictionary costs ~3 us. Keys are looked up in that set first.
+
 def _params(obj: object) -> Params:
     if not isinstance(obj, pikepdf.Dictionary):
         return {}
+    keys = obj.keys()
     out: dict[str, int] = {}
     for key in INT_PARAMS:
-        value = obj.get("/" + key)
+        value = obj["/" + key] if "/" + key in keys else None
         if isinstance(value, int) and not isinstance(value, bool):
             out[key] = value
     return out
 
 
-def _filters(stream: pikepdf.Stream) -> list[tuple[str, pikepdf.Object | None]]:
+def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
+             ) -> list[tuple[str, pikepdf.Object | None]]:
     """The stream's (filter name, DecodeParms dictionary) pairs."""
-    raw_names, raw_parms = stream.get("/Filter"), stream.get("/DecodeParms")
+    keys = stream.keys() if keys is None else keys
+    if "/Filter" not in keys:
+        return []
+    raw_names = stream["/Filter"]
+    raw_parms = stream["/DecodeParms"] if "/DecodeParms" in keys else None
     names: list[object]
     parms: list[pikepdf.Object | None]
     if isinstance(raw_names, pikepdf.Name):
@@ -157,29 +166,43 @@ def _chain(stream: pikepdf.Stream) -> list[tuple[str, Params]]:
     return [(name, _params(p)) for name, p in _filters(stream)]
 
 
+def _name(obj: pikepdf.Object, key: str, keys: set[str]) -> str | None:
+    """The value of ``key`` if it is a name (with its slash), else ``None``."""
+    value = obj[key] if key in keys else None
+    return str(value) if isinstance(value, pikepdf.Name) else None
+
+
 def _stream_role(stream: pikepdf.Stream) -> str | None:
-    if stream.get("/Type") == pikepdf.Name.EmbeddedFile:
+    keys = stream.keys()
+    if _name(stream, "/Type", keys) == "/EmbeddedFile":
         return "EmbeddedFile"
-    chain = _chain(stream)
-    if codec_of(chain) == "JBIG2Decode":
+    if codec_of([(name, {}) for name, _ in _filters(stream, keys)]) == "JBIG2Decode":
         return "JBIG2"
-    subtype = stream.get("/Subtype")
-    if subtype == pikepdf.Name.Image:
+    subtype = _name(stream, "/Subtype", keys)
+    if subtype == "/Image":
         return "Image"
     # A font program whose descriptor was not found (say, written inside an array):
     # FontFile and FontFile2 carry /Length1, FontFile3 a font /Subtype (ISO 32000-1 9.9).
-    if isinstance(subtype, pikepdf.Name) and str(subtype) in FONT_SUBTYPES:
+    if subtype in FONT_SUBTYPES:
         return "FontFile3"
-    if "/Length1" in stream:
-        return "FontFile2" if "/Length2" not in stream else "FontFile"
+    if "/Length1" in keys:
+        return "FontFile2" if "/Length2" not in keys else "FontFile"
     return None
 
 
+_FONT_HOLDER_KEYS = frozenset({*FONT_KEYS, "/FontDescriptor"})
+
+
 def _font_streams(obj: pikepdf.Object) -> Iterator[tuple[str, pikepdf.Stream]]:
-    for holder in (obj, obj.get("/FontDescriptor")):
+    keys = obj.keys()
+    if keys.isdisjoint(_FONT_HOLDER_KEYS):
+        return
+    descriptor = obj["/FontDescriptor"] if "/FontDescriptor" in keys else None
+    for holder in (obj, descriptor):
         if isinstance(holder, pikepdf.Dictionary):
+            held = keys if holder is obj else holder.keys()
             for key in FONT_KEYS:
-                value = holder.get(key)
+                value = holder[key] if key in held else None
                 if isinstance(value, pikepdf.Stream):
                     yield key[1:], value
 
@@ -274,15 +297,17 @@ def _base(data: bytes) -> int:
 
 
 def shadow_layers(
-    data: bytes, pdf: pikepdf.Pdf, budget: Budget, spans: Sequence[Span] = ()
+    data: bytes, pdf: pikepdf.Pdf, budget: Budget, spans: Sequence[Span] = (),
+    offsets: dict[tuple[int, int], int] | None = None,
 ) -> tuple[list[dict[tuple[int, int], int]], int]:
     """Object definitions the cross-reference table does not point to, in layers.
 
     Layer ``i`` holds the ``i``-th such definition of each object number: older revisions
     left by incremental updates, or objects a reconstructing reader would find instead.
-    ``spans`` (sorted) are the live streams' data, not searched.
+    ``spans`` (sorted) are the live streams' data, not searched; ``offsets`` are
+    ``live_offsets(pdf)`` when the caller has them.
     """
-    live = set(live_offsets(pdf).values())
+    live = set((live_offsets(pdf) if offsets is None else offsets).values())
     found: dict[tuple[int, int], list[int]] = {}
     total = 0
     base = _base(data)
@@ -416,10 +441,10 @@ class _Streams:
         if self.pdf.is_encrypted:
             return 0
         self.data = data
-        self.spans = stream_data_spans(data, self.pdf, _base(data), live_offsets(self.pdf),
-                                       self.ctx.budget)
+        offsets = live_offsets(self.pdf)
+        self.spans = stream_data_spans(data, self.pdf, _base(data), offsets, self.ctx.budget)
         layers, total = shadow_layers(data, self.pdf, self.ctx.budget,
-                                      sorted(self.spans.values()))
+                                      sorted(self.spans.values()), offsets)
         for layer in layers:
             overlay = _overlay(data, self.pdf, layer)
             if overlay is None:
@@ -533,7 +558,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if not data[-64:].rstrip().endswith(b"%%EOF"):
         data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
     try:
-        pdf = pikepdf.open(cast(BinaryIO, _BufferReader(data)), password="")
+        # BytesIO shares a bytes object and seeks in C; qpdf seeks hundreds of times
+        source = io.BytesIO(data) if isinstance(data, bytes) else _BufferReader(data)
+        pdf = pikepdf.open(cast(BinaryIO, source), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except pikepdf_errors() as exc:

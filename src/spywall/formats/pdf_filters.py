@@ -14,6 +14,12 @@ already decrypted the raw bytes). The abbreviations of inline images (ISO 32000-
 94) are accepted too, since lenient readers accept them in streams. Image codecs end the
 chain: ``decode_chain`` returns the bytes that go into the codec and the codec's name,
 and never decodes pixels.
+
+At C speed, each giving exactly what its reference beside it gives (errors and caps
+included): Flate (zlib), ASCIIHex (``bytes.fromhex``), ASCII85 (numpy, in 4 MiB steps;
+reference ``base64.a85decode``), RunLength (imagecodecs' PackBits when the output cannot
+pass the cap; reference ``run_length_runs``) and LZW (imagecodecs when ``pdf_lzw.plan``
+shows that is exact; reference ``lzw_codes``).
 """
 
 from __future__ import annotations
@@ -21,9 +27,19 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from spywall.errors import FormatError, LimitExceeded
+from spywall.formats import pdf_lzw
+from spywall.lazy import lazy_module
 from spywall.limits import Budget, MiB
+
+if TYPE_CHECKING:
+    import imagecodecs
+    import numpy as np
+else:
+    np = lazy_module("numpy")  # imported when the first ASCII85 stream is decoded
+    imagecodecs = lazy_module("imagecodecs")  # ... and the first RunLength stream
 
 MAX_FILTERS = 8
 MAX_ROW = 1 << 20  # bytes in one predictor row (rows are undone in Python)
@@ -32,7 +48,12 @@ ALIASES = {"AHx": "ASCIIHexDecode", "A85": "ASCII85Decode", "LZW": "LZWDecode",
            "Fl": "FlateDecode", "RL": "RunLengthDecode", "CCF": "CCITTFaxDecode",
            "DCT": "DCTDecode"}
 _IN_CHUNK = 64 * 1024
+_BIG_PIECE = 4096  # bytes: a piece at least this long is kept as it is, not copied
 _WHITESPACE = b"\x00\t\n\x0c\r "
+_A85_CHUNK = 4 * MiB  # characters decoded per step (bounds memory; the cap is checked per step)
+_A85_REST82 = 0xFFFFFFFF - 82 * 85**4
+_A85_LO, _A85_Z = 0x21, 0x7A  # "!", "z"
+_A85_DIGITS_Z = bytes(range(_A85_LO, 0x76)) + b"z"
 _M7 = 0x7F
 _M8 = 0x80
 
@@ -40,23 +61,57 @@ Params = Mapping[str, int]
 
 
 class _Sink:
-    """Output of one stage, refused past the cap or the ratio cap."""
+    """Output of one stage, refused past the cap or the ratio cap.
+
+    Big pieces are kept as they come and joined once at the end (a stream decoded in
+    one piece is returned as that very object, not copied); small ones, as per-run
+    decoders make them, are gathered in a buffer first.
+    """
 
     def __init__(self, budget: Budget, name: str) -> None:
         self.budget = budget
         self.steps = 0
-        self.out = bytearray()
+        self.parts: list[bytes] = []
+        self.small = bytearray()
+        self.size = 0
         self.cap = budget.stream_cap()
         self.ratio = budget.limits.max_ratio
         self.name = name
 
-    def add(self, piece: bytes | bytearray, consumed: int) -> None:
-        self.out += piece
-        n = len(self.out)
-        if n > self.cap:
+    def refuse(self, cap: str) -> NoReturn:
+        """Raise the error of the cap (``"cap"`` or ``"ratio"``) an output would pass."""
+        if cap == "cap":
             raise LimitExceeded(f"{self.name} output past the stream cap of {self.cap} bytes")
+        raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+
+    def add(self, piece: bytes | bytearray, consumed: int) -> None:
+        if len(piece) >= _BIG_PIECE and type(piece) is bytes:
+            if self.small:
+                self.parts.append(bytes(self.small))
+                self.small.clear()
+            self.parts.append(piece)
+        else:
+            self.small += piece
+        self.size += len(piece)
+        n = self.size
+        if n > self.cap:
+            self.refuse("cap")
         if n > MiB and n > self.ratio * max(consumed, 1):
-            raise LimitExceeded(f"{self.name} expands past {self.ratio}:1")
+            self.refuse("ratio")
+
+    def result(self) -> bytes:
+        """Everything added, as one ``bytes``."""
+        if self.small:
+            self.parts.append(bytes(self.small))
+            self.small.clear()
+        if len(self.parts) > 1:
+            self.parts = [b"".join(self.parts)]
+        return self.parts[0] if self.parts else b""
+
+    def clear(self) -> None:
+        self.parts.clear()
+        self.small.clear()
+        self.size = 0
 
     def tick(self) -> None:
         """Check the time budget every 64 Ki steps of a per-byte loop."""
@@ -66,7 +121,7 @@ class _Sink:
 
     @property
     def room(self) -> int:
-        return max(1, self.cap + 1 - len(self.out))
+        return max(1, self.cap + 1 - self.size)
 
 
 def _inflate(data: bytes, sink: _Sink, wbits: int) -> None:
@@ -86,7 +141,7 @@ def flate(data: bytes, params: Params, sink: _Sink) -> None:
         _inflate(data, sink, 15)
     except zlib.error:
         # A bad header or checksum: readers still show such streams, so read raw deflate.
-        sink.out.clear()
+        sink.clear()
         try:
             _inflate(data[2:], sink, -15)
         except zlib.error as exc:
@@ -94,7 +149,22 @@ def flate(data: bytes, params: Params, sink: _Sink) -> None:
 
 
 def lzw(data: bytes, params: Params, sink: _Sink) -> None:
+    """In C when ``pdf_lzw.plan`` shows that gives this decoder's exact result."""
     early = 1 if params.get("EarlyChange", 1) else 0
+    planned = pdf_lzw.plan(data, early, sink.room, sink.ratio)
+    if planned is not None:
+        size, refused = planned
+        if refused is not None:
+            sink.refuse(refused)
+        out = pdf_lzw.decode(data, size)
+        if out is not None:
+            sink.add(out, len(data))
+            return
+    lzw_codes(data, early, sink)
+
+
+def lzw_codes(data: bytes, early: int, sink: _Sink) -> None:
+    """LZWDecode one code at a time: the reference for what a stream decodes to."""
     table: list[bytes] = [bytes([i]) for i in range(256)] + [b"", b""]
     width, acc, bits, prev = 9, 0, 0, b""
     for i, byte in enumerate(data):
@@ -140,14 +210,86 @@ def ascii85(data: bytes, params: Params, sink: _Sink) -> None:
     body = data.translate(None, _WHITESPACE)
     end = body.find(b"~>")
     body = body[:end] if end >= 0 else body
-    body = body.removeprefix(b"<~")
+    # base64.a85decode (the reference this decoder matches) also skips vertical tabs
+    body = body.removeprefix(b"<~").translate(None, b"\x0b")
+    carry = b""
+    for lo in range(0, len(body), _A85_CHUNK):
+        sink.budget.check_time()
+        carry = _a85_chunk(carry + body[lo : lo + _A85_CHUNK], sink, len(data))
+    if carry:  # a final partial group: padded with 'u', as many bytes as digits less one
+        sink.add(_a85_groups(carry + b"u" * (5 - len(carry)), carry)[: len(carry) - 1],
+                 len(data))
+
+
+def _a85_chunk(text: bytes, sink: _Sink, consumed: int) -> bytes:
+    """Decode the whole groups of ``text`` (digits and 'z'), return its partial group.
+
+    ``text`` starts on a group boundary. Any error is the one ``base64.a85decode``
+    raises for ``text``: it reads sequentially from the same state, so its first
+    error is the one the whole stream would give.
+    """
+    if text.translate(None, _A85_DIGITS_Z):  # anything but digits and 'z' is left
+        _a85_error(text)
+    if b"z" in text:
+        arr = np.frombuffer(text, np.uint8)
+        is_z = arr == _A85_Z
+        before = np.cumsum(~is_z, dtype=np.int64)[is_z]  # digits before each 'z'
+        if bool((before % 5).any()):
+            _a85_error(text)
+        text = text.replace(b"z", b"!!!!!")
+    whole = len(text) - len(text) % 5
+    sink.add(_a85_groups(text[:whole], text), consumed)
+    return text[whole:]
+
+
+def _a85_groups(text: bytes, source: bytes) -> bytes:
+    """Whole groups of base-85 digits (length a multiple of 5) to big-endian words.
+
+    The low four digits make at most 85**4 - 1, which fits 32 bits; the group overflows
+    32 bits exactly when its first digit is over 82, or 82 with the rest over
+    ``_A85_REST82``. Without overflow, 32-bit wrapping arithmetic gives the exact word.
+    """
+    # one row per digit place, each contiguous
+    rows = np.frombuffer(text, np.uint8).reshape(-1, 5).T.astype(np.uint32)
+    rows -= _A85_LO
+    first, rest = rows[0], rows[1]
+    for k in range(2, 5):
+        rest *= 85
+        rest += rows[k]
+    if bool(((first > 82) | ((first == 82) & (rest > _A85_REST82))).any()):
+        _a85_error(source)
+    first *= 85**4
+    first += rest
+    words: bytes = first.astype(">u4").tobytes()
+    return words
+
+
+def _a85_error(text: bytes) -> NoReturn:
+    """Raise the error that ``base64.a85decode`` gives for ``text`` (a slow, exact pass)."""
     try:
-        sink.add(base64.a85decode(body), len(data))
+        base64.a85decode(text)
     except ValueError as exc:
         raise FormatError(f"bad ASCII85Decode data: {exc}") from exc
+    raise FormatError("bad ASCII85Decode data")
 
 
 def run_length(data: bytes, params: Params, sink: _Sink) -> None:
+    """PackBits (imagecodecs, in C) when the output cannot pass the cap: a run of two
+    bytes gives at most 128, so 64 times the input. A final run cut short is an error
+    there, and is read as far as it goes here (as qpdf does) by the per-run loop."""
+    if len(data) * 64 < sink.room:
+        try:
+            out = imagecodecs.packbits_decode(data)
+        except imagecodecs.PackbitsError:
+            pass
+        else:
+            sink.add(out, len(data))
+            return
+    run_length_runs(data, params, sink)
+
+
+def run_length_runs(data: bytes, params: Params, sink: _Sink) -> None:
+    """RunLengthDecode one run at a time; 128 (end of data) is read past, like qpdf."""
     pos, n = 0, len(data)
     while pos < n:
         sink.tick()
@@ -267,7 +409,7 @@ def decode_chain(
             raise FormatError(f"unknown filter /{raw_name}")
         sink = _Sink(budget, name)
         decoder(data, params, sink)
-        out = bytes(sink.out)
+        out = sink.result()
         if name in ("FlateDecode", "LZWDecode"):
             out = unpredict(out, params, budget)
         budget.charge_decompressed(len(out), len(data))
