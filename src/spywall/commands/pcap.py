@@ -68,11 +68,11 @@ def run(args: argparse.Namespace) -> Report:
         report.ioc_sources = iocs.sources
     analyzer = voip_analyzer()
     if analyzer is None and not args.quiet:
-        log("[yellow]VoIP analyzer not available: indicator and capture checks only[/]")
+        log(("VoIP analyzer not available: indicator and capture checks only", "yellow"))
     for path in args.captures:
         subject, calls = inspect(path, iocs, analyzer, not args.quiet)
         report.subjects.append(subject)
         report.calls.extend(calls)
         if subject.findings and not args.quiet:
-            log(f"[red]{len(subject.findings)} finding(s)[/] in {path}")
+            log((f"{len(subject.findings)} finding(s)", "red"), f" in {path}")
     return finish(report)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> Report:
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             if s.findings and not args.quiet:
-                log(f"[red]{len(s.findings)} finding(s)[/] in {s.path}")
+                log((f"{len(s.findings)} finding(s)", "red"), f" in {s.path}")
 
         report.subjects = engine.scan_paths(args.paths, limits, args.jobs or None, done)
     return finish(report)

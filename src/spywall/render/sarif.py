@@ -114,5 +114,4 @@ def to_sarif(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, out: TextIO) -> None:
-    json.dump(to_sarif(report), out, indent=2)
-    out.write("\n")
+    out.write(json.dumps(to_sarif(report), indent=2) + "\n")  # all of it, or nothing
