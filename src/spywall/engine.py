@@ -14,10 +14,13 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import cast
+
+import msgspec
 
 from spywall import registry
 from spywall.detectors.base import Detector
@@ -25,7 +28,16 @@ from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.limits import Budget, Limits
-from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
+from spywall.report import (
+    MEMBER_SEP,
+    ErrorEntry,
+    Finding,
+    FindingKind,
+    Location,
+    Severity,
+    Subject,
+)
+from spywall.safeopen import open_regular_fd
 
 STDIN = "-"
 
@@ -91,9 +103,12 @@ def sniff(data: bytes) -> str | None:
 class _Walk:
     """State of the scan of one top-level input."""
 
-    def __init__(self, subject: Subject, limits: Limits) -> None:
+    def __init__(self, subject: Subject, limits: Limits, started: float | None = None
+                 ) -> None:
         self.subject = subject
         self.budget = Budget(limits)
+        if started is not None:  # the time budget covers opening and reading the input
+            self.budget.started = started
         self.reg = _reg()
 
     def error(self, path: str, code: str, message: str) -> None:
@@ -154,6 +169,8 @@ class _Walk:
         parsed = spec.parse(data, ctx)
         for w in parsed.warnings:
             self.error(path, "malformed", w)
+        for cap in parsed.incomplete:  # the structure is partial: detectors still run
+            self.error(path, "limit", cap)
         self.run_detectors(parsed, data, path, depth == 0)
         if spec.container or parsed.children:
             self.scan_children(parsed.children, path, depth)
@@ -181,7 +198,7 @@ class _Walk:
                 return
             child_path = f"{path}{MEMBER_SEP}{child.name}"
             if child.error is not None:
-                self.error(child_path, "malformed", child.error)
+                self.error(child_path, child.code, child.error)
                 continue
             self.scan_guarded(child.data, child_path, depth + 1, child.format)
 
@@ -235,21 +252,63 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def scan_bytes(data: bytes, path: str, limits: Limits | None = None) -> Subject:
-    """Scan an in-memory object as a top-level input."""
+INCOMPLETE_RULE = "incomplete-examination"
+# Error codes that mean part of an input was not examined: a cap (size, count, depth,
+# decompression, time) stopped the walk there.
+INCOMPLETE_CODES = frozenset({"limit"})
+MAX_INCOMPLETE_FINDINGS = 16
+
+
+def mark_incomplete(subject: Subject, limits: Limits) -> Subject:
+    """Fail closed: add an ``incomplete-examination`` finding for each cap the subject hit.
+
+    Findings made before a cap are kept as they are; these say that the rest of the input
+    was not looked at, so the input is never reported clean (exit status 1). With
+    ``limits.allow_incomplete`` the caps stay error entries only.
+    """
+    if limits.allow_incomplete:
+        return subject
+    hits = [e for e in subject.errors if e.code in INCOMPLETE_CODES]
+    for e in hits[:MAX_INCOMPLETE_FINDINGS]:
+        subject.findings.append(Finding(
+            rule=INCOMPLETE_RULE,
+            title="Input not examined completely",
+            kind=FindingKind.HEURISTIC,
+            severity=Severity.MEDIUM,
+            message=f"examination stopped at a limit in {e.path}: {e.message}; what lies "
+                    "beyond it was not examined (an exploit may be there)",
+            path=e.path,
+            object_sha256=subject.sha256,
+            detail={"limit": e.message, "where": e.path,
+                    "limits_hit": len(hits)},
+        ))
+    return subject
+
+
+def scan_bytes(data: bytes, path: str, limits: Limits | None = None,
+               started: float | None = None) -> Subject:
+    """Scan an in-memory object as a top-level input.
+
+    ``started`` (``time.monotonic``) is when the input's time budget began, if before now.
+    """
     limits = limits or Limits()
+    subject = Subject(path=path, size=len(data))
     try:
         with _hard_deadline(limits.seconds):
-            return _scan_top(data, path, limits)
+            _scan_top(data, subject, limits, started)
     except LimitExceeded as exc:  # the alarm fired outside the walk's own handlers
-        return Subject(path=path, size=len(data), format=sniff(data) or "unknown",
-                       errors=[ErrorEntry(path=path, code=exc.code, message=str(exc))])
+        if subject.format is None:
+            subject.format = sniff(data) or "unknown"
+        subject.errors.append(ErrorEntry(path=path, code=exc.code, message=str(exc)))
+    return mark_incomplete(subject, limits)
 
 
-def _scan_top(data: bytes, path: str, limits: Limits) -> Subject:
-    digest = hashlib.sha256(data).hexdigest() if limits.hash_inputs else None
-    subject = Subject(path=path, sha256=digest, size=len(data))
-    walk = _Walk(subject, limits)
+def _scan_top(data: bytes, subject: Subject, limits: Limits, started: float | None
+              ) -> Subject:
+    path = subject.path
+    if limits.hash_inputs:
+        subject.sha256 = hashlib.sha256(data).hexdigest()
+    walk = _Walk(subject, limits, started)
     try:
         subject.format = walk.scan(data, path, 0) or "unknown"
     except (FormatError, LimitExceeded) as exc:
@@ -283,7 +342,9 @@ def read_input(path: str, limits: Limits) -> bytes:
     if path == STDIN:
         data = sys.stdin.buffer.read(cap + 1)
     else:
-        with open(path, "rb") as fh:
+        # Only a regular file is opened (never blocking: a FIFO or a device is an ``io``
+        # error entry, not a hang); a folder's walk lists FIFOs like files.
+        with os.fdopen(open_regular_fd(path), "rb") as fh:
             st = os.fstat(fh.fileno())
             size = st.st_size
             if size > cap:
@@ -318,17 +379,19 @@ def release(data: bytes) -> None:
 def scan_path(path: str, limits: Limits | None = None) -> Subject:
     """Scan one file; I/O problems and caps become error entries of the subject."""
     limits = limits or Limits()
+    started = time.monotonic()
     try:
         data = read_input(path, limits)
     except (OSError, ValueError) as exc:  # ValueError: mmap of a file that shrank to 0
         return Subject(path=path, errors=[ErrorEntry(path=path, code="io",
                                                      message=getattr(exc, "strerror", None)
                                                      or str(exc))])
-    except SpywallError as exc:
-        return Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
-                                                     message=str(exc))])
+    except SpywallError as exc:  # over the size cap (limit), not a regular file (io)
+        subject = Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
+                                                        message=str(exc))])
+        return mark_incomplete(subject, limits)
     try:
-        return scan_bytes(data, path, limits)
+        return scan_bytes(data, path, limits, started)
     finally:
         release(data)
 
@@ -370,10 +433,22 @@ def scan_paths(
                 on_done(s)
         return results
     from concurrent.futures import ProcessPoolExecutor  # only with workers: ~10 ms to import
+    from concurrent.futures.process import BrokenProcessPool
 
     chunk = max(1, min(64, len(files) // (jobs * 8)))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for s in pool.map(_scan_one, [(f, limits) for f in files], chunksize=chunk):
+    try:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for s in pool.map(_scan_one, [(f, limits) for f in files], chunksize=chunk):
+                results.append(s)
+                if on_done:
+                    on_done(s)
+    except BrokenProcessPool:
+        # A worker died (SIGBUS: a mapped input truncated by another process while it
+        # was scanned; or the kernel killed it). The report keeps what is done, and the
+        # inputs not yet reported are scanned here, read rather than mapped.
+        safe = msgspec.structs.replace(limits, map_inputs=False)
+        for f in files[len(results):]:
+            s = scan_path(f, safe)
             results.append(s)
             if on_done:
                 on_done(s)

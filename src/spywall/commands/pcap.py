@@ -18,6 +18,7 @@ from spywall.iocs import IocIndex
 from spywall.net.capture import CHUNK
 from spywall.net.pipeline import AnalyzerFactory, Pipeline, voip_analyzer
 from spywall.report import CallSummary, ErrorEntry, Report, Subject
+from spywall.safeopen import NotRegularFile, open_regular
 
 HELP = "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators"
 PROGRESS_MIN_BYTES = 32 << 20
@@ -36,10 +37,20 @@ def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
     subject = Subject(path=path)
     digest = hashlib.sha256()
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh, progress(size, Path(path).name,
-                                              show_progress and size >= PROGRESS_MIN_BYTES
-                                              ) as bar:
+        # Only a regular file, opened without blocking: a FIFO or /dev/zero would never
+        # end (the size read from the open file is the one streamed).
+        fh = open_regular(path)
+    except NotRegularFile as exc:
+        subject.errors.append(ErrorEntry(path=path, code=exc.code, message=str(exc)))
+        return subject, []
+    except OSError as exc:
+        subject.errors.append(ErrorEntry(path=path, code="io",
+                                         message=f"cannot read: {exc.strerror or exc}"))
+        return subject, []
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        with fh, progress(size, Path(path).name,
+                          show_progress and size >= PROGRESS_MIN_BYTES) as bar:
             def tap(chunk: bytes) -> None:
                 digest.update(chunk)
                 if bar is not None:

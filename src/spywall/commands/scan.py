@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-hash", action="store_true",
                    help="do not compute the sha256 of each input (faster on large files; "
                         "findings still carry the hash of the object they are in)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="report an input that hit a limit (size, depth, count, "
+                        "decompression, time) as an error entry only; by default it also "
+                        "gets an incomplete-examination finding, so the exit status is 1")
     p.add_argument("--no-mmap", action="store_true",
                    help="read large files instead of mapping them (mapping is faster; a "
                         "file truncated by another process during its scan can then "
@@ -46,6 +50,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         seconds=args.timeout,
         hash_inputs=not args.no_hash,
         map_inputs=not args.no_mmap,
+        allow_incomplete=args.allow_incomplete,
     )
 
 
