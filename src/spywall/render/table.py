@@ -1,7 +1,16 @@
-"""Readable output: what was found, how sure, what to do next."""
+"""Readable output: what was found, how sure, what to do next.
+
+Laid out for a person at any terminal width: cells wrap and never cut (a path or a rule
+id is what a person searches for), findings are grouped by input with the most severe
+input first, each place is shown relative to the input it is in, problems that stopped an
+examination are apart from the findings (and an input that carries a finding is shown
+once, as the finding), and the last line says the outcome in words. Every string from the
+evidence is shown through ``spywall.render.escape.visible``, never as markup.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TextIO
 
@@ -10,21 +19,49 @@ from rich.table import Table
 from rich.text import Text
 
 from spywall.render.escape import visible
-from spywall.report import SEVERITY_ORDER, Finding, FindingKind, Report
-
-_SECTIONS = (
-    (FindingKind.INDICATOR, "Known spyware indicators matched",
-     "These match published indicators of a spyware campaign. Treat the device or file as "
-     "compromised: stop using it for sensitive work and contact a digital-security helpline "
-     "(for example Access Now's) with this report."),
-    (FindingKind.EXPLOIT, "Exploit structures found",
-     "These files carry the trigger condition of a known zero-click exploit. Do not open "
-     "them; keep them as evidence and update the device's software."),
-    (FindingKind.HEURISTIC, "Unusual, worth a look (not proof)",
-     "These look unusual but match no known indicator. Review them with an expert."),
+from spywall.report import (
+    MEMBER_SEP,
+    SEVERITY_ORDER,
+    ErrorEntry,
+    Finding,
+    FindingKind,
+    Report,
+    Subject,
 )
+
+# How sure a finding is, and what to do about it, by kind.
+_ADVICE: dict[FindingKind, tuple[str, str]] = {
+    FindingKind.INDICATOR: (
+        "known spyware indicator",
+        "Matches of published indicators of a spyware campaign: treat the device or file "
+        "as compromised. Stop using it for sensitive work, keep the evidence (this report "
+        "and the files), turn on Lockdown Mode on an iPhone, and contact a digital-security "
+        "helpline such as Access Now's Digital Security Helpline "
+        "(https://www.accessnow.org/help/)."),
+    FindingKind.EXPLOIT: (
+        "known exploit structure",
+        "Files carrying the trigger condition of a known zero-click exploit: do not open "
+        "them; keep them as evidence, update the device's software and turn on Lockdown "
+        "Mode on an iPhone (it blocks most such attachments). If you may be a target, "
+        "contact Access Now's Digital Security Helpline (https://www.accessnow.org/help/)."),
+    FindingKind.HEURISTIC: (
+        "unusual, not proof",
+        "Unusual structures that match no known indicator: worth a look by an expert, not "
+        "proof of an attack."),
+}
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan",
           "info": "dim"}
+# Error codes in plain words.
+_PROBLEM = {
+    "malformed": "damaged or crafted structure",
+    "truncated": "ends before its structure does",
+    "limit": "stopped at a limit (not examined to the end)",
+    "io": "could not be read",
+    "input": "not usable as this kind of evidence",
+    "unsupported": "not supported (not examined)",
+    "schema": "database layout not known",
+}
+MAX_ERRORS = 200
 
 
 def cell(value: object, style: str = "") -> Text:
@@ -33,22 +70,9 @@ def cell(value: object, style: str = "") -> Text:
     return Text("" if value is None else visible(value), style=style)
 
 
-def _where(f: Finding) -> str:
-    loc = f.location
-    parts = [f.path]
-    if loc.module:
-        parts.append(f"({loc.module})")
-    if loc.frame is not None:
-        parts.append(f"frame {loc.frame}")
-    if loc.offset is not None:
-        parts.append(f"@{loc.offset}")
-    return " ".join(parts)
-
-
 def _table(title: str, *columns: str, header: bool = True) -> Table:
-    """A table whose cells wrap (never cut, never an ellipsis): paths and rule ids are what
-    a person searches for."""
-    t = Table(title=Text(title), title_justify="left", show_header=header,
+    """A table whose cells wrap (never cut, never an ellipsis)."""
+    t = Table(title=cell(title), title_justify="left", show_header=header,
               title_style="bold")
     for col in columns:
         t.add_column(col, overflow="fold", no_wrap=False)
@@ -63,45 +87,123 @@ def render(report: Report, out: TextIO) -> None:
 
 
 def _render(console: Console, report: Report) -> None:
-    findings = sorted(report.all_findings(), key=lambda f: SEVERITY_ORDER[f.severity])
-    for t in (*_context(report), *_calls(report)):
+    for t in (*_context(report), *_calls(report), *_modules(report)):
         console.print(t)
-    if report.modules:
-        mt = _table("Modules", "module", "status", "records", "note")
-        for m in report.modules:
-            mt.add_row(cell(m.name), cell(m.status), cell(m.records), cell(m.message))
-        console.print(mt)
-    for kind, title, advice in _SECTIONS:
-        group = [f for f in findings if f.kind == kind]
-        if not group:
-            continue
-        t = _table(f"{title} ({len(group)})", "severity", "rule", "where", "what")
-        for f in group:
-            what = f.message
-            if f.indicator:
-                what += f" [{f.indicator.collection}; {f.indicator.source}]"
-            if f.cves:
-                what += f" ({', '.join(f.cves)})"
-            t.add_row(cell(f.severity.value, _STYLE[f.severity.value]), cell(f.rule),
-                      cell(_where(f)), cell(what))
-        console.print(t)
-        console.print(cell(f"  {advice}", "italic"))
+    ranked = sorted((s for s in report.subjects if s.findings), key=_worst)
+    for subject in ranked:
+        console.print(_findings(subject))
+    kinds = {f.kind for s in ranked for f in s.findings}
+    for kind in FindingKind:
+        if kind in kinds:
+            console.print(cell(_ADVICE[kind][1], "italic"))
+    if kinds:
+        console.print(cell("'spywall explain RULE' tells what a rule means and where to read "
+                           "more.", "italic"))
         console.print()
-    errors = [e for s in report.subjects for e in s.errors] + report.errors
+    errors = _errors(report)
     if errors:
-        et = _table(f"Could not fully examine ({len(errors)})", "path", "problem", "detail")
-        for e in errors[:200]:
-            et.add_row(cell(e.path), cell(e.code), cell(e.message))
-        console.print(et)
-        if len(errors) > 200:
-            console.print(cell(f"  ... and {len(errors) - 200} more (see --format json)"))
-    s = report.summary
-    verdict = "FOUND" if s.findings else "nothing found"
-    kinds = ", ".join(f"{k} {v}" for k, v in sorted(s.by_kind.items())) or "none"
-    line = cell(f"{report.command}: {s.subjects} input(s), {s.findings} finding(s) ({kinds}), "
-                f"{s.errors} error(s): ")
-    line.append(verdict, style="bold")
-    console.print(line)
+        console.print(_error_table(errors))
+    if not report.command.startswith("iocs"):
+        console.print(summary_line(report))
+
+
+def _worst(s: Subject) -> tuple[int, int, str]:
+    return (min(SEVERITY_ORDER[f.severity] for f in s.findings), -len(s.findings), s.path)
+
+
+def relative(path: str, subject: str) -> str:
+    """``path`` as seen from the input ``subject`` it is in ("." for the input itself)."""
+    if path == subject:
+        return "."
+    for sep in (MEMBER_SEP, "/"):
+        if path.startswith(subject + sep):
+            return path[len(subject) + len(sep):]
+    return path
+
+
+def _where(f: Finding, subject: str) -> str:
+    loc = f.location
+    rel = relative(f.path, subject)
+    parts = [] if rel == "." else [rel]
+    if loc.module:
+        parts.append(f"({loc.module})")
+    if loc.record:
+        parts.append(loc.record)
+    if loc.frame is not None:
+        parts.append(f"frame {loc.frame}")
+    if loc.offset is not None:
+        parts.append(f"@{loc.offset}")
+    return " ".join(parts)
+
+
+def _findings(subject: Subject) -> Table:
+    found = sorted(subject.findings, key=lambda f: SEVERITY_ORDER[f.severity])
+    t = _table(f"{subject.path}: {len(found)} finding(s)", "severity", "rule", "where",
+               "what")
+    for f in found:
+        what = Text(visible(f.message))
+        what.append(f" [{_ADVICE[f.kind][0]}]", style="italic")
+        if f.indicator:
+            what.append(visible(f" {f.indicator.collection} ({f.indicator.source})"))
+        if f.cves:
+            what.append(visible(f" {', '.join(f.cves)}"))
+        t.add_row(cell(f.severity.value, _STYLE[f.severity.value]), cell(f.rule),
+                  cell(_where(f, subject.path)), what)
+    return t
+
+
+def _errors(report: Report) -> list[tuple[str, ErrorEntry]]:
+    """(input, error) of every problem, but those of an input already shown with a
+    finding at the same place (shown once, as the finding)."""
+    out: list[tuple[str, ErrorEntry]] = []
+    for s in report.subjects:
+        found = {f.path for f in s.findings}
+        out += [(s.path, e) for e in s.errors if e.path not in found]
+    return out + [("", e) for e in report.errors]
+
+
+def _error_table(errors: Sequence[tuple[str, ErrorEntry]]) -> Table:
+    et = _table(f"Could not fully examine ({len(errors)})", "where", "problem", "detail")
+    for _, e in errors[:MAX_ERRORS]:
+        et.add_row(cell(e.path), cell(_PROBLEM.get(e.code, e.code)), cell(e.message))
+    if len(errors) > MAX_ERRORS:
+        et.caption = cell(f"... and {len(errors) - MAX_ERRORS} more (see --format json)")
+    return et
+
+
+def summary_line(report: Report) -> Text:
+    """The outcome in words, e.g. ``scan: 3 inputs examined; 2 carry known exploit
+    structures; 1 could not be examined completely: FOUND``."""
+    n = len(report.subjects)
+    parts = [f"{n} input{'s' if n != 1 else ''} examined"]
+    for kind, verb in ((FindingKind.INDICATOR, "match known spyware indicators"),
+                       (FindingKind.EXPLOIT, "carry known exploit structures"),
+                       (FindingKind.HEURISTIC, "look unusual")):
+        k = sum(1 for s in report.subjects if any(f.kind == kind for f in s.findings))
+        if k:
+            parts.append(f"{k} {verb if k != 1 else _singular(verb)}")
+    incomplete = {p for p, _ in _errors(report) if p} | ({"run"} if report.errors else set())
+    if incomplete:
+        k = len(incomplete)
+        parts.append(f"{k} could not be examined completely")
+    found = report.summary.findings
+    line = cell(f"{report.command}: {'; '.join(parts)} ({found} finding(s)): ")
+    line.append("FOUND" if found else "nothing found", style="bold")
+    return line
+
+
+def _singular(verb: str) -> str:
+    first, _, rest = verb.partition(" ")
+    return {"match": "matches", "carry": "carries", "look": "looks"}[first] + " " + rest
+
+
+def _modules(report: Report) -> list[Table]:
+    if not report.modules:
+        return []
+    mt = _table("Modules", "module", "status", "records", "note")
+    for m in report.modules:
+        mt.add_row(cell(m.name), cell(m.status), cell(m.records), cell(m.message))
+    return [mt]
 
 
 def _context(report: Report) -> list[Table]:
@@ -113,16 +215,16 @@ def _context(report: Report) -> list[Table]:
         for key, value in report.device.items():
             dt.add_row(cell(key), cell(value))
         out.append(dt)
+    entries = sum(s.indicators for s in report.ioc_sources)
     if report.ioc_sources and not report.command.startswith("iocs"):
-        total = sum(s.indicators for s in report.ioc_sources)
         note = Table.grid()
-        note.add_row(cell(f"Indicators: {total} from {len(report.ioc_sources)} source "
-                          "file(s) ('spywall iocs list' or --format json lists them)"))
+        note.add_row(cell(f"Indicators: {entries} entries from {len(report.ioc_sources)} "
+                          "file(s), the same value may be in several ('spywall iocs list' "
+                          "counts distinct ones)"))
         out.append(note)
     elif report.ioc_sources:
-        total = sum(s.indicators for s in report.ioc_sources)
-        st = _table(f"Indicator sources ({len(report.ioc_sources)}, {total} indicators)",
-                    "file", "indicators", "collections", "sha256")
+        st = _table(f"Indicator sources ({len(report.ioc_sources)} files, {entries} entries)",
+                    "file", "entries", "collections", "sha256")
         for src in report.ioc_sources:
             st.add_row(cell(PurePath(src.path).name), cell(src.indicators),
                        cell(", ".join(src.collections)), cell(src.sha256[:16]))
