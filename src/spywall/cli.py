@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "iocs": "spywall.commands.iocs",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
+    "explain": "spywall.commands.explain",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -56,6 +57,7 @@ SUMMARIES: dict[str, str] = {
     "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",
     "render": "re-render a saved JSON report (table, json or sarif)",
     "schema": "print the JSON Schema of spywall's JSON report",
+    "explain": "explain a rule id: what it means, how sure, what to do next, where to read more",
 }
 
 _FATAL_CODES = {"io", "input"}

@@ -28,26 +28,13 @@ from spywall.report import (
     Report,
     Subject,
 )
+from spywall.rulebook import NEXT_STEPS
 
-# How sure a finding is, and what to do about it, by kind.
-_ADVICE: dict[FindingKind, tuple[str, str]] = {
-    FindingKind.INDICATOR: (
-        "known spyware indicator",
-        "Matches of published indicators of a spyware campaign: treat the device or file "
-        "as compromised. Stop using it for sensitive work, keep the evidence (this report "
-        "and the files), turn on Lockdown Mode on an iPhone, and contact a digital-security "
-        "helpline such as Access Now's Digital Security Helpline "
-        "(https://www.accessnow.org/help/)."),
-    FindingKind.EXPLOIT: (
-        "known exploit structure",
-        "Files carrying the trigger condition of a known zero-click exploit: do not open "
-        "them; keep them as evidence, update the device's software and turn on Lockdown "
-        "Mode on an iPhone (it blocks most such attachments). If you may be a target, "
-        "contact Access Now's Digital Security Helpline (https://www.accessnow.org/help/)."),
-    FindingKind.HEURISTIC: (
-        "unusual, not proof",
-        "Unusual structures that match no known indicator: worth a look by an expert, not "
-        "proof of an attack."),
+# How sure a finding is, in a few words (``spywall explain RULE`` tells the whole story).
+_SURE: dict[FindingKind, str] = {
+    FindingKind.INDICATOR: "known spyware indicator",
+    FindingKind.EXPLOIT: "known exploit structure",
+    FindingKind.HEURISTIC: "unusual, not proof",
 }
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan",
           "info": "dim"}
@@ -95,7 +82,7 @@ def _render(console: Console, report: Report) -> None:
     kinds = {f.kind for s in ranked for f in s.findings}
     for kind in FindingKind:
         if kind in kinds:
-            console.print(cell(_ADVICE[kind][1], "italic"))
+            console.print(cell(f"{_SURE[kind].capitalize()}: {NEXT_STEPS[kind]}", "italic"))
     if kinds:
         console.print(cell("'spywall explain RULE' tells what a rule means and where to read "
                            "more.", "italic"))
@@ -142,7 +129,7 @@ def _findings(subject: Subject) -> Table:
                "what")
     for f in found:
         what = Text(visible(f.message))
-        what.append(f" [{_ADVICE[f.kind][0]}]", style="italic")
+        what.append(f" [{_SURE[f.kind]}]", style="italic")
         if f.indicator:
             what.append(visible(f" {f.indicator.collection} ({f.indicator.source})"))
         if f.cves:
