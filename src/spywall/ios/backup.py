@@ -89,6 +89,9 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+TOP_FILES = ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db")
+
+
 class Backup(msgspec.Struct):
     root: Path
     info: dict[str, object]
@@ -236,6 +239,12 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
     root = Path(path)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder (give the backup folder, named by the UDID)")
+    # Evidence boundary: the backup's own files are read only when they are regular files
+    # inside it; a symbolic link (say, Manifest.db -> a database elsewhere) is refused.
+    linked = [n for n in TOP_FILES if (root / n).is_symlink()]
+    if linked:
+        raise InputError(f"{root}: {', '.join(linked)} is a symbolic link; a backup's own "
+                         "files are never followed out of it")
     missing = [n for n in ("Manifest.plist", "Manifest.db") if not (root / n).is_file()]
     if missing:
         raise InputError(f"{root}: not an iOS backup (no {', '.join(missing)})")
@@ -250,7 +259,7 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
             # (a backup decrypted by another tool keeps IsEncrypted but a plain Manifest.db)
             decryptor, db = _unlock(root, password, tmp)
         backup = Backup(root, info, manifest, status, db, tmp, decryptor)
-        for name in ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db"):
+        for name in TOP_FILES:
             if (root / name).is_file():
                 backup.inputs[str(root / name)] = sha256_file(root / name)
         try:
