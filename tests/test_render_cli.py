@@ -65,7 +65,8 @@ def test_table_layout_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
     render(_report(), buf)
     text = buf.getvalue()
     # inputs with findings, most severe first; in one input, most severe first
-    assert text.index("in/bad.pdf: 2 finding(s)") < text.index("in/mild.gif: 1 finding(s)")
+    assert "Inputs under in (paths below are relative to it)" in text
+    assert text.index("bad.pdf: 2 finding(s)") < text.index("mild.gif: 1 finding(s)")
     assert text.index("rule-crit") < text.index("rule-high")
     assert "obj 7" in text  # the place, relative to the input
     # the malformed part of an input that carries a finding there: shown once, as it
@@ -75,6 +76,19 @@ def test_table_layout_and_summary(monkeypatch: pytest.MonkeyPatch) -> None:
             "1 could not be examined completely (3 finding(s)): FOUND") in text
     assert "Lockdown Mode" in text
     assert "Digital Security Helpline" in text
+
+
+def test_inputs_root() -> None:
+    from spywall.render.table import inputs_root, shown
+
+    report = _report()
+    assert inputs_root(report) == "in"
+    assert shown("in/a/b.gif", "in") == "a/b.gif"
+    assert shown("other/b.gif", "in") == "other/b.gif"
+    report.subjects = [Subject(path="/evidence/backup")]
+    assert inputs_root(report) == "/evidence"
+    report.subjects = [Subject(path="-")]
+    assert inputs_root(report) == ""
 
 
 def test_relative() -> None:

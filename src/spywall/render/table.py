@@ -10,6 +10,7 @@ evidence is shown through ``spywall.render.escape.visible``, never as markup.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TextIO
@@ -49,6 +50,7 @@ _PROBLEM = {
     "schema": "database layout not known",
 }
 MAX_ERRORS = 200
+WIDE = 100  # narrower terminals get the findings in two columns
 
 
 def cell(value: object, style: str = "") -> Text:
@@ -57,12 +59,23 @@ def cell(value: object, style: str = "") -> Text:
     return Text("" if value is None else visible(value), style=style)
 
 
-def _table(title: str, *columns: str, header: bool = True) -> Table:
-    """A table whose cells wrap (never cut, never an ellipsis)."""
+def _table(title: str, *columns: str, header: bool = True,
+           whole: dict[str, int] | None = None, ratios: dict[str, int] | None = None,
+           flex: bool = True) -> Table:
+    """A table as wide as the terminal whose cells wrap (never cut, never an ellipsis,
+    never cropped): the columns named in ``whole`` get exactly that width (what a person
+    searches for, a rule id, is never split over lines); the others share the rest in
+    ``ratios`` (1 each by default), however long a word in them is. ``flex=False``: sized
+    by their content (for tables of short words only)."""
     t = Table(title=cell(title), title_justify="left", show_header=header,
-              title_style="bold")
+              title_style="bold", expand=flex)
     for col in columns:
-        t.add_column(col, overflow="fold", no_wrap=False)
+        if not flex:
+            t.add_column(col, overflow="fold", no_wrap=False)
+            continue
+        fixed = (whole or {}).get(col)
+        t.add_column(col, overflow="fold", no_wrap=False, width=fixed,
+                     ratio=None if fixed else (ratios or {}).get(col, 1))
     return t
 
 
@@ -74,11 +87,15 @@ def render(report: Report, out: TextIO) -> None:
 
 
 def _render(console: Console, report: Report) -> None:
-    for t in (*_context(report), *_calls(report), *_modules(report)):
+    root = inputs_root(report)
+    if root:
+        console.print(cell(f"Inputs under {root} (paths below are relative to it)"))
+    for t in (*_context(report), *_calls(report, console.width), *_modules(report)):
         console.print(t)
     ranked = sorted((s for s in report.subjects if s.findings), key=_worst)
+    narrow = console.width < WIDE
     for subject in ranked:
-        console.print(_findings(subject))
+        console.print(_findings(subject, root, narrow))
     kinds = {f.kind for s in ranked for f in s.findings}
     for kind in FindingKind:
         if kind in kinds:
@@ -89,9 +106,28 @@ def _render(console: Console, report: Report) -> None:
         console.print()
     errors = _errors(report)
     if errors:
-        console.print(_error_table(errors))
+        console.print(_error_table(errors, root))
     if not report.command.startswith("iocs"):
         console.print(summary_line(report))
+
+
+def inputs_root(report: Report) -> str:
+    """The folder the inputs share (the one the user named, for a folder), shown once;
+    the paths in the tables are relative to it. "" when they share none."""
+    paths = [s.path for s in report.subjects if s.path != "-"]
+    if not paths:
+        return ""
+    try:
+        root = (str(PurePath(paths[0]).parent) if len(paths) == 1
+                else os.path.commonpath(paths))
+    except ValueError:  # absolute and relative paths mixed
+        return ""
+    return "" if root in ("", ".", "/") else root
+
+
+def shown(path: str, root: str) -> str:
+    """``path`` relative to ``root`` (the inputs' folder), when it is under it."""
+    return path[len(root) + 1:] if root and path.startswith(root + "/") else path
 
 
 def _worst(s: Subject) -> tuple[int, int, str]:
@@ -123,10 +159,17 @@ def _where(f: Finding, subject: str) -> str:
     return " ".join(parts)
 
 
-def _findings(subject: Subject) -> Table:
+def _findings(subject: Subject, root: str, narrow: bool) -> Table:
+    """The findings of one input, most severe first. Narrow terminals get two columns
+    (severity and rule over where and what) so that nothing is cropped."""
     found = sorted(subject.findings, key=lambda f: SEVERITY_ORDER[f.severity])
-    t = _table(f"{subject.path}: {len(found)} finding(s)", "severity", "rule", "where",
-               "what")
+    rule_width = max(8, *(len(visible(f.rule)) for f in found))
+    title = f"{shown(subject.path, root)}: {len(found)} finding(s)"
+    if narrow:
+        t = _table(title, "finding", "where and what", whole={"finding": rule_width})
+    else:
+        t = _table(title, "severity", "rule", "where", "what",
+                   whole={"severity": 8, "rule": rule_width}, ratios={"what": 2})
     for f in found:
         what = Text(visible(f.message))
         what.append(f" [{_SURE[f.kind]}]", style="italic")
@@ -134,8 +177,13 @@ def _findings(subject: Subject) -> Table:
             what.append(visible(f" {f.indicator.collection} ({f.indicator.source})"))
         if f.cves:
             what.append(visible(f" {', '.join(f.cves)}"))
-        t.add_row(cell(f.severity.value, _STYLE[f.severity.value]), cell(f.rule),
-                  cell(_where(f, subject.path)), what)
+        sev = cell(f.severity.value, _STYLE[f.severity.value])
+        where = cell(_where(f, subject.path))
+        if narrow:
+            t.add_row(Text("\n").join([sev, cell(f.rule)]),
+                      Text("\n").join([where, what]) if where.plain else what)
+        else:
+            t.add_row(sev, cell(f.rule), where, what)
     return t
 
 
@@ -149,10 +197,12 @@ def _errors(report: Report) -> list[tuple[str, ErrorEntry]]:
     return out + [("", e) for e in report.errors]
 
 
-def _error_table(errors: Sequence[tuple[str, ErrorEntry]]) -> Table:
-    et = _table(f"Could not fully examine ({len(errors)})", "where", "problem", "detail")
+def _error_table(errors: Sequence[tuple[str, ErrorEntry]], root: str) -> Table:
+    et = _table(f"Could not fully examine ({len(errors)})", "where", "problem", "detail",
+                ratios={"where": 2, "detail": 2})
     for _, e in errors[:MAX_ERRORS]:
-        et.add_row(cell(e.path), cell(_PROBLEM.get(e.code, e.code)), cell(e.message))
+        et.add_row(cell(shown(e.path, root)), cell(_PROBLEM.get(e.code, e.code)),
+                   cell(e.message))
     if len(errors) > MAX_ERRORS:
         et.caption = cell(f"... and {len(errors) - MAX_ERRORS} more (see --format json)")
     return et
@@ -187,7 +237,7 @@ def _singular(verb: str) -> str:
 def _modules(report: Report) -> list[Table]:
     if not report.modules:
         return []
-    mt = _table("Modules", "module", "status", "records", "note")
+    mt = _table("Modules", "module", "status", "records", "note", flex=False)
     for m in report.modules:
         mt.add_row(cell(m.name), cell(m.status), cell(m.records), cell(m.message))
     return [mt]
@@ -197,8 +247,9 @@ def _context(report: Report) -> list[Table]:
     """Device facts (or indicator statistics) and the indicator sources that were used."""
     out: list[Table] = []
     if report.device:
+        key_width = min(32, max(len(visible(k)) for k in report.device))
         dt = _table("Device" if report.command.startswith("check") else "Facts", "key",
-                    "value", header=False)
+                    "value", header=False, whole={"key": key_width})
         for key, value in report.device.items():
             dt.add_row(cell(key), cell(value))
         out.append(dt)
@@ -211,7 +262,7 @@ def _context(report: Report) -> list[Table]:
         out.append(note)
     elif report.ioc_sources:
         st = _table(f"Indicator sources ({len(report.ioc_sources)} files, {entries} entries)",
-                    "file", "entries", "collections", "sha256")
+                    "file", "entries", "collections", "sha256", flex=False)
         for src in report.ioc_sources:
             st.add_row(cell(PurePath(src.path).name), cell(src.indicators),
                        cell(", ".join(src.collections)), cell(src.sha256[:16]))
@@ -219,9 +270,17 @@ def _context(report: Report) -> list[Table]:
     return out
 
 
-def _calls(report: Report) -> list[Table]:
+def _calls(report: Report, width: int) -> list[Table]:
     if not report.calls:
         return []
+    if width < WIDE:
+        t = _table(f"Calls ({len(report.calls)})", "Call-ID", "from / to", "state")
+        for c in report.calls:
+            t.add_row(cell(c.call_id), Text("\n").join([cell(c.caller), cell(c.callee)]),
+                      cell(f"{c.state}, frames {c.first_frame}-{c.last_frame}, "
+                           f"{len(c.media)} media flow(s), {c.packets} packet(s), "
+                           f"{c.anomalies} anomal{'y' if c.anomalies == 1 else 'ies'}"))
+        return [t]
     t = _table(f"Calls ({len(report.calls)})", "Call-ID", "caller", "callee", "state",
                "frames", "media flows", "packets", "anomalies")
     for c in report.calls:
