@@ -44,6 +44,8 @@ COMMANDS: dict[str, str] = {
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
     "explain": "spywall.commands.explain",
+    "completion": "spywall.commands.completion",
+    "man": "spywall.commands.man",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -58,6 +60,8 @@ SUMMARIES: dict[str, str] = {
     "render": "re-render a saved JSON report (table, json or sarif)",
     "schema": "print the JSON Schema of spywall's JSON report",
     "explain": "explain a rule id: what it means, how sure, what to do next, where to read more",
+    "completion": "print a shell completion script (bash, zsh or fish)",
+    "man": "print the manual page (roff; read it with: spywall man | man -l -)",
 }
 
 _FATAL_CODES = {"io", "input"}
