@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,35 @@ def test_relative() -> None:
     assert relative("a/b/c.db", "a/b") == "c.db"
     assert relative("a/b", "a/b") == "."
     assert relative("x/y", "a/b") == "x/y"
+
+
+def test_problems_of_one_place_in_one_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    report = _report()
+    report.subjects.append(Subject(path="in/d.pdf", errors=[
+        ErrorEntry(path="in/d.pdf", code="malformed", message=m)
+        for m in ("qpdf: file is damaged", "qpdf: can't find startxref",
+                  "qpdf: file is damaged")]))
+    buf = io.StringIO()
+    render(report.finalize(), buf)
+    text = buf.getvalue()
+    assert text.count(" d.pdf ") == 1
+    assert ("the PDF library (qpdf) reported: file is damaged; can't find startxref"
+            in text)
+    assert "1 more at places reported above as findings" in text
+
+
+def test_calls_name_their_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                  capsys: Cap) -> None:
+    from spywall.samples.captures import write_all
+
+    paths = write_all(tmp_path)
+    twins = [str(p) for p in paths if p.name.startswith("campaign-zero-click")]
+    assert main(["pcap", *twins, "--iocs", str(paths[0]), "-f", "json", "-q"]) == 1
+    calls = json.loads(capsys.readouterr().out)["calls"]
+    assert sorted(c["path"] for c in calls) == sorted(twins)
+    monkeypatch.setenv("COLUMNS", "200")
+    assert main(["pcap", *twins, "--iocs", str(paths[0]), "-f", "table", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "campaign-zero-click.pcap " in out
+    assert "campaign-zero-click-sll2.pcapng " in out

@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> Report:
     for path in args.captures:
         subject, calls = inspect(path, iocs, analyzer, not args.quiet)
         report.subjects.append(subject)
+        for call in calls:
+            call.path = path   # the same Call-ID can be in several captures
         report.calls.extend(calls)
         if subject.findings and not args.quiet:
             log((f"{len(subject.findings)} finding(s)", "red"), f" in {path}")

@@ -50,6 +50,7 @@ _PROBLEM = {
     "schema": "database layout not known",
 }
 MAX_ERRORS = 200
+QPDF = "qpdf:"
 WIDE = 100  # narrower terminals get the findings in two columns
 
 
@@ -68,7 +69,7 @@ def _table(title: str, *columns: str, header: bool = True,
     ``ratios`` (1 each by default), however long a word in them is. ``flex=False``: sized
     by their content (for tables of short words only)."""
     t = Table(title=cell(title), title_justify="left", show_header=header,
-              title_style="bold", expand=flex)
+              title_style="bold", caption_justify="left", expand=flex)
     for col in columns:
         if not flex:
             t.add_column(col, overflow="fold", no_wrap=False)
@@ -90,7 +91,7 @@ def _render(console: Console, report: Report) -> None:
     root = inputs_root(report)
     if root:
         console.print(cell(f"Inputs under {root} (paths below are relative to it)"))
-    for t in (*_context(report), *_calls(report, console.width), *_modules(report)):
+    for t in (*_context(report), *_calls(report, console.width, root), *_modules(report)):
         console.print(t)
     ranked = sorted((s for s in report.subjects if s.findings), key=_worst)
     narrow = console.width < WIDE
@@ -106,7 +107,7 @@ def _render(console: Console, report: Report) -> None:
         console.print()
     errors = _errors(report)
     if errors:
-        console.print(_error_table(errors, root))
+        console.print(_error_table(errors, root, _hidden(report)))
     if not report.command.startswith("iocs"):
         console.print(summary_line(report))
 
@@ -197,14 +198,44 @@ def _errors(report: Report) -> list[tuple[str, ErrorEntry]]:
     return out + [("", e) for e in report.errors]
 
 
-def _error_table(errors: Sequence[tuple[str, ErrorEntry]], root: str) -> Table:
-    et = _table(f"Could not fully examine ({len(errors)})", "where", "problem", "detail",
+def _hidden(report: Report) -> int:
+    """Problems not listed: at a place that already carries a finding."""
+    return sum(1 for s in report.subjects for e in s.errors
+               if e.path in {f.path for f in s.findings})
+
+
+def _merged(errors: Sequence[tuple[str, ErrorEntry]]) -> list[tuple[str, str, str]]:
+    """(path, code, detail): the problems of one place and kind in one row (a PDF library
+    says several things about one damaged file), in the order first met."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for _, e in errors:
+        messages = rows.setdefault((e.path, e.code), [])
+        if e.message not in messages:
+            messages.append(e.message)
+    out = []
+    for (path, code), messages in rows.items():
+        if all(m.startswith(QPDF) for m in messages):
+            detail = ("the PDF library (qpdf) reported: "
+                      + "; ".join(m[len(QPDF):].strip() for m in messages))
+        else:
+            detail = "; ".join(messages)
+        out.append((path, code, detail))
+    return out
+
+
+def _error_table(errors: Sequence[tuple[str, ErrorEntry]], root: str, hidden: int) -> Table:
+    rows = _merged(errors)
+    et = _table(f"Could not fully examine ({len(rows)})", "where", "problem", "detail",
                 ratios={"where": 2, "detail": 2})
-    for _, e in errors[:MAX_ERRORS]:
-        et.add_row(cell(shown(e.path, root)), cell(_PROBLEM.get(e.code, e.code)),
-                   cell(e.message))
-    if len(errors) > MAX_ERRORS:
-        et.caption = cell(f"... and {len(errors) - MAX_ERRORS} more (see --format json)")
+    for path, code, detail in rows[:MAX_ERRORS]:
+        et.add_row(cell(shown(path, root)), cell(_PROBLEM.get(code, code)), cell(detail))
+    notes = []
+    if len(rows) > MAX_ERRORS:
+        notes.append(f"... and {len(rows) - MAX_ERRORS} more")
+    if hidden:
+        notes.append(f"{hidden} more at places reported above as findings")
+    if notes:
+        et.caption = cell("; ".join(notes) + " (--format json lists them all)")
     return et
 
 
@@ -270,21 +301,30 @@ def _context(report: Report) -> list[Table]:
     return out
 
 
-def _calls(report: Report, width: int) -> list[Table]:
+def _calls(report: Report, width: int, root: str) -> list[Table]:
+    """The calls, by capture (the same Call-ID may be in several)."""
     if not report.calls:
         return []
+    calls = sorted(report.calls, key=lambda c: (c.path or "", c.first_frame))
     if width < WIDE:
-        t = _table(f"Calls ({len(report.calls)})", "Call-ID", "from / to", "state")
-        for c in report.calls:
-            t.add_row(cell(c.call_id), Text("\n").join([cell(c.caller), cell(c.callee)]),
+        t = _table(f"Calls ({len(calls)})", "capture and Call-ID", "from / to", "state")
+        for c in calls:
+            t.add_row(Text("\n").join([cell(shown(c.path or "", root)), cell(c.call_id)]),
+                      Text("\n").join([cell(c.caller), cell(c.callee)]),
                       cell(f"{c.state}, frames {c.first_frame}-{c.last_frame}, "
                            f"{len(c.media)} media flow(s), {c.packets} packet(s), "
                            f"{c.anomalies} anomal{'y' if c.anomalies == 1 else 'ies'}"))
         return [t]
-    t = _table(f"Calls ({len(report.calls)})", "Call-ID", "caller", "callee", "state",
-               "frames", "media flows", "packets", "anomalies")
-    for c in report.calls:
-        t.add_row(cell(c.call_id), cell(c.caller), cell(c.callee), cell(c.state),
-                  cell(f"{c.first_frame}-{c.last_frame}"), cell(len(c.media)),
-                  cell(c.packets), cell(c.anomalies))
+    small = {"state": max(len(visible(c.state)) for c in calls),
+             "frames": max(len(f"{c.first_frame}-{c.last_frame}") for c in calls),
+             "media": 5, "packets": max(7, *(len(str(c.packets)) for c in calls)),
+             "anomalies": 9}
+    small["state"] = max(5, small["state"])
+    small["frames"] = max(6, small["frames"])
+    t = _table(f"Calls ({len(calls)})", "capture", "Call-ID", "caller", "callee", "state",
+               "frames", "media", "packets", "anomalies", whole=small)
+    for c in calls:
+        t.add_row(cell(shown(c.path or "", root)), cell(c.call_id), cell(c.caller),
+                  cell(c.callee), cell(c.state), cell(f"{c.first_frame}-{c.last_frame}"),
+                  cell(len(c.media)), cell(c.packets), cell(c.anomalies))
     return [t]
