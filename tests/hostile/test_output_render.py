@@ -4,6 +4,7 @@ UTF-8."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from output_hostile import MARKUP, TAIL, assert_safe, assert_shown_escaped, run
+from output_hostile import MARKUP, TAIL, assert_no_raw, assert_safe, assert_shown_escaped, run
 
 from spywall.report import (
     CallSummary,
@@ -125,3 +126,23 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         err = proc.stderr.read()
         assert proc.wait(timeout=120) == 141, err
         assert err == b"", err
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_label_is_plain_text(monkeypatch: MP) -> None:
+    from spywall.commands.common import progress
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    err = _Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    with progress(2, f"{MARKUP}{TAIL}.pcap") as bar:
+        assert bar is not None
+        bar.advance(bar.task_ids[0])
+        bar.refresh()
+    text = err.getvalue()
+    assert_no_raw(text)
+    assert "[/x][bold green]CLEAN" in text

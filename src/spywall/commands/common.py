@@ -80,10 +80,10 @@ def progress(total: int | None, label: str, enabled: bool = True,
         TimeElapsedColumn,
     )
 
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(  # the label may be a file name: plain text, escaped
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=stderr(), transient=True, auto_refresh=thread,
     )
     with bar:
-        bar.add_task(label, total=total)
+        bar.add_task(visible(label), total=total)
         yield bar
