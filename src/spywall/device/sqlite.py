@@ -45,6 +45,31 @@ def _guard(conn: sqlite3.Connection, seconds: float) -> None:
     conn.set_progress_handler(check, 10_000)
 
 
+# Evidence is data, but a database's schema is code: a 4 KB Manifest.db whose ``Files``
+# is a view over a recursive common table expression made millions of rows of random
+# blobs (2.5 GB in 30 s); a view over a cross join does the same without recursion.
+# The records spywall reads are rows of tables: recursion and reading through a view are
+# refused, and no value may be near this length; SQLite refuses them while the query runs.
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None,
+               source: str | None) -> int:
+    if action == sqlite3.SQLITE_RECURSIVE:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_READ and source is not None:  # a column read by a view
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _harden(conn: sqlite3.Connection) -> None:
+    """No recursive queries, no reading through views, no value over ``MAX_VALUE_BYTES``,
+    and no function that SQLite does not call innocuous inside the evidence's schema."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    conn.execute("PRAGMA trusted_schema = OFF")
+    conn.set_authorizer(_authorize)
+
+
 def _check_size(path: Path) -> None:
     size = path.stat().st_size
     if size > MAX_DB_BYTES:
@@ -74,6 +99,7 @@ def open_evidence(path: str | os.PathLike[str], wal: str | os.PathLike[str] | No
             immutable = False
         conn = sqlite3.connect(_uri(target, immutable), uri=True)
         try:
+            _harden(conn)
             _guard(conn, seconds)
             yield conn
         except sqlite3.OperationalError as exc:
