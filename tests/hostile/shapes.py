@@ -213,6 +213,16 @@ def pdf_xref_stream_bomb_and_jbig2(mib: int = 1024) -> bytes:
                    xref_padding=bytes(rows))
 
 
+def pdf_jbig2_then_segments(segments: int = 1_000_001) -> bytes:
+    """FORCEDENTRY's segments, then ``segments`` end-of-stripe segments, in one
+    Flate-compressed /JBIG2Decode image (the segment cap is a million)."""
+    head, data = pdf_jbig2.segment(4000, 50, bytes(4))
+    body = zlib.compress(jbig2_exploit() + (head + data) * segments, 9)
+    image = _stream(b"/Type /XObject /Subtype /Image /Width 8 /Height 8 /BitsPerComponent 1 "
+                    b"/ColorSpace /DeviceGray /Filter [/FlateDecode /JBIG2Decode]", body)
+    return raw_pdf(_page_objects(image))
+
+
 def pdf_embedding(name: str, payload: bytes) -> bytes:
     """A one-page PDF holding ``payload`` as an embedded file (no filter)."""
     objs = {

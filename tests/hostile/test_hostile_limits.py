@@ -34,6 +34,7 @@ CASES: list[tuple[str, Callable[[], bytes], str | None, bool, tuple[str, ...]]] 
     ("pdf-page-tree-loop-jbig2.pdf", shapes.pdf_page_tree_loop_and_jbig2, JBIG2, False, ()),
     ("pdf-xref-stream-1gib-jbig2.pdf", shapes.pdf_xref_stream_bomb_and_jbig2, JBIG2, True,
      ()),
+    ("pdf-jbig2-then-1m-segments.pdf", shapes.pdf_jbig2_then_segments, JBIG2, True, ()),
     ("over-max-file-size.webp", shapes.webp_exploit, None, True, ("--max-file-size", "0")),
     ("pdf-objstm-bomb-small-budget.pdf", shapes.pdf_objstm_bomb_and_jbig2, JBIG2, True,
      ("--max-decompressed", "8")),
