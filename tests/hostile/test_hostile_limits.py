@@ -38,7 +38,8 @@ CASES: list[tuple[str, Callable[[], bytes], str | None, bool, tuple[str, ...]]] 
     ("over-max-file-size.webp", shapes.webp_exploit, None, True, ("--max-file-size", "0")),
     ("pdf-objstm-bomb-small-budget.pdf", shapes.pdf_objstm_bomb_and_jbig2, JBIG2, True,
      ("--max-decompressed", "8")),
-    *((name, make, rule, True, ()) for name, make, rule in shapes.NESTED),
+    *((name, make, rule, True, ("--max-decompressed", "32"))
+      for name, make, rule in shapes.NESTED),
 ]
 
 

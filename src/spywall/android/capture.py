@@ -26,7 +26,7 @@ import msgspec
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.formats.zipfmt import ZIP_ERRORS, open_capped
 from spywall.limits import Budget, Limits
-from spywall.safeopen import open_regular
+from spywall.safeopen import NotRegularFile, open_regular
 
 SEP = "!/"
 MAX_ENTRIES = 200_000
@@ -89,11 +89,11 @@ class DirSource:
             self._known = set(self.names())
         if name not in self._known:
             raise FormatError(f"{name}: not in the capture")
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(self.root / name, flags)
-            with os.fdopen(fd, "rb") as fh:
+        try:  # a regular file only, never through a link, never blocking (a FIFO)
+            with open_regular(self.root / name, follow=False) as fh:
                 return _capped(fh.read, cap, budget, name)
+        except NotRegularFile as exc:
+            raise FormatError(f"{name}: {exc}") from exc
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 

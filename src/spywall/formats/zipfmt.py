@@ -164,8 +164,12 @@ def _subtype(names: list[str]) -> str:
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ParseContext) -> bytes:
+    """A member's bytes under the caps. A stored member inflates nothing: it is a copy of
+    input bytes, capped by the stream cap alone and not charged to the decompression
+    budget, so a bomb that spends the budget cannot hide a stored member after it."""
     budget = ctx.budget
-    cap = budget.stream_cap()
+    stored = info.compress_type == zipfile.ZIP_STORED
+    cap = budget.limits.max_stream_bytes if stored else budget.stream_cap()
     out = bytearray()
     ratio = budget.limits.max_ratio * max(info.compress_size, 1)
     with zf.open(info) as fh:
@@ -174,19 +178,21 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, ctx: ParseContext) 
             if not chunk:
                 break
             out += chunk
-            if len(out) > cap or (len(out) > MiB and len(out) > ratio):
-                budget.decompressed += len(out)  # spent, though not examined
+            if len(out) > cap or (not stored and len(out) > MiB and len(out) > ratio):
+                budget.decompressed += 0 if stored else len(out)  # spent, not examined
                 what = (f"past {cap} bytes" if len(out) > cap else
                         f"at a ratio over {budget.limits.max_ratio}:1")
                 raise LimitExceeded(f"member {info.filename!r} decompresses {what}")
             budget.check_time()
-    budget.charge_decompressed(len(out), info.compress_size)
+    if not stored:
+        budget.charge_decompressed(len(out), info.compress_size)
     return bytes(out)
 
 
 def _children(
     zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], ctx: ParseContext
 ) -> Iterator[Child]:
+    skipped = 0
     with zf:
         for info in infos:
             if info.filename.endswith("/"):
@@ -194,19 +200,24 @@ def _children(
             if info.flag_bits & 0x1:
                 yield Child(info.filename, b"", format="encrypted")
                 continue
+            if ctx.budget.stream_cap() == 0 and info.compress_type != zipfile.ZIP_STORED:
+                skipped += 1  # the decompression budget is spent; stored ones still read
+                continue
             try:
                 data = _read_member(zf, info, ctx)
             except ZIP_ERRORS as exc:
                 yield Child(info.filename, b"", error=f"cannot extract: {exc}")
                 continue
             except LimitExceeded as exc:
-                # This member is not examined; the next ones are, while budget remains.
+                # This member is not examined; the next ones are, while time remains.
                 ctx.budget.check_time()
-                if ctx.budget.stream_cap() == 0:
-                    raise
                 yield Child(info.filename, b"", error=str(exc), code="limit")
                 continue
             yield Child(info.filename, data)
+    if skipped:
+        yield Child(f"<{skipped} members>", b"", code="limit",
+                    error=f"{skipped} compressed members not examined: the decompression "
+                          "budget is spent")
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
