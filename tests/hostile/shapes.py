@@ -223,6 +223,32 @@ def pdf_jbig2_then_segments(segments: int = 1_000_001) -> bytes:
     return raw_pdf(_page_objects(image))
 
 
+def pdf_flate_bomb_then_jbig2(mib: int = 300) -> bytes:
+    """An embedded file (object 4) whose Flate data inflates to ``mib`` MiB, then
+    FORCEDENTRY's JBIG2 image (object 9, no filter: it costs no decompression budget)."""
+    objs = _page_objects(_image(jbig2_exploit()))
+    objs[9] = objs.pop(4)
+    objs[3] = objs[3].replace(b"4 0 R", b"9 0 R")
+    objs[4] = _stream(b"/Type /EmbeddedFile /Filter /FlateDecode", deflate_zeros(mib))
+    return raw_pdf(objs)
+
+
+def pdf_budget_spent_then_jbig2(mib: int = 32) -> bytes:
+    """An embedded file that inflates to exactly ``mib`` MiB at a ratio under 1000:1
+    (spending a ``--max-decompressed mib`` budget), a Flate bomb that then fails at once,
+    and FORCEDENTRY's JBIG2 image with no filter (object 9)."""
+    pattern = bytes((i * 37 + 11) % 251 for i in range(251))
+    block = (pattern * (MiB // len(pattern) + 1))[:MiB]
+    comp = zlib.compressobj(9)
+    spend = b"".join(comp.compress(block) for _ in range(mib)) + comp.flush()
+    objs = _page_objects(_image(jbig2_exploit()))
+    objs[9] = objs.pop(4)
+    objs[3] = objs[3].replace(b"4 0 R", b"9 0 R")
+    objs[4] = _stream(b"/Type /EmbeddedFile /Filter /FlateDecode", spend)
+    objs[6] = _stream(b"/Type /EmbeddedFile /Filter /FlateDecode", deflate_zeros(8))
+    return raw_pdf(objs)
+
+
 def pdf_embedding(name: str, payload: bytes) -> bytes:
     """A one-page PDF holding ``payload`` as an embedded file (no filter)."""
     objs = {

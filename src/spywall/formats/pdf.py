@@ -497,9 +497,9 @@ class _Streams:
             try:
                 child = self.child(name, role, stream, off < 0 and stream.is_owned_by(self.pdf))
             except LimitExceeded as exc:
+                # Skipped; the streams after it are still examined (one that needs no
+                # decoding costs no budget, so a bomb cannot hide it), while time lasts.
                 budget.check_time()
-                if budget.stream_cap() == 0:
-                    raise
                 deferred = deferred or LimitExceeded(f"{name}: {exc}")
                 continue
             except FormatError as exc:

@@ -161,8 +161,6 @@ def children(data: bytes, found: list[RawStream], budget: Budget) -> Iterator[Ch
                 yield Child(name, decoded)
         except LimitExceeded as exc:
             budget.check_time()
-            if budget.stream_cap() == 0:
-                raise
             yield Child(name, b"", error=str(exc), code="limit")
         except FormatError as exc:
             yield Child(name, b"", error=str(exc))
