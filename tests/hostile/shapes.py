@@ -134,12 +134,13 @@ def _stream(head: bytes, data: bytes) -> bytes:
 
 def raw_pdf(objects: dict[int, bytes], xref: str = "table",
             type2: dict[int, tuple[int, int]] | None = None,
-            xref_padding: bytes = b"") -> bytes:
+            padding_mib: int = 0) -> bytes:
     """A PDF of ``objects`` (number -> body), object 1 the catalog.
 
     ``xref="table"``: a classic table. ``xref="stream"``: a cross-reference stream
     (/W [1 4 2]) with ``type2`` entries (object -> (object stream, index)); its data is
-    Flate-compressed with ``xref_padding`` (free entries) after the real rows.
+    Flate-compressed with ``padding_mib`` MiB of free entries (zeros) after the real rows
+    (compressed piece by piece: the padding is never held whole).
     """
     out = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
     offsets: dict[int, int] = {}
@@ -166,8 +167,12 @@ def raw_pdf(objects: dict[int, bytes], xref: str = "table",
             rows += struct.pack(">BIH", 2, *type2[n])
         else:
             rows += struct.pack(">BIH", 0, 0, 0)
-    data = zlib.compress(rows + xref_padding)
-    total = size + len(xref_padding) // 7
+    comp = zlib.compressobj(1)  # quick: only the inflated size matters here
+    padding = 7 * ((padding_mib * MiB) // 7)
+    data = comp.compress(rows) + b"".join(comp.compress(bytes(min(MiB, padding - at)))
+                                          for at in range(0, padding, MiB))
+    data += comp.flush()
+    total = size + padding // 7
     head = b"/Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Filter /FlateDecode" % total
     out += b"%d 0 obj\n" % xnum + _stream(head, data) + b"\nendobj\n"
     out += b"startxref\n%d\n%%%%EOF\n" % offsets[xnum]
@@ -208,9 +213,7 @@ def pdf_page_tree_loop_and_jbig2() -> bytes:
 def pdf_xref_stream_bomb_and_jbig2(mib: int = 1024) -> bytes:
     """FORCEDENTRY's JBIG2 image in a PDF whose cross-reference stream inflates to
     ``mib`` MiB (free entries after the real rows)."""
-    rows = 7 * ((mib * MiB) // 7)
-    return raw_pdf(_page_objects(_image(jbig2_exploit())), xref="stream",
-                   xref_padding=bytes(rows))
+    return raw_pdf(_page_objects(_image(jbig2_exploit())), xref="stream", padding_mib=mib)
 
 
 def pdf_jbig2_then_segments(segments: int = 1_000_001) -> bytes:

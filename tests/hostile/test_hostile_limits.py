@@ -34,6 +34,8 @@ CASES: list[tuple[str, Callable[[], bytes], str | None, bool, tuple[str, ...]]] 
     ("pdf-page-tree-loop-jbig2.pdf", shapes.pdf_page_tree_loop_and_jbig2, JBIG2, False, ()),
     ("pdf-xref-stream-1gib-jbig2.pdf", shapes.pdf_xref_stream_bomb_and_jbig2, JBIG2, True,
      ()),
+    ("pdf-xref-stream-escaped-name.pdf", lambda: shapes.pdf_xref_stream_bomb_and_jbig2()
+     .replace(b"/Type /XRef", b"/Type /X#52ef"), JBIG2, True, ()),
     ("pdf-jbig2-then-1m-segments.pdf", shapes.pdf_jbig2_then_segments, JBIG2, True, ()),
     ("pdf-flate-bomb-then-jbig2.pdf", shapes.pdf_flate_bomb_then_jbig2, JBIG2, True, ()),
     ("pdf-budget-spent-then-jbig2.pdf", shapes.pdf_budget_spent_then_jbig2, JBIG2, True,

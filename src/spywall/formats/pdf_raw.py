@@ -42,7 +42,11 @@ _LENGTH = re.compile(rb"/Length[\x00\t\n\x0c\r ]+([0-9]{1,12})(?![\x00\t\n\x0c\r
                      rb"[\x00\t\n\x0c\r ]+R)")
 _GLOBALS = re.compile(rb"/JBIG2Globals[\x00\t\n\x0c\r ]+([0-9]{1,10})[\x00\t\n\x0c\r ]+"
                       rb"([0-9]{1,5})[\x00\t\n\x0c\r ]+R")
-_XREF = re.compile(rb"/Type[\x00\t\n\x0c\r ]*/XRef(?![A-Za-z0-9])")
+# ``/Type /XRef``, with the type name possibly spelled with #xx escapes (``/X#52ef``),
+# which qpdf decodes like any name.
+_TYPE = re.compile(rb"/Type[\x00\t\n\x0c\r ]*/((?:[A-Za-z0-9]|#[0-9A-Fa-f]{2}){1,32})"
+                   rb"(?![A-Za-z0-9#])")
+_ESCAPE = re.compile(rb"#([0-9A-Fa-f]{2})")
 _ROLES = (
     (re.compile(rb"/Type[\x00\t\n\x0c\r ]*/EmbeddedFile(?![A-Za-z0-9])"), "EmbeddedFile"),
     (re.compile(rb"/Length1(?![A-Za-z0-9])"), "FontFile2"),
@@ -116,7 +120,9 @@ def check_xref_streams(data: bytes, budget: Budget) -> None:
     limits = msgspec.structs.replace(budget.limits, max_stream_bytes=min(
         budget.limits.max_stream_bytes, MAX_XREF_BYTES))
     trial = Budget(limits, started=budget.started, decompressed=budget.decompressed)
-    for i, hit in enumerate(_XREF.finditer(data)):
+    hits = (m for m in _TYPE.finditer(data)
+            if _ESCAPE.sub(lambda e: bytes.fromhex(e[1].decode()), m[1]) == b"XRef")
+    for i, hit in enumerate(hits):
         if i >= MAX_XREF_STREAMS:
             raise LimitExceeded(f"more than {MAX_XREF_STREAMS} cross-reference streams")
         head = data.rfind(b"obj", max(0, hit.start() - MAX_DICT_BYTES), hit.start())
