@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from output_hostile import (
     MARKUP,
+    RICH_SGR,
     TAIL,
     assert_no_raw,
     assert_safe,
@@ -17,6 +18,7 @@ from output_hostile import (
     run,
 )
 
+from spywall.cli import main
 from spywall.samples.containers import jpeg, zip_of
 
 Cap = pytest.CaptureFixture[str]
@@ -73,3 +75,18 @@ def test_sarif_and_quiet_table(tmp_path: Path, capsys: Cap, monkeypatch: MP) -> 
     assert (code, err) == (1, "")
     assert_safe(out)
     assert "appended-archive" in out
+
+
+def test_narrow_terminal(tmp_path: Path, capsys: Cap, monkeypatch: MP) -> None:
+    """Under 100 columns the findings take two columns: the same escaping."""
+    _evidence(tmp_path)
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "60")
+    code = main(["scan", str(tmp_path / "in"), "-f", "table", "-j", "1"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert_no_raw(out)
+    assert_no_raw(err)
+    assert "\x1b" not in RICH_SGR.sub("", out)
+    assert "appended-archive" in out
+    assert max(len(RICH_SGR.sub("", line)) for line in out.splitlines()) <= 60
