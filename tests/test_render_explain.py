@@ -94,3 +94,15 @@ def test_explain_command(capsys: Cap) -> None:
     assert "webp-huffman-overflow" in err  # a close match is suggested
     assert "\x1b" not in err
     assert main(["explain", "ios-outdated", "-f", "sarif"]) == 2
+
+
+def test_sarif_rules_carry_the_explanation(tmp_path: Path, capsys: Cap) -> None:
+    from spywall.samples.containers import jpeg, zip_of
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(jpeg() + zip_of({"stage.so": b"\x7fELF" + bytes(40)}))
+    assert main(["scan", str(bad), "-f", "sarif", "-q"]) == 1
+    (rule,) = json.loads(capsys.readouterr().out)["runs"][0]["tool"]["driver"]["rules"]
+    assert rule["id"] == "appended-archive"
+    assert "What to do next:" in rule["help"]["text"]
+    assert rule["fullDescription"]["text"].startswith("appended-archive:")
