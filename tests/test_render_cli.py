@@ -129,3 +129,13 @@ def test_calls_name_their_capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     out = capsys.readouterr().out
     assert "campaign-zero-click.pcap " in out
     assert "campaign-zero-click-sll2.pcapng " in out
+
+
+def test_clean_but_incomplete_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    report = _report()
+    report.subjects = [s for s in report.subjects if not s.findings]
+    buf = io.StringIO()
+    render(report.finalize(), buf)
+    assert ("scan: 1 input examined; 1 could not be examined completely (0 finding(s)): "
+            "nothing found in what could be examined") in buf.getvalue()

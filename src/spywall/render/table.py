@@ -256,7 +256,9 @@ def summary_line(report: Report) -> Text:
         parts.append(f"{k} could not be examined completely")
     found = report.summary.findings
     line = cell(f"{report.command}: {'; '.join(parts)} ({found} finding(s)): ")
-    line.append("FOUND" if found else "nothing found", style="bold")
+    verdict = ("FOUND" if found else "nothing found in what could be examined"
+               if incomplete else "nothing found")
+    line.append(verdict, style="bold")
     return line
 
 
@@ -279,7 +281,9 @@ def _context(report: Report) -> list[Table]:
     out: list[Table] = []
     if report.device:
         key_width = min(32, max(len(visible(k)) for k in report.device))
-        dt = _table("Device" if report.command.startswith("check") else "Facts", "key",
+        title = ("Device" if report.command.startswith("check") else
+                 "Indicators" if report.command.startswith("iocs") else "Facts")
+        dt = _table(title, "key",
                     "value", header=False, whole={"key": key_width})
         for key, value in report.device.items():
             dt.add_row(cell(key), cell(value))
