@@ -22,7 +22,7 @@ from typing import cast
 
 import msgspec
 
-from spywall import registry
+from spywall import incomplete, registry
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
@@ -32,9 +32,7 @@ from spywall.report import (
     MEMBER_SEP,
     ErrorEntry,
     Finding,
-    FindingKind,
     Location,
-    Severity,
     Subject,
 )
 from spywall.safeopen import open_regular_fd
@@ -252,37 +250,10 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-INCOMPLETE_RULE = "incomplete-examination"
-# Error codes that mean part of an input was not examined: a cap (size, count, depth,
-# decompression, time) stopped the walk there.
-INCOMPLETE_CODES = frozenset({"limit"})
-MAX_INCOMPLETE_FINDINGS = 16
-
-
 def mark_incomplete(subject: Subject, limits: Limits) -> Subject:
-    """Fail closed: add an ``incomplete-examination`` finding for each cap the subject hit.
-
-    Findings made before a cap are kept as they are; these say that the rest of the input
-    was not looked at, so the input is never reported clean (exit status 1). With
-    ``limits.allow_incomplete`` the caps stay error entries only.
-    """
-    if limits.allow_incomplete:
-        return subject
-    hits = [e for e in subject.errors if e.code in INCOMPLETE_CODES]
-    for e in hits[:MAX_INCOMPLETE_FINDINGS]:
-        subject.findings.append(Finding(
-            rule=INCOMPLETE_RULE,
-            title="Input not examined completely",
-            kind=FindingKind.HEURISTIC,
-            severity=Severity.MEDIUM,
-            message=f"examination stopped at a limit in {e.path}: {e.message}; what lies "
-                    "beyond it was not examined (an exploit may be there)",
-            path=e.path,
-            object_sha256=subject.sha256,
-            detail={"limit": e.message, "where": e.path,
-                    "limits_hit": len(hits)},
-        ))
-    return subject
+    """Fail closed (``spywall.incomplete``): each cap the subject hit becomes an
+    ``incomplete-examination`` finding unless ``limits.allow_incomplete``."""
+    return incomplete.mark_incomplete(subject, limits.allow_incomplete)
 
 
 def scan_bytes(data: bytes, path: str, limits: Limits | None = None,

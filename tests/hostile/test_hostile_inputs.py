@@ -65,3 +65,24 @@ def test_a_manifest_db_view_bomb_is_refused(tmp_path: Path) -> None:
     assert "Traceback" not in run.stderr
     assert run.code == 2
     assert "not authorized" in run.stderr
+
+
+def test_a_capture_that_drops_data_at_a_cap_is_not_clean(tmp_path: Path) -> None:
+    from spywall.samples import pcapwriter as pw
+
+    path = tmp_path / "frags.pcap"
+    payload = pw.udp(5060, 5060, b"INVITE sip:x@example.org SIP/2.0\r\n" * 30)
+    frags = pw.fragment_ipv4("10.0.0.1", "10.0.0.2", 17, payload, ident=7, size=8)
+    assert len(frags) > 64  # the reassembler keeps at most 64 fragments of a datagram
+    with path.open("wb") as fh:
+        w = pw.PcapWriter(fh)
+        for i, f in enumerate(frags):
+            w.write(1.0 + i / 1000, pw.frame("eth", f))
+    run = run_cli("pcap", "--no-iocs", str(path))
+    assert_sound(run)
+    assert run.code == 1
+    assert "incomplete-examination" in run.rules
+    assert any(code == "limit" and "fragments" in m for code, m in run.errors)
+    old = run_cli("pcap", "--no-iocs", "--allow-incomplete", str(path))
+    assert old.code == 0
+    assert "incomplete-examination" not in old.rules

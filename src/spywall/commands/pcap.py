@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from spywall.commands.common import add_ioc_arguments, finish, log, new_report, progress
+from spywall.incomplete import mark_incomplete
 from spywall.iocs import IocIndex
 from spywall.net.capture import CHUNK
 from spywall.net.pipeline import AnalyzerFactory, Pipeline, voip_analyzer
@@ -29,6 +30,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ioc_arguments(p)
     p.add_argument("--no-iocs", action="store_true",
                    help="skip indicator matching (structure checks only)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="report data dropped at a limit (fragments, TCP reassembly) as an "
+                        "error entry only; by default the capture also gets an "
+                        "incomplete-examination finding, so the exit status is 1")
+
+
+def _dropped(e: ErrorEntry) -> bool:
+    """A ``limit`` entry that stands for data not examined (the count of errors not
+    listed stands for nothing dropped)."""
+    return not e.message.endswith("more errors not listed")
 
 
 def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
@@ -82,6 +93,7 @@ def run(args: argparse.Namespace) -> Report:
         log(("VoIP analyzer not available: indicator and capture checks only", "yellow"))
     for path in args.captures:
         subject, calls = inspect(path, iocs, analyzer, not args.quiet)
+        mark_incomplete(subject, args.allow_incomplete, _dropped)
         report.subjects.append(subject)
         for call in calls:
             call.path = path   # the same Call-ID can be in several captures
