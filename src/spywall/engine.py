@@ -298,7 +298,30 @@ def _scan_top(data: bytes, subject: Subject, limits: Limits, started: float | No
 MAP_MIN_BYTES = 1 * 1024 * 1024
 
 
-def read_input(path: str, limits: Limits) -> bytes:
+STDIN_CHUNK = 1 << 20
+
+
+def _read_stdin(cap: int, seconds: float, started: float) -> bytes:
+    """Standard input up to ``cap + 1`` bytes, in chunks, within the time budget: a pipe
+    that never ends (``cat /dev/zero``) or never writes is a ``limit``, not a hang, and
+    no buffer of the cap's size is allocated up front."""
+    import select
+
+    fd = sys.stdin.buffer.fileno()
+    out = bytearray()
+    while len(out) <= cap:
+        left = seconds - (time.monotonic() - started)
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise LimitExceeded(f"time budget of {seconds:g}s exhausted while reading "
+                                f"standard input ({len(out)} bytes read)")
+        chunk = os.read(fd, min(STDIN_CHUNK, cap + 1 - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def read_input(path: str, limits: Limits, started: float | None = None) -> bytes:
     """Read a file (or standard input for ``-``) up to the byte cap.
 
     A regular file of ``MAP_MIN_BYTES`` or more is mapped read-only instead (unless
@@ -311,7 +334,8 @@ def read_input(path: str, limits: Limits) -> bytes:
     """
     cap = limits.max_file_bytes
     if path == STDIN:
-        data = sys.stdin.buffer.read(cap + 1)
+        data = _read_stdin(cap, limits.seconds,
+                           time.monotonic() if started is None else started)
     else:
         # Only a regular file is opened (never blocking: a FIFO or a device is an ``io``
         # error entry, not a hang); a folder's walk lists FIFOs like files.
@@ -352,7 +376,7 @@ def scan_path(path: str, limits: Limits | None = None) -> Subject:
     limits = limits or Limits()
     started = time.monotonic()
     try:
-        data = read_input(path, limits)
+        data = read_input(path, limits, started)
     except (OSError, ValueError) as exc:  # ValueError: mmap of a file that shrank to 0
         return Subject(path=path, errors=[ErrorEntry(path=path, code="io",
                                                      message=getattr(exc, "strerror", None)

@@ -31,8 +31,9 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CEILING, MEMORY_CEILING))
 
 
-def run_cli(*argv: str, timeout: float = TIME_CEILING) -> Run:
-    """``spywall ARGV -f json -q``; raises ``subprocess.TimeoutExpired`` on a hang."""
+def run_cli(*argv: str, timeout: float = TIME_CEILING, stdin: int | None = None) -> Run:
+    """``spywall ARGV -f json -q``; raises ``subprocess.TimeoutExpired`` on a hang.
+    ``stdin``: a descriptor for standard input (default: none, /dev/null)."""
     env = dict(os.environ)
     src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
     env["PYTHONPATH"] = os.path.abspath(src) + os.pathsep + env.get("PYTHONPATH", "")
@@ -40,7 +41,7 @@ def run_cli(*argv: str, timeout: float = TIME_CEILING) -> Run:
     proc = subprocess.run(
         [sys.executable, "-m", "spywall", *argv, "-f", "json", "-q"],
         capture_output=True, timeout=timeout, preexec_fn=_limit_memory, env=env,
-        stdin=subprocess.DEVNULL, check=False)
+        stdin=subprocess.DEVNULL if stdin is None else stdin, check=False)
     report = json.loads(proc.stdout) if proc.stdout.strip() else None
     run = Run(proc.returncode, report, proc.stderr.decode("utf-8", "replace"))
     for s in (report or {}).get("subjects", []):

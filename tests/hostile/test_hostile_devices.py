@@ -67,6 +67,26 @@ def test_pcap_of_a_non_regular_file_exits_2(tmp_path: Path, name: str) -> None:
     assert [code for code, _ in run.errors] == ["io"]
 
 
+def test_standard_input_that_never_writes_is_a_limit_not_a_hang() -> None:
+    read, write = os.pipe()  # the write end stays open and silent
+    try:
+        run = run_cli("scan", "--timeout", "2", "-", stdin=read)
+    finally:
+        os.close(read)
+        os.close(write)
+    assert_sound(run)
+    assert run.code == 1
+    assert any(code == "limit" and "standard input" in m for code, m in run.errors)
+
+
+def test_standard_input_that_never_ends_is_cut_at_the_size_cap() -> None:
+    with open("/dev/zero", "rb") as zero:
+        run = run_cli("scan", "--max-file-size", "4", "-", stdin=zero.fileno())
+    assert_sound(run)
+    assert run.code == 1
+    assert ("limit", f"input over the cap of {4 << 20} bytes") in run.errors
+
+
 def _die_on_bus(args: tuple[str, Limits]) -> engine.Subject:
     """A worker that dies as one does when its mapped input is truncated under it."""
     if args[0].endswith("crash.bin"):
