@@ -86,3 +86,18 @@ def test_a_capture_that_drops_data_at_a_cap_is_not_clean(tmp_path: Path) -> None
     old = run_cli("pcap", "--no-iocs", "--allow-incomplete", str(path))
     assert old.code == 0
     assert "incomplete-examination" not in old.rules
+
+
+def test_a_device_check_that_hits_a_cap_is_not_clean(tmp_path: Path) -> None:
+    from spywall.samples.ios_fs import DumpSpec, write_dump
+
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    deep = root / "private/var/mobile"
+    for i in range(60):  # deeper than the dump walk goes
+        deep = deep / f"d{i}"
+    deep.mkdir(parents=True)
+    run = run_cli("check-ios", str(root))
+    assert_sound(run)
+    assert run.code == 1
+    assert run.rules == ["incomplete-examination"]
+    assert any(code == "limit" and "deeper than" in m for code, m in run.errors)
