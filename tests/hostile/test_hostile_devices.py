@@ -117,6 +117,19 @@ def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
     assert all("webp-huffman-overflow" in {f.rule for f in s.findings} for s in subjects)
 
 
+def test_a_fifo_planted_as_a_backup_file_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    from spywall.samples.ios import BackupSpec, file_id, write_backup
+
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    fid = file_id("HomeDomain", "Library/SMS/sms.db")
+    db = root / fid[:2] / fid
+    db.unlink()
+    os.mkfifo(db)
+    run = run_cli("check-ios", str(root))  # (opening it for reading would block)
+    assert_sound(run)
+    assert any(m.startswith("module sms:") for _, m in run.errors), run.errors
+
+
 def test_manifest_db_symlink_out_of_the_backup_is_refused(tmp_path: Path) -> None:
     from spywall.samples.ios import BackupSpec, write_backup
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from spywall.device.base import SchemaUnknown
-from spywall.errors import LimitExceeded
+from spywall.errors import FormatError, LimitExceeded
+from spywall.safeopen import kind_of
 
 DEFAULT_SECONDS = 30.0
 MAX_DB_BYTES = 4 * 1024 * 1024 * 1024
@@ -71,7 +73,10 @@ def _harden(conn: sqlite3.Connection) -> None:
 
 
 def _check_size(path: Path) -> None:
-    size = path.stat().st_size
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # SQLite's open of a FIFO would block for ever
+        raise FormatError(f"{path.name} is {kind_of(st.st_mode)}: only regular files are read")
+    size = st.st_size
     if size > MAX_DB_BYTES:
         raise LimitExceeded(f"database of {size} bytes is over the cap of {MAX_DB_BYTES}")
 
