@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 DEMO   ?= build/demo
 JOBS   ?= auto
 
-.PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench-deps bench clean
+.PHONY: demo test install lint typecheck unit fuzz-smoke fuzz system-deps bench-deps bench clean
 
 $(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ fuzz-smoke: install
 	$(PY) fuzz/smoke.py
 
 test: install system-deps lint typecheck unit fuzz-smoke
+
+# Longer fuzzing (not part of test): FUZZ_SECONDS per target (default 300), corpora kept
+# in build/fuzz/ and seeded with the samples and the hostile shapes of tests/hostile/.
+fuzz: install
+	$(PY) fuzz/long.py
 
 # Benchmarks run in a venv of their own: MVT (the comparison) pins its own versions of
 # shared dependencies, which must not leak into the test environment.

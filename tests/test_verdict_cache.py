@@ -34,8 +34,8 @@ def test_no_hash_result_from_the_cache_has_no_input_hash() -> None:
     data = SAMPLES[0].data
     limits = Limits(hash_inputs=False)
     cache = VerdictCache(limits)
-    scan_bytes(data, "x", limits, cache)
-    again = scan_bytes(data, "y", limits, cache)
+    scan_bytes(data, "x", limits, cache=cache)
+    again = scan_bytes(data, "y", limits, cache=cache)
     assert again == scan_bytes(data, "y", limits)
     assert again.sha256 is None
 
@@ -87,7 +87,7 @@ def test_results_that_hit_a_limit_are_not_cached() -> None:
     data = next(s.data for s in SAMPLES if s.name.endswith(".pdf"))
     limits = Limits(max_elements=1)
     cache = VerdictCache(limits)
-    first = scan_bytes(data, "p", limits, cache)
+    first = scan_bytes(data, "p", limits, cache=cache)
     assert any(e.code == "limit" for e in first.errors)
     assert len(cache) == 0
 

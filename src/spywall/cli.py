@@ -6,23 +6,31 @@ Exit status (the same for every command):
      even if some inputs could not be read
   2  usage error, or an input could not be used at all: unreadable, not a capture,
      evidence no check module could read (and nothing was found)
+  141  standard output was closed early (``spywall ... | head``): 128 + SIGPIPE, as a
+     program killed by the signal would give; nothing is printed about it
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
+import json
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import TextIO
 
 from spywall import __version__
 from spywall.errors import InputError
 from spywall.render import RENDERERS
-from spywall.report import Report
+from spywall.render.escape import visible
+from spywall.report import Report, as_dict
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+EXIT_BROKEN_PIPE = 141
 
 # name -> module. A module is imported only when its command runs (or its --help is
 # asked for): start-up stays small, and one command's heavy dependencies (qpdf for scan,
@@ -35,6 +43,9 @@ COMMANDS: dict[str, str] = {
     "iocs": "spywall.commands.iocs",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
+    "explain": "spywall.commands.explain",
+    "completion": "spywall.commands.completion",
+    "man": "spywall.commands.man",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -48,6 +59,9 @@ SUMMARIES: dict[str, str] = {
     "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",
     "render": "re-render a saved JSON report (table, json or sarif)",
     "schema": "print the JSON Schema of spywall's JSON report",
+    "explain": "explain a rule id: what it means, how sure, what to do next, where to read more",
+    "completion": "print a shell completion script (bash, zsh or fish)",
+    "man": "print the manual page (roff; read it with: spywall man | man -l -)",
 }
 
 _FATAL_CODES = {"io", "input"}
@@ -107,17 +121,50 @@ def exit_status(report: Report) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser(argv).parse_args(argv)
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(args: argparse.Namespace) -> int:
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     try:
         report: Report | None = _load(args.command).run(args)
         if report is None:  # commands that print their own output (schema)
             return EXIT_CLEAN
     except InputError as exc:
-        print(f"spywall {args.command}: {exc}", file=sys.stderr)
+        print(f"spywall {args.command}: {visible(exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("spywall: interrupted", file=sys.stderr)
         return 130
-    RENDERERS[fmt](report, sys.stdout)
+    emit(report, fmt, sys.stdout)
     sys.stdout.flush()
     return exit_status(report)
+
+
+def emit(report: Report, fmt: str, out: TextIO) -> None:
+    """Render ``report`` as ``fmt`` on ``out``; a renderer that fails never loses the
+    report: it is written as JSON instead (ASCII, every string exact as JSON escapes) and
+    the failure is said on standard error. Renderers write nothing until they have all of
+    their output."""
+    try:
+        RENDERERS[fmt](report, out)
+    except BrokenPipeError:
+        raise
+    except Exception as exc:  # any renderer failure: the report must still come out
+        print(f"spywall: the {fmt} output failed ({type(exc).__name__}: {visible(exc)}); "
+              "the report follows as JSON", file=sys.stderr)
+        out.write(json.dumps(as_dict(report), indent=2, ensure_ascii=True))
+        out.write("\n")
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so that the interpreter's last flush at exit
+    does not fail again on the closed pipe (the Python documentation's SIGPIPE note)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real descriptor
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

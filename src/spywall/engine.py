@@ -14,18 +14,28 @@ import signal
 import stat
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-from spywall import registry
+import msgspec
+
+from spywall import incomplete, registry
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
 from spywall.formats.base import SNIFF_BYTES, Child, FormatSpec, ParseContext, Parsed
 from spywall.limits import Budget, Limits
-from spywall.report import MEMBER_SEP, ErrorEntry, Finding, Location, Subject
+from spywall.report import (
+    MEMBER_SEP,
+    ErrorEntry,
+    Finding,
+    Location,
+    Subject,
+)
+from spywall.safeopen import open_regular_fd
 
 if TYPE_CHECKING:
     from spywall.verdict_cache import VerdictCache
@@ -94,9 +104,12 @@ def sniff(data: bytes) -> str | None:
 class _Walk:
     """State of the scan of one top-level input."""
 
-    def __init__(self, subject: Subject, limits: Limits) -> None:
+    def __init__(self, subject: Subject, limits: Limits, started: float | None = None
+                 ) -> None:
         self.subject = subject
         self.budget = Budget(limits)
+        if started is not None:  # the time budget covers opening and reading the input
+            self.budget.started = started
         self.reg = _reg()
 
     def error(self, path: str, code: str, message: str) -> None:
@@ -157,6 +170,8 @@ class _Walk:
         parsed = spec.parse(data, ctx)
         for w in parsed.warnings:
             self.error(path, "malformed", w)
+        for cap in parsed.incomplete:  # the structure is partial: detectors still run
+            self.error(path, "limit", cap)
         self.run_detectors(parsed, data, path, depth == 0)
         if spec.container or parsed.children:
             self.scan_children(parsed.children, path, depth)
@@ -184,7 +199,7 @@ class _Walk:
                 return
             child_path = f"{path}{MEMBER_SEP}{child.name}"
             if child.error is not None:
-                self.error(child_path, "malformed", child.error)
+                self.error(child_path, child.code, child.error)
                 continue
             self.scan_guarded(child.data, child_path, depth + 1, child.format)
 
@@ -238,12 +253,20 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def scan_bytes(data: bytes, path: str, limits: Limits | None = None,
-               cache: VerdictCache | None = None) -> Subject:
+def mark_incomplete(subject: Subject, limits: Limits) -> Subject:
+    """Fail closed (``spywall.incomplete``): each cap the subject hit becomes an
+    ``incomplete-examination`` finding unless ``limits.allow_incomplete``."""
+    return incomplete.mark_incomplete(subject, limits.allow_incomplete)
+
+
+def scan_bytes(data: bytes, path: str, limits: Limits | None = None, *,
+               started: float | None = None, cache: VerdictCache | None = None) -> Subject:
     """Scan an in-memory object as a top-level input.
 
+    ``started`` (``time.monotonic``) is when the input's time budget began, if before now.
     With a ``cache``, content scanned before (same SHA-256, detector set and caps) is
-    not parsed again: the cached verdict is the fresh scan's result under this ``path``.
+    not parsed again: the cached verdict is the fresh scan's result under this ``path``
+    (a verdict that hit a limit is never cached).
     """
     limits = limits or Limits()
     if cache is not None:
@@ -253,30 +276,33 @@ def scan_bytes(data: bytes, path: str, limits: Limits | None = None,
         verdict = cache.get(digest)
         if verdict is not None:
             return verdict.subject(path, len(data), digest if limits.hash_inputs else None)
-        subject = _scan_deadline(data, path, limits, digest)
+        subject = _scan_deadline(data, path, limits, started, digest)
         verdict = Verdict.of(subject)
         if verdict is not None:
             cache.put(digest, verdict)
         return subject
-    return _scan_deadline(data, path, limits, None)
+    return _scan_deadline(data, path, limits, started, None)
 
 
-def _scan_deadline(data: bytes, path: str, limits: Limits, digest: str | None) -> Subject:
+def _scan_deadline(data: bytes, path: str, limits: Limits, started: float | None,
+                   digest: str | None) -> Subject:
+    subject = Subject(path=path, size=len(data))
     try:
         with _hard_deadline(limits.seconds):
-            return _scan_top(data, path, limits, digest)
+            _scan_top(data, subject, limits, started, digest)
     except LimitExceeded as exc:  # the alarm fired outside the walk's own handlers
-        return Subject(path=path, size=len(data), format=sniff(data) or "unknown",
-                       errors=[ErrorEntry(path=path, code=exc.code, message=str(exc))])
+        if subject.format is None:
+            subject.format = sniff(data) or "unknown"
+        subject.errors.append(ErrorEntry(path=path, code=exc.code, message=str(exc)))
+    return mark_incomplete(subject, limits)
 
 
-def _scan_top(data: bytes, path: str, limits: Limits, digest: str | None) -> Subject:
-    if not limits.hash_inputs:
-        digest = None
-    elif digest is None:
-        digest = hashlib.sha256(data).hexdigest()
-    subject = Subject(path=path, sha256=digest, size=len(data))
-    walk = _Walk(subject, limits)
+def _scan_top(data: bytes, subject: Subject, limits: Limits, started: float | None,
+              digest: str | None) -> Subject:
+    path = subject.path
+    if limits.hash_inputs:
+        subject.sha256 = digest or hashlib.sha256(data).hexdigest()
+    walk = _Walk(subject, limits, started)
     try:
         subject.format = walk.scan(data, path, 0) or "unknown"
     except (FormatError, LimitExceeded) as exc:
@@ -295,7 +321,30 @@ def _scan_top(data: bytes, path: str, limits: Limits, digest: str | None) -> Sub
 MAP_MIN_BYTES = 1 * 1024 * 1024
 
 
-def read_input(path: str, limits: Limits) -> bytes:
+STDIN_CHUNK = 1 << 20
+
+
+def _read_stdin(cap: int, seconds: float, started: float) -> bytes:
+    """Standard input up to ``cap + 1`` bytes, in chunks, within the time budget: a pipe
+    that never ends (``cat /dev/zero``) or never writes is a ``limit``, not a hang, and
+    no buffer of the cap's size is allocated up front."""
+    import select
+
+    fd = sys.stdin.buffer.fileno()
+    out = bytearray()
+    while len(out) <= cap:
+        left = seconds - (time.monotonic() - started)
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise LimitExceeded(f"time budget of {seconds:g}s exhausted while reading "
+                                f"standard input ({len(out)} bytes read)")
+        chunk = os.read(fd, min(STDIN_CHUNK, cap + 1 - len(out)))
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
+
+
+def read_input(path: str, limits: Limits, started: float | None = None) -> bytes:
     """Read a file (or standard input for ``-``) up to the byte cap.
 
     A regular file of ``MAP_MIN_BYTES`` or more is mapped read-only instead (unless
@@ -308,9 +357,12 @@ def read_input(path: str, limits: Limits) -> bytes:
     """
     cap = limits.max_file_bytes
     if path == STDIN:
-        data = sys.stdin.buffer.read(cap + 1)
+        data = _read_stdin(cap, limits.seconds,
+                           time.monotonic() if started is None else started)
     else:
-        with open(path, "rb") as fh:
+        # Only a regular file is opened (never blocking: a FIFO or a device is an ``io``
+        # error entry, not a hang); a folder's walk lists FIFOs like files.
+        with os.fdopen(open_regular_fd(path), "rb") as fh:
             st = os.fstat(fh.fileno())
             size = st.st_size
             if size > cap:
@@ -346,18 +398,19 @@ def scan_path(path: str, limits: Limits | None = None,
               cache: VerdictCache | None = None) -> Subject:
     """Scan one file; I/O problems and caps become error entries of the subject."""
     limits = limits or Limits()
+    started = time.monotonic()
     try:
-        data = read_input(path, limits)
+        data = read_input(path, limits, started)
     except (OSError, ValueError) as exc:  # ValueError: mmap of a file that shrank to 0
         return Subject(path=path, errors=[ErrorEntry(path=path, code="io",
                                                      message=getattr(exc, "strerror", None)
                                                      or str(exc))])
-    except SpywallError as exc:
-        return Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
-                                                     message=str(exc))])
+    except SpywallError as exc:  # over the size cap (limit), not a regular file (io)
+        subject = Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
+                                                        message=str(exc))])
+        return mark_incomplete(subject, limits)
     try:
-        return scan_bytes(data, path, limits) if cache is None else scan_bytes(
-            data, path, limits, cache)
+        return scan_bytes(data, path, limits, started=started, cache=cache)
     finally:
         release(data)
 
@@ -429,14 +482,26 @@ def scan_paths(
                 on_done(s)
         return results
     from concurrent.futures import ProcessPoolExecutor  # only with workers: ~10 ms to import
+    from concurrent.futures.process import BrokenProcessPool
 
     tasks = [(batch, limits, cache) for batch in _batches(files, jobs)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for batch_results in pool.map(_scan_batch, tasks):
-            for s in batch_results:
-                results.append(s)
-                if on_done:
-                    on_done(s)
+    try:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for batch_results in pool.map(_scan_batch, tasks):
+                for s in batch_results:
+                    results.append(s)
+                    if on_done:
+                        on_done(s)
+    except BrokenProcessPool:
+        # A worker died (SIGBUS: a mapped input truncated by another process while it
+        # was scanned; or the kernel killed it). The report keeps what is done, and the
+        # inputs not yet reported are scanned here, read rather than mapped.
+        safe = msgspec.structs.replace(limits, map_inputs=False)
+        for f in files[len(results):]:
+            s = scan_path(f, safe)
+            results.append(s)
+            if on_done:
+                on_done(s)
     return results
 
 

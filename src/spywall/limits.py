@@ -31,6 +31,10 @@ class Limits(msgspec.Struct, frozen=True):
     seconds: float = 60.0
     hash_inputs: bool = True
     map_inputs: bool = True
+    # Fail closed: an input whose examination stopped at a cap gains an
+    # ``incomplete-examination`` finding (exit status 1). ``True`` only reports the cap
+    # as an error entry (the behaviour before: such an input could exit 0).
+    allow_incomplete: bool = False
 
 
 class Budget(msgspec.Struct):

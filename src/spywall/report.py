@@ -138,6 +138,7 @@ class CallSummary(Model, kw_only=True):
     """A call learned from SIP (``spywall pcap``)."""
 
     call_id: str
+    path: Annotated[str | None, Doc("the capture the call was seen in")] = None
     caller: str | None = None
     callee: str | None = None
     state: Annotated[str, Doc("offered, ringing, answered, ended, failed")]

@@ -3,9 +3,10 @@
 read without changing it.
 
 - Folders are walked without following symbolic links, and files are opened with
-  ``O_NOFOLLOW``, so nothing outside the capture is read. Zips are read in memory through
-  ``zipfile`` with the caps of ``spywall.formats.zipfmt``: member count, per-member and
-  total decompressed output, ratio and time (one ``Budget`` per capture).
+  ``O_NOFOLLOW``, so nothing outside the capture is read. Zips are read through
+  ``zipfile`` with the caps of ``spywall.formats.zipfmt``: member count (checked by
+  walking the central directory before ``zipfile`` builds an entry for each member),
+  per-member and total decompressed output, ratio and time (one ``Budget`` per capture).
 - Nothing is ever written next to the evidence; the sha256 of every evidence file read is
   kept in ``inputs`` for the results' ``info.json``.
 """
@@ -16,16 +17,16 @@ import hashlib
 import io
 import os
 import posixpath
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import msgspec
 
 from spywall.errors import FormatError, InputError, LimitExceeded
-from spywall.formats.zipfmt import ZIP_ERRORS
+from spywall.formats.zipfmt import ZIP_ERRORS, open_capped
 from spywall.limits import Budget, Limits
+from spywall.safeopen import NotRegularFile, open_regular
 
 SEP = "!/"
 MAX_ENTRIES = 200_000
@@ -88,11 +89,11 @@ class DirSource:
             self._known = set(self.names())
         if name not in self._known:
             raise FormatError(f"{name}: not in the capture")
-        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-        try:
-            fd = os.open(self.root / name, flags)
-            with os.fdopen(fd, "rb") as fh:
+        try:  # a regular file only, never through a link, never blocking (a FIFO)
+            with open_regular(self.root / name, follow=False) as fh:
                 return _capped(fh.read, cap, budget, name)
+        except NotRegularFile as exc:
+            raise FormatError(f"{name}: {exc}") from exc
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
@@ -103,13 +104,19 @@ class DirSource:
 class ZipSource:
     def __init__(self, data: bytes | Path, label: str, limits: Limits) -> None:
         self.label = label
+        cap = min(limits.max_members, MAX_ENTRIES)
+        fp: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else open_regular(data)
         try:
-            self._zip = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+            self._zip, entries = open_capped(fp, cap)
             infos = self._zip.infolist()
         except ZIP_ERRORS as exc:
+            fp.close()
             raise FormatError(f"{label}: bad zip: {exc}") from exc
-        if len(infos) > min(limits.max_members, MAX_ENTRIES):
-            raise LimitExceeded(f"{label}: {len(infos)} members, over the cap")
+        if entries > cap:
+            self._zip.close()
+            fp.close()
+            raise LimitExceeded(f"{label}: more than {cap} members, over the cap")
+        self._fp = fp
         self._infos = {i.filename: i for i in infos if not i.filename.endswith("/")}
 
     def names(self) -> list[str]:
@@ -132,6 +139,7 @@ class ZipSource:
 
     def close(self) -> None:
         self._zip.close()
+        self._fp.close()
 
 
 def _base(names: list[str], markers: tuple[str, ...]) -> str | None:

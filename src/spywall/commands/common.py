@@ -8,10 +8,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING
 
 from spywall import __version__
+from spywall.render.escape import visible
 from spywall.report import Report
 
 if TYPE_CHECKING:
@@ -19,13 +19,13 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 
-@cache
 def stderr() -> Console:
     """The console on standard error. rich is imported on first use only: a quiet run
-    (or one whose standard error is not a terminal) never pays for it."""
+    (or one whose standard error is not a terminal) never pays for it. Made on each call
+    (a few a run): it follows the standard error and environment of the moment."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    return Console(stderr=True, highlight=False)
 
 
 def new_report(command: str) -> Report:
@@ -44,9 +44,22 @@ def add_ioc_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def log(message: str) -> None:
-    """A progress or log line on standard error (never on standard output)."""
-    stderr().print(message, highlight=False)
+Part = str | tuple[str, str]
+
+
+def log(*parts: Part) -> None:
+    """A progress or log line on standard error (never on standard output).
+
+    Each part is plain text, or ``(text, style)``: never markup, and every control or
+    format character in it is shown escaped (``spywall.render.escape.visible``), so file
+    names and other evidence strings can be passed as they are."""
+    from rich.text import Text
+
+    line = Text()
+    for part in parts:
+        text, style = (part, "") if isinstance(part, str) else part
+        line.append(visible(text), style=style)
+    stderr().print(line)
 
 
 @contextmanager
@@ -67,10 +80,10 @@ def progress(total: int | None, label: str, enabled: bool = True,
         TimeElapsedColumn,
     )
 
-    bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    bar = Progress(  # the label may be a file name: plain text, escaped
+        TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
         TimeElapsedColumn(), console=stderr(), transient=True, auto_refresh=thread,
     )
     with bar:
-        bar.add_task(label, total=total)
+        bar.add_task(visible(label), total=total)
         yield bar

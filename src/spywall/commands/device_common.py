@@ -15,6 +15,7 @@ from spywall.commands.common import log, progress
 from spywall.device.base import CheckContext
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
+from spywall.render.escape import visible
 from spywall.report import ErrorEntry, ModuleRun, Report
 
 
@@ -69,13 +70,23 @@ def settled_heap() -> Iterator[None]:
 
 
 def refuse_output_inside(out: str | None, evidence: str) -> None:
-    """``InputError`` when the result folder would be written into the evidence."""
+    """``InputError`` unless ``out`` is a fit place for the result folder.
+
+    The evidence is never written to: ``out`` may not be the evidence, nor inside the
+    evidence folder (for evidence given as a file, the folder holding it: an androidqf
+    ``packages.json`` is read with its siblings), nor an existing file (a folder is made
+    there)."""
     if not out:
         return
     ev = Path(evidence).resolve()
     dest = Path(out).resolve()
-    if ev.is_dir() and (dest == ev or ev in dest.parents):
-        raise InputError("--output must not be inside the evidence folder")
+    folder = ev if ev.is_dir() else ev.parent
+    if dest in (ev, folder) or folder in dest.parents:
+        raise InputError(
+            f"--output {visible(out)}: must not be the evidence nor inside "
+            f"{visible(folder)} (the folder that holds it); choose a folder elsewhere")
+    if dest.exists() and not dest.is_dir():
+        raise InputError(f"--output {visible(out)}: exists and is not a folder")
 
 
 @contextmanager
@@ -90,7 +101,7 @@ def module_progress(args: argparse.Namespace, total: int,
                 bar.advance(bar.task_ids[0])
                 bar.refresh()
             if not args.quiet and m.status not in ("ok", "skipped"):
-                log(f"[yellow]{m.name}[/]: {m.status} {m.message}")
+                log((m.name, "yellow"), f": {m.status} {m.message}")
 
         yield done
 

@@ -36,7 +36,11 @@ def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     index = IocIndex.load(args.iocs)
     took = time.perf_counter() - start
     report.ioc_sources = list(index.sources)
-    report.device = {"indicators": len(index), "sources": len(index.sources),
+    # "indicators": distinct (value, collection) pairs, what is matched against;
+    # "indicator_entries": what the files hold (the report header of a check counts these)
+    report.device = {"indicators": len(index),
+                     "indicator_entries": sum(src.indicators for src in index.sources),
+                     "sources": len(index.sources),
                      "unsupported_patterns": len(index.unsupported)}
     report.errors += [ErrorEntry(path=u.partition(":")[0], code="unsupported", message=u)
                       for u in index.unsupported[:200]]

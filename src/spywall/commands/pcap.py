@@ -14,10 +14,12 @@ import os
 from pathlib import Path
 
 from spywall.commands.common import add_ioc_arguments, finish, log, new_report, progress
+from spywall.incomplete import mark_incomplete
 from spywall.iocs import IocIndex
 from spywall.net.capture import CHUNK
 from spywall.net.pipeline import AnalyzerFactory, Pipeline, voip_analyzer
 from spywall.report import CallSummary, ErrorEntry, Report, Subject
+from spywall.safeopen import NotRegularFile, open_regular
 
 HELP = "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators"
 PROGRESS_MIN_BYTES = 32 << 20
@@ -28,6 +30,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ioc_arguments(p)
     p.add_argument("--no-iocs", action="store_true",
                    help="skip indicator matching (structure checks only)")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="report data dropped at a limit (fragments, TCP reassembly) as an "
+                        "error entry only; by default the capture also gets an "
+                        "incomplete-examination finding, so the exit status is 1")
+
+
+def _dropped(e: ErrorEntry) -> bool:
+    """A ``limit`` entry that stands for data not examined (the count of errors not
+    listed stands for nothing dropped)."""
+    return not e.message.endswith("more errors not listed")
 
 
 def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
@@ -36,10 +48,20 @@ def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
     subject = Subject(path=path)
     digest = hashlib.sha256()
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh, progress(size, Path(path).name,
-                                              show_progress and size >= PROGRESS_MIN_BYTES
-                                              ) as bar:
+        # Only a regular file, opened without blocking: a FIFO or /dev/zero would never
+        # end (the size read from the open file is the one streamed).
+        fh = open_regular(path)
+    except NotRegularFile as exc:
+        subject.errors.append(ErrorEntry(path=path, code=exc.code, message=str(exc)))
+        return subject, []
+    except OSError as exc:
+        subject.errors.append(ErrorEntry(path=path, code="io",
+                                         message=f"cannot read: {exc.strerror or exc}"))
+        return subject, []
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        with fh, progress(size, Path(path).name,
+                          show_progress and size >= PROGRESS_MIN_BYTES) as bar:
             def tap(chunk: bytes) -> None:
                 digest.update(chunk)
                 if bar is not None:
@@ -68,11 +90,14 @@ def run(args: argparse.Namespace) -> Report:
         report.ioc_sources = iocs.sources
     analyzer = voip_analyzer()
     if analyzer is None and not args.quiet:
-        log("[yellow]VoIP analyzer not available: indicator and capture checks only[/]")
+        log(("VoIP analyzer not available: indicator and capture checks only", "yellow"))
     for path in args.captures:
         subject, calls = inspect(path, iocs, analyzer, not args.quiet)
+        mark_incomplete(subject, args.allow_incomplete, _dropped)
         report.subjects.append(subject)
+        for call in calls:
+            call.path = path   # the same Call-ID can be in several captures
         report.calls.extend(calls)
         if subject.findings and not args.quiet:
-            log(f"[red]{len(subject.findings)} finding(s)[/] in {path}")
+            log((f"{len(subject.findings)} finding(s)", "red"), f" in {path}")
     return finish(report)

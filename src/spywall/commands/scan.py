@@ -39,6 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "memory, for this run only)")
     p.add_argument("--no-cache", action="store_true",
                    help="parse every input, even content seen earlier in this run")
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="report an input that hit a limit (size, depth, count, "
+                        "decompression, time) as an error entry only; by default it also "
+                        "gets an incomplete-examination finding, so the exit status is 1")
     p.add_argument("--no-mmap", action="store_true",
                    help="read large files instead of mapping them (mapping is faster; a "
                         "file truncated by another process during its scan can then "
@@ -54,6 +58,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         seconds=args.timeout,
         hash_inputs=not args.no_hash,
         map_inputs=not args.no_mmap,
+        allow_incomplete=args.allow_incomplete,
     )
 
 
@@ -76,7 +81,7 @@ def run(args: argparse.Namespace) -> Report:
             if bar is not None:
                 bar.advance(bar.task_ids[0])
             if s.findings and not args.quiet:
-                log(f"[red]{len(s.findings)} finding(s)[/] in {s.path}")
+                log((f"{len(s.findings)} finding(s)", "red"), f" in {s.path}")
 
         report.subjects = engine.scan_paths(args.paths, limits, args.jobs or None, done,
                                             cache_from(args, limits))

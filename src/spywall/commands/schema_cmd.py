@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from spywall.errors import InputError
 from spywall.report import SCHEMA_VERSION, Report, json_schema
 
 HELP = "print the JSON Schema of spywall's JSON report"
@@ -25,5 +26,7 @@ def report_schema() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> None:
+    if args.format not in (None, "json"):
+        raise InputError(f"the schema is JSON only (-f {args.format} is not available)")
     json.dump(report_schema(), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")

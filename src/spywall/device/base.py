@@ -21,6 +21,7 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
+from spywall.incomplete import mark_incomplete
 from spywall.iocs import Indicator, IocIndex
 from spywall.iocs.index import MAX_QUERY
 from spywall.limits import Limits
@@ -284,6 +285,7 @@ _ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
 def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
     """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
     subject, so summaries count it), never the run's."""
+    capped = False
     try:
         run = mod.run(ctx)
     except SchemaUnknown as exc:
@@ -295,11 +297,12 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
     except MODULE_ERRORS as exc:
         run = ModuleRun(name=mod.name, status="error",
                         message=f"{type(exc).__name__}: {exc}"[:500])
+        capped = isinstance(exc, LimitExceeded)  # a cap, not damage: evidence left unread
     if run.records == 0 and mod.name in ctx.records:
         run.records = len(ctx.records[mod.name])
     if run.status in _ERROR_CODES:
         ctx.subject.errors.append(ErrorEntry(
-            path=ctx.subject.path, code=_ERROR_CODES[run.status],
+            path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
             message=f"module {mod.name}: {run.message}"[:600]))
     return run
 
@@ -318,8 +321,10 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
         from spywall.device import parallel
 
         if parallel.can_fork(ctx.evidence, len(mods)):
-            return parallel.merge(ctx, parallel.run_forked(mods, ctx, jobs, render, on_done))
-    runs: list[ModuleRun] = []
+            runs = parallel.merge(ctx, parallel.run_forked(mods, ctx, jobs, render, on_done))
+            mark_incomplete(ctx.subject)
+            return runs
+    runs = []
     for mod in mods:
         runs.append(run_module(mod, ctx))
         if on_done is not None:
@@ -328,6 +333,7 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
         from spywall.device.output import parts_of
 
         ctx.parts = parts_of(ctx.records, ctx.detected)
+    mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean
     return runs
 
 

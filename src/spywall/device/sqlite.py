@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -25,7 +26,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 from spywall.device.base import SchemaUnknown
-from spywall.errors import LimitExceeded
+from spywall.errors import FormatError, LimitExceeded
+from spywall.safeopen import kind_of
 
 DEFAULT_SECONDS = 30.0
 MAX_DB_BYTES = 4 * 1024 * 1024 * 1024
@@ -45,8 +47,36 @@ def _guard(conn: sqlite3.Connection, seconds: float) -> None:
     conn.set_progress_handler(check, 10_000)
 
 
+# Evidence is data, but a database's schema is code: a 4 KB Manifest.db whose ``Files``
+# is a view over a recursive common table expression made millions of rows of random
+# blobs (2.5 GB in 30 s); a view over a cross join does the same without recursion.
+# The records spywall reads are rows of tables: recursion and reading through a view are
+# refused, and no value may be near this length; SQLite refuses them while the query runs.
+MAX_VALUE_BYTES = 16 * 1024 * 1024
+
+
+def _authorize(action: int, arg1: str | None, arg2: str | None, db: str | None,
+               source: str | None) -> int:
+    if action == sqlite3.SQLITE_RECURSIVE:
+        return sqlite3.SQLITE_DENY
+    if action == sqlite3.SQLITE_READ and source is not None:  # a column read by a view
+        return sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_OK
+
+
+def _harden(conn: sqlite3.Connection) -> None:
+    """No recursive queries, no reading through views, no value over ``MAX_VALUE_BYTES``,
+    and no function that SQLite does not call innocuous inside the evidence's schema."""
+    conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+    conn.execute("PRAGMA trusted_schema = OFF")
+    conn.set_authorizer(_authorize)
+
+
 def _check_size(path: Path) -> None:
-    size = path.stat().st_size
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # SQLite's open of a FIFO would block for ever
+        raise FormatError(f"{path.name} is {kind_of(st.st_mode)}: only regular files are read")
+    size = st.st_size
     if size > MAX_DB_BYTES:
         raise LimitExceeded(f"database of {size} bytes is over the cap of {MAX_DB_BYTES}")
 
@@ -74,6 +104,7 @@ def open_evidence(path: str | os.PathLike[str], wal: str | os.PathLike[str] | No
             immutable = False
         conn = sqlite3.connect(_uri(target, immutable), uri=True)
         try:
+            _harden(conn)
             _guard(conn, seconds)
             yield conn
         except sqlite3.OperationalError as exc:

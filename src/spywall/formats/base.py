@@ -25,13 +25,15 @@ class Child(msgspec.Struct, frozen=True):
     path). ``format`` forces a format for data that has no magic of its own (for example
     JBIG2 segments embedded in a PDF, format ``"jbig2-embedded"``). A member that could
     not be extracted is yielded with ``error`` set (and no data); the engine reports it
-    and goes on with the next member.
+    and goes on with the next member; ``code`` is the error entry's code (``limit`` for a
+    member that passed a cap, which makes the input incomplete).
     """
 
     name: str
     data: bytes
     format: str | None = None
     error: str | None = None
+    code: str = "malformed"
 
 
 class ParseContext(msgspec.Struct):
@@ -49,7 +51,9 @@ class Parsed(msgspec.Struct):
     ``logical_end`` is the offset where the format's own data ends (``None`` if unknown
     or if the format runs to the end by definition). ``children`` are contained objects.
     ``warnings`` are non-fatal parse problems, reported as error entries of kind
-    ``malformed`` without stopping detection.
+    ``malformed`` without stopping detection. ``incomplete`` names each cap the parser
+    hit and where: ``structure`` then holds what was read before it (detectors still
+    run on it), and the engine records a ``limit`` error entry for each.
     """
 
     format: str
@@ -57,6 +61,7 @@ class Parsed(msgspec.Struct):
     logical_end: int | None = None
     children: Iterable[Child] = ()
     warnings: list[str] = msgspec.field(default_factory=list)
+    incomplete: list[str] = msgspec.field(default_factory=list)
 
 
 class FormatSpec(msgspec.Struct, frozen=True):

@@ -4,7 +4,9 @@ Walks the block stream (GIF89a section 17 onwards): header, logical screen descr
 global colour table, then extensions (0x21) and images (0x2C, descriptor, local colour
 table, LZW minimum code size, data sub-blocks) up to the trailer (0x3B), which is the
 ``logical_end``. LZW data is never decoded: only its sub-block lengths are followed.
-A file cut short keeps the frames read so far (with a warning); a byte that starts no
+A file cut short keeps the frames read so far (with a warning), and so does one that
+passes a cap (``MAX_BLOCKS``, the element or time budget): the frames read before it are
+detected on and the cap is reported (``Parsed.incomplete``); a byte that starts no
 block ends the GIF there, as decoders do, so what follows is looked at as appended data.
 """
 
@@ -113,6 +115,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     warnings: list[str] = []
     end: int | None = None
     trailer = False
+    incomplete: list[str] = []
     try:
         for _ in range(MAX_BLOCKS):
             at = r.pos
@@ -134,9 +137,12 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
             raise LimitExceeded(f"more than {MAX_BLOCKS} GIF blocks")
     except TruncatedError as exc:
         warnings.append(f"GIF cut short before its trailer: {exc}")
+    except LimitExceeded as exc:  # what was read is kept; the rest is not examined
+        incomplete.append(f"GIF block at offset {r.pos}: {exc}")
     gif = GifFile(version, width, height, global_colours, tuple(walk.frames),
                   walk.extensions, trailer)
-    return Parsed(format="gif", structure=gif, logical_end=end, warnings=warnings)
+    return Parsed(format="gif", structure=gif, logical_end=end, warnings=warnings,
+                  incomplete=incomplete)
 
 
 SPEC = FormatSpec(name="gif", description="GIF image (87a/89a)", sniff=sniff, parse=parse)

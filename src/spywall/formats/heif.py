@@ -289,6 +289,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
     top: list[Box] = []
     warnings: list[str] = []
+    incomplete: list[str] = []
     end: int | None = None
     try:
         top.extend(boxes(r, ctx, 0))  # keeps the boxes read before an error
@@ -296,6 +297,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         end = r.pos
         if data[end + 4 : end + 8].isalnum():  # a box header cut short, not trailing data
             warnings.append(f"top level: {exc}")
+    except LimitExceeded as exc:  # the boxes before the cap are examined
+        end = r.pos
+        incomplete.append(f"top-level box at offset {r.pos}: {exc}")
     if not top or top[0].type != "ftyp":
         raise FormatError("no ftyp box at the start")
     ftyp = Reader(data, top[0].start, top[0].end)
@@ -311,6 +315,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                 warnings.append(f"meta cut short: {exc}")
             except FormatError as exc:
                 warnings.append(f"meta: {exc}")
+            except LimitExceeded as exc:  # what the meta box gave before the cap is kept
+                incomplete.append(f"meta box at offset {box.start}: {exc}")
             break
     if end is None:
         end = top[-1].end
@@ -318,7 +324,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                     meta.items, meta.locations, tuple(meta.properties), meta.associations,
                     tuple(meta.references), meta.primary, tuple(top))
     fmt = "avif" if major in AVIF_BRANDS or AVIF_BRANDS & set(brands) else "heif"
-    return Parsed(format=fmt, structure=heif, logical_end=end, warnings=warnings)
+    return Parsed(format=fmt, structure=heif, logical_end=end, warnings=warnings,
+                  incomplete=incomplete)
 
 
 SPEC = FormatSpec(name="heif", description="HEIF / HEIC / AVIF still image",

@@ -46,7 +46,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from spywall.errors import FormatError, TruncatedError
+from spywall.errors import FormatError, LimitExceeded, TruncatedError
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import JBIG2_MAGIC as MAGIC
 from spywall.formats.magic import sniff_jbig2 as sniff
@@ -193,7 +193,8 @@ class _Walk:
 
     def add(self, h: _Header) -> None:
         self.count += 1
-        check_count(self.count, MAX_SEGMENTS, "segment")
+        if self.count > MAX_SEGMENTS:
+            raise LimitExceeded(f"more than {MAX_SEGMENTS} segments")
         self.type_counts[h.type] += 1
         if h.type in SYMBOL_CONSUMERS:
             self.headers.append(h)
@@ -222,7 +223,8 @@ class _Walk:
             h = _header(r, self.ctx)
             if h.length == UNKNOWN_LENGTH:
                 raise FormatError(f"segment {h.number}: unknown length in random access")
-            check_count(len(lengths) + 1, MAX_SEGMENTS, "segment")
+            if len(lengths) >= MAX_SEGMENTS:
+                raise LimitExceeded(f"more than {MAX_SEGMENTS} segment headers")
             if h.type in SYMBOL_CONSUMERS or (h.type in REFINEMENT_REGIONS and first_ref):
                 kept[len(lengths)] = h
                 first_ref = first_ref and h.type not in REFINEMENT_REGIONS
@@ -269,10 +271,13 @@ def _parse(data: bytes, ctx: ParseContext, embedded: bool) -> Parsed:
     r = Reader(data)
     sequential, pages = (True, None) if embedded else _file_header(r)
     walk.end = r.pos
+    incomplete: list[str] = []
     try:
         (walk.sequential if sequential else walk.random_access)(r)
     except FormatError as exc:  # keep what came before the damage
         walk.warnings.append(f"stopped after {walk.count} segments: {exc}")
+    except LimitExceeded as exc:  # and what came before a cap (the rest is not examined)
+        incomplete.append(f"stopped after {walk.count} segments: {exc}")
     items = list(walk.uses())
     stream = Jbig2Stream(
         embedded=embedded,
@@ -285,7 +290,7 @@ def _parse(data: bytes, ctx: ParseContext, embedded: bool) -> Parsed:
         first_refinement_offset=walk.first_refinement,
     )
     return Parsed(format="jbig2-embedded" if embedded else "jbig2", structure=stream,
-                  logical_end=walk.end, warnings=walk.warnings)
+                  logical_end=walk.end, warnings=walk.warnings, incomplete=incomplete)
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

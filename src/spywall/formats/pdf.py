@@ -40,13 +40,17 @@ of the last ``%%EOF``, so data appended after it is examined by the engine.
 A file whose data does not end with ``%%EOF`` is handed to qpdf with one appended
 (qpdf drops an object that runs to the very end of the file); offsets are unchanged.
 
-Object streams are decoded under our caps before qpdf unpacks them (without any); one
-that passes a cap makes the whole PDF a ``limit`` error entry.
+Cross-reference streams are decoded under our caps before qpdf opens the file (qpdf
+decodes them with none), and object streams before qpdf unpacks them. A file where one
+of them passes a cap is not handed to qpdf (or no further): its streams are found in its
+raw bytes instead (``formats.pdf_raw``) and examined, and the cap is reported
+(``Parsed.incomplete``). A file that qpdf refuses (a page tree that loops, say) is read
+the same way, with qpdf's reason as a warning, so no exploit stream hides behind a
+structure qpdf will not accept.
 
 Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
 1024), and a polyglot whose first bytes match an earlier format in the registry (a GIF
-header, say) is parsed as that format only; qpdf decodes cross-reference streams while
-opening, without our caps; a broken object is skipped with a warning.
+header, say) is parsed as that format only; a broken object is skipped with a warning.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ from typing import TYPE_CHECKING, BinaryIO, cast
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, UnsupportedError
+from spywall.formats import pdf_raw
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import PDF_HEADER as HEADER
 from spywall.formats.magic import sniff_pdf as sniff
@@ -89,6 +94,7 @@ MAX_SHADOWS = 256
 MAX_OBJ_HITS = 1_000_000
 MAX_LAYERS = 4
 MAX_DICT_BYTES = 64 * 1024
+MAX_RAW_LISTED = 1000  # streams listed in the structure of a PDF read raw
 _WS = rb"[\x00\t\n\x0c\r ]+"
 _NUMS_BEFORE = re.compile(rb"(?<![0-9])([0-9]{1,10})" + _WS + rb"([0-9]{1,5})" + _WS + rb"\Z")
 _OBJ = re.compile(rb"obj")
@@ -516,9 +522,9 @@ class _Streams:
             try:
                 child = self.child(name, role, stream, off < 0 and stream.is_owned_by(self.pdf))
             except LimitExceeded as exc:
+                # Skipped; the streams after it are still examined (one that needs no
+                # decoding costs no budget, so a bomb cannot hide it), while time lasts.
                 budget.check_time()
-                if budget.stream_cap() == 0:
-                    raise
                 deferred = deferred or LimitExceeded(f"{name}: {exc}")
                 continue
             except FormatError as exc:
@@ -558,16 +564,27 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if not data[-64:].rstrip().endswith(b"%%EOF"):
         data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
     try:
+        pdf_raw.check_xref_streams(data, ctx.budget)
+    except LimitExceeded as exc:
+        return _raw_parse(data, ctx, end, incomplete=f"not opened with qpdf: {exc}")
+    try:
         # BytesIO shares a bytes object and seeks in C; qpdf seeks hundreds of times
         source = io.BytesIO(data) if isinstance(data, bytes) else _BufferReader(data)
         pdf = pikepdf.open(cast(BinaryIO, source), password="")
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except pikepdf_errors() as exc:
-        raise FormatError(f"bad PDF: {_qpdf_text(exc)}") from exc
+        return _raw_parse(data, ctx, end, warning=f"bad PDF: {_qpdf_text(exc)}")
     streams = _Streams(pdf, ctx)
     try:
         check_object_streams(pdf, ctx.budget)
+    except LimitExceeded as exc:
+        pdf.close()
+        return _raw_parse(data, ctx, end, incomplete=f"qpdf stopped: {exc}")
+    except pikepdf_errors() as exc:
+        pdf.close()
+        return _raw_parse(data, ctx, end, warning=f"bad PDF object: {_qpdf_text(exc)}")
+    try:
         count = streams.select()
         shadowed = streams.select_shadows(data)
         doc = PdfDocument(version=str(pdf.pdf_version), header_offset=data.find(HEADER),
@@ -582,6 +599,37 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         warnings.append(f"qpdf: {len(notes) - MAX_WARNINGS} more warnings")
     return Parsed(format="pdf", structure=doc, logical_end=end,
                   children=streams.children(), warnings=warnings)
+
+
+def _raw_parse(data: bytes, ctx: ParseContext, end: int | None, warning: str = "",
+               incomplete: str = "") -> Parsed:
+    """The PDF read from its raw bytes (``pdf_raw``), when qpdf refused it or must not
+    go on; what qpdf said is a warning, a cap that stopped it an ``incomplete`` note."""
+    found = pdf_raw.streams(data, ctx.budget)
+    if warning and not found:
+        raise FormatError(warning)  # nothing qpdf refused hides a stream
+    doc = PdfDocument(version=_raw_version(data), header_offset=data.find(HEADER),
+                      objects=len(found), encrypted=b"/Encrypt" in data[-4096:],
+                      streams=tuple(_raw_entry(s) for s in found[:MAX_RAW_LISTED]))
+    note = "streams found in the raw bytes (qpdf not used)"
+    return Parsed(format="pdf", structure=doc, logical_end=end,
+                  children=pdf_raw.children(data, found, ctx.budget),
+                  warnings=[f"{warning}; {note}"] if warning else [note] if not incomplete
+                  else [],
+                  incomplete=[f"{incomplete}; {note}"] if incomplete else [])
+
+
+def _raw_entry(s: pdf_raw.RawStream) -> PdfStream:
+    try:
+        return PdfStream(s.number, s.generation, s.role() or "Stream",
+                         tuple(n for n, _ in s.chain()))
+    except FormatError:
+        return PdfStream(s.number, s.generation, "Stream", ("<bad filter chain>",))
+
+
+def _raw_version(data: bytes) -> str:
+    at = data.find(HEADER)
+    return data[at + 5 : at + 8].decode("latin-1") if at >= 0 else ""
 
 
 SPEC = FormatSpec(name="pdf", description="PDF document (ISO 32000)", sniff=sniff,

@@ -4,10 +4,12 @@ Walks the IFD chain from the header, and from every IFD the SubIFDs (0x014A, sev
 offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs. Caps:
 ``MAX_IFDS`` directories in all (the rest is left, with a warning), ``MAX_ENTRIES``
 entries per directory, ``MAX_DEPTH`` levels of nesting, ``MAX_VALUES`` integer values kept
-per entry; an IFD offset seen twice (a loop) is not walked again. Out-of-line values are
-read only when they lie inside the data. The strips or tiles of an IFD with Compression 7
-(lossless JPEG, as DNG uses) have their JPEG frame header read (``spywall.formats.ljpeg``);
-no pixel data is decoded.
+per entry and ``MAX_TOTAL_VALUES`` in the whole file (values are Python integers, tens of
+bytes each: 127 entries of a million LONGs would take gigabytes; past the total, values
+are not read and the file is reported incomplete); an IFD offset seen twice (a loop) is
+not walked again. Out-of-line values are read only when they lie inside the data. The
+strips or tiles of an IFD with Compression 7 (lossless JPEG, as DNG uses) have their JPEG
+frame header read (``spywall.formats.ljpeg``); no pixel data is decoded.
 
 ``logical_end`` is the largest end of everything referenced (IFDs, out-of-line values,
 strips, tiles, the EXIF JPEG thumbnail), so data appended after a DNG is looked at by the
@@ -33,6 +35,7 @@ MAX_IFDS = 1024
 MAX_ENTRIES = 4096
 MAX_DEPTH = 8
 MAX_VALUES = 1 << 20
+MAX_TOTAL_VALUES = 1 << 21
 MAX_WARNINGS = 32
 HEAD_BYTES = 16
 
@@ -130,6 +133,8 @@ class _Walker:
         self.seen: set[int] = set()
         self.warnings: list[str] = []
         self.end = 16 if layout.bigtiff else 8
+        self.values_left = MAX_TOTAL_VALUES
+        self.incomplete: list[str] = []
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -207,9 +212,15 @@ class _Walker:
                 return Entry(tag, typ, count, at, total)
         values: tuple[int, ...] = ()
         if code:
-            n = min(count, MAX_VALUES)
-            if n < count:
+            n = min(count, MAX_VALUES, self.values_left)
+            if n < count and n == self.values_left:
+                if not self.incomplete:
+                    self.incomplete.append(f"{label} tag 0x{tag:04X}: more than "
+                                           f"{MAX_TOTAL_VALUES} integer values in the file; "
+                                           "the rest are not read")
+            elif n < count:
                 self.warn(f"{label} tag 0x{tag:04X}: only the first {n} of {count} values read")
+            self.values_left -= n
             self.ctx.budget.charge_elements(n // 64 + 1)
             values = struct.unpack_from(f"{self.lay.order}{n}{code}", self.data, at)
         head = self.data[at : at + min(total, HEAD_BYTES)]
@@ -262,7 +273,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     dng = any(DNG_VERSION in ifd.entries for ifd in ifds)
     tiff = TiffFile(order == "<", bigtiff, dng, ifds)
     return Parsed(format="dng" if dng else "tiff", structure=tiff,
-                  logical_end=min(walker.end, len(data)), warnings=walker.warnings)
+                  logical_end=min(walker.end, len(data)), warnings=walker.warnings,
+                  incomplete=walker.incomplete)
 
 
 SPEC = FormatSpec(name="tiff", description="TIFF / BigTIFF image, DNG raw photo",

@@ -7,6 +7,8 @@ each frame holding its own ``ALPH``/``VP8 ``/``VP8L`` chunks. Lossless data is r
 ``formats.vp8l``: ``VP8L`` chunks, and ``ALPH`` chunks with compression method 1 (a
 headerless VP8L image stream of the frame's or canvas's size). Lossy VP8 data is not
 examined. ``logical_end`` is 8 + the RIFF size (padded to even), capped at the data.
+A file that passes a cap (``MAX_CHUNKS``, the element or time budget) keeps the chunks
+and streams read before it (``Parsed.incomplete`` names the cap).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from spywall.errors import FormatError
+from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import vp8l
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import sniff_webp as sniff
@@ -58,7 +60,7 @@ class _Walk(msgspec.Struct):
             fourcc = r.read(4)
             length = r.u32le()
             if len(self.chunks) >= MAX_CHUNKS:
-                raise FormatError(f"more than {MAX_CHUNKS} chunks")
+                raise LimitExceeded(f"more than {MAX_CHUNKS} chunks (at offset {off})")
             self.ctx.budget.charge_elements()
             name = fourcc.decode("latin-1")
             if length > r.remaining:
@@ -143,9 +145,14 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     w = _Walk(data, ctx)
     if declared > len(data) + (riff_size & 1):
         w.warnings.append(f"RIFF size {riff_size} runs past the end of the data ({len(data)})")
-    w.walk(12, end, None, None)
+    incomplete: list[str] = []
+    try:
+        w.walk(12, end, None, None)
+    except LimitExceeded as exc:  # the chunks and streams read so far are detected on
+        incomplete.append(str(exc))
     structure = WebP(riff_size, w.canvas, w.frames, tuple(w.chunks), tuple(w.streams))
-    return Parsed(format="webp", structure=structure, logical_end=end, warnings=w.warnings)
+    return Parsed(format="webp", structure=structure, logical_end=end, warnings=w.warnings,
+                  incomplete=incomplete)
 
 
 SPEC = FormatSpec(name="webp", description="WebP image (RIFF; VP8L lossless bit streams read)",

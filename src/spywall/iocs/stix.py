@@ -27,6 +27,12 @@ MAX_OBJECTS = 2_000_000
 MAX_PATTERN = 4096          # longer patterns are not handed to the (recursive) ANTLR parser
 MAX_COMPARISONS = 1000      # per pattern
 MAX_SLOW = 5000             # patterns per file handed to stix2-patterns (~1-80 ms each)
+# The loader's budget for the ANTLR parser, per file: its cost grows with the text and
+# the nesting (3 MB of patterns nested 500 deep took 54 s and 0.9 GB), so it is given at
+# most this much pattern text in all, and no pattern nested deeper than MAX_NESTING;
+# the rest is reported as unsupported. The published sets never need it.
+MAX_SLOW_CHARS = 256 * 1024
+MAX_NESTING = 16
 
 _WS = r"[ \t\r\n]*"
 _IDENT = r"[a-z_][a-z0-9_]*"
@@ -98,10 +104,24 @@ def _path_text(parts: list[Any]) -> str:
     return ".".join(out)
 
 
+def _nesting(pattern: str) -> int:
+    """Deepest bracket nesting outside string literals."""
+    depth = deepest = 0
+    for ch in _STRINGS.sub("", pattern):
+        if ch in "([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]":
+            depth -= 1
+    return deepest
+
+
 def slow_comparisons(pattern: str) -> list[Comparison]:
     """Comparisons via stix2-patterns; raises ``UnsupportedPattern`` saying why not."""
     if len(pattern) > MAX_PATTERN:
         raise UnsupportedPattern(f"pattern longer than {MAX_PATTERN} characters")
+    if _nesting(pattern) > MAX_NESTING:
+        raise UnsupportedPattern(f"pattern nested deeper than {MAX_NESTING}")
     # Imported here: the ANTLR runtime costs tens of milliseconds of start-up, and the
     # published sets never need it (every pattern takes the fast path).
     from stix2patterns.exceptions import ParseException
@@ -199,7 +219,7 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
     owner, names = _collections(groups["malware"], groups["relationship"])
     fallback = names[0] if len(names) == 1 else default_collection
     out = Loaded(collections=names or [default_collection])
-    slow_left = MAX_SLOW
+    slow_left, slow_chars = MAX_SLOW, MAX_SLOW_CHARS
     keep, make, simple = out.indicators.append, Indicator, _SIMPLE.fullmatch
     for o in groups["indicator"]:
         pattern = o.get("pattern")
@@ -219,6 +239,11 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
                 fast = fast_comparisons(pattern)
                 if fast is None:
                     slow_left -= 1
+                    slow_chars -= len(pattern)
+                    if slow_chars < 0:
+                        raise UnsupportedPattern(
+                            f"complex patterns of this file over {MAX_SLOW_CHARS} "
+                            "characters in all: not parsed")
                     fast = comparisons(pattern, slow=slow_left >= 0)
                 comps = fast
             except UnsupportedPattern as exc:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
 import re
 import sqlite3
 import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -27,6 +29,7 @@ from spywall.device.base import load_plist
 from spywall.device.sqlite import open_evidence, require
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.ios.mbfile import MBFile, decode
+from spywall.safeopen import NotRegularFile, open_regular
 
 SEP = "!/"
 MAX_ENTRIES = 3_000_000
@@ -73,20 +76,36 @@ def _plist(path: Path) -> dict[str, object]:
     return {str(k): v for k, v in obj.items()}
 
 
+def _open(path: Path) -> BinaryIO:
+    """An evidence file, opened only if it is a regular file (a FIFO planted in the
+    evidence would block the open forever): ``FormatError`` otherwise."""
+    try:
+        return open_regular(path)
+    except NotRegularFile as exc:
+        raise FormatError(str(exc)) from exc
+
+
 def read_capped(path: Path, limit: int, name: str) -> bytes:
     """A file's bytes; ``LimitExceeded`` (naming ``name``) when it is over ``limit``."""
-    size = path.stat().st_size
-    if size > limit:
-        raise LimitExceeded(f"{name}: {size} bytes over the cap of {limit}")
-    return path.read_bytes()
+    with _open(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise LimitExceeded(f"{name}: {size} bytes over the cap of {limit}")
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise LimitExceeded(f"{name}: over the cap of {limit} bytes")
+    return data
 
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as fh:
+    with _open(path) as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+TOP_FILES = ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db")
 
 
 class Backup(msgspec.Struct):
@@ -236,6 +255,12 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
     root = Path(path)
     if not root.is_dir():
         raise InputError(f"{root}: not a folder (give the backup folder, named by the UDID)")
+    # Evidence boundary: the backup's own files are read only when they are regular files
+    # inside it; a symbolic link (say, Manifest.db -> a database elsewhere) is refused.
+    linked = [n for n in TOP_FILES if (root / n).is_symlink()]
+    if linked:
+        raise InputError(f"{root}: {', '.join(linked)} is a symbolic link; a backup's own "
+                         "files are never followed out of it")
     missing = [n for n in ("Manifest.plist", "Manifest.db") if not (root / n).is_file()]
     if missing:
         raise InputError(f"{root}: not an iOS backup (no {', '.join(missing)})")
@@ -250,7 +275,7 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
             # (a backup decrypted by another tool keeps IsEncrypted but a plain Manifest.db)
             decryptor, db = _unlock(root, password, tmp)
         backup = Backup(root, info, manifest, status, db, tmp, decryptor)
-        for name in ("Info.plist", "Manifest.plist", "Status.plist", "Manifest.db"):
+        for name in TOP_FILES:
             if (root / name).is_file():
                 backup.inputs[str(root / name)] = sha256_file(root / name)
         try:

@@ -8,6 +8,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from spywall.report import MEMBER_SEP, Finding, Report, Severity, as_dict
+from spywall.rulebook import explain, explanation_text
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/spywall/spywall"
@@ -36,6 +37,10 @@ def _rule(f: Finding) -> dict[str, Any]:
     }
     if f.references:
         rule["helpUri"] = f.references[0]
+    info = explain(f.rule)
+    if info is not None:  # what it means, how sure, what next, where to read more
+        rule["fullDescription"] = {"text": " ".join(info.description.split())}
+        rule["help"] = {"text": explanation_text(info)}
     return rule
 
 
@@ -114,5 +119,4 @@ def to_sarif(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, out: TextIO) -> None:
-    json.dump(to_sarif(report), out, indent=2)
-    out.write("\n")
+    out.write(json.dumps(to_sarif(report), indent=2) + "\n")  # all of it, or nothing

@@ -1,35 +1,158 @@
-"""Readable output: what was found, how sure, what to do next."""
+"""Readable output: what was found, how sure, what to do next.
+
+Laid out for a person at any terminal width: cells wrap and never cut (a path or a rule
+id is what a person searches for), findings are grouped by input with the most severe
+input first, each place is shown relative to the input it is in, problems that stopped an
+examination are apart from the findings (and an input that carries a finding is shown
+once, as the finding), and the last line says the outcome in words. Every string from the
+evidence is shown through ``spywall.render.escape.visible``, never as markup.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from spywall.report import SEVERITY_ORDER, Finding, FindingKind, Report
-
-_SECTIONS = (
-    (FindingKind.INDICATOR, "Known spyware indicators matched",
-     "These match published indicators of a spyware campaign. Treat the device or file as "
-     "compromised: stop using it for sensitive work and contact a digital-security helpline "
-     "(for example Access Now's) with this report."),
-    (FindingKind.EXPLOIT, "Exploit structures found",
-     "These files carry the trigger condition of a known zero-click exploit. Do not open "
-     "them; keep them as evidence and update the device's software."),
-    (FindingKind.HEURISTIC, "Unusual, worth a look (not proof)",
-     "These look unusual but match no known indicator. Review them with an expert."),
+from spywall.render.escape import visible
+from spywall.report import (
+    MEMBER_SEP,
+    SEVERITY_ORDER,
+    ErrorEntry,
+    Finding,
+    FindingKind,
+    Report,
+    Subject,
 )
+from spywall.rulebook import NEXT_STEPS
+
+# How sure a finding is, in a few words (``spywall explain RULE`` tells the whole story).
+_SURE: dict[FindingKind, str] = {
+    FindingKind.INDICATOR: "known spyware indicator",
+    FindingKind.EXPLOIT: "known exploit structure",
+    FindingKind.HEURISTIC: "unusual, not proof",
+}
 _STYLE = {"critical": "bold red", "high": "red", "medium": "yellow", "low": "cyan",
           "info": "dim"}
+# Error codes in plain words.
+_PROBLEM = {
+    "malformed": "damaged or crafted structure",
+    "truncated": "ends before its structure does",
+    "limit": "stopped at a limit (not examined to the end)",
+    "io": "could not be read",
+    "input": "not usable as this kind of evidence",
+    "unsupported": "not supported (not examined)",
+    "schema": "database layout not known",
+}
+MAX_ERRORS = 200
+QPDF = "qpdf:"
+WIDE = 100  # narrower terminals get the findings in two columns
 
 
-def _where(f: Finding) -> str:
+def cell(value: object, style: str = "") -> Text:
+    """A table cell or line holding ``value`` as plain text: never markup, every control
+    character escaped (``spywall.render.escape.visible``)."""
+    return Text("" if value is None else visible(value), style=style)
+
+
+def _table(title: str, *columns: str, header: bool = True,
+           whole: dict[str, int] | None = None, ratios: dict[str, int] | None = None,
+           flex: bool = True) -> Table:
+    """A table as wide as the terminal whose cells wrap (never cut, never an ellipsis,
+    never cropped): the columns named in ``whole`` get exactly that width (what a person
+    searches for, a rule id, is never split over lines); the others share the rest in
+    ``ratios`` (1 each by default), however long a word in them is. ``flex=False``: sized
+    by their content (for tables of short words only)."""
+    t = Table(title=cell(title), title_justify="left", show_header=header,
+              title_style="bold", caption_justify="left", expand=flex)
+    for col in columns:
+        if not flex:
+            t.add_column(col, overflow="fold", no_wrap=False)
+            continue
+        fixed = (whole or {}).get(col)
+        t.add_column(col, overflow="fold", no_wrap=False, width=fixed,
+                     ratio=None if fixed else (ratios or {}).get(col, 1))
+    return t
+
+
+def render(report: Report, out: TextIO) -> None:
+    console = Console(file=out, soft_wrap=False, highlight=False)
+    with console.capture() as captured:  # nothing is written unless all of it renders
+        _render(console, report)
+    out.write(captured.get())
+
+
+def _render(console: Console, report: Report) -> None:
+    root = inputs_root(report)
+    if root:
+        console.print(cell(f"Inputs under {root} (paths below are relative to it)"))
+    for t in (*_context(report), *_calls(report, console.width, root), *_modules(report)):
+        console.print(t)
+    ranked = sorted((s for s in report.subjects if s.findings), key=_worst)
+    narrow = console.width < WIDE
+    for subject in ranked:
+        console.print(_findings(subject, root, narrow))
+    kinds = {f.kind for s in ranked for f in s.findings}
+    for kind in FindingKind:
+        if kind in kinds:
+            console.print(cell(f"{_SURE[kind].capitalize()}: {NEXT_STEPS[kind]}", "italic"))
+    if kinds:
+        console.print(cell("'spywall explain RULE' tells what a rule means and where to read "
+                           "more.", "italic"))
+        console.print()
+    errors = _errors(report)
+    if errors:
+        console.print(_error_table(errors, root, _hidden(report)))
+    if not report.command.startswith("iocs"):
+        console.print(summary_line(report))
+
+
+def inputs_root(report: Report) -> str:
+    """The folder the inputs share (the one the user named, for a folder), shown once;
+    the paths in the tables are relative to it. "" when they share none."""
+    paths = [s.path for s in report.subjects if s.path != "-"]
+    if not paths:
+        return ""
+    try:
+        root = (str(PurePath(paths[0]).parent) if len(paths) == 1
+                else os.path.commonpath(paths))
+    except ValueError:  # absolute and relative paths mixed
+        return ""
+    return "" if root in ("", ".", "/") else root
+
+
+def shown(path: str, root: str) -> str:
+    """``path`` relative to ``root`` (the inputs' folder), when it is under it."""
+    return path[len(root) + 1:] if root and path.startswith(root + "/") else path
+
+
+def _worst(s: Subject) -> tuple[int, int, str]:
+    return (min(SEVERITY_ORDER[f.severity] for f in s.findings), -len(s.findings), s.path)
+
+
+def relative(path: str, subject: str) -> str:
+    """``path`` as seen from the input ``subject`` it is in ("." for the input itself)."""
+    if path == subject:
+        return "."
+    for sep in (MEMBER_SEP, "/"):
+        if path.startswith(subject + sep):
+            return path[len(subject) + len(sep):]
+    return path
+
+
+def _where(f: Finding, subject: str) -> str:
     loc = f.location
-    parts = [f.path]
+    rel = relative(f.path, subject)
+    parts = [] if rel == "." else [rel]
     if loc.module:
-        parts.append(f"[{loc.module}]")
+        parts.append(f"({loc.module})")
+    if loc.record:
+        parts.append(loc.record)
     if loc.frame is not None:
         parts.append(f"frame {loc.frame}")
     if loc.offset is not None:
@@ -37,95 +160,177 @@ def _where(f: Finding) -> str:
     return " ".join(parts)
 
 
-def render(report: Report, out: TextIO) -> None:
-    console = Console(file=out, width=max(100, Console(file=out).width), soft_wrap=False)
-    findings = sorted(report.all_findings(), key=lambda f: SEVERITY_ORDER[f.severity])
-    for t in (*_context(report), *_calls(report)):
-        console.print(t)
-    if report.modules:
-        mt = Table(title="Modules", show_lines=False)
-        for col in ("module", "status", "records", "note"):
-            mt.add_column(col)
-        for m in report.modules:
-            mt.add_row(m.name, m.status, str(m.records), m.message)
-        console.print(mt)
-    for kind, title, advice in _SECTIONS:
-        group = [f for f in findings if f.kind == kind]
-        if not group:
-            continue
-        t = Table(title=f"{title} ({len(group)})", title_justify="left", expand=False)
-        t.add_column("severity")
-        t.add_column("rule")
-        t.add_column("where", overflow="fold")
-        t.add_column("what", overflow="fold")
-        for f in group:
-            what = f.message
-            if f.indicator:
-                what += f" [{f.indicator.collection}; {f.indicator.source}]"
-            if f.cves:
-                what += f" ({', '.join(f.cves)})"
-            t.add_row(f"[{_STYLE[f.severity.value]}]{f.severity.value}[/]", f.rule, _where(f),
-                      what)
-        console.print(t)
-        console.print(f"  {advice}\n", style="italic")
-    errors = [e for s in report.subjects for e in s.errors] + report.errors
-    if errors:
-        et = Table(title=f"Could not fully examine ({len(errors)})", title_justify="left")
-        for col in ("path", "problem", "detail"):
-            et.add_column(col, overflow="fold")
-        for e in errors[:200]:
-            et.add_row(e.path, e.code, e.message)
-        console.print(et)
-        if len(errors) > 200:
-            console.print(f"  ... and {len(errors) - 200} more (see --format json)")
-    s = report.summary
-    verdict = "FOUND" if s.findings else "nothing found"
-    console.print(
-        f"{report.command}: {s.subjects} input(s), {s.findings} finding(s) "
-        f"({', '.join(f'{k} {v}' for k, v in sorted(s.by_kind.items())) or 'none'}), "
-        f"{s.errors} error(s): [bold]{verdict}[/]"
-    )
+def _findings(subject: Subject, root: str, narrow: bool) -> Table:
+    """The findings of one input, most severe first. Narrow terminals get two columns
+    (severity and rule over where and what) so that nothing is cropped."""
+    found = sorted(subject.findings, key=lambda f: SEVERITY_ORDER[f.severity])
+    rule_width = max(8, *(len(visible(f.rule)) for f in found))
+    title = f"{shown(subject.path, root)}: {len(found)} finding(s)"
+    if narrow:
+        t = _table(title, "finding", "where and what", whole={"finding": rule_width})
+    else:
+        t = _table(title, "severity", "rule", "where", "what",
+                   whole={"severity": 8, "rule": rule_width}, ratios={"what": 2})
+    for f in found:
+        what = Text(visible(f.message))
+        what.append(f" [{_SURE[f.kind]}]", style="italic")
+        if f.indicator:
+            what.append(visible(f" {f.indicator.collection} ({f.indicator.source})"))
+        if f.cves:
+            what.append(visible(f" {', '.join(f.cves)}"))
+        sev = cell(f.severity.value, _STYLE[f.severity.value])
+        where = cell(_where(f, subject.path))
+        if narrow:
+            t.add_row(Text("\n").join([sev, cell(f.rule)]),
+                      Text("\n").join([where, what]) if where.plain else what)
+        else:
+            t.add_row(sev, cell(f.rule), where, what)
+    return t
+
+
+def _errors(report: Report) -> list[tuple[str, ErrorEntry]]:
+    """(input, error) of every problem, but those of an input already shown with a
+    finding at the same place (shown once, as the finding)."""
+    out: list[tuple[str, ErrorEntry]] = []
+    for s in report.subjects:
+        found = {f.path for f in s.findings}
+        out += [(s.path, e) for e in s.errors if e.path not in found]
+    return out + [("", e) for e in report.errors]
+
+
+def _hidden(report: Report) -> int:
+    """Problems not listed: at a place that already carries a finding."""
+    return sum(1 for s in report.subjects for e in s.errors
+               if e.path in {f.path for f in s.findings})
+
+
+def _merged(errors: Sequence[tuple[str, ErrorEntry]]) -> list[tuple[str, str, str]]:
+    """(path, code, detail): the problems of one place and kind in one row (a PDF library
+    says several things about one damaged file), in the order first met."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for _, e in errors:
+        messages = rows.setdefault((e.path, e.code), [])
+        if e.message not in messages:
+            messages.append(e.message)
+    out = []
+    for (path, code), messages in rows.items():
+        if all(m.startswith(QPDF) for m in messages):
+            detail = ("the PDF library (qpdf) reported: "
+                      + "; ".join(m[len(QPDF):].strip() for m in messages))
+        else:
+            detail = "; ".join(messages)
+        out.append((path, code, detail))
+    return out
+
+
+def _error_table(errors: Sequence[tuple[str, ErrorEntry]], root: str, hidden: int) -> Table:
+    rows = _merged(errors)
+    et = _table(f"Could not fully examine ({len(rows)})", "where", "problem", "detail",
+                ratios={"where": 2, "detail": 2})
+    for path, code, detail in rows[:MAX_ERRORS]:
+        et.add_row(cell(shown(path, root)), cell(_PROBLEM.get(code, code)), cell(detail))
+    notes = []
+    if len(rows) > MAX_ERRORS:
+        notes.append(f"... and {len(rows) - MAX_ERRORS} more")
+    if hidden:
+        notes.append(f"{hidden} more at places reported above as findings")
+    if notes:
+        et.caption = cell("; ".join(notes) + " (--format json lists them all)")
+    return et
+
+
+def summary_line(report: Report) -> Text:
+    """The outcome in words, e.g. ``scan: 3 inputs examined; 2 carry known exploit
+    structures; 1 could not be examined completely: FOUND``."""
+    n = len(report.subjects)
+    parts = [f"{n} input{'s' if n != 1 else ''} examined"]
+    for kind, verb in ((FindingKind.INDICATOR, "match known spyware indicators"),
+                       (FindingKind.EXPLOIT, "carry known exploit structures"),
+                       (FindingKind.HEURISTIC, "look unusual")):
+        k = sum(1 for s in report.subjects if any(f.kind == kind for f in s.findings))
+        if k:
+            parts.append(f"{k} {verb if k != 1 else _singular(verb)}")
+    incomplete = {p for p, _ in _errors(report) if p} | ({"run"} if report.errors else set())
+    if incomplete:
+        k = len(incomplete)
+        parts.append(f"{k} could not be examined completely")
+    found = report.summary.findings
+    line = cell(f"{report.command}: {'; '.join(parts)} ({found} finding(s)): ")
+    verdict = ("FOUND" if found else "nothing found in what could be examined"
+               if incomplete else "nothing found")
+    line.append(verdict, style="bold")
+    return line
+
+
+def _singular(verb: str) -> str:
+    first, _, rest = verb.partition(" ")
+    return {"match": "matches", "carry": "carries", "look": "looks"}[first] + " " + rest
+
+
+def _modules(report: Report) -> list[Table]:
+    if not report.modules:
+        return []
+    mt = _table("Modules", "module", "status", "records", "note", flex=False)
+    for m in report.modules:
+        mt.add_row(cell(m.name), cell(m.status), cell(m.records), cell(m.message))
+    return [mt]
 
 
 def _context(report: Report) -> list[Table]:
     """Device facts (or indicator statistics) and the indicator sources that were used."""
     out: list[Table] = []
     if report.device:
-        dt = Table(title="Device" if report.command.startswith("check") else "Facts",
-                   title_justify="left", show_header=False)
-        dt.add_column("key")
-        dt.add_column("value", overflow="fold")
+        key_width = min(32, max(len(visible(k)) for k in report.device))
+        title = ("Device" if report.command.startswith("check") else
+                 "Indicators" if report.command.startswith("iocs") else "Facts")
+        dt = _table(title, "key",
+                    "value", header=False, whole={"key": key_width})
         for key, value in report.device.items():
-            dt.add_row(key, "" if value is None else str(value))
+            dt.add_row(cell(key), cell(value))
         out.append(dt)
+    entries = sum(s.indicators for s in report.ioc_sources)
     if report.ioc_sources and not report.command.startswith("iocs"):
-        total = sum(s.indicators for s in report.ioc_sources)
         note = Table.grid()
-        note.add_row(f"Indicators: {total} from {len(report.ioc_sources)} source file(s) "
-                     "('spywall iocs list' or --format json lists them)")
+        note.add_row(cell(f"Indicators: {entries} entries from {len(report.ioc_sources)} "
+                          "file(s), the same value may be in several ('spywall iocs list' "
+                          "counts distinct ones)"))
         out.append(note)
     elif report.ioc_sources:
-        total = sum(s.indicators for s in report.ioc_sources)
-        st = Table(title=f"Indicator sources ({len(report.ioc_sources)}, {total} indicators)",
-                   title_justify="left")
-        for col in ("file", "indicators", "collections", "sha256"):
-            st.add_column(col, overflow="fold")
+        st = _table(f"Indicator sources ({len(report.ioc_sources)} files, {entries} entries)",
+                    "file", "entries", "collections", "sha256", flex=False)
         for src in report.ioc_sources:
-            st.add_row(PurePath(src.path).name, str(src.indicators),
-                       ", ".join(src.collections), src.sha256[:16])
+            st.add_row(cell(PurePath(src.path).name), cell(src.indicators),
+                       cell(", ".join(src.collections)), cell(src.sha256[:16]))
         out.append(st)
     return out
 
 
-def _calls(report: Report) -> list[Table]:
+def _calls(report: Report, width: int, root: str) -> list[Table]:
+    """The calls, by capture (the same Call-ID may be in several)."""
     if not report.calls:
         return []
-    t = Table(title=f"Calls ({len(report.calls)})", title_justify="left")
-    for col in ("Call-ID", "caller", "callee", "state", "legs", "frames", "media flows",
-                "packets", "anomalies"):
-        t.add_column(col, overflow="fold")
-    for c in report.calls:   # legs: INVITE hops (2 or more: through proxies or an SBC)
-        t.add_row(c.call_id, c.caller or "", c.callee or "", c.state, str(len(c.legs)),
-                  f"{c.first_frame}-{c.last_frame}", str(len(c.media)), str(c.packets),
-                  str(c.anomalies))
+    calls = sorted(report.calls, key=lambda c: (c.path or "", c.first_frame))
+    if width < WIDE:
+        t = _table(f"Calls ({len(calls)})", "capture and Call-ID", "from / to", "state")
+        for c in calls:
+            t.add_row(Text("\n").join([cell(shown(c.path or "", root)), cell(c.call_id)]),
+                      Text("\n").join([cell(c.caller), cell(c.callee)]),
+                      cell(f"{c.state}, {len(c.legs)} leg(s), frames "
+                           f"{c.first_frame}-{c.last_frame}, "
+                           f"{len(c.media)} media flow(s), {c.packets} packet(s), "
+                           f"{c.anomalies} anomal{'y' if c.anomalies == 1 else 'ies'}"))
+        return [t]
+    small = {"state": max(len(visible(c.state)) for c in calls),
+             "frames": max(len(f"{c.first_frame}-{c.last_frame}") for c in calls),
+             "legs": 4, "media": 5, "packets": max(7, *(len(str(c.packets)) for c in calls)),
+             "anomalies": 9}
+    small["state"] = max(5, small["state"])
+    small["frames"] = max(6, small["frames"])
+    t = _table(f"Calls ({len(calls)})", "capture", "Call-ID", "caller", "callee", "state",
+               "legs", "frames", "media", "packets", "anomalies", whole=small)
+    for c in calls:
+        t.add_row(cell(shown(c.path or "", root)), cell(c.call_id), cell(c.caller),
+                  cell(c.callee), cell(c.state), cell(len(c.legs)),
+                  cell(f"{c.first_frame}-{c.last_frame}"),
+                  cell(len(c.media)), cell(c.packets), cell(c.anomalies))
     return [t]

@@ -1,0 +1,44 @@
+"""Fail closed: an input that could not be examined completely is never reported clean.
+
+Every command records a cap it hit (size, count, depth, decompression, time, buffered
+bytes) as an error entry of code ``limit``. ``mark_incomplete`` adds, for each, a
+``heuristic`` finding with rule ``incomplete-examination`` naming the cap and where it was
+hit, so the command's exit status is 1, never 0; the findings made before the cap are
+kept as they are. ``--allow-incomplete`` (``allow=True``) leaves the caps as error
+entries only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from spywall.report import ErrorEntry, Finding, FindingKind, Severity, Subject
+
+INCOMPLETE_RULE = "incomplete-examination"
+# Error codes that mean part of an input was not examined.
+INCOMPLETE_CODES = frozenset({"limit"})
+MAX_INCOMPLETE_FINDINGS = 16
+
+
+def mark_incomplete(subject: Subject, allow: bool = False,
+                    counts: Callable[[ErrorEntry], bool] | None = None) -> Subject:
+    """Add an ``incomplete-examination`` finding for each cap ``subject`` hit (at most
+    ``MAX_INCOMPLETE_FINDINGS``; ``detail.limits_hit`` has the total). ``counts`` narrows
+    which ``limit`` entries stand for data not examined."""
+    if allow:
+        return subject
+    hits = [e for e in subject.errors
+            if e.code in INCOMPLETE_CODES and (counts is None or counts(e))]
+    for e in hits[:MAX_INCOMPLETE_FINDINGS]:
+        subject.findings.append(Finding(
+            rule=INCOMPLETE_RULE,
+            title="Input not examined completely",
+            kind=FindingKind.HEURISTIC,
+            severity=Severity.MEDIUM,
+            message=f"examination stopped at a limit in {e.path}: {e.message}; what lies "
+                    "beyond it was not examined (an exploit may be there)",
+            path=e.path,
+            object_sha256=subject.sha256,
+            detail={"limit": e.message, "where": e.path, "limits_hit": len(hits)},
+        ))
+    return subject

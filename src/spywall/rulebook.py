@@ -1,0 +1,199 @@
+"""Every rule id a report can carry, with what it means: ``spywall explain RULE``.
+
+Built from the data the findings come from: the detector metadata in the registry (the
+module docstring states the exact condition), the VoIP rule table, the capture rules and
+the indicator kinds; the device checks' heuristics, which name their rule where they fire,
+are described here (a test checks that every rule id the code can report is here).
+
+Each explanation tells the story a person needs: what the rule saw, how sure it is (its
+kind and severity), what to do next, and where to read more.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from functools import cache
+
+import msgspec
+
+from spywall.report import FindingKind, Severity
+
+H, E, IND = FindingKind.HEURISTIC, FindingKind.EXPLOIT, FindingKind.INDICATOR
+NVD = "https://nvd.nist.gov/vuln/detail/"
+HELPLINE = "https://www.accessnow.org/help/"
+LOCKDOWN = "https://support.apple.com/en-us/105120"
+
+# How sure a kind of finding is, and what to do about it.
+CERTAINTY: dict[FindingKind, str] = {
+    IND: "a match of a published indicator of a spyware campaign: strong evidence",
+    E: "the trigger structure of a known exploit: the file is crafted to attack",
+    H: "unusual, worth a look: not proof on its own",
+}
+NEXT_STEPS: dict[FindingKind, str] = {
+    IND: "Treat the device or file as compromised. Stop using it for sensitive work, keep "
+         "the evidence (this report and the files or backup), turn on Lockdown Mode on an "
+         "iPhone, and contact a digital-security helpline such as Access Now's Digital "
+         "Security Helpline.",
+    E: "Do not open the file; keep it as evidence. Update the device's software and turn "
+       "on Lockdown Mode on an iPhone. If you may be a target, contact a digital-security "
+       "helpline such as Access Now's Digital Security Helpline.",
+    H: "Have an expert look at it, with this report; keep the evidence. On its own it does "
+       "not mean the device is compromised.",
+}
+
+
+class RuleInfo(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    title: str
+    kind: FindingKind
+    severity: Severity | None  # None: varies with the indicator or the finding
+    description: str
+    cves: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    source: str = ""
+
+    def read_more(self) -> list[str]:
+        refs = [*self.references, *(NVD + c for c in self.cves), HELPLINE]
+        if self.kind != H:
+            refs.append(LOCKDOWN)
+        return list(dict.fromkeys(refs))
+
+
+def _device(rule: str, title: str, description: str, severity: Severity,
+            kind: FindingKind = H, refs: tuple[str, ...] = ()) -> RuleInfo:
+    return RuleInfo(id=rule, title=title, kind=kind, severity=severity,
+                    description=description, references=refs, source="device check")
+
+
+_TRIANGULATION = ("https://securelist.com/operation-triangulation/109842/",
+                  "https://github.com/KasperskyLab/triangle_check")
+_ISHUTDOWN = ("https://securelist.com/shutdown-log-lightweight-ios-malware-detection-method/"
+              "111734/",)
+DEVICE_RULES: tuple[RuleInfo, ...] = (
+    _device("ios-outdated", "Outdated iOS version",
+            "The backup's iOS version is older than the newest release this spywall build "
+            "knows of: exploited vulnerabilities fixed since may be open.", Severity.LOW),
+    _device("ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
+            "Safari history shows a visit to one site redirected to another site within "
+            "seconds; exploit links often bounce through a redirector.", Severity.LOW),
+    _device("ios-shutdown-unusual-path", "Process running from an unusual folder",
+            "Shutdown.log shows a process still running at shutdown from /private/var/db/ "
+            "or /private/var/tmp/, where no Apple process runs and Pegasus processes were "
+            "found.", Severity.MEDIUM, refs=_ISHUTDOWN),
+    _device("ios-sms-attachment-in-tmp", "iMessage attachment stored in /var/tmp",
+            "An iMessage attachment lives in /var/tmp/com.apple.messages and ends in -1, "
+            "where FORCEDENTRY-era Pegasus exploits left their payloads.", Severity.MEDIUM),
+    _device("ios-datausage-orphan-usage", "Network use by a process with no record",
+            "DataUsage.sqlite counts network traffic for a process whose ZPROCESS record "
+            "is gone; spyware has removed its own entries.", Severity.LOW),
+    _device("triangulation-backupagent-network",
+            "Operation Triangulation: BackupAgent used the network",
+            "DataUsage shows the process BackupAgent with network traffic; the legitimate "
+            "backup daemon is BackupAgent2. The key Operation Triangulation indicator.",
+            Severity.CRITICAL, IND, _TRIANGULATION),
+    _device("triangulation-event-window", "Operation Triangulation event pattern",
+            "Within minutes: an SMS attachment folder created, com.apple.ImageIO.plist "
+            "modified and location-services files changed: the pattern of the "
+            "Triangulation iMessage chain.", Severity.MEDIUM, refs=_TRIANGULATION),
+    _device("android-outdated-patch", "Security patches out of date",
+            "The phone's security patch level is months old: known exploits may work.",
+            Severity.LOW),
+    _device("android-root-app", "Root management app installed",
+            "A rooting tool is installed: the phone is (or was) rooted, which disables "
+            "Android's sandbox protections.", Severity.MEDIUM),
+    _device("android-sideloaded-app", "App installed outside an app store",
+            "An app was installed by a package installer or with no installer recorded, "
+            "not from an app store: check that you installed it yourself.", Severity.LOW),
+    _device("android-tmp-executable", "Executable in a temporary folder",
+            "An executable file in /data/local/tmp, where exploits and spyware droppers "
+            "put their binaries.", Severity.MEDIUM),
+    _device("android-root-binary", "Root binary present",
+            "An su or other root binary was found on the phone.", Severity.MEDIUM),
+)
+
+
+def _settings_rules() -> list[RuleInfo]:
+    from spywall.android.qf_modules import DANGEROUS_SETTINGS
+
+    return [_device(f"android-setting-{key.replace('_', '-')}", "Protection setting weakened",
+                    f"The {ns} setting {key} is {bad}: {why}.", sev)
+            for ns, key, bad, sev, why in DANGEROUS_SETTINGS]
+
+
+def _indicator_rules() -> list[RuleInfo]:
+    from spywall.iocs.model import KINDS
+
+    kinds = [(f"ioc-{k.replace('_', '-')}", k.replace("_", " ")) for k in KINDS]
+    kinds += [("ioc-ip", "address in captured traffic"), ("ioc-dns", "DNS name or answer"),
+              ("ioc-tls-sni", "TLS server name (SNI)")]
+    return [RuleInfo(id=rule, title=f"Known spyware indicator: {what}", kind=IND,
+                     severity=None, source="indicators",
+                     description=f"A {what} seen in the evidence equals a value published as "
+                                 "an indicator of a spyware campaign (the finding names the "
+                                 "campaign and the indicator file).")
+            for rule, what in dict(kinds).items()]
+
+
+def _detector_rules() -> list[RuleInfo]:
+    from spywall.registry import all_detectors
+
+    return [RuleInfo(id=d.info.id, title=d.info.title, kind=d.info.kind,
+                     severity=d.info.severity, description=d.info.description.strip(),
+                     cves=d.info.cves, references=d.info.references,
+                     source=f"scan detector ({', '.join(d.info.formats)})")
+            for d in all_detectors()]
+
+
+def _capture_rules() -> list[RuleInfo]:
+    from spywall.net.pipeline import CAPTURE_RULES
+    from spywall.net.voip.rules import RULES
+
+    out = [RuleInfo(id=r.id, title=r.title, kind=r.kind, severity=r.severity,
+                    description=r.description, cves=r.cves, references=r.references,
+                    source="pcap VoIP analyzer") for r in RULES.values()]
+    out += [RuleInfo(id=rule, title=title, kind=kind, severity=sev, references=refs,
+                     description=title + ".", source="pcap")
+            for rule, (title, kind, sev, refs) in CAPTURE_RULES.items()]
+    return out
+
+
+def _engine_rules() -> list[RuleInfo]:
+    return [RuleInfo(
+        id="incomplete-examination", title="Input not examined completely", kind=H,
+        severity=Severity.MEDIUM, source="scan engine",
+        description="A limit (size, count, nesting depth, decompressed bytes or time) stopped "
+                    "the examination of part of an input; what lies beyond it was not "
+                    "examined, so the input is not reported clean.")]
+
+
+@cache
+def rulebook() -> dict[str, RuleInfo]:
+    """Every rule id -> its explanation (imports every detector and rule table)."""
+    rules = [*_detector_rules(), *_capture_rules(), *_engine_rules(), *_indicator_rules(),
+             *DEVICE_RULES, *_settings_rules()]
+    return {r.id: r for r in rules}
+
+
+def explain(rule: str) -> RuleInfo | None:
+    return rulebook().get(rule)
+
+
+def explanation_text(info: RuleInfo, width: int = 78) -> str:
+    """The story of a rule, in plain words (plain text, wrapped at ``width``)."""
+    sev = info.severity.value if info.severity else "set by the indicator set"
+
+    def para(label: str, text: str) -> str:
+        return textwrap.fill(f"{label}: {' '.join(text.split())}", width,
+                             subsequent_indent="  ", break_long_words=False,
+                             break_on_hyphens=False)
+
+    lines = [textwrap.fill(f"{info.id}: {info.title}", width, subsequent_indent="  "), "",
+             para("What it means", info.description),
+             para("How sure", f"{info.kind.value}, {CERTAINTY[info.kind]} (severity {sev})."),
+             para("What to do next", NEXT_STEPS[info.kind])]
+    if info.cves:
+        lines.append(para("Vulnerabilities", ", ".join(info.cves)))
+    lines.append("Read more:")
+    lines += [f"  {ref}" for ref in info.read_more()]
+    lines.append(f"Reported by: {info.source}")
+    return "\n".join(lines) + "\n"
