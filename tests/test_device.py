@@ -325,25 +325,34 @@ def test_batched_url_lookup_is_one_by_one(urls: list[str]) -> None:
     assert many.urls(broken) == [one.url(u) for u in broken]
 
 
-def test_settled_heap_pauses_and_restores_the_collector() -> None:
-    import gc
+def _imports(path: object) -> set[str]:
+    import ast
+    from pathlib import Path
 
-    from spywall.commands.device_common import settled_heap
+    tree = ast.parse(Path(str(path)).read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
 
-    assert gc.isenabled()
-    with settled_heap():
-        assert not gc.isenabled()
-        assert gc.get_freeze_count() > 0
-        cycle: list[object] = []
-        cycle.append(cycle)
-        del cycle
-        assert gc.collect() >= 1  # an explicit collection still frees garbage cycles
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
-    gc.disable()
-    try:
-        with settled_heap():
-            pass
-        assert not gc.isenabled()  # a collector paused by the caller stays paused
-    finally:
-        gc.enable()
+
+def test_layering_of_the_device_check_code() -> None:
+    """Domain modules (ios, android, device) import nothing from the commands; in device/,
+    imports run one way: runner -> parallel/output -> base."""
+    from pathlib import Path
+
+    import spywall
+
+    root = Path(spywall.__file__).parent
+    for area in ("ios", "android", "device"):
+        for path in (root / area).glob("*.py"):
+            bad = {m for m in _imports(path) if m.startswith("spywall.commands")}
+            assert not bad, f"{path.name} imports {bad}"
+    dev = {p.stem: {m for m in _imports(p) if m.startswith("spywall.device.")}
+           for p in (root / "device").glob("*.py")}
+    assert dev["base"] == set()
+    assert "spywall.device.runner" not in dev["parallel"] | dev["output"]
+    assert "spywall.device.parallel" not in dev["output"]

@@ -11,13 +11,12 @@ Exit status (the same for every command):
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from spywall import __version__
+from spywall import __version__, heap
 from spywall.errors import InputError
 from spywall.render import RENDERERS
 from spywall.report import Report
@@ -56,13 +55,8 @@ _FATAL_CODES = {"io", "input"}
 def _load(name: str) -> ModuleType:
     """The command's module, imported with the cyclic collector paused (imports create
     only objects that live to the end; see ``spywall.program``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused():
         return importlib.import_module(COMMANDS[name])
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

@@ -11,8 +11,8 @@ import msgspec
 from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
 from spywall.android.qf_modules import QF_MODULES
-from spywall.commands.common import finish, new_report
-from spywall.device.base import CheckContext, Module, run_modules
+from spywall.device.base import CheckContext, Module
+from spywall.device.runner import finish, new_report, run_modules
 from spywall.iocs import IocIndex
 from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Scalar, Subject

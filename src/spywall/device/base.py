@@ -2,9 +2,9 @@
 
 A check is a list of *modules*. Each module reads one artifact of the evidence (a database,
 a plist, a text dump), records what it saw for the timeline, and matches values against
-the indicator index through its ``CheckContext``. The runner calls every module in turn;
-a module that meets a malformed or unknown artifact fails alone (its ``ModuleRun`` says
-``error`` or ``schema-unknown``) and the others go on.
+the indicator index through its ``CheckContext``. The runner (``device.runner``) calls
+every module in turn; a module that meets a malformed or unknown artifact fails alone
+(its ``ModuleRun`` says ``error`` or ``schema-unknown``) and the others go on.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from spywall.iocs import Indicator, IocIndex
 from spywall.iocs.index import MAX_QUERY
 from spywall.limits import Limits
 from spywall.report import (
-    ErrorEntry,
     Finding,
     FindingKind,
     Location,
@@ -47,6 +46,13 @@ class SchemaUnknown(SpywallError):
     """An artifact is present but its schema is not one the module knows."""
 
     code = "schema"
+
+
+class ArtifactMissing(SpywallError):
+    """The evidence names an artifact whose content it does not hold (a backup's
+    Manifest.db lists a file that was not stored): no data, not a broken artifact."""
+
+    code = "missing"
 
 
 class Record(NamedTuple):
@@ -276,59 +282,6 @@ MODULE_ERRORS: tuple[type[BaseException], ...] = (
     plistlib.InvalidFileException, xml.parsers.expat.ExpatError, ValueError,
     OverflowError, OSError, RecursionError,
 )
-
-
-_ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
-
-
-def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
-    """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
-    subject, so summaries count it), never the run's."""
-    try:
-        run = mod.run(ctx)
-    except SchemaUnknown as exc:
-        run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
-    except sqlite3.OperationalError as exc:
-        drift = str(exc).startswith(("no such table", "no such column"))
-        run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
-                        message=f"{type(exc).__name__}: {exc}"[:500])
-    except MODULE_ERRORS as exc:
-        run = ModuleRun(name=mod.name, status="error",
-                        message=f"{type(exc).__name__}: {exc}"[:500])
-    if run.records == 0 and mod.name in ctx.records:
-        run.records = len(ctx.records[mod.name])
-    if run.status in _ERROR_CODES:
-        ctx.subject.errors.append(ErrorEntry(
-            path=ctx.subject.path, code=_ERROR_CODES[run.status],
-            message=f"module {mod.name}: {run.message}"[:600]))
-    return run
-
-
-def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
-                on_done: Callable[[ModuleRun], None] | None = None, *, jobs: int = 1,
-                render: bool = False) -> list[ModuleRun]:
-    """Run every module (``run_module``); the runs in module order.
-
-    ``jobs`` > 1 spreads the modules over forked worker processes where that is safe
-    (``spywall.device.parallel``); the report is the same. ``render``: also render the
-    records into the parts of an MVT result folder (``ctx.parts``), where each module ran.
-    """
-    mods = list(modules)
-    if jobs > 1:
-        from spywall.device import parallel
-
-        if parallel.can_fork(ctx.evidence, len(mods)):
-            return parallel.merge(ctx, parallel.run_forked(mods, ctx, jobs, render, on_done))
-    runs: list[ModuleRun] = []
-    for mod in mods:
-        runs.append(run_module(mod, ctx))
-        if on_done is not None:
-            on_done(runs[-1])
-    if render:
-        from spywall.device.output import parts_of
-
-        ctx.parts = parts_of(ctx.records, ctx.detected)
-    return runs
 
 
 _DAYS: dict[int, str] = {}

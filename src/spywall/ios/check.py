@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgspec
 
-from spywall.commands.common import finish, new_report
-from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
+from spywall.device.base import CheckContext, Module, SchemaUnknown
+from spywall.device.runner import finish, new_report, run_modules
 from spywall.errors import InputError, LimitExceeded
 from spywall.iocs import IocIndex
 from spywall.ios import browsers, fs_modules, inventory, messages, other_messengers, system
