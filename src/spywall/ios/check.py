@@ -7,9 +7,9 @@ from pathlib import Path
 
 import msgspec
 
-from spywall.device.base import CheckContext, Module, SchemaUnknown
+from spywall.device.base import CheckContext, Module, SchemaUnknown, iso_datetime, load_plist
 from spywall.device.runner import finish, new_report, run_modules
-from spywall.errors import InputError, LimitExceeded
+from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
 from spywall.ios import browsers, fs_modules, inventory, messages, other_messengers, system
 from spywall.ios.backup import open_backup
@@ -93,6 +93,40 @@ def check_dump(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
     return Outcome(finish(report), ctx)
 
 
+MAX_LISTED = 20
+MAX_CHILDREN = 10_000
+
+
+def _describe(folder: Path) -> str:
+    """``<folder> (<device name>, iOS <version>, last backup <date>)`` from its Info.plist,
+    whatever of it can be read."""
+    facts: list[str] = []
+    try:
+        data = (folder / "Info.plist").read_bytes() if (
+            folder / "Info.plist").stat().st_size <= 4 * 1024 * 1024 else b""
+        info = load_plist(data) if data else {}
+    except (OSError, FormatError, LimitExceeded):
+        info = {}
+    d = info if isinstance(info, dict) else {}
+    for key, fmt in (("Device Name", "{}"), ("Product Version", "iOS {}"),
+                     ("Last Backup Date", "last backup {}")):
+        v = d.get(key)
+        if v is not None:
+            facts.append(fmt.format(iso_datetime(v) or str(v)[:80]))
+    return str(folder) + (f" ({', '.join(facts)})" if facts else "")
+
+
+def backups_in(folder: Path) -> list[str]:
+    """The backups directly inside ``folder`` (Finder / iTunes keep them in
+    ``MobileSync/Backup/<UDID>``), each described, in name order."""
+    try:
+        kids = sorted(c for _, c in zip(range(MAX_CHILDREN), folder.iterdir(), strict=False)
+                      if c.is_dir() and not c.is_symlink())
+    except OSError:
+        return []
+    return [_describe(c) for c in kids if (c / "Manifest.db").is_file()]
+
+
 def is_dump(path: str | Path) -> bool:
     """A folder with a dump's layout and no Manifest.db (a backup wins)."""
     p = Path(path)
@@ -111,8 +145,14 @@ def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
                           render=render)
     p = Path(path)
     if p.is_dir() and not (p / "Manifest.db").exists():
-        raise InputError(f"{p}: neither an iOS backup (no Manifest.plist / Manifest.db) nor "
-                         f"a filesystem dump (no {' or '.join(MARKERS)})")
+        found = backups_in(p)
+        if found:
+            listing = "; ".join(found[:MAX_LISTED]) + ("; ..." if len(found) > MAX_LISTED
+                                                        else "")
+            raise InputError(f"{p} holds {len(found)} backup(s), not one: give one of "
+                             f"these folders: {listing}")
+        raise InputError(f"{p}: neither an iOS backup (no Manifest.db) nor a filesystem "
+                         f"dump (no {' or '.join(MARKERS)})")
     return check_backup(path, index, sources, password, limits, timeline=timeline,
                         scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
                         render=render)

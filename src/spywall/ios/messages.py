@@ -153,11 +153,10 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
                 "attachments live under ~/Library/SMS/Attachments",
                 rec=rec, path=path, severity=Severity.MEDIUM, detail={"sender": sender})
         stored = sms_attachment_entry(ctx.evidence, filename)
-        if stored is None:
+        if stored is None or not scan_attachment(
+                ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
+                                   "sender": sender, "attachment": filename}):
             missing += 1
-            continue
-        scan_attachment(ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
-                                           "sender": sender, "attachment": filename})
     return ok(n, f"{missing} attachment(s) not in the evidence" if missing else "")
 
 

@@ -62,6 +62,11 @@ class BackupSpec(msgspec.Struct):
     ios_version: str = ""
     extra_processes: int = 10
     other_messengers: bool = True  # Signal and Telegram media (exploit file if planted)
+    # Awkward layouts real copies of backups show: no Manifest.plist (lost when a backup
+    # is copied by hand), and files that Manifest.db lists but the folder does not hold
+    # (an interrupted backup or copy), by relativePath.
+    manifest_plist: bool = True
+    unstored: tuple[str, ...] = ()
 
     def version(self) -> str:
         return self.ios_version or ("16.5" if self.planted else "26.1")
@@ -133,8 +138,9 @@ class _Writer(msgspec.Struct):
             data_out, key = self.encrypt(data)
         else:
             data_out = data
-        (self.root / fid[:2]).mkdir(exist_ok=True)
-        (self.root / fid[:2] / fid).write_bytes(data_out)
+        if rel not in self.spec.unstored:
+            (self.root / fid[:2]).mkdir(exist_ok=True)
+            (self.root / fid[:2] / fid).write_bytes(data_out)
         self.rows.append((fid, domain, rel, 1, mbfile(rel, len(data), mtime, 0o100644, key)))
 
     def folder(self, domain: str, rel: str, birth: int) -> None:
@@ -482,5 +488,6 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
         "CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);",
         lambda c: c.executemany("INSERT OR REPLACE INTO Files VALUES (?,?,?,?,?)", w.rows))
     (root / "Manifest.db").write_bytes(keys.encrypt_manifest(db) if keys else db)
-    (root / "Manifest.plist").write_bytes(_plist(manifest))
+    if spec.manifest_plist:
+        (root / "Manifest.plist").write_bytes(_plist(manifest))
     return root
