@@ -74,6 +74,10 @@ EXPECTED = {
     ("calendar", "ioc-email", "Pegasus"),
     ("backup_info", "ios-outdated", ""),
     ("triangulation_window", "triangulation-event-window", ""),
+    ("chrome_history", "ioc-domain", "Pegasus"),
+    ("global_preferences", "ios-lockdown-mode-off", ""),
+    ("sms", "ios-apple-threat-notification", ""),
+    ("datausage", "ios-datausage-missing-process", ""),
 }
 
 

@@ -1,6 +1,7 @@
 """Browsing artifacts: Safari History.db (with fast cross-domain redirects),
-BrowserState.db, WebKit ResourceLoadStatistics observations.db and the browsing-session
-resource log. URLs and domains are matched; nothing is ever resolved over the network."""
+BrowserState.db, Chrome's History database, WebKit ResourceLoadStatistics
+observations.db and the browsing-session resource log. URLs and domains are matched;
+nothing is ever resolved over the network."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ SAFARI = "AppDomain-com.apple.mobilesafari"
 HISTORY = [(SAFARI, "Library/Safari/History.db"), ("HomeDomain", "Library/Safari/History.db")]
 STATE = [(SAFARI, "Library/Safari/BrowserState.db"),
          ("HomeDomain", "Library/Safari/BrowserState.db")]
+# Chrome for iOS keeps Chromium's History database in its app container.
+CHROME = [("AppDomain-com.google.chrome.ios",
+           "Library/Application Support/Google/Chrome/Default/History")]
+# Chromium times: microseconds since 1601-01-01 (the Windows FILETIME epoch).
+CHROME_EPOCH = 11_644_473_600
 OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"
 SESSION_LOG = "WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"
 REDIRECT_SECONDS = 1.0
@@ -87,6 +93,35 @@ def _visits(ctx: Ctx, rows: list[Any], visits: dict[Any, tuple[Any, Any]], path:
                 "exploit links often bounce through a redirector; check both domains",
                 rec=rec, path=path, severity=Severity.LOW,
                 detail={"from": url[:2048], "to": target[1][:2048]})
+
+
+def chrome_time(value: object) -> str | None:
+    """ISO-8601 UTC of a Chromium timestamp (microseconds since 1601), None if absent."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value:
+        return None
+    return iso_unix(value / 1e6 - CHROME_EPOCH)
+
+
+def _chrome(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Chromium's ``visits`` joined to ``urls``: each visit's URL (and the visit it came
+    from, ``from_visit``, as Chromium records a redirect chain)."""
+    with database(ctx, entry) as conn:
+        require(conn, "urls", ("id", "url"))
+        have = require(conn, "visits", ("id", "url", "visit_time"))
+        source = "v.from_visit" if "from_visit" in have else "NULL"
+        rows = conn.execute(
+            f"SELECT v.id, v.visit_time, u.url, {source} FROM visits v "  # noqa: S608
+            "JOIN urls u ON u.id = v.url ORDER BY v.visit_time LIMIT ?",
+            (MAX_ROWS,)).fetchall()
+    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
+    for (vid, t, url, came_from), hit in zip(rows, hits, strict=True):
+        if url.__class__ is not str or not (ctx.timeline or hit):
+            continue
+        rec = ctx.record("chrome_history", chrome_time(t), "visit",
+                         {"visit_id": vid, "url": url[:2048], "redirect_source": came_from})
+        if hit:
+            check_links(ctx, [url], rec, path, "Chrome history URL")
+    return ok(len(rows))
 
 
 def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -154,6 +189,7 @@ MODULES = (
              single(HISTORY, _history)),
     FnModule("safari_browser_state", "Safari open tabs and tab sessions",
              single(STATE, _browser_state)),
+    FnModule("chrome_history", "Chrome for iOS history URLs (History)", single(CHROME, _chrome)),
     FnModule("webkit_resource_load_statistics", "WebKit ResourceLoadStatistics observed domains",
              every(OBSERVATIONS, _observations)),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",

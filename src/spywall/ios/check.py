@@ -23,11 +23,13 @@ MODULES: tuple[Module[Evidence], ...] = (
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     inventory.WINDOW,
 )
-# A dump has no Info.plist or Manifest.db (``filesystem`` lists its paths instead) and no
-# MBFile times for the Triangulation window; the artifact modules run unchanged.
+# A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
+# (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
+# window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    *fs_modules.MODULES, inventory.PROFILES,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    inventory.WINDOW,
 )
 
 

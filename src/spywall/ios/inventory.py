@@ -100,7 +100,8 @@ def _info(ctx: Ctx) -> Result:
     b = ctx.evidence
     if not b.info:
         return SKIPPED
-    path = str(b.root / "Info.plist")
+    source = getattr(b, "info_source", "Info.plist")  # a dump: SystemVersion.plist
+    path = str(b.root / str(source))
     rec = ctx.record("backup_info", iso_datetime(b.info.get("Last Backup Date")), "backup",
                      {DEVICE_KEYS[k]: str(v) for k, v in b.info.items() if k in DEVICE_KEYS})
     apps = b.info.get("Installed Applications")

@@ -35,6 +35,13 @@ WHATSAPP_DOMAIN = "AppDomainGroup-group.net.whatsapp.WhatsApp.shared"
 WHATSAPP_DB = [(WHATSAPP_DOMAIN, "ChatStorage.sqlite")]
 TMP_ATTACHMENT = ("/var/tmp/", "-1")  # noqa: S108 (a path on the phone, not ours)
 _SMS_PREFIXES = ("~/", "/var/mobile/", "/private/var/mobile/")
+# How Apple's threat notifications begin when they arrive by iMessage (the older and the
+# current wording, as Apple's support page and the notified have published them).
+THREAT_NOTIFICATIONS = (
+    "ALERT: State-sponsored attackers may be targeting your iPhone",
+    "ALERT: Apple detected a targeted mercenary spyware attack against your iPhone",
+)
+THREAT_DOC = "https://support.apple.com/en-us/102174"
 
 
 def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -56,14 +63,52 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
             (MAX_ROWS,))
         try:
             _messages(ctx, rows, path, recs)
+            if ctx.timeline:  # the other messages, for the timeline (no link to match)
+                recs.extend(_plain(conn, may_link))
         finally:  # what was read stays in the timeline even if a later row breaks
             ctx.extend("sms", recs)
+        _threat_notifications(ctx, conn, path)
         for rowid, handle in conn.execute("SELECT ROWID, id FROM handle WHERE id LIKE '%@%' "
                                           "LIMIT ?", (MAX_ROWS,)):
             if isinstance(handle, str) and "@" in handle:
                 rec = ctx.record("sms", None, "handle", {"handle_rowid": rowid, "handle": handle})
                 ctx.check("email", handle, rec=rec, path=path, what="iMessage sender address")
     return ok(n)
+
+
+def _plain(conn: Any, may_link: str) -> list[Record]:
+    """Records of the messages that cannot hold a link (the complement of ``may_link``;
+    a NULL condition, a message without text, counts as no link)."""
+    rows = conn.execute(
+        "SELECT m.ROWID, m.date, m.text, h.id FROM message m "  # noqa: S608
+        f"LEFT JOIN handle h ON h.ROWID = m.handle_id WHERE NOT coalesce({may_link}, 0) "
+        "LIMIT ?", (MAX_ROWS,))
+    return [Record("sms", iso_apple(date),
+                   "sms_received" if handle.__class__ is str else "sms",
+                   {"rowid": rowid, "handle": handle if handle.__class__ is str else "",
+                    "links": "", "text": text[:500] if text.__class__ is str else ""})
+            for rowid, date, text, handle in rows]
+
+
+def _threat_notifications(ctx: Ctx, conn: Any, path: str) -> None:
+    """Apple's threat notification received by iMessage (high: Apple has seen this
+    device targeted). SQLite picks the few candidate rows by their first characters."""
+    rows = conn.execute(
+        "SELECT m.ROWID, m.date, m.text, h.id FROM message m "
+        "LEFT JOIN handle h ON h.ROWID = m.handle_id "
+        "WHERE substr(m.text, 1, 7) = 'ALERT: ' LIMIT 1000").fetchall()
+    for rowid, date, text, handle in rows:
+        if not isinstance(text, str) or not text.startswith(THREAT_NOTIFICATIONS):
+            continue
+        rec = ctx.record("sms", iso_apple(date), "threat_notification",
+                         {"rowid": rowid, "handle": str(handle or ""), "text": text[:500]})
+        ctx.heuristic(
+            "ios-apple-threat-notification", "Apple threat notification received",
+            f"message {rowid} is Apple's threat notification ({text[:80]!r}): Apple "
+            "believes this iPhone was targeted by mercenary spyware. Follow Apple's "
+            "advice and seek expert help (for instance Access Now's helpline)",
+            rec=rec, path=path, severity=Severity.HIGH, references=(THREAT_DOC,),
+            detail={"sender": str(handle or "")})
 
 
 def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> None:

@@ -1,9 +1,12 @@
 """System artifacts: network use per process (DataUsage, OS analytics), permissions (TCC),
-location clients, iMessage lookups (IDStatusCache), calendar participants."""
+location clients, iMessage lookups (IDStatusCache), calendar participants, and whether
+Lockdown Mode is on (global preferences)."""
 
 from __future__ import annotations
 
+import itertools
 import posixpath
+from typing import Any
 
 from spywall.device.base import FnModule, SchemaUnknown, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import require
@@ -19,6 +22,10 @@ IDSTATUS = [("HomeDomain", "Library/Preferences/com.apple.identityservices.idsta
 TCC = [("HomeDomain", "Library/TCC/TCC.db")]
 LOCATIOND = [("RootDomain", "Library/Caches/locationd/clients.plist")]
 CALENDAR = [("HomeDomain", "Library/Calendar/Calendar.sqlitedb")]
+GLOBAL_PREFS = [("HomeDomain", "Library/Preferences/.GlobalPreferences.plist")]
+LOCKDOWN_KEY = "LDMGlobalEnabled"
+LOCKDOWN_DOC = "https://support.apple.com/en-us/105120"
+MAX_GAPS = 1000
 
 
 def _num(v: object) -> float:
@@ -56,14 +63,42 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
         rec = ctx.record(module, iso_apple(ts), "network_usage",
                          {"usage_pk": pk, "process_pk": proc, "process": name,
                           "bytes": traffic})
-        if known is None and proc is not None:
+        if known is None:
+            which = f"process #{proc}" if proc is not None else "no process at all"
             ctx.heuristic(
                 "ios-datausage-orphan-usage", "Network use by a process with no record",
-                f"{label} row {pk} counts {traffic:g} bytes for process #{proc}, which has "
-                "no ZPROCESS record (a deleted process entry; spyware has removed its own)",
+                f"{label} row {pk} counts {traffic:g} bytes for {which}, which has no "
+                "ZPROCESS record (a deleted process entry; spyware has removed its own)",
                 rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
         triangulation.check_backupagent(ctx, name, traffic, rec, path, source)
+    _gaps(ctx, names, path, module, label)
     return ok(len(procs) + len(usage))
+
+
+def _gaps(ctx: Ctx, names: dict[Any, tuple[str, str, Any]], path: str, module: str,
+          label: str) -> None:
+    """ZPROCESS keys are given out in order and never reused: a run of missing keys
+    between two present ones is process records deleted from the database (spyware has
+    removed its own). One finding per run, at most ``MAX_GAPS``."""
+    pks = sorted(k for k in names if isinstance(k, int) and not isinstance(k, bool))
+    found = 0
+    for before, after in itertools.pairwise(pks):
+        if after - before < 2:
+            continue
+        found += 1
+        if found > MAX_GAPS:
+            break
+        first, last = before + 1, after - 1
+        prev = names[before]
+        which = f"#{first}" if first == last else f"#{first} to #{last}"
+        rec = ctx.record(module, iso_apple(prev[2]), "missing_process",
+                         {"process_pk": first, "last_pk": last, "follows": prev[0]})
+        ctx.heuristic(
+            "ios-datausage-missing-process", "Process records missing from network use",
+            f"{label}: process record(s) {which} are missing (after {prev[0] or '?'} "
+            f"#{before}); process records are numbered in order, so these were deleted",
+            rec=rec, path=path, severity=Severity.LOW,
+            detail={"first_missing": first, "last_missing": last, "follows": prev[0]})
 
 
 def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -160,6 +195,25 @@ def _calendar(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(len(rows))
 
 
+def _global_prefs(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """``LDMGlobalEnabled`` in the global preferences: Lockdown Mode on (said in the
+    module's message and record: not a finding, so a clean phone stays clean) or turned
+    off after having been set (low: Apple's protection against mercenary spyware is not
+    active). Without the key it was never turned on (said, not a finding)."""
+    root = plist(ctx, entry)
+    prefs = root if isinstance(root, dict) else {}
+    value = prefs.get(LOCKDOWN_KEY)
+    state = "on" if value is True else "off" if value is not None else "never set"
+    rec = ctx.record("global_preferences", None, "lockdown_mode",
+                     {"entry": LOCKDOWN_KEY, "value": state})
+    if value is not None and value is not True:
+        ctx.heuristic("ios-lockdown-mode-off", "Lockdown Mode disabled",
+                      "Lockdown Mode is off: if you may be targeted by mercenary spyware, "
+                      "turn it on (Settings > Privacy & Security > Lockdown Mode)",
+                      rec=rec, path=path, severity=Severity.LOW, references=(LOCKDOWN_DOC,))
+    return ok(len(prefs), f"Lockdown Mode {state}")
+
+
 MODULES = (
     FnModule("datausage", "network use per process (DataUsage.sqlite)",
              single(DATAUSAGE, _datausage)),
@@ -172,4 +226,6 @@ MODULES = (
              single(LOCATIOND, _locationd)),
     FnModule("calendar", "calendar participants (Calendar.sqlitedb)",
              single(CALENDAR, _calendar)),
+    FnModule("global_preferences", "Lockdown Mode on or off (.GlobalPreferences.plist)",
+             single(GLOBAL_PREFS, _global_prefs)),
 )

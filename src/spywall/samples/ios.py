@@ -50,6 +50,7 @@ PLANTED: dict[str, str] = {
     "calendar_email": "k.williams.enny74@gmail.com",  # Pegasus
     "file_name": "roleaccountd.plist",  # Pegasus
     "profile": "76DAB334-7E17-475D-A5D6-0794EB5818A5",  # Predator
+    "chrome_domain": "weather4free.com",  # Pegasus
 }
 
 
@@ -241,6 +242,13 @@ def _sms(w: _Writer) -> None:
                       (i + 1, f"GUID-{i}", text, 1 + i % 3, "iMessage",
                        int(apple(T0 + 60 * i) * 1e9), 0, 0))
             c.execute("INSERT INTO chat_message_join VALUES (1, ?)", (i + 1,))
+        if spec.planted:  # Apple's threat notification, by iMessage
+            from spywall.samples.ios_extra import threat_message
+
+            rowid, guid, text = threat_message(n + 1)
+            c.execute("INSERT INTO message (ROWID, guid, text, handle_id, service, date, "
+                      "is_from_me, cache_has_attachments) VALUES (?,?,?,0,'iMessage',?,0,0)",
+                      (rowid, guid, text, int(apple(T0 + 7_200) * 1e9)))
         c.execute("INSERT INTO attachment (ROWID, guid, created_date, filename, mime_type, "
                   "transfer_name, total_bytes) VALUES (1, 'ATT-1', ?, ?, 'image/jpeg', "
                   "'IMG_0001.jpg', 0)", (int(apple(attach_at)), _SMS_ATT))
@@ -373,7 +381,9 @@ def _system(w: _Writer) -> None:
         procs += [(PLANTED["datausage_process"], ""), ("BackupAgent", "")]
 
     def usage(c: sqlite3.Connection) -> None:
-        for i, (name, bundle) in enumerate(procs, 1):
+        for n, (name, bundle) in enumerate(procs, 1):
+            # planted: process record #4 was deleted (keys are never reused)
+            i = n + 1 if spec.planted and n >= 4 else n
             c.execute("INSERT INTO ZPROCESS VALUES (?,?,?,?,?)",
                       (i, name, bundle, apple(T0 + i), apple(T0 + i)))
             c.execute("INSERT INTO ZLIVEUSAGE (Z_PK, ZHASPROCESS, ZTIMESTAMP, ZWIFIIN, "
@@ -471,7 +481,9 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
     if keys is not None:
         w.encrypt = keys.encrypt_file
         manifest.update(keys.manifest_fields())
-    for part in (_sms, _whatsapp, _safari, _system, _other_messengers):
+    from spywall.samples import ios_extra  # (it uses this module's helpers)
+
+    for part in (_sms, _whatsapp, _safari, _system, _other_messengers, ios_extra.add):
         part(w)
     info = {"Product Version": spec.version(), "Build Version": "20F66",
             "Product Type": "iPhone14,2", "Device Name": "Test iPhone",

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from spywall.ios.fsdump import CONTAINER_META, CONTAINER_ROOTS, DOMAIN_ROOTS, SYSTEM_VERSION
-from spywall.samples import ios
+from spywall.samples import ios, ios_extra
 from spywall.samples.ios import T0, BackupSpec, apple, sqlite_bytes
 
 # Values from the real published sets (tests check each is in the bundled index).
@@ -31,6 +31,7 @@ PLANTED_FS: dict[str, str] = {
     "netusage_process": "launchafd",  # Pegasus
     "file_path": "/private/var/tmp/takePhoto",  # Cytrox
     "executable": "gssdp",  # Pegasus (an executable under /private/var/db/)
+    "rotated_client": "/usr/libexec/stagegrad",  # Pegasus (only in the rotated log)
 }
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
@@ -93,6 +94,18 @@ def shutdown_log(planted: bool) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def rotated_log(planted: bool) -> bytes:
+    """One older shutdown, with a CRLF line end and a trailing partial line (a log cut
+    when it was rotated)."""
+    clients = ["/usr/libexec/lockdownd"]
+    if planted:
+        clients.append(PLANTED_FS["rotated_client"])
+    lines = ["After 0.50s, these clients are still here:"]
+    lines += [f"\t\tremaining client pid: {200 + i} ({c})\r" for i, c in enumerate(clients)]
+    lines.append(f"SIGTERM: [{SHUTDOWN_AT[0] - 86_400}]")
+    return ("\n".join(lines) + "\nAfter 0.5").encode()
+
+
 def _netusage(root: Path, planted: bool) -> None:
     procs = [("mDNSResponder", ""), ("nsurlsessiond", ""), ("BackupAgent2", "")]
     if planted:
@@ -117,13 +130,17 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     w = _DumpWriter(root, spec)
     for part in (ios._sms, ios._whatsapp, ios._safari, ios._system,
-                 ios._other_messengers):
+                 ios._other_messengers, ios_extra.add):
         part(w)
     put_file(root / SYSTEM_VERSION, plistlib.dumps(
         {"ProductName": "iPhone OS", "ProductVersion": spec.version(),
          "ProductBuildVersion": "20F66"}))
     put_file(root / "private/var/db/diagnostics/shutdown.log", shutdown_log(spec.planted),
              SHUTDOWN_AT[-1])
+    # an older, rotated log (iOS keeps shutdown.0.log, shutdown.1.log ... beside it);
+    # the planted one holds a process that only it names
+    put_file(root / "private/var/db/diagnostics/shutdown.0.log",
+             rotated_log(spec.planted), SHUTDOWN_AT[0] - 86_400)
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     if spec.planted:

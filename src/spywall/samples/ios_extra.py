@@ -1,0 +1,81 @@
+"""More artifacts of the generated iOS backup (``samples.ios.write_backup`` adds them):
+Chrome's History database, the global preferences with the Lockdown Mode key, and
+Apple's threat notification by iMessage, each in the shape real devices write it.
+
+- Chrome for iOS: Chromium's History schema (``urls``, ``visits`` with ``visit_time`` in
+  microseconds since 1601-01-01 and ``from_visit`` for the visit a redirect came from),
+  in the app's container ``AppDomain-com.google.chrome.ios``.
+- ``.GlobalPreferences.plist`` (HomeDomain): ``LDMGlobalEnabled`` true when Lockdown
+  Mode is on, false after it was turned off (the planted backup), absent when never set.
+- The threat notification: an iMessage whose text begins with Apple's published wording.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING
+
+from spywall.samples.ios import PLANTED, T0, _plist
+
+if TYPE_CHECKING:
+    from spywall.samples.ios import _Writer
+
+CHROME_DOMAIN = "AppDomain-com.google.chrome.ios"
+CHROME_HISTORY = "Library/Application Support/Google/Chrome/Default/History"
+CHROME_EPOCH = 11_644_473_600
+THREAT_TEXT = ("ALERT: Apple detected a targeted mercenary spyware attack against your "
+               "iPhone. Apple believes you are being targeted by a mercenary spyware attack "
+               "that is trying to remotely compromise the iPhone associated with your Apple "
+               "ID -{appleid}-.")
+
+
+def chrome_time(unix: float) -> int:
+    """A Chromium timestamp: microseconds since 1601-01-01."""
+    return int((unix + CHROME_EPOCH) * 1_000_000)
+
+
+def _chrome(w: _Writer) -> None:
+    planted = w.spec.planted
+    urls = [(1, "https://www.example.com/news", "News"),
+            (2, "https://docs.example.org/guide", "Guide"),
+            (3, f"https://{PLANTED['chrome_domain'] if planted else 'shop.example.net'}"
+                "/r/8f2e", "")]
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.executemany("INSERT INTO urls (id, url, title, visit_count, last_visit_time) "
+                      "VALUES (?,?,?,1,0)", urls)
+        c.executemany("INSERT INTO visits (id, url, visit_time, from_visit, transition) "
+                      "VALUES (?,?,?,?,?)",
+                      [(1, 1, chrome_time(T0 + 100), 0, 805306368),
+                       (2, 2, chrome_time(T0 + 200), 0, 805306369),
+                       (3, 3, chrome_time(T0 + 201), 2, 805306374)])
+
+    w.db(CHROME_DOMAIN, CHROME_HISTORY,
+         "CREATE TABLE urls (id INTEGER PRIMARY KEY AUTOINCREMENT, url LONGVARCHAR, title "
+         "LONGVARCHAR, visit_count INTEGER DEFAULT 0 NOT NULL, typed_count INTEGER DEFAULT 0 "
+         "NOT NULL, last_visit_time INTEGER NOT NULL, hidden INTEGER DEFAULT 0 NOT NULL);"
+         "CREATE TABLE visits (id INTEGER PRIMARY KEY, url INTEGER NOT NULL, visit_time "
+         "INTEGER NOT NULL, from_visit INTEGER, transition INTEGER DEFAULT 0 NOT NULL, "
+         "segment_id INTEGER, visit_duration INTEGER DEFAULT 0 NOT NULL);"
+         "CREATE TABLE meta (key LONGVARCHAR NOT NULL UNIQUE PRIMARY KEY, value LONGVARCHAR);",
+         fill)
+
+
+def _global_prefs(w: _Writer) -> None:
+    prefs: dict[str, object] = {"AppleLanguages": ["en-GB"], "AppleLocale": "en_GB"}
+    if w.spec.planted:
+        prefs["LDMGlobalEnabled"] = False  # turned on once, then off again
+    else:
+        prefs["LDMGlobalEnabled"] = True
+    w.put("HomeDomain", "Library/Preferences/.GlobalPreferences.plist", _plist(prefs))
+
+
+def threat_message(rowid: int) -> tuple[int, str, str]:
+    """(ROWID, guid, text) of the planted threat notification."""
+    return rowid, f"GUID-ALERT-{rowid}", THREAT_TEXT.format(appleid="user@example.com")
+
+
+def add(w: _Writer) -> None:
+    """Write every artifact of this module into the backup being written."""
+    _chrome(w)
+    _global_prefs(w)
