@@ -2,6 +2,7 @@
 
 The index (mvt-project/mvt-indicators ``indicators.yaml``) lists sets as
 ``github: {owner, repo, branch, path}``; each becomes a raw.githubusercontent.com URL.
+Apple's release feed gives the list of current iOS releases (``ios.releases``).
 This is the only place spywall touches the network, and only when the user runs it.
 Every download is size-capped and must load as a STIX bundle before it replaces the
 previous copy (written to a temporary name, then renamed).
@@ -118,4 +119,17 @@ def update(dest: Path | None = None, *, index_url: str = INDEX_URL,
             except (httpx.HTTPError, SpywallError, OSError) as exc:
                 result.failed.append((entry.url, str(exc)[:300]))
         _write(result.dest, "indicators.yaml", index)
+        _releases(client, result)
     return result
+
+
+def _releases(client: httpx.Client, result: UpdateResult) -> None:
+    """The list of current iOS releases behind ``ios-outdated`` (``ios.releases``)."""
+    from spywall.ios import releases
+
+    try:
+        data = _fetch(client, releases.FEED_URL)
+        text = releases.refreshed(data.decode("utf-8", "replace"))
+        result.downloaded.append(_write(result.dest, releases.FILENAME, text))
+    except (httpx.HTTPError, SpywallError, OSError, ValueError) as exc:
+        result.failed.append((releases.FEED_URL, str(exc)[:300]))

@@ -120,10 +120,8 @@ def parse_shutdown_log(text: str) -> tuple[list[Shutdown], int]:
 def shutdown_logs(dump: FsDump) -> list[Entry]:
     """The shutdown logs of a dump: rotated ones (highest number, the oldest, first),
     then the current one; at most ``MAX_LOGS``."""
-    rotated: list[tuple[int, Entry]] = []
-    for e in dump.entries:
-        if e.flags == FILE and (m := _ROTATED.fullmatch(e.disk)) is not None:
-            rotated.append((int(m.group(1)), e))
+    rotated = [(int(m.group(1)), e) for e in dump.entries
+               if e.flags == FILE and (m := _ROTATED.fullmatch(e.disk)) is not None]
     rotated.sort(key=lambda r: -r[0])
     current = dump.by_disk(SHUTDOWN_LOG)
     found = [e for _, e in rotated] + ([current] if current is not None else [])

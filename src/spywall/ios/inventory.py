@@ -8,16 +8,13 @@ import re
 
 from spywall.device.base import FnModule, iso_datetime, iso_unix
 from spywall.errors import FormatError
-from spywall.ios import triangulation
+from spywall.ios import releases, triangulation
 from spywall.ios.common import SKIPPED, Ctx, Result, ok, plist
 from spywall.report import Severity
 
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
 PROFILE_EVENTS = PROFILES_DIR + "MCProfileEvents.plist"
-# Newest iOS release this build knows of (no network look-up); older ones get a warning.
-LATEST_IOS = (26, 1)
-LATEST_IOS_TEXT = "26.1 (November 2025)"
 _WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
 DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
                "Product Type": "product_type", "Device Name": "device_name",
@@ -89,13 +86,6 @@ def _profiles(ctx: Ctx) -> Result:
     return ok(n)
 
 
-def _version(text: str) -> tuple[int, ...] | None:
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and len(p) < 5 for p in parts):
-        return None
-    return tuple(int(p) for p in parts)
-
-
 def _info(ctx: Ctx) -> Result:
     b = ctx.evidence
     if not b.info:
@@ -109,14 +99,20 @@ def _info(ctx: Ctx) -> Result:
     for app in app_list:
         ctx.check("app_id", app, rec=rec, path=path, what="installed app")
     version = str(b.info.get("Product Version") or "")
-    parsed = _version(version)
-    if parsed is not None and parsed < LATEST_IOS:
+    parsed = releases.version_tuple(version)
+    known = releases.current()
+    latest = known.latest()
+    if parsed and latest is not None and parsed < releases.version_tuple(latest.version):
+        when = f", released {latest.released}" if latest.released else ""
         ctx.heuristic(
             "ios-outdated", "Outdated iOS version",
-            f"iOS {version} is older than {LATEST_IOS_TEXT}, the newest release this spywall "
-            "build knows of: known exploited vulnerabilities may be unpatched. Update the "
-            "device, and consider Lockdown Mode if you may be targeted",
-            rec=rec, path=path, severity=Severity.LOW, detail={"ios_version": version})
+            f"iOS {version} is older than iOS {latest.version}{when}, the newest release "
+            f"in spywall's list of releases as of {known.updated or 'unknown'} (`spywall "
+            "iocs update` refreshes it): known exploited vulnerabilities may be unpatched. "
+            "Update the device, and consider Lockdown Mode if you may be targeted",
+            rec=rec, path=path, severity=Severity.LOW,
+            detail={"ios_version": version, "latest_ios": latest.version,
+                    "releases_as_of": known.updated})
     return ok(1 + len(app_list))
 
 
