@@ -88,3 +88,19 @@ def test_unstored_attachment_is_counted(tmp_path: Path, index: IocIndex) -> None
     clean = write_backup(tmp_path / "c", BackupSpec(planted=False, unstored=(att,)))
     mods = _modules(check_backup(clean, index, index.sources))
     assert mods["sms_attachments"] == ("ok", "1 attachment(s) not in the evidence")
+
+
+def test_module_filter(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from spywall.cli import main
+    from spywall.report import load_report
+
+    root = write_backup(tmp_path / "b", BackupSpec())
+    rc = main(["check-ios", str(root), "-m", "sms", "-m", "chrome_history", "-q",
+               "-f", "json", "-j", "1"])
+    rep = load_report(capsys.readouterr().out)
+    assert rc == 1
+    assert [m.name for m in rep.modules] == ["sms", "chrome_history"]
+    assert {f.location.module for f in rep.all_findings()} == {"sms", "chrome_history"}
+    rc = main(["check-ios", str(root), "-m", "nope", "-q", "-f", "json"])
+    assert rc != 0
+    assert "unknown module(s) nope; modules: backup_info, manifest" in capsys.readouterr().err

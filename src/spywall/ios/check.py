@@ -139,10 +139,13 @@ def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
                password: str | None = None, limits: Limits | None = None,
                timeline: bool = True, scan_attachments: bool = True,
                on_done: Callable[[ModuleRun], None] | None = None, jobs: int = 1,
-               render: bool = False) -> Outcome:
-    """A backup or a filesystem dump, told apart by layout."""
-    if is_dump(path):
-        return check_dump(path, index, sources, limits, timeline=timeline,
+               render: bool = False, only: Sequence[str] = ()) -> Outcome:
+    """A backup or a filesystem dump, told apart by layout. ``only``: the names of the
+    modules to run (all when empty; ``InputError`` for a name neither kind knows)."""
+    dump = is_dump(path)
+    mods = pick(DUMP_MODULES if dump else MODULES, only)
+    if dump:
+        return check_dump(path, index, sources, limits, mods, timeline=timeline,
                           scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
                           render=render)
     p = Path(path)
@@ -155,6 +158,24 @@ def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
                              f"these folders: {listing}")
         raise InputError(f"{p}: neither an iOS backup (no Manifest.db) nor a filesystem "
                          f"dump (no {' or '.join(MARKERS)})")
-    return check_backup(path, index, sources, password, limits, timeline=timeline,
+    return check_backup(path, index, sources, password, limits, mods, timeline=timeline,
                         scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
                         render=render)
+
+
+def module_names() -> list[str]:
+    """Every module name of a backup or dump check, in order."""
+    return list(dict.fromkeys(m.name for m in (*MODULES, *DUMP_MODULES)))
+
+
+def pick(modules: Sequence[Module[Evidence]], only: Sequence[str]) -> list[Module[Evidence]]:
+    """The modules named in ``only`` (all when empty), in check order. A name no check
+    knows is an ``InputError`` that lists them; a known name this kind of evidence has no
+    module for selects nothing from it."""
+    if not only:
+        return list(modules)
+    unknown = sorted(set(only) - set(module_names()))
+    if unknown:
+        raise InputError(f"unknown module(s) {', '.join(unknown)}; modules: "
+                         f"{', '.join(module_names())}")
+    return [m for m in modules if m.name in only]
