@@ -22,6 +22,7 @@ QF_EXPECTED = {
     ("packages", "ioc-app-id", "NoviSpy"), ("packages", "ioc-sha256", "NoviSpy"),
     ("packages", "ioc-app-cert", "NoviSpy"), ("packages", "android-sideloaded-app", None),
     ("processes", "ioc-app-id", "NoviSpy"),
+    ("processes", "ioc-process", "Pegasus"),  # a bracketed kernel thread
     ("getprop", "ioc-android-property", "MercenarySpywareCampaign"),
     ("settings", "android-setting-package-verifier-enable", None),
     ("files", "ioc-file-path", "MercenarySpywareCampaign"),
@@ -35,8 +36,24 @@ BR_EXPECTED = {
     ("dumpstate_packages", "android-sideloaded-app", None),
     ("tombstones", "ioc-app-id", "WyrmSpy_DragonEgg"),
     ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-    ("dumpsys_battery", "ioc-app-id", "RCSLab"),
+    ("dumpsys_battery_history", "ioc-app-id", "RCSLab"),
+    *(("bugreport_processes", "ioc-app-id", "NoviSpy"),
+      ("bugreport_processes", "ioc-process", "Pegasus")),
 }
+# The dumpsys sections beyond those (in the bugreport, the dumpstate text and dumpsys.txt).
+DUMPSYS_EXPECTED = {
+    ("dumpsys_activities", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_appops", "android-risky-appop", None),
+    ("dumpsys_appops", "android-shell-appop", None),
+    ("dumpsys_appops", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_battery_daily", "android-app-downgraded", None),
+    ("dumpsys_battery_daily", "android-app-uninstalled", None),
+    ("dumpsys_battery_daily", "ioc-app-id", "RCSLab"),
+    ("dumpsys_dbinfo", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_platform_compat", "ioc-app-id", "RCSLab"),
+    ("dumpsys_receivers", "ioc-app-id", "NoviSpy"),
+}
+BR_EXPECTED |= DUMPSYS_EXPECTED
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +88,9 @@ DTS = {("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign")
        ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
        ("dumpstate_packages", "android-sideloaded-app", None),
        ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
+       ("dumpsys_battery_history", "ioc-app-id", "RCSLab"),
+       ("bugreport_processes", "ioc-app-id", "NoviSpy"),
+       ("bugreport_processes", "ioc-process", "Pegasus")} | DUMPSYS_EXPECTED
 CASES: list[tuple[str, Callable[[Path, bool], Path], str, set[tuple[str, str, str | None]]]] = [
     ("androidqf-folder", _qf_dir, "androidqf", QF_EXPECTED | BR_EXPECTED),
     ("androidqf-zip", _qf_zip, "androidqf", QF_EXPECTED | BR_EXPECTED),
@@ -211,7 +230,8 @@ def test_dumpsys_txt_used_without_bugreport(tmp_path: Path, index: IocIndex) -> 
     assert _got(rep) == {("dumpstate_packages", "ioc-app-id", "NoviSpy"),
                          ("dumpstate_packages", "android-sideloaded-app", None),
                          ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
+                         ("dumpsys_battery_history", "ioc-app-id", "RCSLab")
+                         } | DUMPSYS_EXPECTED  # (the process table is no dumpsys section)
     assert {f.path for f in rep.all_findings()} == {str(tmp_path / "ev" / "dumpsys.txt")}
     status = {m.name: m.status for m in rep.modules}
     assert status["tombstones"] == status["dumpstate_getprop"] == "skipped"

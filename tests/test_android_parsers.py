@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spywall.android import backup, qf
+from spywall.android import backup, dumpsys, qf
 from spywall.android import dumpstate as ds
 from spywall.android.capture import ZipSource, from_source
 from spywall.android.check import MODULES
 from spywall.android.common import iso_any
-from spywall.device.base import CheckContext, run_modules
+from spywall.device.base import CheckContext
+from spywall.device.runner import run_modules
 from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.limits import Budget, Limits
@@ -42,12 +43,24 @@ def test_dumpstate_sections() -> None:
     assert ds.system_properties("nothing") is None
 
 
-def test_battery_package_events() -> None:
-    events = ds.package_events(gen.dumpstate(True))
+def test_battery_history_events() -> None:
+    body = ds.section(gen.dumpstate(True), "DUMP OF SERVICE batterystats:") or ""
+    events = [(e.event, e.package) for e in dumpsys.battery_history(body)]
     assert events == [("install", "com.whatsapp"), ("install", gen.RCS_APP),
-                      ("uninstall", gen.RCS_APP), ("update", "com.google.android.gms"),
-                      ("update", "com.android.chrome")]
-    assert ds.package_events("nothing") is None
+                      ("uninstall", gen.RCS_APP), ("start_job", "com.android.chrome"),
+                      ("end_job", "com.android.chrome"), ("start_top", "com.whatsapp"),
+                      ("wake", gen.RCS_APP)]
+    assert dumpsys.battery_history("nothing") == []
+
+
+def test_battery_daily_uninstall_and_downgrade() -> None:
+    body = ds.section(gen.dumpstate(True), "DUMP OF SERVICE batterystats:") or ""
+    got = [(u.package, u.version, u.action, u.previous, u.period_start)
+           for u in dumpsys.battery_daily(body)]
+    assert (gen.RCS_APP, 0, "uninstall", None, "2024-01-13 03:00:00") in got
+    assert ("com.whatsapp", 231004, "downgrade", 233190, "2024-01-13 03:00:00") in got
+    assert ("com.android.chrome", 609912233, "update", None, "2024-01-14 03:00:00") in got
+    assert len(got) == 6
 
 
 def test_properties_odd_lines() -> None:

@@ -13,6 +13,7 @@ from spywall.android.common import (
     iso_any,
     ok,
     package_checks,
+    process_checks,
     property_checks,
     read_json,
     read_text,
@@ -60,13 +61,12 @@ def processes(ctx: Ctx) -> Result:
     where = cap.where(name)
     for p in procs:
         cap.budget.charge_elements()
-        rec = ctx.record("processes", None, f"process {p.name}",
-                         {"pid": p.pid, "name": p.name, "cmdline": p.cmdline, "user": p.user})
-        ctx.check("process", p.name.rpartition("/")[2], rec=rec, path=where, what="running process")
-        ctx.check("app_id", p.name.partition(":")[0], rec=rec, path=where,
-                  what="process of package")
-        if p.name.startswith("/"):
-            ctx.check("file_path", p.name, rec=rec, path=where, what="process executable")
+        kernel = p.name.startswith("[") and p.name.endswith("]")
+        name = p.name[1:-1] if kernel else p.name  # a kernel thread: [kworker/0:1]
+        rec = ctx.record("processes", None, f"process {name}",
+                         {"pid": p.pid, "name": name, "cmdline": p.cmdline, "user": p.user,
+                          "kernel_thread": kernel})
+        process_checks(ctx, rec, name, where)
     return ok(len(procs))
 
 
