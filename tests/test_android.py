@@ -256,14 +256,37 @@ def test_zip_finding_paths_name_the_member(tmp_path: Path, index: IocIndex) -> N
     assert f"{tmp_path / 'qf.zip'}!/{uuid}/bugreport.zip!/FS/data/tombstones/tombstone_00" in paths
 
 
-def test_encrypted_backup_skipped(tmp_path: Path, index: IocIndex) -> None:
+def test_encrypted_backup_needs_its_password(tmp_path: Path, index: IocIndex) -> None:
     files = gen.androidqf_files(True, with_bugreport=False)
-    files["backup.ab"] = gen.backup_ab(True, encrypted=True)
-    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    files["backup.ab"] = gen.backup_ab(True, encrypted=True, password="pw 1")
+    ev = gen.write_tree(files, _mk(tmp_path, "ev"))
+    rep = check_capture(ev, index).report
     run = next(m for m in rep.modules if m.name == "sms")
-    assert run.status == "skipped"
-    assert "encrypted" in run.message
+    assert run.status == "error"  # unreadable without it: said, never "nothing found"
+    assert "give its password" in run.message
     assert not any(f.location.module == "sms" for f in rep.all_findings())
+    rep = check_capture(ev, index, password="pw 1").report
+    assert {(f.rule, f.indicator.collection if f.indicator else None)
+            for f in rep.all_findings() if f.location.module == "sms"} == {
+        ("ioc-domain", "Predator")}
+    rep = check_capture(ev, index, password="nope").report
+    run = next(m for m in rep.modules if m.name == "sms")
+    assert (run.status, run.message.startswith("WrongPassword: wrong backup password")) == (
+        "error", True)
+
+
+def test_lone_encrypted_adb_backup_cli(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "backup.ab"
+    path.write_bytes(gen.backup_ab(True, encrypted=True, password="pw"))
+    assert main(["check-android", str(path), "-p", "pw", "-f", "json", "-q"]) == 1
+    rep = load_report(capsys.readouterr().out)
+    assert {f.indicator.matched for f in rep.all_findings() if f.indicator} == {
+        f"https://{gen.PREDATOR_DOMAIN}/a1b2c3", "https://mobnetlink1.com/inv/77"}  # SMS, MMS
+    main(["check-android", str(path), "-f", "json", "-q"])
+    rep = load_report(capsys.readouterr().out)
+    assert [e.message for e in rep.errors if "no module found" in e.message] == []
+    assert any("give its password" in e.message for s in rep.subjects for e in s.errors)
 
 
 def test_module_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -201,8 +201,12 @@ def test_real_dumpstate_file_is_read_as_capture(tmp_path: Path, index: IocIndex)
 
 def test_backup_sms_and_urls() -> None:
     msgs = backup.sms(gen.backup_ab(True), Budget())
-    assert [m.date for m in msgs] == [1705180000000, 1705190000000, 1705200000000]
-    assert backup.urls(msgs[-1].body) == [f"https://{gen.PREDATOR_DOMAIN}/a1b2c3"]
+    sms = [m for m in msgs if m.kind == "sms"]
+    assert [m.date for m in sms] == [1705180000000, 1705190000000, 1705200000000]
+    assert backup.urls(sms[-1].body) == [f"https://{gen.PREDATOR_DOMAIN}/a1b2c3"]
+    mms = [(m.date, m.address, m.body) for m in msgs if m.kind == "mms"]
+    assert mms == [(1705181000, "+381601234567", "Photos from Saturday"),
+                   (1705201000, "+381600000002", "Your invoice: https://mobnetlink1.com/inv/77")]
     with pytest.raises(backup.EncryptedBackup):
         backup.sms(gen.backup_ab(True, encrypted=True), Budget())
     with pytest.raises(SpywallError):
@@ -231,3 +235,25 @@ def test_mutated_backups_only_spywall_errors(noise: bytes, at: int) -> None:
                 backup.urls(m.body)
         except SpywallError:
             pass
+
+
+def test_encrypted_backup_decrypts_with_its_password() -> None:
+    from spywall.android import ab_crypto
+
+    data = gen.backup_ab(True, encrypted=True, password="s3cret")
+    plain = backup.sms(gen.backup_ab(True), Budget())
+    assert backup.sms(data, Budget(), "s3cret") == plain
+    with pytest.raises(ab_crypto.WrongPassword):
+        backup.sms(data, Budget(), "wrong")
+    # Java hands the master key to PBKDF2 as signed chars in UTF-8 (format version >= 2)
+    assert ab_crypto.java_key_chars(bytes([0x01, 0x80, 0xFF]), 5) == bytes.fromhex(
+        "01efbe80efbfbf")
+    assert ab_crypto.java_key_chars(bytes([0x80]), 1) == b"\x80"
+
+
+def test_encrypted_backup_hostile_header() -> None:
+    head = b"ANDROID BACKUP\n5\n1\nAES-256\n"
+    for tail in (b"", b"zz\n00\n10\n00\n00\nxx", b"00\n00\n999999999\n" + b"00" * 16 +
+                 b"\n00\n", b"00\n00\n10\n0011\n00\n" + bytes(16)):
+        with pytest.raises(SpywallError):
+            backup.sms(head + tail, Budget(), "pw")

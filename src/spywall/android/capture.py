@@ -156,6 +156,7 @@ class Capture(msgspec.Struct):
     limits: Limits
     inputs: dict[str, str] = msgspec.field(default_factory=dict)
     cache: dict[str, object] = msgspec.field(default_factory=dict)
+    password: str | None = None  # of an encrypted backup.ab / adb backup
 
     def members(self) -> list[str]:
         """Names relative to the capture base."""

@@ -51,11 +51,14 @@ def device_info(cap: Capture) -> dict[str, Scalar]:
 def check_capture(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
                   limits: Limits | None = None,
                   modules: Sequence[Module[Capture]] = MODULES,
-                  on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
-    """Check one capture (folder, zip or dumpstate text). ``InputError`` if unreadable."""
+                  on_done: Callable[[ModuleRun], None] | None = None,
+                  password: str | None = None) -> Outcome:
+    """Check one capture (folder, zip or dumpstate text). ``InputError`` if unreadable.
+    ``password``: of an encrypted Android backup in it."""
     report = new_report("check-android")
     report.ioc_sources = list(sources)
     cap = open_capture(path, limits or DEVICE_LIMITS)
+    cap.password = password
     p = Path(path)
     subject = Subject(path=str(p), format=cap.kind, objects=len(cap.members()),
                       sha256=_sha256_file(p) if p.is_file() else None,

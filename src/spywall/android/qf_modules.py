@@ -202,9 +202,9 @@ def sms(ctx: Ctx) -> Result:
     if data is None:
         return skipped("no backup.ab")
     try:
-        messages = backup.sms(data, cap.budget)
-    except backup.EncryptedBackup as exc:
-        return skipped(str(exc))
+        messages = backup.sms(data, cap.budget, cap.password)
+    except backup.EncryptedBackup as exc:  # unreadable without its password: an error
+        return ("error", 0, str(exc))
     where = cap.where(name)
     for m in messages:
         links = backup.urls(m.body)

@@ -250,8 +250,11 @@ def _tar_member(name: str, data: bytes) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % 512)
 
 
-def backup_ab(planted: bool, encrypted: bool = False) -> bytes:
-    """An ``adb backup`` of the telephony provider with a few SMS (links included)."""
+def backup_ab(planted: bool, encrypted: bool = False, password: str = "backup pw",  # noqa: S107 (a sample's)
+              mms: bool = True) -> bytes:
+    """An ``adb backup`` of the telephony provider with a few SMS (links included) and
+    MMS as the provider writes them (``mms_body`` a string); ``encrypted``: AES-256 with
+    ``password``, as Android's backup manager writes it."""
     messages = [
         {"address": "+381601234567", "body": "See you at 8 at the cafe", "date": "1705180000000",
          "type": "1", "read": "1"},
@@ -263,11 +266,18 @@ def backup_ab(planted: bool, encrypted: bool = False) -> bytes:
                          "body": f"Urgent: read this https://{PREDATOR_DOMAIN}/a1b2c3 now",
                          "read": "0"})
     sms_blob = zlib.compress(json.dumps(messages).encode())
+    mms_blob = zlib.compress(json.dumps(android_more.mms(planted)).encode())
     tar = (_tar_member("apps/com.android.providers.telephony/_manifest", b"manifest\n")
            + _tar_member("apps/com.android.providers.telephony/d_f/000000_sms_backup", sms_blob)
+           + (_tar_member("apps/com.android.providers.telephony/d_f/000000_mms_backup",
+                          mms_blob) if mms else b"")
            + b"\0" * 1024)
     header = b"ANDROID BACKUP\n5\n1\n" + (b"AES-256\n" if encrypted else b"none\n")
-    return header + (hashlib.sha512(tar).digest() if encrypted else zlib.compress(tar))
+    if encrypted:
+        from spywall.android.ab_crypto import encrypt
+
+        return header + encrypt(zlib.compress(tar), password, 5)
+    return header + zlib.compress(tar)
 
 
 def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:

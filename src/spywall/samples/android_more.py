@@ -143,3 +143,19 @@ def services(planted: bool) -> str:
                                       ("dbinfo", _dbinfo(planted)), ("adb", _adb())), 6):
         out += f"{BAR}\nDUMP OF SERVICE {name}:\n{body}{_end(name, n)}"
     return out
+
+
+def mms(planted: bool) -> list[dict[str, object]]:
+    """MMS as the telephony provider's backup agent writes them: the text in ``mms_body``
+    (a string), addresses in ``mms_addresses``; the planted one links to a Predator
+    domain (amnesty_cytrox.stix2)."""
+    out: list[dict[str, object]] = [
+        {"date": "1705181000", "date_sent": "0", "m_type": "132", "msg_box": "1",
+         "read": "1", "mms_body": "Photos from Saturday",
+         "mms_addresses": [{"type": 137, "address": "+381601234567", "charset": 106}]}]
+    if planted:
+        out.append({"date": "1705201000", "date_sent": "0", "m_type": "132", "msg_box": "1",
+                    "read": "0", "mms_body": "Your invoice: https://mobnetlink1.com/inv/77",
+                    "mms_addresses": [{"type": 137, "address": "+381600000002",
+                                       "charset": 106}]})
+    return out
