@@ -320,3 +320,17 @@ def test_zip_evidence_untouched(tmp_path: Path, index: IocIndex) -> None:
     assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qf.zip"]  # nothing written beside it
 
+
+
+def test_settings_every_namespace_and_mvt_list(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["settings_secure.txt"] += b"accessibility_enabled=1\n"
+    files["settings_config.txt"] = b"adb_install_need_confirm=0\nfoo=bar\n"
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index)
+    got = {(f.rule, f.detail["value"]) for f in rep.report.all_findings()}
+    assert got == {("android-setting-accessibility-enabled", "1"),
+                   ("android-setting-adb-install-need-confirm", "0")}
+    recs = rep.ctx.records["settings"]
+    assert {r.data["namespace"] for r in recs} == {"global", "secure", "system", "config"}
+    run = next(m for m in rep.report.modules if m.name == "settings")
+    assert (run.records, run.message) == (len(recs), "4 settings file(s)")
