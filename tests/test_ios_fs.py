@@ -218,7 +218,7 @@ def test_cli_mvt_output_includes_dump_modules(dumps: dict[str, Path], tmp_path: 
     alerts = json.loads((out_dir / "alerts.json").read_text())
     assert {a["module"] for a in alerts} >= {"shutdown_log", "netusage", "filesystem"}
     timeline = (out_dir / "timeline.csv").read_text()
-    assert "shutdown_log" in timeline
+    assert '","ShutdownLog","remaining_client","' in timeline  # MVT's plugin name
     info = json.loads((out_dir / "info.json").read_text())
     assert any(h["file_path"].endswith("netusage.sqlite") for h in info["hashes"])
 

@@ -285,45 +285,75 @@ MODULE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 _DAYS: dict[int, str] = {}
-# "HH:MM:" of each minute of a day and "SSZ" of each second: a time of day is two list
+# "HH:MM:" of each minute of a day and "SS" of each second: a time of day is two list
 # look-ups and a concatenation (an f-string with three formatted fields was 1.5 us a
 # record, the largest single cost of building a 27,000-record timeline; measured).
 _HHMM = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
-_SSZ = [f"{s:02d}Z" for s in range(60)]
+_SS = [f"{s:02d}" for s in range(60)]
 
 
-def _iso(seconds: float | int) -> str | None:
-    if not _TS_MIN <= seconds <= _TS_MAX:  # also refuses NaN
+def _iso(whole: int, micro: int = 0) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` of unix seconds ``whole`` plus ``micro``
+    microseconds (written only when not zero, as MVT keeps them)."""
+    if not _TS_MIN <= whole <= _TS_MAX:
         return None
-    day, sec = divmod(int(seconds), 86_400)
+    day, sec = divmod(whole, 86_400)
     date = _DAYS.get(day)
     if date is None:
         date = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
     minute, second = divmod(sec, 60)
-    return date + _HHMM[minute] + _SSZ[second]
+    if micro:
+        return f"{date}{_HHMM[minute]}{_SS[second]}.{micro:06d}Z"
+    return date + _HHMM[minute] + _SS[second] + "Z"
+
+
+def _iso_float(seconds: float) -> str | None:
+    if not _TS_MIN <= seconds <= _TS_MAX:  # also refuses NaN
+        return None
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:  # (rounded up into the next second)
+        whole, micro = whole + 1, 0
+    return _iso(whole, micro)
 
 
 def iso_unix(seconds: float | int | None) -> str | None:
-    """ISO-8601 UTC (whole seconds) of unix seconds, or None when absent or implausible.
+    """ISO-8601 UTC of unix seconds (microseconds kept when there are some), or None when
+    absent or implausible.
 
     The date part is formatted once per day and kept (a timeline has tens of thousands of
     times on a few hundred days); the time of day comes from two tables. The result is
-    ``time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))`` (a test checks it)."""
-    if seconds.__class__ is not int and seconds.__class__ is not float:
-        return None  # None, bool, text, bytes from a schema that stores something else
-    return _iso(seconds)
+    ``datetime.fromtimestamp(seconds, UTC)`` written as ISO-8601 with a ``Z`` (a test
+    checks it)."""
+    if seconds.__class__ is int:
+        return _iso(seconds)
+    if seconds.__class__ is float:
+        return _iso_float(seconds)
+    return None  # None, bool, text, bytes from a schema that stores something else
+
+
+_NS = 1_000_000_000
 
 
 def iso_apple(value: float | int | None) -> str | None:
-    """ISO-8601 UTC of an Apple-epoch time: seconds, or nanoseconds (newer sms.db)."""
-    if value.__class__ is not int and value.__class__ is not float:
+    """ISO-8601 UTC of an Apple-epoch time: seconds, or nanoseconds (newer sms.db;
+    their microseconds exactly, from the integer)."""
+    if value.__class__ is int:
+        v: int = value
+        if v > 1_000_000_000_000 or v < -1_000_000_000_000:  # nanoseconds since 2001
+            if v > 10**20 or v < -10**20:  # centuries away
+                return None
+            whole, ns = divmod(v, _NS)
+            return _iso(whole + APPLE_EPOCH, ns // 1000)
+        return _iso(v + APPLE_EPOCH) if v else None
+    if value.__class__ is not float:
         return None
-    v: float | int = value
-    if v > 1e12 or v < -1e12:  # nanoseconds since 2001
-        if v > 1e20 or v < -1e20:  # centuries away (and past float range for huge ints)
+    f: float = value
+    if f > 1e12 or f < -1e12:
+        if f > 1e20 or f < -1e20:
             return None
-        v /= 1e9
-    return _iso(v + APPLE_EPOCH) if v else None
+        f /= 1e9
+    return _iso_float(f + APPLE_EPOCH) if f else None
 
 
 def iso_datetime(value: object) -> str | None:

@@ -13,7 +13,7 @@ from spywall.device.sqlite import require
 from spywall.ios import triangulation
 from spywall.ios.backup import Entry
 from spywall.ios.common import MAX_ROWS, Ctx, Result, database, ok, plist, single
-from spywall.report import Severity
+from spywall.report import Scalar, Severity
 
 DATAUSAGE = [("WirelessDomain", "Library/Databases/DataUsage.sqlite")]
 ADDAILY = [("HomeDomain", "Library/Preferences/com.apple.osanalytics.addaily.plist")]
@@ -137,17 +137,39 @@ def _idstatuscache(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(n)
 
 
+# TCC access values (auth_value; older databases: allowed 0/1) and reasons, as Apple's
+# tccd defines them and MVT names them.
+AUTH_VALUES = {0: "denied", 1: "unknown", 2: "allowed", 3: "limited"}
+ALLOWED_OLD = {0: "denied", 1: "allowed"}
+AUTH_REASONS = {1: "error", 2: "user_consent", 3: "user_set", 4: "system_set",
+                5: "service_policy", 6: "mdm_policy", 7: "override_policy",
+                8: "missing_usage_string", 9: "prompt_timeout", 10: "preflight_unknown",
+                11: "entitled", 12: "app_type_policy"}
+
+
 def _tcc(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         have = require(conn, "access", ("service", "client"))
-        auth = next((c for c in ("auth_value", "allowed") if c in have), "NULL")
+        new = "auth_value" in have
+        auth = "auth_value" if new else "allowed" if "allowed" in have else "NULL"
+        reason = "auth_reason" if "auth_reason" in have else "NULL"
+        kind = "client_type" if "client_type" in have else "NULL"
         when = "last_modified" if "last_modified" in have else "NULL"
-        rows = conn.execute(f"SELECT service, client, {auth}, {when} FROM access "  # noqa: S608
-                            "LIMIT ?", (MAX_ROWS,)).fetchall()
-    for service, client, allowed, modified in rows:
+        rows = conn.execute(f"SELECT service, client, {kind}, {auth}, {reason}, {when} "  # noqa: S608
+                            "FROM access LIMIT ?", (MAX_ROWS,)).fetchall()
+    names = AUTH_VALUES if new else ALLOWED_OLD
+    for service, client, client_type, allowed, why, modified in rows:
         c = str(client or "")
-        rec = ctx.record("tcc", iso_unix(modified), "tcc_access",
-                         {"service": str(service), "client": c, "auth": str(allowed)})
+        data: dict[str, Scalar] = {
+            "service": str(service), "client": c,
+            "client_type": "bundle_id" if client_type == 0 else "absolute_path"}
+        if new:
+            data["auth_value"] = names.get(allowed, "") if isinstance(allowed, int) else ""
+            data["auth_reason_desc"] = (AUTH_REASONS.get(why, "unknown")
+                                        if isinstance(why, int) else "unknown")
+        else:
+            data["allowed_value"] = names.get(allowed, "") if isinstance(allowed, int) else ""
+        rec = ctx.record("tcc", iso_unix(modified), "AccessRequest", data)
         if c.startswith("/"):
             ctx.check("file_path", c, rec=rec, path=path, what="TCC client path")
             ctx.check("process", posixpath.basename(c), rec=rec, path=path, what="TCC client")
