@@ -412,3 +412,14 @@ def test_mvt_time_and_plugin_names() -> None:
     assert plugin("sms") == "SMS"
     assert plugin("safari_history") == "SafariHistory"
     assert plugin("tcc") == "TCC"
+
+
+def test_readme_lists_every_module() -> None:
+    from pathlib import Path
+
+    from spywall.android.check import MODULES as ANDROID
+    from spywall.ios.check import DUMP_MODULES, MODULES
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for m in (*MODULES, *DUMP_MODULES, *ANDROID):
+        assert f"| `{m.name}` | {m.description} |" in readme, m.name
