@@ -290,6 +290,7 @@ _DAYS: dict[int, str] = {}
 # record, the largest single cost of building a 27,000-record timeline; measured).
 _HHMM = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
 _SS = [f"{s:02d}" for s in range(60)]
+_SSZ = [f"{s:02d}Z" for s in range(60)]
 
 
 def _iso(whole: int, micro: int = 0) -> str | None:
@@ -304,7 +305,7 @@ def _iso(whole: int, micro: int = 0) -> str | None:
     minute, second = divmod(sec, 60)
     if micro:
         return f"{date}{_HHMM[minute]}{_SS[second]}.{micro:06d}Z"
-    return date + _HHMM[minute] + _SS[second] + "Z"
+    return date + _HHMM[minute] + _SSZ[second]
 
 
 def _iso_float(seconds: float) -> str | None:
@@ -353,7 +354,18 @@ def iso_apple(value: float | int | None) -> str | None:
         if f > 1e20 or f < -1e20:
             return None
         f /= 1e9
-    return _iso_float(f + APPLE_EPOCH) if f else None
+    if not f:
+        return None
+    f += APPLE_EPOCH
+    if not _TS_MIN <= f <= _TS_MAX:  # also refuses NaN
+        return None
+    whole = int(f)
+    if f == whole:  # (most stored times: whole seconds; inline, a Safari visit each)
+        return _iso(whole)
+    micro = round((f - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, 0
+    return _iso(whole, micro)
 
 
 def iso_datetime(value: object) -> str | None:

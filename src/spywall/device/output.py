@@ -83,7 +83,12 @@ def mvt_time(ts: str) -> str:
     """A record's time as MVT writes times: ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no zone
     letter; microseconds always). ``2023-06-01T06:13:20.5Z`` -> ``2023-06-01 06:13:20.500000``.
     A time in another form (local device time from a text dump) is kept as it is."""
-    if len(ts) < 19 or ts[10] != "T":
+    n = len(ts)
+    if n == 27 and ts[26] == "Z" and ts[19] == "." and ts[10] == "T":  # (the device
+        return ts[:10] + " " + ts[11:26]  # modules' own two forms first: a record each)
+    if n == 20 and ts[19] == "Z" and ts[10] == "T":
+        return ts[:10] + " " + ts[11:19] + ".000000"
+    if n < 19 or ts[10] != "T":
         return ts
     rest = ts[19:].removesuffix("Z").removesuffix("+00:00")
     if rest[:1] == ".":
@@ -243,7 +248,13 @@ class ModulePart(NamedTuple):
     events: dict[Key, dict[str, Scalar]]
 
 
-def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], str]:
+def _stamps(recs: Sequence[Record]) -> list[str | None]:
+    """Each record's time as the result folder writes it (``mvt_time``), once."""
+    return [mvt_time(r.timestamp) if r.timestamp else r.timestamp for r in recs]
+
+
+def _encoded(recs: Sequence[Record],
+             times: Sequence[str | None] | None = None) -> tuple[list[bytes], str]:
     """Each record's event (``_event_dict``) as JSON, and its timeline description (its
     fields as JSON, keys sorted; all of them as one text, each followed by a line break),
     from one encoding of its fields: the event is the record's time, module and event
@@ -257,8 +268,8 @@ def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], str]:
         return [], ""
     try:
         blob = _ENC_SORTED.encode_lines([r.data for r in recs])
-        stamps = _ENC.encode_lines([mvt_time(r.timestamp) if r.timestamp else r.timestamp
-                                    for r in recs]).split(b"\n")
+        stamps = _ENC.encode_lines(list(times) if times is not None
+                                   else _stamps(recs)).split(b"\n")
     except _REFUSED:
         return _encoded_each(recs)
     if any(mark in blob for mark in _HEADER_MARKS):
@@ -304,16 +315,21 @@ def _csv_field(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '""')
 
 
-def _lines(recs: Sequence[Record], descs: str) -> list[Line]:
+def _lines(recs: Sequence[Record], descs: str,
+           times: Sequence[str | None] | None = None) -> list[Line]:
     """The timeline rows of the timed records, sorted by time, each as its CSV line (what
     ``csv_text`` writes for the row). ``descs``: the records' descriptions, each followed
     by a line break (``_encoded``); they are escaped in one pass over that text."""
     esc = _csv_field(descs).split("\n")
     heads = {pair: f'","{_csv_field(plugin(pair[0]))}","{_csv_field(pair[1])}","'
              for pair in {(r.module, r.event) for r in recs}}
-    lines = [(ts, f'"{_csv_field(ts)}{heads[r.module, r.event]}{d}"\r\n')
-             for r, d in zip(recs, esc, strict=False) if r.timestamp
-             for ts in (mvt_time(r.timestamp),)]
+    stamps = times if times is not None else _stamps(recs)
+    texts = [ts or "" for ts in stamps]
+    joined = "\n".join(texts)  # the times too are escaped in one pass, when they can be
+    esc_ts = (_csv_field(joined).split("\n") if joined.count("\n") == len(texts) - 1
+              else [_csv_field(t) for t in texts])
+    lines = [(ts, f'"{e}{heads[r.module, r.event]}{d}"\r\n')
+             for r, d, ts, e in zip(recs, esc, stamps, esc_ts, strict=False) if ts]
     lines.sort(key=itemgetter(0))
     return lines
 
@@ -321,13 +337,14 @@ def _lines(recs: Sequence[Record], descs: str) -> list[Line]:
 def module_part(module: str, recs: Sequence[Record],
                 detected: Sequence[Record] = ()) -> ModulePart:
     """Render one timeline module (``detected``: its records that carry a finding)."""
-    items, descs = _encoded(recs)
+    times = _stamps(recs)
+    items, descs = _encoded(recs, times)
     unique = list({id(r): r for r in detected}.values())  # a record with two findings
     # is listed once; by identity: equal records of two rows are two records
     det_items, det_descs = _encoded(unique)
     events = {_key(r.module, r.timestamp, r.event): _event_dict(r) for r in unique}
     return ModulePart(module, _array_of(items), _array_of(det_items) if unique else b"",
-                      _lines(recs, descs), _lines(unique, det_descs), events)
+                      _lines(recs, descs, times), _lines(unique, det_descs), events)
 
 
 def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:

@@ -10,7 +10,6 @@ previous copy (written to a temporary name, then renamed).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import msgspec
 import yaml
 
 from spywall.errors import InputError, SpywallError
+from spywall.iocs.paths import default_dest as default_dest
 from spywall.iocs.stix import load_bundle
 
 INDEX_URL = "https://raw.githubusercontent.com/mvt-project/mvt-indicators/main/indicators.yaml"
@@ -40,11 +40,6 @@ class UpdateResult(msgspec.Struct):
     dest: Path
     downloaded: list[Path] = msgspec.field(default_factory=list)
     failed: list[tuple[str, str]] = msgspec.field(default_factory=list)
-
-
-def default_dest() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "spywall" / "iocs"
 
 
 def _entry(item: Any) -> SetEntry | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import msgspec
@@ -74,7 +73,7 @@ def current(update_dir: Path | None = None) -> Releases:
     """The newest list: the refreshed one in ``update_dir`` (the default update folder
     when None) if it is valid and newer, else the bundled one."""
     if update_dir is None:
-        from spywall.iocs.update import default_dest
+        from spywall.iocs.paths import default_dest
 
         update_dir = default_dest()
     bundled = _load(bundled_path())
@@ -95,6 +94,8 @@ def parse_feed(text: str) -> list[Release]:
         when = ""
         d = _DATE.search(item.group(1))
         if d is not None:
+            from email.utils import parsedate_to_datetime  # (only when a feed is read)
+
             try:
                 when = parsedate_to_datetime(d.group(1)).astimezone(UTC).date().isoformat()
             except (TypeError, ValueError, IndexError, OverflowError):
