@@ -52,12 +52,13 @@ def check_capture(path: str | Path, index: IocIndex, sources: Sequence[IocSource
                   limits: Limits | None = None,
                   modules: Sequence[Module[Capture]] = MODULES,
                   on_done: Callable[[ModuleRun], None] | None = None,
-                  password: str | None = None) -> Outcome:
+                  password: str | None = None, age_keys: list[str] | None = None) -> Outcome:
     """Check one capture (folder, zip or dumpstate text). ``InputError`` if unreadable.
-    ``password``: of an encrypted Android backup in it."""
+    ``password``: of an encrypted Android backup in it, or of a passphrase-encrypted
+    capture; ``age_keys``: identities for an androidqf capture encrypted with age."""
     report = new_report("check-android")
     report.ioc_sources = list(sources)
-    cap = open_capture(path, limits or DEVICE_LIMITS)
+    cap = open_capture(path, limits or DEVICE_LIMITS, age_keys=age_keys, passphrase=password)
     cap.password = password
     p = Path(path)
     subject = Subject(path=str(p), format=cap.kind, objects=len(cap.members()),

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", "-p", default=None,
                    help="password of an encrypted Android backup (backup.ab in an androidqf "
                         f"capture, or an adb backup file); or set {PASSWORD_ENV}")
+    p.add_argument("--age-key", metavar="FILE", default=None,
+                   help="age identity file (AGE-SECRET-KEY-1...) for an androidqf capture "
+                        "encrypted with age (<UUID>.zip.age)")
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
@@ -40,6 +43,18 @@ def _password(args: argparse.Namespace) -> str | None:
     if args.password is not None:
         return str(args.password)
     return os.environ.get(PASSWORD_ENV)
+
+
+def _age_keys(args: argparse.Namespace) -> list[str] | None:
+    if args.age_key is None:
+        return None
+    from spywall.android.age_capture import identities
+
+    try:
+        with open(args.age_key, encoding="utf-8") as fh:
+            return identities(fh.read(1 << 20))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{args.age_key}: cannot read the age key file: {exc}") from exc
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -56,7 +71,8 @@ def run(args: argparse.Namespace) -> Report:
     with settled_heap():
         with module_progress(args, len(modules), "checking capture") as done:
             outcome = check_capture(args.capture, index, index.sources, modules=modules,
-                                    on_done=done, password=_password(args))
+                                    on_done=done, password=_password(args),
+                                    age_keys=_age_keys(args))
         refuse_empty_result(outcome.report, args.capture)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report
