@@ -75,6 +75,7 @@ EXPECTED = {
     ("backup_info", "ios-outdated", ""),
     ("triangulation_window", "triangulation-event-window", ""),
     ("chrome_history", "ioc-domain", "Pegasus"),
+    ("firefox_history", "ioc-domain", "Pegasus"),
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),
     ("datausage", "ios-datausage-missing-process", ""),

@@ -32,6 +32,8 @@ STATE = [(SAFARI, "Library/Safari/BrowserState.db"),
 # Chrome for iOS keeps Chromium's History database in its app container.
 CHROME = [("AppDomain-com.google.chrome.ios",
            "Library/Application Support/Google/Chrome/Default/History")]
+# Firefox for iOS keeps its history in its app group (``visits.date``: unix microseconds).
+FIREFOX = [("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db")]
 # Chromium times: microseconds since 1601-01-01 (the Windows FILETIME epoch).
 CHROME_EPOCH = 11_644_473_600
 OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"
@@ -124,6 +126,27 @@ def _chrome(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(len(rows))
 
 
+def _firefox(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Firefox's ``visits`` joined to ``history`` by ``siteID``: each visit's URL."""
+    with database(ctx, entry) as conn:
+        require(conn, "history", ("id", "url"))
+        require(conn, "visits", ("id", "siteID", "date"))
+        rows = conn.execute(
+            "SELECT v.id, v.date, h.url FROM visits v JOIN history h ON h.id = v.siteID "
+            "ORDER BY v.date LIMIT ?", (MAX_ROWS,)).fetchall()
+    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
+    for (vid, date, url), hit in zip(rows, hits, strict=True):
+        if url.__class__ is not str or not (ctx.timeline or hit):
+            continue
+        when = iso_unix(date / 1e6) if isinstance(date, int | float) and not isinstance(
+            date, bool) else None
+        rec = ctx.record("firefox_history", when, "firefox_history",
+                         {"id": vid, "url": url[:2048]})
+        if hit:
+            check_links(ctx, [url], rec, path, "Firefox history URL")
+    return ok(len(rows))
+
+
 def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
     n = 0
     with database(ctx, entry) as conn:
@@ -190,6 +213,8 @@ MODULES = (
     FnModule("safari_browser_state", "Safari open tabs and tab sessions",
              single(STATE, _browser_state)),
     FnModule("chrome_history", "Chrome for iOS history URLs (History)", single(CHROME, _chrome)),
+    FnModule("firefox_history", "Firefox for iOS history URLs (browser.db)",
+             single(FIREFOX, _firefox)),
     FnModule("webkit_resource_load_statistics", "WebKit ResourceLoadStatistics observed domains",
              every(OBSERVATIONS, _observations)),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",

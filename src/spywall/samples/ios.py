@@ -51,6 +51,7 @@ PLANTED: dict[str, str] = {
     "file_name": "roleaccountd.plist",  # Pegasus
     "profile": "76DAB334-7E17-475D-A5D6-0794EB5818A5",  # Predator
     "chrome_domain": "weather4free.com",  # Pegasus
+    "firefox_domain": "smscentro.com",  # Pegasus
 }
 
 

@@ -1,6 +1,7 @@
 """More artifacts of the generated iOS backup (``samples.ios.write_backup`` adds them):
-Chrome's History database, the global preferences with the Lockdown Mode key, and
-Apple's threat notification by iMessage, each in the shape real devices write it.
+Chrome's History database, Firefox's browser.db, the global preferences with the
+Lockdown Mode key, and Apple's threat notification by iMessage, each in the shape real
+devices write it.
 
 - Chrome for iOS: Chromium's History schema (``urls``, ``visits`` with ``visit_time`` in
   microseconds since 1601-01-01 and ``from_visit`` for the visit a redirect came from),
@@ -61,6 +62,32 @@ def _chrome(w: _Writer) -> None:
          fill)
 
 
+FIREFOX_DOMAIN = "AppDomainGroup-group.org.mozilla.ios.Firefox"
+
+
+def _firefox(w: _Writer) -> None:
+    """Firefox for iOS: ``history`` (one row per site) and ``visits`` (``siteID``, ``date``
+    in unix microseconds)."""
+    host = PLANTED["firefox_domain"] if w.spec.planted else "weather.example.com"
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.executemany("INSERT INTO history (id, guid, url, title) VALUES (?,?,?,?)",
+                      [(1, "g1", "https://www.example.org/", "Example"),
+                       (2, "g2", f"https://{host}/today", "")])
+        c.executemany("INSERT INTO visits (id, siteID, date, type, is_local) VALUES "
+                      "(?,?,?,1,1)", [(1, 1, (T0 + 500) * 1_000_000),
+                                      (2, 2, (T0 + 560) * 1_000_000 + 250_000)])
+
+    w.db(FIREFOX_DOMAIN, "profile.profile/browser.db",
+         "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, guid TEXT NOT NULL "
+         "UNIQUE, url TEXT UNIQUE, title TEXT NOT NULL, server_modified INTEGER, "
+         "local_modified INTEGER, is_deleted TINYINT NOT NULL DEFAULT 0, should_upload "
+         "TINYINT NOT NULL DEFAULT 0, domain_id INTEGER);"
+         "CREATE TABLE visits (id INTEGER PRIMARY KEY AUTOINCREMENT, siteID INTEGER NOT NULL "
+         "REFERENCES history(id) ON DELETE CASCADE, date REAL NOT NULL, type INTEGER NOT "
+         "NULL, is_local TINYINT NOT NULL);", fill)
+
+
 def _global_prefs(w: _Writer) -> None:
     prefs: dict[str, object] = {"AppleLanguages": ["en-GB"], "AppleLocale": "en_GB"}
     if w.spec.planted:
@@ -78,4 +105,5 @@ def threat_message(rowid: int) -> tuple[int, str, str]:
 def add(w: _Writer) -> None:
     """Write every artifact of this module into the backup being written."""
     _chrome(w)
+    _firefox(w)
     _global_prefs(w)
