@@ -76,6 +76,7 @@ EXPECTED = {
     ("triangulation_window", "triangulation-event-window", ""),
     ("chrome_history", "ioc-domain", "Pegasus"),
     ("firefox_history", "ioc-domain", "Pegasus"),
+    ("shortcuts", "ioc-domain", "Pegasus"),
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),
     ("datausage", "ios-datausage-missing-process", ""),

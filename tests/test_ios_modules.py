@@ -104,3 +104,13 @@ def test_deleted_process_records_are_reported(runs: dict[str, Outcome]) -> None:
     assert gap.detail["last_missing"] == 4
     assert not [f for f in runs["clean"].report.all_findings()
                 if f.rule.startswith("ios-datausage")]
+
+
+def test_shortcut_links(runs: dict[str, Outcome]) -> None:
+    (rec,) = runs["planted"].ctx.records["shortcuts"]
+    assert rec.data["shortcut_name"] == "Morning news"
+    assert rec.data["action_urls"] == f"https://{PLANTED['shortcut_domain']}/daily"
+    assert rec.data["actions"] == "is.workflow.actions.url, is.workflow.actions.openurl"
+    assert rec.timestamp == "2023-06-01T06:28:20Z"
+    (clean,) = runs["clean"].ctx.records["shortcuts"]
+    assert clean.data["action_urls"] == "https://news.example.com/daily"

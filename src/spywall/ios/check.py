@@ -11,7 +11,15 @@ from spywall.device.base import CheckContext, Module, SchemaUnknown, iso_datetim
 from spywall.device.runner import finish, new_report, run_modules
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
-from spywall.ios import browsers, fs_modules, inventory, messages, other_messengers, system
+from spywall.ios import (
+    browsers,
+    fs_modules,
+    inventory,
+    messages,
+    other_messengers,
+    shortcuts,
+    system,
+)
 from spywall.ios.backup import open_backup
 from spywall.ios.common import Evidence
 from spywall.ios.fsdump import MARKERS, find_root, open_dump
@@ -21,7 +29,7 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    inventory.WINDOW,
+    *shortcuts.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
@@ -29,7 +37,7 @@ MODULES: tuple[Module[Evidence], ...] = (
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    inventory.WINDOW,
+    *shortcuts.MODULES, inventory.WINDOW,
 )
 
 

@@ -52,6 +52,7 @@ PLANTED: dict[str, str] = {
     "profile": "76DAB334-7E17-475D-A5D6-0794EB5818A5",  # Predator
     "chrome_domain": "weather4free.com",  # Pegasus
     "firefox_domain": "smscentro.com",  # Pegasus
+    "shortcut_domain": "dental-care-spa.net",  # Pegasus
 }
 
 

@@ -1,5 +1,5 @@
 """More artifacts of the generated iOS backup (``samples.ios.write_backup`` adds them):
-Chrome's History database, Firefox's browser.db, the global preferences with the
+Chrome's History database, Firefox's browser.db, Shortcuts, the global preferences with the
 Lockdown Mode key, and Apple's threat notification by iMessage, each in the shape real
 devices write it.
 
@@ -88,6 +88,32 @@ def _firefox(w: _Writer) -> None:
          "NULL, is_local TINYINT NOT NULL);", fill)
 
 
+def _shortcuts(w: _Writer) -> None:
+    """Shortcuts.sqlite: a shortcut whose action opens a URL (the planted one a Pegasus
+    domain), its actions a binary plist as the Shortcuts app stores them."""
+    import plistlib
+
+    host = PLANTED["shortcut_domain"] if w.spec.planted else "news.example.com"
+    actions = [{"WFWorkflowActionIdentifier": "is.workflow.actions.url",
+                "WFWorkflowActionParameters": {"WFURLActionURL": f"https://{host}/daily"}},
+               {"WFWorkflowActionIdentifier": "is.workflow.actions.openurl",
+                "WFWorkflowActionParameters": {}}]
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO ZSHORTCUT (Z_PK, ZNAME, ZCREATIONDATE, ZMODIFICATIONDATE, "
+                  "ZACTIONCOUNT) VALUES (1, 'Morning news', ?, ?, 2)",
+                  (T0 - 978_307_200 + 900.0, T0 - 978_307_200 + 960.0))
+        c.execute("INSERT INTO ZSHORTCUTACTIONS (Z_PK, ZSHORTCUT, ZDATA) VALUES (1, 1, ?)",
+                  (plistlib.dumps(actions, fmt=plistlib.FMT_BINARY),))
+
+    w.db("HomeDomain", "Library/Shortcuts/Shortcuts.sqlite",
+         "CREATE TABLE ZSHORTCUT (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT INTEGER, "
+         "ZNAME VARCHAR, ZCREATIONDATE TIMESTAMP, ZMODIFICATIONDATE TIMESTAMP, ZACTIONCOUNT "
+         "INTEGER, ZACTIONSDESCRIPTION BLOB);"
+         "CREATE TABLE ZSHORTCUTACTIONS (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT "
+         "INTEGER, ZSHORTCUT INTEGER, ZDATA BLOB);", fill)
+
+
 def _global_prefs(w: _Writer) -> None:
     prefs: dict[str, object] = {"AppleLanguages": ["en-GB"], "AppleLocale": "en_GB"}
     if w.spec.planted:
@@ -106,4 +132,5 @@ def add(w: _Writer) -> None:
     """Write every artifact of this module into the backup being written."""
     _chrome(w)
     _firefox(w)
+    _shortcuts(w)
     _global_prefs(w)
