@@ -43,6 +43,7 @@ EXPECTED_FS = {
     ("filesystem", "ioc-file-name", "Pegasus"),
     ("filesystem", "ioc-file-path", "Predator"),
     ("filesystem", "ioc-process", "Pegasus"),
+    ("filesystem", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
     ("shutdown_log", "ioc-process", "Pegasus"),
     ("shutdown_log", "ios-shutdown-unusual-path", ""),
     ("netusage", "ioc-process", "Pegasus"),

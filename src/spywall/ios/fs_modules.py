@@ -11,8 +11,10 @@ path on disk. Each skips on a backup (its artifacts are not in one).
   lives; Pegasus ran from there (Kaspersky's iShutdown method).
 - ``netusage`` (private/var/networkd[/db]/netusage.sqlite): the DataUsage schema, read by
   the same function (``system.process_usage``), Triangulation's BackupAgent rule included.
-- ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, and the
-  name of an executable file as a ``process:name``. File contents are not read.
+- ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, the
+  name of an executable file as a ``process:name``, and the site of a WebKit storage
+  name (``https_<host>_<port>``: local storage, IndexedDB, SafariViewService, MVT's
+  webkit_* modules) as a domain. File contents are not read.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from spywall.device.base import FnModule, Record, iso_unix
 from spywall.ios.backup import Entry
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump, text
+from spywall.ios.inventory import WEBKIT_ORIGIN
 from spywall.ios.system import process_usage
 from spywall.report import ErrorEntry, Scalar, Severity
 
@@ -225,9 +228,12 @@ def _filesystem(ctx: Ctx) -> Result:
         name = posixpath.basename(full)
         forms = path_forms(full) if alias else [full]
         proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        origins = ([m.group(1) for m in WEBKIT_ORIGIN.finditer(name)]
+                   if "http" in name else [])
         # Paths are unique: matched without the memo (names repeat, and go through it).
         if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))
-                or any(index.match("file_path", p) for p in forms)):
+                or any(index.match("file_path", p) for p in forms)
+                or ctx.any_hit("domain", origins)):
             continue
         when, mode = _mtime(dump, e)
         rec = ctx.record("filesystem", when, "modified",
@@ -243,6 +249,9 @@ def _filesystem(ctx: Ctx) -> Result:
         if proc and stat.S_ISREG(mode) and mode & 0o111:
             ctx.check("process", name, rec=rec, path=where, what="executable on the phone",
                       detail=detail)
+        for origin in origins:
+            ctx.check("domain", origin, rec=rec, path=where, detail=detail,
+                      what="WebKit storage of a site")
     if dump.truncated:
         _limit(ctx, str(dump.root), f"filesystem: {dump.truncated}")
     return ok(len(dump.entries), dump.truncated)

@@ -15,7 +15,9 @@ from spywall.report import Severity
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
 PROFILE_EVENTS = PROFILES_DIR + "MCProfileEvents.plist"
-_WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
+# WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
+# IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
+WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
 DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
                "Product Type": "product_type", "Device Name": "device_name",
                "Display Name": "display_name", "Serial Number": "serial_number",
@@ -29,7 +31,7 @@ def _manifest(ctx: Ctx) -> Result:
     for e in b.entries:
         name = posixpath.basename(e.relative_path)
         full = "/" + e.relative_path
-        origins = [m.group(1) for m in _WEBKIT_ORIGIN.finditer(e.relative_path)]
+        origins = [m.group(1) for m in WEBKIT_ORIGIN.finditer(e.relative_path)]
         if not (ctx.timeline or ctx.any_hit("file_name", (name,))
                 or ctx.any_hit("file_path", (full,)) or ctx.any_hit("domain", origins)):
             continue

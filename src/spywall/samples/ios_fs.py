@@ -32,6 +32,7 @@ PLANTED_FS: dict[str, str] = {
     "file_path": "/private/var/tmp/takePhoto",  # Cytrox
     "executable": "gssdp",  # Pegasus (an executable under /private/var/db/)
     "rotated_client": "/usr/libexec/stagegrad",  # Pegasus (only in the rotated log)
+    "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
 }
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
@@ -143,6 +144,9 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
              rotated_log(spec.planted), SHUTDOWN_AT[0] - 86_400)
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
+    site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
+    put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
+             / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
     if spec.planted:
         put_file(root / PLANTED_FS["file_path"].lstrip("/"), b"\x00" * 16, T0 + 3_600)
         put_file(root / "private/var/db" / PLANTED_FS["executable"], b"\xcf\xfa\xed\xfe",
