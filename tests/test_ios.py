@@ -77,6 +77,8 @@ EXPECTED = {
     ("chrome_history", "ioc-domain", "Pegasus"),
     ("firefox_history", "ioc-domain", "Pegasus"),
     ("shortcuts", "ioc-domain", "Pegasus"),
+    ("chrome_favicon", "ioc-domain", "Pegasus"),
+    ("safari_favicon", "ioc-domain", "Predator"),
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),
     ("datausage", "ios-datausage-missing-process", ""),

@@ -13,6 +13,7 @@ from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
 from spywall.ios import (
     browsers,
+    favicons,
     fs_modules,
     inventory,
     messages,
@@ -29,7 +30,7 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    *shortcuts.MODULES, inventory.WINDOW,
+    *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
@@ -37,7 +38,7 @@ MODULES: tuple[Module[Evidence], ...] = (
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    *shortcuts.MODULES, inventory.WINDOW,
+    *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
 )
 
 

@@ -53,6 +53,8 @@ PLANTED: dict[str, str] = {
     "chrome_domain": "weather4free.com",  # Pegasus
     "firefox_domain": "smscentro.com",  # Pegasus
     "shortcut_domain": "dental-care-spa.net",  # Pegasus
+    "favicon_domain": "music-headphones.org",  # Pegasus
+    "favicon_icon_domain": "mobnetlink1.com",  # Predator (Cytrox)
 }
 
 

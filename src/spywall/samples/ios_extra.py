@@ -1,5 +1,6 @@
 """More artifacts of the generated iOS backup (``samples.ios.write_backup`` adds them):
-Chrome's History database, Firefox's browser.db, Shortcuts, the global preferences with the
+Chrome's History database, Firefox's browser.db, Shortcuts,
+favicon databases, the global preferences with the
 Lockdown Mode key, and Apple's threat notification by iMessage, each in the shape real
 devices write it.
 
@@ -114,6 +115,48 @@ def _shortcuts(w: _Writer) -> None:
          "INTEGER, ZSHORTCUT INTEGER, ZDATA BLOB);", fill)
 
 
+def _favicons(w: _Writer) -> None:
+    """Chrome's Favicons (Chromium schema) and Safari's Favicons.db (WebKit's: page_url
+    and icon_info by uuid, Apple-epoch timestamps), the planted ones naming a Pegasus
+    domain as a page and as an icon host."""
+    planted = w.spec.planted
+    page = f"https://{PLANTED['favicon_domain']}/x" if planted else "https://www.example.org/"
+
+    def chrome(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO favicons (id, url, icon_type) VALUES (1, ?, 1)",
+                  ("https://www.example.org/favicon.ico",))
+        c.execute("INSERT INTO icon_mapping (id, page_url, icon_id) VALUES (1, ?, 1)", (page,))
+        c.execute("INSERT INTO favicon_bitmaps (id, icon_id, last_updated, last_requested, "
+                  "width, height) VALUES (1, 1, ?, 0, 16, 16)", (chrome_time(T0 + 120),))
+
+    w.db(CHROME_DOMAIN, "Library/Application Support/Google/Chrome/Default/Favicons",
+         "CREATE TABLE favicons (id INTEGER PRIMARY KEY, url LONGVARCHAR NOT NULL, icon_type "
+         "INTEGER DEFAULT 1);"
+         "CREATE TABLE icon_mapping (id INTEGER PRIMARY KEY, page_url LONGVARCHAR NOT NULL, "
+         "icon_id INTEGER);"
+         "CREATE TABLE favicon_bitmaps (id INTEGER PRIMARY KEY, icon_id INTEGER NOT NULL, "
+         "last_updated INTEGER DEFAULT 0, image_data BLOB, width INTEGER DEFAULT 0, "
+         "height INTEGER DEFAULT 0, last_requested INTEGER NOT NULL DEFAULT 0);", chrome)
+    icon = (f"https://cdn.{PLANTED['favicon_icon_domain']}/i.png" if planted
+            else "https://www.example.org/apple-touch-icon.png")
+
+    def safari(c: sqlite3.Connection) -> None:
+        c.execute("INSERT INTO page_url (id, uuid, url) VALUES (1, 'U-1', ?)",
+                  ("https://www.example.org/",))
+        c.execute("INSERT INTO icon_info (id, uuid, url, timestamp, width, height, "
+                  "has_generated_representations) VALUES (1, 'U-1', ?, ?, 32, 32, 0)",
+                  (icon, float(T0 + 130 - 978_307_200)))
+
+    w.db("AppDomain-com.apple.mobilesafari", "Library/Image Cache/Favicons/Favicons.db",
+         "CREATE TABLE page_url (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT, url TEXT "
+         "NOT NULL UNIQUE);"
+         "CREATE TABLE icon_info (id INTEGER PRIMARY KEY AUTOINCREMENT, uuid TEXT UNIQUE, url "
+         "TEXT, timestamp REAL, width REAL, height REAL, has_generated_representations "
+         "INTEGER);"
+         "CREATE TABLE rejected_resources (id INTEGER PRIMARY KEY AUTOINCREMENT, page_url TEXT "
+         "NOT NULL UNIQUE, timestamp REAL);", safari)
+
+
 def _global_prefs(w: _Writer) -> None:
     prefs: dict[str, object] = {"AppleLanguages": ["en-GB"], "AppleLocale": "en_GB"}
     if w.spec.planted:
@@ -133,4 +176,5 @@ def add(w: _Writer) -> None:
     _chrome(w)
     _firefox(w)
     _shortcuts(w)
+    _favicons(w)
     _global_prefs(w)
