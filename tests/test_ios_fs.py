@@ -44,6 +44,7 @@ EXPECTED_FS = {
     ("filesystem", "ioc-file-path", "Predator"),
     ("filesystem", "ioc-process", "Pegasus"),
     ("filesystem", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
+    ("cache_files", "ioc-domain", "Predator"),
     ("shutdown_log", "ioc-process", "Pegasus"),
     ("shutdown_log", "ios-shutdown-unusual-path", ""),
     ("netusage", "ioc-process", "Pegasus"),

@@ -1,6 +1,9 @@
-"""Favicon databases: the pages a browser fetched an icon for, and the icon URLs. They
-outlive cleared histories, so a link to an exploit server can remain here after the
-history is gone (MVT's chrome_favicon and safari_favicon).
+"""Web caches and favicon databases: URLs that outlive a cleared history, so a link to an
+exploit server can remain here after the history is gone (MVT's chrome_favicon,
+safari_favicon and cache_files).
+
+- Apps' URL caches (``.../Caches/<bundle id>/Cache.db``, CFNetwork's schema):
+  ``cfurl_cache_response.request_key`` (the URL) and ``time_stamp`` (UTC text).
 
 - Chrome for iOS ``Favicons`` (Chromium schema): ``icon_mapping.page_url`` joined to
   ``favicons.url`` and ``favicon_bitmaps.last_updated`` (microseconds since 1601).
@@ -74,9 +77,38 @@ def _safari(ctx: Ctx, entry: Entry, path: str) -> int:
     return len(rows) + len(rejected)
 
 
+CACHE_DB = "/Cache.db"
+
+
+def _cache(ctx: Ctx, entry: Entry, path: str) -> int:
+    with database(ctx, entry) as conn:
+        have = require(conn, "cfurl_cache_response", ("entry_ID", "request_key"))
+        when = "time_stamp" if "time_stamp" in have else "NULL"
+        rows = conn.execute(f"SELECT entry_ID, request_key, {when} FROM "  # noqa: S608
+                            "cfurl_cache_response LIMIT ?", (MAX_ROWS,)).fetchall()
+    urls = [r[1] if r[1].__class__ is str else "" for r in rows]
+    for (eid, url, stamp), hit in zip(rows, ctx.lookup.urls(urls), strict=True):
+        if url.__class__ is not str or not (ctx.timeline or hit):
+            continue
+        rec = ctx.record("cache_files", iso_any_text(stamp), "cache_response",
+                         {"entry_id": eid, "url": url[:2048], "cache": entry.relative_path})
+        if hit:
+            check_links(ctx, [url], rec, path, "URL in an app's web cache")
+    return len(rows)
+
+
+def iso_any_text(value: object) -> str | None:
+    """``YYYY-MM-DD hh:mm:ss`` (CFNetwork's UTC time text) as ISO-8601 UTC."""
+    if not isinstance(value, str) or len(value) != 19 or value[10] != " ":
+        return None
+    text = f"{value[:10]}T{value[11:]}Z"
+    return text if text[:4].isdigit() and text[11:13].isdigit() else None
+
+
 MODULES = (
     FnModule("chrome_favicon", "Chrome for iOS favicons: page and icon URLs",
              single(CHROME_FAVICONS, _chrome)),
     FnModule("safari_favicon", "Safari / WebKit favicons: page and icon URLs (Favicons.db)",
              every(SAFARI_FAVICONS, _safari)),
+    FnModule("cache_files", "apps' web caches: cached URLs (Cache.db)", every(CACHE_DB, _cache)),
 )

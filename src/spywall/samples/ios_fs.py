@@ -33,6 +33,7 @@ PLANTED_FS: dict[str, str] = {
     "executable": "gssdp",  # Pegasus (an executable under /private/var/db/)
     "rotated_client": "/usr/libexec/stagegrad",  # Pegasus (only in the rotated log)
     "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
+    "cache_domain": "shortenurls.me",  # Predator (Cytrox), in an app's Cache.db
 }
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
@@ -123,6 +124,27 @@ def _netusage(root: Path, planted: bool) -> None:
     put_file(root / "private/var/networkd/netusage.sqlite", data)
 
 
+def _cache_db(root: Path, planted: bool) -> None:
+    """An app's CFNetwork URL cache (Cache.db) in its data container's Caches folder."""
+    host = PLANTED_FS["cache_domain"] if planted else "api.example.com"
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.executemany("INSERT INTO cfurl_cache_response (entry_ID, version, hash_value, "
+                      "storage_policy, request_key, time_stamp, partition) VALUES "
+                      "(?, 0, ?, 0, ?, ?, NULL)",
+                      [(1, 11, "https://www.example.org/feed.json", "2023-06-01 06:20:00"),
+                       (2, 12, f"https://{host}/v1/config", "2023-06-01 06:21:40")])
+
+    data, _ = sqlite_bytes(
+        "CREATE TABLE cfurl_cache_response (entry_ID INTEGER PRIMARY KEY AUTOINCREMENT "
+        "UNIQUE, version INTEGER, hash_value INTEGER, storage_policy INTEGER, request_key "
+        "TEXT UNIQUE, time_stamp TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, partition "
+        "TEXT);", fill)
+    app = (root / "private/var/mobile/Containers/Data/Application"
+           / "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B")
+    put_file(app / "Library/Caches/com.example.weather/Cache.db", data)
+
+
 def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     """Write a synthetic dump into ``folder`` (created); return the folder."""
     spec = spec or DumpSpec()
@@ -144,6 +166,7 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
              rotated_log(spec.planted), SHUTDOWN_AT[0] - 86_400)
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
+    _cache_db(root, spec.planted)
     site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
     put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
              / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
