@@ -78,6 +78,8 @@ EXPECTED = {
     ("firefox_history", "ioc-domain", "Pegasus"),
     ("shortcuts", "ioc-domain", "Pegasus"),
     ("chrome_favicon", "ioc-domain", "Pegasus"),
+    ("profile_events", "ioc-config-profile", "Predator"),
+    ("profile_events", "ioc-process", "Pegasus"),
     ("safari_favicon", "ioc-domain", "Predator"),
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),

@@ -28,7 +28,7 @@ from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
+    inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
 )
@@ -36,7 +36,7 @@ MODULES: tuple[Module[Evidence], ...] = (
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES, inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
 )

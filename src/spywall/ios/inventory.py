@@ -14,7 +14,7 @@ from spywall.report import Severity
 
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
-PROFILE_EVENTS = PROFILES_DIR + "MCProfileEvents.plist"
+EVENTS_PLIST = PROFILES_DIR + "MCProfileEvents.plist"
 # WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
 # IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
 WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
@@ -55,8 +55,7 @@ def _profiles(ctx: Ctx) -> Result:
     b = ctx.evidence
     entries = [e for e in b.entries if e.is_file and e.domain == PROFILES_DOMAIN
                and e.relative_path.startswith(PROFILES_DIR + "profile-")]
-    events = b.get(PROFILES_DOMAIN, PROFILE_EVENTS)
-    if not entries and events is None:
+    if not entries:
         return SKIPPED
     for e in entries:
         path = b.display(e)
@@ -68,23 +67,34 @@ def _profiles(ctx: Ctx) -> Result:
                          {"uuid": uuid, "identifier": str(d.get("PayloadIdentifier") or ""),
                           "name": str(d.get("PayloadDisplayName") or "")})
         ctx.check("config_profile", uuid, rec=rec, path=path, what="configuration profile")
-    n = len(entries)
-    if events is not None and events.is_file:
-        path = b.display(events)
-        p = plist(ctx, events)
-        items = p.get("ProfileEvents") if isinstance(p, dict) else None
-        for item in items if isinstance(items, list) else []:
-            for ident, ev in item.items() if isinstance(item, dict) else []:
-                n += 1
-                d = ev if isinstance(ev, dict) else {}
-                proc = str(d.get("process") or "")
-                rec = ctx.record("configuration_profiles", iso_datetime(d.get("timestamp")),
-                                 f"profile_{d.get('operation') or 'event'}",
-                                 {"identifier": str(ident), "process": proc})
-                ctx.check("config_profile", str(ident), rec=rec, path=path,
-                          what="configuration profile event")
-                ctx.check("process", posixpath.basename(proc), rec=rec, path=path,
-                          what="process that installed a profile")
+    return ok(len(entries))
+
+
+def _profile_events(ctx: Ctx) -> Result:
+    """MCProfileEvents.plist: ``ProfileEvents``, a list of {profile identifier: {operation,
+    process, timestamp}}: which process installed or removed which profile, when."""
+    b = ctx.evidence
+    events = b.get(PROFILES_DOMAIN, EVENTS_PLIST)
+    if events is None or not events.is_file:
+        return SKIPPED
+    path = b.display(events)
+    p = plist(ctx, events)
+    items = p.get("ProfileEvents") if isinstance(p, dict) else None
+    n = 0
+    for item in items if isinstance(items, list) else []:
+        for ident, ev in item.items() if isinstance(item, dict) else []:
+            n += 1
+            d = ev if isinstance(ev, dict) else {}
+            proc = str(d.get("process") or "")
+            rec = ctx.record("profile_events", iso_datetime(d.get("timestamp")),
+                             f"profile_{d.get('operation') or 'event'}",
+                             {"profile_id": str(ident), "operation": str(d.get("operation")
+                                                                          or ""),
+                              "process": proc})
+            ctx.check("config_profile", str(ident), rec=rec, path=path,
+                      what="configuration profile event")
+            ctx.check("process", posixpath.basename(proc), rec=rec, path=path,
+                      what="process that installed a profile")
     return ok(n)
 
 
@@ -120,8 +130,10 @@ def _info(ctx: Ctx) -> Result:
 
 MANIFEST = FnModule("manifest", "every backed-up path: file names, paths, WebKit origins",
                     _manifest)
-PROFILES = FnModule("configuration_profiles", "installed configuration profiles and events",
+PROFILES = FnModule("configuration_profiles", "installed configuration profiles",
                     _profiles)
+PROFILE_EVENTS = FnModule("profile_events", "configuration profile installs and removals, "
+                          "by process (MCProfileEvents.plist)", _profile_events)
 BACKUP_INFO = FnModule("backup_info", "device, iOS version and installed apps (Info.plist)",
                        _info)
 WINDOW = FnModule("triangulation_window", "Operation Triangulation event-window heuristic",

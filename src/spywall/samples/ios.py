@@ -55,6 +55,7 @@ PLANTED: dict[str, str] = {
     "shortcut_domain": "dental-care-spa.net",  # Pegasus
     "favicon_domain": "music-headphones.org",  # Pegasus
     "favicon_icon_domain": "mobnetlink1.com",  # Predator (Cytrox)
+    "profile_process": "roleaboutd",  # Pegasus
 }
 
 

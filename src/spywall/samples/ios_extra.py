@@ -157,6 +157,24 @@ def _favicons(w: _Writer) -> None:
          "NOT NULL UNIQUE, timestamp REAL);", safari)
 
 
+def _profile_events(w: _Writer) -> None:
+    """MCProfileEvents.plist as profiled writes it: a list of {profile id: {operation,
+    process, timestamp}}; the planted install was made by a Pegasus process."""
+    from datetime import UTC, datetime
+
+    from spywall.samples.ios import PROFILES
+
+    when = datetime.fromtimestamp(T0 + 200, UTC).replace(tzinfo=None)
+    events: list[dict[str, object]] = [{"com.example.wifi": {
+        "operation": "install", "process": "/usr/libexec/mdmd", "timestamp": when}}]
+    if w.spec.planted:
+        events.append({PLANTED["profile"]: {
+            "operation": "install", "process": f"/private/var/db/{PLANTED['profile_process']}",
+            "timestamp": when}})
+    w.put(PROFILES, "Library/ConfigurationProfiles/MCProfileEvents.plist",
+          _plist({"ProfileEvents": events}))
+
+
 def _global_prefs(w: _Writer) -> None:
     prefs: dict[str, object] = {"AppleLanguages": ["en-GB"], "AppleLocale": "en_GB"}
     if w.spec.planted:
@@ -177,4 +195,5 @@ def add(w: _Writer) -> None:
     _firefox(w)
     _shortcuts(w)
     _favicons(w)
+    _profile_events(w)
     _global_prefs(w)
