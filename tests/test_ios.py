@@ -80,6 +80,7 @@ EXPECTED = {
     ("chrome_favicon", "ioc-domain", "Pegasus"),
     ("profile_events", "ioc-config-profile", "Predator"),
     ("profile_events", "ioc-process", "Pegasus"),
+    ("applications", "ios-app-not-from-app-store", ""),
     ("safari_favicon", "ioc-domain", "Predator"),
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),

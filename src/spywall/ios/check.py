@@ -12,6 +12,7 @@ from spywall.device.runner import finish, new_report, run_modules
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
 from spywall.ios import (
+    applications,
     browsers,
     favicons,
     fs_modules,
@@ -30,7 +31,7 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
+    *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
@@ -38,7 +39,7 @@ MODULES: tuple[Module[Evidence], ...] = (
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES, inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    *shortcuts.MODULES, *favicons.MODULES, inventory.WINDOW,
+    *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 
 

@@ -495,6 +495,9 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
             "Serial Number": "F00000000000", "Unique Identifier": "00008110-00000000000001E",
             "Last Backup Date": _dt(T0 + 86_400),
             "Installed Applications": ["com.apple.mobilesafari", "net.whatsapp.WhatsApp"]}
+    from spywall.samples.ios_extra import applications
+
+    info["Applications"] = applications(spec.planted)
     (root / "Info.plist").write_bytes(plistlib.dumps(info))
     (root / "Status.plist").write_bytes(_plist({"IsFullBackup": False, "Version": "3.3",
                                                 "SnapshotState": "finished",

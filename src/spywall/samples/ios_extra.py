@@ -197,3 +197,25 @@ def add(w: _Writer) -> None:
     _favicons(w)
     _profile_events(w)
     _global_prefs(w)
+
+
+def itunes_metadata(bundle: str, name: str, source: str) -> bytes:
+    """An app's iTunesMetadata.plist (the keys the App Store writes that checks read)."""
+    from datetime import UTC, datetime
+
+    bought = datetime.fromtimestamp(T0 - 86_400, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _plist({"softwareVersionBundleId": bundle, "itemName": name,
+                   "artistName": "Example Ltd", "bundleShortVersionString": "1.0",
+                   "sourceApp": source, "itemId": 1,
+                   "com.apple.iTunesStore.downloadInfo": {"purchaseDate": bought}})
+
+
+def applications(planted: bool) -> dict[str, object]:
+    """Info.plist ``Applications``: bundle id -> {iTunesMetadata, PlaceholderIcon}; the
+    planted backup has an app installed by an enterprise installer."""
+    apps = {"net.whatsapp.WhatsApp": ("WhatsApp", "com.apple.AppStore"),
+            "com.example.weather": ("Weather+", "com.apple.AppStore.ProductPageExtension")}
+    if planted:
+        apps["com.example.helper"] = ("Helper", "com.example.enterprise.installer")
+    return {b: {"iTunesMetadata": itunes_metadata(b, n, src), "PlaceholderIcon": b"\x89PNG"}
+            for b, (n, src) in apps.items()}

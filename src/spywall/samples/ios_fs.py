@@ -167,6 +167,10 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
+    for i, app in enumerate(ios_extra.applications(spec.planted).values()):
+        meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
+        put_file(root / f"private/var/containers/Bundle/Application/{uuid.UUID(int=i + 1)}"
+                 / "iTunesMetadata.plist", meta if isinstance(meta, bytes) else b"")
     site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
     put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
              / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
