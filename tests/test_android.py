@@ -147,9 +147,10 @@ def test_evidence_untouched_and_output_written(tmp_path: Path,
     rep = load_report(capsys.readouterr().out)
     alerts = json.loads((out / "alerts.json").read_text())
     assert len(alerts) == len(rep.all_findings())
-    assert {"packages.json", "info.json", "timeline.csv", "report.json", "getprop.json",
-            "tombstones.json"} <= {p.name for p in out.iterdir()}
-    assert (out / "packages_detected.json").exists()
+    assert {"aqf_packages.json", "info.json", "timeline.csv", "report.json",
+            "aqf_get_prop.json", "tombstones.json", "command.log"} <= {
+        p.name for p in out.iterdir()}  # MVT's file names
+    assert (out / "aqf_packages_detected.json").exists()
     info = json.loads((out / "info.json").read_text())
     assert any(h["file_path"].endswith("/packages.json") for h in info["hashes"])
     # refusing to write results inside the evidence

@@ -122,8 +122,20 @@ def plugin(module: str) -> str:
     return got
 
 
+# The file names (slugs) MVT's own modules write, where a spywall module's name differs
+# (MVT names its androidqf modules aqf_*; the slug is its class name in snake case).
+MVT_SLUGS: dict[str, str] = {
+    "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
+    "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
+    "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+}
+
+
 def slug(name: str) -> str:
-    """File-name-safe module name: ``sms-links`` -> ``sms_links``."""
+    """File-name-safe module name as MVT's results folder names it: MVT's slug where a
+    module has an MVT twin of another name (``MVT_SLUGS``), else the module name made
+    safe (``sms-links`` -> ``sms_links``)."""
+    name = MVT_SLUGS.get(name, name)
     return _SLUG.sub("_", name.lower()).strip("_") or "module"
 
 
