@@ -45,6 +45,7 @@ EXPECTED_FS = {
     ("filesystem", "ioc-process", "Pegasus"),
     ("filesystem", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
     ("cache_files", "ioc-domain", "Predator"),
+    ("analytics", "ioc-process", "Pegasus"),
     ("shutdown_log", "ioc-process", "Pegasus"),
     ("shutdown_log", "ios-shutdown-unusual-path", ""),
     ("netusage", "ioc-process", "Pegasus"),

@@ -12,6 +12,7 @@ from spywall.device.runner import finish, new_report, run_modules
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
 from spywall.ios import (
+    analytics,
     applications,
     browsers,
     favicons,
@@ -37,7 +38,8 @@ MODULES: tuple[Module[Evidence], ...] = (
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, *fs_modules.MODULES, inventory.PROFILES, inventory.PROFILE_EVENTS,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, *analytics.MODULES, inventory.PROFILES,
+    inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )

@@ -34,6 +34,7 @@ PLANTED_FS: dict[str, str] = {
     "rotated_client": "/usr/libexec/stagegrad",  # Pegasus (only in the rotated log)
     "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
     "cache_domain": "shortenurls.me",  # Predator (Cytrox), in an app's Cache.db
+    "analytics_process": "nehelprd",  # Pegasus, in a keychain analytics event
 }
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
@@ -124,6 +125,27 @@ def _netusage(root: Path, planted: bool) -> None:
     put_file(root / "private/var/networkd/netusage.sqlite", data)
 
 
+def _analytics_db(root: Path, planted: bool) -> None:
+    """A keychain analytics database (hard/soft failures, all events: Apple-epoch time and
+    a binary plist), the planted one naming a Pegasus process in an event."""
+    def fill(c: sqlite3.Connection) -> None:
+        events = [{"eventType": "KeychainItemAccess", "process": "securityd",
+                   "attributes": "kSecClassGenericPassword"}]
+        if planted:
+            events.append({"eventType": "SecTrustEvaluation", "process":
+                           PLANTED_FS["analytics_process"], "errorCode": "-67843"})
+        for i, ev in enumerate(events):
+            c.execute("INSERT INTO soft_failures (timestamp, data) VALUES (?, ?)",
+                      (apple(T0 + 800 + i), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
+
+    data, _ = sqlite_bytes(
+        "CREATE TABLE hard_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL, "
+        "data BLOB); CREATE TABLE soft_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "timestamp REAL, data BLOB); CREATE TABLE all_events (id INTEGER PRIMARY KEY "
+        "AUTOINCREMENT, timestamp REAL, data BLOB);", fill)
+    put_file(root / "private/var/Keychains/Analytics/security_analytics.db", data)
+
+
 def _cache_db(root: Path, planted: bool) -> None:
     """An app's CFNetwork URL cache (Cache.db) in its data container's Caches folder."""
     host = PLANTED_FS["cache_domain"] if planted else "api.example.com"
@@ -167,6 +189,7 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
+    _analytics_db(root, spec.planted)
     for i, app in enumerate(ios_extra.applications(spec.planted).values()):
         meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
         put_file(root / f"private/var/containers/Bundle/Application/{uuid.UUID(int=i + 1)}"
