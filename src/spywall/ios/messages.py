@@ -84,7 +84,7 @@ def _threat_notification(ctx: Ctx, row: Any, path: str) -> None:
         return
     sender = handle if handle.__class__ is str else ""
     rec = ctx.record("sms", iso_apple(date), "threat_notification",
-                     {"rowid": rowid, "handle": sender, "text": text[:500]})
+                     {"rowid": rowid, "phone_number": sender, "text": text[:500]})
     ctx.heuristic(
         "ios-apple-threat-notification", "Apple threat notification received",
         f"message {rowid} is Apple's threat notification ({text[:80]!r}): Apple "
@@ -118,7 +118,8 @@ def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> N
     timeline, at = ctx.timeline, 0
     recs.extend([Record("sms", iso_apple(date),
                         "sms_received" if handle.__class__ is str else "sms",
-                        {"rowid": rowid, "handle": handle if handle.__class__ is str else "",
+                        {"rowid": rowid,
+                         "phone_number": handle if handle.__class__ is str else "",
                          "links": "", "text": text[:500] if text.__class__ is str else ""})
                  for rowid, date, text, _, handle, _, _ in plain])
     for (rowid, date, text, _, handle, _, _), found in kept:
@@ -128,7 +129,7 @@ def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> N
             continue
         sender = handle if handle.__class__ is str else ""
         rec = Record("sms", iso_apple(date), "sms_received" if sender else "sms",
-                     {"rowid": rowid, "handle": sender, "links": " ".join(found),
+                     {"rowid": rowid, "phone_number": sender, "links": " ".join(found),
                       "text": text[:500] if text.__class__ is str else ""})
         recs.append(rec)
         if hit:
@@ -182,7 +183,7 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
         rec = ctx.record("sms_attachments", iso_apple(created_at) or iso_apple(mdate),
                          "sms_attachment", {"rowid": rowid, "filename": filename,
                                             "transfer_name": str(tname or ""),
-                                            "handle": sender, "chat": str(chat or "")})
+                                            "phone_number": sender, "chat": str(chat or "")})
         ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
                   what="iMessage attachment name")
         ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path")

@@ -51,7 +51,7 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
     names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
     for pk, (name, bundle, first) in names.items():
         rec = ctx.record(module, iso_apple(first), "process_first_seen",
-                         {"process_pk": pk, "process": name, "bundle": bundle})
+                         {"proc_id": pk, "proc_name": name, "bundle_id": bundle})
         ctx.check("process", triangulation.process_name(name), rec=rec, path=path,
                   what=f"{label} process")
         if bundle:
@@ -61,7 +61,7 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
         known = names.get(proc)
         name = known[0] if known else ""
         rec = ctx.record(module, iso_apple(ts), "network_usage",
-                         {"usage_pk": pk, "process_pk": proc, "process": name,
+                         {"live_id": pk, "live_proc_id": proc, "proc_name": name,
                           "bytes": traffic})
         if known is None:
             which = f"process #{proc}" if proc is not None else "no process at all"
@@ -92,7 +92,7 @@ def _gaps(ctx: Ctx, names: dict[Any, tuple[str, str, Any]], path: str, module: s
         prev = names[before]
         which = f"#{first}" if first == last else f"#{first} to #{last}"
         rec = ctx.record(module, iso_apple(prev[2]), "missing_process",
-                         {"process_pk": first, "last_pk": last, "follows": prev[0]})
+                         {"proc_id": first, "last_proc_id": last, "follows": prev[0]})
         ctx.heuristic(
             "ios-datausage-missing-process", "Process records missing from network use",
             f"{label}: process record(s) {which} are missing (after {prev[0] or '?'} "
