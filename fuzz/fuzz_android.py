@@ -7,10 +7,11 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from spywall.android import apk, backup, dumpstate, qf
+    from spywall.android import apk, backup, dumpstate, dumpsys, qf
     from spywall.android.capture import ZipSource, from_source
     from spywall.android.check import MODULES
-    from spywall.device.base import CheckContext, run_modules
+    from spywall.device.base import CheckContext
+    from spywall.device.runner import run_modules
     from spywall.errors import SpywallError
     from spywall.iocs import IocIndex
     from spywall.limits import Budget, Limits
@@ -25,6 +26,14 @@ def TestOneInput(data: bytes) -> None:
     dumpstate.packages(text)
     dumpstate.system_properties(text)
     dumpstate.tombstone(text)
+    dumpsys.appops(text)
+    dumpsys.resolver(text, "Receiver")
+    dumpsys.platform_compat(text)
+    dumpsys.dbinfo(text)
+    dumpsys.adb_keys(text)
+    dumpsys.battery_history(text)
+    dumpsys.battery_daily(text)
+    dumpsys.processes(text)
     with contextlib.suppress(SpywallError):
         qf.packages(qf.load_json(data[:65536], "fuzz"))
     if data.startswith(backup.MAGIC):

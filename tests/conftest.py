@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests never read what ``spywall iocs update`` stored for the user (indicator sets,
+    the list of iOS releases): the update folder is a fresh empty one."""
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="spywall-test-data-")
 
 
 def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:

@@ -22,6 +22,7 @@ QF_EXPECTED = {
     ("packages", "ioc-app-id", "NoviSpy"), ("packages", "ioc-sha256", "NoviSpy"),
     ("packages", "ioc-app-cert", "NoviSpy"), ("packages", "android-sideloaded-app", None),
     ("processes", "ioc-app-id", "NoviSpy"),
+    ("processes", "ioc-process", "Pegasus"),  # a bracketed kernel thread
     ("getprop", "ioc-android-property", "MercenarySpywareCampaign"),
     ("settings", "android-setting-package-verifier-enable", None),
     ("files", "ioc-file-path", "MercenarySpywareCampaign"),
@@ -35,8 +36,24 @@ BR_EXPECTED = {
     ("dumpstate_packages", "android-sideloaded-app", None),
     ("tombstones", "ioc-app-id", "WyrmSpy_DragonEgg"),
     ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-    ("dumpsys_battery", "ioc-app-id", "RCSLab"),
+    ("dumpsys_battery_history", "ioc-app-id", "RCSLab"),
+    *(("bugreport_processes", "ioc-app-id", "NoviSpy"),
+      ("bugreport_processes", "ioc-process", "Pegasus")),
 }
+# The dumpsys sections beyond those (in the bugreport, the dumpstate text and dumpsys.txt).
+DUMPSYS_EXPECTED = {
+    ("dumpsys_activities", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_appops", "android-risky-appop", None),
+    ("dumpsys_appops", "android-shell-appop", None),
+    ("dumpsys_appops", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_battery_daily", "android-app-downgraded", None),
+    ("dumpsys_battery_daily", "android-app-uninstalled", None),
+    ("dumpsys_battery_daily", "ioc-app-id", "RCSLab"),
+    ("dumpsys_dbinfo", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_platform_compat", "ioc-app-id", "RCSLab"),
+    ("dumpsys_receivers", "ioc-app-id", "NoviSpy"),
+}
+BR_EXPECTED |= DUMPSYS_EXPECTED
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +88,9 @@ DTS = {("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign")
        ("dumpstate_packages", "ioc-app-id", "NoviSpy"),
        ("dumpstate_packages", "android-sideloaded-app", None),
        ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
+       ("dumpsys_battery_history", "ioc-app-id", "RCSLab"),
+       ("bugreport_processes", "ioc-app-id", "NoviSpy"),
+       ("bugreport_processes", "ioc-process", "Pegasus")} | DUMPSYS_EXPECTED
 CASES: list[tuple[str, Callable[[Path, bool], Path], str, set[tuple[str, str, str | None]]]] = [
     ("androidqf-folder", _qf_dir, "androidqf", QF_EXPECTED | BR_EXPECTED),
     ("androidqf-zip", _qf_zip, "androidqf", QF_EXPECTED | BR_EXPECTED),
@@ -128,9 +147,10 @@ def test_evidence_untouched_and_output_written(tmp_path: Path,
     rep = load_report(capsys.readouterr().out)
     alerts = json.loads((out / "alerts.json").read_text())
     assert len(alerts) == len(rep.all_findings())
-    assert {"packages.json", "info.json", "timeline.csv", "report.json", "getprop.json",
-            "tombstones.json"} <= {p.name for p in out.iterdir()}
-    assert (out / "packages_detected.json").exists()
+    assert {"aqf_packages.json", "info.json", "timeline.csv", "report.json",
+            "aqf_get_prop.json", "tombstones.json", "command.log"} <= {
+        p.name for p in out.iterdir()}  # MVT's file names
+    assert (out / "aqf_packages_detected.json").exists()
     info = json.loads((out / "info.json").read_text())
     assert any(h["file_path"].endswith("/packages.json") for h in info["hashes"])
     # refusing to write results inside the evidence
@@ -211,7 +231,8 @@ def test_dumpsys_txt_used_without_bugreport(tmp_path: Path, index: IocIndex) -> 
     assert _got(rep) == {("dumpstate_packages", "ioc-app-id", "NoviSpy"),
                          ("dumpstate_packages", "android-sideloaded-app", None),
                          ("dumpsys_accessibility", "ioc-app-id", "NoviSpy"),
-       ("dumpsys_battery", "ioc-app-id", "RCSLab")}
+                         ("dumpsys_battery_history", "ioc-app-id", "RCSLab")
+                         } | DUMPSYS_EXPECTED  # (the process table is no dumpsys section)
     assert {f.path for f in rep.all_findings()} == {str(tmp_path / "ev" / "dumpsys.txt")}
     status = {m.name: m.status for m in rep.modules}
     assert status["tombstones"] == status["dumpstate_getprop"] == "skipped"
@@ -236,14 +257,37 @@ def test_zip_finding_paths_name_the_member(tmp_path: Path, index: IocIndex) -> N
     assert f"{tmp_path / 'qf.zip'}!/{uuid}/bugreport.zip!/FS/data/tombstones/tombstone_00" in paths
 
 
-def test_encrypted_backup_skipped(tmp_path: Path, index: IocIndex) -> None:
+def test_encrypted_backup_needs_its_password(tmp_path: Path, index: IocIndex) -> None:
     files = gen.androidqf_files(True, with_bugreport=False)
-    files["backup.ab"] = gen.backup_ab(True, encrypted=True)
-    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index).report
+    files["backup.ab"] = gen.backup_ab(True, encrypted=True, password="pw 1")
+    ev = gen.write_tree(files, _mk(tmp_path, "ev"))
+    rep = check_capture(ev, index).report
     run = next(m for m in rep.modules if m.name == "sms")
-    assert run.status == "skipped"
-    assert "encrypted" in run.message
+    assert run.status == "error"  # unreadable without it: said, never "nothing found"
+    assert "give its password" in run.message
     assert not any(f.location.module == "sms" for f in rep.all_findings())
+    rep = check_capture(ev, index, password="pw 1").report
+    assert {(f.rule, f.indicator.collection if f.indicator else None)
+            for f in rep.all_findings() if f.location.module == "sms"} == {
+        ("ioc-domain", "Predator")}
+    rep = check_capture(ev, index, password="nope").report
+    run = next(m for m in rep.modules if m.name == "sms")
+    assert (run.status, run.message.startswith("WrongPassword: wrong backup password")) == (
+        "error", True)
+
+
+def test_lone_encrypted_adb_backup_cli(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "backup.ab"
+    path.write_bytes(gen.backup_ab(True, encrypted=True, password="pw"))
+    assert main(["check-android", str(path), "-p", "pw", "-f", "json", "-q"]) == 1
+    rep = load_report(capsys.readouterr().out)
+    assert {f.indicator.matched for f in rep.all_findings() if f.indicator} == {
+        f"https://{gen.PREDATOR_DOMAIN}/a1b2c3", "https://mobnetlink1.com/inv/77"}  # SMS, MMS
+    main(["check-android", str(path), "-f", "json", "-q"])
+    rep = load_report(capsys.readouterr().out)
+    assert [e.message for e in rep.errors if "no module found" in e.message] == []
+    assert any("give its password" in e.message for s in rep.subjects for e in s.errors)
 
 
 def test_module_selection(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -277,3 +321,17 @@ def test_zip_evidence_untouched(tmp_path: Path, index: IocIndex) -> None:
     assert (hashlib.sha256(path.read_bytes()).hexdigest(), path.stat().st_mtime_ns) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["qf.zip"]  # nothing written beside it
 
+
+
+def test_settings_every_namespace_and_mvt_list(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["settings_secure.txt"] += b"accessibility_enabled=1\n"
+    files["settings_config.txt"] = b"adb_install_need_confirm=0\nfoo=bar\n"
+    rep = check_capture(gen.write_tree(files, _mk(tmp_path, "ev")), index)
+    got = {(f.rule, f.detail["value"]) for f in rep.report.all_findings()}
+    assert got == {("android-setting-accessibility-enabled", "1"),
+                   ("android-setting-adb-install-need-confirm", "0")}
+    recs = rep.ctx.records["settings"]
+    assert {r.data["namespace"] for r in recs} == {"global", "secure", "system", "config"}
+    run = next(m for m in rep.report.modules if m.name == "settings")
+    assert (run.records, run.message) == (len(recs), "4 settings file(s)")

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from spywall.android import backup, qf
+from spywall.android import backup, dumpsys, qf
 from spywall.android import dumpstate as ds
 from spywall.android.capture import ZipSource, from_source
 from spywall.android.check import MODULES
 from spywall.android.common import iso_any
-from spywall.device.base import CheckContext, run_modules
+from spywall.device.base import CheckContext
+from spywall.device.runner import run_modules
 from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.limits import Budget, Limits
@@ -42,12 +43,24 @@ def test_dumpstate_sections() -> None:
     assert ds.system_properties("nothing") is None
 
 
-def test_battery_package_events() -> None:
-    events = ds.package_events(gen.dumpstate(True))
+def test_battery_history_events() -> None:
+    body = ds.section(gen.dumpstate(True), "DUMP OF SERVICE batterystats:") or ""
+    events = [(e.event, e.package) for e in dumpsys.battery_history(body)]
     assert events == [("install", "com.whatsapp"), ("install", gen.RCS_APP),
-                      ("uninstall", gen.RCS_APP), ("update", "com.google.android.gms"),
-                      ("update", "com.android.chrome")]
-    assert ds.package_events("nothing") is None
+                      ("uninstall", gen.RCS_APP), ("start_job", "com.android.chrome"),
+                      ("end_job", "com.android.chrome"), ("start_top", "com.whatsapp"),
+                      ("wake", gen.RCS_APP)]
+    assert dumpsys.battery_history("nothing") == []
+
+
+def test_battery_daily_uninstall_and_downgrade() -> None:
+    body = ds.section(gen.dumpstate(True), "DUMP OF SERVICE batterystats:") or ""
+    got = [(u.package, u.version, u.action, u.previous, u.period_start)
+           for u in dumpsys.battery_daily(body)]
+    assert (gen.RCS_APP, 0, "uninstall", None, "2024-01-13 03:00:00") in got
+    assert ("com.whatsapp", 231004, "downgrade", 233190, "2024-01-13 03:00:00") in got
+    assert ("com.android.chrome", 609912233, "update", None, "2024-01-14 03:00:00") in got
+    assert len(got) == 6
 
 
 def test_properties_odd_lines() -> None:
@@ -188,8 +201,12 @@ def test_real_dumpstate_file_is_read_as_capture(tmp_path: Path, index: IocIndex)
 
 def test_backup_sms_and_urls() -> None:
     msgs = backup.sms(gen.backup_ab(True), Budget())
-    assert [m.date for m in msgs] == [1705180000000, 1705190000000, 1705200000000]
-    assert backup.urls(msgs[-1].body) == [f"https://{gen.PREDATOR_DOMAIN}/a1b2c3"]
+    sms = [m for m in msgs if m.kind == "sms"]
+    assert [m.date for m in sms] == [1705180000000, 1705190000000, 1705200000000]
+    assert backup.urls(sms[-1].body) == [f"https://{gen.PREDATOR_DOMAIN}/a1b2c3"]
+    mms = [(m.date, m.address, m.body) for m in msgs if m.kind == "mms"]
+    assert mms == [(1705181000, "+381601234567", "Photos from Saturday"),
+                   (1705201000, "+381600000002", "Your invoice: https://mobnetlink1.com/inv/77")]
     with pytest.raises(backup.EncryptedBackup):
         backup.sms(gen.backup_ab(True, encrypted=True), Budget())
     with pytest.raises(SpywallError):
@@ -218,3 +235,25 @@ def test_mutated_backups_only_spywall_errors(noise: bytes, at: int) -> None:
                 backup.urls(m.body)
         except SpywallError:
             pass
+
+
+def test_encrypted_backup_decrypts_with_its_password() -> None:
+    from spywall.android import ab_crypto
+
+    data = gen.backup_ab(True, encrypted=True, password="s3cret")
+    plain = backup.sms(gen.backup_ab(True), Budget())
+    assert backup.sms(data, Budget(), "s3cret") == plain
+    with pytest.raises(ab_crypto.WrongPassword):
+        backup.sms(data, Budget(), "wrong")
+    # Java hands the master key to PBKDF2 as signed chars in UTF-8 (format version >= 2)
+    assert ab_crypto.java_key_chars(bytes([0x01, 0x80, 0xFF]), 5) == bytes.fromhex(
+        "01efbe80efbfbf")
+    assert ab_crypto.java_key_chars(bytes([0x80]), 1) == b"\x80"
+
+
+def test_encrypted_backup_hostile_header() -> None:
+    head = b"ANDROID BACKUP\n5\n1\nAES-256\n"
+    for tail in (b"", b"zz\n00\n10\n00\n00\nxx", b"00\n00\n999999999\n" + b"00" * 16 +
+                 b"\n00\n", b"00\n00\n10\n0011\n00\n" + bytes(16)):
+        with pytest.raises(SpywallError):
+            backup.sms(head + tail, Budget(), "pw")

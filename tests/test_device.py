@@ -159,7 +159,7 @@ def test_mvt_outputs(tmp_path: Path) -> None:
     assert alerts[0]["event"]["url"] == "https://a.evil.example/x"
     rows = list(csv.reader((tmp_path / "out/timeline.csv").open()))
     assert rows[0] == ["UTC Timestamp", "Plugin", "Event", "Description"]
-    assert rows[1][:3] == ["2023-11-14T22:13:20Z", "good", "visit"]
+    assert rows[1][:3] == ["2023-11-14 22:13:20.000000", "Good", "visit"]  # as MVT writes
     info = json.loads((tmp_path / "out/info.json").read_text())
     assert info["hashes"] == [{"file_path": "dev/h.db", "sha256": "00" * 32}]
     assert info["modules"][0]["status"] == "ok"
@@ -205,7 +205,15 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
     """A record's event JSON, made by splicing its sorted fields after its time, module
     and event, reads back as the event dict; its description is its sorted fields."""
     from spywall.device.base import Record
-    from spywall.device.output import _enc, _enc_sorted, _encoded, _event_dict, _lines
+    from spywall.device.output import (
+        _enc,
+        _enc_sorted,
+        _encoded,
+        _event_dict,
+        _lines,
+        mvt_time,
+        plugin,
+    )
 
     records = [Record(*r) for r in recs]  # type: ignore[arg-type]
     items, text = _encoded(records)
@@ -214,7 +222,7 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
         assert json.loads(item) == json.loads(_enc(_event_dict(rec)))  # as encoded before
         json.loads(item, object_pairs_hook=_unique_keys)  # and no member named twice
         assert desc == _enc_sorted(rec.data)  # the description: the fields, keys sorted
-    rows = sorted([(r.timestamp, r.module, r.event, d)
+    rows = sorted([(mvt_time(r.timestamp), plugin(r.module), r.event, d)
                    for r, d in zip(records, descs, strict=True) if r.timestamp],
                   key=lambda row: row[0])
     assert _lines(records, text) == [(row[0], csv_text([row])) for row in rows]
@@ -235,39 +243,73 @@ def test_result_json_survives_values_the_encoder_refuses() -> None:
         assert first["s"] == "lone \ud800 surrogate"
 
 
-def test_iso_unix_is_strftime() -> None:
+def _oracle(v: float | int) -> str:
+    from datetime import UTC, datetime
+
+    text = datetime.fromtimestamp(v, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return text.removesuffix(".000000") + "Z"
+
+
+def test_iso_unix_is_datetime_with_microseconds() -> None:
     import random
-    import time
 
     rnd = random.Random(3)
-    values = [rnd.uniform(631_152_000, 4_102_444_800) for _ in range(2000)]
-    values += [631_152_000, 4_102_444_800, 951_782_400, 951_868_799.999, 1_700_000_000]
+    values: list[float | int] = [rnd.uniform(631_152_000, 4_102_444_800) for _ in range(2000)]
+    values += [rnd.randrange(631_152_000, 4_102_444_800) for _ in range(500)]
+    values += [631_152_000, 4_102_444_800, 951_782_400, 951_868_799.999, 1_700_000_000,
+               1_700_000_000.5, 1_700_000_000.0000004, 1_700_000_000.9999996]
     for v in values:
-        assert iso_unix(v) == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v)), v
+        assert iso_unix(v) == _oracle(v), v
     assert iso_unix(float("nan")) is None
     assert iso_unix(631_151_999) is None
 
 
-def _iso_apple_reference(value: object) -> str | None:
-    """The plain definition: Apple-epoch seconds, or nanoseconds past 1e12, then strftime
-    when the time lies in 1990..2100."""
-    import math
-    import time
+def test_iso_apple_nanoseconds_exact() -> None:
+    import random
 
-    if type(value) not in (int, float):
+    rnd = random.Random(5)
+    for _ in range(2000):
+        ns = rnd.randrange(10**17, 2 * 10**18)
+        whole, rest = divmod(ns, 10**9)
+        micro = f".{rest // 1000:06d}" if rest // 1000 else ""
+        want = _oracle(whole + 978_307_200).removesuffix("Z") + micro + "Z"
+        assert iso_apple(ns) == want, ns
+    for _ in range(500):
+        secs = rnd.uniform(1e8, 9e8)
+        assert iso_apple(secs) == _oracle(secs + 978_307_200), secs
+
+
+def _iso_apple_reference(value: object) -> str | None:
+    """The plain definition: Apple-epoch seconds, or nanoseconds past 1e12 (an integer's
+    microseconds exact), as datetime writes them when the time lies in 1990..2100."""
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    if type(value) is int:
+        if value == 0:
+            return None
+        whole, micro = value, 0
+        if abs(value) > 10**12:
+            whole, ns = divmod(value, 10**9)
+            micro = ns // 1000
+        unix = whole + 978_307_200
+        if not 631_152_000 <= unix <= 4_102_444_800:
+            return None
+        when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=unix, microseconds=micro)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%f").removesuffix(".000000") + "Z"
+    if type(value) is not float:
         return None
-    v = float(value)  # type: ignore[arg-type]
+    v = float(value)
     if not math.isfinite(v) or v == 0:
         return None
     if abs(v) > 1e12:
         v /= 1e9
-    unix = v + 978_307_200
-    if not 631_152_000 <= unix <= 4_102_444_800:
+    unix_f = v + 978_307_200
+    if not 631_152_000 <= unix_f <= 4_102_444_800:
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(unix)))
+    return _oracle(unix_f)
 
 
-@settings(max_examples=500, deadline=None)
 @given(st.one_of(st.integers(min_value=-(10**30), max_value=10**30),
                  st.integers(min_value=-400_000_000, max_value=4_000_000_000),
                  st.integers(min_value=-(4 * 10**18), max_value=4 * 10**18),
@@ -325,25 +367,59 @@ def test_batched_url_lookup_is_one_by_one(urls: list[str]) -> None:
     assert many.urls(broken) == [one.url(u) for u in broken]
 
 
-def test_settled_heap_pauses_and_restores_the_collector() -> None:
-    import gc
+def _imports(path: object) -> set[str]:
+    import ast
+    from pathlib import Path
 
-    from spywall.commands.device_common import settled_heap
+    tree = ast.parse(Path(str(path)).read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.add(node.module)
+    return out
 
-    assert gc.isenabled()
-    with settled_heap():
-        assert not gc.isenabled()
-        assert gc.get_freeze_count() > 0
-        cycle: list[object] = []
-        cycle.append(cycle)
-        del cycle
-        assert gc.collect() >= 1  # an explicit collection still frees garbage cycles
-    assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
-    gc.disable()
-    try:
-        with settled_heap():
-            pass
-        assert not gc.isenabled()  # a collector paused by the caller stays paused
-    finally:
-        gc.enable()
+
+def test_layering_of_the_device_check_code() -> None:
+    """Domain modules (ios, android, device) import nothing from the commands; in device/,
+    imports run one way: runner -> parallel/output -> base."""
+    from pathlib import Path
+
+    import spywall
+
+    root = Path(spywall.__file__).parent
+    for area in ("ios", "android", "device"):
+        for path in (root / area).glob("*.py"):
+            bad = {m for m in _imports(path) if m.startswith("spywall.commands")}
+            assert not bad, f"{path.name} imports {bad}"
+    dev = {p.stem: {m for m in _imports(p) if m.startswith("spywall.device.")}
+           for p in (root / "device").glob("*.py")}
+    assert dev["base"] == set()
+    assert "spywall.device.runner" not in dev["parallel"] | dev["output"]
+    assert "spywall.device.parallel" not in dev["output"]
+
+
+def test_mvt_time_and_plugin_names() -> None:
+    from spywall.device.output import mvt_time, plugin
+
+    assert mvt_time("2023-06-01T06:13:20Z") == "2023-06-01 06:13:20.000000"
+    assert mvt_time("2023-06-01T06:13:20.5Z") == "2023-06-01 06:13:20.500000"
+    assert mvt_time("2023-06-01T06:13:20.123456Z") == "2023-06-01 06:13:20.123456"
+    assert mvt_time("2024-01-13T21:14:52") == "2024-01-13 21:14:52.000000"  # device local
+    assert mvt_time("2023-06-01T06:13:20+00:00") == "2023-06-01 06:13:20.000000"
+    assert mvt_time("yesterday") == "yesterday"
+    assert plugin("sms") == "SMS"
+    assert plugin("safari_history") == "SafariHistory"
+    assert plugin("tcc") == "TCC"
+
+
+def test_readme_lists_every_module() -> None:
+    from pathlib import Path
+
+    from spywall.android.check import MODULES as ANDROID
+    from spywall.ios.check import DUMP_MODULES, MODULES
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for m in (*MODULES, *DUMP_MODULES, *ANDROID):
+        assert f"| `{m.name}` | {m.description} |" in readme, m.name

@@ -103,7 +103,7 @@ def test_forked_run_is_the_sequential_run(render: bool, tmp_path: Path,
             report.subjects = [ctx.subject]
             write_mvt_outputs(report, ctx.parts or [], tmp_path / name)
         for f in sorted((tmp_path / "one").iterdir()):
-            if f.name not in ("info.json", "report.json"):  # (they hold the start time)
+            if f.name not in ("info.json", "report.json", "command.log"):  # (start time)
                 assert (tmp_path / "two" / f.name).read_bytes() == f.read_bytes(), f.name
     else:
         assert {k: [r.data for r in v] for k, v in two.records.items()} == {
@@ -187,7 +187,7 @@ def test_ios_check_forked_is_sequential(kind: str, tmp_path: Path, forks: list[i
     names = sorted(p.name for p in folders[0].iterdir())
     assert names == sorted(p.name for p in folders[1].iterdir())
     for name in names:
-        if name not in ("info.json", "report.json"):
+        if name not in ("info.json", "report.json", "command.log"):
             assert (folders[1] / name).read_bytes() == (folders[0] / name).read_bytes(), name
     assert parts_of(outs[0].ctx.records, outs[0].ctx.detected)  # sequential keeps records
 
@@ -210,7 +210,7 @@ def test_the_program_forks_and_reports_what_one_process_reports(tmp_path: Path) 
         f["rule"] for f in outs["1"]["subjects"][0]["findings"]]
     assert outs["1"]["summary"]["findings"] > 5
     for f in sorted((tmp_path / "out1").iterdir()):
-        if f.name not in ("info.json", "report.json"):
+        if f.name not in ("info.json", "report.json", "command.log"):
             assert (tmp_path / "out2" / f.name).read_bytes() == f.read_bytes(), f.name
 
 

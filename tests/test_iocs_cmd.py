@@ -12,6 +12,7 @@ from spywall.cli import main
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.iocs.update import RAW_URL, parse_index, update
+from spywall.ios import releases
 from spywall.report import Report, load_report
 
 INDEX = """
@@ -41,6 +42,11 @@ def _url(path: str) -> str:
     return RAW_URL.format(owner="acme", repo="iocs", branch="main", path=path)
 
 
+FEED = (b"<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel>"
+        b"<item><title>iOS 99.1 (99B1)</title><pubDate>Tue, 01 Dec 2026 10:00:00 PST"
+        b"</pubDate></item></channel></rss>")
+
+
 def _transport(requests: list[str]) -> httpx.MockTransport:
     def handler(req: httpx.Request) -> httpx.Response:
         requests.append(str(req.url))
@@ -50,6 +56,8 @@ def _transport(requests: list[str]) -> httpx.MockTransport:
             return httpx.Response(200, content=GOOD)
         if str(req.url) == _url("broken.stix2"):
             return httpx.Response(200, content=b"<html>rate limited</html>")
+        if str(req.url) == releases.FEED_URL:
+            return httpx.Response(200, content=FEED)
         return httpx.Response(404)
     return httpx.MockTransport(handler)
 
@@ -73,12 +81,15 @@ def test_update_with_mocked_transport(tmp_path: Path) -> None:
     seen: list[str] = []
     res = update(tmp_path, index_url="https://index.test/indicators.yaml",
                  transport=_transport(seen))
-    assert [p.name for p in res.downloaded] == ["acme_iocs_good_good.stix2"]
+    assert [p.name for p in res.downloaded] == ["acme_iocs_good_good.stix2",
+                                                "ios_releases.list"]
     assert sorted(u.rsplit("/", 1)[1] for u, _ in res.failed) == ["broken.stix2", "gone.stix2"]
     assert not any("passwd" in u for u in seen)  # the escaping entry was never requested
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "acme_iocs_good_good.stix2", "indicators.yaml"]
-    index = IocIndex.load([tmp_path])
+        "acme_iocs_good_good.stix2", "indicators.yaml", "ios_releases.list"]
+    fresh = releases.current(tmp_path)
+    assert fresh.latest() == releases.Release("99.1", "2026-12-01", "99B1")
+    index = IocIndex.load([tmp_path])  # the releases list is not taken for indicators
     assert index.match_domain("x.acme.evil")[0].collection == "Acme"
 
 

@@ -43,16 +43,18 @@ EXPECTED_FS = {
     ("filesystem", "ioc-file-name", "Pegasus"),
     ("filesystem", "ioc-file-path", "Predator"),
     ("filesystem", "ioc-process", "Pegasus"),
+    ("filesystem", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
+    ("cache_files", "ioc-domain", "Predator"),
+    ("analytics", "ioc-process", "Pegasus"),
     ("shutdown_log", "ioc-process", "Pegasus"),
     ("shutdown_log", "ios-shutdown-unusual-path", ""),
     ("netusage", "ioc-process", "Pegasus"),
     ("netusage", "ioc-process", "OperationTriangulation"),
     ("netusage", "triangulation-backupagent-network", ""),
 }
-# The backup modules that run on a dump, through the (domain, path) adapter: all but those
-# that read Manifest.db or Info.plist.
-EXPECTED_ADAPTED = {e for e in EXPECTED
-                    if e[0] not in ("manifest", "backup_info", "triangulation_window")}
+# The backup modules that run on a dump, through the (domain, path) adapter: all but the
+# one that reads Manifest.db (backup_info reads SystemVersion.plist, the window file times).
+EXPECTED_ADAPTED = {e for e in EXPECTED if e[0] != "manifest"}
 
 
 def test_planted_values_are_published_indicators(index: IocIndex) -> None:
@@ -84,13 +86,14 @@ def test_planted_dump_finds_everything(dumps: dict[str, Path], index: IocIndex,
 def test_shutdown_log_records_carry_the_sigterm_time(dumps: dict[str, Path],
                                                      index: IocIndex) -> None:
     out = check_dump(dumps["planted"], index)
-    hits = [f for f in out.report.all_findings() if f.location.module == "shutdown_log"]
+    hits = [f for f in out.report.all_findings() if f.location.module == "shutdown_log"
+            and f.path.endswith("shutdown.log")]  # (the current log; rotated: below)
     procs = {f.detail["client"] for f in hits if f.rule == "ioc-process"}
     assert procs == {PLANTED_FS["shutdown_client"],
                      f"/usr/libexec/{PLANTED_FS['shutdown_process']}"}
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SHUTDOWN_AT[1]))
     assert {f.location.timestamp for f in hits} == {when}
-    recs = out.ctx.records["shutdown_log"]
+    recs = [r for r in out.ctx.records["shutdown_log"] if r.data["log"] == "shutdown.log"]
     assert {r.data["after_seconds"] for r in recs} == {1.02}
     assert len(recs) == 3 + 5  # three clients at the first shutdown, five at the second
     (unusual,) = [f for f in hits if f.rule == "ios-shutdown-unusual-path"]
@@ -219,7 +222,7 @@ def test_cli_mvt_output_includes_dump_modules(dumps: dict[str, Path], tmp_path: 
     alerts = json.loads((out_dir / "alerts.json").read_text())
     assert {a["module"] for a in alerts} >= {"shutdown_log", "netusage", "filesystem"}
     timeline = (out_dir / "timeline.csv").read_text()
-    assert "shutdown_log" in timeline
+    assert '","ShutdownLog","remaining_client","' in timeline  # MVT's plugin name
     info = json.loads((out_dir / "info.json").read_text())
     assert any(h["file_path"].endswith("netusage.sqlite") for h in info["hashes"])
 
@@ -262,3 +265,23 @@ def test_var_alias_is_matched_when_an_indicator_uses_it(tmp_path: Path) -> None:
     hits = check_dump(root, own).report.all_findings()
     assert [(f.location.module, f.detail["path"]) for f in hits] == [
         ("filesystem", "/private/var/db/evil")]
+
+
+def test_rotated_shutdown_logs_are_read(dumps: dict[str, Path], index: IocIndex) -> None:
+    out = check_path(dumps["planted"], index, index.sources)
+    rotated = [f for f in out.report.all_findings()
+               if f.path.endswith("shutdown.0.log") and f.location.module == "shutdown_log"]
+    assert [f.indicator.matched for f in rotated if f.indicator] == ["stagegrad"]
+    mod = next(m for m in out.report.modules if m.name == "shutdown_log")
+    assert mod.message == "3 shutdown(s) in 2 log(s)"  # (the cut last line is no shutdown)
+    clean = check_path(dumps["clean"], index, index.sources)
+    assert not [f for f in clean.report.all_findings() if f.path.endswith(".log")]
+
+
+def test_dump_backup_info_lists_app_containers(dumps: dict[str, Path],
+                                               index: IocIndex) -> None:
+    out = check_path(dumps["planted"], index, index.sources, timeline=True)
+    rec = out.ctx.records["backup_info"][0]
+    assert rec.data["ios_version"] == "16.5"
+    dump = open_dump(dumps["planted"])
+    assert "com.google.chrome.ios" in dump.info["Installed Applications"]  # type: ignore[operator]

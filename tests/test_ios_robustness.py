@@ -84,12 +84,12 @@ def test_file_outside_the_backup_is_refused(tmp_path: Path, index: IocIndex) -> 
             b.local_path(e)
 
 
-def test_missing_stored_file_is_an_error_entry_not_a_crash(tmp_path: Path,
-                                                           index: IocIndex) -> None:
+def test_missing_stored_file_is_no_data_not_a_crash(tmp_path: Path,
+                                                    index: IocIndex) -> None:
     root = write_backup(tmp_path / "b", BackupSpec())
     stored(root, *SMS).unlink()
     st_ = statuses(root, index)
-    assert st_["sms"] == "error"
+    assert st_["sms"] == "skipped"  # listed in Manifest.db, not stored: no data
     assert st_["whatsapp"] == "ok"
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import importlib
 import json
 import os
@@ -23,7 +22,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TextIO
 
-from spywall import __version__
+from spywall import __version__, heap
 from spywall.errors import InputError
 from spywall.render import RENDERERS
 from spywall.render.escape import visible
@@ -70,13 +69,8 @@ _FATAL_CODES = {"io", "input"}
 def _load(name: str) -> ModuleType:
     """The command's module, imported with the cyclic collector paused (imports create
     only objects that live to the end; see ``spywall.program``)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused():
         return importlib.import_module(COMMANDS[name])
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _chosen(argv: Sequence[str]) -> str | None:

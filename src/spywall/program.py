@@ -7,22 +7,17 @@ collections during start-up, 5 ms, freeing almost nothing) and, at exit, the who
 (20 ms after a device check; 7 ms frozen). So the collector is paused while the command
 line interface is imported, and the heap is frozen before the interpreter shuts down:
 objects are still freed by reference counting. ``spywall.cli.main``, which tests call
-in-process, does neither.
+in-process, does neither. (The collector is tuned only through ``spywall.heap``.)
 """
 
 from __future__ import annotations
 
-import gc
+from spywall import heap
 
 
 def main() -> int:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with heap.paused():
         from spywall import cli
-    finally:
-        if enabled:
-            gc.enable()
     code = cli.main()
-    gc.freeze()
+    heap.freeze_all()
     return code

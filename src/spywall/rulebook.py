@@ -109,6 +109,36 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "put their binaries.", Severity.MEDIUM),
     _device("android-root-binary", "Root binary present",
             "An su or other root binary was found on the phone.", Severity.MEDIUM),
+    _device("android-app-downgraded", "App downgraded",
+            "The battery statistics show an app going back to an older version: a "
+            "downgrade can bring back a version with a known vulnerability.",
+            Severity.MEDIUM),
+    _device("android-app-uninstalled", "App removed",
+            "The battery statistics record an app removed from the phone: spyware removes "
+            "itself when it is done or found; check that you know the app.", Severity.LOW),
+    _device("android-risky-appop", "Risky app permission recorded",
+            "An app holds a risky app-op (installing other apps, drawing over others, "
+            "reading notifications...): check that you allowed it.", Severity.MEDIUM),
+    _device("android-shell-appop", "App-ops recorded for the adb shell",
+            "The adb shell used app-ops: someone ran commands on the phone over USB or "
+            "network debugging.", Severity.MEDIUM),
+    _device("ios-app-not-from-app-store", "App not installed from the App Store",
+            "An app was installed neither from the App Store nor by device management: an "
+            "enterprise or developer install, the way spyware is sideloaded onto an "
+            "iPhone.", Severity.MEDIUM),
+    _device("ios-apple-threat-notification", "Apple threat notification received",
+            "A message on the phone is Apple's threat notification: Apple believes the "
+            "iPhone was targeted by mercenary spyware. Follow Apple's advice, turn on "
+            "Lockdown Mode, keep the evidence and ask a helpline such as Access Now's for "
+            "help.", Severity.HIGH, refs=("https://support.apple.com/en-us/102174",)),
+    _device("ios-datausage-missing-process", "Process records missing from network use",
+            "Process records in the network-use database are numbered in order and some "
+            "are missing: records were deleted, as spyware that cleans up after itself "
+            "does.", Severity.LOW),
+    _device("ios-lockdown-mode-off", "Lockdown Mode disabled",
+            "Lockdown Mode is off. It blocks the attachment types and features that "
+            "zero-click exploits have used; turn it on if you may be targeted.",
+            Severity.LOW, refs=("https://support.apple.com/en-us/105120",)),
 )
 
 
@@ -116,8 +146,8 @@ def _settings_rules() -> list[RuleInfo]:
     from spywall.android.qf_modules import DANGEROUS_SETTINGS
 
     return [_device(f"android-setting-{key.replace('_', '-')}", "Protection setting weakened",
-                    f"The {ns} setting {key} is {bad}: {why}.", sev)
-            for ns, key, bad, sev, why in DANGEROUS_SETTINGS]
+                    f"The setting {key} is not {safe}: {why}.", Severity.MEDIUM)
+            for key, (safe, why) in DANGEROUS_SETTINGS.items()]
 
 
 def _indicator_rules() -> list[RuleInfo]:

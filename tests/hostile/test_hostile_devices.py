@@ -87,14 +87,15 @@ def test_standard_input_that_never_ends_is_cut_at_the_size_cap() -> None:
     assert ("limit", f"input over the cap of {4 << 20} bytes") in run.errors
 
 
-def _die_on_bus(args: tuple[str, Limits]) -> engine.Subject:
+def _die_on_bus(args: tuple[list[str], Limits, object]) -> list[engine.Subject]:
     """A worker that dies as one does when its mapped input is truncated under it."""
-    if args[0].endswith("crash.bin"):
+    files, limits, _cache = args
+    if any(f.endswith("crash.bin") for f in files):
         import faulthandler
 
         faulthandler.disable()  # pytest's handler would print the worker's stack
         os.kill(os.getpid(), signal.SIGBUS)
-    return engine.scan_path(*args)
+    return [engine.scan_path(f, limits) for f in files]
 
 
 def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
@@ -110,7 +111,7 @@ def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
         files.append(str(f))
     crash = tmp_path / "crash.bin"
     crash.write_bytes(shapes.webp_exploit())
-    monkeypatch.setattr(engine, "_scan_one", _die_on_bus)
+    monkeypatch.setattr(engine, "_scan_batch", _die_on_bus)
     subjects = engine.scan_paths([*files, str(crash)], Limits(), jobs=2)
     assert [s.path for s in subjects] == sorted([*files, str(crash)])
     # every input is reported, the one the dead worker held included (read, not mapped)

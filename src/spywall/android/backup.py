@@ -5,7 +5,9 @@ Format: four text lines (``ANDROID BACKUP``, version, compressed 0/1, encryption
 ``none`` or ``AES-256``), then a tar archive, zlib-compressed when the flag says so.
 Messages are under ``apps/com.android.providers.telephony/d_f/NNNNNN_sms_backup`` (and
 ``_mms_backup``): each a zlib-compressed JSON list of messages with ``address``,
-``body``, ``date`` (unix milliseconds). Encrypted backups are reported, not opened.
+``body``, ``date`` (unix milliseconds); an MMS has its text as ``mms_body`` (a string)
+or, in other writers, as a list of parts with ``text``. Encrypted backups (``AES-256``)
+are decrypted with the password (``ab_crypto``); without one they are reported.
 Everything is decompressed in memory within the capture's ``Budget``.
 """
 
@@ -55,19 +57,25 @@ def _inflate(data: bytes, budget: Budget) -> bytes:
     return out
 
 
-def _header(data: bytes) -> tuple[bool, int]:
-    """(compressed, offset of the payload)."""
+def _header(data: bytes, password: str | None) -> tuple[bool, int, int, bool]:
+    """(compressed, offset of the payload, format version, encrypted)."""
     if not data.startswith(MAGIC):
         raise FormatError("not an Android backup (no 'ANDROID BACKUP' header)")
     lines = data[:256].split(b"\n", 4)
     if len(lines) < 5:
         raise FormatError("truncated Android backup header")
     _, version, compressed, encryption, _ = lines
-    if encryption.strip() != b"none":
-        raise EncryptedBackup(f"encrypted Android backup ({encryption[:32]!r})")
     if not version.strip().isdigit() or compressed.strip() not in (b"0", b"1"):
         raise FormatError("bad Android backup header")
-    return compressed.strip() == b"1", sum(len(x) + 1 for x in lines[:4])
+    encrypted = encryption.strip() != b"none"
+    if encrypted and encryption.strip() != b"AES-256":
+        raise EncryptedBackup(f"Android backup encrypted with {encryption[:32]!r}, which "
+                              "spywall cannot decrypt")
+    if encrypted and password is None:
+        raise EncryptedBackup("encrypted Android backup: give its password (--password or "
+                              "SPYWALL_BACKUP_PASSWORD)")
+    return (compressed.strip() == b"1", sum(len(x) + 1 for x in lines[:4]),
+            int(version.strip()[:6]), encrypted)
 
 
 def _messages(blob: bytes, kind: str, budget: Budget) -> list[Message]:
@@ -84,24 +92,42 @@ def _messages(blob: bytes, kind: str, budget: Budget) -> list[Message]:
             continue
         body = m.get("body")
         if kind == "mms" and not isinstance(body, str):
-            parts = m.get("mms_body") or m.get("parts")
-            body = " ".join(str(p.get("text", "")) for p in parts if isinstance(p, dict)) \
-                if isinstance(parts, list) else None
+            body = _mms_text(m.get("mms_body") or m.get("parts"))
         if not isinstance(body, str):
             continue
         date = m.get("date")
         when = int(date) if isinstance(date, str | int) and str(date).isdigit() else None
         addr = m.get("address")
+        if addr is None and isinstance(m.get("mms_addresses"), list):  # an MMS: the sender
+            addr = next((a.get("address") for a in m["mms_addresses"][:100]
+                         if isinstance(a, dict) and a.get("type") in (137, "137")), None)
         out.append(Message(addr if isinstance(addr, str) else None, body, when, kind))
     budget.charge_elements(len(out))
     return out
 
 
-def sms(data: bytes, budget: Budget) -> list[Message]:
-    """Messages in an unencrypted backup. ``EncryptedBackup`` / ``FormatError`` /
-    ``LimitExceeded`` otherwise."""
-    compressed, offset = _header(data)
-    payload = _inflate(data[offset:], budget) if compressed else data[offset:]
+def _mms_text(body: object) -> str | None:
+    """An MMS text: ``mms_body`` as the telephony provider's backup writes it (a string),
+    or a list of parts each with ``text``."""
+    if isinstance(body, str):
+        return body
+    if isinstance(body, list):
+        return " ".join(str(p.get("text", "")) for p in body[:1000] if isinstance(p, dict))
+    return None
+
+
+def sms(data: bytes, budget: Budget, password: str | None = None) -> list[Message]:
+    """Messages in a backup (decrypted with ``password`` when encrypted).
+    ``EncryptedBackup`` (no password, or a cipher spywall does not know),
+    ``ab_crypto.WrongPassword``, ``FormatError`` or ``LimitExceeded`` otherwise."""
+    compressed, offset, version, encrypted = _header(data, password)
+    payload = data[offset:]
+    if encrypted and password is not None:
+        from spywall.android import ab_crypto  # (cryptography only for encrypted ones)
+
+        payload = ab_crypto.decrypt(payload, password, version)
+        budget.check_time()
+    payload = _inflate(payload, budget) if compressed else payload
     out: list[Message] = []
     try:
         with tarfile.open(fileobj=io.BytesIO(payload), mode="r:") as tar:

@@ -21,7 +21,6 @@ from spywall.android.common import (
 )
 from spywall.android.dumpstate import (
     accessibility_services,
-    package_events,
     packages,
     system_properties,
     tombstone,
@@ -89,7 +88,7 @@ def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
     return None
 
 
-def _section(ctx: Ctx, parse: Callable[[str], T | None],
+def section_of(ctx: Ctx, parse: Callable[[str], T | None],
              what: str) -> tuple[str, T] | str:
     """(where, parsed section) of the dumpstate/dumpsys text, or why it is skipped."""
     got = _text(ctx)
@@ -101,7 +100,7 @@ def _section(ctx: Ctx, parse: Callable[[str], T | None],
 
 
 def dumpstate_getprop(ctx: Ctx) -> Result:
-    got = _section(ctx, system_properties, "SYSTEM PROPERTIES")
+    got = section_of(ctx, system_properties, "SYSTEM PROPERTIES")
     if isinstance(got, str):
         return skipped(got)
     ctx.evidence.cache.setdefault("props", got[1])
@@ -109,7 +108,7 @@ def dumpstate_getprop(ctx: Ctx) -> Result:
 
 
 def dumpstate_packages(ctx: Ctx) -> Result:
-    got = _section(ctx, packages, "'DUMP OF SERVICE package'")
+    got = section_of(ctx, packages, "'DUMP OF SERVICE package'")
     if isinstance(got, str):
         return skipped(got)
     where, pkgs = got
@@ -125,7 +124,7 @@ def dumpstate_packages(ctx: Ctx) -> Result:
 
 
 def dumpsys_accessibility(ctx: Ctx) -> Result:
-    got = _section(ctx, accessibility_services, "'DUMP OF SERVICE accessibility'")
+    got = section_of(ctx, accessibility_services, "'DUMP OF SERVICE accessibility'")
     if isinstance(got, str):
         return skipped(got)
     where, comps = got
@@ -135,23 +134,6 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
         ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
                   what="accessibility service" + (" (enabled)" if enabled else ""))
     return ok(len(comps))
-
-
-def dumpsys_battery(ctx: Ctx) -> Result:
-    got = _section(ctx, package_events, "'DUMP OF SERVICE batterystats'")
-    if isinstance(got, str):
-        return skipped(got)
-    where, events = got
-    seen: set[tuple[str, str]] = set()
-    for event, pkg in events:
-        if (event, pkg) in seen:
-            continue
-        seen.add((event, pkg))
-        rec = ctx.record("dumpsys_battery", None, f"{event} of {pkg}",
-                         {"event": event, "package_name": pkg})
-        ctx.check("app_id", pkg, rec=rec, path=where,
-                  what=f"package {event} in the battery history")
-    return ok(len(seen))
 
 
 def tombstones(ctx: Ctx) -> Result:
@@ -203,8 +185,6 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_packages),
     FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
              dumpsys_accessibility),
-    FnModule("dumpsys_battery", "battery history and daily stats: apps installed, updated "
-             "or removed", dumpsys_battery),
     FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

@@ -23,6 +23,7 @@ from typing import BinaryIO, Protocol
 
 import msgspec
 
+from spywall.android import age_capture
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.formats.zipfmt import ZIP_ERRORS, open_capped
 from spywall.limits import Budget, Limits
@@ -164,6 +165,7 @@ class Capture(msgspec.Struct):
     limits: Limits
     inputs: dict[str, str] = msgspec.field(default_factory=dict)
     cache: dict[str, object] = msgspec.field(default_factory=dict)
+    password: str | None = None  # of an encrypted backup.ab / adb backup
 
     def members(self) -> list[str]:
         """Names relative to the capture base."""
@@ -227,8 +229,11 @@ def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Ca
     return Capture(path, found[0], source, found[1], budget, limits)
 
 
-def open_capture(path: str | Path, limits: Limits | None = None) -> Capture:
-    """Open a capture folder, zip or dumpstate text. ``InputError`` if it is none of them."""
+def open_capture(path: str | Path, limits: Limits | None = None, *,
+                 age_keys: list[str] | None = None, passphrase: str | None = None) -> Capture:
+    """Open a capture folder, zip (age-encrypted ones with ``age_keys`` or
+    ``passphrase``: ``age_capture``) or dumpstate text. ``InputError`` if it is none of
+    them."""
     limits = limits or Limits()
     budget = Budget(limits)
     p = Path(path)
@@ -240,9 +245,11 @@ def open_capture(path: str | Path, limits: Limits | None = None) -> Capture:
         if p.stat().st_size > limits.max_file_bytes:
             raise InputError(f"{p}: larger than {limits.max_file_bytes} bytes")
         with p.open("rb") as fh:
-            head = fh.read(16)
-        if head.startswith(b"PK"):
-            src = ZipSource(p, str(p), limits)
+            head = fh.read(32)
+        if head.startswith(b"PK") or age_capture.is_age(head):
+            src = (ZipSource(p, str(p), limits) if head.startswith(b"PK") else
+                   ZipSource(age_capture.decrypt(p.read_bytes(), age_keys or [], passphrase),
+                             str(p), limits))
             try:
                 return from_source(src, str(p), limits, budget)
             except FormatError:

@@ -10,14 +10,15 @@ import msgspec
 
 from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
+from spywall.android.dumpsys_modules import DUMPSYS_MODULES
 from spywall.android.qf_modules import QF_MODULES
-from spywall.commands.common import finish, new_report
-from spywall.device.base import CheckContext, Module, run_modules
+from spywall.device.base import CheckContext, Module
+from spywall.device.runner import finish, new_report, run_modules
 from spywall.iocs import IocIndex
 from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Scalar, Subject
 
-MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES)
+MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES, *DUMPSYS_MODULES)
 DEVICE_PROPS: dict[str, str] = {
     "ro.product.manufacturer": "manufacturer", "ro.product.model": "model",
     "ro.build.version.release": "android_version",
@@ -50,11 +51,15 @@ def device_info(cap: Capture) -> dict[str, Scalar]:
 def check_capture(path: str | Path, index: IocIndex, sources: Sequence[IocSource] = (),
                   limits: Limits | None = None,
                   modules: Sequence[Module[Capture]] = MODULES,
-                  on_done: Callable[[ModuleRun], None] | None = None) -> Outcome:
-    """Check one capture (folder, zip or dumpstate text). ``InputError`` if unreadable."""
+                  on_done: Callable[[ModuleRun], None] | None = None,
+                  password: str | None = None, age_keys: list[str] | None = None) -> Outcome:
+    """Check one capture (folder, zip or dumpstate text). ``InputError`` if unreadable.
+    ``password``: of an encrypted Android backup in it, or of a passphrase-encrypted
+    capture; ``age_keys``: identities for an androidqf capture encrypted with age."""
     report = new_report("check-android")
     report.ioc_sources = list(sources)
-    cap = open_capture(path, limits or DEVICE_LIMITS)
+    cap = open_capture(path, limits or DEVICE_LIMITS, age_keys=age_keys, passphrase=password)
+    cap.password = password
     p = Path(path)
     subject = Subject(path=str(p), format=cap.kind, objects=len(cap.members()),
                       sha256=_sha256_file(p) if p.is_file() else None,

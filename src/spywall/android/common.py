@@ -133,3 +133,13 @@ def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) ->
             patch_rec = rec
     patch_check(ctx, props, patch_rec, where)
     return len(props)
+
+
+def process_checks(ctx: Ctx, rec: Record, name: str, where: str) -> None:
+    """A process name as a process, as an app id (``pkg:service`` -> ``pkg``: an app's
+    processes carry its package name) and, for an absolute path, as a file path."""
+    ctx.check("process", name.rpartition("/")[2], rec=rec, path=where, what="running process")
+    ctx.check("app_id", name.partition(":")[0], rec=rec, path=where,
+              what="process of package")
+    if name.startswith("/"):
+        ctx.check("file_path", name, rec=rec, path=where, what="process executable")

@@ -117,27 +117,6 @@ def accessibility_services(text: str) -> dict[str, bool] | None:
     return found
 
 
-_PKG_EVENT = re.compile(r"pkg(inst|unin)=\d{1,10}:\"([A-Za-z][A-Za-z0-9_.]{0,255})\"")
-_DAILY_UPDATE = re.compile(r"^\s+Update ([A-Za-z][A-Za-z0-9_.]{0,255}) vers=(\d{1,12})", re.M)
-
-
-def package_events(text: str) -> list[tuple[str, str]] | None:
-    """(event, package) pairs from ``DUMP OF SERVICE batterystats``: installs and
-    uninstalls in the battery history (``pkginst=`` / ``pkgunin=``) and app updates in
-    the daily stats (``Update <pkg> vers=``). They name apps removed since. None if the
-    section is absent."""
-    body = section(text, _SERVICE.format("batterystats"))
-    if body is None:
-        return None
-    out: list[tuple[str, str]] = []
-    for m in _PKG_EVENT.finditer(body):
-        out.append(("install" if m.group(1) == "inst" else "uninstall", m.group(2)))
-        if len(out) >= MAX_RECORDS:
-            return out
-    out.extend(("update", m.group(1)) for m in _DAILY_UPDATE.finditer(body))
-    return out[:MAX_RECORDS]
-
-
 class Tombstone(msgspec.Struct, frozen=True):
     pid: int | None
     name: str | None          # the thread/process name of the ``pid:`` line

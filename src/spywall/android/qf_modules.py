@@ -4,6 +4,7 @@ matches it against the indicators; a missing artifact is ``skipped``."""
 from __future__ import annotations
 
 import hashlib
+import re
 
 from spywall.android import apk, backup, qf
 from spywall.android.capture import Capture
@@ -13,6 +14,7 @@ from spywall.android.common import (
     iso_any,
     ok,
     package_checks,
+    process_checks,
     property_checks,
     read_json,
     read_text,
@@ -60,13 +62,12 @@ def processes(ctx: Ctx) -> Result:
     where = cap.where(name)
     for p in procs:
         cap.budget.charge_elements()
-        rec = ctx.record("processes", None, f"process {p.name}",
-                         {"pid": p.pid, "name": p.name, "cmdline": p.cmdline, "user": p.user})
-        ctx.check("process", p.name.rpartition("/")[2], rec=rec, path=where, what="running process")
-        ctx.check("app_id", p.name.partition(":")[0], rec=rec, path=where,
-                  what="process of package")
-        if p.name.startswith("/"):
-            ctx.check("file_path", p.name, rec=rec, path=where, what="process executable")
+        kernel = p.name.startswith("[") and p.name.endswith("]")
+        name = p.name[1:-1] if kernel else p.name  # a kernel thread: [kworker/0:1]
+        rec = ctx.record("processes", None, f"process {name}",
+                         {"pid": p.pid, "name": name, "cmdline": p.cmdline, "user": p.user,
+                          "kernel_thread": kernel})
+        process_checks(ctx, rec, name, where)
     return ok(len(procs))
 
 
@@ -80,44 +81,51 @@ def getprop(ctx: Ctx) -> Result:
     return ok(property_checks(ctx, "getprop", props, cap.where("getprop.txt")))
 
 
-# (namespace, key, value that is dangerous, severity, what it means). Public Android
-# settings whose change weakens protections against malicious apps.
-DANGEROUS_SETTINGS: tuple[tuple[str, str, str, Severity, str], ...] = (
-    ("global", "package_verifier_enable", "0", Severity.MEDIUM,
-     "Google Play Protect app verification is disabled"),
-    ("global", "verifier_verify_adb_installs", "0", Severity.MEDIUM,
-     "apps installed over USB (adb) are not verified"),
-    ("secure", "install_non_market_apps", "1", Severity.LOW,
-     "installing apps from unknown sources is allowed"),
-    ("global", "upload_apk_enable", "0", Severity.LOW,
-     "unknown apps are not sent to Google for scanning"),
-    ("global", "send_action_app_error", "0", Severity.LOW,
-     "app crash reports are disabled"),
-)
+# Settings whose value, when not the safe one, weakens protections against malicious
+# apps: key -> (safe value, what another value means). MVT's list, plus unknown sources.
+# As MVT does, the key is looked up in every namespace.
+DANGEROUS_SETTINGS: dict[str, tuple[str, str]] = {
+    "verifier_verify_adb_installs": ("1", "apps installed over USB (adb) are not verified"),
+    "package_verifier_enable": ("1", "Google Play Protect app verification is disabled"),
+    "package_verifier_state": ("1", "APK package verification is disabled"),
+    "package_verifier_user_consent": ("1", "Google Play Protect scanning is not consented"),
+    "upload_apk_enable": ("1", "unknown apps are not sent to Google for scanning"),
+    "adb_install_need_confirm": ("1", "apps installed over adb need no confirmation"),
+    "send_security_reports": ("1", "security reports are not shared"),
+    "samsung_errorlog_agree": ("1", "crash logs are not shared with the manufacturer"),
+    "send_action_app_error": ("1", "app crash reports are disabled"),
+    "accessibility_enabled": ("0", "accessibility services are enabled (they can read "
+                                   "and control the screen)"),
+    "install_non_market_apps": ("0", "installing apps from unknown sources is allowed"),
+}
+_SETTINGS_FILE = re.compile(r"settings_([a-z0-9_]{1,32})\.txt")
 
 
 def settings(ctx: Ctx) -> Result:
+    """Every ``settings_<namespace>.txt`` of the capture (global, secure, system and any
+    other namespace androidqf writes): each setting recorded, the dangerous ones flagged."""
     cap = ctx.evidence
-    n, seen = 0, False
-    table = {(ns, key): (bad, sev, why) for ns, key, bad, sev, why in DANGEROUS_SETTINGS}
-    for ns in ("global", "secure", "system"):
-        name = f"settings_{ns}.txt"
-        text = read_text(cap, name)
-        if text is None:
-            continue
-        seen = True
+    names = sorted(n for n in cap.members() if _SETTINGS_FILE.fullmatch(n))
+    if not names:
+        return skipped("no settings_*.txt")
+    n = 0
+    for name in names:
+        m = _SETTINGS_FILE.fullmatch(name)
+        ns = m.group(1) if m else name
+        text = read_text(cap, name) or ""
         for key, value in key_values(text):
             n += 1
-            rule = table.get((ns, key))
-            if rule is None or value != rule[0]:
-                continue
             rec = ctx.record("settings", None, f"setting {ns}/{key}",
                              {"namespace": ns, "name": key, "value": value})
+            rule = DANGEROUS_SETTINGS.get(key)
+            if rule is None or value == rule[0]:
+                continue
             ctx.heuristic(f"android-setting-{key.replace('_', '-')}",
                           "Protection setting weakened", f"{ns} setting {key}={value}: "
-                          f"{rule[2]}", rec=rec, path=cap.where(name), severity=rule[1],
-                          detail={"setting": key, "value": value})
-    return ok(n) if seen else skipped("no settings_*.txt")
+                          f"{rule[1]}", rec=rec, path=cap.where(name),
+                          severity=Severity.MEDIUM,
+                          detail={"setting": key, "value": value, "safe_value": rule[0]})
+    return ok(n, f"{len(names)} settings file(s)")
 
 
 TMP_DIR = "/data/local/tmp/"
@@ -202,9 +210,9 @@ def sms(ctx: Ctx) -> Result:
     if data is None:
         return skipped("no backup.ab")
     try:
-        messages = backup.sms(data, cap.budget)
-    except backup.EncryptedBackup as exc:
-        return skipped(str(exc))
+        messages = backup.sms(data, cap.budget, cap.password)
+    except backup.EncryptedBackup as exc:  # unreadable without its password: an error
+        return ("error", 0, str(exc))
     where = cap.where(name)
     for m in messages:
         links = backup.urls(m.body)

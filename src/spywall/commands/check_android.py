@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from spywall.commands.common import add_ioc_arguments
 from spywall.commands.device_common import (
@@ -17,6 +18,7 @@ from spywall.errors import InputError
 from spywall.report import Report
 
 HELP = "check an Android bugreport or androidqf capture (folder or zip) against spyware indicators"
+PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a secret)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,9 +28,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ioc_arguments(p)
     p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
                    help="run only this module (repeatable); an unknown name lists them")
+    p.add_argument("--password", "-p", default=None,
+                   help="password of an encrypted Android backup (backup.ab in an androidqf "
+                        f"capture, or an adb backup file); or set {PASSWORD_ENV}")
+    p.add_argument("--age-key", metavar="FILE", default=None,
+                   help="age identity file (AGE-SECRET-KEY-1...) for an androidqf capture "
+                        "encrypted with age (<UUID>.zip.age)")
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
+
+
+def _password(args: argparse.Namespace) -> str | None:
+    if args.password is not None:
+        return str(args.password)
+    return os.environ.get(PASSWORD_ENV)
+
+
+def _age_keys(args: argparse.Namespace) -> list[str] | None:
+    if args.age_key is None:
+        return None
+    from spywall.android.age_capture import identities
+
+    try:
+        with open(args.age_key, encoding="utf-8") as fh:
+            return identities(fh.read(1 << 20))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{args.age_key}: cannot read the age key file: {exc}") from exc
 
 
 def run(args: argparse.Namespace) -> Report:
@@ -45,7 +71,8 @@ def run(args: argparse.Namespace) -> Report:
     with settled_heap():
         with module_progress(args, len(modules), "checking capture") as done:
             outcome = check_capture(args.capture, index, index.sources, modules=modules,
-                                    on_done=done)
+                                    on_done=done, password=_password(args),
+                                    age_keys=_age_keys(args))
         refuse_empty_result(outcome.report, args.capture)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -18,7 +18,7 @@ from spywall.commands.device_common import (
     settled_heap,
     write_outputs,
 )
-from spywall.ios.check import DUMP_MODULES, MODULES, check_path, is_dump
+from spywall.ios.check import DUMP_MODULES, MODULES, check_path, is_dump, pick
 from spywall.report import Report
 
 HELP = ("check an iTunes/Finder backup (or a filesystem dump) of an iPhone against spyware "
@@ -37,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
+    p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
+                   help="run only this module (repeatable); an unknown name lists them")
     add_jobs_argument(p)
     p.add_argument("--no-attachments", action="store_true",
                    help="do not scan message attachments for exploit payloads (indicator "
@@ -68,17 +70,18 @@ def _password(args: argparse.Namespace) -> str | None:
 
 def run(args: argparse.Namespace) -> Report:
     refuse_output_inside(args.output, args.backup)
-    index = load_index(args)
     dump = is_dump(args.backup)
+    total = len(pick(DUMP_MODULES if dump else MODULES, args.module))
+    index = load_index(args)
     password = None if dump else _password(args)
-    total, label = (len(DUMP_MODULES), "checking dump") if dump else (len(MODULES),
-                                                                       "checking backup")
+    label = "checking dump" if dump else "checking backup"
     with settled_heap():
         with module_progress(args, total, label) as done:
             outcome = check_path(args.backup, index, index.sources, password,
                                  timeline=args.output is not None,
                                  scan_attachments=not args.no_attachments, on_done=done,
-                                 jobs=jobs(args), render=args.output is not None)
+                                 jobs=jobs(args), render=args.output is not None,
+                                 only=args.module)
         refuse_empty_result(outcome.report, args.backup)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

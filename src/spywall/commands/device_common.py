@@ -4,13 +4,13 @@ MVT-compatible result folder (never inside the evidence)."""
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from spywall import heap
 from spywall.commands.common import log, progress
 from spywall.device.base import CheckContext
 from spywall.errors import InputError
@@ -41,32 +41,9 @@ def load_index(args: argparse.Namespace) -> IocIndex:
     return index
 
 
-@contextmanager
-def settled_heap() -> Iterator[None]:
-    """No cyclic collections while a check runs.
-
-    What exists when the check starts (the modules, the indicator index: tens of
-    thousands of objects with 50,000 indicators) lives to the end of the run, and so do
-    the records the check makes, which hold no cycles; yet the collector kept walking
-    them: 22 collections, 9 ms of a check-ios run of the benchmark backup, which found
-    105 objects to free (measured). The survivors are frozen (out of the collector's
-    sight until the check ends) and the collector is paused; garbage cycles are freed
-    by later full collections. What a check leaves meanwhile is small: scanning the 140 crafted
-    samples in one process leaves 37 objects (6.5 KB, from a flate-bomb PDF).
-    """
-    was_enabled = gc.isenabled()
-    gc.freeze()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # What the check made joins the old generation with the rest: left young, it
-        # made the first allocation after the check start a collection that walked all
-        # of it (6.5 ms, measured), right before the program ends.
-        gc.freeze()
-        gc.unfreeze()
-        if was_enabled:
-            gc.enable()
+def settled_heap() -> AbstractContextManager[None]:
+    """The collector settled while a check runs (``spywall.heap.settled``)."""
+    return heap.settled()
 
 
 def refuse_output_inside(out: str | None, evidence: str) -> None:

@@ -10,8 +10,8 @@ from spywall.device.base import (
     iso_apple,
     iso_datetime,
     iso_unix,
-    run_modules,
 )
+from spywall.device.runner import run_modules
 
 __all__ = [
     "CheckContext", "FnModule", "Module", "Record", "SchemaUnknown", "iso_apple",

@@ -2,9 +2,9 @@
 
 A check is a list of *modules*. Each module reads one artifact of the evidence (a database,
 a plist, a text dump), records what it saw for the timeline, and matches values against
-the indicator index through its ``CheckContext``. The runner calls every module in turn;
-a module that meets a malformed or unknown artifact fails alone (its ``ModuleRun`` says
-``error`` or ``schema-unknown``) and the others go on.
+the indicator index through its ``CheckContext``. The runner (``device.runner``) calls
+every module in turn; a module that meets a malformed or unknown artifact fails alone
+(its ``ModuleRun`` says ``error`` or ``schema-unknown``) and the others go on.
 """
 
 from __future__ import annotations
@@ -21,12 +21,10 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, SpywallError
-from spywall.incomplete import mark_incomplete
 from spywall.iocs import Indicator, IocIndex
 from spywall.iocs.index import MAX_QUERY
 from spywall.limits import Limits
 from spywall.report import (
-    ErrorEntry,
     Finding,
     FindingKind,
     Location,
@@ -48,6 +46,13 @@ class SchemaUnknown(SpywallError):
     """An artifact is present but its schema is not one the module knows."""
 
     code = "schema"
+
+
+class ArtifactMissing(SpywallError):
+    """The evidence names an artifact whose content it does not hold (a backup's
+    Manifest.db lists a file that was not stored): no data, not a broken artifact."""
+
+    code = "missing"
 
 
 class Record(NamedTuple):
@@ -279,104 +284,88 @@ MODULE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-_ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
-
-
-def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
-    """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
-    subject, so summaries count it), never the run's."""
-    capped = False
-    try:
-        run = mod.run(ctx)
-    except SchemaUnknown as exc:
-        run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
-    except sqlite3.OperationalError as exc:
-        drift = str(exc).startswith(("no such table", "no such column"))
-        run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
-                        message=f"{type(exc).__name__}: {exc}"[:500])
-    except MODULE_ERRORS as exc:
-        run = ModuleRun(name=mod.name, status="error",
-                        message=f"{type(exc).__name__}: {exc}"[:500])
-        capped = isinstance(exc, LimitExceeded)  # a cap, not damage: evidence left unread
-    if run.records == 0 and mod.name in ctx.records:
-        run.records = len(ctx.records[mod.name])
-    if run.status in _ERROR_CODES:
-        ctx.subject.errors.append(ErrorEntry(
-            path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
-            message=f"module {mod.name}: {run.message}"[:600]))
-    return run
-
-
-def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
-                on_done: Callable[[ModuleRun], None] | None = None, *, jobs: int = 1,
-                render: bool = False) -> list[ModuleRun]:
-    """Run every module (``run_module``); the runs in module order.
-
-    ``jobs`` > 1 spreads the modules over forked worker processes where that is safe
-    (``spywall.device.parallel``); the report is the same. ``render``: also render the
-    records into the parts of an MVT result folder (``ctx.parts``), where each module ran.
-    """
-    mods = list(modules)
-    if jobs > 1:
-        from spywall.device import parallel
-
-        if parallel.can_fork(ctx.evidence, len(mods)):
-            runs = parallel.merge(ctx, parallel.run_forked(mods, ctx, jobs, render, on_done))
-            mark_incomplete(ctx.subject)
-            return runs
-    runs = []
-    for mod in mods:
-        runs.append(run_module(mod, ctx))
-        if on_done is not None:
-            on_done(runs[-1])
-    if render:
-        from spywall.device.output import parts_of
-
-        ctx.parts = parts_of(ctx.records, ctx.detected)
-    mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean
-    return runs
-
-
 _DAYS: dict[int, str] = {}
-# "HH:MM:" of each minute of a day and "SSZ" of each second: a time of day is two list
+# "HH:MM:" of each minute of a day and "SS" of each second: a time of day is two list
 # look-ups and a concatenation (an f-string with three formatted fields was 1.5 us a
 # record, the largest single cost of building a 27,000-record timeline; measured).
 _HHMM = [f"{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]
+_SS = [f"{s:02d}" for s in range(60)]
 _SSZ = [f"{s:02d}Z" for s in range(60)]
 
 
-def _iso(seconds: float | int) -> str | None:
-    if not _TS_MIN <= seconds <= _TS_MAX:  # also refuses NaN
+def _iso(whole: int, micro: int = 0) -> str | None:
+    """``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` of unix seconds ``whole`` plus ``micro``
+    microseconds (written only when not zero, as MVT keeps them)."""
+    if not _TS_MIN <= whole <= _TS_MAX:
         return None
-    day, sec = divmod(int(seconds), 86_400)
+    day, sec = divmod(whole, 86_400)
     date = _DAYS.get(day)
     if date is None:
         date = _DAYS[day] = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
     minute, second = divmod(sec, 60)
+    if micro:
+        return f"{date}{_HHMM[minute]}{_SS[second]}.{micro:06d}Z"
     return date + _HHMM[minute] + _SSZ[second]
 
 
+def _iso_float(seconds: float) -> str | None:
+    if not _TS_MIN <= seconds <= _TS_MAX:  # also refuses NaN
+        return None
+    whole = int(seconds)
+    micro = round((seconds - whole) * 1e6)
+    if micro >= 1_000_000:  # (rounded up into the next second)
+        whole, micro = whole + 1, 0
+    return _iso(whole, micro)
+
+
 def iso_unix(seconds: float | int | None) -> str | None:
-    """ISO-8601 UTC (whole seconds) of unix seconds, or None when absent or implausible.
+    """ISO-8601 UTC of unix seconds (microseconds kept when there are some), or None when
+    absent or implausible.
 
     The date part is formatted once per day and kept (a timeline has tens of thousands of
     times on a few hundred days); the time of day comes from two tables. The result is
-    ``time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))`` (a test checks it)."""
-    if seconds.__class__ is not int and seconds.__class__ is not float:
-        return None  # None, bool, text, bytes from a schema that stores something else
-    return _iso(seconds)
+    ``datetime.fromtimestamp(seconds, UTC)`` written as ISO-8601 with a ``Z`` (a test
+    checks it)."""
+    if seconds.__class__ is int:
+        return _iso(seconds)
+    if seconds.__class__ is float:
+        return _iso_float(seconds)
+    return None  # None, bool, text, bytes from a schema that stores something else
+
+
+_NS = 1_000_000_000
 
 
 def iso_apple(value: float | int | None) -> str | None:
-    """ISO-8601 UTC of an Apple-epoch time: seconds, or nanoseconds (newer sms.db)."""
-    if value.__class__ is not int and value.__class__ is not float:
+    """ISO-8601 UTC of an Apple-epoch time: seconds, or nanoseconds (newer sms.db;
+    their microseconds exactly, from the integer)."""
+    if value.__class__ is int:
+        v: int = value
+        if v > 1_000_000_000_000 or v < -1_000_000_000_000:  # nanoseconds since 2001
+            if v > 10**20 or v < -10**20:  # centuries away
+                return None
+            whole, ns = divmod(v, _NS)
+            return _iso(whole + APPLE_EPOCH, ns // 1000)
+        return _iso(v + APPLE_EPOCH) if v else None
+    if value.__class__ is not float:
         return None
-    v: float | int = value
-    if v > 1e12 or v < -1e12:  # nanoseconds since 2001
-        if v > 1e20 or v < -1e20:  # centuries away (and past float range for huge ints)
+    f: float = value
+    if f > 1e12 or f < -1e12:
+        if f > 1e20 or f < -1e20:
             return None
-        v /= 1e9
-    return _iso(v + APPLE_EPOCH) if v else None
+        f /= 1e9
+    if not f:
+        return None
+    f += APPLE_EPOCH
+    if not _TS_MIN <= f <= _TS_MAX:  # also refuses NaN
+        return None
+    whole = int(f)
+    if f == whole:  # (most stored times: whole seconds; inline, a Safari visit each)
+        return _iso(whole)
+    micro = round((f - whole) * 1e6)
+    if micro >= 1_000_000:
+        whole, micro = whole + 1, 0
+    return _iso(whole, micro)
 
 
 def iso_datetime(value: object) -> str | None:

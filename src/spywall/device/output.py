@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from spywall.device import folder
 from spywall.device.base import Record
 from spywall.report import Finding, Report, Scalar, Severity, as_dict, dump_json
 
@@ -78,8 +79,63 @@ def _json(obj: object, sort: bool) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def mvt_time(ts: str) -> str:
+    """A record's time as MVT writes times: ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no zone
+    letter; microseconds always). ``2023-06-01T06:13:20.5Z`` -> ``2023-06-01 06:13:20.500000``.
+    A time in another form (local device time from a text dump) is kept as it is."""
+    n = len(ts)
+    if n == 27 and ts[26] == "Z" and ts[19] == "." and ts[10] == "T":  # (the device
+        return ts[:10] + " " + ts[11:26]  # modules' own two forms first: a record each)
+    if n == 20 and ts[19] == "Z" and ts[10] == "T":
+        return ts[:10] + " " + ts[11:19] + ".000000"
+    if n < 19 or ts[10] != "T":
+        return ts
+    rest = ts[19:].removesuffix("Z").removesuffix("+00:00")
+    if rest[:1] == ".":
+        frac = rest[1:7]
+        if frac.isdigit():
+            return f"{ts[:10]} {ts[11:19]}.{frac.ljust(6, '0')}"
+    elif not rest:
+        return f"{ts[:10]} {ts[11:19]}.000000"
+    return ts
+
+
+# MVT names its timeline rows by its module classes; the slug (file names, alerts) is
+# the same name in snake case. Where a spywall module has an MVT twin, its class name.
+PLUGINS: dict[str, str] = {
+    "sms": "SMS", "sms_attachments": "SMSAttachments", "tcc": "TCC",
+    "id_status_cache": "IDStatusCache", "os_analytics_ad_daily": "OSAnalyticsADDaily",
+    "datausage": "Datausage", "netusage": "Netusage", "webkit_resource_load_statistics":
+    "WebkitResourceLoadStatistics", "webkit_session_resource_log": "WebkitSessionResourceLog",
+    "dumpsys_appops": "DumpsysAppops", "dumpsys_dbinfo": "DumpsysDBInfo",
+    "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
+    "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
+}
+
+
+def plugin(module: str) -> str:
+    """The timeline's Plugin column for a module: MVT's class name (``PLUGINS``), or the
+    module name in CamelCase (``safari_history`` -> ``SafariHistory``)."""
+    got = PLUGINS.get(module)
+    if got is None:
+        got = PLUGINS[module] = "".join(w[:1].upper() + w[1:] for w in module.split("_"))
+    return got
+
+
+# The file names (slugs) MVT's own modules write, where a spywall module's name differs
+# (MVT names its androidqf modules aqf_*; the slug is its class name in snake case).
+MVT_SLUGS: dict[str, str] = {
+    "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
+    "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
+    "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+}
+
+
 def slug(name: str) -> str:
-    """File-name-safe module name: ``sms-links`` -> ``sms_links``."""
+    """File-name-safe module name as MVT's results folder names it: MVT's slug where a
+    module has an MVT twin of another name (``MVT_SLUGS``), else the module name made
+    safe (``sms-links`` -> ``sms_links``)."""
+    name = MVT_SLUGS.get(name, name)
     return _SLUG.sub("_", name.lower()).strip("_") or "module"
 
 
@@ -88,7 +144,8 @@ def _key(module: str | None, ts: str | None, event: str | None) -> tuple[str, st
 
 
 def _event_dict(rec: Record) -> dict[str, Scalar]:
-    return {"timestamp": rec.timestamp, "module": rec.module, "event": rec.event, **rec.data}
+    ts = mvt_time(rec.timestamp) if rec.timestamp else rec.timestamp
+    return {"timestamp": ts, "module": rec.module, "event": rec.event, **rec.data}
 
 
 def _alert(f: Finding, event_of_record: dict[str, Scalar] | None) -> dict[str, object]:
@@ -99,9 +156,10 @@ def _alert(f: Finding, event_of_record: dict[str, Scalar] | None) -> dict[str, o
                    "matched": f.indicator.matched}
     event: dict[str, object] = dict(event_of_record) if event_of_record else {}
     event.update(f.detail)
+    ts = f.location.timestamp
     return {
-        "level": _LEVELS[f.severity], "module": f.location.module or f.rule,
-        "message": f.message, "event_time": f.location.timestamp, "event": event,
+        "level": _LEVELS[f.severity], "module": slug(f.location.module or f.rule),
+        "message": f.message, "event_time": mvt_time(ts) if ts else "", "event": event,
         "matched_indicator": matched, "rule": f.rule, "kind": f.kind.value, "path": f.path,
     }
 
@@ -202,7 +260,13 @@ class ModulePart(NamedTuple):
     events: dict[Key, dict[str, Scalar]]
 
 
-def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], str]:
+def _stamps(recs: Sequence[Record]) -> list[str | None]:
+    """Each record's time as the result folder writes it (``mvt_time``), once."""
+    return [mvt_time(r.timestamp) if r.timestamp else r.timestamp for r in recs]
+
+
+def _encoded(recs: Sequence[Record],
+             times: Sequence[str | None] | None = None) -> tuple[list[bytes], str]:
     """Each record's event (``_event_dict``) as JSON, and its timeline description (its
     fields as JSON, keys sorted; all of them as one text, each followed by a line break),
     from one encoding of its fields: the event is the record's time, module and event
@@ -216,7 +280,8 @@ def _encoded(recs: Sequence[Record]) -> tuple[list[bytes], str]:
         return [], ""
     try:
         blob = _ENC_SORTED.encode_lines([r.data for r in recs])
-        stamps = _ENC.encode_lines([r.timestamp for r in recs]).split(b"\n")
+        stamps = _ENC.encode_lines(list(times) if times is not None
+                                   else _stamps(recs)).split(b"\n")
     except _REFUSED:
         return _encoded_each(recs)
     if any(mark in blob for mark in _HEADER_MARKS):
@@ -247,7 +312,8 @@ def _encoded_each(recs: Sequence[Record]) -> tuple[list[bytes], str]:
             items.append(_enc(_event_dict(r)).encode())
             continue
         tail = "," + fields[1:] if len(fields) > 2 else "}"
-        items.append(f'{{"timestamp":{_enc(r.timestamp)}'.encode()
+        ts = mvt_time(r.timestamp) if r.timestamp else r.timestamp
+        items.append(f'{{"timestamp":{_enc(ts)}'.encode()
                      + _head(r.module, r.event) + tail.encode())
     return items, "".join(d + "\n" for d in descs)
 
@@ -261,15 +327,21 @@ def _csv_field(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '""')
 
 
-def _lines(recs: Sequence[Record], descs: str) -> list[Line]:
+def _lines(recs: Sequence[Record], descs: str,
+           times: Sequence[str | None] | None = None) -> list[Line]:
     """The timeline rows of the timed records, sorted by time, each as its CSV line (what
     ``csv_text`` writes for the row). ``descs``: the records' descriptions, each followed
     by a line break (``_encoded``); they are escaped in one pass over that text."""
     esc = _csv_field(descs).split("\n")
-    heads = {pair: f'","{_csv_field(pair[0])}","{_csv_field(pair[1])}","'
+    heads = {pair: f'","{_csv_field(plugin(pair[0]))}","{_csv_field(pair[1])}","'
              for pair in {(r.module, r.event) for r in recs}}
-    lines = [(r.timestamp, f'"{_csv_field(r.timestamp)}{heads[r.module, r.event]}{d}"\r\n')
-             for r, d in zip(recs, esc, strict=False) if r.timestamp]
+    stamps = times if times is not None else _stamps(recs)
+    texts = [ts or "" for ts in stamps]
+    joined = "\n".join(texts)  # the times too are escaped in one pass, when they can be
+    esc_ts = (_csv_field(joined).split("\n") if joined.count("\n") == len(texts) - 1
+              else [_csv_field(t) for t in texts])
+    lines = [(ts, f'"{e}{heads[r.module, r.event]}{d}"\r\n')
+             for r, d, ts, e in zip(recs, esc, stamps, esc_ts, strict=False) if ts]
     lines.sort(key=itemgetter(0))
     return lines
 
@@ -277,13 +349,14 @@ def _lines(recs: Sequence[Record], descs: str) -> list[Line]:
 def module_part(module: str, recs: Sequence[Record],
                 detected: Sequence[Record] = ()) -> ModulePart:
     """Render one timeline module (``detected``: its records that carry a finding)."""
-    items, descs = _encoded(recs)
+    times = _stamps(recs)
+    items, descs = _encoded(recs, times)
     unique = list({id(r): r for r in detected}.values())  # a record with two findings
     # is listed once; by identity: equal records of two rows are two records
     det_items, det_descs = _encoded(unique)
     events = {_key(r.module, r.timestamp, r.event): _event_dict(r) for r in unique}
     return ModulePart(module, _array_of(items), _array_of(det_items) if unique else b"",
-                      _lines(recs, descs), _lines(unique, det_descs), events)
+                      _lines(recs, descs, times), _lines(unique, det_descs), events)
 
 
 def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
@@ -308,6 +381,7 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
     files written. ``inputs``: path -> sha256."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    before = folder.previous_files(out)
     merged: dict[str, ModulePart] = {}
     for part in parts:
         prev = merged.get(part.module)
@@ -343,8 +417,13 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
 
     for module, part in merged.items():
         emit_bytes(f"{slug(module)}.json", part.records)
-        if part.detected:
-            emit_bytes(f"{slug(module)}_detected.json", part.detected)
+    by_module: dict[str, list[dict[str, object]]] = {}
+    for a in alerts:  # MVT's <module>_detected.json: that module's alerts
+        by_module.setdefault(str(a["module"]), []).append(a)
+    for name, found in by_module.items():
+        emit(f"{slug(name)}_detected.json", found)
+    names = [p.name for p in written] + ["info.json", "report.json", "command.log"]
+    removed = folder.remove_stale(out, before, names)
 
     target = report.subjects[0].path if report.subjects else None
     emit("info.json", {
@@ -358,7 +437,11 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
         "hashes": [{"file_path": p, "sha256": h} for p, h in sorted((inputs or {}).items())],
         "device": report.device,
         "modules": [as_dict(m) for m in report.modules],
+        "files": sorted(names),
     })
     (out / "report.json").write_text(dump_json(report) + "\n", encoding="utf-8")
     written.append(out / "report.json")
+    (out / "command.log").write_text(folder.command_log(report, alerts, removed),
+                                     encoding="utf-8")
+    written.append(out / "command.log")
     return written

@@ -73,11 +73,13 @@ def can_fork(evidence: object, modules: int) -> bool:
             and threading.active_count() == 1 and getattr(evidence, "fork_safe", False))
 
 
-def run_one(mods: Sequence[Module[E]], index: int, ctx: CheckContext[E],
-            render: bool) -> Done:
-    """Module ``index`` on a view of ``ctx``: its results, separate from the others'."""
-    from spywall.device.base import run_module
+RunModule = Callable[["Module[Any]", "CheckContext[Any]"], ModuleRun]
 
+
+def run_one(mods: Sequence[Module[E]], index: int, ctx: CheckContext[E],
+            render: bool, run_module: RunModule) -> Done:
+    """Module ``index`` on a view of ``ctx`` (run by ``run_module``, the runner's): its
+    results, separate from the others'."""
     view = ctx.view()
     inputs: dict[str, str] | None = getattr(view.evidence, "inputs", None)
     known = dict(inputs) if isinstance(inputs, dict) else {}
@@ -130,10 +132,10 @@ def _take(queue: int) -> int | None:
 
 
 def _worker(mods: Sequence[Module[E]], ctx: CheckContext[E], queue: int, out: IO[bytes],
-            render: bool) -> None:
+            render: bool, run_module: RunModule) -> None:
     while (i := _take(queue)) is not None:
         try:
-            done = run_one(mods, i, ctx, render)
+            done = run_one(mods, i, ctx, render, run_module)
         except BaseException:  # reported; the parent runs it again and raises
             _send(out, Crash(i))
             return
@@ -141,6 +143,7 @@ def _worker(mods: Sequence[Module[E]], ctx: CheckContext[E], queue: int, out: IO
 
 
 def run_forked(mods: Sequence[Module[E]], ctx: CheckContext[E], jobs: int, render: bool,
+               run_module: RunModule,
                on_done: Callable[[ModuleRun], None] | None = None) -> list[Done]:
     """Run ``mods`` over this process and ``jobs - 1`` forked workers; the results in
     module order (``on_done`` is called here as results come in)."""
@@ -173,14 +176,14 @@ def run_forked(mods: Sequence[Module[E]], ctx: CheckContext[E], jobs: int, rende
             if pid == 0:  # the worker: never returns
                 code = 0
                 try:
-                    _worker(mods, ctx, r, out, render)
+                    _worker(mods, ctx, r, out, render, run_module)
                 except BaseException:  # a worker must not unwind into the CLI
                     code = 1
                 finally:
                     os._exit(code)
             workers.append((pid, out))
         while (i := _take(r)) is not None:
-            finished(run_one(mods, i, ctx, render))
+            finished(run_one(mods, i, ctx, render, run_module))
     except BaseException:
         for pid, out in workers:
             os.kill(pid, signal.SIGKILL)
@@ -197,7 +200,7 @@ def run_forked(mods: Sequence[Module[E]], ctx: CheckContext[E], jobs: int, rende
                     finished(msg)
     for i in range(len(mods)):  # taken by a worker that died or hit a bug: run them here
         if i not in results:
-            finished(run_one(mods, i, ctx, render))
+            finished(run_one(mods, i, ctx, render, run_module))
     return [results[i] for i in range(len(mods))]
 
 

@@ -8,14 +8,13 @@ process names through 15/16-character prefix maps. No look-up loops over the ind
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import ipaddress
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from spywall import heap
 from spywall.errors import InputError
 from spywall.iocs.model import (
     HASH_KINDS_BY_LENGTH,
@@ -44,19 +43,6 @@ CSV_SUFFIXES = (".csv",)
 CSV_COLLECTION = "Pegasus"   # the only CSV form known is Amnesty's 2018 NSO Pegasus list
 TRUNCATIONS = (15, 16)       # Linux comm is 15 characters; some tools keep 16
 MAX_QUERY = 8192
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic collector while building many small acyclic objects (about a
-    third of the load time otherwise goes to needless collections)."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def bundled_dir() -> Path:
@@ -129,7 +115,7 @@ class IocIndex:
     def load(cls, paths: Sequence[str | Path] = ()) -> IocIndex:
         """Load files or folders (recursively); ``()`` loads the bundled sets."""
         index = cls()
-        with _no_gc():
+        with heap.paused():
             for f in _files(list(paths) or [bundled_dir()]):
                 index._load_one(f)
         return index

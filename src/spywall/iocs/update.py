@@ -2,6 +2,7 @@
 
 The index (mvt-project/mvt-indicators ``indicators.yaml``) lists sets as
 ``github: {owner, repo, branch, path}``; each becomes a raw.githubusercontent.com URL.
+Apple's release feed gives the list of current iOS releases (``ios.releases``).
 This is the only place spywall touches the network, and only when the user runs it.
 Every download is size-capped and must load as a STIX bundle before it replaces the
 previous copy (written to a temporary name, then renamed).
@@ -9,7 +10,6 @@ previous copy (written to a temporary name, then renamed).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import msgspec
 import yaml
 
 from spywall.errors import InputError, SpywallError
+from spywall.iocs.paths import default_dest as default_dest
 from spywall.iocs.stix import load_bundle
 
 INDEX_URL = "https://raw.githubusercontent.com/mvt-project/mvt-indicators/main/indicators.yaml"
@@ -39,11 +40,6 @@ class UpdateResult(msgspec.Struct):
     dest: Path
     downloaded: list[Path] = msgspec.field(default_factory=list)
     failed: list[tuple[str, str]] = msgspec.field(default_factory=list)
-
-
-def default_dest() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "spywall" / "iocs"
 
 
 def _entry(item: Any) -> SetEntry | None:
@@ -118,4 +114,17 @@ def update(dest: Path | None = None, *, index_url: str = INDEX_URL,
             except (httpx.HTTPError, SpywallError, OSError) as exc:
                 result.failed.append((entry.url, str(exc)[:300]))
         _write(result.dest, "indicators.yaml", index)
+        _releases(client, result)
     return result
+
+
+def _releases(client: httpx.Client, result: UpdateResult) -> None:
+    """The list of current iOS releases behind ``ios-outdated`` (``ios.releases``)."""
+    from spywall.ios import releases
+
+    try:
+        data = _fetch(client, releases.FEED_URL)
+        text = releases.refreshed(data.decode("utf-8", "replace"))
+        result.downloaded.append(_write(result.dest, releases.FILENAME, text))
+    except (httpx.HTTPError, SpywallError, OSError, ValueError) as exc:
+        result.failed.append((releases.FEED_URL, str(exc)[:300]))

@@ -1,6 +1,9 @@
 """An iTunes / Finder backup folder, opened without changing it.
 
-- The folder must hold Info.plist / Manifest.plist / Manifest.db (``InputError`` otherwise).
+- The folder must hold Manifest.db (``InputError`` otherwise); Info.plist, Status.plist
+  and Manifest.plist are read when present (Manifest.plist is required only to decrypt).
+- A file that Manifest.db lists but the folder does not hold is ``ArtifactMissing`` (no
+  data for that module), not a malformed backup.
 - ``Manifest.db`` rows are loaded once; a file is found by (domain, relativePath) and
   stored at ``<fileID[:2]>/<fileID>``. A fileID that is not 40 lowercase hex digits, or a
   stored file that resolves (symlinks included) outside the backup folder, is rejected.
@@ -25,7 +28,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from spywall.device.base import load_plist
+from spywall.device.base import ArtifactMissing, load_plist
 from spywall.device.sqlite import open_evidence, require
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.ios.mbfile import MBFile, decode
@@ -147,8 +150,9 @@ class Backup(msgspec.Struct):
         try:
             real = p.resolve(strict=True)
         except (OSError, RuntimeError) as exc:
-            raise FormatError(f"{entry.domain}/{entry.relative_path}: stored file "
-                              f"{entry.file_id} missing") from exc
+            raise ArtifactMissing(f"{entry.domain}/{entry.relative_path} is listed in "
+                                  f"Manifest.db but its file {entry.file_id} is not in "
+                                  "the backup") from exc
         if not real.is_relative_to(self.root.resolve()) or not real.is_file():
             raise FormatError(f"{entry.file_id}: resolves outside the backup folder")
         return real
@@ -158,7 +162,7 @@ class Backup(msgspec.Struct):
         nothing read."""
         try:
             return self.stored_path(entry).stat().st_size
-        except (OSError, FormatError):
+        except (OSError, FormatError, ArtifactMissing):
             return 0
 
     def local_path(self, entry: Entry) -> Path:
@@ -192,7 +196,12 @@ class Backup(msgspec.Struct):
 
     def wal(self, entry: Entry) -> Path | None:
         log = self.get(entry.domain, entry.relative_path + "-wal")
-        return self.local_path(log) if log is not None and log.is_file else None
+        if log is None or not log.is_file:
+            return None
+        try:
+            return self.local_path(log)
+        except ArtifactMissing:  # listed, not stored: the database as it is
+            return None
 
 
 def _load_entries(backup: Backup) -> None:
@@ -261,16 +270,22 @@ def open_backup(path: str | Path, password: str | None = None) -> Iterator[Backu
     if linked:
         raise InputError(f"{root}: {', '.join(linked)} is a symbolic link; a backup's own "
                          "files are never followed out of it")
-    missing = [n for n in ("Manifest.plist", "Manifest.db") if not (root / n).is_file()]
-    if missing:
-        raise InputError(f"{root}: not an iOS backup (no {', '.join(missing)})")
-    manifest = _plist(root / "Manifest.plist")
+    if not (root / "Manifest.db").is_file():
+        raise InputError(f"{root}: not an iOS backup (no Manifest.db)")
+    # Manifest.plist is optional (copies of backups often lose it): needed only for the
+    # key bag of an encrypted backup.
+    has_plist = (root / "Manifest.plist").is_file()
+    manifest = _plist(root / "Manifest.plist") if has_plist else {}
     info = _plist(root / "Info.plist") if (root / "Info.plist").is_file() else {}
     status = _plist(root / "Status.plist") if (root / "Status.plist").is_file() else {}
     with tempfile.TemporaryDirectory(prefix="spywall-ios-") as tmp_name:
         tmp = Path(tmp_name)
         decryptor: object | None = None
         db = root / "Manifest.db"
+        if not has_plist and not _is_sqlite(db):
+            raise InputError(f"{root}: Manifest.db is not a plain SQLite database (an "
+                             "encrypted backup?) and Manifest.plist, which holds the key "
+                             "bag needed to decrypt it, is missing")
         if manifest.get("IsEncrypted") is True and not _is_sqlite(db):
             # (a backup decrypted by another tool keeps IsEncrypted but a plain Manifest.db)
             decryptor, db = _unlock(root, password, tmp)

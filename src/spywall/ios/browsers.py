@@ -1,6 +1,7 @@
 """Browsing artifacts: Safari History.db (with fast cross-domain redirects),
-BrowserState.db, WebKit ResourceLoadStatistics observations.db and the browsing-session
-resource log. URLs and domains are matched; nothing is ever resolved over the network."""
+BrowserState.db, Chrome's History database, WebKit ResourceLoadStatistics
+observations.db and the browsing-session resource log. URLs and domains are matched;
+nothing is ever resolved over the network."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ SAFARI = "AppDomain-com.apple.mobilesafari"
 HISTORY = [(SAFARI, "Library/Safari/History.db"), ("HomeDomain", "Library/Safari/History.db")]
 STATE = [(SAFARI, "Library/Safari/BrowserState.db"),
          ("HomeDomain", "Library/Safari/BrowserState.db")]
+# Chrome for iOS keeps Chromium's History database in its app container.
+CHROME = [("AppDomain-com.google.chrome.ios",
+           "Library/Application Support/Google/Chrome/Default/History")]
+# Firefox for iOS keeps its history in its app group (``visits.date``: unix microseconds).
+FIREFOX = [("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db")]
+# Chromium times: microseconds since 1601-01-01 (the Windows FILETIME epoch).
+CHROME_EPOCH = 11_644_473_600
 OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"
 SESSION_LOG = "WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"
 REDIRECT_SECONDS = 1.0
@@ -87,6 +95,56 @@ def _visits(ctx: Ctx, rows: list[Any], visits: dict[Any, tuple[Any, Any]], path:
                 "exploit links often bounce through a redirector; check both domains",
                 rec=rec, path=path, severity=Severity.LOW,
                 detail={"from": url[:2048], "to": target[1][:2048]})
+
+
+def chrome_time(value: object) -> str | None:
+    """ISO-8601 UTC of a Chromium timestamp (microseconds since 1601), None if absent."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value:
+        return None
+    return iso_unix(value / 1e6 - CHROME_EPOCH)
+
+
+def _chrome(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Chromium's ``visits`` joined to ``urls``: each visit's URL (and the visit it came
+    from, ``from_visit``, as Chromium records a redirect chain)."""
+    with database(ctx, entry) as conn:
+        require(conn, "urls", ("id", "url"))
+        have = require(conn, "visits", ("id", "url", "visit_time"))
+        source = "v.from_visit" if "from_visit" in have else "NULL"
+        rows = conn.execute(
+            f"SELECT v.id, v.visit_time, u.url, {source} FROM visits v "  # noqa: S608
+            "JOIN urls u ON u.id = v.url ORDER BY v.visit_time LIMIT ?",
+            (MAX_ROWS,)).fetchall()
+    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
+    for (vid, t, url, came_from), hit in zip(rows, hits, strict=True):
+        if url.__class__ is not str or not (ctx.timeline or hit):
+            continue
+        rec = ctx.record("chrome_history", chrome_time(t), "visit",
+                         {"visit_id": vid, "url": url[:2048], "redirect_source": came_from})
+        if hit:
+            check_links(ctx, [url], rec, path, "Chrome history URL")
+    return ok(len(rows))
+
+
+def _firefox(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Firefox's ``visits`` joined to ``history`` by ``siteID``: each visit's URL."""
+    with database(ctx, entry) as conn:
+        require(conn, "history", ("id", "url"))
+        require(conn, "visits", ("id", "siteID", "date"))
+        rows = conn.execute(
+            "SELECT v.id, v.date, h.url FROM visits v JOIN history h ON h.id = v.siteID "
+            "ORDER BY v.date LIMIT ?", (MAX_ROWS,)).fetchall()
+    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
+    for (vid, date, url), hit in zip(rows, hits, strict=True):
+        if url.__class__ is not str or not (ctx.timeline or hit):
+            continue
+        when = iso_unix(date / 1e6) if isinstance(date, int | float) and not isinstance(
+            date, bool) else None
+        rec = ctx.record("firefox_history", when, "firefox_history",
+                         {"id": vid, "url": url[:2048]})
+        if hit:
+            check_links(ctx, [url], rec, path, "Firefox history URL")
+    return ok(len(rows))
 
 
 def _browser_state(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -154,6 +212,9 @@ MODULES = (
              single(HISTORY, _history)),
     FnModule("safari_browser_state", "Safari open tabs and tab sessions",
              single(STATE, _browser_state)),
+    FnModule("chrome_history", "Chrome for iOS history URLs (History)", single(CHROME, _chrome)),
+    FnModule("firefox_history", "Firefox for iOS history URLs (browser.db)",
+             single(FIREFOX, _firefox)),
     FnModule("webkit_resource_load_statistics", "WebKit ResourceLoadStatistics observed domains",
              every(OBSERVATIONS, _observations)),
     FnModule("webkit_session_resource_log", "WebKit browsing-session resource log",

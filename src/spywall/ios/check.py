@@ -7,11 +7,22 @@ from pathlib import Path
 
 import msgspec
 
-from spywall.commands.common import finish, new_report
-from spywall.device.base import CheckContext, Module, SchemaUnknown, run_modules
-from spywall.errors import InputError, LimitExceeded
+from spywall.device.base import CheckContext, Module, SchemaUnknown, iso_datetime, load_plist
+from spywall.device.runner import finish, new_report, run_modules
+from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.iocs import IocIndex
-from spywall.ios import browsers, fs_modules, inventory, messages, other_messengers, system
+from spywall.ios import (
+    analytics,
+    applications,
+    browsers,
+    favicons,
+    fs_modules,
+    inventory,
+    messages,
+    other_messengers,
+    shortcuts,
+    system,
+)
 from spywall.ios.backup import open_backup
 from spywall.ios.common import Evidence
 from spywall.ios.fsdump import MARKERS, find_root, open_dump
@@ -19,15 +30,18 @@ from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES,
+    inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
-    inventory.WINDOW,
+    *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
-# A dump has no Info.plist or Manifest.db (``filesystem`` lists its paths instead) and no
-# MBFile times for the Triangulation window; the artifact modules run unchanged.
+# A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
+# (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
+# window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    *fs_modules.MODULES, inventory.PROFILES,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, *analytics.MODULES, inventory.PROFILES,
+    inventory.PROFILE_EVENTS,
     *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 
 
@@ -93,6 +107,40 @@ def check_dump(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
     return Outcome(finish(report), ctx)
 
 
+MAX_LISTED = 20
+MAX_CHILDREN = 10_000
+
+
+def _describe(folder: Path) -> str:
+    """``<folder> (<device name>, iOS <version>, last backup <date>)`` from its Info.plist,
+    whatever of it can be read."""
+    facts: list[str] = []
+    try:
+        data = (folder / "Info.plist").read_bytes() if (
+            folder / "Info.plist").stat().st_size <= 4 * 1024 * 1024 else b""
+        info = load_plist(data) if data else {}
+    except (OSError, FormatError, LimitExceeded):
+        info = {}
+    d = info if isinstance(info, dict) else {}
+    for key, fmt in (("Device Name", "{}"), ("Product Version", "iOS {}"),
+                     ("Last Backup Date", "last backup {}")):
+        v = d.get(key)
+        if v is not None:
+            facts.append(fmt.format(iso_datetime(v) or str(v)[:80]))
+    return str(folder) + (f" ({', '.join(facts)})" if facts else "")
+
+
+def backups_in(folder: Path) -> list[str]:
+    """The backups directly inside ``folder`` (Finder / iTunes keep them in
+    ``MobileSync/Backup/<UDID>``), each described, in name order."""
+    try:
+        kids = sorted(c for _, c in zip(range(MAX_CHILDREN), folder.iterdir(), strict=False)
+                      if c.is_dir() and not c.is_symlink())
+    except OSError:
+        return []
+    return [_describe(c) for c in kids if (c / "Manifest.db").is_file()]
+
+
 def is_dump(path: str | Path) -> bool:
     """A folder with a dump's layout and no Manifest.db (a backup wins)."""
     p = Path(path)
@@ -103,16 +151,43 @@ def check_path(path: str | Path, index: IocIndex, sources: Sequence[IocSource] =
                password: str | None = None, limits: Limits | None = None,
                timeline: bool = True, scan_attachments: bool = True,
                on_done: Callable[[ModuleRun], None] | None = None, jobs: int = 1,
-               render: bool = False) -> Outcome:
-    """A backup or a filesystem dump, told apart by layout."""
-    if is_dump(path):
-        return check_dump(path, index, sources, limits, timeline=timeline,
+               render: bool = False, only: Sequence[str] = ()) -> Outcome:
+    """A backup or a filesystem dump, told apart by layout. ``only``: the names of the
+    modules to run (all when empty; ``InputError`` for a name neither kind knows)."""
+    dump = is_dump(path)
+    mods = pick(DUMP_MODULES if dump else MODULES, only)
+    if dump:
+        return check_dump(path, index, sources, limits, mods, timeline=timeline,
                           scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
                           render=render)
     p = Path(path)
     if p.is_dir() and not (p / "Manifest.db").exists():
-        raise InputError(f"{p}: neither an iOS backup (no Manifest.plist / Manifest.db) nor "
-                         f"a filesystem dump (no {' or '.join(MARKERS)})")
-    return check_backup(path, index, sources, password, limits, timeline=timeline,
+        found = backups_in(p)
+        if found:
+            listing = "; ".join(found[:MAX_LISTED]) + ("; ..." if len(found) > MAX_LISTED
+                                                        else "")
+            raise InputError(f"{p} holds {len(found)} backup(s), not one: give one of "
+                             f"these folders: {listing}")
+        raise InputError(f"{p}: neither an iOS backup (no Manifest.db) nor a filesystem "
+                         f"dump (no {' or '.join(MARKERS)})")
+    return check_backup(path, index, sources, password, limits, mods, timeline=timeline,
                         scan_attachments=scan_attachments, on_done=on_done, jobs=jobs,
                         render=render)
+
+
+def module_names() -> list[str]:
+    """Every module name of a backup or dump check, in order."""
+    return list(dict.fromkeys(m.name for m in (*MODULES, *DUMP_MODULES)))
+
+
+def pick(modules: Sequence[Module[Evidence]], only: Sequence[str]) -> list[Module[Evidence]]:
+    """The modules named in ``only`` (all when empty), in check order. A name no check
+    knows is an ``InputError`` that lists them; a known name this kind of evidence has no
+    module for selects nothing from it."""
+    if not only:
+        return list(modules)
+    unknown = sorted(set(only) - set(module_names()))
+    if unknown:
+        raise InputError(f"unknown module(s) {', '.join(unknown)}; modules: "
+                         f"{', '.join(module_names())}")
+    return [m for m in modules if m.name in only]

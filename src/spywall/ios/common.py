@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from spywall.device.base import CheckContext, Record, load_plist, url_host
+from spywall.device.base import ArtifactMissing, CheckContext, Record, load_plist, url_host
 from spywall.device.sqlite import open_evidence
 from spywall.ios.backup import Entry
 from spywall.report import Scalar
@@ -119,7 +119,16 @@ class every:  # noqa: N801 (used like the function it was)
         entries = ctx.evidence.with_suffix(self.suffix)
         if not entries:
             return SKIPPED
-        return ok(sum(self.fn(ctx, e, ctx.evidence.display(e)) for e in entries))
+        n = absent = 0
+        for e in entries:
+            try:
+                n += self.fn(ctx, e, ctx.evidence.display(e))
+            except ArtifactMissing:  # listed, not stored: no data from that one
+                absent += 1
+        if absent == len(entries):
+            return ("skipped", 0, f"no data: {absent} file(s) listed in Manifest.db but "
+                    "not stored in the backup")
+        return ok(n, f"{absent} file(s) listed but not stored" if absent else "")
 
     def weight(self, ctx: Ctx) -> int:
         return sum(ctx.evidence.size(e) for e in ctx.evidence.with_suffix(self.suffix))
@@ -164,13 +173,17 @@ def check_links(ctx: Ctx, found: Sequence[str], rec: Record, path: str, what: st
     return n
 
 
-def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scalar]) -> None:
-    """Scan one attachment with the engine; re-attach its findings and errors."""
+def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scalar]) -> bool:
+    """Scan one attachment with the engine; re-attach its findings and errors. False when
+    the evidence lists the file but does not hold it."""
     if not ctx.scan_attachments:
-        return
+        return True
     b = ctx.evidence
     path = b.display(entry)
-    data = b.read(entry, ctx.limits.max_file_bytes)
+    try:
+        data = b.read(entry, ctx.limits.max_file_bytes)
+    except ArtifactMissing:
+        return False
     from spywall import engine  # the scan engine (and qpdf) only once an attachment exists
 
     sub = engine.scan_bytes(data, path, ctx.limits)
@@ -181,3 +194,4 @@ def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scala
         ctx.add(rec, f)
     ctx.subject.errors.extend(sub.errors)
     ctx.subject.objects += sub.objects
+    return True

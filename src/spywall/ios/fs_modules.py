@@ -1,7 +1,8 @@
 """Modules that only a filesystem dump can feed: Shutdown.log, netusage.sqlite, and every
 path on disk. Each skips on a backup (its artifacts are not in one).
 
-- ``shutdown_log`` (private/var/db/diagnostics/shutdown.log): at each shutdown the log
+- ``shutdown_log`` (private/var/db/diagnostics/shutdown.log, and the rotated
+  shutdown.N.log beside it, oldest first): at each shutdown the log
   lists the processes still running ("remaining client pid: N (path)") after
   ``After NN.NNs`` delays, and closes the shutdown with ``SIGTERM: [<unix time>]``. Each
   client path is matched as a ``file:path`` and its last component as a ``process:name``
@@ -10,8 +11,10 @@ path on disk. Each skips on a backup (its artifacts are not in one).
   lives; Pegasus ran from there (Kaspersky's iShutdown method).
 - ``netusage`` (private/var/networkd[/db]/netusage.sqlite): the DataUsage schema, read by
   the same function (``system.process_usage``), Triangulation's BackupAgent rule included.
-- ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, and the
-  name of an executable file as a ``process:name``. File contents are not read.
+- ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, the
+  name of an executable file as a ``process:name``, and the site of a WebKit storage
+  name (``https_<host>_<port>``: local storage, IndexedDB, SafariViewService, MVT's
+  webkit_* modules) as a domain. File contents are not read.
 """
 
 from __future__ import annotations
@@ -26,10 +29,14 @@ from spywall.device.base import FnModule, Record, iso_unix
 from spywall.ios.backup import Entry
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump, text
+from spywall.ios.inventory import WEBKIT_ORIGIN
 from spywall.ios.system import process_usage
 from spywall.report import ErrorEntry, Scalar, Severity
 
 SHUTDOWN_LOG = "private/var/db/diagnostics/shutdown.log"
+# Rotated logs beside it: shutdown.0.log, shutdown.1.log, ... (older shutdowns).
+_ROTATED = re.compile(r"private/var/db/diagnostics/[Ss]hutdown\.(\d{1,4})\.log")
+MAX_LOGS = 64
 NETUSAGE = ("private/var/networkd/netusage.sqlite", "private/var/networkd/db/netusage.sqlite")
 MAX_LOG_BYTES = 64 * 1024 * 1024
 MAX_LINE = 4096
@@ -113,17 +120,42 @@ def parse_shutdown_log(text: str) -> tuple[list[Shutdown], int]:
     return out, bad
 
 
+def shutdown_logs(dump: FsDump) -> list[Entry]:
+    """The shutdown logs of a dump: rotated ones (highest number, the oldest, first),
+    then the current one; at most ``MAX_LOGS``."""
+    rotated = [(int(m.group(1)), e) for e in dump.entries
+               if e.flags == FILE and (m := _ROTATED.fullmatch(e.disk)) is not None]
+    rotated.sort(key=lambda r: -r[0])
+    current = dump.by_disk(SHUTDOWN_LOG)
+    found = [e for _, e in rotated] + ([current] if current is not None else [])
+    return found[-MAX_LOGS:]
+
+
 def _shutdown_log(ctx: Ctx) -> Result:
     dump = _dump(ctx)
-    entry = dump.by_disk(SHUTDOWN_LOG) if dump else None
-    if dump is None or entry is None:
+    logs = shutdown_logs(dump) if dump else []
+    if dump is None or not logs:
         return SKIPPED
-    path = dump.display(entry)
-    data, cut = dump.read_head(entry, MAX_LOG_BYTES)
-    shutdowns, bad = parse_shutdown_log(data.decode("utf-8", "replace"))
-    if cut:
-        _limit(ctx, path, f"shutdown.log: only the first {MAX_LOG_BYTES} bytes were read")
     flagged: set[str] = set()
+    n = total = bad = 0
+    for entry in logs:
+        path = dump.display(entry)
+        data, cut = dump.read_head(entry, MAX_LOG_BYTES)
+        shutdowns, bad_here = parse_shutdown_log(data.decode("utf-8", "replace"))
+        if cut:
+            _limit(ctx, path, f"{posixpath.basename(entry.disk)}: only the first "
+                   f"{MAX_LOG_BYTES} bytes were read")
+        total += len(shutdowns)
+        bad += bad_here
+        n += _clients(ctx, shutdowns, path, posixpath.basename(entry.disk), flagged)
+    parts = [f"{total} shutdown(s) in {len(logs)} log(s)"]
+    if bad:
+        parts.append(f"{bad} malformed line(s) skipped")
+    return ok(n, "; ".join(parts))
+
+
+def _clients(ctx: Ctx, shutdowns: list[Shutdown], path: str, log: str,
+             flagged: set[str]) -> int:
     n = 0
     for sd in shutdowns:
         when = iso_unix(sd.sigterm)
@@ -137,7 +169,7 @@ def _shutdown_log(ctx: Ctx) -> Result:
                 continue
             rec = ctx.record("shutdown_log", when, "remaining_client",
                              {"pid": c.pid, "client": c.path, "after_seconds": c.after,
-                              "sigterm": sd.sigterm})
+                              "sigterm": sd.sigterm, "log": log})
             detail: dict[str, Scalar] = {"client": c.path, "pid": c.pid}
             for p in forms:
                 if ctx.check("file_path", p, rec=rec, path=path, detail=detail,
@@ -146,10 +178,7 @@ def _shutdown_log(ctx: Ctx) -> Result:
             ctx.check("process", name, rec=rec, path=path, detail=detail,
                       what="process still running at shutdown")
             _unusual(ctx, c, rec, path, flagged)
-    parts = [f"{len(shutdowns)} shutdown(s)"]
-    if bad:
-        parts.append(f"{bad} malformed line(s) skipped")
-    return ok(n, "; ".join(parts))
+    return n
 
 
 def _unusual(ctx: Ctx, c: Client, rec: Record, path: str, flagged: set[str]) -> None:
@@ -199,9 +228,12 @@ def _filesystem(ctx: Ctx) -> Result:
         name = posixpath.basename(full)
         forms = path_forms(full) if alias else [full]
         proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        origins = ([m.group(1) for m in WEBKIT_ORIGIN.finditer(name)]
+                   if "http" in name else [])
         # Paths are unique: matched without the memo (names repeat, and go through it).
         if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))
-                or any(index.match("file_path", p) for p in forms)):
+                or any(index.match("file_path", p) for p in forms)
+                or ctx.any_hit("domain", origins)):
             continue
         when, mode = _mtime(dump, e)
         rec = ctx.record("filesystem", when, "modified",
@@ -217,6 +249,9 @@ def _filesystem(ctx: Ctx) -> Result:
         if proc and stat.S_ISREG(mode) and mode & 0o111:
             ctx.check("process", name, rec=rec, path=where, what="executable on the phone",
                       detail=detail)
+        for origin in origins:
+            ctx.check("domain", origin, rec=rec, path=where, detail=detail,
+                      what="WebKit storage of a site")
     if dump.truncated:
         _limit(ctx, str(dump.root), f"filesystem: {dump.truncated}")
     return ok(len(dump.entries), dump.truncated)

@@ -91,6 +91,7 @@ class FsDump:
         self.inputs: dict[str, str] = {}
         self.containers: dict[str, str] = {}  # domain -> dump folder
         self.truncated = ""
+        self.info_source = SYSTEM_VERSION  # where ``info`` comes from (a backup: Info.plist)
         self.real_root = root.resolve()
         self._by_disk: dict[str, Entry] = {}
         self._folder_domain: dict[str, str] = {}
@@ -292,5 +293,8 @@ def open_dump(path: str | Path, seconds: float = 60.0,
     dump = FsDump(root)
     dump._read_containers()
     dump._read_version()
+    # the installed apps, as Info.plist lists them: the ids of the app data containers
+    dump.info["Installed Applications"] = sorted(
+        d.removeprefix("AppDomain-") for d in dump.containers if d.startswith("AppDomain-"))
     dump.walk(seconds, max_entries)
     return dump

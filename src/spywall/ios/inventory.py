@@ -8,17 +8,16 @@ import re
 
 from spywall.device.base import FnModule, iso_datetime, iso_unix
 from spywall.errors import FormatError
-from spywall.ios import triangulation
+from spywall.ios import releases, triangulation
 from spywall.ios.common import SKIPPED, Ctx, Result, ok, plist
 from spywall.report import Severity
 
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
-PROFILE_EVENTS = PROFILES_DIR + "MCProfileEvents.plist"
-# Newest iOS release this build knows of (no network look-up); older ones get a warning.
-LATEST_IOS = (26, 1)
-LATEST_IOS_TEXT = "26.1 (November 2025)"
-_WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
+EVENTS_PLIST = PROFILES_DIR + "MCProfileEvents.plist"
+# WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
+# IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
+WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
 DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
                "Product Type": "product_type", "Device Name": "device_name",
                "Display Name": "display_name", "Serial Number": "serial_number",
@@ -32,7 +31,7 @@ def _manifest(ctx: Ctx) -> Result:
     for e in b.entries:
         name = posixpath.basename(e.relative_path)
         full = "/" + e.relative_path
-        origins = [m.group(1) for m in _WEBKIT_ORIGIN.finditer(e.relative_path)]
+        origins = [m.group(1) for m in WEBKIT_ORIGIN.finditer(e.relative_path)]
         if not (ctx.timeline or ctx.any_hit("file_name", (name,))
                 or ctx.any_hit("file_path", (full,)) or ctx.any_hit("domain", origins)):
             continue
@@ -56,8 +55,7 @@ def _profiles(ctx: Ctx) -> Result:
     b = ctx.evidence
     entries = [e for e in b.entries if e.is_file and e.domain == PROFILES_DOMAIN
                and e.relative_path.startswith(PROFILES_DIR + "profile-")]
-    events = b.get(PROFILES_DOMAIN, PROFILE_EVENTS)
-    if not entries and events is None:
+    if not entries:
         return SKIPPED
     for e in entries:
         path = b.display(e)
@@ -69,38 +67,43 @@ def _profiles(ctx: Ctx) -> Result:
                          {"uuid": uuid, "identifier": str(d.get("PayloadIdentifier") or ""),
                           "name": str(d.get("PayloadDisplayName") or "")})
         ctx.check("config_profile", uuid, rec=rec, path=path, what="configuration profile")
-    n = len(entries)
-    if events is not None and events.is_file:
-        path = b.display(events)
-        p = plist(ctx, events)
-        items = p.get("ProfileEvents") if isinstance(p, dict) else None
-        for item in items if isinstance(items, list) else []:
-            for ident, ev in item.items() if isinstance(item, dict) else []:
-                n += 1
-                d = ev if isinstance(ev, dict) else {}
-                proc = str(d.get("process") or "")
-                rec = ctx.record("configuration_profiles", iso_datetime(d.get("timestamp")),
-                                 f"profile_{d.get('operation') or 'event'}",
-                                 {"identifier": str(ident), "process": proc})
-                ctx.check("config_profile", str(ident), rec=rec, path=path,
-                          what="configuration profile event")
-                ctx.check("process", posixpath.basename(proc), rec=rec, path=path,
-                          what="process that installed a profile")
+    return ok(len(entries))
+
+
+def _profile_events(ctx: Ctx) -> Result:
+    """MCProfileEvents.plist: ``ProfileEvents``, a list of {profile identifier: {operation,
+    process, timestamp}}: which process installed or removed which profile, when."""
+    b = ctx.evidence
+    events = b.get(PROFILES_DOMAIN, EVENTS_PLIST)
+    if events is None or not events.is_file:
+        return SKIPPED
+    path = b.display(events)
+    p = plist(ctx, events)
+    items = p.get("ProfileEvents") if isinstance(p, dict) else None
+    n = 0
+    for item in items if isinstance(items, list) else []:
+        for ident, ev in item.items() if isinstance(item, dict) else []:
+            n += 1
+            d = ev if isinstance(ev, dict) else {}
+            proc = str(d.get("process") or "")
+            rec = ctx.record("profile_events", iso_datetime(d.get("timestamp")),
+                             f"profile_{d.get('operation') or 'event'}",
+                             {"profile_id": str(ident), "operation": str(d.get("operation")
+                                                                          or ""),
+                              "process": proc})
+            ctx.check("config_profile", str(ident), rec=rec, path=path,
+                      what="configuration profile event")
+            ctx.check("process", posixpath.basename(proc), rec=rec, path=path,
+                      what="process that installed a profile")
     return ok(n)
-
-
-def _version(text: str) -> tuple[int, ...] | None:
-    parts = text.split(".")
-    if not 1 <= len(parts) <= 4 or not all(p.isdigit() and len(p) < 5 for p in parts):
-        return None
-    return tuple(int(p) for p in parts)
 
 
 def _info(ctx: Ctx) -> Result:
     b = ctx.evidence
     if not b.info:
         return SKIPPED
-    path = str(b.root / "Info.plist")
+    source = getattr(b, "info_source", "Info.plist")  # a dump: SystemVersion.plist
+    path = str(b.root / str(source))
     rec = ctx.record("backup_info", iso_datetime(b.info.get("Last Backup Date")), "backup",
                      {DEVICE_KEYS[k]: str(v) for k, v in b.info.items() if k in DEVICE_KEYS})
     apps = b.info.get("Installed Applications")
@@ -108,21 +111,29 @@ def _info(ctx: Ctx) -> Result:
     for app in app_list:
         ctx.check("app_id", app, rec=rec, path=path, what="installed app")
     version = str(b.info.get("Product Version") or "")
-    parsed = _version(version)
-    if parsed is not None and parsed < LATEST_IOS:
+    parsed = releases.version_tuple(version)
+    known = releases.current()
+    latest = known.latest()
+    if parsed and latest is not None and parsed < releases.version_tuple(latest.version):
+        when = f", released {latest.released}" if latest.released else ""
         ctx.heuristic(
             "ios-outdated", "Outdated iOS version",
-            f"iOS {version} is older than {LATEST_IOS_TEXT}, the newest release this spywall "
-            "build knows of: known exploited vulnerabilities may be unpatched. Update the "
-            "device, and consider Lockdown Mode if you may be targeted",
-            rec=rec, path=path, severity=Severity.LOW, detail={"ios_version": version})
+            f"iOS {version} is older than iOS {latest.version}{when}, the newest release "
+            f"in spywall's list of releases as of {known.updated or 'unknown'} (`spywall "
+            "iocs update` refreshes it): known exploited vulnerabilities may be unpatched. "
+            "Update the device, and consider Lockdown Mode if you may be targeted",
+            rec=rec, path=path, severity=Severity.LOW,
+            detail={"ios_version": version, "latest_ios": latest.version,
+                    "releases_as_of": known.updated})
     return ok(1 + len(app_list))
 
 
 MANIFEST = FnModule("manifest", "every backed-up path: file names, paths, WebKit origins",
                     _manifest)
-PROFILES = FnModule("configuration_profiles", "installed configuration profiles and events",
+PROFILES = FnModule("configuration_profiles", "installed configuration profiles",
                     _profiles)
+PROFILE_EVENTS = FnModule("profile_events", "configuration profile installs and removals, "
+                          "by process (MCProfileEvents.plist)", _profile_events)
 BACKUP_INFO = FnModule("backup_info", "device, iOS version and installed apps (Info.plist)",
                        _info)
 WINDOW = FnModule("triangulation_window", "Operation Triangulation event-window heuristic",

@@ -35,6 +35,13 @@ WHATSAPP_DOMAIN = "AppDomainGroup-group.net.whatsapp.WhatsApp.shared"
 WHATSAPP_DB = [(WHATSAPP_DOMAIN, "ChatStorage.sqlite")]
 TMP_ATTACHMENT = ("/var/tmp/", "-1")  # noqa: S108 (a path on the phone, not ours)
 _SMS_PREFIXES = ("~/", "/var/mobile/", "/private/var/mobile/")
+# How Apple's threat notifications begin when they arrive by iMessage (the older and the
+# current wording, as Apple's support page and the notified have published them).
+THREAT_NOTIFICATIONS = (
+    "ALERT: State-sponsored attackers may be targeting your iPhone",
+    "ALERT: Apple detected a targeted mercenary spyware attack against your iPhone",
+)
+THREAT_DOC = "https://support.apple.com/en-us/102174"
 
 
 def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -43,17 +50,20 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
         require(conn, "handle", ("ROWID", "id"))
         body = "m.attributedBody" if "attributedBody" in have else "NULL"
-        # Only rows that can hold a link reach Python: links() needs "://" or "www." in
-        # the text (LIKE is case-insensitive, as links() is), and a binary body is always
-        # searched. Most messages hold no link; this is the same set of links, found
-        # without a Python call per message.
+        # SQLite says which rows can hold a link: links() needs "://" or "www." in the
+        # text (LIKE is case-insensitive, as links() is), and a binary body is always
+        # searched; and which may be Apple's threat notification (its first characters).
+        # Only those reach Python, unless the timeline wants every message; the links
+        # are found without a Python call per message that has none.
         may_link = "m.text LIKE '%://%' OR m.text LIKE '%www.%'" + (
             " OR m.attributedBody IS NOT NULL" if body != "NULL" else "")
+        alert = "substr(m.text, 1, 7) = 'ALERT: '"
+        where = "" if ctx.timeline else f"WHERE {may_link} OR {alert}"
         n = min(conn.execute("SELECT count(*) FROM message").fetchone()[0], MAX_ROWS)
         rows = conn.execute(
-            f"SELECT m.ROWID, m.date, m.text, {body}, h.id FROM message m "  # noqa: S608
-            f"LEFT JOIN handle h ON h.ROWID = m.handle_id WHERE {may_link} LIMIT ?",
-            (MAX_ROWS,))
+            f"SELECT m.ROWID, m.date, m.text, {body}, h.id, coalesce({may_link}, 0), "  # noqa: S608
+            f"coalesce({alert}, 0) FROM message m "
+            f"LEFT JOIN handle h ON h.ROWID = m.handle_id {where} LIMIT ?", (MAX_ROWS,))
         try:
             _messages(ctx, rows, path, recs)
         finally:  # what was read stays in the timeline even if a later row breaks
@@ -66,12 +76,38 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(n)
 
 
+def _threat_notification(ctx: Ctx, row: Any, path: str) -> None:
+    """Apple's threat notification received by iMessage (high: Apple has seen this
+    device targeted)."""
+    rowid, date, text, _, handle = row[:5]
+    if text.__class__ is not str or not text.startswith(THREAT_NOTIFICATIONS):
+        return
+    sender = handle if handle.__class__ is str else ""
+    rec = ctx.record("sms", iso_apple(date), "threat_notification",
+                     {"rowid": rowid, "phone_number": sender, "text": text[:500]})
+    ctx.heuristic(
+        "ios-apple-threat-notification", "Apple threat notification received",
+        f"message {rowid} is Apple's threat notification ({text[:80]!r}): Apple "
+        "believes this iPhone was targeted by mercenary spyware. Follow Apple's "
+        "advice and seek expert help (for instance Access Now's helpline)",
+        rec=rec, path=path, severity=Severity.HIGH, references=(THREAT_DOC,),
+        detail={"sender": sender})
+
+
 def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> None:
     """The messages with links: their links are matched as one column (``Lookup.urls``),
     then a record is made for each (every one with a timeline, the matching ones
-    without)."""
+    without). Rows SQLite says hold no link become plain records (with a timeline);
+    rows that may be a threat notification are checked."""
     kept: list[tuple[Any, list[str]]] = []
+    plain: list[Any] = []
     for row in rows:
+        if row[6]:
+            _threat_notification(ctx, row, path)
+        if not row[5]:
+            if ctx.timeline:
+                plain.append(row)
+            continue
         text, attributed = row[2], row[3]
         found = links(text) if text.__class__ is str else []
         if not found and attributed.__class__ is bytes:
@@ -80,14 +116,20 @@ def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> N
             kept.append((row, found))
     matched = [bool(h) for h in ctx.lookup.urls([u for _, found in kept for u in found])]
     timeline, at = ctx.timeline, 0
-    for (rowid, date, text, _, handle), found in kept:
+    recs.extend([Record("sms", iso_apple(date),
+                        "sms_received" if handle.__class__ is str else "sms",
+                        {"rowid": rowid,
+                         "phone_number": handle if handle.__class__ is str else "",
+                         "links": "", "text": text[:500] if text.__class__ is str else ""})
+                 for rowid, date, text, _, handle, _, _ in plain])
+    for (rowid, date, text, _, handle, _, _), found in kept:
         hit = any(matched[at:at + len(found)])
         at += len(found)
         if not (timeline or hit):
             continue
         sender = handle if handle.__class__ is str else ""
         rec = Record("sms", iso_apple(date), "sms_received" if sender else "sms",
-                     {"rowid": rowid, "handle": sender, "links": " ".join(found),
+                     {"rowid": rowid, "phone_number": sender, "links": " ".join(found),
                       "text": text[:500] if text.__class__ is str else ""})
         recs.append(rec)
         if hit:
@@ -141,7 +183,7 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
         rec = ctx.record("sms_attachments", iso_apple(created_at) or iso_apple(mdate),
                          "sms_attachment", {"rowid": rowid, "filename": filename,
                                             "transfer_name": str(tname or ""),
-                                            "handle": sender, "chat": str(chat or "")})
+                                            "phone_number": sender, "chat": str(chat or "")})
         ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
                   what="iMessage attachment name")
         ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path")
@@ -153,11 +195,10 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
                 "attachments live under ~/Library/SMS/Attachments",
                 rec=rec, path=path, severity=Severity.MEDIUM, detail={"sender": sender})
         stored = sms_attachment_entry(ctx.evidence, filename)
-        if stored is None:
+        if stored is None or not scan_attachment(
+                ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
+                                   "sender": sender, "attachment": filename}):
             missing += 1
-            continue
-        scan_attachment(ctx, stored, rec, {"app": "iMessage", "chat": str(chat or ""),
-                                           "sender": sender, "attachment": filename})
     return ok(n, f"{missing} attachment(s) not in the evidence" if missing else "")
 
 

@@ -1,16 +1,19 @@
 """System artifacts: network use per process (DataUsage, OS analytics), permissions (TCC),
-location clients, iMessage lookups (IDStatusCache), calendar participants."""
+location clients, iMessage lookups (IDStatusCache), calendar participants, and whether
+Lockdown Mode is on (global preferences)."""
 
 from __future__ import annotations
 
+import itertools
 import posixpath
+from typing import Any
 
 from spywall.device.base import FnModule, SchemaUnknown, iso_apple, iso_datetime, iso_unix
 from spywall.device.sqlite import require
 from spywall.ios import triangulation
 from spywall.ios.backup import Entry
 from spywall.ios.common import MAX_ROWS, Ctx, Result, database, ok, plist, single
-from spywall.report import Severity
+from spywall.report import Scalar, Severity
 
 DATAUSAGE = [("WirelessDomain", "Library/Databases/DataUsage.sqlite")]
 ADDAILY = [("HomeDomain", "Library/Preferences/com.apple.osanalytics.addaily.plist")]
@@ -19,6 +22,10 @@ IDSTATUS = [("HomeDomain", "Library/Preferences/com.apple.identityservices.idsta
 TCC = [("HomeDomain", "Library/TCC/TCC.db")]
 LOCATIOND = [("RootDomain", "Library/Caches/locationd/clients.plist")]
 CALENDAR = [("HomeDomain", "Library/Calendar/Calendar.sqlitedb")]
+GLOBAL_PREFS = [("HomeDomain", "Library/Preferences/.GlobalPreferences.plist")]
+LOCKDOWN_KEY = "LDMGlobalEnabled"
+LOCKDOWN_DOC = "https://support.apple.com/en-us/105120"
+MAX_GAPS = 1000
 
 
 def _num(v: object) -> float:
@@ -44,7 +51,7 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
     names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
     for pk, (name, bundle, first) in names.items():
         rec = ctx.record(module, iso_apple(first), "process_first_seen",
-                         {"process_pk": pk, "process": name, "bundle": bundle})
+                         {"proc_id": pk, "proc_name": name, "bundle_id": bundle})
         ctx.check("process", triangulation.process_name(name), rec=rec, path=path,
                   what=f"{label} process")
         if bundle:
@@ -54,16 +61,44 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
         known = names.get(proc)
         name = known[0] if known else ""
         rec = ctx.record(module, iso_apple(ts), "network_usage",
-                         {"usage_pk": pk, "process_pk": proc, "process": name,
+                         {"live_id": pk, "live_proc_id": proc, "proc_name": name,
                           "bytes": traffic})
-        if known is None and proc is not None:
+        if known is None:
+            which = f"process #{proc}" if proc is not None else "no process at all"
             ctx.heuristic(
                 "ios-datausage-orphan-usage", "Network use by a process with no record",
-                f"{label} row {pk} counts {traffic:g} bytes for process #{proc}, which has "
-                "no ZPROCESS record (a deleted process entry; spyware has removed its own)",
+                f"{label} row {pk} counts {traffic:g} bytes for {which}, which has no "
+                "ZPROCESS record (a deleted process entry; spyware has removed its own)",
                 rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
         triangulation.check_backupagent(ctx, name, traffic, rec, path, source)
+    _gaps(ctx, names, path, module, label)
     return ok(len(procs) + len(usage))
+
+
+def _gaps(ctx: Ctx, names: dict[Any, tuple[str, str, Any]], path: str, module: str,
+          label: str) -> None:
+    """ZPROCESS keys are given out in order and never reused: a run of missing keys
+    between two present ones is process records deleted from the database (spyware has
+    removed its own). One finding per run, at most ``MAX_GAPS``."""
+    pks = sorted(k for k in names if isinstance(k, int) and not isinstance(k, bool))
+    found = 0
+    for before, after in itertools.pairwise(pks):
+        if after - before < 2:
+            continue
+        found += 1
+        if found > MAX_GAPS:
+            break
+        first, last = before + 1, after - 1
+        prev = names[before]
+        which = f"#{first}" if first == last else f"#{first} to #{last}"
+        rec = ctx.record(module, iso_apple(prev[2]), "missing_process",
+                         {"proc_id": first, "last_proc_id": last, "follows": prev[0]})
+        ctx.heuristic(
+            "ios-datausage-missing-process", "Process records missing from network use",
+            f"{label}: process record(s) {which} are missing (after {prev[0] or '?'} "
+            f"#{before}); process records are numbered in order, so these were deleted",
+            rec=rec, path=path, severity=Severity.LOW,
+            detail={"first_missing": first, "last_missing": last, "follows": prev[0]})
 
 
 def _datausage(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -102,17 +137,39 @@ def _idstatuscache(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(n)
 
 
+# TCC access values (auth_value; older databases: allowed 0/1) and reasons, as Apple's
+# tccd defines them and MVT names them.
+AUTH_VALUES = {0: "denied", 1: "unknown", 2: "allowed", 3: "limited"}
+ALLOWED_OLD = {0: "denied", 1: "allowed"}
+AUTH_REASONS = {1: "error", 2: "user_consent", 3: "user_set", 4: "system_set",
+                5: "service_policy", 6: "mdm_policy", 7: "override_policy",
+                8: "missing_usage_string", 9: "prompt_timeout", 10: "preflight_unknown",
+                11: "entitled", 12: "app_type_policy"}
+
+
 def _tcc(ctx: Ctx, entry: Entry, path: str) -> Result:
     with database(ctx, entry) as conn:
         have = require(conn, "access", ("service", "client"))
-        auth = next((c for c in ("auth_value", "allowed") if c in have), "NULL")
+        new = "auth_value" in have
+        auth = "auth_value" if new else "allowed" if "allowed" in have else "NULL"
+        reason = "auth_reason" if "auth_reason" in have else "NULL"
+        kind = "client_type" if "client_type" in have else "NULL"
         when = "last_modified" if "last_modified" in have else "NULL"
-        rows = conn.execute(f"SELECT service, client, {auth}, {when} FROM access "  # noqa: S608
-                            "LIMIT ?", (MAX_ROWS,)).fetchall()
-    for service, client, allowed, modified in rows:
+        rows = conn.execute(f"SELECT service, client, {kind}, {auth}, {reason}, {when} "  # noqa: S608
+                            "FROM access LIMIT ?", (MAX_ROWS,)).fetchall()
+    names = AUTH_VALUES if new else ALLOWED_OLD
+    for service, client, client_type, allowed, why, modified in rows:
         c = str(client or "")
-        rec = ctx.record("tcc", iso_unix(modified), "tcc_access",
-                         {"service": str(service), "client": c, "auth": str(allowed)})
+        data: dict[str, Scalar] = {
+            "service": str(service), "client": c,
+            "client_type": "bundle_id" if client_type == 0 else "absolute_path"}
+        if new:
+            data["auth_value"] = names.get(allowed, "") if isinstance(allowed, int) else ""
+            data["auth_reason_desc"] = (AUTH_REASONS.get(why, "unknown")
+                                        if isinstance(why, int) else "unknown")
+        else:
+            data["allowed_value"] = names.get(allowed, "") if isinstance(allowed, int) else ""
+        rec = ctx.record("tcc", iso_unix(modified), "AccessRequest", data)
         if c.startswith("/"):
             ctx.check("file_path", c, rec=rec, path=path, what="TCC client path")
             ctx.check("process", posixpath.basename(c), rec=rec, path=path, what="TCC client")
@@ -160,6 +217,25 @@ def _calendar(ctx: Ctx, entry: Entry, path: str) -> Result:
     return ok(len(rows))
 
 
+def _global_prefs(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """``LDMGlobalEnabled`` in the global preferences: Lockdown Mode on (said in the
+    module's message and record: not a finding, so a clean phone stays clean) or turned
+    off after having been set (low: Apple's protection against mercenary spyware is not
+    active). Without the key it was never turned on (said, not a finding)."""
+    root = plist(ctx, entry)
+    prefs = root if isinstance(root, dict) else {}
+    value = prefs.get(LOCKDOWN_KEY)
+    state = "on" if value is True else "off" if value is not None else "never set"
+    rec = ctx.record("global_preferences", None, "lockdown_mode",
+                     {"entry": LOCKDOWN_KEY, "value": state})
+    if value is not None and value is not True:
+        ctx.heuristic("ios-lockdown-mode-off", "Lockdown Mode disabled",
+                      "Lockdown Mode is off: if you may be targeted by mercenary spyware, "
+                      "turn it on (Settings > Privacy & Security > Lockdown Mode)",
+                      rec=rec, path=path, severity=Severity.LOW, references=(LOCKDOWN_DOC,))
+    return ok(len(prefs), f"Lockdown Mode {state}")
+
+
 MODULES = (
     FnModule("datausage", "network use per process (DataUsage.sqlite)",
              single(DATAUSAGE, _datausage)),
@@ -172,4 +248,6 @@ MODULES = (
              single(LOCATIOND, _locationd)),
     FnModule("calendar", "calendar participants (Calendar.sqlitedb)",
              single(CALENDAR, _calendar)),
+    FnModule("global_preferences", "Lockdown Mode on or off (.GlobalPreferences.plist)",
+             single(GLOBAL_PREFS, _global_prefs)),
 )

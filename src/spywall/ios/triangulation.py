@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 
 from spywall.device.base import Record, iso_unix
+from spywall.ios.backup import Entry
 from spywall.ios.common import Ctx
 from spywall.report import FindingKind, Severity
 
@@ -54,7 +55,8 @@ def check_backupagent(ctx: Ctx, name: str, traffic: float, rec: Record, path: st
 
 
 def _kind(domain: str, rel: str) -> str | None:
-    if domain == "MediaDomain" and rel.startswith(SMS_ATTACHMENTS):
+    # (a dump names ~/Library/SMS by HomeDomain, the folder it shares with MediaDomain)
+    if domain in ("MediaDomain", "HomeDomain") and rel.startswith(SMS_ATTACHMENTS):
         return "sms_attachment"
     if rel == IMAGEIO:
         return "imageio"
@@ -63,17 +65,33 @@ def _kind(domain: str, rel: str) -> str | None:
     return None
 
 
+def _time(ctx: Ctx, e: Entry, kind: str) -> int | None:
+    """The event time of an entry: from its Manifest.db record in a backup (birth of a
+    folder, modification of a file); in a filesystem dump, from the file itself (its
+    birth where the system keeps one, else its modification: a folder's changes when a
+    file is written into it)."""
+    if e.disk:
+        try:
+            st = (ctx.evidence.root / e.disk).lstat()
+        except OSError:
+            return None
+        birth = getattr(st, "st_birthtime", None)
+        t = birth if kind == "sms_attachment" and birth else st.st_mtime
+        return int(t)
+    meta = e.meta()
+    if meta is None:
+        return None
+    return meta.birth if kind == "sms_attachment" else meta.last_modified
+
+
 def event_window(ctx: Ctx) -> tuple[str, int, str]:
-    """The heuristic over Manifest.db timestamps (birth of folders, modification of files)."""
+    """The heuristic over the entries' times (``_time``)."""
     events: list[tuple[int, str, str]] = []
     for e in ctx.evidence.entries:
         kind = _kind(e.domain, e.relative_path)
         if kind is None:
             continue
-        meta = e.meta()
-        if meta is None:
-            continue
-        t = meta.birth if kind == "sms_attachment" else meta.last_modified
+        t = _time(ctx, e, kind)
         if t is not None and iso_unix(t) is not None:
             events.append((t, kind, f"{e.domain}/{e.relative_path}"))
     events.sort()

@@ -17,6 +17,8 @@ import zlib
 from datetime import date
 from pathlib import Path
 
+from spywall.samples import android_more
+
 # Planted values, each from a bundled indicator file (amnesty_novispy.stix2,
 # amnesty_android_campaign_2023.stix2, mvtind_wyrmspy_dragonegg.stix2).
 NOVISPY_APP = "com.serv.services"
@@ -101,11 +103,13 @@ def dumpstate(planted: bool) -> str:
         "------ SYSTEM PROPERTIES (getprop) ------\n"
         f"{_getprop(_props(planted))}"
         "------ 0.041s was the duration of 'SYSTEM PROPERTIES' ------\n"
+        f"{android_more.processes(planted)}"
         f"{bar}\nDUMP OF SERVICE activity:\n  (nothing)\n"
         "--------- 0.010s was the duration of dumpsys activity, ending at: "
         "2024-01-15 10:00:02\n"
         f"{bar}\nDUMP OF SERVICE package:\n"
         "Database versions:\n  Internal:\n    sdkVersion=34 databaseVersion=3\n\n"
+        f"{android_more.resolver_tables(planted)}\n"
         f"{_package_dump(planted)}"
         "--------- 0.300s was the duration of dumpsys package, ending at: "
         "2024-01-15 10:00:03\n"
@@ -115,6 +119,7 @@ def dumpstate(planted: bool) -> str:
         f"{bar}\nDUMP OF SERVICE batterystats:\n{_batterystats(planted)}"
         "--------- 0.090s was the duration of dumpsys batterystats, ending at: "
         "2024-01-15 10:00:05\n"
+        f"{android_more.services(planted)}"
     )
 
 
@@ -127,9 +132,11 @@ def _batterystats(planted: bool) -> str:
                    ("+2h55m41s900ms", "pkgunin", 10160, RCS_APP)]
     history = "".join(f"  {t} (2) 100 status=discharging {k}={u}:\"{p}\"\n"
                       for t, k, u, p in events)
+    more_history, more_daily = android_more.battery_extra(planted)
+    history += more_history
     return ("Battery History (1% used, 12KB used of 4096KB, 42 strings using 3KB):\n"
             "                    0 (9) RESET:TIME: 2024-01-14-08-00-00\n" + history +
-            "\nDaily stats:\n  Current start time: 2024-01-15-03-00-00\n"
+            "\nDaily stats:\n  Current start time: 2024-01-15-03-00-00\n" + more_daily +
             "  Daily from 2024-01-14-03-00-00 to 2024-01-15-03-00-00:\n"
             "    Update com.google.android.gms vers=234414044\n"
             "    Update com.android.chrome vers=609912233\n")
@@ -218,8 +225,9 @@ def _ps(planted: bool) -> str:
     rows = [("root", 1, 0, "init"), ("system", 812, 650, "system_server"),
             ("u0_a123", 3301, 650, "com.android.chrome"),
             ("u0_a150", 3412, 650, "com.whatsapp"), ("root", 402, 1, "/system/bin/logd")]
-    if planted:
-        rows.append(("u0_a155", 4242, 650, NOVISPY_APP))
+    if planted:  # and a kernel thread (in brackets) named as a Pegasus process
+        rows += [("u0_a155", 4242, 650, NOVISPY_APP),
+                 ("root", 77, 2, f"[{android_more.KTHREAD}]")]
     head = "USER           PID  PPID     VSZ    RSS WCHAN            ADDR S NAME\n"
     return head + "".join(f"{u:<12} {p:>5} {pp:>5} 1234567  89012 do_epoll_wait       0 S {n}\n"
                           for u, p, pp, n in rows)
@@ -242,8 +250,11 @@ def _tar_member(name: str, data: bytes) -> bytes:
     return info.tobuf(format=tarfile.PAX_FORMAT) + data + b"\0" * (-len(data) % 512)
 
 
-def backup_ab(planted: bool, encrypted: bool = False) -> bytes:
-    """An ``adb backup`` of the telephony provider with a few SMS (links included)."""
+def backup_ab(planted: bool, encrypted: bool = False, password: str = "backup pw",  # noqa: S107 (a sample's)
+              mms: bool = True) -> bytes:
+    """An ``adb backup`` of the telephony provider with a few SMS (links included) and
+    MMS as the provider writes them (``mms_body`` a string); ``encrypted``: AES-256 with
+    ``password``, as Android's backup manager writes it."""
     messages = [
         {"address": "+381601234567", "body": "See you at 8 at the cafe", "date": "1705180000000",
          "type": "1", "read": "1"},
@@ -255,11 +266,18 @@ def backup_ab(planted: bool, encrypted: bool = False) -> bytes:
                          "body": f"Urgent: read this https://{PREDATOR_DOMAIN}/a1b2c3 now",
                          "read": "0"})
     sms_blob = zlib.compress(json.dumps(messages).encode())
+    mms_blob = zlib.compress(json.dumps(android_more.mms(planted)).encode())
     tar = (_tar_member("apps/com.android.providers.telephony/_manifest", b"manifest\n")
            + _tar_member("apps/com.android.providers.telephony/d_f/000000_sms_backup", sms_blob)
+           + (_tar_member("apps/com.android.providers.telephony/d_f/000000_mms_backup",
+                          mms_blob) if mms else b"")
            + b"\0" * 1024)
     header = b"ANDROID BACKUP\n5\n1\n" + (b"AES-256\n" if encrypted else b"none\n")
-    return header + (hashlib.sha512(tar).digest() if encrypted else zlib.compress(tar))
+    if encrypted:
+        from spywall.android.ab_crypto import encrypt
+
+        return header + encrypt(zlib.compress(tar), password, 5)
+    return header + zlib.compress(tar)
 
 
 def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:

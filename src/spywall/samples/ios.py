@@ -50,6 +50,12 @@ PLANTED: dict[str, str] = {
     "calendar_email": "k.williams.enny74@gmail.com",  # Pegasus
     "file_name": "roleaccountd.plist",  # Pegasus
     "profile": "76DAB334-7E17-475D-A5D6-0794EB5818A5",  # Predator
+    "chrome_domain": "weather4free.com",  # Pegasus
+    "firefox_domain": "smscentro.com",  # Pegasus
+    "shortcut_domain": "dental-care-spa.net",  # Pegasus
+    "favicon_domain": "music-headphones.org",  # Pegasus
+    "favicon_icon_domain": "mobnetlink1.com",  # Predator (Cytrox)
+    "profile_process": "roleaboutd",  # Pegasus
 }
 
 
@@ -62,6 +68,11 @@ class BackupSpec(msgspec.Struct):
     ios_version: str = ""
     extra_processes: int = 10
     other_messengers: bool = True  # Signal and Telegram media (exploit file if planted)
+    # Awkward layouts real copies of backups show: no Manifest.plist (lost when a backup
+    # is copied by hand), and files that Manifest.db lists but the folder does not hold
+    # (an interrupted backup or copy), by relativePath.
+    manifest_plist: bool = True
+    unstored: tuple[str, ...] = ()
 
     def version(self) -> str:
         return self.ios_version or ("16.5" if self.planted else "26.1")
@@ -133,8 +144,9 @@ class _Writer(msgspec.Struct):
             data_out, key = self.encrypt(data)
         else:
             data_out = data
-        (self.root / fid[:2]).mkdir(exist_ok=True)
-        (self.root / fid[:2] / fid).write_bytes(data_out)
+        if rel not in self.spec.unstored:
+            (self.root / fid[:2]).mkdir(exist_ok=True)
+            (self.root / fid[:2] / fid).write_bytes(data_out)
         self.rows.append((fid, domain, rel, 1, mbfile(rel, len(data), mtime, 0o100644, key)))
 
     def folder(self, domain: str, rel: str, birth: int) -> None:
@@ -235,6 +247,13 @@ def _sms(w: _Writer) -> None:
                       (i + 1, f"GUID-{i}", text, 1 + i % 3, "iMessage",
                        int(apple(T0 + 60 * i) * 1e9), 0, 0))
             c.execute("INSERT INTO chat_message_join VALUES (1, ?)", (i + 1,))
+        if spec.planted:  # Apple's threat notification, by iMessage
+            from spywall.samples.ios_extra import threat_message
+
+            rowid, guid, text = threat_message(n + 1)
+            c.execute("INSERT INTO message (ROWID, guid, text, handle_id, service, date, "
+                      "is_from_me, cache_has_attachments) VALUES (?,?,?,0,'iMessage',?,0,0)",
+                      (rowid, guid, text, int(apple(T0 + 7_200) * 1e9)))
         c.execute("INSERT INTO attachment (ROWID, guid, created_date, filename, mime_type, "
                   "transfer_name, total_bytes) VALUES (1, 'ATT-1', ?, ?, 'image/jpeg', "
                   "'IMG_0001.jpg', 0)", (int(apple(attach_at)), _SMS_ATT))
@@ -367,7 +386,9 @@ def _system(w: _Writer) -> None:
         procs += [(PLANTED["datausage_process"], ""), ("BackupAgent", "")]
 
     def usage(c: sqlite3.Connection) -> None:
-        for i, (name, bundle) in enumerate(procs, 1):
+        for n, (name, bundle) in enumerate(procs, 1):
+            # planted: process record #4 was deleted (keys are never reused)
+            i = n + 1 if spec.planted and n >= 4 else n
             c.execute("INSERT INTO ZPROCESS VALUES (?,?,?,?,?)",
                       (i, name, bundle, apple(T0 + i), apple(T0 + i)))
             c.execute("INSERT INTO ZLIVEUSAGE (Z_PK, ZHASPROCESS, ZTIMESTAMP, ZWIFIIN, "
@@ -465,13 +486,18 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
     if keys is not None:
         w.encrypt = keys.encrypt_file
         manifest.update(keys.manifest_fields())
-    for part in (_sms, _whatsapp, _safari, _system, _other_messengers):
+    from spywall.samples import ios_extra  # (it uses this module's helpers)
+
+    for part in (_sms, _whatsapp, _safari, _system, _other_messengers, ios_extra.add):
         part(w)
     info = {"Product Version": spec.version(), "Build Version": "20F66",
             "Product Type": "iPhone14,2", "Device Name": "Test iPhone",
             "Serial Number": "F00000000000", "Unique Identifier": "00008110-00000000000001E",
             "Last Backup Date": _dt(T0 + 86_400),
             "Installed Applications": ["com.apple.mobilesafari", "net.whatsapp.WhatsApp"]}
+    from spywall.samples.ios_extra import applications
+
+    info["Applications"] = applications(spec.planted)
     (root / "Info.plist").write_bytes(plistlib.dumps(info))
     (root / "Status.plist").write_bytes(_plist({"IsFullBackup": False, "Version": "3.3",
                                                 "SnapshotState": "finished",
@@ -482,5 +508,6 @@ def write_backup(folder: str | Path, spec: BackupSpec | None = None) -> Path:
         "CREATE TABLE Properties (key TEXT PRIMARY KEY, value BLOB);",
         lambda c: c.executemany("INSERT OR REPLACE INTO Files VALUES (?,?,?,?,?)", w.rows))
     (root / "Manifest.db").write_bytes(keys.encrypt_manifest(db) if keys else db)
-    (root / "Manifest.plist").write_bytes(_plist(manifest))
+    if spec.manifest_plist:
+        (root / "Manifest.plist").write_bytes(_plist(manifest))
     return root

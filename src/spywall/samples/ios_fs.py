@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from spywall.ios.fsdump import CONTAINER_META, CONTAINER_ROOTS, DOMAIN_ROOTS, SYSTEM_VERSION
-from spywall.samples import ios
+from spywall.samples import ios, ios_extra
 from spywall.samples.ios import T0, BackupSpec, apple, sqlite_bytes
 
 # Values from the real published sets (tests check each is in the bundled index).
@@ -31,6 +31,10 @@ PLANTED_FS: dict[str, str] = {
     "netusage_process": "launchafd",  # Pegasus
     "file_path": "/private/var/tmp/takePhoto",  # Cytrox
     "executable": "gssdp",  # Pegasus (an executable under /private/var/db/)
+    "rotated_client": "/usr/libexec/stagegrad",  # Pegasus (only in the rotated log)
+    "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
+    "cache_domain": "shortenurls.me",  # Predator (Cytrox), in an app's Cache.db
+    "analytics_process": "nehelprd",  # Pegasus, in a keychain analytics event
 }
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
@@ -93,6 +97,18 @@ def shutdown_log(planted: bool) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def rotated_log(planted: bool) -> bytes:
+    """One older shutdown, with a CRLF line end and a trailing partial line (a log cut
+    when it was rotated)."""
+    clients = ["/usr/libexec/lockdownd"]
+    if planted:
+        clients.append(PLANTED_FS["rotated_client"])
+    lines = ["After 0.50s, these clients are still here:"]
+    lines += [f"\t\tremaining client pid: {200 + i} ({c})\r" for i, c in enumerate(clients)]
+    lines.append(f"SIGTERM: [{SHUTDOWN_AT[0] - 86_400}]")
+    return ("\n".join(lines) + "\nAfter 0.5").encode()
+
+
 def _netusage(root: Path, planted: bool) -> None:
     procs = [("mDNSResponder", ""), ("nsurlsessiond", ""), ("BackupAgent2", "")]
     if planted:
@@ -109,6 +125,48 @@ def _netusage(root: Path, planted: bool) -> None:
     put_file(root / "private/var/networkd/netusage.sqlite", data)
 
 
+def _analytics_db(root: Path, planted: bool) -> None:
+    """A keychain analytics database (hard/soft failures, all events: Apple-epoch time and
+    a binary plist), the planted one naming a Pegasus process in an event."""
+    def fill(c: sqlite3.Connection) -> None:
+        events = [{"eventType": "KeychainItemAccess", "process": "securityd",
+                   "attributes": "kSecClassGenericPassword"}]
+        if planted:
+            events.append({"eventType": "SecTrustEvaluation", "process":
+                           PLANTED_FS["analytics_process"], "errorCode": "-67843"})
+        for i, ev in enumerate(events):
+            c.execute("INSERT INTO soft_failures (timestamp, data) VALUES (?, ?)",
+                      (apple(T0 + 800 + i), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
+
+    data, _ = sqlite_bytes(
+        "CREATE TABLE hard_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL, "
+        "data BLOB); CREATE TABLE soft_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        "timestamp REAL, data BLOB); CREATE TABLE all_events (id INTEGER PRIMARY KEY "
+        "AUTOINCREMENT, timestamp REAL, data BLOB);", fill)
+    put_file(root / "private/var/Keychains/Analytics/security_analytics.db", data)
+
+
+def _cache_db(root: Path, planted: bool) -> None:
+    """An app's CFNetwork URL cache (Cache.db) in its data container's Caches folder."""
+    host = PLANTED_FS["cache_domain"] if planted else "api.example.com"
+
+    def fill(c: sqlite3.Connection) -> None:
+        c.executemany("INSERT INTO cfurl_cache_response (entry_ID, version, hash_value, "
+                      "storage_policy, request_key, time_stamp, partition) VALUES "
+                      "(?, 0, ?, 0, ?, ?, NULL)",
+                      [(1, 11, "https://www.example.org/feed.json", "2023-06-01 06:20:00"),
+                       (2, 12, f"https://{host}/v1/config", "2023-06-01 06:21:40")])
+
+    data, _ = sqlite_bytes(
+        "CREATE TABLE cfurl_cache_response (entry_ID INTEGER PRIMARY KEY AUTOINCREMENT "
+        "UNIQUE, version INTEGER, hash_value INTEGER, storage_policy INTEGER, request_key "
+        "TEXT UNIQUE, time_stamp TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, partition "
+        "TEXT);", fill)
+    app = (root / "private/var/mobile/Containers/Data/Application"
+           / "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B")
+    put_file(app / "Library/Caches/com.example.weather/Cache.db", data)
+
+
 def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     """Write a synthetic dump into ``folder`` (created); return the folder."""
     spec = spec or DumpSpec()
@@ -117,15 +175,28 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     w = _DumpWriter(root, spec)
     for part in (ios._sms, ios._whatsapp, ios._safari, ios._system,
-                 ios._other_messengers):
+                 ios._other_messengers, ios_extra.add):
         part(w)
     put_file(root / SYSTEM_VERSION, plistlib.dumps(
         {"ProductName": "iPhone OS", "ProductVersion": spec.version(),
          "ProductBuildVersion": "20F66"}))
     put_file(root / "private/var/db/diagnostics/shutdown.log", shutdown_log(spec.planted),
              SHUTDOWN_AT[-1])
+    # an older, rotated log (iOS keeps shutdown.0.log, shutdown.1.log ... beside it);
+    # the planted one holds a process that only it names
+    put_file(root / "private/var/db/diagnostics/shutdown.0.log",
+             rotated_log(spec.planted), SHUTDOWN_AT[0] - 86_400)
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
+    _cache_db(root, spec.planted)
+    _analytics_db(root, spec.planted)
+    for i, app in enumerate(ios_extra.applications(spec.planted).values()):
+        meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
+        put_file(root / f"private/var/containers/Bundle/Application/{uuid.UUID(int=i + 1)}"
+                 / "iTunesMetadata.plist", meta if isinstance(meta, bytes) else b"")
+    site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
+    put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
+             / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
     if spec.planted:
         put_file(root / PLANTED_FS["file_path"].lstrip("/"), b"\x00" * 16, T0 + 3_600)
         put_file(root / "private/var/db" / PLANTED_FS["executable"], b"\xcf\xfa\xed\xfe",

@@ -1,0 +1,98 @@
+"""The runner of a device check: every module in turn (or spread over forked workers by
+``device.parallel``), each module's failure kept to that module.
+
+Dependencies run one way: ``runner`` uses ``parallel`` and ``output``; both use only
+``base``; ``base`` uses neither.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from spywall import __version__
+from spywall.device.base import (
+    MODULE_ERRORS,
+    ArtifactMissing,
+    CheckContext,
+    Module,
+    SchemaUnknown,
+)
+from spywall.errors import LimitExceeded
+from spywall.incomplete import mark_incomplete
+from spywall.report import ErrorEntry, ModuleRun, Report
+
+E = TypeVar("E")
+_ERROR_CODES = {"error": "malformed", "schema-unknown": "schema"}
+
+
+def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
+    """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
+    subject, so summaries count it), never the run's. An artifact the evidence names but
+    does not hold (``ArtifactMissing``) is no data: ``skipped``, with the reason. A
+    module stopped by a cap leaves evidence unread: its error entry is a ``limit``."""
+    capped = False
+    try:
+        run = mod.run(ctx)
+    except ArtifactMissing as exc:
+        run = ModuleRun(name=mod.name, status="skipped", message=f"no data: {exc}"[:500])
+    except SchemaUnknown as exc:
+        run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
+    except sqlite3.OperationalError as exc:
+        drift = str(exc).startswith(("no such table", "no such column"))
+        run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
+                        message=f"{type(exc).__name__}: {exc}"[:500])
+    except MODULE_ERRORS as exc:
+        run = ModuleRun(name=mod.name, status="error",
+                        message=f"{type(exc).__name__}: {exc}"[:500])
+        capped = isinstance(exc, LimitExceeded)  # a cap, not damage: evidence left unread
+    if run.records == 0 and mod.name in ctx.records:
+        run.records = len(ctx.records[mod.name])
+    if run.status in _ERROR_CODES:
+        ctx.subject.errors.append(ErrorEntry(
+            path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
+            message=f"module {mod.name}: {run.message}"[:600]))
+    return run
+
+
+def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
+                on_done: Callable[[ModuleRun], None] | None = None, *, jobs: int = 1,
+                render: bool = False) -> list[ModuleRun]:
+    """Run every module (``run_module``); the runs in module order.
+
+    ``jobs`` > 1 spreads the modules over forked worker processes where that is safe
+    (``spywall.device.parallel``); the report is the same. ``render``: also render the
+    records into the parts of an MVT result folder (``ctx.parts``), where each module ran.
+    """
+    mods = list(modules)
+    if jobs > 1:
+        from spywall.device import parallel  # (only a parallel run pays for it)
+
+        if parallel.can_fork(ctx.evidence, len(mods)):
+            done = parallel.run_forked(mods, ctx, jobs, render, run_module, on_done)
+            merged = parallel.merge(ctx, done)
+            mark_incomplete(ctx.subject)
+            return merged
+    runs: list[ModuleRun] = []
+    for mod in mods:
+        runs.append(run_module(mod, ctx))
+        if on_done is not None:
+            on_done(runs[-1])
+    if render:
+        from spywall.device.output import parts_of  # (only a result folder pays for it)
+
+        ctx.parts = parts_of(ctx.records, ctx.detected)
+    mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean
+    return runs
+
+
+def new_report(command: str) -> Report:
+    """An empty report of a device check, started now (the same as the commands' own)."""
+    return Report(tool_version=__version__, command=command, started=datetime.now(UTC))
+
+
+def finish(report: Report) -> Report:
+    report.finished = datetime.now(UTC)
+    return report.finalize()

@@ -1,0 +1,121 @@
+"""Which iOS releases are current: the list behind ``ios-outdated``.
+
+A list ships with spywall (``data/ios_releases.json``, dated); ``spywall iocs update``
+refreshes it from Apple's release feed (the RSS of developer.apple.com/news/releases,
+whose item titles read ``iOS 26.1 (23B85)``) into the update folder as
+``ios_releases.list`` (the same JSON). ``current()`` takes the newer of the two by its
+date, so a check always says how old its knowledge is.
+
+The feed is read with a bounded regular expression over ``<item>`` titles and dates (no
+XML parser: nothing in the feed is trusted, entities are not expanded).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+# In the update folder beside the indicator sets, under a name the indicator loader does
+# not take for a STIX file (it reads every .json of a folder given to --iocs).
+FILENAME = "ios_releases.list"
+FEED_URL = "https://developer.apple.com/news/releases/rss/releases.rss"
+MAX_FEED = 4 * 1024 * 1024
+MAX_RELEASES = 2000
+_ITEM = re.compile(r"<item>(.{0,20000}?)</item>", re.S)
+_TITLE = re.compile(r"<title>\s*(?:<!\[CDATA\[)?\s*iOS\s+(\d{1,3}(?:\.\d{1,3}){0,3})"
+                    r"(?:\s+\(([0-9A-Za-z]{1,16})\))?\s*(?:\]\]>)?\s*</title>")
+_DATE = re.compile(r"<pubDate>([^<]{1,64})</pubDate>")
+_VERSION = re.compile(r"\d{1,3}(?:\.\d{1,3}){0,3}")
+
+
+class Release(msgspec.Struct, frozen=True):
+    version: str
+    released: str = ""
+    build: str = ""
+
+
+class Releases(msgspec.Struct):
+    updated: str
+    source: str
+    releases: list[Release]
+
+    def latest(self) -> Release | None:
+        return max(self.releases, key=lambda r: version_tuple(r.version), default=None)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """``"18.7.2"`` -> (18, 7, 2); ``()`` for what is not a dotted version."""
+    if not _VERSION.fullmatch(text):
+        return ()
+    return tuple(int(p) for p in text.split("."))
+
+
+def bundled_path() -> Path:
+    return Path(__file__).resolve().parent.parent / "data" / "ios_releases.json"
+
+
+def _load(path: Path) -> Releases | None:
+    try:
+        if path.stat().st_size > MAX_FEED:
+            return None
+        got = msgspec.json.decode(path.read_bytes(), type=Releases)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    ok = [r for r in got.releases[:MAX_RELEASES] if version_tuple(r.version)]
+    return Releases(got.updated, got.source, ok) if ok else None
+
+
+def current(update_dir: Path | None = None) -> Releases:
+    """The newest list: the refreshed one in ``update_dir`` (the default update folder
+    when None) if it is valid and newer, else the bundled one."""
+    if update_dir is None:
+        from spywall.iocs.paths import default_dest
+
+        update_dir = default_dest()
+    bundled = _load(bundled_path())
+    if bundled is None:  # (a broken installation)
+        bundled = Releases("", "none", [])
+    fresh = _load(update_dir / FILENAME)
+    return fresh if fresh is not None and fresh.updated > bundled.updated else bundled
+
+
+def parse_feed(text: str) -> list[Release]:
+    """The iOS releases announced in Apple's release feed (betas and release candidates,
+    whose titles carry ``beta`` / ``RC``, do not match the title pattern)."""
+    out: list[Release] = []
+    for item in _ITEM.finditer(text[:MAX_FEED]):
+        m = _TITLE.search(item.group(1))
+        if m is None:
+            continue
+        when = ""
+        d = _DATE.search(item.group(1))
+        if d is not None:
+            from email.utils import parsedate_to_datetime  # (only when a feed is read)
+
+            try:
+                when = parsedate_to_datetime(d.group(1)).astimezone(UTC).date().isoformat()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                when = ""
+        out.append(Release(m.group(1), when, m.group(2) or ""))
+        if len(out) >= MAX_RELEASES:
+            break
+    return out
+
+
+def refreshed(feed: str, today: datetime | None = None) -> bytes:
+    """The ``ios_releases.list`` written by ``iocs update``: the feed's releases merged
+    with the bundled ones, dated today. ``ValueError`` when the feed names no release."""
+    found = parse_feed(feed)
+    if not found:
+        raise ValueError("the release feed lists no iOS release")
+    bundled = _load(bundled_path())
+    merged = {r.version: r for r in (bundled.releases if bundled else [])}
+    merged.update({r.version: r for r in found})
+    doc = Releases((today or datetime.now(UTC)).date().isoformat(), FEED_URL,
+                   sorted(merged.values(), key=lambda r: version_tuple(r.version),
+                          reverse=True))
+    return json.dumps(msgspec.to_builtins(doc), indent=2).encode() + b"\n"
