@@ -24,6 +24,7 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.pdf_jbig2",
     "spywall.samples.jbig2_coded",
     "spywall.samples.tiff_dng",
+    "spywall.samples.tiff_embedded",
     "spywall.samples.polyglot",
 )
 
