@@ -26,6 +26,7 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.tiff_dng",
     "spywall.samples.tiff_embedded",
     "spywall.samples.polyglot",
+    "spywall.samples.nesting",
 )
 
 
