@@ -97,3 +97,11 @@ def test_layouts_from_keying() -> None:
     assert rtcp.layout_from_dtls_profile(0x0007) == SrtcpLayout(16, 0, True)
     assert rtcp.layout_from_dtls_profile(0x0001, mki=2) == SrtcpLayout(10, 2, False)
     assert rtcp.layout_from_dtls_profile(0x9999) is None
+
+
+@given(st.text(max_size=80))
+def test_any_crypto_value_gives_a_layout_or_none(value: str) -> None:
+    out = rtcp.layout_from_crypto(value)
+    assert out is None or (out.tag in (10, 16) and 0 <= out.mki <= 128)
+    out = rtcp.layout_from_crypto("1 AEAD_AES_128_GCM inline:k|2^20|1:" + value)
+    assert out is None or 1 <= out.mki <= 128

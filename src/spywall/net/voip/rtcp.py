@@ -66,7 +66,8 @@ DTLS_PROFILES: dict[int, tuple[int, bool]] = {
 
 def layout_from_crypto(value: str) -> SrtcpLayout | None:
     """The layout an SDP ``a=crypto`` value gives ("1 AEAD_AES_128_GCM inline:KEY|2^20|1:4":
-    tag, suite and the MKI length of its first key), None for a suite not listed."""
+    tag, suite and the MKI length of its first key), None for a suite not listed or an
+    MKI length outside 1..128 (RFC 4568 9.1)."""
     parts = value.split()
     if len(parts) < 3 or parts[1] not in CRYPTO_SUITES:
         return None
@@ -76,7 +77,9 @@ def layout_from_crypto(value: str) -> SrtcpLayout | None:
     fields = key.split("|")[1:]
     if fields and ":" in fields[-1]:
         length = fields[-1].split(":", 1)[1]
-        mki = int(length) if length.isdigit() and int(length) <= 128 else 0
+        if not (length.isascii() and length.isdigit() and 1 <= int(length[:4]) <= 128):
+            return None  # an MKI length that makes no sense: the layout is unknown
+        mki = int(length)
     return SrtcpLayout(tag, mki, aead)
 
 
