@@ -122,7 +122,10 @@ def test_three_decoders_agree_on_random_bytes(code: bytes) -> None:
     assert sorted([at for at, _ in dec.hits] + pushes) == offsets
     end = offsets[-1] + (tt_flow.instruction_length(code, offsets[-1]) or 0) if offsets else 0
     assert (dec.truncated is None) == (end == len(code))
-    if dec.truncated is None:
+    # fontTools asserts that an NPUSHB/NPUSHW pushes something; a count of 0 is legal
+    # bytecode (it pushes nothing), so those programs are compared among spywall's only.
+    empty_push = any(code[pc] in (0x40, 0x41) and code[pc + 1] == 0 for pc in offsets)
+    if dec.truncated is None and not empty_push:
         assert fonttools_offsets(code) == offsets
     flow = tt_flow.analyse(code, max_steps=20_000)
     assert flow.steps <= 20_000
