@@ -19,7 +19,7 @@ LIMITS = Limits(max_total_decompressed=8 << 20, max_stream_bytes=4 << 20, second
 
 def TestOneInput(data: bytes) -> None:
     tt_bytecode.decode(data, 1, len(data) - 1)
-    tt_flow.analyse(data[:4096], max_steps=20_000)
+    tt_flow.analyse(data[:1024], max_steps=4_000)
     with contextlib.suppress(SpywallError):
         parsed = truetype.parse(data, ParseContext(Budget(LIMITS)))
         list(detect(parsed))
