@@ -111,3 +111,10 @@ def test_heif_exif_item_stored_elsewhere_is_an_error_entry() -> None:
     assert [c.error for c in children] == ["Exif item with no location: not examined"]
     bad = list(tiff_embedded.heif_exif(b"\x00\x00\x00\x02xxNOPE", 3, ((0, 10),)))
     assert bad[0].error is not None
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["PNG", "WEBP"]), st.booleans(), st.booleans())
+def test_exif_chunks_of_png_and_webp(fmt: str, bad: bool, little: bool) -> None:
+    data = te.image_with_exif(fmt, te.payload_dng(bad, little))
+    assert rules(data) == ({RULE} if bad else set())

@@ -5,7 +5,8 @@ JPEG whose SOF3 declares one component); its clean twin declares two. Each sampl
 it one way: in a MakerNote IFD of each layout (a TIFF of its own after "Nikon\\0", an IFD
 counted from the note after "Apple iOS\\0", "FUJIFILM" or "OLYMPUS\\0", an IFD counted
 from the file after "SONY DSC " or with no prefix, as Canon writes), in a JPEG's APP1
-Exif (Pillow writes the JPEG), in a TIFF's JPEG thumbnail whose Exif holds it, in a HEIF
+Exif (Pillow writes the JPEG), in a PNG's eXIf and a WebP's EXIF chunk, in a TIFF's JPEG
+thumbnail whose Exif holds it, in a HEIF
 ``Exif`` item, and in a PDF image (DCTDecode) whose JPEG carries it. MakerNote layouts
 follow public descriptions of them (ExifTool's and exiv2's tag documentation).
 """
@@ -83,6 +84,17 @@ def jpeg_with_exif(tiff: bytes) -> bytes:
     return buf.getvalue()
 
 
+def image_with_exif(fmt: str, tiff: bytes) -> bytes:
+    """A PNG (eXIf chunk) or WebP (EXIF chunk) written by Pillow with ``tiff`` as Exif."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 120, 150)).save(buf, fmt, exif=b"Exif\x00\x00" + tiff,
+                                                     **({"lossless": True} if fmt == "WEBP"
+                                                        else {}))
+    return buf.getvalue()
+
+
 def tiff_with_thumbnail(jpeg: bytes) -> bytes:
     w = TiffWriter()
     at = w.blob(jpeg)
@@ -131,6 +143,8 @@ def hidings(bad: bool) -> Iterator[tuple[str, bytes, str]]:
                f"a {name}-style MakerNote IFD counted from the file's header")
     exif_jpeg = jpeg_with_exif(payload_dng(bad))
     yield "exif.jpg", exif_jpeg, "the DNG as a JPEG's APP1 Exif"
+    yield "exif.png", image_with_exif("PNG", payload_dng(bad)), "a PNG's eXIf chunk"
+    yield "exif.webp", image_with_exif("WEBP", payload_dng(bad)), "a WebP's EXIF chunk"
     yield "thumbnail.tif", tiff_with_thumbnail(exif_jpeg), "in a TIFF's JPEG thumbnail's Exif"
     yield "exif-item.heic", heif_with_exif(payload_dng(bad)), "a HEIF Exif item"
     yield "dct-image.pdf", pdf_with_jpeg(exif_jpeg), "a PDF image's JPEG Exif"
