@@ -23,7 +23,7 @@ install: $(STAMP)
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  need=""; \
-	  for p in fonts-noto-core fonts-dejavu-core fonts-liberation2 tshark webp age; do \
+	  for p in fonts-noto-core fonts-dejavu-core fonts-liberation2 tshark webp jbig2dec libheif-examples age; do \
 	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; \
 	  done; \
 	  if [ -n "$$need" ]; then \

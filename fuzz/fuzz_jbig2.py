@@ -1,4 +1,5 @@
-"""Fuzz the JBIG2 segment walker (standalone and embedded) and its two detectors."""
+"""Fuzz the JBIG2 segment walker (standalone and embedded, every retention-byte reading of
+long-form headers) and its two detectors."""
 
 import sys
 

@@ -1,4 +1,5 @@
-"""Fuzz the sfnt/ttc parser, the TrueType bytecode decoder and the truetype-adjust detector."""
+"""Fuzz the sfnt/ttc parser, the TrueType bytecode decoder, the jump analysis and the
+truetype-adjust and truetype-computed-jump detectors."""
 
 import contextlib
 import sys
@@ -6,9 +7,10 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
+    from spywall.detectors import truetype_computed_jump
     from spywall.detectors.truetype_adjust import detect
     from spywall.errors import SpywallError
-    from spywall.formats import truetype, tt_bytecode
+    from spywall.formats import truetype, tt_bytecode, tt_flow
     from spywall.formats.base import ParseContext
     from spywall.limits import Budget, Limits
 
@@ -17,8 +19,11 @@ LIMITS = Limits(max_total_decompressed=8 << 20, max_stream_bytes=4 << 20, second
 
 def TestOneInput(data: bytes) -> None:
     tt_bytecode.decode(data, 1, len(data) - 1)
+    tt_flow.analyse(data[:1024], max_steps=4_000)
     with contextlib.suppress(SpywallError):
-        list(detect(truetype.parse(data, ParseContext(Budget(LIMITS)))))
+        parsed = truetype.parse(data, ParseContext(Budget(LIMITS)))
+        list(detect(parsed))
+        list(truetype_computed_jump.detect(parsed))
 
 
 if __name__ == "__main__":

@@ -44,8 +44,8 @@ def test_big_files_are_mapped_and_released(tmp_path: Path,
     seen: list[object] = []
     real = engine.scan_bytes
 
-    def spy(data: bytes, path: str, limits: Limits | None = None,
-            started: float | None = None) -> engine.Subject:
+    def spy(data: bytes, path: str, limits: Limits | None = None, *,
+            started: float | None = None, cache: object = None) -> engine.Subject:
         seen.append(data)
         return real(data, path, limits)
 
@@ -71,8 +71,8 @@ def test_formats_read_whole_are_read_not_mapped(tmp_path: Path,
     seen: list[object] = []
     real = engine.scan_bytes
 
-    def spy(data: bytes, path: str, limits: Limits | None = None,
-            started: float | None = None) -> engine.Subject:
+    def spy(data: bytes, path: str, limits: Limits | None = None, *,
+            started: float | None = None, cache: object = None) -> engine.Subject:
         seen.append(type(data))
         return real(data, path, limits)
 

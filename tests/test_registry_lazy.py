@@ -28,6 +28,7 @@ from spywall.detectors import (
     jbig2_symbol_overflow,
     tiff_tile_geometry,
     truetype_adjust,
+    truetype_computed_jump,
     webp_huffman,
 )
 from spywall.detectors.base import Detector
@@ -60,7 +61,7 @@ EAGER_DETECTORS: tuple[Detector, ...] = tuple(m.DETECTOR for m in (
     appended_archive, heif_mask_extent, heif_multiple_alpha, heif_overlay_alpha_depth,
     gif_frame_resize, gif_zero_area_frame, dng_lossless_jpeg_components, dng_opcode_count,
     jbig2_refinement_flood, jbig2_symbol_overflow, tiff_tile_geometry, truetype_adjust,
-    webp_huffman,
+    truetype_computed_jump, webp_huffman,
 ))
 
 SAMPLES = list(all_samples())

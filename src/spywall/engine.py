@@ -209,10 +209,17 @@ class _Walk:
             return
         info = appended.describe(host, end, tail)
         self.run_detectors(Parsed(format="appended", structure=info), data, path, depth == 0)
-        if info.archive is not None and depth + 1 <= self.budget.limits.max_depth:
-            start = info.archive_at or 0
-            self.scan_guarded(tail[start:], f"{path}{MEMBER_SEP}<appended@{end + start}>",
-                              depth + 1, None)
+        # An archive, or any other format spywall reads (an image appended to an image):
+        # what a decoder reading from that offset would find is scanned too.
+        start = info.archive_at or 0
+        if info.archive is None and not self.reg.sniff_all(tail[:SNIFF_BYTES]):
+            return
+        if depth + 1 > self.budget.limits.max_depth:
+            self.error(path, "limit", f"data appended at {end} lies deeper than "
+                       f"{self.budget.limits.max_depth} containers: not examined")
+            return
+        self.scan_guarded(tail[start:], f"{path}{MEMBER_SEP}<appended@{end + start}>",
+                          depth + 1, None)
 
     def scan_guarded(self, data: bytes, path: str, depth: int, forced: str | None) -> None:
         try:

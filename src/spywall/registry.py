@@ -53,7 +53,7 @@ FORMATS: tuple[FormatEntry, ...] = (
                 detectors=("dng_lossless_jpeg_components", "dng_opcode_count",
                            "tiff_tile_geometry")),
     FormatEntry("truetype", magic.sniff_truetype, "truetype", subtypes=("opentype-cff", "ttc"),
-                detectors=("truetype_adjust",)),
+                detectors=("truetype_adjust", "truetype_computed_jump")),
     FormatEntry("woff", magic.sniff_woff, "woff", subtypes=("woff2",)),
     FormatEntry("pdf", magic.sniff_pdf, "pdf"),
     FormatEntry("jbig2", magic.sniff_jbig2, "jbig2", detectors=_JBIG2_DETECTORS),

@@ -10,7 +10,10 @@ before the segment in decoding order count, as in a decoder. Decoders derived fr
 for the wrapped count is allocated and the symbols are then copied past its end.
 FORCEDENTRY referred to a 0xFFFF-symbol dictionary 0x10001 times plus a small one. Real
 encoders stay many orders of magnitude below the bound (a page uses at most some
-thousands of symbols); the sum is computed exactly, without wrapping.
+thousands of symbols); the sum is computed exactly, without wrapping. Segment headers
+are read as T.88 says and, when a long-form referred-to count makes decoders disagree on
+the retention bytes after it, as xpdf and jbig2dec read them too: a trigger in any
+reading is a finding (it names the reading).
 """
 
 from __future__ import annotations
@@ -40,13 +43,15 @@ def detect(parsed: Parsed) -> Iterator[Hit]:
                 f"dictionaries {use.dictionary_references} times; their symbol counts sum "
                 f"to {use.exported_sum:#x}, past 2^32-1 (wraps to "
                 f"{use.exported_sum & LIMIT:#x} in a 32-bit decoder)"
+                + ("" if use.reading == "T.88" else
+                   f", with the segment headers read as {use.reading} reads them")
             ),
             offset=use.offset,
             detail={"segment": use.number, "segment_type": use.type,
                     "references": use.references,
                     "dictionary_references": use.dictionary_references,
                     "symbol_sum": use.exported_sum,
-                    "wrapped_sum": use.exported_sum & LIMIT},
+                    "wrapped_sum": use.exported_sum & LIMIT, "reading": use.reading},
         )
 
 

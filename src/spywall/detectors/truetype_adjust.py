@@ -5,7 +5,11 @@ Condition: in a TrueType font (alone, in a ``ttcf`` collection, or embedded in a
 table, the ``prep`` table or a glyph's instructions (simple glyphs; composite glyphs with
 WE_HAVE_INSTRUCTIONS, after the last component record). The bytecode is decoded linearly,
 skipping the inline data of NPUSHB, NPUSHW, PUSHB and PUSHW, so those byte values inside push
-data are not a finding. No public TrueType instruction set defines these opcodes; the
+data are not a finding, unless a jump lands on them: JMPR, JROT and JROF add a popped
+offset to their own address, so the program is also followed from every jump target
+computed from pushed constants (``tt_flow``: an abstract interpretation of the stack), and
+ADJUST at any offset control can reach that way (inside push data, in an overlapping
+decoding) is a finding too. No public TrueType instruction set defines these opcodes; the
 Operation Triangulation exploit chain used ADJUST for its font bug (CVE-2023-41990). One hit
 per program (up to 32 per font), naming the table or glyph id, the program's offset, the
 first ADJUST offset and the font's index in a collection.
@@ -27,16 +31,21 @@ def _font_hits(font: Font) -> Iterator[Hit]:
         place = (f"the {prog.where} table" if prog.glyph is None
                  else f"glyph {prog.glyph}'s instructions")
         first_at, first_op = prog.hits[0]
+        how = ("reached by a jump into the middle of other instructions" if
+               first_at in prog.jumped else "decoded as an instruction")
         yield Hit(
             message=(
-                f"ADJUST (opcode 0x{first_op:02X}) decoded as an instruction at offset "
+                f"ADJUST (opcode 0x{first_op:02X}) {how} at offset "
                 f"{first_at} in {place}{where_font}; {prog.total} ADJUST in the "
                 f"{prog.length}-byte program at offset {prog.offset}"
+                + (f", {len(prog.jumped)} of them reached only by a jump"
+                   if prog.jumped else "")
             ),
             offset=first_at,
             detail={"program": prog.where, "glyph": prog.glyph, "font_index": font.index,
                     "program_offset": prog.offset, "program_length": prog.length,
-                    "opcode": first_op, "adjust_count": prog.total},
+                    "opcode": first_op, "adjust_count": prog.total,
+                    "jump_reached": len(prog.jumped)},
         )
     if font.adjust_total > len(font.adjust):
         yield Hit(

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded, TruncatedError
+from spywall.formats import tiff_embedded
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import AVIF_BRANDS
 from spywall.formats.magic import sniff_heif as sniff
@@ -324,8 +325,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                     meta.items, meta.locations, tuple(meta.properties), meta.associations,
                     tuple(meta.references), meta.primary, tuple(top))
     fmt = "avif" if major in AVIF_BRANDS or AVIF_BRANDS & set(brands) else "heif"
-    return Parsed(format=fmt, structure=heif, logical_end=end, warnings=warnings,
-                  incomplete=incomplete)
+    exif = tiff_embedded.heif_exif_items(data, heif.items, heif.locations)
+    return Parsed(format=fmt, structure=heif, logical_end=end, children=exif,
+                  warnings=warnings, incomplete=incomplete)
 
 
 SPEC = FormatSpec(name="heif", description="HEIF / HEIC / AVIF still image",

@@ -13,10 +13,20 @@ Two entry points share one segment walker:
 Segment header (T.88 7.2): number u32; flags u8 (type = bits 0-5, bit 6: page association
 is 4 bytes); referred-to count in the top 3 bits of the next byte (0-4, short form, the
 low 5 bits are retention flags) or, when those bits are 7, a u32 whose low 29 bits are the
-count followed by ceil((count + 1) / 8) retention bytes; the referred-to numbers, each 1
+count followed by retention bytes; the referred-to numbers, each 1
 byte if this segment's number is <= 256, 2 if <= 65536, else 4; page association; data
 length u32, where 0xFFFFFFFF (unknown) is only allowed for an immediate generic region
 in a sequential stream, whose end is then found from its end-of-stripe marker.
+
+Decoders disagree on how many retention bytes follow a long-form count (``RETENTION``):
+T.88 says ceil((count + 1) / 8); xpdf and its descendants (Poppler, and the CoreGraphics
+decoder FORCEDENTRY attacked) read (count + 9) >> 3, one more when count + 1 is a
+multiple of 8; jbig2dec and PDFium read (count + 1) // 8, one fewer otherwise. Every
+later offset of the stream shifts with that byte, so a stream can show one decoder a
+harmless header and another the trigger. A stream with a long-form header is therefore
+walked once per reading, and a symbol use another reading finds with a larger sum than
+the readings before it is kept too (it names its reading); the T.88 reading gives the
+rest of the structure.
 
 Only what detectors judge is kept: each symbol dictionary's SDNUMEXSYMS and
 SDNUMNEWSYMS (after the flags and AT bytes, T.88 7.4.2.1), and for each segment that
@@ -42,7 +52,7 @@ import re
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import msgspec
 
@@ -68,6 +78,13 @@ END_OF_FILE = 51
 REGION_INFO = 17  # width, height, x, y (u32 each) and a flags byte (T.88 7.4.1)
 _STRIPE_END = {False: re.compile(rb"\xff\xac"), True: re.compile(rb"\x00\x00")}
 _REF_CODES = {1: "B", 2: "H", 4: "I"}
+SPEC_READING = "T.88"
+# Retention bytes after a long-form referred-to count, as each decoder family reads them.
+RETENTION: dict[str, Callable[[int], int]] = {
+    SPEC_READING: lambda n: (n + 8) // 8,
+    "xpdf": lambda n: (n + 9) >> 3,
+    "jbig2dec": lambda n: (n + 1) // 8,
+}
 
 
 class SymbolDictionary(msgspec.Struct, frozen=True):
@@ -87,6 +104,7 @@ class SymbolUse(msgspec.Struct, frozen=True):
     references: int
     dictionary_references: int
     exported_sum: int
+    reading: str = "T.88"  # the retention-byte reading it was found with (RETENTION)
 
 
 class Jbig2Stream(msgspec.Struct, frozen=True):
@@ -113,9 +131,11 @@ class _Header(msgspec.Struct):
     ref_count: int
     ref_size: int  # 1, 2 or 4 bytes each
     data_offset: int = 0
+    long_form: bool = False
 
 
-def _header(r: Reader, ctx: ParseContext) -> _Header:
+def _header(r: Reader, ctx: ParseContext, retention: Callable[[int], int] = RETENTION[
+        SPEC_READING]) -> _Header:
     """One segment header; the referred-to numbers are skipped here, summed later."""
     offset = r.pos
     number = r.u32be()
@@ -124,7 +144,7 @@ def _header(r: Reader, ctx: ParseContext) -> _Header:
     if first >> 5 == 7:
         r.seek(r.pos - 1)
         count = check_count(r.u32be() & 0x1FFFFFFF, MAX_REFS, "referred-to segment")
-        r.skip((count + 8) // 8)
+        r.skip(retention(count))
     elif first >> 5 > 4:
         raise FormatError(f"invalid referred-to count {first >> 5} at offset {r.pos - 1}")
     else:
@@ -134,7 +154,8 @@ def _header(r: Reader, ctx: ParseContext) -> _Header:
     r.skip(count * size + (4 if flags & 0x40 else 1))
     length = r.u32be()
     ctx.budget.charge_elements(1 + count // 64)
-    return _Header(number, flags & 0x3F, offset, length, ref_offset, count, size)
+    return _Header(number, flags & 0x3F, offset, length, ref_offset, count, size,
+                   long_form=first >> 5 == 7)
 
 
 def _sum_refs(data: bytes, h: _Header, known: dict[int, int]) -> tuple[int, int]:
@@ -180,8 +201,12 @@ def _dictionary(data: bytes, h: _Header) -> SymbolDictionary:
 
 
 class _Walk:
-    def __init__(self, data: bytes, ctx: ParseContext, embedded: bool) -> None:
+    def __init__(self, data: bytes, ctx: ParseContext, embedded: bool,
+                 reading: str = SPEC_READING) -> None:
         self.data = data
+        self.reading = reading
+        self.retention = RETENTION[reading]
+        self.long_form = False  # a long-form header was read: other readings may differ
         self.ctx = ctx
         self.embedded = embedded
         self.headers: list[_Header] = []  # symbol dictionaries and text regions only
@@ -190,6 +215,11 @@ class _Walk:
         self.end = 0
         self.count = 0
         self.first_refinement: int | None = None
+
+    def header(self, r: Reader) -> _Header:
+        h = _header(r, self.ctx, self.retention)
+        self.long_form = self.long_form or h.long_form
+        return h
 
     def add(self, h: _Header) -> None:
         self.count += 1
@@ -203,7 +233,7 @@ class _Walk:
 
     def sequential(self, r: Reader) -> None:
         while r.remaining:
-            h = _header(r, self.ctx)
+            h = self.header(r)
             h.data_offset = r.pos
             if h.length == UNKNOWN_LENGTH:
                 h.length = _unknown_length(self.data, h, r.end)
@@ -220,7 +250,7 @@ class _Walk:
         types, lengths = array("B"), array("L")
         first_ref = True
         while True:
-            h = _header(r, self.ctx)
+            h = self.header(r)
             if h.length == UNKNOWN_LENGTH:
                 raise FormatError(f"segment {h.number}: unknown length in random access")
             if len(lengths) >= MAX_SEGMENTS:
@@ -245,7 +275,8 @@ class _Walk:
         for h in self.headers:
             hits, total = _sum_refs(self.data, h, known) if h.ref_count else (0, 0)
             if h.type in TEXT_REGIONS or hits:
-                yield SymbolUse(h.number, h.type, h.offset, h.ref_count, hits, total)
+                yield SymbolUse(h.number, h.type, h.offset, h.ref_count, hits, total,
+                                self.reading)
             if h.type == SYMBOL_DICT:
                 try:
                     d = _dictionary(self.data, h)
@@ -266,19 +297,45 @@ def _file_header(r: Reader) -> tuple[bool, int | None]:
     return bool(flags & 1), pages
 
 
-def _parse(data: bytes, ctx: ParseContext, embedded: bool) -> Parsed:
-    walk = _Walk(data, ctx, embedded)
+def _walk(data: bytes, ctx: ParseContext, embedded: bool, reading: str,
+          incomplete: list[str]
+          ) -> tuple[_Walk, bool, int | None, list[SymbolDictionary | SymbolUse]]:
+    """One walk of the segments; a cap met on the way goes into ``incomplete``."""
+    walk = _Walk(data, ctx, embedded, reading)
     r = Reader(data)
     sequential, pages = (True, None) if embedded else _file_header(r)
     walk.end = r.pos
-    incomplete: list[str] = []
     try:
         (walk.sequential if sequential else walk.random_access)(r)
     except FormatError as exc:  # keep what came before the damage
         walk.warnings.append(f"stopped after {walk.count} segments: {exc}")
     except LimitExceeded as exc:  # and what came before a cap (the rest is not examined)
         incomplete.append(f"stopped after {walk.count} segments: {exc}")
-    items = list(walk.uses())
+    return walk, sequential, pages, list(walk.uses())
+
+
+def _parse(data: bytes, ctx: ParseContext, embedded: bool,
+           readings: tuple[str, ...] = tuple(RETENTION)) -> Parsed:
+    """Walk with the first reading; if it met a long-form header, with the others too."""
+    incomplete: list[str] = []
+    walk, sequential, pages, items = _walk(data, ctx, embedded, readings[0], incomplete)
+    uses = [i for i in items if isinstance(i, SymbolUse)]
+    if walk.long_form:
+        for reading in readings[1:]:
+            most: dict[int, int] = {}
+            for u in uses:
+                most[u.number] = max(u.exported_sum, most.get(u.number, -1))
+            if incomplete:
+                break      # the budget is spent: another reading would stop at once
+            other, _, _, more = _walk(data, ctx, embedded, reading, incomplete)
+            # what this reading shows more: a segment with a larger sum than any so far
+            new = [u for u in more if isinstance(u, SymbolUse)
+                   and u.exported_sum > most.get(u.number, -1)]
+            uses += new
+            if new:
+                walk.warnings.append(
+                    f"retention bytes read as {reading} does: {len(new)} more symbol "
+                    f"uses ({len(other.warnings)} warnings in that reading)")
     stream = Jbig2Stream(
         embedded=embedded,
         sequential=sequential,
@@ -286,11 +343,17 @@ def _parse(data: bytes, ctx: ParseContext, embedded: bool) -> Parsed:
         segment_count=walk.count,
         type_counts=dict(walk.type_counts),
         dictionaries=tuple(i for i in items if isinstance(i, SymbolDictionary)),
-        symbol_uses=tuple(i for i in items if isinstance(i, SymbolUse)),
+        symbol_uses=tuple(uses),
         first_refinement_offset=walk.first_refinement,
     )
     return Parsed(format="jbig2-embedded" if embedded else "jbig2", structure=stream,
                   logical_end=walk.end, warnings=walk.warnings, incomplete=incomplete)
+
+
+def parse_as(data: bytes, ctx: ParseContext, reading: str, embedded: bool = False
+             ) -> Parsed:
+    """The stream as one decoder family reads it (a key of ``RETENTION``): for oracles."""
+    return _parse(data, ctx, embedded, (reading,))
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

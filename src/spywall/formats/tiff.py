@@ -1,7 +1,9 @@
 """TIFF, BigTIFF and DNG (TIFF 6.0, BigTIFF, DNG 1.6): the tree of image file directories.
 
 Walks the IFD chain from the header, and from every IFD the SubIFDs (0x014A, several
-offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs. Caps:
+offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs, and the
+MakerNote's IFD (0x927C, the layouts of ``tiff_embedded``: one IFD walked in place, or a
+TIFF of its own given as a child, as is the JPEG thumbnail, 0x0201/0x0202). Caps:
 ``MAX_IFDS`` directories in all (the rest is left, with a warning), ``MAX_ENTRIES``
 entries per directory, ``MAX_DEPTH`` levels of nesting, ``MAX_VALUES`` integer values kept
 per entry and ``MAX_TOTAL_VALUES`` in the whole file (values are Python integers, tens of
@@ -25,8 +27,8 @@ from collections.abc import Mapping
 import msgspec
 
 from spywall.errors import FormatError
-from spywall.formats import ljpeg
-from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats import ljpeg, tiff_embedded
+from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import TIFF_MAGICS as _MAGICS
 from spywall.formats.magic import sniff_tiff as sniff
 from spywall.formats.reader import Reader, check_count
@@ -46,6 +48,7 @@ ROWS_PER_STRIP, STRIP_BYTE_COUNTS, PLANAR_CONFIGURATION = 0x0116, 0x0117, 0x011C
 TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS = 0x0142, 0x0143, 0x0144, 0x0145
 SUB_IFDS, JPEG_IF_OFFSET, JPEG_IF_LENGTH = 0x014A, 0x0201, 0x0202
 EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005
+MAKER_NOTE = 0x927C
 DNG_VERSION = 0xC612
 OPCODE_LISTS = {0xC740: "OpcodeList1", 0xC741: "OpcodeList2", 0xC74E: "OpcodeList3"}
 LOSSLESS_JPEG = 7
@@ -135,6 +138,7 @@ class _Walker:
         self.end = 16 if layout.bigtiff else 8
         self.values_left = MAX_TOTAL_VALUES
         self.incomplete: list[str] = []
+        self.children: list[Child] = []  # MakerNote TIFFs and JPEG thumbnails
 
     def warn(self, message: str) -> None:
         if len(self.warnings) < MAX_WARNINGS:
@@ -196,7 +200,23 @@ class _Walker:
                     break
                 suffix = str(j) if tag == SUB_IFDS else ""
                 self.chain(child, f"{label}/{kind}{suffix}", depth + 1)
+        note = entries.get(MAKER_NOTE)
+        if note is not None and not self.lay.bigtiff and depth + 1 <= MAX_DEPTH:
+            self.maker_note(note, f"{label}/MakerNote", depth + 1)
         return nxt
+
+    def maker_note(self, note: Entry, label: str, depth: int) -> None:
+        """The MakerNote's IFD: walked here (one directory: makers' next pointers are
+        not reliable) or, with offsets of its own, a child TIFF."""
+        at, child = tiff_embedded.maker_note(self.data, note.offset, note.size, self.lay.order)
+        if child is not None:
+            self.children.append(Child(label, child, format="tiff"))
+        elif at is not None and at not in self.seen and len(self.ifds) < MAX_IFDS:
+            self.seen.add(at)
+            try:
+                self.ifd(at, label, depth)
+            except FormatError as exc:
+                self.warn(f"{label}: {exc}")
 
     def entry(self, tag: int, typ: int, count: int, field_at: int, label: str) -> Entry | None:
         if typ not in _TYPES:
@@ -229,8 +249,11 @@ class _Walker:
     def segments(self, ifd: Ifd) -> Ifd:
         """Record the strips or tiles of ``ifd`` (and their JPEG headers if Compression 7)."""
         thumb, thumb_len = ifd.value(JPEG_IF_OFFSET), ifd.value(JPEG_IF_LENGTH)
-        if thumb is not None and thumb_len is not None:
-            self.extent(thumb, thumb_len, f"{ifd.label} JPEG thumbnail")
+        if (thumb is not None and thumb_len is not None
+                and self.extent(thumb, thumb_len, f"{ifd.label} JPEG thumbnail")
+                and thumb_len):
+            self.children.append(Child(f"{ifd.label} JPEG thumbnail",
+                                       bytes(self.data[thumb : thumb + thumb_len])))
         tiled = TILE_OFFSETS in ifd.entries
         offsets_tag, counts_tag = _SEGMENT_TAGS[1 if tiled else 0]
         lossless = ifd.value(COMPRESSION) == LOSSLESS_JPEG
@@ -273,7 +296,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     dng = any(DNG_VERSION in ifd.entries for ifd in ifds)
     tiff = TiffFile(order == "<", bigtiff, dng, ifds)
     return Parsed(format="dng" if dng else "tiff", structure=tiff,
-                  logical_end=min(walker.end, len(data)), warnings=walker.warnings,
+                  logical_end=min(walker.end, len(data)), children=walker.children,
+                  warnings=walker.warnings,
                   incomplete=walker.incomplete)
 
 

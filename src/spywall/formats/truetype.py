@@ -16,6 +16,7 @@ with a warning. Fonts of a collection that share tables are decoded once.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from functools import cache, partial
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
-from spywall.formats import tt_bytecode
+from spywall.formats import tt_bytecode, tt_flow
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import CFF_VERSION, COLLECTION, TRUETYPE_VERSIONS
 from spywall.formats.magic import SFNT_MAX_FONTS as MAX_FONTS
@@ -52,6 +53,8 @@ MAX_GLYPHS = 0xFFFF
 MAX_COMPONENTS = 1024
 MAX_RECORDED = 32
 MAX_WARNINGS = 24
+MAX_HITS = 16  # offsets recorded per program
+MAX_FLOW_STEPS = 1 << 18  # instruction visits of one program's jump analysis
 # Decoded bytecode charged to the element budget: one element per 8 bytes, about 300 ns of
 # decoding in the worst case (a program of one-byte pushes, ~35 ns a byte).
 BYTES_PER_ELEMENT = 8
@@ -66,6 +69,7 @@ WE_HAVE_INSTRUCTIONS = 0x0100
 
 _ADJUST_LOW, _ADJUST_HIGH = sorted(tt_bytecode.ADJUST_OPCODES)
 assert _ADJUST_HIGH == _ADJUST_LOW + 1  # _holds_adjust tests both with one comparison
+_ADJUST_BYTE = re.compile(b"[\\x8f\\x90]")
 _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _RECORD = struct.Struct(">4sIII")
@@ -130,7 +134,10 @@ class Program(msgspec.Struct, frozen=True):
 
     ``where`` is ``fpgm``, ``prep`` or ``glyph``; ``glyph`` the glyph id for glyph programs.
     ``offset``/``length`` locate the program in the file; ``hits`` are (offset, opcode) of
-    the first ADJUST instructions, ``total`` counts all of them.
+    the first ADJUST instructions, ``total`` counts all of them. ``jumped`` are the ADJUST
+    offsets reached only through a jump (off the linear decoding, e.g. inside push data);
+    ``unresolved`` the offsets of jumps whose target is not a constant, recorded when the
+    program also holds a 0x8F/0x90 byte that no decoding reaches (then ``total`` may be 0).
     """
 
     where: str
@@ -139,6 +146,8 @@ class Program(msgspec.Struct, frozen=True):
     length: int
     hits: tuple[tuple[int, int], ...]
     total: int
+    jumped: tuple[int, ...] = ()
+    unresolved: tuple[int, ...] = ()
 
 
 class Font(msgspec.Struct, frozen=True):
@@ -152,6 +161,7 @@ class Font(msgspec.Struct, frozen=True):
     decoded: int = 0
     adjust: tuple[Program, ...] = ()
     adjust_total: int = 0
+    jumps: tuple[Program, ...] = ()  # programs with unresolved jumps and a hidden 0x8F/0x90
 
 
 class Collection(msgspec.Struct, frozen=True):
@@ -196,6 +206,8 @@ class _Parser:
         self.cache: dict[tuple[int, ...], tuple[list[Program], _Found]] = {}
         # (start, end) -> decode result: glyphs sharing one program are decoded once
         self.decoded: dict[tuple[int, int], tt_bytecode.Decoded] = {}
+        # (start, end) -> ADJUST reached only by jumps, unresolved jumps (follow_jumps)
+        self.jumps: dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
 
     def directory(self, off: int, label: str) -> tuple[bytes, list[Table], int]:
         r = Reader(self.data, off)
@@ -245,9 +257,10 @@ class _Parser:
                 key = (0, prog.offset, prog.length)
                 self.cached(key, found, stats, partial(self.scan_table, prog, label))
         num_glyphs, loca_format = self.glyphs(by_tag, label, found, stats)
+        adjust = tuple(p for p in found if p.total)[:MAX_RECORDED]
+        jumps = tuple(p for p in found if p.unresolved)[:MAX_RECORDED]
         return Font(index, off, "truetype", tuple(tables), num_glyphs, loca_format,
-                    stats.programs, stats.decoded, tuple(found[:MAX_RECORDED]),
-                    stats.total), end
+                    stats.programs, stats.decoded, adjust, stats.total, jumps), end
 
     def cached(self, key: tuple[int, ...], found: list[Program], stats: _Found,
                compute: _Compute) -> None:
@@ -293,10 +306,42 @@ class _Parser:
             name = where if gid is None else f"glyph {gid}"
             self.warn.add(f"{label}{name} instructions: push at offset {dec.truncated} "
                           "runs past the end of the program")
-        if dec.total:
+        jumps = self.jumps.get((start, stop))
+        if jumps is None:
+            jumps = self.jumps[start, stop] = self.follow_jumps(start, stop, label)
+        jumped, unresolved = jumps
+        hits = (*dec.hits, *((at, self.data[at]) for at in jumped))[:MAX_HITS]
+        total = dec.total + len(jumped)
+        if total:
             stats.total += 1
-            if len(out) < MAX_RECORDED:
-                out.append(Program(where, gid, start, stop - start, dec.hits, dec.total))
+        if (total or unresolved) and len(out) < MAX_RECORDED:
+            out.append(Program(where, gid, start, stop - start, hits, total, jumped,
+                               unresolved))
+
+    def follow_jumps(self, start: int, stop: int, label: str
+                     ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """A program that holds a 0x8F/0x90 byte, if it jumps: the ADJUST offsets only a
+        jump reaches (absolute), and, if some 0x8F/0x90 byte is reached by no decoding
+        while a jump's target is unknown (or the analysis ran out of steps), the offsets
+        of those jumps (absolute; the program's own offset when out of steps)."""
+        jumps = tt_bytecode.decode(self.data, start, stop, tt_flow.JUMP_OPCODES, 0)
+        self.ctx.budget.charge_elements(jumps.steps + (stop - start) // BYTES_PER_ELEMENT)
+        if not jumps.total:
+            return (), ()
+        with memoryview(self.data) as whole, whole[start:stop] as code:
+            flow = tt_flow.analyse(code, max_steps=MAX_FLOW_STEPS)
+        self.ctx.budget.charge_elements(flow.steps)
+        reached = flow.reachable
+        hidden = any(m.start() - start not in reached
+                     for m in _ADJUST_BYTE.finditer(self.data, start, stop))
+        jumped = tuple(start + at for at in flow.jumped)
+        if not flow.complete:
+            self.warn.add(f"{label}program at offset {start}: jump analysis stopped after "
+                          f"{flow.steps} steps")
+            return jumped, (start,) if hidden else ()
+        if hidden and flow.unresolved:
+            return jumped, tuple(start + at for at in flow.unresolved[:MAX_HITS])
+        return jumped, ()
 
     def glyphs(self, by_tag: dict[str, Table], label: str, found: list[Program],
                stats: _Found) -> tuple[int | None, int | None]:

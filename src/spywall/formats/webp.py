@@ -19,7 +19,7 @@ import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
 from spywall.formats import vp8l
-from spywall.formats.base import FormatSpec, ParseContext, Parsed
+from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import sniff_webp as sniff
 from spywall.formats.reader import Reader
 
@@ -151,8 +151,23 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     except LimitExceeded as exc:  # the chunks and streams read so far are detected on
         incomplete.append(str(exc))
     structure = WebP(riff_size, w.canvas, w.frames, tuple(w.chunks), tuple(w.streams))
-    return Parsed(format="webp", structure=structure, logical_end=end, warnings=w.warnings,
-                  incomplete=incomplete)
+    # an EXIF chunk holds a TIFF: examined as one (DNG/TIFF structures in a WebP's metadata)
+    exif = [c for c in (_exif_child(data, ch) for ch in w.chunks if ch.fourcc == "EXIF")
+            if c is not None][:MAX_EXIF_CHILDREN]
+    return Parsed(format="webp", structure=structure, logical_end=end, children=exif,
+                  warnings=w.warnings, incomplete=incomplete)
+
+
+MAX_EXIF_CHILDREN = 4
+
+
+def _exif_child(data: bytes, chunk: Chunk) -> Child | None:
+    payload = data[chunk.offset + 8 : chunk.offset + 8 + chunk.size]
+    if payload[:6] == b"Exif\x00\x00":
+        payload = payload[6:]
+    if payload[:4] not in (b"II*\x00", b"MM\x00*"):
+        return None
+    return Child(f"EXIF@{chunk.offset}", bytes(payload), format="tiff")
 
 
 SPEC = FormatSpec(name="webp", description="WebP image (RIFF; VP8L lossless bit streams read)",

@@ -3,6 +3,7 @@
 Question names, answer/authority/additional owner names, the names inside CNAME, NS, PTR,
 DNAME, MX and SRV data, and A/AAAA addresses. Names follow compression pointers with a cap
 on hops and on total length, so pointer loops and deep chains end in ``FormatError``.
+Over TCP, ``TcpFramer`` cuts each direction's bytes into messages by their length prefixes.
 """
 
 from __future__ import annotations
@@ -108,3 +109,47 @@ def _rdata(msg: bytes, pos: int, rtype: int, rdlen: int, out: DnsMessage) -> Non
     addr = ADDR_RDATA.get(rtype)
     if addr is not None and rdlen == addr[0]:
         out.addresses.append(socket.inet_ntop(addr[1], msg[pos:pos + rdlen]))
+
+
+MAX_TCP_STREAMS = 256      # directions holding a partial message at once
+MAX_TCP_MESSAGES = 64      # messages taken from one chunk of stream bytes
+
+
+class TcpFramer:
+    """DNS over TCP (RFC 1035 4.2.2, RFC 7766 6.2): each message is preceded by a 2-byte
+    length, and a segment may carry several messages, or a part of one. The in-order bytes
+    of each direction are framed here; a partial message waits for the rest (at most
+    2 + 65535 bytes per direction, ``MAX_TCP_STREAMS`` directions: the oldest is dropped,
+    and ``feed`` says so)."""
+
+    def __init__(self) -> None:
+        self.partial: dict[tuple[str, int, str, int], bytes] = {}
+
+    def feed(self, key: tuple[str, int, str, int], data: bytes
+             ) -> tuple[list[bytes], list[str]]:
+        """Whole messages completed by ``data`` (prefixes removed), and problems."""
+        buf = self.partial.pop(key, b"") + data
+        out: list[bytes] = []
+        problems: list[str] = []
+        pos = 0
+        while len(buf) - pos >= 2:
+            n = int.from_bytes(buf[pos : pos + 2], "big")
+            if len(buf) - pos - 2 < n:
+                break
+            if len(out) >= MAX_TCP_MESSAGES:
+                problems.append(f"over {MAX_TCP_MESSAGES} DNS messages in one chunk; "
+                                "the rest of the stream's bytes are not read")
+                return out, problems
+            out.append(buf[pos + 2 : pos + 2 + n])
+            pos += 2 + n
+        if pos < len(buf):
+            if len(self.partial) >= MAX_TCP_STREAMS:
+                old = next(iter(self.partial))
+                del self.partial[old]
+                problems.append(f"over {MAX_TCP_STREAMS} DNS-over-TCP streams waiting for "
+                                "the rest of a message; the oldest partial message dropped")
+            self.partial[key] = buf[pos:]
+        return out, problems
+
+    def close(self, key: tuple[str, int, str, int]) -> None:
+        self.partial.pop(key, None)

@@ -88,6 +88,7 @@ class Pipeline:
         self.reported: set[tuple[str, str, str]] = set()
         self.per_indicator: dict[tuple[str, str], _Listed] = {}
         self.tls_probes: dict[tuple[str, int, str, int], bytes] = {}
+        self.dns_tcp = dns.TcpFramer()  # DNS over TCP: messages cut by length prefixes
         self.tls_done: set[tuple[str, int, str, int]] = set()
 
     # ---- sinks ----------------------------------------------------------------------
@@ -225,7 +226,12 @@ class Pipeline:
             else:
                 handler = tcp
                 if d.sport == 53 or d.dport == 53:
-                    self._dns(d, d.payload[2:])
+                    msgs, problems = self.dns_tcp.feed((d.src, d.sport, d.dst, d.dport),
+                                                       d.payload)
+                    for problem in problems:
+                        self._error(frame, "limit", f"DNS over TCP: {problem}")
+                    for msg in msgs:
+                        self._dns(d, msg)
                 self._tls(d)
             if handler is not None:
                 try:

@@ -22,8 +22,11 @@ SAMPLE_MODULES: tuple[str, ...] = (
     "spywall.samples.truetype",
     "spywall.samples.woff",
     "spywall.samples.pdf_jbig2",
+    "spywall.samples.jbig2_coded",
     "spywall.samples.tiff_dng",
+    "spywall.samples.tiff_embedded",
     "spywall.samples.polyglot",
+    "spywall.samples.nesting",
 )
 
 

@@ -20,6 +20,7 @@ from spywall.samples import Sample
 
 ADJUST = frozenset({"truetype-adjust"})
 NONE: frozenset[str] = frozenset()
+JUMP_HEURISTIC = frozenset({"truetype-computed-jump"})
 
 # PUSHB[0] 0, FDEF, ..., ENDF / PUSHB[1] 1 2 / SVTCA[x] and friends.
 FPGM_OK = b"\xb0\x00\x2c\xb0\x01\x21\x2d"
@@ -32,6 +33,21 @@ PUSH_DATA_ONLY = (b"\x40\x03\x8f\x90\x8f" + b"\x41\x02\x8f\x90\x00\x8f" + b"\xb1
 FPGM_ADJUST = b"\xb0\x00\x2c\xb0\x01\x8f\x2d"
 PREP_ADJUST = b"\xb1\x01\x02\x90\x01"
 GLYPH_ADJUST = b"\x00\xb0\x01\x8f\x01"
+# Jumps (JMPR/JROT/JROF move by a popped offset from their own address) into push data:
+# PUSHB[0] 2, JMPR lands on the data byte of the next PUSHB[0], 0x8F: ADJUST executes.
+JUMP_INTO_PUSH = b"\xb0\x02\x1c\xb0\x8f\x00"
+# PUSHW[0] 0x0006, PUSHB[0] 0, JROF (jump when false) at 4 -> 10: inside NPUSHB's data.
+JROF_INTO_NPUSHB = b"\xb8\x00\x06\xb0\x00\x79\x40\x04\x00\x00\x00\x90\x21"
+# FDEF 0 whose body computes its jump offset (1 + 1, ADD) and JROT lands on 0x8F in push data.
+FPGM_JUMP_IN_FUNCTION = b"\xb0\x00\x2c\xb1\x01\x01\x60\xb0\x01\x78\xb0\x8f\x2d"
+# The clean twins: the same pushes of 0x8F/0x90, the jumps land on instruction boundaries.
+JUMP_OVER_PUSH = b"\xb0\x03\x1c\xb0\x8f\x00"
+JROF_OVER_NPUSHB = b"\xb8\x00\x07\xb0\x00\x79\x40\x04\x00\x00\x00\x90\x21"
+FPGM_JUMP_OVER = b"\xb0\x00\x2c\xb1\x01\x02\x60\xb0\x01\x78\xb0\x8f\x2d"
+# A jump whose offset is read from the storage area (RS): its target is unknown, and the
+# program hides 0x8F in push data (the heuristic); the twin hides nothing.
+COMPUTED_JUMP = b"\xb0\x05\x43\x1c\xb0\x8f\x00"
+COMPUTED_JUMP_CLEAN = b"\xb0\x05\x43\x1c\xb0\x8e\x00"
 
 
 class Programs(msgspec.Struct, frozen=True):
@@ -219,6 +235,24 @@ def samples() -> Iterator[Sample]:
     yield Sample("adjust-fontfile2-raw.pdf",
                  pdf_with_font(font(Programs(prep=PREP_ADJUST)), compress=False), ADJUST,
                  "crafted font embedded as an unfiltered /FontFile2 stream")
+    yield Sample("adjust-jump-into-push.ttf", font(Programs(simple=JUMP_INTO_PUSH)), ADJUST,
+                 "JMPR lands on a PUSHB data byte 0x8F: ADJUST hidden in push data")
+    yield Sample("adjust-jrof-into-npushb.ttf", font(Programs(prep=JROF_INTO_NPUSHB)),
+                 ADJUST, "JROF lands inside NPUSHB data on 0x90 (ADJUST)")
+    yield Sample("adjust-jump-in-function.ttf",
+                 font(Programs(fpgm=FPGM_JUMP_IN_FUNCTION)), ADJUST,
+                 "a function's JROT, offset computed with ADD, lands on 0x8F in push data")
+    yield Sample("computed-jump-hidden-byte.ttf", font(Programs(simple=COMPUTED_JUMP)),
+                 JUMP_HEURISTIC, "JMPR to an offset read from storage; 0x8F in push data")
+    yield Sample("benign-jump-over-push.ttf",
+                 font(Programs(JUMP_OVER_PUSH, JROF_OVER_NPUSHB, JUMP_OVER_PUSH,
+                               JUMP_OVER_PUSH)), NONE,
+                 "jumps over pushes of 0x8F/0x90, landing on instruction boundaries")
+    yield Sample("benign-jump-in-function.ttf", font(Programs(fpgm=FPGM_JUMP_OVER)), NONE,
+                 "a function's computed JROT jumps over push data holding 0x8F")
+    yield Sample("benign-computed-jump.ttf",
+                 font(Programs(simple=COMPUTED_JUMP_CLEAN)), NONE,
+                 "a jump to an offset read from storage, no 0x8F/0x90 byte anywhere")
     yield Sample("benign-hinted.ttf", font(), NONE, "ordinary hinting everywhere")
     yield Sample("benign-long-loca.ttf", font(long_loca=True), NONE)
     yield Sample("benign-push-data.ttf",

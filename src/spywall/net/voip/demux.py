@@ -1,4 +1,4 @@
-"""Flows and the RFC 7983 first-byte demultiplexer.
+"""Flows, the RFC 7983 first-byte demultiplexer, and media framing over TCP.
 
 A ``Flow`` is one direction of a UDP 5-tuple. Flows on ports learned from SDP are media
 flows of a call; other flows (``DEMUX``) are split packet by packet on the first byte:
@@ -105,3 +105,73 @@ def stun_method(msg_type: int) -> int:
 
 TURN_METHODS = frozenset(range(3, 10))
 """Allocate, Refresh, Send, Data, CreatePermission, ChannelBind (RFC 8656 17)."""
+
+
+MAX_TCP_MEDIA_STREAMS = 256
+MAX_TCP_FRAME = 65535 + 4 + 3   # the largest ChannelData message with its padding
+
+
+class TcpMediaFramer:
+    """Media packets from the in-order bytes of a TCP stream, per direction (bounded).
+
+    RFC 4571: RTP and RTCP over TCP, each packet after a 2-byte length. TURN over TCP
+    (RFC 8656 12.5, RFC 6062): STUN messages (first two bits 00, 20-byte header, length
+    field) and ChannelData messages (first two bits 01, 4-byte header, length field,
+    padded to a multiple of 4 over a stream). ``feed`` gives back the complete packets
+    (ChannelData and STUN whole, RFC 4571 packets without their prefix); bytes that
+    cannot start a TURN message end that stream's framing, with a problem reported."""
+
+    def __init__(self) -> None:
+        self.partial: dict[tuple[str, int, str, int], bytes] = {}
+        self.broken: set[tuple[str, int, str, int]] = set()
+
+    def feed(self, key: tuple[str, int, str, int], data: bytes, *, turn: bool
+             ) -> tuple[list[bytes], list[str]]:
+        if key in self.broken:
+            return [], []
+        buf = self.partial.pop(key, b"") + data
+        out: list[bytes] = []
+        problems: list[str] = []
+        pos = 0
+        while True:
+            size, skip = _turn_frame(buf, pos) if turn else _rfc4571_frame(buf, pos)
+            if size is None:
+                break
+            if size < 0:
+                problems.append(f"TURN over TCP: byte 0x{buf[pos]:02x} at stream offset "
+                                f"{pos} starts neither STUN nor ChannelData")
+                if len(self.broken) < MAX_TCP_MEDIA_STREAMS:
+                    self.broken.add(key)
+                return out, problems
+            whole = size + (-size % 4 if turn and buf[pos] >> 6 == 1 else 0)  # padding
+            if pos + whole > len(buf):
+                break
+            out.append(buf[pos + skip : pos + size])
+            pos += whole
+        if pos < len(buf):
+            if len(self.partial) >= MAX_TCP_MEDIA_STREAMS:
+                del self.partial[next(iter(self.partial))]
+                problems.append(f"over {MAX_TCP_MEDIA_STREAMS} media-over-TCP streams "
+                                "waiting for the rest of a packet; the oldest dropped")
+            self.partial[key] = buf[pos:]
+        return out, problems
+
+
+def _rfc4571_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
+    """(bytes of the framed packet with its prefix, prefix bytes), None if incomplete."""
+    if len(buf) - pos < 2:
+        return None, 2
+    return 2 + int.from_bytes(buf[pos : pos + 2], "big"), 2
+
+
+def _turn_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
+    """(bytes of the STUN or ChannelData message, 0), None if incomplete, -1 if neither."""
+    if len(buf) - pos < 4:
+        return None, 0
+    kind = buf[pos] >> 6
+    length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+    if kind == 0:
+        return 20 + length, 0
+    if kind == 1:
+        return 4 + length, 0
+    return -1, 0

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from spywall.net.voip.rules import Anomaly
 
 MAX_RTCP_DATAGRAM = 1480
@@ -18,11 +20,72 @@ MAX_RTCP_DATAGRAM = 1480
 minus the IPv4 and UDP headers is 1472; legitimate compound RTCP stays under one MTU)."""
 
 SRTCP_TAG_LENGTHS = (10, 4)
-"""Authentication tag lengths tried for SRTCP: HMAC-SHA1-80 (10 bytes, the RFC 3711 default)
-and HMAC-SHA1-32 (4 bytes). The trailer is the 4-byte E flag + 31-bit index plus the tag.
-AEAD suites (RFC 7714) and MKIs are not tried: such flows need the SDP to say so."""
+"""Authentication tag lengths tried for SRTCP when the flow's suite is unknown: HMAC-SHA1-80
+(10 bytes, the RFC 3711 default) and HMAC-SHA1-32 (4 bytes). The trailer is the 4-byte E
+flag + 31-bit index plus the tag. AEAD suites (RFC 7714) and MKIs change the trailer
+(``SrtcpLayout``); trying them blind would let a bad first header fit some layout, so they
+are used only when the flow's keying says so (``layout_from_crypto``,
+``layout_from_dtls_profile``)."""
 
 SRTCP_INDEX = 4
+AEAD_TAG = 16  # AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714 14.1): 16-octet tags
+
+
+class SrtcpLayout(msgspec.Struct, frozen=True):
+    """The SRTCP trailer of a flow's suite. AES-CM/F8 with HMAC (RFC 3711 3.4): encrypted
+    part, E flag + index, MKI, tag. AEAD (RFC 7714 9.1): encrypted part whose last ``tag``
+    bytes are the AEAD tag, then E flag + index, then MKI."""
+
+    tag: int = 10
+    mki: int = 0
+    aead: bool = False
+
+    def body_end(self, n: int) -> int:
+        """Where the RTCP compound (encrypted or not) ends in an ``n``-byte datagram."""
+        return n - SRTCP_INDEX - self.mki - self.tag
+
+    def e_flag_at(self, n: int) -> int:
+        return n - SRTCP_INDEX - self.mki if self.aead else self.body_end(n)
+
+
+# SDES suites (RFC 4568 6.2, RFC 6188, RFC 7714 14.2): SRTCP tag bytes, AEAD or not. The
+# _32 suites keep an 80-bit tag for SRTCP.
+CRYPTO_SUITES: dict[str, tuple[int, bool]] = {
+    "AES_CM_128_HMAC_SHA1_80": (10, False), "AES_CM_128_HMAC_SHA1_32": (10, False),
+    "F8_128_HMAC_SHA1_80": (10, False), "AES_192_CM_HMAC_SHA1_80": (10, False),
+    "AES_192_CM_HMAC_SHA1_32": (10, False), "AES_256_CM_HMAC_SHA1_80": (10, False),
+    "AES_256_CM_HMAC_SHA1_32": (10, False),
+    "AEAD_AES_128_GCM": (AEAD_TAG, True), "AEAD_AES_256_GCM": (AEAD_TAG, True),
+}
+# DTLS-SRTP protection profiles (RFC 5764 4.1.2, RFC 7714 14.2).
+DTLS_PROFILES: dict[int, tuple[int, bool]] = {
+    0x0001: (10, False), 0x0002: (10, False), 0x0007: (AEAD_TAG, True),
+    0x0008: (AEAD_TAG, True),
+}
+
+
+def layout_from_crypto(value: str) -> SrtcpLayout | None:
+    """The layout an SDP ``a=crypto`` value gives ("1 AEAD_AES_128_GCM inline:KEY|2^20|1:4":
+    tag, suite and the MKI length of its first key), None for a suite not listed or an
+    MKI length outside 1..128 (RFC 4568 9.1)."""
+    parts = value.split()
+    if len(parts) < 3 or parts[1] not in CRYPTO_SUITES:
+        return None
+    tag, aead = CRYPTO_SUITES[parts[1]]
+    key = parts[2].split(";")[0]
+    mki = 0
+    fields = key.split("|")[1:]
+    if fields and ":" in fields[-1]:
+        length = fields[-1].split(":", 1)[1]
+        if not (length.isascii() and length.isdigit() and 1 <= int(length[:4]) <= 128):
+            return None  # an MKI length that makes no sense: the layout is unknown
+        mki = int(length)
+    return SrtcpLayout(tag, mki, aead)
+
+
+def layout_from_dtls_profile(profile: int, mki: int = 0) -> SrtcpLayout | None:
+    found = DTLS_PROFILES.get(profile)
+    return None if found is None else SrtcpLayout(found[0], mki, found[1])
 
 # Packet type -> (name, minimum part length in bytes: header plus fixed fields).
 RTCP_TYPES: dict[int, tuple[str, int]] = {
@@ -176,31 +239,45 @@ def oversize(p: bytes) -> list[Anomaly]:
 
 
 def srtcp_fits(p: bytes) -> int | None:
-    """The tag length for which ``p`` is a consistent SRTCP datagram, or None.
-
-    With tag length t the encrypted part ends at n - 4 - t; it must be 32-bit aligned and
-    hold the first packet (its header is in the clear). When the E flag is clear the whole
-    compound is cleartext and must walk exactly to the trailer.
-    """
-    n = len(p)
-    if n < 8:
-        return None
-    first = (((p[2] << 8) | p[3]) + 1) * 4
+    """The tag length (of ``SRTCP_TAG_LENGTHS``, no MKI) for which ``p`` is a consistent
+    SRTCP datagram (``fits_layout``), or None."""
     for tag in SRTCP_TAG_LENGTHS:
-        body = n - SRTCP_INDEX - tag
-        if body < 8 or body % 4 or first > body:
-            continue
-        if p[body] & 0x80 or not walk(p, body, deep=True):
+        if fits_layout(p, SrtcpLayout(tag)):
             return tag
     return None
 
 
-def check_srtcp(p: bytes) -> list[Anomaly]:
-    """Anomalies of a datagram taken as SRTCP (size limit and first-header consistency)."""
+def fits_layout(p: bytes, layout: SrtcpLayout) -> bool:
+    """Is ``p`` a consistent SRTCP datagram with this trailer layout? The compound before
+    the trailer is 32-bit aligned and holds the first packet; when the E flag is clear it
+    is cleartext and must walk exactly to its end."""
+    n = len(p)
+    body = layout.body_end(n)
+    if n < 8 or body < 8 or body % 4:
+        return False
+    first = (((p[2] << 8) | p[3]) + 1) * 4
+    if first > body:
+        return False
+    return bool(p[layout.e_flag_at(n)] & 0x80) or not walk(p, body, deep=True)
+
+
+def check_srtcp(p: bytes, layout: SrtcpLayout | None = None) -> list[Anomaly]:
+    """Anomalies of a datagram taken as SRTCP (size limit and first-header consistency),
+    with the flow's trailer ``layout`` when its keying is known, else the default tags."""
     out = oversize(p)
     if len(p) < 8 or p[0] >> 6 != 2 or p[1] not in RTCP_TYPES:
         return [*out, Anomaly("voip-srtcp-length", f"SRTCP datagram of {len(p)} bytes has no "
                               "valid first RTCP header", {"length": len(p)})]
+    if layout is not None:
+        if not fits_layout(p, layout):
+            first = (((p[2] << 8) | p[3]) + 1) * 4
+            out.append(Anomaly("voip-srtcp-length", f"first header says {first} bytes; the "
+                               f"{len(p)}-byte datagram's {'AEAD ' if layout.aead else ''}"
+                               f"trailer (tag {layout.tag}, MKI {layout.mki}) leaves "
+                               f"{layout.body_end(len(p))}",
+                               {"declared": first, "actual": len(p), "tag": layout.tag,
+                                "mki": layout.mki, "aead": layout.aead}))
+        return out
     if srtcp_fits(p) is None:
         first = (((p[2] << 8) | p[3]) + 1) * 4
         out.append(Anomaly("voip-srtcp-length", f"first header says {first} bytes; with a "

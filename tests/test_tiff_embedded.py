@@ -1,0 +1,123 @@
+"""Every IFD a decoder follows: MakerNotes of each layout, Exif in JPEG and HEIF, JPEG
+thumbnails, DNG in PDF images (samples in ``samples/tiff_embedded.py``); bounded."""
+
+from __future__ import annotations
+
+import struct
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from spywall.engine import scan_bytes
+from spywall.formats import tiff, tiff_embedded
+from spywall.formats.base import ParseContext
+from spywall.limits import Budget, Limits
+from spywall.samples import tiff_embedded as te
+from spywall.samples.tiff_dng import LONG, UNDEFINED, TiffWriter
+
+RULE = "dng-lossless-jpeg-components"
+
+
+def rules(data: bytes, name: str = "x") -> set[str]:
+    return {f.rule for f in scan_bytes(data, name).findings}
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["apple", "fujifilm", "olympus"]), st.integers(0, 40), st.booleans(),
+       st.booleans())
+def test_rebased_makernote_anywhere(maker: str, pad: int, little: bool, bad: bool) -> None:
+    """A rebased MakerNote IFD at a random place after its prefix, either byte order."""
+    prefix = {"apple": b"Apple iOS\x00\x00\x01" + (b"II" if little else b"MM"),
+              "fujifilm": b"FUJIFILM" + struct.pack("<I", 12 + 2 * pad),
+              "olympus": b"OLYMPUS\x00" + (b"II" if little else b"MM") + b"\x03\x00"}[maker]
+    at = 12 + 2 * pad if maker != "apple" else 14 + 2 * pad
+    if maker == "apple":
+        prefix = prefix[:10] + b"\x00\x01" + prefix[12:14]
+    order_little = little if maker != "fujifilm" else True
+    note = te.rebased_note(prefix, at, bad, order_little)
+    # the parser finds the IFD where the maker's layout says (fixed offsets for Apple and
+    # Olympus: a padded note moves the IFD where those makers' readers do not look)
+    expected = bad and (pad == 0 or maker == "fujifilm")
+    got = rules(te._with_note(lambda w: note, little), "x.tif")
+    assert got == ({RULE} if expected else set())
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from([b"SONY DSC \x00\x00\x00", b"Panasonic\x00\x00\x00", b""]),
+       st.booleans(), st.booleans())
+def test_in_file_makernote(prefix: bytes, little: bool, bad: bool) -> None:
+    data = te._with_note(te.in_file_note(prefix, bad), little)
+    assert rules(data, "x.tif") == ({RULE} if bad else set())
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(1, 5), st.booleans())
+def test_thumbnails_nested_to_any_depth(depth: int, bad: bool) -> None:
+    """TIFF -> thumbnail JPEG -> Exif TIFF -> thumbnail JPEG ... -> the DNG."""
+    data = te.jpeg_with_exif(te.payload_dng(bad))
+    for _ in range(depth - 1):
+        data = te.jpeg_with_exif(te.tiff_with_thumbnail(data)) if len(data) < 60_000 else data
+    subject = scan_bytes(te.tiff_with_thumbnail(data), "x.tif")
+    found = {f.rule for f in subject.findings}
+    limited = any(e.code == "limit" for e in subject.errors)
+    if depth <= 3:  # six containers deep: within the default depth limit
+        assert found == ({RULE} if bad else set())
+    else:  # found, or reported as too deep (fail closed): never silently skipped
+        exploits = found - {"incomplete-examination"}
+        assert exploits == ({RULE} if bad else set()) or (
+            limited and "incomplete-examination" in found and not exploits)
+    for f in subject.findings:
+        if f.rule != "incomplete-examination":
+            assert "CVE-2025-43300" in f.cves
+
+
+def test_makernote_loop_and_caps() -> None:
+    """A MakerNote IFD (no prefix) whose SubIFD points back at the EXIF IFD, and a chain of
+    notes each holding the next: walked once each, within MAX_IFDS."""
+    w = TiffWriter()
+    slot = w.blob(bytes(18))
+    exif = w.ifd({tiff.MAKER_NOTE: (UNDEFINED, bytes(18))})
+    note_at = exif + 2 + 8  # the MakerNote entry's value offset field
+    (value_at,) = struct.unpack_from("<I", w.buf, note_at)
+    w.buf[value_at : value_at + 18] = (struct.pack("<H", 1)
+                                       + struct.pack("<HHII", tiff.SUB_IFDS, LONG, 1, exif)
+                                       + bytes(4))
+    data = w.finish(w.ifd({tiff.EXIF_IFD: (LONG, (exif,)), 0x0100: (LONG, (slot,))}))
+    parsed = tiff.parse(data, ParseContext(Budget()))
+    labels = [i.label for i in parsed.structure.ifds]  # type: ignore[attr-defined]
+    assert "IFD0/EXIF/MakerNote" in labels
+    assert any("loop" in w for w in parsed.warnings)
+
+
+def test_nested_makernote_tiffs_stop_at_the_depth_limit() -> None:
+    data = te.payload_dng(True)
+    for _ in range(12):
+        data = te._with_note(lambda w, d=data: b"Nikon\x00\x02\x10\x00\x00" + d)
+    subject = scan_bytes(data, "deep.tif", Limits(max_depth=6))
+    assert any(e.code == "limit" for e in subject.errors)
+    assert RULE not in {f.rule for f in subject.findings}  # deeper than allowed: reported
+    subject = scan_bytes(data, "deep.tif", Limits(max_depth=20))
+    assert RULE in {f.rule for f in subject.findings}
+
+
+def test_proprietary_makernote_is_left_alone() -> None:
+    note = b"\x13\x37" + bytes(range(200))
+    assert tiff_embedded.maker_note(note, 0, len(note), "<") == (None, None)
+    data = te._with_note(lambda w: note)
+    subject = scan_bytes(data, "x.tif")
+    assert not subject.findings
+    assert not subject.errors
+
+
+def test_heif_exif_item_stored_elsewhere_is_an_error_entry() -> None:
+    children = tiff_embedded.heif_exif_items(b"", {7: "Exif"}, {})
+    assert [c.error for c in children] == ["Exif item with no location: not examined"]
+    bad = list(tiff_embedded.heif_exif(b"\x00\x00\x00\x02xxNOPE", 3, ((0, 10),)))
+    assert bad[0].error is not None
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["PNG", "WEBP"]), st.booleans(), st.booleans())
+def test_exif_chunks_of_png_and_webp(fmt: str, bad: bool, little: bool) -> None:
+    data = te.image_with_exif(fmt, te.payload_dng(bad, little))
+    assert rules(data) == ({RULE} if bad else set())
