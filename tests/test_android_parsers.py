@@ -128,7 +128,7 @@ def test_text_parsers_never_crash(text: str) -> None:
     list(ds.key_values(text))
     with contextlib.suppress(SpywallError):
         qf.ps_text(text)
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 120  # a hang guard, not a speed test
 
 
 _JSON = st.recursive(

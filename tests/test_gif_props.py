@@ -25,7 +25,7 @@ def _parse(data: bytes) -> None:
     except SpywallError:
         return
     finally:
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 120  # a hang guard, not a speed test
     assert parsed.logical_end is None or 13 <= parsed.logical_end <= len(data)
     for det in (gif_frame_resize, gif_zero_area_frame):
         for hit in det.DETECTOR.detect(parsed):

@@ -26,7 +26,7 @@ def _parse(data: bytes) -> None:
     except SpywallError:
         return
     finally:
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 120  # a hang guard, not a speed test
     assert parsed.logical_end is None or 8 <= parsed.logical_end <= len(data)
     for det in DETECTORS:
         list(det.DETECTOR.detect(parsed))

@@ -175,7 +175,7 @@ def test_huge_shutdown_log_is_read_bounded(tmp_path: Path, index: IocIndex,
     monkeypatch.setattr(fs_modules, "MAX_LOG_BYTES", len(head) + 1000)
     start = time.monotonic()
     out = check_dump(root, index)
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 120  # a hang guard, not a speed test
     # the planted line lies past the cap: not found, but the dump is not reported clean
     assert [f.rule for f in out.report.all_findings()] == ["incomplete-examination"]
     run = {m.name: m for m in out.report.modules}["shutdown_log"]

@@ -114,7 +114,7 @@ def test_mbfile_roundtrip() -> None:
     assert decode(None) is None
 
 
-FAST = settings(max_examples=150, deadline=2000,
+FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -178,7 +178,7 @@ def shared_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
                         BackupSpec(messages=4, history=4, extra_processes=1))
 
 
-@settings(max_examples=40, deadline=5000,
+@settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.sampled_from(PLIST_TARGETS), st.dictionaries(_KEYS_ANY, _PLIST_VALUES, max_size=5))
 def test_odd_plists_never_escape(shared_backup: Path, index: IocIndex,

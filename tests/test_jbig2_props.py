@@ -34,7 +34,7 @@ def run(data: bytes, embedded: bool) -> None:
         return
     list(jbig2_symbol_overflow.detect(parsed))
     list(jbig2_refinement_flood.detect(parsed))
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 120  # a hang guard, not a speed test
 
 
 @st.composite

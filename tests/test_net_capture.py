@@ -214,7 +214,7 @@ SEEDS = [pcap_bytes(True, True), pcap_bytes(False, False), multi_section(True),
          multi_section(False)]
 
 
-@settings(max_examples=300, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(SEEDS), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)),
                                         max_size=12), st.integers(0, 10_000))
 def test_mutated_captures_raise_only_spywall_errors(seed: bytes, edits: list[tuple[int, int]],
@@ -225,7 +225,7 @@ def test_mutated_captures_raise_only_spywall_errors(seed: bytes, edits: list[tup
     _drain(bytes(data[:max(4, len(data) - cut)]))
 
 
-@settings(max_examples=200, deadline=1000)
+@settings(max_examples=200, deadline=None)
 @given(st.sampled_from([b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"]),
        st.binary(max_size=600))
 def test_random_bodies_raise_only_spywall_errors(magic: bytes, body: bytes) -> None:

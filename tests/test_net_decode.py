@@ -249,13 +249,13 @@ def test_tcp_streams_are_capped() -> None:
     assert len(s.decoder.streams.streams) == reassembly.MAX_STREAMS
 
 
-@settings(max_examples=400, deadline=500)
+@settings(max_examples=400, deadline=None)
 @given(st.sampled_from(sorted(LINKS)), st.binary(max_size=300))
 def test_random_frames_never_raise(linktype: int, data: bytes) -> None:
     Sink().decoder.packet(1, 0.0, linktype, data, len(data))
 
 
-@settings(max_examples=400, deadline=500)
+@settings(max_examples=400, deadline=None)
 @given(st.sampled_from(["eth", "vlan", "sll", "sll2", "null", "raw"]),
        st.booleans(), st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
        st.integers(0, 80))

@@ -115,7 +115,7 @@ PARSERS: dict[str, tuple[Callable[[bytes], object], list[bytes], bytes]] = {
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=400, deadline=500)
+@settings(max_examples=400, deadline=None)
 @given(data=st.data())
 def test_mutations_raise_only_spywall_errors(name: str, data: st.DataObject) -> None:
     parse, seeds, _ = PARSERS[name]
@@ -126,7 +126,7 @@ def test_mutations_raise_only_spywall_errors(name: str, data: st.DataObject) -> 
 
 
 @pytest.mark.parametrize("name", sorted(PARSERS))
-@settings(max_examples=300, deadline=500)
+@settings(max_examples=300, deadline=None)
 @given(body=st.binary(max_size=400))
 def test_random_input_raises_only_spywall_errors(name: str, body: bytes) -> None:
     parse, _, prefix = PARSERS[name]

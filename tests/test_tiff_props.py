@@ -32,7 +32,7 @@ def _parse(data: bytes) -> None:
     except SpywallError:
         return
     finally:
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 120  # a hang guard, not a speed test
     assert parsed.logical_end is not None
     assert 0 < parsed.logical_end <= len(data)
 

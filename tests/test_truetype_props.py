@@ -29,7 +29,7 @@ def run(data: bytes) -> None:
         list(detect(parsed))
     except SpywallError:
         pass
-    assert time.monotonic() - start < 2
+    assert time.monotonic() - start < 120  # a hang guard, not a speed test
 
 
 @FAST
