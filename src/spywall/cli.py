@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "iocs": "spywall.commands.iocs",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
+    "platform": "spywall.commands.platform",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -48,6 +49,8 @@ SUMMARIES: dict[str, str] = {
     "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",
     "render": "re-render a saved JSON report (table, json or sarif)",
     "schema": "print the JSON Schema of spywall's JSON report",
+    "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
+                "notifications",
 }
 
 _FATAL_CODES = {"io", "input"}
@@ -87,7 +90,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary)
         if argv is not None and name != chosen:
             continue
-        _load(name).add_arguments(p)
+        module = _load(name)
+        module.add_arguments(p)
+        if getattr(module, "OWN_OPTIONS", False):
+            continue   # its sub-commands take --format and --quiet themselves
         p.add_argument("--format", "-f", choices=sorted(RENDERERS), default=None,
                        help="output format (default: table on a terminal, json otherwise)")
         p.add_argument("--quiet", "-q", action="store_true",
@@ -109,9 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     try:
-        report: Report | None = _load(args.command).run(args)
+        report: Report | int | None = _load(args.command).run(args)
         if report is None:  # commands that print their own output (schema)
             return EXIT_CLEAN
+        if isinstance(report, int):  # commands that render their own views (platform)
+            return report
     except InputError as exc:
         print(f"spywall {args.command}: {exc}", file=sys.stderr)
         return EXIT_ERROR
