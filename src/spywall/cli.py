@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
     "platform": "spywall.commands.platform",
+    "evidence": "spywall.commands.evidence",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -51,6 +52,7 @@ SUMMARIES: dict[str, str] = {
     "schema": "print the JSON Schema of spywall's JSON report",
     "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
                 "notifications",
+    "evidence": "transparency log of detections, denials and notices: export and verify evidence",
 }
 
 _FATAL_CODES = {"io", "input"}
