@@ -61,6 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     bans.add_argument("--reason", default="")
     bans.add_argument("--actor", default="cli")
     bans.add_argument("--status", default=None)
+    bans.add_argument("--no-apply", action="store_true",
+                      help="approve without applying (another person applies it)")
     keys = sub.add_parser("keys", help="API keys")
     keys_sub = keys.add_subparsers(dest="keys_action", required=True, metavar="ACTION")
     add = keys_sub.add_parser("add", help="create a key; printed once, only its hash kept")
@@ -225,7 +227,11 @@ def do_bans(args: argparse.Namespace) -> int:
         if args.ban is None:
             raise InputError("which ban? (spywall platform bans STEP ID --reason WHY)")
         with engine.begin() as conn:
-            status = enforce.step(conn, args.ban, args.step, args.actor, args.reason)
+            if args.step == "approve":
+                status = enforce.approve(conn, args.ban, args.actor, args.reason,
+                                         apply_now=not args.no_apply)
+            else:
+                status = enforce.step(conn, args.ban, args.step, args.actor, args.reason)
         _emit(args, "ban", {"ban": args.ban, "status": status})
         return EXIT_CLEAN
     with engine.connect() as conn:
