@@ -123,7 +123,8 @@ def test_approved_ban_denies_the_next_event(loaded: tuple[str, Truth, dict[str, 
     code, result = run("platform", "ingest", "--db", url, str(path), "-f", "json", "-q")
     assert code == 1
     assert isinstance(result, dict)
-    assert result["denied"] == 1 and result["violations"] == 1
+    assert result["denied"] == 1
+    assert result["violations"] == 1
 
 
 def test_malformed_lines_refused_with_line_numbers(db_url: str, tmp_path: Path) -> None:
@@ -141,6 +142,7 @@ def test_malformed_lines_refused_with_line_numbers(db_url: str, tmp_path: Path) 
     code, result = run("platform", "ingest", "--db", db_url, str(path), "-f", "json", "-q")
     assert code == 0
     assert isinstance(result, dict)
-    assert result["accepted"] == 2 and result["refused"] == 3
+    assert result["accepted"] == 2
+    assert result["refused"] == 3
     assert [r["line"] for r in result["refusals"]] == [2, 3, 4]
     assert "recipients" in result["refusals"][2]["reason"]
