@@ -6,6 +6,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= build/demo
 JOBS   ?= auto
+PLATFORM_DB = sqlite:///$(abspath $(DEMO))/platform/spywall.db
 
 .PHONY: demo test install lint typecheck unit fuzz-smoke system-deps bench clean
 
@@ -46,6 +47,15 @@ demo: install
 	$(BIN)/spywall check-ios $(DEMO)/ios-clean --format table
 	@echo "== spywall check-android: an androidqf capture with planted indicators"
 	$(BIN)/spywall check-android $(DEMO)/android-planted.zip --format table; test $$? -le 1
+	@echo "== spywall platform: the 2019 campaign on a platform, the order, and the vendor's return"
+	$(PY) -m spywall.platform.world $(DEMO)/platform > $(DEMO)/platform/truth.json
+	$(BIN)/spywall platform init --db $(PLATFORM_DB) -q -f table
+	$(BIN)/spywall platform registry import --db $(PLATFORM_DB) $(DEMO)/platform/registry.json -f table
+	$(BIN)/spywall platform ingest --db $(PLATFORM_DB) $(DEMO)/platform/events.jsonl -f table; test $$? -le 1
+	$(BIN)/spywall platform campaigns --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform violations --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform notifications --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform bans --db $(PLATFORM_DB) -f table; test $$? -le 1
 
 lint: install
 	$(BIN)/ruff check src tests fuzz benchmarks

@@ -11,6 +11,10 @@ from typing import IO, Any
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
 
 
+# Columns a person searches for: kept whole on one line, never folded.
+_WHOLE = frozenset({"campaign", "event", "time", "id", "party", "rule", "target"})
+
+
 def visible(value: object) -> str:
     """A value as a person may safely see it: unsafe characters as escapes."""
     text = "" if value is None else str(value)
@@ -24,7 +28,7 @@ def _table(title: str, columns: list[str], rows: Sequence[Sequence[object]], out
 
     table = Table(title=title, title_justify="left", show_lines=False)
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in _WHOLE)
     for row in rows:
         table.add_row(*(Text(visible(v)) for v in row))
     Console(file=out, highlight=False, soft_wrap=False).print(table)
