@@ -103,6 +103,8 @@ def _check_str(name: str, value: object) -> None:
         raise EventError(f"{name}: must be a non-empty string")
     if len(value) > MAX_FIELD_CHARS:
         raise EventError(f"{name}: longer than {MAX_FIELD_CHARS} characters")
+    if "\x00" in value:
+        raise EventError(f"{name}: contains a NUL character")
 
 
 def _check_attachments(value: object) -> None:
@@ -141,6 +143,8 @@ def validate(obj: object, raw: str) -> Event:
     ident = obj.get("id")
     if not isinstance(ident, str) or not ident or len(ident) > MAX_ID_CHARS:
         raise EventError(f"id: must be a non-empty string of at most {MAX_ID_CHARS} characters")
+    if "\x00" in ident:
+        raise EventError("id: contains a NUL character")
     kind = obj.get("type")
     shape = FIELDS.get(kind) if isinstance(kind, str) else None
     if shape is None:
@@ -174,6 +178,8 @@ def parse_line(line: bytes | str) -> Event:
         obj = _decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise EventError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise EventError("not valid JSON: nested too deeply") from None
     raw = data.decode("utf-8").strip()
     return validate(obj, raw)
 

@@ -203,7 +203,7 @@ class Gate:
     def _capture(self, decision: Decision, event: Event) -> None:
         try:
             verdict = inspect_capture(self._resolve(event.fields["capture"]))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:   # ValueError: a NUL in the path
             verdict = unexamined("", f"capture could not be read: {exc}")
         decision.payloads.append(verdict)
         if verdict.malicious:
