@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "schema": "spywall.commands.schema_cmd",
     "platform": "spywall.commands.platform",
     "evidence": "spywall.commands.evidence",
+    "serve": "spywall.commands.serve",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -53,6 +54,7 @@ SUMMARIES: dict[str, str] = {
     "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
                 "notifications",
     "evidence": "transparency log of detections, denials and notices: export and verify evidence",
+    "serve": "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)",
 }
 
 _FATAL_CODES = {"io", "input"}
