@@ -246,3 +246,28 @@ def test_bad_requests() -> None:
         merkle.consistency_proof(9, 8, tree.fetch)
     with pytest.raises(merkle.ProofError):
         merkle.inclusion_proof(3, 16, tree.fetch)   # nodes missing
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids,
+                                                               max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=400, deadline=None)
+@given(JSON)
+def test_canonical_fast_path_is_rfc8785(value: object) -> None:
+    """The json.dumps fast path gives exactly the rfc8785 package's bytes."""
+    import rfc8785
+
+    from spywall.evidence.canonical import CanonicalError, canonical
+
+    try:
+        want = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(CanonicalError):
+            canonical(value)
+        return
+    assert canonical(value) == want

@@ -25,9 +25,9 @@ is named), 2 not a bundle at all.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -57,6 +57,7 @@ MAX_NOTE = 64 << 10
 MAX_SIGNATURES = 100
 MAX_LINE = MAX_ENTRY_BYTES + 8192
 MAX_PROBLEMS = 100
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")
 
 
 class Problem(ValueError):
@@ -72,7 +73,7 @@ def _hashes(proof: Any) -> list[bytes]:
     for item in proof:
         try:
             raw = base64.b64decode(item, validate=True) if isinstance(item, str) else b""
-        except binascii.Error:
+        except ValueError:
             raw = b""
         if len(raw) != HASH_SIZE:
             raise Problem("a proof hash is not 32 bytes of base64")
@@ -187,7 +188,7 @@ def open_note(text: str, keys: list[VKey]) -> tuple[str, set[str]]:
             raise Problem("malformed signature line")
         try:
             sig = base64.b64decode(parts[2], validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:
             raise Problem("malformed signature line") from exc
         for key in keys:
             if key.name != parts[1] or sig[:4] != key.id:
@@ -214,12 +215,11 @@ class Checkpoint:
 
 def parse_checkpoint(body: str) -> Checkpoint:
     lines = body.split("\n")[:-1]
-    if len(lines) < 3 or not lines[0] or not lines[1].isdigit() \
-            or (lines[1] != "0" and lines[1].startswith("0")):
+    if len(lines) < 3 or not lines[0] or not _DECIMAL.fullmatch(lines[1]):
         raise Problem("not a checkpoint (origin, size, root hash)")
     try:
         root = base64.b64decode(lines[2], validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:
         raise Problem("checkpoint root is not base64") from exc
     if len(root) != HASH_SIZE:
         raise Problem("checkpoint root is not 32 bytes")
@@ -375,7 +375,7 @@ class _Bundle:
                               "current one")
             try:
                 sig = base64.b64decode(str(entry.get("signature")), validate=True)
-            except binascii.Error as exc:
+            except ValueError as exc:
                 raise Problem(f"entry {index}: key rotation signature is not base64") from exc
             message = rotation_message(cp.origin, str(old), str(new), str(entry.get("ts")))
             if entry.get("origin") != cp.origin or not _valid(current, sig, message):
@@ -401,7 +401,8 @@ class _Bundle:
         """The checkpoint in ``text`` signed by the key in use at its size, and the
         witness keys whose cosignatures verified."""
         _, _, size_line = text.partition("\n")
-        size = int(size_line.split("\n", 1)[0]) if size_line[:1].isdigit() else -1
+        first = size_line.split("\n", 1)[0]
+        size = int(first) if _DECIMAL.fullmatch(first) else -1
         key = self.key_at(size)
         body, good = open_note(text, [key, *self.witness_keys])
         if key.text not in good:
