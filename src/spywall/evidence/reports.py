@@ -10,6 +10,7 @@ report's JSON, so that the saved report itself can be shown to be the one logged
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -66,3 +67,13 @@ def append_report(target: str, report_json: bytes) -> int:
         return index
     finally:
         engine.dispose()
+
+
+EVIDENCE_LOG_COMMANDS = frozenset({"scan", "pcap", "check-ios", "check-android"})
+
+
+def add_argument(p: argparse.ArgumentParser) -> None:
+    """``--evidence-log URL|FILE`` (for scan, pcap, check-ios and check-android)."""
+    p.add_argument("--evidence-log", default=None, metavar="URL|FILE",
+                   help="append the report (input hashes, findings, tool version) to an "
+                        "evidence log: a database URL or a SQLite log file")
