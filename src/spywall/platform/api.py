@@ -276,7 +276,7 @@ def get_bans(platform: PlatformDep, principal: Analyst,
 
 
 @router.post("/v1/bans/{ban_id}/{step}", response_model=m.StepDone, tags=["analyst"],
-             responses={**_AUTH, **_problems(404, 409, 413)})
+             responses={**_AUTH, **_problems(400, 404, 409, 413)})
 def post_ban_step(platform: PlatformDep, principal: Analyst,
                   ban_id: Annotated[int, PathParam(ge=1, le=2**31 - 1)], step: m.Step,
                   body: m.StepIn) -> m.StepDone:

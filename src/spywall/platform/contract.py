@@ -87,6 +87,10 @@ def parse_ts(value: object) -> int:
         raise EventError(f"ts: not an RFC 3339 date-time: {value!r}") from None
     if moment.tzinfo is None:
         raise EventError("ts: no time zone (RFC 3339 needs Z or an offset)")
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise EventError("ts: outside the years 1 to 9999 in UTC") from None
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -163,8 +167,13 @@ def validate(obj: object, raw: str) -> Event:
     if kind == "account.registered" and not E164.fullmatch(obj["phone"]):
         raise EventError("phone: not an E.164 number (+ and 6 to 15 digits)")
     for optional in ("asn", "country"):
-        if optional in obj and not isinstance(obj[optional], str | int):
+        value = obj.get(optional)
+        if optional in obj and not isinstance(value, str | int):
             raise EventError(f"{optional}: must be a string or a number")
+        if isinstance(value, int) and not 0 <= value < 1 << 32:
+            raise EventError(f"{optional}: a number from 0 to 4294967295")
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            raise EventError(f"{optional}: longer than {MAX_FIELD_CHARS} characters")
     assert isinstance(kind, str)
     return Event(id=ident, type=kind, ts_us=ts_us, fields=obj, raw=raw)
 

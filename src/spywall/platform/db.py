@@ -13,10 +13,12 @@ own text (``raw``) keeps what the producer sent.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 
@@ -301,10 +303,37 @@ def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any
         return
     if conn.dialect.name == "postgresql":
         _copy_insert(conn, table, rows)
-        return
+    else:
+        _sqlite_insert(conn, table, rows)
+
+
+_json = msgspec.json.Encoder()
+
+
+@functools.cache
+def _sqlite_statement(table: sa.Table, columns: tuple[str, ...]) -> str:
+    """The INSERT that SQLAlchemy writes for these columns, compiled once."""
+    from sqlalchemy.dialects import sqlite
     from sqlalchemy.dialects.sqlite import insert as lite_insert
 
-    conn.execute(lite_insert(table).on_conflict_do_nothing(), rows)
+    stmt = lite_insert(table).values({c: sa.bindparam(c) for c in columns})
+    return str(stmt.on_conflict_do_nothing().compile(dialect=sqlite.dialect()))
+
+
+def _sqlite_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """``executemany`` on the driver's cursor with the statement SQLAlchemy compiled:
+    the per-row work of SQLAlchemy's parameter processing was three quarters of the cost
+    of storing a batch (profile), and JSON columns are encoded here by msgspec instead."""
+    first = rows[0]
+    columns = tuple(c.name for c in table.c if c.name in first)   # the compiled order
+    wrap = [isinstance(table.c[c].type, sa.JSON) for c in columns]
+    encode = _json.encode
+    pairs = list(zip(columns, wrap, strict=True))
+    params = [tuple(encode(row[c]).decode() if w else row[c] for c, w in pairs)
+              for row in rows]
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.cursor().executemany(_sqlite_statement(table, columns), params)
 
 
 def _copy_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+import socket
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -45,6 +46,21 @@ class Hit(msgspec.Struct, frozen=True):
 
 
 _GLOB = re.compile(r"[*?\[]")
+
+
+def address(value: str) -> tuple[int, int] | None:
+    """(4 or 6, the address as a number), or None when ``value`` is not an address.
+    The C parser (``inet_pton``) first, as the gate meets an address in most events;
+    ``ipaddress`` decides the rest (scoped IPv6 addresses), so both agree."""
+    try:
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, value), "big")
+    except OSError:
+        pass
+    try:
+        parsed = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    return parsed.version, int(parsed)
 
 
 class RegistryIndex:
@@ -118,17 +134,16 @@ class RegistryIndex:
                       ident.derived_from)
 
     def ip(self, value: str, field: str = "ip") -> Iterator[Hit]:
-        try:
-            addr = ipaddress.ip_address(value)
-        except ValueError:
+        parsed = address(value)
+        if parsed is None:
             return
-        number = int(addr)
-        bits = addr.max_prefixlen
-        tables = self._nets[addr.version]
-        for length in self._net_lengths[addr.version]:
+        version, number = parsed
+        bits = 32 if version == 4 else 128
+        tables = self._nets[version]
+        for length in self._net_lengths[version]:
             entries = tables[length].get(number >> (bits - length))
             if entries:
-                yield from self._hits(entries, str(addr), field)
+                yield from self._hits(entries, value, field)
 
     def exact(self, kind: str, value: str, field: str) -> Iterator[Hit]:
         entries = self._exact.get((kind, value))
