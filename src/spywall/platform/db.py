@@ -362,3 +362,7 @@ def lock_writes(conn: sa.Connection) -> None:
     an advisory lock on PostgreSQL; SQLite's own write lock is taken by the first write."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(727172)"))
+
+
+# The evidence log's tables live on this metadata too, so that the declared schema is the
+# whole schema the migrations create (a test compares the two).
