@@ -15,6 +15,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from spywall.evidence.tables import log_checkpoints, log_entries, log_head
 
 BUNDLE_FORMAT = "spywall-evidence-bundle/1"
 ENTRY_FORMAT = "spywall-evidence-entry/1"
+PROOF_BATCH = 500           # inclusion proofs computed together
 MAX_EARLIER = 1000          # earlier checkpoints proven consistent (the newest ones)
 
 README = """This folder is an evidence bundle of the transparency log {origin}.
@@ -118,11 +120,17 @@ def export(engine: sa.Engine, folder: Path, signer: Signer, party: str | None = 
     origin, size, root = lines[0], int(lines[1]), lines[2]
     shown: list[render.Entry] = []
     with engine.connect() as conn, (folder / "entries.jsonl").open("wb") as out:
-        for idx, body in _selected(conn, size, party, since):
-            entry = json.loads(body)
-            proof = log.inclusion(conn, idx, size)
-            out.write(_line({"index": idx, "entry": entry, "inclusion": _b64(proof)}))
-            shown.append((idx, entry))
+        batch: list[tuple[int, bytes]] = []
+        for row in chain(_selected(conn, size, party, since), [None]):
+            if row is not None:
+                batch.append(row)
+            if batch and (row is None or len(batch) >= PROOF_BATCH):
+                proofs = log.inclusions(conn, [i for i, _ in batch], size)
+                for (idx, body), proof in zip(batch, proofs, strict=True):
+                    entry = json.loads(body)
+                    out.write(_line({"index": idx, "entry": entry, "inclusion": _b64(proof)}))
+                    shown.append((idx, entry))
+                batch = []
         earlier = list(conn.execute(
             sa.select(log_checkpoints.c.size, log_checkpoints.c.note)
             .where(log_checkpoints.c.size < size)

@@ -51,23 +51,29 @@ def _lock(conn: sa.Connection, grow: int = 0) -> tuple[int, str | None, str | No
     return int(row[0]), row[1], row[2]
 
 
+# One statement per table, compiled once: level 0 from the entries, a level of inner
+# nodes by (level, idx IN ...), which both databases answer from the primary key.
+_LEAVES = sa.select(log_entries.c.idx, log_entries.c.leaf_hash).where(
+    log_entries.c.idx.in_(sa.bindparam("ids", expanding=True)))
+_NODES = sa.select(log_nodes.c.idx, log_nodes.c.hash).where(
+    log_nodes.c.level == sa.bindparam("level"),
+    log_nodes.c.idx.in_(sa.bindparam("ids", expanding=True)))
+_CHUNK = 500
+
+
 def fetcher(conn: sa.Connection) -> merkle.Fetch:
     """Read stored tree nodes: level 0 from the entries, higher levels from the nodes."""
     def fetch(keys: Iterable[merkle.Key]) -> dict[merkle.Key, bytes]:
-        wanted = list(keys)
-        leaves = [i for lv, i in wanted if lv == 0]
-        inner = [(lv, i) for lv, i in wanted if lv > 0]
+        by_level: dict[int, list[int]] = {}
+        for level, idx in keys:
+            by_level.setdefault(level, []).append(idx)
         out: dict[merkle.Key, bytes] = {}
-        if leaves:
-            q = sa.select(log_entries.c.idx, log_entries.c.leaf_hash).where(
-                log_entries.c.idx.in_(leaves))
-            out.update(((0, int(i)), bytes(h)) for i, h in conn.execute(q))
-        for start in range(0, len(inner), 200):
-            terms = [sa.and_(log_nodes.c.level == lv, log_nodes.c.idx == i)
-                     for lv, i in inner[start:start + 200]]
-            q = sa.select(log_nodes.c.level, log_nodes.c.idx, log_nodes.c.hash).where(
-                sa.or_(*terms))
-            out.update(((int(row[0]), int(row[1])), bytes(row[2])) for row in conn.execute(q))
+        for level, idxs in sorted(by_level.items()):
+            for start in range(0, len(idxs), _CHUNK):
+                ids = idxs[start:start + _CHUNK]
+                rows = (conn.execute(_LEAVES, {"ids": ids}) if level == 0 else
+                        conn.execute(_NODES, {"level": level, "ids": ids}))
+                out.update(((level, int(row[0])), bytes(row[1])) for row in rows)
         return out
     return fetch
 
@@ -128,6 +134,12 @@ def root(conn: sa.Connection, tree_size: int) -> bytes:
 
 def inclusion(conn: sa.Connection, index: int, tree_size: int) -> list[bytes]:
     return merkle.inclusion_proof(index, tree_size, fetcher(conn))
+
+
+def inclusions(conn: sa.Connection, indices: Sequence[int], tree_size: int
+               ) -> list[list[bytes]]:
+    """Inclusion proofs of many leaves in one tree (one fetch, shared subtree hashes)."""
+    return merkle.inclusion_proofs(indices, tree_size, fetcher(conn))
 
 
 def consistency(conn: sa.Connection, old: int, new: int) -> list[bytes]:

@@ -114,7 +114,8 @@ class _Tree:
         return [*self.subproof(m - k, lo + k, hi, False), self.hash(lo, lo + k)]
 
 
-def _two_pass(run: Callable[[_Tree], list[bytes]], fetch: Fetch) -> list[bytes]:
+def _two_pass(run: Callable[[_Tree], list[list[bytes]]], fetch: Fetch
+              ) -> list[list[bytes]]:
     wanted: set[Key] = set()
 
     def record(key: Key) -> bytes:
@@ -132,9 +133,16 @@ def _two_pass(run: Callable[[_Tree], list[bytes]], fetch: Fetch) -> list[bytes]:
 
 def inclusion_proof(index: int, size: int, fetch: Fetch) -> list[bytes]:
     """The RFC 9162 inclusion proof of leaf ``index`` in the tree of ``size`` leaves."""
-    if not 0 <= index < size:
-        raise ProofError(f"leaf {index} is not in a tree of {size}")
-    return _two_pass(lambda t: t.path(index, 0, size), fetch)
+    return inclusion_proofs([index], size, fetch)[0]
+
+
+def inclusion_proofs(indices: Sequence[int], size: int, fetch: Fetch) -> list[list[bytes]]:
+    """Inclusion proofs of several leaves of one tree: one fetch, and the hashes of the
+    right edge computed once for all."""
+    for index in indices:
+        if not 0 <= index < size:
+            raise ProofError(f"leaf {index} is not in a tree of {size}")
+    return _two_pass(lambda t: [t.path(i, 0, size) for i in indices], fetch)
 
 
 def consistency_proof(old: int, new: int, fetch: Fetch) -> list[bytes]:
@@ -143,7 +151,7 @@ def consistency_proof(old: int, new: int, fetch: Fetch) -> list[bytes]:
         raise ProofError(f"no consistency proof from {old} to {new}")
     if old in (0, new):
         return []
-    return _two_pass(lambda t: t.subproof(old, 0, new, True), fetch)
+    return _two_pass(lambda t: [t.subproof(old, 0, new, True)], fetch)[0]
 
 
 def root(size: int, fetch: Fetch) -> bytes:
