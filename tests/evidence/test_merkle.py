@@ -271,3 +271,11 @@ def test_canonical_fast_path_is_rfc8785(value: object) -> None:
             canonical(value)
         return
     assert canonical(value) == want
+
+
+def test_batch_proofs_equal_single_ones() -> None:
+    leaves = [bytes([i % 256, i // 256]) for i in range(333)]
+    tree = MemoryTree(leaves)
+    indices = [0, 1, 100, 255, 256, 331, 332]
+    assert merkle.inclusion_proofs(indices, 333, tree.fetch) == \
+        [merkle.inclusion_proof(i, 333, tree.fetch) for i in indices]
