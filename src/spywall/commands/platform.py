@@ -49,7 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ing.add_argument("--media-root", metavar="DIR", default=None,
                      help="base of relative capture/attachment paths (default: the "
                           "events file's folder)")
-    sub.add_parser("analyse", help="run the analysis again over everything stored")
+    ana = sub.add_parser("analyse", help="run the analysis again over everything stored")
+    ana.add_argument("--full", action="store_true",
+                     help="first rebuild the calls' state (answered, media) from every event")
     for name in ("campaigns", "violations", "notifications"):
         sub.add_parser(name, help=f"list {name}")
     send = sub.add_parser("notify", help="deliver pending notifications")
@@ -202,7 +204,7 @@ def _view(name: str) -> Handler:
 def do_analyse(args: argparse.Namespace) -> int:
     from spywall.platform.service import run_analysis
 
-    result = run_analysis(_engine(args))
+    result = run_analysis(_engine(args), full=args.full)
     _emit(args, "analyse", msgspec.structs.asdict(result))
     return EXIT_FOUND if result.campaigns else EXIT_CLEAN
 

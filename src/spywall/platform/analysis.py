@@ -83,30 +83,27 @@ def now_us() -> int:
 
 # -- calls: answered, and what their media carried ----------------------------------------
 def reconcile_calls(conn: sa.Connection) -> int:
-    """Mark answered calls, and calls whose media capture carried an exploit. Returns how
-    many calls became malicious deliveries."""
+    """Rebuild what intake keeps current batch by batch: answered calls, and calls whose
+    media carried an exploit (a full pass over the stored events, for ``analyse --full``
+    after a restore or a change of detectors). Returns calls newly found malicious."""
+    from spywall.platform.intake import mark_malicious_call
+
     e, d, p = db.events, db.deliveries, db.payloads
     answered = sa.select(e.c.ref).where(e.c.type == "call.answered")
     conn.execute(d.update().where(d.c.kind == "call", d.c.answered.is_(False),
                                   d.c.ref.in_(answered)).values(answered=True))
     rows = conn.execute(
-        sa.select(e.c.ref, e.c.id, e.c.ts_us, p.c.sha256, p.c.detectors, p.c.infrastructure,
-                  d.c.sender, d.c.targets, d.c.evidence, d.c.infrastructure.label("d_infra"),
-                  d.c.payloads)
-        .join(p, p.c.sha256 == e.c.sha256).join(d, d.c.ref == e.c.ref)
-        .where(e.c.type == "call.media", p.c.malicious.is_(True), d.c.kind == "call",
-               d.c.malicious.is_(False))).all()
-    log = []
+        sa.select(e.c.ref, e.c.id, e.c.ts_us, p.c.sha256, p.c.detectors, p.c.infrastructure)
+        .join(p, p.c.sha256 == e.c.sha256)
+        .where(e.c.type == "call.media", p.c.malicious.is_(True))).all()
+    found = 0
     for r in rows:
-        conn.execute(d.update().where(d.c.ref == r.ref).values(
-            malicious=True, detectors=list(r.detectors),
-            infrastructure=sorted(set(r.infrastructure) | set(r.d_infra)),
-            payloads=[*r.payloads, r.sha256], evidence=[*r.evidence, r.id]))
-        log.append(entry("delivery.malicious", r.ts_us, event=r.id, delivery=r.ref,
-                         sender=r.sender, targets=list(r.targets),
-                         detectors=list(r.detectors), rule="media-exploit"))
-    record(conn, log)
-    return len({r.ref for r in rows})
+        marked = mark_malicious_call(conn, r.ref, r.id, r.ts_us, r.sha256, list(r.detectors),
+                                     list(r.infrastructure))
+        if marked:
+            record(conn, marked)
+            found += 1
+    return found
 
 
 # -- linking ------------------------------------------------------------------------------
@@ -307,10 +304,12 @@ def _propose(conn: sa.Connection, campaign: Campaign, party: str | None) -> int:
     return count
 
 
-def analyse(conn: sa.Connection) -> AnalysisResult:
-    """One full pass; idempotent (a second pass over the same data changes nothing)."""
+def analyse(conn: sa.Connection, full: bool = False) -> AnalysisResult:
+    """One pass over the malicious deliveries and what links to them; idempotent (a second
+    pass over the same data changes nothing). ``full`` first rebuilds the calls' state
+    from every stored event."""
     db.lock_writes(conn)
-    result = AnalysisResult(malicious_calls=reconcile_calls(conn))
+    result = AnalysisResult(malicious_calls=reconcile_calls(conn) if full else 0)
     campaigns = build_campaigns(conn)
     result.campaigns = len(campaigns)
     for campaign in campaigns:

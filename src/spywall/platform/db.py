@@ -47,8 +47,17 @@ events = sa.Table(
     sa.Column("received_us", sa.BigInteger, nullable=False),
 )
 sa.Index("ix_events_account", events.c.account)
-sa.Index("ix_events_ref", events.c.ref)
-sa.Index("ix_events_type_ts", events.c.type, events.c.ts_us)
+
+# A call's media found malicious before the call's offer arrived (events out of order).
+pending_media = sa.Table(
+    "pending_media", metadata,
+    sa.Column("ref", sa.String(256), primary_key=True),
+    sa.Column("event", sa.String(256), nullable=False),
+    sa.Column("ts_us", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("detectors", sa.JSON, nullable=False),
+    sa.Column("infrastructure", sa.JSON, nullable=False),
+)
 
 # Accounts as the platform knows them (from registration and connection events).
 accounts = sa.Table(

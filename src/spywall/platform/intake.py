@@ -99,6 +99,8 @@ class _Rows:
         self.deliveries: list[dict[str, Any]] = []
         self.payloads: list[dict[str, Any]] = []
         self.violations: list[dict[str, Any]] = []
+        self.answered: list[dict[str, Any]] = []
+        self.media: list[dict[str, Any]] = []      # malicious call media, by call
         self.log: list[dict[str, Any]] = []
 
 
@@ -112,6 +114,8 @@ class Intake:
         with engine.connect() as conn:
             self.state = load_state(conn)
             self.version = registry_version(conn)
+            self.pending_media = bool(conn.execute(
+                sa.select(db.pending_media.c.ref).limit(1)).first())
         self.gate = Gate(self.state, base)
 
     def refresh(self, force: bool = False) -> None:
@@ -237,10 +241,35 @@ class Intake:
         return malicious
 
     def _media(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
-        return any(p.malicious for p in decision.payloads)
+        bad = [p for p in decision.payloads if p.malicious]
+        if bad:
+            rows.media.append({"ref": ev.fields["call"], "event": ev.id, "ts_us": ev.ts_us,
+                               "sha256": bad[0].sha256,
+                               "detectors": sorted({d for p in bad for d in p.detectors}),
+                               "infrastructure": sorted({i for p in bad
+                                                         for i in p.infrastructure})})
+        return bool(bad)
+
+    def _answered(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+        rows.answered.append({"r": ev.fields["call"]})
+        return False
 
     def _nothing(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
         return False
+
+    def _pending(self, conn: sa.Connection, calls: list[str]) -> list[dict[str, Any]]:
+        """Media that arrived before their call's offer, now that the offer is here."""
+        p = db.pending_media
+        found = []
+        for start in range(0, len(calls), 900):
+            chunk = calls[start:start + 900]
+            for r in conn.execute(sa.select(p).where(p.c.ref.in_(chunk))):
+                found.append({"ref": r.ref, "event": r.event, "ts_us": r.ts_us,
+                              "sha256": r.sha256, "detectors": list(r.detectors),
+                              "infrastructure": list(r.infrastructure)})
+            conn.execute(p.delete().where(p.c.ref.in_(chunk)))
+        self.pending_media = bool(conn.execute(sa.select(p.c.ref).limit(1)).first())
+        return found
 
     def _write(self, conn: sa.Connection, rows: _Rows) -> None:
         db.insert_ignore(conn, db.events, rows.events)
@@ -251,9 +280,45 @@ class Intake:
                     registration_denied=True, denied_party=sa.bindparam("p")), rows.denied)
         db.insert_ignore(conn, db.account_links, rows.links)
         db.insert_ignore(conn, db.deliveries, rows.deliveries)
+        calls = [r["ref"] for r in rows.deliveries if r["kind"] == "call"]
+        if calls and self.pending_media:
+            rows.media.extend(self._pending(conn, calls))
         db.insert_ignore(conn, db.payloads, _unique(rows.payloads, "sha256"))
         db.insert_ignore(conn, db.violations, rows.violations)
+        if rows.answered:
+            d = db.deliveries
+            conn.execute(d.update().where(d.c.ref == sa.bindparam("r")).values(answered=True),
+                         rows.answered)
+        for media in rows.media:
+            marked = mark_malicious_call(conn, **media)
+            if marked is None:
+                self.pending_media = True
+            else:
+                rows.log.extend(marked)
         record(conn, rows.log)
+
+
+def mark_malicious_call(conn: sa.Connection, ref: str, event: str, ts_us: int, sha256: str,
+                        detectors: list[str], infrastructure: list[str]
+                        ) -> list[dict[str, Any]] | None:
+    """A call whose media carried an exploit becomes a malicious delivery (its log entry
+    is returned). A media event that comes before its call's offer waits in
+    ``pending_media`` until the offer arrives (None is returned then)."""
+    d = db.deliveries
+    row = conn.execute(sa.select(d).where(d.c.ref == ref, d.c.kind == "call")).first()
+    if row is None:
+        db.insert_ignore(conn, db.pending_media, [{
+            "ref": ref, "event": event, "ts_us": ts_us, "sha256": sha256,
+            "detectors": detectors, "infrastructure": infrastructure}])
+        return None
+    if row.malicious:
+        return []
+    conn.execute(d.update().where(d.c.ref == ref).values(
+        malicious=True, detectors=detectors,
+        infrastructure=sorted(set(infrastructure) | set(row.infrastructure)),
+        payloads=[*row.payloads, sha256], evidence=[*row.evidence, event]))
+    return [entry("delivery.malicious", ts_us, event=event, delivery=ref, sender=row.sender,
+                  targets=list(row.targets), detectors=detectors, rule="media-exploit")]
 
 
 def _unique(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
@@ -281,7 +346,7 @@ _SIDE_EFFECTS = {
     "account.registered": Intake._registered,
     "account.connected": Intake._connected,
     "call.offered": Intake._offered,
-    "call.answered": Intake._nothing,
+    "call.answered": Intake._answered,
     "call.ended": Intake._nothing,
     "call.media": Intake._media,
     "message.sent": Intake._sent,

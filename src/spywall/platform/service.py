@@ -62,6 +62,6 @@ def run_analysis_in(conn: sa.Connection) -> AnalysisResult:
     return analyse(conn)
 
 
-def run_analysis(engine: sa.Engine) -> AnalysisResult:
+def run_analysis(engine: sa.Engine, full: bool = False) -> AnalysisResult:
     with engine.begin() as conn:
-        return analyse(conn)
+        return analyse(conn, full)

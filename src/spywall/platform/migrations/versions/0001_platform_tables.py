@@ -116,8 +116,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_account', ['account'], unique=False)
-        batch_op.create_index('ix_events_ref', ['ref'], unique=False)
-        batch_op.create_index('ix_events_type_ts', ['type', 'ts_us'], unique=False)
 
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -152,6 +150,15 @@ def upgrade() -> None:
     sa.Column('infrastructure', sa.JSON(), nullable=False),
     sa.Column('findings', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
+    )
+    op.create_table('pending_media',
+    sa.Column('ref', sa.String(length=256), nullable=False),
+    sa.Column('event', sa.String(length=256), nullable=False),
+    sa.Column('ts_us', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('detectors', sa.JSON(), nullable=False),
+    sa.Column('infrastructure', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('ref')
     )
     op.create_table('registry_changes',
     sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
@@ -226,13 +233,12 @@ def downgrade() -> None:
 
     op.drop_table('violations')
     op.drop_table('registry_changes')
+    op.drop_table('pending_media')
     op.drop_table('payloads')
     op.drop_table('parties')
     op.drop_table('official_clients')
     op.drop_table('notifications')
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.drop_index('ix_events_type_ts')
-        batch_op.drop_index('ix_events_ref')
         batch_op.drop_index('ix_events_account')
 
     op.drop_table('events')
