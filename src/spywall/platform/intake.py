@@ -260,13 +260,13 @@ class Intake:
     def _pending(self, conn: sa.Connection, calls: list[str]) -> list[dict[str, Any]]:
         """Media that arrived before their call's offer, now that the offer is here."""
         p = db.pending_media
-        found = []
+        found: list[dict[str, Any]] = []
         for start in range(0, len(calls), 900):
             chunk = calls[start:start + 900]
-            for r in conn.execute(sa.select(p).where(p.c.ref.in_(chunk))):
-                found.append({"ref": r.ref, "event": r.event, "ts_us": r.ts_us,
-                              "sha256": r.sha256, "detectors": list(r.detectors),
-                              "infrastructure": list(r.infrastructure)})
+            found.extend({"ref": r.ref, "event": r.event, "ts_us": r.ts_us,
+                          "sha256": r.sha256, "detectors": list(r.detectors),
+                          "infrastructure": list(r.infrastructure)}
+                         for r in conn.execute(sa.select(p).where(p.c.ref.in_(chunk))))
             conn.execute(p.delete().where(p.c.ref.in_(chunk)))
         self.pending_media = bool(conn.execute(sa.select(p.c.ref).limit(1)).first())
         return found
