@@ -204,6 +204,22 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["evidence", "verify", str(tmp_path / "out"), "-f", "json"]) == 1
     assert "report.html" in capsys.readouterr().out
     assert cli.main(["evidence", "verify", str(tmp_path), "-f", "json"]) == 2
+    # rotate the key, then export one entry signed by the new key; --key as a file
+    new_key = tmp_path / "new.key"
+    capsys.readouterr()
+    assert cli.main(["evidence", "keygen", ORIGIN, "--out", str(new_key), "-f", "json"]) == 0
+    new_vkey = json.loads(capsys.readouterr().out)["device"]["vkey"]
+    assert cli.main(["evidence", "rotate-key", "--new-key", str(new_key), *common]) == 0
+    assert cli.main(["evidence", "checkpoint", *common]) == 2          # old key refused
+    new_common = ["--db", db, "--log-key", str(new_key), "-f", "json"]
+    assert cli.main(["evidence", "entry", "2", str(tmp_path / "e2.json"), *new_common]) == 0
+    (tmp_path / "vkey").write_text(new_vkey + "\n")
+    capsys.readouterr()
+    assert cli.main(["evidence", "verify", str(tmp_path / "e2.json"), "--key",
+                     str(tmp_path / "vkey"), "-f", "json"]) == 0
+    assert cli.main(["evidence", "export", str(tmp_path / "out2"), *new_common]) == 0
+    assert cli.main(["evidence", "verify", str(tmp_path / "out2"), "--key", vkey,
+                     "-f", "json"]) == 0
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "nonsense", "ts": "2026-06-01T00:00:00Z"}\n')
     assert cli.main(["evidence", "append", str(bad), *common]) == 2
