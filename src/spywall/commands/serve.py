@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "folder)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
 
 
 def run(args: argparse.Namespace) -> int:
