@@ -23,7 +23,6 @@ earliest order that binds it, is also a violation (``violation_of``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,31 +69,33 @@ class GateState(msgspec.Struct):
     cache: PayloadCache = msgspec.field(default_factory=PayloadCache)
 
 
-def event_hits(index: RegistryIndex, event: Event) -> Iterator[Hit]:
+# Event type -> (field, how it is looked up) for the identifiers it carries. The callee
+# of a call and the recipients of a message are targets, never the party's.
+LOOKUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "account.registered": (("account", "account"), ("ip", "ip"), ("device", "device"),
+                           ("client", "client"), ("phone", "phone")),
+    "account.connected": (("account", "account"), ("ip", "ip"), ("device", "device"),
+                          ("client", "client")),
+    "call.offered": (("caller", "account"), ("ip", "ip")),
+    "message.sent": (("sender", "account"), ("ip", "ip")),
+}
+
+
+def event_hits(index: RegistryIndex, event: Event) -> list[Hit]:
     """Every registry identifier the event carries, field by field."""
     f = event.fields
-    actor = event.actor
-    if actor is not None:
-        yield from index.exact("account", actor, "account" if "account" in f else
-                               ("caller" if "caller" in f else "sender"))
-    ip = f.get("ip")
-    if isinstance(ip, str):
-        yield from index.ip(ip)
-    asn = asn_of(f.get("asn"))
-    if asn:
-        yield from index.asn(asn)
-    for name in ("device",):
-        value = f.get(name)
-        if isinstance(value, str):
-            yield from index.exact("device", value, name)
-    client = f.get("client")
-    if isinstance(client, str):
-        yield from index.client(client)
-    phone = f.get("phone")
-    if isinstance(phone, str):
-        yield from index.phone(phone)
+    hits: list[Hit] = []
+    for name, kind in LOOKUPS.get(event.type, ()):
+        found = index.lookup(kind, f[name], name)
+        if found:
+            hits += found
+    if "asn" in f:
+        asn = asn_of(f["asn"])
+        if asn:
+            hits += index.asn(asn)
     for i, att in enumerate(f.get("attachments") or ()):
-        yield from index.exact("sha256", att["sha256"].lower(), f"attachments[{i}].sha256")
+        hits += index.exact("sha256", att["sha256"].lower(), f"attachments[{i}].sha256")
+    return hits
 
 
 def _hit_reason(rule: str, hit: Hit) -> dict[str, Any]:
@@ -111,7 +112,7 @@ class Gate:
 
     def decide(self, event: Event) -> Decision:
         index = self.state.index
-        hits = list(event_hits(index, event))
+        hits = event_hits(index, event)
         decision = Decision(verdict=ALLOW, reasons=[], party=None, hits=hits)
         for hit in hits:
             if hit.derived_from is None:

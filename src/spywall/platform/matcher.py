@@ -18,7 +18,7 @@ import ipaddress
 import re
 import socket
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import msgspec
 
@@ -46,6 +46,7 @@ class Hit(msgspec.Struct, frozen=True):
 
 
 _GLOB = re.compile(r"[*?\[]")
+_NONE: list[Hit] = []   # shared, never appended to: results are combined with +
 
 
 def address(value: str) -> tuple[int, int] | None:
@@ -126,60 +127,71 @@ class RegistryIndex:
     def is_official(self, client: str) -> bool:
         return self._official.fullmatch(client) is not None
 
-    # -- look-ups -------------------------------------------------------------------------
-    def _hits(self, entries: list[tuple[str, Identifier]], matched: str,
-              field: str) -> Iterator[Hit]:
-        for party, ident in entries:
-            yield Hit(party, ident.kind, ident.value, matched, field, ident.source,
-                      ident.derived_from)
+    # -- look-ups: each returns the hits as a list (usually the shared empty one) -----------
+    @staticmethod
+    def _hits(entries: list[tuple[str, Identifier]], matched: str, field: str) -> list[Hit]:
+        return [Hit(party, ident.kind, ident.value, matched, field, ident.source,
+                    ident.derived_from) for party, ident in entries]
 
-    def ip(self, value: str, field: str = "ip") -> Iterator[Hit]:
+    def ip(self, value: str, field: str = "ip") -> list[Hit]:
         parsed = address(value)
         if parsed is None:
-            return
+            return _NONE
         version, number = parsed
         bits = 32 if version == 4 else 128
         tables = self._nets[version]
+        out = _NONE
         for length in self._net_lengths[version]:
             entries = tables[length].get(number >> (bits - length))
             if entries:
-                yield from self._hits(entries, value, field)
+                out = out + self._hits(entries, value, field)
+        return out
 
-    def exact(self, kind: str, value: str, field: str) -> Iterator[Hit]:
+    def exact(self, kind: str, value: str, field: str) -> list[Hit]:
         entries = self._exact.get((kind, value))
-        if entries:
-            yield from self._hits(entries, value, field)
+        return self._hits(entries, value, field) if entries else _NONE
 
-    def phone(self, value: str, field: str = "phone") -> Iterator[Hit]:
-        yield from self.exact("phone", value, field)
+    def phone(self, value: str, field: str = "phone") -> list[Hit]:
+        out = self.exact("phone", value, field)
         for length in self._prefix_lengths:
             if length <= len(value):
                 entries = self._prefixes[length].get(value[:length])
                 if entries:
-                    yield from self._hits(entries, value, field)
+                    out = out + self._hits(entries, value, field)
+        return out
 
-    def domain(self, value: str, field: str) -> Iterator[Hit]:
+    def domain(self, value: str, field: str) -> list[Hit]:
         name = value.lower().rstrip(".")
+        out = _NONE
         while name:
-            yield from self.exact("domain", name, field)
+            out = out + self.exact("domain", name, field)
             _, _, name = name.partition(".")
+        return out
 
-    def client(self, value: str, field: str = "client") -> Iterator[Hit]:
-        yield from self.exact("client", value, field)
+    def client(self, value: str, field: str = "client") -> list[Hit]:
+        out = self.exact("client", value, field)
         if self._client_re is not None and self._client_re.fullmatch(value):
-            for party, ident in self._client_globs:
-                if fnmatch.fnmatchcase(value, ident.value):
-                    yield Hit(party, ident.kind, ident.value, value, field, ident.source,
-                              ident.derived_from)
+            out = out + [Hit(party, ident.kind, ident.value, value, field, ident.source,
+                             ident.derived_from)
+                         for party, ident in self._client_globs
+                         if fnmatch.fnmatchcase(value, ident.value)]
+        return out
 
-    def asn(self, value: str, field: str = "asn") -> Iterator[Hit]:
-        yield from self.exact("asn", value, field)
+    def asn(self, value: str, field: str = "asn") -> list[Hit]:
+        return self.exact("asn", value, field)
 
-    def host(self, value: str, field: str) -> Iterator[Hit]:
+    def host(self, value: str, field: str) -> list[Hit]:
         """An address or a name found inside a payload (infrastructure)."""
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            yield from self.domain(value, field)
-        else:
-            yield from self.ip(value, field)
+        if address(value) is None:
+            return self.domain(value, field)
+        return self.ip(value, field)
+
+    def lookup(self, kind: str, value: str, field: str) -> list[Hit]:
+        """Look ``value`` up as ``kind`` (the event-field kinds of ``gate.LOOKUPS``)."""
+        if kind == "ip":
+            return self.ip(value, field)
+        if kind == "client":
+            return self.client(value, field)
+        if kind == "phone":
+            return self.phone(value, field)
+        return self.exact(kind, value, field)
