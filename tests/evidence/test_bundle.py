@@ -223,3 +223,18 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"kind": "nonsense", "ts": "2026-06-01T00:00:00Z"}\n')
     assert cli.main(["evidence", "append", str(bad), *common]) == 2
+
+
+def test_report_lists_a_bounded_number_of_other_entries(
+        built: tuple[Path, Signer, Signer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base, _, new = built
+    monkeypatch.setattr(bundle, "MAX_REPORT_OTHERS", 1)
+    engine = store.open_engine(f"sqlite:///{base / 'log.db'}")
+    done = bundle.export(engine, tmp_path / "c", new, pdf=False)
+    engine.dispose()
+    assert (done.entries, done.violations) == (19, 16)
+    html = (tmp_path / "c" / "report.html").read_text()
+    assert "2 more entries are in entries.jsonl" in html
+    assert "Entries in this bundle: 19." in html
+    assert verify.verify_bundle(tmp_path / "c").entries == 19

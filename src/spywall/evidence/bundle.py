@@ -29,6 +29,7 @@ from spywall.evidence.tables import log_checkpoints, log_entries, log_head
 BUNDLE_FORMAT = "spywall-evidence-bundle/1"
 ENTRY_FORMAT = "spywall-evidence-entry/1"
 PROOF_BATCH = 500           # inclusion proofs computed together
+MAX_REPORT_OTHERS = 10000   # entries other than violations listed in the report
 MAX_EARLIER = 1000          # earlier checkpoints proven consistent (the newest ones)
 
 README = """This folder is an evidence bundle of the transparency log {origin}.
@@ -118,7 +119,8 @@ def export(engine: sa.Engine, folder: Path, signer: Signer, party: str | None = 
         note = log.checkpoint(conn, signer)
     lines = note.split("\n")
     origin, size, root = lines[0], int(lines[1]), lines[2]
-    shown: list[render.Entry] = []
+    shown: list[render.Entry] = []     # what the report lists
+    count = violations = others = 0
     with engine.connect() as conn, (folder / "entries.jsonl").open("wb") as out:
         batch: list[tuple[int, bytes]] = []
         for row in chain(_selected(conn, size, party, since), [None]):
@@ -129,7 +131,11 @@ def export(engine: sa.Engine, folder: Path, signer: Signer, party: str | None = 
                 for (idx, body), proof in zip(batch, proofs, strict=True):
                     entry = json.loads(body)
                     out.write(_line({"index": idx, "entry": entry, "inclusion": _b64(proof)}))
-                    shown.append((idx, entry))
+                    count += 1
+                    violations += entry.get("kind") == "violation"
+                    if entry.get("kind") == "violation" or others < MAX_REPORT_OTHERS:
+                        others += entry.get("kind") != "violation"
+                        shown.append((idx, entry))
                 batch = []
         earlier = list(conn.execute(
             sa.select(log_checkpoints.c.size, log_checkpoints.c.note)
@@ -145,7 +151,8 @@ def export(engine: sa.Engine, folder: Path, signer: Signer, party: str | None = 
     selection = ", ".join(f"{k} {v}" for k, v in (("party", party), ("since", since)) if v) \
         or "every entry"
     meta = {"origin": origin, "size": size, "root": root, "selection": selection,
-            "created": datetime.now(UTC).isoformat(timespec="seconds")}
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "entries": count, "unlisted": count - len(shown)}
     (folder / "report.html").write_text(render.to_html(meta, shown), encoding="utf-8")
     if pdf:
         render.write_pdf(folder / "report.pdf", render.lines(meta, shown))
@@ -160,9 +167,7 @@ def export(engine: sa.Engine, folder: Path, signer: Signer, party: str | None = 
     (folder / "manifest.json").write_bytes(manifest)
     signed = f"{BUNDLE_FORMAT}\n{origin}\n{size}\n{hashlib.sha256(manifest).hexdigest()}\n"
     (folder / "manifest.sig").write_text(sign_note(signed, signer), encoding="utf-8")
-    return Exported(folder, size, len(shown),
-                    sum(1 for _, e in shown if e.get("kind") == "violation"),
-                    len(earlier), pdf)
+    return Exported(folder, size, count, violations, len(earlier), pdf)
 
 
 def export_entry(engine: sa.Engine, index: int, path: Path, signer: Signer) -> None:

@@ -9,7 +9,7 @@ tree, which folds the perfect subtrees (the *peaks*) that the binary representat
 most ``2 * log2(n)`` stored nodes and computes at most as many hashes.
 
 Proofs are computed in two passes over the same recursion (RFC 9162 ``PATH`` and
-``SUBPROOF``): the first records which nodes it needs, they are fetched in one query,
+``SUBPROOF``): the first records which nodes it needs, they are fetched together,
 and the second computes the hashes.
 """
 

@@ -72,6 +72,8 @@ def lines(meta: dict[str, Any], entries: Sequence[Entry]) -> list[str]:
     out += ["OTHER ENTRIES", ""]
     out += ["  " + " | ".join(_other_row(i, e)) for i, e in entries
             if e.get("kind") != "violation"]
+    if meta.get("unlisted"):
+        out.append(f"  ({meta['unlisted']} more entries are in entries.jsonl)")
     return out
 
 
@@ -93,7 +95,7 @@ def to_html(meta: dict[str, Any], entries: Sequence[Entry]) -> str:
         f"<h1>Evidence report: {esc(meta['origin'])}</h1>",
         f"<p>Signed checkpoint: tree size {meta['size']}, root hash "
         f"<code>{esc(meta['root'])}</code>. Exported {esc(meta['created'])}. Selection: "
-        f"{esc(meta['selection'])}. Entries in this bundle: {len(entries)}.</p>",
+        f"{esc(meta['selection'])}. Entries in this bundle: {meta['entries']}.</p>",
         "<p>Each row names the entry's position in the log. The entries themselves, with "
         "their inclusion proofs, are in <code>entries.jsonl</code>; check the whole bundle "
         "with <code>spywall evidence verify</code> (see README.txt).</p>",
@@ -110,6 +112,9 @@ def to_html(meta: dict[str, Any], entries: Sequence[Entry]) -> str:
     others = [_other_row(i, e) for i, e in entries if e.get("kind") != "violation"]
     parts.append("<h2>Other entries</h2>")
     parts.append(_table(("position", "kind", "time", "detail"), others))
+    if meta.get("unlisted"):
+        parts.append(f"<p>{meta['unlisted']} more entries are in entries.jsonl and not "
+                     "listed here.</p>")
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
