@@ -244,3 +244,18 @@ def test_review_queue_steps_need_reasons_and_are_audited(api: Api) -> None:
     assert ("analyst-key", "ban-approve") in audit
     assert ("analyst-key", "ban-apply") in audit
     assert ("analyst-key", "view-bans") in audit
+
+
+def test_a_review_made_elsewhere_reaches_the_next_decision(api: Api) -> None:
+    from spywall.platform import enforce
+
+    api.post("/v1/events", "ingest", [
+        message("x1", "attacker-2", ["victim-3"], [inline(blastpass_webp())])])
+    [ban] = api.get("/v1/bans", "analyst").json()["bans"]
+    assert api.post("/v1/gate", "ingest", connected("x2", "attacker-2")).json()[
+        "verdict"] == "hold"
+    with api.engine.begin() as conn:      # as `spywall platform bans approve` would
+        assert enforce.approve(conn, ban["id"], "cli", "confirmed") == "applied"
+    after = api.post("/v1/gate", "ingest", connected("x3", "attacker-2")).json()
+    assert after["verdict"] == "deny"
+    assert "account-banned" in {r["rule"] for r in after["reasons"]}

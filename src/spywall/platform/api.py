@@ -25,8 +25,9 @@ for a key without the route's scope (``admin`` implies every scope).
 Every analyst and admin request is written to the audit log (who, what). Bodies over 16
 MiB get 413; a body that is not JSON 400; a body of the wrong shape 422; a database that
 does not answer 503. After events are stored, the analysis runs in a background task
-(serialised, and coalesced when requests come faster than it runs); the gate reloads the
-registry whenever its version moved, and its whole state after analysis or a review step.
+(serialised, and coalesced when requests come faster than it runs); the gate reloads its
+state when the registry or the review queue moved (in this process or another: one query
+per request) and after an analysis that changed something.
 """
 
 from __future__ import annotations
@@ -70,14 +71,26 @@ class Platform:
         self._analysis_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending = False
+        self._token: tuple[Any, ...] | None = None
 
     def submit(self, events: list[Event], source: str) -> list[Outcome]:
         with self._intake_lock:
-            self.intake.refresh()          # one query; reloads only when the registry moved
+            token = self._state_token()
+            if token != self._token:     # the registry or a review moved (any process)
+                self.intake.refresh(force=True)
+                self._token = token
             return self.intake.submit(events, source)
+
+    def _state_token(self) -> tuple[Any, ...]:
+        """One cheap query: the newest registry change and the newest review step."""
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(sa.select(
+                sa.select(sa.func.max(db.registry_changes.c.seq)).scalar_subquery(),
+                sa.select(sa.func.max(db.ban_steps.c.seq)).scalar_subquery())).one())
 
     def reload(self) -> None:
         with self._intake_lock:
+            self._token = self._state_token()
             self.intake.refresh(force=True)
 
     def analyse(self) -> None:
