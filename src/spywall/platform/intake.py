@@ -24,6 +24,7 @@ from spywall.platform.matcher import RegistryIndex
 from spywall.platform.registry_store import load_registry, registry_version
 
 BATCH = 5000
+MAX_LINKS_REMEMBERED = 500_000
 MAX_REFUSALS_KEPT = 1000
 
 
@@ -117,6 +118,7 @@ class Intake:
             self.pending_media = bool(conn.execute(
                 sa.select(db.pending_media.c.ref).limit(1)).first())
         self.gate = Gate(self.state, base)
+        self._linked: set[tuple[str, str, str]] = set()
 
     def refresh(self, force: bool = False) -> None:
         with self.engine.connect() as conn:
@@ -209,16 +211,24 @@ class Intake:
     def _links(self, ev: Event, decision: Decision, rows: _Rows, registration: bool) -> None:
         f = ev.fields
         account = f["account"]
-        rows.links.append({"account": account, "kind": "device", "value": f["device"],
-                           "event": ev.id})
+        self._link(rows, account, "device", f["device"], ev.id)
         if not self.state.index.is_official(f["client"]):
-            rows.links.append({"account": account, "kind": "client", "value": f["client"],
-                               "event": ev.id})
+            self._link(rows, account, "client", f["client"], ev.id)
         if registration:
             for party in sorted({h.party for h in decision.hits
                                  if h.kind in ("ip", "cidr", "asn") and h.derived_from is None}):
-                rows.links.append({"account": account, "kind": "infrastructure",
-                                   "value": party, "event": ev.id})
+                self._link(rows, account, "infrastructure", party, ev.id)
+
+    def _link(self, rows: _Rows, account: str, kind: str, value: str, event: str) -> None:
+        """A strong identifier seen on an account; the same one seen again (every
+        connection repeats the device) is not written again while it is remembered."""
+        key = (account, kind, value)
+        if key in self._linked:
+            return
+        if len(self._linked) >= MAX_LINKS_REMEMBERED:
+            self._linked.clear()      # memory stays bounded; the table ignores repeats
+        self._linked.add(key)
+        rows.links.append({"account": account, "kind": kind, "value": value, "event": event})
 
     def _offered(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
         f = ev.fields
