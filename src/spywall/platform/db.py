@@ -244,6 +244,38 @@ audit = sa.Table(
 )
 
 
+# TAXII 2.1: objects by collection, in the order they were added (``seq`` pages them),
+# each version of an object once; rights of API keys (by key name) per collection.
+taxii_objects = sa.Table(
+    "taxii_objects", metadata,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("collection", sa.String(64), nullable=False),
+    sa.Column("id", sa.String(128), nullable=False),
+    sa.Column("version", sa.String(40), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("spec_version", sa.String(8), nullable=False),
+    sa.Column("date_added_us", sa.BigInteger, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.UniqueConstraint("collection", "id", "version", name="uq_taxii_object"),
+)
+sa.Index("ix_taxii_objects_added", taxii_objects.c.collection, taxii_objects.c.date_added_us)
+
+taxii_rights = sa.Table(
+    "taxii_rights", metadata,
+    sa.Column("key_name", sa.String(128), primary_key=True),
+    sa.Column("collection", sa.String(64), primary_key=True),
+    sa.Column("can_read", sa.Boolean, nullable=False),
+    sa.Column("can_write", sa.Boolean, nullable=False),
+)
+
+taxii_status = sa.Table(
+    "taxii_status", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("body", sa.JSON, nullable=False),
+)
+
+
 def db_url(arg: str | None = None) -> str:
     """The database URL: ``--db``, else ``SPYWALL_DB``, else a SQLite file here."""
     return arg or os.environ.get("SPYWALL_DB") or DEFAULT_URL
@@ -375,3 +407,4 @@ def lock_writes(conn: sa.Connection) -> None:
 
 # The evidence log's tables live on this metadata too, so that the declared schema is the
 # whole schema the migrations create (a test compares the two).
+from spywall.evidence import tables as _evidence_tables  # noqa: E402, F401
