@@ -34,6 +34,7 @@ def test_stix_round_trip_keeps_every_party_and_identifier() -> None:
 
     registry = load_json(json.dumps(REGISTRY).encode())
     text = to_stix(registry)
+    assert to_stix(load_json(json.dumps(REGISTRY).encode())) == text, "deterministic"
     bundle = stix2.parse(text, allow_custom=True)          # the official library reads it
     patterns = [o.pattern for o in bundle.objects if o.type == "indicator"]
     assert patterns

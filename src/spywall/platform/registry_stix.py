@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 
 from spywall.errors import InputError
@@ -60,19 +61,38 @@ def _pattern(kind: str, value: str) -> str:
     return f"[{PATTERNS[kind]} = '{escaped}']"
 
 
+# Ids are UUIDv5 of what an object stands for, and times come from the registry, so that
+# exporting the same registry twice gives the same objects (a TAXII collection then holds
+# one version of each, and a receiver can tell a new identifier from a re-sent one).
+_NAMESPACE = uuid.UUID("6b1c3f5e-2f43-5a0e-9d0b-5bd5d3c0a0f1")
+_EPOCH = "2019-05-13T00:00:00Z"
+
+
+def stix_id(kind: str, *parts: str) -> str:
+    return f"{kind}--{uuid.uuid5(_NAMESPACE, chr(31).join(parts))}"
+
+
 def to_stix(registry: Registry) -> str:
-    """The registry as a STIX 2.1 bundle (JSON text)."""
+    """The registry as a STIX 2.1 bundle (JSON text); the same registry, the same bytes."""
+    return json.dumps(stix_objects(registry), indent=2, sort_keys=True)
+
+
+def stix_objects(registry: Registry) -> dict[str, Any]:
+    """The registry as a STIX 2.1 bundle (a JSON-ready dict)."""
     import stix2
 
     tlp = stix2.TLP_AMBER
     objects: list[Any] = [tlp]
-    platform = stix2.Identity(name="spywall platform registry", identity_class="system",
+    platform = stix2.Identity(id=stix_id("identity", "spywall-platform"),
+                              created=_EPOCH, modified=_EPOCH,
+                              name="spywall platform registry", identity_class="system",
                               x_spywall_official_clients=list(registry.official_clients),
                               object_marking_refs=[tlp], allow_custom=True)
     objects.append(platform)
     ids: dict[str, str] = {}
     for party in registry.parties:
         ident = stix2.Identity(
+            id=stix_id("identity", "party", party.id), created=_EPOCH, modified=_EPOCH,
             name=party.name, identity_class="organization", object_marking_refs=[tlp],
             x_spywall_party_id=party.id, x_spywall_aliases=list(party.aliases),
             x_spywall_affiliate_of=party.affiliate_of,
@@ -83,24 +103,31 @@ def to_stix(registry: Registry) -> str:
         objects.append(ident)
     for party in registry.parties:
         if party.affiliate_of in ids:
-            objects.append(stix2.Relationship(ids[party.id], "affiliate-of",
-                                              ids[party.affiliate_of],
-                                              object_marking_refs=[tlp], allow_custom=True))
+            objects.append(stix2.Relationship(
+                ids[party.id], "affiliate-of", ids[party.affiliate_of],
+                id=stix_id("relationship", "affiliate", party.id), created=_EPOCH,
+                modified=_EPOCH, object_marking_refs=[tlp], allow_custom=True))
         for item in party.identifiers:
+            when = _valid_from(item.added)
             ind = stix2.Indicator(
+                id=stix_id("indicator", party.id, item.kind, item.value), created=when,
+                modified=when,
                 name=f"{item.kind} of {party.name}", pattern=_pattern(item.kind, item.value),
-                pattern_type="stix", valid_from=_valid_from(item.added),
+                pattern_type="stix", valid_from=when,
                 indicator_types=["attribution"], confidence=90 if not item.derived_from
                 else 60, object_marking_refs=[tlp], x_spywall_kind=item.kind,
                 x_spywall_source=item.source, x_spywall_added=item.added,
                 x_spywall_added_by=item.added_by,
                 x_spywall_derived_from=item.derived_from, allow_custom=True)
             objects.append(ind)
-            objects.append(stix2.Relationship(ind.id, "attributed-to", ids[party.id],
-                                              object_marking_refs=[tlp]))
-    bundle = stix2.Bundle(objects=objects, allow_custom=True)
-    text: str = bundle.serialize(pretty=True)
-    return text
+            objects.append(stix2.Relationship(
+                ind.id, "attributed-to", ids[party.id],
+                id=stix_id("relationship", party.id, item.kind, item.value), created=when,
+                modified=when, object_marking_refs=[tlp]))
+    bundle = stix2.Bundle(objects=objects, allow_custom=True,
+                          id=stix_id("bundle", *sorted(o.id for o in objects)))
+    out: dict[str, Any] = json.loads(bundle.serialize())
+    return out
 
 
 def _valid_from(added: str) -> str:
