@@ -179,3 +179,41 @@ def test_the_command_line(db_url: str, stream: tuple[str, str], tmp_path: Path) 
                         name + "_NONE", "--idle-exit", "1", "-q"])
     assert missing == 2
     engine.dispose()
+
+
+def test_a_slow_batch_is_not_delivered_twice(db_url: str, stream: tuple[str, str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a batch takes three ack_waits to store, a second consumer on the same
+    durable (a second process, scaled out) asks for messages and gets none of it."""
+    import time
+
+    from spywall.platform.intake import Intake
+
+    name, subject = stream
+    engine = service.open_db(db_url)
+    publish(subject, [json.dumps(connected(f"s{i}", f"user-{i}")).encode()
+                      for i in range(10)])
+    submit = Intake.submit
+    stolen: list[int] = []
+
+    async def other_consumer(js: Any) -> int:
+        from nats.errors import TimeoutError as FetchTimeout
+
+        sub = await js.pull_subscribe_bind(durable="slow", stream=name)
+        try:
+            return len(await sub.fetch(50, timeout=1.5))
+        except (FetchTimeout, TimeoutError):
+            return 0
+
+    def slow(self: Intake, events: Any, source: str | None = None) -> Any:
+        time.sleep(2.0)                 # past ack_wait: without "in progress", redelivered
+        stolen.append(run_js(other_consumer))
+        return submit(self, events, source)
+
+    monkeypatch.setattr(Intake, "submit", slow)
+    result = consume(engine, NATS, name, subject, "slow", None, 3.0, print, batch=50,
+                     ack_wait=1.0)
+    assert stolen == [0]
+    assert (result.accepted, result.duplicates) == (10, 0)
+    assert consumer_state(name, "slow") == (0, 0)
+    engine.dispose()

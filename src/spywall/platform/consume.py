@@ -8,6 +8,8 @@ valid events of a batch are stored in one transaction, and their messages acknow
 only after it committed: a consumer that dies before the commit loses nothing (the
 messages come back after ``ack_wait``), and one that dies between commit and
 acknowledgement is safe too (the redelivered events are duplicates by id, stored once).
+A batch that takes long (large attachments) is reported in progress every half
+``ack_wait``, so it is not delivered a second time while it is being stored.
 After every batch that stored new events the analysis runs, and the gate reloads what
 it changed. ``idle_exit`` ends the run after that many seconds without a message;
 SIGTERM or SIGINT end it after the batch in hand.
@@ -18,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 
@@ -36,8 +38,12 @@ if TYPE_CHECKING:
 BATCH = 500
 FETCH_WAIT = 1.0      # seconds one fetch request waits for messages
 ACK_WAIT = 30.0       # seconds before an unacknowledged message is redelivered
+# Bytes of messages held in this process: beyond it nats-py drops deliveries (a slow
+# consumer), which come back after ack_wait, unacknowledged; nothing is lost.
+PENDING_BYTES = 64 << 20
 
 Log = Callable[[str], None]
+T = TypeVar("T")
 
 
 def consume(engine: sa.Engine, nats_url: str, stream: str, subject: str | None,
@@ -57,13 +63,14 @@ class _Consumer:
         self.intake = Intake(engine, base, source="nats")
         self.result = IngestResult()
         self.stop = asyncio.Event()
+        self.ack_wait = ACK_WAIT
 
     async def run(self, url: str, stream: str, subject: str | None, durable: str,
                   idle_exit: float | None, ack_wait: float) -> IngestResult:
         nc = await _connect(url, self.log)
         try:
-            sub = await _subscription(nc.jetstream(), stream, subject, durable, ack_wait,
-                                      self.log)
+            sub, self.ack_wait = await _subscription(nc.jetstream(), stream, subject,
+                                                     durable, ack_wait, self.log)
             self._on_signals()
             await self._loop(nc, sub, idle_exit)
         finally:
@@ -111,13 +118,24 @@ class _Consumer:
             await nc.flush()
             return
         await asyncio.to_thread(self.intake.refresh)
-        outcomes = await asyncio.to_thread(self.intake.submit, events, "nats")
+        outcomes = await self._working(valid, asyncio.to_thread(self.intake.submit, events,
+                                                                "nats"))
         for msg in valid:            # only now: the transaction has committed
             await msg.ack()
         await nc.flush()
         self.result.count(outcomes)
         if any(not o.duplicate for o in outcomes):
             await asyncio.to_thread(self._analyse)
+
+    async def _working(self, msgs: list[Msg], work: Awaitable[T]) -> T:
+        """Await ``work``, telling the server every half ``ack_wait`` that ``msgs`` are
+        still being worked on (a slow batch, large attachments), so they are not
+        delivered again meanwhile."""
+        task = asyncio.ensure_future(work)
+        while not (await asyncio.wait({task}, timeout=self.ack_wait / 2))[0]:
+            for msg in msgs:
+                await msg.in_progress()
+        return task.result()
 
     async def _refuse(self, msg: Msg, reason: str) -> None:
         seq = msg.metadata.sequence.stream
@@ -150,9 +168,9 @@ async def _connect(url: str, log: Log) -> Client:
 
 async def _subscription(js: JetStreamContext, stream: str, subject: str | None,
                         durable: str, ack_wait: float,
-                        log: Log) -> JetStreamContext.PullSubscription:
+                        log: Log) -> tuple[JetStreamContext.PullSubscription, float]:
     """The durable pull consumer ``durable`` on ``stream`` (created when missing; an
-    existing one is kept as configured)."""
+    existing one is kept as configured) and its ``ack_wait`` in seconds."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
     from nats.js.errors import BadRequestError, NotFoundError
 
@@ -172,4 +190,7 @@ async def _subscription(js: JetStreamContext, stream: str, subject: str | None,
             f"({exc.description})")
     except ValueError as exc:
         raise InputError(f"consumer {durable!r}: {exc}") from None
-    return await js.pull_subscribe_bind(durable=durable, stream=stream)
+    info = await js.consumer_info(stream, durable)
+    sub = await js.pull_subscribe_bind(durable=durable, stream=stream,
+                                       pending_bytes_limit=PENDING_BYTES)
+    return sub, float(info.config.ack_wait or ACK_WAIT)
