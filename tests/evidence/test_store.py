@@ -186,6 +186,10 @@ def test_kill_9_during_appends(url: str, tmp_path: Path) -> None:
     hashes = check_consistent(engine)
     assert len(hashes) > acked            # everything acknowledged is there
     assert len(hashes) % 25 == 0          # no half batch
+    from spywall.evidence.audit import audit
+
+    with engine.connect() as conn:
+        assert audit(conn).problems == []
     with engine.begin() as conn:          # and the log goes on
         log.append(conn, [violation(1)])
     check_consistent(engine)
@@ -225,3 +229,41 @@ def test_append_report_to_file(tmp_path: Path) -> None:
 def test_peaks() -> None:
     assert merkle.peaks(0) == []
     assert merkle.peaks(13) == [(3, 0), (2, 2), (0, 12)]
+
+
+def test_audit_finds_tampering(url: str) -> None:
+    from spywall.evidence.audit import audit
+    from spywall.evidence.tables import log_checkpoints, log_nodes
+
+    engine = store.open_engine(url)
+    key = Signer.generate(ORIGIN)
+    with engine.begin() as conn:
+        log.append(conn, [violation(i) for i in range(40)])
+        log.checkpoint(conn, key)
+        log.append(conn, [violation(i) for i in range(40, 45)])
+    with engine.connect() as conn:
+        clean = audit(conn)
+    assert clean.problems == []
+    assert (clean.entries, clean.checkpoints) == (45, 1)
+    assert clean.nodes == sum(45 >> lv for lv in range(1, 6))
+    e, n = log_entries, log_nodes
+    changes = [
+        (sa.update(e).where(e.c.idx == 7).values(
+            body=canonical({**violation(7), "verdict": "allow"})),
+         "entry 7: stored leaf hash"),
+        (sa.update(e).where(e.c.idx == 9).values(body=b'{"kind": "violation"}',
+                                                 leaf_hash=leaf_hash(b'{"kind": "violation"}')),
+         "entry 9: bytes are not canonical"),
+        (sa.update(n).where(n.c.level == 3, n.c.idx == 2).values(hash=bytes(32)),
+         "tree node (3, 2)"),
+        (sa.update(log_checkpoints).values(root=bytes(32)), "checkpoint 40"),
+        (sa.delete(e).where(e.c.idx == 44), "entry 44: missing"),
+    ]
+    for change, want in changes:
+        with engine.connect() as conn:
+            trans = conn.begin()
+            conn.execute(change)
+            found = audit(conn)
+            trans.rollback()
+        assert any(p.startswith(want) for p in found.problems), (want, found.problems)
+    engine.dispose()

@@ -1,13 +1,14 @@
 """``spywall evidence ACTION``: the transparency log of what the platform saw and did.
 
 Actions: ``keygen`` (a log or witness signing key), ``checkpoint`` (sign the log's
-current tree head), ``rotate-key``, ``append`` (entries from JSON Lines), ``export DIR``
+current tree head), ``rotate-key``, ``append`` (entries from JSON Lines), ``audit`` (the
+stored log against itself), ``export DIR``
 (a bundle for a court), ``entry INDEX FILE`` (one entry with its proof), ``verify PATH``
 (a bundle or entry file, with nothing else), ``witness`` (cosign a checkpoint consistent
 with the last one cosigned).
 
-Exit status: 0 done / intact; 1 ``verify`` found the bundle changed, or ``witness``
-refused; 2 usage or input error (``verify``: not a bundle at all).
+Exit status: 0 done / intact; 1 ``verify`` found the bundle changed, ``audit`` the log
+inconsistent, or ``witness`` refused; 2 usage or input error (``verify``: not a bundle at all).
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--witness-key", action="append", default=[], metavar="VKEY",
                    help="a witness's public key whose cosignatures the verifier checks")
     e.add_argument("--no-pdf", action="store_true", help="HTML report only")
+    u = sub.add_parser("audit", help="check the stored log against itself (leaves, tree "
+                                     "nodes, checkpoint roots)")
     n = sub.add_parser("entry", help="write one entry with its inclusion proof")
     n.add_argument("index", type=int)
     n.add_argument("out", metavar="FILE")
     for q in (c, r, a, e, n):
         _db(q)
         _log_key(q)
+    _db(u)
     v = sub.add_parser("verify", help="check a bundle or entry file: 0 intact, 1 changed, "
                                       "2 not a bundle")
     v.add_argument("path", metavar="PATH")
@@ -79,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the log's public key (default: the one recorded in the state, "
                         "else the source's, trusted on first use)")
     w.add_argument("--out", default=None, metavar="FILE", help="write the cosigned checkpoint")
-    for q in (k, c, r, a, e, n, v, w):
+    for q in (k, c, r, a, e, n, v, w, u):
         # the CLI's --format / --quiet given after the action (SUPPRESS: unset unless given)
         q.add_argument("--format", "-f", choices=sorted(RENDERERS), default=argparse.SUPPRESS)
         q.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS)
@@ -163,6 +167,20 @@ def _entry(args: argparse.Namespace, report: Report) -> None:
     report.device = {"entry": args.index, "file": args.out}
 
 
+def _audit(args: argparse.Namespace, report: Report) -> None:
+    from spywall.evidence.audit import audit
+
+    with _engine(args).connect() as conn:
+        done = audit(conn)
+    subject = Subject(path=args.db or "SPYWALL_DB", format="evidence-log")
+    subject.findings = [Finding(
+        rule="evidence.audit", title="evidence log inconsistent", kind=FindingKind.HEURISTIC,
+        severity=Severity.CRITICAL, message=p, path=subject.path) for p in done.problems]
+    report.subjects = [subject]
+    report.device = {"size": done.size, "entries": done.entries, "nodes": done.nodes,
+                     "checkpoints": done.checkpoints}
+
+
 def _key_text(value: str | None) -> str | None:
     if value is None or "+" in value:
         return value
@@ -216,6 +234,7 @@ def _witness(args: argparse.Namespace, report: Report) -> None:
 ACTIONS: dict[str, Callable[[argparse.Namespace, Report], None]] = {
     "keygen": _keygen, "checkpoint": _checkpoint, "rotate-key": _rotate, "append": _append,
     "export": _export, "entry": _entry, "verify": _verify, "witness": _witness,
+    "audit": _audit,
 }
 
 
