@@ -195,6 +195,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common = ["--db", db, "--log-key", str(keyfile), "-f", "json"]
     assert cli.main(["evidence", "append", str(entries), *common]) == 0
     assert cli.main(["evidence", "checkpoint", *common]) == 0
+    assert cli.main(["evidence", "audit", "--db", db, "-f", "json"]) == 0
     assert cli.main(["evidence", "export", str(tmp_path / "out"), *common]) == 0
     capsys.readouterr()
     assert cli.main(["evidence", "verify", str(tmp_path / "out"), "--key", vkey,

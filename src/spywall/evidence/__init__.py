@@ -17,6 +17,7 @@ Modules:
 - ``bundle`` / ``render``: the exported bundle and its human-readable report;
 - ``verify``: the independent verifier of bundles and single entries;
 - ``witness``: a witness that cosigns only checkpoints consistent with what it saw;
+- ``audit``: the stored log checked against itself;
 - ``reports``: scan/pcap/check reports appended to a log.
 
 See ``docs/evidence.md``.
