@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
     "platform": "spywall.commands.platform",
+    "share": "spywall.commands.share",
     "evidence": "spywall.commands.evidence",
     "serve": "spywall.commands.serve",
 }
@@ -53,6 +54,7 @@ SUMMARIES: dict[str, str] = {
     "schema": "print the JSON Schema of spywall's JSON report",
     "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
                 "notifications",
+    "share": "share indicators with other platforms over TAXII 2.1",
     "evidence": "transparency log of detections, denials and notices: export and verify evidence",
     "serve": "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)",
 }
