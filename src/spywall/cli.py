@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "schema": "spywall.commands.schema_cmd",
     "platform": "spywall.commands.platform",
     "share": "spywall.commands.share",
+    "hunt": "spywall.commands.hunt",
     "evidence": "spywall.commands.evidence",
     "serve": "spywall.commands.serve",
 }
@@ -55,6 +56,7 @@ SUMMARIES: dict[str, str] = {
     "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
                 "notifications",
     "share": "share indicators with other platforms over TAXII 2.1",
+    "hunt": "retro-hunt: re-examine stored objects with today's detectors (Ray or local pool)",
     "evidence": "transparency log of detections, denials and notices: export and verify evidence",
     "serve": "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)",
 }

@@ -161,6 +161,14 @@ deliveries = sa.Table(
 )
 sa.Index("ix_deliveries_malicious", deliveries.c.malicious)
 
+# Which deliveries carried a payload (by content hash): a retro-hunt that finds an exploit
+# in a stored object finds the deliveries it came in through this table.
+delivery_payloads = sa.Table(
+    "delivery_payloads", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("ref", sa.String(256), primary_key=True),
+)
+
 campaigns = sa.Table(
     "campaigns", metadata,
     sa.Column("id", sa.String(64), primary_key=True),

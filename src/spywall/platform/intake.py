@@ -290,6 +290,8 @@ class Intake:
                     registration_denied=True, denied_party=sa.bindparam("p")), rows.denied)
         db.insert_ignore(conn, db.account_links, rows.links)
         db.insert_ignore(conn, db.deliveries, rows.deliveries)
+        db.insert_ignore(conn, db.delivery_payloads, [
+            {"sha256": h, "ref": r["ref"]} for r in rows.deliveries for h in r["payloads"]])
         calls = [r["ref"] for r in rows.deliveries if r["kind"] == "call"]
         if calls and self.pending_media:
             rows.media.extend(self._pending(conn, calls))
@@ -323,6 +325,7 @@ def mark_malicious_call(conn: sa.Connection, ref: str, event: str, ts_us: int, s
         return None
     if row.malicious:
         return []
+    db.insert_ignore(conn, db.delivery_payloads, [{"sha256": sha256, "ref": ref}])
     conn.execute(d.update().where(d.c.ref == ref).values(
         malicious=True, detectors=detectors,
         infrastructure=sorted(set(infrastructure) | set(row.infrastructure)),
@@ -333,6 +336,13 @@ def mark_malicious_call(conn: sa.Connection, ref: str, event: str, ts_us: int, s
 
 def _unique(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     return list({r[key]: r for r in rows}.values())
+
+
+def _payload_hashes(ev: Event, decision: Decision) -> list[str]:
+    """Every payload of a delivery by hash: each declared attachment (examined now or
+    not: a retro-hunt finds it later by this hash) and whatever the gate examined."""
+    declared = [a["sha256"].lower() for a in ev.fields.get("attachments") or ()]
+    return sorted({*declared, *(p.sha256 for p in decision.payloads if p.sha256)})
 
 
 def _detectors(decision: Decision, barred_hash: bool) -> list[str]:
@@ -347,7 +357,7 @@ def _delivery(ev: Event, kind: str, sender: str, targets: list[str], decision: D
     return {"ref": ev.ref, "kind": kind, "event": ev.id, "sender": sender,
             "targets": targets, "ts_us": ev.ts_us, "ip": ev.fields.get("ip"),
             "answered": False, "blocked": decision.verdict == DENY, "malicious": malicious,
-            "payloads": [p.sha256 for p in decision.payloads if p.sha256],
+            "payloads": _payload_hashes(ev, decision),
             "detectors": _detectors(decision, barred) if malicious else [],
             "infrastructure": infra, "evidence": [ev.id]}
 
