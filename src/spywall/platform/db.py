@@ -14,6 +14,7 @@ own text (``raw``) keeps what the producer sent.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 from pathlib import Path
 from typing import Any
@@ -375,11 +376,20 @@ def _sqlite_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, An
     of storing a batch (profile), and JSON columns are encoded here by msgspec instead."""
     first = rows[0]
     columns = tuple(c.name for c in table.c if c.name in first)   # the compiled order
-    wrap = [isinstance(table.c[c].type, sa.JSON) for c in columns]
+    row_values = operator.itemgetter(*columns)
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
     encode = _json.encode
-    pairs = list(zip(columns, wrap, strict=True))
-    params = [tuple(encode(row[c]).decode() if w else row[c] for c, w in pairs)
-              for row in rows]
+    params: list[Any] = [row_values(row) for row in rows]
+    if len(columns) == 1:
+        params = [(value,) for value in params]
+    if json_at:
+        encoded = []
+        for values in params:
+            values = list(values)
+            for i in json_at:
+                values[i] = encode(values[i]).decode()
+            encoded.append(values)
+        params = encoded
     raw = conn.connection.driver_connection
     assert raw is not None
     raw.cursor().executemany(_sqlite_statement(table, columns), params)

@@ -341,7 +341,10 @@ def _unique(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 def _payload_hashes(ev: Event, decision: Decision) -> list[str]:
     """Every payload of a delivery by hash: each declared attachment (examined now or
     not: a retro-hunt finds it later by this hash) and whatever the gate examined."""
-    declared = [a["sha256"].lower() for a in ev.fields.get("attachments") or ()]
+    attachments = ev.fields.get("attachments")
+    if not attachments and not decision.payloads:
+        return []
+    declared = [a["sha256"].lower() for a in attachments or ()]
     return sorted({*declared, *(p.sha256 for p in decision.payloads if p.sha256)})
 
 
