@@ -48,7 +48,8 @@ def load_world(url: str, folder: Path) -> Truth:
     return truth
 
 
-def make_console(url: str, tmp: Path, secure_cookie: bool = False) -> Console:
+def make_console(url: str, tmp: Path, secure_cookie: bool | None = False) -> Console:
+    tmp.mkdir(parents=True, exist_ok=True)
     engine = service.open_db(url)
     with engine.begin() as conn:
         keys = {s: auth.create_key(conn, f"{s}-key", [s]) for s in ("admin", "analyst", "ingest")}

@@ -79,14 +79,21 @@ def graticule(step: int = 30) -> tuple[list[float], list[float]]:
     return xs, ys
 
 
-def timeline(points: list[tuple[str, int, str]], width: float = 680) -> list[Mark]:
-    """(ref, ts_us, kind) -> marks along a line from the first to the last time."""
+def timeline(points: list[tuple[str, int, str]], width: float = 1000, left: float = 90
+             ) -> tuple[list[Mark], list[tuple[str, float]]]:
+    """(ref, ts_us, lane) -> marks along a time axis, one lane (row) per sender, and
+    the lanes' (label, y)."""
     if not points:
-        return []
+        return [], []
     lo = min(t for _, t, _ in points)
     hi = max(t for _, t, _ in points)
     span = (hi - lo) or 1
     lanes: dict[str, int] = {}
-    return [Mark(ref, round(20 + (width - 40) * (t - lo) / span, 1),
-                 20 + 18 * lanes.setdefault(kind, len(lanes)), kind)
-            for ref, t, kind in points]
+    for _, _, lane in sorted(points, key=lambda p: p[1]):
+        lanes.setdefault(lane, len(lanes))
+    marks = [Mark(ref, round(left + (width - left - 20) * (t - lo) / span, 1),
+                  LANE_TOP + LANE * lanes[lane], lane) for ref, t, lane in points]
+    return marks, [(lane, LANE_TOP + LANE * i) for lane, i in lanes.items()]
+
+
+LANE, LANE_TOP = 22, 24

@@ -1,0 +1,248 @@
+"""The console without a browser (FastAPI's TestClient), on SQLite and PostgreSQL:
+sign-in and its refusals, the session cookie's flags and signature, CSRF on every form,
+the security headers, no inline script or style in any page, and hostile strings shown
+as text."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from web_support import CSP, HOSTILE, Console, csrf_of, load_world, make_console, sign_in
+
+from spywall.platform import db
+from spywall.platform.world import Truth
+
+PAGES = ["/ui/", "/ui/live", "/ui/campaigns", "/ui/review", "/ui/registry",
+         "/ui/notifications", "/ui/evidence", "/ui/login"]
+
+
+@pytest.fixture
+def console(db_url: str, tmp_path: Path) -> Console:
+    return make_console(db_url, tmp_path)
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> tuple[Console, Truth]:
+    truth = load_world(db_url, tmp_path / "world")
+    return make_console(db_url, tmp_path), truth
+
+
+class Inline(HTMLParser):
+    """Collects what a strict CSP would refuse: inline scripts, style elements and
+    attributes, event-handler attributes, javascript: URLs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        names = {k for k, _ in attrs}
+        if tag == "script" and "src" not in names:
+            self.found.append("inline <script>")
+        if tag == "style":
+            self.found.append("<style>")
+        for k, v in attrs:
+            if k == "style" or k.startswith("on"):
+                self.found.append(f"{tag} {k}=")
+            if k in ("href", "src", "action") and (v or "").strip().lower().startswith(
+                    "javascript:"):
+                self.found.append(f"{tag} {k}=javascript:")
+
+
+def test_pages_need_a_session(console: Console) -> None:
+    client = TestClient(console.app)
+    for path in PAGES[:-1]:
+        answer = client.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"] == "/ui/login"
+    assert client.get("/ui/live/stream").status_code == 401
+
+
+def test_sign_in_refusals(console: Console) -> None:
+    client = TestClient(console.app)
+    assert sign_in(client, "sw_0123456789abcdef_wrong")[0] == 401
+    assert sign_in(client, console.keys["ingest"])[0] == 403, "the console needs analyst"
+    wrong_secret = console.keys["analyst"][:-4] + "AAAA"
+    assert sign_in(client, wrong_secret)[0] == 401
+    # A sign-in form not sent from the page (no pre-session cookie, forged token).
+    fresh = TestClient(console.app)
+    answer = fresh.post("/ui/login", data={"key": console.keys["analyst"], "csrf": "x" * 64},
+                        follow_redirects=False)
+    assert answer.status_code == 403
+    assert "spywall_ui=" not in answer.headers.get("set-cookie", "")
+    assert fresh.get("/ui/live", follow_redirects=False).status_code == 303
+
+
+def test_session_cookie_flags_and_signature(console: Console, tmp_path: Path,
+                                            db_url: str) -> None:
+    client = TestClient(console.app)
+    status, cookie = sign_in(client, console.keys["analyst"])
+    assert status == 303
+    session = cookie.split(",")[0]
+    assert "HttpOnly" in session
+    assert "SameSite=strict" in session
+    assert "Path=/ui" in session
+    assert "Secure" not in session, "this app was configured without the Secure flag"
+    assert client.get("/ui/live").status_code == 200
+    # A cookie changed by one character is not a session.
+    value = client.cookies["spywall_ui"]
+    forged = TestClient(console.app)
+    forged.cookies.set("spywall_ui", value[:-1] + ("A" if value[-1] != "A" else "B"),
+                       path="/ui")
+    assert forged.get("/ui/live", follow_redirects=False).status_code == 303
+    # Revoking the key ends the session at once.
+    key_id = console.keys["analyst"].split("_")[1]
+    with console.engine.begin() as conn:
+        conn.execute(db.api_keys.update().where(db.api_keys.c.id == key_id).values(
+            revoked_us=1))
+    assert client.get("/ui/live", follow_redirects=False).status_code == 303
+    # The Secure flag is on by default.
+    secure = make_console(db_url, tmp_path / "secure", secure_cookie=None)
+    answer = TestClient(secure.app)
+    assert "Secure" in sign_in(answer, secure.keys["analyst"])[1].split(",")[0]
+
+
+def test_headers_and_no_inline_code(world: tuple[Console, Truth]) -> None:
+    console, _ = world
+    client = TestClient(console.app)
+    sign_in(client, console.keys["admin"])
+    for path in [*PAGES, "/ui/evidence?kind=violation"]:
+        answer = client.get(path)
+        assert answer.status_code == 200, path
+        assert answer.headers["content-security-policy"] == CSP
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+        parser = Inline()
+        parser.feed(answer.text)
+        assert not parser.found, (path, parser.found)
+    # Every POST form carries the session's CSRF token.
+    page = client.get("/ui/registry").text
+    forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
+    assert forms
+    assert all(f'value="{csrf_of(page)}"' in f for f in forms)
+    # The API answers keep their own headers.
+    assert "content-security-policy" not in client.get("/healthz").headers
+
+
+def test_every_form_refuses_a_wrong_csrf_token(world: tuple[Console, Truth]) -> None:
+    console, _ = world
+    client = TestClient(console.app)
+    sign_in(client, console.keys["admin"])
+    other = TestClient(console.app)
+    sign_in(other, console.keys["admin"])
+    theirs = csrf_of(other.get("/ui/review").text)
+    mine = csrf_of(client.get("/ui/review").text)
+    assert theirs != mine, "a token is bound to its session"
+    with console.engine.connect() as conn:
+        ban = conn.execute(sa.select(db.bans.c.id).where(db.bans.c.status == "proposed")
+                           ).scalars().first()
+    assert ban is not None
+    posts = {f"/ui/review/{ban}": {"action": "approve", "reason": "r"},
+             "/ui/registry/add": {"party": "nso-group", "kind": "ip", "value": "192.0.2.9",
+                                  "source": "s", "reason": "r"},
+             "/ui/registry/retire": {"party": "nso-group", "kind": "ip",
+                                     "value": "54.93.81.200", "reason": "r"},
+             "/ui/evidence/export": {"party": ""},
+             "/ui/logout": {}}
+    for path, fields in posts.items():
+        for token in (None, "", theirs, mine[:-1] + "0"):
+            data = dict(fields) if token is None else {**fields, "csrf": token}
+            answer = client.post(path, data=data, follow_redirects=False)
+            assert answer.status_code == 403, (path, token)
+    with console.engine.connect() as conn:
+        assert conn.execute(sa.select(db.bans.c.status).where(db.bans.c.id == ban)
+                            ).scalar() == "proposed"
+    assert client.get("/ui/live").status_code == 200, "still signed in"
+
+
+def test_review_step_needs_a_reason_and_records_it(world: tuple[Console, Truth]) -> None:
+    console, truth = world
+    client = TestClient(console.app)
+    sign_in(client, console.keys["analyst"])
+    with console.engine.connect() as conn:
+        ban = conn.execute(sa.select(db.bans.c.id).where(
+            db.bans.c.account == truth.returning_account)).scalar_one()
+    token = csrf_of(client.get("/ui/review").text)
+    empty = client.post(f"/ui/review/{ban}", data={"csrf": token, "action": "approve",
+                                                   "reason": "  "})
+    assert empty.status_code == 422
+    done = client.post(f"/ui/review/{ban}", data={"csrf": token, "action": "reject",
+                                                  "reason": "not enough: shared rig only"},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    again = client.post(f"/ui/review/{ban}", data={"csrf": token, "action": "reject",
+                                                   "reason": "twice"})
+    assert again.status_code == 409, "a rejected ban cannot be rejected again"
+    with console.engine.connect() as conn:
+        steps = conn.execute(sa.select(db.ban_steps.c.step, db.ban_steps.c.reason,
+                                       db.ban_steps.c.actor).where(db.ban_steps.c.ban == ban)
+                             ).all()
+    assert ("reject", "not enough: shared rig only") in [(s, r) for s, r, _ in steps]
+    assert any(a.startswith("analyst-key#") for s, _, a in steps if s == "reject")
+
+
+def test_hostile_strings_are_text(world: tuple[Console, Truth]) -> None:
+    console, _ = world
+    client = TestClient(console.app)
+    sign_in(client, console.keys["admin"])
+    ingest = {"Authorization": f"Bearer {console.keys['ingest']}"}
+    event = {"id": f"x-{HOSTILE}", "type": "account.connected", "ts": "2026-12-01T10:00:00Z",
+             "account": HOSTILE, "ip": "54.93.81.200", "device": HOSTILE,
+             "client": f"{HOSTILE} iOS"}
+    assert client.post("/v1/events", json=[event], headers=ingest).status_code == 200
+    token = csrf_of(client.get("/ui/registry").text)
+    added = client.post("/ui/registry/add", data={
+        "csrf": token, "party": "nso-group", "kind": "account", "value": HOSTILE,
+        "source": f"\"><img src=x onerror=alert(1)>{HOSTILE}", "reason": HOSTILE},
+        follow_redirects=False)
+    assert added.status_code == 303
+    escaped = "&lt;script&gt;alert(1)&lt;/script&gt;"
+    for path in ("/ui/live", "/ui/registry", f"/ui/deliveries/{HOSTILE}"):
+        page = client.get(path).text
+        assert HOSTILE not in page, path
+        assert "<img src=x" not in page, path
+        if not path.startswith("/ui/deliveries"):
+            assert escaped in page, path
+        parser = Inline()
+        parser.feed(page)
+        assert not parser.found, (path, parser.found)
+    with console.engine.connect() as conn:
+        stored = conn.execute(sa.select(db.identifiers.c.value).where(
+            db.identifiers.c.kind == "account")).scalars().all()
+    assert HOSTILE in stored, "kept exact in the database"
+
+
+def test_unpack_refuses_paths_and_bombs(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    from fastapi import HTTPException
+
+    from spywall.platform.web.evidence_page import unpack
+
+    def archive(files: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for name, data in files.items():
+                z.writestr(name, data)
+        return buf.getvalue()
+
+    for bad in ({"../evil": b"x"}, {"a/b/c": b"x"}, {".hidden": b"x"},
+                {f"f{i}": b"x" for i in range(40)}):
+        target = tmp_path / str(len(list(tmp_path.iterdir())))
+        target.mkdir()
+        with pytest.raises(HTTPException):
+            unpack(archive(bad), target)
+    with pytest.raises(HTTPException):
+        unpack(b"not a zip", tmp_path)
+    ok = tmp_path / "ok"
+    ok.mkdir()
+    unpack(archive({"bundle/checkpoint": b"c", "bundle/keys.json": b"{}"}), ok)
+    assert sorted(p.name for p in ok.iterdir()) == ["checkpoint", "keys.json"]
