@@ -7,6 +7,7 @@ out, and a wrong key and a forged CSRF token refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import threading
@@ -191,8 +192,12 @@ def test_approved_ban_makes_the_gate_deny(page: Any, served: Served) -> None:
     assert "device" in card.inner_text() or "client" in card.inner_text(), \
         "the identifiers that link the account are shown"
     card.locator("input[name=reason]").fill("shares the device with the campaign's actors")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda f: navigations.append(f.url))
     card.locator("button[value=approve]").click()
     page.locator("article.ban", has_text=account).filter(has_text="applied").wait_for()
+    if served.console.app.state.web.htmx:
+        assert not navigations, "with htmx the card is swapped in place"
     shot(page, "review-approved")
     event = {"id": f"after-ban-{uuid.uuid4().hex[:8]}", "type": "call.offered",
              "ts": "2026-07-01T10:00:00Z", "call": f"c-{uuid.uuid4().hex[:6]}",
@@ -244,8 +249,40 @@ def test_export_and_verify_a_bundle(page: Any, served: Served, tmp_path: Path) -
     assert "changed" in page.inner_text("#verify-result")
 
 
+def test_review_with_plain_forms(page: Any, served: Served) -> None:
+    """Without htmx (not vendored) the same forms work as plain HTML posts."""
+    settings = served.console.app.state.web
+    served.console.app.state.web = dataclasses.replace(settings, htmx=False)
+    try:
+        sign_in(page, served, "analyst")
+        page.goto(served.url + "/ui/review")
+        assert page.locator("script[src*=htmx]").count() == 0
+        for account, action, status in (("wis-1", "reject", "rejected"),
+                                        ("wis-2", "approve", "applied"),
+                                        ("wis-2", "revert", "reverted")):
+            card = page.locator("article.ban", has_text=f"{account} ")
+            card.locator("input[name=reason]").fill(f"{action} by plain form")
+            with page.expect_navigation():
+                card.locator(f"button[value={action}]").click()
+            assert "/ui/review?done=" in page.url
+            page.locator("article.ban", has_text=f"{account} ").filter(
+                has_text=status).wait_for()
+        shot(page, "review-plain")
+    finally:
+        served.console.app.state.web = settings
+    with served.console.engine.connect() as conn:
+        steps = conn.execute(sa.select(db.ban_steps.c.step).where(
+            db.ban_steps.c.reason.like("% by plain form"))).scalars().all()
+    assert sorted(steps) == ["apply", "approve", "reject", "revert"]
+
+
 def test_forged_csrf_refused_and_sign_out(page: Any, served: Served) -> None:
-    sign_in(page, served, "analyst")
+    # Signing in with the keyboard alone: the key field has the focus, Enter submits.
+    page.goto(served.url + "/ui/login")
+    assert page.evaluate("document.activeElement.id") == "key"
+    page.keyboard.type(served.console.keys["analyst"])
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/ui/")
     page.goto(served.url + "/ui/evidence")
     form = page.locator("form[action='/ui/evidence/export']")
     form.locator("input[name=csrf]").evaluate("e => e.value = 'forged' + e.value.slice(6)")

@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import Response
 
 from spywall.platform import db, views
-from spywall.platform.analysis import build_campaigns
+from spywall.platform.analysis import _phones, build_campaigns, campaign_json
 from spywall.platform.contract import us_to_rfc3339
 from spywall.platform.web import charts
 from spywall.platform.web.core import SessionDep, audit, platform_of, render
@@ -24,12 +24,12 @@ MAX_FINDINGS_TEXT = 200_000
 @router.get("/ui/campaigns")
 def campaigns_page(request: Request, session: SessionDep) -> Response:
     with platform_of(request).engine.connect() as conn:
-        found = views.campaigns(conn)["campaigns"]
-        objects = {c.id: c for c in build_campaigns(conn)}
+        objects = build_campaigns(conn)      # once: the same objects views.campaigns uses
+        phones = _phones(conn, {t for c in objects for t in c.targets})
     shown = []
-    for c in found:
-        obj = objects.get(c["id"])
-        deliveries = obj.deliveries if obj else []
+    for obj in objects:
+        c = campaign_json(obj, phones)
+        deliveries = obj.deliveries
         shown.append({
             **c, "bars": charts.bars(c.get("countries", {})),
             "dots": charts.dots(c.get("countries", {})),
@@ -37,7 +37,7 @@ def campaigns_page(request: Request, session: SessionDep) -> Response:
             "delivery_rows": [{"ref": d.ref, "kind": d.kind, "sender": d.sender,
                                "targets": d.targets, "ts": us_to_rfc3339(d.ts_us),
                                "detectors": d.detectors} for d in deliveries],
-            "links": obj.links if obj else {}})
+            "links": obj.links})
     audit(request, session, "ui-view-campaigns", {})
     xs, ys = charts.graticule()
     return render(request, "campaigns.html", session, campaigns=shown, meridians=xs,
