@@ -179,6 +179,8 @@ def test_live_violation_appears_without_reload(page: Any, served: Served) -> Non
     assert not page.dialogs, "no script ran from the data"
     assert not navigations, "the page was updated in place, not reloaded"
     assert page.locator("#reasons tr").count() >= 1
+    assert "registry-identifier" in row.inner_text(), "the rule that made it a violation"
+    assert "[object Object]" not in page.inner_text("main")
     shot(page, "live-violation")
     assert not page.csp_errors, page.csp_errors
 

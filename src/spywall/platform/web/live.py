@@ -34,15 +34,42 @@ def _minute(ts_us: int) -> str:
     return us_to_rfc3339(ts_us)[:16]
 
 
+SHOWN = ("party", "kind", "value", "field", "detectors", "why")
+
+
+def summary(item: Any) -> str:
+    """One line for a reason or an identifier record (structured in the database)."""
+    if isinstance(item, str):
+        return item[:300]
+    if not isinstance(item, dict):
+        return json.dumps(item)[:300]
+    parts = []
+    for key in SHOWN:
+        value = item.get(key)
+        if value is None or value == []:
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        parts.append(f"{key}={text[:80]}")
+    head = str(item.get("rule", "")) or "identifier"
+    return f"{head}: {' '.join(parts)}"[:300]
+
+
+def rule_of(item: Any) -> str:
+    return str(item.get("rule", "?")) if isinstance(item, dict) else str(item)[:80]
+
+
 def _decision(r: Any) -> dict[str, Any]:
     return {"seq": r.seq, "id": r.id, "type": r.type, "verdict": r.verdict,
-            "reasons": list(r.reasons), "party": r.party, "account": r.account,
+            "reasons": [summary(x) for x in r.reasons],
+            "rules": sorted({rule_of(x) for x in r.reasons}),
+            "party": r.party, "account": r.account,
             "received": us_to_rfc3339(r.received_us), "minute": _minute(r.received_us)}
 
 
 def _violation(r: Any) -> dict[str, Any]:
     return {"event": r.event, "party": r.party, "type": r.type, "verdict": r.verdict,
-            "rule": r.rule, "identifiers": list(r.identifiers), "ts": us_to_rfc3339(r.ts_us),
+            "rule": r.rule, "identifiers": [summary(x) for x in r.identifiers],
+            "ts": us_to_rfc3339(r.ts_us),
             "recorded": r.recorded_us}
 
 
@@ -60,7 +87,7 @@ def _snapshot(conn: sa.Connection) -> dict[str, Any]:
         if r.received_us < since:
             continue
         per_minute[_minute(r.received_us)] += 1
-        reasons.update(str(x) for x in r.reasons)
+        reasons.update({rule_of(x) for x in r.reasons})
     violations = [_violation(r) for r in conn.execute(
         sa.select(v).order_by(v.c.recorded_us.desc(), v.c.event).limit(RECENT))]
     last_seq = recent[0]["seq"] if recent else 0

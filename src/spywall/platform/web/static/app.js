@@ -55,11 +55,11 @@
         seq = d.seq;
         const row = document.createElement("tr");
         row.className = "verdict-" + d.verdict;
-        [d.seq, d.received, d.id, d.type, d.account, d.verdict, d.reasons.join(", ")]
+        [d.seq, d.received, d.id, d.type, d.account, d.verdict, d.reasons.join("; ")]
           .forEach(function (v) { cell(row, v); });
         prepend(decisions, row, 200);
         bump("per-minute", d.minute, true);
-        d.reasons.forEach(function (r) { bump("reasons", r, false); });
+        d.rules.forEach(function (r) { bump("reasons", r, false); });
       });
       source.addEventListener("violation", function (msg) {
         const v = JSON.parse(msg.data);
@@ -68,7 +68,7 @@
         seen.add(v.event);
         const row = document.createElement("tr");
         row.dataset.event = v.event;
-        [v.event, v.party, v.type, v.ts, v.verdict, v.rule, v.identifiers.join(", ")]
+        [v.event, v.party, v.type, v.ts, v.verdict, v.rule, v.identifiers.join("; ")]
           .forEach(function (x) { cell(row, x); });
         prepend(violations, row, 200);
       });
