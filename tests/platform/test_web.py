@@ -246,3 +246,36 @@ def test_unpack_refuses_paths_and_bombs(tmp_path: Path) -> None:
     ok.mkdir()
     unpack(archive({"bundle/checkpoint": b"c", "bundle/keys.json": b"{}"}), ok)
     assert sorted(p.name for p in ok.iterdir()) == ["checkpoint", "keys.json"]
+
+
+def test_registry_import_stix_and_garbage(console: Console) -> None:
+    from spywall.platform.registry import Identifier, Order, Party, Registry
+    from spywall.platform.registry_stix import to_stix
+
+    client = TestClient(console.app)
+    sign_in(client, console.keys["admin"])
+    party = Party(id="vendor-z", name="Vendor Z", aliases=[], affiliate_of=None,
+                  orders=[Order(court="c", case="1", date="2025-01-01")],
+                  identifiers=[Identifier(kind="domain", value="c2.vendor-z.example",
+                                          source="report", added="2025-01-02")])
+    bundle = to_stix(Registry(official_clients=[], parties=[party])).encode()
+    token = csrf_of(client.get("/ui/registry").text)
+    done = client.post("/ui/registry/import", data={"csrf": token, "reason": "STIX feed"},
+                       files={"file": ("feed.json", bundle, "application/json")},
+                       follow_redirects=False)
+    assert done.status_code == 303
+    page = client.get(done.headers["location"]).text
+    assert "c2.vendor-z.example" in page
+    assert "Done: imported" in page
+    for junk in (b"{not json", b'{"type": "bundle", "objects": 5}', b"\xff" * 100):
+        bad = client.post("/ui/registry/import", data={"csrf": token, "reason": "x"},
+                          files={"file": ("x.json", junk, "application/json")})
+        assert bad.status_code == 422, junk
+        assert "<h1>422</h1>" in bad.text
+    # The note after a redirect is shown only when it is the console's own words.
+    assert "Done:" not in client.get("/ui/registry?done=<b>hi</b>").text
+    # An analyst key can use the console but not the registry page.
+    analyst = TestClient(console.app)
+    sign_in(analyst, console.keys["analyst"])
+    assert analyst.get("/ui/registry").status_code == 403
+    assert 'href="/ui/registry"' not in analyst.get("/ui/live").text

@@ -3,6 +3,7 @@ reading with CSRF checks and bounds, and the security headers on every ``/ui`` a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -125,6 +126,16 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
         session=session, csrf=session.csrf if session else "", path=request.url.path,
         htmx=settings_of(request).htmx, **context)
     return HTMLResponse(page, status_code=status)
+
+
+_NOTE = re.compile(r"[a-z0-9_ +.-]{1,160}")
+
+
+def done_note(request: Request) -> str:
+    """The note a redirect after a step carries (``?done=...``): shown only when it is
+    the plain words and numbers the console itself writes."""
+    note = request.query_params.get("done", "")
+    return note if _NOTE.fullmatch(note) else ""
 
 
 def see_other(url: str) -> Response:

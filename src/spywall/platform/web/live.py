@@ -116,8 +116,11 @@ def _since(conn: sa.Connection, seq: int, recorded: int, seen: set[str]
     return decisions, violations
 
 
-def _frame(kind: str, data: dict[str, Any]) -> bytes:
-    return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+def _frame(kind: str, data: dict[str, Any], seq: int, recorded: int) -> bytes:
+    """One SSE message; its id carries both watermarks, so that the browser's automatic
+    reconnection (``Last-Event-ID``) resumes where it stopped instead of repeating."""
+    body = json.dumps(data, separators=(",", ":"))
+    return f"id: {seq}.{recorded}\nevent: {kind}\ndata: {body}\n\n".encode()
 
 
 def _int(text: str | None) -> int:
@@ -132,6 +135,9 @@ async def stream(request: Request) -> Response:
         return Response("sign in first", status_code=401, media_type="text/plain")
     seq = _int(request.query_params.get("seq"))
     recorded = _int(request.query_params.get("recorded"))
+    resume = request.headers.get("last-event-id", "")
+    if resume.count(".") == 1:
+        seq, recorded = (_int(x) for x in resume.split("."))
 
     def poll(seq: int, recorded: int, seen: set[str]
              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -149,12 +155,12 @@ async def stream(request: Request) -> Response:
             decisions, violations = await anyio.to_thread.run_sync(poll, seq, recorded, seen)
             for d in decisions:
                 seq = d["seq"]
-                yield _frame("decision", d)
+                yield _frame("decision", d, seq, recorded)
             for x in violations:
                 if x["recorded"] > recorded:
                     recorded, seen = x["recorded"], set()
                 seen.add(x["event"])
-                yield _frame("violation", x)
+                yield _frame("violation", x, seq, recorded)
             if time.monotonic() - last_beat > HEARTBEAT:
                 last_beat = time.monotonic()
                 yield b": keep-alive\n\n"

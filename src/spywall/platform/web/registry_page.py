@@ -19,6 +19,7 @@ from spywall.platform.web.core import (
     MAX_REASON,
     SessionDep,
     audit,
+    done_note,
     form,
     need,
     platform_of,
@@ -55,7 +56,7 @@ def registry_page(request: Request, session: SessionDep) -> Response:
         official = list(conn.execute(sa.select(db.official_clients.c.pattern)).scalars())
     audit(request, session, "ui-view-registry", {})
     return render(request, "registry.html", session, parties=parties, kinds=KINDS,
-                  official=official, message=request.query_params.get("done", "")[:200])
+                  official=official, message=done_note(request))
 
 
 @router.post("/ui/registry/add")

@@ -14,6 +14,7 @@ from spywall.platform import db, enforce, views
 from spywall.platform.web.core import (
     MAX_REASON,
     SessionDep,
+    done_note,
     form,
     platform_of,
     render,
@@ -35,7 +36,7 @@ def review_page(request: Request, session: SessionDep) -> Response:
     bans.sort(key=lambda b: (ORDER.get(b["status"], 9), b["id"]))
     for b in bans:
         b["possible"] = [a for a, froms in ACTIONS.items() if b["status"] in froms]
-    message = request.query_params.get("done", "")[:200]
+    message = done_note(request)
     return render(request, "review.html", session, bans=bans, message=message)
 
 
