@@ -65,7 +65,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     url = f"sqlite:///{tmp / 'platform.db'}"
     db.init_schema(db.make_engine(url))
     truth = load_world(url, tmp / "world")
-    console = make_console(url, tmp)
+    # The Secure flag as in production: Chromium keeps Secure cookies on loopback HTTP.
+    console = make_console(url, tmp, secure_cookie=True)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(console.app, host="127.0.0.1", port=port,
                                            log_level="warning", timeout_graceful_shutdown=5))
@@ -113,6 +114,11 @@ def sign_in(page: Any, served: Served, who: str = "admin") -> None:
     page.fill("#key", served.console.keys[who])
     page.click("button[type=submit]")
     page.wait_for_url("**/ui/")
+    [cookie] = [c for c in page.context.cookies() if c["name"] == "spywall_ui"]
+    assert cookie["httpOnly"]
+    assert cookie["secure"]
+    assert cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == "", "no script can read the session"
     page.wait_for_selector("h1:text('Live')")
 
 
