@@ -279,3 +279,30 @@ def test_registry_import_stix_and_garbage(console: Console) -> None:
     sign_in(analyst, console.keys["analyst"])
     assert analyst.get("/ui/registry").status_code == 403
     assert 'href="/ui/registry"' not in analyst.get("/ui/live").text
+
+
+def test_evidence_page_shows_checkpoint_witnesses_and_entries(world: tuple[Console, Truth]
+                                                              ) -> None:
+    from spywall.evidence import log
+    from spywall.evidence.keys import COSIGNER, Signer, add_signature, load_signer
+
+    console, truth = world
+    signer = load_signer(str(console.log_key))
+    witness = Signer.generate("witness.example/w1", COSIGNER)
+    with console.engine.begin() as conn:
+        note = log.checkpoint(conn, signer)
+        size = int(note.split("\n")[1])
+        log.add_cosignatures(conn, size, add_signature(note, witness))
+    client = TestClient(console.app)
+    sign_in(client, console.keys["analyst"])
+    page = client.get("/ui/evidence").text
+    assert f"Size {size}," in page
+    assert "witness: witness.example/w1 (key hash " + witness.id.hex() in page
+    assert "log: spywall.test/log" in page
+    assert signer.vkey() in page
+    hits = client.get("/ui/evidence", params={"kind": "violation",
+                                              "party": truth.party}).text
+    assert hits.count('href="/ui/evidence?index=') >= len(truth.violation_events)
+    one = client.get("/ui/evidence", params={"index": "0"}).text
+    assert 'id="entry-body"' in one
+    assert client.get("/ui/evidence", params={"index": "-1; drop"}).status_code == 200
