@@ -306,3 +306,67 @@ def test_evidence_page_shows_checkpoint_witnesses_and_entries(world: tuple[Conso
     one = client.get("/ui/evidence", params={"index": "0"}).text
     assert 'id="entry-body"' in one
     assert client.get("/ui/evidence", params={"index": "-1; drop"}).status_code == 200
+
+
+def test_live_stream_over_http_resumes_without_repeats(console: Console) -> None:
+    """The stream through a real server (uvicorn): decisions arrive as SSE frames, and a
+    reconnection with Last-Event-ID resumes after the last frame seen."""
+    import json
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(console.app, host="127.0.0.1", port=port,
+                                           log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    ingest = {"Authorization": f"Bearer {console.keys['ingest']}"}
+
+    def post(ident: str) -> None:
+        event = {"id": ident, "type": "account.connected", "ts": "2026-12-01T10:00:00Z",
+                 "account": ident, "ip": "192.0.2.1", "device": "d", "client": "WA/2 iOS"}
+        assert httpx.post(base + "/v1/events", json=[event], headers=ingest,
+                          timeout=60).status_code == 200
+
+    def frames(client: httpx.Client, headers: dict[str, str], until: str
+               ) -> list[tuple[str, dict[str, object]]]:
+        got: list[tuple[str, dict[str, object]]] = []
+        last_id = ""
+        with client.stream("GET", "/ui/live/stream", headers=headers) as answer:
+            assert answer.status_code == 200
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            for line in answer.iter_lines():
+                if line.startswith("id: "):
+                    last_id = line[4:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+                    got.append((last_id, data))
+                    if data.get("id") == until:
+                        return got
+        raise AssertionError("the stream ended before the event came")
+
+    try:
+        with httpx.Client(base_url=base, timeout=60) as client:
+            assert httpx.get(base + "/ui/live/stream", timeout=10).status_code == 401
+            page = client.get("/ui/login")
+            client.post("/ui/login", data={"key": console.keys["analyst"],
+                                           "csrf": csrf_of(page.text)})
+            post("first")
+            seen = frames(client, {}, "first")
+            assert [d.get("id") for _, d in seen] == ["first"]
+            post("second")
+            resumed = frames(client, {"Last-Event-ID": seen[-1][0]}, "second")
+            assert [d.get("id") for _, d in resumed] == ["second"], "no repeats"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
