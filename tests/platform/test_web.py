@@ -127,6 +127,13 @@ def test_headers_and_no_inline_code(world: tuple[Console, Truth]) -> None:
     forms = re.findall(r"<form[^>]*method=\"post\"[^>]*>(.*?)</form>", page, re.S)
     assert forms
     assert all(f'value="{csrf_of(page)}"' in f for f in forms)
+    # Every page read is in the audit log, with who read it.
+    with console.engine.connect() as conn:
+        seen = {(a, who.split("#")[0]) for a, who in conn.execute(
+            sa.select(db.audit.c.action, db.audit.c.actor))}
+    for action in ("ui-sign-in", "ui-view-live", "ui-view-campaigns", "ui-view-review",
+                   "ui-view-registry", "ui-view-notifications", "ui-view-evidence"):
+        assert (action, "admin-key") in seen, action
     # The API answers keep their own headers.
     assert "content-security-policy" not in client.get("/healthz").headers
 

@@ -89,6 +89,7 @@ def evidence_page(request: Request, session: SessionDep) -> Response:
         parties = sorted(p for p in conn.execute(
             sa.select(log_entries.c.party).distinct()).scalars() if p)
         hits, body = _search(conn, q) if any(q.values()) else ([], "")
+    audit(request, session, "ui-view-evidence", {k: v for k, v in q.items() if v})
     checkpoint = None
     if latest is not None:
         sigs = signatures(latest.note)

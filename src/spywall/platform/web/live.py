@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from spywall.platform import db
 from spywall.platform.contract import us_to_rfc3339
-from spywall.platform.web.core import SessionDep, platform_of, render
+from spywall.platform.web.core import SessionDep, audit, platform_of, render
 from spywall.platform.web.session import COOKIE, read
 
 router = APIRouter()
@@ -102,6 +102,7 @@ def _snapshot(conn: sa.Connection) -> dict[str, Any]:
 def live_page(request: Request, session: SessionDep) -> Response:
     with platform_of(request).engine.connect() as conn:
         snap = _snapshot(conn)
+    audit(request, session, "ui-view-live", {})
     return render(request, "live.html", session, **snap)
 
 

@@ -14,6 +14,7 @@ from spywall.platform import db, enforce, views
 from spywall.platform.web.core import (
     MAX_REASON,
     SessionDep,
+    audit,
     done_note,
     form,
     platform_of,
@@ -37,6 +38,7 @@ def review_page(request: Request, session: SessionDep) -> Response:
     for b in bans:
         b["possible"] = [a for a, froms in ACTIONS.items() if b["status"] in froms]
     message = done_note(request)
+    audit(request, session, "ui-view-review", {})
     return render(request, "review.html", session, bans=bans, message=message)
 
 
