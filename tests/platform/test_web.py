@@ -62,6 +62,7 @@ def test_pages_need_a_session(console: Console) -> None:
         assert answer.status_code == 303, path
         assert answer.headers["location"] == "/ui/login"
     assert client.get("/ui/live/stream").status_code == 401
+    assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/"
 
 
 def test_sign_in_refusals(console: Console) -> None:

@@ -18,7 +18,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from spywall.platform import db
 from spywall.platform.contract import us_to_rfc3339
-from spywall.platform.web.core import SessionDep, audit, platform_of, render
+from spywall.platform.web.core import SessionDep, audit, platform_of, render, see_other
 from spywall.platform.web.session import COOKIE, read
 
 router = APIRouter()
@@ -95,6 +95,11 @@ def _snapshot(conn: sa.Connection) -> dict[str, Any]:
     return {"recent": recent, "violations": violations, "last_seq": last_seq,
             "last_violation": last_v, "per_minute": sorted(per_minute.items(), reverse=True),
             "reasons": reasons.most_common()}
+
+
+@router.get("/ui")
+def ui_root() -> Response:
+    return see_other("/ui/")
 
 
 @router.get("/ui/")
