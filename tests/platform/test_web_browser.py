@@ -149,8 +149,10 @@ def test_wrong_key_refused_then_every_page(page: Any, served: Served) -> None:
     assert page.locator("svg.map circle.dot").count() >= 2, "targets in several countries"
     page.locator("table a[href^='/ui/deliveries/']").first.click()
     page.wait_for_selector("h1:text('Delivery')")
-    assert "malicious" in page.inner_text("main")
-    assert page.locator("pre.json").count() >= 1
+    facts = page.inner_text("dl.facts")
+    assert "Malicious\nyes" in facts or "Malicious\tyes" in facts, facts
+    findings = page.locator("section.payload pre.json").first.inner_text()
+    assert '"kind": "exploit"' in findings, "the scan/pcap finding behind the verdict"
     shot(page, "delivery")
     # A phone screen: the pages stay readable (no horizontal scroll of the whole page).
     delivery = page.url
