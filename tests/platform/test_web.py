@@ -378,3 +378,14 @@ def test_live_stream_over_http_resumes_without_repeats(console: Console) -> None
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_mount_twice_changes_only_the_settings(console: Console) -> None:
+    from spywall.platform import web
+
+    routes = len(console.app.routes)
+    web.mount(console.app, secret="another-secret-" + "y" * 20, secure_cookie=False)
+    assert len(console.app.routes) == routes
+    client = TestClient(console.app)
+    assert sign_in(client, console.keys["analyst"])[0] == 303
+    assert client.get("/ui/live").status_code == 200

@@ -47,7 +47,10 @@ def mount(app: FastAPI, *, secret: str | bytes | None = None,
           secure_cookie: bool | None = None, log_key: str | None = None) -> None:
     """Add the console to ``app`` (see the module docstring for the settings)."""
     static = HERE / "static"
+    mounted = getattr(app.state, "web", None) is not None
     app.state.web = make_settings(secret, secure_cookie, log_key, static)
+    if mounted:      # a second call only changes the settings
+        return
     for router in ROUTERS:
         app.include_router(router, include_in_schema=False)
     app.mount("/ui/static", StaticFiles(directory=static), name="ui-static")
