@@ -166,6 +166,9 @@ def validate(obj: object, raw: str) -> Event:
             _check_attachments(value)
     if kind == "account.registered" and not E164.fullmatch(obj["phone"]):
         raise EventError("phone: not an E.164 number (+ and 6 to 15 digits)")
+    for name, value in obj.items():   # optional fields reach columns too (ip, device...)
+        if isinstance(value, str) and "\x00" in value:
+            raise EventError(f"{name[:64]!r}: contains a NUL character")
     for optional in ("asn", "country"):
         value = obj.get(optional)
         if optional in obj and not isinstance(value, str | int):
