@@ -197,3 +197,16 @@ def test_split_array_never_fails_otherwise(body: bytes) -> None:
         return
     assert isinstance(whole, list)
     assert len(parts) == len(whole)
+
+
+def test_values_the_databases_cannot_hold_are_refused(api: Api) -> None:
+    nul_in_optional = {"id": "n1", "type": "call.ended", "ts": "2026-03-01T10:00:00Z",
+                       "call": "c", "ip": "192.0.2.1\x00"}
+    lone = b'[{"id": "\\ud800", "type": "call.ended"}]'
+    r = api.client.post("/v1/events", headers=api.auth("ingest"), json=[nul_in_optional])
+    assert r.status_code == 422
+    assert "NUL" in r.json()["refused"][0]["reason"]
+    r = api.client.post("/v1/events", headers=api.auth("ingest"), content=lone)
+    assert r.status_code == 422
+    assert r.json()["refused"][0]["id"] is None
+    assert api.stored_ids() == []

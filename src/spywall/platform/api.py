@@ -32,12 +32,12 @@ per request) and after an analysis that changed something.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
@@ -175,7 +175,7 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {c: {"model": m.Problem, "description": words[c]} for c in codes}
 
 
-_AUTH = _problems(401, 403, 503)
+_AUTH = _problems(401, 403, 422, 503)   # 422: a parameter of the wrong shape
 _BODY = _problems(400, 413, 422)
 router = APIRouter()
 
@@ -188,9 +188,9 @@ def healthz(platform: PlatformDep) -> dict[str, str]:
 
 
 def _refused(index: int, text: str, reason: str) -> m.Refused:
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
+    try:   # msgspec, as the contract: no lone surrogates that could not be encoded back
+        obj = msgspec.json.decode(text)
+    except (msgspec.DecodeError, RecursionError):
         obj = None
     ident = obj.get("id") if isinstance(obj, dict) else None
     ok = isinstance(ident, str) and 0 < len(ident) <= MAX_ID_CHARS
