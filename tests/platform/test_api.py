@@ -244,6 +244,12 @@ def test_review_queue_steps_need_reasons_and_are_audited(api: Api) -> None:
     assert ("analyst-key", "ban-approve") in audit
     assert ("analyst-key", "ban-apply") in audit
     assert ("analyst-key", "view-bans") in audit
+    api.get("/v1/events/d1", "analyst")
+    api.get("/v1/events/d1", "ingest")
+    with api.engine.connect() as conn:
+        reads = [r.actor.split("#")[0] for r in conn.execute(
+            sa.select(db.audit).where(db.audit.c.action == "view-event"))]
+    assert reads == ["analyst-key"]
 
 
 def test_a_review_made_elsewhere_reaches_the_next_decision(api: Api) -> None:

@@ -230,11 +230,13 @@ def post_events(platform: PlatformDep, _: Ingest, body: Body,
 
 @router.get("/v1/events/{event_id:path}", response_model=m.StoredEvent, tags=["events"],
             responses={**_AUTH, **_problems(404)})
-def get_event(platform: PlatformDep, _: Reader, event_id: str) -> JSONResponse:
+def get_event(platform: PlatformDep, principal: Reader, event_id: str) -> JSONResponse:
     found = None
     if 0 < len(event_id) <= MAX_ID_CHARS and "\x00" not in event_id:
         with platform.engine.connect() as conn:
             found = views.event(conn, event_id)
+        if principal.allows("analyst"):          # a person looking, not a producer
+            _audit(platform, principal, "view-event", {"event": event_id})
     if found is None:
         raise HTTPException(404, "no event with this id")
     return JSONResponse(found)
