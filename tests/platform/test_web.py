@@ -160,7 +160,8 @@ def test_every_form_refuses_a_wrong_csrf_token(world: tuple[Console, Truth]) -> 
              "/ui/evidence/export": {"party": ""},
              "/ui/logout": {}}
     for path, fields in posts.items():
-        for token in (None, "", theirs, mine[:-1] + "0"):
+        wrong = mine[:-1] + ("1" if mine.endswith("0") else "0")   # never the real one
+        for token in (None, "", theirs, wrong):
             data = dict(fields) if token is None else {**fields, "csrf": token}
             answer = client.post(path, data=data, follow_redirects=False)
             assert answer.status_code == 403, (path, token)

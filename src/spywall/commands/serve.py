@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--media-root", metavar="DIR", default=None,
                    help="base of relative capture/attachment paths (default: the current "
                         "folder)")
+    p.add_argument("--log-key", metavar="PATH", default=None,
+                   help="the evidence log's signing key, for bundle exports from the console "
+                        "(default: $SPYWALL_LOG_KEY)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
@@ -46,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from spywall.platform import taxii_api, web
     from spywall.platform.api import create_app
     from spywall.platform.service import open_db
 
@@ -53,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError(f"--media-root {args.media_root}: not a folder")
     app = create_app(open_db(args.db), root.resolve())
+    taxii_api.mount(app)                       # TAXII 2.1 under /taxii2/ and /taxii/
+    web.mount(app, log_key=args.log_key)       # the analyst's console under /ui/
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             limit_concurrency=MAX_CONNECTIONS, server_header=False,
                             proxy_headers=False, timeout_graceful_shutdown=30)

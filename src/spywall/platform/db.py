@@ -339,6 +339,17 @@ def init_schema(engine: sa.Engine) -> str:
         return str(MigrationContext.configure(conn).get_current_revision())
 
 
+def schema_revisions(engine: sa.Engine) -> tuple[str | None, str | None]:
+    """(the database's schema revision, the newest this code ships)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = ScriptDirectory.from_config(migrations_config(engine)).get_current_head()
+    return current, head
+
+
 def schema_ready(engine: sa.Engine) -> bool:
     return sa.inspect(engine).has_table("events")
 

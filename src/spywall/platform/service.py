@@ -24,6 +24,12 @@ def open_db(url: str | None, create: bool = False) -> sa.Engine:
         elif not db.schema_ready(engine):
             raise InputError(f"no spywall schema in {_safe(target)}: run "
                              "'spywall platform init' first")
+        else:
+            current, head = db.schema_revisions(engine)
+            if current != head:
+                raise InputError(f"the schema in {_safe(target)} is at revision {current}, "
+                                 f"this spywall needs {head}: run 'spywall platform init' "
+                                 "to upgrade it")
     except sa.exc.OperationalError as exc:
         raise InputError(f"cannot open the database {_safe(target)}: {exc.orig}") from None
     except sa.exc.ArgumentError as exc:
