@@ -6,24 +6,41 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   ?= build/demo
 JOBS   ?= auto
+PLATFORM_DB = sqlite:///$(abspath $(DEMO))/platform/spywall.db
 
-.PHONY: demo test install lint typecheck unit fuzz-smoke fuzz system-deps bench-deps bench clean
+.PHONY: demo test install web-vendor lint typecheck unit fuzz-smoke fuzz system-deps bench-deps bench clean
 
 $(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(MAKE) --no-print-directory web-vendor
 	touch $(STAMP)
+
+# The dashboard's one third-party script (htmx), taken from the npm registry at install
+# time into the package's static folder (not committed). Without it (no npm, no network)
+# the pages still work as plain forms and links.
+WEB_VENDOR := src/spywall/platform/web/static/vendor
+web-vendor:
+	@mkdir -p $(WEB_VENDOR)
+	@if [ ! -s $(WEB_VENDOR)/htmx.min.js ] && command -v npm >/dev/null; then \
+	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack htmx.org@2 --silent >/dev/null 2>&1 \
+	    && tar -xzf htmx.org-*.tgz package/dist/htmx.min.js) \
+	    && cp $$tmp/package/dist/htmx.min.js $(WEB_VENDOR)/htmx.min.js \
+	    || echo "htmx not vendored (npm unavailable): the dashboard works without it"; \
+	  rm -rf $$tmp; \
+	fi
 
 install: $(STAMP)
 
-# Optional system tools that widen the tests (real fonts, tshark, cwebp). Best effort:
+# Optional system tools that widen the tests (real fonts, tshark, cwebp, Chromium for the
+# dashboard's browser tests, driven by Playwright with this executable). Best effort:
 # they are installed when this runs as root with apt, and the tests that need them skip
 # with a reason otherwise.
 system-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  need=""; \
-	  for p in fonts-noto-core fonts-dejavu-core fonts-liberation2 tshark webp jbig2dec libheif-examples age; do \
+	  for p in fonts-noto-core fonts-dejavu-core fonts-liberation2 tshark webp jbig2dec libheif-examples age chromium; do \
 	    dpkg -s $$p >/dev/null 2>&1 || need="$$need $$p"; \
 	  done; \
 	  if [ -n "$$need" ]; then \
@@ -62,6 +79,18 @@ demo: install
 	$(BIN)/spywall check-ios $(DEMO)/ios-clean --format table
 	@echo "== spywall check-android: an androidqf capture with planted indicators"
 	$(BIN)/spywall check-android $(DEMO)/android-planted.zip --format table; test $$? -le 1
+	@echo "== spywall platform: the 2019 campaign on a platform, the order, and the vendor's return"
+	$(PY) -m spywall.platform.world $(DEMO)/platform > $(DEMO)/platform/truth.json
+	$(BIN)/spywall platform init --db $(PLATFORM_DB) -q -f table
+	$(BIN)/spywall platform registry import --db $(PLATFORM_DB) $(DEMO)/platform/registry.json -f table
+	$(BIN)/spywall platform ingest --db $(PLATFORM_DB) $(DEMO)/platform/events.jsonl -f table; test $$? -le 1
+	$(BIN)/spywall platform campaigns --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform violations --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform notifications --db $(PLATFORM_DB) -f table; test $$? -le 1
+	$(BIN)/spywall platform bans --db $(PLATFORM_DB) -f table; test $$? -le 1
+	@echo "== the analyst's console on this world: make a key, then serve and open http://127.0.0.1:8080/ui/"
+	@echo "   $(BIN)/spywall platform keys add analyst --scopes analyst,admin --db $(PLATFORM_DB)"
+	@echo "   $(BIN)/spywall serve --db $(PLATFORM_DB) --media-root $(DEMO)/platform"
 
 lint: install
 	$(BIN)/ruff check src tests fuzz benchmarks

@@ -45,6 +45,11 @@ COMMANDS: dict[str, str] = {
     "explain": "spywall.commands.explain",
     "completion": "spywall.commands.completion",
     "man": "spywall.commands.man",
+    "platform": "spywall.commands.platform",
+    "share": "spywall.commands.share",
+    "hunt": "spywall.commands.hunt",
+    "evidence": "spywall.commands.evidence",
+    "serve": "spywall.commands.serve",
 }
 # One-line help of each command, for the top-level listing without importing them all
 # (tests check that it matches each module's HELP).
@@ -61,6 +66,12 @@ SUMMARIES: dict[str, str] = {
     "explain": "explain a rule id: what it means, how sure, what to do next, where to read more",
     "completion": "print a shell completion script (bash, zsh or fish)",
     "man": "print the manual page (roff; read it with: spywall man | man -l -)",
+    "platform": "the platform side: registry, ingest, gate, campaigns, violations, "
+                "notifications",
+    "share": "share indicators with other platforms over TAXII 2.1",
+    "hunt": "retro-hunt: re-examine stored objects with today's detectors (Ray or local pool)",
+    "evidence": "transparency log of detections, denials and notices: export and verify evidence",
+    "serve": "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)",
 }
 
 _FATAL_CODES = {"io", "input"}
@@ -95,7 +106,10 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=summary, description=summary)
         if argv is not None and name != chosen:
             continue
-        _load(name).add_arguments(p)
+        module = _load(name)
+        module.add_arguments(p)
+        if getattr(module, "OWN_OPTIONS", False):
+            continue   # its sub-commands take --format and --quiet themselves
         p.add_argument("--format", "-f", choices=sorted(RENDERERS), default=None,
                        help="output format (default: table on a terminal, json otherwise)")
         p.add_argument("--quiet", "-q", action="store_true",
@@ -125,9 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     try:
-        report: Report | None = _load(args.command).run(args)
+        report: Report | int | None = _load(args.command).run(args)
         if report is None:  # commands that print their own output (schema)
             return EXIT_CLEAN
+        if isinstance(report, int):  # commands that render their own views (platform)
+            return report
     except InputError as exc:
         print(f"spywall {args.command}: {visible(exc)}", file=sys.stderr)
         return EXIT_ERROR

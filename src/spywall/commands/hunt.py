@@ -1,0 +1,86 @@
+"""``spywall hunt``: re-examine stored attachments and captures with today's detectors,
+on Ray or a local process pool, and join what is found to the platform (malicious
+deliveries, then campaigns, targets, notifications and the evidence log).
+
+Exit status: 0 nothing found, 1 an object with an exploit, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from spywall.errors import InputError
+
+HELP = "retro-hunt: re-examine stored objects with today's detectors (Ray or local pool)"
+OWN_OPTIONS = True
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", required=True, metavar="DIR|URL",
+                   help="the object store: a folder, or an fsspec URL")
+    p.add_argument("--since", default=None, metavar="DATE",
+                   help="only objects changed at or after this date (YYYY-MM-DD)")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="run on Ray: 'auto' starts a local instance, or a cluster address "
+                        "(default: a local process pool)")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="processes of the local pool")
+    p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                   help="record finished tasks here; a rerun does only what is left")
+    p.add_argument("--max-tasks", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--db", metavar="URL", default=None)
+    p.add_argument("--format", "-f", choices=["json", "table"], default=None)
+    p.add_argument("--quiet", "-q", action="store_true")
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--since: not a date: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spywall.platform import hunt
+    from spywall.platform.service import open_db
+
+    engine = open_db(args.db)
+    if "://" not in args.store and not Path(args.store).is_dir():
+        raise InputError(f"--store {args.store}: not a folder")
+    if args.ray is not None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise InputError("--ray: Ray is not installed (pip install ray)") from None
+        runner = hunt.ray_runner(args.ray)
+    else:
+        runner = hunt.pool_runner(max(1, args.jobs))
+    show = not args.quiet and sys.stderr.isatty()
+
+    def progress(result: hunt.HuntResult, total: int) -> None:
+        if show:
+            print(f"\r{result.tasks}/{total} tasks, {result.objects:,} objects, "
+                  f"{result.malicious_objects} with exploits", end="", file=sys.stderr)
+
+    result = hunt.hunt(engine, args.store, _since(args.since), runner, args.manifest,
+                       args.max_tasks, progress)
+    if show:
+        print(file=sys.stderr)
+    data = msgspec.structs.asdict(result)
+    fmt = args.format or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
+    else:
+        from spywall.platform.render import summary
+
+        summary(data, sys.stdout)
+    return 1 if result.malicious_objects else 0

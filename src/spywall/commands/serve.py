@@ -1,0 +1,72 @@
+"""``spywall serve``: the platform over HTTP (contract in ``reference/platform.md``):
+events in, the inline gate, campaigns, violations, notifications, review and registry,
+with the OpenAPI document at ``/openapi.json``. One process, one writer; run it behind a
+TLS-terminating proxy.
+
+Exit status: 0 after a clean shut-down, 2 usage or input error (no database schema, a
+port that cannot be bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from spywall.errors import InputError
+
+HELP = "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)"
+OWN_OPTIONS = True     # no --format: the server speaks JSON
+MAX_CONNECTIONS = 32   # requests in flight; each may hold a body of up to 16 MiB
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1)")
+    p.add_argument("--port", type=_port, default=8080, help="port (default: 8080)")
+    p.add_argument("--db", metavar="URL", default=None,
+                   help="database URL (default: $SPYWALL_DB, else sqlite:///spywall.db)")
+    p.add_argument("--media-root", metavar="DIR", default=None,
+                   help="base of relative capture/attachment paths (default: the current "
+                        "folder)")
+    p.add_argument("--log-key", metavar="PATH", default=None,
+                   help="the evidence log's signing key, for bundle exports from the console "
+                        "(default: $SPYWALL_LOG_KEY)")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from spywall.platform import taxii_api, web
+    from spywall.platform.api import create_app
+    from spywall.platform.service import open_db
+
+    root = Path(args.media_root) if args.media_root else Path.cwd()
+    if not root.is_dir():
+        raise InputError(f"--media-root {args.media_root}: not a folder")
+    app = create_app(open_db(args.db), root.resolve())
+    taxii_api.mount(app)                       # TAXII 2.1 under /taxii2/ and /taxii/
+    web.mount(app, log_key=args.log_key)       # the analyst's console under /ui/
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            limit_concurrency=MAX_CONNECTIONS, server_header=False,
+                            proxy_headers=False, timeout_graceful_shutdown=30)
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit:   # uvicorn exits when it cannot bind
+        raise InputError(f"could not listen on {args.host}:{args.port}") from None
+    if not server.started:
+        raise InputError(f"could not listen on {args.host}:{args.port}")
+    return 0

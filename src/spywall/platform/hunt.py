@@ -1,0 +1,289 @@
+"""Retro-hunts: stored objects re-examined with today's detectors, on Ray or a local
+process pool, and what they find joined to the platform as malicious deliveries.
+
+An exploit is often found months after it was used. ``hunt`` lists the objects of a
+store (a folder, or any fsspec URL) changed since a date, cuts the list into tasks of
+bounded size (files and bytes), and runs each task where it can: on Ray (``--ray auto``
+starts a local instance, ``--ray ADDRESS`` joins a cluster; a task whose worker dies is
+retried by Ray) or, without Ray, in a local process pool. The same function examines a
+task in both, so the results are the same. The driver writes each finished task to a
+manifest (JSON Lines) before it counts it, so a hunt that stops resumes with what was
+left, and a task is never applied twice.
+
+Each object is examined by content: a capture (pcap/pcapng) through the pcap pipeline,
+anything else through the scan engine. An object with an exploit finding joins the
+platform by its content hash: the deliveries that carried it (``delivery_payloads``, and
+calls whose ``call.media`` capture had that hash) become malicious deliveries, and the
+analysis then brings campaigns, targets, notifications and the evidence log up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import sqlalchemy as sa
+
+from spywall.platform import db
+from spywall.platform.evidence_hook import entry, record
+from spywall.platform.intake import mark_malicious_call
+
+TASK_FILES = 64
+TASK_BYTES = 64 << 20
+CRASH_ONCE = "SPYWALL_HUNT_CRASH_ONCE"   # tests: a marker path; the first task to see it dies
+
+
+class Item(msgspec.Struct, frozen=True):
+    path: str
+    size: int
+
+
+class Task(msgspec.Struct, frozen=True):
+    id: str
+    items: list[Item]
+
+
+class Found(msgspec.Struct, frozen=True):
+    path: str
+    sha256: str
+    malicious: bool
+    complete: bool
+    detectors: list[str]
+    infrastructure: list[str]
+
+
+class HuntResult(msgspec.Struct):
+    tasks: int = 0
+    skipped_tasks: int = 0          # already in the manifest
+    objects: int = 0
+    bytes: int = 0
+    malicious_objects: int = 0
+    incomplete_objects: int = 0
+    deliveries: int = 0             # deliveries newly found malicious
+    campaigns: int = 0
+    notifications: int = 0
+
+
+def list_objects(store: str, since: datetime | None) -> list[Item]:
+    """Regular files of the store changed at or after ``since``, in a stable order."""
+    if "://" in store:
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(store)
+        out = []
+        for name, info in sorted(fs.find(root, detail=True).items()):
+            modified = info.get("mtime") or info.get("LastModified")
+            when = _as_datetime(modified)
+            if info.get("type") == "file" and (since is None or when is None or when >= since):
+                out.append(Item(fs.unstrip_protocol(name), int(info.get("size") or 0)))
+        return out
+    items = []
+    for path in sorted(Path(store).rglob("*")):
+        info = path.lstat()
+        if not path.is_file() or path.is_symlink():
+            continue
+        if since is None or datetime.fromtimestamp(info.st_mtime, UTC) >= since:
+            items.append(Item(str(path), info.st_size))
+    return items
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def make_tasks(items: list[Item], files: int = TASK_FILES,
+               size: int = TASK_BYTES) -> list[Task]:
+    """Consecutive objects in tasks of at most ``files`` objects and about ``size``
+    bytes; a task's id is the hash of what it holds, so a resumed hunt recognises it."""
+    tasks: list[Task] = []
+    current: list[Item] = []
+    total = 0
+    for item in items:
+        if current and (len(current) >= files or total + item.size > size):
+            tasks.append(_task(current))
+            current, total = [], 0
+        current.append(item)
+        total += item.size
+    if current:
+        tasks.append(_task(current))
+    return tasks
+
+
+def _task(items: list[Item]) -> Task:
+    digest = hashlib.sha256("\0".join(f"{i.path}\1{i.size}" for i in items).encode())
+    return Task(digest.hexdigest()[:32], list(items))
+
+
+def _read(path: str) -> bytes:
+    if "://" in path:
+        import fsspec
+
+        with fsspec.open(path, "rb") as fh:
+            data: bytes = fh.read()
+            return data
+    from spywall.platform.media import MAX_ATTACHMENT_BYTES, read_regular
+
+    return read_regular(Path(path), max(MAX_ATTACHMENT_BYTES, 1 << 31))
+
+
+def examine_task(task: Task) -> list[Found]:
+    """Examine every object of a task (the unit of work on Ray and in the pool)."""
+    marker = os.environ.get(CRASH_ONCE)
+    if marker and not os.path.exists(marker):
+        Path(marker).write_text(task.id)
+        os._exit(17)                   # a worker dying mid-task, as a test asks
+    from spywall.engine import sniff
+    from spywall.platform.media import inspect_capture, scan_attachment
+
+    out = []
+    for item in task.items:
+        try:
+            data = _read(item.path)
+        except OSError as exc:
+            out.append(Found(item.path, "", False, False, [], [f"unreadable: {exc}"]))
+            continue
+        digest = hashlib.sha256(data).hexdigest()
+        if sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path:
+            verdict = inspect_capture(Path(item.path))
+        else:
+            verdict = scan_attachment(data, item.path, digest)
+        out.append(Found(item.path, digest, verdict.malicious, verdict.complete,
+                         verdict.detectors, verdict.infrastructure))
+    return out
+
+
+Runner = Callable[[list[Task]], Iterator[tuple[Task, list[Found]]]]
+
+
+def pool_runner(workers: int) -> Runner:
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[Found]]]:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(examine_task, t): t for t in tasks}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+    return run
+
+
+def ray_runner(address: str, retries: int = 3) -> Runner:
+    """Tasks on Ray: ``auto`` starts (or joins) a local instance, else ``ADDRESS``."""
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[Found]]]:
+        import ray
+
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if address == "auto":
+                ray.init(**kwargs)
+            else:
+                ray.init(address=address, **kwargs)
+        options: dict[str, Any] = {"max_retries": retries}
+        env = {k: os.environ[k] for k in (CRASH_ONCE,) if k in os.environ}
+        if env:
+            options["runtime_env"] = {"env_vars": env}
+        remote = ray.remote(**options)(examine_task)
+        pending = {remote.remote(t): t for t in tasks}
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            task = pending.pop(done[0])
+            yield task, ray.get(done[0])
+    return run
+
+
+def _manifest(path: Path | None) -> set[str]:
+    if path is None or not path.exists():
+        return set()
+    done = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            done.add(json.loads(line)["task"])
+        except (ValueError, KeyError, TypeError):
+            continue      # a line cut by a stop: that task runs again
+    return done
+
+
+def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
+         manifest: Path | None = None, max_tasks: int | None = None,
+         progress: Callable[[HuntResult, int], None] | None = None) -> HuntResult:
+    """Examine the store, join findings to the platform, run the analysis."""
+    from spywall.platform.service import run_analysis
+
+    result = HuntResult()
+    tasks = make_tasks(list_objects(store, since))
+    done = _manifest(manifest)
+    todo = [t for t in tasks if t.id not in done]
+    result.skipped_tasks = len(tasks) - len(todo)
+    if max_tasks is not None:
+        todo = todo[:max_tasks]
+    out = manifest.open("a", encoding="utf-8") if manifest is not None else None
+    try:
+        for task, found in runner(todo):
+            with engine.begin() as conn:
+                result.deliveries += apply(conn, found)
+            if out is not None:
+                out.write(json.dumps({"task": task.id, "objects": len(found)}) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            result.tasks += 1
+            result.objects += len(found)
+            result.bytes += sum(i.size for i in task.items)
+            result.malicious_objects += sum(f.malicious for f in found)
+            result.incomplete_objects += sum(not f.complete for f in found)
+            if progress is not None:
+                progress(result, len(todo))
+    finally:
+        if out is not None:
+            out.close()
+    analysis = run_analysis(engine)
+    result.campaigns, result.notifications = analysis.campaigns, analysis.notifications
+    return result
+
+
+def apply(conn: sa.Connection, found: list[Found]) -> int:
+    """Objects found malicious -> the deliveries that carried them become malicious.
+    Idempotent: a delivery already malicious is left as it is."""
+    count = 0
+    for f in found:
+        if not f.malicious:
+            continue
+        db.insert_ignore(conn, db.payloads, [{
+            "sha256": f.sha256, "malicious": True, "complete": f.complete,
+            "detectors": f.detectors, "infrastructure": f.infrastructure, "findings": []}])
+        count += _messages(conn, f) + _calls(conn, f)
+    return count
+
+
+def _messages(conn: sa.Connection, f: Found) -> int:
+    d, p = db.deliveries, db.delivery_payloads
+    rows = conn.execute(sa.select(d).join(p, p.c.ref == d.c.ref).where(
+        p.c.sha256 == f.sha256, d.c.malicious.is_(False))).all()
+    for r in rows:
+        conn.execute(d.update().where(d.c.ref == r.ref).values(
+            malicious=True, detectors=f.detectors,
+            infrastructure=sorted(set(r.infrastructure) | set(f.infrastructure))))
+        record(conn, [entry("delivery.malicious", r.ts_us, event=r.event, delivery=r.ref,
+                            sender=r.sender, targets=list(r.targets), detectors=f.detectors,
+                            rule="retro-hunt", object=f.path)])
+    return len(rows)
+
+
+def _calls(conn: sa.Connection, f: Found) -> int:
+    e = db.events
+    count = 0
+    for r in conn.execute(sa.select(e.c.ref, e.c.id, e.c.ts_us).where(
+            e.c.type == "call.media", e.c.sha256 == f.sha256)).all():
+        marked = mark_malicious_call(conn, r.ref, r.id, r.ts_us, f.sha256, f.detectors,
+                                     f.infrastructure)
+        if marked:
+            record(conn, marked)
+            count += 1
+    return count

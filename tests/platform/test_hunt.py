@@ -1,0 +1,125 @@
+"""Retro-hunts: exploits that nobody could see when the messages went through (the gate
+had only their hashes) are found in the object store later, on a real local Ray
+instance and without it, with the same results; a worker killed mid-hunt loses and
+duplicates nothing; a stopped hunt resumes with only what was left."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from spywall.platform import db, hunt, views
+from spywall.platform.contract import from_mapping
+from spywall.platform.intake import Intake
+from spywall.platform.world import _blastpass, _png
+
+STORE_OBJECTS = 12     # 3 crafted, 9 benign
+
+
+def _store(folder: Path) -> tuple[list[str], list[str]]:
+    """An object store of attachments named by hash: (crafted hashes, benign hashes)."""
+    folder.mkdir()
+    crafted, benign = [], []
+    for i in range(STORE_OBJECTS):
+        data = _blastpass() + bytes([i]) * i if i % 4 == 0 else _png(i)
+        digest = hashlib.sha256(data).hexdigest()
+        (folder / digest).write_bytes(data)
+        (crafted if i % 4 == 0 else benign).append(digest)
+    return crafted, benign
+
+
+def _messages(crafted: list[str], benign: list[str]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = [
+        {"id": "reg-v", "type": "account.registered", "ts": "2019-01-01T00:00:00Z",
+         "account": "vendor", "phone": "+35799000001", "ip": "198.51.100.1",
+         "device": "rig", "client": "WIS/2 Android"}]
+    for i, digest in enumerate(crafted):
+        out.append({"id": f"m-bad-{i}", "type": "message.sent",
+                    "ts": f"2019-05-0{i + 1}T10:00:00Z", "message": f"bad-{i}",
+                    "sender": "vendor", "recipients": [f"target-{i}"], "ip": "198.51.100.1",
+                    "attachments": [{"sha256": digest, "size": 100}]})
+    for i, digest in enumerate(benign):
+        out.append({"id": f"m-ok-{i}", "type": "message.sent",
+                    "ts": f"2019-05-0{i % 9 + 1}T11:00:00Z", "message": f"ok-{i}",
+                    "sender": f"user-{i}", "recipients": [f"friend-{i}"], "ip": "203.0.113.9",
+                    "attachments": [{"sha256": digest, "size": 100}]})
+    return out
+
+
+@pytest.fixture
+def platform(db_url: str, tmp_path: Path) -> tuple[sa.Engine, Path]:
+    crafted, benign = _store(tmp_path / "store")
+    engine = db.make_engine(db_url)
+    outcomes = Intake(engine).submit([from_mapping(m) for m in _messages(crafted, benign)])
+    assert {o.verdict for o in outcomes} == {"allow"}, "the gate had only hashes"
+    return engine, tmp_path / "store"
+
+
+def _campaign(engine: sa.Engine) -> dict[str, object]:
+    with engine.connect() as conn:
+        (campaign,) = views.campaigns(conn)["campaigns"]
+    return campaign
+
+
+def test_local_pool_finds_what_was_not_known(platform: tuple[sa.Engine, Path]) -> None:
+    engine, store = platform
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(2))
+    assert result.objects == STORE_OBJECTS
+    assert result.malicious_objects == 3
+    assert result.deliveries == 3
+    campaign = _campaign(engine)
+    assert campaign["actors"] == ["vendor"]
+    assert campaign["targets"] == ["target-0", "target-1", "target-2"]
+    assert campaign["detectors"] == ["webp-huffman-overflow"]
+    again = hunt.hunt(engine, str(store), None, hunt.pool_runner(2))
+    assert again.deliveries == 0, "a second hunt adds nothing"
+
+
+def test_resume_does_only_what_was_left(platform: tuple[sa.Engine, Path],
+                                        tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, store = platform
+    monkeypatch.setattr(hunt, "TASK_FILES", 2)
+    original = hunt.make_tasks
+    monkeypatch.setattr(hunt, "make_tasks", lambda items: original(items, files=2))
+    manifest = tmp_path / "manifest.jsonl"
+    first = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest, max_tasks=2)
+    assert first.tasks == 2
+    rest = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest)
+    assert rest.skipped_tasks == 2
+    assert rest.tasks == STORE_OBJECTS // 2 - 2
+    assert first.objects + rest.objects == STORE_OBJECTS
+    assert first.deliveries + rest.deliveries == 3
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[None]:
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {}})
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_equals_local_and_survives_a_killed_worker(
+        ray_cluster: None, platform: tuple[sa.Engine, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, store = platform
+    marker = tmp_path / "crashed-once"
+    monkeypatch.setenv(hunt.CRASH_ONCE, str(marker))   # reaches the workers' runtime_env
+    result = hunt.hunt(engine, str(store), None, hunt.ray_runner("auto"),
+                       tmp_path / "manifest.jsonl")
+    assert marker.exists(), "a worker died mid-task"
+    assert result.objects == STORE_OBJECTS
+    assert result.malicious_objects == 3
+    assert result.deliveries == 3
+    with engine.connect() as conn:
+        malicious = conn.execute(sa.select(sa.func.count()).select_from(db.deliveries)
+                                 .where(db.deliveries.c.malicious.is_(True))).scalar()
+    assert malicious == 3, "nothing lost, nothing twice"
+    assert _campaign(engine)["targets"] == ["target-0", "target-1", "target-2"]
