@@ -150,9 +150,33 @@ def _main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("spywall: interrupted", file=sys.stderr)
         return 130
+    logged = _evidence_log(args, report)
     emit(report, fmt, sys.stdout)
     sys.stdout.flush()
-    return exit_status(report)
+    return exit_status(report) if logged else EXIT_ERROR
+
+
+def _evidence_log(args: argparse.Namespace, report: Report) -> bool:
+    """With ``--evidence-log``, the report joins the transparency log (False: it could
+    not, and the command ends with status 2 after printing the report)."""
+    target = getattr(args, "evidence_log", None)
+    if not target:
+        return True
+    import sqlalchemy
+
+    from spywall.evidence.reports import ReportError, append_report
+    from spywall.report import dump_json
+
+    try:
+        index = append_report(target, dump_json(report, indent=0).encode())
+    except (ReportError, OSError, sqlalchemy.exc.SQLAlchemyError) as exc:
+        print(f"spywall {args.command}: the report was not added to the evidence log "
+              f"{visible(target)}: {visible(exc)}", file=sys.stderr)
+        return False
+    if not getattr(args, "quiet", False):
+        print(f"spywall {args.command}: report added to the evidence log as entry {index}",
+              file=sys.stderr)
+    return True
 
 
 def emit(report: Report, fmt: str, out: TextIO) -> None:

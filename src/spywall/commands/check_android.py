@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from spywall.commands.common import add_ioc_arguments
+from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
     load_index,
     module_progress,
@@ -22,6 +22,7 @@ PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_evidence_log_argument(p)
     p.add_argument("capture", metavar="PATH",
                    help="bugreport zip or folder, androidqf folder or zip, a dumpstate text "
                         "or an adb backup (.ab)")

@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from spywall.commands.common import add_ioc_arguments
+from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
     add_jobs_argument,
     jobs,
@@ -27,6 +27,7 @@ PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a s
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_evidence_log_argument(p)
     p.add_argument("backup", metavar="BACKUP",
                    help="backup folder (the one named by the UDID), or the folder of a "
                         "full filesystem dump (holding private/var/...)")

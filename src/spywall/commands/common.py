@@ -87,3 +87,11 @@ def progress(total: int | None, label: str, enabled: bool = True,
     with bar:
         bar.add_task(visible(label), total=total)
         yield bar
+
+
+def add_evidence_log_argument(p: argparse.ArgumentParser) -> None:
+    """``--evidence-log URL|FILE``: the report is appended to a transparency log
+    (``spywall.evidence``, imported only when the option is given)."""
+    p.add_argument("--evidence-log", default=None, metavar="URL|FILE",
+                   help="append the report (input hashes, findings, tool version) to an "
+                        "evidence log: a database URL or a SQLite log file")

@@ -13,7 +13,14 @@ import hashlib
 import os
 from pathlib import Path
 
-from spywall.commands.common import add_ioc_arguments, finish, log, new_report, progress
+from spywall.commands.common import (
+    add_evidence_log_argument,
+    add_ioc_arguments,
+    finish,
+    log,
+    new_report,
+    progress,
+)
 from spywall.incomplete import mark_incomplete
 from spywall.iocs import IocIndex
 from spywall.net.capture import CHUNK
@@ -27,6 +34,7 @@ PROGRESS_MIN_BYTES = 32 << 20
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
+    add_evidence_log_argument(p)
     add_ioc_arguments(p)
     p.add_argument("--no-iocs", action="store_true",
                    help="skip indicator matching (structure checks only)")

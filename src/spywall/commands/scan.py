@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 from spywall import engine
-from spywall.commands.common import finish, log, new_report, progress
+from spywall.commands.common import (
+    add_evidence_log_argument,
+    finish,
+    log,
+    new_report,
+    progress,
+)
 from spywall.errors import InputError
 from spywall.limits import Limits, MiB
 from spywall.report import Report, Subject
@@ -19,6 +25,7 @@ DEFAULTS = Limits()
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="file, folder or - for stdin")
+    add_evidence_log_argument(p)
     p.add_argument("--jobs", "-j", type=int, default=0,
                    help="worker processes (default: every core)")
     p.add_argument("--max-file-size", type=int, default=DEFAULTS.max_file_bytes // MiB,
