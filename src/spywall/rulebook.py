@@ -190,17 +190,54 @@ def _capture_rules() -> list[RuleInfo]:
 def _engine_rules() -> list[RuleInfo]:
     return [RuleInfo(
         id="incomplete-examination", title="Input not examined completely", kind=H,
-        severity=Severity.MEDIUM, source="scan engine",
+        severity=Severity.MEDIUM, source="scan, pcap and the device checks",
         description="A limit (size, count, nesting depth, decompressed bytes or time) stopped "
                     "the examination of part of an input; what lies beyond it was not "
                     "examined, so the input is not reported clean.")]
+
+
+# The platform side's rules (``spywall platform``, ``spywall serve``): the reasons of a
+# gate decision, and what ties a violation, a delivery or an attribution to its cause.
+_PLATFORM = (
+    ("registry-identifier", "Barred identifier", "deny: an identifier of the event (an "
+     "address in a barred range, an ASN, a phone or prefix, an account, a device, a client "
+     "build or a payload hash) is one the registry lists for a barred party"),
+    ("registration-denied", "Account whose registration was denied", "deny: every later "
+     "event of an account whose registration the gate denied"),
+    ("account-banned", "Banned account", "deny: an analyst applied a ban to the account"),
+    ("attachment-exploit", "Attachment with an exploit", "deny: the scan engine found an "
+     "exploit structure in an attachment"),
+    ("attachment-known-malicious", "Attachment known to be malicious", "deny: an attachment "
+     "known only by its hash was found malicious before"),
+    ("media-exploit", "Call media with an exploit", "deny: the pcap engine found an exploit "
+     "structure in a call's media capture (the 2019 pattern)"),
+    ("derived-identifier", "Identifier derived from an attributed campaign", "hold: the "
+     "event shares an account, device or client build with a campaign attributed to a "
+     "party; banning the account waits for an analyst"),
+    ("ban-proposed", "Account proposed for a ban", "hold: analysis linked the account to a "
+     "campaign and an analyst has not decided yet"),
+    ("attachment-incomplete", "Payload not examined completely", "hold: an attachment or a "
+     "capture could not be examined completely (fail closed: never allowed as clean)"),
+    ("registry-sha256", "Payload hash barred", "a message whose attachment's hash the "
+     "registry bars is a malicious delivery"),
+    ("retro-hunt", "Found by a retro-hunt", "a stored object re-examined later with today's "
+     "detectors carried an exploit; the deliveries that carried it are malicious"),
+    ("shared-identifier", "Campaign attributed by a shared identifier", "an actor account "
+     "or the infrastructure of a campaign matches a party's identifiers"),
+)
+
+
+def _platform_rules() -> list[RuleInfo]:
+    return [RuleInfo(id=rule, title=title, kind=H, severity=Severity.HIGH,
+                     description=text[0].upper() + text[1:] + ".", source="platform gate "
+                     "and analysis", references=(HELPLINE,)) for rule, title, text in _PLATFORM]
 
 
 @cache
 def rulebook() -> dict[str, RuleInfo]:
     """Every rule id -> its explanation (imports every detector and rule table)."""
     rules = [*_detector_rules(), *_capture_rules(), *_engine_rules(), *_indicator_rules(),
-             *DEVICE_RULES, *_settings_rules()]
+             *DEVICE_RULES, *_settings_rules(), *_platform_rules()]
     return {r.id: r for r in rules}
 
 
