@@ -85,7 +85,8 @@ def test_resume_does_only_what_was_left(platform: tuple[sa.Engine, Path],
     engine, store = platform
     monkeypatch.setattr(hunt, "TASK_FILES", 2)
     original = hunt.make_tasks
-    monkeypatch.setattr(hunt, "make_tasks", lambda items: original(items, files=2))
+    monkeypatch.setattr(hunt, "make_tasks",
+                        lambda items, **kw: original(items, files=2, **kw))
     manifest = tmp_path / "manifest.jsonl"
     first = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest, max_tasks=2)
     assert first.tasks == 2
@@ -123,3 +124,64 @@ def test_ray_equals_local_and_survives_a_killed_worker(
                                  .where(db.deliveries.c.malicious.is_(True))).scalar()
     assert malicious == 3, "nothing lost, nothing twice"
     assert _campaign(engine)["targets"] == ["target-0", "target-1", "target-2"]
+
+
+def test_only_the_chosen_detectors_count(platform: tuple[sa.Engine, Path]) -> None:
+    engine, store = platform
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(1),
+                       detectors=("gif-zero-area-frame",))
+    assert result.objects == STORE_OBJECTS
+    assert result.malicious_objects == 0
+    assert result.deliveries == 0
+
+
+def test_indicators_are_reported_not_joined(platform: tuple[sa.Engine, Path],
+                                            tmp_path: Path) -> None:
+    import json
+
+    engine, store = platform
+    benign = sorted(p for p in store.iterdir() if p.read_bytes()[:4] == b"\x89PNG")[0]
+    digest = hashlib.sha256(benign.read_bytes()).hexdigest()
+    bundle = {"type": "bundle", "id": "bundle--1b7a5c2e-0000-4000-8000-000000000001",
+              "objects": [{"type": "indicator", "spec_version": "2.1",
+                           "id": "indicator--1b7a5c2e-0000-4000-8000-000000000002",
+                           "created": "2026-01-01T00:00:00.000Z",
+                           "modified": "2026-01-01T00:00:00.000Z", "name": "test",
+                           "pattern": f"[file:hashes.'SHA-256' = '{digest}']",
+                           "pattern_type": "stix", "valid_from": "2026-01-01T00:00:00Z"}]}
+    iocs = tmp_path / "iocs.stix2"
+    iocs.write_text(json.dumps(bundle))
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), iocs=(str(iocs),))
+    assert result.indicator_objects == 1
+    assert result.deliveries == 3, "indicator matches join nothing; the exploits do"
+
+
+def test_stored_events_become_violations_when_the_registry_learns(
+        db_url: str, tmp_path: Path) -> None:
+    from spywall.platform.registry import Identifier, Order, Party, Registry
+    from spywall.platform.registry_store import import_registry
+
+    engine = db.make_engine(db_url)
+    events = [{"id": f"c{i}", "type": "account.connected", "ts": f"2026-0{i + 1}-01T00:00:00Z",
+               "account": "returning", "ip": "198.51.100.7", "device": "rig-x",
+               "client": "WA/2.26 Android"} for i in range(3)]
+    events.append({"id": "old", "type": "account.connected", "ts": "2025-01-01T00:00:00Z",
+                   "account": "returning", "ip": "198.51.100.7", "device": "rig-x",
+                   "client": "WA/2.26 Android"})
+    outcomes = Intake(engine).submit([from_mapping(e) for e in events])
+    assert {o.verdict for o in outcomes} == {"allow"}
+    registry = Registry(parties=[Party(
+        id="vendor", name="Vendor", orders=[Order(court="c", case="1", date="2025-10-17")],
+        identifiers=[Identifier(kind="device", value="rig-x", source="new intelligence")])])
+    with engine.begin() as conn:
+        import_registry(conn, registry, "analyst", "device learned later")
+    (tmp_path / "empty").mkdir()
+    result = hunt.hunt(engine, str(tmp_path / "empty"), None, hunt.pool_runner(1))
+    assert result.history_violations == 3, "the event before the order is none"
+    with engine.connect() as conn:
+        found = views.violations(conn)["violations"]
+    assert sorted(v["event"] for v in found) == ["c0", "c1", "c2"]
+    assert all(v["identifiers"][0]["value"] == "rig-x" for v in found)
+    again = hunt.hunt(engine, str(tmp_path / "empty"), None, hunt.pool_runner(1))
+    assert again.history_violations == 0
+

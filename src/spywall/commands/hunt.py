@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the object store: a folder, or an fsspec URL")
     p.add_argument("--since", default=None, metavar="DATE",
                    help="only objects changed at or after this date (YYYY-MM-DD)")
+    p.add_argument("--detectors", default=None, metavar="ID,ID...",
+                   help="only these detectors' exploit findings count (default: every one)")
+    p.add_argument("--iocs", action="append", default=[], metavar="PATH",
+                   help="STIX 2 indicators to match too (repeatable): payload hashes, and "
+                        "addresses and names in captures; matches are reported, and only "
+                        "exploits join the platform as malicious deliveries")
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="run on Ray: 'auto' starts a local instance, or a cluster address "
                         "(default: a local process pool)")
@@ -71,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"\r{result.tasks}/{total} tasks, {result.objects:,} objects, "
                   f"{result.malicious_objects} with exploits", end="", file=sys.stderr)
 
+    detectors = tuple(d.strip() for d in (args.detectors or "").split(",") if d.strip())
+    for path in args.iocs:
+        if not Path(path).exists():
+            raise InputError(f"--iocs {path}: no such file or folder")
     result = hunt.hunt(engine, args.store, _since(args.since), runner, args.manifest,
-                       args.max_tasks, progress)
+                       args.max_tasks, progress, detectors=detectors,
+                       iocs=tuple(str(Path(p).resolve()) for p in args.iocs))
     if show:
         print(file=sys.stderr)
     data = msgspec.structs.asdict(result)
@@ -83,4 +94,5 @@ def run(args: argparse.Namespace) -> int:
         from spywall.platform.render import summary
 
         summary(data, sys.stdout)
-    return 1 if result.malicious_objects else 0
+    found = result.malicious_objects or result.indicator_objects or result.history_violations
+    return 1 if found else 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
@@ -48,6 +49,8 @@ class Item(msgspec.Struct, frozen=True):
 class Task(msgspec.Struct, frozen=True):
     id: str
     items: list[Item]
+    detectors: tuple[str, ...] = ()        # only these count (empty: every detector)
+    iocs: tuple[str, ...] = ()             # indicator files to match (empty: none)
 
 
 class Found(msgspec.Struct, frozen=True):
@@ -57,6 +60,7 @@ class Found(msgspec.Struct, frozen=True):
     complete: bool
     detectors: list[str]
     infrastructure: list[str]
+    indicators: list[str] = msgspec.field(default_factory=list)   # "type value" matched
 
 
 class HuntResult(msgspec.Struct):
@@ -66,6 +70,8 @@ class HuntResult(msgspec.Struct):
     bytes: int = 0
     malicious_objects: int = 0
     incomplete_objects: int = 0
+    indicator_objects: int = 0      # objects that match an indicator (reported, not joined)
+    history_violations: int = 0     # stored events found to be violations now
     deliveries: int = 0             # deliveries newly found malicious
     campaigns: int = 0
     notifications: int = 0
@@ -102,8 +108,8 @@ def _as_datetime(value: Any) -> datetime | None:
     return None
 
 
-def make_tasks(items: list[Item], files: int = TASK_FILES,
-               size: int = TASK_BYTES) -> list[Task]:
+def make_tasks(items: list[Item], files: int = TASK_FILES, size: int = TASK_BYTES,
+               detectors: tuple[str, ...] = (), iocs: tuple[str, ...] = ()) -> list[Task]:
     """Consecutive objects in tasks of at most ``files`` objects and about ``size``
     bytes; a task's id is the hash of what it holds, so a resumed hunt recognises it."""
     tasks: list[Task] = []
@@ -111,18 +117,19 @@ def make_tasks(items: list[Item], files: int = TASK_FILES,
     total = 0
     for item in items:
         if current and (len(current) >= files or total + item.size > size):
-            tasks.append(_task(current))
+            tasks.append(_task(current, detectors, iocs))
             current, total = [], 0
         current.append(item)
         total += item.size
     if current:
-        tasks.append(_task(current))
+        tasks.append(_task(current, detectors, iocs))
     return tasks
 
 
-def _task(items: list[Item]) -> Task:
-    digest = hashlib.sha256("\0".join(f"{i.path}\1{i.size}" for i in items).encode())
-    return Task(digest.hexdigest()[:32], list(items))
+def _task(items: list[Item], detectors: tuple[str, ...], iocs: tuple[str, ...]) -> Task:
+    digest = hashlib.sha256("\0".join([*(f"{i.path}\1{i.size}" for i in items), "\2",
+                                       *detectors, "\2", *iocs]).encode())
+    return Task(digest.hexdigest()[:32], list(items), detectors, iocs)
 
 
 def _read(path: str) -> bytes:
@@ -146,6 +153,7 @@ def examine_task(task: Task) -> list[Found]:
     from spywall.engine import sniff
     from spywall.platform.media import inspect_capture, scan_attachment
 
+    index = _iocs(task.iocs)
     out = []
     for item in task.items:
         try:
@@ -154,13 +162,34 @@ def examine_task(task: Task) -> list[Found]:
             out.append(Found(item.path, "", False, False, [], [f"unreadable: {exc}"]))
             continue
         digest = hashlib.sha256(data).hexdigest()
-        if sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path:
-            verdict = inspect_capture(Path(item.path))
+        capture = sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path
+        if capture:
+            verdict = inspect_capture(Path(item.path), index)
         else:
             verdict = scan_attachment(data, item.path, digest)
-        out.append(Found(item.path, digest, verdict.malicious, verdict.complete,
-                         verdict.detectors, verdict.infrastructure))
+        detectors = [d for d in verdict.detectors
+                     if not task.detectors or d in task.detectors]
+        matched = [f"{i.stix_type} {i.value}" for i in index.match_hash(digest)] \
+            if index is not None else []
+        matched += [f"{f['rule']} {f['message']}"[:200] for f in verdict.findings
+                    if f.get("kind") == "indicator"]
+        out.append(Found(item.path, digest, bool(detectors), verdict.complete, detectors,
+                         verdict.infrastructure, matched))
     return out
+
+
+_LOADED: dict[tuple[str, ...], Any] = {}
+
+
+def _iocs(paths: tuple[str, ...]) -> Any:
+    """The indicator index of ``paths`` (loaded once per worker process), or None."""
+    if not paths:
+        return None
+    if paths not in _LOADED:
+        from spywall.iocs import IocIndex
+
+        _LOADED[paths] = IocIndex.load(list(paths))
+    return _LOADED[paths]
 
 
 Runner = Callable[[list[Task]], Iterator[tuple[Task, list[Found]]]]
@@ -213,12 +242,14 @@ def _manifest(path: Path | None) -> set[str]:
 
 def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
          manifest: Path | None = None, max_tasks: int | None = None,
-         progress: Callable[[HuntResult, int], None] | None = None) -> HuntResult:
-    """Examine the store, join findings to the platform, run the analysis."""
+         progress: Callable[[HuntResult, int], None] | None = None,
+         detectors: tuple[str, ...] = (), iocs: tuple[str, ...] = ()) -> HuntResult:
+    """Examine the store, join findings to the platform, re-check the stored events
+    against today's registry, run the analysis."""
     from spywall.platform.service import run_analysis
 
     result = HuntResult()
-    tasks = make_tasks(list_objects(store, since))
+    tasks = make_tasks(list_objects(store, since), detectors=detectors, iocs=iocs)
     done = _manifest(manifest)
     todo = [t for t in tasks if t.id not in done]
     result.skipped_tasks = len(tasks) - len(todo)
@@ -238,14 +269,55 @@ def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
             result.bytes += sum(i.size for i in task.items)
             result.malicious_objects += sum(f.malicious for f in found)
             result.incomplete_objects += sum(not f.complete for f in found)
+            result.indicator_objects += sum(bool(f.indicators) for f in found)
             if progress is not None:
                 progress(result, len(todo))
     finally:
         if out is not None:
             out.close()
+    with engine.begin() as conn:
+        result.history_violations = recheck_history(conn, since)
     analysis = run_analysis(engine)
     result.campaigns, result.notifications = analysis.campaigns, analysis.notifications
     return result
+
+
+def recheck_history(conn: sa.Connection, since: datetime | None) -> int:
+    """Stored events (since ``since``) that today's registry makes violations: an
+    identifier added after the event arrived still ties it to its party. Streams the
+    events a batch at a time; returns the violations newly recorded."""
+    from spywall.platform.contract import ACTIVITY_TYPES, parse_line
+    from spywall.platform.gate import Decision, event_hits, violation_of
+    from spywall.platform.matcher import RegistryIndex
+    from spywall.platform.registry_store import load_registry
+
+    registry = load_registry(conn)
+    index = RegistryIndex(registry.parties, registry.official_clients)
+    if not index.parties:
+        return 0
+    e, v = db.events, db.violations
+    query = sa.select(e.c.seq, e.c.raw, e.c.verdict).where(
+        e.c.type.in_(sorted(ACTIVITY_TYPES)),
+        ~sa.exists().where(v.c.event == e.c.id)).order_by(e.c.seq)
+    if since is not None:
+        query = query.where(e.c.ts_us >= int(since.timestamp() * 1_000_000))
+    fresh = []
+    for row in conn.execute(query.execution_options(yield_per=5000)):
+        event = parse_line(row.raw)
+        hits = event_hits(index, event)
+        if not hits:
+            continue
+        decision = Decision(verdict=row.verdict, reasons=[], party=hits[0].party, hits=hits)
+        found = violation_of(index, event, decision)
+        if found is not None:
+            found["rule"] = "registry-identifier"
+            fresh.append({**found, "ts_us": event.ts_us,
+                          "recorded_us": time.time_ns() // 1000})
+    db.insert_ignore(conn, v, fresh)
+    record(conn, [entry("violation", f["ts_us"], **{k: x for k, x in f.items()
+                                                  if k not in ("ts_us", "recorded_us")})
+                  for f in fresh])
+    return len(fresh)
 
 
 def apply(conn: sa.Connection, found: list[Found]) -> int:

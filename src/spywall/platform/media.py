@@ -17,6 +17,7 @@ import os
 import stat
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -112,8 +113,9 @@ def decode_data(text: str) -> bytes:
         raise ValueError(f"attachment data is not base64: {exc}") from None
 
 
-def inspect_capture(path: Path) -> PayloadVerdict:
-    """A call's media capture through the pcap pipeline (streamed, hashed as read)."""
+def inspect_capture(path: Path, iocs: Any = None) -> PayloadVerdict:
+    """A call's media capture through the pcap pipeline (streamed, hashed as read);
+    with ``iocs`` (an ``IocIndex``), addresses and names are matched too."""
     from spywall.net.pipeline import Pipeline, voip_analyzer
 
     digest = hashlib.sha256()
@@ -127,7 +129,7 @@ def inspect_capture(path: Path) -> PayloadVerdict:
         def tap(chunk: bytes) -> None:
             digest.update(chunk)
 
-        result = Pipeline(str(path), None, voip_analyzer()).run(fh, tap)
+        result = Pipeline(str(path), iocs, voip_analyzer()).run(fh, tap)
         while rest := fh.read(1 << 20):
             digest.update(rest)
     problems = [f"{e.code}: {e.message}" for e in result.errors if e.code in ("limit", "io")]
