@@ -22,18 +22,24 @@ from spywall.platform.world import _blastpass
 
 
 def build_store(folder: Path, count: int) -> int:
+    """Photo-sized attachments: noisy gradients (so the encoders cannot shrink them to
+    nothing) as JPEG and PNG, 20 to 200 KB each, and one crafted WebP in a hundred."""
+    import numpy as np
     from PIL import Image
 
     folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
     total = 0
     for i in range(count):
         if i % 100 == 0:
             data = _blastpass() + bytes([i % 251]) * (i % 7)
             name = f"{i:06d}.webp"
         else:
+            ramp = np.linspace(0, 255, 320, dtype=np.float32)[None, :, None]
+            noise = rng.normal(0, 24, (240, 320, 3)).astype(np.float32)
+            pixels = np.clip(ramp + noise + (i % 64), 0, 255).astype(np.uint8)
             out = io.BytesIO()
-            image = Image.new("RGB", (160 + i % 64, 120), (i % 256, (i * 7) % 256, 90))
-            image.save(out, "JPEG" if i % 2 else "PNG", quality=80)
+            Image.fromarray(pixels, "RGB").save(out, "JPEG" if i % 2 else "PNG", quality=85)
             data = out.getvalue()
             name = f"{i:06d}.{'jpg' if i % 2 else 'png'}"
         (folder / name).write_bytes(data)
@@ -60,7 +66,7 @@ def report(kind: str, workers: int, size: int, took: float, result: hunt.HuntRes
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--objects", type=int, default=2000)
+    p.add_argument("--objects", type=int, default=3000)
     p.add_argument("--no-ray", action="store_true")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
