@@ -5,12 +5,15 @@ duplicates nothing; a stopped hunt resumes with only what was left."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spywall.platform import db, hunt, views
 from spywall.platform.contract import from_mapping
@@ -185,3 +188,76 @@ def test_stored_events_become_violations_when_the_registry_learns(
     again = hunt.hunt(engine, str(tmp_path / "empty"), None, hunt.pool_runner(1))
     assert again.history_violations == 0
 
+
+
+def test_saved_device_results_are_matched_with_todays_indicators(
+        db_url: str, tmp_path: Path) -> None:
+    """A lab's saved check-ios result folder, from a check made with no indicators,
+    re-examined later with the Pegasus set: the planted indicators are found again, the
+    same values check-ios itself matches with that set (an independent pass over the
+    records, by field names, against the module's own checks)."""
+    import io as _io
+    import json
+    from contextlib import redirect_stdout
+
+    from spywall.cli import main
+    from spywall.iocs import bundled_dir
+    from spywall.samples.ios import BackupSpec, write_backup
+
+    backup = write_backup(tmp_path / "backup", BackupSpec())
+    store = tmp_path / "lab-results"
+    empty = tmp_path / "no-iocs"
+    empty.mkdir()
+    (empty / "none.stix2").write_text(json.dumps(
+        {"type": "bundle", "id": "bundle--1b7a5c2e-0000-4000-8000-000000000009",
+         "objects": []}))
+    with redirect_stdout(_io.StringIO()):
+        main(["check-ios", str(backup), "-q", "-f", "json", "--iocs", str(empty),
+              "--output", str(store)])
+        main(["check-ios", str(backup), "-q", "-f", "json", "--output",
+              str(tmp_path / "with-iocs")])
+    pegasus = sorted(Path(bundled_dir()).glob("amnesty_pegasus*"))
+    assert pegasus
+    engine = db.make_engine(db_url)
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(1),
+                       iocs=tuple(str(p) for p in pegasus))
+    assert result.indicator_objects >= 1
+    alerts = json.loads((tmp_path / "with-iocs" / "alerts.json").read_text())
+    expected = {a["matched_indicator"]["value"] for a in alerts
+                if a.get("matched_indicator") and "pegasus" in
+                a["matched_indicator"]["stix2_file_name"].lower()}
+    saved = " ".join(p.read_text() for p in store.glob("*.json") if p.name != "report.json")
+    expected = {v for v in expected if v in saved}   # what the saved records hold at all
+    assert expected, "the planted backup carries Pegasus indicators"
+    found = hunt.examine_task(hunt.make_tasks(hunt.list_objects(str(store), None),
+                                              iocs=tuple(str(p) for p in pegasus))[0])
+    matched = {m.split(" ")[1] for f in found for m in f.indicators}
+    assert expected <= matched | {v.rstrip("/") for v in matched}
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
+        st.sampled_from(["url", "links", "client", "user", "path", "x", "sha256"]), inner,
+        max_size=5), max_leaves=40)
+
+
+@functools.cache
+def _bundled_index(cls: type) -> object:
+    return cls.load()
+
+
+@settings(max_examples=200, deadline=None)
+@given(json_values)
+def test_result_files_of_any_shape_never_crash(value: object) -> None:
+    import json
+
+    from spywall.iocs import IocIndex
+    from spywall.platform.hunt_reports import rematch
+
+    index = _bundled_index(IocIndex)
+    matched, why = rematch(json.dumps(value).encode(), "x.json", index)
+    assert isinstance(matched, list)
+    assert isinstance(why, str)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert rematch(deep, "deep.json", index) == ([], "")

@@ -11,10 +11,12 @@ manifest (JSON Lines) before it counts it, so a hunt that stops resumes with wha
 left, and a task is never applied twice.
 
 Each object is examined by content: a capture (pcap/pcapng) through the pcap pipeline,
-anything else through the scan engine. An object with an exploit finding joins the
-platform by its content hash: the deliveries that carried it (``delivery_payloads``, and
-calls whose ``call.media`` capture had that hash) become malicious deliveries, and the
-analysis then brings campaigns, targets, notifications and the evidence log up to date.
+a saved device-check result file (with ``--iocs``) by matching its records again
+(``hunt_reports``), anything else through the scan engine. An object with an exploit
+finding joins the platform by its content hash: the deliveries that carried it
+(``delivery_payloads``, and calls whose ``call.media`` capture had that hash) become
+malicious deliveries, and the analysis then brings campaigns, targets, notifications and
+the evidence log up to date.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
-from spywall.platform import db
+from spywall.platform import db, hunt_reports
 from spywall.platform.evidence_hook import entry, record
 from spywall.platform.intake import mark_malicious_call
 
@@ -162,6 +164,12 @@ def examine_task(task: Task) -> list[Found]:
             out.append(Found(item.path, "", False, False, [], [f"unreadable: {exc}"]))
             continue
         digest = hashlib.sha256(data).hexdigest()
+        name = item.path.rsplit("/", 1)[-1]
+        if index is not None and hunt_reports.is_result_file(name):
+            matched, why = hunt_reports.rematch(data, name, index)
+            if matched or why:
+                out.append(Found(item.path, digest, False, not why, [], [], matched))
+                continue
         capture = sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path
         if capture:
             verdict = inspect_capture(Path(item.path), index)
