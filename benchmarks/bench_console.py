@@ -87,7 +87,8 @@ def main() -> None:
                     start = time.perf_counter()
                     answer = client.get(path)
                     times.append(time.perf_counter() - start)
-                print(f"{path:20} {answer.status_code}  median {statistics.median(times) * 1000:7.1f} ms"
+                median = statistics.median(times) * 1000
+                print(f"{path:20} {answer.status_code}  median {median:7.1f} ms"
                       f"  (max {max(times) * 1000:.1f} ms)", flush=True)
         server.should_exit = True
 
