@@ -17,19 +17,25 @@ $(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx
 	$(MAKE) --no-print-directory web-vendor
 	touch $(STAMP)
 
-# The dashboard's one third-party script (htmx), taken from the npm registry at install
-# time into the package's static folder (not committed). Without it (no npm, no network)
-# the pages still work as plain forms and links.
+# The dashboard's third-party files, taken from the npm registry at install time into the
+# package's static folder (not committed): htmx (in-place review steps), d3 and
+# topojson-client (the map), world-atlas (Natural Earth countries). Without them (no npm,
+# no network) the pages still work as plain forms and links, with a server-drawn map.
 WEB_VENDOR := src/spywall/platform/web/static/vendor
 web-vendor:
 	@mkdir -p $(WEB_VENDOR)
-	@if [ ! -s $(WEB_VENDOR)/htmx.min.js ] && command -v npm >/dev/null; then \
-	  tmp=$$(mktemp -d) && (cd $$tmp && npm pack htmx.org@2 --silent >/dev/null 2>&1 \
-	    && tar -xzf htmx.org-*.tgz package/dist/htmx.min.js) \
-	    && cp $$tmp/package/dist/htmx.min.js $(WEB_VENDOR)/htmx.min.js \
-	    || echo "htmx not vendored (npm unavailable): the dashboard works without it"; \
+	@for spec in "htmx.org@2 package/dist/htmx.min.js" "d3@7 package/dist/d3.min.js" \
+	    "topojson-client@3 package/dist/topojson-client.min.js" \
+	    "world-atlas@2 package/countries-110m.json"; do \
+	  set -- $$spec; name=$$(basename $$2); \
+	  [ -s $(WEB_VENDOR)/$$name ] && continue; \
+	  command -v npm >/dev/null || { echo "npm not found: $$name not vendored"; continue; }; \
+	  tmp=$$(mktemp -d); \
+	  (cd $$tmp && npm pack $$1 --silent >/dev/null 2>&1 && tar -xzf *.tgz $$2) \
+	    && cp $$tmp/$$2 $(WEB_VENDOR)/$$name \
+	    || echo "$$name not vendored (npm registry unavailable): the console works without it"; \
 	  rm -rf $$tmp; \
-	fi
+	done
 
 install: $(STAMP)
 
@@ -80,6 +86,7 @@ demo: install
 	@echo "== spywall check-android: an androidqf capture with planted indicators"
 	$(BIN)/spywall check-android $(DEMO)/android-planted.zip --format table; test $$? -le 1
 	@echo "== spywall platform: the 2019 campaign on a platform, the order, and the vendor's return"
+	mkdir -p $(DEMO)/platform
 	$(PY) -m spywall.platform.world $(DEMO)/platform > $(DEMO)/platform/truth.json
 	$(BIN)/spywall platform init --db $(PLATFORM_DB) -q -f table
 	$(BIN)/spywall platform registry import --db $(PLATFORM_DB) $(DEMO)/platform/registry.json -f table

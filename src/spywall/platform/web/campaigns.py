@@ -33,6 +33,7 @@ def campaigns_page(request: Request, session: SessionDep) -> Response:
         shown.append({
             **c, "bars": charts.bars(c.get("countries", {})),
             "dots": charts.dots(c.get("countries", {})),
+            "by_iso": json.dumps(charts.iso_numeric(c.get("countries", {}))),
             "timeline": charts.timeline([(d.ref, d.ts_us, d.sender) for d in deliveries]),
             "delivery_rows": [{"ref": d.ref, "kind": d.kind, "sender": d.sender,
                                "targets": d.targets, "ts": us_to_rfc3339(d.ts_us),

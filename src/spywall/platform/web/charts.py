@@ -97,3 +97,16 @@ def timeline(points: list[tuple[str, int, str]], width: float = 1000, left: floa
 
 
 LANE, LANE_TOP = 22, 24
+
+
+def iso_numeric(counts: dict[str, int]) -> dict[str, int]:
+    """Counts by ISO 3166 alpha-2 -> by ISO numeric id, as world-atlas keys its countries
+    (codes pycountry does not know, such as "??", are left out)."""
+    import pycountry
+
+    out: dict[str, int] = {}
+    for alpha2, count in counts.items():
+        country = pycountry.countries.get(alpha_2=alpha2)
+        if country is not None:
+            out[str(int(country.numeric))] = out.get(str(int(country.numeric)), 0) + count
+    return out

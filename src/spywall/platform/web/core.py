@@ -124,7 +124,7 @@ def render(request: Request, name: str, session: Session | None, status: int = 2
            **context: Any) -> HTMLResponse:
     page = templates.get_template(name).render(
         session=session, csrf=session.csrf if session else "", path=request.url.path,
-        htmx=settings_of(request).htmx, **context)
+        htmx=settings_of(request).htmx, atlas=settings_of(request).atlas, **context)
     return HTMLResponse(page, status_code=status)
 
 

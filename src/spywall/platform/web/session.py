@@ -33,6 +33,12 @@ PRE_SECONDS = 1800
 CONSOLE_SCOPE = "analyst"
 
 
+# The map's libraries and data, vendored from the npm registry at install time: d3 (the
+# projection, the paths and the colour scale), topojson-client and world-atlas (Natural
+# Earth's countries at 1:110m, ISO 3166 numeric ids).
+ATLAS_FILES = ("d3.min.js", "topojson-client.min.js", "countries-110m.json")
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """What the console is configured with (``mount`` builds it)."""
@@ -42,6 +48,7 @@ class WebSettings:
     session_seconds: int = SESSION_SECONDS
     log_key: str | None = None           # signing key file for exports (else env)
     htmx: bool = False                   # the vendored htmx file is present
+    atlas: bool = False                  # d3, topojson-client and world-atlas vendored
     serializer: URLSafeTimedSerializer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -60,7 +67,8 @@ def make_settings(secret: str | bytes | None, secure_cookie: bool | None,
     if secure_cookie is None:
         secure_cookie = os.environ.get(INSECURE_ENV) != "1"
     return WebSettings(secret=key, secure_cookie=secure_cookie, log_key=log_key,
-                       htmx=(static / "vendor" / "htmx.min.js").is_file())
+                       htmx=(static / "vendor" / "htmx.min.js").is_file(),
+                       atlas=all((static / "vendor" / name).is_file() for name in ATLAS_FILES))
 
 
 @dataclass(frozen=True)
