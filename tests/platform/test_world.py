@@ -146,3 +146,45 @@ def test_malformed_lines_refused_with_line_numbers(db_url: str, tmp_path: Path) 
     assert result["refused"] == 3
     assert [r["line"] for r in result["refusals"]] == [2, 3, 4]
     assert "recipients" in result["refusals"][2]["reason"]
+
+
+def test_campaigns_are_shared_as_stix(loaded: tuple[str, Truth, dict[str, object]],
+                                      world: tuple[Path, Truth]) -> None:
+    """What 'spywall share publish' puts in the registry collection: the campaign,
+    attributed to the party's identity, with indicators for its infrastructure and the
+    payload hashes found malicious in it; read back with the stix2 library and its
+    pattern validator."""
+    import hashlib
+
+    import sqlalchemy as sa
+    import stix2
+    from stix2patterns.validator import validate
+
+    from spywall.platform import db, taxii_store
+    from spywall.platform.world import _blastpass
+
+    url, truth, _ = loaded
+    engine = db.make_engine(url)
+    with engine.begin() as conn:
+        first = taxii_store.publish_registry(conn)
+    with engine.begin() as conn:
+        again = taxii_store.publish_registry(conn)
+        rows, _more = taxii_store.query(conn, "registry", limit=10_000)
+    assert again["success_count"] == first["success_count"]
+    with engine.connect() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(db.taxii_objects)).scalar()
+    assert count == len(rows), "a second publish adds nothing"
+    objects = [stix2.parse(r.body, allow_custom=True) for r in rows]
+    (campaign,) = [o for o in objects if o.type == "campaign"]
+    by_id = {o.id: o for o in objects}
+    attributed = [o for o in objects if o.type == "relationship"
+                  and o.source_ref == campaign.id and o.relationship_type == "attributed-to"]
+    assert len(attributed) == 1
+    assert by_id[attributed[0].target_ref].x_spywall_party_id == truth.party
+    indicators = [by_id[o.source_ref] for o in objects if o.type == "relationship"
+                  and o.target_ref == campaign.id and o.relationship_type == "indicates"]
+    patterns = {i.pattern for i in indicators}
+    assert all(validate(p, stix_version="2.1") for p in patterns)
+    assert "[ipv4-addr:value = '104.223.76.220']" in patterns
+    blastpass = hashlib.sha256(_blastpass()).hexdigest()
+    assert f"[file:hashes.'SHA-256' = '{blastpass}']" in patterns

@@ -62,14 +62,16 @@ def run(args: argparse.Namespace) -> int:
     engine = open_db(args.db)
     if "://" not in args.store and not Path(args.store).is_dir():
         raise InputError(f"--store {args.store}: not a folder")
+    runner = hunt.pool_runner(max(1, args.jobs))
     if args.ray is not None:
         try:
             import ray  # noqa: F401
-        except ImportError:
-            raise InputError("--ray: Ray is not installed (pip install ray)") from None
-        runner = hunt.ray_runner(args.ray)
-    else:
-        runner = hunt.pool_runner(max(1, args.jobs))
+        except ImportError:   # the same tasks, the same results, in a local pool
+            if not args.quiet:
+                print("spywall hunt: Ray is not installed (pip install 'spywall[ray]'); "
+                      "running in a local process pool", file=sys.stderr)
+        else:
+            runner = hunt.ray_runner(args.ray)
     show = not args.quiet and sys.stderr.isatty()
 
     def progress(result: hunt.HuntResult, total: int) -> None:

@@ -211,3 +211,57 @@ def from_stix(data: bytes) -> Registry:
                 derived_from=ind.get("x_spywall_derived_from")))
     registry.parties = list(parties.values())
     return validated(registry)
+
+
+def campaign_objects(campaigns: list[dict[str, Any]], malicious: dict[str, list[str]]
+                     ) -> list[dict[str, Any]]:
+    """The platform's campaigns as STIX 2.1: a ``campaign`` per campaign (``attributed-to``
+    its party's identity when attributed), and ``indicates`` relationships from an
+    indicator for each address or name of its infrastructure and each payload hash found
+    malicious in it (``malicious``: campaign id -> hashes). Deterministic like the
+    registry's export; TLP:AMBER; confidence 60 (found by analysis, not listed)."""
+    import stix2
+
+    tlp = stix2.TLP_AMBER
+    out: list[Any] = []
+    for c in campaigns:
+        first = c["first_seen"]
+        camp = stix2.Campaign(id=stix_id("campaign", c["id"]), created=first, modified=first,
+                              name=f"spywall campaign {c['id']}", first_seen=first,
+                              last_seen=c["last_seen"], object_marking_refs=[tlp],
+                              x_spywall_targets=len(c["targets"]),
+                              x_spywall_detectors=list(c["detectors"]), allow_custom=True)
+        out.append(camp)
+        if c.get("party"):
+            out.append(stix2.Relationship(
+                camp.id, "attributed-to", stix_id("identity", "party", c["party"]),
+                id=stix_id("relationship", "campaign", c["id"]), created=first,
+                modified=first, object_marking_refs=[tlp]))
+        values = [(_infra_kind(v), v) for v in c["infrastructure"]]
+        values += [("sha256", h) for h in malicious.get(c["id"], [])]
+        for kind, value in values:
+            if kind is None:
+                continue
+            ind = stix2.Indicator(
+                id=stix_id("indicator", "campaign", c["id"], kind, value), created=first,
+                modified=first, name=f"{kind} of campaign {c['id']}",
+                pattern=_pattern(kind, value), pattern_type="stix", valid_from=first,
+                indicator_types=["malicious-activity"], confidence=60,
+                object_marking_refs=[tlp], x_spywall_kind=kind,
+                x_spywall_source=f"campaign {c['id']}", allow_custom=True)
+            out.append(ind)
+            out.append(stix2.Relationship(
+                ind.id, "indicates", camp.id,
+                id=stix_id("relationship", "campaign", c["id"], kind, value), created=first,
+                modified=first, object_marking_refs=[tlp]))
+    return [json.loads(o.serialize()) for o in out]
+
+
+def _infra_kind(value: str) -> str | None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return "domain" if "." in value and " " not in value else None
+    return "ip"

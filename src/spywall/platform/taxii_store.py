@@ -145,9 +145,22 @@ def query(conn: sa.Connection, collection: str, *, added_after: int | None = Non
 
 
 def publish_registry(conn: sa.Connection) -> dict[str, Any]:
-    """Add the registry's current STIX export to the ``registry`` collection."""
-    from spywall.platform.registry_stix import stix_objects
+    """Add the registry's current STIX export to the ``registry`` collection, with the
+    campaigns: their infrastructure and the payload hashes found malicious in them."""
+    from spywall.platform.registry_stix import campaign_objects, stix_objects
     from spywall.platform.registry_store import load_registry
+    from spywall.platform.views import campaigns
 
     bundle = stix_objects(load_registry(conn))
-    return add_objects(conn, "registry", bundle["objects"])
+    found = campaigns(conn)["campaigns"]
+    d, p = db.deliveries, db.delivery_payloads
+    malicious: dict[str, list[str]] = {}
+    for c in found:
+        senders = c["actors"]
+        rows = conn.execute(sa.select(p.c.sha256).join(d, d.c.ref == p.c.ref).join(
+            db.payloads, db.payloads.c.sha256 == p.c.sha256).where(
+            d.c.malicious.is_(True), d.c.sender.in_(senders[:900]),
+            db.payloads.c.malicious.is_(True))).scalars()
+        malicious[c["id"]] = sorted(set(rows))
+    return add_objects(conn, "registry",
+                       [*bundle["objects"], *campaign_objects(found, malicious)])
