@@ -35,6 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="run on Ray: 'auto' starts a local instance, or a cluster address "
                         "(default: a local process pool)")
+    p.add_argument("--shared-store", action="store_true",
+                   help="with --ray and a folder store: every node mounts the folder, so "
+                        "tasks may run anywhere (default: on this machine's node)")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                    help="processes of the local pool")
     p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                 print("spywall hunt: Ray is not installed (pip install 'spywall[ray]'); "
                       "running in a local process pool", file=sys.stderr)
         else:
-            runner = hunt.ray_runner(args.ray)
+            runner = hunt.ray_runner(args.ray, shared_store=args.shared_store)
     show = not args.quiet and sys.stderr.isatty()
 
     def progress(result: hunt.HuntResult, total: int) -> None:

@@ -212,8 +212,13 @@ def pool_runner(workers: int) -> Runner:
     return run
 
 
-def ray_runner(address: str, retries: int = 3) -> Runner:
-    """Tasks on Ray: ``auto`` starts (or joins) a local instance, else ``ADDRESS``."""
+def ray_runner(address: str, retries: int = 3, shared_store: bool = False) -> Runner:
+    """Tasks on Ray: ``auto`` starts (or joins) a local instance, else ``ADDRESS``.
+
+    Close to the data: a task whose objects are in a folder of this machine runs on this
+    machine's node (the folder is not on the others), unless ``shared_store`` says every
+    node mounts it; objects behind a URL (fsspec: S3, GCS...) are read by whichever node
+    runs the task."""
     def run(tasks: list[Task]) -> Iterator[tuple[Task, list[Found]]]:
         import ray
 
@@ -228,12 +233,27 @@ def ray_runner(address: str, retries: int = 3) -> Runner:
         if env:
             options["runtime_env"] = {"env_vars": env}
         remote = ray.remote(**options)(examine_task)
-        pending = {remote.remote(t): t for t in tasks}
+        here = _local_node(ray) if not shared_store else None
+        pending = {(remote.options(scheduling_strategy=here) if here is not None
+                    and _local_task(t) else remote).remote(t): t for t in tasks}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(done[0])
             yield task, ray.get(done[0])
     return run
+
+
+def _local_task(task: Task) -> bool:
+    return bool(task.items) and "://" not in task.items[0].path
+
+
+def _local_node(ray: Any) -> Any:
+    """A scheduling strategy that keeps a task on the driver's node (where a folder
+    store is)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(),
+                                          soft=False)
 
 
 def _manifest(path: Path | None) -> set[str]:
