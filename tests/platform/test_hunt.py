@@ -261,3 +261,11 @@ def test_result_files_of_any_shape_never_crash(value: object) -> None:
     assert isinstance(why, str)
     deep = b"[" * 100_000 + b"]" * 100_000
     assert rematch(deep, "deep.json", index) == ([], "")
+
+
+def test_a_store_behind_an_fsspec_url(platform: tuple[sa.Engine, Path]) -> None:
+    engine, store = platform
+    result = hunt.hunt(engine, store.resolve().as_uri(), None, hunt.pool_runner(2))
+    assert result.objects == STORE_OBJECTS
+    assert result.malicious_objects == 3
+    assert result.deliveries == 3
