@@ -83,17 +83,13 @@ def test_local_pool_finds_what_was_not_known(platform: tuple[sa.Engine, Path]) -
 
 
 def test_resume_does_only_what_was_left(platform: tuple[sa.Engine, Path],
-                                        tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+                                        tmp_path: Path) -> None:
     engine, store = platform
-    monkeypatch.setattr(hunt, "TASK_FILES", 2)
-    original = hunt.make_tasks
-    monkeypatch.setattr(hunt, "make_tasks",
-                        lambda items, **kw: original(items, files=2, **kw))
     manifest = tmp_path / "manifest.jsonl"
-    first = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest, max_tasks=2)
+    first = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest, max_tasks=2,
+                      task_files=2)
     assert first.tasks == 2
-    rest = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest)
+    rest = hunt.hunt(engine, str(store), None, hunt.pool_runner(1), manifest, task_files=2)
     assert rest.skipped_tasks == 2
     assert rest.tasks == STORE_OBJECTS // 2 - 2
     assert first.objects + rest.objects == STORE_OBJECTS

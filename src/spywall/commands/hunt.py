@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shared-store", action="store_true",
                    help="with --ray and a folder store: every node mounts the folder, so "
                         "tasks may run anywhere (default: on this machine's node)")
+    p.add_argument("--task-files", type=int, default=64, metavar="N",
+                   help="objects per task at most (default 64; larger on a big cluster, "
+                        "where the scheduler's tasks per second bound the rate)")
+    p.add_argument("--task-mb", type=int, default=64, metavar="MB",
+                   help="megabytes per task at most (default 64)")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                    help="processes of the local pool")
     p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
@@ -88,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--iocs {path}: no such file or folder")
     result = hunt.hunt(engine, args.store, _since(args.since), runner, args.manifest,
                        args.max_tasks, progress, detectors=detectors,
-                       iocs=tuple(str(Path(p).resolve()) for p in args.iocs))
+                       iocs=tuple(str(Path(p).resolve()) for p in args.iocs),
+                       task_files=max(1, args.task_files),
+                       task_bytes=max(1, args.task_mb) << 20)
     if show:
         print(file=sys.stderr)
     data = msgspec.structs.asdict(result)

@@ -271,13 +271,14 @@ def _manifest(path: Path | None) -> set[str]:
 def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
          manifest: Path | None = None, max_tasks: int | None = None,
          progress: Callable[[HuntResult, int], None] | None = None,
-         detectors: tuple[str, ...] = (), iocs: tuple[str, ...] = ()) -> HuntResult:
+         detectors: tuple[str, ...] = (), iocs: tuple[str, ...] = (),
+         task_files: int = TASK_FILES, task_bytes: int = TASK_BYTES) -> HuntResult:
     """Examine the store, join findings to the platform, re-check the stored events
     against today's registry, run the analysis."""
     from spywall.platform.service import run_analysis
 
     result = HuntResult()
-    tasks = make_tasks(list_objects(store, since), detectors=detectors, iocs=iocs)
+    tasks = make_tasks(list_objects(store, since), task_files, task_bytes, detectors, iocs)
     done = _manifest(manifest)
     todo = [t for t in tasks if t.id not in done]
     result.skipped_tasks = len(tasks) - len(todo)
