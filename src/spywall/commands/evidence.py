@@ -18,7 +18,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from spywall.commands.common import finish, new_report
 from spywall.errors import InputError
@@ -113,9 +113,8 @@ def _keygen(args: argparse.Namespace, report: Report) -> None:
 
 def _checkpoint(args: argparse.Namespace, report: Report) -> None:
     from spywall.evidence import log
-    from spywall.evidence.keys import load_signer
 
-    signer = load_signer(args.log_key)
+    signer = _signer(args.log_key)
     with _engine(args).begin() as conn:
         note = log.checkpoint(conn, signer)
     report.device = {"checkpoint": note, "size": int(note.split("\n")[1])}
@@ -149,9 +148,8 @@ def _append(args: argparse.Namespace, report: Report) -> None:
 
 def _export(args: argparse.Namespace, report: Report) -> None:
     from spywall.evidence import bundle
-    from spywall.evidence.keys import load_signer
 
-    done = bundle.export(_engine(args), Path(args.dir), load_signer(args.log_key),
+    done = bundle.export(_engine(args), Path(args.dir), _signer(args.log_key),
                          party=args.party, since=args.since,
                          witnesses=tuple(args.witness_key), pdf=not args.no_pdf)
     report.device = {"bundle": str(done.folder), "tree_size": done.tree_size,
@@ -161,9 +159,8 @@ def _export(args: argparse.Namespace, report: Report) -> None:
 
 def _entry(args: argparse.Namespace, report: Report) -> None:
     from spywall.evidence import bundle
-    from spywall.evidence.keys import load_signer
 
-    bundle.export_entry(_engine(args), args.index, Path(args.out), load_signer(args.log_key))
+    bundle.export_entry(_engine(args), args.index, Path(args.out), _signer(args.log_key))
     report.device = {"entry": args.index, "file": args.out}
 
 
@@ -250,3 +247,15 @@ def run(args: argparse.Namespace) -> Report:
     except (KeyFileError, EntryError, LogError, ExportError) as exc:
         raise InputError(str(exc)) from exc
     return finish(report)
+
+
+def _signer(path: str | None) -> Any:
+    """The log key given (--log-key, SPYWALL_LOG_KEY), else the embedded default's
+    ``./spywall-log.key`` (made the first time)."""
+    import os
+
+    from spywall.evidence.keys import KEY_ENV, default_signer, load_signer
+
+    if path or os.environ.get(KEY_ENV):
+        return load_signer(path)
+    return default_signer()

@@ -127,6 +127,30 @@ def checkpoint_body(origin: str, size: int, root: bytes) -> str:
     return f"{_check_name(origin)}\n{size}\n{base64.b64encode(root).decode()}\n"
 
 
+# Where the embedded default keeps its log key when none is given (beside the default
+# sqlite:///spywall.db in the current folder); a platform gives its own with --log-key or
+# SPYWALL_LOG_KEY, kept outside the database.
+DEFAULT_KEY_FILE = "spywall-log.key"
+
+
+def default_signer(folder: Path | None = None) -> Signer:
+    """The log key in ``./spywall-log.key``, made there (owner-only) the first time."""
+    path = (folder or Path.cwd()) / DEFAULT_KEY_FILE
+    if not path.exists():
+        import socket
+        import sys
+
+        name = f"{socket.gethostname() or 'localhost'}/spywall-log".replace(" ", "-")
+        try:
+            write_signer(Signer.generate(name), path)
+        except FileExistsError:
+            pass   # another process made it first: use theirs
+        else:
+            print(f"spywall: made a log signing key in {path} (keep it outside the "
+                  "database; publish its verifier key)", file=sys.stderr)
+    return load_signer(str(path))
+
+
 def load_signer(path: str | None, kind: int = NOTE_SIGNER) -> Signer:
     """The signing key in ``path``, else in ``SPYWALL_LOG_KEY`` (log keys only)."""
     if path:
