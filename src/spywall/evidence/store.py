@@ -9,29 +9,17 @@ then fail to upgrade.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event as sa_event
 
 from spywall.evidence.tables import TABLES, log_head
 from spywall.platform.db import make_engine
 
 
-def _autocommit_driver(dbapi_conn: Any, _record: Any) -> None:
-    dbapi_conn.isolation_level = None      # SQLAlchemy emits BEGIN itself
-
-
-def _begin_immediate(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 def open_engine(url: str) -> sa.Engine:
-    engine = make_engine(url)
-    if engine.dialect.name == "sqlite":
-        sa_event.listen(engine, "connect", _autocommit_driver)
-        sa_event.listen(engine, "begin", _begin_immediate)
-    return engine
+    """The platform's engine (on SQLite its transactions begin IMMEDIATE: see
+    ``spywall.platform.db.make_engine``)."""
+    return make_engine(url)
 
 
 def target_url(target: str) -> str:

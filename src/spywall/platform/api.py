@@ -32,6 +32,7 @@ per request) and after an analysis that changed something.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -178,6 +179,7 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
 _AUTH = _problems(401, 403, 422, 503)   # 422: a parameter of the wrong shape
 _BODY = _problems(400, 413, 422)
 router = APIRouter()
+_log = logging.getLogger("spywall.platform.api")
 
 
 @router.get("/healthz", response_model=m.Health, responses=_problems(503), tags=["meta"])
@@ -352,6 +354,7 @@ async def _on_data(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_database(_: Request, exc: Exception) -> JSONResponse:
+    _log.warning("database error answered with 503: %s", str(exc).splitlines()[0][:300])
     return _problem(503, "the database does not answer; try again")
 
 

@@ -291,12 +291,20 @@ def db_url(arg: str | None = None) -> str:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None      # SQLAlchemy's begin event says BEGIN itself
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable at each checkpoint
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _begin_immediate(conn: sa.Connection) -> None:
+    """SQLite transactions take the write lock when they begin: one that read first and
+    wrote later (the duplicate check, then the inserts) could otherwise meet another
+    writer half-way and fail with 'database is locked' instead of waiting its turn."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -307,6 +315,7 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa_event.listen(engine, "connect", _sqlite_pragmas)
+        sa_event.listen(engine, "begin", _begin_immediate)
         return engine
     # No server-side prepared statements: psycopg prepares a statement after five uses,
     # and PostgreSQL then keeps the generic plan it made while the tables were nearly
