@@ -58,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--media-root {args.media_root}: not a folder")
     app = create_app(open_db(args.db), root.resolve())
     taxii_api.mount(app)                       # TAXII 2.1 under /taxii2/ and /taxii/
-    web.mount(app, log_key=args.log_key)       # the analyst's console under /ui/
+    try:
+        web.mount(app, log_key=args.log_key)   # the analyst's console under /ui/
+    except ValueError as exc:                  # a session secret too short, and the like
+        raise InputError(f"the console's settings: {exc}") from None
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             limit_concurrency=MAX_CONNECTIONS, server_header=False,
                             proxy_headers=False, timeout_graceful_shutdown=30)
