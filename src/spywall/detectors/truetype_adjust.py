@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from spywall.detectors.base import Detector, DetectorInfo, Hit
 from spywall.formats.base import Parsed
-from spywall.formats.truetype import Collection, Font
+from spywall.formats.truetype import Font, fonts_of
 from spywall.report import FindingKind, Severity
 
 
@@ -57,12 +57,8 @@ def _font_hits(font: Font) -> Iterator[Hit]:
 
 
 def detect(parsed: Parsed) -> Iterator[Hit]:
-    s = parsed.structure
-    if isinstance(s, Font):
-        yield from _font_hits(s)
-    elif isinstance(s, Collection):
-        for font in s.fonts:
-            yield from _font_hits(font)
+    for font in fonts_of(parsed.structure):
+        yield from _font_hits(font)
 
 
 DETECTOR = Detector(

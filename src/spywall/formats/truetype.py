@@ -169,6 +169,15 @@ class Collection(msgspec.Struct, frozen=True):
     fonts: tuple[Font, ...]
 
 
+def fonts_of(structure: object) -> tuple[Font, ...]:
+    """The fonts of a parsed TrueType structure: the font, or each font of a collection."""
+    if isinstance(structure, Font):
+        return (structure,)
+    if isinstance(structure, Collection):
+        return structure.fonts
+    return ()
+
+
 class _Warnings:
     def __init__(self) -> None:
         self.items: list[str] = []
