@@ -230,8 +230,8 @@ class _Parser:
         for tag_b, _checksum, t_off, t_len in _RECORD.iter_unpack(r.read(num * _RECORD.size)):
             tag = tag_b.decode("latin-1")
             if t_off + t_len > size:
-                self.warn.add(f"{label}table {tag!r} at {t_off}+{t_len} runs past the end "
-                              f"of the data ({size} bytes)")
+                self.warn.add(f"{label}table {tag!r} at offset {t_off} ({t_len} bytes) runs "
+                              f"past the end of the file ({size} bytes)")
             tables.append(Table(tag, t_off, t_len))
         return version, tables, r.pos
 
@@ -241,8 +241,8 @@ class _Parser:
         if t is None:
             return None
         if t.offset + t.length > len(self.data) or t.length < minimum:
-            self.warn.add(f"{label}table {tag!r} unusable (offset {t.offset}, length "
-                          f"{t.length}); skipped")
+            self.warn.add(f"{label}table {tag!r} at offset {t.offset} ({t.length} bytes) is "
+                          "unusable: skipped")
             return None
         return t
 
@@ -256,7 +256,8 @@ class _Parser:
         if version == CFF_VERSION:
             return Font(index, off, "opentype-cff", tuple(tables)), end
         if version not in TRUETYPE_VERSIONS:
-            self.warn.add(f"{label}unknown sfnt version {version.hex()}; not examined")
+            self.warn.add(f"{label}unknown font version {version.hex()} at offset {off}; not "
+                          "examined")
             return Font(index, off, "unknown", tuple(tables)), end
         found: list[Program] = []
         stats = _Found()

@@ -174,10 +174,11 @@ def _brotli(raw: bytes, size: int, ctx: ParseContext) -> bytes:
             ctx.budget.check_time()
             chunk = d.process(b"", output_buffer_limit=size - got + 1)
     except brotli.error as exc:
-        raise FormatError(f"bad Brotli data: {exc}") from exc
+        raise FormatError(f"the compressed (Brotli) font data is damaged: {exc}") from exc
     ctx.budget.charge_decompressed(got, len(raw))
     if got != size:
-        raise FormatError(f"Brotli stream of {got} bytes, its tables declare {size}")
+        raise FormatError(f"the compressed (Brotli) font data unpacks to {got} bytes, the "
+                          f"table directory says {size}")
     return b"".join(parts)
 
 
@@ -440,25 +441,27 @@ def blocks_end(data: bytes, end: int, length: int,
     for off, size, what in blocks:
         if size:
             if off + size > len(data):
-                raise FormatError(f"{what} block at {off} (+{size}) outside the data")
+                raise FormatError(f"the header places the {what} block at offset {off} "
+                                  f"({size} bytes), outside the {len(data)} bytes of the file")
             end = max(end, off + size)
     end += -end % 4 if end + (-end % 4) <= len(data) else 0
     warnings = []
     if length not in (len(data), end):
-        warnings.append(f"header length {length} matches neither the data ({len(data)}) "
-                        f"nor the end of its last block ({end})")
+        warnings.append(f"the header (at offset 0) says the file is {length} bytes long, but "
+                        f"it holds {len(data)} and its last block ends at {end}")
     return end, warnings
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
-    r.need(HEADER.size)
+    r.expect(HEADER.size, "the file header")
     (_, flavor, length, count, _, _, comp_len, _, _, meta_off, meta_len, _, priv_off,
      priv_len) = HEADER.unpack_from(data, 0)
     if flavor not in FLAVORS:
         raise UnsupportedError(f"WOFF2 of flavor {flavor:#010x}: not an sfnt flavor")
     if count == 0 or count > MAX_TABLES:
-        raise FormatError(f"numTables {count} (allowed 1..{MAX_TABLES})")
+        raise FormatError(f"the header (at offset 0) declares {count} tables "
+                          f"(1..{MAX_TABLES} accepted)")
     ctx.budget.charge_elements(count)
     r.seek(HEADER.size)
     tables = _directory(r, count)

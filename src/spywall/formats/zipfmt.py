@@ -206,7 +206,8 @@ def _children(
             try:
                 data = _read_member(zf, info, ctx)
             except ZIP_ERRORS as exc:
-                yield Child(info.filename, b"", error=f"cannot extract: {exc}")
+                yield Child(info.filename, b"", error=f"the member at offset {info.header_offset} "
+                            f"cannot be extracted: {exc}")
                 continue
             except LimitExceeded as exc:
                 # This member is not examined; the next ones are, while time remains.
@@ -226,7 +227,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         zf, entries = open_capped(io.BytesIO(data), cap)
         infos = zf.infolist()
     except ZIP_ERRORS as exc:
-        raise FormatError(f"bad zip: {exc}") from exc
+        raise FormatError(f"its directory of members cannot be read: {exc}") from exc
     incomplete = []
     if entries > cap:
         incomplete.append(f"more than {cap} members in the central directory: only the "
