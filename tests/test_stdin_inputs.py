@@ -11,6 +11,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -183,3 +184,37 @@ def test_indicator_bundle_over_the_loader_cap_is_refused(
     _stdin(monkeypatch, bundle)
     assert main(["iocs", "stats", "--iocs", "-", "-q"]) == 2
     assert f"more than {len(bundle) - 1} bytes" in capsys.readouterr().err
+
+
+def _records(data: bytes) -> list[tuple[int, int]]:
+    """(offset, captured length) of each record of a little-endian microsecond pcap."""
+    assert data[:4] == b"\xd4\xc3\xb2\xa1"
+    out, pos = [], 24
+    while pos + 16 <= len(data):
+        (incl,) = struct.unpack_from("<I", data, pos + 8)
+        out.append((pos, incl))
+        pos += 16 + incl
+    return out
+
+
+@pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (apt-get install tshark)")
+def test_a_capture_cut_short_names_the_frame_and_offset(captures: dict[str, Path],
+                                                        tmp_path: Path) -> None:
+    """Piped in and cut inside a packet: the error names the frame (as tshark counts the
+    whole ones before it) and the offset of its data (from the record headers, read here
+    with struct)."""
+    data = captures["ordinary-call.pcap"].read_bytes()
+    records = _records(data)
+    k = len(records) // 2
+    at, incl = records[k]
+    cut = data[: at + 16 + incl // 2]
+    _, report, _ = _spywall(["pcap", "-", "--no-iocs"], cut)
+    (s,) = report["subjects"]
+    message = f"the packet data of frame {k + 1} at offset {at + 16} is cut short " \
+              f"({incl // 2} of {incl} bytes)"
+    assert any(message in e["message"] for e in s["errors"]), s["errors"]
+    (tmp_path / "cut.pcap").write_bytes(cut)
+    proc = subprocess.run([TSHARK or "tshark", "-r", str(tmp_path / "cut.pcap"), "-T", "fields",
+                           "-e", "frame.number"], capture_output=True, check=False, timeout=120)
+    assert len(proc.stdout.split()) == k == s["objects"]
+    assert b"cut short in the middle of a packet" in proc.stderr

@@ -154,7 +154,8 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
         names, parms = [raw_names], [raw_parms]
     elif isinstance(raw_names, pikepdf.Array):
         if len(raw_names) > MAX_FILTERS:
-            raise FormatError(f"filter chain of {len(raw_names)}, over the cap of {MAX_FILTERS}")
+            raise FormatError(f"its /Filter chains {len(raw_names)} filters, over the cap "
+                              f"of {MAX_FILTERS}")
         names = list(raw_names)
         parms = (list(raw_parms) if isinstance(raw_parms, pikepdf.Array)
                  else [raw_parms] if isinstance(raw_parms, pikepdf.Dictionary) else [])
@@ -163,7 +164,7 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
     out: list[tuple[str, pikepdf.Object | None]] = []
     for i, name in enumerate(names):
         if not isinstance(name, pikepdf.Name):
-            raise FormatError(f"filter {i} is not a name")
+            raise FormatError(f"entry {i} of its /Filter is not a filter name")
         out.append((str(name)[1:], parms[i] if i < len(parms) else None))
     return out
 
@@ -491,7 +492,8 @@ class _Streams:
         if key not in self.globals:
             data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
             if codec is not None:
-                raise FormatError(f"/JBIG2Globals encoded with /{codec}")
+                raise FormatError(f"its /JBIG2Globals stream is encoded with /{codec}, an "
+                                  "image codec, not data a JBIG2 decoder reads")
             self.globals[key] = data
         return self.globals[key]
 

@@ -399,7 +399,8 @@ def decode_chain(
     Returns the decoded bytes and the codec's name (``None`` if the chain has none).
     """
     if len(chain) > MAX_FILTERS:
-        raise FormatError(f"filter chain of {len(chain)} filters, over the cap of {MAX_FILTERS}")
+        raise FormatError(f"its /Filter chains {len(chain)} filters, over the cap of "
+                          f"{MAX_FILTERS}")
     for raw_name, params in chain:
         name = ALIASES.get(raw_name, raw_name)
         if name in IMAGE_CODECS:

@@ -178,7 +178,7 @@ class _Walker:
         lay, order = self.lay, self.lay.order
         r = Reader(self.data, offset)
         count = lay.uint(r, 8 if lay.bigtiff else 2)
-        check_count(count, MAX_ENTRIES, f"{label} entry")
+        check_count(count, MAX_ENTRIES, f"the IFD at offset {offset}: entry")
         self.ctx.budget.charge_elements(count + 1)
         raw = r.read(count * lay.entry_size)
         nxt = lay.uint(r, lay.word)

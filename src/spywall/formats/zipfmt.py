@@ -147,7 +147,7 @@ def open_capped(fp: BinaryIO, cap: int) -> tuple[zipfile.ZipFile, int]:
     assert found is not None  # count_entries walked it
     start, _, cd_offset = found
     if cd_offset > 0xFFFFFFFF:
-        raise FormatError(f"zip64 archive of more than {cap} members")
+        raise FormatError(f"its zip64 end record declares more than {cap} members")
     record = EOCD + struct.pack("<HHHHIIH", 0, 0, min(cap, 0xFFFF), min(cap, 0xFFFF),
                                 kept, cd_offset, 0)
     view = io.BufferedReader(_Joined(fp, start + kept, record))
