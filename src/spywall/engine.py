@@ -74,6 +74,11 @@ class _Registry:
             dets = self._detectors[fmt] = registry.detectors_for(fmt)
         return dets
 
+    def plain(self, name: str) -> str:
+        """What a person calls format ``name``: the first words of an error entry."""
+        entry = self._entries.get(name)
+        return entry.plain if entry is not None and entry.plain else name
+
     def sniff_name(self, head: bytes) -> str | None:
         """The first format that claims ``head``, by name: nothing is imported."""
         return next((entry.name for entry in self.formats if entry.sniff(head)), None)
@@ -114,6 +119,12 @@ class _Walk:
 
     def error(self, path: str, code: str, message: str) -> None:
         self.subject.errors.append(ErrorEntry(path=path, code=code, message=message))
+
+    def said(self, fmt: str, message: str) -> str:
+        """``message`` as a person reads it: led by what the object is ("WebP image: ...");
+        the parser's words name the structure and its offset."""
+        label = self.reg.plain(fmt)
+        return message if message.startswith(f"{label}:") else f"{label}: {message}"
 
     def run_detectors(self, parsed: Parsed, data: bytes, path: str, top: bool) -> None:
         for det in self.reg.detectors(parsed.format):
@@ -162,19 +173,24 @@ class _Walk:
             try:
                 self.scan_as(other, data, path, depth)
             except (FormatError, LimitExceeded) as exc:
-                self.error(path, exc.code, f"read as {other.name} (polyglot): {exc}")
+                self.error(path, exc.code, f"{exc} (the same bytes read as a second format: "
+                           "a polyglot)")
         return name
 
     def scan_as(self, spec: FormatSpec, data: bytes, path: str, depth: int) -> str:
         ctx = ParseContext(budget=self.budget, depth=depth, path=path)
-        parsed = spec.parse(data, ctx)
+        try:
+            parsed = spec.parse(data, ctx)
+        except (FormatError, LimitExceeded) as exc:
+            exc.args = (self.said(spec.name, str(exc)),)  # recorded by whoever catches it
+            raise
         for w in parsed.warnings:
-            self.error(path, "malformed", w)
+            self.error(path, "malformed", self.said(spec.name, w))
         for cap in parsed.incomplete:  # the structure is partial: detectors still run
-            self.error(path, "limit", cap)
+            self.error(path, "limit", self.said(spec.name, cap))
         self.run_detectors(parsed, data, path, depth == 0)
         if spec.container or parsed.children:
-            self.scan_children(parsed.children, path, depth)
+            self.scan_children(parsed.children, path, depth, spec.name)
         end = parsed.logical_end
         if parsed.format in registry.ARCHIVE_CARRIERS:
             hidden = appended.trailing_zip_start(data)
@@ -184,9 +200,10 @@ class _Walk:
             self.scan_appended(parsed.format, data, end, path, depth)
         return parsed.format
 
-    def scan_children(self, children: Iterable[Child], path: str, depth: int) -> None:
+    def scan_children(self, children: Iterable[Child], path: str, depth: int, fmt: str) -> None:
         if depth + 1 > self.budget.limits.max_depth:
-            self.error(path, "limit", f"container depth over {self.budget.limits.max_depth}")
+            self.error(path, "limit", self.said(fmt, f"containers nested more than "
+                       f"{self.budget.limits.max_depth} deep: the inner ones not examined"))
             return
         it = iter(children)
         while True:
@@ -195,11 +212,11 @@ class _Walk:
             except StopIteration:
                 return
             except (FormatError, LimitExceeded) as exc:
-                self.error(path, exc.code, str(exc))
+                self.error(path, exc.code, self.said(fmt, str(exc)))
                 return
             child_path = f"{path}{MEMBER_SEP}{child.name}"
             if child.error is not None:
-                self.error(child_path, child.code, child.error)
+                self.error(child_path, child.code, self.said(fmt, child.error))
                 continue
             self.scan_guarded(child.data, child_path, depth + 1, child.format)
 

@@ -154,7 +154,8 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
         names, parms = [raw_names], [raw_parms]
     elif isinstance(raw_names, pikepdf.Array):
         if len(raw_names) > MAX_FILTERS:
-            raise FormatError(f"filter chain of {len(raw_names)}, over the cap of {MAX_FILTERS}")
+            raise FormatError(f"its /Filter chains {len(raw_names)} filters, over the cap "
+                              f"of {MAX_FILTERS}")
         names = list(raw_names)
         parms = (list(raw_parms) if isinstance(raw_parms, pikepdf.Array)
                  else [raw_parms] if isinstance(raw_parms, pikepdf.Dictionary) else [])
@@ -163,7 +164,7 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
     out: list[tuple[str, pikepdf.Object | None]] = []
     for i, name in enumerate(names):
         if not isinstance(name, pikepdf.Name):
-            raise FormatError(f"filter {i} is not a name")
+            raise FormatError(f"entry {i} of its /Filter is not a filter name")
         out.append((str(name)[1:], parms[i] if i < len(parms) else None))
     return out
 
@@ -491,7 +492,8 @@ class _Streams:
         if key not in self.globals:
             data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
             if codec is not None:
-                raise FormatError(f"/JBIG2Globals encoded with /{codec}")
+                raise FormatError(f"its /JBIG2Globals stream is encoded with /{codec}, an "
+                                  "image codec, not data a JBIG2 decoder reads")
             self.globals[key] = data
         return self.globals[key]
 
@@ -531,7 +533,7 @@ class _Streams:
                 yield Child(name, b"", error=str(exc))
                 continue
             except pikepdf_errors() as exc:
-                yield Child(name, b"", error=f"cannot read stream: {_qpdf_text(exc)}")
+                yield Child(name, b"", error=f"the stream cannot be read: {_qpdf_text(exc)}")
                 continue
             if child is not None:
                 yield child
@@ -574,7 +576,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except pikepdf_errors() as exc:
-        return _raw_parse(data, ctx, end, warning=f"bad PDF: {_qpdf_text(exc)}")
+        return _raw_parse(data, ctx, end, warning=f"the PDF library (qpdf) could not open it: "
+                                                    f"{_qpdf_text(exc)}")
     streams = _Streams(pdf, ctx)
     try:
         check_object_streams(pdf, ctx.budget)
@@ -583,7 +586,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         return _raw_parse(data, ctx, end, incomplete=f"qpdf stopped: {exc}")
     except pikepdf_errors() as exc:
         pdf.close()
-        return _raw_parse(data, ctx, end, warning=f"bad PDF object: {_qpdf_text(exc)}")
+        return _raw_parse(data, ctx, end, warning=f"the PDF library (qpdf) could not read an "
+                                                    f"object: {_qpdf_text(exc)}")
     try:
         count = streams.select()
         shadowed = streams.select_shadows(data)
@@ -592,7 +596,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                           streams=streams.describe(), shadowed=shadowed)
         notes = [str(w) for w in pdf.get_warnings()]
     except pikepdf_errors() as exc:
-        raise FormatError(f"bad PDF object: {_qpdf_text(exc)}") from exc
+        raise FormatError(f"the PDF library (qpdf) could not read an object: "
+                          f"{_qpdf_text(exc)}") from exc
     notes += streams.notes
     warnings = [f"qpdf: {_qpdf_text(w)}" for w in notes[:MAX_WARNINGS]]
     if len(notes) > MAX_WARNINGS:
@@ -611,7 +616,7 @@ def _raw_parse(data: bytes, ctx: ParseContext, end: int | None, warning: str = "
     doc = PdfDocument(version=_raw_version(data), header_offset=data.find(HEADER),
                       objects=len(found), encrypted=b"/Encrypt" in data[-4096:],
                       streams=tuple(_raw_entry(s) for s in found[:MAX_RAW_LISTED]))
-    note = "streams found in the raw bytes (qpdf not used)"
+    note = "its streams were found by reading the raw bytes instead"
     return Parsed(format="pdf", structure=doc, logical_end=end,
                   children=pdf_raw.children(data, found, ctx.budget),
                   warnings=[f"{warning}; {note}"] if warning else [note] if not incomplete
