@@ -1,0 +1,128 @@
+"""Adversarial suite: the scan workers' memory ceiling, and workers that die.
+
+Every file is scanned in a worker process under ``RLIMIT_DATA`` (``spywall.workers``):
+an input that allocates past the ceiling, or whose worker dies, is reported as not
+examined completely (exit 1), and every other input keeps its findings.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import shapes
+from hostile_run import run_cli
+
+from spywall import engine
+from spywall.limits import Limits
+
+WEBP = "webp-huffman-overflow"
+INCOMPLETE = "incomplete-examination"
+
+
+def _by_path(report: dict[str, object]) -> dict[str, dict[str, object]]:
+    return {s["path"]: s for s in report["subjects"]}  # type: ignore[attr-defined, index]
+
+
+def _rules(subject: dict[str, object]) -> set[str]:
+    return {f["rule"] for f in subject["findings"]}  # type: ignore[attr-defined, index]
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_input_past_the_memory_ceiling_is_incomplete(tmp_path: Path, jobs: str) -> None:
+    big = tmp_path / "a.zip"
+    big.write_bytes(shapes.zip_then_big_member(shapes.webp_exploit()))
+    after = tmp_path / "b.webp"
+    after.write_bytes(shapes.webp_exploit())
+    run = run_cli("scan", "-j", jobs, "--max-memory", "256", str(big), str(after))
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.code == 1
+    subjects = _by_path(run.report)  # type: ignore[arg-type]
+    capped = subjects[str(big)]
+    assert _rules(capped) == {WEBP, INCOMPLETE}  # the member before the allocation too
+    (limit,) = [e for e in capped["errors"] if e["code"] == "limit"]  # type: ignore[attr-defined]
+    assert limit["message"] == (
+        "out of memory while parsing: the memory ceiling of 256 MiB (--max-memory) was reached"
+    )
+    assert limit["path"] == str(big)  # (met reading the member: its name is not known)
+    assert _rules(subjects[str(after)]) == {WEBP}  # the worker went on to the next input
+    # with the default ceiling (from the caps) the member is examined whole
+    whole = run_cli("scan", "-j", jobs, str(big))
+    assert whole.code == 1
+    assert whole.rules == [WEBP]
+    assert [code for code, _ in whole.errors] == ["malformed"]  # the exploit's own tree
+
+
+def _abort_on(name: str, real: object) -> object:
+    def scan_path(path: str, limits: Limits, cache: object = None) -> engine.Subject:
+        if path.endswith(name):
+            import faulthandler
+
+            faulthandler.disable()  # pytest's handler would print the worker's stack
+            os.abort()  # as a C library does when an allocation fails under the ceiling
+        return real(path, limits, cache)  # type: ignore[operator, no-any-return]
+
+    return scan_path
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_worker_that_dies_costs_only_its_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the patched worker reaches the worker only through fork")
+    files = []
+    for name in ("0.webp", "1-crash.webp", "2.webp", "3-crash.webp", "4.webp"):
+        (tmp_path / name).write_bytes(shapes.webp_exploit())
+        files.append(str(tmp_path / name))
+    monkeypatch.setattr(engine, "scan_path", _abort_on("crash.webp", engine.scan_path))
+    subjects = engine.scan_paths([str(tmp_path)], Limits(), jobs=jobs)
+    assert [s.path for s in subjects] == files
+    for s in subjects:
+        rules = {f.rule for f in s.findings}
+        if "crash" in s.path:
+            assert rules == {INCOMPLETE}
+            assert [(e.code, e.message) for e in s.errors] == [
+                ("limit", "its scan worker died (SIGABRT): the input was not examined completely")
+            ]
+        else:
+            assert rules == {WEBP}
+
+
+def _bus_on(name: str, real: object) -> object:
+    def scan_path(path: str, limits: Limits, cache: object = None) -> engine.Subject:
+        if path.endswith(name) and limits.map_inputs:
+            import faulthandler
+
+            faulthandler.disable()
+            os.kill(os.getpid(), signal.SIGBUS)
+        return real(path, limits, cache)  # type: ignore[operator, no-any-return]
+
+    return scan_path
+
+
+def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the patched worker reaches the worker only through fork")
+    files = []
+    for i in range(6):
+        f = tmp_path / f"{i}.webp"
+        f.write_bytes(shapes.webp_exploit())
+        files.append(str(f))
+    crash = tmp_path / "crash.bin"
+    crash.write_bytes(shapes.webp_exploit())
+    monkeypatch.setattr(engine, "scan_path", _bus_on("crash.bin", engine.scan_path))
+    subjects = engine.scan_paths([*files, str(crash)], Limits(), jobs=2)
+    assert [s.path for s in subjects] == sorted([*files, str(crash)])
+    # every input is reported, the one the dead worker held included (read, not mapped)
+    assert all({f.rule for f in s.findings} == {WEBP} for s in subjects)
+    assert subjects[-1].errors[0].code == "truncated"
+    assert all(e.code != "truncated" for s in subjects[:-1] for e in s.errors)
