@@ -361,7 +361,10 @@ def read_input(path: str, limits: Limits, started: float | None = None) -> bytes
     ``len``, ``find``/``rfind``, ``struct``, ``re``, ``numpy.frombuffer``, hashing).
     Release it with ``release``. Mapping is what ClamAV and YARA do, with their caveat:
     a file truncated by another process while it is being scanned makes the process
-    fault (SIGBUS); ``--no-mmap`` reads files instead.
+    fault (SIGBUS). So ``scan_paths`` maps inputs only in its worker processes, whose
+    supervisor scans such an input again, read (``spywall.workers``); a caller of
+    ``scan_path`` in its own process passes ``map_inputs=False`` unless no other process
+    can write its files.
     """
     cap = limits.max_file_bytes
     if path == STDIN:

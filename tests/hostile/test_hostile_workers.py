@@ -7,6 +7,7 @@ examined completely (exit 1), and every other input keeps its findings.
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import shapes
 from hostile_run import run_cli
 
-from spywall import engine
+from spywall import engine, workers
 from spywall.limits import Limits
 
 WEBP = "webp-huffman-overflow"
@@ -55,6 +56,15 @@ def test_an_input_past_the_memory_ceiling_is_incomplete(tmp_path: Path, jobs: st
     assert [code for code, _ in whole.errors] == ["malformed"]  # the exploit's own tree
 
 
+@pytest.fixture
+def forked() -> None:
+    """Tests that patch the engine here: their patches reach workers only through fork."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("the patched engine reaches the workers only through fork")
+
+
 def _abort_on(name: str, real: object) -> object:
     def scan_path(path: str, limits: Limits, cache: object = None) -> engine.Subject:
         if path.endswith(name):
@@ -69,12 +79,8 @@ def _abort_on(name: str, real: object) -> object:
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_worker_that_dies_costs_only_its_input(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None, jobs: int
 ) -> None:
-    import multiprocessing
-
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("the patched worker reaches the worker only through fork")
     files = []
     for name in ("0.webp", "1-crash.webp", "2.webp", "3-crash.webp", "4.webp"):
         (tmp_path / name).write_bytes(shapes.webp_exploit())
@@ -106,12 +112,8 @@ def _bus_on(name: str, real: object) -> object:
 
 
 def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None
 ) -> None:
-    import multiprocessing
-
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("the patched worker reaches the worker only through fork")
     files = []
     for i in range(6):
         f = tmp_path / f"{i}.webp"
@@ -126,3 +128,40 @@ def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
     assert all({f.rule for f in s.findings} == {WEBP} for s in subjects)
     assert subjects[-1].errors[0].code == "truncated"
     assert all(e.code != "truncated" for s in subjects[:-1] for e in s.errors)
+
+
+def _truncate_after_mapping(real: object) -> object:
+    """``read_input`` that truncates a mapped input (to its first 64 KiB) once it is
+    mapped and before any parser reads it: what another process may do at any moment."""
+
+    def read_input(path: str, limits: Limits, started: float | None = None) -> bytes:
+        data = real(path, limits, started)  # type: ignore[operator]
+        if isinstance(data, mmap.mmap):
+            import faulthandler
+
+            faulthandler.disable()  # pytest's handler would print the worker's stack
+            os.truncate(path, 64 << 10)
+        return data  # type: ignore[no-any-return]
+
+    return read_input
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_input_truncated_while_mapped_is_scanned_again_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None, jobs: int
+) -> None:
+    exploit = shapes.webp_exploit()
+    cut = tmp_path / "a.webp"  # mapped (over MAP_MIN_BYTES), then truncated under its map
+    cut.write_bytes(exploit + bytes(64 << 10) + b"\x01" * (2 << 20))
+    other = tmp_path / "b.webp"
+    other.write_bytes(exploit)
+    monkeypatch.setattr(engine, "read_input", _truncate_after_mapping(engine.read_input))
+    subjects = engine.scan_paths([str(cut), str(other)], Limits(), jobs=jobs)
+    assert [s.path for s in subjects] == [str(cut), str(other)]
+    assert all(WEBP in {f.rule for f in s.findings} for s in subjects)
+    # the truncated input was read again, as it is now: 64 KiB, the exploit then zeros
+    assert subjects[0].size == 64 << 10
+    assert (subjects[0].errors[0].code, subjects[0].errors[0].message) == (
+        "truncated",
+        workers.TRUNCATED,
+    )

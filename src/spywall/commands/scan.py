@@ -58,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "gets an incomplete-examination finding, so the exit status is 1")
     p.add_argument("--no-mmap", action="store_true",
                    help="read large files instead of mapping them (mapping is faster; a "
-                        "file truncated by another process during its scan can then "
-                        "crash the worker)")
+                        "file truncated by another process during its scan then makes its "
+                        "worker fault, and it is scanned again, read)")
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
