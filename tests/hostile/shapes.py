@@ -209,6 +209,11 @@ def _page_objects(image: bytes) -> dict[int, bytes]:
     }
 
 
+def pdf_with_jbig2() -> bytes:
+    """A one-page PDF whose image is FORCEDENTRY's JBIG2 stream, nothing else hostile."""
+    return raw_pdf(_page_objects(_image(jbig2_exploit())))
+
+
 def pdf_objstm_bomb_and_jbig2(mib: int = 300) -> bytes:
     """FORCEDENTRY's JBIG2 image, and an object stream no page refers to whose Flate
     data inflates to ``mib`` MiB (the cross-reference stream lists one object in it)."""

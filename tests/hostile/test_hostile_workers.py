@@ -165,3 +165,58 @@ def test_an_input_truncated_while_mapped_is_scanned_again_read(
         "truncated",
         workers.TRUNCATED,
     )
+
+
+def _never_returns(*args: object, **kwargs: object) -> None:
+    """A call into C++ that never returns, as Python sees it: no signal handler runs
+    (SIGALRM held pending), so neither the time budget nor its backstop can stop it."""
+    import time
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(3600)
+
+
+def test_qpdf_stuck_past_the_hard_limit_is_stopped_and_the_pdf_read_raw(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None
+) -> None:
+    import pikepdf
+
+    from spywall.formats.pdf import QPDF_STOPPED
+
+    pdf = tmp_path / "a.pdf"
+    pdf.write_bytes(shapes.pdf_with_jbig2())
+    other = tmp_path / "b.webp"
+    other.write_bytes(shapes.webp_exploit())
+    monkeypatch.setattr(pikepdf, "open", _never_returns)  # in the workers, forked after
+    subjects = engine.scan_paths([str(pdf), str(other)], Limits(seconds=1), jobs=1)
+    stopped, after = subjects
+    # the worker was killed in qpdf; a fresh one read the PDF from its raw bytes
+    assert {f.rule for f in stopped.findings} == {"jbig2-symbol-overflow", INCOMPLETE}
+    assert ("limit", f"{QPDF_STOPPED}; streams found in the raw bytes (qpdf not used)") in {
+        (e.code, e.message) for e in stopped.errors
+    }
+    assert {f.rule for f in after.findings} == {WEBP}
+
+
+def test_a_stuck_worker_outside_qpdf_is_stopped_and_fails_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None
+) -> None:
+    stuck = tmp_path / "a.webp"
+    other = tmp_path / "b.webp"
+    for f in (stuck, other):
+        f.write_bytes(shapes.webp_exploit())
+    real = engine.scan_path
+
+    def scan_path(path: str, limits: Limits, cache: object = None) -> engine.Subject:
+        if path == str(stuck):
+            _never_returns()
+        return real(path, limits, cache)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "scan_path", scan_path)
+    first, second = engine.scan_paths([str(stuck), str(other)], Limits(seconds=1), jobs=1)
+    assert {f.rule for f in first.findings} == {INCOMPLETE}
+    hard = 1 * engine.HARD_LIMIT_FACTOR + 1 + workers.KILL_GRACE
+    assert [(e.code, e.message) for e in first.errors] == [
+        ("limit", f"hard time limit: its scan worker was stopped after {hard:g}s")
+    ]
+    assert {f.rule for f in second.findings} == {WEBP}
