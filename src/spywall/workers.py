@@ -30,12 +30,13 @@ is read by this process, so ``-`` is scanned here, under the same memory ceiling
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,10 @@ def _serve(conn: Connection, cache: VerdictCache | None, ceiling: int, busy: Any
     global _QPDF_BUSY
     _QPDF_BUSY = busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops its workers
+    # One input at a time: BLAS thread pools would only spend the ceiling (each thread's
+    # stack and buffers are private writable memory).
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
     cap_memory(ceiling)
     from spywall import engine
 
@@ -156,7 +161,8 @@ class _Worker:
     def give(self, task: _Task, hard_seconds: float) -> None:
         self.task = task
         self.deadline = time.monotonic() + hard_seconds + KILL_GRACE
-        self.conn.send((task.path, task.limits))
+        with suppress(OSError):  # it died just now: its sentinel will say how
+            self.conn.send((task.path, task.limits))
 
     def stop(self) -> None:
         if self.proc.is_alive():
