@@ -420,6 +420,10 @@ def scan_path(path: str, limits: Limits | None = None,
         subject = Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
                                                         message=str(exc))])
         return mark_incomplete(subject, limits)
+    except MemoryError:  # an input read whole (PDF, zip, stdin) past the memory ceiling
+        subject = Subject(path=path, errors=[ErrorEntry(
+            path=path, code="limit", message=workers.out_of_memory("reading the input"))])
+        return mark_incomplete(subject, limits)
     try:
         return scan_bytes(data, path, limits, started=started, cache=cache)
     finally:

@@ -80,13 +80,13 @@ def ceiling_in_force() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def out_of_memory() -> str:
-    """The error message for a ``MemoryError`` met while parsing."""
+def out_of_memory(doing: str = "parsing") -> str:
+    """The error message for a ``MemoryError`` met while ``doing``."""
     ceiling = ceiling_in_force()
     if ceiling is None:
-        return "out of memory while parsing"
+        return f"out of memory while {doing}"
     return (
-        f"out of memory while parsing: the memory ceiling of {ceiling // MiB} MiB "
+        f"out of memory while {doing}: the memory ceiling of {ceiling // MiB} MiB "
         "(--max-memory) was reached"
     )
 

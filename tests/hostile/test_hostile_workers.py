@@ -220,3 +220,21 @@ def test_a_stuck_worker_outside_qpdf_is_stopped_and_fails_closed(
         ("limit", f"hard time limit: its scan worker was stopped after {hard:g}s")
     ]
     assert {f.rule for f in second.findings} == {WEBP}
+
+
+def test_an_input_read_whole_past_the_ceiling_is_incomplete(tmp_path: Path) -> None:
+    big = tmp_path / "a.pdf"  # a PDF is read whole, not mapped
+    with big.open("wb") as fh:
+        fh.write(shapes.pdf_with_jbig2())
+        fh.write(b"%" + b"x" * (300 << 20) + b"\n")
+    run = run_cli("scan", "-j", "1", "--max-memory", "256", str(big))
+    assert "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.code == 1
+    assert run.rules == [INCOMPLETE]
+    assert run.errors == [
+        (
+            "limit",
+            "out of memory while reading the input: the memory ceiling of 256 MiB "
+            "(--max-memory) was reached",
+        )
+    ]
