@@ -129,13 +129,13 @@ def _serve(conn: Connection, cache: VerdictCache | None, ceiling: int, busy: Any
         cache = rebuild(*args)  # type: ignore[operator]
     while True:
         try:
-            task = conn.recv()
+            batch = conn.recv()
         except EOFError:
             return
-        if task is None:
+        if batch is None:
             return
-        path, limits = task
-        conn.send(engine.scan_path(path, limits, cache))
+        for path, limits in batch:  # each result as soon as it is made
+            conn.send(engine.scan_path(path, limits, cache))
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,8 @@ class _Task:
 
 
 class _Worker:
-    """One worker process, its pipe, and the task it holds."""
+    """One worker process, its pipe, and the tasks handed to it (the first is the one it
+    is scanning: results come back in order)."""
 
     def __init__(self, ctx: Any, cache: VerdictCache | None, ceiling: int) -> None:
         self.busy = ctx.RawValue("i", 0)
@@ -155,14 +156,14 @@ class _Worker:
         self.proc = ctx.Process(target=_serve, args=(child, cache, ceiling, self.busy), daemon=True)
         self.proc.start()
         child.close()
-        self.task: _Task | None = None
+        self.pending: deque[_Task] = deque()
         self.deadline = 0.0
 
-    def give(self, task: _Task, hard_seconds: float) -> None:
-        self.task = task
+    def give(self, tasks: list[_Task], hard_seconds: float) -> None:
+        self.pending.extend(tasks)
         self.deadline = time.monotonic() + hard_seconds + KILL_GRACE
         with suppress(OSError):  # it died just now: its sentinel will say how
-            self.conn.send((task.path, task.limits))
+            self.conn.send([(t.path, t.limits) for t in tasks])
 
     def stop(self) -> None:
         if self.proc.is_alive():
@@ -208,6 +209,12 @@ def _finish(subject: Subject, task: _Task) -> Subject:
     return subject
 
 
+# Files handed to a worker at once: up to this many, or this many bytes, and few enough
+# that every worker gets several batches. Results still come back one by one.
+BATCH_FILES = 64
+BATCH_BYTES = 8 * MiB
+
+
 class _Supervisor:
     def __init__(
         self, files: Sequence[str], limits: Limits, jobs: int, cache: VerdictCache | None
@@ -222,52 +229,67 @@ class _Supervisor:
         self.ceiling = memory_ceiling(limits)
         self.hard = limits.seconds * HARD_LIMIT_FACTOR + 1.0
         self.queue = deque(_Task(i, f, limits) for i, f in enumerate(files))
+        self.most = max(1, min(BATCH_FILES, len(files) // (jobs * 4)))
         self.workers: list[_Worker] = []
         self.results: list[Subject | None] = [None] * len(files)
 
+    def batch(self) -> list[_Task]:
+        out: list[_Task] = []
+        size = 0
+        while self.queue and len(out) < self.most and size < BATCH_BYTES:
+            task = self.queue.popleft()
+            with suppress(OSError):  # the worker reports it
+                size += os.stat(task.path).st_size
+            out.append(task)
+        return out
+
     def hand_out(self) -> None:
-        for w in [w for w in self.workers if w.task is None and not w.proc.is_alive()]:
+        for w in [w for w in self.workers if not w.pending and not w.proc.is_alive()]:
             w.stop()  # killed from outside while idle
             self.workers.remove(w)
         for w in self.workers:
-            if w.task is None and self.queue:
-                w.give(self.queue.popleft(), self.hard)
+            if not w.pending and self.queue:
+                w.give(self.batch(), self.hard)
         while self.queue and len(self.workers) < self.jobs:
             w = _Worker(self.ctx, self.cache, self.ceiling)
             self.workers.append(w)
-            w.give(self.queue.popleft(), self.hard)
+            w.give(self.batch(), self.hard)
 
     def collect(self) -> None:
         from multiprocessing.connection import wait
 
-        busy = [w for w in self.workers if w.task is not None]
+        busy = [w for w in self.workers if w.pending]
         left = min(w.deadline for w in busy) - time.monotonic()
         wait([w.conn for w in busy] + [w.proc.sentinel for w in busy], max(0.0, left))
         for w in busy:
             self.check(w)
 
     def check(self, w: _Worker) -> None:
-        task = w.task
-        assert task is not None
-        outcome: _Task | Subject | None = None
-        if w.conn.poll():
+        while w.pending and w.conn.poll():
             try:
-                outcome = _finish(w.conn.recv(), task)
-                w.task = None
+                subject = w.conn.recv()
             except (EOFError, OSError):
-                pass  # it died while sending: its sentinel says how
-        if outcome is None and not w.proc.is_alive():
+                break  # it died while sending: its sentinel says how
+            task = w.pending.popleft()
+            self.results[task.index] = _finish(subject, task)
+            w.deadline = time.monotonic() + self.hard + KILL_GRACE  # the next one's
+        if not w.pending:
+            return
+        if not w.proc.is_alive():
             w.proc.join()
-            outcome = _after_death(task, w.proc.exitcode)
-        elif outcome is None and time.monotonic() >= w.deadline:
+            outcome = _after_death(w.pending[0], w.proc.exitcode)
+        elif time.monotonic() >= w.deadline:
             in_qpdf = w.busy.value > 0
             w.stop()
-            outcome = _after_overrun(task, self.hard + KILL_GRACE, in_qpdf)
-        if outcome is None:
+            outcome = _after_overrun(w.pending[0], self.hard + KILL_GRACE, in_qpdf)
+        else:
             return
-        if w.task is not None:  # it ended holding the task: a fresh worker replaces it
-            w.stop()
-            self.workers.remove(w)
+        # It ended scanning its first task: that one has its outcome, the others it was
+        # handed go back to the queue, and a fresh worker replaces it.
+        task = w.pending.popleft()
+        self.queue.extendleft(reversed(w.pending))
+        w.stop()
+        self.workers.remove(w)
         if isinstance(outcome, _Task):
             self.queue.appendleft(outcome)
         else:
@@ -275,8 +297,9 @@ class _Supervisor:
 
     def close(self) -> None:
         for w in self.workers:
-            if w.task is None and w.proc.is_alive():
-                w.conn.send(None)
+            if not w.pending and w.proc.is_alive():
+                with suppress(OSError):
+                    w.conn.send(None)
             w.stop()
 
 
