@@ -20,9 +20,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-import msgspec
-
-from spywall import incomplete, registry
+from spywall import incomplete, registry, workers
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
@@ -214,6 +212,9 @@ class _Walk:
             except (FormatError, LimitExceeded) as exc:
                 self.error(path, exc.code, self.said(fmt, str(exc)))
                 return
+            except MemoryError:  # reading the next member: the ones after it are lost
+                self.error(path, "limit", workers.out_of_memory())
+                return
             child_path = f"{path}{MEMBER_SEP}{child.name}"
             if child.error is not None:
                 self.error(child_path, child.code, self.said(fmt, child.error))
@@ -246,7 +247,7 @@ class _Walk:
         except RecursionError:
             self.error(path, "limit", "structure nested too deeply")
         except MemoryError:
-            self.error(path, "limit", "out of memory while parsing")
+            self.error(path, "limit", workers.out_of_memory())
 
 
 HARD_LIMIT_FACTOR = 2.0
@@ -335,7 +336,7 @@ def _scan_top(data: bytes, subject: Subject, limits: Limits, started: float | No
     except RecursionError:
         walk.error(path, "limit", "structure nested too deeply")
     except MemoryError:
-        walk.error(path, "limit", "out of memory while parsing")
+        walk.error(path, "limit", workers.out_of_memory())
     return subject
 
 
@@ -377,7 +378,10 @@ def read_input(path: str, limits: Limits, started: float | None = None) -> bytes
     ``len``, ``find``/``rfind``, ``struct``, ``re``, ``numpy.frombuffer``, hashing).
     Release it with ``release``. Mapping is what ClamAV and YARA do, with their caveat:
     a file truncated by another process while it is being scanned makes the process
-    fault (SIGBUS); ``--no-mmap`` reads files instead.
+    fault (SIGBUS). So ``scan_paths`` maps inputs only in its worker processes, whose
+    supervisor scans such an input again, read (``spywall.workers``); a caller of
+    ``scan_path`` in its own process passes ``map_inputs=False`` unless no other process
+    can write its files.
     """
     cap = limits.max_file_bytes
     if path == STDIN:
@@ -433,6 +437,10 @@ def scan_path(path: str, limits: Limits | None = None,
         subject = Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
                                                         message=str(exc))])
         return mark_incomplete(subject, limits)
+    except MemoryError:  # an input read whole (PDF, zip, stdin) past the memory ceiling
+        subject = Subject(path=path, errors=[ErrorEntry(
+            path=path, code="limit", message=workers.out_of_memory("reading the input"))])
+        return mark_incomplete(subject, limits)
     try:
         return scan_bytes(data, path, limits, started=started, cache=cache)
     finally:
@@ -453,35 +461,6 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
                     yield full
 
 
-# Files handed to a worker process at once: up to this many, or this many bytes. Small
-# files in batches keep the hand-off (pickling, a round trip) off the per-file cost.
-BATCH_FILES = 64
-BATCH_BYTES = 8 * 1024 * 1024
-
-
-def _scan_batch(args: tuple[list[str], Limits, VerdictCache | None]) -> list[Subject]:
-    files, limits, cache = args
-    return [scan_path(f, limits, cache) for f in files]
-
-
-def _batches(files: list[str], jobs: int) -> list[list[str]]:
-    """Consecutive runs of files, small enough that every worker gets several."""
-    most = max(1, min(BATCH_FILES, len(files) // (jobs * 4)))
-    out: list[list[str]] = []
-    batch: list[str] = []
-    size = 0
-    for f in files:
-        with suppress(OSError):  # scan_path reports it
-            size += os.stat(f).st_size
-        batch.append(f)
-        if len(batch) >= most or size >= BATCH_BYTES:
-            out.append(batch)
-            batch, size = [], 0
-    if batch:
-        out.append(batch)
-    return out
-
-
 def scan_paths(
     paths: Sequence[str],
     limits: Limits | None = None,
@@ -489,44 +468,15 @@ def scan_paths(
     on_done: Callable[[Subject], None] | None = None,
     cache: VerdictCache | None = None,
 ) -> list[Subject]:
-    """Scan every file under ``paths``; ``jobs`` processes (default: every core).
+    """Scan every file under ``paths`` in ``jobs`` worker processes (default: every
+    core), each under the memory ceiling and supervised (``spywall.workers``).
 
     With a ``cache``, each worker process looks verdicts up in (and adds them to) a cache
     of its own in memory, and in the cache's SQLite file if it has one.
     """
     limits = limits or Limits()
     files = list(expand(paths))
-    jobs = jobs or os.cpu_count() or 1
-    results: list[Subject] = []
-    if jobs <= 1 or len(files) < 2 or STDIN in files:
-        for f in files:
-            s = scan_path(f, limits, cache)
-            results.append(s)
-            if on_done:
-                on_done(s)
-        return results
-    from concurrent.futures import ProcessPoolExecutor  # only with workers: ~10 ms to import
-    from concurrent.futures.process import BrokenProcessPool
-
-    tasks = [(batch, limits, cache) for batch in _batches(files, jobs)]
-    try:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for batch_results in pool.map(_scan_batch, tasks):
-                for s in batch_results:
-                    results.append(s)
-                    if on_done:
-                        on_done(s)
-    except BrokenProcessPool:
-        # A worker died (SIGBUS: a mapped input truncated by another process while it
-        # was scanned; or the kernel killed it). The report keeps what is done, and the
-        # inputs not yet reported are scanned here, read rather than mapped.
-        safe = msgspec.structs.replace(limits, map_inputs=False)
-        for f in files[len(results):]:
-            s = scan_path(f, safe)
-            results.append(s)
-            if on_done:
-                on_done(s)
-    return results
+    return workers.scan_files(files, limits, jobs or os.cpu_count() or 1, on_done, cache)
 
 
 def count_files(paths: Sequence[str]) -> int:

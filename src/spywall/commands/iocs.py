@@ -42,7 +42,7 @@ def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     report.device = {"indicators": len(index),
                      "indicator_entries": sum(src.indicators for src in index.sources),
                      "sources": len(index.sources),
-                     "unsupported_patterns": len(index.unsupported)}
+                     "unsupported_patterns": index.unsupported_total}
     report.errors += [ErrorEntry(path=u.partition(":")[0], code="unsupported", message=u)
                       for u in index.unsupported[:200]]
     return index, took

@@ -48,6 +48,12 @@ raw bytes instead (``formats.pdf_raw``) and examined, and the cap is reported
 the same way, with qpdf's reason as a warning, so no exploit stream hides behind a
 structure qpdf will not accept.
 
+qpdf's C++ time cannot be interrupted by the time budget or its SIGALRM backstop: every
+call into it is marked (``workers.in_qpdf``), and a scan worker still inside one past the
+hard time limit is killed by its supervisor, which scans the input again with
+``Limits.use_qpdf`` off: every PDF in it is then read from its raw bytes, and the overrun
+is reported (``Parsed.incomplete``).
+
 Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
 1024), and a polyglot whose first bytes match an earlier format in the registry (a GIF
 header, say) is parsed as that format only; a broken object is skipped with a warning.
@@ -71,6 +77,7 @@ from spywall.formats.magic import sniff_pdf as sniff
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
 from spywall.lazy import lazy_module
 from spywall.limits import Budget
+from spywall.workers import in_qpdf
 
 if TYPE_CHECKING:
     import pikepdf
@@ -102,6 +109,11 @@ _QPDF_SOURCE = re.compile(r"^stream <[^>]*>:? ?")
 _STARTXREF = re.compile(rb"startxref[\x00\t\n\x0c\r ]+([0-9]{1,12})")
 _NAME_BYTES = frozenset(
     bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+# Why a PDF is read from its raw bytes when the scan workers' supervisor stopped qpdf.
+QPDF_STOPPED = ("not opened with qpdf: qpdf did not finish within the hard time limit "
+                "(its scan worker was stopped)")
 
 
 class EncryptedPdf(UnsupportedError):
@@ -490,7 +502,9 @@ class _Streams:
         owners = (self.pdf, *self.overlays)
         key = (*glob.objgen, next(i for i, p in enumerate(owners) if glob.is_owned_by(p)))
         if key not in self.globals:
-            data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
+            with in_qpdf():
+                raw = glob.read_raw_bytes()
+            data, codec = decode_chain(raw, _chain(glob), self.ctx.budget)
             if codec is not None:
                 raise FormatError(f"its /JBIG2Globals stream is encoded with /{codec}, an "
                                   "image codec, not data a JBIG2 decoder reads")
@@ -511,7 +525,9 @@ class _Streams:
         codec = codec_of(chain)
         if codec in ("JPXDecode", "CCITTFaxDecode") or (role == "Image" and codec is None):
             return None
-        data, codec = decode_chain(self.raw(stream, live, chain), chain, self.ctx.budget)
+        with in_qpdf():
+            raw = self.raw(stream, live, chain)
+        data, codec = decode_chain(raw, chain, self.ctx.budget)
         if codec == "JBIG2Decode":
             return Child(name, self._jbig2_globals(stream) + data, format="jbig2-embedded")
         return Child(name, data)
@@ -565,10 +581,17 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     # ("EOF after endobj"): give it one, past the data, where no offset can point.
     if not data[-64:].rstrip().endswith(b"%%EOF"):
         data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
+    if not ctx.budget.limits.use_qpdf:
+        return _raw_parse(data, ctx, end, incomplete=QPDF_STOPPED)
     try:
         pdf_raw.check_xref_streams(data, ctx.budget)
     except LimitExceeded as exc:
         return _raw_parse(data, ctx, end, incomplete=f"not opened with qpdf: {exc}")
+    with in_qpdf():  # C++ time: only the scan workers' supervisor can stop it
+        return _parse_with_qpdf(data, ctx, end)
+
+
+def _parse_with_qpdf(data: bytes, ctx: ParseContext, end: int | None) -> Parsed:
     try:
         # BytesIO shares a bytes object and seeks in C; qpdf seeks hundreds of times
         source = io.BytesIO(data) if isinstance(data, bytes) else _BufferReader(data)
