@@ -20,6 +20,7 @@ from spywall.ios import (
     inventory,
     messages,
     other_messengers,
+    people,
     shortcuts,
     system,
 )
@@ -31,7 +32,8 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
-    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
+    *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
@@ -40,7 +42,8 @@ MODULES: tuple[Module[Evidence], ...] = (
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, *analytics.MODULES, inventory.PROFILES,
     inventory.PROFILE_EVENTS,
-    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
+    *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 

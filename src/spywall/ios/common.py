@@ -47,6 +47,19 @@ _URL_B = re.compile(rb"(?i)(?:\bhttps?://|\bwww\.)[!#-;=?-~]{1,2048}")
 _TRAIL = ".,;:!?)]}>'\""
 
 
+MAX_TEXT = 4096
+
+
+def scalar(value: object) -> Scalar:
+    """A column value as a record keeps it: text and numbers as they are, a blob as its
+    UTF-8 text (invalid bytes replaced), each text cut at ``MAX_TEXT``."""
+    if isinstance(value, bytes):
+        value = value[:MAX_TEXT * 4].decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    return value if isinstance(value, int | float) else None
+
+
 def ok(n: int, message: str = "") -> Result:
     return ("ok", n, message)
 
