@@ -23,6 +23,7 @@ from spywall.ios import (
     people,
     shortcuts,
     system,
+    webkit_folders,
 )
 from spywall.ios.backup import open_backup
 from spywall.ios.common import Evidence
@@ -40,7 +41,8 @@ MODULES: tuple[Module[Evidence], ...] = (
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, *fs_modules.MODULES, *analytics.MODULES, inventory.PROFILES,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, *webkit_folders.MODULES, *analytics.MODULES,
+    inventory.PROFILES,
     inventory.PROFILE_EVENTS,
     *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
     *system.MODULES,

@@ -35,7 +35,10 @@ PLANTED_FS: dict[str, str] = {
     "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
     "cache_domain": "shortenurls.me",  # Predator (Cytrox), in an app's Cache.db
     "analytics_process": "nehelprd",  # Pegasus, in a keychain analytics event
+    "indexeddb_domain": "info24.live",  # Pegasus (a WebKit IndexedDB folder name)
+    "safariviewservice_domain": "top10leadsgen.com",  # Pegasus (SafariViewService data)
 }
+APP_UUID = "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B"
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
     "CREATE TABLE ZPROCESS (Z_PK INTEGER PRIMARY KEY, ZPROCNAME TEXT, ZBUNDLENAME TEXT, "
@@ -162,9 +165,26 @@ def _cache_db(root: Path, planted: bool) -> None:
         "UNIQUE, version INTEGER, hash_value INTEGER, storage_policy INTEGER, request_key "
         "TEXT UNIQUE, time_stamp TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, partition "
         "TEXT);", fill)
-    app = (root / "private/var/mobile/Containers/Data/Application"
-           / "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B")
+    app = root / "private/var/mobile/Containers/Data/Application" / APP_UUID
     put_file(app / "Library/Caches/com.example.weather/Cache.db", data)
+
+
+def _webkit_folders(root: Path, planted: bool) -> None:
+    """WebKit's per-site storage in an app's container, named after the site's origin
+    (``https_<host>_<port>``): an IndexedDB folder and SafariViewService website data
+    (the in-app browser), beside names that are not sites; their folders' times set."""
+    app = root / "private/var/mobile/Containers/Data/Application" / APP_UUID
+    idb = app / "Library/WebKit/WebsiteData/IndexedDB"
+    site = PLANTED_FS["indexeddb_domain"] if planted else "docs.example.org"
+    put_file(idb / f"https_{site}_0" / "IndexedDB.sqlite3", b"SQLite format 3\x00", T0 + 710)
+    put_file(idb / "v1" / "salt", b"\x00" * 8, T0 + 710)  # (a hashed layout: not a site)
+    put_file(idb / "https_www.example.com_443" / "IndexedDB.sqlite3", b"", T0 + 720)
+    svs = app / "SystemData/com.apple.SafariViewService/Library/WebKit/WebsiteData"
+    site = PLANTED_FS["safariviewservice_domain"] if planted else "news.example.net"
+    put_file(svs / f"https_{site}_0.localstorage", b"SQLite format 3\x00", T0 + 730)
+    put_file(svs / "LocalStorage" / "StorageTracker.db", b"", T0 + 730)
+    for folder, at in ((idb, T0 + 740), (svs, T0 + 750)):
+        os.utime(folder, (at, at))
 
 
 def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
@@ -189,14 +209,17 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
+    _webkit_folders(root, spec.planted)
     _analytics_db(root, spec.planted)
     for i, app in enumerate(ios_extra.applications(spec.planted).values()):
         meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
         put_file(root / f"private/var/containers/Bundle/Application/{uuid.UUID(int=i + 1)}"
                  / "iTunesMetadata.plist", meta if isinstance(meta, bytes) else b"")
     site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
-    put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
-             / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
+    local = root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
+    put_file(local / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84),
+             T0 + 700)
+    os.utime(local, (T0 + 760, T0 + 760))
     if spec.planted:
         put_file(root / PLANTED_FS["file_path"].lstrip("/"), b"\x00" * 16, T0 + 3_600)
         put_file(root / "private/var/db" / PLANTED_FS["executable"], b"\xcf\xfa\xed\xfe",
