@@ -23,6 +23,7 @@ from spywall.ios import (
     people,
     shortcuts,
     system,
+    versions,
     webkit_folders,
 )
 from spywall.ios.backup import open_backup
@@ -42,7 +43,7 @@ MODULES: tuple[Module[Evidence], ...] = (
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, *webkit_folders.MODULES, *analytics.MODULES,
-    inventory.PROFILES,
+    *versions.MODULES, inventory.PROFILES,
     inventory.PROFILE_EVENTS,
     *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
     *system.MODULES,

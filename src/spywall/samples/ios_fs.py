@@ -187,6 +187,26 @@ def _webkit_folders(root: Path, planted: bool) -> None:
         os.utime(folder, (at, at))
 
 
+JOURNALS = (  # (file date, header time as analyticsd writes it, os_version)
+    ("2023-05-20-020001", "2023-05-20 02:00:01.00 +0200", "iPhone OS 16.4.1 (20E252)"),
+    ("2023-06-01-020004", "2023-06-01 02:00:04.37 +0200", "iPhone OS 16.5 (20F66)"),
+)
+
+
+def _journals(root: Path) -> None:
+    """analyticsd's journals: a one-line JSON header, then one event per line."""
+    import json
+
+    folder = root / "private/var/db/analyticsd"
+    for day, stamp, version in JOURNALS:
+        header = {"bug_type": "211", "timestamp": stamp, "os_version": version,
+                  "incident_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, day)).upper()}
+        body = json.dumps({"message": {"name": "com.apple.example", "count": 1}})
+        put_file(folder / f"Analytics-Journal-{day}.ips",
+                 (json.dumps(header) + "\n" + body + "\n").encode())
+    put_file(folder / "Analytics-Day-2023-06-01-020004.ips", b"{}\n")  # (not a journal)
+
+
 def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     """Write a synthetic dump into ``folder`` (created); return the folder."""
     spec = spec or DumpSpec()
@@ -210,6 +230,7 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
     _webkit_folders(root, spec.planted)
+    _journals(root)
     _analytics_db(root, spec.planted)
     for i, app in enumerate(ios_extra.applications(spec.planted).values()):
         meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
