@@ -1,10 +1,13 @@
 """check-ios on a dump: the iOS versions the phone ran (MVT's version_history from
-analyticsd's journals): header times against an independent conversion, journals that
-are not what analyticsd writes, bounded reading, and the result folder's files."""
+analyticsd's journals, analytics_ios_versions from keychain analytics events): times
+against an independent conversion, journals and events that are not what iOS writes,
+bounded reading, versions by build, and the result folder's files."""
 
 from __future__ import annotations
 
 import json
+import plistlib
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -12,9 +15,11 @@ import pytest
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
+from spywall.ios import releases
 from spywall.ios.check import check_dump
 from spywall.ios.versions import MAX_HEADER, parse_header
-from spywall.samples.ios_fs import JOURNALS, DumpSpec, put_file, write_dump
+from spywall.samples.ios import T0, apple, sqlite_bytes
+from spywall.samples.ios_fs import ANALYTICS_BUILDS, JOURNALS, DumpSpec, put_file, write_dump
 
 ANALYTICSD = "private/var/db/analyticsd"
 
@@ -107,3 +112,71 @@ def test_result_folder(dump: Path, tmp_path: Path) -> None:
     assert recs[0]["timestamp"] == "2023-05-20 00:00:01.000000"
     assert '"IOSVersionHistory","ios_version"' in (out / "timeline.csv").read_text(
         encoding="utf-8")
+
+
+# -- analytics_ios_versions -----------------------------------------------------------------
+
+KEYCHAIN_DB = "private/var/Keychains/Analytics/security_analytics.db"
+
+
+def test_first_time_each_build_appears(dump: Path, index: IocIndex) -> None:
+    out = check_dump(dump, index, index.sources)
+    first: dict[str, int] = {}
+    for at, build in ANALYTICS_BUILDS:
+        first[build] = min(at, first.get(build, at))
+    want = sorted((datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), b)
+                  for b, at in first.items())
+    recs = out.ctx.records["analytics_ios_versions"]
+    assert [(r.timestamp, r.data["build"]) for r in recs] == want
+    # 20F66 is the dump's own build (SystemVersion.plist: 16.5); 20E252 is not known
+    assert {r.data["build"]: r.data["version"] for r in recs} == {"20F66": "16.5",
+                                                                   "20E252": ""}
+    assert all(r.event == "analytics_ios_version" for r in recs)
+
+
+def test_versions_from_the_release_list(dump: Path, index: IocIndex,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    known = releases.Releases("2026-01-01", "test", [releases.Release("16.4.1", "", "20E252")])
+    monkeypatch.setattr(releases, "current", lambda update_dir=None: known)
+    out = check_dump(dump, index, index.sources)
+    assert {r.data["build"]: r.data["version"]
+            for r in out.ctx.records["analytics_ios_versions"]}["20E252"] == "16.4.1"
+
+
+def test_builds_that_are_not_builds(tmp_path: Path, index: IocIndex) -> None:
+    """Hostile or odd values: a build that is not build-shaped, no time, a NULL plist, a
+    text time; each ignored, counted when it is a build value."""
+    def fill(c: sqlite3.Connection) -> None:
+        rows = [(apple(T0), {"build": "20F66\x1b[31m"}), (None, {"build": "20G75"}),
+                ("later", {"build": "20G75"}), (apple(T0 + 9), {"build": "21A329"}),
+                (apple(T0 + 5), None)]
+        for stamp, ev in rows:
+            c.execute("INSERT INTO all_events (timestamp, data) VALUES (?, ?)",
+                      (stamp, plistlib.dumps(ev, fmt=plistlib.FMT_BINARY) if ev else None))
+
+    data, _ = sqlite_bytes("CREATE TABLE all_events (id INTEGER PRIMARY KEY, timestamp "
+                           "REAL, data BLOB);", fill)
+    put_file(tmp_path / KEYCHAIN_DB, data)
+    (tmp_path / "private/var/mobile").mkdir()
+    out = check_dump(tmp_path, index, index.sources)
+    run = next(m for m in out.report.modules if m.name == "analytics_ios_versions")
+    assert (run.status, run.records) == ("ok", 1)
+    assert "1 event(s) with a build that is not one" in run.message
+    assert [r.data["build"] for r in out.ctx.records["analytics_ios_versions"]] == ["21A329"]
+
+
+def test_no_analytics_database_skips(tmp_path: Path, index: IocIndex) -> None:
+    put_file(tmp_path / "private/var/mobile/Library/x", b"")
+    out = check_dump(tmp_path, index, index.sources)
+    assert next(m for m in out.report.modules
+                if m.name == "analytics_ios_versions").status == "skipped"
+
+
+def test_analytics_result_folder(dump: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert main(["check-ios", str(dump), "-q", "-o", str(out), "-j", "1",
+                 "-m", "analytics_ios_versions"]) == 0
+    recs = json.loads((out / "analytics_ios_versions.json").read_text(encoding="utf-8"))
+    assert [(r["build"], r["version"]) for r in recs] == [("20E252", ""), ("20F66", "16.5")]
+    assert '"AnalyticsIOSVersions","analytics_ios_version"' in (
+        out / "timeline.csv").read_text(encoding="utf-8")

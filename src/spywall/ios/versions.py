@@ -1,6 +1,11 @@
-"""The iOS versions a phone has run, from a filesystem dump (MVT's ``version_history``):
-a timeline of updates, so that an analyst can tell which iOS was installed on the day of
-an infection (and so which exploits it was exposed to).
+"""The iOS versions a phone has run, from a filesystem dump (MVT's ``version_history``
+and ``analytics_ios_versions``): a timeline of updates, so that an analyst can tell which
+iOS was installed on the day of an infection (and so which exploits it was exposed to).
+
+- ``analytics_ios_versions``: the keychain analytics events (``analytics``) that name a
+  ``build`` (``20F66``): the first time each build appears, and its version where
+  spywall knows it (the release list behind ``ios-outdated``, and the dump's own
+  SystemVersion.plist; ``""`` otherwise). MVT's fields: ``build``, ``version``.
 
 ``private/var/db/analyticsd/Analytics-Journal-*.ips``: analyticsd's journals, each
 beginning with a one-line JSON header whose ``timestamp`` (``YYYY-MM-DD hh:mm:ss.ff
@@ -18,8 +23,9 @@ from datetime import datetime
 
 import msgspec
 
-from spywall.device.base import FnModule, Record, iso_unix
+from spywall.device.base import FnModule, Record, iso_apple, iso_unix
 from spywall.errors import FormatError
+from spywall.ios import analytics, releases
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FsDump
 from spywall.report import ErrorEntry
@@ -77,7 +83,54 @@ def _version_history(ctx: Ctx) -> Result:
     return ok(len(recs), f"{len(bad)} journal(s) unreadable" if bad else "")
 
 
+MAX_BUILDS = 10_000
+_BUILD = re.compile(r"[0-9]{1,3}[A-Z][0-9]{1,6}[a-z]?")
+
+
+def build_versions(dump: FsDump) -> dict[str, str]:
+    """Build -> iOS version, from the release list and the dump's SystemVersion.plist."""
+    known = {r.build: r.version for r in releases.current().releases if r.build}
+    build, version = dump.info.get("Build Version"), dump.info.get("Product Version")
+    if isinstance(build, str) and isinstance(version, str):
+        known[build] = version
+    return known
+
+
+def _analytics_versions(ctx: Ctx) -> Result:
+    dump = ctx.evidence
+    dbs = analytics.databases(ctx)
+    if not isinstance(dump, FsDump) or not dbs:
+        return SKIPPED
+    first: dict[str, float | int] = {}
+    seen = odd = 0
+    for entry in dbs:
+        for _, stamp, values in analytics.events(ctx, entry):
+            build = values.get("build")
+            if not build or stamp is None or iso_apple(stamp) is None:
+                continue
+            if not _BUILD.fullmatch(build):
+                odd += 1
+                continue
+            seen += 1
+            if build in first:
+                first[build] = min(first[build], stamp)
+            elif len(first) < MAX_BUILDS:
+                first[build] = stamp
+    known = build_versions(dump)
+    recs = sorted((Record("analytics_ios_versions", iso_apple(t), "analytics_ios_version",
+                          {"build": b, "version": known.get(b, "")})
+                   for b, t in first.items()), key=lambda r: r.timestamp or "")
+    ctx.extend("analytics_ios_versions", recs)
+    parts = [f"{len(recs)} build(s) in {seen} event(s)"]
+    if odd:
+        parts.append(f"{odd} event(s) with a build that is not one, ignored")
+    return ok(len(recs), "; ".join(parts))
+
+
 MODULES = (
     FnModule("version_history", "iOS versions the phone ran, by date (analyticsd journals)",
              _version_history),
+    FnModule("analytics_ios_versions",
+             "iOS builds the phone ran, first seen in keychain analytics events",
+             _analytics_versions),
 )

@@ -128,6 +128,11 @@ def _netusage(root: Path, planted: bool) -> None:
     put_file(root / "private/var/networkd/netusage.sqlite", data)
 
 
+# (unix time, build) of the analytics events that name a build, in no order
+ANALYTICS_BUILDS = ((T0 + 5_000, "20F66"), (T0 - 864_000, "20E252"), (T0 + 1_000, "20F66"),
+                    (T0 - 900_000, "20E252"))
+
+
 def _analytics_db(root: Path, planted: bool) -> None:
     """A keychain analytics database (hard/soft failures, all events: Apple-epoch time and
     a binary plist), the planted one naming a Pegasus process in an event."""
@@ -140,6 +145,11 @@ def _analytics_db(root: Path, planted: bool) -> None:
         for i, ev in enumerate(events):
             c.execute("INSERT INTO soft_failures (timestamp, data) VALUES (?, ?)",
                       (apple(T0 + 800 + i), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
+        # events name the build that logged them: the update to 20F66 shows as its first
+        for at, build in ANALYTICS_BUILDS:
+            ev = {"eventType": "KeychainSyncState", "build": build, "product": "iPhone OS"}
+            c.execute("INSERT INTO all_events (timestamp, data) VALUES (?, ?)",
+                      (apple(at), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
 
     data, _ = sqlite_bytes(
         "CREATE TABLE hard_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL, "
