@@ -1,5 +1,6 @@
-"""check-ios: calls, contacts, CoreDuet interactions and Firefox favicons (MVT's calls,
-contacts, interactionc and firefox_favicon): MVT's field names, times against an
+"""check-ios: calls, contacts, CoreDuet interactions, Firefox favicons and WhatsApp
+contacts (MVT's calls, contacts, interactionc, firefox_favicon and whatsapp_contacts):
+MVT's field names, times against an
 independent conversion, rows read as SQLite's own query gives them, indicators, schema
 drift (missing columns, older Core Data join tables), hostile values, missing and broken
 artifacts, and the files --output writes for them."""
@@ -15,10 +16,10 @@ import pytest
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
-from spywall.ios import people
+from spywall.ios import people, whatsapp_contacts
 from spywall.ios.check import Outcome, check_backup
 from spywall.samples.ios import PLANTED, BackupSpec, file_id, write_backup
-from spywall.samples.ios_people import HOSTILE_NAME
+from spywall.samples.ios_people import HOSTILE_NAME, WA_CONTACTS
 
 CALLS = ("HomeDomain", "Library/CallHistoryDB/CallHistory.storedata")
 CONTACTS = ("HomeDomain", "Library/AddressBook/AddressBook.sqlitedb")
@@ -237,3 +238,66 @@ def test_result_folder_names_and_fields(tmp_path: Path) -> None:
     assert '"InteractionC","interaction"' in timeline
     assert '"Calls","call"' in timeline
     assert '"FirefoxFavicon","firefox_history"' in timeline
+
+
+# -- whatsapp_contacts ----------------------------------------------------------------------
+
+WA = ("AppDomainGroup-group.net.whatsapp.WhatsApp.shared", "ContactsV2.sqlite")
+WA_FIELDS = {"row_pk", *whatsapp_contacts.COLUMNS, "disappearing_mode_is_on",
+             "disappearing_mode_label"}
+
+
+@pytest.mark.parametrize(("duration", "text"), [
+    (None, "off"), (0, "off"), (86_400, "24 hours"), (604_800, "7 days"),
+    (7_776_000, "90 days"), (3_600, "3600 seconds"), (3_600.0, "3600 seconds"),
+    (-5, "-5 seconds"), (True, "off"), ("7 days", "off"), (float("nan"), "nan seconds"),
+    (1e300, "1e+300 seconds"),
+])
+def test_timer_labels(duration: object, text: str) -> None:
+    assert whatsapp_contacts.label(duration) == text
+
+
+def test_whatsapp_contacts_records(runs: dict[str, Outcome]) -> None:
+    recs = runs["planted"].ctx.records["whatsapp_contacts"]
+    assert [set(r.data) for r in recs] == [WA_FIELDS] * len(WA_CONTACTS)
+    got = [(r.data["row_pk"], r.data["whatsapp_id"], r.data["full_name"],
+            r.data["disappearing_mode_label"], r.data["disappearing_mode_is_on"], r.event,
+            r.timestamp) for r in recs]
+    assert got == [
+        (pk, jid, name.decode() if isinstance(name, bytes) else name,
+         whatsapp_contacts.LABELS.get(timer, f"{timer} seconds") if timer else "off",
+         bool(timer), "disappearing_mode_set" if at else "contact",
+         apple_iso(at - 978_307_200) if at else None)
+        for pk, jid, name, timer, at in WA_CONTACTS]
+    assert recs[0].data["phone_status"] == 1  # (ZPHONENUMBERSTATUS in this version)
+    assert recs[0].data["last_updated"] == "2023-06-01 06:13:20.000000"
+    assert modules(runs["planted"])["whatsapp_contacts"] == ("ok", "2 with disappearing "
+                                                                   "messages on")
+
+
+def test_whatsapp_contacts_without_timer_column(tmp_path: Path, index: IocIndex) -> None:
+    root = write_backup(tmp_path / "b", BackupSpec())
+    with sqlite3.connect(stored(root, WA)) as conn:
+        conn.executescript(
+            "ALTER TABLE ZWAADDRESSBOOKCONTACT DROP COLUMN ZDISAPPEARINGMODEDURATION;"
+            "ALTER TABLE ZWAADDRESSBOOKCONTACT ADD COLUMN ZPHONESTATUS INTEGER DEFAULT 7;")
+    conn.close()
+    out = check_backup(root, index, index.sources)
+    assert modules(out)["whatsapp_contacts"] == (
+        "ok", "no disappearing-messages column: timer state unknown")
+    recs = out.ctx.records["whatsapp_contacts"]
+    assert {(r.data["disappearing_mode_is_on"], r.data["disappearing_mode_label"])
+            for r in recs} == {(None, None)}
+    assert {r.data["phone_status"] for r in recs} == {7}  # ZPHONESTATUS preferred
+
+
+def test_whatsapp_contacts_in_the_result_folder(tmp_path: Path) -> None:
+    root = write_backup(tmp_path / "b", BackupSpec())
+    out = tmp_path / "out"
+    assert main(["check-ios", str(root), "-q", "-o", str(out), "-j", "1",
+                 "-m", "whatsapp_contacts"]) == 0
+    recs = json.loads((out / "whatsapp_contacts.json").read_text(encoding="utf-8"))
+    assert [r["disappearing_mode_label"] for r in recs] == ["7 days", "off", "3600 seconds"]
+    assert recs[1]["full_name"] == "Sam \u2605"
+    timeline = (out / "timeline.csv").read_text(encoding="utf-8")
+    assert timeline.count('"WhatsappContacts","disappearing_mode_set"') == 2

@@ -114,6 +114,7 @@ PLUGINS: dict[str, str] = {
     "webkit_localstorage": "WebkitLocalStorage",
     "webkit_safariviewservice": "WebkitSafariViewService",
     "version_history": "IOSVersionHistory", "analytics_ios_versions": "AnalyticsIOSVersions",
+    "whatsapp_contacts": "WhatsappContacts",
 }
 
 

@@ -25,6 +25,7 @@ from spywall.ios import (
     system,
     versions,
     webkit_folders,
+    whatsapp_contacts,
 )
 from spywall.ios.backup import open_backup
 from spywall.ios.common import Evidence
@@ -34,8 +35,8 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
-    *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
-    *system.MODULES,
+    *messages.MODULES, *people.MODULES, *whatsapp_contacts.MODULES,
+    *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
@@ -43,10 +44,9 @@ MODULES: tuple[Module[Evidence], ...] = (
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, *fs_modules.MODULES, *webkit_folders.MODULES, *analytics.MODULES,
-    *versions.MODULES, inventory.PROFILES,
-    inventory.PROFILE_EVENTS,
-    *messages.MODULES, *people.MODULES, *other_messengers.MODULES, *browsers.MODULES,
-    *system.MODULES,
+    *versions.MODULES, inventory.PROFILES, inventory.PROFILE_EVENTS,
+    *messages.MODULES, *people.MODULES, *whatsapp_contacts.MODULES,
+    *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 

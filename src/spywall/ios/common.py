@@ -10,7 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from spywall.device.base import ArtifactMissing, CheckContext, Record, load_plist, url_host
+from spywall.device.base import (
+    ArtifactMissing,
+    CheckContext,
+    Record,
+    iso_apple,
+    load_plist,
+    url_host,
+)
 from spywall.device.sqlite import open_evidence
 from spywall.ios.backup import Entry
 from spywall.report import Scalar
@@ -58,6 +65,15 @@ def scalar(value: object) -> Scalar:
     if isinstance(value, str):
         return value[:MAX_TEXT]
     return value if isinstance(value, int | float) else None
+
+
+def apple_field(value: object) -> str | None:
+    """An Apple-epoch time as MVT writes one inside a record (``YYYY-MM-DD hh:mm:ss.ffffff``,
+    UTC), None when absent or implausible."""
+    from spywall.device.output import mvt_time
+
+    iso = iso_apple(value) if isinstance(value, int | float) else None
+    return mvt_time(iso) if iso else None
 
 
 def ok(n: int, message: str = "") -> Result:

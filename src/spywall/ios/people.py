@@ -27,7 +27,6 @@ import sqlite3
 from collections.abc import Sequence
 
 from spywall.device.base import FnModule, Record, SchemaUnknown, iso_apple
-from spywall.device.output import mvt_time
 from spywall.device.sqlite import columns, ident, require, tables
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -35,6 +34,7 @@ from spywall.ios.common import (
     MAX_TEXT,
     Ctx,
     Result,
+    apple_field,
     check_links,
     database,
     links,
@@ -204,8 +204,7 @@ def _interaction_query(conn: sqlite3.Connection) -> tuple[str, list[str]]:
 
 def _field(name: str, value: object) -> Scalar:
     if name in DATES:
-        iso = iso_apple(value) if isinstance(value, int | float) else None
-        return mvt_time(iso) if iso else None
+        return apple_field(value)
     if name == "direction" and isinstance(value, int) and value in DIRECTIONS:
         return DIRECTIONS[value]
     if name == "attachment_id" and isinstance(value, bytes):

@@ -123,7 +123,39 @@ def _interactionc(w: _Writer) -> None:
     w.db("HomeDomain", "Library/CoreDuet/People/interactionC.db", INTERACTIONC_SCHEMA, fill)
 
 
+WA_CONTACTS_SCHEMA = (
+    "CREATE TABLE ZWAADDRESSBOOKCONTACT (Z_PK INTEGER PRIMARY KEY, Z_ENT INTEGER, Z_OPT "
+    "INTEGER, ZDISAPPEARINGMODEDURATION INTEGER, ZPHONENUMBERSTATUS INTEGER, ZSYNCPOLICY "
+    "INTEGER, ZABOUTTIMESTAMP TIMESTAMP, ZDISAPPEARINGMODETIMESTAMP TIMESTAMP, "
+    "ZLASTUPDATED TIMESTAMP, ZABOUTEMOJI VARCHAR, ZABOUTTEXT VARCHAR, ZBUSINESSNAME "
+    "VARCHAR, ZFULLNAME VARCHAR, ZGIVENNAME VARCHAR, ZLASTNAME VARCHAR, ZLID VARCHAR, "
+    "ZLOCALIZEDPHONENUMBER VARCHAR, ZNOTES VARCHAR, ZPHONENUMBER VARCHAR, ZUSERNAME "
+    "VARCHAR, ZWHATSAPPID VARCHAR);")
+# (Z_PK, whatsapp id, full name (a blob in some versions), timer seconds, set at)
+WA_CONTACTS = (
+    (1, "447700900123@s.whatsapp.net", "Alex Morgan", 604_800, T0 + 1_200),
+    (2, "447700900456@s.whatsapp.net", b"Sam \xe2\x98\x85", 0, None),
+    (3, "447700900789@s.whatsapp.net", None, 3_600, T0 + 1_300),
+)
+
+
+def _whatsapp_contacts(w: _Writer) -> None:
+    """WhatsApp's ContactsV2.sqlite: contacts with the disappearing-messages timer it keeps
+    per contact (seconds; one of the usual choices, off, an unusual one)."""
+    def fill(c: sqlite3.Connection) -> None:
+        for pk, jid, name, timer, at in WA_CONTACTS:
+            c.execute("INSERT INTO ZWAADDRESSBOOKCONTACT (Z_PK, ZWHATSAPPID, ZPHONENUMBER, "
+                      "ZFULLNAME, ZDISAPPEARINGMODEDURATION, ZDISAPPEARINGMODETIMESTAMP, "
+                      "ZPHONENUMBERSTATUS, ZLASTUPDATED) VALUES (?,?,?,?,?,?,1,?)",
+                      (pk, jid, "+" + jid.split("@")[0], name, timer,
+                       apple(at) if at else None, apple(T0)))
+
+    w.db("AppDomainGroup-group.net.whatsapp.WhatsApp.shared", "ContactsV2.sqlite",
+         WA_CONTACTS_SCHEMA, fill)
+
+
 def add(w: _Writer) -> None:
     _calls(w)
     _contacts(w)
     _interactionc(w)
+    _whatsapp_contacts(w)
