@@ -12,12 +12,15 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
 from spywall.ios import people, whatsapp_contacts
-from spywall.ios.check import Outcome, check_backup
+from spywall.ios.check import MODULES, Outcome, check_backup
 from spywall.samples.ios import PLANTED, BackupSpec, file_id, write_backup
 from spywall.samples.ios_people import HOSTILE_NAME, WA_CONTACTS
 
@@ -301,3 +304,51 @@ def test_whatsapp_contacts_in_the_result_folder(tmp_path: Path) -> None:
     assert recs[1]["full_name"] == "Sam \u2605"
     timeline = (out / "timeline.csv").read_text(encoding="utf-8")
     assert timeline.count('"WhatsappContacts","disappearing_mode_set"') == 2
+
+
+# -- any SQLite value in any column ------------------------------------------------------
+
+_ANY = (st.none() | st.integers(-(2**63), 2**63 - 1) | st.floats()
+        | st.text(max_size=40) | st.binary(max_size=40))
+ROWS = {
+    CALLS: ("ZCALLRECORD", ("ZDATE", "ZDURATION", "ZLOCATION", "ZADDRESS",
+                            "ZSERVICE_PROVIDER")),
+    CONTACTS: ("ABMultiValue", ("record_id", "value")),
+    INTERACTIONC: ("ZINTERACTIONS", ("ZSTARTDATE", "ZCREATIONDATE", "ZDIRECTION", "ZSENDER",
+                                     "ZBUNDLEID", "ZCONTENTURL")),
+    FIREFOX: ("favicons", ("url", "width", "type", "date")),
+    WA: ("ZWAADDRESSBOOKCONTACT", ("ZFULLNAME", "ZDISAPPEARINGMODEDURATION",
+                                   "ZDISAPPEARINGMODETIMESTAMP", "ZABOUTTEXT")),
+}
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_backup(tmp_path_factory.mktemp("hyp") / "b", BackupSpec(messages=2,
+                                                                          history=2))
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.sampled_from(sorted(ROWS)), st.lists(_ANY, min_size=6, max_size=6))
+def test_any_value_in_any_column(shared: Path, index: IocIndex, where: tuple[str, str],
+                                 values: list[object]) -> None:
+    table, cols = ROWS[where]
+    path = stored(shared, where)
+    original = path.read_bytes()
+    with sqlite3.connect(path) as conn:  # (a hostile file has no constraints: drop them)
+        conn.executescript(f"CREATE TABLE loose AS SELECT * FROM {table}; DROP TABLE {table}; "
+                           f"ALTER TABLE loose RENAME TO {table};")
+        conn.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+                     f"({', '.join('?' * len(cols))})", values[:len(cols)])
+    conn.close()
+    mods = [m for m in MODULES if m.name in (*NEW, "whatsapp_contacts")]
+    try:
+        out = check_backup(shared, index, index.sources, modules=mods)
+    finally:
+        path.write_bytes(original)
+    assert {m.status for m in out.report.modules} == {"ok"}, out.report.modules
+    for recs in out.ctx.records.values():  # every value is a report scalar, JSON data
+        assert all(v is None or type(v) in (str, int, float, bool)
+                   for r in recs for v in r.data.values())
+        msgspec.json.encode([r.data for r in recs])

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
@@ -180,3 +182,16 @@ def test_analytics_result_folder(dump: Path, tmp_path: Path) -> None:
     assert [(r["build"], r["version"]) for r in recs] == [("20E252", ""), ("20F66", "16.5")]
     assert '"AnalyticsIOSVersions","analytics_ios_version"' in (
         out / "timeline.csv").read_text(encoding="utf-8")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300) | st.builds(
+    lambda stamp, version: header(stamp, version), st.text(max_size=40), st.text(max_size=40)))
+def test_any_header_is_read_or_refused(data: bytes) -> None:
+    try:
+        when, version = parse_header(data)
+    except ValueError:
+        return
+    assert when is None or when.endswith("Z")
+    assert isinstance(version, str)
+    assert len(version) <= 1024

@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spywall.cli import main
 from spywall.iocs import IocIndex
@@ -128,3 +130,11 @@ def test_result_folder(dumps: dict[str, Path], tmp_path: Path) -> None:
                           ("WebkitLocalStorage", "webkit_local_storage"),
                           ("WebkitSafariViewService", "webkit_safari_view_service")):
         assert f'"{plugin}","{event}"' in timeline
+
+
+@given(st.text(max_size=80))
+def test_any_name_gives_a_url(name: str) -> None:
+    url = origin_url(name)
+    assert "_" not in url.partition("://")[2]
+    if name.startswith(("http_", "https_")):
+        assert url.startswith(name.partition("_")[0] + "://")
