@@ -138,3 +138,14 @@ def test_any_name_gives_a_url(name: str) -> None:
     assert "_" not in url.partition("://")[2]
     if name.startswith(("http_", "https_")):
         assert url.startswith(name.partition("_")[0] + "://")
+
+
+def test_without_timeline_the_dump_findings_are_the_same(dumps: dict[str, Path],
+                                                         index: IocIndex) -> None:
+    full = check_dump(dumps["planted"], index, index.sources)
+    lean = check_dump(dumps["planted"], index, index.sources, timeline=False)
+    assert sorted(lean.report.all_findings(), key=repr) == sorted(
+        full.report.all_findings(), key=repr)
+    # the lean run leaves out the records that carry no finding
+    assert len(lean.ctx.records.get("webkit_indexeddb", [])) == 1
+    assert len(full.ctx.records["webkit_indexeddb"]) == 2

@@ -151,7 +151,13 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("group_name", "i", "ZGROUPNAME"),
     ("derivied_intent_id", "i", "ZDERIVEDINTENTIDENTIFIER"), ("table_id", "i", "Z_PK"),
 )
-_CREATED = [f for f, _, _ in FIELDS].index("interactions_creation_date")
+_NAMES = [f for f, _, _ in FIELDS]
+_CREATED = _NAMES.index("interactions_creation_date")
+# the fields matched: people (as e-mail addresses), texts (links), apps (app ids)
+_PEOPLE = [_NAMES.index(f) for f in ("sender_identifier", "recipient_identifier")]
+_TEXTS = [_NAMES.index(f) for f in ("content", "attachment_content_url",
+                                    "interaction_content_url")]
+_APPS = [_NAMES.index(f) for f in ("bundle_id", "target_bundle_id")]
 DATES = frozenset(f for f, _, _ in FIELDS if f.endswith("_date"))
 DIRECTIONS = {0: "INCOMING", 1: "OUTGOING"}
 _ATTACH_JOIN = (re.compile(r"Z_\d{1,3}INTERACTIONS"), re.compile(r"Z_\d{1,3}ATTACHMENTS"),
@@ -218,19 +224,18 @@ def _interactionc(ctx: Ctx, entry: Entry, path: str) -> Result:
         if "start_date" not in present and "interactions_creation_date" not in present:
             raise SchemaUnknown("ZINTERACTIONS has neither ZSTARTDATE nor ZCREATIONDATE")
         rows = conn.execute(sql, (MAX_ROWS,)).fetchall()
-    names = [f for f, _, _ in FIELDS]
     for row in rows:
-        data = {n: _field(n, v) for n, v in zip(names, row, strict=True)}
-        people = [data["sender_identifier"], data["recipient_identifier"]]
-        texts = [t for t in (data["content"], data["attachment_content_url"],
-                             data["interaction_content_url"]) if isinstance(t, str)]
+        # what is matched is read first: without a timeline, a row that matches
+        # nothing is not turned into a record of 40 fields
+        people = [scalar(row[i]) for i in _PEOPLE]
+        texts = [t for i in _TEXTS if isinstance(t := scalar(row[i]), str)]
         found = [u for t in texts for u in links(t)]
-        apps = [a for a in (data["bundle_id"], data["target_bundle_id"])
-                if isinstance(a, str) and a]
+        apps = [a for i in _APPS if isinstance(a := scalar(row[i]), str) and a]
         hit = (ctx.any_hit("email", [_email(p) for p in people])
                or any(ctx.lookup.url(u) for u in found) or ctx.any_hit("app_id", apps))
         if not (ctx.timeline or hit):
             continue
+        data = {n: _field(n, v) for n, v in zip(_NAMES, row, strict=True)}
         start, created = row[0], row[_CREATED]
         when = (iso_apple(start) if isinstance(start, int | float) else None) or (
             iso_apple(created) if isinstance(created, int | float) else None)

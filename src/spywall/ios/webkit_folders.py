@@ -71,6 +71,8 @@ def _module(name: str) -> FnModule[Evidence]:
         times: dict[str, str | None] = {}
         n = 0
         for e in dump.entries:
+            if _MARK not in e.disk:  # (most paths: one substring search each)
+                continue
             parent, _, leaf = e.disk.rpartition("/")
             if not leaf.startswith("http") or folder_kind(parent) != name:
                 continue
