@@ -47,6 +47,8 @@ from spywall.report import Scalar
 CALLS = [("HomeDomain", "Library/CallHistoryDB/CallHistory.storedata")]
 CONTACTS = [("HomeDomain", "Library/AddressBook/AddressBook.sqlitedb")]
 INTERACTIONC = [("HomeDomain", "Library/CoreDuet/People/interactionC.db")]
+
+
 def _email(value: Scalar) -> str:
     """The e-mail address a contact value or call address holds ('' when it is not one)."""
     if not isinstance(value, str) or "@" not in value or len(value) > 320:
