@@ -110,6 +110,11 @@ PLUGINS: dict[str, str] = {
     "dumpsys_appops": "DumpsysAppops", "dumpsys_dbinfo": "DumpsysDBInfo",
     "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
     "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
+    "interactionc": "InteractionC", "webkit_indexeddb": "WebkitIndexedDB",
+    "webkit_localstorage": "WebkitLocalStorage",
+    "webkit_safariviewservice": "WebkitSafariViewService",
+    "version_history": "IOSVersionHistory", "analytics_ios_versions": "AnalyticsIOSVersions",
+    "whatsapp_contacts": "WhatsappContacts",
 }
 
 
@@ -128,6 +133,9 @@ MVT_SLUGS: dict[str, str] = {
     "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
     "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
     "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+    "interactionc": "interaction_c", "webkit_localstorage": "webkit_local_storage",
+    "webkit_safariviewservice": "webkit_safari_view_service",
+    "version_history": "ios_version_history",
 }
 
 
