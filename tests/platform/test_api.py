@@ -290,7 +290,8 @@ def test_a_revoked_key_is_refused_at_its_next_request(api: Api) -> None:
     again = subprocess.run([sys.executable, "-m", "spywall", "platform", "keys", "revoke",
                             ident, "--reason", "twice", "--db", url],
                            capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "already revoked" in again.stderr
+    assert again.returncode == 2
+    assert "already revoked" in again.stderr
     with api.engine.connect() as conn:
         rows = conn.execute(sa.select(db.audit.c.actor, db.audit.c.detail).where(
             db.audit.c.action == "key-revoke")).all()
@@ -323,7 +324,8 @@ def test_background_analyses_start_an_interval_apart(api: Api, monkeypatch: Any)
     monkeypatch.setattr(api_module.time, "sleep", sleep)
     platform = Platform(api.engine, Settings(api.media, analysis_interval=30.0))
     platform.analyse()                                  # the first runs at once
-    assert runs == [1] and waits == []
+    assert runs == [1]
+    assert waits == []
     second = threading.Thread(target=platform.analyse)
     second.start()
     assert waiting.wait(timeout=120)                    # it waits for the interval
@@ -333,4 +335,5 @@ def test_background_analyses_start_an_interval_apart(api: Api, monkeypatch: Any)
     assert runs == [1]
     go.set()
     second.join(timeout=120)
-    assert runs == [1, 1] and len(waits) == 1
+    assert runs == [1, 1]
+    assert len(waits) == 1
