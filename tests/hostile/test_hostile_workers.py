@@ -193,9 +193,8 @@ def test_qpdf_stuck_past_the_hard_limit_is_stopped_and_the_pdf_read_raw(
     stopped, after = subjects
     # the worker was killed in qpdf; a fresh one read the PDF from its raw bytes
     assert {f.rule for f in stopped.findings} == {"jbig2-symbol-overflow", INCOMPLETE}
-    assert ("limit", f"{QPDF_STOPPED}; streams found in the raw bytes (qpdf not used)") in {
-        (e.code, e.message) for e in stopped.errors
-    }
+    assert ("limit", f"PDF document: {QPDF_STOPPED}; its streams were found by reading the "
+            "raw bytes instead") in {(e.code, e.message) for e in stopped.errors}
     assert {f.rule for f in after.findings} == {WEBP}
 
 
