@@ -528,7 +528,7 @@ class _Streams:
                 deferred = deferred or LimitExceeded(f"{name}: {exc}")
                 continue
             except FormatError as exc:
-                yield Child(name, b"", error=str(exc))
+                yield Child(name, b"", error=str(exc), code=exc.code)
                 continue
             except pikepdf_errors() as exc:
                 yield Child(name, b"", error=f"cannot read stream: {_qpdf_text(exc)}")
