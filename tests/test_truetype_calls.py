@@ -9,7 +9,9 @@ one of fontTools' boundaries.
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -209,3 +211,154 @@ def test_hostile_call_graph_stops_at_the_budget() -> None:
     glyph = b"\x4b\x4b\x2a" * 50
     flows = tt_calls.analyse_font([fpgm, glyph], max_steps=20_000)
     assert flows[0].steps <= 20_000
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=200), min_size=1, max_size=5))
+def test_random_programs_are_bounded(codes: list[bytes]) -> None:
+    flows = tt_calls.analyse_font(codes, max_steps=5_000)
+    for code, flow in zip(codes, flows, strict=True):
+        assert flow.steps <= 5_000
+        assert all(0 <= pc < len(code) for pc in flow.reachable)
+        assert set(flow.jumped) <= set(flow.watched) <= flow.reachable
+
+
+# A concrete interpreter for a subset of the instruction set (pushes, DUP, POP, ADD,
+# IF/ELSE/EIF, FDEF/ENDF, CALL, LOOPCALL, JMPR, JROT, and 0x8F as a no-op), written from
+# the OpenType instruction set's descriptions: every offset it executes must be one the
+# analysis found reachable (the analysis over-approximates every execution).
+TOKENS = (
+    [bytes([0xB0, v]) for v in range(9)]
+    + [bytes([0xB1, 0, 1]), b"\xb0\xfe"]
+    + [
+        bytes([op])
+        for op in (0x20, 0x21, 0x60, 0x58, 0x1B, 0x59, 0x2C, 0x2D, 0x2B, 0x2A, 0x1C, 0x78, 0x8F)
+    ]
+)
+
+
+class _Stop(Exception):
+    pass
+
+
+class Machine:
+    def __init__(self, codes: list[bytes]) -> None:
+        self.codes = codes
+        self.functions: dict[int, tuple[int, int]] = {}
+        self.seen: set[tuple[int, int]] = set()
+        self.steps = 0
+
+    def skip(self, code: bytes, pc: int, stops: tuple[int, ...]) -> int:
+        """After the instruction that ends the block at ``pc`` (linear, IF/EIF nested)."""
+        depth, at = 1, pc
+        while True:
+            size = tt_flow.instruction_length(code, at)
+            if size is None:
+                raise _Stop
+            at += size
+            if at >= len(code):
+                raise _Stop
+            op = code[at]
+            if op == 0x2D and 0x2D in stops:
+                return at + 1
+            if 0x2D in stops:
+                continue
+            depth += (op == 0x58) - (op == 0x59)
+            if (op == 0x59 and depth == 0) or (op == 0x1B and depth == 1 and 0x1B in stops):
+                return at + 1
+
+    def run(self, program: int, pc: int, stack: list[int], depth: int) -> None:
+        code = self.codes[program]
+        while 0 <= pc < len(code):
+            self.steps += 1
+            if self.steps > 3_000 or depth > 12:
+                raise _Stop
+            self.seen.add((program, pc))
+            op = code[pc]
+            size = tt_flow.instruction_length(code, pc)
+            if size is None:
+                raise _Stop
+            pop = _popper(stack)
+            if 0xB0 <= op <= 0xB7:
+                stack.extend(code[pc + 1 : pc + size])
+            elif op == 0x20:
+                v = pop()
+                stack += [v, v]
+            elif op == 0x21:
+                pop()
+            elif op == 0x60:
+                b, a = pop(), pop()
+                stack.append(a + b)
+            elif op == 0x58:
+                if not pop():
+                    pc = self.skip(code, pc, (0x1B, 0x59))
+                    continue
+            elif op == 0x1B:
+                pc = self.skip(code, pc, (0x59,))
+                continue
+            elif op == 0x2C:
+                self.functions[pop()] = (program, pc + 1)
+                pc = self.skip(code, pc, (0x2D,))
+                continue
+            elif op == 0x2D:
+                if depth == 0:
+                    raise _Stop
+                return
+            elif op in (0x2B, 0x2A):
+                number = pop()
+                count = pop() if op == 0x2A else 1
+                if number not in self.functions:
+                    raise _Stop
+                for _ in range(max(0, min(count, 20))):
+                    self.run(*self.functions[number], stack, depth + 1)
+            elif op in (0x1C, 0x78):
+                cond = pop() if op == 0x78 else 1
+                offset = pop()
+                if cond:
+                    if offset == 0:
+                        raise _Stop
+                    pc += offset
+                    continue
+            elif op not in (0x59, 0x8F):  # outside the subset (reached inside push data)
+                raise _Stop
+            pc += size
+        raise _Stop  # ran off the program: an error, unless it ended a top-level one
+
+
+def _popper(stack: list[int]) -> Callable[[], int]:
+    def pop() -> int:
+        if not stack:
+            raise _Stop  # the interpreter stops on a stack underflow
+        return stack.pop()
+
+    return pop
+
+
+BODY = [t for t in TOKENS if t not in (b"\x2c", b"\x2d")]
+_FREE = st.lists(st.sampled_from(TOKENS), max_size=30).map(b"".join)
+_CODE = st.lists(st.sampled_from(BODY), max_size=16).map(b"".join)
+# an fpgm of functions 0..k-1 (PUSHB n, FDEF, body, ENDF), then callers; or free bytes
+_FONTS = st.one_of(
+    st.tuples(st.lists(_CODE, min_size=1, max_size=4), st.lists(_CODE, min_size=1, max_size=3)).map(
+        lambda t: [
+            b"".join(bytes([0xB0, n, 0x2C]) + body + b"\x2d" for n, body in enumerate(t[0])),
+            *t[1],
+        ]
+    ),
+    st.lists(_FREE, min_size=1, max_size=4),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_FONTS)
+def test_every_concrete_execution_is_covered(codes: list[bytes]) -> None:
+    m = Machine(codes)
+    for program in range(len(codes)):
+        with contextlib.suppress(_Stop, RecursionError):
+            m.run(program, 0, [], 0)
+    flows = tt_calls.analyse_font(codes, max_steps=200_000)
+    if not flows[0].complete:
+        return
+    for program, pc in m.seen:
+        # reached, or the program has a jump the analysis says could land anywhere
+        assert pc in flows[program].reachable or flows[program].unresolved, (program, pc)

@@ -12,6 +12,9 @@ the callers beyond that share one run whose entry is the join of theirs, so ever
 covered. ENDF hands the body's stack back to its callers (LOOPCALL: also to another round
 of the body). A call to a number no FDEF defines ends the path (the interpreter stops
 with an error); a call made before the definition is seen is replayed when it appears.
+When some jump's target is still unknown, it could land on a call nobody saw (say, one
+hidden in push data): then every body is also run from an unknown stack, as
+``tt_flow.analyse`` runs them, so the analysis stays sound for every function.
 
 The result, per program: the offsets control can reach in it (through any call), the
 watched opcodes among them, and the jumps whose target is still not a constant. All runs
@@ -29,6 +32,7 @@ from spywall.formats.tt_flow import (
     FDEF,
     IDEF,
     LOOPCALL,
+    TOP,
     Budget,
     Flow,
     State,
@@ -115,7 +119,7 @@ class _Font:
         self.calls: list[tuple[int, Value, State, _Return | None]] = []
         self.contexts: dict[_Body, dict[State, _Run]] = {}
         self.shared: dict[_Body, _Run] = {}  # the run of callers beyond MAX_CONTEXTS
-        self.linked: set[tuple[int, int, int, bool]] = set()
+        self.linked: set[tuple[int, int, int, bool, Value]] = set()
 
     def new_run(self, program: int) -> _Run:
         run = _Run(self, program)
@@ -158,7 +162,7 @@ class _Font:
             run.reach(body[1], state)
         if ret is None:
             return
-        link = (id(run), id(ret.caller), ret.after, ret.loop)
+        link = (id(run), id(ret.caller), ret.after, ret.loop, ret.rounds)
         if link in self.linked:
             return
         self.linked.add(link)
@@ -198,6 +202,12 @@ def analyse_font(codes: Sequence[bytes | memoryview], max_steps: int = 1 << 20) 
     for program in range(len(codes)):
         font.new_run(program).reach(0, State())
     font.run()
+    if any(run.unresolved for runs in font.runs for run in runs):
+        # A jump that could land anywhere could land on a call the analysis never saw:
+        # every body may also be entered with any stack, by any number.
+        for kind in (FDEF, IDEF):
+            font.enter(kind, None, TOP, None)
+        font.run()
     out: list[Flow] = []
     for program, code in enumerate(codes):
         runs = font.runs[program]
