@@ -223,3 +223,16 @@ def test_quiet_second_reading_adds_no_warnings() -> None:
     assert "IFD0/EXIF/MakerNote" in labels
     assert "IFD0/EXIF/MakerNote(note-based)" in labels
     assert not any("note-based" in w for w in parsed.warnings)
+
+
+def test_second_readings_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past MAX_REREADS notes read again in the note's coordinates, the file is reported
+    incomplete: the note-based payload is not found, and the file is not clean."""
+    data = {n: d for n, d, _ in te.hidings(True)}["makernote-note-based.tif"]
+    monkeypatch.setattr(tiff, "MAX_REREADS", 0)
+    subject = scan_bytes(data, "x.tif")
+    assert {f.rule for f in subject.findings} == {"incomplete-examination"}
+    assert any("not read with offsets counted from the note" in e.message for e in subject.errors)
+    monkeypatch.setattr(tiff, "MAX_REREADS", 64)
+    monkeypatch.setattr(tiff, "MAX_REREAD_BYTES", 8)
+    assert "incomplete-examination" in {f.rule for f in scan_bytes(data, "x.tif").findings}

@@ -46,6 +46,8 @@ MAX_TOTAL_VALUES = 1 << 21
 MAX_WARNINGS = 32
 HEAD_BYTES = 16
 MAX_JPEG_SEGMENTS = 16  # strips or tiles given as JPEG children, per file
+MAX_REREADS = 64  # MakerNotes read a second time, offsets counted from the note
+MAX_REREAD_BYTES = 16 << 20  # the largest note copied for that reading
 IFD_TYPES = frozenset({13, 18})  # IFD, IFD8: an entry whose values are IFD offsets
 
 # Tags the parser and the detectors use.
@@ -115,6 +117,16 @@ class TiffFile(msgspec.Struct, frozen=True):
     ifds: tuple[Ifd, ...]
 
 
+class _Counts:
+    """What one file's walkers spend together."""
+
+    def __init__(self) -> None:
+        self.values_left = MAX_TOTAL_VALUES
+        self.jpeg_segments = 0
+        self.rereads = 0
+        self.reread_capped = self.values_capped = False
+
+
 class _Layout(msgspec.Struct, frozen=True):
     """Classic TIFF: u16 entry count, 12-byte entries, u32 counts and offsets.
     BigTIFF: u64 entry count, 20-byte entries, u64 counts and offsets."""
@@ -143,10 +155,9 @@ class _Walker:
         self.seen: set[int] = set()
         self.warnings: list[str] = []
         self.end = 16 if layout.bigtiff else 8
-        self.values_left = MAX_TOTAL_VALUES
+        self.counts = _Counts()  # shared with the walkers of MakerNotes' second readings
         self.incomplete: list[str] = []
         self.children: list[Child] = []  # MakerNote TIFFs and JPEG thumbnails
-        self.jpeg_segments = 0
         self.quiet = False  # a second reading (another base): no warnings
 
     def warn(self, message: str) -> None:
@@ -212,6 +223,8 @@ class _Walker:
         for tag, entry in entries.items():
             if entry.type in IFD_TYPES and tag not in _CHILD_IFDS and depth + 1 <= MAX_DEPTH:
                 for j, child in enumerate(entry.values[:MAX_IFDS]):
+                    if len(self.ifds) >= MAX_IFDS:
+                        break
                     self.chain(child, f"{label}/IFD:0x{tag:04X}" + (f"[{j}]" if j else ""),
                                depth + 1)
         note = entries.get(MAKER_NOTE)
@@ -244,9 +257,23 @@ class _Walker:
             except FormatError as exc:
                 self.warn(f"{label}: {exc}")
         if found.either and note.offset:
-            end = min(note.offset + note.size, len(self.data))
-            self.nested(self.data[note.offset : end], at - note.offset,
-                        f"{label}(note-based)", depth)
+            self.reread(note, at, f"{label}(note-based)", depth)
+
+    def reread(self, note: Entry, at: int, label: str, depth: int) -> None:
+        """The note's IFD again, offsets counted from the note (a copy of it: at most
+        ``MAX_REREADS`` notes of at most ``MAX_REREAD_BYTES``; past those, the file is
+        reported incomplete)."""
+        end = min(note.offset + note.size, len(self.data))
+        counts = self.counts
+        if end - note.offset > MAX_REREAD_BYTES or counts.rereads >= MAX_REREADS:
+            if not counts.reread_capped:
+                counts.reread_capped = True
+                self.incomplete.append(
+                    f"{label}: a MakerNote over {MAX_REREAD_BYTES} bytes, or more than "
+                    f"{MAX_REREADS} of them, not read with offsets counted from the note")
+            return
+        counts.rereads += 1
+        self.nested(self.data[note.offset : end], at - note.offset, label, depth)
 
     def nested(self, data: bytes, at: int, label: str, depth: int) -> None:
         """Walk the IFD at ``at`` in ``data`` (a MakerNote, offsets counted from its start)
@@ -254,12 +281,10 @@ class _Walker:
         second reading of bytes already walked."""
         sub = _Walker(data, self.ctx, self.lay)
         sub.ifds, sub.children, sub.incomplete = self.ifds, self.children, self.incomplete
-        sub.values_left, sub.jpeg_segments, sub.quiet = (self.values_left, self.jpeg_segments,
-                                                         True)
+        sub.counts, sub.quiet = self.counts, True
         sub.seen.add(at)
         with contextlib.suppress(FormatError):  # reported by the reading with the file's base
             sub.ifd(at, label, depth)
-        self.values_left, self.jpeg_segments = sub.values_left, sub.jpeg_segments
 
     def entry(self, tag: int, typ: int, count: int, field_at: int, label: str) -> Entry | None:
         if typ not in _TYPES:
@@ -275,15 +300,16 @@ class _Walker:
                 return Entry(tag, typ, count, at, total)
         values: tuple[int, ...] = ()
         if code:
-            n = min(count, MAX_VALUES, self.values_left)
-            if n < count and n == self.values_left:
-                if not self.incomplete:
+            n = min(count, MAX_VALUES, self.counts.values_left)
+            if n < count and n == self.counts.values_left:
+                if not self.counts.values_capped:
+                    self.counts.values_capped = True
                     self.incomplete.append(f"{label} tag 0x{tag:04X}: more than "
                                            f"{MAX_TOTAL_VALUES} integer values in the file; "
                                            "the rest are not read")
             elif n < count:
                 self.warn(f"{label} tag 0x{tag:04X}: only the first {n} of {count} values read")
-            self.values_left -= n
+            self.counts.values_left -= n
             self.ctx.budget.charge_elements(n // 64 + 1)
             values = struct.unpack_from(f"{self.lay.order}{n}{code}", self.data, at)
         head = self.data[at : at + min(total, HEAD_BYTES)]
@@ -326,14 +352,14 @@ class _Walker:
         head = self.data[off : off + 4]
         if len(head) < 4 or head[:3] != b"\xff\xd8\xff" or not 0xE0 <= head[3] <= 0xEF:
             return
-        if self.jpeg_segments >= MAX_JPEG_SEGMENTS:
-            if self.jpeg_segments == MAX_JPEG_SEGMENTS:
+        if self.counts.jpeg_segments >= MAX_JPEG_SEGMENTS:
+            if self.counts.jpeg_segments == MAX_JPEG_SEGMENTS:
                 self.children.append(Child(what, b"", code="limit", error=(
                     f"more than {MAX_JPEG_SEGMENTS} strips or tiles holding JPEG files; "
                     "the rest are not examined")))
-            self.jpeg_segments += 1
+            self.counts.jpeg_segments += 1
             return
-        self.jpeg_segments += 1
+        self.counts.jpeg_segments += 1
         self.children.append(Child(f"{what} (JPEG)", bytes(self.data[off : off + length])))
 
 
