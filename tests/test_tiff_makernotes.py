@@ -23,9 +23,18 @@ from spywall.formats import tiff, tiff_embedded
 from spywall.formats.base import ParseContext
 from spywall.limits import Budget
 from spywall.samples import tiff_embedded as te
+from spywall.samples.tiff_dng import IFD
 
 RULE = "dng-lossless-jpeg-components"
-POINTERS = (tiff.SUB_IFDS, tiff.EXIF_IFD, te.OLYMPUS_EQUIPMENT)
+TYPED_POINTER = 0xC0DE  # a private tag whose type is IFD (13)
+POINTERS = (
+    tiff.SUB_IFDS,
+    tiff.EXIF_IFD,
+    tiff.GPS_IFD,
+    tiff.INTEROP_IFD,
+    te.OLYMPUS_EQUIPMENT,
+    TYPED_POINTER,
+)
 # name -> how the layout finds the IFD: ("embedded", TIFF header offset), ("rebased",
 # order or offset of the order mark, IFD offset in the note), ("file", prefix length),
 # ("note", 0): an IFD at the note's start, offsets from the note.
@@ -43,7 +52,9 @@ LAYOUTS: dict[str, tuple[str, str | int, int]] = {
 }
 
 
-def raw_streams(buf: bytes, at: int, order: str, depth: int = 0) -> list[tuple[int, int, int]]:
+def raw_streams(
+    buf: bytes, at: int, order: str, depth: int = 0, chain: bool = False
+) -> list[tuple[int, int, int]]:
     """(Compression, SamplesPerPixel, SOF3 Nf of the first strip) of every IFD Pillow
     reaches from the IFD at ``at`` in ``buf`` (offsets counted from ``buf``'s start)."""
     from PIL import TiffImagePlugin
@@ -62,8 +73,10 @@ def raw_streams(buf: bytes, at: int, order: str, depth: int = 0) -> list[tuple[i
     for tag in POINTERS:
         value = ifd.get(tag)
         for child in value if isinstance(value, tuple) else (() if value is None else (value,)):
-            if depth < 4:
-                out.extend(raw_streams(buf, child, order, depth + 1))
+            if depth < 6:
+                out.extend(raw_streams(buf, child, order, depth + 1, chain))
+    if chain and ifd.next and depth < 6:
+        out.extend(raw_streams(buf, ifd.next, order, depth + 1, chain))
     return out
 
 
@@ -236,3 +249,45 @@ def test_second_readings_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tiff, "MAX_REREADS", 64)
     monkeypatch.setattr(tiff, "MAX_REREAD_BYTES", 8)
     assert "incomplete-examination" in {f.rule for f in scan_bytes(data, "x.tif").findings}
+
+
+def behind(path: list[str], bad: bool, little: bool) -> bytes:
+    """A TIFF whose IFD0 leads to the raw IFD through ``path`` (outermost first)."""
+    w = te.TiffWriter(little)
+    target = w.ifd(te.raw_ifd(w, (16, 8), 2, [te.stream(bad)]))
+    for kind in reversed(path):
+        if kind == "subifd":
+            decoy = w.ifd({tiff.IMAGE_WIDTH: (te.LONG, (1,))})
+            target = w.ifd({tiff.SUB_IFDS: (te.LONG, (decoy, target))})
+        elif kind == "next":
+            target = w.ifd({tiff.IMAGE_WIDTH: (te.LONG, (1,))}, next_ifd=target)
+        else:
+            tag, typ = {
+                "exif": (tiff.EXIF_IFD, te.LONG),
+                "gps": (tiff.GPS_IFD, te.LONG),
+                "interop": (tiff.INTEROP_IFD, te.LONG),
+                "typed": (TYPED_POINTER, IFD),
+            }[kind]
+            target = w.ifd({tag: (typ, (target,))})
+    return w.finish(target)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["exif", "gps", "interop", "subifd", "next", "typed"]),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+    st.booleans(),
+)
+def test_raw_ifd_behind_any_path_of_pointers(path: list[str], bad: bool, little: bool) -> None:
+    """EXIF, GPS and Interop pointers, SubIFDs, next-IFD links and entries of type IFD,
+    in any order: Pillow's reader reaches the raw IFD the same way, and spywall finds it."""
+    data = behind(path, bad, little)
+    order = "<" if little else ">"
+    (first,) = struct.unpack_from(f"{order}I", data, 4)
+    read = [r for r in raw_streams(data, first, order, chain=True) if r[0] == tiff.LOSSLESS_JPEG]
+    assert read == [(tiff.LOSSLESS_JPEG, 2, 1 if bad else 2)]
+    assert {f.rule for f in scan_bytes(data, "x.tif").findings} == ({RULE} if bad else set())
