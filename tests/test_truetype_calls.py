@@ -362,3 +362,17 @@ def test_every_concrete_execution_is_covered(codes: list[bytes]) -> None:
     for program, pc in m.seen:
         # reached, or the program has a jump the analysis says could land anywhere
         assert pc in flows[program].reachable or flows[program].unresolved, (program, pc)
+
+
+@pytest.mark.parametrize(("offset", "hit"), [(ts.HIT_OFFSET, True), (ts.MISS_OFFSET, False)])
+def test_idef_body_runs_from_the_stack_of_the_opcode_it_defines(offset: int, hit: bool) -> None:
+    """IDEF 0x92 (an undefined opcode) whose body JMPRs by what the glyph pushed before
+    executing 0x92: the body of function 0 of ``FPGM_CALLEE``, defined by IDEF instead."""
+    fpgm = b"\xb0\x92\x89" + ts.FPGM_CALLEE[3:9]
+    glyph = bytes([0xB1, 1, offset, 0x92])
+    assert tt_flow.analyse(fpgm).unresolved == (3,)
+    flow = tt_calls.analyse_font([fpgm, b"", glyph])[0]
+    assert flow.jumped == ((6,) if hit else ())
+    assert not flow.unresolved
+    subject = scan_bytes(ts.font(ts.Programs(fpgm=fpgm, simple=glyph)), "x.ttf")
+    assert {f.rule for f in subject.findings} == ({"truetype-adjust"} if hit else set())
