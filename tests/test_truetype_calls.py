@@ -376,3 +376,17 @@ def test_idef_body_runs_from_the_stack_of_the_opcode_it_defines(offset: int, hit
     assert not flow.unresolved
     subject = scan_bytes(ts.font(ts.Programs(fpgm=fpgm, simple=glyph)), "x.ttf")
     assert {f.rule for f in subject.findings} == ({"truetype-adjust"} if hit else set())
+
+
+def test_a_function_defined_only_where_an_unknown_jump_may_land() -> None:
+    """Program 1 jumps by a stored offset (anywhere: maybe onto the FDEF 7 hidden in its
+    push data); program 2 calls 7, then jumps by a stored offset and hides 0x8F. Without
+    the hidden definition the call fails, but the analysis cannot rule it out: program 2's
+    jump must stay unresolved (reported), not be dropped as unreachable."""
+    fpgm = b"\xb0\x00\x2c\x2d"
+    hidden_def = b"\xb0\x05\x43\x1c" + b"\xb3\x07\x2c\x2d\x00" + b"\x21\x21"
+    caller = b"\xb0\x07\x2b" + b"\xb0\x05\x43\x1c" + b"\xb0\x8f"
+    flows = tt_calls.analyse_font([fpgm, hidden_def, caller])
+    assert flows[1].unresolved == (3,)
+    assert flows[2].unresolved == (6,)
+    assert 3 in flows[2].reachable

@@ -12,9 +12,10 @@ the callers beyond that share one run whose entry is the join of theirs, so ever
 covered. ENDF hands the body's stack back to its callers (LOOPCALL: also to another round
 of the body). A call to a number no FDEF defines ends the path (the interpreter stops
 with an error); a call made before the definition is seen is replayed when it appears.
-When some jump's target is still unknown, it could land on a call nobody saw (say, one
-hidden in push data): then every body is also run from an unknown stack, as
-``tt_flow.analyse`` runs them, so the analysis stays sound for every function.
+When some jump's target is still unknown, it could land on a call or an FDEF nobody saw
+(say, hidden in push data): then every body is also run from an unknown stack, as
+``tt_flow.analyse`` runs them, and a call to a number with no known body resumes its
+caller with an unknown stack, so the analysis stays sound for every program.
 
 The result, per program: the offsets control can reach in it (through any call), the
 watched opcodes among them, and the jumps whose target is still not a constant. All runs
@@ -120,6 +121,7 @@ class _Font:
         self.contexts: dict[_Body, dict[State, _Run]] = {}
         self.shared: dict[_Body, _Run] = {}  # the run of callers beyond MAX_CONTEXTS
         self.linked: set[tuple[int, int, int, bool, Value]] = set()
+        self.opened = False  # open_world() was called
 
     def new_run(self, program: int) -> _Run:
         run = _Run(self, program)
@@ -146,8 +148,22 @@ class _Font:
         if not self.budget.take():
             return
         self.calls.append((kind, number, state, ret))
-        for body in self.targets(kind, number):
+        bodies = self.targets(kind, number)
+        for body in bodies:
             self.start(body, state, ret)
+        if not bodies and ret is not None and self.opened:
+            ret.caller.reach(ret.after, TOP)  # a body no one saw defined may answer
+
+    def open_world(self) -> None:
+        """A jump that could land anywhere could land on a call or a definition the
+        analysis never saw: every body may also be entered with any stack, by any
+        number, and a call to a number with no known body may return (anything)."""
+        self.opened = True
+        for kind in (FDEF, IDEF):
+            self.enter(kind, None, TOP, None)
+        for kind, number, _state, ret in list(self.calls):
+            if ret is not None and not self.targets(kind, number) and self.budget.take():
+                ret.caller.reach(ret.after, TOP)
 
     def start(self, body: _Body, state: State, ret: _Return | None) -> None:
         if not self.budget.take():
@@ -203,10 +219,7 @@ def analyse_font(codes: Sequence[bytes | memoryview], max_steps: int = 1 << 20) 
         font.new_run(program).reach(0, State())
     font.run()
     if any(run.unresolved for runs in font.runs for run in runs):
-        # A jump that could land anywhere could land on a call the analysis never saw:
-        # every body may also be entered with any stack, by any number.
-        for kind in (FDEF, IDEF):
-            font.enter(kind, None, TOP, None)
+        font.open_world()
         font.run()
     out: list[Flow] = []
     for program, code in enumerate(codes):
