@@ -36,7 +36,8 @@ POINTERS = (
     TYPED_POINTER,
 )
 # name -> how the layout finds the IFD: ("embedded", TIFF header offset), ("rebased",
-# order or offset of the order mark, IFD offset in the note), ("file", prefix length),
+# order or offset of the order mark, IFD offset in the note), ("file", prefix length,
+# offset of an order mark or 0: the file's),
 # ("note", 0): an IFD at the note's start, offsets from the note.
 LAYOUTS: dict[str, tuple[str, str | int, int]] = {
     "nikon": ("embedded", 10, 0),
@@ -49,6 +50,7 @@ LAYOUTS: dict[str, tuple[str, str | int, int]] = {
     "olympus-equipment": ("rebased", 8, 12),
     **{name: ("file", len(prefix), 0) for name, prefix in te.IN_FILE_PREFIXES},
     "note-based": ("note", 0, 0),
+    "pentax-aoc": ("file", 6, 4),
 }
 
 
@@ -105,7 +107,7 @@ def oracle(name: str, data: bytes) -> list[tuple[int, int, int]]:
     if kind == "file":
         note_at = data.find(note)
         assert data.find(note, note_at + 1) < 0
-        return raw_streams(data, note_at + int(a), order)
+        return raw_streams(data, note_at + int(a), _order(b, note) if b else order)
     return raw_streams(note, 0, order)
 
 

@@ -250,14 +250,28 @@ class _Walker:
         at = found.ifd
         if at is None or len(self.ifds) >= MAX_IFDS:
             return
-        if at not in self.seen:
-            self.seen.add(at)
+        walker = self if found.order is None else self.twin(found.order)
+        if at not in walker.seen:
+            walker.seen.add(at)
             try:
-                self.ifd(at, label, depth)
+                walker.ifd(at, label, depth)
             except FormatError as exc:
-                self.warn(f"{label}: {exc}")
+                walker.warn(f"{label}: {exc}")
         if found.either and note.offset:
-            self.reread(note, at, f"{label}(note-based)", depth)
+            walker.reread(note, at, f"{label}(note-based)", depth)
+        self.end = max(self.end, walker.end)
+
+    def twin(self, order: str) -> _Walker:
+        """A walker of the same data in another byte order (a MakerNote that names its
+        own), sharing this one's IFDs, children, caps and warnings."""
+        twin = _Walker(self.data, self.ctx, _Layout(order, self.lay.bigtiff))
+        twin.share(self)
+        twin.seen, twin.warnings, twin.end = self.seen, self.warnings, self.end
+        return twin
+
+    def share(self, other: _Walker) -> None:
+        self.ifds, self.children, self.incomplete = other.ifds, other.children, other.incomplete
+        self.counts, self.quiet = other.counts, other.quiet
 
     def reread(self, note: Entry, at: int, label: str, depth: int) -> None:
         """The note's IFD again, offsets counted from the note (a copy of it: at most
@@ -280,8 +294,8 @@ class _Walker:
         into this walker's IFDs and children, sharing its caps, without warnings: it is a
         second reading of bytes already walked."""
         sub = _Walker(data, self.ctx, self.lay)
-        sub.ifds, sub.children, sub.incomplete = self.ifds, self.children, self.incomplete
-        sub.counts, sub.quiet = self.counts, True
+        sub.share(self)
+        sub.quiet = True
         sub.seen.add(at)
         with contextlib.suppress(FormatError):  # reported by the reading with the file's base
             sub.ifd(at, label, depth)

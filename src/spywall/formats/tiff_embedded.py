@@ -12,10 +12,10 @@ A raw decoder or a metadata reader follows more directories than the TIFF pointe
   prefix replaced by a TIFF header of the same length), or an IFD whose offsets count from
   the enclosing TIFF's header (old Olympus "OLYMP\\0" and its siblings "CAMER\\0",
   "EPSON\\0", "MINOL\\0", Nikon type 2 "Nikon\\0\\1", Sony, Panasonic, Leica, Sanyo, Casio
-  "QVC\\0", Pentax "AOC\\0", and Canon, Samsung and others with no prefix at all, when the
-  note starts with a plausible IFD). Makers and editing tools are not consistent about the
-  last kind (a file rewritten by an editor moves the note, and some makers count from the
-  note), so those IFDs are also walked with offsets counted from the note's start
+  "QVC\\0", Pentax "AOC\\0" (in the byte order its next two bytes name), and Canon,
+  Samsung and others with no prefix at all, when the note starts with a plausible IFD).
+  Makers and editing tools are not consistent about the last kind (a file rewritten by an
+  editor moves the note, and some makers count from the note), so those IFDs are also walked with offsets counted from the note's start
   (``Note.either``), as readers that guess the base do. Notes that match none of these
   are proprietary data, left alone.
 - **DNGPrivateData** (0xC634): a DNG converter keeps the original MakerNote there
@@ -76,6 +76,7 @@ class Note(msgspec.Struct, frozen=True):
     ifd: int | None = None
     child: bytes | None = None
     either: bool = False
+    order: str | None = None  # the byte order to read ``ifd`` with, if not the file's
 
 
 def plausible_ifd(data: bytes, at: int, end: int, order: str) -> bool:
@@ -109,8 +110,11 @@ def maker_note(data: bytes, at: int, size: int, order: str) -> Note:
             return Note(child=_TIFF_HEADER[order_] + struct.pack(f"{order_}I", ifd) + note[8:])
     for prefix, skip in _IN_FILE:
         if note[: len(prefix)] == prefix:
-            return Note(at + skip, either=True) if plausible_ifd(data, at + skip, end,
-                                                                 order) else Note()
+            # Pentax names the note's byte order after "AOC\0" ("MM", "II"; else the file's)
+            own = _MARKS.get(note[4:6], order) if prefix == b"AOC\x00" else order
+            if not plausible_ifd(data, at + skip, end, own):
+                return Note()
+            return Note(at + skip, either=True, order=None if own == order else own)
     if plausible_ifd(data, at, end, order):
         return Note(at, either=True)
     found = _embedded_header(note)

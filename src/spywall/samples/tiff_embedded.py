@@ -137,6 +137,20 @@ def in_file_note(prefix: bytes, bad: bool) -> Callable[[TiffWriter], bytes]:
     return build
 
 
+def aoc_note(mark: bytes, bad: bool) -> Callable[[TiffWriter], bytes]:
+    """A Pentax "AOC\\0" note naming its byte order (``mark``: b"MM" or b"II"): its IFD
+    and everything under it in that order, offsets counted from the file's header."""
+
+    def build(w: TiffWriter) -> bytes:
+        saved, w.order = w.order, ">" if mark == b"MM" else "<"
+        sub = w.ifd(raw_ifd(w, (16, 8), 2, [stream(bad)]))
+        body = b"AOC\x00" + mark + _sub_ifd_entry(w.order, sub)
+        w.order = saved
+        return body
+
+    return build
+
+
 def jpeg_with_exif(tiff: bytes) -> bytes:
     from PIL import Image
 
@@ -210,6 +224,8 @@ def hidings(bad: bool) -> Iterator[tuple[str, bytes, str]]:
     for name, prefix in IN_FILE_PREFIXES:
         yield (f"makernote-{name}.tif", _with_note(in_file_note(prefix, bad)),
                f"a {name}-style MakerNote IFD counted from the file's header")
+    yield ("makernote-pentax-aoc.tif", _with_note(aoc_note(b"MM", bad)),
+           "a Pentax AOC MakerNote in big-endian order inside a little-endian file")
     yield ("makernote-huawei.tif",
            _with_note(lambda w: b"HUAWEI\x00\x00" + payload_dng(bad)),
            "a TIFF after a text prefix in a MakerNote (Huawei)")
