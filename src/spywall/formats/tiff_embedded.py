@@ -15,9 +15,9 @@ A raw decoder or a metadata reader follows more directories than the TIFF pointe
   "QVC\\0", Pentax "AOC\\0" (in the byte order its next two bytes name), and Canon,
   Samsung and others with no prefix at all, when the note starts with a plausible IFD).
   Makers and editing tools are not consistent about the last kind (a file rewritten by an
-  editor moves the note, and some makers count from the note), so those IFDs are also walked with offsets counted from the note's start
-  (``Note.either``), as readers that guess the base do. Notes that match none of these
-  are proprietary data, left alone.
+  editor moves the note, and some makers count from the note), so those IFDs are also
+  walked with offsets counted from the note's start (``Note.either``), as readers that
+  guess the base do. Notes that match none of these are proprietary data, left alone.
 - **DNGPrivateData** (0xC634): a DNG converter keeps the original MakerNote there
   ("Adobe\\0MakN", u32 count, the byte order, u32 offset of the note in the original
   file, the note); ``dng_private_note`` rebuilds a TIFF in which the note sits at that
