@@ -1,5 +1,5 @@
-"""Fuzz the TIFF/DNG parser (MakerNote layouts, Exif payloads), the lossless JPEG header
-walk and the TIFF detectors."""
+"""Fuzz the TIFF/DNG parser (MakerNote layouts, DNGPrivateData notes, Exif payloads), the
+lossless JPEG header walk and the TIFF detectors."""
 
 import contextlib
 import sys
@@ -26,6 +26,7 @@ def TestOneInput(data: bytes) -> None:
         ljpeg.read_sof(data, 0, len(data))
     tiff_embedded.maker_note(data, 1, len(data), "<>"[data[0] & 1])
     list(tiff_embedded.heif_exif(data, 1, ((0, len(data)),)))
+    tiff_embedded.dng_private_note(b"Adobe\x00MakN" + data)
     try:
         parsed = tiff.parse(blob, ParseContext(Budget(LIMITS)))
     except SpywallError:

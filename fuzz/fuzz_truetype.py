@@ -1,5 +1,5 @@
-"""Fuzz the sfnt/ttc parser, the TrueType bytecode decoder, the jump analysis and the
-truetype-adjust and truetype-computed-jump detectors."""
+"""Fuzz the sfnt/ttc parser, the TrueType bytecode decoder, the jump analysis (within one
+program and across calls) and the truetype-adjust and truetype-computed-jump detectors."""
 
 import contextlib
 import sys
@@ -10,7 +10,7 @@ with atheris.instrument_imports():
     from spywall.detectors import truetype_computed_jump
     from spywall.detectors.truetype_adjust import detect
     from spywall.errors import SpywallError
-    from spywall.formats import truetype, tt_bytecode, tt_flow
+    from spywall.formats import truetype, tt_bytecode, tt_calls, tt_flow
     from spywall.formats.base import ParseContext
     from spywall.limits import Budget, Limits
 
@@ -20,6 +20,8 @@ LIMITS = Limits(max_total_decompressed=8 << 20, max_stream_bytes=4 << 20, second
 def TestOneInput(data: bytes) -> None:
     tt_bytecode.decode(data, 1, len(data) - 1)
     tt_flow.analyse(data[:1024], max_steps=4_000)
+    # the first bytes as fpgm, the rest as programs that call into it (split at 0xFF)
+    tt_calls.analyse_font(data[:2048].split(b"\xff")[:16], max_steps=8_000)
     with contextlib.suppress(SpywallError):
         parsed = truetype.parse(data, ParseContext(Budget(LIMITS)))
         list(detect(parsed))

@@ -102,7 +102,7 @@ def test_nested_makernote_tiffs_stop_at_the_depth_limit() -> None:
 
 def test_proprietary_makernote_is_left_alone() -> None:
     note = b"\x13\x37" + bytes(range(200))
-    assert tiff_embedded.maker_note(note, 0, len(note), "<") == (None, None)
+    assert tiff_embedded.maker_note(note, 0, len(note), "<") == tiff_embedded.Note()
     data = te._with_note(lambda w: note)
     subject = scan_bytes(data, "x.tif")
     assert not subject.findings

@@ -279,9 +279,11 @@ def _hard_deadline(seconds: float) -> Iterator[None]:
 
 
 def mark_incomplete(subject: Subject, limits: Limits) -> Subject:
-    """Fail closed (``spywall.incomplete``): each cap the subject hit becomes an
-    ``incomplete-examination`` finding unless ``limits.allow_incomplete``."""
-    return incomplete.mark_incomplete(subject, limits.allow_incomplete)
+    """Fail closed (``spywall.incomplete``): each cap the subject hit, and each part it
+    could not open, becomes an ``incomplete-examination`` finding unless
+    ``limits.allow_incomplete``."""
+    return incomplete.mark_incomplete(subject, limits.allow_incomplete,
+                                      codes=incomplete.SCAN_CODES)
 
 
 def scan_bytes(data: bytes, path: str, limits: Limits | None = None, *,

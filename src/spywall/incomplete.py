@@ -4,8 +4,10 @@ Every command records a cap it hit (size, count, depth, decompression, time, buf
 bytes) as an error entry of code ``limit``. ``mark_incomplete`` adds, for each, a
 ``heuristic`` finding with rule ``incomplete-examination`` naming the cap and where it was
 hit, so the command's exit status is 1, never 0; the findings made before the cap are
-kept as they are. ``--allow-incomplete`` (``allow=True``) leaves the caps as error
-entries only.
+kept as they are. ``scan`` also counts what it could not open (code ``unsupported``: an
+encrypted zip member or PDF, a PDF stream behind a filter no standard defines, a zip
+compression method it cannot decompress): ``SCAN_CODES``. ``--allow-incomplete``
+(``allow=True``) leaves them as error entries only.
 """
 
 from __future__ import annotations
@@ -17,26 +19,32 @@ from spywall.report import ErrorEntry, Finding, FindingKind, Severity, Subject
 INCOMPLETE_RULE = "incomplete-examination"
 # Error codes that mean part of an input was not examined.
 INCOMPLETE_CODES = frozenset({"limit"})
+# The same for ``scan``: also the containers and streams it could not open.
+SCAN_CODES = INCOMPLETE_CODES | {"unsupported"}
 MAX_INCOMPLETE_FINDINGS = 16
 
 
 def mark_incomplete(subject: Subject, allow: bool = False,
-                    counts: Callable[[ErrorEntry], bool] | None = None) -> Subject:
-    """Add an ``incomplete-examination`` finding for each cap ``subject`` hit (at most
+                    counts: Callable[[ErrorEntry], bool] | None = None,
+                    codes: frozenset[str] = INCOMPLETE_CODES) -> Subject:
+    """Add an ``incomplete-examination`` finding for each cap ``subject`` hit, and each
+    part it could not open when ``codes`` has ``unsupported`` (at most
     ``MAX_INCOMPLETE_FINDINGS``; ``detail.limits_hit`` has the total). ``counts`` narrows
-    which ``limit`` entries stand for data not examined."""
+    which entries stand for data not examined."""
     if allow:
         return subject
     hits = [e for e in subject.errors
-            if e.code in INCOMPLETE_CODES and (counts is None or counts(e))]
+            if e.code in codes and (counts is None or counts(e))]
     for e in hits[:MAX_INCOMPLETE_FINDINGS]:
+        how = ("examination stopped at a limit in" if e.code == "limit"
+               else "could not open a part of the input in")
         subject.findings.append(Finding(
             rule=INCOMPLETE_RULE,
             title="Input not examined completely",
             kind=FindingKind.HEURISTIC,
             severity=Severity.MEDIUM,
-            message=f"examination stopped at a limit in {e.path}: {e.message}; what lies "
-                    "beyond it was not examined (an exploit may be there)",
+            message=f"{how} {e.path}: {e.message}; what lies beyond it was not examined "
+                    "(an exploit may be there)",
             path=e.path,
             object_sha256=subject.sha256,
             detail={"limit": e.message, "where": e.path, "limits_hit": len(hits)},

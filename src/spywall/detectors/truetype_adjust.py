@@ -9,7 +9,11 @@ data are not a finding, unless a jump lands on them: JMPR, JROT and JROF add a p
 offset to their own address, so the program is also followed from every jump target
 computed from pushed constants (``tt_flow``: an abstract interpretation of the stack), and
 ADJUST at any offset control can reach that way (inside push data, in an overlapping
-decoding) is a finding too. No public TrueType instruction set defines these opcodes; the
+decoding) is a finding too. When a jump's offset is not a constant within its program, the
+font's programs are followed together (``tt_calls``): a function's jump by an offset its
+caller pushed (in a glyph program, ``prep`` or another function; through CALL or LOOPCALL,
+the function number itself possibly passed along) or by a value a called function returned.
+No public TrueType instruction set defines these opcodes; the
 Operation Triangulation exploit chain used ADJUST for its font bug (CVE-2023-41990). One hit
 per program (up to 32 per font), naming the table or glyph id, the program's offset, the
 first ADJUST offset and the font's index in a collection.

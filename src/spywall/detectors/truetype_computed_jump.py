@@ -2,10 +2,11 @@
 
 Condition: a program (``fpgm``, ``prep`` or a glyph's instructions) holds a byte 0x8F or
 0x90 (Apple's ADJUST) that no decoding reaches (the linear one, or one started at a jump
-target computed from pushed constants), and it has a JMPR, JROT or JROF whose offset is
-not a constant the analysis can follow (read from storage or the CVT, passed in as a
-function argument, or computed by instructions it does not track), or the analysis of
-the program ran out of steps. Such a jump could land on the hidden byte and execute
+target computed from pushed constants, within the program or passed by a caller through
+CALL/LOOPCALL: ``tt_calls``), and it has a JMPR, JROT or JROF whose offset is not a
+constant the analysis can follow (read from storage or the CVT, computed by instructions
+it does not track, or joined from callers that pass different values), or the analysis
+ran out of steps. Such a jump could land on the hidden byte and execute
 ADJUST, the instruction the Operation Triangulation font exploit used (CVE-2023-41990);
 no real font in Debian's font packages does this. A heuristic: the jump may well go
 elsewhere. One hit per program (up to 32 per font), naming the jump offsets.

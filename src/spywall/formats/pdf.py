@@ -546,7 +546,7 @@ class _Streams:
                 deferred = deferred or LimitExceeded(f"{name}: {exc}")
                 continue
             except FormatError as exc:
-                yield Child(name, b"", error=str(exc))
+                yield Child(name, b"", error=str(exc), code=exc.code)
                 continue
             except pikepdf_errors() as exc:
                 yield Child(name, b"", error=f"the stream cannot be read: {_qpdf_text(exc)}")

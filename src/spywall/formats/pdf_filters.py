@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from spywall.errors import FormatError, LimitExceeded
+from spywall.errors import FormatError, LimitExceeded, UnsupportedError
 from spywall.formats import pdf_lzw
 from spywall.lazy import lazy_module
 from spywall.limits import Budget, MiB
@@ -407,7 +407,7 @@ def decode_chain(
             return data, name
         decoder = DECODERS.get(name)
         if decoder is None:
-            raise FormatError(f"unknown filter /{raw_name} in its /Filter")
+            raise UnsupportedError(f"unknown filter /{raw_name} in its /Filter: not examined")
         sink = _Sink(budget, name)
         decoder(data, params, sink)
         out = sink.result()

@@ -170,7 +170,7 @@ def children(data: bytes, found: list[RawStream], budget: Budget) -> Iterator[Ch
             budget.check_time()
             yield Child(name, b"", error=str(exc), code="limit")
         except FormatError as exc:
-            yield Child(name, b"", error=str(exc))
+            yield Child(name, b"", error=str(exc), code=exc.code)
 
 
 def _globals(data: bytes, s: RawStream, by_number: dict[tuple[int, int], RawStream],

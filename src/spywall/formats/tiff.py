@@ -1,9 +1,13 @@
 """TIFF, BigTIFF and DNG (TIFF 6.0, BigTIFF, DNG 1.6): the tree of image file directories.
 
 Walks the IFD chain from the header, and from every IFD the SubIFDs (0x014A, several
-offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs, and the
-MakerNote's IFD (0x927C, the layouts of ``tiff_embedded``: one IFD walked in place, or a
-TIFF of its own given as a child, as is the JPEG thumbnail, 0x0201/0x0202). Caps:
+offsets, nested), EXIF (0x8769), GPS (0x8825) and interoperability (0xA005) IFDs, any entry
+of type IFD (13; BigTIFF 18: makers' sub-directories, Olympus's among them), and the
+MakerNote's IFD (0x927C, the layouts of ``tiff_embedded``: one IFD walked in place, and
+again with offsets counted from the note when the layout leaves the base in doubt, or a
+TIFF of its own given as a child, as are the JPEG thumbnail, 0x0201/0x0202, the original
+MakerNote a DNG keeps in DNGPrivateData, 0xC634, and a strip or tile holding a JPEG file
+with APPn segments, a DNG preview's Exif among them). Caps:
 ``MAX_IFDS`` directories in all (the rest is left, with a warning), ``MAX_ENTRIES``
 entries per directory, ``MAX_DEPTH`` levels of nesting, ``MAX_VALUES`` integer values kept
 per entry and ``MAX_TOTAL_VALUES`` in the whole file (values are Python integers, tens of
@@ -21,6 +25,7 @@ A directory that cannot be read becomes a warning; the others are still reported
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Mapping
 
@@ -40,6 +45,10 @@ MAX_VALUES = 1 << 20
 MAX_TOTAL_VALUES = 1 << 21
 MAX_WARNINGS = 32
 HEAD_BYTES = 16
+MAX_JPEG_SEGMENTS = 16  # strips or tiles given as JPEG children, per file
+MAX_REREADS = 64  # MakerNotes read a second time, offsets counted from the note
+MAX_REREAD_BYTES = 16 << 20  # the largest note copied for that reading
+IFD_TYPES = frozenset({13, 18})  # IFD, IFD8: an entry whose values are IFD offsets
 
 # Tags the parser and the detectors use.
 NEW_SUBFILE_TYPE, IMAGE_WIDTH, IMAGE_LENGTH, BITS_PER_SAMPLE = 0x00FE, 0x0100, 0x0101, 0x0102
@@ -49,7 +58,7 @@ TILE_WIDTH, TILE_LENGTH, TILE_OFFSETS, TILE_BYTE_COUNTS = 0x0142, 0x0143, 0x0144
 SUB_IFDS, JPEG_IF_OFFSET, JPEG_IF_LENGTH = 0x014A, 0x0201, 0x0202
 EXIF_IFD, GPS_IFD, INTEROP_IFD = 0x8769, 0x8825, 0xA005
 MAKER_NOTE = 0x927C
-DNG_VERSION = 0xC612
+DNG_VERSION, DNG_PRIVATE_DATA = 0xC612, 0xC634
 OPCODE_LISTS = {0xC740: "OpcodeList1", 0xC741: "OpcodeList2", 0xC74E: "OpcodeList3"}
 LOSSLESS_JPEG = 7
 
@@ -108,6 +117,16 @@ class TiffFile(msgspec.Struct, frozen=True):
     ifds: tuple[Ifd, ...]
 
 
+class _Counts:
+    """What one file's walkers spend together."""
+
+    def __init__(self) -> None:
+        self.values_left = MAX_TOTAL_VALUES
+        self.jpeg_segments = 0
+        self.rereads = 0
+        self.reread_capped = self.values_capped = False
+
+
 class _Layout(msgspec.Struct, frozen=True):
     """Classic TIFF: u16 entry count, 12-byte entries, u32 counts and offsets.
     BigTIFF: u64 entry count, 20-byte entries, u64 counts and offsets."""
@@ -136,12 +155,13 @@ class _Walker:
         self.seen: set[int] = set()
         self.warnings: list[str] = []
         self.end = 16 if layout.bigtiff else 8
-        self.values_left = MAX_TOTAL_VALUES
+        self.counts = _Counts()  # shared with the walkers of MakerNotes' second readings
         self.incomplete: list[str] = []
         self.children: list[Child] = []  # MakerNote TIFFs and JPEG thumbnails
+        self.quiet = False  # a second reading (another base): no warnings
 
     def warn(self, message: str) -> None:
-        if len(self.warnings) < MAX_WARNINGS:
+        if len(self.warnings) < MAX_WARNINGS and not self.quiet:
             self.warnings.append(message)
 
     def extent(self, offset: int, length: int, what: str) -> bool:
@@ -200,23 +220,85 @@ class _Walker:
                     break
                 suffix = str(j) if tag == SUB_IFDS else ""
                 self.chain(child, f"{label}/{kind}{suffix}", depth + 1)
+        for tag, entry in entries.items():
+            if entry.type in IFD_TYPES and tag not in _CHILD_IFDS and depth + 1 <= MAX_DEPTH:
+                for j, child in enumerate(entry.values[:MAX_IFDS]):
+                    if len(self.ifds) >= MAX_IFDS:
+                        break
+                    self.chain(child, f"{label}/IFD:0x{tag:04X}" + (f"[{j}]" if j else ""),
+                               depth + 1)
         note = entries.get(MAKER_NOTE)
         if note is not None and not self.lay.bigtiff and depth + 1 <= MAX_DEPTH:
             self.maker_note(note, f"{label}/MakerNote", depth + 1)
+        private = entries.get(DNG_PRIVATE_DATA)
+        if private is not None and private.offset + private.size <= len(self.data):
+            value = self.data[private.offset : private.offset + private.size]
+            tiff, why = tiff_embedded.dng_private_note(value)
+            if tiff is not None:
+                self.children.append(Child(f"{label}/DNGPrivateData", tiff, format="tiff"))
+            elif why is not None:
+                self.children.append(Child(f"{label}/DNGPrivateData", b"", error=why))
         return nxt
 
     def maker_note(self, note: Entry, label: str, depth: int) -> None:
         """The MakerNote's IFD: walked here (one directory: makers' next pointers are
-        not reliable) or, with offsets of its own, a child TIFF."""
-        at, child = tiff_embedded.maker_note(self.data, note.offset, note.size, self.lay.order)
-        if child is not None:
-            self.children.append(Child(label, child, format="tiff"))
-        elif at is not None and at not in self.seen and len(self.ifds) < MAX_IFDS:
-            self.seen.add(at)
+        not reliable), and again in the note's own coordinates when the base is in
+        doubt; or, with offsets of its own, a child TIFF."""
+        found = tiff_embedded.maker_note(self.data, note.offset, note.size, self.lay.order)
+        if found.child is not None:
+            self.children.append(Child(label, found.child, format="tiff"))
+        at = found.ifd
+        if at is None or len(self.ifds) >= MAX_IFDS:
+            return
+        walker = self if found.order is None else self.twin(found.order)
+        if at not in walker.seen:
+            walker.seen.add(at)
             try:
-                self.ifd(at, label, depth)
+                walker.ifd(at, label, depth)
             except FormatError as exc:
-                self.warn(f"{label}: {exc}")
+                walker.warn(f"{label}: {exc}")
+        if found.either and note.offset:
+            walker.reread(note, at, f"{label}(note-based)", depth)
+        self.end = max(self.end, walker.end)
+
+    def twin(self, order: str) -> _Walker:
+        """A walker of the same data in another byte order (a MakerNote that names its
+        own), sharing this one's IFDs, children, caps and warnings."""
+        twin = _Walker(self.data, self.ctx, _Layout(order, self.lay.bigtiff))
+        twin.share(self)
+        twin.seen, twin.warnings, twin.end = self.seen, self.warnings, self.end
+        return twin
+
+    def share(self, other: _Walker) -> None:
+        self.ifds, self.children, self.incomplete = other.ifds, other.children, other.incomplete
+        self.counts, self.quiet = other.counts, other.quiet
+
+    def reread(self, note: Entry, at: int, label: str, depth: int) -> None:
+        """The note's IFD again, offsets counted from the note (a copy of it: at most
+        ``MAX_REREADS`` notes of at most ``MAX_REREAD_BYTES``; past those, the file is
+        reported incomplete)."""
+        end = min(note.offset + note.size, len(self.data))
+        counts = self.counts
+        if end - note.offset > MAX_REREAD_BYTES or counts.rereads >= MAX_REREADS:
+            if not counts.reread_capped:
+                counts.reread_capped = True
+                self.incomplete.append(
+                    f"{label}: a MakerNote over {MAX_REREAD_BYTES} bytes, or more than "
+                    f"{MAX_REREADS} of them, not read with offsets counted from the note")
+            return
+        counts.rereads += 1
+        self.nested(self.data[note.offset : end], at - note.offset, label, depth)
+
+    def nested(self, data: bytes, at: int, label: str, depth: int) -> None:
+        """Walk the IFD at ``at`` in ``data`` (a MakerNote, offsets counted from its start)
+        into this walker's IFDs and children, sharing its caps, without warnings: it is a
+        second reading of bytes already walked."""
+        sub = _Walker(data, self.ctx, self.lay)
+        sub.share(self)
+        sub.quiet = True
+        sub.seen.add(at)
+        with contextlib.suppress(FormatError):  # reported by the reading with the file's base
+            sub.ifd(at, label, depth)
 
     def entry(self, tag: int, typ: int, count: int, field_at: int, label: str) -> Entry | None:
         if typ not in _TYPES:
@@ -232,15 +314,16 @@ class _Walker:
                 return Entry(tag, typ, count, at, total)
         values: tuple[int, ...] = ()
         if code:
-            n = min(count, MAX_VALUES, self.values_left)
-            if n < count and n == self.values_left:
-                if not self.incomplete:
+            n = min(count, MAX_VALUES, self.counts.values_left)
+            if n < count and n == self.counts.values_left:
+                if not self.counts.values_capped:
+                    self.counts.values_capped = True
                     self.incomplete.append(f"{label} tag 0x{tag:04X}: more than "
                                            f"{MAX_TOTAL_VALUES} integer values in the file; "
                                            "the rest are not read")
             elif n < count:
                 self.warn(f"{label} tag 0x{tag:04X}: only the first {n} of {count} values read")
-            self.values_left -= n
+            self.counts.values_left -= n
             self.ctx.budget.charge_elements(n // 64 + 1)
             values = struct.unpack_from(f"{self.lay.order}{n}{code}", self.data, at)
         head = self.data[at : at + min(total, HEAD_BYTES)]
@@ -273,7 +356,25 @@ class _Walker:
                 except FormatError as exc:
                     self.warn(f"{what}: {exc}")
             segs.append(Segment(i, off, length, sof))
+            self.jpeg_file(off, length, what)
         return Ifd(ifd.label, ifd.offset, ifd.entries, tiled, tuple(segs))
+
+    def jpeg_file(self, off: int, length: int, what: str) -> None:
+        """A strip or tile that is a JPEG file with APPn segments (a DNG preview, say):
+        a child, so its Exif and the rest are examined (lossless raw data, which starts
+        with DHT or SOF3 after SOI, is not copied)."""
+        head = self.data[off : off + 4]
+        if len(head) < 4 or head[:3] != b"\xff\xd8\xff" or not 0xE0 <= head[3] <= 0xEF:
+            return
+        if self.counts.jpeg_segments >= MAX_JPEG_SEGMENTS:
+            if self.counts.jpeg_segments == MAX_JPEG_SEGMENTS:
+                self.children.append(Child(what, b"", code="limit", error=(
+                    f"more than {MAX_JPEG_SEGMENTS} strips or tiles holding JPEG files; "
+                    "the rest are not examined")))
+            self.counts.jpeg_segments += 1
+            return
+        self.counts.jpeg_segments += 1
+        self.children.append(Child(f"{what} (JPEG)", bytes(self.data[off : off + length])))
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from spywall.errors import FormatError, LimitExceeded
-from spywall.formats import tt_bytecode, tt_flow
+from spywall.formats import tt_bytecode, tt_calls, tt_flow
 from spywall.formats.base import FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import CFF_VERSION, COLLECTION, TRUETYPE_VERSIONS
 from spywall.formats.magic import SFNT_MAX_FONTS as MAX_FONTS
@@ -55,6 +55,7 @@ MAX_RECORDED = 32
 MAX_WARNINGS = 24
 MAX_HITS = 16  # offsets recorded per program
 MAX_FLOW_STEPS = 1 << 18  # instruction visits of one program's jump analysis
+MAX_CALL_STEPS = 1 << 20  # instruction visits of one font's analysis across calls
 # Decoded bytecode charged to the element budget: one element per 8 bytes, about 300 ns of
 # decoding in the worst case (a program of one-byte pushes, ~35 ns a byte).
 BYTES_PER_ELEMENT = 8
@@ -121,6 +122,10 @@ def _holds_adjust(data: bytes, offset: int, start: _Ints, end: _Ints) -> _Bools:
     span = np.searchsorted(start, hits, side="right") - 1  # the last span starting at or
     keep[span[hits < end[span]]] = True  # before each hit: does it reach past the hit?
     return keep
+
+
+def _quiet(msg: str) -> None:
+    """A warning already given."""
 
 
 class Table(msgspec.Struct, frozen=True):
@@ -202,6 +207,9 @@ class _Found(msgspec.Struct):
 
 
 _Span = tuple[str, int | None, int, int]  # where, glyph id, start, end
+_Spans = Callable[[], Iterable[_Span]]
+# (start, end) of a program -> ADJUST reached only by jumps, unresolved jumps (absolute)
+_Jumps = dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]]
 _Compute = Callable[[], tuple[list[Program], _Found]]
 
 
@@ -216,7 +224,9 @@ class _Parser:
         # (start, end) -> decode result: glyphs sharing one program are decoded once
         self.decoded: dict[tuple[int, int], tt_bytecode.Decoded] = {}
         # (start, end) -> ADJUST reached only by jumps, unresolved jumps (follow_jumps)
-        self.jumps: dict[tuple[int, int], tuple[tuple[int, ...], tuple[int, ...]]] = {}
+        self.jumps: _Jumps = {}
+        # (fpgm, prep, glyf spans) -> the same across calls (None: analysis incomplete)
+        self.calls: dict[tuple[int, ...], _Jumps | None] = {}
 
     def directory(self, off: int, label: str) -> tuple[bytes, list[Table], int]:
         r = Reader(self.data, off)
@@ -261,12 +271,16 @@ class _Parser:
             return Font(index, off, "unknown", tuple(tables)), end
         found: list[Program] = []
         stats = _Found()
+        tops: list[_Span] = []
         for tag in ("fpgm", "prep"):
             prog = self.table(by_tag, tag, label)
             if prog is not None and prog.length:
                 key = (0, prog.offset, prog.length)
                 self.cached(key, found, stats, partial(self.scan_table, prog, label))
-        num_glyphs, loca_format = self.glyphs(by_tag, label, found, stats)
+                tops.append((tag, None, prog.offset, prog.offset + prog.length))
+        num_glyphs, loca_format, every = self.glyphs(by_tag, label, found, stats)
+        if any(p.unresolved for p in found):
+            found = self.across_calls(tops, every, label, found, stats)
         adjust = tuple(p for p in found if p.total)[:MAX_RECORDED]
         jumps = tuple(p for p in found if p.unresolved)[:MAX_RECORDED]
         return Font(index, off, "truetype", tuple(tables), num_glyphs, loca_format,
@@ -353,36 +367,98 @@ class _Parser:
             return jumped, tuple(start + at for at in flow.unresolved[:MAX_HITS])
         return jumped, ()
 
+    def across_calls(self, tops: list[_Span], every: _Spans, label: str,
+                     found: list[Program], stats: _Found) -> list[Program]:
+        """``found`` again, the programs with unresolved jumps re-examined with calls
+        followed across the font's programs (``tt_calls``): a jump whose offset a caller
+        pushed is resolved, and ADJUST it reaches is a hit. If that analysis cannot be
+        completed, the programs stay as they are (their unresolved jumps reported)."""
+        try:
+            glyph_spans = list(every())
+        except LimitExceeded as exc:
+            self.warn.add(f"{label}{exc}: jumps across calls were not followed")
+            return found
+        key = (*(x for t in tops for x in t[2:]), -1, *(x for g in glyph_spans for x in g[2:]))
+        if key not in self.calls:
+            self.calls[key] = self.call_flows([*tops, *glyph_spans], label)
+        jumps = self.calls[key]
+        if jumps is None:
+            return found
+        out: list[Program] = []
+        for p in found:
+            again = jumps.get((p.offset, p.offset + p.length)) if p.unresolved else None
+            if again is None:
+                out.append(p)
+                continue
+            linear = [h for h in p.hits if h[0] not in p.jumped]
+            jumped = tuple(sorted({*p.jumped, *again[0]}))
+            total = p.total - len(p.jumped) + len(jumped)
+            stats.total += bool(total) - bool(p.total)
+            if total or again[1]:
+                hits = (*linear, *((at, self.data[at]) for at in jumped))[:MAX_HITS]
+                out.append(Program(p.where, p.glyph, p.offset, p.length, hits, total,
+                                   jumped, again[1]))
+        return out
+
+    def call_flows(self, spans: list[_Span], label: str) -> _Jumps | None:
+        """``follow_jumps`` for every program of a font at once, calls followed."""
+        ranges = list(dict.fromkeys((start, stop) for _, _, start, stop in spans))
+        try:
+            self.ctx.budget.charge_elements(
+                sum(stop - start for start, stop in ranges) // BYTES_PER_ELEMENT)
+            flows = tt_calls.analyse_font([self.data[a:b] for a, b in ranges],
+                                          MAX_CALL_STEPS)
+            self.ctx.budget.charge_elements(flows[0].steps if flows else 0)
+        except LimitExceeded as exc:
+            self.warn.add(f"{label}{exc}: jumps across calls were not followed")
+            return None
+        if flows and not flows[0].complete:
+            self.warn.add(f"{label}the analysis of jumps across calls stopped after "
+                          f"{flows[0].steps} steps")
+            return None
+        out: _Jumps = {}
+        for (start, stop), flow in zip(ranges, flows, strict=True):
+            hidden = any(m.start() - start not in flow.reachable
+                         for m in _ADJUST_BYTE.finditer(self.data, start, stop))
+            out[start, stop] = (tuple(start + at for at in flow.jumped),
+                                tuple(start + at for at in flow.unresolved[:MAX_HITS])
+                                if hidden else ())
+        return out
+
     def glyphs(self, by_tag: dict[str, Table], label: str, found: list[Program],
-               stats: _Found) -> tuple[int | None, int | None]:
+               stats: _Found) -> tuple[int | None, int | None, _Spans]:
+        """Scan the glyph programs; also returns every glyph program's span (a thunk)."""
         glyf = self.table(by_tag, "glyf", label)
         if glyf is None:
-            return None, None
+            return None, None, tuple
         head = self.table(by_tag, "head", label, 54)
         maxp = self.table(by_tag, "maxp", label, 6)
         loca = self.table(by_tag, "loca", label)
         if head is None or maxp is None or loca is None:
             self.warn.add(f"{label}the 'glyf' table at offset {glyf.offset} comes without usable "
                           "head, maxp and loca tables; its glyphs were skipped")
-            return None, None
+            return None, None, tuple
         fmt = _I16.unpack_from(self.data, head.offset + 50)[0]
         num = check_count(_U16.unpack_from(self.data, maxp.offset + 4)[0], MAX_GLYPHS, "glyph")
         if fmt not in (0, 1):
             self.warn.add(f"{label}the 'head' table at offset {head.offset} gives "
                           f"indexToLocFormat {fmt}, neither 0 nor 1; the glyphs were skipped")
-            return num, fmt
+            return num, fmt, tuple
         key = (1, glyf.offset, glyf.length, loca.offset, loca.length, fmt, num)
         self.cached(key, found, stats,
                     lambda: self.scan(self.glyph_spans(glyf, loca, fmt, num, label), label))
-        return num, fmt
+        return num, fmt, lambda: self.glyph_spans(glyf, loca, fmt, num, label, every=True)
 
-    def glyph_spans(self, glyf: Table, loca: Table, fmt: int, num: int, label: str
-                    ) -> Iterator[_Span]:
+    def glyph_spans(self, glyf: Table, loca: Table, fmt: int, num: int, label: str,
+                    every: bool = False) -> Iterator[_Span]:
+        """The glyph programs that hold a 0x8F/0x90 byte (``every``: all of them, quietly:
+        the first pass warned)."""
         size = 2 if fmt == 0 else 4
+        warn = self.warn.add if not every else _quiet
         if loca.length < (num + 1) * size:
             have = max(0, loca.length // size - 1)
-            self.warn.add(f"{label}the 'loca' table at offset {loca.offset} holds {have} "
-                          f"glyphs, the 'maxp' table says {num}; the rest were skipped")
+            warn(f"{label}the 'loca' table at offset {loca.offset} holds {have} "
+                 f"glyphs, the 'maxp' table says {num}; the rest were skipped")
             num = have
         if num == 0:
             return
@@ -391,7 +467,7 @@ class _Parser:
                              offset=loca.offset).astype(np.int64) << (1 - fmt)
         bad: list[int] = []
         walked: list[int] = []
-        for gid, start, end in self.candidate_glyphs(offs, glyf, num):
+        for gid, start, end in self.candidate_glyphs(offs, glyf, num, every):
             if start >= 0:
                 yield "glyph", gid, start, end
                 continue
@@ -408,11 +484,11 @@ class _Parser:
             elif span[1] > span[0]:
                 yield "glyph", gid, span[0], span[1]
         if bad:
-            self.warn.add(f"{label}{len(bad)} glyphs (first: glyph {bad[0]}) have 'loca' "
-                          f"offsets or records outside the 'glyf' table at offset "
-                          f"{glyf.offset}; skipped")
+            warn(f"{label}{len(bad)} glyphs (first: glyph {bad[0]}) have 'loca' "
+                 f"offsets or records outside the 'glyf' table at offset "
+                 f"{glyf.offset}; skipped")
 
-    def candidate_glyphs(self, offs: _Ints, glyf: Table, num: int
+    def candidate_glyphs(self, offs: _Ints, glyf: Table, num: int, every: bool = False
                          ) -> Iterable[tuple[int, int, int]]:
         """(glyph id, start, end) of the glyph programs that could execute ADJUST, in order.
 
@@ -422,13 +498,13 @@ class _Parser:
         records (composite glyphs, walked one component at a time for all of them
         together), kept only if a 0x8F/0x90 byte lies inside it. A glyph whose records do
         not fit comes with start -1: the caller walks it, and warns. A ``loca`` out of
-        order makes every glyph one to walk.
+        order makes every glyph one to walk. ``every``: all glyph programs, 0x8F/0x90 or not.
         """
         size = glyf.length
         s, e = offs[:-1], offs[1:]
         if size < 12 or bool((e < s).any()):
             return ((gid, -1, -1) for gid in range(num))
-        if _glyphs is not None and self.compiled:
+        if _glyphs is not None and self.compiled and not every:
             with memoryview(self.data) as whole, whole[glyf.offset : glyf.offset + size] as g:
                 picked = _glyphs.candidates(g, offs, num, glyf.offset, MAX_COMPONENTS)
             self.ctx.budget.charge_elements(len(picked))
@@ -451,7 +527,8 @@ class _Parser:
         end = start + u16(at)
         walk.append(body[end > e])
         k = np.flatnonzero((end <= e) & (end > start))
-        k = k[_holds_adjust(self.data, glyf.offset, start[k], end[k])]
+        if not every:
+            k = k[_holds_adjust(self.data, glyf.offset, start[k], end[k])]
         ids, start, end = body[k], start[k] + glyf.offset, end[k] + glyf.offset
         walked = np.concatenate(walk)
         if walked.size:  # merged in glyph order, with start and end -1

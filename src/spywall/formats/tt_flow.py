@@ -16,7 +16,8 @@ unknown), so the fixed point over-approximates every execution. Pushes give cons
 DUP/SWAP/ROLL/CINDEX/MINDEX/POP/CLEAR/DEPTH move them; ADD/SUB/NEG/ABS/MAX/MIN, the
 comparisons and logic ops compute them; every other instruction pops and pushes unknowns
 by its stack effect (OpenType "The TrueType Instruction Set"). Function bodies start from
-an unknown stack, and a call leaves one. Both arms of every branch are followed.
+an unknown stack, and a call leaves one (``tt_calls`` overrides both, following calls
+across a font's programs). Both arms of every branch are followed.
 
 The result: every reachable instruction offset, the offsets of watched opcodes
 (ADJUST, 0x8F/0x90) among them, and the jumps whose target is not a constant (they could
@@ -26,7 +27,7 @@ runs out the analysis says so (``complete`` False) and callers fail closed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import msgspec
 
@@ -280,6 +281,11 @@ _SPECIAL: dict[int, Callable[[_Stack, bytes | memoryview, int], None]] = {
     **dict.fromkeys(DELTAS, _delta),
     **{op: _push for op in range(PUSHB_FIRST, 0x100) if op < 0xC0},
 }
+CALLING: frozenset[int] = frozenset({CALL, LOOPCALL})
+# Opcodes whose stack effect is modelled; the rest (undefined opcodes, which an IDEF may
+# define, ADJUST, GETVARIATION...) have an unknown effect, like a call.
+TRACKED: frozenset[int] = (frozenset(_BINARY) | frozenset(_UNARY) | frozenset(_EFFECT)
+                           | frozenset(_SPECIAL)) - CALLING
 
 
 def join(a: State, b: State) -> State:
@@ -293,17 +299,34 @@ def join(a: State, b: State) -> State:
     return State(top, bottom, a.loop if a.loop == b.loop else None)
 
 
+class Budget:
+    """Instruction visits left, shared by every analysis of one font."""
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+        self.complete = True  # False once a visit was refused
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            self.complete = False
+            return False
+        self.left -= 1
+        return True
+
+
 class _Analysis:
-    def __init__(self, code: bytes | memoryview, watched: frozenset[int], max_steps: int
-                 ) -> None:
+    """The fixed point of one program run from its start (or of one function body run
+    from one entry state: ``tt_calls``, which overrides the hooks ``call``, ``define`` and
+    ``returned``)."""
+
+    def __init__(self, code: bytes | memoryview, budget: Budget,
+                 skips: dict[int, int | None] | None = None) -> None:
         self.code = code
-        self.watched = watched
-        self.budget = max_steps
+        self.budget = budget
         self.states: dict[int, State] = {}
         self.work: list[int] = []
         self.unresolved: set[int] = set()
-        self.skips: dict[int, int | None] = {}
-        self.complete = True
+        self.skips: dict[int, int | None] = {} if skips is None else skips
 
     def reach(self, pc: int, state: State) -> None:
         if not 0 <= pc < len(self.code):
@@ -325,11 +348,9 @@ class _Analysis:
             size = instruction_length(code, at)
             if size is None:
                 break
-            if self.budget <= 0:
-                self.complete = False
+            if not self.budget.take():
                 return None
             at += size
-            self.budget -= 1
             if at >= len(code):
                 break
             op = code[at]
@@ -344,16 +365,27 @@ class _Analysis:
         self.skips[pc] = out
         return out
 
-    def run(self, entries: list[int]) -> None:
-        for pc in entries:
-            self.reach(pc, State())
+    def drain(self) -> bool:
+        """Step until no work is left (True) or the budget runs out (False)."""
         while self.work:
-            if self.budget <= 0:
-                self.complete = False
-                return
-            self.budget -= 1
+            if not self.budget.take():
+                return False
             pc = self.work.pop()
             self.step(pc, self.states[pc])
+        return True
+
+    def call(self, op: int, st: _Stack, after: int) -> None:
+        """CALL, LOOPCALL or an opcode an IDEF may define, at the instruction before
+        ``after``, with ``st`` the stack before it: here, an unknown effect."""
+        st.unknown()
+        self.reach(after, st.state())
+
+    def define(self, op: int, pc: int, number: Value) -> None:
+        """FDEF/IDEF ``number`` at ``pc``: here, its body is run from an unknown stack."""
+        self.reach(pc + 1, TOP)
+
+    def returned(self, state: State) -> None:
+        """ENDF reached with ``state``: here, nothing (the caller resumes unknown)."""
 
     def step(self, pc: int, state: State) -> None:
         code = self.code
@@ -375,14 +407,14 @@ class _Analysis:
                 self.reach(pc + size, after)
             return
         if op in (FDEF, IDEF):
-            self.reach(pc + 1, TOP)  # the body: called with an unknown stack
-            st.drop(1)
+            self.define(op, pc, st.pop())
             end = self.skip(pc, _ENDF_ONLY)
             if end is not None:
                 self.reach(end, st.state())
             return
         if op == ENDF:
-            return  # returns to a caller: after the CALL, reached with an unknown stack
+            self.returned(state)
+            return
         if op == IF:
             st.drop(1)
             after = st.state()
@@ -396,6 +428,9 @@ class _Analysis:
             if end is not None:
                 self.reach(end, state)
             return
+        if op in CALLING or op not in TRACKED:
+            self.call(op, st, pc + size)
+            return
         _effect(op, st, code, pc)
         self.reach(pc + size, st.state())
 
@@ -405,13 +440,21 @@ _ELSE_EIF = frozenset({ELSE, EIF})
 _EIF_ONLY = frozenset({EIF})
 
 
-def analyse(code: bytes | memoryview, watched: frozenset[int] = ADJUST_OPCODES,
-            max_steps: int = 1 << 20) -> Flow:
-    """Reachable instructions of ``code`` (one program) from its start."""
-    a = _Analysis(code, watched, max_steps)
-    a.run([0])
-    reach = frozenset(a.states)
+def result(code: bytes | memoryview, reach: frozenset[int], unresolved: Iterable[int],
+           budget: Budget, max_steps: int, watched: frozenset[int] = ADJUST_OPCODES) -> Flow:
+    """The ``Flow`` of ``code`` given the offsets found reachable in it."""
     on_line = set(linear(code))
     hits = tuple(sorted(pc for pc in reach if code[pc] in watched))
     return Flow(reach, hits, tuple(pc for pc in hits if pc not in on_line),
-                tuple(sorted(a.unresolved)), a.complete, max_steps - a.budget)
+                tuple(sorted(unresolved)), budget.complete, max_steps - budget.left)
+
+
+def analyse(code: bytes | memoryview, watched: frozenset[int] = ADJUST_OPCODES,
+            max_steps: int = 1 << 20) -> Flow:
+    """Reachable instructions of ``code`` (one program) from its start; function bodies
+    from an unknown stack (``tt_calls`` runs them from their callers' stacks)."""
+    budget = Budget(max_steps)
+    a = _Analysis(code, budget)
+    a.reach(0, State())
+    a.drain()
+    return result(code, frozenset(a.states), a.unresolved, budget, max_steps, watched)

@@ -205,6 +205,10 @@ def _children(
                 continue
             try:
                 data = _read_member(zf, info, ctx)
+            except NotImplementedError as exc:  # a compression method zipfile lacks (AES: 99)
+                yield Child(info.filename, b"", code="unsupported", error=(
+                    f"compression method {info.compress_type} ({exc}): not examined"))
+                continue
             except ZIP_ERRORS as exc:
                 yield Child(info.filename, b"", error=f"the member at offset {info.header_offset} "
                             f"cannot be extracted: {exc}")

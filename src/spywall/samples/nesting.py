@@ -102,14 +102,16 @@ def encrypted_zip(data: bytes, name: str) -> bytes:
     return bytes(raw)
 
 
-def unknown_filter_pdf(data: bytes) -> bytes:
-    """A PDF whose one embedded file is behind a filter no standard defines."""
+def unknown_filter_pdf(data: bytes, filters: tuple[str, ...] = ("/SpywallDecode",)) -> bytes:
+    """A PDF whose one embedded file is behind ``filters`` (by default one filter no
+    standard defines; ``data`` is stored as it is, already encoded by the others)."""
     import pikepdf
 
     pdf = pikepdf.new()
     pdf.add_blank_page(page_size=(72, 72))
     stream = pdf.make_indirect(pikepdf.Stream(pdf, data))
-    stream.Type, stream.Filter = pikepdf.Name.EmbeddedFile, pikepdf.Name("/SpywallDecode")
+    stream.Type = pikepdf.Name.EmbeddedFile
+    stream.Filter = pikepdf.Array([pikepdf.Name(f) for f in filters])
     pdf.Root.Names = pikepdf.Dictionary(EmbeddedFiles=pikepdf.Dictionary(Names=[
         "payload.bin", pikepdf.Dictionary(Type=pikepdf.Name.Filespec, F="payload.bin",
                                           EF=pikepdf.Dictionary(F=stream))]))

@@ -400,8 +400,9 @@ def _pdfs() -> Iterator[Sample]:
     yield Sample("forcedentry-empty-password.pdf", jbig2_pdf(attack, user_password=""),
                  OVERFLOW, "encrypted with the empty user password: still examined")
     locked = jbig2_pdf(attack, user_password="secret")  # noqa: S106 (a sample's password)
-    yield Sample("locked.pdf", locked, frozenset(),
-                 "needs a password: an 'unsupported' error entry, not examined")
+    yield Sample("locked.pdf", locked, frozenset({"incomplete-examination"}),
+                 "needs a password: an 'unsupported' error entry, not examined, so not "
+                 "clean (incomplete examination)")
     yield Sample("benign-jbig2.pdf", jbig2_pdf(join(benign_segments()), ["FlateDecode"]),
                  frozenset(), "a small dictionary referred to once")
     yield Sample("benign-pillow.pdf", pillow_pdf(), frozenset(), "Pillow's PDF writer (DCT)")

@@ -17,8 +17,8 @@ from spywall.formats import tiff as t
 from spywall.samples import Sample
 from spywall.samples.containers import zip_of
 
-BYTE, ASCII, SHORT, LONG, UNDEFINED = 1, 2, 3, 4, 7
-_CODES = {BYTE: "B", SHORT: "H", LONG: "I"}
+BYTE, ASCII, SHORT, LONG, UNDEFINED, IFD = 1, 2, 3, 4, 7, 13
+_CODES = {BYTE: "B", SHORT: "H", LONG: "I", IFD: "I"}
 Value = tuple[int, Sequence[int] | bytes]
 OPCODE_LIST2 = 0xC741
 DNG_TAGS: dict[int, Value] = {t.DNG_VERSION: (BYTE, (1, 6, 0, 0)),

@@ -49,6 +49,37 @@ FPGM_JUMP_OVER = b"\xb0\x00\x2c\xb1\x01\x02\x60\xb0\x01\x78\xb0\x8f\x2d"
 COMPUTED_JUMP = b"\xb0\x05\x43\x1c\xb0\x8f\x00"
 COMPUTED_JUMP_CLEAN = b"\xb0\x05\x43\x1c\xb0\x8e\x00"
 
+# Jumps whose offset a caller passes (interprocedural). Function 0 of fpgm: JMPR (at 3)
+# with the offset its caller pushed, then PUSHB[1] 0x21 0x8F, POP, ENDF: offset 3 lands on
+# the 0x8F data byte (ADJUST), offset 5 on ENDF (the clean twin). Function 1 calls the
+# function its caller names; function 2 returns the offset 2 for its caller's jump.
+FPGM_CALLEE = (b"\xb0\x00\x2c" + b"\x1c\xb1\x21\x8f\x21\x2d"
+               + b"\xb0\x01\x2c\x2b\x2d" + b"\xb0\x02\x2c\xb0\x02\x2d")
+HIT_OFFSET, MISS_OFFSET = 3, 5
+
+
+def call_with(offset: int) -> bytes:
+    """PUSHB[2] 1 offset 0, CALL: function 0 jumps by ``offset`` (1 is for its POP)."""
+    return bytes([0xB2, 1, offset, 0, 0x2B])
+
+
+def call_through(offset: int) -> bytes:
+    """PUSHB[3] 1 offset 0 1, CALL: function 1 calls function 0 (the number is data)."""
+    return bytes([0xB3, 1, offset, 0, 1, 0x2B])
+
+
+def loopcall_with(offset: int) -> bytes:
+    """PUSHB[3] 1 offset 1 0, LOOPCALL: one round of function 0."""
+    return bytes([0xB3, 1, offset, 1, 0, 0x2A])
+
+
+# PUSHB 2, CALL: function 2 returns 2; JMPR (at 3) -> 5, the 0x8F data byte of PUSHB[0]
+# (the twin's data byte is 0x8E); then SVTCA.
+JUMP_BY_RETURNED = b"\xb0\x02\x2b\x1c\xb0\x8f\x00"
+JUMP_BY_RETURNED_CLEAN = b"\xb0\x02\x2b\x1c\xb0\x8e\x00"
+# The offset function 0 jumps by is read from storage by its caller: unknown.
+CALL_WITH_STORED = b"\xb0\x01\xb0\x05\x43\xb0\x00\x2b"
+
 
 class Programs(msgspec.Struct, frozen=True):
     """Bytecode for each place a TrueType font carries instructions."""
@@ -253,6 +284,7 @@ def samples() -> Iterator[Sample]:
     yield Sample("benign-computed-jump.ttf",
                  font(Programs(simple=COMPUTED_JUMP_CLEAN)), NONE,
                  "a jump to an offset read from storage, no 0x8F/0x90 byte anywhere")
+    yield from _interprocedural()
     yield Sample("benign-hinted.ttf", font(), NONE, "ordinary hinting everywhere")
     yield Sample("benign-long-loca.ttf", font(long_loca=True), NONE)
     yield Sample("benign-push-data.ttf",
@@ -262,3 +294,29 @@ def samples() -> Iterator[Sample]:
     yield Sample("benign.ttc", collection(font(), font(long_loca=True)), NONE)
     yield Sample("benign.otf", otf(), NONE, "OpenType-CFF: no TrueType bytecode")
     yield Sample("benign-fontfile2.pdf", pdf_with_font(font()), NONE)
+
+
+def _interprocedural() -> Iterator[Sample]:
+    """Jumps whose offset (or the called function) a caller supplies."""
+    callers = (("glyph-call", "a glyph program", call_with, "simple"),
+               ("prep-call", "prep", call_with, "prep"),
+               ("call-through", "a glyph program, through function 1,", call_through,
+                "composite"),
+               ("loopcall", "a glyph program's LOOPCALL", loopcall_with, "simple"))
+    for name, who, make, place in callers:
+        for offset, expect, twin in ((HIT_OFFSET, ADJUST, "adjust"),
+                                     (MISS_OFFSET, NONE, "benign")):
+            progs = msgspec.structs.replace(Programs(fpgm=FPGM_CALLEE),
+                                            **{place: make(offset)})
+            yield Sample(f"{twin}-{name}-jump.ttf", font(progs), expect,
+                         f"{who} passes function 0 of fpgm the offset its JMPR jumps by: "
+                         + ("onto 0x8F in push data" if expect else "onto ENDF"))
+    yield Sample("adjust-returned-offset.ttf",
+                 font(Programs(fpgm=FPGM_CALLEE, simple=JUMP_BY_RETURNED)), ADJUST,
+                 "a glyph jumps by the offset function 2 returns, onto 0x8F in push data")
+    yield Sample("benign-returned-offset.ttf",
+                 font(Programs(fpgm=FPGM_CALLEE, simple=JUMP_BY_RETURNED_CLEAN)), NONE,
+                 "the same jump onto 0x8E")
+    yield Sample("computed-jump-stored-argument.ttf",
+                 font(Programs(fpgm=FPGM_CALLEE, simple=CALL_WITH_STORED)), JUMP_HEURISTIC,
+                 "function 0 jumps by an offset its caller read from storage; 0x8F hidden")
