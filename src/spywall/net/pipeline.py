@@ -42,6 +42,7 @@ class Analyzer(Protocol):
     def udp(self, d: Datagram) -> list[Finding]: ...
     def tcp(self, d: Datagram) -> list[Finding]: ...
     def finish(self) -> tuple[list[CallSummary], list[Finding]]: ...
+    problems: list[str]   # framing problems since the last look (reported and cleared)
 
 
 AnalyzerFactory = Callable[[IocIndex | None, str], Analyzer]
@@ -241,3 +242,7 @@ class Pipeline:
                     continue
                 if out:
                     findings.extend(out)
+                if handler is tcp and an is not None and an.problems:
+                    for problem in an.problems:
+                        self._error(frame, "malformed", f"VoIP: {problem}")
+                    an.problems.clear()
