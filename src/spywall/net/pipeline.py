@@ -227,8 +227,10 @@ class Pipeline:
             else:
                 handler = tcp
                 if d.sport == 53 or d.dport == 53:
-                    msgs, problems = self.dns_tcp.feed((d.src, d.sport, d.dst, d.dport),
-                                                       d.payload)
+                    key = (d.src, d.sport, d.dst, d.dport)
+                    if d.start:
+                        self.dns_tcp.close(key)
+                    msgs, problems = self.dns_tcp.feed(key, d.payload)
                     for problem in problems:
                         self._error(frame, "limit", f"DNS over TCP: {problem}")
                     for msg in msgs:

@@ -118,6 +118,10 @@ class VoipAnalyzer:
         over TCP (``demux.sniff_tcp`` decides from the first bytes, whatever segments they
         came in); framed packets take the UDP path's per-packet checks."""
         key = (d.src, d.sport, d.dst, d.dport)
+        if d.start:   # a new connection on these addresses and ports, or after a gap
+            self.tcp_kinds.forget(key)
+            self.tcp_media.close(key)
+            self.streams.pop(key, None)
         kind, data = self.tcp_kinds.feed(key, d.payload, turn_port=d.sport in demux.TURN_PORTS
                                          or d.dport in demux.TURN_PORTS)
         if kind == demux.TCP_SIP:

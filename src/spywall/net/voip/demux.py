@@ -162,6 +162,11 @@ class TcpMediaFramer:
             self.partial[key] = buf[pos:]
         return out, problems
 
+    def close(self, key: tuple[str, int, str, int]) -> None:
+        """Forget ``key``'s partial packet and broken state (its stream starts again)."""
+        self.partial.pop(key, None)
+        self.broken.discard(key)
+
 
 def _rfc4571_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
     """(bytes of the framed packet with its prefix, prefix bytes), None if incomplete."""
@@ -240,6 +245,11 @@ class TcpKinds:
             del self.kinds[next(iter(self.kinds))]
         self.kinds[key] = kind
         return kind, buf
+
+    def forget(self, key: tuple[str, int, str, int]) -> None:
+        """A new connection (or bytes after a gap) on ``key``: sniff it again."""
+        self.kinds.pop(key, None)
+        self.probes.pop(key, None)
 
 
 MAX_FLOWS_TCP = 1 << 16
