@@ -101,7 +101,7 @@ class VoipAnalyzer:
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
             kind = demux.RTCP
-        if kind == demux.TURN and not flow.turn:
+        if kind == demux.TURN and not flow.turn and not demux.looks_like_channel_data(p):
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
         pending = self.calls.pending
         if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
@@ -164,8 +164,8 @@ class VoipAnalyzer:
             shape = flow.shape
             if shape is not None and shape.held and flow.confirmed:
                 for hd, hp in shape.held:
-                    out.extend(self._emit(flow.key, srtcp.judge_unsettled(hp, shape.alive), hd,
-                                          "srtcp", flow.call))
+                    found = srtcp.judge_unsettled(hp, shape.alive, narrowed=shape.narrowed())
+                    out.extend(self._emit(flow.key, found, hd, "srtcp", flow.call))
                 shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
         zeroclick.media_findings(self.flows.values(), report)
@@ -285,7 +285,7 @@ class VoipAnalyzer:
             if len(shape.held) < srtcp.MAX_HELD:
                 shape.held.append((d, p))
                 return []
-            return srtcp.judge_unsettled(p, shape.alive)
+            return srtcp.judge_unsettled(p, shape.alive, narrowed=shape.narrowed())
         for hd, hp in shape.held:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
         shape.held = []
@@ -333,7 +333,9 @@ class VoipAnalyzer:
 
     def _turn(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         flow.seen |= 1 << demux.TURN
-        flow.confirmed = True   # ChannelData on a flow that carried TURN or uses its port
+        # ChannelData on a flow that carried TURN or uses its port confirms it; ChannelData
+        # told only by its shape (the allocation not in the capture, another port) does not
+        flow.confirmed = flow.confirmed or flow.turn
         try:
             inner, found = stun.check_channel_data(p)
         except SpywallError:

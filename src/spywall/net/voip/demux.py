@@ -49,6 +49,15 @@ def classify(p: bytes) -> int:
     return kind
 
 
+def looks_like_channel_data(p: bytes) -> bool:
+    """ChannelData by shape alone (a TURN server on another port, its allocation not in the
+    capture): the length field leaves 0-3 bytes of padding exactly and the relayed data is
+    RTP or RTCP (odds for random bytes about 1 in 250,000)."""
+    length = int.from_bytes(p[2:4], "big")
+    return len(p) >= 16 and 0 <= len(p) - 4 - length <= 3 and length >= 8 \
+        and classify(p[4:]) in (RTP, RTCP)
+
+
 # Flow classes.
 SIP, MEDIA, DEMUX, IGNORED = range(4)
 
@@ -205,10 +214,8 @@ def sniff_tcp(buf: bytes, *, turn_port: bool) -> str | None:
     text = buf.lstrip(b"\r\n")
     if text.startswith(PREFIXES):
         return TCP_SIP
-    if len(buf) > MAX_SNIFF:
-        return TCP_OTHER
-    if not text or any(p.startswith(text) for p in PREFIXES) or len(buf) < SNIFF_AT_LEAST:
-        return None
+    if len(buf) < SNIFF_AT_LEAST or not text or any(p.startswith(text) for p in PREFIXES):
+        return None if len(buf) <= MAX_SNIFF else TCP_OTHER
     if buf[0] < 0x40 and buf[4:8] == COOKIE:
         return TCP_TURN
     if turn_port and buf[0] >> 6 == 1:

@@ -10,9 +10,10 @@ the tag for AEAD) hold the E flag and a 31-bit SRTCP index that goes up by one p
 one sender, so over two packets of one SSRC every wrong candidate falls away (random bytes
 or a tag keep a climbing index with odds of about 2^-21). Until then packets are held (at
 most ``MAX_HELD``); packets judged without a settled layout say so: with no candidate left
-that fits, ``voip-srtcp-length``; fitting some candidates but none of the RFC 3711 default
-layouts still standing, ``voip-srtcp-ambiguous`` (the layout could not be told, so the
-packet could not be cleared). A lone packet that fits a default layout is not flagged: one
+that fits, ``voip-srtcp-length``; fitting some candidates but not others,
+``voip-srtcp-ambiguous`` (the layout could not be told, so the packet could not be
+cleared) when the candidates left all showed a climbing index or none of the RFC 3711
+default layouts among them fits. A lone packet that fits a default layout is not flagged: one
 packet cannot tell an AEAD or MKI trailer from the default one (the blind spot that stays).
 """
 
@@ -101,6 +102,10 @@ class Shape(msgspec.Struct):
             if last is not None or sum(1 for k in self.last if k[0] == c) < MAX_SENDERS:
                 self.last[(c, ssrc)] = index
 
+    def narrowed(self) -> bool:
+        """Every candidate left showed a climbing index (the ones left are all real)."""
+        return all(c in self.climbed for c in self.alive)
+
     def settled(self) -> SrtcpLayout | None:
         """The layout, once one candidate is left and its index was seen climbing."""
         if len(self.alive) == 1 and self.alive[0] in self.climbed:
@@ -119,8 +124,13 @@ def judge(p: bytes, layout: SrtcpLayout, source: str) -> list[Anomaly]:
     ]
 
 
-def judge_unsettled(p: bytes, candidates: list[SrtcpLayout]) -> list[Anomaly]:
-    """Judge ``p`` when the flow's layout could not be told (see the module docstring)."""
+def judge_unsettled(
+    p: bytes, candidates: list[SrtcpLayout], *, narrowed: bool = False
+) -> list[Anomaly]:
+    """Judge ``p`` when the flow's layout could not be told to one (see the module
+    docstring). ``narrowed``: every candidate left showed a climbing index, so each is a
+    real possibility (AEAD with a 4-byte MKI and HMAC-SHA1-32 without one put the index at
+    the same place), and fitting only some of them is ambiguous even if a default fits."""
     if len(p) < 8 or p[0] >> 6 != 2 or p[1] not in rtcp.RTCP_TYPES:
         return rtcp.check_srtcp(p, DEFAULTS[0])  # no valid first header at all
     out = rtcp.oversize(p)
@@ -144,7 +154,7 @@ def judge_unsettled(p: bytes, candidates: list[SrtcpLayout]) -> list[Anomaly]:
                 detail,
             )
         )
-    elif len(fitting) < len(tried) and not any(c in fitting for c in DEFAULTS):
+    elif len(fitting) < len(tried) and (narrowed or not any(c in fitting for c in DEFAULTS)):
         out.append(
             Anomaly(
                 "voip-srtcp-ambiguous",
