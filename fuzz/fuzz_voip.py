@@ -38,7 +38,7 @@ def TestOneInput(data: bytes) -> None:
     shape = srtcp.Shape(list(srtcp.CANDIDATES))
     for chunk in data.split(b"\xff\xfc")[:8]:
         shape.observe(chunk)
-        srtcp.judge_unsettled(chunk, shape.alive, narrowed=shape.narrowed())
+        srtcp.judge_unsettled(chunk, shape.likely(), narrowed=shape.narrowed())
         layout = shape.settled()
         if layout is not None:
             srtcp.judge(chunk, layout, "shape")

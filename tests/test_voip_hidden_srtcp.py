@@ -123,35 +123,17 @@ def test_tshark_reads_the_same_trailer(tmp_path: Path, mki: int) -> None:
     cap, frames = call(keying, at=3, over=2)
     path = tmp_path / "srtcp.pcap"
     path.write_bytes(cap.pcap())
-    proc = subprocess.run(
-        [
-            TSHARK or "tshark",
-            "-r",
-            str(path),
-            "-Y",
-            "srtcp.index",
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "srtcp.index",
-            "-e",
-            "srtcp.mki",
-            "-e",
-            "srtcp.auth_tag",
-            "-e",
-            "rtcp.length",
-            "-e",
-            "udp.length",
-            "-E",
-            "occurrence=f",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
+    fields = (
+        "frame.number",
+        "srtcp.index",
+        "srtcp.mki",
+        "srtcp.auth_tag",
+        "rtcp.length",
+        "udp.length",
     )
+    cmd = [TSHARK or "tshark", "-r", str(path), "-Y", "srtcp.index", "-T", "fields"]
+    cmd += [*(arg for f in fields for arg in ("-e", f)), "-E", "occurrence=f"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True)
     rows = [line.split("\t") for line in proc.stdout.splitlines() if line]
     assert [int(r[0]) for r in rows] == frames
     assert [int(r[1]) for r in rows] == list(range(1, len(frames) + 1))

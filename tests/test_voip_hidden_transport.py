@@ -92,6 +92,27 @@ def test_a_first_segment_of_one_byte_still_sniffs() -> None:
     assert [r for r, _ in rules(run(cap))] == ["voip-rtcp-length"]
 
 
+def test_sip_over_tcp_in_one_byte_segments() -> None:
+    """The first segment used to decide alone whether a stream was SIP: one byte was not
+    enough, and the call went unseen."""
+    from spywall.samples import voip as v
+
+    d = v.Dialog(
+        "bytes@x",
+        "alice@atlanta.example",
+        "bob@biloxi.example",
+        h.CALLER,
+        h.CALLEE,
+        transport="TCP",
+    )
+    invite = d.request("INVITE", body=h.media_sdp(*h.MEDIA_A, "RTP/AVP", [], 1))
+    cap = Capture()
+    h.handshake(cap, T0, h.CALLER, h.CALLEE)
+    cap.tcp_stream(T0 + 0.1, h.CALLER, h.CALLEE, invite, range(1, 40))
+    res = run(cap)
+    assert [(c.call_id, c.state) for c in res.calls] == [("bytes@x", "offered")]
+
+
 # ---- TURN ChannelData ---------------------------------------------------------------------
 def turn_capture(
     *,

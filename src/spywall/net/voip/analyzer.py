@@ -135,8 +135,9 @@ class VoipAnalyzer:
             for m in msgs:
                 out += self._sip(d, m, stream=True)
             return out
-        if kind not in (demux.TCP_RFC4571, demux.TCP_TURN):
-            return []
+        if kind not in (demux.TCP_RFC4571, demux.TCP_TURN) or d.sport in demux.TCP_DNS_PORTS \
+                or d.dport in demux.TCP_DNS_PORTS:
+            return []   # DNS over TCP also starts with a 2-byte length (pipeline reads it)
         turn = kind == demux.TCP_TURN
         frames, problems = self.tcp_media.feed(key, data, turn=turn)
         self.problems += problems
@@ -164,7 +165,7 @@ class VoipAnalyzer:
             shape = flow.shape
             if shape is not None and shape.held and flow.confirmed:
                 for hd, hp in shape.held:
-                    found = srtcp.judge_unsettled(hp, shape.alive, narrowed=shape.narrowed())
+                    found = srtcp.judge_unsettled(hp, shape.likely(), narrowed=shape.narrowed())
                     out.extend(self._emit(flow.key, found, hd, "srtcp", flow.call))
                 shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
@@ -285,7 +286,7 @@ class VoipAnalyzer:
             if len(shape.held) < srtcp.MAX_HELD:
                 shape.held.append((d, p))
                 return []
-            return srtcp.judge_unsettled(p, shape.alive, narrowed=shape.narrowed())
+            return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
         for hd, hp in shape.held:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
         shape.held = []

@@ -199,6 +199,8 @@ def _turn_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
 
 # What one direction of a TCP stream carries, told from its first bytes.
 TCP_SIP, TCP_RFC4571, TCP_TURN, TCP_OTHER = "sip", "rfc4571", "turn", "other"
+TCP_DNS_PORTS = frozenset({53, 5353, 5355})
+"""DNS over TCP looks like RFC 4571 a quarter of the time (a length, then an ID); never media."""
 MAX_SNIFF = 64
 """Bytes a TCP direction may show before its kind is decided (CRLF keep-alives before SIP)."""
 SNIFF_AT_LEAST = 10

@@ -8,7 +8,7 @@ extension (RFC 5764, ``dtls.srtp_profile``). Otherwise it is told from the packe
 themselves (``Shape``): in the right layout the four bytes before the MKI and tag (after
 the tag for AEAD) hold the E flag and a 31-bit SRTCP index that goes up by one per packet of
 one sender, so over two packets of one SSRC every wrong candidate falls away (random bytes
-or a tag keep a climbing index with odds of about 2^-21). Until then packets are held (at
+or a tag keep a climbing index with odds of about 2^-24). Until then packets are held (at
 most ``MAX_HELD``); packets judged without a settled layout say so: with no candidate left
 that fits, ``voip-srtcp-length``; fitting some candidates but not others,
 ``voip-srtcp-ambiguous`` (the layout could not be told, so the packet could not be
@@ -45,9 +45,15 @@ DEFAULTS = (SrtcpLayout(10), SrtcpLayout(4))
 """The RFC 3711 layouts without an MKI (what ``rtcp.check_srtcp`` tries blind)."""
 MAX_HELD = 4
 """Packets of one flow held while its layout is being told; beyond, they are judged."""
-MAX_INDEX_STEP = 1024
+MAX_INDEX_STEP = 128
 """Largest step of the SRTCP index between two packets of one sender that keeps a candidate
-(lost RTCP is rare: at one compound every few seconds, 1024 is over an hour)."""
+(at one compound every few seconds, 128 lost compounds are minutes of RTCP). It must stay
+under 256: a candidate one byte off the right one reads the index shifted by a byte, which
+climbs by 256 a packet."""
+CLOSE_STEP = 2
+"""Index steps that count as climbing (the next compound, or one lost between): a candidate
+a byte off the right one reads the index shifted and, with a random byte below, can stay
+within ``MAX_INDEX_STEP`` now and then, but almost never steps by one or two."""
 MAX_SENDERS = 16
 """SSRCs followed per candidate and flow (bounded memory against spoofed senders)."""
 
@@ -97,20 +103,24 @@ class Shape(msgspec.Struct):
         self.alive = keep
         for c, index in updates:
             last = self.last.get((c, ssrc))
-            if last is not None and index != last:
+            if last is not None and 0 < (index - last) & 0x7FFFFFFF <= CLOSE_STEP:
                 self.climbed.add(c)
             if last is not None or sum(1 for k in self.last if k[0] == c) < MAX_SENDERS:
                 self.last[(c, ssrc)] = index
 
+    def likely(self) -> list[SrtcpLayout]:
+        """The candidates left whose index was seen climbing by one or two, else all left."""
+        return [c for c in self.alive if c in self.climbed] or list(self.alive)
+
     def narrowed(self) -> bool:
-        """Every candidate left showed a climbing index (the ones left are all real)."""
-        return all(c in self.climbed for c in self.alive)
+        """Some candidate climbed, so ``likely`` holds only real possibilities (AEAD with a
+        4-byte MKI and HMAC-SHA1-32 without one read the same index)."""
+        return any(c in self.climbed for c in self.alive)
 
     def settled(self) -> SrtcpLayout | None:
-        """The layout, once one candidate is left and its index was seen climbing."""
-        if len(self.alive) == 1 and self.alive[0] in self.climbed:
-            return self.alive[0]
-        return None
+        """The layout, once exactly one candidate left was seen climbing by one or two."""
+        likely = self.likely()
+        return likely[0] if len(likely) == 1 and likely[0] in self.climbed else None
 
 
 def judge(p: bytes, layout: SrtcpLayout, source: str) -> list[Anomaly]:
