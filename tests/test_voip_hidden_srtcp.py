@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spywall.net.pipeline import CaptureResult, Pipeline
-from spywall.net.voip import rtcp
+from spywall.net.voip import rtcp, srtcp
 from spywall.net.voip.analyzer import VoipAnalyzer
 from spywall.samples import hidden_media as h
 from spywall.samples.pcapwriter import Capture
@@ -68,6 +68,18 @@ def test_trigger_and_clean_twin(source: str, aead: bool, mki: int) -> None:
     )
     twin, _ = call(keying, crafted=False)
     assert run(twin).findings == []
+
+
+def test_held_packets_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the capture-wide budget for packets held while trailers are told, packets are
+    judged at once; nothing stays held after the capture."""
+    monkeypatch.setattr(srtcp, "MAX_HELD_BYTES", 10)
+    cap, frames = call(h.Keying("none", True, 2))
+    pipeline = Pipeline("srtcp.pcap", None, VoipAnalyzer)
+    res = pipeline.run(io.BytesIO(cap.pcap()))
+    assert [(f.rule, f.location.frame) for f in res.findings] == [("voip-srtcp-length", frames[2])]
+    assert isinstance(pipeline.analyzer, VoipAnalyzer)
+    assert pipeline.analyzer.held_bytes == 0
 
 
 def test_the_default_guesses_miss_it() -> None:

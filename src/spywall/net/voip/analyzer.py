@@ -65,6 +65,7 @@ class VoipAnalyzer:
         self.tcp_media = demux.TcpMediaFramer()
         self.dtls_layouts: dict[Key, rtcp.SrtcpLayout] = {}
         self.problems: list[str] = []   # framing problems for the capture's error list
+        self.held_bytes = 0   # SRTCP held by all flows while their trailers are told
         self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
             _nothing, self._stun, self._dtls, self._dtls, self._turn, self._rtp, self._rtcp,
             self._rtcp)
@@ -163,10 +164,13 @@ class VoipAnalyzer:
 
         for flow in self.flows.values():
             shape = flow.shape
-            if shape is not None and shape.held and flow.confirmed:
+            if shape is not None and shape.held:
                 for hd, hp in shape.held:
-                    found = srtcp.judge_unsettled(hp, shape.likely(), narrowed=shape.narrowed())
-                    out.extend(self._emit(flow.key, found, hd, "srtcp", flow.call))
+                    self.held_bytes -= len(hp)
+                    if flow.confirmed:
+                        found = srtcp.judge_unsettled(hp, shape.likely(),
+                                                      narrowed=shape.narrowed())
+                        out.extend(self._emit(flow.key, found, hd, "srtcp", flow.call))
                 shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
         zeroclick.media_findings(self.flows.values(), report)
@@ -283,12 +287,15 @@ class VoipAnalyzer:
         shape.observe(p)
         layout = shape.settled()
         if layout is None:
-            if len(shape.held) < srtcp.MAX_HELD:
+            if len(shape.held) < srtcp.MAX_HELD and \
+                    self.held_bytes + len(p) <= srtcp.MAX_HELD_BYTES:
                 shape.held.append((d, p))
+                self.held_bytes += len(p)
                 return []
             return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
         for hd, hp in shape.held:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
+            self.held_bytes -= len(hp)
         shape.held = []
         return srtcp.judge(p, layout, "shape")
 

@@ -45,6 +45,8 @@ DEFAULTS = (SrtcpLayout(10), SrtcpLayout(4))
 """The RFC 3711 layouts without an MKI (what ``rtcp.check_srtcp`` tries blind)."""
 MAX_HELD = 4
 """Packets of one flow held while its layout is being told; beyond, they are judged."""
+MAX_HELD_BYTES = 16 << 20
+"""Bytes held by all flows of a capture; beyond, packets are judged at once (unsettled)."""
 MAX_INDEX_STEP = 128
 """Largest step of the SRTCP index between two packets of one sender that keeps a candidate
 (at one compound every few seconds, 128 lost compounds are minutes of RTCP). It must stay
