@@ -26,7 +26,7 @@ from spywall.samples import hidden_media as h
 from spywall.samples.pcapwriter import Capture
 
 TSHARK = shutil.which("tshark")
-SOURCES = {"sdp": "sdp", "dtls": "dtls", "none": "shape"}
+SOURCES = {"sdp": "sdp", "dtls": "dtls", "none": "shape", "nosip": "shape"}
 
 
 def run(cap: Capture) -> CaptureResult:
@@ -44,7 +44,7 @@ def call(
 def expected_rule(keying: h.Keying) -> str:
     """AEAD with a 4-byte MKI puts the index where HMAC-SHA1-32 without an MKI puts it: with
     no keying in the capture the two stay possible, and the packet is reported as such."""
-    if keying.source == "none" and keying.aead and keying.mki == 4:
+    if keying.source in ("none", "nosip") and keying.aead and keying.mki == 4:
         return "voip-srtcp-ambiguous"
     return "voip-srtcp-length"
 

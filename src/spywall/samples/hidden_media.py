@@ -106,7 +106,8 @@ def srtcp_hmac(plain: bytes, index: int, mki: bytes = b"", tag: int = 10) -> byt
 
 class Keying(msgspec.Struct, frozen=True):
     """How the capture tells the SRTCP trailer: ``sdp`` (a=crypto), ``dtls`` (ServerHello
-    use_srtp) or ``none`` (only a=fingerprint; the handshake is not in the capture)."""
+    use_srtp), ``none`` (only a=fingerprint; the handshake is not in the capture) or
+    ``nosip`` (media only, no signalling at all, as in WhatsApp captures)."""
 
     source: str
     aead: bool = True
@@ -207,10 +208,12 @@ def srtcp_call(
     )
     sdp_a = media_sdp(*MEDIA_A, "RTP/SAVP", [line, "a=rtcp-mux"], 1)
     sdp_b = media_sdp(*MEDIA_B, "RTP/SAVP", [line, "a=rtcp-mux"], 2)
-    udp(s, t0, CALLER, CALLEE, d.request("INVITE", body=sdp_a))
-    udp(s, t0 + 0.1, CALLEE, CALLER, d.response(180, "Ringing"))
-    udp(s, t0 + 1.0, CALLEE, CALLER, d.response(200, "OK", body=sdp_b))
-    udp(s, t0 + 1.05, CALLER, CALLEE, d.request("ACK", to_tag=True))
+    sip = keying.source != "nosip"
+    if sip:
+        udp(s, t0, CALLER, CALLEE, d.request("INVITE", body=sdp_a))
+        udp(s, t0 + 0.1, CALLEE, CALLER, d.response(180, "Ringing"))
+        udp(s, t0 + 1.0, CALLEE, CALLER, d.response(200, "OK", body=sdp_b))
+        udp(s, t0 + 1.05, CALLER, CALLEE, d.request("ACK", to_tag=True))
     if keying.source == "dtls":
         tag = 16 if keying.aead else 10
         udp(
@@ -230,8 +233,9 @@ def srtcp_call(
             plain = trigger(SSRC_A, over=over) if crafted and n == at else benign(SSRC_A)
             frames.append(udp(s, ts + 0.01, MEDIA_A, MEDIA_B, keying.protect(plain, n + 1)))
     end = t0 + 1.3 + packets * 0.08
-    udp(s, end, CALLER, CALLEE, d.request("BYE", cseq=2, to_tag=True))
-    udp(s, end + 0.05, CALLEE, CALLER, d.response(200, "OK", method="BYE", cseq=2))
+    if sip:
+        udp(s, end, CALLER, CALLEE, d.request("BYE", cseq=2, to_tag=True))
+        udp(s, end + 0.05, CALLEE, CALLER, d.response(200, "OK", method="BYE", cseq=2))
     return frames
 
 

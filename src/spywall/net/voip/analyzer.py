@@ -168,9 +168,8 @@ class VoipAnalyzer:
                 for hd, hp in shape.held:
                     self.held_bytes -= len(hp)
                     if flow.confirmed:
-                        found = srtcp.judge_unsettled(hp, shape.likely(),
-                                                      narrowed=shape.narrowed())
-                        out.extend(self._emit(flow.key, found, hd, "srtcp", flow.call))
+                        out.extend(self._emit(flow.key, self._unsettled(shape, hp), hd,
+                                              "rtcp" if shape.maybe else "srtcp", flow.call))
                 shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
         zeroclick.media_findings(self.flows.values(), report)
@@ -261,11 +260,17 @@ class VoipAnalyzer:
         else:
             found = rtcp.check_rtcp(p)
             kind = "rtcp"
-            if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize" \
-                    and (flow.shape is not None or rtcp.srtcp_fits(p) is not None):
-                # Not plain RTCP, but SRTCP in an RFC 3711 default trailer (keying unknown):
-                # from here the flow's trailer is told from its packets.
-                found, kind = self._srtcp(flow, d, p), "srtcp"
+            if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize":
+                if flow.shape is None and rtcp.srtcp_fits(p) is None \
+                        and any(rtcp.fits_layout(p, c) for c in srtcp.CANDIDATES):
+                    # Perhaps SRTCP with an AEAD or MKI trailer: plain RTCP unless the
+                    # packets' SRTCP index shows that trailer (Shape.maybe).
+                    flow.shape = srtcp.Shape(list(srtcp.CANDIDATES), maybe=True)
+                if flow.shape is not None or rtcp.srtcp_fits(p) is not None:
+                    # Not plain RTCP, but SRTCP (keying unknown): from here the flow's
+                    # trailer is told from its packets.
+                    found = self._srtcp(flow, d, p)
+                    kind = "rtcp" if flow.shape is not None and flow.shape.maybe else "srtcp"
             flow.seen |= 1 << demux.KIND_NAMES.index(kind)
         if not flow.explained:
             self._unsolicited(flow, d, kind)
@@ -292,12 +297,22 @@ class VoipAnalyzer:
                 shape.held.append((d, p))
                 self.held_bytes += len(p)
                 return []
-            return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
+            return self._unsettled(shape, p)
+        if shape.maybe:   # the index showed SRTCP on a flow nothing said was secure
+            shape.maybe, flow.secure = False, True
         for hd, hp in shape.held:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
             self.held_bytes -= len(hp)
         shape.held = []
         return srtcp.judge(p, layout, "shape")
+
+    @staticmethod
+    def _unsettled(shape: srtcp.Shape, p: bytes) -> list[Anomaly]:
+        """A packet judged before its flow's trailer was told: as SRTCP with the candidates
+        left, or as plain RTCP on a flow only perhaps SRTCP (``Shape.maybe``)."""
+        if shape.maybe:
+            return rtcp.check_rtcp(p)
+        return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
 
     def _unsolicited(self, flow: Flow, d: Datagram, kind: str) -> None:
         """Note RTCP that came before its source sent RTP (on this flow or the RTP port

@@ -79,6 +79,7 @@ class Shape(msgspec.Struct):
     last: dict[tuple[SrtcpLayout, bytes], int] = msgspec.field(default_factory=dict)
     climbed: set[SrtcpLayout] = msgspec.field(default_factory=set)
     held: list[tuple[Datagram, bytes]] = msgspec.field(default_factory=list)
+    maybe: bool = False  # the flow is only perhaps SRTCP: unsettled packets are plain RTCP
 
     def observe(self, p: bytes) -> None:
         """Drop the candidates this packet contradicts (unless it contradicts them all: then
