@@ -252,7 +252,7 @@ def media_packets(
     out: list[bytes] = []
     where, n = -1, 0
     for i in range(count):
-        out.append(rtp(seq0 + i, i * 160, ssrc, bytes(range(160))))
+        out.append(rtp(seq0 + i, i * 160, ssrc, bytes(range(157 + i % 4))))  # odd sizes: padding
         if i % rtcp_every == rtcp_every - 1:
             if n == at:
                 where = len(out)

@@ -148,7 +148,7 @@ class VoipAnalyzer:
                 continue
             fd = Datagram(d.frame, d.ts, d.src, d.dst, d.sport, d.dport, "tcp", frame)
             flow = self.flows.get(key)
-            if flow is None or flow.gen != self.calls.generation or flow.cls != MEDIA:
+            if flow is None or flow.gen != self.calls.generation or flow.cls in (SIP, IGNORED):
                 flow = self._classify(fd, key, framed=True)
             flow.turn = flow.turn or turn
             out += self._media(flow, fd, frame)
