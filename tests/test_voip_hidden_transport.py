@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from spywall.net.pipeline import CaptureResult, Pipeline
 from spywall.net.voip.analyzer import VoipAnalyzer
 from spywall.samples import hidden_media as h
+from spywall.samples import voip as v
 from spywall.samples.pcapwriter import Capture
 
 TSHARK = shutil.which("tshark")
@@ -95,8 +96,6 @@ def test_a_first_segment_of_one_byte_still_sniffs() -> None:
 def test_sip_over_tcp_in_one_byte_segments() -> None:
     """The first segment used to decide alone whether a stream was SIP: one byte was not
     enough, and the call went unseen."""
-    from spywall.samples import voip as v
-
     d = v.Dialog(
         "bytes@x",
         "alice@atlanta.example",
@@ -157,6 +156,25 @@ def test_turn_udp_any_place_and_padding(at: int, crafted: bool, pads: list[bool]
 def test_turn_tcp_any_place_and_split(at: int, crafted: bool, cuts: list[int]) -> None:
     res = run(turn_capture(tcp=True, crafted=crafted, at=at, cuts=tuple(cuts)))
     assert [r for r, _ in rules(res)] == (["voip-rtcp-length"] if crafted else [])
+
+
+# ---- every crafted RTCP/RTP anomaly of the rule set, on every hidden carrier ----------------
+MEDIA_CRAFTED = sorted(n for n, c in v.CRAFTED.items() if c.carrier in ("rtcp", "rtp"))
+
+
+@pytest.mark.parametrize("name", MEDIA_CRAFTED)
+@pytest.mark.parametrize("carrier", ["rfc4571", "turn-udp", "turn-tcp"])
+def test_every_crafted_media_anomaly(name: str, carrier: str) -> None:
+    c = v.CRAFTED[name]
+    cap = Capture()
+    if carrier == "rfc4571":
+        h.tcp_call(cap, T0, cuts=(5, 200, 201, 700), bad=c.build())
+    else:
+        h.turn_call(cap, T0, tcp=carrier == "turn-tcp", cuts=(3, 90, 400), bad=c.build())
+    # RTP padding is checked only where SDP says plain RTP (in SRTP the last octet belongs
+    # to the tag); the TURN samples carry no SDP.
+    expected = [] if name == "rtp-padding" and carrier != "rfc4571" else [c.rule]
+    assert [r for r, _ in rules(run(cap))] == expected, c.note
 
 
 # ---- tshark as the oracle -----------------------------------------------------------------

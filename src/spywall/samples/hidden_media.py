@@ -245,10 +245,18 @@ def rfc4571(packets: Sequence[bytes]) -> bytes:
 
 
 def media_packets(
-    ssrc: int, count: int, *, at: int, crafted: bool, rtcp_every: int = 3, seq0: int = 1
+    ssrc: int,
+    count: int,
+    *,
+    at: int,
+    crafted: bool,
+    rtcp_every: int = 3,
+    seq0: int = 1,
+    bad: bytes | None = None,
 ) -> tuple[list[bytes], int]:
     """RTP packets with a compound after every ``rtcp_every``; the compound number ``at``
-    is the trigger unless not ``crafted``. (packets, index of that compound in them)."""
+    is the trigger (or ``bad``, any crafted packet) unless not ``crafted``. (packets, index
+    of that compound in them)."""
     out: list[bytes] = []
     where, n = -1, 0
     for i in range(count):
@@ -256,7 +264,8 @@ def media_packets(
         if i % rtcp_every == rtcp_every - 1:
             if n == at:
                 where = len(out)
-            out.append(trigger(ssrc) if crafted and n == at else benign(ssrc))
+            crafted_here = crafted and n == at
+            out.append((trigger(ssrc) if bad is None else bad) if crafted_here else benign(ssrc))
             n += 1
     return out, where
 
@@ -271,6 +280,7 @@ def tcp_call(
     at: int = 1,
     crafted: bool = True,
     answered: bool = True,
+    bad: bytes | None = None,
 ) -> None:
     """A call whose media runs over one TCP connection (SDP TCP/RTP/AVP, a=setup, RFC 4571
     framing, RTCP multiplexed). The caller's direction is cut at ``cuts``, sent in
@@ -290,7 +300,7 @@ def tcp_call(
         udp(s, t0 + 1.05, CALLER, CALLEE, d.request("ACK", to_tag=True))
     client = (MEDIA_A[0], 49500)
     handshake(s, t0 + 1.1, client, MEDIA_B)
-    ours, _ = media_packets(SSRC_A, 12, at=at, crafted=crafted)
+    ours, _ = media_packets(SSRC_A, 12, at=at, crafted=crafted, bad=bad)
     if answered:
         theirs, _ = media_packets(SSRC_B, 6, at=-1, crafted=False, seq0=90)
         s.tcp(t0 + 1.15, *MEDIA_B, *client, rfc4571(theirs))
@@ -321,13 +331,14 @@ def turn_call(
     cuts: Sequence[int] = (),
     server: tuple[str, int] = TURN_SERVER,
     allocate_seen: bool = True,
+    bad: bytes | None = None,
 ) -> None:
     """The callee behind a TURN ``server``: Allocate and ChannelBind, then the caller's
     media relayed to the callee in ChannelData (``pads[i]``: pad message i to 4 bytes over
     UDP; always padded over TCP, cut at ``cuts``), the callee's own RTP relayed back. Not
     ``allocate_seen``: the capture starts after the Allocate and ChannelBind (UDP only)."""
     client = MEDIA_B
-    ours, _ = media_packets(SSRC_A, 12, at=at, crafted=crafted)
+    ours, _ = media_packets(SSRC_A, 12, at=at, crafted=crafted, bad=bad)
     theirs, _ = media_packets(SSRC_B, 6, at=-1, crafted=False, seq0=90)
     up = [allocate(False), channel_bind(CHANNEL)]
     down = [allocate(True), stun(b"", msg_type=0x0109, key=None)]

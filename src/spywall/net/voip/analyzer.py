@@ -168,7 +168,7 @@ class VoipAnalyzer:
                 for hd, hp in shape.held:
                     self.held_bytes -= len(hp)
                     if flow.confirmed:
-                        out.extend(self._emit(flow.key, self._unsettled(shape, hp), hd,
+                        out.extend(self._emit(flow.key, self._unsettled(flow, shape, hp), hd,
                                               "rtcp" if shape.maybe else "srtcp", flow.call))
                 shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
@@ -260,17 +260,19 @@ class VoipAnalyzer:
         else:
             found = rtcp.check_rtcp(p)
             kind = "rtcp"
-            if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize":
-                if flow.shape is None and rtcp.srtcp_fits(p) is None \
-                        and any(rtcp.fits_layout(p, c) for c in srtcp.CANDIDATES):
-                    # Perhaps SRTCP with an AEAD or MKI trailer: plain RTCP unless the
-                    # packets' SRTCP index shows that trailer (Shape.maybe).
-                    flow.shape = srtcp.Shape(list(srtcp.CANDIDATES), maybe=True)
-                if flow.shape is not None or rtcp.srtcp_fits(p) is not None:
-                    # Not plain RTCP, but SRTCP (keying unknown): from here the flow's
-                    # trailer is told from its packets.
-                    found = self._srtcp(flow, d, p)
-                    kind = "rtcp" if flow.shape is not None and flow.shape.maybe else "srtcp"
+            if not found:
+                flow.plain = True
+            elif flow.secure is None and not flow.plain and found[-1].rule != \
+                    "voip-rtcp-oversize" and (flow.shape is not None or any(
+                        rtcp.fits_layout(p, c) for c in srtcp.CANDIDATES)):
+                # Not plain RTCP, perhaps SRTCP (no keying, no valid plain compound on the
+                # flow): held while the packets' SRTCP index tells the trailer, judged as
+                # plain RTCP if it never does (Shape.maybe, _unsettled).
+                shape = flow.shape
+                if shape is None:
+                    shape = flow.shape = srtcp.Shape(list(srtcp.CANDIDATES), maybe=True)
+                found = self._srtcp(flow, d, p)
+                kind = "rtcp" if shape.maybe else "srtcp"
             flow.seen |= 1 << demux.KIND_NAMES.index(kind)
         if not flow.explained:
             self._unsolicited(flow, d, kind)
@@ -290,6 +292,8 @@ class VoipAnalyzer:
         if shape is None:
             shape = flow.shape = srtcp.Shape(list(layouts or srtcp.CANDIDATES))
         shape.observe(p)
+        if shape.maybe and shape.narrowed():   # an SRTCP index climbs: the flow is secure
+            shape.maybe, flow.secure = False, True
         layout = shape.settled()
         if layout is None:
             if len(shape.held) < srtcp.MAX_HELD and \
@@ -297,9 +301,7 @@ class VoipAnalyzer:
                 shape.held.append((d, p))
                 self.held_bytes += len(p)
                 return []
-            return self._unsettled(shape, p)
-        if shape.maybe:   # the index showed SRTCP on a flow nothing said was secure
-            shape.maybe, flow.secure = False, True
+            return self._unsettled(flow, shape, p)
         for hd, hp in shape.held:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
             self.held_bytes -= len(hp)
@@ -307,12 +309,16 @@ class VoipAnalyzer:
         return srtcp.judge(p, layout, "shape")
 
     @staticmethod
-    def _unsettled(shape: srtcp.Shape, p: bytes) -> list[Anomaly]:
+    def _unsettled(flow: Flow, shape: srtcp.Shape, p: bytes) -> list[Anomaly]:
         """A packet judged before its flow's trailer was told: as SRTCP with the candidates
-        left, or as plain RTCP on a flow only perhaps SRTCP (``Shape.maybe``)."""
-        if shape.maybe:
-            return rtcp.check_rtcp(p)
-        return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
+        left; on a flow only perhaps SRTCP (``Shape.maybe``) as plain RTCP, unless it is
+        the flow's one such packet, no valid plain compound came, and an RFC 3711 default
+        trailer fits it (one packet cannot tell SRTCP from broken RTCP: the old reading)."""
+        if not shape.maybe:
+            return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
+        if shape.packets == 1 and not flow.plain and rtcp.srtcp_fits(p) is not None:
+            return rtcp.oversize(p)
+        return rtcp.check_rtcp(p)
 
     def _unsolicited(self, flow: Flow, d: Datagram, kind: str) -> None:
         """Note RTCP that came before its source sent RTP (on this flow or the RTP port

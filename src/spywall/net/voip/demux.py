@@ -102,6 +102,7 @@ class Flow(msgspec.Struct, eq=False):
     layouts: tuple[SrtcpLayout, ...] = ()   # SRTCP trailers its keying allows (() unknown)
     layout_from: str = ""                   # "sdp" or "dtls"
     shape: Shape | None = None              # the trailer told from the packets (srtcp)
+    plain: bool = False                     # a valid plain RTCP compound came (not SRTCP)
     unsolicited: Unsolicited | None = None
     pending: list[tuple[Anomaly, Datagram, str]] = msgspec.field(default_factory=list)
 

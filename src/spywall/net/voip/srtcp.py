@@ -80,10 +80,12 @@ class Shape(msgspec.Struct):
     climbed: set[SrtcpLayout] = msgspec.field(default_factory=set)
     held: list[tuple[Datagram, bytes]] = msgspec.field(default_factory=list)
     maybe: bool = False  # the flow is only perhaps SRTCP: unsettled packets are plain RTCP
+    packets: int = 0  # packets observed
 
     def observe(self, p: bytes) -> None:
         """Drop the candidates this packet contradicts (unless it contradicts them all: then
         the packet is the odd one and the candidates stay)."""
+        self.packets += 1
         ssrc = p[4:8]
         keep: list[SrtcpLayout] = []
         updates: list[tuple[SrtcpLayout, int]] = []
