@@ -3,7 +3,9 @@
 The capture layer hands every UDP payload to ``udp`` and every in-order TCP chunk to
 ``tcp``; ``finish`` returns the call summaries and the findings that need the whole
 capture (the zero-click detectors). Per ordinary RTP packet the work is one flow look-up,
-a table look-up of the first byte and ``rtp.check_rtp``.
+a table look-up of the first byte and ``rtp.check_rtp``. TCP directions carrying RTP/RTCP
+(RFC 4571) or TURN (STUN, ChannelData) are cut into packets that take the same per-packet
+path; SRTCP is checked with the flow's trailer (``srtcp``: from SDP, DTLS or the packets).
 """
 
 from __future__ import annotations
