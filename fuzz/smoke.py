@@ -3,8 +3,9 @@
 Each target is ``fuzz/fuzz_<name>.py`` defining ``TestOneInput(data: bytes)`` and, under
 ``if __name__ == "__main__"``, ``atheris.Setup(sys.argv, TestOneInput); atheris.Fuzz()``.
 A target may swallow only ``spywall.errors.SpywallError``; anything else is a crash.
-Seeds: the crafted and benign samples of ``spywall.samples`` are written to a temporary
-corpus folder so the fuzzer starts from real structures.
+Seeds: the crafted and benign samples of ``spywall.samples`` and the sample captures
+(``samples.captures``: calls, the hidden-trigger captures and their twins) are written to a
+temporary corpus folder so the fuzzer starts from real structures.
 
 Environment: FUZZ_SECONDS (default 6) per target; FUZZ_ONLY=name to run one target.
 """
@@ -27,6 +28,7 @@ def main() -> int:
     if only:
         targets = [t for t in targets if t.stem == f"fuzz_{only}"]
     from spywall.samples import all_samples
+    from spywall.samples.captures import capture_samples
 
     failed = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -35,6 +37,10 @@ def main() -> int:
         for i, s in enumerate(all_samples()):
             if len(s.data) <= 256 * 1024:
                 (corpus / f"{i:04d}").write_bytes(s.data)
+        for i, c in enumerate(capture_samples()):   # whole calls: SIP, media, TCP streams
+            data = c.capture.pcap()
+            if len(data) <= 256 * 1024:
+                (corpus / f"capture-{i:04d}").write_bytes(data)
         for t in targets:
             work = Path(tmp, t.stem)
             work.mkdir()

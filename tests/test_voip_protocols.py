@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from spywall.errors import FormatError
-from spywall.net.voip import demux, rtcp, rtp, sdp, sip, stun
+from spywall.net.voip import demux, rtcp, rtp, sdp, sip, srtcp, stun
 from spywall.net.voip.rules import RULES, Anomaly
 from spywall.samples import voip as v
 
@@ -18,6 +18,8 @@ def anomalies(carrier: str, p: bytes) -> list[Anomaly]:
         return rtcp.check_rtcp(p)
     if carrier == "srtcp":
         return rtcp.check_srtcp(p)
+    if carrier == "srtcp-unknown":
+        return srtcp.judge_unsettled(p, list(srtcp.CANDIDATES))
     if carrier.startswith("rtp"):
         a = rtp.check_rtp(p)
         return [a] if a else []

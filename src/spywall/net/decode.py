@@ -324,4 +324,4 @@ class Decoder:
             streams.problems.clear()
         if not data:
             return None
-        return Datagram(frame, ts, src, dst, sport, dport, "tcp", data)
+        return Datagram(frame, ts, src, dst, sport, dport, "tcp", data, streams.started)

@@ -112,7 +112,6 @@ def _rdata(msg: bytes, pos: int, rtype: int, rdlen: int, out: DnsMessage) -> Non
 
 
 MAX_TCP_STREAMS = 256      # directions holding a partial message at once
-MAX_TCP_MESSAGES = 64      # messages taken from one chunk of stream bytes
 
 
 class TcpFramer:
@@ -120,7 +119,8 @@ class TcpFramer:
     length, and a segment may carry several messages, or a part of one. The in-order bytes
     of each direction are framed here; a partial message waits for the rest (at most
     2 + 65535 bytes per direction, ``MAX_TCP_STREAMS`` directions: the oldest is dropped,
-    and ``feed`` says so)."""
+    and ``feed`` says so). Every message is cut out, however many one chunk holds (the work
+    is linear in the bytes; a cap here would let padding messages push a query past it)."""
 
     def __init__(self) -> None:
         self.partial: dict[tuple[str, int, str, int], bytes] = {}
@@ -136,10 +136,6 @@ class TcpFramer:
             n = int.from_bytes(buf[pos : pos + 2], "big")
             if len(buf) - pos - 2 < n:
                 break
-            if len(out) >= MAX_TCP_MESSAGES:
-                problems.append(f"over {MAX_TCP_MESSAGES} DNS messages in one chunk; "
-                                "the rest of the stream's bytes are not read")
-                return out, problems
             out.append(buf[pos + 2 : pos + 2 + n])
             pos += 2 + n
         if pos < len(buf):

@@ -18,6 +18,8 @@ class Datagram(msgspec.Struct):
 
     ``frame`` is the 1-based frame number as Wireshark counts it; for a reassembled IPv4
     datagram it is the frame that completed it. ``ts`` is seconds since the epoch.
+    ``start`` tells framers of TCP bytes to forget what they held for that direction: a new
+    connection on the same addresses and ports, or a gap reassembly had to skip.
     """
 
     frame: int
@@ -28,6 +30,7 @@ class Datagram(msgspec.Struct):
     dport: int
     transport: str
     payload: bytes
+    start: bool = False   # TCP: these bytes begin the stream (or follow a skipped gap)
 
 
 def iso(ts: float) -> str:

@@ -42,6 +42,7 @@ class Analyzer(Protocol):
     def udp(self, d: Datagram) -> list[Finding]: ...
     def tcp(self, d: Datagram) -> list[Finding]: ...
     def finish(self) -> tuple[list[CallSummary], list[Finding]]: ...
+    problems: list[str]   # framing problems since the last look (reported and cleared)
 
 
 AnalyzerFactory = Callable[[IocIndex | None, str], Analyzer]
@@ -226,8 +227,10 @@ class Pipeline:
             else:
                 handler = tcp
                 if d.sport == 53 or d.dport == 53:
-                    msgs, problems = self.dns_tcp.feed((d.src, d.sport, d.dst, d.dport),
-                                                       d.payload)
+                    key = (d.src, d.sport, d.dst, d.dport)
+                    if d.start:
+                        self.dns_tcp.close(key)
+                    msgs, problems = self.dns_tcp.feed(key, d.payload)
                     for problem in problems:
                         self._error(frame, "limit", f"DNS over TCP: {problem}")
                     for msg in msgs:
@@ -241,3 +244,7 @@ class Pipeline:
                     continue
                 if out:
                     findings.extend(out)
+                if handler is tcp and an is not None and an.problems:
+                    for problem in an.problems:
+                        self._error(frame, "malformed", f"VoIP: {problem}")
+                    an.problems.clear()

@@ -124,6 +124,7 @@ class Fragments:
 
 class _Stream(msgspec.Struct):
     next_seq: int
+    fresh: bool = True   # the next bytes delivered begin the stream (or follow a gap)
     pending: dict[int, bytes] = msgspec.field(default_factory=dict)
     held: int = 0
 
@@ -144,6 +145,7 @@ class TcpStreams:
         self.held = 0
         self.gaps = 0
         self.problems: list[str] = []
+        self.started = False   # the bytes ``segment`` last returned begin a stream
 
     def _drop(self, key: Hashable) -> None:
         st = self.streams.pop(key, None)
@@ -154,7 +156,8 @@ class TcpStreams:
         """Feed one segment; the bytes that became contiguous (maybe empty).
 
         A cap that forced a gap to be skipped leaves a message in ``problems`` (the caller
-        reports and clears it)."""
+        reports and clears it). ``started`` says whether the bytes begin the stream: its
+        first bytes, the first after a new SYN on the same key, or after a skipped gap."""
         st = self.streams.get(key)
         if st is None:
             if flags & self.RST:
@@ -163,11 +166,15 @@ class TcpStreams:
                 self._drop(next(iter(self.streams)))
             start = seq + 1 if flags & self.SYN else seq
             st = self.streams[key] = _Stream(start & 0xFFFFFFFF)
-        elif flags & self.SYN and not payload:
-            st.next_seq = (seq + 1) & 0xFFFFFFFF
+        elif flags & self.SYN and not payload and st.next_seq != (seq + 1) & 0xFFFFFFFF:
+            self.held -= st.held           # a new connection on the same addresses and ports
+            st.next_seq, st.pending, st.held, st.fresh = (seq + 1) & 0xFFFFFFFF, {}, 0, True
         out = b""
         if payload:
             out = self._data(st, seq, payload)
+        self.started = bool(out) and st.fresh
+        if out:
+            st.fresh = False
         if flags & (self.FIN | self.RST):
             self._drop(key)
         return out
@@ -199,6 +206,7 @@ class TcpStreams:
     def _skip_gap(self, st: _Stream, seq: int) -> None:
         """Give up waiting for lost bytes: resume at the earliest segment seen."""
         self.gaps += 1
+        st.fresh = True
         st.next_seq = min([*st.pending, seq], key=lambda s: _rel(s, st.next_seq))
 
     def _drain(self, st: _Stream, data: bytes) -> bytes:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import msgspec
 
+from spywall.samples import hidden_media as hidden
 from spywall.samples.deployments import SHAPES
 from spywall.samples.pcapwriter import PROTO_UDP, Capture, ipv4, udp
 from spywall.samples.voip import Dialog, Script, clean_call, zero_click_call
@@ -165,6 +166,33 @@ def fragments(overlap: bool) -> Capture:
     return cap
 
 
+def hidden_samples() -> Iterator[CaptureSample]:
+    """The RTCP trigger hidden in the encodings of issue #14, each with its clean twin."""
+    length, srtcp = frozenset({"voip-rtcp-length"}), frozenset({"voip-srtcp-length"})
+    for name, keying in (("aead-mki-sdp", hidden.Keying("sdp", True, 4)),
+                         ("aead-dtls", hidden.Keying("dtls", True, 0)),
+                         ("hmac-mki-unkeyed", hidden.Keying("none", False, 2))):
+        for crafted in (True, False):
+            cap = Capture()
+            hidden.srtcp_call(cap, T0, keying, crafted=crafted)
+            yield CaptureSample(f"{'hidden' if crafted else 'clean'}-srtcp-{name}.pcap", cap,
+                                srtcp if crafted else frozenset(),
+                                f"SRTCP trailer {name}" + ("" if crafted else ", clean twin"))
+    for crafted in (True, False):
+        tag = "hidden" if crafted else "clean"
+        cap = Capture()
+        hidden.tcp_call(cap, T0, cuts=(1, 90, 91, 400), order=(0, 2, 1, 3, 4), again=(2,),
+                        crafted=crafted)
+        yield CaptureSample(f"{tag}-rtcp-rfc4571.pcapng", cap, length if crafted else
+                            frozenset(), "RTP/RTCP over TCP, segments cut, reordered, repeated")
+        for tcp in (False, True):
+            cap = Capture()
+            hidden.turn_call(cap, T0, tcp=tcp, crafted=crafted, cuts=(3, 70, 250))
+            yield CaptureSample(f"{tag}-rtcp-turn-{'tcp' if tcp else 'udp'}.pcap", cap,
+                                length if crafted else frozenset(),
+                                f"RTCP relayed in TURN ChannelData over {'TCP' if tcp else 'UDP'}")
+
+
 def capture_samples() -> Iterator[CaptureSample]:
     bad_ip = CAMPAIGN_IPS[0]
     campaign = frozenset({"ioc-ip", "ioc-dns", *ZERO_CLICK_RULES})
@@ -187,6 +215,7 @@ def capture_samples() -> Iterator[CaptureSample]:
     yield CaptureSample("fragment-overlap.pcap", fragments(True),
                         frozenset({"ip-fragment-overlap"}))
     yield CaptureSample("fragments-clean.pcap", fragments(False), frozenset())
+    yield from hidden_samples()
     for name, shape in SHAPES.items():   # the zero-click pattern per deployment shape
         yield CaptureSample(f"zero-click-{name}.pcapng", shape.build(True).script.capture(),
                             shape.expected, shape.note)

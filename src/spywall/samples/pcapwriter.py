@@ -285,6 +285,27 @@ class Capture(msgspec.Struct):
         step = len(payload) + (1 if flags & (TCP_SYN | TCP_FIN) else 0)
         self._seq[key] = (cur + step) & 0xFFFFFFFF
 
+    def tcp_stream(self, ts: float, src: tuple[str, int], dst: tuple[str, int], data: bytes,
+                   cuts: Iterable[int] = (), *, order: Sequence[int] | None = None,
+                   again: Iterable[int] = ()) -> list[int]:
+        """``data`` as one direction's segments, cut at the offsets ``cuts`` (taken modulo
+        the length; 0 and duplicates ignored), sent in ``order`` (indexes into the segments;
+        default in order) 10 ms apart, the segments in ``again`` sent a second time right
+        after (retransmissions). The frame number of each segment's first copy, in stream
+        order."""
+        points = sorted({c % len(data) for c in cuts} - {0}) if data else []
+        bounds = list(zip([0, *points], [*points, len(data)], strict=True))
+        base = self._seq.get((*src, *dst), 1000)
+        twice = set(again)
+        frames = [0] * len(bounds)
+        for n, i in enumerate(order if order is not None else range(len(bounds))):
+            a, b = bounds[i]
+            for _ in range(2 if i in twice else 1):
+                self.tcp(ts + n / 100, *src, *dst, data[a:b], seq=base + a)
+                frames[i] = frames[i] or len(self.packets)
+        self._seq[(*src, *dst)] = (base + len(data)) & 0xFFFFFFFF
+        return frames
+
     def tcp_handshake(self, ts: float, client: tuple[str, int], server: tuple[str, int]) -> None:
         self.tcp(ts, *client, *server, flags=TCP_SYN)
         self.tcp(ts, *server, *client, flags=TCP_SYN | TCP_ACK)

@@ -237,6 +237,12 @@ CRAFTED: dict[str, Crafted] = {
                              "rtcp", "RRT block length 40 words"),
     "srtcp-length": Crafted(lambda: srtcp(rtcp_part(200, 0, sr(SSRC)[4:], length=60), 7),
                             "voip-srtcp-length", "srtcp", "first header says 244 bytes"),
+    "srtcp-ambiguous": Crafted(lambda: struct.pack(">BBHI", 0x80, 201, 1, SSRC) + b"\xff" * 8
+                               + b"\x11" * 16 + struct.pack(">I", 0x80000007),
+                               "voip-srtcp-ambiguous", "srtcp-unknown",
+                               "an RR under a 16-byte AEAD tag with no keying known: the "
+                               "default trailers do not hold it (tag 4 finds E clear, tag 10 "
+                               "is misaligned), AEAD ones do"),
     "rtp-version": Crafted(lambda: rtp(1, 0, SSRC, first=0x40), "voip-rtp-header", "rtp-direct",
                            "not reachable by demux: first byte 0x40 is not RTP"),
     "rtp-csrc": Crafted(lambda: rtp(1, 0, SSRC, b"")[:12].replace(b"\x80", b"\x8f", 1),

@@ -3,7 +3,9 @@
 The capture layer hands every UDP payload to ``udp`` and every in-order TCP chunk to
 ``tcp``; ``finish`` returns the call summaries and the findings that need the whole
 capture (the zero-click detectors). Per ordinary RTP packet the work is one flow look-up,
-a table look-up of the first byte and ``rtp.check_rtp``.
+a table look-up of the first byte and ``rtp.check_rtp``. TCP directions carrying RTP/RTCP
+(RFC 4571) or TURN (STUN, ChannelData) are cut into packets that take the same per-packet
+path; SRTCP is checked with the flow's trailer (``srtcp``: from SDP, DTLS or the packets).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from spywall.errors import SpywallError
 from spywall.iocs import IocIndex
 from spywall.iocs.model import Indicator
 from spywall.net.packet import Datagram, iso, location
-from spywall.net.voip import demux, rtcp, stun, zeroclick
+from spywall.net.voip import demux, dtls, rtcp, srtcp, stun, zeroclick
 from spywall.net.voip.calls import Call, CallTable
 from spywall.net.voip.demux import DEMUX, IGNORED, MEDIA, SIP, Flow
 from spywall.net.voip.rtp import check_rtp
@@ -61,6 +63,11 @@ class VoipAnalyzer:
         self.last_of_rule: dict[str, Finding] = {}
         self.ioc_cache: dict[str, list[Indicator]] = {}   # host -> hits (reported once)
         self.turn_ends: set[tuple[str, int]] = set()
+        self.tcp_kinds = demux.TcpKinds()
+        self.tcp_media = demux.TcpMediaFramer()
+        self.dtls_layouts: dict[Key, rtcp.SrtcpLayout] = {}
+        self.problems: list[str] = []   # framing problems for the capture's error list
+        self.held_bytes = 0   # SRTCP held by all flows while their trailers are told
         self.handlers: tuple[Callable[[Flow, Datagram, bytes], list[Anomaly]], ...] = (
             _nothing, self._stun, self._dtls, self._dtls, self._turn, self._rtp, self._rtcp,
             self._rtcp)
@@ -79,6 +86,10 @@ class VoipAnalyzer:
             return []
         if cls == SIP:
             return self._sip(d, p, stream=False)
+        return self._media(flow, d, p)
+
+    def _media(self, flow: Flow, d: Datagram, p: bytes) -> list[Finding]:
+        """One media-flow packet: a UDP payload or a packet framed out of a TCP stream."""
         flow.packets += 1
         flow.last_frame = d.frame
         b0 = p[0]
@@ -93,7 +104,7 @@ class VoipAnalyzer:
         kind = demux.FIRST_BYTE[b0]
         if kind == demux.RTP and len(p) > 1 and 192 <= p[1] <= 223:
             kind = demux.RTCP
-        if kind == demux.TURN and not flow.turn:
+        if kind == demux.TURN and not flow.turn and not demux.looks_like_channel_data(p):
             return self._sip(d, p, stream=False) if looks_like_sip(p) else []
         pending = self.calls.pending
         if kind >= demux.TURN and pending and (d.dst in pending or d.src in pending):
@@ -106,16 +117,43 @@ class VoipAnalyzer:
         return self._flow_findings(flow, d, found, demux.KIND_NAMES[kind])
 
     def tcp(self, d: Datagram) -> list[Finding]:
+        """In-order bytes of one TCP direction: SIP, RTP/RTCP framed by RFC 4571 or TURN
+        over TCP (``demux.sniff_tcp`` decides from the first bytes, whatever segments they
+        came in); framed packets take the UDP path's per-packet checks."""
         key = (d.src, d.sport, d.dst, d.dport)
-        stream = self.streams.get(key)
-        if stream is None:
-            if len(self.streams) >= MAX_STREAMS or not looks_like_sip(d.payload[:16].lstrip()):
-                return []
-            stream = self.streams[key] = SipStream()
-        msgs, anomalies = stream.feed(d.payload)
-        out = self._emit(key, anomalies, d, "sip", None)
-        for m in msgs:
-            out += self._sip(d, m, stream=True)
+        if d.start:   # a new connection on these addresses and ports, or after a gap
+            self.tcp_kinds.forget(key)
+            self.tcp_media.close(key)
+            self.streams.pop(key, None)
+        kind, data = self.tcp_kinds.feed(key, d.payload, turn_port=d.sport in demux.TURN_PORTS
+                                         or d.dport in demux.TURN_PORTS)
+        if kind == demux.TCP_SIP:
+            stream = self.streams.get(key)
+            if stream is None:
+                if len(self.streams) >= MAX_STREAMS:
+                    return []
+                stream = self.streams[key] = SipStream()
+            msgs, anomalies = stream.feed(data)
+            out = self._emit(key, anomalies, d, "sip", None)
+            for m in msgs:
+                out += self._sip(d, m, stream=True)
+            return out
+        if kind not in (demux.TCP_RFC4571, demux.TCP_TURN) or d.sport in demux.TCP_DNS_PORTS \
+                or d.dport in demux.TCP_DNS_PORTS:
+            return []   # DNS over TCP also starts with a 2-byte length (pipeline reads it)
+        turn = kind == demux.TCP_TURN
+        frames, problems = self.tcp_media.feed(key, data, turn=turn)
+        self.problems += problems
+        out = []
+        for frame in frames:
+            if not frame:
+                continue
+            fd = Datagram(d.frame, d.ts, d.src, d.dst, d.sport, d.dport, "tcp", frame)
+            flow = self.flows.get(key)
+            if flow is None or flow.gen != self.calls.generation or flow.cls in (SIP, IGNORED):
+                flow = self._classify(fd, key, framed=True)
+            flow.turn = flow.turn or turn
+            out += self._media(flow, fd, frame)
         return out
 
     def finish(self) -> tuple[list[CallSummary], list[Finding]]:
@@ -126,6 +164,15 @@ class VoipAnalyzer:
             out.extend(self._emit((d.src, d.sport, d.dst, d.dport),
                                   [Anomaly(rule, message, detail)], d, protocol, call))
 
+        for flow in self.flows.values():
+            shape = flow.shape
+            if shape is not None and shape.held:
+                for hd, hp in shape.held:
+                    self.held_bytes -= len(hp)
+                    if flow.confirmed:
+                        out.extend(self._emit(flow.key, self._unsettled(flow, shape, hp), hd,
+                                              "rtcp" if shape.maybe else "srtcp", flow.call))
+                shape.held = []
         zeroclick.sip_findings(self.calls.calls.values(), report)
         zeroclick.media_findings(self.flows.values(), report)
         for key, finding in self.capped.items():
@@ -135,31 +182,35 @@ class VoipAnalyzer:
         return [self._summary(c) for c in self.calls.calls.values()], out
 
     # ---- flows ----------------------------------------------------------------------
-    def _classify(self, d: Datagram, key: Key) -> Flow:
-        """Classify (or, after SDP taught something new, re-classify) the flow of ``d``."""
+    def _classify(self, d: Datagram, key: Key, *, framed: bool = False) -> Flow:
+        """Classify (or, after SDP taught something new, re-classify) the flow of ``d``;
+        ``framed``: a packet framed out of a TCP stream, media whatever its ports (a UDP
+        flow with the same addresses and ports, very unlikely, shares the flow)."""
         flow = self.flows.get(key)
         if flow is None:
             flow = Flow(key, DEMUX, 0, first_frame=d.frame)
             if len(self.flows) < MAX_FLOWS:
                 self.flows[key] = flow
         flow.gen = self.calls.generation
-        if flow.cls == SIP:
+        if flow.cls == SIP and not framed:
             return flow
         ep = (self.calls.endpoints.get((d.dst, d.dport))
               or self.calls.endpoints.get((d.src, d.sport)))
-        if looks_like_sip(d.payload) or (ep is None and (d.sport in SIP_PORTS
-                                                         or d.dport in SIP_PORTS)):
+        if not framed and (looks_like_sip(d.payload) or (ep is None and (
+                d.sport in SIP_PORTS or d.dport in SIP_PORTS))):
             flow.cls = SIP
         elif ep is not None:
             flow.cls, flow.confirmed = MEDIA, True
             if flow.secure is None or not flow.seen >> demux.DTLS & 1:
                 flow.secure = ep.secure
+            if flow.layout_from != "dtls" and ep.layouts:
+                flow.layouts, flow.layout_from = ep.layouts, "sdp"
             if flow.call is not ep.call:
                 flow.call = ep.call
                 ep.call.flows.append(flow)
         elif flow.cls == MEDIA:
             pass
-        elif (min(d.sport, d.dport) < 1024 or d.sport in demux.IGNORED_PORTS
+        elif not framed and (min(d.sport, d.dport) < 1024 or d.sport in demux.IGNORED_PORTS
               or d.dport in demux.IGNORED_PORTS):
             flow.cls = IGNORED
         else:
@@ -206,18 +257,70 @@ class VoipAnalyzer:
             self._confirm(flow, p[4:8] if p[1] in (200, 201) else b"", -1)   # b"": reset
         if flow.secure:
             flow.seen |= 1 << demux.SRTCP
-            found = rtcp.check_srtcp(p)
+            found = self._srtcp(flow, d, p)
             kind = "srtcp"
         else:
             found = rtcp.check_rtcp(p)
             kind = "rtcp"
-            if flow.secure is None and found and found[-1].rule != "voip-rtcp-oversize" \
-                    and rtcp.srtcp_fits(p) is not None:
-                found, kind = rtcp.oversize(p), "srtcp"
+            if not found:
+                flow.plain = True
+            elif flow.secure is None and not flow.plain and found[-1].rule != \
+                    "voip-rtcp-oversize" and (flow.shape is not None or any(
+                        rtcp.fits_layout(p, c) for c in srtcp.CANDIDATES)):
+                # Not plain RTCP, perhaps SRTCP (no keying, no valid plain compound on the
+                # flow): held while the packets' SRTCP index tells the trailer, judged as
+                # plain RTCP if it never does (Shape.maybe, _unsettled).
+                shape = flow.shape
+                if shape is None:
+                    shape = flow.shape = srtcp.Shape(list(srtcp.CANDIDATES), maybe=True)
+                found = self._srtcp(flow, d, p)
+                kind = "rtcp" if shape.maybe else "srtcp"
             flow.seen |= 1 << demux.KIND_NAMES.index(kind)
         if not flow.explained:
             self._unsolicited(flow, d, kind)
         return found
+
+    def _srtcp(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
+        """SRTCP checked with the flow's trailer: from its keying (SDP, DTLS) when that
+        names one layout, else told from the packets (``srtcp.Shape``); packets held while
+        it is being told come out with their own frames through ``flow.pending``."""
+        layouts, source = flow.layouts, flow.layout_from
+        dl = self.dtls_layouts.get(flow.key) if source != "dtls" else None
+        if dl is not None:
+            layouts, source = flow.layouts, flow.layout_from = (dl,), "dtls"
+        if len(layouts) == 1:
+            return srtcp.judge(p, layouts[0], source)
+        shape = flow.shape
+        if shape is None:
+            shape = flow.shape = srtcp.Shape(list(layouts or srtcp.CANDIDATES))
+        shape.observe(p)
+        if shape.maybe and shape.narrowed():   # an SRTCP index climbs: the flow is secure
+            shape.maybe, flow.secure = False, True
+        layout = shape.settled()
+        if layout is None:
+            if len(shape.held) < srtcp.MAX_HELD and \
+                    self.held_bytes + len(p) <= srtcp.MAX_HELD_BYTES:
+                shape.held.append((d, p))
+                self.held_bytes += len(p)
+                return []
+            return self._unsettled(flow, shape, p)
+        for hd, hp in shape.held:
+            flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
+            self.held_bytes -= len(hp)
+        shape.held = []
+        return srtcp.judge(p, layout, "shape")
+
+    @staticmethod
+    def _unsettled(flow: Flow, shape: srtcp.Shape, p: bytes) -> list[Anomaly]:
+        """A packet judged before its flow's trailer was told: as SRTCP with the candidates
+        left; on a flow only perhaps SRTCP (``Shape.maybe``) as plain RTCP, unless it is
+        the flow's one such packet, no valid plain compound came, and an RFC 3711 default
+        trailer fits it (one packet cannot tell SRTCP from broken RTCP: the old reading)."""
+        if not shape.maybe:
+            return srtcp.judge_unsettled(p, shape.likely(), narrowed=shape.narrowed())
+        if shape.packets == 1 and not flow.plain and rtcp.srtcp_fits(p) is not None:
+            return rtcp.oversize(p)
+        return rtcp.check_rtcp(p)
 
     def _unsolicited(self, flow: Flow, d: Datagram, kind: str) -> None:
         """Note RTCP that came before its source sent RTP (on this flow or the RTP port
@@ -248,21 +351,29 @@ class VoipAnalyzer:
         return list(msg.anomalies)
 
     def _dtls(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
-        """DTLS (DTLS-SRTP) or ZRTP on a flow: its RTCP will be SRTCP."""
+        """DTLS (DTLS-SRTP) or ZRTP on a flow: its RTCP will be SRTCP, with the trailer of
+        the protection profile a DTLS 1.2 ServerHello picks (both directions)."""
         flow.seen |= 1 << demux.FIRST_BYTE[p[0]]
         flow.secure = True
+        picked = dtls.srtp_profile(p) if p[0] == dtls.HANDSHAKE else None
+        layout = rtcp.layout_from_dtls_profile(*picked) if picked is not None else None
+        if layout is not None and len(self.dtls_layouts) < MAX_FLOWS:
+            back = (d.dst, d.dport, d.src, d.sport)
+            self.dtls_layouts[flow.key] = self.dtls_layouts[back] = layout
         return []
 
     def _turn(self, flow: Flow, d: Datagram, p: bytes) -> list[Anomaly]:
         flow.seen |= 1 << demux.TURN
-        flow.confirmed = True   # ChannelData on a flow that carried TURN or uses its port
+        # ChannelData on a flow that carried TURN or uses its port confirms it; ChannelData
+        # told only by its shape (the allocation not in the capture, another port) does not
+        flow.confirmed = flow.confirmed or flow.turn
         try:
             inner, found = stun.check_channel_data(p)
         except SpywallError:
             return []
         if inner:
             kind = demux.classify(inner)
-            if kind in (demux.RTP, demux.RTCP):
+            if kind in (demux.RTP, demux.RTCP, demux.DTLS):
                 found += self.handlers[kind](flow, d, inner)
         return found
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from spywall.net.voip.rtcp import SrtcpLayout
 from spywall.net.voip.sdp import Session
 from spywall.net.voip.sip import SipMessage
 
@@ -122,6 +123,7 @@ class Endpoint(msgspec.Struct, frozen=True):
 
     call: Call
     secure: bool
+    layouts: tuple[SrtcpLayout, ...] = ()   # SRTCP trailers its SDP's a=crypto lines allow
 
 
 def norm_addr(addr: str) -> str:
@@ -259,8 +261,9 @@ class CallTable:
                 known = self.endpoints.get(ep)
                 if (known is None and len(self.endpoints) < MAX_ENDPOINTS) or (
                         known is not None and (known.call is not call
-                                               or known.secure != m.secure)):
-                    self.endpoints[ep] = Endpoint(call, m.secure)
+                                               or known.secure != m.secure
+                                               or known.layouts != m.layouts)):
+                    self.endpoints[ep] = Endpoint(call, m.secure, m.layouts)
                     self.generation += 1   # flows re-classify on their next packet
 
     def _retarget(self, call: Call) -> None:

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from spywall.net.voip.rtcp import SrtcpLayout
 from spywall.net.voip.rules import Anomaly
+from spywall.net.voip.sip import PREFIXES
 
 if TYPE_CHECKING:
     from spywall.net.packet import Datagram
     from spywall.net.voip.calls import Call
+    from spywall.net.voip.srtcp import Shape
     from spywall.net.voip.zeroclick import Unsolicited
 
 # Packet kinds (small ints: they index tables on the hot path).
@@ -44,6 +47,15 @@ def classify(p: bytes) -> int:
     if kind == RTP and len(p) > 1 and 192 <= p[1] <= 223:
         return RTCP
     return kind
+
+
+def looks_like_channel_data(p: bytes) -> bool:
+    """ChannelData by shape alone (a TURN server on another port, its allocation not in the
+    capture): the length field leaves 0-3 bytes of padding exactly and the relayed data is
+    RTP or RTCP (odds for random bytes about 1 in 250,000)."""
+    length = int.from_bytes(p[2:4], "big")
+    return len(p) >= 16 and 0 <= len(p) - 4 - length <= 3 and length >= 8 \
+        and classify(p[4:]) in (RTP, RTCP)
 
 
 # Flow classes.
@@ -87,6 +99,10 @@ class Flow(msgspec.Struct, eq=False):
     ssrc: bytes = b""
     seq: int = -2
     explained: bool = False                 # RTCP here followed media (see zeroclick)
+    layouts: tuple[SrtcpLayout, ...] = ()   # SRTCP trailers its keying allows (() unknown)
+    layout_from: str = ""                   # "sdp" or "dtls"
+    shape: Shape | None = None              # the trailer told from the packets (srtcp)
+    plain: bool = False                     # a valid plain RTCP compound came (not SRTCP)
     unsolicited: Unsolicited | None = None
     pending: list[tuple[Anomaly, Datagram, str]] = msgspec.field(default_factory=list)
 
@@ -156,6 +172,11 @@ class TcpMediaFramer:
             self.partial[key] = buf[pos:]
         return out, problems
 
+    def close(self, key: tuple[str, int, str, int]) -> None:
+        """Forget ``key``'s partial packet and broken state (its stream starts again)."""
+        self.partial.pop(key, None)
+        self.broken.discard(key)
+
 
 def _rfc4571_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
     """(bytes of the framed packet with its prefix, prefix bytes), None if incomplete."""
@@ -175,3 +196,71 @@ def _turn_frame(buf: bytes, pos: int) -> tuple[int | None, int]:
     if kind == 1:
         return 4 + length, 0
     return -1, 0
+
+
+# What one direction of a TCP stream carries, told from its first bytes.
+TCP_SIP, TCP_RFC4571, TCP_TURN, TCP_OTHER = "sip", "rfc4571", "turn", "other"
+TCP_DNS_PORTS = frozenset({53, 5353, 5355})
+"""DNS over TCP looks like RFC 4571 a quarter of the time (a length, then an ID); never media."""
+MAX_SNIFF = 64
+"""Bytes a TCP direction may show before its kind is decided (CRLF keep-alives before SIP)."""
+SNIFF_AT_LEAST = 10
+COOKIE = b"\x21\x12\xa4\x42"
+
+
+def sniff_tcp(buf: bytes, *, turn_port: bool) -> str | None:
+    """The kind of a TCP direction from its first bytes, None while they could still be
+    several. SIP: a request or status line (after CRLF keep-alives). TURN over TCP
+    (RFC 8656, RFC 6062): a STUN message (magic cookie at byte 4), or ChannelData on a
+    STUN/TURN port. RFC 4571 (RTP/AVP over TCP, RFC 6544 ICE-TCP): a 2-byte length of at
+    least 8, then RTP/RTCP version 2, STUN (magic cookie) or a DTLS 1.x record."""
+    text = buf.lstrip(b"\r\n")
+    if text.startswith(PREFIXES):
+        return TCP_SIP
+    if len(buf) < SNIFF_AT_LEAST or not text or any(p.startswith(text) for p in PREFIXES):
+        return None if len(buf) <= MAX_SNIFF else TCP_OTHER
+    if buf[0] < 0x40 and buf[4:8] == COOKIE:
+        return TCP_TURN
+    if turn_port and buf[0] >> 6 == 1:
+        return TCP_TURN
+    b2 = buf[2]
+    if int.from_bytes(buf[:2], "big") >= 8 and (
+            b2 >> 6 == 2 or (b2 < 4 and buf[6:10] == COOKIE) or (20 <= b2 < 64
+                                                                 and buf[3] == 0xFE)):
+        return TCP_RFC4571
+    return TCP_OTHER
+
+
+class TcpKinds:
+    """``sniff_tcp`` per direction, holding the first bytes until they decide (bounded)."""
+
+    def __init__(self) -> None:
+        self.kinds: dict[tuple[str, int, str, int], str] = {}
+        self.probes: dict[tuple[str, int, str, int], bytes] = {}
+
+    def feed(self, key: tuple[str, int, str, int], data: bytes, *, turn_port: bool
+             ) -> tuple[str | None, bytes]:
+        """(the direction's kind or None, the bytes to frame: held ones included)."""
+        kind = self.kinds.get(key)
+        if kind is not None:
+            return kind, data
+        buf = self.probes.pop(key, b"") + data
+        kind = sniff_tcp(buf, turn_port=turn_port)
+        if kind is None:
+            if len(self.probes) >= MAX_TCP_MEDIA_STREAMS:
+                del self.probes[next(iter(self.probes))]
+            self.probes[key] = buf
+            return None, b""
+        if len(self.kinds) >= MAX_FLOWS_TCP:
+            del self.kinds[next(iter(self.kinds))]
+        self.kinds[key] = kind
+        return kind, buf
+
+    def forget(self, key: tuple[str, int, str, int]) -> None:
+        """A new connection (or bytes after a gap) on ``key``: sniff it again."""
+        self.kinds.pop(key, None)
+        self.probes.pop(key, None)
+
+
+MAX_FLOWS_TCP = 1 << 16
+"""TCP directions whose kind is remembered (the oldest is forgotten beyond)."""

@@ -15,6 +15,7 @@ E, H, IND = FindingKind.EXPLOIT, FindingKind.HEURISTIC, FindingKind.INDICATOR
 CVE_RTCP = ("CVE-2019-3568", "CVE-2021-24043")
 R_RTP = "https://www.rfc-editor.org/rfc/rfc3550"
 R_SRTP = "https://www.rfc-editor.org/rfc/rfc3711"
+R_AEAD = "https://www.rfc-editor.org/rfc/rfc7714"
 R_XR = "https://www.rfc-editor.org/rfc/rfc3611"
 R_DEMUX = "https://www.rfc-editor.org/rfc/rfc7983"
 R_STUN = "https://www.rfc-editor.org/rfc/rfc8489"
@@ -73,10 +74,23 @@ _ROWS: tuple[Rule, ...] = (
          Severity.HIGH, E, CVE_RTCP, (R_XR,)),
     Rule("voip-srtcp-length", "SRTCP first header length inconsistent with the datagram",
          "For SRTCP the cleartext first header's length must fit the datagram minus the "
-         "trailer (4-byte E flag + 31-bit index, then a 10-byte HMAC-SHA1-80 or 4-byte "
-         "HMAC-SHA1-32 tag, RFC 3711 3.4): no tag length in (10, 4) leaves a 32-bit aligned "
-         "encrypted part that holds the first packet (for E=0 the whole compound must walk "
-         "exactly to the trailer).", Severity.CRITICAL, E, ("CVE-2019-3568",), (R_SRTP, R_WA)),
+         "trailer, which leaves a 32-bit aligned compound that holds the first packet (for "
+         "E=0 the whole compound must walk exactly to the trailer). The trailer is the "
+         "flow's: from its SDP a=crypto suite and MKI length or its DTLS-SRTP profile "
+         "(AES-CM/F8: E flag + 31-bit index, MKI, 10- or 4-byte HMAC tag, RFC 3711 3.4; AEAD: "
+         "16-byte tag inside the encrypted part, then E flag + index, then MKI, RFC 7714 9.1), "
+         "else the one the packets' climbing SRTCP index shows; when neither tells it, no "
+         "candidate trailer (tags 10, 4 and AEAD 16, MKI 0-4 bytes) fits. detail.layout_from "
+         "says which (sdp, dtls, shape or unknown).",
+         Severity.CRITICAL, E, ("CVE-2019-3568",), (R_SRTP, R_WA, R_AEAD)),
+    Rule("voip-srtcp-ambiguous", "SRTCP first header fits only some possible trailers",
+         "An SRTCP packet on a flow whose trailer layout neither the capture's keying (SDP "
+         "a=crypto, DTLS-SRTP use_srtp) nor the packets' SRTCP index told: its first header "
+         "fits some candidate trailers (tags 10, 4 and AEAD 16, MKI 0-4 bytes) but not "
+         "others, and none of the RFC 3711 default trailers without an MKI (tag 10 or 4) "
+         "among those that fit. The packet could not be cleared (an AEAD or MKI trailer would "
+         "hold it, the default ones would not).",
+         Severity.MEDIUM, H, ("CVE-2019-3568",), (R_SRTP, R_AEAD, R_WA)),
     Rule("voip-rtp-header", "RTP header does not fit the datagram",
          "An RTP packet on a media flow that is not version 2, whose CSRC list (CC*4) or header "
          "extension (4 + length*4 bytes) runs past the datagram, or (on flows SDP declares plain "

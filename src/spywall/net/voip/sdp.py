@@ -1,9 +1,10 @@
 """SDP session descriptions (RFC 8866): what the analyzer needs to classify media flows.
 
 ``parse_sdp`` returns the connection address and every media section (port, protocol,
-RTCP port from ``a=rtcp`` or port+1, RFC 5761 ``a=rtcp-mux``, whether it is SRTP, the UDP
-ICE candidates of RFC 8839 ``a=candidate``: host, server-reflexive and TURN relay
-addresses where media may arrive), with the rules the body breaks as ``Anomaly`` values.
+RTCP port from ``a=rtcp`` or port+1, RFC 5761 ``a=rtcp-mux``, whether it is SRTP and the
+SRTCP trailer layouts its ``a=crypto`` lines give, the UDP ICE
+candidates of RFC 8839 ``a=candidate``: host, server-reflexive and TURN relay addresses
+where media may arrive), with the rules the body breaks as ``Anomaly`` values.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 
 import msgspec
 
+from spywall.net.voip.rtcp import SrtcpLayout, layout_from_crypto
 from spywall.net.voip.rules import Anomaly
 
 MAX_MEDIA = 16
@@ -40,6 +42,7 @@ class Media(msgspec.Struct, frozen=True):
     mux: bool
     secure: bool
     candidates: tuple[tuple[str, int], ...] = ()
+    layouts: tuple[SrtcpLayout, ...] = ()   # SRTCP trailers of its a=crypto lines; () unknown
 
 
 class Session(msgspec.Struct):
@@ -59,6 +62,8 @@ class _Section(msgspec.Struct):
     mux: bool = False
     secure: bool = False
     candidates: list[tuple[str, int]] = msgspec.field(default_factory=list)
+    layouts: list[SrtcpLayout] = msgspec.field(default_factory=list)
+    unknown_suite: bool = False
 
 
 def _conn(value: str, out: list[Anomaly]) -> str | None:
@@ -98,6 +103,12 @@ def _attribute(sec: _Section, value: str) -> None:
         sec.mux = True
     elif name in ("crypto", "fingerprint"):
         sec.secure = True
+        if name == "crypto" and len(sec.layouts) < MAX_CANDIDATES:
+            layout = layout_from_crypto(arg)
+            if layout is None:
+                sec.unknown_suite = True   # a suite or MKI the layouts do not know
+            elif layout not in sec.layouts:
+                sec.layouts.append(layout)
     elif name == "rtcp":
         f = arg.split()
         if f and f[0].isdigit() and len(f[0]) <= 5 and int(f[0]) <= 65535:
@@ -162,5 +173,6 @@ def parse_sdp(body: bytes) -> tuple[Session, list[Anomaly]]:
         rtcp = sec.port if sec.mux else (sec.rtcp_port or sec.port + 1)
         s.media.append(Media(sec.media, sec.port, sec.proto, conn, rtcp,
                              sec.rtcp_addr or conn, sec.mux, sec.secure or session_secure,
-                             tuple(sec.candidates)))
+                             tuple(sec.candidates),
+                             () if sec.unknown_suite else tuple(sec.layouts)))
     return s, out
