@@ -17,7 +17,7 @@ import zlib
 from datetime import date
 from pathlib import Path
 
-from spywall.samples import android_more
+from spywall.samples import android_fs, android_more
 
 # Planted values, each from a bundled indicator file (amnesty_novispy.stix2,
 # amnesty_android_campaign_2023.stix2, mvtind_wyrmspy_dragonegg.stix2).
@@ -193,6 +193,9 @@ def bugreport_files(planted: bool) -> Files:
             "/vendor/bin/hw/android.hardware.camera.provider").encode(),
         "FS/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
         "FS/proc/meminfo": b"MemTotal:        7812345 kB\n",
+        # dumpstate adds one mountinfo per mount namespace; init and system_server share one
+        "FS/proc/1/mountinfo": android_fs.mountinfo(planted),
+        "FS/proc/812/mountinfo": android_fs.mountinfo(planted, crlf=True),
     }
 
 
@@ -295,6 +298,7 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
         "settings_system.txt": b"screen_brightness=102\n",
         "files.json": json.dumps(_files_json(planted)).encode(),
         "root_binaries.json": json.dumps(["/system/xbin/su"] if planted else []).encode(),
+        "mounts.json": android_fs.mounts_json(planted),
     }
     files["backup.ab"] = backup_ab(planted)
     if with_bugreport:
