@@ -34,7 +34,7 @@ MAX_ENTRIES = 200_000
 CHUNK = 1 << 20
 QF_MARKERS = ("packages.json", "getprop.txt", "ps.txt", "processes.json", "files.json",
               "root_binaries.json", "settings_secure.txt", "settings_global.txt",
-              "acquisition.json")
+              "acquisition.json", "packages.pb", "files.pb")
 BUGREPORT_MARKERS = ("main_entry.txt",)
 
 

@@ -7,7 +7,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from spywall.android import qf
+from spywall.android import qf, qf_pb
 from spywall.android.capture import Capture
 from spywall.device.base import CheckContext, Record, iso_unix
 from spywall.report import Severity
@@ -45,6 +45,18 @@ def ok(n: int, message: str = "") -> Result:
 def read_json(cap: Capture, name: str) -> Any | None:
     data = cap.read(name, MAX_JSON)
     return None if data is None else qf.load_json(data, name)
+
+
+def read_qf(cap: Capture, name: str) -> tuple[str, Any] | None:
+    """(member read, document) of an androidqf JSON artifact, or of its protobuf twin
+    (``packages.pb`` for ``packages.json``...: ``qf_pb``) in the JSON's shape; None when
+    the capture has neither."""
+    doc = read_json(cap, name)
+    if doc is not None:
+        return name, doc
+    twin, reader = qf_pb.TWINS[name]
+    data = cap.read(twin, MAX_JSON)
+    return None if data is None else (twin, reader(data, twin))
 
 
 def read_text(cap: Capture, name: str) -> str | None:

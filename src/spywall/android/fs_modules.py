@@ -19,7 +19,7 @@ import re
 from spywall.android import mounts as mt
 from spywall.android.bugreport_modules import bugreport
 from spywall.android.capture import Capture
-from spywall.android.common import Ctx, Result, ok, read_json, skipped
+from spywall.android.common import Ctx, Result, ok, read_qf, skipped
 from spywall.device.base import FnModule, SchemaUnknown
 from spywall.errors import FormatError
 from spywall.report import Scalar, Severity
@@ -33,15 +33,16 @@ Identity = tuple[str | None, str | None, str, str, str, str]
 
 def _qf_mounts(cap: Capture) -> tuple[str, list[mt.Mount], int] | None:
     """androidqf's mount table: (member, mounts, lines skipped), None if it has none."""
-    if cap.kind != "androidqf" or not cap.has("mounts.json"):
+    got = read_qf(cap, "mounts.json") if cap.kind == "androidqf" else None
+    if got is None:
         return None
-    doc = read_json(cap, "mounts.json")
+    name, doc = got
     if isinstance(doc, dict):  # a version that wraps the list
         doc = next((v for v in doc.values() if isinstance(v, list)), None)
     if not isinstance(doc, list):
-        raise SchemaUnknown("mounts.json: expected a JSON list of mount lines")
-    got, bad = mt.mount_lines([x for x in doc if isinstance(x, str)])
-    return "mounts.json", got, bad + sum(1 for x in doc if not isinstance(x, str))
+        raise SchemaUnknown(f"{name}: expected a JSON list of mount lines")
+    lines, bad = mt.mount_lines([x for x in doc if isinstance(x, str)])
+    return name, lines, bad + sum(1 for x in doc if not isinstance(x, str))
 
 
 def _mountinfo(

@@ -17,6 +17,7 @@ from spywall.android.common import (
     process_checks,
     property_checks,
     read_json,
+    read_qf,
     read_text,
     skipped,
 )
@@ -27,11 +28,11 @@ from spywall.report import Severity
 
 def packages(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "packages.json")
-    if doc is None:
-        return skipped("no packages.json")
-    where = cap.where("packages.json")
-    pkgs = qf.packages(doc)
+    got = read_qf(cap, "packages.json")
+    if got is None:
+        return skipped("no packages.json or packages.pb")
+    where = cap.where(got[0])
+    pkgs = qf.packages(got[1])
     for p in pkgs:
         cap.budget.charge_elements()
         rec = ctx.record("packages", iso_any(p.timestamp), f"package {p.name}",
@@ -142,11 +143,11 @@ def _executable(mode: str | None) -> bool:
 
 def files(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "files.json")
-    if doc is None:
-        return skipped("no files.json")
-    where = cap.where("files.json")
-    entries = qf.files(doc)
+    got = read_qf(cap, "files.json")
+    if got is None:
+        return skipped("no files.json or files.pb")
+    where = cap.where(got[0])
+    entries = qf.files(got[1])
     for f in entries:
         cap.budget.charge_elements()
         rec = ctx.record("files", iso_any(f.modified), f"file {f.path}",
@@ -166,15 +167,15 @@ def files(ctx: Ctx) -> Result:
 
 def root_binaries(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "root_binaries.json")
-    if doc is None:
-        return skipped("no root_binaries.json")
-    found = qf.root_binaries(doc)
+    got = read_qf(cap, "root_binaries.json")
+    if got is None:
+        return skipped("no root_binaries.json or root_binaries.pb")
+    found = qf.root_binaries(got[1])
     for b in found:
         rec = ctx.record("root_binaries", None, f"root binary {b}", {"path": b})
         ctx.heuristic("android-root-binary", "Root binary present",
                       f"{b} was found: the phone is (or was) rooted", rec=rec,
-                      path=cap.where("root_binaries.json"), severity=Severity.MEDIUM,
+                      path=cap.where(got[0]), severity=Severity.MEDIUM,
                       detail={"binary": b})
     return ok(len(found))
 
@@ -224,13 +225,13 @@ def sms(ctx: Ctx) -> Result:
 
 
 QF_MODULES: tuple[FnModule[Capture], ...] = (
-    FnModule("packages", "androidqf packages.json: app ids, APK hashes and certificates",
+    FnModule("packages", "androidqf packages.json (or packages.pb): app ids, APK hashes and certificates",
              packages),
     FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
-    FnModule("files", "androidqf files.json: file paths, names and hashes", files),
-    FnModule("root_binaries", "androidqf root_binaries.json: su, magisk...", root_binaries),
+    FnModule("files", "androidqf files.json (or files.pb): file paths, names and hashes", files),
+    FnModule("root_binaries", "androidqf root_binaries.json (or .pb): su, magisk...", root_binaries),
     FnModule("apks", "APK files in the capture: hashes and signing certificates", apks),
     FnModule("sms", "androidqf backup.ab: links in SMS and MMS", sms),
 )
