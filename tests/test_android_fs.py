@@ -3,15 +3,26 @@ FS/proc/<pid>/mountinfo, /proc/mounts lines; awkward input; MVT's heuristics."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from spywall.android import mounts as mt
+from spywall.android.capture import ZipSource
 from spywall.android.check import check_capture
 from spywall.android.fs_modules import FS_MODULES
+from spywall.cli import main
 from spywall.iocs import IocIndex
+from spywall.limits import Limits
 from spywall.samples import android as gen
 from spywall.samples import android_fs
 
@@ -89,7 +100,7 @@ def test_mountinfo_agrees_with_proc_mounts() -> None:
 
 
 def _run(ev: Path, index: IocIndex) -> tuple[dict[str, object], list[tuple[str, str]], object]:
-    out = check_capture(ev, index, modules=FS_MODULES)
+    out = check_capture(ev, index, modules=FS_MODULES[:1])
     run = out.report.modules[0]
     found = sorted(
         (f.rule, str(f.detail.get("mount_point", ""))) for f in out.report.all_findings()
@@ -167,3 +178,112 @@ def test_sample_mount_lines_parse() -> None:
     lines = json.loads(android_fs.mounts_json(True))
     got, bad = mt.mount_lines(lines)
     assert (len(got), bad) == (len(lines), 0)
+
+
+TS_MODULES = tuple(m for m in FS_MODULES if m.name.endswith("timestamps"))
+
+
+def _zipinfo_times(path: Path) -> dict[str, str]:
+    """Member times as Info-ZIP's zipinfo reads them (``-T``: yyyymmdd.hhmmss)."""
+    out = subprocess.run(
+        ["zipinfo", "-T", "-l", str(path)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    got = {}
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) >= 8 and re.fullmatch(r"\d{8}\.\d{6}", cols[-2]):
+            d, t = cols[-2].split(".")
+            got[cols[-1]] = f"{d[:4]}-{d[4:6]}-{d[6:]} {t[:2]}:{t[2:4]}:{t[4:]}.000000"
+    return got
+
+
+@pytest.mark.skipif(shutil.which("zipinfo") is None, reason="no zipinfo")
+def test_bugreport_zip_times_agree_with_zipinfo(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=TS_MODULES)
+    runs = {m.name: m.status for m in out.report.modules}
+    assert runs == {"bugreport_timestamps": "ok", "log_timestamps": "skipped"}
+    recs = out.ctx.records["bugreport_timestamps"]
+    want = {k: v for k, v in _zipinfo_times(path).items() if k.startswith("FS/")}
+    assert {r.data["path"]: r.data["modified_time"] for r in recs} == want
+    assert len(want) == 6
+    assert {(r.event, r.timestamp) for r in recs} == {("M---", "2024-01-15T10:00:02")}
+    assert out.report.all_findings() == []
+
+
+def test_folder_times_and_androidqf_logs(tmp_path: Path, index: IocIndex) -> None:
+    ev = gen.write_tree(gen.androidqf_files(False, with_bugreport=False), tmp_path / "qf")
+    when = 1705269600.5  # 2024-01-14T22:00:00.5Z
+    for p in (ev / "logs").rglob("*"):
+        os.utime(p, (when, when))
+    out = check_capture(ev, index, modules=TS_MODULES)
+    recs = out.ctx.records["log_timestamps"]
+    assert sorted(r.data["path"] for r in recs) == [
+        "logs/data/anr/anr_2024-01-14-21-02-11-123",
+        "logs/data/system/uiderrors.txt",
+    ]
+    want = datetime.fromtimestamp(when, UTC)
+    assert {r.data["modified_time"] for r in recs} == {want.strftime("%Y-%m-%d %H:%M:%S.%f")}
+    assert {r.timestamp for r in recs} == {"2024-01-14T22:00:00.500000Z"}
+    runs = {m.name: m.status for m in out.report.modules}
+    assert runs["bugreport_timestamps"] == "skipped"
+
+
+def test_androidqf_zip_reads_nested_bugreport_times(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "qf.zip"
+    path.write_bytes(gen.androidqf_zip(False))
+    out = check_capture(path, index, modules=TS_MODULES)
+    assert {m.name: m.records for m in out.report.modules} == {
+        "bugreport_timestamps": 6,
+        "log_timestamps": 2,
+    }
+
+
+def test_timestamps_result_folder_names_as_mvt(tmp_path: Path) -> None:
+    (tmp_path / "ev").mkdir()
+    path = tmp_path / "ev" / "qf.zip"
+    path.write_bytes(gen.androidqf_zip(False))
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "check-android",
+                str(path),
+                "-m",
+                "log_timestamps",
+                "-m",
+                "bugreport_timestamps",
+                "--output",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    rows = list(
+        csv.reader((out / "timeline.csv").open(encoding="utf-8", newline=""), escapechar="\\")
+    )
+    assert {(r[1], r[2]) for r in rows[1:]} == {
+        ("AQFLogTimestamps", "M---"),
+        ("BugReportTimestamps", "M---"),
+    }
+    assert {r[0] for r in rows[1:]} == {"2024-01-15 10:00:02.000000"}
+    logs = json.loads((out / "aqf_log_timestamps.json").read_text())
+    assert {(x["event"], x["modified_time"]) for x in logs} == {
+        ("M---", "2024-01-15 10:00:02.000000")
+    }
+    assert (out / "bugreport_timestamps.json").is_file()
+
+
+def test_zip_member_with_impossible_time_has_none(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("FS/a", (1980, 0, 0, 0, 0, 0)), b"x")
+        zf.writestr(zipfile.ZipInfo("FS/b", (2023, 12, 31, 23, 59, 58)), b"y")
+    src = ZipSource(buf.getvalue(), "t.zip", Limits())
+    assert (src.mtime("FS/a"), src.mtime("FS/b"), src.mtime("FS/c")) == (
+        None,
+        "2023-12-31T23:59:58",
+        None,
+    )

@@ -24,6 +24,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from spywall.android import age_capture
+from spywall.device.base import iso_unix
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.formats.zipfmt import ZIP_ERRORS, open_capped
 from spywall.limits import Budget, Limits
@@ -46,6 +47,8 @@ class Source(Protocol):
     def names(self) -> list[str]: ...
 
     def read(self, name: str, cap: int, budget: Budget) -> bytes: ...
+
+    def mtime(self, name: str) -> str | None: ...
 
     def close(self) -> None: ...
 
@@ -98,6 +101,13 @@ class DirSource:
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
+    def mtime(self, name: str) -> str | None:
+        """The file's modification time (UTC ISO-8601), never through a link."""
+        try:
+            return iso_unix(os.lstat(self.root / name).st_mtime)
+        except (OSError, ValueError):
+            return None
+
     def close(self) -> None:
         """Nothing stays open between reads."""
 
@@ -137,6 +147,17 @@ class ZipSource:
             raise FormatError(f"{name}: cannot extract: {exc}") from exc
         budget.charge_decompressed(len(data), info.compress_size)
         return data
+
+    def mtime(self, name: str) -> str | None:
+        """The member's modification time as the zip stores it: DOS local time, no zone
+        (the time of the phone or computer that wrote it), ``YYYY-MM-DDThh:mm:ss``."""
+        info = self._infos.get(name)
+        if info is None:
+            return None
+        y, mo, d, h, mi, sec = info.date_time
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 60):
+            return None
+        return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}"
 
     def close(self) -> None:
         self._zip.close()
@@ -199,6 +220,12 @@ class Capture(msgspec.Struct):
         data = self.source.read(full, cap or self.limits.max_stream_bytes, self.budget)
         self.inputs.setdefault(self.where(name), hashlib.sha256(data).hexdigest())
         return data
+
+    def mtime(self, name: str) -> str | None:
+        """A member's modification time (``Source.mtime``), None if absent."""
+        if not self.has(name):
+            return None
+        return self.source.mtime(f"{self.prefix}/{name}" if self.prefix else name)
 
     def close(self) -> None:
         """Close the capture and any nested bugreport opened from it."""

@@ -1,5 +1,12 @@
 """Modules over the file system state a capture records: the mount table (androidqf's
-``mounts.json``; a bugreport's ``FS/proc/<pid>/mountinfo``).
+``mounts.json``; a bugreport's ``FS/proc/<pid>/mountinfo``), and the modification times
+of the files a capture holds (a bugreport's ``FS/`` tree, androidqf's ``logs/``), for the
+timeline, as MVT's ``bugreport_timestamps`` and ``aqf_log_timestamps`` give them.
+
+File times: a zip stores each member's time as the local time of the device that wrote
+it, without a zone; it is kept as written (``YYYY-MM-DDThh:mm:ss``). A folder's file times
+are the file system's, in UTC. The record's ``event`` is MVT's MACB column: ``M---`` (only
+the modification time is known).
 
 Heuristics, as MVT raises them (MVT's level, high):
 - ``android-system-rw-mount``: a system partition (``/system``, ``/vendor``,
@@ -168,11 +175,63 @@ def mounts(ctx: Ctx) -> Result:
     return ok(n, "; ".join(notes))
 
 
+MAX_TIMESTAMPS = 200_000
+
+
+def _mvt_form(ts: str) -> str:
+    """``Source.mtime``'s two forms (``2024-01-15T10:00:02``, ``...02[.ffffff]Z``) as MVT
+    writes a file time: ``2024-01-15 10:00:02.000000`` (the result folder's own helper,
+    ``device.output.mvt_time``, is loaded only when a result folder is written)."""
+    day, _, clock = ts.removesuffix("Z").partition("T")
+    whole, _, frac = clock.partition(".")
+    return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
+
+
+def _timestamps(ctx: Ctx, cap: Capture, names: list[str], module: str) -> int:
+    for name in names[:MAX_TIMESTAMPS]:
+        cap.budget.charge_elements()
+        ts = cap.mtime(name)
+        ctx.record(
+            module, ts, "M---", {"path": name, "modified_time": _mvt_form(ts) if ts else None}
+        )
+    return min(len(names), MAX_TIMESTAMPS)
+
+
+def bugreport_timestamps(ctx: Ctx) -> Result:
+    br = bugreport(ctx.evidence)
+    names = [n for n in br.members() if n.startswith("FS/")] if br is not None else []
+    if br is None or not names:
+        return skipped("no FS/ folder in a bugreport")
+    return ok(_timestamps(ctx, br, names, "bugreport_timestamps"))
+
+
+def log_timestamps(ctx: Ctx) -> Result:
+    cap = ctx.evidence
+    names = (
+        [n for n in cap.members() if n.startswith("logs/") or "/logs/" in n]
+        if cap.kind == "androidqf"
+        else []
+    )
+    if not names:
+        return skipped("no logs/ folder in an androidqf capture")
+    return ok(_timestamps(ctx, cap, names, "log_timestamps"))
+
+
 FS_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule(
         "mounts",
         "androidqf mounts.json, bugreport FS/proc/*/mountinfo: system "
         "partitions mounted read-write or with odd options; paths",
         mounts,
+    ),
+    FnModule(
+        "bugreport_timestamps",
+        "bugreport FS/ tree: file modification times for the timeline",
+        bugreport_timestamps,
+    ),
+    FnModule(
+        "log_timestamps",
+        "androidqf logs/ folder: file modification times for the timeline",
+        log_timestamps,
     ),
 )

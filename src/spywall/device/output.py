@@ -110,6 +110,7 @@ PLUGINS: dict[str, str] = {
     "dumpsys_appops": "DumpsysAppops", "dumpsys_dbinfo": "DumpsysDBInfo",
     "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
     "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
+    "bugreport_timestamps": "BugReportTimestamps", "log_timestamps": "AQFLogTimestamps",
 }
 
 
@@ -128,6 +129,7 @@ MVT_SLUGS: dict[str, str] = {
     "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
     "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
     "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+    "log_timestamps": "aqf_log_timestamps",
 }
 
 

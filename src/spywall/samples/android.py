@@ -37,6 +37,7 @@ SYSTEM_APPS = ("com.android.systemui", "com.android.settings", "com.android.phon
 DUMPSTATE = "bugreport-oriole-UP1A.231105.003-2024-01-15-10-00-00.txt"
 
 Files = dict[str, bytes]
+ZIP_TIME = (2024, 1, 15, 10, 0, 2)
 
 
 def _h(seed: str, algo: str = "sha256") -> str:
@@ -176,7 +177,8 @@ def _zip(files: Files) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            # a fixed member time (the phone's local time, as dumpstate writes it)
+            zf.writestr(zipfile.ZipInfo(name, ZIP_TIME), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
@@ -299,6 +301,9 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
         "files.json": json.dumps(_files_json(planted)).encode(),
         "root_binaries.json": json.dumps(["/system/xbin/su"] if planted else []).encode(),
         "mounts.json": android_fs.mounts_json(planted),
+        # androidqf copies the phone's log files under logs/, with their paths
+        "logs/data/system/uiderrors.txt": b"Last error: 2024-01-14 20:11:02\n",
+        "logs/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
     }
     files["backup.ab"] = backup_ab(planted)
     if with_bugreport:
