@@ -93,6 +93,16 @@ def iso_any(value: object) -> str | None:
     return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
+def mvt_form(ts: str) -> str:
+    """A time of ``iso_any`` / ``iso_unix`` (``2024-01-15T10:00:02``, ``...02[.ffffff]Z``)
+    as MVT writes one in a record's fields: ``2024-01-15 10:00:02.000000`` (the result
+    folder's own helper, ``device.output.mvt_time``, is loaded only when a result folder
+    is written)."""
+    day, _, clock = ts.removesuffix("Z").partition("T")
+    whole, _, frac = clock.partition(".")
+    return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
+
+
 PATCH_MAX_AGE_DAYS = 180
 _PATCH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 

@@ -26,7 +26,7 @@ import re
 from spywall.android import mounts as mt
 from spywall.android.bugreport_modules import bugreport
 from spywall.android.capture import Capture
-from spywall.android.common import Ctx, Result, ok, read_qf, skipped
+from spywall.android.common import Ctx, Result, mvt_form, ok, read_qf, skipped
 from spywall.device.base import FnModule, SchemaUnknown
 from spywall.errors import FormatError
 from spywall.report import Scalar, Severity
@@ -178,21 +178,12 @@ def mounts(ctx: Ctx) -> Result:
 MAX_TIMESTAMPS = 200_000
 
 
-def _mvt_form(ts: str) -> str:
-    """``Source.mtime``'s two forms (``2024-01-15T10:00:02``, ``...02[.ffffff]Z``) as MVT
-    writes a file time: ``2024-01-15 10:00:02.000000`` (the result folder's own helper,
-    ``device.output.mvt_time``, is loaded only when a result folder is written)."""
-    day, _, clock = ts.removesuffix("Z").partition("T")
-    whole, _, frac = clock.partition(".")
-    return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
-
-
 def _timestamps(ctx: Ctx, cap: Capture, names: list[str], module: str) -> int:
     for name in names[:MAX_TIMESTAMPS]:
         cap.budget.charge_elements()
         ts = cap.mtime(name)
         ctx.record(
-            module, ts, "M---", {"path": name, "modified_time": _mvt_form(ts) if ts else None}
+            module, ts, "M---", {"path": name, "modified_time": mvt_form(ts) if ts else None}
         )
     return min(len(names), MAX_TIMESTAMPS)
 

@@ -12,6 +12,7 @@ from spywall.android.common import (
     Ctx,
     Result,
     iso_any,
+    mvt_form,
     ok,
     package_checks,
     process_checks,
@@ -217,8 +218,12 @@ def sms(ctx: Ctx) -> Result:
     where = cap.where(name)
     for m in messages:
         links = backup.urls(m.body)
-        rec = ctx.record("sms", iso_any(m.date), f"{m.kind} from {m.address or '?'}",
-                         {"address": m.address, "body": m.body[:2000], "links": len(links)})
+        when = iso_any(m.date)
+        rec = ctx.record("sms", when, f"{m.kind} from {m.address or '?'}",
+                         {**m.fields, "address": m.address, "body": m.body[:2000],
+                          "isodate": mvt_form(when) if when else None,
+                          "direction": m.direction,
+                          "links": " ".join(links)})
         for link in links:
             ctx.check("url", link, rec=rec, path=where, what=f"link in an {m.kind.upper()}")
     return ok(len(messages))
