@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from spywall.android import ps
 from spywall.android.check import MODULES, check_capture
 from spywall.android.common import iso_any, mvt_form
 from spywall.iocs import IocIndex
@@ -58,3 +59,75 @@ def test_sms_fields_as_mvt(tmp_path: Path, index: IocIndex) -> None:
     )
     assert "mms_addresses" not in mms  # a list: not a record field
     assert recs["See you at 8 at the cafe"]["links"] == ""
+
+
+PS = (
+    "LABEL                          USER           PID  PPID     VSZ    RSS WCHAN            "
+    "ADDR S NAME\n"
+    "u:r:init:s0                    root             1     0 1234567  89012 do_epoll_wait       "
+    "0 S init\n"
+    "u:r:kernel:s0                  root             2     0       0      0                     "
+    "0 S [kthreadd]\n"  # WCHAN printed blank
+    "u:r:gatekeeperd:s0             system         801     1 1234567   4012 binder_ioctl        "
+    "0 S gatekeeperd\n"
+    "u:r:untrusted_app:s0:c155      u0_a155       4242   650 1234567  89012 do_epoll_wait       "
+    f"0 S {gen.NOVISPY_APP}\n"
+    "cut short\n"
+)
+
+
+def test_ps_rows_as_mvt_names_them() -> None:
+    rows, bad = ps.table(PS.splitlines())
+    assert bad == 1
+    assert [r.name for r in rows] == ["init", "kthreadd", "gatekeeperd", gen.NOVISPY_APP]
+    kthread = rows[1]
+    assert kthread.kernel_thread
+    assert kthread.mvt_fields() == {
+        "label": "u:r:kernel:s0",
+        "user": "root",
+        "pid": 2,
+        "ppid": 0,
+        "virtual_memory_size": 0,
+        "resident_set_size": 0,
+        "wchan": "",
+        "aprocress": "0",
+        "stat": "S",
+        "proc_name": "kthreadd",
+    }
+
+
+def test_gatekeeperd_is_not_pegasus_on_android(tmp_path: Path, index: IocIndex) -> None:
+    """Pegasus's published process names include ``gatekeeperd`` (an iOS name); every
+    Android phone runs a ``gatekeeperd`` daemon. MVT skips it; so does spywall."""
+    assert index.match("process", "gatekeeperd")  # the collision exists
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["ps.txt"] = PS.encode()
+    out = check_capture(gen.write_tree(files, tmp_path / "qf"), index, modules=_only("processes"))  # type: ignore[arg-type]
+    found = {
+        (f.rule, f.indicator.matched if f.indicator else None) for f in out.report.all_findings()
+    }
+    assert found == {("ioc-app-id", gen.NOVISPY_APP)}
+    recs = {r.data["proc_name"]: r.data for r in out.ctx.records["processes"]}
+    assert recs["init"]["ppid"] == 0
+    assert recs["init"]["wchan"] == "do_epoll_wait"
+    assert recs["kthreadd"]["kernel_thread"] is True
+
+
+def test_bugreport_process_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=_only("bugreport_processes"))  # type: ignore[arg-type]
+    recs = out.ctx.records["bugreport_processes"]
+    assert {
+        "user",
+        "pid",
+        "ppid",
+        "virtual_memory_size",
+        "resident_set_size",
+        "wchan",
+        "aprocress",
+        "stat",
+        "proc_name",
+        "label",
+        "kernel_thread",
+    } <= set(recs[0].data)

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from spywall.android.capture import Capture, nested
 from spywall.android.common import (
+    ANDROID_DAEMONS,
     Ctx,
     Result,
     iso_any,
@@ -153,8 +154,9 @@ def tombstones(ctx: Ctx) -> Result:
         where = br.where(name)
         cmd0 = t.cmdline.split()[0] if t.cmdline and t.cmdline.split() else None
         for value in sorted({v for v in (t.name, t.executable, cmd0) if v}):
-            ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
-                      what="crashed process")
+            if value.rpartition("/")[2] not in ANDROID_DAEMONS:
+                ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
+                          what="crashed process")
             ctx.check("app_id", value.partition(":")[0], rec=rec, path=where,
                       what="crashed app process")
             if value.startswith("/"):

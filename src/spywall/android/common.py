@@ -157,10 +157,18 @@ def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) ->
     return len(props)
 
 
+# Stock Android daemons whose names are also published as (iOS) spyware process names:
+# not matched as processes on Android, as MVT does not (Pegasus's ``gatekeeperd``).
+ANDROID_DAEMONS = frozenset({"gatekeeperd"})
+
+
 def process_checks(ctx: Ctx, rec: Record, name: str, where: str) -> None:
-    """A process name as a process, as an app id (``pkg:service`` -> ``pkg``: an app's
-    processes carry its package name) and, for an absolute path, as a file path."""
-    ctx.check("process", name.rpartition("/")[2], rec=rec, path=where, what="running process")
+    """A process name as a process (but for ``ANDROID_DAEMONS``), as an app id
+    (``pkg:service`` -> ``pkg``: an app's processes carry its package name) and, for an
+    absolute path, as a file path."""
+    base = name.rpartition("/")[2]
+    if base not in ANDROID_DAEMONS:
+        ctx.check("process", base, rec=rec, path=where, what="running process")
     ctx.check("app_id", name.partition(":")[0], rec=rec, path=where,
               what="process of package")
     if name.startswith("/"):

@@ -30,6 +30,9 @@ import re
 
 import msgspec
 
+from spywall.android import ps
+from spywall.report import Scalar
+
 MAX_RECORDS = 500_000
 
 
@@ -259,36 +262,22 @@ class Proc(msgspec.Struct, frozen=True):
     user: str | None
     name: str
     kernel_thread: bool
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)  # MVT's names
 
 
 _PROCESSES_HEADER = re.compile(r"^------ PROCESSES AND THREADS[^\n]*$", re.M)
 
 
 def processes(text: str) -> list[Proc] | None:
-    """The processes of a ``ps -A`` style table (a header line naming PID and ending in
-    NAME / CMD / COMMAND / ARGS). A name in brackets is a kernel thread: the brackets
-    are taken off for matching (``[kworker/0:1]`` -> ``kworker/0:1``)."""
+    """The processes of a ``ps -A`` style table (``android.ps``) whose header is in the
+    first 50 lines; None when there is none. Kernel threads lose their brackets."""
     lines = text.splitlines()
-    head = next((i for i, line in enumerate(lines[:50])
-                 if " PID " in f" {line} " and line.split()[-1:] and line.split()[-1]
-                 in ("NAME", "CMD", "COMMAND", "ARGS")), None)
+    head = next((i for i, line in enumerate(lines[:50]) if ps.is_header(line)), None)
     if head is None:
         return None
-    header = lines[head].split()
-    pid_col = header.index("PID")
-    user_col = header.index("USER") if "USER" in header else None
-    out: list[Proc] = []
-    for line in lines[head + 1:head + 1 + MAX_RECORDS]:
-        if line.startswith("------"):
-            break
-        cols = line.split(None, len(header) - 1)
-        if len(cols) < len(header) or not cols[pid_col].isdigit():
-            continue
-        name = cols[-1].strip()
-        kernel = name.startswith("[") and name.endswith("]")
-        out.append(Proc(cols[pid_col], cols[user_col] if user_col is not None else None,
-                        name[1:-1] if kernel else name, kernel))
-    return out
+    rows, _ = ps.table(lines[head:])
+    return [Proc(r.pid or "", r.user, r.name, r.kernel_thread, r.mvt_fields())
+            for r in rows if r.pid]
 
 
 def processes_section(text: str) -> str | None:

@@ -197,8 +197,7 @@ def processes(ctx: Ctx) -> Result:
     where, procs = got
     for p in procs:
         rec = ctx.record("bugreport_processes", None, f"process {p.name}",
-                         {"pid": p.pid, "user": p.user, "name": p.name,
-                          "kernel_thread": p.kernel_thread})
+                         {**p.fields, "kernel_thread": p.kernel_thread})
         process_checks(ctx, rec, p.name, where)
     return ok(len(procs))
 

@@ -11,8 +11,10 @@ from typing import Any
 
 import msgspec
 
+from spywall.android import ps
 from spywall.device.base import SchemaUnknown
 from spywall.errors import FormatError
+from spywall.report import Scalar
 
 MAX_RECORDS = 1_000_000
 _HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -126,6 +128,8 @@ class Process(msgspec.Struct, frozen=True):
     name: str
     cmdline: str | None
     user: str | None
+    kernel_thread: bool = False
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)  # MVT's, from ps.txt
 
 
 def processes_json(doc: Any) -> list[Process]:
@@ -140,22 +144,15 @@ def processes_json(doc: Any) -> list[Process]:
 
 
 def ps_text(text: str) -> list[Process]:
-    """``ps -A`` output: a header line, then columns; NAME (last) may hold spaces."""
+    """``ps -A`` output (``android.ps``): a header line, then columns."""
     lines = text.splitlines()
     if not lines:
         return []
-    header = lines[0].split()
-    if "PID" not in header or header[-1] not in ("NAME", "CMD", "COMMAND", "ARGS"):
+    if not ps.is_header(lines[0]):
         raise SchemaUnknown("ps.txt: no PID ... NAME header")
-    pid_col, user_col = header.index("PID"), header.index("USER") if "USER" in header else None
-    out: list[Process] = []
-    for line in lines[1 : MAX_RECORDS + 1]:
-        cols = line.split(None, len(header) - 1)
-        if len(cols) < len(header):
-            continue
-        out.append(Process(cols[pid_col], cols[-1].strip(), None,
-                           cols[user_col] if user_col is not None else None))
-    return out
+    rows, _ = ps.table(lines)
+    return [Process(r.pid, r.name, None, r.user, r.kernel_thread, r.mvt_fields())
+            for r in rows[:MAX_RECORDS]]
 
 
 class FileEntry(msgspec.Struct, frozen=True):

@@ -64,11 +64,11 @@ def processes(ctx: Ctx) -> Result:
     where = cap.where(name)
     for p in procs:
         cap.budget.charge_elements()
-        kernel = p.name.startswith("[") and p.name.endswith("]")
-        name = p.name[1:-1] if kernel else p.name  # a kernel thread: [kworker/0:1]
+        kernel = p.kernel_thread or (p.name.startswith("[") and p.name.endswith("]"))
+        name = p.name[1:-1] if kernel and p.name.startswith("[") else p.name
         rec = ctx.record("processes", None, f"process {name}",
-                         {"pid": p.pid, "name": name, "cmdline": p.cmdline, "user": p.user,
-                          "kernel_thread": kernel})
+                         {"user": p.user, "pid": p.pid, **p.fields, "proc_name": name,
+                          "cmdline": p.cmdline, "kernel_thread": kernel})
         process_checks(ctx, rec, name, where)
     return ok(len(procs))
 
