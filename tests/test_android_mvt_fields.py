@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -131,3 +132,37 @@ def test_bugreport_process_records_as_mvt(tmp_path: Path, index: IocIndex) -> No
         "label",
         "kernel_thread",
     } <= set(recs[0].data)
+
+
+def test_package_records_and_mvt_package_lists(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    pkgs = json.loads(files["packages.json"])
+    extra = [("com.wssyncmldm", True), ("com.saurik.substrate", False), ("com.policydm", False)]
+    for name, disabled in extra:
+        pkgs.append(
+            {
+                "name": name,
+                "installer": "null",
+                "uid": 1000,
+                "disabled": disabled,
+                "system": True,
+                "third_party": False,
+                "files": [],
+            }
+        )
+    files["packages.json"] = json.dumps(pkgs).encode()
+    out = check_capture(gen.write_tree(files, tmp_path / "qf"), index, modules=_only("packages"))  # type: ignore[arg-type]
+    assert sorted((f.rule, str(f.detail["package"])) for f in out.report.all_findings()) == [
+        ("android-protection-app-disabled", "com.wssyncmldm"),
+        ("android-root-app", "com.saurik.substrate"),
+    ]
+    rec = next(r.data for r in out.ctx.records["packages"] if r.data["name"] == "com.wssyncmldm")
+    assert rec == {
+        "name": "com.wssyncmldm",
+        "installer": "null",
+        "uid": 1000,
+        "disabled": True,
+        "system": True,
+        "third_party": False,
+        "files": 0,
+    }

@@ -24,6 +24,24 @@ ROOT_PACKAGES = frozenset({
     "com.kingo.root", "com.zhiqupk.root.global", "com.smedialink.oneclickroot",
     "com.alephzain.framaroot", "com.yellowes.su", "me.weishu.kernelsu",
     "com.devadvance.rootcloak", "de.robv.android.xposed.installer",
+    # and the rest of MVT's list (root managers, root hiders, patchers)
+    "com.noshufou.android.su.elite", "eu.chainfire.supersu.pro", "me.phh.superuser",
+    "com.kingouser.com", "com.koushikdutta.rommanager", "com.koushikdutta.rommanager.license",
+    "com.dimonvideo.luckypatcher", "com.chelpus.lackypatch", "com.ramdroid.appquarantine",
+    "com.ramdroid.appquarantinepro", "com.devadvance.rootcloakplus", "com.saurik.substrate",
+    "com.zachspong.temprootremovejb", "com.amphoras.hidemyroot",
+    "com.amphoras.hidemyrootadfree", "com.formyhm.hiderootPremium", "com.formyhm.hideroot",
+})
+# Packages whose being disabled weakens the phone (MVT's lists): manufacturers' security
+# agents, and the system update (OTA) clients.
+SECURITY_PACKAGES = frozenset({
+    "com.policydm", "com.samsung.android.app.omcagent", "com.samsung.android.securitylogagent",
+    "com.sec.android.soagent",
+})
+UPDATE_PACKAGES = frozenset({
+    "com.android.updater", "com.google.android.gms", "com.huawei.android.hwouc",
+    "com.lge.lgdmsclient", "com.motorola.ccc.ota", "com.oneplus.opbackup", "com.oppo.ota",
+    "com.transsion.systemupdate", "com.wssyncmldm",
 })
 # Installers that mean "not from a store": the package installer (a downloaded APK),
 # the adb shell, or a browser.
@@ -143,6 +161,17 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       f"{name} was installed {how}, not from an app store; check that "
                       "you installed it yourself", rec=rec, path=where, severity=Severity.LOW,
                       detail={"package": name, "installer": installer})
+
+
+def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:
+    """Heuristic: a security agent or system update client disabled (MVT warns)."""
+    what = ("security agent" if name in SECURITY_PACKAGES else
+            "system update client" if name in UPDATE_PACKAGES else None)
+    if what is not None:
+        ctx.heuristic("android-protection-app-disabled", "Security or update app disabled",
+                      f"the {what} {name} is disabled: the phone may miss protections or "
+                      "updates", rec=rec, path=where, severity=Severity.LOW,
+                      detail={"package": name})
 
 
 def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) -> int:

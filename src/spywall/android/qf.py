@@ -105,6 +105,9 @@ class QfPackage(msgspec.Struct):
     system: bool
     files: list[ApkFile] = msgspec.field(default_factory=list)
     timestamp: str | None = None
+    uid: int | None = None
+    disabled: bool = False
+    third_party: bool = False
 
 
 def packages(doc: Any) -> list[QfPackage]:
@@ -118,8 +121,11 @@ def packages(doc: Any) -> list[QfPackage]:
         files = [ApkFile(_str(f, "path", "local_name"), _hashes(f), _cert_hashes(f))
                  for f in (raw if isinstance(raw, list) else [])[:256] if isinstance(f, dict)]
         system = bool(d.get("system")) and not bool(d.get("third_party"))
+        uid = d.get("uid")
         out.append(QfPackage(name, None if installer in (None, "null") else installer, system,
-                             files, _str(d, "first_install_time", "timestamp")))
+                             files, _str(d, "first_install_time", "timestamp"),
+                             uid if isinstance(uid, int) and not isinstance(uid, bool) else None,
+                             d.get("disabled") is True, d.get("third_party") is True))
     return out
 
 

@@ -11,6 +11,7 @@ from spywall.android.capture import Capture
 from spywall.android.common import (
     Ctx,
     Result,
+    disabled_check,
     iso_any,
     mvt_form,
     ok,
@@ -37,9 +38,12 @@ def packages(ctx: Ctx) -> Result:
     for p in pkgs:
         cap.budget.charge_elements()
         rec = ctx.record("packages", iso_any(p.timestamp), f"package {p.name}",
-                         {"package_name": p.name, "installer": p.installer,
-                          "system": p.system, "files": len(p.files)})
+                         {"name": p.name, "installer": p.installer or "null", "uid": p.uid,
+                          "disabled": p.disabled, "system": p.system,
+                          "third_party": p.third_party, "files": len(p.files)})
         package_checks(ctx, rec, p.name, p.installer, p.system, where)
+        if p.disabled:
+            disabled_check(ctx, rec, p.name, where)
         for f in p.files:
             what = f"APK of {p.name} ({f.path or 'unknown path'})"
             for h in f.hashes.values():
