@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import json
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from spywall.android import ps
+from spywall.android import ps, qf_modules
 from spywall.android.check import MODULES, check_capture
 from spywall.android.common import iso_any, mvt_form
 from spywall.iocs import IocIndex
@@ -165,4 +166,62 @@ def test_package_records_and_mvt_package_lists(tmp_path: Path, index: IocIndex) 
         "system": True,
         "third_party": False,
         "files": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "executable", "directory"),
+    [
+        ("-rwxr-xr-x", True, False),
+        ("-rw-r--r--", False, False),
+        ("drwxr-xr-x", False, True),
+        ("0755", True, False),
+        ("0600", False, False),
+        ("644", False, False),
+        (str(stat.S_IFREG | 0o755), True, False),
+        (str(stat.S_IFDIR | 0o755), False, True),
+        (str(stat.S_IFREG | 0o600), False, False),
+        ("0999", False, False),
+        ("", False, False),
+    ],
+)
+def test_file_modes(mode: str, executable: bool, directory: bool) -> None:
+    assert (qf_modules._executable(mode), qf_modules._directory(mode)) == (executable, directory)
+
+
+def test_file_records_and_tmp_rules_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    entries = json.loads(files["files.json"])
+    entries.append(
+        {
+            "path": "/data/local/tmp/notes.txt",
+            "size": 3,
+            "mode": "-rw-rw-rw-",
+            "user_name": "shell",
+            "group_name": "shell",
+            "access_time": 1705269600,
+            "changed_time": 1705269601,
+            "modified_time": 1705269602,
+            "context": "u:object_r:shell_data_file:s0",
+            "error": "",
+            "sha256": "",
+        }
+    )
+    files["files.json"] = json.dumps(entries).encode()
+    out = check_capture(gen.write_tree(files, tmp_path / "qf"), index, modules=_only("files"))  # type: ignore[arg-type]
+    # androidqf's own collector (executable, in /data/local/tmp) is not reported
+    assert [(f.rule, f.detail["file"]) for f in out.report.all_findings()] == [
+        ("android-tmp-file", "/data/local/tmp/notes.txt")
+    ]
+    rec = next(
+        r.data for r in out.ctx.records["files"] if r.data["path"] == "/data/local/tmp/notes.txt"
+    )
+    assert {
+        k: rec[k] for k in ("user_name", "access_time", "changed_time", "modified_time", "context")
+    } == {
+        "user_name": "shell",
+        "access_time": "2024-01-14 22:00:00.000000",
+        "changed_time": "2024-01-14 22:00:01.000000",
+        "modified_time": "2024-01-14 22:00:02.000000",
+        "context": "u:object_r:shell_data_file:s0",
     }

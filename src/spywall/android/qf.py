@@ -167,6 +167,27 @@ class FileEntry(msgspec.Struct, frozen=True):
     mode: str | None
     hashes: dict[str, str]
     modified: str | int | float | None
+    # the entry's other scalar fields as androidqf writes them (user_name, group_name,
+    # access_time, changed_time, context, error...): at most MAX_FIELDS
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)
+
+
+MAX_FIELDS = 40
+_FILE_KEYS = frozenset({"path", "file_path", "size", "mode", "modified_time", "mtime"})
+
+
+def _scalars(d: dict[str, Any]) -> dict[str, Scalar]:
+    out: dict[str, Scalar] = {}
+    for k, v in d.items():
+        if len(out) >= MAX_FIELDS:
+            break
+        if k in _FILE_KEYS:
+            continue
+        if isinstance(v, str):
+            out[k] = v[:512]
+        elif v is None or isinstance(v, int | float | bool):
+            out[k] = v
+    return out
 
 
 def files(doc: Any) -> list[FileEntry]:
@@ -181,7 +202,7 @@ def files(doc: Any) -> list[FileEntry]:
             path, size if isinstance(size, int) and not isinstance(size, bool) else None,
             _str(d, "mode"), _hashes(d),
             mtime if isinstance(mtime, str | int | float) and not isinstance(mtime, bool)
-            else None))
+            else None, _scalars(d)))
     return out
 
 

@@ -24,7 +24,7 @@ from spywall.android.common import (
     skipped,
 )
 from spywall.android.dumpstate import key_values, properties
-from spywall.device.base import FnModule
+from spywall.device.base import FnModule, Record
 from spywall.report import Severity
 
 
@@ -135,15 +135,55 @@ def settings(ctx: Ctx) -> Result:
 
 
 TMP_DIR = "/data/local/tmp/"
+# androidqf's own collector, pushed there for the acquisition (MVT skips it too)
+COLLECTOR = "/data/local/tmp/collector"
+FILE_TIMES = ("access_time", "changed_time", "modified_time")
+
+
+def _mode_bits(mode: str) -> int | None:
+    """A numeric mode: octal permission digits (``0755``, as files.pb writes them) or a
+    decimal ``st_mode`` (``33261``)."""
+    if not mode.isdigit() or len(mode) > 7:
+        return None
+    if mode.startswith("0") or len(mode) <= 4:
+        return int(mode, 8) if set(mode) <= set("01234567") else None
+    return int(mode)
 
 
 def _executable(mode: str | None) -> bool:
-    """``-rwxr-xr-x`` style, or a numeric st_mode."""
+    """``-rwxr-xr-x`` style (androidqf's files.json), or a numeric mode."""
     if not mode:
         return False
     if mode.isdigit():
-        return int(mode) & 0o111 != 0
+        bits = _mode_bits(mode)
+        return bits is not None and bits & 0o111 != 0 and bits & 0o170000 in (0, 0o100000)
     return mode.startswith("-") and "x" in mode[1:]
+
+
+def _directory(mode: str | None) -> bool:
+    if not mode:
+        return False
+    if mode.isdigit():
+        bits = _mode_bits(mode)
+        return bits is not None and bits & 0o170000 == 0o040000
+    return mode.startswith("d")
+
+
+def _tmp_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
+    """MVT's suspicious path: a file in /data/local/tmp, where adb users, exploits and
+    implants stage files (an executable is medium, another file low)."""
+    if not f.path.startswith(TMP_DIR) or f.path == COLLECTOR or _directory(f.mode):
+        return
+    if _executable(f.mode):
+        ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
+                      f"{f.path} is executable in /data/local/tmp, where exploits and "
+                      "implants are often staged", rec=rec, path=where,
+                      severity=Severity.MEDIUM, detail={"file": f.path})
+    else:
+        ctx.heuristic("android-tmp-file", "File in a temporary folder",
+                      f"{f.path} is in /data/local/tmp, where exploits and implants are "
+                      "staged (and adb users leave files)", rec=rec, path=where,
+                      severity=Severity.LOW, detail={"file": f.path})
 
 
 def files(ctx: Ctx) -> Result:
@@ -155,18 +195,19 @@ def files(ctx: Ctx) -> Result:
     entries = qf.files(got[1])
     for f in entries:
         cap.budget.charge_elements()
+        fields = dict(f.fields)
+        for key in FILE_TIMES:  # MVT's form of each time
+            when = iso_any(f.modified if key == "modified_time" else fields.get(key))
+            fields[key] = mvt_form(when) if when else fields.get(key)
         rec = ctx.record("files", iso_any(f.modified), f"file {f.path}",
-                         {"path": f.path, "size": f.size, "mode": f.mode, **f.hashes})
+                         {"path": f.path, "size": f.size, "mode": f.mode, **fields,
+                          **f.hashes})
         ctx.check("file_path", f.path, rec=rec, path=where, what="file on the phone")
         ctx.check("file_name", f.path.rpartition("/")[2], rec=rec, path=where,
                   what="file name on the phone")
         for h in f.hashes.values():
             ctx.check("hash", h, rec=rec, path=where, what=f"file {f.path}")
-        if f.path.startswith(TMP_DIR) and _executable(f.mode):
-            ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
-                          f"{f.path} is executable in /data/local/tmp, where exploits and "
-                          "implants are often staged", rec=rec, path=where,
-                          severity=Severity.LOW, detail={"file": f.path})
+        _tmp_check(ctx, rec, f, where)
     return ok(len(entries))
 
 

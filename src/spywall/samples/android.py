@@ -239,7 +239,8 @@ def _ps(planted: bool) -> str:
 
 
 def _files_json(planted: bool) -> list[dict[str, object]]:
-    entries = [("/data/local/tmp/perfetto-trace", "-rw-r--r--"),
+    entries = [("/data/misc/perfetto-traces/trace", "-rw-r--r--"),
+               ("/data/local/tmp/collector", "-rwxr-xr-x"),  # androidqf's own
                ("/sdcard/Download/invoice.pdf", "-rw-rw----"),
                ("/data/local/tmp/.studio", "drwxr-xr-x")]
     if planted:
