@@ -287,3 +287,23 @@ def test_zip_member_with_impossible_time_has_none(tmp_path: Path) -> None:
         "2023-12-31T23:59:58",
         None,
     )
+
+
+def test_dumpsys_txt_fills_what_the_bugreport_lacks(tmp_path: Path, index: IocIndex) -> None:
+    """androidqf's dumpsys.txt serves the sections its bugreport lacks (here a dumpstate
+    cut short before the app-ops dump); the bugreport stays first for the others."""
+    text = gen.dumpstate(True)
+    cut = text.index("DUMP OF SERVICE appops")
+    br = gen.bugreport_files(True)
+    br[gen.DUMPSTATE] = text[:cut].encode()
+    files = gen.androidqf_files(True, with_bugreport=False)
+    files["bugreport.zip"] = gen.zip_files(br)
+    files["dumpsys.txt"] = text[text.index("DUMP OF SERVICE") :].encode()
+    ev = gen.write_tree(files, tmp_path / "qf")
+    rep = check_capture(ev, index).report
+    where = {
+        (f.location.module, f.path.rpartition("/")[2])
+        for f in rep.all_findings()
+        if f.location.module in ("dumpsys_appops", "dumpstate_packages")
+    }
+    assert where == {("dumpsys_appops", "dumpsys.txt"), ("dumpstate_packages", gen.DUMPSTATE)}

@@ -73,31 +73,38 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
     return got if isinstance(got, tuple) else None
 
 
-def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
-    """The dumpstate text, or for an androidqf capture without a bugreport its
-    ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no properties)."""
+def _texts(ctx: Ctx) -> list[tuple[Capture, str, str]]:
+    """(capture, member, text) of the dumpstate text of the bugreport, then, for an
+    androidqf capture, of its ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no
+    properties), as far as the capture has them."""
     cap = ctx.evidence
+    out: list[tuple[Capture, str, str]] = []
     br = bugreport(cap)
     found = dumpstate_text(br) if br is not None else None
     if found is not None and br is not None:
-        return br, found[0], found[1]
+        out.append((br, found[0], found[1]))
     if cap.kind == "androidqf" and cap.has("dumpsys.txt"):
         if "dumpsys" not in cap.cache:
             cap.cache["dumpsys"] = (cap.read("dumpsys.txt") or b"").decode("utf-8", "replace")
         text = cap.cache["dumpsys"]
-        return (cap, "dumpsys.txt", text) if isinstance(text, str) else None
-    return None
+        if isinstance(text, str):
+            out.append((cap, "dumpsys.txt", text))
+    return out
 
 
 def section_of(ctx: Ctx, parse: Callable[[str], T | None],
              what: str) -> tuple[str, T] | str:
-    """(where, parsed section) of the dumpstate/dumpsys text, or why it is skipped."""
-    got = _text(ctx)
-    if got is None:
+    """(where, parsed section) of the first text that has the section (the bugreport's,
+    else androidqf's dumpsys.txt: a bugreport cut short, or taken while a service did
+    not answer, still leaves the section to dumpsys.txt), or why it is skipped."""
+    texts = _texts(ctx)
+    if not texts:
         return "no bugreport dumpstate text or dumpsys.txt"
-    br, name, text = got
-    parsed = parse(text)
-    return f"no {what} section" if parsed is None else (br.where(name), parsed)
+    for src, name, text in texts:
+        parsed = parse(text)
+        if parsed is not None:
+            return src.where(name), parsed
+    return f"no {what} section"
 
 
 def dumpstate_getprop(ctx: Ctx) -> Result:

@@ -173,7 +173,7 @@ def tombstone(process: str, executable: str) -> str:
     )
 
 
-def _zip(files: Files) -> bytes:
+def zip_files(files: Files) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
@@ -202,7 +202,7 @@ def bugreport_files(planted: bool) -> Files:
 
 
 def bugreport_zip(planted: bool) -> bytes:
-    return _zip(bugreport_files(planted))
+    return zip_files(bugreport_files(planted))
 
 
 def _packages_json(planted: bool) -> list[dict[str, object]]:
@@ -314,7 +314,7 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
 
 def androidqf_zip(planted: bool) -> bytes:
     """androidqf zips hold the files under a folder named by the acquisition uuid."""
-    return _zip({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v
+    return zip_files({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v
                  for k, v in androidqf_files(planted).items()})
 
 
@@ -341,7 +341,7 @@ def signing_block(certs: list[bytes], scheme: int = 0x7109871A) -> bytes:
 
 def apk(name: str, certs: list[bytes] | None = None) -> bytes:
     """A minimal APK-shaped zip (not an installable app), v2-signed with ``certs``."""
-    data = _zip({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
+    data = zip_files({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
                  "classes.dex": b"dex\n035\x00" + hashlib.sha256(name.encode()).digest()})
     if not certs:
         return data
