@@ -55,6 +55,7 @@ DUMPSYS_EXPECTED = {
     ("dumpsys_dbinfo", "ioc-app-id", "NoviSpy"),
     ("dumpsys_platform_compat", "ioc-app-id", "RCSLab"),
     ("dumpsys_receivers", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_settings", "android-setting-package-verifier-enable", None),
 }
 BR_EXPECTED |= DUMPSYS_EXPECTED | MOUNTS
 

@@ -174,6 +174,38 @@ def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:
                       detail={"package": name})
 
 
+# Settings whose value, when not the safe one, weakens protections against malicious
+# apps: key -> (safe value, what another value means). MVT's list, plus unknown sources.
+# As MVT does, the key is looked up in every namespace.
+DANGEROUS_SETTINGS: dict[str, tuple[str, str]] = {
+    "verifier_verify_adb_installs": ("1", "apps installed over USB (adb) are not verified"),
+    "package_verifier_enable": ("1", "Google Play Protect app verification is disabled"),
+    "package_verifier_state": ("1", "APK package verification is disabled"),
+    "package_verifier_user_consent": ("1", "Google Play Protect scanning is not consented"),
+    "upload_apk_enable": ("1", "unknown apps are not sent to Google for scanning"),
+    "adb_install_need_confirm": ("1", "apps installed over adb need no confirmation"),
+    "send_security_reports": ("1", "security reports are not shared"),
+    "samsung_errorlog_agree": ("1", "crash logs are not shared with the manufacturer"),
+    "send_action_app_error": ("1", "app crash reports are disabled"),
+    "accessibility_enabled": ("0", "accessibility services are enabled (they can read "
+                                   "and control the screen)"),
+    "install_non_market_apps": ("0", "installing apps from unknown sources is allowed"),
+}
+
+
+def setting_check(ctx: Ctx, rec: Record, namespace: str, key: str, value: str,
+                  where: str) -> None:
+    """Heuristic: a setting of ``DANGEROUS_SETTINGS`` (any namespace) not at its safe
+    value."""
+    rule = DANGEROUS_SETTINGS.get(key)
+    if rule is None or value == rule[0]:
+        return
+    ctx.heuristic(f"android-setting-{key.replace('_', '-')}", "Protection setting weakened",
+                  f"{namespace} setting {key}={value}: {rule[1]}", rec=rec, path=where,
+                  severity=Severity.MEDIUM,
+                  detail={"setting": key, "value": value, "safe_value": rule[0]})
+
+
 def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) -> int:
     """Record and match every system property; check the patch level once."""
     patch_rec: Record | None = None

@@ -17,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from spywall.android import dumpsys
+from spywall.android import dumpsys, settings_dump
 from spywall.android.bugreport_modules import section_of
 from spywall.android.capture import Capture
-from spywall.android.common import Ctx, Result, iso_any, ok, process_checks, skipped
+from spywall.android.common import (
+    Ctx,
+    Result,
+    iso_any,
+    ok,
+    process_checks,
+    setting_check,
+    skipped,
+)
 from spywall.android.dumpstate import section
 from spywall.device.base import FnModule
 from spywall.report import Scalar, Severity
@@ -185,6 +193,38 @@ def battery_daily(ctx: Ctx) -> Result:
     return ok(len(daily))
 
 
+def _settings_dump(text: str) -> list[settings_dump.Setting] | None:
+    at = text.find("DUMP OF SERVICE settings:")
+    body = section(text, "DUMP OF SERVICE settings:") if at >= 0 else None
+    return None if body is None else settings_dump.settings(
+        body, settings_dump.dumped_at(text[at:]))
+
+
+def settings(ctx: Ctx) -> Result:
+    """Every setting of every namespace and user in the settings provider's dump, with
+    its last change; MVT's weakened protection settings flagged (``setting_check``)."""
+    got = section_of(ctx, _settings_dump, "'DUMP OF SERVICE settings'")
+    if isinstance(got, str):
+        return skipped(got)
+    where, items = got
+    for s in items:
+        ctx.evidence.budget.charge_elements()
+        name, value = s.fields.get("name", ""), s.fields.get("value", "")
+        last = s.history[-1] if s.history else None
+        times = sorted(c.time for c in s.history if c.time)
+        rec = ctx.record("dumpsys_settings", times[-1] if times else None,
+                         f"setting {s.namespace}/{name}",
+                         {"namespace": s.namespace, "user": s.user, **s.fields,
+                          "history": len(s.history),
+                          "last_change_time": last.time or last.raw_time if last else None,
+                          "last_old_value": last.old_value if last else None,
+                          "last_new_value": last.new_value if last else None,
+                          "last_change_package": last.package if last else None})
+        if name:
+            setting_check(ctx, rec, s.namespace, name, value, where)
+    return ok(len(items))
+
+
 def _process_table(text: str) -> list[dumpsys.Proc] | None:
     body = dumpsys.processes_section(text)
     return None if body is None else dumpsys.processes(body)
@@ -217,6 +257,8 @@ DUMPSYS_MODULES: tuple[FnModule[Capture], ...] = (
              "(jobs, foreground, alarms)", battery_history),
     FnModule("dumpsys_battery_daily", "daily battery stats: app updates, removals "
              "(version 0) and downgrades", battery_daily),
+    FnModule("dumpsys_settings", "settings provider dump (every namespace and user, change "
+             "history): weakened protection settings", settings),
     FnModule("bugreport_processes", "bugreport process table: process names, app ids "
              "(kernel threads without brackets)", processes),
 )

@@ -21,6 +21,7 @@ from spywall.android.common import (
     read_json,
     read_qf,
     read_text,
+    setting_check,
     skipped,
 )
 from spywall.android.dumpstate import key_values, properties
@@ -87,23 +88,6 @@ def getprop(ctx: Ctx) -> Result:
     return ok(property_checks(ctx, "getprop", props, cap.where("getprop.txt")))
 
 
-# Settings whose value, when not the safe one, weakens protections against malicious
-# apps: key -> (safe value, what another value means). MVT's list, plus unknown sources.
-# As MVT does, the key is looked up in every namespace.
-DANGEROUS_SETTINGS: dict[str, tuple[str, str]] = {
-    "verifier_verify_adb_installs": ("1", "apps installed over USB (adb) are not verified"),
-    "package_verifier_enable": ("1", "Google Play Protect app verification is disabled"),
-    "package_verifier_state": ("1", "APK package verification is disabled"),
-    "package_verifier_user_consent": ("1", "Google Play Protect scanning is not consented"),
-    "upload_apk_enable": ("1", "unknown apps are not sent to Google for scanning"),
-    "adb_install_need_confirm": ("1", "apps installed over adb need no confirmation"),
-    "send_security_reports": ("1", "security reports are not shared"),
-    "samsung_errorlog_agree": ("1", "crash logs are not shared with the manufacturer"),
-    "send_action_app_error": ("1", "app crash reports are disabled"),
-    "accessibility_enabled": ("0", "accessibility services are enabled (they can read "
-                                   "and control the screen)"),
-    "install_non_market_apps": ("0", "installing apps from unknown sources is allowed"),
-}
 _SETTINGS_FILE = re.compile(r"settings_([a-z0-9_]{1,32})\.txt")
 
 
@@ -123,14 +107,7 @@ def settings(ctx: Ctx) -> Result:
             n += 1
             rec = ctx.record("settings", None, f"setting {ns}/{key}",
                              {"namespace": ns, "name": key, "value": value})
-            rule = DANGEROUS_SETTINGS.get(key)
-            if rule is None or value == rule[0]:
-                continue
-            ctx.heuristic(f"android-setting-{key.replace('_', '-')}",
-                          "Protection setting weakened", f"{ns} setting {key}={value}: "
-                          f"{rule[1]}", rec=rec, path=cap.where(name),
-                          severity=Severity.MEDIUM,
-                          detail={"setting": key, "value": value, "safe_value": rule[0]})
+            setting_check(ctx, rec, ns, key, value, cap.where(name))
     return ok(n, f"{len(names)} settings file(s)")
 
 

@@ -111,6 +111,8 @@ PLUGINS: dict[str, str] = {
     "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
     "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
     "bugreport_timestamps": "BugReportTimestamps", "log_timestamps": "AQFLogTimestamps",
+    "dumpstate_getprop": "DumpsysGetProp", "dumpstate_packages": "DumpsysPackages",
+    "bugreport_processes": "Processes", "dumpsys_settings": "Settings",
 }
 
 
@@ -129,7 +131,8 @@ MVT_SLUGS: dict[str, str] = {
     "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
     "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
     "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
-    "log_timestamps": "aqf_log_timestamps",
+    "log_timestamps": "aqf_log_timestamps", "dumpsys_settings": "settings",
+    "dumpstate_getprop": "dumpsys_get_prop", "bugreport_processes": "processes",
 }
 
 
