@@ -31,6 +31,7 @@ QF_EXPECTED = {
     ("files", "android-tmp-executable", None),
     ("root_binaries", "android-root-binary", None),
     ("sms", "ioc-domain", "Predator"),
+    ("browser_history", "ioc-domain", "Predator"),
     *MOUNTS,
 }
 BR_EXPECTED = {

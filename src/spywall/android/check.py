@@ -8,6 +8,7 @@ from pathlib import Path
 
 import msgspec
 
+from spywall.android.browser_history import BROWSER_MODULES
 from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
 from spywall.android.dumpsys_modules import DUMPSYS_MODULES
@@ -20,7 +21,7 @@ from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Scalar, Subject
 
 MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES, *DUMPSYS_MODULES,
-                                      *FS_MODULES)
+                                      *FS_MODULES, *BROWSER_MODULES)
 DEVICE_PROPS: dict[str, str] = {
     "ro.product.manufacturer": "manufacturer", "ro.product.model": "model",
     "ro.build.version.release": "android_version",

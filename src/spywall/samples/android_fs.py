@@ -14,6 +14,9 @@ Planted: ``/system`` remounted read-write (what root tools do), ``/vendor`` with
 from __future__ import annotations
 
 import json
+import sqlite3
+import tempfile
+from pathlib import Path
 
 _STOCK = [
     ("/dev/block/dm-8", "/", "ext4", "ro,seclabel,nodev,noatime"),
@@ -73,3 +76,79 @@ def mountinfo(planted: bool, crlf: bool = False) -> bytes:
     lines.append("99 20 0:55 / /mnt/media\\040rw rw,nosuid - tmpfs tmpfs rw")
     end = "\r\n" if crlf else "\n"
     return (end.join(lines) + end).encode()
+
+
+CHROME_EPOCH = 11_644_473_600
+# Chrome's History tables as a 2024 Chrome for Android creates them (the visits table
+# has grown since the iOS sample's older schema: referrer, opener and sync columns).
+HISTORY_SCHEMA = """
+CREATE TABLE meta(key LONGVARCHAR NOT NULL UNIQUE PRIMARY KEY, value LONGVARCHAR);
+CREATE TABLE urls(id INTEGER PRIMARY KEY AUTOINCREMENT,url LONGVARCHAR,title LONGVARCHAR,
+  visit_count INTEGER DEFAULT 0 NOT NULL,typed_count INTEGER DEFAULT 0 NOT NULL,
+  last_visit_time INTEGER NOT NULL,hidden INTEGER DEFAULT 0 NOT NULL);
+CREATE TABLE visits(id INTEGER PRIMARY KEY AUTOINCREMENT,url INTEGER NOT NULL,
+  visit_time INTEGER NOT NULL,from_visit INTEGER,external_referrer_url TEXT,
+  transition INTEGER DEFAULT 0 NOT NULL,segment_id INTEGER,
+  visit_duration INTEGER DEFAULT 0 NOT NULL,
+  incremented_omnibox_typed_score BOOLEAN DEFAULT FALSE NOT NULL,opener_visit INTEGER,
+  originator_cache_guid TEXT,originator_visit_id INTEGER,originator_from_visit INTEGER,
+  originator_opener_visit INTEGER,is_known_to_sync BOOLEAN DEFAULT FALSE NOT NULL,
+  consider_for_ntp_most_visited BOOLEAN DEFAULT FALSE NOT NULL,visited_link_id INTEGER
+  DEFAULT 0 NOT NULL,app_id TEXT);
+INSERT INTO meta VALUES('version', '67'), ('last_compatible_version', '16');
+"""
+
+
+def chrome_history(urls: list[tuple[str, str, float]]) -> bytes:
+    """A Chromium ``History`` database (its ``urls`` / ``visits`` tables as Chrome
+    creates them) with one visit per (url, title, unix time); times are microseconds
+    since 1601."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp, "History")
+        conn = sqlite3.connect(path)
+        try:
+            conn.executescript(HISTORY_SCHEMA)
+            for i, (url, title, unix) in enumerate(urls, 1):
+                t = int((unix + CHROME_EPOCH) * 1_000_000)
+                conn.execute(
+                    "INSERT INTO urls (id, url, title, visit_count, last_visit_time) "
+                    "VALUES (?,?,?,1,?)",
+                    (i, url, title, t),
+                )
+                conn.execute(
+                    "INSERT INTO visits (id, url, visit_time, from_visit, transition) "
+                    "VALUES (?,?,?,?,?)",
+                    (i, i, t, i - 1 if i > 1 else 0, 805306368 + (i > 1)),
+                )
+            conn.commit()
+        finally:
+            conn.close()
+        return path.read_bytes()
+
+
+def browser_history(planted: bool, domain: str) -> dict[str, bytes]:
+    """androidqf's ``browser_history/`` folder: the manifest and Chrome's History (the
+    planted one with a visit to ``domain``)."""
+    urls = [
+        ("https://www.example.com/news", "News", 1705180000.25),
+        ("https://docs.example.org/guide", "Guide", 1705180100.0),
+    ]
+    if planted:
+        urls.append((f"https://{domain}/r/8f2e", "", 1705180101.0))
+    archive = "browser_history/com.android.chrome/Default/History"
+    manifest = {
+        "schema_version": 1,
+        "databases": [
+            {
+                "browser": "chrome",
+                "package": "com.android.chrome",
+                "profile": "Default",
+                "device_path": "/data/data/com.android.chrome/app_chrome/Default/History",
+                "archive_path": archive,
+            }
+        ],
+    }
+    return {
+        "browser_history/manifest.json": json.dumps(manifest).encode(),
+        archive: chrome_history(urls),
+    }
