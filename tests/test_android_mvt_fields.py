@@ -225,3 +225,69 @@ def test_file_records_and_tmp_rules_as_mvt(tmp_path: Path, index: IocIndex) -> N
         "modified_time": "2024-01-14 22:00:02.000000",
         "context": "u:object_r:shell_data_file:s0",
     }
+
+
+def test_result_folder_names_and_alert_shapes_as_mvt(tmp_path: Path) -> None:
+    from spywall.cli import main
+
+    (tmp_path / "ev").mkdir()
+    ev = gen.write_tree(gen.androidqf_files(True), tmp_path / "ev" / "qf")
+    out = tmp_path / "out"
+    assert main(["check-android", str(ev), "--output", str(out), "-q"]) == 1
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "aqf_packages.json",
+        "aqf_processes.json",
+        "aqf_get_prop.json",
+        "aqf_settings.json",
+        "aqf_files.json",
+        "aqf_log_timestamps.json",
+        "sms.json",
+        "root_binaries.json",
+        "mounts.json",
+        "browser_history.json",
+        "dumpsys_packages.json",
+        "dumpsys_get_prop.json",
+        "dumpsys_appops.json",
+        "dumpsys_db_info.json",
+        "dumpsys_adb_state.json",
+        "dumpsys_battery_daily.json",
+        "dumpsys_battery_history.json",
+        "dumpsys_platform_compat.json",
+        "dumpsys_receivers.json",
+        "dumpsys_activities.json",
+        "dumpsys_accessibility.json",
+        "settings.json",
+        "processes.json",
+        "bugreport_timestamps.json",
+        "tombstones.json",
+        "mounts_detected.json",
+        "sms_detected.json",
+        "browser_history_detected.json",
+        "alerts.json",
+        "timeline.csv",
+        "info.json",
+        "command.log",
+    } <= names
+    for name in (
+        "mounts_detected.json",
+        "browser_history_detected.json",
+        "settings_detected.json",
+        "aqf_packages_detected.json",
+    ):
+        alerts = json.loads((out / name).read_text())
+        assert alerts
+        for a in alerts:
+            assert {
+                "level",
+                "module",
+                "message",
+                "event_time",
+                "event",
+                "matched_indicator",
+            } <= set(a)
+            assert a["module"] == name.removesuffix("_detected.json")
+            assert a["level"] in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFORMATIONAL")
+    mounts = json.loads((out / "mounts_detected.json").read_text())
+    assert {a["level"] for a in mounts} == {"HIGH"}
+    assert {a["event"]["mount_point"] for a in mounts} == {"/system", "/vendor/firmware_mnt"}

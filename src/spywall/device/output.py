@@ -425,8 +425,9 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
     by_module: dict[str, list[dict[str, object]]] = {}
     for a in alerts:  # MVT's <module>_detected.json: that module's alerts
         by_module.setdefault(str(a["module"]), []).append(a)
-    for name, found in by_module.items():
-        emit(f"{slug(name)}_detected.json", found)
+    for name, found in by_module.items():  # (``name`` is a slug already: slugging it
+        emit(f"{name}_detected.json", found)  # again would turn MVT's ``settings`` into
+        # ``aqf_settings``, the androidqf twin's)
     names = [p.name for p in written] + ["info.json", "report.json", "command.log"]
     removed = folder.remove_stale(out, before, names)
 
