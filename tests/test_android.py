@@ -32,6 +32,7 @@ QF_EXPECTED = {
     ("root_binaries", "android-root-binary", None),
     ("sms", "ioc-domain", "Predator"),
     ("browser_history", "ioc-domain", "Predator"),
+    ("magisk_modules", "android-magisk-module", None),
     *MOUNTS,
 }
 BR_EXPECTED = {

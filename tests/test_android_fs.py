@@ -148,18 +148,9 @@ def test_missing_and_bad(tmp_path: Path, index: IocIndex) -> None:
 
 
 def test_mount_paths_matched_as_indicators(tmp_path: Path) -> None:
-    bundle = {
-        "type": "bundle",
-        "objects": [
-            {"type": "malware", "id": "malware--1", "name": "Implant"},
-            {
-                "type": "indicator",
-                "id": "indicator--1",
-                "pattern": "[file:path = '/data/local/tmp/.x/mnt']",
-            },
-        ],
-    }
-    (tmp_path / "i.stix2").write_text(json.dumps(bundle))
+    android_fs.indicator_file(
+        tmp_path / "i.stix2", "Implant", "[file:path = '/data/local/tmp/.x/mnt']"
+    )
     files = gen.androidqf_files(False, with_bugreport=False)
     files["mounts.json"] = json.dumps(
         ["tmpfs on /data/local/tmp/.x/mnt type tmpfs (rw,nosuid)"]

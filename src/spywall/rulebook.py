@@ -117,6 +117,9 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-suspicious-mount-options", "Suspicious system mount options",
             "A system partition is mounted with remount, noatime or nodiratime where stock "
             "phones do not: a sign of a modified system (MVT's rule).", Severity.HIGH),
+    _device("android-magisk-module", "Magisk module installed",
+            "A Magisk module is on the phone: the phone is rooted with Magisk, and the "
+            "module changes the system at every boot with root rights.", Severity.MEDIUM),
     _device("android-protection-app-disabled", "Security or update app disabled",
             "A manufacturer's security agent or the system update client is disabled: the "
             "phone may miss protections or security updates.", Severity.LOW),

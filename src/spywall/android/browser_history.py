@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from spywall.android.capture import Capture
-from spywall.android.common import Ctx, Result, mvt_form, ok, read_json, skipped
+from spywall.android.common import Ctx, Result, mvt_form, ok, read_manifest, skipped
 from spywall.device.base import MODULE_ERRORS, FnModule, SchemaUnknown, iso_unix
 from spywall.device.sqlite import MAX_DB_BYTES, open_evidence, require
 from spywall.errors import FormatError
@@ -85,15 +85,9 @@ def _visits(cap: Capture, name: str) -> list[tuple[Any, ...]]:
 
 def browser_history(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    if cap.kind != "androidqf" or not cap.has(MANIFEST):
+    doc = read_manifest(cap, MANIFEST, "databases")
+    if doc is None:
         return skipped(f"no {MANIFEST}")
-    doc = read_json(cap, MANIFEST)
-    if (
-        not isinstance(doc, dict)
-        or doc.get("schema_version") != 1
-        or not isinstance(doc.get("databases"), list)
-    ):
-        raise SchemaUnknown(f"{MANIFEST}: not schema_version 1 with a databases list")
     n = read = 0
     failed: list[str] = []
     for raw in doc["databases"][:MAX_DATABASES]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from spywall.android import qf, qf_pb
 from spywall.android.capture import Capture
-from spywall.device.base import CheckContext, Record, iso_unix
+from spywall.device.base import CheckContext, Record, SchemaUnknown, iso_unix
 from spywall.report import Severity
 
 Ctx = CheckContext[Capture]
@@ -75,6 +75,18 @@ def read_qf(cap: Capture, name: str) -> tuple[str, Any] | None:
     twin, reader = qf_pb.TWINS[name]
     data = cap.read(twin, MAX_JSON)
     return None if data is None else (twin, reader(data, twin))
+
+
+def read_manifest(cap: Capture, name: str, key: str) -> dict[str, Any] | None:
+    """An androidqf manifest (``schema_version`` 1 with a ``key`` list), None when the
+    capture is not androidqf or has none; ``SchemaUnknown`` for another shape."""
+    if cap.kind != "androidqf" or not cap.has(name):
+        return None
+    doc = read_json(cap, name)
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
+            doc.get(key), list):
+        raise SchemaUnknown(f"{name}: not schema_version 1 with a {key} list")
+    return doc
 
 
 def read_text(cap: Capture, name: str) -> str | None:

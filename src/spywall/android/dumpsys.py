@@ -175,15 +175,24 @@ def adb_keys(body: str) -> list[AdbKey] | None:
         return None
     out: list[AdbKey] = []
     for m in _USER_KEY.finditer(body, at):
-        try:
-            raw = base64.b64decode(m.group(1), validate=True)
-        except (binascii.Error, ValueError):
+        fingerprint = adb_fingerprint(m.group(1))
+        if fingerprint is None:
             continue
-        digest = hashlib.md5(raw).hexdigest().upper()  # noqa: S324 (adb's fingerprint)
-        out.append(AdbKey(m.group(2), ":".join(digest[i:i + 2] for i in range(0, 32, 2))))
+        out.append(AdbKey(m.group(2), fingerprint))
         if len(out) >= 1000:
             break
     return out
+
+
+def adb_fingerprint(key: str) -> str | None:
+    """adb's fingerprint of a host key (its base64 text): the MD5 of the decoded key in
+    colon-separated upper-case hex; None when the text is not base64."""
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    digest = hashlib.md5(raw).hexdigest().upper()  # noqa: S324 (adb's fingerprint)
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
 
 
 class BatteryEvent(msgspec.Struct, frozen=True):

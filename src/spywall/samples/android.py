@@ -306,6 +306,7 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
         "logs/data/system/uiderrors.txt": b"Last error: 2024-01-14 20:11:02\n",
         "logs/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
         **android_fs.browser_history(planted, PREDATOR_DOMAIN),
+        **android_fs.magisk_modules(planted),
     }
     files["backup.ab"] = backup_ab(planted)
     if with_bugreport:

@@ -13,6 +13,7 @@ Planted: ``/system`` remounted read-write (what root tools do), ``/vendor`` with
 
 from __future__ import annotations
 
+import gzip
 import json
 import sqlite3
 import tempfile
@@ -152,3 +153,73 @@ def browser_history(planted: bool, domain: str) -> dict[str, bytes]:
         "browser_history/manifest.json": json.dumps(manifest).encode(),
         archive: chrome_history(urls),
     }
+
+
+def magisk_modules(planted: bool) -> dict[str, bytes]:
+    """androidqf's ``magisk_modules/``: the manifest and each collected ``module.prop``
+    (a planted phone has one module, disabled; a clean one none)."""
+    modules: list[dict[str, object]] = []
+    files: dict[str, bytes] = {}
+    if planted:
+        prop = "magisk_modules/zygisk_lsposed/module.prop"
+        modules.append(
+            {
+                "device_path": "/data/adb/modules/zygisk_lsposed",
+                "directory_name": "zygisk_lsposed",
+                "module_prop_status": "collected",
+                "module_prop_path": prop,
+                "state_files": ["disable"],
+                "state_files_complete": True,
+            }
+        )
+        files[prop] = (
+            b"# a Magisk module\nid=zygisk_lsposed\nname=Zygisk - LSPosed\n"
+            b"version=v1.9.2 (7024)\nversionCode=7024\nauthor=LSPosed Developers\n"
+            b"description=Another enhanced implementation of Xposed Framework.\n"
+            b"updateJson=https://lsposed.github.io/LSPosed/release/zygisk.json\n"
+        )
+    manifest = {"schema_version": 1, "modules": modules}
+    return {MAGISK_MANIFEST: json.dumps(manifest).encode(), **files}
+
+
+MAGISK_MANIFEST = "magisk_modules/manifest.json"
+ADB_KEY = "QAAAAMz1c2FtcGxlIGFkYiBob3N0IGtleSBmb3Igc3B5d2FsbCB0ZXN0cw=="
+
+
+def sfslog(lines: list[str] | None = None) -> bytes:
+    """A Samsung ``sfslog.N.gz`` (gzip text) with adb and USB events as the system
+    framework logs them (times with the phone's GMT offset)."""
+    body = (
+        lines
+        if lines is not None
+        else [
+            "24-01-14 (GMT+01:00) 22:10:01.120  1234 I UsbDeviceManager: USB UEVENT: "
+            "{USB_STATE=CONNECTED, SUBSYSTEM=android_usb, SEQNUM=4211, ACTION=change, "
+            "DEVPATH=/devices/virtual/android_usb/android0}",
+            "24-01-14 (GMT+01:00) 22:10:03.004  1234 I AdbDebuggingManager: Logging key "
+            f"{ADB_KEY} analyst@forensic-pc, state = 2, alwaysAllow = true, "
+            "lastConnectionTime = 1705266603004, authWindow = 604800000",
+            "24-01-14 (GMT+01:00) 22:11:00.500  1234 I UsbHostManager: USB device attached: "
+            "vidpid 0781:5581 mfg/product/ver/serial SanDisk/Ultra/1.00/4C530001 "
+            "hasAudio/HID/Storage: false/false/true",
+            "24-01-14 (GMT+01:00) 22:11:30.000  1234 I ActivityManager: Start proc 4321:x/u0a1",
+        ]
+    )
+    return gzip.compress(("\n".join(body) + "\n").encode(), mtime=0)
+
+
+def indicator_file(path: Path, name: str, pattern: str) -> Path:
+    """A one-indicator STIX2 bundle (malware ``name``, STIX ``pattern``) written to
+    ``path``, for a test's own indicator."""
+    path.write_text(
+        json.dumps(
+            {
+                "type": "bundle",
+                "objects": [
+                    {"type": "malware", "id": "malware--1", "name": name},
+                    {"type": "indicator", "id": "indicator--1", "pattern": pattern},
+                ],
+            }
+        )
+    )
+    return path
