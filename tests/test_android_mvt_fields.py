@@ -291,3 +291,26 @@ def test_result_folder_names_and_alert_shapes_as_mvt(tmp_path: Path) -> None:
     mounts = json.loads((out / "mounts_detected.json").read_text())
     assert {a["level"] for a in mounts} == {"HIGH"}
     assert {a["event"]["mount_point"] for a in mounts} == {"/system", "/vendor/firmware_mnt"}
+
+
+def test_dumpsys_package_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=_only("dumpstate_packages"))  # type: ignore[arg-type]
+    rec = next(
+        r
+        for r in out.ctx.records["dumpstate_packages"]
+        if r.data["package_name"] == gen.NOVISPY_APP
+    )
+    assert {
+        k: rec.data[k]
+        for k in ("uid", "version_code", "first_install_time", "last_update_time", "installer")
+    } == {
+        "uid": rec.data["uid"],
+        "version_code": rec.data["version_code"],
+        "first_install_time": rec.timestamp.replace("T", " ") if rec.timestamp else None,
+        "last_update_time": rec.data["last_update_time"],
+        "installer": "com.google.android.packageinstaller",
+    }
+    assert str(rec.data["uid"]).isdigit()
+    assert str(rec.data["version_code"]).endswith("minSdk=28 targetSdk=34")

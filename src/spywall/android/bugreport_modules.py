@@ -124,9 +124,13 @@ def dumpstate_packages(ctx: Ctx) -> Result:
         ctx.evidence.budget.charge_elements()
         rec = ctx.record("dumpstate_packages", iso_any(p.fields.get("firstInstallTime")),
                          f"package {p.name}",
-                         {"package_name": p.name, "installer": p.installer,
-                          "system": p.system, "code_path": p.fields.get("codePath"),
-                          "version": p.fields.get("versionName")})
+                         {"package_name": p.name, "uid": p.fields.get("userId"),
+                          "version_name": p.fields.get("versionName"),
+                          "version_code": p.fields.get("versionCode"),
+                          "first_install_time": p.fields.get("firstInstallTime"),
+                          "last_update_time": p.fields.get("lastUpdateTime"),
+                          "installer": p.installer, "system": p.system,
+                          "code_path": p.fields.get("codePath")})
         package_checks(ctx, rec, p.name, p.installer, p.system, where)
     return ok(len(pkgs))
 

@@ -22,7 +22,7 @@ _PACKAGE = re.compile(r"^ {2}Package \[([^\]\r\n]{1,512})\] \([0-9a-f]+\):$", re
 _PKG_FIELD = re.compile(r"^ {4}([A-Za-z]{1,40})=([^\r\n]{0,1024})$", re.M)
 _PKG_FIELDS = frozenset({"installerPackageName", "codePath", "firstInstallTime",
                          "lastUpdateTime", "versionName", "userId", "pkgFlags", "flags",
-                         "timeStamp"})
+                         "timeStamp", "versionCode"})
 
 
 def decode(data: bytes) -> str:

@@ -84,6 +84,7 @@ def _package_dump(planted: bool) -> str:
                 f"    userId={10100 + i}",
                 f"    pkg=Package{{{_h(name)[:7]} {name}}}",
                 f"    codePath={code}",
+                f"    versionCode={100 + i} minSdk=28 targetSdk=34",
                 f"    versionName=1.{i}.0",
                 f"    flags=[ {'SYSTEM ' if system else ''}HAS_CODE ALLOW_CLEAR_USER_DATA ]",
                 f"    timeStamp=2023-11-0{1 + i % 9} 09:14:11",
