@@ -22,6 +22,7 @@ from spywall.android.common import (
 )
 from spywall.android.dumpstate import (
     accessibility_services,
+    decode,
     packages,
     system_properties,
     tombstone,
@@ -68,7 +69,7 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
                 name = next((n for n in br.members() if _DUMPSTATE_NAME.fullmatch(n)), None)
         data = br.read(name) if name else None
         br.cache["text"] = None if data is None or name is None else (
-            name, data.decode("utf-8", "replace"))
+            name, decode(data))
     got = br.cache["text"]
     return got if isinstance(got, tuple) else None
 
@@ -85,7 +86,7 @@ def _texts(ctx: Ctx) -> list[tuple[Capture, str, str]]:
         out.append((br, found[0], found[1]))
     if cap.kind == "androidqf" and cap.has("dumpsys.txt"):
         if "dumpsys" not in cap.cache:
-            cap.cache["dumpsys"] = (cap.read("dumpsys.txt") or b"").decode("utf-8", "replace")
+            cap.cache["dumpsys"] = decode(cap.read("dumpsys.txt") or b"")
         text = cap.cache["dumpsys"]
         if isinstance(text, str):
             out.append((cap, "dumpsys.txt", text))
@@ -157,7 +158,7 @@ def tombstones(ctx: Ctx) -> Result:
         return skipped("no tombstones")
     for name in names:
         data = br.read(name, MAX_TOMBSTONE_BYTES) or b""
-        t = tombstone(data.decode("utf-8", "replace"))
+        t = tombstone(decode(data))
         rec = ctx.record("tombstones", iso_any(t.timestamp), f"crash of {t.name or '?'}",
                          {"file": name, "pid": t.pid, "process": t.name,
                           "executable": t.executable, "cmdline": t.cmdline, "uid": t.uid,

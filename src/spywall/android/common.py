@@ -9,6 +9,7 @@ from typing import Any
 
 from spywall.android import qf, qf_pb
 from spywall.android.capture import Capture
+from spywall.android.dumpstate import decode
 from spywall.device.base import CheckContext, Record, SchemaUnknown, iso_unix
 from spywall.report import Severity
 
@@ -91,7 +92,7 @@ def read_manifest(cap: Capture, name: str, key: str) -> dict[str, Any] | None:
 
 def read_text(cap: Capture, name: str) -> str | None:
     data = cap.read(name)
-    return None if data is None else data.decode("utf-8", "replace")
+    return None if data is None else decode(data)
 
 
 _LOCAL_TS = re.compile(

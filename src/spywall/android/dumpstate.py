@@ -26,7 +26,10 @@ _PKG_FIELDS = frozenset({"installerPackageName", "codePath", "firstInstallTime",
 
 
 def decode(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+    """A text artifact as text: UTF-8 (bad bytes replaced), CRLF line ends as LF (a
+    capture copied through Windows; the line-anchored patterns expect LF)."""
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n") if "\r" in text else text
 
 
 def properties(text: str) -> dict[str, str]:

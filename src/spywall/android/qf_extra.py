@@ -27,6 +27,7 @@ from typing import Any
 
 from spywall.android.capture import Capture
 from spywall.android.common import Ctx, Result, ok, read_manifest, skipped
+from spywall.android.dumpstate import decode
 from spywall.android.dumpsys import adb_fingerprint
 from spywall.device.base import FnModule
 from spywall.errors import FormatError, LimitExceeded
@@ -96,7 +97,7 @@ def _magisk_record(cap: Capture, m: dict[str, Any]) -> dict[str, Scalar]:
     path = _prop_path(m.get("module_prop_path"))
     if m.get("module_prop_status") == "collected" and path is not None:
         raw = cap.read(path, MAX_PROP)
-        props = module_prop(raw.decode("utf-8", "replace")) if raw is not None else {}
+        props = module_prop(decode(raw)) if raw is not None else {}
     data.update({field: props.get(key) for key, field in PROP_KEYS.items()})
     return data
 
@@ -264,7 +265,7 @@ def samsung_sfs_logs(ctx: Ctx) -> Result:
         return skipped("no Samsung sfslog.N.gz")
     n = 0
     for name in names[:MAX_SFS_FILES]:
-        text = _gunzip(cap.read(name) or b"", cap, name).decode("utf-8", "replace")
+        text = decode(_gunzip(cap.read(name) or b"", cap, name))
         for line in text.splitlines():
             got = sfs_event(line)
             if got is None:

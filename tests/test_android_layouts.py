@@ -1,0 +1,55 @@
+"""Captures as Windows tools leave them: every text artifact with CRLF line ends gives
+the findings of the original (androidqf folder and a bugreport zip)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from spywall.android.check import check_capture
+from spywall.iocs import IocIndex
+from spywall.report import Report
+from spywall.samples import android as gen
+
+TEXT = (".txt", "mountinfo")
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load()
+
+
+def _crlf(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {
+        k: v.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") if k.endswith(TEXT) else v
+        for k, v in files.items()
+    }
+
+
+def _found(rep: Report) -> set[tuple[str | None, str, str | None, str | None]]:
+    return {
+        (f.location.module, f.rule, f.indicator.matched if f.indicator else None, f.location.record)
+        for f in rep.all_findings()
+    }
+
+
+def test_androidqf_with_crlf(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.androidqf_files(True, with_bugreport=False)
+    text = gen.dumpstate(True)
+    files["dumpsys.txt"] = text[text.index("DUMP OF SERVICE") :].encode()
+    lf = check_capture(gen.write_tree(files, tmp_path / "lf"), index).report
+    crlf = check_capture(gen.write_tree(_crlf(files), tmp_path / "crlf"), index).report
+    assert _found(crlf) == _found(lf)
+    assert len(_found(lf)) > 20
+    assert {m.name: m.records for m in crlf.modules} == {m.name: m.records for m in lf.modules}
+
+
+def test_bugreport_with_crlf(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.bugreport_files(True)
+    (tmp_path / "lf.zip").write_bytes(gen.zip_files(files))
+    (tmp_path / "crlf.zip").write_bytes(gen.zip_files(_crlf(files)))
+    lf = check_capture(tmp_path / "lf.zip", index).report
+    crlf = check_capture(tmp_path / "crlf.zip", index).report
+    assert _found(crlf) == _found(lf)
+    assert {m.name: m.records for m in crlf.modules} == {m.name: m.records for m in lf.modules}
