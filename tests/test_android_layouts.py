@@ -53,3 +53,23 @@ def test_bugreport_with_crlf(tmp_path: Path, index: IocIndex) -> None:
     crlf = check_capture(tmp_path / "crlf.zip", index).report
     assert _found(crlf) == _found(lf)
     assert {m.name: m.records for m in crlf.modules} == {m.name: m.records for m in lf.modules}
+
+
+def test_vendor_bugreport_without_main_entry(tmp_path: Path, index: IocIndex) -> None:
+    """A vendor bugreport zip (Samsung's dumpState_*.log, no main_entry.txt) is a
+    bugreport too, as MVT reads it; AOSP's side files are not taken for the dumpstate."""
+    files = gen.bugreport_files(True)
+    text = files.pop(gen.DUMPSTATE)
+    del files["main_entry.txt"]
+    files["dumpState_G991BXXU9EWK1_202401151000.log"] = text
+    files["dumpstate_board.txt"] = b"------ BOARD ------\n"
+    files["dumpstate_log.txt"] = b"dumpstate version 1.0\n"
+    (tmp_path / "vendor.zip").write_bytes(gen.zip_files({f"dump/{k}": v for k, v in files.items()}))
+    (tmp_path / "aosp.zip").write_bytes(gen.zip_files(gen.bugreport_files(True)))
+    vendor = check_capture(tmp_path / "vendor.zip", index).report
+    aosp = check_capture(tmp_path / "aosp.zip", index).report
+    assert vendor.subjects[0].format == "bugreport"
+    strip = {(m, r, i) for m, r, i, _ in _found(aosp)}
+    assert {(m, r, i) for m, r, i, _ in _found(vendor)} == strip
+    where = {f.path for f in vendor.all_findings() if f.location.module == "dumpsys_appops"}
+    assert where == {f"{tmp_path / 'vendor.zip'}!/dump/dumpState_G991BXXU9EWK1_202401151000.log"}

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import TypeVar
 
-from spywall.android.capture import Capture, nested
+from spywall.android.capture import DUMPSTATE_NAME, Capture, nested
 from spywall.android.common import (
     ANDROID_DAEMONS,
     Ctx,
@@ -31,7 +31,6 @@ from spywall.device.base import FnModule
 from spywall.errors import FormatError
 
 T = TypeVar("T")
-_DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]*\.txt")
 _TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
 MAX_TOMBSTONES = 1000
 MAX_TOMBSTONE_BYTES = 8 * 1024 * 1024
@@ -55,6 +54,19 @@ def bugreport(cap: Capture) -> Capture | None:
     return got if isinstance(got, Capture) else None
 
 
+def _text_rank(name: str) -> tuple[int, str]:
+    """Which dumpstate text of a bugreport without main_entry.txt is the main one: AOSP's
+    bugreport-*.txt, a vendor's dumpState_*.log, then the others (AOSP's side files
+    dumpstate_log.txt and dumpstate_board.txt last)."""
+    low = name.lower()
+    rank = (0 if low.startswith("bugreport-") else 1 if low.startswith("dumpstate_")
+            and low.endswith(".log") else 3 if low in _SIDE_FILES else 2)
+    return rank, name
+
+
+_SIDE_FILES = frozenset({"dumpstate_log.txt", "dumpstate_board.txt"})
+
+
 def dumpstate_text(br: Capture) -> tuple[str, str] | None:
     """(member name, text) of the dumpstate text of a bugreport."""
     if "text" not in br.cache:
@@ -66,7 +78,8 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
             if entry is not None and br.has(entry.decode("utf-8", "replace").strip()):
                 name = entry.decode("utf-8", "replace").strip()
             else:
-                name = next((n for n in br.members() if _DUMPSTATE_NAME.fullmatch(n)), None)
+                texts = [n for n in br.members() if DUMPSTATE_NAME.fullmatch(n)]
+                name = min(texts, key=_text_rank) if texts else None
         data = br.read(name) if name else None
         br.cache["text"] = None if data is None or name is None else (
             name, decode(data))

@@ -17,6 +17,7 @@ import hashlib
 import io
 import os
 import posixpath
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -37,6 +38,9 @@ QF_MARKERS = ("packages.json", "getprop.txt", "ps.txt", "processes.json", "files
               "root_binaries.json", "settings_secure.txt", "settings_global.txt",
               "acquisition.json", "packages.pb", "files.pb")
 BUGREPORT_MARKERS = ("main_entry.txt",)
+# The dumpstate text of a bugreport without main_entry.txt: AOSP's bugreport-*.txt /
+# dumpstate*.txt, or the dumpState_*.log of vendor bugreports (Samsung's, Huawei's).
+DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]{0,200}\.(?:txt|log)", re.I)
 
 
 class Source(Protocol):
@@ -245,6 +249,9 @@ def _kind(names: list[str]) -> tuple[str, str] | None:
     br = _base(names, BUGREPORT_MARKERS)
     if br is not None:
         return "bugreport", br
+    heads = [n.rpartition("/")[0] for n in names if DUMPSTATE_NAME.fullmatch(n.rpartition("/")[2])]
+    if heads:  # a vendor bugreport: its dumpstate text alone marks it
+        return "bugreport", min(heads, key=lambda h: (h.count("/") + bool(h), h))
     return None
 
 
@@ -252,7 +259,8 @@ def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Ca
     found = _kind(source.names())
     if found is None:
         raise FormatError(f"{path}: neither an androidqf capture nor a bugreport "
-                          f"(no {', '.join(QF_MARKERS[:3])} or main_entry.txt)")
+                          f"(no {', '.join(QF_MARKERS[:3])}, main_entry.txt or dumpstate "
+                          "text)")
     return Capture(path, found[0], source, found[1], budget, limits)
 
 
