@@ -314,3 +314,49 @@ def test_dumpsys_package_records_as_mvt(tmp_path: Path, index: IocIndex) -> None
     }
     assert str(rec.data["uid"]).isdigit()
     assert str(rec.data["version_code"]).endswith("minSdk=28 targetSdk=34")
+
+
+def test_tombstone_records_and_privileged_crash(tmp_path: Path, index: IocIndex) -> None:
+    files = gen.bugreport_files(False)
+    text = gen.tombstone("/system/bin/surfaceflinger", "/system/bin/surfaceflinger")
+    text = text.replace("uid: 10155", "uid: 1000").replace(
+        "signal 11",
+        "Abort message: 'Out of memory'\nsignal 6 (SIGABRT), code -1 (SI_QUEUE)\nsignal 11",
+    )
+    files["FS/data/tombstones/tombstone_07"] = text.encode()
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.zip_files(files))
+    out = check_capture(path, index, modules=_only("tombstones"))  # type: ignore[arg-type]
+    [f] = out.report.all_findings()
+    assert (f.rule, f.detail["uid"], f.detail["file"]) == (
+        "android-privileged-crash",
+        1000,
+        "FS/data/tombstones/tombstone_07",
+    )
+    rec = next(
+        r.data
+        for r in out.ctx.records["tombstones"]
+        if r.data["file_name"] == "FS/data/tombstones/tombstone_07"
+    )
+    assert {
+        k: rec[k]
+        for k in (
+            "pid",
+            "tid",
+            "process_name",
+            "binary_path",
+            "uid",
+            "abort_message",
+            "build_fingerprint",
+            "file_timestamp",
+        )
+    } == {
+        "pid": 4242,
+        "tid": 4251,
+        "process_name": "/system/bin/sur",
+        "binary_path": "/system/bin/surfaceflinger",
+        "uid": 1000,
+        "abort_message": "Out of memory",
+        "build_fingerprint": "google/oriole/oriole:14/UP1A.231105.003/11010452:user/release-keys",
+        "file_timestamp": "2024-01-15 10:00:02.000000",
+    }

@@ -117,6 +117,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-suspicious-mount-options", "Suspicious system mount options",
             "A system partition is mounted with remount, noatime or nodiratime where stock "
             "phones do not: a sign of a modified system (MVT's rule).", Severity.HIGH),
+    _device("android-privileged-crash", "Crash of a privileged process",
+            "A process running as root, system or the adb shell crashed (a tombstone): "
+            "exploits that fail crash the process they attack. Look at the tombstone with "
+            "an expert; system processes also crash for ordinary reasons.", Severity.MEDIUM),
     _device("android-magisk-module", "Magisk module installed",
             "A Magisk module is on the phone: the phone is rooted with Magisk, and the "
             "module changes the system at every boot with root rights.", Severity.MEDIUM),

@@ -15,6 +15,7 @@ from spywall.android.common import (
     Ctx,
     Result,
     iso_any,
+    mvt_form,
     ok,
     package_checks,
     property_checks,
@@ -29,10 +30,13 @@ from spywall.android.dumpstate import (
 )
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
+from spywall.report import Severity
 
 T = TypeVar("T")
 _TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
 MAX_TOMBSTONES = 1000
+# uids whose crashes MVT calls potentially suspicious: root, system, the adb shell
+PRIVILEGED_UIDS = {0: "root", 1000: "system", 2000: "shell"}
 MAX_TOMBSTONE_BYTES = 8 * 1024 * 1024
 MAX_FS_ENTRIES = 200_000
 
@@ -172,10 +176,21 @@ def tombstones(ctx: Ctx) -> Result:
     for name in names:
         data = br.read(name, MAX_TOMBSTONE_BYTES) or b""
         t = tombstone(decode(data))
+        mtime = br.mtime(name)
         rec = ctx.record("tombstones", iso_any(t.timestamp), f"crash of {t.name or '?'}",
-                         {"file": name, "pid": t.pid, "process": t.name,
-                          "executable": t.executable, "cmdline": t.cmdline, "uid": t.uid,
-                          "signal": t.signal})
+                         {"file_name": name, "file_timestamp": mvt_form(mtime) if mtime
+                          else None, "build_fingerprint": t.build_fingerprint,
+                          "pid": t.pid, "tid": t.tid, "process_name": t.name,
+                          "binary_path": t.executable, "command_line": t.cmdline,
+                          "uid": t.uid, "signal_info": t.signal,
+                          "abort_message": t.abort_message})
+        if t.uid in PRIVILEGED_UIDS:
+            ctx.heuristic("android-privileged-crash", "Crash of a privileged process",
+                          f"{t.name or t.executable or '?'} crashed running as uid {t.uid} "
+                          f"({PRIVILEGED_UIDS[t.uid]}): exploits crash privileged processes "
+                          "when they fail; look at the tombstone", rec=rec,
+                          path=br.where(name), severity=Severity.MEDIUM,
+                          detail={"process": t.name, "uid": t.uid, "file": name})
         where = br.where(name)
         cmd0 = t.cmdline.split()[0] if t.cmdline and t.cmdline.split() else None
         for value in sorted({v for v in (t.name, t.executable, cmd0) if v}):

@@ -128,6 +128,9 @@ class Tombstone(msgspec.Struct, frozen=True):
     timestamp: str | None
     uid: int | None
     signal: str | None
+    tid: int | None = None
+    build_fingerprint: str | None = None
+    abort_message: str | None = None
 
 
 _TS_LINE = {
@@ -135,8 +138,10 @@ _TS_LINE = {
     "timestamp": re.compile(r"^Timestamp: ([0-9][^\r\n]{0,64})$", re.M),
     "uid": re.compile(r"^uid: ([0-9]{1,10})$", re.M),
     "signal": re.compile(r"^signal ([^\r\n]{1,200})$", re.M),
+    "build_fingerprint": re.compile(r"^Build fingerprint: '?([^\r\n']{1,512})'?$", re.M),
+    "abort_message": re.compile(r"^Abort message: '?([^\r\n]{1,2048}?)'?$", re.M),
 }
-_PID = re.compile(r"^pid: ([0-9]{1,10}), tid: [0-9]{1,10}, name: ([^\r\n]{0,256}?)"
+_PID = re.compile(r"^pid: ([0-9]{1,10}), tid: ([0-9]{1,10}), name: ([^\r\n]{0,256}?)"
                   r"(?:  >>> ([^\r\n]{1,4096}) <<<)?$", re.M)
 
 
@@ -147,10 +152,12 @@ def tombstone(text: str) -> Tombstone:
     pid = _PID.search(text, 0, 65536)
     return Tombstone(
         pid=int(pid.group(1)) if pid else None,
-        name=pid.group(2).strip() or None if pid else None,
-        executable=pid.group(3) if pid and pid.group(3) else None,
+        name=pid.group(3).strip() or None if pid else None,
+        executable=pid.group(4) if pid and pid.group(4) else None,
         cmdline=got["cmdline"], timestamp=got["timestamp"],
         uid=int(got["uid"]) if got["uid"] else None, signal=got["signal"],
+        tid=int(pid.group(2)) if pid else None,
+        build_fingerprint=got["build_fingerprint"], abort_message=got["abort_message"],
     )
 
 
