@@ -360,3 +360,18 @@ def test_tombstone_records_and_privileged_crash(tmp_path: Path, index: IocIndex)
         "build_fingerprint": "google/oriole/oriole:14/UP1A.231105.003/11010452:user/release-keys",
         "file_timestamp": "2024-01-15 10:00:02.000000",
     }
+
+
+def test_resolver_and_accessibility_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    names = ("dumpsys_receivers", "dumpsys_activities", "dumpsys_accessibility")
+    out = check_capture(path, index, modules=_only(*names))  # type: ignore[arg-type]
+    recv = out.ctx.records["dumpsys_receivers"][0].data
+    act = out.ctx.records["dumpsys_activities"][0].data
+    acc = out.ctx.records["dumpsys_accessibility"][0].data
+    assert set(recv) == {"intent", "package_name", "receiver"}
+    assert set(act) == {"intent", "package_name", "activity"}
+    assert str(recv["receiver"]).startswith(f"{recv['package_name']}/")
+    assert {"package_name", "service", "enabled"} <= set(acc)
+    assert str(acc["service"]).startswith(f"{acc['package_name']}/")

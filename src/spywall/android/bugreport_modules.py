@@ -160,7 +160,8 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
     where, comps = got
     for comp, enabled in comps.items():
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
-                         {"service": comp, "enabled": enabled})
+                         {"package_name": comp.partition("/")[0], "service": comp,
+                          "enabled": enabled})
         ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
                   what="accessibility service" + (" (enabled)" if enabled else ""))
     return ok(len(comps))

@@ -94,7 +94,7 @@ def _resolver(table: str, module: str, what: str) -> Callable[[Ctx], Result]:
         for c in comps:
             rec = ctx.record(module, None, f"{c.action} {c.component}",
                              {"intent": c.action, "package_name": c.package,
-                              "component": c.component})
+                              table.lower(): c.component})  # MVT's receiver / activity
             ctx.check("app_id", c.package, rec=rec, path=where, what=what)
         return ok(len(comps))
     return run
