@@ -228,6 +228,7 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_packages),
     FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
              dumpsys_accessibility),
-    FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
+    FnModule("tombstones", "bugreport tombstones: crashed process names; crashes of root, "
+             "system or shell processes", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

@@ -211,7 +211,7 @@ def log_timestamps(ctx: Ctx) -> Result:
 FS_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule(
         "mounts",
-        "androidqf mounts.json, bugreport FS/proc/*/mountinfo: system "
+        "androidqf mounts.json (or mounts.pb), bugreport FS/proc/*/mountinfo: system "
         "partitions mounted read-write or with odd options; paths",
         mounts,
     ),

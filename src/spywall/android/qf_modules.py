@@ -253,11 +253,12 @@ def sms(ctx: Ctx) -> Result:
 
 QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("packages", "androidqf packages.json (or packages.pb): app ids, APK hashes and "
-             "certificates", packages),
+             "certificates; root apps, disabled security and update apps", packages),
     FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
-    FnModule("files", "androidqf files.json (or files.pb): file paths, names and hashes", files),
+    FnModule("files", "androidqf files.json (or files.pb): file paths, names and hashes; "
+             "files in /data/local/tmp", files),
     FnModule("root_binaries", "androidqf root_binaries.json (or .pb): su, magisk...",
              root_binaries),
     FnModule("apks", "APK files in the capture: hashes and signing certificates", apks),
