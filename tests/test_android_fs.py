@@ -10,13 +10,17 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spywall.android import mounts as mt
+from spywall.android import qf_extra
 from spywall.android.capture import ZipSource
 from spywall.android.check import check_capture
 from spywall.android.fs_modules import FS_MODULES
@@ -298,3 +302,21 @@ def test_dumpsys_txt_fills_what_the_bugreport_lacks(tmp_path: Path, index: IocIn
         if f.location.module in ("dumpsys_appops", "dumpstate_packages")
     }
     assert where == {("dumpsys_appops", "dumpsys.txt"), ("dumpstate_packages", gen.DUMPSTATE)}
+
+
+_MOUNT_PIECES = [*"/ ab-:0123\\\n()", " on ", " type ", " - ", "rw,", "\\040", "ext4 ", "(rw)"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_MOUNT_PIECES), max_size=400).map("".join))
+def test_mount_parsers_never_raise(text: str) -> None:
+    start = time.monotonic()
+    got, bad = mt.mount_lines(text.splitlines())
+    info, bad2 = mt.mountinfo(text)
+    for m in (*got, *info):
+        m.suspicious_options()
+        assert isinstance(m.is_read_write, bool)
+    assert min(bad, bad2) >= 0
+    for line in text.splitlines():
+        qf_extra.sfs_event(line)
+    assert time.monotonic() - start < 120  # a hang guard
