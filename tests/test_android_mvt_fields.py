@@ -375,3 +375,15 @@ def test_resolver_and_accessibility_records_as_mvt(tmp_path: Path, index: IocInd
     assert str(recv["receiver"]).startswith(f"{recv['package_name']}/")
     assert {"package_name", "service", "enabled"} <= set(acc)
     assert str(acc["service"]).startswith(f"{acc['package_name']}/")
+
+
+def test_battery_daily_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=_only("dumpsys_battery_daily"))  # type: ignore[arg-type]
+    rec = next(
+        r.data
+        for r in out.ctx.records["dumpsys_battery_daily"]
+        if r.data["package_name"] == gen.RCS_APP and r.data["action"] == "uninstall"
+    )
+    assert (rec["from"], rec["vers"]) == ("2024-01-13 03:00:00", "0")

@@ -172,8 +172,10 @@ def battery_daily(ctx: Ctx) -> Result:
     where, body = got
     daily = dumpsys.battery_daily(body)
     for u in daily:
-        detail: dict[str, Scalar] = {"package_name": u.package, "version_code": u.version,
-                                     "action": u.action, "previous_version": u.previous}
+        detail: dict[str, Scalar] = {"from": u.period_start, "package_name": u.package,
+                                     "vers": str(u.version),  # (MVT's names and form)
+                                     "version_code": u.version, "action": u.action,
+                                     "previous_version": u.previous}
         rec = ctx.record("dumpsys_battery_daily", iso_any(u.period_start),
                          f"{u.action} {u.package}", detail)
         ctx.check("app_id", u.package, rec=rec, path=where,
