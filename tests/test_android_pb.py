@@ -210,3 +210,17 @@ def test_hostile_bytes_give_format_error_or_records(data: bytes) -> None:
     for reader in (qf_pb.packages_records, qf_pb.files_records, qf_pb.string_records):
         with contextlib.suppress(FormatError):
             reader(data, "x.pb")
+
+
+def test_pb_capture_as_a_zip(tmp_path: Path, index: IocIndex) -> None:
+    """androidqf's zip layout (files under the acquisition's uuid folder), protobuf
+    inventories inside."""
+    files = android_pb.androidqf_files(True)
+    path = tmp_path / "qf.zip"
+    path.write_bytes(
+        gen.zip_files({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v for k, v in files.items()})
+    )
+    rep = check_capture(path, index).report
+    assert ("packages", "ioc-app-cert", "NoviSpy") in _found(rep)
+    assert ("mounts", "android-system-rw-mount", None) in _found(rep)
+    assert rep.subjects[0].format == "androidqf"
