@@ -387,3 +387,12 @@ def test_battery_daily_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
         if r.data["package_name"] == gen.RCS_APP and r.data["action"] == "uninstall"
     )
     assert (rec["from"], rec["vers"]) == ("2024-01-13 03:00:00", "0")
+
+
+def test_dbinfo_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=_only("dumpsys_dbinfo"))  # type: ignore[arg-type]
+    rec = out.ctx.records["dumpsys_dbinfo"][0].data
+    assert set(rec) == {"isodate", "path", "pid", "action", "sql"}
+    assert rec["isodate"] == "2024-01-15 09:50:01.123"  # as dumpsys prints it, as MVT keeps it

@@ -121,8 +121,8 @@ def dbinfo(ctx: Ctx) -> Result:
     where, ops = got
     for op in ops:
         rec = ctx.record("dumpsys_dbinfo", iso_any(op.time), op.operation,
-                         {"path": op.path, "pid": op.pid, "action": op.operation,
-                          "sql": op.sql[:2000]})
+                         {"isodate": op.time, "path": op.path, "pid": op.pid,
+                          "action": op.operation, "sql": op.sql[:2000]})
         for part in dict.fromkeys(op.path.split("/")):
             if "." in part:
                 ctx.check("app_id", part, rec=rec, path=where, what="database of package")
