@@ -396,3 +396,21 @@ def test_dbinfo_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
     rec = out.ctx.records["dumpsys_dbinfo"][0].data
     assert set(rec) == {"isodate", "path", "pid", "action", "sql"}
     assert rec["isodate"] == "2024-01-15 09:50:01.123"  # as dumpsys prints it, as MVT keeps it
+
+
+def test_battery_history_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(True))
+    out = check_capture(path, index, modules=_only("dumpsys_battery_history"))  # type: ignore[arg-type]
+    recs = {
+        (r.data["event"], r.data["package_name"]): r.data
+        for r in out.ctx.records["dumpsys_battery_history"]
+    }
+    job = recs["start_job", "com.android.chrome"]
+    assert (job["service"], job["uid"], job["time_elapsed"]) == (
+        "com.android.chrome/org.chromium.Sync",
+        "u0a123",
+        "+3h00m00s000ms",
+    )
+    assert recs["wake", gen.RCS_APP]["service"] == f"{gen.RCS_APP}/.Beacon"
+    assert recs["install", "com.whatsapp"]["service"] == ""

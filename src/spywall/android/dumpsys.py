@@ -200,16 +200,18 @@ class BatteryEvent(msgspec.Struct, frozen=True):
     package: str
     uid: str
     elapsed: str
+    service: str = ""  # a job's or alarm's component (``pkg/.Service``), as MVT keeps it
 
 
 _HISTORY_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("install", re.compile(r"pkginst=(\d{1,10}):\"([A-Za-z][\w.]{0,255})\"")),
     ("uninstall", re.compile(r"pkgunin=(\d{1,10}):\"([A-Za-z][\w.]{0,255})\"")),
-    ("start_job", re.compile(r"\+job=(\w{1,16}):\"([A-Za-z][\w.]{0,255})/")),
-    ("end_job", re.compile(r"-job=(\w{1,16}):\"([A-Za-z][\w.]{0,255})/")),
+    ("start_job", re.compile(r"\+job=(\w{1,16}):\"(([A-Za-z][\w.]{0,255})/[^\"]{0,512})")),
+    ("end_job", re.compile(r"-job=(\w{1,16}):\"(([A-Za-z][\w.]{0,255})/[^\"]{0,512})")),
     ("start_top", re.compile(r"\+top=(\w{1,16}):\"([A-Za-z][\w.]{0,255})\"")),
     ("end_top", re.compile(r"-top=(\w{1,16}):\"([A-Za-z][\w.]{0,255})\"")),
-    ("wake", re.compile(r"\+wake_lock=(\w{1,16}):\"\*walarm\*:([A-Za-z][\w.]{0,255})/")),
+    ("wake", re.compile(r"\+wake_lock=(\w{1,16}):\"\*walarm\*:(([A-Za-z][\w.]{0,255})/"
+                        r"[^\"]{0,512})")),
 )
 
 
@@ -220,7 +222,8 @@ def battery_history(body: str) -> list[BatteryEvent]:
             continue
         elapsed = line.strip().split(" ", 1)[0]
         for event, rx in _HISTORY_EVENTS:
-            out.extend(BatteryEvent(event, m.group(2), m.group(1), elapsed)
+            out.extend(BatteryEvent(event, m.group(3), m.group(1), elapsed, m.group(2))
+                       if rx.groups == 3 else BatteryEvent(event, m.group(2), m.group(1), elapsed)
                        for m in rx.finditer(line))
         if len(out) >= MAX_RECORDS:
             break

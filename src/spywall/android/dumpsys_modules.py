@@ -158,8 +158,8 @@ def battery_history(ctx: Ctx) -> Result:
             continue
         seen.add((e.event, e.package))
         rec = ctx.record("dumpsys_battery_history", None, f"{e.event} {e.package}",
-                         {"event": e.event, "package_name": e.package, "uid": e.uid,
-                          "time_elapsed": e.elapsed})
+                         {"time_elapsed": e.elapsed, "event": e.event, "uid": e.uid,
+                          "package_name": e.package, "service": e.service})
         ctx.check("app_id", e.package, rec=rec, path=where,
                   what=f"package {e.event.replace('_', ' ')} in the battery history")
     return ok(len(seen))
