@@ -12,6 +12,7 @@ import pytest
 
 from spywall.android import browser_history as bh
 from spywall.android.check import check_capture
+from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.samples import android as gen
 from spywall.samples import android_fs
@@ -151,3 +152,68 @@ def test_evidence_untouched(tmp_path: Path, index: IocIndex) -> None:
     before = {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()}
     check_capture(ev, index, modules=MODS)
     assert {p: p.read_bytes() for p in ev.rglob("*") if p.is_file()} == before
+
+
+def _history(planted: bool) -> bytes:
+    urls = [("https://www.example.com/", "Home", 1705180000.0)]
+    if planted:
+        urls.append((f"https://{gen.PREDATOR_DOMAIN}/r/1", "", 1705180001.0))
+    return android_fs.chrome_history(urls)
+
+
+def test_filesystem_dump(tmp_path: Path, index: IocIndex) -> None:
+    """An Android file system dump (MVT's check-fs): History databases at their place,
+    found without walking the dump."""
+    root = tmp_path / "dump"
+    chrome = root / "data/data/com.android.chrome/app_chrome/Default/History"
+    samsung = root / "data/data/com.sec.android.app.sbrowser/app_sbrowser/Default/History"
+    for db, planted in ((chrome, False), (samsung, True)):
+        db.parent.mkdir(parents=True)
+        db.write_bytes(_history(planted))
+    (root / "system/bin").mkdir(parents=True)
+    (root / "system/bin/sh").write_bytes(b"\x7fELF")
+    rep = check_capture(root, index).report
+    assert (rep.subjects[0].format, rep.subjects[0].objects) == ("fs", 2)
+    assert [(f.rule, f.indicator.collection, f.path) for f in rep.all_findings()] == [
+        ("ioc-domain", "Predator", str(samsung))
+    ]
+    run = next(m for m in rep.modules if m.name == "browser_history")
+    assert (run.status, run.records, run.message) == ("ok", 3, "2 database(s)")
+    assert {m.status for m in rep.modules if m.name != "browser_history"} == {"skipped"}
+
+
+def test_filesystem_dump_through_a_link_is_not_read(tmp_path: Path, index: IocIndex) -> None:
+    real = tmp_path / "elsewhere/data/com.android.chrome/app_chrome/Default/History"
+    real.parent.mkdir(parents=True)
+    real.write_bytes(_history(True))
+    root = tmp_path / "dump"
+    root.mkdir()
+    (root / "data").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(InputError):
+        check_capture(root, index)
+
+
+def test_lone_history_database_with_its_wal(tmp_path: Path, index: IocIndex) -> None:
+    work = tmp_path / "w"
+    work.mkdir()
+    db = work / "History"
+    db.write_bytes(_history(False))
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute(
+        "INSERT INTO urls (id, url, last_visit_time) VALUES (9, ?, 0)",
+        (f"https://{gen.PREDATOR_DOMAIN}/w",),
+    )
+    conn.execute("INSERT INTO visits (id, url, visit_time) VALUES (9, 9, 13350000000000000)")
+    conn.commit()
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "History").write_bytes(db.read_bytes())
+    (ev / "History-wal").write_bytes(Path(f"{db}-wal").read_bytes())
+    conn.close()
+    rep = check_capture(ev / "History", index).report
+    assert rep.subjects[0].format == "history"
+    assert [(f.indicator.collection, f.path) for f in rep.all_findings()] == [
+        ("Predator", str(ev / "History"))
+    ]

@@ -1,6 +1,8 @@
 """Browser history that androidqf collects (MVT's androidqf ``browser_history``):
 ``browser_history/manifest.json`` lists the Chromium-family ``History`` databases it
-copied, and the module reads each one's visits for the links in them.
+copied, and the module reads each one's visits for the links in them. The same module
+reads the History databases of an Android file system dump at their places
+(``capture.FS_HISTORY``, MVT's check-fs) and a lone History file.
 
 Manifest (``schema_version`` 1)::
 
@@ -23,7 +25,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from spywall.android.capture import Capture
+from spywall.android.capture import FS_HISTORY, Capture
 from spywall.android.common import Ctx, Result, mvt_form, ok, read_manifest, skipped
 from spywall.device.base import MODULE_ERRORS, FnModule, SchemaUnknown, iso_unix
 from spywall.device.sqlite import MAX_DB_BYTES, open_evidence, require
@@ -83,22 +85,52 @@ def _visits(cap: Capture, name: str) -> list[tuple[Any, ...]]:
             ).fetchall()
 
 
+def _databases(cap: Capture) -> list[Any] | None:
+    """The databases to read: those androidqf's manifest lists; those of a file system
+    dump at the places ``FS_HISTORY`` names (MVT's check-fs); a lone History file."""
+    if cap.kind == "fs":
+        return [
+            {
+                "browser": b,
+                "package": pkg,
+                "profile": prof,
+                "device_path": f"/{rel}",
+                "archive_path": rel,
+            }
+            for rel, (b, pkg, prof) in FS_HISTORY.items()
+            if cap.has(rel)
+        ]
+    if cap.kind == "history":
+        name = cap.members()[0]
+        return [
+            {
+                "browser": "Chromium",
+                "package": "unknown",
+                "profile": "unknown",
+                "device_path": cap.path,
+                "archive_path": name,
+            }
+        ]
+    doc = read_manifest(cap, MANIFEST, "databases")
+    return None if doc is None else list(doc["databases"])
+
+
 def browser_history(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_manifest(cap, MANIFEST, "databases")
-    if doc is None:
-        return skipped(f"no {MANIFEST}")
+    listed = _databases(cap)
+    if listed is None:
+        return skipped(f"no {MANIFEST}, file system dump or History database")
     n = read = 0
     failed: list[str] = []
-    for raw in doc["databases"][:MAX_DATABASES]:
+    for raw in listed[:MAX_DATABASES]:
         try:
-            db = entry(raw)
+            db = entry(raw) if cap.kind == "androidqf" else raw
             rows = _visits(cap, db["archive_path"])
         except _ERRORS as exc:  # that database's failure alone
             failed.append(str(exc)[:300])
             ctx.subject.errors.append(
                 ErrorEntry(
-                    path=cap.where(MANIFEST),
+                    path=cap.where(MANIFEST if cap.kind == "androidqf" else raw["archive_path"]),
                     code=getattr(exc, "code", "malformed"),
                     message=f"browser history: {str(exc)[:500]}",
                 )

@@ -18,6 +18,7 @@ import io
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -183,7 +184,7 @@ class Capture(msgspec.Struct):
     """One capture: where it is, what it is, and its files relative to ``prefix``."""
 
     path: str
-    kind: str                  # androidqf | bugreport | dumpstate | backup
+    kind: str                  # androidqf | bugreport | dumpstate | backup | fs | history
     source: Source
     prefix: str
     budget: Budget
@@ -212,6 +213,8 @@ class Capture(msgspec.Struct):
         a zip, ``folder/dir/name`` in a folder, the file itself for a lone text."""
         if self.kind in ("dumpstate", "backup"):
             return self.path
+        if self.kind == "history":  # a lone database (and its -wal beside it)
+            return os.path.join(os.path.dirname(self.path), name)
         full = f"{self.prefix}/{name}" if self.prefix else name
         sep = "/" if isinstance(self.source, DirSource) else SEP
         return f"{self.path.rstrip('/')}{sep}{full}"
@@ -255,6 +258,46 @@ def _kind(names: list[str]) -> tuple[str, str] | None:
     return None
 
 
+# Chromium History databases at their place in an Android file system dump (MVT's
+# check-fs list): relative path -> (browser, package, profile).
+FS_HISTORY: dict[str, tuple[str, str, str]] = {
+    "data/data/com.android.chrome/app_chrome/Default/History":
+        ("Chrome", "com.android.chrome", "Default"),
+    "data/data/com.brave.browser/app_chrome/Default/History":
+        ("Brave", "com.brave.browser", "Default"),
+    "data/data/com.microsoft.emmx/app_chrome/Default/History":
+        ("Microsoft Edge", "com.microsoft.emmx", "Default"),
+    "data/data/com.sec.android.app.sbrowser/app_sbrowser/Default/History":
+        ("Samsung Internet", "com.sec.android.app.sbrowser", "Default"),
+}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _regular_under(root: Path, rel: str) -> bool:
+    """``root/rel`` is a regular file reached through no symbolic link."""
+    here = root
+    parts = rel.split("/")
+    try:
+        for i, part in enumerate(parts):
+            here = here / part
+            mode = os.lstat(here).st_mode
+            if stat.S_ISLNK(mode) or (i < len(parts) - 1 and not stat.S_ISDIR(mode)):
+                return False
+        return stat.S_ISREG(mode)
+    except OSError:
+        return False
+
+
+def _fs_dump(root: Path, limits: Limits, budget: Budget) -> Capture | None:
+    """An Android file system dump (the folder holding ``data/data/...``), probed at the
+    known places only: a dump holds millions of files, never walked."""
+    found = [rel for rel in FS_HISTORY if _regular_under(root, rel)]
+    if not found:
+        return None
+    names = [n for rel in found for n in (rel, f"{rel}-wal") if _regular_under(root, n)]
+    return Capture(str(root), "fs", DirSource(root, names), "", budget, limits)
+
+
 def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Capture:
     found = _kind(source.names())
     if found is None:
@@ -274,7 +317,8 @@ def open_capture(path: str | Path, limits: Limits | None = None, *,
     p = Path(path)
     try:
         if p.is_dir():
-            return from_source(DirSource(p), str(p), limits, budget)
+            return _fs_dump(p, limits, budget) or from_source(DirSource(p), str(p), limits,
+                                                               budget)
         if not p.is_file():
             raise InputError(f"{p}: no such file or folder")
         if p.stat().st_size > limits.max_file_bytes:
@@ -290,7 +334,11 @@ def open_capture(path: str | Path, limits: Limits | None = None, *,
             except FormatError:
                 src.close()
                 raise
-        # a lone file: an ``adb backup`` or a dumpstate text
+        # a lone file: an ``adb backup``, a Chromium History database or a dumpstate text
+        if head.startswith(SQLITE_MAGIC):
+            wal = [f"{p.name}-wal"] if _regular_under(p.parent, f"{p.name}-wal") else []
+            return Capture(str(p), "history", DirSource(p.parent, [p.name, *wal]), "",
+                           budget, limits)
         kind = "backup" if head.startswith(b"ANDROID BACKUP\n") else "dumpstate"
         return Capture(str(p), kind, DirSource(p.parent, [p.name]), "", budget, limits)
     except (FormatError, LimitExceeded) as exc:
