@@ -73,3 +73,20 @@ def test_vendor_bugreport_without_main_entry(tmp_path: Path, index: IocIndex) ->
     assert {(m, r, i) for m, r, i, _ in _found(vendor)} == strip
     where = {f.path for f in vendor.all_findings() if f.location.module == "dumpsys_appops"}
     assert where == {f"{tmp_path / 'vendor.zip'}!/dump/dumpState_G991BXXU9EWK1_202401151000.log"}
+
+
+def test_zip_with_backslash_folders(tmp_path: Path, index: IocIndex) -> None:
+    """An androidqf zip re-packed by an old Windows tool: folders separated by
+    backslashes in the member names."""
+    files = gen.androidqf_files(True)
+    uuid = "6f1c2f0e-0000-4000-8000-000000000001"
+    (tmp_path / "slash.zip").write_bytes(
+        gen.zip_files({f"{uuid}/{k}": v for k, v in files.items()})
+    )
+    (tmp_path / "back.zip").write_bytes(
+        gen.zip_files({f"{uuid}\\{k}".replace("/", "\\"): v for k, v in files.items()})
+    )
+    slash = check_capture(tmp_path / "slash.zip", index).report
+    back = check_capture(tmp_path / "back.zip", index).report
+    assert back.subjects[0].format == "androidqf"
+    assert _found(back) == _found(slash)

@@ -133,7 +133,11 @@ class ZipSource:
             fp.close()
             raise LimitExceeded(f"{label}: more than {cap} members, over the cap")
         self._fp = fp
-        self._infos = {i.filename: i for i in infos if not i.filename.endswith("/")}
+        # Names as the capture's modules ask for them: a zip made by an old Windows tool
+        # separates folders with backslashes (never a file name character on a phone).
+        self._infos = {(i.filename.replace("\\", "/") if "/" not in i.filename
+                        else i.filename): i
+                       for i in infos if not i.filename.endswith(("/", "\\"))}
 
     def names(self) -> list[str]:
         return list(self._infos)
