@@ -90,3 +90,21 @@ def test_zip_with_backslash_folders(tmp_path: Path, index: IocIndex) -> None:
     back = check_capture(tmp_path / "back.zip", index).report
     assert back.subjects[0].format == "androidqf"
     assert _found(back) == _found(slash)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"", "skipped"),  # the backup was declined on the phone
+        (b"ANDROID BACKUP\n5\n1\nnone\n", "ok"),  # a header and nothing in it
+        (b"ANDROID BACKUP\n5\n1\nnone\n\x78\x9c garbage", "error"),  # a broken one is said
+    ],
+)
+def test_empty_or_header_only_backup(
+    tmp_path: Path, index: IocIndex, body: bytes, status: str
+) -> None:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["backup.ab"] = body
+    rep = check_capture(gen.write_tree(files, tmp_path / "qf"), index).report
+    run = next(m for m in rep.modules if m.name == "sms")
+    assert (run.status, run.records) == (status, 0)

@@ -154,6 +154,8 @@ def sms(data: bytes, budget: Budget, password: str | None = None) -> list[Messag
     ``ab_crypto.WrongPassword``, ``FormatError`` or ``LimitExceeded`` otherwise."""
     compressed, offset, version, encrypted = _header(data, password)
     payload = data[offset:]
+    if not encrypted and not payload.strip(b"\0"):  # a header alone: nothing in it
+        return []
     if encrypted and password is not None:
         from spywall.android import ab_crypto  # (cryptography only for encrypted ones)
 

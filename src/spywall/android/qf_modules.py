@@ -233,6 +233,8 @@ def sms(ctx: Ctx) -> Result:
     data = cap.read(name)
     if data is None:
         return skipped("no backup.ab")
+    if not data:  # androidqf leaves it empty when the backup is declined on the phone
+        return skipped(f"{name} is empty: no backup was made (declined on the phone?)")
     try:
         messages = backup.sms(data, cap.budget, cap.password)
     except backup.EncryptedBackup as exc:  # unreadable without its password: an error
