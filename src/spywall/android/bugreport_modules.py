@@ -6,7 +6,7 @@ capture with neither skips them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from spywall.android.capture import DUMPSTATE_NAME, Capture, nested
@@ -91,23 +91,21 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
     return got if isinstance(got, tuple) else None
 
 
-def _texts(ctx: Ctx) -> list[tuple[Capture, str, str]]:
+def _texts(ctx: Ctx) -> Iterator[tuple[Capture, str, str]]:
     """(capture, member, text) of the dumpstate text of the bugreport, then, for an
     androidqf capture, of its ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no
-    properties), as far as the capture has them."""
+    properties), as far as the capture has them; dumpsys.txt is read only when asked."""
     cap = ctx.evidence
-    out: list[tuple[Capture, str, str]] = []
     br = bugreport(cap)
     found = dumpstate_text(br) if br is not None else None
     if found is not None and br is not None:
-        out.append((br, found[0], found[1]))
+        yield br, found[0], found[1]
     if cap.kind == "androidqf" and cap.has("dumpsys.txt"):
         if "dumpsys" not in cap.cache:
             cap.cache["dumpsys"] = decode(cap.read("dumpsys.txt") or b"")
         text = cap.cache["dumpsys"]
         if isinstance(text, str):
-            out.append((cap, "dumpsys.txt", text))
-    return out
+            yield cap, "dumpsys.txt", text
 
 
 def section_of(ctx: Ctx, parse: Callable[[str], T | None],
@@ -115,14 +113,13 @@ def section_of(ctx: Ctx, parse: Callable[[str], T | None],
     """(where, parsed section) of the first text that has the section (the bugreport's,
     else androidqf's dumpsys.txt: a bugreport cut short, or taken while a service did
     not answer, still leaves the section to dumpsys.txt), or why it is skipped."""
-    texts = _texts(ctx)
-    if not texts:
-        return "no bugreport dumpstate text or dumpsys.txt"
-    for src, name, text in texts:
+    seen = False
+    for src, name, text in _texts(ctx):
+        seen = True
         parsed = parse(text)
         if parsed is not None:
             return src.where(name), parsed
-    return f"no {what} section"
+    return f"no {what} section" if seen else "no bugreport dumpstate text or dumpsys.txt"
 
 
 def dumpstate_getprop(ctx: Ctx) -> Result:
