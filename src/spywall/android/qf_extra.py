@@ -278,8 +278,11 @@ def samsung_sfs_logs(ctx: Ctx) -> Result:
 
 
 QF_EXTRA_MODULES: tuple[FnModule[Capture], ...] = (
-    FnModule("magisk_modules", "androidqf magisk_modules/: Magisk root modules, update URLs",
-             magisk_modules),
+    FnModule(
+        "magisk_modules",
+        "androidqf magisk_modules/: Magisk root modules, update URLs",
+        magisk_modules,
+    ),
     FnModule(
         "samsung_sfs_logs",
         "Samsung sfslog.N.gz: adb key decisions, USB devices and USB state for the timeline",
