@@ -1,4 +1,5 @@
-"""Fuzz check-ios: the MBFile decoder, and every module on a hostile artifact.
+"""Fuzz check-ios: the MBFile decoder, the journal-header and WebKit-name readers of the
+dump modules, and every module on a hostile artifact.
 
 The first byte picks an artifact of a generated backup (a database, a plist, an
 attachment or a Manifest.db MBFile blob); the rest of the input replaces it; the whole
@@ -19,6 +20,8 @@ with atheris.instrument_imports():
     from spywall.iocs import Indicator, IocIndex
     from spywall.ios.check import check_backup
     from spywall.ios.mbfile import decode
+    from spywall.ios.versions import parse_header
+    from spywall.ios.webkit_folders import origin_url
     from spywall.limits import Limits
     from spywall.samples.ios import BackupSpec, file_id, write_backup
 
@@ -42,6 +45,11 @@ TARGETS = [
     ("HomeDomain", "Library/Calendar/Calendar.sqlitedb"),
     ("SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles",
      "Library/ConfigurationProfiles/profile-7a1b.stub"),
+    ("HomeDomain", "Library/CallHistoryDB/CallHistory.storedata"),
+    ("HomeDomain", "Library/AddressBook/AddressBook.sqlitedb"),
+    ("HomeDomain", "Library/CoreDuet/People/interactionC.db"),
+    ("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db"),
+    ("AppDomainGroup-group.net.whatsapp.WhatsApp.shared", "ContactsV2.sqlite"),
 ]
 ORIGINAL = {t: (ROOT / file_id(*t)[:2] / file_id(*t)).read_bytes() for t in TARGETS}
 INDEX = IocIndex()
@@ -59,6 +67,9 @@ def _manifest_blob(data: bytes) -> None:
 def TestOneInput(data: bytes) -> None:
     with contextlib.suppress(SpywallError):
         decode(data)
+    with contextlib.suppress(ValueError):  # an analyticsd journal's header
+        parse_header(data)
+    origin_url(data.decode("utf-8", "replace"))  # a WebKit storage name
     if not data:
         return
     pick, body = data[0] % (len(TARGETS) + 1), data[1:]

@@ -33,10 +33,11 @@ def test_depth_limit() -> None:
     for i in range(12):
         data = zip_of({f"level{i}.zip": data})
     subject = scan_bytes(data, "deep.zip", Limits(max_depth=5))
-    assert any(e.code == "limit" and "depth" in e.message for e in subject.errors)
+    assert any(e.code == "limit" and "nested more than 5 deep" in e.message
+               for e in subject.errors)
     # Fail closed: the input is not clean, it was not examined to the bottom.
     assert [f.rule for f in subject.findings] == ["incomplete-examination"]
-    assert "depth" in subject.findings[0].message
+    assert "nested more than 5 deep" in subject.findings[0].message
     old = scan_bytes(data, "deep.zip", Limits(max_depth=5, allow_incomplete=True))
     assert not old.findings
 

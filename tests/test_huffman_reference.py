@@ -160,13 +160,13 @@ def _ref_code_lengths(br: ht.BitReader, alphabet: int) -> list[int]:
     for i in range(bits(4) + 4):
         cl[vp8l.CODE_LENGTH_ORDER[i]] = bits(3)
     if not ht.simulate(cl, ht.LENGTHS_ROOT_BITS).valid:
-        raise vp8l.FormatError("invalid code-length code")
+        raise vp8l.FormatError("a code-length code is not a valid prefix code")
     codes = _canonical(cl)
     left = alphabet
     if bits(1):
         left = 2 + bits(2 + 2 * bits(3))
         if left > alphabet:
-            raise vp8l.FormatError(f"max_symbol {left} over alphabet of {alphabet}")
+            raise vp8l.FormatError(f"a prefix code of {left} symbols in an alphabet of {alphabet}")
     out: list[int] = []
     prev = 8
     while len(out) < alphabet and left > 0:
@@ -178,7 +178,7 @@ def _ref_code_lengths(br: ht.BitReader, alphabet: int) -> list[int]:
             continue
         run = bits((2, 3, 7)[n - 16]) + (3, 3, 11)[n - 16]
         if len(out) + run > alphabet:
-            raise vp8l.FormatError("code length repeat runs past the alphabet")
+            raise vp8l.FormatError("a code length repeat runs past the end of its alphabet")
         out += [prev if n == 16 else 0] * run
     return out + [0] * (alphabet - len(out))
 
@@ -260,7 +260,8 @@ def _ref_pixels(br: ht.BitReader, decs: list[ht.Decoder], width: int, n: int,
             dx, dy = vp8l.DISTANCE_MAP[code - 1] if code <= 120 else (code - 120, 0)
             d = max(1, dx + dy * width) if code <= 120 else code - 120
             if d > len(out) or length > n - len(out):
-                raise vp8l.FormatError(f"back reference ({d}, {length}) outside the sub-image")
+                raise vp8l.FormatError(f"a copy of {length} pixels from {d} back reaches "
+                                       "outside the image")
             for _ in range(length):
                 put(out[-d])
         else:

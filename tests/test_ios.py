@@ -85,6 +85,10 @@ EXPECTED = {
     ("global_preferences", "ios-lockdown-mode-off", ""),
     ("sms", "ios-apple-threat-notification", ""),
     ("datausage", "ios-datausage-missing-process", ""),
+    ("calls", "ioc-email", "Pegasus"),
+    ("contacts", "ioc-email", "Pegasus"),
+    ("interactionc", "ioc-email", "Pegasus"),
+    ("firefox_favicon", "ioc-domain", "Pegasus"),
 }
 
 

@@ -43,7 +43,9 @@ EXPECTED_FS = {
     ("filesystem", "ioc-file-name", "Pegasus"),
     ("filesystem", "ioc-file-path", "Predator"),
     ("filesystem", "ioc-process", "Pegasus"),
-    ("filesystem", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
+    ("webkit_localstorage", "ioc-domain", "Pegasus"),  # a WebKit local-storage name
+    ("webkit_indexeddb", "ioc-domain", "Pegasus"),
+    ("webkit_safariviewservice", "ioc-domain", "Pegasus"),
     ("cache_files", "ioc-domain", "Predator"),
     ("analytics", "ioc-process", "Pegasus"),
     ("shutdown_log", "ioc-process", "Pegasus"),

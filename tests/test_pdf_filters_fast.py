@@ -38,7 +38,7 @@ def a85_reference(data: bytes) -> tuple[str, bytes | str]:
     try:
         return "ok", base64.a85decode(body)
     except ValueError as exc:
-        return "error", f"bad ASCII85Decode data: {exc}"
+        return "error", f"its ASCII85Decode data is damaged: {exc}"
 
 
 @st.composite

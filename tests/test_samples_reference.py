@@ -24,7 +24,7 @@ def a85_reference(data: bytes, params: pf.Params, sink: pf._Sink) -> None:
     try:
         sink.add(base64.a85decode(body), len(data))
     except ValueError as exc:
-        raise FormatError(f"bad ASCII85Decode data: {exc}") from exc
+        raise FormatError(f"its ASCII85Decode data is damaged: {exc}") from exc
 
 
 def lzw_reference(data: bytes, params: pf.Params, sink: pf._Sink) -> None:

@@ -82,12 +82,12 @@ def _patched(offset: int, fmt: str, value: int) -> bytes:
 
 
 @pytest.mark.parametrize(("data", "message"), [
-    (WRAPPED[:30], "need 44 bytes"),
-    (_patched(12, ">H", 0), "numTables 0"),
-    (_patched(12, ">H", 600), "numTables 600"),
-    (_patched(entry_at(WRAPPED, b"glyf") + 4, ">I", len(WRAPPED)), "outside the data"),
-    (_patched(entry_at(WRAPPED, b"glyf") + 12, ">I", 1), "over origLength"),
-    (_patched(entry_at(WRAPPED, b"glyf") + 12, ">I", 4000), "origLength says 4000"),
+    (WRAPPED[:30], "44 bytes are needed"),
+    (_patched(12, ">H", 0), "declares 0 tables"),
+    (_patched(12, ">H", 600), "declares 600 tables"),
+    (_patched(entry_at(WRAPPED, b"glyf") + 4, ">I", len(WRAPPED)), "outside the"),
+    (_patched(entry_at(WRAPPED, b"glyf") + 12, ">I", 1), "compressed but only"),
+    (_patched(entry_at(WRAPPED, b"glyf") + 12, ">I", 4000), "directory says 4000"),
 ])
 def test_malformed_woffs_raise_format_errors(data: bytes, message: str) -> None:
     with pytest.raises(FormatError, match=message):
@@ -98,7 +98,7 @@ def test_bad_zlib_data_is_a_format_error() -> None:
     at = struct.unpack_from(">I", WRAPPED, entry_at(WRAPPED, b"glyf") + 4)[0]
     data = bytearray(WRAPPED)
     data[at : at + 2] = b"\xff\xff"
-    with pytest.raises(FormatError, match="bad zlib"):
+    with pytest.raises(FormatError, match="zlib"):
         parse(bytes(data))
 
 

@@ -20,9 +20,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-import msgspec
-
-from spywall import incomplete, registry
+from spywall import incomplete, registry, workers
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
@@ -74,6 +72,11 @@ class _Registry:
             dets = self._detectors[fmt] = registry.detectors_for(fmt)
         return dets
 
+    def plain(self, name: str) -> str:
+        """What a person calls format ``name``: the first words of an error entry."""
+        entry = self._entries.get(name)
+        return entry.plain if entry is not None and entry.plain else name
+
     def sniff_name(self, head: bytes) -> str | None:
         """The first format that claims ``head``, by name: nothing is imported."""
         return next((entry.name for entry in self.formats if entry.sniff(head)), None)
@@ -114,6 +117,12 @@ class _Walk:
 
     def error(self, path: str, code: str, message: str) -> None:
         self.subject.errors.append(ErrorEntry(path=path, code=code, message=message))
+
+    def said(self, fmt: str, message: str) -> str:
+        """``message`` as a person reads it: led by what the object is ("WebP image: ...");
+        the parser's words name the structure and its offset."""
+        label = self.reg.plain(fmt)
+        return message if message.startswith(f"{label}:") else f"{label}: {message}"
 
     def run_detectors(self, parsed: Parsed, data: bytes, path: str, top: bool) -> None:
         for det in self.reg.detectors(parsed.format):
@@ -162,19 +171,24 @@ class _Walk:
             try:
                 self.scan_as(other, data, path, depth)
             except (FormatError, LimitExceeded) as exc:
-                self.error(path, exc.code, f"read as {other.name} (polyglot): {exc}")
+                self.error(path, exc.code, f"{exc} (the same bytes read as a second format: "
+                           "a polyglot)")
         return name
 
     def scan_as(self, spec: FormatSpec, data: bytes, path: str, depth: int) -> str:
         ctx = ParseContext(budget=self.budget, depth=depth, path=path)
-        parsed = spec.parse(data, ctx)
+        try:
+            parsed = spec.parse(data, ctx)
+        except (FormatError, LimitExceeded) as exc:
+            exc.args = (self.said(spec.name, str(exc)),)  # recorded by whoever catches it
+            raise
         for w in parsed.warnings:
-            self.error(path, "malformed", w)
+            self.error(path, "malformed", self.said(spec.name, w))
         for cap in parsed.incomplete:  # the structure is partial: detectors still run
-            self.error(path, "limit", cap)
+            self.error(path, "limit", self.said(spec.name, cap))
         self.run_detectors(parsed, data, path, depth == 0)
         if spec.container or parsed.children:
-            self.scan_children(parsed.children, path, depth)
+            self.scan_children(parsed.children, path, depth, spec.name)
         end = parsed.logical_end
         if parsed.format in registry.ARCHIVE_CARRIERS:
             hidden = appended.trailing_zip_start(data)
@@ -184,9 +198,10 @@ class _Walk:
             self.scan_appended(parsed.format, data, end, path, depth)
         return parsed.format
 
-    def scan_children(self, children: Iterable[Child], path: str, depth: int) -> None:
+    def scan_children(self, children: Iterable[Child], path: str, depth: int, fmt: str) -> None:
         if depth + 1 > self.budget.limits.max_depth:
-            self.error(path, "limit", f"container depth over {self.budget.limits.max_depth}")
+            self.error(path, "limit", self.said(fmt, f"containers nested more than "
+                       f"{self.budget.limits.max_depth} deep: the inner ones not examined"))
             return
         it = iter(children)
         while True:
@@ -195,11 +210,14 @@ class _Walk:
             except StopIteration:
                 return
             except (FormatError, LimitExceeded) as exc:
-                self.error(path, exc.code, str(exc))
+                self.error(path, exc.code, self.said(fmt, str(exc)))
+                return
+            except MemoryError:  # reading the next member: the ones after it are lost
+                self.error(path, "limit", workers.out_of_memory())
                 return
             child_path = f"{path}{MEMBER_SEP}{child.name}"
             if child.error is not None:
-                self.error(child_path, child.code, child.error)
+                self.error(child_path, child.code, self.said(fmt, child.error))
                 continue
             self.scan_guarded(child.data, child_path, depth + 1, child.format)
 
@@ -229,7 +247,7 @@ class _Walk:
         except RecursionError:
             self.error(path, "limit", "structure nested too deeply")
         except MemoryError:
-            self.error(path, "limit", "out of memory while parsing")
+            self.error(path, "limit", workers.out_of_memory())
 
 
 HARD_LIMIT_FACTOR = 2.0
@@ -318,7 +336,7 @@ def _scan_top(data: bytes, subject: Subject, limits: Limits, started: float | No
     except RecursionError:
         walk.error(path, "limit", "structure nested too deeply")
     except MemoryError:
-        walk.error(path, "limit", "out of memory while parsing")
+        walk.error(path, "limit", workers.out_of_memory())
     return subject
 
 
@@ -360,7 +378,10 @@ def read_input(path: str, limits: Limits, started: float | None = None) -> bytes
     ``len``, ``find``/``rfind``, ``struct``, ``re``, ``numpy.frombuffer``, hashing).
     Release it with ``release``. Mapping is what ClamAV and YARA do, with their caveat:
     a file truncated by another process while it is being scanned makes the process
-    fault (SIGBUS); ``--no-mmap`` reads files instead.
+    fault (SIGBUS). So ``scan_paths`` maps inputs only in its worker processes, whose
+    supervisor scans such an input again, read (``spywall.workers``); a caller of
+    ``scan_path`` in its own process passes ``map_inputs=False`` unless no other process
+    can write its files.
     """
     cap = limits.max_file_bytes
     if path == STDIN:
@@ -416,6 +437,10 @@ def scan_path(path: str, limits: Limits | None = None,
         subject = Subject(path=path, errors=[ErrorEntry(path=path, code=exc.code,
                                                         message=str(exc))])
         return mark_incomplete(subject, limits)
+    except MemoryError:  # an input read whole (PDF, zip, stdin) past the memory ceiling
+        subject = Subject(path=path, errors=[ErrorEntry(
+            path=path, code="limit", message=workers.out_of_memory("reading the input"))])
+        return mark_incomplete(subject, limits)
     try:
         return scan_bytes(data, path, limits, started=started, cache=cache)
     finally:
@@ -436,35 +461,6 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
                     yield full
 
 
-# Files handed to a worker process at once: up to this many, or this many bytes. Small
-# files in batches keep the hand-off (pickling, a round trip) off the per-file cost.
-BATCH_FILES = 64
-BATCH_BYTES = 8 * 1024 * 1024
-
-
-def _scan_batch(args: tuple[list[str], Limits, VerdictCache | None]) -> list[Subject]:
-    files, limits, cache = args
-    return [scan_path(f, limits, cache) for f in files]
-
-
-def _batches(files: list[str], jobs: int) -> list[list[str]]:
-    """Consecutive runs of files, small enough that every worker gets several."""
-    most = max(1, min(BATCH_FILES, len(files) // (jobs * 4)))
-    out: list[list[str]] = []
-    batch: list[str] = []
-    size = 0
-    for f in files:
-        with suppress(OSError):  # scan_path reports it
-            size += os.stat(f).st_size
-        batch.append(f)
-        if len(batch) >= most or size >= BATCH_BYTES:
-            out.append(batch)
-            batch, size = [], 0
-    if batch:
-        out.append(batch)
-    return out
-
-
 def scan_paths(
     paths: Sequence[str],
     limits: Limits | None = None,
@@ -472,44 +468,15 @@ def scan_paths(
     on_done: Callable[[Subject], None] | None = None,
     cache: VerdictCache | None = None,
 ) -> list[Subject]:
-    """Scan every file under ``paths``; ``jobs`` processes (default: every core).
+    """Scan every file under ``paths`` in ``jobs`` worker processes (default: every
+    core), each under the memory ceiling and supervised (``spywall.workers``).
 
     With a ``cache``, each worker process looks verdicts up in (and adds them to) a cache
     of its own in memory, and in the cache's SQLite file if it has one.
     """
     limits = limits or Limits()
     files = list(expand(paths))
-    jobs = jobs or os.cpu_count() or 1
-    results: list[Subject] = []
-    if jobs <= 1 or len(files) < 2 or STDIN in files:
-        for f in files:
-            s = scan_path(f, limits, cache)
-            results.append(s)
-            if on_done:
-                on_done(s)
-        return results
-    from concurrent.futures import ProcessPoolExecutor  # only with workers: ~10 ms to import
-    from concurrent.futures.process import BrokenProcessPool
-
-    tasks = [(batch, limits, cache) for batch in _batches(files, jobs)]
-    try:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for batch_results in pool.map(_scan_batch, tasks):
-                for s in batch_results:
-                    results.append(s)
-                    if on_done:
-                        on_done(s)
-    except BrokenProcessPool:
-        # A worker died (SIGBUS: a mapped input truncated by another process while it
-        # was scanned; or the kernel killed it). The report keeps what is done, and the
-        # inputs not yet reported are scanned here, read rather than mapped.
-        safe = msgspec.structs.replace(limits, map_inputs=False)
-        for f in files[len(results):]:
-            s = scan_path(f, safe)
-            results.append(s)
-            if on_done:
-                on_done(s)
-    return results
+    return workers.scan_files(files, limits, jobs or os.cpu_count() or 1, on_done, cache)
 
 
 def count_files(paths: Sequence[str]) -> int:

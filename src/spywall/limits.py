@@ -35,6 +35,26 @@ class Limits(msgspec.Struct, frozen=True):
     # ``incomplete-examination`` finding (exit status 1). ``True`` only reports the cap
     # as an error entry (the behaviour before: such an input could exit 0).
     allow_incomplete: bool = False
+    # The data (heap) ceiling of a scan worker process, in bytes (``RLIMIT_DATA``); 0:
+    # ``memory_ceiling`` derives it from the caps. Only scan workers apply it.
+    max_memory: int = 0
+    # Open PDFs with qpdf (``False``: read from their raw bytes only; set by the scan
+    # workers' supervisor when qpdf overran the hard time limit on this input).
+    use_qpdf: bool = True
+
+
+# A worker's own share of its memory ceiling: the interpreter, numpy, qpdf and the
+# structures parsers keep (parsed elements are capped by ``max_elements``).
+MEMORY_BASE = 1024 * MiB
+
+
+def memory_ceiling(limits: Limits) -> int:
+    """The memory ceiling of one scan worker: ``limits.max_memory``, or what the caps
+    allow one input to hold at once: the input itself when it is read whole (PDF, zip),
+    every decompressed byte, and ``MEMORY_BASE`` (2.5 GiB with the default caps)."""
+    if limits.max_memory > 0:
+        return limits.max_memory
+    return MEMORY_BASE + limits.max_file_bytes + limits.max_total_decompressed
 
 
 class Budget(msgspec.Struct):

@@ -35,32 +35,37 @@ class FormatEntry(msgspec.Struct, frozen=True):
     # Detector modules (under spywall.detectors) for what its ``parse`` reports, in the
     # order they run.
     detectors: tuple[str, ...] = ()
+    # What a person calls it: the first words of each error entry about such an object.
+    plain: str = ""
 
 
 _JBIG2_DETECTORS = ("jbig2_refinement_flood", "jbig2_symbol_overflow")
 
 FORMATS: tuple[FormatEntry, ...] = (
     FormatEntry("zip", magic.sniff_zip, "zipfmt",
-                subtypes=("pkpass", "apk", "ooxml", "jar", "ipa")),
-    FormatEntry("jpeg", magic.sniff_jpeg, "jpeg"),
-    FormatEntry("png", magic.sniff_png, "png"),
+                subtypes=("pkpass", "apk", "ooxml", "jar", "ipa"), plain="zip archive"),
+    FormatEntry("jpeg", magic.sniff_jpeg, "jpeg", plain="JPEG image"),
+    FormatEntry("png", magic.sniff_png, "png", plain="PNG image"),
     FormatEntry("heif", magic.sniff_heif, "heif", subtypes=("avif",),
                 detectors=("heif_mask_extent", "heif_multiple_alpha",
-                           "heif_overlay_alpha_depth")),
+                           "heif_overlay_alpha_depth"), plain="HEIF image"),
     FormatEntry("gif", magic.sniff_gif, "gif",
-                detectors=("gif_frame_resize", "gif_zero_area_frame")),
+                detectors=("gif_frame_resize", "gif_zero_area_frame"), plain="GIF image"),
     FormatEntry("tiff", magic.sniff_tiff, "tiff", subtypes=("dng",),
                 detectors=("dng_lossless_jpeg_components", "dng_opcode_count",
-                           "tiff_tile_geometry")),
+                           "tiff_tile_geometry"), plain="TIFF image"),
     FormatEntry("truetype", magic.sniff_truetype, "truetype", subtypes=("opentype-cff", "ttc"),
-                detectors=("truetype_adjust", "truetype_computed_jump")),
-    FormatEntry("woff", magic.sniff_woff, "woff", subtypes=("woff2",)),
-    FormatEntry("pdf", magic.sniff_pdf, "pdf"),
-    FormatEntry("jbig2", magic.sniff_jbig2, "jbig2", detectors=_JBIG2_DETECTORS),
+                detectors=("truetype_adjust", "truetype_computed_jump"), plain="font file"),
+    FormatEntry("woff", magic.sniff_woff, "woff", subtypes=("woff2",), plain="web font (WOFF)"),
+    FormatEntry("pdf", magic.sniff_pdf, "pdf", plain="PDF document"),
+    FormatEntry("jbig2", magic.sniff_jbig2, "jbig2", detectors=_JBIG2_DETECTORS,
+                plain="JBIG2 image"),
     FormatEntry("jbig2-embedded", magic.sniff_never, "jbig2", attr="EMBEDDED_SPEC",
-                detectors=_JBIG2_DETECTORS),
-    FormatEntry("webp", magic.sniff_webp, "webp", detectors=("webp_huffman",)),
-    FormatEntry("appended", magic.sniff_never, "appended", detectors=("appended_archive",)),
+                detectors=_JBIG2_DETECTORS, plain="JBIG2 image data"),
+    FormatEntry("webp", magic.sniff_webp, "webp", detectors=("webp_huffman",),
+                plain="WebP image"),
+    FormatEntry("appended", magic.sniff_never, "appended", detectors=("appended_archive",),
+                plain="appended data"),
 )
 
 

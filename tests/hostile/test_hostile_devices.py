@@ -6,15 +6,11 @@ and evidence boundaries. Each CLI case runs in a subprocess under the ceilings o
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 import shapes
 from hostile_run import assert_sound, run_cli
-
-from spywall import engine
-from spywall.limits import Limits
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 
@@ -85,37 +81,6 @@ def test_standard_input_that_never_ends_is_cut_at_the_size_cap() -> None:
     assert_sound(run)
     assert run.code == 1
     assert ("limit", f"input over the cap of {4 << 20} bytes") in run.errors
-
-
-def _die_on_bus(args: tuple[list[str], Limits, object]) -> list[engine.Subject]:
-    """A worker that dies as one does when its mapped input is truncated under it."""
-    files, limits, _cache = args
-    if any(f.endswith("crash.bin") for f in files):
-        import faulthandler
-
-        faulthandler.disable()  # pytest's handler would print the worker's stack
-        os.kill(os.getpid(), signal.SIGBUS)
-    return [engine.scan_path(f, limits) for f in files]
-
-
-def test_a_worker_killed_by_sigbus_does_not_lose_the_report(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import multiprocessing
-
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("the patched worker reaches the pool only through fork")
-    files = []
-    for i in range(6):
-        f = tmp_path / f"{i}.webp"
-        f.write_bytes(shapes.webp_exploit())
-        files.append(str(f))
-    crash = tmp_path / "crash.bin"
-    crash.write_bytes(shapes.webp_exploit())
-    monkeypatch.setattr(engine, "_scan_batch", _die_on_bus)
-    subjects = engine.scan_paths([*files, str(crash)], Limits(), jobs=2)
-    assert [s.path for s in subjects] == sorted([*files, str(crash)])
-    # every input is reported, the one the dead worker held included (read, not mapped)
-    assert all("webp-huffman-overflow" in {f.rule for f in s.findings} for s in subjects)
 
 
 def test_a_fifo_planted_as_a_backup_file_is_an_error_not_a_hang(tmp_path: Path) -> None:

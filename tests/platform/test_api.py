@@ -265,3 +265,75 @@ def test_a_review_made_elsewhere_reaches_the_next_decision(api: Api) -> None:
     after = api.post("/v1/gate", "ingest", connected("x3", "attacker-2")).json()
     assert after["verdict"] == "deny"
     assert "account-banned" in {r["rule"] for r in after["reasons"]}
+
+
+def test_a_revoked_key_is_refused_at_its_next_request(api: Api) -> None:
+    """Revoked from the command line (another process's connection): the very next
+    request with the key gets 401, the other keys go on, and the audit log says who
+    revoked it and why."""
+    import subprocess
+    import sys
+
+    from spywall.platform import auth
+
+    assert api.post("/v1/gate", "ingest", connected("k1", "someone")).status_code == 200
+    ident = auth.key_id(api.keys["ingest"])
+    assert ident is not None
+    url = api.engine.url.render_as_string(hide_password=False)
+    done = subprocess.run([sys.executable, "-m", "spywall", "platform", "keys", "revoke",
+                           ident, "--reason", "laptop stolen", "--db", url],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    r = api.post("/v1/gate", "ingest", connected("k2", "someone"))
+    assert r.status_code == 401
+    assert api.get("/v1/campaigns", "analyst").status_code == 200
+    again = subprocess.run([sys.executable, "-m", "spywall", "platform", "keys", "revoke",
+                            ident, "--reason", "twice", "--db", url],
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2
+    assert "already revoked" in again.stderr
+    with api.engine.connect() as conn:
+        rows = conn.execute(sa.select(db.audit.c.actor, db.audit.c.detail).where(
+            db.audit.c.action == "key-revoke")).all()
+    assert [(r.actor, r.detail) for r in rows] == [
+        ("cli", {"id": ident, "reason": "laptop stolen"})]
+
+
+def test_background_analyses_start_an_interval_apart(api: Api, monkeypatch: Any) -> None:
+    """Under a stream of requests the analysis runs once an interval, not once a request:
+    a call that comes while one waits to start returns at once, covered by that run."""
+    import threading
+
+    from spywall.platform import api as api_module
+    from spywall.platform import service
+    from spywall.platform.api import Platform, Settings
+
+    class Quiet:
+        proposals = derived = attributed = violations = 0
+
+    runs: list[int] = []
+    waits: list[float] = []
+    waiting, go = threading.Event(), threading.Event()
+
+    def sleep(seconds: float) -> None:      # the wait before a run, held by the test
+        waits.append(seconds)
+        waiting.set()
+        assert go.wait(timeout=120)
+
+    monkeypatch.setattr(service, "run_analysis", lambda engine: runs.append(1) or Quiet())
+    monkeypatch.setattr(api_module.time, "sleep", sleep)
+    platform = Platform(api.engine, Settings(api.media, analysis_interval=30.0))
+    platform.analyse()                                  # the first runs at once
+    assert runs == [1]
+    assert waits == []
+    second = threading.Thread(target=platform.analyse)
+    second.start()
+    assert waiting.wait(timeout=120)                    # it waits for the interval
+    assert 0 < waits[0] <= 30.0
+    for _ in range(7):
+        platform.analyse()                              # covered by the waiting run
+    assert runs == [1]
+    go.set()
+    second.join(timeout=120)
+    assert runs == [1, 1]
+    assert len(waits) == 1

@@ -210,3 +210,67 @@ def test_values_the_databases_cannot_hold_are_refused(api: Api) -> None:
     assert r.status_code == 422
     assert r.json()["refused"][0]["id"] is None
     assert api.stored_ids() == []
+
+
+# -- the byte budget across requests in flight --------------------------------------------
+def test_bodies_in_flight_share_a_byte_budget() -> None:
+    """Two bodies that fit the budget together are both held; a third that would pass it
+    is answered 503 with Retry-After before any of it is read; once the first request is
+    done its bytes are free again (also after an error in the application)."""
+    import asyncio
+
+    from spywall.platform.api_limits import BodyLimit
+
+    async def scenario() -> None:
+        release = asyncio.Event()
+        seen: list[bytes] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            message = await receive()
+            seen.append(message["body"])
+            if scope["path"] == "/boom":
+                raise RuntimeError("application failure")
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        limit = BodyLimit(app, max_bytes=1000, budget=1500)
+
+        async def request(size: int, path: str = "/", declared: bool = True) -> list[Any]:
+            sent: list[Any] = []
+            body = b"x" * size
+            chunks = [body[:size // 2], body[size // 2:]]
+
+            async def receive() -> dict[str, Any]:
+                chunk = chunks.pop(0)
+                return {"type": "http.request", "body": chunk, "more_body": bool(chunks)}
+
+            async def send(message: Any) -> None:
+                sent.append(message)
+
+            headers = [(b"content-length", str(size).encode())] if declared else []
+            scope = {"type": "http", "method": "POST", "path": path, "headers": headers}
+            try:
+                await limit(scope, receive, send)
+            except RuntimeError:
+                sent.append("error")
+            return sent
+
+        first = asyncio.create_task(request(800))
+        second = asyncio.create_task(request(600, declared=False))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert limit.held == 1400
+        third = await request(200)                 # 1400 + 200 > 1500
+        assert third[0]["status"] == 503
+        assert (b"retry-after", b"1") in third[0]["headers"]
+        assert len(seen) == 2                      # the refused body was never read
+        release.set()
+        answers = await asyncio.gather(first, second)
+        assert [a[0]["status"] for a in answers] == [200, 200]
+        assert limit.held == 0
+        assert await request(900, "/boom") == ["error"]
+        assert limit.held == 0
+        assert (await request(1001))[0]["status"] == 413   # the per-request cap is apart
+
+    asyncio.run(scenario())

@@ -40,7 +40,8 @@ def finish(report: Report) -> Report:
 def add_ioc_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--iocs", action="append", default=[], metavar="PATH",
-        help="STIX 2 indicator file or folder (repeatable); default: the bundled sets",
+        help="STIX 2 indicator file or folder (repeatable; '-': a bundle on standard "
+             "input); default: the bundled sets",
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from spywall import heap
 from spywall.commands.common import log, progress
+from spywall.commands.stdin import load_iocs
 from spywall.device.base import CheckContext
 from spywall.errors import InputError
 from spywall.iocs import IocIndex
@@ -35,7 +36,7 @@ def jobs(args: argparse.Namespace) -> int:
 
 def load_index(args: argparse.Namespace) -> IocIndex:
     """The indicator index from ``--iocs`` (the bundled sets when none is given)."""
-    index = IocIndex.load(args.iocs)
+    index = load_iocs(args.iocs)
     if not index.sources:
         raise InputError("no indicator files loaded (check --iocs)")
     return index

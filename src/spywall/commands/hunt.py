@@ -89,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     detectors = tuple(d.strip() for d in (args.detectors or "").split(",") if d.strip())
     for path in args.iocs:
+        if path == "-":
+            raise InputError("hunt --iocs -: the hunt's tasks read the indicator files "
+                             "themselves; give a file")
         if not Path(path).exists():
             raise InputError(f"--iocs {path}: no such file or folder")
     result = hunt.hunt(engine, args.store, _since(args.since), runner, args.manifest,

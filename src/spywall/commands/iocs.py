@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from spywall.commands.common import add_ioc_arguments, finish, log, new_report
+from spywall.commands.stdin import load_iocs
 from spywall.iocs import IocIndex
 from spywall.iocs.update import INDEX_URL, default_dest, update
 from spywall.report import ErrorEntry, Report, Scalar
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     start = time.perf_counter()
-    index = IocIndex.load(args.iocs)
+    index = load_iocs(args.iocs)
     took = time.perf_counter() - start
     report.ioc_sources = list(index.sources)
     # "indicators": distinct (value, collection) pairs, what is matched against;
@@ -41,7 +42,7 @@ def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     report.device = {"indicators": len(index),
                      "indicator_entries": sum(src.indicators for src in index.sources),
                      "sources": len(index.sources),
-                     "unsupported_patterns": len(index.unsupported)}
+                     "unsupported_patterns": index.unsupported_total}
     report.errors += [ErrorEntry(path=u.partition(":")[0], code="unsupported", message=u)
                       for u in index.unsupported[:200]]
     return index, took

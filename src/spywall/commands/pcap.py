@@ -3,7 +3,8 @@
 Each capture is streamed (hashed as it is read, never loaded whole) through the decoder,
 the indicator checks (addresses, DNS names, TLS SNI) and the VoIP analyzer; it becomes one
 ``Subject`` with its findings and error entries, and the calls it holds go to
-``report.calls``.
+``report.calls``. ``-`` is a capture on standard input, streamed the same way up to
+``STDIN_CAP`` bytes (what follows is not examined: a ``limit`` entry says so).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from spywall.commands.common import (
     add_evidence_log_argument,
@@ -21,19 +23,25 @@ from spywall.commands.common import (
     new_report,
     progress,
 )
+from spywall.commands.stdin import STDIN, CappedStream, load_iocs, read_once, stdin_stream
+from spywall.errors import InputError
 from spywall.incomplete import mark_incomplete
 from spywall.iocs import IocIndex
+from spywall.limits import Limits
 from spywall.net.capture import CHUNK
-from spywall.net.pipeline import AnalyzerFactory, Pipeline, voip_analyzer
+from spywall.net.pipeline import AnalyzerFactory, CaptureResult, Pipeline, voip_analyzer
 from spywall.report import CallSummary, ErrorEntry, Report, Subject
 from spywall.safeopen import NotRegularFile, open_regular
 
 HELP = "inspect pcap/pcapng call captures for crafted VoIP packets and spyware indicators"
 PROGRESS_MIN_BYTES = 32 << 20
+# A capture on standard input is read up to the byte cap of any input (``scan -`` too).
+STDIN_CAP = Limits().max_file_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("captures", nargs="+", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("captures", nargs="+", metavar="CAPTURE",
+                   help="pcap or pcapng file ('-': standard input)")
     add_evidence_log_argument(p)
     add_ioc_arguments(p)
     p.add_argument("--no-iocs", action="store_true",
@@ -54,6 +62,8 @@ def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
             show_progress: bool = False) -> tuple[Subject, list[CallSummary]]:
     """One capture -> its Subject and the calls found in it."""
     subject = Subject(path=path)
+    if path == STDIN:
+        return _inspect_stdin(subject, iocs, analyzer)
     digest = hashlib.sha256()
     try:
         # Only a regular file, opened without blocking: a FIFO or /dev/zero would never
@@ -82,18 +92,51 @@ def inspect(path: str, iocs: IocIndex | None, analyzer: AnalyzerFactory | None,
         subject.errors.append(ErrorEntry(path=path, code="io",
                                          message=f"cannot read: {exc.strerror or exc}"))
         return subject, []
-    subject.sha256 = digest.hexdigest()
+    return _filled(subject, result, digest.hexdigest(), size), result.calls
+
+
+def _filled(subject: Subject, result: CaptureResult, sha256: str, size: int) -> Subject:
+    subject.sha256 = sha256
     subject.size = size
     subject.format = result.format
     subject.objects = result.frames
     subject.findings = result.findings
     subject.errors = result.errors
+    return subject
+
+
+def _inspect_stdin(subject: Subject, iocs: IocIndex | None, analyzer: AnalyzerFactory | None
+                   ) -> tuple[Subject, list[CallSummary]]:
+    """The capture on standard input, streamed like a file, at most ``STDIN_CAP`` bytes."""
+    digest = hashlib.sha256()
+    stream = CappedStream(stdin_stream("pcap -"), STDIN_CAP)
+    try:
+        def tap(chunk: bytes) -> None:
+            digest.update(chunk)
+
+        result = Pipeline(STDIN, iocs, analyzer).run(cast(BinaryIO, stream), tap)
+        while chunk := stream.read(CHUNK):   # the rest, up to the cap, for the hash
+            digest.update(chunk)
+    except OSError as exc:
+        subject.errors.append(ErrorEntry(path=STDIN, code="io",
+                                         message=f"cannot read: {exc.strerror or exc}"))
+        return subject, []
+    _filled(subject, result, digest.hexdigest(), stream.seen)
+    if stream.over:
+        subject.errors.append(ErrorEntry(
+            path=STDIN, code="limit",
+            message=f"standard input: only the first {STDIN_CAP} bytes were read (the cap "
+                    "of an input); give a larger capture as a file"))
     return subject, result.calls
 
 
 def run(args: argparse.Namespace) -> Report:
     report = new_report("pcap")
-    iocs = None if args.no_iocs else IocIndex.load(args.iocs)
+    read_once(args.captures, "pcap -")
+    if STDIN in args.captures and STDIN in args.iocs and not args.no_iocs:
+        raise InputError("pcap - and --iocs - both ask for standard input: give one of "
+                         "them as a file")
+    iocs = None if args.no_iocs else load_iocs(args.iocs)
     if iocs is not None:
         report.ioc_sources = iocs.sources
     analyzer = voip_analyzer()

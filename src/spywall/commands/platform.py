@@ -71,6 +71,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add.add_argument("name")
     add.add_argument("--scopes", default="analyst", help="comma list: ingest,analyst,admin")
     keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    rev = keys_sub.add_parser("revoke", help="revoke a key at once (by its id, from list)")
+    rev.add_argument("id")
+    rev.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    rev.add_argument("--actor", default="cli")
     cons = sub.add_parser("consume", help="take events from a NATS JetStream stream")
     cons.add_argument("--nats", default="nats://127.0.0.1:4222", metavar="URL")
     cons.add_argument("--stream", required=True, metavar="NAME")
@@ -80,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cons.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                       help="stop after this long with no message (default: run until killed)")
     for parser in [sub.choices[n] for n in sub.choices if n not in ("registry", "keys")] + \
-            [imp, exp, add, keys_sub.choices["list"]]:
+            [imp, exp, add, rev, keys_sub.choices["list"]]:
         _common(parser)
 
 
@@ -251,6 +255,11 @@ def do_keys(args: argparse.Namespace) -> int:
         with engine.begin() as conn:
             key = auth.create_key(conn, args.name, scopes)
         print(key)
+        return EXIT_CLEAN
+    if args.keys_action == "revoke":
+        with engine.begin() as conn:
+            auth.revoke_key(conn, args.id, args.actor, args.reason)
+        print(f"revoked {args.id}", file=sys.stderr)
         return EXIT_CLEAN
     with engine.connect() as conn:
         _emit(args, "keys", {"keys": auth.list_keys(conn)})

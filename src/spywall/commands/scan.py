@@ -13,7 +13,7 @@ from spywall.commands.common import (
     progress,
 )
 from spywall.errors import InputError
-from spywall.limits import Limits, MiB
+from spywall.limits import Limits, MiB, memory_ceiling
 from spywall.report import Report, Subject
 from spywall.verdict_cache import VerdictCache
 
@@ -37,6 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="container nesting depth (default %(default)s)")
     p.add_argument("--timeout", type=float, default=DEFAULTS.seconds, metavar="SECONDS",
                    help="time budget per input (default %(default)s)")
+    p.add_argument("--max-memory", type=int, default=0, metavar="MIB",
+                   help="memory ceiling of each scan worker process, which scans one input "
+                        "at a time; an input that needs more gets an "
+                        "incomplete-examination finding (default: 1024 + the file and "
+                        "decompression caps: "
+                        f"{memory_ceiling(DEFAULTS) // MiB} with the defaults)")
     p.add_argument("--no-hash", action="store_true",
                    help="do not compute the sha256 of each input (faster on large files; "
                         "findings still carry the hash of the object they are in)")
@@ -52,8 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "gets an incomplete-examination finding, so the exit status is 1")
     p.add_argument("--no-mmap", action="store_true",
                    help="read large files instead of mapping them (mapping is faster; a "
-                        "file truncated by another process during its scan can then "
-                        "crash the worker)")
+                        "file truncated by another process during its scan then makes its "
+                        "worker fault, and it is scanned again, read)")
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -63,6 +69,7 @@ def limits_from(args: argparse.Namespace) -> Limits:
         max_stream_bytes=min(DEFAULTS.max_stream_bytes, args.max_decompressed * MiB),
         max_depth=args.max_depth,
         seconds=args.timeout,
+        max_memory=max(0, args.max_memory) * MiB,
         hash_inputs=not args.no_hash,
         map_inputs=not args.no_mmap,
         allow_incomplete=args.allow_incomplete,

@@ -10,23 +10,36 @@ port that cannot be bound).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from spywall.errors import InputError
 
 HELP = "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)"
 OWN_OPTIONS = True     # no --format: the server speaks JSON
-MAX_CONNECTIONS = 32   # requests in flight; each may hold a body of up to 16 MiB
+# Connections and requests in flight. Memory is bounded apart from this: the request
+# bodies buffered at one time hold at most 512 MiB together (api_limits.BodyLimit).
+MAX_CONNECTIONS = 1024
 
 
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port out of range: {port}")
-    return port
+def _bounded(convert: Callable[[str], float], what: str, low: float, high: float
+             ) -> Callable[[str], Any]:
+    """An argparse type: ``convert`` the text, then check ``low <= value <= high``."""
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{what} out of range ({low:g} to {high:g}): "
+                                             f"{text}")
+        return value
+    return parse
+
+
+_port = _bounded(int, "a port number", 0, 65535)
+_interval = _bounded(float, "a number of seconds", 0, 3600)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +54,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-key", metavar="PATH", default=None,
                    help="the evidence log's signing key, for bundle exports from the console "
                         "(default: $SPYWALL_LOG_KEY)")
+    p.add_argument("--analysis-interval", metavar="SECONDS", type=_interval, default=1.0,
+                   help="start the background analysis at most once per SECONDS while "
+                        "events arrive (default: 1; 0: after every request)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
@@ -56,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.media_root) if args.media_root else Path.cwd()
     if not root.is_dir():
         raise InputError(f"--media-root {args.media_root}: not a folder")
-    app = create_app(open_db(args.db), root.resolve())
+    app = create_app(open_db(args.db), root.resolve(),
+                     analysis_interval=args.analysis_interval)
     taxii_api.mount(app)                       # TAXII 2.1 under /taxii2/ and /taxii/
     try:
         web.mount(app, log_key=args.log_key)   # the analyst's console under /ui/

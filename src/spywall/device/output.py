@@ -113,6 +113,11 @@ PLUGINS: dict[str, str] = {
     "bugreport_timestamps": "BugReportTimestamps", "log_timestamps": "AQFLogTimestamps",
     "dumpstate_getprop": "DumpsysGetProp", "dumpstate_packages": "DumpsysPackages",
     "bugreport_processes": "Processes", "dumpsys_settings": "Settings",
+    "interactionc": "InteractionC", "webkit_indexeddb": "WebkitIndexedDB",
+    "webkit_localstorage": "WebkitLocalStorage",
+    "webkit_safariviewservice": "WebkitSafariViewService",
+    "version_history": "IOSVersionHistory", "analytics_ios_versions": "AnalyticsIOSVersions",
+    "whatsapp_contacts": "WhatsappContacts",
 }
 
 
@@ -133,6 +138,9 @@ MVT_SLUGS: dict[str, str] = {
     "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
     "log_timestamps": "aqf_log_timestamps", "dumpsys_settings": "settings",
     "dumpstate_getprop": "dumpsys_get_prop", "bugreport_processes": "processes",
+    "interactionc": "interaction_c", "webkit_localstorage": "webkit_local_storage",
+    "webkit_safariviewservice": "webkit_safari_view_service",
+    "version_history": "ios_version_history",
 }
 
 

@@ -70,7 +70,7 @@ def _sub_blocks(data: bytes, pos: int) -> tuple[int, int, int]:
         pos += size
         total += size
         blocks += 1
-    raise TruncatedError(f"GIF data sub-blocks run past the end ({end} bytes)")
+    raise TruncatedError(f"its data sub-blocks run past the end of the file ({end} bytes)")
 
 
 class _Walk:
@@ -103,19 +103,22 @@ class _Walk:
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
+    r.expect(13, "the header and screen descriptor")
     magic = r.read(6)
     if not sniff(magic):
-        raise FormatError("not a GIF header")
+        raise FormatError("the header at offset 0 is not a GIF header")
     version = magic[3:].decode("ascii")
     width, height, packed = r.u16le(), r.u16le(), r.u8()
     r.skip(2)
     global_colours = _colours(packed)
+    r.expect(3 * global_colours, "the global colour table")
     r.skip(3 * global_colours)
     walk = _Walk(data, ctx)
     warnings: list[str] = []
     end: int | None = None
     trailer = False
     incomplete: list[str] = []
+    at = r.pos
     try:
         for _ in range(MAX_BLOCKS):
             at = r.pos
@@ -129,16 +132,16 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
             elif block == EXTENSION:
                 walk.extension(r)
             else:
-                warnings.append(f"byte 0x{block:02X} at offset {at} starts no GIF block; "
-                                "no trailer")
+                warnings.append(f"byte 0x{block:02X} at offset {at} starts no GIF block, "
+                                "and the file has no trailer")
                 end = at
                 break
         else:
             raise LimitExceeded(f"more than {MAX_BLOCKS} GIF blocks")
     except TruncatedError as exc:
-        warnings.append(f"GIF cut short before its trailer: {exc}")
+        warnings.append(f"the block at offset {at} is cut short (no trailer): {exc}")
     except LimitExceeded as exc:  # what was read is kept; the rest is not examined
-        incomplete.append(f"GIF block at offset {r.pos}: {exc}")
+        incomplete.append(f"the block at offset {r.pos}: {exc}")
     gif = GifFile(version, width, height, global_colours, tuple(walk.frames),
                   walk.extensions, trailer)
     return Parsed(format="gif", structure=gif, logical_end=end, warnings=warnings,

@@ -122,7 +122,8 @@ def boxes(r: Reader, ctx: ParseContext, depth: int) -> Iterator[Box]:
             r.skip(16)
         if size < r.pos - at or at + size > r.end:
             r.seek(at)
-            raise FormatError(f"box '{btype}' at {at} of size {size} does not fit")
+            raise FormatError(f"the {btype!r} box at offset {at} says it is {size} bytes "
+                              f"long, but only {r.end - at} remain in its parent")
         ctx.budget.charge_elements()
         yield Box(btype, at, r.pos, at + size)
         r.seek(at + size)
@@ -175,13 +176,14 @@ class _Meta:
     def iloc(self, box: Box, depth: int) -> None:
         r, version, _ = self.reader(box)
         if version > 2:
-            raise FormatError(f"iloc version {version}")
+            raise FormatError(f"the item location (iloc) box has version {version}, not 0-2")
         sizes = r.u16be()
         off_size, len_size, base_size = sizes >> 12, (sizes >> 8) & 15, (sizes >> 4) & 15
         index_size = sizes & 15 if version in (1, 2) else 0
         for s in (off_size, len_size, base_size, index_size):
             if s not in (0, 4, 8):
-                raise FormatError(f"iloc field size {s}")
+                raise FormatError(f"the item location (iloc) box has a field size of {s} bytes "
+                                  "(0, 4 or 8 allowed)")
         count = check_count(r.u16be() if version < 2 else r.u32be(), MAX_ITEMS, "iloc item")
         self.ctx.budget.charge_elements(count)
         for _ in range(count):
@@ -297,12 +299,12 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     except FormatError as exc:
         end = r.pos
         if data[end + 4 : end + 8].isalnum():  # a box header cut short, not trailing data
-            warnings.append(f"top level: {exc}")
+            warnings.append(f"at the top level, {exc}")
     except LimitExceeded as exc:  # the boxes before the cap are examined
         end = r.pos
-        incomplete.append(f"top-level box at offset {r.pos}: {exc}")
+        incomplete.append(f"the top-level box at offset {r.pos}: {exc}")
     if not top or top[0].type != "ftyp":
-        raise FormatError("no ftyp box at the start")
+        raise FormatError("no file type (ftyp) box at offset 0")
     ftyp = Reader(data, top[0].start, top[0].end)
     major = ftyp.read(4)
     ftyp.skip(4)
@@ -313,11 +315,12 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
             try:
                 meta.walk(box, 0)
             except TruncatedError as exc:
-                warnings.append(f"meta cut short: {exc}")
+                warnings.append(f"the metadata (meta) box at offset {box.start} is cut "
+                                f"short: {exc}")
             except FormatError as exc:
-                warnings.append(f"meta: {exc}")
+                warnings.append(f"the metadata (meta) box at offset {box.start}: {exc}")
             except LimitExceeded as exc:  # what the meta box gave before the cap is kept
-                incomplete.append(f"meta box at offset {box.start}: {exc}")
+                incomplete.append(f"the metadata (meta) box at offset {box.start}: {exc}")
             break
     if end is None:
         end = top[-1].end

@@ -199,7 +199,7 @@ class BitReader:
         if self.nbits < n:
             self.fill()
             if self.nbits < n:
-                raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
+                raise TruncatedError(f"the compressed data ends early, at offset {self.end}")
         v = self.val & ((1 << n) - 1)
         self.val >>= n
         self.nbits -= n
@@ -213,7 +213,7 @@ class BitReader:
         entry = dec.table[self.val & ((1 << dec.bits) - 1)]
         n = entry & 15
         if n > self.nbits:
-            raise TruncatedError(f"VP8L bit stream ends at offset {self.end}")
+            raise TruncatedError(f"the compressed data ends early, at offset {self.end}")
         self.val >>= n
         self.nbits -= n
         return entry >> 4

@@ -146,7 +146,8 @@ def _header(r: Reader, ctx: ParseContext, retention: Callable[[int], int] = RETE
         count = check_count(r.u32be() & 0x1FFFFFFF, MAX_REFS, "referred-to segment")
         r.skip(retention(count))
     elif first >> 5 > 4:
-        raise FormatError(f"invalid referred-to count {first >> 5} at offset {r.pos - 1}")
+        raise FormatError(f"invalid referred-to count {first >> 5} in the segment header at "
+                          f"offset {offset}")
     else:
         count = first >> 5
     size = 1 if number <= 256 else 2 if number <= 65536 else 4
@@ -180,13 +181,16 @@ def _sum_refs(data: bytes, h: _Header, known: dict[int, int]) -> tuple[int, int]
 def _unknown_length(data: bytes, h: _Header, end: int) -> int:
     """Data length of an immediate generic region whose header says 'unknown' (7.2.7)."""
     if h.type != IMMEDIATE_GENERIC:
-        raise FormatError(f"segment {h.number}: unknown data length on type {h.type}")
+        raise FormatError(f"segment {h.number} (at offset {h.offset}) leaves its length "
+                          f"unknown, which only an immediate generic region may (type {h.type})")
     flags_at = h.data_offset + REGION_INFO
     if flags_at >= end:
-        raise TruncatedError(f"segment {h.number}: generic region header truncated")
+        raise TruncatedError(f"segment {h.number} (at offset {h.offset}): its generic region "
+                             "header is cut short")
     m = _STRIPE_END[bool(data[flags_at] & 1)].search(data, flags_at + 1, end)
     if m is None or m.end() + 4 > end:
-        raise TruncatedError(f"segment {h.number}: no end-of-stripe marker")
+        raise TruncatedError(f"segment {h.number} (at offset {h.offset}) has an unknown length "
+                             "and no end-of-stripe marker")
     return m.end() + 4 - h.data_offset
 
 
@@ -252,7 +256,8 @@ class _Walk:
         while True:
             h = self.header(r)
             if h.length == UNKNOWN_LENGTH:
-                raise FormatError(f"segment {h.number}: unknown length in random access")
+                raise FormatError(f"segment {h.number} (at offset {h.offset}) leaves its length "
+                                  "unknown in a random-access file, which JBIG2 forbids")
             if len(lengths) >= MAX_SEGMENTS:
                 raise LimitExceeded(f"more than {MAX_SEGMENTS} segment headers")
             if h.type in SYMBOL_CONSUMERS or (h.type in REFINEMENT_REGIONS and first_ref):
@@ -281,7 +286,8 @@ class _Walk:
                 try:
                     d = _dictionary(self.data, h)
                 except TruncatedError as exc:
-                    self.warnings.append(f"symbol dictionary {h.number}: {exc}")
+                    self.warnings.append(f"the symbol dictionary of segment {h.number} (at offset "
+                                         f"{h.offset}) is cut short: {exc}")
                     continue
                 # a number defined twice (globals and page): keep the larger, since
                 # decoders differ on which one a reference finds
@@ -290,8 +296,9 @@ class _Walk:
 
 
 def _file_header(r: Reader) -> tuple[bool, int | None]:
+    r.expect(9 if len(r.data) < 9 or r.data[8] & 2 else 13, "the file header")
     if r.read(8) != MAGIC:
-        raise FormatError("not a JBIG2 file")
+        raise FormatError("the header at offset 0 is not a JBIG2 file header")
     flags = r.u8()
     pages = None if flags & 2 else r.u32be()
     return bool(flags & 1), pages
@@ -308,9 +315,10 @@ def _walk(data: bytes, ctx: ParseContext, embedded: bool, reading: str,
     try:
         (walk.sequential if sequential else walk.random_access)(r)
     except FormatError as exc:  # keep what came before the damage
-        walk.warnings.append(f"stopped after {walk.count} segments: {exc}")
+        walk.warnings.append(f"segment {walk.count + 1}, from offset {walk.end}: {exc}; the "
+                             "segments after it were not read")
     except LimitExceeded as exc:  # and what came before a cap (the rest is not examined)
-        incomplete.append(f"stopped after {walk.count} segments: {exc}")
+        incomplete.append(f"segment {walk.count + 1}, from offset {walk.end}: {exc}")
     return walk, sequential, pages, list(walk.uses())
 
 
@@ -334,8 +342,9 @@ def _parse(data: bytes, ctx: ParseContext, embedded: bool,
             uses += new
             if new:
                 walk.warnings.append(
-                    f"retention bytes read as {reading} does: {len(new)} more symbol "
-                    f"uses ({len(other.warnings)} warnings in that reading)")
+                    f"the segment headers' retention bytes, read the way {reading} reads "
+                    f"them, give {len(new)} more symbol uses ({len(other.warnings)} "
+                    "warnings in that reading)")
     stream = Jbig2Stream(
         embedded=embedded,
         sequential=sequential,

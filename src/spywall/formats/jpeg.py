@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from spywall.errors import FormatError
+from spywall.errors import FormatError, TruncatedError
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import sniff_jpeg as sniff
 from spywall.formats.reader import Reader
@@ -40,8 +40,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     segments = 0
     exif: list[Child] = []
     while True:
+        r.expect(2, "the next segment marker")
         if r.u8() != 0xFF:
-            raise FormatError(f"expected a marker at offset {r.pos - 1}")
+            raise FormatError(f"expected a segment marker (0xFF) at offset {r.pos - 1}")
         marker = r.u8()
         while marker == 0xFF:
             marker = r.u8()
@@ -50,9 +51,14 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                           children=exif)
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:
             continue
+        r.expect(2, f"the segment header (marker 0x{marker:02X})")
         length = r.u16be()
         if length < 2:
-            raise FormatError(f"segment length {length} at offset {r.pos - 2}")
+            raise FormatError(f"the segment at offset {r.pos - 4} declares a length of {length} "
+                              "(at least 2)")
+        if length - 2 > r.remaining:
+            raise TruncatedError(f"the segment at offset {r.pos - 4} (marker 0x{marker:02X}) "
+                                 f"declares {length - 2} bytes, only {r.remaining} follow")
         if marker == APP1 and len(exif) < MAX_EXIF_CHILDREN:
             child = _exif(data, r.pos, min(r.pos + length - 2, len(data)))
             if child is not None:
@@ -64,7 +70,9 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
             end = _after_scans(data, r.pos, ctx)
             if end is None:
                 return Parsed(format="jpeg", structure=segments, logical_end=None,
-                              children=exif, warnings=["no EOI marker: truncated JPEG"])
+                              children=exif,
+                              warnings=[f"the image data ends at offset {len(data)} without "
+                                        "its end marker (EOI)"])
             return Parsed(format="jpeg", structure=segments, logical_end=end,
                           children=exif)
 
@@ -87,7 +95,8 @@ def _after_scans(data: bytes, pos: int, ctx: ParseContext) -> int | None:
             return None
         length = int.from_bytes(data[m.end() : m.end() + 2], "big")
         if length < 2:
-            raise FormatError(f"segment length {length} at offset {m.end()}")
+            raise FormatError(f"the segment at offset {m.start()} declares a length of {length} "
+                              "(at least 2)")
         pos = m.end() + length
 
 

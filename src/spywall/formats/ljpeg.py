@@ -48,11 +48,11 @@ def read_sof(data: bytes, start: int, end: int, budget: Budget | None = None) ->
     """
     r = Reader(data, start, end)
     if r.read(2) != SOI:
-        raise FormatError(f"no JPEG SOI marker at offset {start}")
+        raise FormatError(f"no JPEG start marker (SOI) at offset {start}")
     for _ in range(MAX_SEGMENTS):
         at = r.pos
         if r.u8() != 0xFF:
-            raise FormatError(f"expected a JPEG marker at offset {at}")
+            raise FormatError(f"expected a JPEG segment marker (0xFF) at offset {at}")
         marker = r.u8()
         while marker == 0xFF:
             marker = r.u8()
@@ -64,7 +64,8 @@ def read_sof(data: bytes, start: int, end: int, budget: Budget | None = None) ->
             continue
         length = r.u16be()
         if length < 2:
-            raise FormatError(f"JPEG segment length {length} at offset {r.pos - 2}")
+            raise FormatError(f"the JPEG segment at offset {r.pos - 4} declares a length of "
+                              f"{length} (at least 2)")
         if marker in SOF_MARKERS:
             seg = r.sub(length - 2)
             precision, height, width = seg.u8(), seg.u16be(), seg.u16be()

@@ -48,6 +48,12 @@ raw bytes instead (``formats.pdf_raw``) and examined, and the cap is reported
 the same way, with qpdf's reason as a warning, so no exploit stream hides behind a
 structure qpdf will not accept.
 
+qpdf's C++ time cannot be interrupted by the time budget or its SIGALRM backstop: every
+call into it is marked (``workers.in_qpdf``), and a scan worker still inside one past the
+hard time limit is killed by its supervisor, which scans the input again with
+``Limits.use_qpdf`` off: every PDF in it is then read from its raw bytes, and the overrun
+is reported (``Parsed.incomplete``).
+
 Known limits: the header is sniffed within the first 64 bytes (viewers accept it within
 1024), and a polyglot whose first bytes match an earlier format in the registry (a GIF
 header, say) is parsed as that format only; a broken object is skipped with a warning.
@@ -71,6 +77,7 @@ from spywall.formats.magic import sniff_pdf as sniff
 from spywall.formats.pdf_filters import MAX_FILTERS, Params, codec_of, decode_chain
 from spywall.lazy import lazy_module
 from spywall.limits import Budget
+from spywall.workers import in_qpdf
 
 if TYPE_CHECKING:
     import pikepdf
@@ -102,6 +109,11 @@ _QPDF_SOURCE = re.compile(r"^stream <[^>]*>:? ?")
 _STARTXREF = re.compile(rb"startxref[\x00\t\n\x0c\r ]+([0-9]{1,12})")
 _NAME_BYTES = frozenset(
     bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+# Why a PDF is read from its raw bytes when the scan workers' supervisor stopped qpdf.
+QPDF_STOPPED = ("not opened with qpdf: qpdf did not finish within the hard time limit "
+                "(its scan worker was stopped)")
 
 
 class EncryptedPdf(UnsupportedError):
@@ -154,7 +166,8 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
         names, parms = [raw_names], [raw_parms]
     elif isinstance(raw_names, pikepdf.Array):
         if len(raw_names) > MAX_FILTERS:
-            raise FormatError(f"filter chain of {len(raw_names)}, over the cap of {MAX_FILTERS}")
+            raise FormatError(f"its /Filter chains {len(raw_names)} filters, over the cap "
+                              f"of {MAX_FILTERS}")
         names = list(raw_names)
         parms = (list(raw_parms) if isinstance(raw_parms, pikepdf.Array)
                  else [raw_parms] if isinstance(raw_parms, pikepdf.Dictionary) else [])
@@ -163,7 +176,7 @@ def _filters(stream: pikepdf.Stream, keys: set[str] | None = None
     out: list[tuple[str, pikepdf.Object | None]] = []
     for i, name in enumerate(names):
         if not isinstance(name, pikepdf.Name):
-            raise FormatError(f"filter {i} is not a name")
+            raise FormatError(f"entry {i} of its /Filter is not a filter name")
         out.append((str(name)[1:], parms[i] if i < len(parms) else None))
     return out
 
@@ -489,9 +502,12 @@ class _Streams:
         owners = (self.pdf, *self.overlays)
         key = (*glob.objgen, next(i for i, p in enumerate(owners) if glob.is_owned_by(p)))
         if key not in self.globals:
-            data, codec = decode_chain(glob.read_raw_bytes(), _chain(glob), self.ctx.budget)
+            with in_qpdf():
+                raw = glob.read_raw_bytes()
+            data, codec = decode_chain(raw, _chain(glob), self.ctx.budget)
             if codec is not None:
-                raise FormatError(f"/JBIG2Globals encoded with /{codec}")
+                raise FormatError(f"its /JBIG2Globals stream is encoded with /{codec}, an "
+                                  "image codec, not data a JBIG2 decoder reads")
             self.globals[key] = data
         return self.globals[key]
 
@@ -509,7 +525,9 @@ class _Streams:
         codec = codec_of(chain)
         if codec in ("JPXDecode", "CCITTFaxDecode") or (role == "Image" and codec is None):
             return None
-        data, codec = decode_chain(self.raw(stream, live, chain), chain, self.ctx.budget)
+        with in_qpdf():
+            raw = self.raw(stream, live, chain)
+        data, codec = decode_chain(raw, chain, self.ctx.budget)
         if codec == "JBIG2Decode":
             return Child(name, self._jbig2_globals(stream) + data, format="jbig2-embedded")
         return Child(name, data)
@@ -531,7 +549,7 @@ class _Streams:
                 yield Child(name, b"", error=str(exc))
                 continue
             except pikepdf_errors() as exc:
-                yield Child(name, b"", error=f"cannot read stream: {_qpdf_text(exc)}")
+                yield Child(name, b"", error=f"the stream cannot be read: {_qpdf_text(exc)}")
                 continue
             if child is not None:
                 yield child
@@ -563,10 +581,17 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     # ("EOF after endobj"): give it one, past the data, where no offset can point.
     if not data[-64:].rstrip().endswith(b"%%EOF"):
         data = data[:] + b"\n%%EOF\n"  # [:]: a mapped input becomes bytes here
+    if not ctx.budget.limits.use_qpdf:
+        return _raw_parse(data, ctx, end, incomplete=QPDF_STOPPED)
     try:
         pdf_raw.check_xref_streams(data, ctx.budget)
     except LimitExceeded as exc:
         return _raw_parse(data, ctx, end, incomplete=f"not opened with qpdf: {exc}")
+    with in_qpdf():  # C++ time: only the scan workers' supervisor can stop it
+        return _parse_with_qpdf(data, ctx, end)
+
+
+def _parse_with_qpdf(data: bytes, ctx: ParseContext, end: int | None) -> Parsed:
     try:
         # BytesIO shares a bytes object and seeks in C; qpdf seeks hundreds of times
         source = io.BytesIO(data) if isinstance(data, bytes) else _BufferReader(data)
@@ -574,7 +599,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     except pikepdf.PasswordError as exc:
         raise EncryptedPdf("encrypted PDF with a user password: not examined") from exc
     except pikepdf_errors() as exc:
-        return _raw_parse(data, ctx, end, warning=f"bad PDF: {_qpdf_text(exc)}")
+        return _raw_parse(data, ctx, end, warning=f"the PDF library (qpdf) could not open it: "
+                                                    f"{_qpdf_text(exc)}")
     streams = _Streams(pdf, ctx)
     try:
         check_object_streams(pdf, ctx.budget)
@@ -583,7 +609,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         return _raw_parse(data, ctx, end, incomplete=f"qpdf stopped: {exc}")
     except pikepdf_errors() as exc:
         pdf.close()
-        return _raw_parse(data, ctx, end, warning=f"bad PDF object: {_qpdf_text(exc)}")
+        return _raw_parse(data, ctx, end, warning=f"the PDF library (qpdf) could not read an "
+                                                    f"object: {_qpdf_text(exc)}")
     try:
         count = streams.select()
         shadowed = streams.select_shadows(data)
@@ -592,7 +619,8 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
                           streams=streams.describe(), shadowed=shadowed)
         notes = [str(w) for w in pdf.get_warnings()]
     except pikepdf_errors() as exc:
-        raise FormatError(f"bad PDF object: {_qpdf_text(exc)}") from exc
+        raise FormatError(f"the PDF library (qpdf) could not read an object: "
+                          f"{_qpdf_text(exc)}") from exc
     notes += streams.notes
     warnings = [f"qpdf: {_qpdf_text(w)}" for w in notes[:MAX_WARNINGS]]
     if len(notes) > MAX_WARNINGS:
@@ -611,7 +639,7 @@ def _raw_parse(data: bytes, ctx: ParseContext, end: int | None, warning: str = "
     doc = PdfDocument(version=_raw_version(data), header_offset=data.find(HEADER),
                       objects=len(found), encrypted=b"/Encrypt" in data[-4096:],
                       streams=tuple(_raw_entry(s) for s in found[:MAX_RAW_LISTED]))
-    note = "streams found in the raw bytes (qpdf not used)"
+    note = "its streams were found by reading the raw bytes instead"
     return Parsed(format="pdf", structure=doc, logical_end=end,
                   children=pdf_raw.children(data, found, ctx.budget),
                   warnings=[f"{warning}; {note}"] if warning else [note] if not incomplete

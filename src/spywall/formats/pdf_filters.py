@@ -145,7 +145,7 @@ def flate(data: bytes, params: Params, sink: _Sink) -> None:
         try:
             _inflate(data[2:], sink, -15)
         except zlib.error as exc:
-            raise FormatError(f"bad FlateDecode data: {exc}") from exc
+            raise FormatError(f"its FlateDecode (zlib) data is damaged: {exc}") from exc
 
 
 def lzw(data: bytes, params: Params, sink: _Sink) -> None:
@@ -186,7 +186,7 @@ def lzw_codes(data: bytes, early: int, sink: _Sink) -> None:
             elif code == len(table) and prev:
                 entry = prev + prev[:1]
             else:
-                raise FormatError(f"bad LZW code {code} at byte {i}")
+                raise FormatError(f"its LZWDecode data holds an undefined code {code} at byte {i}")
             if prev and len(table) < 4096:
                 table.append(prev + entry[:1])
             prev = entry
@@ -203,7 +203,7 @@ def ascii_hex(data: bytes, params: Params, sink: _Sink) -> None:
     try:
         sink.add(bytes.fromhex(digits.decode("ascii")), len(data))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise FormatError(f"bad ASCIIHexDecode data: {exc}") from exc
+        raise FormatError(f"its ASCIIHexDecode data is damaged: {exc}") from exc
 
 
 def ascii85(data: bytes, params: Params, sink: _Sink) -> None:
@@ -269,8 +269,8 @@ def _a85_error(text: bytes) -> NoReturn:
     try:
         base64.a85decode(text)
     except ValueError as exc:
-        raise FormatError(f"bad ASCII85Decode data: {exc}") from exc
-    raise FormatError("bad ASCII85Decode data")
+        raise FormatError(f"its ASCII85Decode data is damaged: {exc}") from exc
+    raise FormatError("its ASCII85Decode data is damaged")
 
 
 def run_length(data: bytes, params: Params, sink: _Sink) -> None:
@@ -352,7 +352,7 @@ def _png_row(kind: int, row: bytes, prev: bytes, bpp: int) -> bytes:
             up_left = prev[i - bpp] if i >= bpp else 0
             out[i] = (out[i] + _paeth(left, prev[i], up_left)) & 0xFF
         else:
-            raise FormatError(f"bad PNG predictor row type {kind}")
+            raise FormatError(f"a row of its PNG predictor data has type {kind} (0-4 defined)")
     return bytes(out)
 
 
@@ -362,7 +362,7 @@ def _row_shape(params: Params) -> tuple[int, int, int]:
     columns = params.get("Columns", 1)
     row_len = (colors * bpc * columns + 7) // 8
     if not (1 <= colors <= 64 and bpc in (1, 2, 4, 8, 16) and 1 <= row_len <= MAX_ROW):
-        raise FormatError(f"bad predictor parameters {dict(params)}")
+        raise FormatError(f"its /DecodeParms hold unusable predictor values {dict(params)}")
     return row_len, max(1, colors * bpc // 8), bpc
 
 
@@ -399,14 +399,15 @@ def decode_chain(
     Returns the decoded bytes and the codec's name (``None`` if the chain has none).
     """
     if len(chain) > MAX_FILTERS:
-        raise FormatError(f"filter chain of {len(chain)} filters, over the cap of {MAX_FILTERS}")
+        raise FormatError(f"its /Filter chains {len(chain)} filters, over the cap of "
+                          f"{MAX_FILTERS}")
     for raw_name, params in chain:
         name = ALIASES.get(raw_name, raw_name)
         if name in IMAGE_CODECS:
             return data, name
         decoder = DECODERS.get(name)
         if decoder is None:
-            raise FormatError(f"unknown filter /{raw_name}")
+            raise FormatError(f"unknown filter /{raw_name} in its /Filter")
         sink = _Sink(budget, name)
         decoder(data, params, sink)
         out = sink.result()

@@ -69,7 +69,8 @@ class RawStream(msgspec.Struct, frozen=True):
             return []
         names = [n.decode() for n in _NAME.findall(m[1])]
         if len(names) > MAX_FILTERS:
-            raise FormatError(f"filter chain of {len(names)}, over the cap of {MAX_FILTERS}")
+            raise FormatError(f"its /Filter chains {len(names)} filters, over the cap of "
+                              f"{MAX_FILTERS}")
         return [(ALIASES.get(n, n), {}) for n in names]
 
     def role(self) -> str | None:
@@ -180,5 +181,6 @@ def _globals(data: bytes, s: RawStream, by_number: dict[tuple[int, int], RawStre
         return b""
     out, codec = decode_chain(data[glob.start : glob.end], glob.chain(), budget)
     if codec is not None:
-        raise FormatError(f"/JBIG2Globals encoded with /{codec}")
+        raise FormatError(f"its /JBIG2Globals stream is encoded with /{codec}, an image "
+                          "codec, not data a JBIG2 decoder reads")
     return out

@@ -6,7 +6,7 @@ the engine as a child (format ``tiff``), so DNG/TIFF structures carried there ar
 
 from __future__ import annotations
 
-from spywall.errors import FormatError
+from spywall.errors import FormatError, TruncatedError
 from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import PNG_MAGIC as MAGIC
 from spywall.formats.magic import sniff_png as sniff
@@ -28,14 +28,23 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     chunks = 0
     exif: list[Child] = []
     while True:
+        at = r.pos
+        if r.remaining < 12:
+            raise TruncatedError(f"the chunk at offset {at} is cut short: 12 bytes are needed, "
+                                 f"only {r.remaining} remain (no IEND chunk)")
         length = r.u32be()
         if length > 0x7FFFFFFF:
-            raise FormatError(f"chunk length {length} at offset {r.pos - 4}")
+            raise FormatError(f"the chunk at offset {at} declares a length of {length}, over "
+                              "PNG's 2^31-1")
         ctype = r.read(4)
         if ctype == b"eXIf" and len(exif) < MAX_EXIF_CHILDREN:
             child = exif_child(f"eXIf@{r.pos - 8}", data[r.pos : r.pos + length])
             if child is not None:
                 exif.append(child)
+        if length + 4 > r.remaining:
+            name = ctype.decode("latin-1")
+            raise TruncatedError(f"the {name!r} chunk at offset {at} declares {length} bytes "
+                                 f"and a checksum, only {r.remaining} follow")
         r.skip(length + 4)
         chunks += 1
         ctx.budget.charge_elements()

@@ -24,7 +24,7 @@ class Reader:
         self.pos = pos
         self.end = len(data) if end is None else min(end, len(data))
         if pos < 0 or pos > self.end:
-            raise TruncatedError(f"offset {pos} outside data of {self.end} bytes")
+            raise TruncatedError(f"offset {pos} points outside the {self.end} bytes present")
 
     @property
     def remaining(self) -> int:
@@ -33,12 +33,18 @@ class Reader:
     def need(self, n: int) -> None:
         if n < 0 or self.pos + n > self.end:
             raise TruncatedError(
-                f"need {n} bytes at offset {self.pos}, only {self.end - self.pos} left"
+                f"{n} bytes are needed at offset {self.pos}, only {self.end - self.pos} remain"
             )
+
+    def expect(self, n: int, what: str) -> None:
+        """``need``, naming the structure: "the file header at offset 0 is cut short: ..."."""
+        if n < 0 or self.pos + n > self.end:
+            raise TruncatedError(f"{what} at offset {self.pos} is cut short: {n} bytes are "
+                                 f"needed, only {self.end - self.pos} remain")
 
     def seek(self, pos: int) -> None:
         if pos < 0 or pos > self.end:
-            raise TruncatedError(f"seek to {pos} outside data of {self.end} bytes")
+            raise TruncatedError(f"offset {pos} points outside the {self.end} bytes present")
         self.pos = pos
 
     def skip(self, n: int) -> None:
@@ -92,5 +98,5 @@ class Reader:
 def check_count(count: int, cap: int, what: str) -> int:
     """Return ``count`` if it is within ``cap``; raise ``FormatError`` otherwise."""
     if count < 0 or count > cap:
-        raise FormatError(f"{what} count {count} over the cap of {cap}")
+        raise FormatError(f"{what} count {count} is over the cap of {cap}")
     return count

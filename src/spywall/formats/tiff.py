@@ -149,7 +149,7 @@ class _Walker:
         all lie inside the data (the part inside still counts towards the logical end)."""
         inside = offset + length <= len(self.data)
         if not inside:
-            self.warn(f"{what} at {offset} (+{length}) runs past the end of the data")
+            self.warn(f"{what} at offset {offset} ({length} bytes) runs past the end of the file")
         if offset < len(self.data):
             self.end = max(self.end, min(offset + length, len(self.data)))
         return inside
@@ -160,7 +160,7 @@ class _Walker:
         while offset:
             name = f"{label}{index}" if numbered else (f"{label}+{index}" if index else label)
             if offset in self.seen:
-                self.warn(f"{name}: IFD at {offset} already walked (loop)")
+                self.warn(f"{name}: the IFD at offset {offset} was already read (a loop)")
                 return
             if len(self.ifds) >= MAX_IFDS:
                 self.warn(f"{name}: more than {MAX_IFDS} IFDs; the rest is not walked")
@@ -178,7 +178,7 @@ class _Walker:
         lay, order = self.lay, self.lay.order
         r = Reader(self.data, offset)
         count = lay.uint(r, 8 if lay.bigtiff else 2)
-        check_count(count, MAX_ENTRIES, f"{label} entry")
+        check_count(count, MAX_ENTRIES, f"the IFD at offset {offset}: entry")
         self.ctx.budget.charge_elements(count + 1)
         raw = r.read(count * lay.entry_size)
         nxt = lay.uint(r, lay.word)
@@ -280,18 +280,19 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
     order, bigtiff = _MAGICS.get(r.read(4), ("", False))
     if not order:
-        raise FormatError("not a TIFF header")
+        raise FormatError("the header at offset 0 is not a TIFF header")
     lay = _Layout(order, bigtiff)
     if bigtiff:
         bytesize = lay.uint(r, 2)
         r.skip(2)
         if bytesize != 8:
-            raise FormatError(f"BigTIFF offset size {bytesize}, expected 8")
+            raise FormatError(f"the BigTIFF header gives an offset size of {bytesize}, not 8 "
+                              "(offset 4)")
     first = lay.uint(r, lay.word)
     walker = _Walker(data, ctx, lay)
     walker.chain(first, "IFD", 0, numbered=True)
     if not walker.ifds:
-        raise FormatError(f"no readable IFD ({'; '.join(walker.warnings[:1])})")
+        raise FormatError(f"no readable directory of tags (IFD): {'; '.join(walker.warnings[:1])}")
     ifds = tuple(walker.ifds)
     dng = any(DNG_VERSION in ifd.entries for ifd in ifds)
     tiff = TiffFile(order == "<", bigtiff, dng, ifds)

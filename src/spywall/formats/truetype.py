@@ -230,8 +230,8 @@ class _Parser:
         for tag_b, _checksum, t_off, t_len in _RECORD.iter_unpack(r.read(num * _RECORD.size)):
             tag = tag_b.decode("latin-1")
             if t_off + t_len > size:
-                self.warn.add(f"{label}table {tag!r} at {t_off}+{t_len} runs past the end "
-                              f"of the data ({size} bytes)")
+                self.warn.add(f"{label}table {tag!r} at offset {t_off} ({t_len} bytes) runs "
+                              f"past the end of the file ({size} bytes)")
             tables.append(Table(tag, t_off, t_len))
         return version, tables, r.pos
 
@@ -241,8 +241,8 @@ class _Parser:
         if t is None:
             return None
         if t.offset + t.length > len(self.data) or t.length < minimum:
-            self.warn.add(f"{label}table {tag!r} unusable (offset {t.offset}, length "
-                          f"{t.length}); skipped")
+            self.warn.add(f"{label}table {tag!r} at offset {t.offset} ({t.length} bytes) is "
+                          "unusable: skipped")
             return None
         return t
 
@@ -256,7 +256,8 @@ class _Parser:
         if version == CFF_VERSION:
             return Font(index, off, "opentype-cff", tuple(tables)), end
         if version not in TRUETYPE_VERSIONS:
-            self.warn.add(f"{label}unknown sfnt version {version.hex()}; not examined")
+            self.warn.add(f"{label}unknown font version {version.hex()} at offset {off}; not "
+                          "examined")
             return Font(index, off, "unknown", tuple(tables)), end
         found: list[Program] = []
         stats = _Found()
@@ -361,13 +362,14 @@ class _Parser:
         maxp = self.table(by_tag, "maxp", label, 6)
         loca = self.table(by_tag, "loca", label)
         if head is None or maxp is None or loca is None:
-            self.warn.add(f"{label}'glyf' without usable head, maxp and loca; glyphs skipped")
+            self.warn.add(f"{label}the 'glyf' table at offset {glyf.offset} comes without usable "
+                          "head, maxp and loca tables; its glyphs were skipped")
             return None, None
         fmt = _I16.unpack_from(self.data, head.offset + 50)[0]
         num = check_count(_U16.unpack_from(self.data, maxp.offset + 4)[0], MAX_GLYPHS, "glyph")
         if fmt not in (0, 1):
-            self.warn.add(f"{label}head.indexToLocFormat {fmt} is neither 0 nor 1; "
-                          "glyphs skipped")
+            self.warn.add(f"{label}the 'head' table at offset {head.offset} gives "
+                          f"indexToLocFormat {fmt}, neither 0 nor 1; the glyphs were skipped")
             return num, fmt
         key = (1, glyf.offset, glyf.length, loca.offset, loca.length, fmt, num)
         self.cached(key, found, stats,
@@ -379,8 +381,8 @@ class _Parser:
         size = 2 if fmt == 0 else 4
         if loca.length < (num + 1) * size:
             have = max(0, loca.length // size - 1)
-            self.warn.add(f"{label}'loca' holds {have} glyphs, maxp says {num}; "
-                          "the rest skipped")
+            self.warn.add(f"{label}the 'loca' table at offset {loca.offset} holds {have} "
+                          f"glyphs, the 'maxp' table says {num}; the rest were skipped")
             num = have
         if num == 0:
             return
@@ -407,7 +409,8 @@ class _Parser:
                 yield "glyph", gid, span[0], span[1]
         if bad:
             self.warn.add(f"{label}{len(bad)} glyphs (first: glyph {bad[0]}) have 'loca' "
-                          "offsets or records outside 'glyf'; skipped")
+                          f"offsets or records outside the 'glyf' table at offset "
+                          f"{glyf.offset}; skipped")
 
     def candidate_glyphs(self, offs: _Ints, glyf: Table, num: int
                          ) -> Iterable[tuple[int, int, int]]:

@@ -168,13 +168,14 @@ class _Stream:
         for i in range(count):
             cl[CODE_LENGTH_ORDER[i]] = packed >> 3 * i & 7
         if not ht.simulate(cl, ht.LENGTHS_ROOT_BITS).valid:
-            raise FormatError("invalid code-length code")
+            raise FormatError("a code-length code is not a valid prefix code")
         dec = ht.small_decoder(bytes(cl))
         max_symbol = alphabet
         if br.read(1):
             max_symbol = 2 + br.read(2 + 2 * br.read(3))
             if max_symbol > alphabet:
-                raise FormatError(f"max_symbol {max_symbol} over alphabet of {alphabet}")
+                raise FormatError(f"a prefix code of {max_symbol} symbols in an alphabet of "
+                                  f"{alphabet}")
         return _read_lengths(br, dec, alphabet, max_symbol)
 
     def groups(self, role: str, cache_bits: int, count: int,
@@ -209,8 +210,8 @@ class _Stream:
                     used += sim.size if ref else 0
                     past = past or used > allocated
                     if not sim.valid:
-                        raise FormatError(f"{role}: group {index} {CODE_NAMES[j]} prefix "
-                                          f"code rejected ({sim.problem or 'no table'})")
+                        raise FormatError(f"{role}, group {index}: the {CODE_NAMES[j]} code is "
+                                          f"not a valid prefix code ({sim.problem or 'no table'})")
                     if index == 0:
                         first.append(lengths)
                 group = GroupBuild(index, start, tuple(builds), block, ref)
@@ -235,7 +236,7 @@ class _Stream:
             return 0
         bits = self.br.read(4)
         if not 1 <= bits <= MAX_CACHE_BITS:
-            raise FormatError(f"colour cache bits {bits} (allowed 1..{MAX_CACHE_BITS})")
+            raise FormatError(f"colour cache bits {bits} (WebP allows 1..{MAX_CACHE_BITS})")
         return bits
 
     # -- sub-images ------------------------------------------------------------------
@@ -274,7 +275,7 @@ class _Stream:
         while br.read(1):
             kind = br.read(2)
             if seen & (1 << kind):
-                raise FormatError(f"{TRANSFORMS[kind]} transform repeated")
+                raise FormatError(f"{TRANSFORMS[kind]} transform repeated (WebP allows each once)")
             seen |= 1 << kind
             self.transforms.append(TRANSFORMS[kind])
             self.transform(kind)
@@ -313,7 +314,7 @@ def _read_lengths(br: BitReader, dec: ht.Decoder, alphabet: int, max_symbol: int
             e = table[val & mask]
             k = e & 15
             if k > nbits:
-                raise TruncatedError(f"VP8L bit stream ends at offset {end}")
+                raise TruncatedError(f"the compressed data ends early, at offset {end}")
             val >>= k
             nbits -= k
             if e < 256:  # a literal length 0..15
@@ -326,13 +327,13 @@ def _read_lengths(br: BitReader, dec: ht.Decoder, alphabet: int, max_symbol: int
             n = (e >> 4) - 16  # 16: repeat the previous non-zero length; 17, 18: zeros
             k = _REPEAT_BITS[n]
             if k > nbits:
-                raise TruncatedError(f"VP8L bit stream ends at offset {end}")
+                raise TruncatedError(f"the compressed data ends early, at offset {end}")
             repeat = (val & ((1 << k) - 1)) + _REPEAT_BASE[n]
             val >>= k
             nbits -= k
             sym += repeat
             if sym > alphabet:
-                raise FormatError("code length repeat runs past the alphabet")
+                raise FormatError("a code length repeat runs past the end of its alphabet")
             put(_RUNS[0 if n else prev][repeat])
     finally:
         br.pos, br.val, br.nbits = pos, val, nbits
@@ -350,7 +351,7 @@ def _backref(br: BitReader, g: int, dist: ht.Decoder, width: int, pos: int, n: i
         dx, dy = DISTANCE_MAP[code - 1]
         d = max(1, dx + dy * width)
     if d > pos or length > n - pos:
-        raise FormatError(f"back reference ({d}, {length}) outside the sub-image")
+        raise FormatError(f"a copy of {length} pixels from {d} back reaches outside the image")
     return d, length
 
 
@@ -363,7 +364,7 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
         # 0 would be out of range, a cache that only ever held zeros stays zero).
         g, r, b, a = (d.table[0] >> 4 for d in (green, red, blue, alpha))
         if 256 <= g < 280:
-            raise FormatError("back reference at the first pixel of a sub-image")
+            raise FormatError("a copy from earlier pixels at the first pixel of an image")
         return array("I", [a << 24 | r << 16 | g << 8 | b if g < 256 else 0]) * (n * keep)
     if not keep:
         _skip_pixels(br, decs, width, n, ctx)
@@ -388,7 +389,7 @@ def _decode_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int
         for table, mask, at in codes:
             e = table[val & mask]
             if e & 15 > nbits:
-                raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+                raise TruncatedError(f"the compressed data ends early, at offset {br.end}")
             val >>= e & 15
             nbits -= e & 15
             if e >= 256 << 4:  # green 256..: a back reference or a colour cache index
@@ -437,7 +438,7 @@ def _skip_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int,
             val, nbits = br.val, br.nbits
         e = gt[val & gm]
         if e & 15 > nbits:
-            raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+            raise TruncatedError(f"the compressed data ends early, at offset {br.end}")
         val >>= e & 15
         nbits -= e & 15
         g = e >> 4
@@ -445,7 +446,7 @@ def _skip_pixels(br: BitReader, decs: Sequence[ht.Decoder], width: int, n: int,
             for table, mask in rest:
                 e = table[val & mask]
                 if e & 15 > nbits:
-                    raise TruncatedError(f"VP8L bit stream ends at offset {br.end}")
+                    raise TruncatedError(f"the compressed data ends early, at offset {br.end}")
                 val >>= e & 15
                 nbits -= e & 15
             pos += 1
@@ -475,11 +476,11 @@ def read_stream(data: bytes, start: int, end: int, ctx: ParseContext, source: st
     try:
         if size is None:
             if br.read(8) != SIGNATURE:
-                raise FormatError("VP8L signature byte is not 0x2f")
+                raise FormatError("the signature byte is not 0x2f")
             width, height = br.read(14) + 1, br.read(14) + 1
             alpha = bool(br.read(1))
             if version := br.read(3):
-                raise FormatError(f"VP8L version {version}")
+                raise FormatError(f"version {version} (WebP defines only 0)")
         stream.level0(width, height)
     except (FormatError, LimitExceeded) as exc:
         error = str(exc) if isinstance(exc, FormatError) else f"limit: {exc}"

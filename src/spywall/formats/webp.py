@@ -64,8 +64,8 @@ class _Walk(msgspec.Struct):
             self.ctx.budget.charge_elements()
             name = fourcc.decode("latin-1")
             if length > r.remaining:
-                self.warnings.append(f"{name!r} chunk at offset {off} declares {length} bytes, "
-                                     f"{r.remaining} left")
+                self.warnings.append(f"the {name!r} chunk at offset {off} says it holds "
+                                     f"{length} bytes, but only {r.remaining} follow")
                 length = r.remaining
             body = r.pos
             r.skip(length)
@@ -76,7 +76,8 @@ class _Walk(msgspec.Struct):
             if handler is not None:
                 handler(self, body, body + length, frame, size)
         if r.remaining:
-            self.warnings.append(f"{r.remaining} stray bytes at offset {r.pos}")
+            self.warnings.append(f"{r.remaining} bytes at offset {r.pos} are too few to be a "
+                                 "chunk")
 
     def stream(self, start: int, end: int, source: str, frame: int | None,
                size: tuple[int, int] | None) -> None:
@@ -86,7 +87,7 @@ class _Walk(msgspec.Struct):
         self.streams.append(s)
         if s.error:
             where = f" (frame {frame})" if frame is not None else ""
-            self.warnings.append(f"{source} bit stream at offset {start}{where}: {s.error}")
+            self.warnings.append(f"the {source} image data at offset {start}{where}: {s.error}")
 
 
 def _vp8l(w: _Walk, start: int, end: int, frame: int | None, _: tuple[int, int] | None
@@ -103,7 +104,8 @@ def _alph(w: _Walk, start: int, end: int, frame: int | None, size: tuple[int, in
     if method == 1:
         w.stream(start + 1, end, "ALPH", frame, size)
     elif method > 1:
-        w.warnings.append(f"ALPH chunk at offset {start - 8}: compression method {method}")
+        w.warnings.append(f"the 'ALPH' chunk at offset {start - 8} names compression method "
+                          f"{method}, which WebP does not define")
 
 
 def _vp8x(w: _Walk, start: int, end: int, _f: int | None, _s: tuple[int, int] | None
@@ -139,12 +141,13 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r.skip(4)
     riff_size = r.u32le()
     if r.read(4) != b"WEBP":
-        raise FormatError("RIFF form type is not WEBP")
+        raise FormatError("the RIFF header at offset 0 does not say WEBP (offset 8)")
     declared = 8 + riff_size + (riff_size & 1)
     end = min(declared, len(data))
     w = _Walk(data, ctx)
     if declared > len(data) + (riff_size & 1):
-        w.warnings.append(f"RIFF size {riff_size} runs past the end of the data ({len(data)})")
+        w.warnings.append(f"the RIFF header says the file is {declared} bytes long, but only "
+                          f"{len(data)} are present (size at offset 4)")
     incomplete: list[str] = []
     try:
         w.walk(12, end, None, None)

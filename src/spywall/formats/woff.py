@@ -62,15 +62,17 @@ class WoffFont(msgspec.Struct, frozen=True):
 
 def _directory(data: bytes, count: int) -> tuple[WoffTable, ...]:
     r = Reader(data, HEADER.size)
-    r.need(count * ENTRY.size)
+    r.expect(count * ENTRY.size, "the table directory")
     tables = []
     for i in range(count):
         tag, off, comp, orig, check = ENTRY.unpack_from(data, HEADER.size + i * ENTRY.size)
         name = tag.decode("latin-1")
         if comp > orig:
-            raise FormatError(f"table {name!r}: compLength {comp} over origLength {orig}")
+            raise FormatError(f"the table directory says table {name!r} is {comp} bytes "
+                              f"compressed but only {orig} unpacked")
         if off < HEADER.size + count * ENTRY.size or off + comp > len(data):
-            raise FormatError(f"table {name!r} at {off} (+{comp}) outside the data")
+            raise FormatError(f"the table directory places table {name!r} at offset {off} "
+                              f"({comp} bytes), outside the {len(data)} bytes of the file")
         tables.append(WoffTable(name, off, comp, orig, check))
     return tuple(tables)
 
@@ -86,11 +88,12 @@ def _table_bytes(data: bytes, t: WoffTable, ctx: ParseContext) -> bytes:
     try:
         out = d.decompress(raw, t.orig_length + 1)
     except zlib.error as exc:
-        raise FormatError(f"table {t.tag!r}: bad zlib data: {exc}") from exc
+        raise FormatError(f"table {t.tag!r} at offset {t.offset}: its compressed (zlib) "
+                          f"data is damaged: {exc}") from exc
     ctx.budget.charge_decompressed(len(out), t.comp_length)
     if len(out) != t.orig_length:
-        raise FormatError(f"table {t.tag!r} inflates to {len(out)} bytes, "
-                          f"origLength says {t.orig_length}")
+        raise FormatError(f"table {t.tag!r} at offset {t.offset} unpacks to {len(out)} "
+                          f"bytes, the table directory says {t.orig_length}")
     return out
 
 
@@ -117,11 +120,12 @@ def _sfnt(data: bytes, font: WoffFont, ctx: ParseContext) -> bytes:
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if data[:4] == WOFF2:
         return woff2.parse(data, ctx)
-    Reader(data).need(HEADER.size)
+    Reader(data).expect(HEADER.size, "the file header")
     (_, flavor, length, count, _, sfnt_size, _, _, meta_off, meta_len, _, priv_off,
      priv_len) = HEADER.unpack_from(data, 0)
     if count == 0 or count > MAX_TABLES:
-        raise FormatError(f"numTables {count} (allowed 1..{MAX_TABLES})")
+        raise FormatError(f"the header (at offset 0) declares {count} tables "
+                          f"(1..{MAX_TABLES} accepted)")
     ctx.budget.charge_elements(count)
     font = WoffFont(flavor.to_bytes(4, "big"), _directory(data, count), sfnt_size)
     end, warnings = woff2.blocks_end(

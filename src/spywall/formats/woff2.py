@@ -86,13 +86,16 @@ def read_base128(r: Reader) -> int:
     for i in range(5):
         byte = r.u8()
         if i == 0 and byte == 0x80:
-            raise FormatError("UIntBase128 with a leading zero byte")
+            raise FormatError(f"a number (UIntBase128) at offset {r.pos - 1} of the table "
+                              "directory starts with a leading zero byte")
         if value & 0xFE000000:
-            raise FormatError("UIntBase128 over 32 bits")
+            raise FormatError(f"a number (UIntBase128) at offset {r.pos - 1} of the table "
+                              "directory is over 32 bits")
         value = (value << 7) | (byte & 0x7F)
         if not byte & 0x80:
             return value
-    raise FormatError("UIntBase128 longer than 5 bytes")
+    raise FormatError(f"a number (UIntBase128) ending at offset {r.pos} of the table "
+                      "directory is longer than 5 bytes")
 
 
 def read_255(r: Reader) -> int:
@@ -120,9 +123,11 @@ def _directory(r: Reader, count: int) -> tuple[Woff2Table, ...]:
         name = tag.decode("latin-1")
         if transformed and not ((tag in (GLYF, LOCA) and version == 0)
                                 or (tag == HMTX and version == 1)):
-            raise UnsupportedError(f"table {name!r}: transform version {version} not defined")
+            raise UnsupportedError(f"the table directory gives table {name!r} transform "
+                                   f"version {version}, which WOFF2 does not define")
         if tag == LOCA and tlen not in (None, 0):
-            raise FormatError(f"transformed loca with transformLength {tlen} (must be 0)")
+            raise FormatError(f"the table directory gives the transformed 'loca' table a "
+                              f"length of {tlen} (WOFF2 requires 0)")
         table = Woff2Table(tag, version, orig, tlen, offset)
         offset += table.stored_length
         tables.append(table)
@@ -133,19 +138,22 @@ def _collection(r: Reader, tables: tuple[Woff2Table, ...]) -> tuple[
         tuple[int, tuple[int, ...]], ...]:
     version = r.u32be()
     if version not in (0x00010000, 0x00020000):
-        raise FormatError(f"collection version {version:#x}")
+        raise FormatError(f"the collection directory has version {version:#x}, not 1 or 2")
     count = read_255(r)
     if count == 0 or count > MAX_FONTS:
-        raise FormatError(f"numFonts {count} (allowed 1..{MAX_FONTS})")
+        raise FormatError(f"the collection directory declares {count} fonts "
+                          f"(1..{MAX_FONTS} accepted)")
     fonts = []
     for _ in range(count):
         n = read_255(r)
         if n == 0 or n > len(tables):
-            raise FormatError(f"font of {n} tables in a directory of {len(tables)}")
+            raise FormatError(f"a font of the collection directory lists {n} tables, "
+                              f"the table directory holds {len(tables)}")
         flavor = r.u32be()
         indices = tuple(read_255(r) for _ in range(n))
         if max(indices) >= len(tables):
-            raise FormatError(f"table index {max(indices)} past {len(tables)} tables")
+            raise FormatError(f"a font of the collection directory names table "
+                              f"{max(indices)}, the table directory holds {len(tables)}")
         fonts.append((flavor, indices))
     return tuple(fonts)
 
@@ -166,18 +174,21 @@ def _brotli(raw: bytes, size: int, ctx: ParseContext) -> bytes:
             got += len(chunk)
             parts.append(chunk)
             if got > size:
-                raise FormatError(f"Brotli stream longer than the {size} bytes of its tables")
+                raise FormatError(f"the compressed (Brotli) font data unpacks to more than "
+                                  f"the {size} bytes of its tables")
             if d.is_finished():
                 break
             if d.can_accept_more_data() or not chunk:
-                raise TruncatedError(f"Brotli stream ends after {got} of {size} bytes")
+                raise TruncatedError(f"the compressed (Brotli) font data ends after {got} of "
+                                     f"the {size} bytes of its tables")
             ctx.budget.check_time()
             chunk = d.process(b"", output_buffer_limit=size - got + 1)
     except brotli.error as exc:
-        raise FormatError(f"bad Brotli data: {exc}") from exc
+        raise FormatError(f"the compressed (Brotli) font data is damaged: {exc}") from exc
     ctx.budget.charge_decompressed(got, len(raw))
     if got != size:
-        raise FormatError(f"Brotli stream of {got} bytes, its tables declare {size}")
+        raise FormatError(f"the compressed (Brotli) font data unpacks to {got} bytes, the "
+                          f"table directory says {size}")
     return b"".join(parts)
 
 
@@ -232,10 +243,11 @@ def _simple(n: int, s: list[Reader], has_bbox: bool, overlap: bool) -> tuple[byt
     for _ in range(n):
         k = read_255(npts)
         if k == 0:
-            raise FormatError("contour of no points")
+            raise FormatError("the transformed 'glyf' table has a contour of no points")
         total += k
         if total > 0xFFFF:
-            raise FormatError(f"more than {0xFFFF} points in a glyph")
+            raise FormatError(f"the transformed 'glyf' table has a glyph of more than "
+                              f"{0xFFFF} points")
         ends.append(total - 1)
     flags = flag_s.read(total)
     data = glyph_s.read(sum(_TRIPLET_BYTES[f & 0x7F] for f in flags))
@@ -303,7 +315,8 @@ def rebuild_glyf(data: bytes, ctx: ParseContext) -> _Glyf:
     r.skip(2)  # reserved
     option_flags, num_glyphs, index_format = r.u16be(), r.u16be(), r.u16be()
     if index_format > 1:
-        raise FormatError(f"indexFormat {index_format}")
+        raise FormatError(f"the transformed 'glyf' table has indexFormat {index_format} "
+                          "(0 or 1)")
     sizes = [r.u32be() for _ in range(7)]
     s = [r.sub(n) for n in sizes]
     overlap = r.read((num_glyphs + 7) >> 3) if option_flags & 1 else b""
@@ -317,15 +330,18 @@ def rebuild_glyf(data: bytes, ctx: ParseContext) -> _Glyf:
         x_min = 0
         if n == 0:
             if has_bbox:
-                raise FormatError(f"empty glyph {i} with a bounding box")
+                raise FormatError(f"the transformed 'glyf' table gives empty glyph {i} a "
+                                  "bounding box")
             glyph = b""
         elif n == 0xFFFF:
             if not has_bbox:
-                raise FormatError(f"composite glyph {i} without its bounding box")
+                raise FormatError(f"the transformed 'glyf' table gives composite glyph {i} "
+                                  "without its bounding box")
             glyph = _composite(s)
             x_min = struct.unpack_from(">h", glyph, 2)[0]
         elif n > 0x7FFF:
-            raise FormatError(f"glyph {i}: numberOfContours {n - 0x10000}")
+            raise FormatError(f"the transformed 'glyf' table gives glyph {i} "
+                              f"{n - 0x10000} contours")
         else:
             ov = bool(overlap) and bool(overlap[i >> 3] & (0x80 >> (i & 7)))
             glyph, x_min = _simple(n, s, has_bbox, ov)
@@ -349,13 +365,15 @@ def rebuild_hmtx(data: bytes, hhea: bytes, glyf: _Glyf) -> bytes:
     r = Reader(data)
     flags = r.u8()
     if flags & 0xFC or not flags & 3:
-        raise FormatError(f"transformed hmtx flags {flags:#x}")
+        raise FormatError(f"the transformed 'hmtx' table has flags {flags:#x} (reserved "
+                          "bits set, or none)")
     if len(hhea) < 36:
-        raise TruncatedError("hhea shorter than 36 bytes")
+        raise TruncatedError("the 'hhea' table is shorter than its 36 bytes")
     count = len(glyf.x_mins)
     metrics = min(struct.unpack_from(">H", hhea, 34)[0], count)
     if metrics == 0:
-        raise FormatError("transformed hmtx with numberOfHMetrics 0")
+        raise FormatError("the transformed 'hmtx' table goes with an 'hhea' of no metrics "
+                          "(numberOfHMetrics 0)")
     advances = r.read(2 * metrics)
     lsbs = r.read(2 * metrics) if not flags & 1 else struct.pack(
         f">{metrics}h", *glyf.x_mins[:metrics])
@@ -440,25 +458,28 @@ def blocks_end(data: bytes, end: int, length: int,
     for off, size, what in blocks:
         if size:
             if off + size > len(data):
-                raise FormatError(f"{what} block at {off} (+{size}) outside the data")
+                raise FormatError(f"the header places the {what} block at offset {off} "
+                                  f"({size} bytes), outside the {len(data)} bytes of the file")
             end = max(end, off + size)
     end += -end % 4 if end + (-end % 4) <= len(data) else 0
     warnings = []
     if length not in (len(data), end):
-        warnings.append(f"header length {length} matches neither the data ({len(data)}) "
-                        f"nor the end of its last block ({end})")
+        warnings.append(f"the header (at offset 0) says the file is {length} bytes long, but "
+                        f"it holds {len(data)} and its last block ends at {end}")
     return end, warnings
 
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
-    r.need(HEADER.size)
+    r.expect(HEADER.size, "the file header")
     (_, flavor, length, count, _, _, comp_len, _, _, meta_off, meta_len, _, priv_off,
      priv_len) = HEADER.unpack_from(data, 0)
     if flavor not in FLAVORS:
-        raise UnsupportedError(f"WOFF2 of flavor {flavor:#010x}: not an sfnt flavor")
+        raise UnsupportedError(f"the header (at offset 4) gives flavor {flavor:#010x}: "
+                               "not a font (sfnt) flavor")
     if count == 0 or count > MAX_TABLES:
-        raise FormatError(f"numTables {count} (allowed 1..{MAX_TABLES})")
+        raise FormatError(f"the header (at offset 0) declares {count} tables "
+                          f"(1..{MAX_TABLES} accepted)")
     ctx.budget.charge_elements(count)
     r.seek(HEADER.size)
     tables = _directory(r, count)
@@ -466,7 +487,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     if flavor == TTCF:
         fonts = _collection(r, tables)
     elif len({t.tag for t in tables}) != count:
-        raise FormatError("a table tag appears twice in the directory")
+        raise FormatError("a table tag appears twice in the table directory")
     else:
         fonts = ((flavor, tuple(range(count))),)
     r.need(comp_len)

@@ -147,7 +147,7 @@ def open_capped(fp: BinaryIO, cap: int) -> tuple[zipfile.ZipFile, int]:
     assert found is not None  # count_entries walked it
     start, _, cd_offset = found
     if cd_offset > 0xFFFFFFFF:
-        raise FormatError(f"zip64 archive of more than {cap} members")
+        raise FormatError(f"its zip64 end record declares more than {cap} members")
     record = EOCD + struct.pack("<HHHHIIH", 0, 0, min(cap, 0xFFFF), min(cap, 0xFFFF),
                                 kept, cd_offset, 0)
     view = io.BufferedReader(_Joined(fp, start + kept, record))
@@ -206,7 +206,8 @@ def _children(
             try:
                 data = _read_member(zf, info, ctx)
             except ZIP_ERRORS as exc:
-                yield Child(info.filename, b"", error=f"cannot extract: {exc}")
+                yield Child(info.filename, b"", error=f"the member at offset {info.header_offset} "
+                            f"cannot be extracted: {exc}")
                 continue
             except LimitExceeded as exc:
                 # This member is not examined; the next ones are, while time remains.
@@ -226,7 +227,7 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
         zf, entries = open_capped(io.BytesIO(data), cap)
         infos = zf.infolist()
     except ZIP_ERRORS as exc:
-        raise FormatError(f"bad zip: {exc}") from exc
+        raise FormatError(f"its directory of members cannot be read: {exc}") from exc
     incomplete = []
     if entries > cap:
         incomplete.append(f"more than {cap} members in the central directory: only the "

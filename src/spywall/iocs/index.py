@@ -37,7 +37,9 @@ from spywall.report import (
     Severity,
 )
 
-MAX_IOC_FILE = 512 * 1024 * 1024
+# Four times the largest public set known (~30 MB for 50,000 indicators); decoded JSON
+# costs several times its text, and the loader refuses more than ``stix.MAX_VALUES``.
+MAX_IOC_FILE = 128 * 1024 * 1024
 STIX_SUFFIXES = (".stix2", ".stix", ".json")
 CSV_SUFFIXES = (".csv",)
 CSV_COLLECTION = "Pegasus"   # the only CSV form known is Amnesty's 2018 NSO Pegasus list
@@ -93,7 +95,8 @@ class IocIndex:
 
     def __init__(self) -> None:
         self.sources: list[IocSource] = []
-        self.unsupported: list[str] = []
+        self.unsupported: list[str] = []  # the first of each file's (``Loaded``)
+        self.unsupported_total = 0
         self.indicators: list[Indicator] = []
         self._exact: dict[str, dict[str, list[Indicator]]] = defaultdict(dict)
         self._nets: dict[tuple[int, int], dict[int, list[Indicator]]] = defaultdict(dict)
@@ -124,6 +127,7 @@ class IocIndex:
         loaded, digest = load_file(f)
         self.add(loaded.indicators)
         self.unsupported.extend(f"{f.name}: {u}" for u in loaded.unsupported)
+        self.unsupported_total += loaded.unsupported_total
         self.sources.append(IocSource(path=str(f), sha256=digest,
                                       indicators=len(loaded.indicators),
                                       collections=loaded.collections))

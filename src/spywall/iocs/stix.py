@@ -24,6 +24,19 @@ from spywall.errors import FormatError, InputError
 from spywall.iocs.model import Indicator, classify
 
 MAX_OBJECTS = 2_000_000
+# JSON values a file may hold, bounded before it is decoded (every value but the first of
+# a container follows a comma): 40 million ``{},`` cost 2.8 GB as Python objects, so
+# counting after the decoding is too late. The largest published sets hold ~1 M values.
+MAX_VALUES = 4_000_000
+MAX_INDICATORS = 2_000_000  # per file (a pattern may hold up to MAX_COMPARISONS)
+# A value longer than the longest look-up (``index.MAX_QUERY``) can never match; a pattern
+# longer than MAX_PATTERN_CHARS is not matched against any regex.
+MAX_VALUE_CHARS = 8192
+MAX_PATTERN_CHARS = 1 << 20
+# Unsupported entries: each message says which object (its id cut to MAX_ID_CHARS) and
+# why; a file keeps the first MAX_UNSUPPORTED_LISTED and counts the rest.
+MAX_ID_CHARS = 120
+MAX_UNSUPPORTED_LISTED = 1000
 MAX_PATTERN = 4096          # longer patterns are not handed to the (recursive) ANTLR parser
 MAX_COMPARISONS = 1000      # per pattern
 MAX_SLOW = 5000             # patterns per file handed to stix2-patterns (~1-80 ms each)
@@ -155,11 +168,26 @@ def comparisons(pattern: str, slow: bool = True) -> list[Comparison]:
 
 
 class Loaded(msgspec.Struct):
-    """What one indicator file gave."""
+    """What one indicator file gave. ``unsupported`` lists the first
+    ``MAX_UNSUPPORTED_LISTED`` entries not loaded, ``unsupported_total`` counts them all."""
 
     indicators: list[Indicator] = msgspec.field(default_factory=list)
     collections: list[str] = msgspec.field(default_factory=list)
     unsupported: list[str] = msgspec.field(default_factory=list)
+    unsupported_total: int = 0
+
+    def refuse(self, ident: object, why: str) -> None:
+        """Record an object not loaded: its id (data, cut short) and why."""
+        self.unsupported_total += 1
+        if len(self.unsupported) < MAX_UNSUPPORTED_LISTED:
+            self.unsupported.append(f"{short(ident)}: {why}")
+
+
+def short(value: object, most: int = MAX_ID_CHARS) -> str:
+    """An id or a field as published, cut to ``most`` characters (a hostile file's id
+    may be megabytes, or not a string at all)."""
+    text = value if isinstance(value, str) else f"<{type(value).__name__}>"
+    return text if len(text) <= most else f"{text[:most]}... ({len(text)} characters)"
 
 
 def _parse_json(data: bytes) -> object:
@@ -174,7 +202,17 @@ def _parse_json(data: bytes) -> object:
         return json.loads(data)
 
 
+def _count_values(data: bytes, source: str) -> None:
+    """Refuse a file that may hold more than ``MAX_VALUES`` JSON values, before decoding
+    it: an upper bound (commas and brackets, in strings too) at the speed of ``count``."""
+    bound = data.count(b",") + data.count(b"[") + data.count(b"{") + 1
+    if bound > MAX_VALUES:
+        raise InputError(f"{source}: up to {bound} JSON values, over the cap of "
+                         f"{MAX_VALUES}: not decoded")
+
+
 def _objects(data: bytes, source: str) -> list[dict[str, Any]]:
+    _count_values(data, source)
     try:
         doc = _parse_json(data)
     except (ValueError, RecursionError) as exc:
@@ -225,10 +263,14 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
         pattern = o.get("pattern")
         if not isinstance(pattern, str):
             continue
-        if o.get("pattern_type", "stix") != "stix":
-            out.unsupported.append(f"{o.get('id')}: pattern_type {o.get('pattern_type')}")
-            continue
         ident = o.get("id")
+        if o.get("pattern_type", "stix") != "stix":
+            out.refuse(ident, f"pattern_type {short(o.get('pattern_type'), 40)}")
+            continue
+        if len(pattern) > MAX_PATTERN_CHARS:
+            out.refuse(ident, f"pattern of {len(pattern)} characters, over the cap of "
+                              f"{MAX_PATTERN_CHARS}: not parsed")
+            continue
         collection = owner.get(ident if isinstance(ident, str) else str(ident), fallback)
         one = simple(pattern)  # the form of nearly every published pattern
         if one is not None:
@@ -247,14 +289,21 @@ def load_bundle(data: bytes, source: str, default_collection: str) -> Loaded:
                     fast = comparisons(pattern, slow=slow_left >= 0)
                 comps = fast
             except UnsupportedPattern as exc:
-                out.unsupported.append(f"{ident}: {exc}")
+                out.refuse(ident, str(exc))
                 continue
         for stix_type, value in comps:
+            if len(value) > MAX_VALUE_CHARS:
+                out.refuse(ident, f"value of {len(value)} characters, longer than any "
+                                  f"look-up ({MAX_VALUE_CHARS})")
+                continue
             got = classify(stix_type, value)
             if got is None:
-                out.unsupported.append(f"{ident}: {stix_type} not supported")
+                out.refuse(ident, f"{short(stix_type, 80)} not supported")
                 continue
             keep(make(got[0], got[1], stix_type, collection, source))
+        if len(out.indicators) > MAX_INDICATORS:
+            raise InputError(f"{source}: more than {MAX_INDICATORS} indicators, over the "
+                             "cap: not loaded")
     return out
 
 

@@ -32,8 +32,10 @@ STATE = [(SAFARI, "Library/Safari/BrowserState.db"),
 # Chrome for iOS keeps Chromium's History database in its app container.
 CHROME = [("AppDomain-com.google.chrome.ios",
            "Library/Application Support/Google/Chrome/Default/History")]
-# Firefox for iOS keeps its history in its app group (``visits.date``: unix microseconds).
-FIREFOX = [("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db")]
+# Firefox for iOS keeps its history in its app group (``visits.date``: unix microseconds);
+# MVT also looks for it at private/var/mobile/profile.profile/ in a dump.
+FIREFOX = [("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db"),
+           ("HomeDomain", "profile.profile/browser.db")]
 # Chromium times: microseconds since 1601-01-01 (the Windows FILETIME epoch).
 CHROME_EPOCH = 11_644_473_600
 OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"

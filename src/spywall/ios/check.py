@@ -20,8 +20,12 @@ from spywall.ios import (
     inventory,
     messages,
     other_messengers,
+    people,
     shortcuts,
     system,
+    versions,
+    webkit_folders,
+    whatsapp_contacts,
 )
 from spywall.ios.backup import open_backup
 from spywall.ios.common import Evidence
@@ -31,16 +35,18 @@ from spywall.report import IocSource, ModuleRun, Report, Subject
 
 MODULES: tuple[Module[Evidence], ...] = (
     inventory.BACKUP_INFO, inventory.MANIFEST, inventory.PROFILES, inventory.PROFILE_EVENTS,
-    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    *messages.MODULES, *people.MODULES, *whatsapp_contacts.MODULES,
+    *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 # A dump has no Manifest.db (``filesystem`` lists its paths instead) and no Info.plist
 # (``backup_info`` reads SystemVersion.plist and the app containers); the Triangulation
 # window takes the files' own times; the artifact modules run unchanged.
 DUMP_MODULES: tuple[Module[Evidence], ...] = (
-    inventory.BACKUP_INFO, *fs_modules.MODULES, *analytics.MODULES, inventory.PROFILES,
-    inventory.PROFILE_EVENTS,
-    *messages.MODULES, *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
+    inventory.BACKUP_INFO, *fs_modules.MODULES, *webkit_folders.MODULES, *analytics.MODULES,
+    *versions.MODULES, inventory.PROFILES, inventory.PROFILE_EVENTS,
+    *messages.MODULES, *people.MODULES, *whatsapp_contacts.MODULES,
+    *other_messengers.MODULES, *browsers.MODULES, *system.MODULES,
     *shortcuts.MODULES, *favicons.MODULES, *applications.MODULES, inventory.WINDOW,
 )
 

@@ -10,7 +10,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-from spywall.device.base import ArtifactMissing, CheckContext, Record, load_plist, url_host
+from spywall.device.base import (
+    ArtifactMissing,
+    CheckContext,
+    Record,
+    iso_apple,
+    load_plist,
+    url_host,
+)
 from spywall.device.sqlite import open_evidence
 from spywall.ios.backup import Entry
 from spywall.report import Scalar
@@ -45,6 +52,28 @@ MAX_ROWS = 5_000_000
 _URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]{1,15}://|\bwww\.)[^\s<>\"'`\x00-\x1f\x7f]{1,2048}")
 _URL_B = re.compile(rb"(?i)(?:\bhttps?://|\bwww\.)[!#-;=?-~]{1,2048}")
 _TRAIL = ".,;:!?)]}>'\""
+
+
+MAX_TEXT = 4096
+
+
+def scalar(value: object) -> Scalar:
+    """A column value as a record keeps it: text and numbers as they are, a blob as its
+    UTF-8 text (invalid bytes replaced), each text cut at ``MAX_TEXT``."""
+    if isinstance(value, bytes):
+        value = value[:MAX_TEXT * 4].decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    return value if isinstance(value, int | float) else None
+
+
+def apple_field(value: object) -> str | None:
+    """An Apple-epoch time as MVT writes one inside a record (``YYYY-MM-DD hh:mm:ss.ffffff``,
+    UTC), None when absent or implausible."""
+    from spywall.device.output import mvt_time
+
+    iso = iso_apple(value) if isinstance(value, int | float) else None
+    return mvt_time(iso) if iso else None
 
 
 def ok(n: int, message: str = "") -> Result:

@@ -10,15 +10,28 @@ safari_favicon and cache_files).
 - Safari / WebKit ``Favicons.db`` (``.../Favicons/Favicons.db``, any container):
   ``page_url`` joined to ``icon_info`` by ``uuid`` (``timestamp``: Apple epoch), and the
   ``rejected_resources`` pages.
+- Firefox for iOS (its ``browser.db``, the history's database): ``favicons`` (``url``,
+  ``width``, ``height``, ``type``, ``date`` in unix seconds) joined through
+  ``favicon_sites`` (``faviconID``, ``siteID``) to the ``history`` page it was seen on.
 """
 
 from __future__ import annotations
 
-from spywall.device.base import FnModule, iso_apple
+from spywall.device.base import FnModule, iso_apple, iso_unix
 from spywall.device.sqlite import columns, require, tables
 from spywall.ios.backup import Entry
-from spywall.ios.browsers import chrome_time
-from spywall.ios.common import MAX_ROWS, Ctx, Result, check_links, database, every, ok, single
+from spywall.ios.browsers import FIREFOX, chrome_time
+from spywall.ios.common import (
+    MAX_ROWS,
+    Ctx,
+    Result,
+    check_links,
+    database,
+    every,
+    ok,
+    scalar,
+    single,
+)
 
 CHROME_FAVICONS = [("AppDomain-com.google.chrome.ios",
                     "Library/Application Support/Google/Chrome/Default/Favicons")]
@@ -77,6 +90,36 @@ def _safari(ctx: Ctx, entry: Entry, path: str) -> int:
     return len(rows) + len(rejected)
 
 
+def _firefox(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """MVT's ``firefox_favicon`` fields: the icon (``id``, ``url``, ``width``, ``height``,
+    ``type``), when it was fetched, and the page (``history_id``, ``history_url``)."""
+    with database(ctx, entry) as conn:
+        have = require(conn, "favicons", ("id", "url"))
+        require(conn, "favicon_sites", ("siteID", "faviconID"))
+        require(conn, "history", ("id", "url"))
+        extra = ", ".join(f"f.{c}" if c in have else "NULL"
+                          for c in ("width", "height", "type", "date"))
+        rows = conn.execute(
+            f"SELECT f.id, f.url, {extra}, h.id, h.url FROM favicons f "  # noqa: S608
+            "JOIN favicon_sites s ON s.faviconID = f.id JOIN history h ON h.id = s.siteID "
+            "LIMIT ?", (MAX_ROWS,)).fetchall()
+    for fid, icon, width, height, kind, date, hid, page in rows:
+        urls = [u for u in (icon, page) if isinstance(u, str) and u]
+        hit = any(ctx.lookup.url(u) for u in urls)
+        if not (ctx.timeline or hit):
+            continue
+        when = iso_unix(date) if isinstance(date, int | float) else None
+        rec = ctx.record("firefox_favicon", when, "firefox_history", {
+            "id": scalar(fid), "url": str(icon or "")[:2048], "width": scalar(width),
+            "height": scalar(height), "type": scalar(kind), "history_id": scalar(hid),
+            "history_url": str(page or "")[:2048]})
+        # as MVT: the icon's URL, and the page's only when the icon matches nothing
+        for u, what in ((icon, "Firefox favicon URL"), (page, "page of a Firefox favicon")):
+            if hit and isinstance(u, str) and check_links(ctx, [u], rec, path, what):
+                break
+    return ok(len(rows))
+
+
 CACHE_DB = "/Cache.db"
 
 
@@ -110,5 +153,7 @@ MODULES = (
              single(CHROME_FAVICONS, _chrome)),
     FnModule("safari_favicon", "Safari / WebKit favicons: page and icon URLs (Favicons.db)",
              every(SAFARI_FAVICONS, _safari)),
+    FnModule("firefox_favicon", "Firefox for iOS favicons: icon and page URLs (browser.db)",
+             single(FIREFOX, _firefox)),
     FnModule("cache_files", "apps' web caches: cached URLs (Cache.db)", every(CACHE_DB, _cache)),
 )

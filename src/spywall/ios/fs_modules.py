@@ -13,8 +13,8 @@ path on disk. Each skips on a backup (its artifacts are not in one).
   the same function (``system.process_usage``), Triangulation's BackupAgent rule included.
 - ``filesystem``: every path the walk listed, as ``file:path`` and ``file:name``, the
   name of an executable file as a ``process:name``, and the site of a WebKit storage
-  name (``https_<host>_<port>``: local storage, IndexedDB, SafariViewService, MVT's
-  webkit_* modules) as a domain. File contents are not read.
+  name (``https_<host>_<port>``) as a domain, except in the folders the ``webkit_*``
+  modules read (``webkit_folders``). File contents are not read.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump, text
 from spywall.ios.inventory import WEBKIT_ORIGIN
 from spywall.ios.system import process_usage
+from spywall.ios.webkit_folders import folder_kind
 from spywall.report import ErrorEntry, Scalar, Severity
 
 SHUTDOWN_LOG = "private/var/db/diagnostics/shutdown.log"
@@ -228,8 +229,10 @@ def _filesystem(ctx: Ctx) -> Result:
         name = posixpath.basename(full)
         forms = path_forms(full) if alias else [full]
         proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        # (a site's name in the folders the webkit_* modules read is theirs to report)
         origins = ([m.group(1) for m in WEBKIT_ORIGIN.finditer(name)]
-                   if "http" in name else [])
+                   if "http" in name and folder_kind(e.disk.rpartition("/")[0]) is None
+                   else [])
         # Paths are unique: matched without the memo (names repeat, and go through it).
         if not (ctx.timeline or proc or ctx.any_hit("file_name", (name,))
                 or any(index.match("file_path", p) for p in forms)

@@ -69,15 +69,17 @@ class ReadTap(Protocol):
 
 
 class _Source:
-    """Chunked reads with a sliding buffer; every chunk goes to ``tap`` (hash, progress)."""
+    """Chunked reads with a sliding buffer; every chunk goes to ``tap`` (hash, progress).
+    ``base`` is the offset in the capture of the buffer's first byte (for messages)."""
 
-    __slots__ = ("eof", "stream", "tap")
+    __slots__ = ("base", "eof", "stream", "tap")
 
     def __init__(self, stream: BinaryIO, tap: ReadTap | None) -> None:
-        self.stream, self.tap, self.eof = stream, tap, False
+        self.stream, self.tap, self.eof, self.base = stream, tap, False, 0
 
     def fill(self, buf: bytes, pos: int, need: int) -> bytes:
         """``buf[pos:]`` extended by whole chunks until it holds ``need`` bytes (or EOF)."""
+        self.base += pos
         out = buf[pos:]
         while len(out) < need and not self.eof:
             chunk = self.stream.read(max(CHUNK, need - len(out)))
@@ -118,11 +120,12 @@ class CaptureReader:
     def _pcap(self) -> Iterator[Record]:
         buf = self.buf
         if len(buf) < 24:
-            raise TruncatedError("pcap file header shorter than 24 bytes")
+            raise TruncatedError(f"the pcap file header at offset 0 is cut short ({len(buf)} "
+                                 "of 24 bytes)")
         bo, scale = PCAP_MAGICS[buf[:4]]
         major, _minor, _zone, _sig, _snap, network = struct.unpack_from(bo + "HHiIII", buf, 4)
         if major != 2:
-            raise FormatError(f"pcap major version {major} (expected 2)")
+            raise FormatError(f"the pcap file header gives major version {major} (2 expected)")
         linktype = network & 0xFFFF
         rec = struct.Struct(bo + "IIII").unpack_from
         fill = self.src.fill
@@ -136,13 +139,15 @@ class CaptureReader:
                     if n == 0:
                         break
                     if n < 16:
-                        raise TruncatedError(f"record header of frame {frame + 1} cut short "
-                                             f"({n} of 16 bytes)")
+                        raise TruncatedError(f"the record header of frame {frame + 1} at "
+                                             f"offset {self.src.base} is cut short ({n} "
+                                             "of 16 bytes)")
                 sec, frac, incl, orig = rec(buf, pos)
                 if incl > MAX_CAPLEN:
                     if frame == 0 or resyncs >= MAX_RESYNCS:
-                        raise FormatError(f"frame {frame + 1}: captured length {incl} "
-                                          "(bogus record length; framing lost)")
+                        raise FormatError(f"the record header of frame {frame + 1} at offset "
+                                          f"{self.src.base + pos} gives a captured length "
+                                          f"of {incl}, over {MAX_CAPLEN} (framing lost)")
                     resyncs += 1
                     buf, pos = self._pcap_resync(buf, pos, bo, scale, last_sec, frame)
                     n = len(buf)
@@ -154,7 +159,8 @@ class CaptureReader:
                     pos, n = 0, len(buf)
                     end = 16 + incl
                     if end > n:
-                        raise TruncatedError(f"frame {frame + 1}: packet data cut short "
+                        raise TruncatedError(f"the packet data of frame {frame + 1} at offset "
+                                             f"{self.src.base + 16} is cut short "
                                              f"({n - 16} of {incl} bytes)")
                 frame += 1
                 yield frame, sec + frac / scale, linktype, buf[pos + 16:end], orig
@@ -211,12 +217,14 @@ class CaptureReader:
                     if not buf:
                         return
                     if len(buf) < 12:
-                        raise TruncatedError(f"block header cut short ({len(buf)} bytes)")
+                        raise TruncatedError(f"the block header at offset {self.src.base} is "
+                                             f"cut short ({len(buf)} of 12 bytes)")
                 btype, blen = hdr(buf, pos)
                 if btype == SHB:           # a palindrome: the same in either byte order
                     bo = BOMS.get(buf[pos + 8:pos + 12], "")
                     if not bo:
-                        raise FormatError("section header block with a bad byte-order magic")
+                        raise FormatError(f"the section header block at offset "
+                                          f"{self.src.base + pos} has a bad byte-order magic")
                     hdr, u32, epb = _BLOCK_STRUCTS[bo]
                     blen = hdr(buf, pos)[1]
                     ifaces = []
@@ -224,12 +232,14 @@ class CaptureReader:
                 if not bogus and len(buf) - pos < blen:
                     buf, pos = fill(buf, pos, blen), 0
                     if len(buf) < blen:
-                        raise TruncatedError(f"block of type {btype:#x} cut short "
+                        raise TruncatedError(f"the block of type {btype:#x} at offset "
+                                             f"{self.src.base} is cut short "
                                              f"({len(buf)} of {blen} bytes)")
                 if bogus or u32(buf, pos + blen - 4)[0] != blen:
                     if resyncs >= MAX_RESYNCS or not ifaces:
-                        raise FormatError(f"block of type {btype:#x}: bogus length {blen} "
-                                          "(framing lost)")
+                        raise FormatError(f"the block of type {btype:#x} at offset "
+                                          f"{self.src.base + pos} gives a bogus length "
+                                          f"{blen} (framing lost)")
                     resyncs += 1
                     buf, pos = self._pcapng_resync(buf, pos, bo, frame)
                     continue
@@ -287,10 +297,11 @@ class CaptureReader:
 
     def _shb(self, block: bytes, bo: str) -> None:
         if len(block) < 28:
-            raise FormatError("section header block shorter than 28 bytes")
+            raise FormatError("the section header block is shorter than 28 bytes")
         major = struct.unpack_from(bo + "H", block, 12)[0]
         if major != 1:
-            raise FormatError(f"pcapng major version {major} (expected 1)")
+            raise FormatError(f"the section header block gives major version {major} "
+                              "(1 expected)")
 
     def _idb(self, block: bytes, bo: str, ifaces: list[_Interface], frame: int) -> None:
         if len(block) < 20:

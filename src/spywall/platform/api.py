@@ -25,7 +25,8 @@ for a key without the route's scope (``admin`` implies every scope).
 Every analyst and admin request is written to the audit log (who, what). Bodies over 16
 MiB get 413; a body that is not JSON 400; a body of the wrong shape 422; a database that
 does not answer 503. After events are stored, the analysis runs in a background task
-(serialised, and coalesced when requests come faster than it runs); the gate reloads its
+(serialised, coalesced when requests come faster than it runs, and started at most once
+an ``analysis_interval``: ``spywall serve`` uses one second); the gate reloads its
 state when the registry or the review queue moved (in this process or another: one query
 per request) and after an analysis that changed something.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -59,6 +61,7 @@ class Settings:
     media_root: Path
     max_body: int = m.MAX_BODY_BYTES
     max_events: int = m.MAX_EVENTS
+    analysis_interval: float = 0.0   # seconds between the starts of background analyses
 
 
 class Platform:
@@ -72,22 +75,45 @@ class Platform:
         self._analysis_lock = threading.Lock()
         self._pending_lock = threading.Lock()
         self._pending = False
+        self._last_start = -float("inf")
         self._token: tuple[Any, ...] | None = None
 
-    def submit(self, events: list[Event], source: str) -> list[Outcome]:
+    def submit(self, events: list[Event], source: str,
+               token: tuple[Any, ...] | None = None) -> list[Outcome]:
+        """Gate and store ``events``. ``token`` is the state token read with the request's
+        key (one query for both); without it, it is read here."""
         with self._intake_lock:
-            token = self._state_token()
+            if token is None:
+                token = self._state_token()
             if token != self._token:     # the registry or a review moved (any process)
                 self.intake.refresh(force=True)
                 self._token = token
             return self.intake.submit(events, source)
 
+    @staticmethod
+    def _token_columns() -> tuple[Any, ...]:
+        """The newest registry change and the newest review step, as scalar subqueries."""
+        return (sa.select(sa.func.max(db.registry_changes.c.seq)).scalar_subquery(),
+                sa.select(sa.func.max(db.ban_steps.c.seq)).scalar_subquery())
+
     def _state_token(self) -> tuple[Any, ...]:
-        """One cheap query: the newest registry change and the newest review step."""
         with self.engine.connect() as conn:
-            return tuple(conn.execute(sa.select(
-                sa.select(sa.func.max(db.registry_changes.c.seq)).scalar_subquery(),
-                sa.select(sa.func.max(db.ban_steps.c.seq)).scalar_subquery())).one())
+            return tuple(conn.execute(sa.select(*self._token_columns())).one())
+
+    def authorize(self, key: str) -> tuple[auth.Principal | None, tuple[Any, ...] | None]:
+        """The key's principal and the state token, in one query (the gate's path makes
+        one query before its transaction, not two)."""
+        ident = auth.key_id(key)
+        if ident is None:
+            return None, None
+        k = db.api_keys
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(k, *(c.label(f"token_{i}") for i, c in
+                                              enumerate(self._token_columns())))
+                               .where(k.c.id == ident)).first()
+        if row is None:
+            return None, None
+        return auth.check(row, key), (row.token_0, row.token_1)
 
     def reload(self) -> None:
         with self._intake_lock:
@@ -96,14 +122,22 @@ class Platform:
 
     def analyse(self) -> None:
         """Run the analysis over everything stored. A call made while another waits to
-        start returns at once: that run starts after this call's data was committed."""
+        start returns at once: that run starts after this call's data was committed.
+        Runs start at least ``analysis_interval`` apart: under a stream of requests the
+        analysis (which takes the write lock) runs once an interval, not once a request,
+        so the gate's own writes rarely wait for it. The gate's decisions never wait
+        for an analysis: registry identifiers and bans apply at once."""
         with self._pending_lock:
             if self._pending:
                 return
             self._pending = True
         with self._analysis_lock:
+            wait = self._last_start + self.settings.analysis_interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             with self._pending_lock:
                 self._pending = False
+            self._last_start = time.monotonic()
             from spywall.platform.service import run_analysis
 
             result = run_analysis(self.engine)
@@ -129,12 +163,12 @@ class Authorize:
     def __init__(self, *scopes: str) -> None:
         self.scopes = scopes
 
-    def __call__(self, platform: PlatformDep, creds: Credentials) -> auth.Principal:
+    def __call__(self, request: Request, platform: PlatformDep,
+                 creds: Credentials) -> auth.Principal:
         if creds is None:
             raise HTTPException(401, "missing Authorization: Bearer KEY",
                                 headers={"WWW-Authenticate": "Bearer"})
-        with platform.engine.connect() as conn:
-            principal = auth.verify(conn, creds.credentials)
+        principal, request.state.state_token = platform.authorize(creds.credentials)
         if principal is None:
             raise HTTPException(401, "unknown or revoked API key",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -210,7 +244,7 @@ def _parse(text: str) -> Event:
              responses={**_AUTH, **_BODY, 422: {"model": m.EventsRefused,
                                                 "description": "every event was refused"}},
              openapi_extra=m.body(m.EVENTS_SCHEMA, "a JSON array of events"))
-def post_events(platform: PlatformDep, _: Ingest, body: Body,
+def post_events(request: Request, platform: PlatformDep, _: Ingest, body: Body,
                 background: BackgroundTasks) -> JSONResponse:
     items = split_array(body, platform.settings.max_events)
     events: list[Event] = []
@@ -220,7 +254,7 @@ def post_events(platform: PlatformDep, _: Ingest, body: Body,
             events.append(_parse(text))
         except EventError as exc:
             refused.append(_refused(index, text, str(exc)))
-    outcomes = platform.submit(events, "http") if events else []
+    outcomes = platform.submit(events, "http", request.state.state_token) if events else []
     if events:
         background.add_task(platform.analyse)
     answer = {"accepted": [o.id for o in outcomes],
@@ -247,7 +281,7 @@ def get_event(platform: PlatformDep, principal: Reader, event_id: str) -> JSONRe
 @router.post("/v1/gate", response_model=m.GateAnswer, tags=["events"],
              responses={**_AUTH, **_BODY},
              openapi_extra=m.body(m.EVENT_SCHEMA, "one event"))
-def post_gate(platform: PlatformDep, _: Ingest, body: Body,
+def post_gate(request: Request, platform: PlatformDep, _: Ingest, body: Body,
               background: BackgroundTasks) -> JSONResponse:
     try:
         text = body.decode("utf-8")
@@ -256,7 +290,7 @@ def post_gate(platform: PlatformDep, _: Ingest, body: Body,
         raise HTTPException(400, "the body is not UTF-8") from None
     except EventError as exc:
         raise HTTPException(422, str(exc)) from None
-    [outcome] = platform.submit([event], "gate")
+    [outcome] = platform.submit([event], "gate", request.state.state_token)
     background.add_task(platform.analyse)
     return JSONResponse({"verdict": outcome.verdict, "reasons": outcome.reasons,
                          "party": outcome.party})
@@ -359,11 +393,13 @@ async def _on_database(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(engine: sa.Engine, media_root: Path, *, max_body: int = m.MAX_BODY_BYTES,
-               max_events: int = m.MAX_EVENTS) -> FastAPI:
-    """The HTTP face over ``engine``; relative media paths resolve under ``media_root``."""
+               max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0) -> FastAPI:
+    """The HTTP face over ``engine``; relative media paths resolve under ``media_root``;
+    background analyses start at least ``analysis_interval`` seconds apart."""
     app = FastAPI(title="spywall platform", version=__version__,
                   description=(__doc__ or "").split("\n\n")[0])
-    app.state.platform = Platform(engine, Settings(media_root, max_body, max_events))
+    app.state.platform = Platform(engine, Settings(media_root, max_body, max_events,
+                                                            analysis_interval))
     app.include_router(router)
     app.add_exception_handler(BodyError, _on_body)
     app.add_exception_handler(InputError, _on_input)

@@ -82,10 +82,18 @@ def _done(text: str, pos: int, items: list[str]) -> list[str]:
 class BodyLimit:
     """ASGI middleware: a request body over ``max_bytes`` is answered 413 before the
     application reads any of it (declared length) or as soon as it grows past the cap
-    (chunked). The body is buffered here, so the application reads it from memory."""
+    (chunked). The body is buffered here, so the application reads it from memory.
 
-    def __init__(self, app: App, max_bytes: int) -> None:
+    Memory is bounded by bytes, not by connections: the bodies buffered at one time may
+    hold at most ``budget`` bytes together (a declared length is reserved in full before
+    the first byte is read). A request that would pass it gets 503 with Retry-After, so
+    thousands of small gate requests can be in flight while a few large batches wait
+    their turn."""
+
+    def __init__(self, app: App, max_bytes: int, budget: int | None = None) -> None:
         self.app, self.max_bytes = app, max_bytes
+        self.budget = budget if budget is not None else 32 * max_bytes
+        self.held = 0          # bytes reserved by requests in flight (one event loop)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -95,37 +103,67 @@ class BodyLimit:
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await _too_large(send, self.max_bytes)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await _too_large(send, self.max_bytes)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        replayed = False
+        reserved = 0
+        try:
+            if declared is not None:
+                if not self._reserve(int(declared)):
+                    await _busy(send)
+                    return
+                reserved = int(declared)
+            chunks: list[bytes] = []
+            size = 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_bytes:
+                    await _too_large(send, self.max_bytes)
+                    return
+                if size > reserved:      # chunked, or more than declared
+                    if not self._reserve(size - reserved):
+                        await _busy(send)
+                        return
+                    reserved = size
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            replayed = False
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
-        await self.app(scope, replay, send)
+            await self.app(scope, replay, send)
+        finally:
+            self.held -= reserved
+
+    def _reserve(self, size: int) -> bool:
+        if self.held + size > self.budget:
+            return False
+        self.held += size
+        return True
+
+
+async def _busy(send: Send) -> None:
+    await _answer(send, 503, "the server holds its limit of request bodies; try again",
+                  [(b"retry-after", b"1")])
 
 
 async def _too_large(send: Send, cap: int) -> None:
-    payload = json.dumps({"detail": f"request body larger than {cap} bytes"}).encode()
-    await send({"type": "http.response.start", "status": 413,
+    await _answer(send, 413, f"request body larger than {cap} bytes",
+                  [(b"connection", b"close")])
+
+
+async def _answer(send: Send, status: int, detail: str,
+                  headers: list[tuple[bytes, bytes]]) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(payload)).encode()),
-                            (b"connection", b"close")]})
+                            (b"content-length", str(len(payload)).encode()), *headers]})
     await send({"type": "http.response.body", "body": payload})

@@ -54,17 +54,46 @@ def create_key(conn: sa.Connection, name: str, scopes: list[str]) -> str:
     return f"sw_{key_id}_{secret}"
 
 
-def verify(conn: sa.Connection, key: str) -> Principal | None:
-    """The principal a key belongs to, or None (unknown, malformed or revoked)."""
+def key_id(key: str) -> str | None:
+    """The id part of a well-formed key (None for anything else)."""
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "sw" or len(key) > 200:
         return None
-    row = conn.execute(sa.select(db.api_keys).where(db.api_keys.c.id == parts[1])).first()
-    if row is None or row.revoked_us is not None:
+    return parts[1]
+
+
+def verify(conn: sa.Connection, key: str) -> Principal | None:
+    """The principal a key belongs to, or None (unknown, malformed or revoked)."""
+    ident = key_id(key)
+    if ident is None:
+        return None
+    row = conn.execute(sa.select(db.api_keys).where(db.api_keys.c.id == ident)).first()
+    return check(row, key)
+
+
+def check(row: Any, key: str) -> Principal | None:
+    """``key`` against its stored row (None: no row, revoked, or the wrong secret)."""
+    parts = key.split("_", 2)
+    if row is None or row.revoked_us is not None or len(parts) != 3:
         return None
     if not hmac.compare_digest(row.hash, _digest(parts[2])):
         return None
     return Principal(id=row.id, name=row.name, scopes=frozenset(row.scopes))
+
+
+def revoke_key(conn: sa.Connection, ident: str, actor: str, reason: str) -> None:
+    """Revoke a key at once (every later request with it gets 401); recorded in the
+    audit log with who and why."""
+    k = db.api_keys
+    row = conn.execute(sa.select(k.c.revoked_us).where(k.c.id == ident)).first()
+    if row is None:
+        raise InputError(f"no API key with id {ident!r} (see: spywall platform keys list)")
+    if row.revoked_us is not None:
+        raise InputError(f"the API key {ident} is already revoked")
+    now = time.time_ns() // 1000
+    conn.execute(k.update().where(k.c.id == ident).values(revoked_us=now))
+    conn.execute(db.audit.insert().values(ts_us=now, actor=actor, action="key-revoke",
+                                          detail={"id": ident, "reason": reason}))
 
 
 def list_keys(conn: sa.Connection) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ evidence is shown through ``spywall.render.escape.visible``, never as markup.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePath
 from typing import TextIO
 
@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from spywall.incomplete import INCOMPLETE_RULE
+from spywall.registry import FORMATS
 from spywall.render.escape import visible
 from spywall.report import (
     MEMBER_SEP,
@@ -51,6 +53,8 @@ _PROBLEM = {
 }
 MAX_ERRORS = 200
 QPDF = "qpdf:"
+# The first words of an engine error entry: what the object is ("WebP image: ...").
+_LABELS = frozenset(f"{f.plain}: " for f in FORMATS if f.plain)
 WIDE = 100  # narrower terminals get the findings in two columns
 
 
@@ -188,20 +192,44 @@ def _findings(subject: Subject, root: str, narrow: bool) -> Table:
     return t
 
 
+def _shown_as_finding(s: Subject) -> Callable[[ErrorEntry], bool]:
+    """Whether a problem of ``s`` is told by a finding: one at the same place, or inside
+    it (a damaged PDF whose JBIG2 stream is the exploit, a zip whose member is). A cap
+    (``incomplete-examination``) covers only its own place: a damaged container whose
+    member merely hit a limit is still shown as damaged."""
+    places = {f.path for f in s.findings}
+    holders = {p for f in s.findings if f.rule != INCOMPLETE_RULE
+               for p in _containers(f.path)}
+    return lambda e: e.path in places or e.path in holders
+
+
+def _containers(path: str) -> Iterator[str]:
+    """The places that hold ``path``: ``a.zip!/b.pdf!/obj`` -> ``a.zip``, ``a.zip!/b.pdf``."""
+    at = path.find(MEMBER_SEP)
+    while at >= 0:
+        yield path[:at]
+        at = path.find(MEMBER_SEP, at + len(MEMBER_SEP))
+
+
 def _errors(report: Report) -> list[tuple[str, ErrorEntry]]:
-    """(input, error) of every problem, but those of an input already shown with a
-    finding at the same place (shown once, as the finding)."""
+    """(input, error) of every problem, but those an input's finding already tells
+    (shown once, as the finding)."""
     out: list[tuple[str, ErrorEntry]] = []
     for s in report.subjects:
-        found = {f.path for f in s.findings}
-        out += [(s.path, e) for e in s.errors if e.path not in found]
+        told = _shown_as_finding(s)
+        out += [(s.path, e) for e in s.errors if not told(e)]
     return out + [("", e) for e in report.errors]
 
 
 def _hidden(report: Report) -> int:
-    """Problems not listed: at a place that already carries a finding."""
-    return sum(1 for s in report.subjects for e in s.errors
-               if e.path in {f.path for f in s.findings})
+    """Problems not listed: told by a finding."""
+    return sum(sum(map(_shown_as_finding(s), s.errors)) for s in report.subjects)
+
+
+def _label(message: str) -> tuple[str, str]:
+    """("WebP image: ", the rest) for an engine error entry; ("", message) otherwise."""
+    head = message[: message.find(": ") + 2]
+    return (head, message[len(head):]) if head in _LABELS else ("", message)
 
 
 def _merged(errors: Sequence[tuple[str, ErrorEntry]]) -> list[tuple[str, str, str]]:
@@ -214,12 +242,15 @@ def _merged(errors: Sequence[tuple[str, ErrorEntry]]) -> list[tuple[str, str, st
             messages.append(e.message)
     out = []
     for (path, code), messages in rows.items():
-        if all(m.startswith(QPDF) for m in messages):
+        labels, texts = zip(*map(_label, messages), strict=True)
+        label = labels[0] if len(set(labels)) == 1 else ""  # said once for the row
+        texts = texts if label else tuple(messages)
+        if all(m.startswith(QPDF) for m in texts):
             detail = ("the PDF library (qpdf) reported: "
-                      + "; ".join(m[len(QPDF):].strip() for m in messages))
+                      + "; ".join(m[len(QPDF):].strip() for m in texts))
         else:
-            detail = "; ".join(messages)
-        out.append((path, code, detail))
+            detail = "; ".join(texts)
+        out.append((path, code, label + detail))
     return out
 
 

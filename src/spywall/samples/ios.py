@@ -56,6 +56,10 @@ PLANTED: dict[str, str] = {
     "favicon_domain": "music-headphones.org",  # Pegasus
     "favicon_icon_domain": "mobnetlink1.com",  # Predator (Cytrox)
     "profile_process": "roleaboutd",  # Pegasus
+    "call_email": "bekkerfredi@gmail.com",  # Pegasus (a FaceTime caller's Apple ID)
+    "contact_email": "oskarschalcher@outlook.com",  # Pegasus
+    "interaction_email": "taylorjade0303@gmail.com",  # Pegasus (an iMessage sender)
+    "firefox_favicon_domain": "igiheonline.com",  # Pegasus
 }
 
 

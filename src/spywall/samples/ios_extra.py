@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from spywall.samples import ios_people
 from spywall.samples.ios import PLANTED, T0, _plist
 
 if TYPE_CHECKING:
@@ -68,8 +69,10 @@ FIREFOX_DOMAIN = "AppDomainGroup-group.org.mozilla.ios.Firefox"
 
 def _firefox(w: _Writer) -> None:
     """Firefox for iOS: ``history`` (one row per site) and ``visits`` (``siteID``, ``date``
-    in unix microseconds)."""
+    in unix microseconds); ``favicons`` (``date`` in unix seconds) linked to the pages by
+    ``favicon_sites``. The planted icon is served from a Pegasus domain."""
     host = PLANTED["firefox_domain"] if w.spec.planted else "weather.example.com"
+    icon_host = PLANTED["firefox_favicon_domain"] if w.spec.planted else "static.example.org"
 
     def fill(c: sqlite3.Connection) -> None:
         c.executemany("INSERT INTO history (id, guid, url, title) VALUES (?,?,?,?)",
@@ -78,6 +81,12 @@ def _firefox(w: _Writer) -> None:
         c.executemany("INSERT INTO visits (id, siteID, date, type, is_local) VALUES "
                       "(?,?,?,1,1)", [(1, 1, (T0 + 500) * 1_000_000),
                                       (2, 2, (T0 + 560) * 1_000_000 + 250_000)])
+        c.executemany("INSERT INTO favicons (id, url, width, height, type, date) VALUES "
+                      "(?,?,?,?,?,?)",
+                      [(1, "https://www.example.org/favicon.ico", 32, 32, 1, T0 + 501.5),
+                       (2, f"https://{icon_host}/icon.png", None, None, 0, T0 + 561)])
+        c.executemany("INSERT INTO favicon_sites (id, siteID, faviconID) VALUES (?,?,?)",
+                      [(1, 1, 1), (2, 2, 2)])
 
     w.db(FIREFOX_DOMAIN, "profile.profile/browser.db",
          "CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, guid TEXT NOT NULL "
@@ -86,7 +95,12 @@ def _firefox(w: _Writer) -> None:
          "TINYINT NOT NULL DEFAULT 0, domain_id INTEGER);"
          "CREATE TABLE visits (id INTEGER PRIMARY KEY AUTOINCREMENT, siteID INTEGER NOT NULL "
          "REFERENCES history(id) ON DELETE CASCADE, date REAL NOT NULL, type INTEGER NOT "
-         "NULL, is_local TINYINT NOT NULL);", fill)
+         "NULL, is_local TINYINT NOT NULL);"
+         "CREATE TABLE favicons (id INTEGER PRIMARY KEY AUTOINCREMENT, url TEXT NOT NULL "
+         "UNIQUE, width INTEGER, height INTEGER, type INTEGER NOT NULL, date REAL NOT NULL);"
+         "CREATE TABLE favicon_sites (id INTEGER PRIMARY KEY AUTOINCREMENT, siteID INTEGER "
+         "NOT NULL REFERENCES history(id) ON DELETE CASCADE, faviconID INTEGER NOT NULL "
+         "REFERENCES favicons(id) ON DELETE CASCADE, UNIQUE (siteID, faviconID));", fill)
 
 
 def _shortcuts(w: _Writer) -> None:
@@ -197,6 +211,7 @@ def add(w: _Writer) -> None:
     _favicons(w)
     _profile_events(w)
     _global_prefs(w)
+    ios_people.add(w)
 
 
 def itunes_metadata(bundle: str, name: str, source: str) -> bytes:

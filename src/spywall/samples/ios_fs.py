@@ -35,7 +35,10 @@ PLANTED_FS: dict[str, str] = {
     "webkit_domain": "site-lock.net",  # Pegasus (a WebKit local-storage name)
     "cache_domain": "shortenurls.me",  # Predator (Cytrox), in an app's Cache.db
     "analytics_process": "nehelprd",  # Pegasus, in a keychain analytics event
+    "indexeddb_domain": "info24.live",  # Pegasus (a WebKit IndexedDB folder name)
+    "safariviewservice_domain": "top10leadsgen.com",  # Pegasus (SafariViewService data)
 }
+APP_UUID = "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B"
 SHUTDOWN_AT = (T0 + 7_200, T0 + 90_000)
 _NETUSAGE_SCHEMA = (
     "CREATE TABLE ZPROCESS (Z_PK INTEGER PRIMARY KEY, ZPROCNAME TEXT, ZBUNDLENAME TEXT, "
@@ -125,6 +128,11 @@ def _netusage(root: Path, planted: bool) -> None:
     put_file(root / "private/var/networkd/netusage.sqlite", data)
 
 
+# (unix time, build) of the analytics events that name a build, in no order
+ANALYTICS_BUILDS = ((T0 + 5_000, "20F66"), (T0 - 864_000, "20E252"), (T0 + 1_000, "20F66"),
+                    (T0 - 900_000, "20E252"))
+
+
 def _analytics_db(root: Path, planted: bool) -> None:
     """A keychain analytics database (hard/soft failures, all events: Apple-epoch time and
     a binary plist), the planted one naming a Pegasus process in an event."""
@@ -137,6 +145,11 @@ def _analytics_db(root: Path, planted: bool) -> None:
         for i, ev in enumerate(events):
             c.execute("INSERT INTO soft_failures (timestamp, data) VALUES (?, ?)",
                       (apple(T0 + 800 + i), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
+        # events name the build that logged them: the update to 20F66 shows as its first
+        for at, build in ANALYTICS_BUILDS:
+            ev = {"eventType": "KeychainSyncState", "build": build, "product": "iPhone OS"}
+            c.execute("INSERT INTO all_events (timestamp, data) VALUES (?, ?)",
+                      (apple(at), plistlib.dumps(ev, fmt=plistlib.FMT_BINARY)))
 
     data, _ = sqlite_bytes(
         "CREATE TABLE hard_failures (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp REAL, "
@@ -162,9 +175,46 @@ def _cache_db(root: Path, planted: bool) -> None:
         "UNIQUE, version INTEGER, hash_value INTEGER, storage_policy INTEGER, request_key "
         "TEXT UNIQUE, time_stamp TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP, partition "
         "TEXT);", fill)
-    app = (root / "private/var/mobile/Containers/Data/Application"
-           / "0B5E0C7A-1C2D-4E3F-8A9B-0C1D2E3F4A5B")
+    app = root / "private/var/mobile/Containers/Data/Application" / APP_UUID
     put_file(app / "Library/Caches/com.example.weather/Cache.db", data)
+
+
+def _webkit_folders(root: Path, planted: bool) -> None:
+    """WebKit's per-site storage in an app's container, named after the site's origin
+    (``https_<host>_<port>``): an IndexedDB folder and SafariViewService website data
+    (the in-app browser), beside names that are not sites; their folders' times set."""
+    app = root / "private/var/mobile/Containers/Data/Application" / APP_UUID
+    idb = app / "Library/WebKit/WebsiteData/IndexedDB"
+    site = PLANTED_FS["indexeddb_domain"] if planted else "docs.example.org"
+    put_file(idb / f"https_{site}_0" / "IndexedDB.sqlite3", b"SQLite format 3\x00", T0 + 710)
+    put_file(idb / "v1" / "salt", b"\x00" * 8, T0 + 710)  # (a hashed layout: not a site)
+    put_file(idb / "https_www.example.com_443" / "IndexedDB.sqlite3", b"", T0 + 720)
+    svs = app / "SystemData/com.apple.SafariViewService/Library/WebKit/WebsiteData"
+    site = PLANTED_FS["safariviewservice_domain"] if planted else "news.example.net"
+    put_file(svs / f"https_{site}_0.localstorage", b"SQLite format 3\x00", T0 + 730)
+    put_file(svs / "LocalStorage" / "StorageTracker.db", b"", T0 + 730)
+    for folder, at in ((idb, T0 + 740), (svs, T0 + 750)):
+        os.utime(folder, (at, at))
+
+
+JOURNALS = (  # (file date, header time as analyticsd writes it, os_version)
+    ("2023-05-20-020001", "2023-05-20 02:00:01.00 +0200", "iPhone OS 16.4.1 (20E252)"),
+    ("2023-06-01-020004", "2023-06-01 02:00:04.37 +0200", "iPhone OS 16.5 (20F66)"),
+)
+
+
+def _journals(root: Path) -> None:
+    """analyticsd's journals: a one-line JSON header, then one event per line."""
+    import json
+
+    folder = root / "private/var/db/analyticsd"
+    for day, stamp, version in JOURNALS:
+        header = {"bug_type": "211", "timestamp": stamp, "os_version": version,
+                  "incident_id": str(uuid.uuid5(uuid.NAMESPACE_DNS, day)).upper()}
+        body = json.dumps({"message": {"name": "com.apple.example", "count": 1}})
+        put_file(folder / f"Analytics-Journal-{day}.ips",
+                 (json.dumps(header) + "\n" + body + "\n").encode())
+    put_file(folder / "Analytics-Day-2023-06-01-020004.ips", b"{}\n")  # (not a journal)
 
 
 def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
@@ -189,14 +239,18 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     _netusage(root, spec.planted)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
+    _webkit_folders(root, spec.planted)
+    _journals(root)
     _analytics_db(root, spec.planted)
     for i, app in enumerate(ios_extra.applications(spec.planted).values()):
         meta = app["iTunesMetadata"] if isinstance(app, dict) else b""
         put_file(root / f"private/var/containers/Bundle/Application/{uuid.UUID(int=i + 1)}"
                  / "iTunesMetadata.plist", meta if isinstance(meta, bytes) else b"")
     site = PLANTED_FS["webkit_domain"] if spec.planted else "www.example.org"
-    put_file(root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
-             / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84), T0 + 700)
+    local = root / "private/var/mobile/Library/WebKit/WebsiteData/LocalStorage"
+    put_file(local / f"https_{site}_0.localstorage", b"SQLite format 3\x00" + bytes(84),
+             T0 + 700)
+    os.utime(local, (T0 + 760, T0 + 760))
     if spec.planted:
         put_file(root / PLANTED_FS["file_path"].lstrip("/"), b"\x00" * 16, T0 + 3_600)
         put_file(root / "private/var/db" / PLANTED_FS["executable"], b"\xcf\xfa\xed\xfe",

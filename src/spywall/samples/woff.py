@@ -29,7 +29,7 @@ def woff(sfnt: bytes) -> bytes:
     """``sfnt`` as WOFF 1.0 (fontTools; tables not decompiled are copied as they are)."""
     from fontTools.ttLib import TTFont
 
-    f = TTFont(io.BytesIO(sfnt))
+    f = TTFont(io.BytesIO(sfnt), recalcTimestamp=False)
     f.flavor = "woff"
     buf = io.BytesIO()
     f.save(buf, reorderTables=False)
@@ -41,7 +41,7 @@ def woff2(sfnt: bytes, hmtx: bool = False) -> bytes:
     from fontTools.ttLib import TTFont
     from fontTools.ttLib.woff2 import WOFF2FlavorData
 
-    f = TTFont(io.BytesIO(sfnt))
+    f = TTFont(io.BytesIO(sfnt), recalcTimestamp=False)
     f.flavor = "woff2"
     if hmtx:
         f.flavorData = WOFF2FlavorData(transformedTables={"glyf", "loca", "hmtx"})
