@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from spywall.android.check import check_capture
+from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.report import Report
 from spywall.samples import android as gen
@@ -108,3 +109,15 @@ def test_empty_or_header_only_backup(
     rep = check_capture(gen.write_tree(files, tmp_path / "qf"), index).report
     run = next(m for m in rep.modules if m.name == "sms")
     assert (run.status, run.records) == (status, 0)
+
+
+def test_folder_of_several_captures_is_refused(tmp_path: Path, index: IocIndex) -> None:
+    """A folder holding two androidqf acquisitions (two uuid folders): refused with both
+    named, never one of them checked in silence; one acquisition in a sub-folder is fine."""
+    root = tmp_path / "cases"
+    gen.write_tree(gen.androidqf_files(True, with_bugreport=False), root / "case-a" / "u1")
+    rep = check_capture(root, index).report
+    assert rep.subjects[0].format == "androidqf"
+    gen.write_tree(gen.androidqf_files(False, with_bugreport=False), root / "case-b" / "u2")
+    with pytest.raises(InputError, match=r"holds 2 androidqf captures \(case-a/u1, case-b/u2\)"):
+        check_capture(root, index)

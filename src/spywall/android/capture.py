@@ -173,15 +173,24 @@ class ZipSource:
         self._fp.close()
 
 
-def _base(names: list[str], markers: tuple[str, ...]) -> str | None:
-    """The shallowest folder holding one of ``markers`` (``""`` for the top)."""
-    best: str | None = None
-    for n in names:
-        head, _, tail = n.rpartition("/")
-        if tail in markers and (best is None or head.count("/") < best.count("/")
-                                or (head == "" and best != "")):
-            best = head
-    return best
+def _depth(head: str) -> int:
+    return head.count("/") + 1 if head else 0
+
+
+def _base(names: list[str], markers: tuple[str, ...], what: str) -> str | None:
+    """The shallowest folder holding one of ``markers`` (``""`` for the top).
+    ``FormatError`` when several folders at that depth hold one: a folder of several
+    captures, of which one alone would otherwise be checked without a word."""
+    heads = {n.rpartition("/")[0] for n in names if n.rpartition("/")[2] in markers}
+    if not heads:
+        return None
+    top = min(map(_depth, heads))
+    found = sorted(h for h in heads if _depth(h) == top)
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise FormatError(f"it holds {len(found)} {what} captures ({shown}): check each "
+                          "one on its own")
+    return found[0]
 
 
 class Capture(msgspec.Struct):
@@ -250,15 +259,15 @@ class Capture(msgspec.Struct):
 
 
 def _kind(names: list[str]) -> tuple[str, str] | None:
-    qf = _base(names, QF_MARKERS)
+    qf = _base(names, QF_MARKERS, "androidqf")
     if qf is not None:
         return "androidqf", qf
-    br = _base(names, BUGREPORT_MARKERS)
+    br = _base(names, BUGREPORT_MARKERS, "bugreport")
     if br is not None:
         return "bugreport", br
     heads = [n.rpartition("/")[0] for n in names if DUMPSTATE_NAME.fullmatch(n.rpartition("/")[2])]
     if heads:  # a vendor bugreport: its dumpstate text alone marks it
-        return "bugreport", min(heads, key=lambda h: (h.count("/") + bool(h), h))
+        return "bugreport", min(heads, key=lambda h: (_depth(h), h))
     return None
 
 
@@ -303,7 +312,10 @@ def _fs_dump(root: Path, limits: Limits, budget: Budget) -> Capture | None:
 
 
 def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Capture:
-    found = _kind(source.names())
+    try:
+        found = _kind(source.names())
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from exc
     if found is None:
         raise FormatError(f"{path}: neither an androidqf capture nor a bugreport "
                           f"(no {', '.join(QF_MARKERS[:3])}, main_entry.txt or dumpstate "
