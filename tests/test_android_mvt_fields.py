@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import stat
 from datetime import UTC, datetime
@@ -414,3 +416,14 @@ def test_battery_history_records_as_mvt(tmp_path: Path, index: IocIndex) -> None
     )
     assert recs["wake", gen.RCS_APP]["service"] == f"{gen.RCS_APP}/.Beacon"
     assert recs["install", "com.whatsapp"]["service"] == ""
+
+
+def test_adb_key_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(False))
+    out = check_capture(path, index, modules=_only("dumpsys_adb"))  # type: ignore[arg-type]
+    [rec] = out.ctx.records["dumpsys_adb"]
+    raw = base64.b64decode(str(rec.data["key"]), validate=True)
+    digest = hashlib.md5(raw).hexdigest().upper()
+    assert rec.data["fingerprint"] == ":".join(digest[i : i + 2] for i in range(0, 32, 2))
+    assert rec.data["user"] == "analyst@laptop"

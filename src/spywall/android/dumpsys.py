@@ -162,6 +162,7 @@ def dbinfo(body: str) -> list[DbOperation]:
 class AdbKey(msgspec.Struct, frozen=True):
     user: str
     fingerprint: str
+    key: str = ""  # the key as adb stores it (base64), as MVT keeps it
 
 
 _USER_KEY = re.compile(r"([A-Za-z0-9+/]{100,4096}={0,2}) ([^\s=]{1,256})")
@@ -178,7 +179,7 @@ def adb_keys(body: str) -> list[AdbKey] | None:
         fingerprint = adb_fingerprint(m.group(1))
         if fingerprint is None:
             continue
-        out.append(AdbKey(m.group(2), fingerprint))
+        out.append(AdbKey(m.group(2), fingerprint, m.group(1)))
         if len(out) >= 1000:
             break
     return out

@@ -138,7 +138,8 @@ def adb_state(ctx: Ctx) -> Result:
         return skipped("no debugging_manager in the adb dump")
     for k in keys:
         ctx.record("dumpsys_adb", None, "trusted adb key",
-                   {"user": k.user, "fingerprint": k.fingerprint, "source": where})
+                   {"user": k.user, "fingerprint": k.fingerprint, "key": k.key,
+                    "source": where})
     return ok(len(keys), f"{len(keys)} trusted adb key(s)")
 
 
