@@ -18,6 +18,8 @@ from spywall.limits import Limits
 from spywall.report import FindingKind, Report, load_report
 from spywall.samples import android as gen
 
+MOUNTS = {("mounts", "android-system-rw-mount", None),
+          ("mounts", "android-suspicious-mount-options", None)}
 QF_EXPECTED = {
     ("packages", "ioc-app-id", "NoviSpy"), ("packages", "ioc-sha256", "NoviSpy"),
     ("packages", "ioc-app-cert", "NoviSpy"), ("packages", "android-sideloaded-app", None),
@@ -29,6 +31,9 @@ QF_EXPECTED = {
     ("files", "android-tmp-executable", None),
     ("root_binaries", "android-root-binary", None),
     ("sms", "ioc-domain", "Predator"),
+    ("browser_history", "ioc-domain", "Predator"),
+    ("magisk_modules", "android-magisk-module", None),
+    *MOUNTS,
 }
 BR_EXPECTED = {
     ("dumpstate_getprop", "ioc-android-property", "MercenarySpywareCampaign"),
@@ -52,8 +57,9 @@ DUMPSYS_EXPECTED = {
     ("dumpsys_dbinfo", "ioc-app-id", "NoviSpy"),
     ("dumpsys_platform_compat", "ioc-app-id", "RCSLab"),
     ("dumpsys_receivers", "ioc-app-id", "NoviSpy"),
+    ("dumpsys_settings", "android-setting-package-verifier-enable", None),
 }
-BR_EXPECTED |= DUMPSYS_EXPECTED
+BR_EXPECTED |= DUMPSYS_EXPECTED | MOUNTS
 
 
 @pytest.fixture(scope="module")

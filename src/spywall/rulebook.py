@@ -107,6 +107,26 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-tmp-executable", "Executable in a temporary folder",
             "An executable file in /data/local/tmp, where exploits and spyware droppers "
             "put their binaries.", Severity.MEDIUM),
+    _device("android-tmp-file", "File in a temporary folder",
+            "A file in /data/local/tmp, where exploits and spyware droppers stage their "
+            "files (and adb users leave theirs): MVT's suspicious path.", Severity.LOW),
+    _device("android-system-rw-mount", "System partition mounted read-write",
+            "A system partition (/system, /vendor, /product, /system_ext) is mounted "
+            "read-write: the phone is rooted or its system was modified, as implants that "
+            "persist do.", Severity.HIGH),
+    _device("android-suspicious-mount-options", "Suspicious system mount options",
+            "A system partition is mounted with remount, noatime or nodiratime where stock "
+            "phones do not: a sign of a modified system (MVT's rule).", Severity.HIGH),
+    _device("android-privileged-crash", "Crash of a privileged process",
+            "A process running as root, system or the adb shell crashed (a tombstone): "
+            "exploits that fail crash the process they attack. Look at the tombstone with "
+            "an expert; system processes also crash for ordinary reasons.", Severity.MEDIUM),
+    _device("android-magisk-module", "Magisk module installed",
+            "A Magisk module is on the phone: the phone is rooted with Magisk, and the "
+            "module changes the system at every boot with root rights.", Severity.MEDIUM),
+    _device("android-protection-app-disabled", "Security or update app disabled",
+            "A manufacturer's security agent or the system update client is disabled: the "
+            "phone may miss protections or security updates.", Severity.LOW),
     _device("android-root-binary", "Root binary present",
             "An su or other root binary was found on the phone.", Severity.MEDIUM),
     _device("android-app-downgraded", "App downgraded",
@@ -143,7 +163,7 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
 
 
 def _settings_rules() -> list[RuleInfo]:
-    from spywall.android.qf_modules import DANGEROUS_SETTINGS
+    from spywall.android.common import DANGEROUS_SETTINGS
 
     return [_device(f"android-setting-{key.replace('_', '-')}", "Protection setting weakened",
                     f"The setting {key} is not {safe}: {why}.", Severity.MEDIUM)

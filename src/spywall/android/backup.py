@@ -42,6 +42,37 @@ class Message(msgspec.Struct, frozen=True):
     body: str
     date: int | None
     kind: str  # sms | mms
+    # the provider's other text and number fields (``date_sent``, ``type``, ``read``,
+    # ``status``, ``msg_box``...), as MVT keeps them: at most MAX_FIELDS, texts capped
+    fields: dict[str, str | int | float | bool | None] = msgspec.field(default_factory=dict)
+
+    @property
+    def direction(self) -> str:
+        """``sent`` or ``received``: from the box (SMS ``type``, MMS ``msg_box``: 1 inbox,
+        2 sent); otherwise MVT's rule (a ``date_sent`` is a sent message)."""
+        box = str(self.fields.get("type", self.fields.get("msg_box", "")))
+        if box in ("1", "2"):
+            return "sent" if box == "2" else "received"
+        sent = str(self.fields.get("date_sent", "0"))
+        return "sent" if sent.isdigit() and int(sent) else "received"
+
+
+MAX_FIELDS = 40
+MAX_FIELD_TEXT = 512
+
+
+def _scalars(m: dict[str, object]) -> dict[str, str | int | float | bool | None]:
+    out: dict[str, str | int | float | bool | None] = {}
+    for k, v in m.items():
+        if len(out) >= MAX_FIELDS:
+            break
+        if k in ("body", "mms_body", "address") or not isinstance(k, str):
+            continue
+        if isinstance(v, str):
+            out[k] = v[:MAX_FIELD_TEXT]
+        elif v is None or isinstance(v, int | float | bool):
+            out[k] = v
+    return out
 
 
 def _inflate(data: bytes, budget: Budget) -> bytes:
@@ -101,7 +132,8 @@ def _messages(blob: bytes, kind: str, budget: Budget) -> list[Message]:
         if addr is None and isinstance(m.get("mms_addresses"), list):  # an MMS: the sender
             addr = next((a.get("address") for a in m["mms_addresses"][:100]
                          if isinstance(a, dict) and a.get("type") in (137, "137")), None)
-        out.append(Message(addr if isinstance(addr, str) else None, body, when, kind))
+        out.append(Message(addr if isinstance(addr, str) else None, body, when, kind,
+                           _scalars(m)))
     budget.charge_elements(len(out))
     return out
 
@@ -122,6 +154,8 @@ def sms(data: bytes, budget: Budget, password: str | None = None) -> list[Messag
     ``ab_crypto.WrongPassword``, ``FormatError`` or ``LimitExceeded`` otherwise."""
     compressed, offset, version, encrypted = _header(data, password)
     payload = data[offset:]
+    if not encrypted and not payload.strip(b"\0"):  # a header alone: nothing in it
+        return []
     if encrypted and password is not None:
         from spywall.android import ab_crypto  # (cryptography only for encrypted ones)
 

@@ -6,14 +6,16 @@ capture with neither skips them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from spywall.android.capture import Capture, nested
+from spywall.android.capture import DUMPSTATE_NAME, Capture, nested
 from spywall.android.common import (
+    ANDROID_DAEMONS,
     Ctx,
     Result,
     iso_any,
+    mvt_form,
     ok,
     package_checks,
     property_checks,
@@ -21,17 +23,20 @@ from spywall.android.common import (
 )
 from spywall.android.dumpstate import (
     accessibility_services,
+    decode,
     packages,
     system_properties,
     tombstone,
 )
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
+from spywall.report import Severity
 
 T = TypeVar("T")
-_DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]*\.txt")
 _TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
 MAX_TOMBSTONES = 1000
+# uids whose crashes MVT calls potentially suspicious: root, system, the adb shell
+PRIVILEGED_UIDS = {0: "root", 1000: "system", 2000: "shell"}
 MAX_TOMBSTONE_BYTES = 8 * 1024 * 1024
 MAX_FS_ENTRIES = 200_000
 
@@ -53,6 +58,19 @@ def bugreport(cap: Capture) -> Capture | None:
     return got if isinstance(got, Capture) else None
 
 
+def _text_rank(name: str) -> tuple[int, str]:
+    """Which dumpstate text of a bugreport without main_entry.txt is the main one: AOSP's
+    bugreport-*.txt, a vendor's dumpState_*.log, then the others (AOSP's side files
+    dumpstate_log.txt and dumpstate_board.txt last)."""
+    low = name.lower()
+    rank = (0 if low.startswith("bugreport-") else 1 if low.startswith("dumpstate_")
+            and low.endswith(".log") else 3 if low in _SIDE_FILES else 2)
+    return rank, name
+
+
+_SIDE_FILES = frozenset({"dumpstate_log.txt", "dumpstate_board.txt"})
+
+
 def dumpstate_text(br: Capture) -> tuple[str, str] | None:
     """(member name, text) of the dumpstate text of a bugreport."""
     if "text" not in br.cache:
@@ -64,39 +82,44 @@ def dumpstate_text(br: Capture) -> tuple[str, str] | None:
             if entry is not None and br.has(entry.decode("utf-8", "replace").strip()):
                 name = entry.decode("utf-8", "replace").strip()
             else:
-                name = next((n for n in br.members() if _DUMPSTATE_NAME.fullmatch(n)), None)
+                texts = [n for n in br.members() if DUMPSTATE_NAME.fullmatch(n)]
+                name = min(texts, key=_text_rank) if texts else None
         data = br.read(name) if name else None
         br.cache["text"] = None if data is None or name is None else (
-            name, data.decode("utf-8", "replace"))
+            name, decode(data))
     got = br.cache["text"]
     return got if isinstance(got, tuple) else None
 
 
-def _text(ctx: Ctx) -> tuple[Capture, str, str] | None:
-    """The dumpstate text, or for an androidqf capture without a bugreport its
-    ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no properties)."""
+def _texts(ctx: Ctx) -> Iterator[tuple[Capture, str, str]]:
+    """(capture, member, text) of the dumpstate text of the bugreport, then, for an
+    androidqf capture, of its ``dumpsys.txt`` (the same ``DUMP OF SERVICE`` sections, no
+    properties), as far as the capture has them; dumpsys.txt is read only when asked."""
     cap = ctx.evidence
     br = bugreport(cap)
     found = dumpstate_text(br) if br is not None else None
     if found is not None and br is not None:
-        return br, found[0], found[1]
+        yield br, found[0], found[1]
     if cap.kind == "androidqf" and cap.has("dumpsys.txt"):
         if "dumpsys" not in cap.cache:
-            cap.cache["dumpsys"] = (cap.read("dumpsys.txt") or b"").decode("utf-8", "replace")
+            cap.cache["dumpsys"] = decode(cap.read("dumpsys.txt") or b"")
         text = cap.cache["dumpsys"]
-        return (cap, "dumpsys.txt", text) if isinstance(text, str) else None
-    return None
+        if isinstance(text, str):
+            yield cap, "dumpsys.txt", text
 
 
 def section_of(ctx: Ctx, parse: Callable[[str], T | None],
              what: str) -> tuple[str, T] | str:
-    """(where, parsed section) of the dumpstate/dumpsys text, or why it is skipped."""
-    got = _text(ctx)
-    if got is None:
-        return "no bugreport dumpstate text or dumpsys.txt"
-    br, name, text = got
-    parsed = parse(text)
-    return f"no {what} section" if parsed is None else (br.where(name), parsed)
+    """(where, parsed section) of the first text that has the section (the bugreport's,
+    else androidqf's dumpsys.txt: a bugreport cut short, or taken while a service did
+    not answer, still leaves the section to dumpsys.txt), or why it is skipped."""
+    seen = False
+    for src, name, text in _texts(ctx):
+        seen = True
+        parsed = parse(text)
+        if parsed is not None:
+            return src.where(name), parsed
+    return f"no {what} section" if seen else "no bugreport dumpstate text or dumpsys.txt"
 
 
 def dumpstate_getprop(ctx: Ctx) -> Result:
@@ -116,9 +139,13 @@ def dumpstate_packages(ctx: Ctx) -> Result:
         ctx.evidence.budget.charge_elements()
         rec = ctx.record("dumpstate_packages", iso_any(p.fields.get("firstInstallTime")),
                          f"package {p.name}",
-                         {"package_name": p.name, "installer": p.installer,
-                          "system": p.system, "code_path": p.fields.get("codePath"),
-                          "version": p.fields.get("versionName")})
+                         {"package_name": p.name, "uid": p.fields.get("userId"),
+                          "version_name": p.fields.get("versionName"),
+                          "version_code": p.fields.get("versionCode"),
+                          "first_install_time": p.fields.get("firstInstallTime"),
+                          "last_update_time": p.fields.get("lastUpdateTime"),
+                          "installer": p.installer, "system": p.system,
+                          "code_path": p.fields.get("codePath")})
         package_checks(ctx, rec, p.name, p.installer, p.system, where)
     return ok(len(pkgs))
 
@@ -130,7 +157,8 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
     where, comps = got
     for comp, enabled in comps.items():
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
-                         {"service": comp, "enabled": enabled})
+                         {"package_name": comp.partition("/")[0], "service": comp,
+                          "enabled": enabled})
         ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
                   what="accessibility service" + (" (enabled)" if enabled else ""))
     return ok(len(comps))
@@ -145,16 +173,28 @@ def tombstones(ctx: Ctx) -> Result:
         return skipped("no tombstones")
     for name in names:
         data = br.read(name, MAX_TOMBSTONE_BYTES) or b""
-        t = tombstone(data.decode("utf-8", "replace"))
+        t = tombstone(decode(data))
+        mtime = br.mtime(name)
         rec = ctx.record("tombstones", iso_any(t.timestamp), f"crash of {t.name or '?'}",
-                         {"file": name, "pid": t.pid, "process": t.name,
-                          "executable": t.executable, "cmdline": t.cmdline, "uid": t.uid,
-                          "signal": t.signal})
+                         {"file_name": name, "file_timestamp": mvt_form(mtime) if mtime
+                          else None, "build_fingerprint": t.build_fingerprint,
+                          "pid": t.pid, "tid": t.tid, "process_name": t.name,
+                          "binary_path": t.executable, "command_line": t.cmdline,
+                          "uid": t.uid, "signal_info": t.signal,
+                          "abort_message": t.abort_message})
+        if t.uid in PRIVILEGED_UIDS:
+            ctx.heuristic("android-privileged-crash", "Crash of a privileged process",
+                          f"{t.name or t.executable or '?'} crashed running as uid {t.uid} "
+                          f"({PRIVILEGED_UIDS[t.uid]}): exploits crash privileged processes "
+                          "when they fail; look at the tombstone", rec=rec,
+                          path=br.where(name), severity=Severity.MEDIUM,
+                          detail={"process": t.name, "uid": t.uid, "file": name})
         where = br.where(name)
         cmd0 = t.cmdline.split()[0] if t.cmdline and t.cmdline.split() else None
         for value in sorted({v for v in (t.name, t.executable, cmd0) if v}):
-            ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
-                      what="crashed process")
+            if value.rpartition("/")[2] not in ANDROID_DAEMONS:
+                ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
+                          what="crashed process")
             ctx.check("app_id", value.partition(":")[0], rec=rec, path=where,
                       what="crashed app process")
             if value.startswith("/"):
@@ -185,6 +225,7 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_packages),
     FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
              dumpsys_accessibility),
-    FnModule("tombstones", "bugreport tombstones: crashed process names", tombstones),
+    FnModule("tombstones", "bugreport tombstones: crashed process names; crashes of root, "
+             "system or shell processes", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

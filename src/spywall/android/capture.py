@@ -17,6 +17,8 @@ import hashlib
 import io
 import os
 import posixpath
+import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -24,6 +26,7 @@ from typing import BinaryIO, Protocol
 import msgspec
 
 from spywall.android import age_capture
+from spywall.device.base import iso_unix
 from spywall.errors import FormatError, InputError, LimitExceeded
 from spywall.formats.zipfmt import ZIP_ERRORS, open_capped
 from spywall.limits import Budget, Limits
@@ -34,8 +37,11 @@ MAX_ENTRIES = 200_000
 CHUNK = 1 << 20
 QF_MARKERS = ("packages.json", "getprop.txt", "ps.txt", "processes.json", "files.json",
               "root_binaries.json", "settings_secure.txt", "settings_global.txt",
-              "acquisition.json")
+              "acquisition.json", "packages.pb", "files.pb")
 BUGREPORT_MARKERS = ("main_entry.txt",)
+# The dumpstate text of a bugreport without main_entry.txt: AOSP's bugreport-*.txt /
+# dumpstate*.txt, or the dumpState_*.log of vendor bugreports (Samsung's, Huawei's).
+DUMPSTATE_NAME = re.compile(r"(?:bugreport|dumpstate)[^/]{0,200}\.(?:txt|log)", re.I)
 
 
 class Source(Protocol):
@@ -46,6 +52,8 @@ class Source(Protocol):
     def names(self) -> list[str]: ...
 
     def read(self, name: str, cap: int, budget: Budget) -> bytes: ...
+
+    def mtime(self, name: str) -> str | None: ...
 
     def close(self) -> None: ...
 
@@ -98,6 +106,13 @@ class DirSource:
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
+    def mtime(self, name: str) -> str | None:
+        """The file's modification time (UTC ISO-8601), never through a link."""
+        try:
+            return iso_unix(os.lstat(self.root / name).st_mtime)
+        except (OSError, ValueError):
+            return None
+
     def close(self) -> None:
         """Nothing stays open between reads."""
 
@@ -118,7 +133,11 @@ class ZipSource:
             fp.close()
             raise LimitExceeded(f"{label}: more than {cap} members, over the cap")
         self._fp = fp
-        self._infos = {i.filename: i for i in infos if not i.filename.endswith("/")}
+        # Names as the capture's modules ask for them: a zip made by an old Windows tool
+        # separates folders with backslashes (never a file name character on a phone).
+        self._infos = {(i.filename.replace("\\", "/") if "/" not in i.filename
+                        else i.filename): i
+                       for i in infos if not i.filename.endswith(("/", "\\"))}
 
     def names(self) -> list[str]:
         return list(self._infos)
@@ -138,27 +157,47 @@ class ZipSource:
         budget.charge_decompressed(len(data), info.compress_size)
         return data
 
+    def mtime(self, name: str) -> str | None:
+        """The member's modification time as the zip stores it: DOS local time, no zone
+        (the time of the phone or computer that wrote it), ``YYYY-MM-DDThh:mm:ss``."""
+        info = self._infos.get(name)
+        if info is None:
+            return None
+        y, mo, d, h, mi, sec = info.date_time
+        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 60):
+            return None
+        return f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{sec:02d}"
+
     def close(self) -> None:
         self._zip.close()
         self._fp.close()
 
 
-def _base(names: list[str], markers: tuple[str, ...]) -> str | None:
-    """The shallowest folder holding one of ``markers`` (``""`` for the top)."""
-    best: str | None = None
-    for n in names:
-        head, _, tail = n.rpartition("/")
-        if tail in markers and (best is None or head.count("/") < best.count("/")
-                                or (head == "" and best != "")):
-            best = head
-    return best
+def _depth(head: str) -> int:
+    return head.count("/") + 1 if head else 0
+
+
+def _base(names: list[str], markers: tuple[str, ...], what: str) -> str | None:
+    """The shallowest folder holding one of ``markers`` (``""`` for the top).
+    ``FormatError`` when several folders at that depth hold one: a folder of several
+    captures, of which one alone would otherwise be checked without a word."""
+    heads = {n.rpartition("/")[0] for n in names if n.rpartition("/")[2] in markers}
+    if not heads:
+        return None
+    top = min(map(_depth, heads))
+    found = sorted(h for h in heads if _depth(h) == top)
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise FormatError(f"it holds {len(found)} {what} captures ({shown}): check each "
+                          "one on its own")
+    return found[0]
 
 
 class Capture(msgspec.Struct):
     """One capture: where it is, what it is, and its files relative to ``prefix``."""
 
     path: str
-    kind: str                  # androidqf | bugreport | dumpstate | backup
+    kind: str                  # androidqf | bugreport | dumpstate | backup | fs | history
     source: Source
     prefix: str
     budget: Budget
@@ -187,6 +226,8 @@ class Capture(msgspec.Struct):
         a zip, ``folder/dir/name`` in a folder, the file itself for a lone text."""
         if self.kind in ("dumpstate", "backup"):
             return self.path
+        if self.kind == "history":  # a lone database (and its -wal beside it)
+            return os.path.join(os.path.dirname(self.path), name)
         full = f"{self.prefix}/{name}" if self.prefix else name
         sep = "/" if isinstance(self.source, DirSource) else SEP
         return f"{self.path.rstrip('/')}{sep}{full}"
@@ -200,6 +241,12 @@ class Capture(msgspec.Struct):
         self.inputs.setdefault(self.where(name), hashlib.sha256(data).hexdigest())
         return data
 
+    def mtime(self, name: str) -> str | None:
+        """A member's modification time (``Source.mtime``), None if absent."""
+        if not self.has(name):
+            return None
+        return self.source.mtime(f"{self.prefix}/{name}" if self.prefix else name)
+
     def close(self) -> None:
         """Close the capture and any nested bugreport opened from it."""
         self.source.close()
@@ -212,20 +259,67 @@ class Capture(msgspec.Struct):
 
 
 def _kind(names: list[str]) -> tuple[str, str] | None:
-    qf = _base(names, QF_MARKERS)
+    qf = _base(names, QF_MARKERS, "androidqf")
     if qf is not None:
         return "androidqf", qf
-    br = _base(names, BUGREPORT_MARKERS)
+    br = _base(names, BUGREPORT_MARKERS, "bugreport")
     if br is not None:
         return "bugreport", br
+    heads = [n.rpartition("/")[0] for n in names if DUMPSTATE_NAME.fullmatch(n.rpartition("/")[2])]
+    if heads:  # a vendor bugreport: its dumpstate text alone marks it
+        return "bugreport", min(heads, key=lambda h: (_depth(h), h))
     return None
 
 
+# Chromium History databases at their place in an Android file system dump (MVT's
+# check-fs list): relative path -> (browser, package, profile).
+FS_HISTORY: dict[str, tuple[str, str, str]] = {
+    "data/data/com.android.chrome/app_chrome/Default/History":
+        ("Chrome", "com.android.chrome", "Default"),
+    "data/data/com.brave.browser/app_chrome/Default/History":
+        ("Brave", "com.brave.browser", "Default"),
+    "data/data/com.microsoft.emmx/app_chrome/Default/History":
+        ("Microsoft Edge", "com.microsoft.emmx", "Default"),
+    "data/data/com.sec.android.app.sbrowser/app_sbrowser/Default/History":
+        ("Samsung Internet", "com.sec.android.app.sbrowser", "Default"),
+}
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def _regular_under(root: Path, rel: str) -> bool:
+    """``root/rel`` is a regular file reached through no symbolic link."""
+    here = root
+    parts = rel.split("/")
+    try:
+        for i, part in enumerate(parts):
+            here = here / part
+            mode = os.lstat(here).st_mode
+            if stat.S_ISLNK(mode) or (i < len(parts) - 1 and not stat.S_ISDIR(mode)):
+                return False
+        return stat.S_ISREG(mode)
+    except OSError:
+        return False
+
+
+def _fs_dump(root: Path, limits: Limits, budget: Budget) -> Capture | None:
+    """An Android file system dump (the folder holding ``data/data/...``), probed at the
+    known places only: a dump holds millions of files, never walked."""
+    found = [rel for rel in FS_HISTORY if _regular_under(root, rel)]
+    if not found:
+        return None
+    names = [n for rel in found for n in (rel, f"{rel}-wal") if _regular_under(root, n)]
+    return Capture(str(root), "fs", DirSource(root, names), "", budget, limits)
+
+
 def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Capture:
-    found = _kind(source.names())
+    try:
+        found = _kind(source.names())
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from exc
     if found is None:
         raise FormatError(f"{path}: neither an androidqf capture nor a bugreport "
-                          f"(no {', '.join(QF_MARKERS[:3])} or main_entry.txt)")
+                          f"(no {', '.join(QF_MARKERS[:3])}, main_entry.txt or dumpstate "
+                          "text)")
     return Capture(path, found[0], source, found[1], budget, limits)
 
 
@@ -239,7 +333,8 @@ def open_capture(path: str | Path, limits: Limits | None = None, *,
     p = Path(path)
     try:
         if p.is_dir():
-            return from_source(DirSource(p), str(p), limits, budget)
+            return _fs_dump(p, limits, budget) or from_source(DirSource(p), str(p), limits,
+                                                               budget)
         if not p.is_file():
             raise InputError(f"{p}: no such file or folder")
         if p.stat().st_size > limits.max_file_bytes:
@@ -255,7 +350,11 @@ def open_capture(path: str | Path, limits: Limits | None = None, *,
             except FormatError:
                 src.close()
                 raise
-        # a lone file: an ``adb backup`` or a dumpstate text
+        # a lone file: an ``adb backup``, a Chromium History database or a dumpstate text
+        if head.startswith(SQLITE_MAGIC):
+            wal = [f"{p.name}-wal"] if _regular_under(p.parent, f"{p.name}-wal") else []
+            return Capture(str(p), "history", DirSource(p.parent, [p.name, *wal]), "",
+                           budget, limits)
         kind = "backup" if head.startswith(b"ANDROID BACKUP\n") else "dumpstate"
         return Capture(str(p), kind, DirSource(p.parent, [p.name]), "", budget, limits)
     except (FormatError, LimitExceeded) as exc:

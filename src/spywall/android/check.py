@@ -8,9 +8,12 @@ from pathlib import Path
 
 import msgspec
 
+from spywall.android.browser_history import BROWSER_MODULES
 from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
 from spywall.android.dumpsys_modules import DUMPSYS_MODULES
+from spywall.android.fs_modules import FS_MODULES
+from spywall.android.qf_extra import QF_EXTRA_MODULES
 from spywall.android.qf_modules import QF_MODULES
 from spywall.device.base import CheckContext, Module
 from spywall.device.runner import finish, new_report, run_modules
@@ -18,7 +21,9 @@ from spywall.iocs import IocIndex
 from spywall.limits import Limits
 from spywall.report import IocSource, ModuleRun, Report, Scalar, Subject
 
-MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES, *DUMPSYS_MODULES)
+MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES, *DUMPSYS_MODULES,
+                                      *FS_MODULES, *BROWSER_MODULES,
+                                      *QF_EXTRA_MODULES)
 DEVICE_PROPS: dict[str, str] = {
     "ro.product.manufacturer": "manufacturer", "ro.product.model": "model",
     "ro.build.version.release": "android_version",

@@ -7,9 +7,10 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from spywall.android import qf
+from spywall.android import qf, qf_pb
 from spywall.android.capture import Capture
-from spywall.device.base import CheckContext, Record, iso_unix
+from spywall.android.dumpstate import decode
+from spywall.device.base import CheckContext, Record, SchemaUnknown, iso_unix
 from spywall.report import Severity
 
 Ctx = CheckContext[Capture]
@@ -24,6 +25,24 @@ ROOT_PACKAGES = frozenset({
     "com.kingo.root", "com.zhiqupk.root.global", "com.smedialink.oneclickroot",
     "com.alephzain.framaroot", "com.yellowes.su", "me.weishu.kernelsu",
     "com.devadvance.rootcloak", "de.robv.android.xposed.installer",
+    # and the rest of MVT's list (root managers, root hiders, patchers)
+    "com.noshufou.android.su.elite", "eu.chainfire.supersu.pro", "me.phh.superuser",
+    "com.kingouser.com", "com.koushikdutta.rommanager", "com.koushikdutta.rommanager.license",
+    "com.dimonvideo.luckypatcher", "com.chelpus.lackypatch", "com.ramdroid.appquarantine",
+    "com.ramdroid.appquarantinepro", "com.devadvance.rootcloakplus", "com.saurik.substrate",
+    "com.zachspong.temprootremovejb", "com.amphoras.hidemyroot",
+    "com.amphoras.hidemyrootadfree", "com.formyhm.hiderootPremium", "com.formyhm.hideroot",
+})
+# Packages whose being disabled weakens the phone (MVT's lists): manufacturers' security
+# agents, and the system update (OTA) clients.
+SECURITY_PACKAGES = frozenset({
+    "com.policydm", "com.samsung.android.app.omcagent", "com.samsung.android.securitylogagent",
+    "com.sec.android.soagent",
+})
+UPDATE_PACKAGES = frozenset({
+    "com.android.updater", "com.google.android.gms", "com.huawei.android.hwouc",
+    "com.lge.lgdmsclient", "com.motorola.ccc.ota", "com.oneplus.opbackup", "com.oppo.ota",
+    "com.transsion.systemupdate", "com.wssyncmldm",
 })
 # Installers that mean "not from a store": the package installer (a downloaded APK),
 # the adb shell, or a browser.
@@ -47,9 +66,33 @@ def read_json(cap: Capture, name: str) -> Any | None:
     return None if data is None else qf.load_json(data, name)
 
 
+def read_qf(cap: Capture, name: str) -> tuple[str, Any] | None:
+    """(member read, document) of an androidqf JSON artifact, or of its protobuf twin
+    (``packages.pb`` for ``packages.json``...: ``qf_pb``) in the JSON's shape; None when
+    the capture has neither."""
+    doc = read_json(cap, name)
+    if doc is not None:
+        return name, doc
+    twin, reader = qf_pb.TWINS[name]
+    data = cap.read(twin, MAX_JSON)
+    return None if data is None else (twin, reader(data, twin))
+
+
+def read_manifest(cap: Capture, name: str, key: str) -> dict[str, Any] | None:
+    """An androidqf manifest (``schema_version`` 1 with a ``key`` list), None when the
+    capture is not androidqf or has none; ``SchemaUnknown`` for another shape."""
+    if cap.kind != "androidqf" or not cap.has(name):
+        return None
+    doc = read_json(cap, name)
+    if not isinstance(doc, dict) or doc.get("schema_version") != 1 or not isinstance(
+            doc.get(key), list):
+        raise SchemaUnknown(f"{name}: not schema_version 1 with a {key} list")
+    return doc
+
+
 def read_text(cap: Capture, name: str) -> str | None:
     data = cap.read(name)
-    return None if data is None else data.decode("utf-8", "replace")
+    return None if data is None else decode(data)
 
 
 _LOCAL_TS = re.compile(
@@ -79,6 +122,16 @@ def iso_any(value: object) -> str | None:
         minutes = sign * (int(tz[1:3]) * 60 + int(tz[-2:]))
         dt -= timedelta(minutes=minutes)
     return dt.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+def mvt_form(ts: str) -> str:
+    """A time of ``iso_any`` / ``iso_unix`` (``2024-01-15T10:00:02``, ``...02[.ffffff]Z``)
+    as MVT writes one in a record's fields: ``2024-01-15 10:00:02.000000`` (the result
+    folder's own helper, ``device.output.mvt_time``, is loaded only when a result folder
+    is written)."""
+    day, _, clock = ts.removesuffix("Z").partition("T")
+    whole, _, frac = clock.partition(".")
+    return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
 
 
 PATCH_MAX_AGE_DAYS = 180
@@ -123,6 +176,49 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       detail={"package": name, "installer": installer})
 
 
+def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:
+    """Heuristic: a security agent or system update client disabled (MVT warns)."""
+    what = ("security agent" if name in SECURITY_PACKAGES else
+            "system update client" if name in UPDATE_PACKAGES else None)
+    if what is not None:
+        ctx.heuristic("android-protection-app-disabled", "Security or update app disabled",
+                      f"the {what} {name} is disabled: the phone may miss protections or "
+                      "updates", rec=rec, path=where, severity=Severity.LOW,
+                      detail={"package": name})
+
+
+# Settings whose value, when not the safe one, weakens protections against malicious
+# apps: key -> (safe value, what another value means). MVT's list, plus unknown sources.
+# As MVT does, the key is looked up in every namespace.
+DANGEROUS_SETTINGS: dict[str, tuple[str, str]] = {
+    "verifier_verify_adb_installs": ("1", "apps installed over USB (adb) are not verified"),
+    "package_verifier_enable": ("1", "Google Play Protect app verification is disabled"),
+    "package_verifier_state": ("1", "APK package verification is disabled"),
+    "package_verifier_user_consent": ("1", "Google Play Protect scanning is not consented"),
+    "upload_apk_enable": ("1", "unknown apps are not sent to Google for scanning"),
+    "adb_install_need_confirm": ("1", "apps installed over adb need no confirmation"),
+    "send_security_reports": ("1", "security reports are not shared"),
+    "samsung_errorlog_agree": ("1", "crash logs are not shared with the manufacturer"),
+    "send_action_app_error": ("1", "app crash reports are disabled"),
+    "accessibility_enabled": ("0", "accessibility services are enabled (they can read "
+                                   "and control the screen)"),
+    "install_non_market_apps": ("0", "installing apps from unknown sources is allowed"),
+}
+
+
+def setting_check(ctx: Ctx, rec: Record, namespace: str, key: str, value: str,
+                  where: str) -> None:
+    """Heuristic: a setting of ``DANGEROUS_SETTINGS`` (any namespace) not at its safe
+    value."""
+    rule = DANGEROUS_SETTINGS.get(key)
+    if rule is None or value == rule[0]:
+        return
+    ctx.heuristic(f"android-setting-{key.replace('_', '-')}", "Protection setting weakened",
+                  f"{namespace} setting {key}={value}: {rule[1]}", rec=rec, path=where,
+                  severity=Severity.MEDIUM,
+                  detail={"setting": key, "value": value, "safe_value": rule[0]})
+
+
 def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) -> int:
     """Record and match every system property; check the patch level once."""
     patch_rec: Record | None = None
@@ -135,10 +231,18 @@ def property_checks(ctx: Ctx, module: str, props: dict[str, str], where: str) ->
     return len(props)
 
 
+# Stock Android daemons whose names are also published as (iOS) spyware process names:
+# not matched as processes on Android, as MVT does not (Pegasus's ``gatekeeperd``).
+ANDROID_DAEMONS = frozenset({"gatekeeperd"})
+
+
 def process_checks(ctx: Ctx, rec: Record, name: str, where: str) -> None:
-    """A process name as a process, as an app id (``pkg:service`` -> ``pkg``: an app's
-    processes carry its package name) and, for an absolute path, as a file path."""
-    ctx.check("process", name.rpartition("/")[2], rec=rec, path=where, what="running process")
+    """A process name as a process (but for ``ANDROID_DAEMONS``), as an app id
+    (``pkg:service`` -> ``pkg``: an app's processes carry its package name) and, for an
+    absolute path, as a file path."""
+    base = name.rpartition("/")[2]
+    if base not in ANDROID_DAEMONS:
+        ctx.check("process", base, rec=rec, path=where, what="running process")
     ctx.check("app_id", name.partition(":")[0], rec=rec, path=where,
               what="process of package")
     if name.startswith("/"):

@@ -22,11 +22,14 @@ _PACKAGE = re.compile(r"^ {2}Package \[([^\]\r\n]{1,512})\] \([0-9a-f]+\):$", re
 _PKG_FIELD = re.compile(r"^ {4}([A-Za-z]{1,40})=([^\r\n]{0,1024})$", re.M)
 _PKG_FIELDS = frozenset({"installerPackageName", "codePath", "firstInstallTime",
                          "lastUpdateTime", "versionName", "userId", "pkgFlags", "flags",
-                         "timeStamp"})
+                         "timeStamp", "versionCode"})
 
 
 def decode(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
+    """A text artifact as text: UTF-8 (bad bytes replaced), CRLF line ends as LF (a
+    capture copied through Windows; the line-anchored patterns expect LF)."""
+    text = data.decode("utf-8", "replace")
+    return text.replace("\r\n", "\n") if "\r" in text else text
 
 
 def properties(text: str) -> dict[str, str]:
@@ -125,6 +128,9 @@ class Tombstone(msgspec.Struct, frozen=True):
     timestamp: str | None
     uid: int | None
     signal: str | None
+    tid: int | None = None
+    build_fingerprint: str | None = None
+    abort_message: str | None = None
 
 
 _TS_LINE = {
@@ -132,8 +138,10 @@ _TS_LINE = {
     "timestamp": re.compile(r"^Timestamp: ([0-9][^\r\n]{0,64})$", re.M),
     "uid": re.compile(r"^uid: ([0-9]{1,10})$", re.M),
     "signal": re.compile(r"^signal ([^\r\n]{1,200})$", re.M),
+    "build_fingerprint": re.compile(r"^Build fingerprint: '?([^\r\n']{1,512})'?$", re.M),
+    "abort_message": re.compile(r"^Abort message: '?([^\r\n]{1,2048}?)'?$", re.M),
 }
-_PID = re.compile(r"^pid: ([0-9]{1,10}), tid: [0-9]{1,10}, name: ([^\r\n]{0,256}?)"
+_PID = re.compile(r"^pid: ([0-9]{1,10}), tid: ([0-9]{1,10}), name: ([^\r\n]{0,256}?)"
                   r"(?:  >>> ([^\r\n]{1,4096}) <<<)?$", re.M)
 
 
@@ -144,10 +152,12 @@ def tombstone(text: str) -> Tombstone:
     pid = _PID.search(text, 0, 65536)
     return Tombstone(
         pid=int(pid.group(1)) if pid else None,
-        name=pid.group(2).strip() or None if pid else None,
-        executable=pid.group(3) if pid and pid.group(3) else None,
+        name=pid.group(3).strip() or None if pid else None,
+        executable=pid.group(4) if pid and pid.group(4) else None,
         cmdline=got["cmdline"], timestamp=got["timestamp"],
         uid=int(got["uid"]) if got["uid"] else None, signal=got["signal"],
+        tid=int(pid.group(2)) if pid else None,
+        build_fingerprint=got["build_fingerprint"], abort_message=got["abort_message"],
     )
 
 

@@ -30,6 +30,9 @@ import re
 
 import msgspec
 
+from spywall.android import ps
+from spywall.report import Scalar
+
 MAX_RECORDS = 500_000
 
 
@@ -159,6 +162,7 @@ def dbinfo(body: str) -> list[DbOperation]:
 class AdbKey(msgspec.Struct, frozen=True):
     user: str
     fingerprint: str
+    key: str = ""  # the key as adb stores it (base64), as MVT keeps it
 
 
 _USER_KEY = re.compile(r"([A-Za-z0-9+/]{100,4096}={0,2}) ([^\s=]{1,256})")
@@ -172,15 +176,24 @@ def adb_keys(body: str) -> list[AdbKey] | None:
         return None
     out: list[AdbKey] = []
     for m in _USER_KEY.finditer(body, at):
-        try:
-            raw = base64.b64decode(m.group(1), validate=True)
-        except (binascii.Error, ValueError):
+        fingerprint = adb_fingerprint(m.group(1))
+        if fingerprint is None:
             continue
-        digest = hashlib.md5(raw).hexdigest().upper()  # noqa: S324 (adb's fingerprint)
-        out.append(AdbKey(m.group(2), ":".join(digest[i:i + 2] for i in range(0, 32, 2))))
+        out.append(AdbKey(m.group(2), fingerprint, m.group(1)))
         if len(out) >= 1000:
             break
     return out
+
+
+def adb_fingerprint(key: str) -> str | None:
+    """adb's fingerprint of a host key (its base64 text): the MD5 of the decoded key in
+    colon-separated upper-case hex; None when the text is not base64."""
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    digest = hashlib.md5(raw).hexdigest().upper()  # noqa: S324 (adb's fingerprint)
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
 
 
 class BatteryEvent(msgspec.Struct, frozen=True):
@@ -188,16 +201,18 @@ class BatteryEvent(msgspec.Struct, frozen=True):
     package: str
     uid: str
     elapsed: str
+    service: str = ""  # a job's or alarm's component (``pkg/.Service``), as MVT keeps it
 
 
 _HISTORY_EVENTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("install", re.compile(r"pkginst=(\d{1,10}):\"([A-Za-z][\w.]{0,255})\"")),
     ("uninstall", re.compile(r"pkgunin=(\d{1,10}):\"([A-Za-z][\w.]{0,255})\"")),
-    ("start_job", re.compile(r"\+job=(\w{1,16}):\"([A-Za-z][\w.]{0,255})/")),
-    ("end_job", re.compile(r"-job=(\w{1,16}):\"([A-Za-z][\w.]{0,255})/")),
+    ("start_job", re.compile(r"\+job=(\w{1,16}):\"(([A-Za-z][\w.]{0,255})/[^\"]{0,512})")),
+    ("end_job", re.compile(r"-job=(\w{1,16}):\"(([A-Za-z][\w.]{0,255})/[^\"]{0,512})")),
     ("start_top", re.compile(r"\+top=(\w{1,16}):\"([A-Za-z][\w.]{0,255})\"")),
     ("end_top", re.compile(r"-top=(\w{1,16}):\"([A-Za-z][\w.]{0,255})\"")),
-    ("wake", re.compile(r"\+wake_lock=(\w{1,16}):\"\*walarm\*:([A-Za-z][\w.]{0,255})/")),
+    ("wake", re.compile(r"\+wake_lock=(\w{1,16}):\"\*walarm\*:(([A-Za-z][\w.]{0,255})/"
+                        r"[^\"]{0,512})")),
 )
 
 
@@ -208,7 +223,8 @@ def battery_history(body: str) -> list[BatteryEvent]:
             continue
         elapsed = line.strip().split(" ", 1)[0]
         for event, rx in _HISTORY_EVENTS:
-            out.extend(BatteryEvent(event, m.group(2), m.group(1), elapsed)
+            out.extend(BatteryEvent(event, m.group(3), m.group(1), elapsed, m.group(2))
+                       if rx.groups == 3 else BatteryEvent(event, m.group(2), m.group(1), elapsed)
                        for m in rx.finditer(line))
         if len(out) >= MAX_RECORDS:
             break
@@ -259,36 +275,22 @@ class Proc(msgspec.Struct, frozen=True):
     user: str | None
     name: str
     kernel_thread: bool
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)  # MVT's names
 
 
 _PROCESSES_HEADER = re.compile(r"^------ PROCESSES AND THREADS[^\n]*$", re.M)
 
 
 def processes(text: str) -> list[Proc] | None:
-    """The processes of a ``ps -A`` style table (a header line naming PID and ending in
-    NAME / CMD / COMMAND / ARGS). A name in brackets is a kernel thread: the brackets
-    are taken off for matching (``[kworker/0:1]`` -> ``kworker/0:1``)."""
+    """The processes of a ``ps -A`` style table (``android.ps``) whose header is in the
+    first 50 lines; None when there is none. Kernel threads lose their brackets."""
     lines = text.splitlines()
-    head = next((i for i, line in enumerate(lines[:50])
-                 if " PID " in f" {line} " and line.split()[-1:] and line.split()[-1]
-                 in ("NAME", "CMD", "COMMAND", "ARGS")), None)
+    head = next((i for i, line in enumerate(lines[:50]) if ps.is_header(line)), None)
     if head is None:
         return None
-    header = lines[head].split()
-    pid_col = header.index("PID")
-    user_col = header.index("USER") if "USER" in header else None
-    out: list[Proc] = []
-    for line in lines[head + 1:head + 1 + MAX_RECORDS]:
-        if line.startswith("------"):
-            break
-        cols = line.split(None, len(header) - 1)
-        if len(cols) < len(header) or not cols[pid_col].isdigit():
-            continue
-        name = cols[-1].strip()
-        kernel = name.startswith("[") and name.endswith("]")
-        out.append(Proc(cols[pid_col], cols[user_col] if user_col is not None else None,
-                        name[1:-1] if kernel else name, kernel))
-    return out
+    rows, _ = ps.table(lines[head:])
+    return [Proc(r.pid or "", r.user, r.name, r.kernel_thread, r.mvt_fields())
+            for r in rows if r.pid]
 
 
 def processes_section(text: str) -> str | None:

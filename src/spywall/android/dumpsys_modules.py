@@ -17,10 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from spywall.android import dumpsys
+from spywall.android import dumpsys, settings_dump
 from spywall.android.bugreport_modules import section_of
 from spywall.android.capture import Capture
-from spywall.android.common import Ctx, Result, iso_any, ok, process_checks, skipped
+from spywall.android.common import (
+    Ctx,
+    Result,
+    iso_any,
+    ok,
+    process_checks,
+    setting_check,
+    skipped,
+)
 from spywall.android.dumpstate import section
 from spywall.device.base import FnModule
 from spywall.report import Scalar, Severity
@@ -86,7 +94,7 @@ def _resolver(table: str, module: str, what: str) -> Callable[[Ctx], Result]:
         for c in comps:
             rec = ctx.record(module, None, f"{c.action} {c.component}",
                              {"intent": c.action, "package_name": c.package,
-                              "component": c.component})
+                              table.lower(): c.component})  # MVT's receiver / activity
             ctx.check("app_id", c.package, rec=rec, path=where, what=what)
         return ok(len(comps))
     return run
@@ -113,8 +121,8 @@ def dbinfo(ctx: Ctx) -> Result:
     where, ops = got
     for op in ops:
         rec = ctx.record("dumpsys_dbinfo", iso_any(op.time), op.operation,
-                         {"path": op.path, "pid": op.pid, "action": op.operation,
-                          "sql": op.sql[:2000]})
+                         {"isodate": op.time, "path": op.path, "pid": op.pid,
+                          "action": op.operation, "sql": op.sql[:2000]})
         for part in dict.fromkeys(op.path.split("/")):
             if "." in part:
                 ctx.check("app_id", part, rec=rec, path=where, what="database of package")
@@ -130,7 +138,8 @@ def adb_state(ctx: Ctx) -> Result:
         return skipped("no debugging_manager in the adb dump")
     for k in keys:
         ctx.record("dumpsys_adb", None, "trusted adb key",
-                   {"user": k.user, "fingerprint": k.fingerprint, "source": where})
+                   {"user": k.user, "fingerprint": k.fingerprint, "key": k.key,
+                    "source": where})
     return ok(len(keys), f"{len(keys)} trusted adb key(s)")
 
 
@@ -150,8 +159,8 @@ def battery_history(ctx: Ctx) -> Result:
             continue
         seen.add((e.event, e.package))
         rec = ctx.record("dumpsys_battery_history", None, f"{e.event} {e.package}",
-                         {"event": e.event, "package_name": e.package, "uid": e.uid,
-                          "time_elapsed": e.elapsed})
+                         {"time_elapsed": e.elapsed, "event": e.event, "uid": e.uid,
+                          "package_name": e.package, "service": e.service})
         ctx.check("app_id", e.package, rec=rec, path=where,
                   what=f"package {e.event.replace('_', ' ')} in the battery history")
     return ok(len(seen))
@@ -164,8 +173,10 @@ def battery_daily(ctx: Ctx) -> Result:
     where, body = got
     daily = dumpsys.battery_daily(body)
     for u in daily:
-        detail: dict[str, Scalar] = {"package_name": u.package, "version_code": u.version,
-                                     "action": u.action, "previous_version": u.previous}
+        detail: dict[str, Scalar] = {"from": u.period_start, "package_name": u.package,
+                                     "vers": str(u.version),  # (MVT's names and form)
+                                     "version_code": u.version, "action": u.action,
+                                     "previous_version": u.previous}
         rec = ctx.record("dumpsys_battery_daily", iso_any(u.period_start),
                          f"{u.action} {u.package}", detail)
         ctx.check("app_id", u.package, rec=rec, path=where,
@@ -185,6 +196,38 @@ def battery_daily(ctx: Ctx) -> Result:
     return ok(len(daily))
 
 
+def _settings_dump(text: str) -> list[settings_dump.Setting] | None:
+    at = text.find("DUMP OF SERVICE settings:")
+    body = section(text, "DUMP OF SERVICE settings:") if at >= 0 else None
+    return None if body is None else settings_dump.settings(
+        body, settings_dump.dumped_at(text[at:]))
+
+
+def settings(ctx: Ctx) -> Result:
+    """Every setting of every namespace and user in the settings provider's dump, with
+    its last change; MVT's weakened protection settings flagged (``setting_check``)."""
+    got = section_of(ctx, _settings_dump, "'DUMP OF SERVICE settings'")
+    if isinstance(got, str):
+        return skipped(got)
+    where, items = got
+    for s in items:
+        ctx.evidence.budget.charge_elements()
+        name, value = s.fields.get("name", ""), s.fields.get("value", "")
+        last = s.history[-1] if s.history else None
+        times = sorted(c.time for c in s.history if c.time)
+        rec = ctx.record("dumpsys_settings", times[-1] if times else None,
+                         f"setting {s.namespace}/{name}",
+                         {"namespace": s.namespace, "user": s.user, **s.fields,
+                          "history": len(s.history),
+                          "last_change_time": last.time or last.raw_time if last else None,
+                          "last_old_value": last.old_value if last else None,
+                          "last_new_value": last.new_value if last else None,
+                          "last_change_package": last.package if last else None})
+        if name:
+            setting_check(ctx, rec, s.namespace, name, value, where)
+    return ok(len(items))
+
+
 def _process_table(text: str) -> list[dumpsys.Proc] | None:
     body = dumpsys.processes_section(text)
     return None if body is None else dumpsys.processes(body)
@@ -197,8 +240,7 @@ def processes(ctx: Ctx) -> Result:
     where, procs = got
     for p in procs:
         rec = ctx.record("bugreport_processes", None, f"process {p.name}",
-                         {"pid": p.pid, "user": p.user, "name": p.name,
-                          "kernel_thread": p.kernel_thread})
+                         {**p.fields, "kernel_thread": p.kernel_thread})
         process_checks(ctx, rec, p.name, where)
     return ok(len(procs))
 
@@ -218,6 +260,8 @@ DUMPSYS_MODULES: tuple[FnModule[Capture], ...] = (
              "(jobs, foreground, alarms)", battery_history),
     FnModule("dumpsys_battery_daily", "daily battery stats: app updates, removals "
              "(version 0) and downgrades", battery_daily),
+    FnModule("dumpsys_settings", "settings provider dump (every namespace and user, change "
+             "history): weakened protection settings", settings),
     FnModule("bugreport_processes", "bugreport process table: process names, app ids "
              "(kernel threads without brackets)", processes),
 )

@@ -11,8 +11,10 @@ from typing import Any
 
 import msgspec
 
+from spywall.android import ps
 from spywall.device.base import SchemaUnknown
 from spywall.errors import FormatError
+from spywall.report import Scalar
 
 MAX_RECORDS = 1_000_000
 _HASH_LENGTHS = {32: "md5", 40: "sha1", 64: "sha256"}
@@ -103,6 +105,9 @@ class QfPackage(msgspec.Struct):
     system: bool
     files: list[ApkFile] = msgspec.field(default_factory=list)
     timestamp: str | None = None
+    uid: int | None = None
+    disabled: bool = False
+    third_party: bool = False
 
 
 def packages(doc: Any) -> list[QfPackage]:
@@ -116,8 +121,11 @@ def packages(doc: Any) -> list[QfPackage]:
         files = [ApkFile(_str(f, "path", "local_name"), _hashes(f), _cert_hashes(f))
                  for f in (raw if isinstance(raw, list) else [])[:256] if isinstance(f, dict)]
         system = bool(d.get("system")) and not bool(d.get("third_party"))
+        uid = d.get("uid")
         out.append(QfPackage(name, None if installer in (None, "null") else installer, system,
-                             files, _str(d, "first_install_time", "timestamp")))
+                             files, _str(d, "first_install_time", "timestamp"),
+                             uid if isinstance(uid, int) and not isinstance(uid, bool) else None,
+                             d.get("disabled") is True, d.get("third_party") is True))
     return out
 
 
@@ -126,6 +134,8 @@ class Process(msgspec.Struct, frozen=True):
     name: str
     cmdline: str | None
     user: str | None
+    kernel_thread: bool = False
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)  # MVT's, from ps.txt
 
 
 def processes_json(doc: Any) -> list[Process]:
@@ -140,22 +150,15 @@ def processes_json(doc: Any) -> list[Process]:
 
 
 def ps_text(text: str) -> list[Process]:
-    """``ps -A`` output: a header line, then columns; NAME (last) may hold spaces."""
+    """``ps -A`` output (``android.ps``): a header line, then columns."""
     lines = text.splitlines()
     if not lines:
         return []
-    header = lines[0].split()
-    if "PID" not in header or header[-1] not in ("NAME", "CMD", "COMMAND", "ARGS"):
+    if not ps.is_header(lines[0]):
         raise SchemaUnknown("ps.txt: no PID ... NAME header")
-    pid_col, user_col = header.index("PID"), header.index("USER") if "USER" in header else None
-    out: list[Process] = []
-    for line in lines[1 : MAX_RECORDS + 1]:
-        cols = line.split(None, len(header) - 1)
-        if len(cols) < len(header):
-            continue
-        out.append(Process(cols[pid_col], cols[-1].strip(), None,
-                           cols[user_col] if user_col is not None else None))
-    return out
+    rows, _ = ps.table(lines)
+    return [Process(r.pid, r.name, None, r.user, r.kernel_thread, r.mvt_fields())
+            for r in rows[:MAX_RECORDS]]
 
 
 class FileEntry(msgspec.Struct, frozen=True):
@@ -164,6 +167,27 @@ class FileEntry(msgspec.Struct, frozen=True):
     mode: str | None
     hashes: dict[str, str]
     modified: str | int | float | None
+    # the entry's other scalar fields as androidqf writes them (user_name, group_name,
+    # access_time, changed_time, context, error...): at most MAX_FIELDS
+    fields: dict[str, Scalar] = msgspec.field(default_factory=dict)
+
+
+MAX_FIELDS = 40
+_FILE_KEYS = frozenset({"path", "file_path", "size", "mode", "modified_time", "mtime"})
+
+
+def _scalars(d: dict[str, Any]) -> dict[str, Scalar]:
+    out: dict[str, Scalar] = {}
+    for k, v in d.items():
+        if len(out) >= MAX_FIELDS:
+            break
+        if k in _FILE_KEYS:
+            continue
+        if isinstance(v, str):
+            out[k] = v[:512]
+        elif v is None or isinstance(v, int | float | bool):
+            out[k] = v
+    return out
 
 
 def files(doc: Any) -> list[FileEntry]:
@@ -178,7 +202,7 @@ def files(doc: Any) -> list[FileEntry]:
             path, size if isinstance(size, int) and not isinstance(size, bool) else None,
             _str(d, "mode"), _hashes(d),
             mtime if isinstance(mtime, str | int | float) and not isinstance(mtime, bool)
-            else None))
+            else None, _scalars(d)))
     return out
 
 

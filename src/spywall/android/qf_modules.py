@@ -11,33 +11,40 @@ from spywall.android.capture import Capture
 from spywall.android.common import (
     Ctx,
     Result,
+    disabled_check,
     iso_any,
+    mvt_form,
     ok,
     package_checks,
     process_checks,
     property_checks,
     read_json,
+    read_qf,
     read_text,
+    setting_check,
     skipped,
 )
 from spywall.android.dumpstate import key_values, properties
-from spywall.device.base import FnModule
+from spywall.device.base import FnModule, Record
 from spywall.report import Severity
 
 
 def packages(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "packages.json")
-    if doc is None:
-        return skipped("no packages.json")
-    where = cap.where("packages.json")
-    pkgs = qf.packages(doc)
+    got = read_qf(cap, "packages.json")
+    if got is None:
+        return skipped("no packages.json or packages.pb")
+    where = cap.where(got[0])
+    pkgs = qf.packages(got[1])
     for p in pkgs:
         cap.budget.charge_elements()
         rec = ctx.record("packages", iso_any(p.timestamp), f"package {p.name}",
-                         {"package_name": p.name, "installer": p.installer,
-                          "system": p.system, "files": len(p.files)})
+                         {"name": p.name, "installer": p.installer or "null", "uid": p.uid,
+                          "disabled": p.disabled, "system": p.system,
+                          "third_party": p.third_party, "files": len(p.files)})
         package_checks(ctx, rec, p.name, p.installer, p.system, where)
+        if p.disabled:
+            disabled_check(ctx, rec, p.name, where)
         for f in p.files:
             what = f"APK of {p.name} ({f.path or 'unknown path'})"
             for h in f.hashes.values():
@@ -62,11 +69,11 @@ def processes(ctx: Ctx) -> Result:
     where = cap.where(name)
     for p in procs:
         cap.budget.charge_elements()
-        kernel = p.name.startswith("[") and p.name.endswith("]")
-        name = p.name[1:-1] if kernel else p.name  # a kernel thread: [kworker/0:1]
+        kernel = p.kernel_thread or (p.name.startswith("[") and p.name.endswith("]"))
+        name = p.name[1:-1] if kernel and p.name.startswith("[") else p.name
         rec = ctx.record("processes", None, f"process {name}",
-                         {"pid": p.pid, "name": name, "cmdline": p.cmdline, "user": p.user,
-                          "kernel_thread": kernel})
+                         {"user": p.user, "pid": p.pid, **p.fields, "proc_name": name,
+                          "cmdline": p.cmdline, "kernel_thread": kernel})
         process_checks(ctx, rec, name, where)
     return ok(len(procs))
 
@@ -81,23 +88,6 @@ def getprop(ctx: Ctx) -> Result:
     return ok(property_checks(ctx, "getprop", props, cap.where("getprop.txt")))
 
 
-# Settings whose value, when not the safe one, weakens protections against malicious
-# apps: key -> (safe value, what another value means). MVT's list, plus unknown sources.
-# As MVT does, the key is looked up in every namespace.
-DANGEROUS_SETTINGS: dict[str, tuple[str, str]] = {
-    "verifier_verify_adb_installs": ("1", "apps installed over USB (adb) are not verified"),
-    "package_verifier_enable": ("1", "Google Play Protect app verification is disabled"),
-    "package_verifier_state": ("1", "APK package verification is disabled"),
-    "package_verifier_user_consent": ("1", "Google Play Protect scanning is not consented"),
-    "upload_apk_enable": ("1", "unknown apps are not sent to Google for scanning"),
-    "adb_install_need_confirm": ("1", "apps installed over adb need no confirmation"),
-    "send_security_reports": ("1", "security reports are not shared"),
-    "samsung_errorlog_agree": ("1", "crash logs are not shared with the manufacturer"),
-    "send_action_app_error": ("1", "app crash reports are disabled"),
-    "accessibility_enabled": ("0", "accessibility services are enabled (they can read "
-                                   "and control the screen)"),
-    "install_non_market_apps": ("0", "installing apps from unknown sources is allowed"),
-}
 _SETTINGS_FILE = re.compile(r"settings_([a-z0-9_]{1,32})\.txt")
 
 
@@ -117,64 +107,98 @@ def settings(ctx: Ctx) -> Result:
             n += 1
             rec = ctx.record("settings", None, f"setting {ns}/{key}",
                              {"namespace": ns, "name": key, "value": value})
-            rule = DANGEROUS_SETTINGS.get(key)
-            if rule is None or value == rule[0]:
-                continue
-            ctx.heuristic(f"android-setting-{key.replace('_', '-')}",
-                          "Protection setting weakened", f"{ns} setting {key}={value}: "
-                          f"{rule[1]}", rec=rec, path=cap.where(name),
-                          severity=Severity.MEDIUM,
-                          detail={"setting": key, "value": value, "safe_value": rule[0]})
+            setting_check(ctx, rec, ns, key, value, cap.where(name))
     return ok(n, f"{len(names)} settings file(s)")
 
 
 TMP_DIR = "/data/local/tmp/"
+# androidqf's own collector, pushed there for the acquisition (MVT skips it too)
+COLLECTOR = "/data/local/tmp/collector"
+FILE_TIMES = ("access_time", "changed_time", "modified_time")
+
+
+def _mode_bits(mode: str) -> int | None:
+    """A numeric mode: octal permission digits (``0755``, as files.pb writes them) or a
+    decimal ``st_mode`` (``33261``)."""
+    if not mode.isdigit() or len(mode) > 7:
+        return None
+    if mode.startswith("0") or len(mode) <= 4:
+        return int(mode, 8) if set(mode) <= set("01234567") else None
+    return int(mode)
 
 
 def _executable(mode: str | None) -> bool:
-    """``-rwxr-xr-x`` style, or a numeric st_mode."""
+    """``-rwxr-xr-x`` style (androidqf's files.json), or a numeric mode."""
     if not mode:
         return False
     if mode.isdigit():
-        return int(mode) & 0o111 != 0
+        bits = _mode_bits(mode)
+        return bits is not None and bits & 0o111 != 0 and bits & 0o170000 in (0, 0o100000)
     return mode.startswith("-") and "x" in mode[1:]
+
+
+def _directory(mode: str | None) -> bool:
+    if not mode:
+        return False
+    if mode.isdigit():
+        bits = _mode_bits(mode)
+        return bits is not None and bits & 0o170000 == 0o040000
+    return mode.startswith("d")
+
+
+def _tmp_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
+    """MVT's suspicious path: a file in /data/local/tmp, where adb users, exploits and
+    implants stage files (an executable is medium, another file low)."""
+    if not f.path.startswith(TMP_DIR) or f.path == COLLECTOR or _directory(f.mode):
+        return
+    if _executable(f.mode):
+        ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
+                      f"{f.path} is executable in /data/local/tmp, where exploits and "
+                      "implants are often staged", rec=rec, path=where,
+                      severity=Severity.MEDIUM, detail={"file": f.path})
+    else:
+        ctx.heuristic("android-tmp-file", "File in a temporary folder",
+                      f"{f.path} is in /data/local/tmp, where exploits and implants are "
+                      "staged (and adb users leave files)", rec=rec, path=where,
+                      severity=Severity.LOW, detail={"file": f.path})
 
 
 def files(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "files.json")
-    if doc is None:
-        return skipped("no files.json")
-    where = cap.where("files.json")
-    entries = qf.files(doc)
+    got = read_qf(cap, "files.json")
+    if got is None:
+        return skipped("no files.json or files.pb")
+    where = cap.where(got[0])
+    entries = qf.files(got[1])
     for f in entries:
         cap.budget.charge_elements()
+        fields = dict(f.fields)
+        for key in FILE_TIMES:  # MVT's form of each time
+            when = iso_any(f.modified if key == "modified_time" else fields.get(key))
+            fields[key] = mvt_form(when) if when else fields.get(key)
         rec = ctx.record("files", iso_any(f.modified), f"file {f.path}",
-                         {"path": f.path, "size": f.size, "mode": f.mode, **f.hashes})
+                         {"path": f.path, "size": f.size, "mode": f.mode, **fields,
+                          **f.hashes})
         ctx.check("file_path", f.path, rec=rec, path=where, what="file on the phone")
         ctx.check("file_name", f.path.rpartition("/")[2], rec=rec, path=where,
                   what="file name on the phone")
         for h in f.hashes.values():
             ctx.check("hash", h, rec=rec, path=where, what=f"file {f.path}")
-        if f.path.startswith(TMP_DIR) and _executable(f.mode):
-            ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
-                          f"{f.path} is executable in /data/local/tmp, where exploits and "
-                          "implants are often staged", rec=rec, path=where,
-                          severity=Severity.LOW, detail={"file": f.path})
+        _tmp_check(ctx, rec, f, where)
     return ok(len(entries))
 
 
 def root_binaries(ctx: Ctx) -> Result:
     cap = ctx.evidence
-    doc = read_json(cap, "root_binaries.json")
-    if doc is None:
-        return skipped("no root_binaries.json")
-    found = qf.root_binaries(doc)
+    got = read_qf(cap, "root_binaries.json")
+    if got is None:
+        return skipped("no root_binaries.json or root_binaries.pb")
+    found = qf.root_binaries(got[1])
     for b in found:
         rec = ctx.record("root_binaries", None, f"root binary {b}", {"path": b})
         ctx.heuristic("android-root-binary", "Root binary present",
                       f"{b} was found: the phone is (or was) rooted", rec=rec,
-                      path=cap.where("root_binaries.json"), severity=Severity.MEDIUM,
+                      path=cap.where(got[0]), severity=Severity.MEDIUM,
                       detail={"binary": b})
     return ok(len(found))
 
@@ -209,6 +233,8 @@ def sms(ctx: Ctx) -> Result:
     data = cap.read(name)
     if data is None:
         return skipped("no backup.ab")
+    if not data:  # androidqf leaves it empty when the backup is declined on the phone
+        return skipped(f"{name} is empty: no backup was made (declined on the phone?)")
     try:
         messages = backup.sms(data, cap.budget, cap.password)
     except backup.EncryptedBackup as exc:  # unreadable without its password: an error
@@ -216,21 +242,27 @@ def sms(ctx: Ctx) -> Result:
     where = cap.where(name)
     for m in messages:
         links = backup.urls(m.body)
-        rec = ctx.record("sms", iso_any(m.date), f"{m.kind} from {m.address or '?'}",
-                         {"address": m.address, "body": m.body[:2000], "links": len(links)})
+        when = iso_any(m.date)
+        rec = ctx.record("sms", when, f"{m.kind} from {m.address or '?'}",
+                         {**m.fields, "address": m.address, "body": m.body[:2000],
+                          "isodate": mvt_form(when) if when else None,
+                          "direction": m.direction,
+                          "links": " ".join(links)})
         for link in links:
             ctx.check("url", link, rec=rec, path=where, what=f"link in an {m.kind.upper()}")
     return ok(len(messages))
 
 
 QF_MODULES: tuple[FnModule[Capture], ...] = (
-    FnModule("packages", "androidqf packages.json: app ids, APK hashes and certificates",
-             packages),
+    FnModule("packages", "androidqf packages.json (or packages.pb): app ids, APK hashes and "
+             "certificates; root apps, disabled security and update apps", packages),
     FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
-    FnModule("files", "androidqf files.json: file paths, names and hashes", files),
-    FnModule("root_binaries", "androidqf root_binaries.json: su, magisk...", root_binaries),
+    FnModule("files", "androidqf files.json (or files.pb): file paths, names and hashes; "
+             "files in /data/local/tmp", files),
+    FnModule("root_binaries", "androidqf root_binaries.json (or .pb): su, magisk...",
+             root_binaries),
     FnModule("apks", "APK files in the capture: hashes and signing certificates", apks),
     FnModule("sms", "androidqf backup.ab: links in SMS and MMS", sms),
 )

@@ -24,8 +24,9 @@ PASSWORD_ENV = "SPYWALL_BACKUP_PASSWORD"  # noqa: S105 (a variable name, not a s
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_evidence_log_argument(p)
     p.add_argument("capture", metavar="PATH",
-                   help="bugreport zip or folder, androidqf folder or zip, a dumpstate text "
-                        "or an adb backup (.ab)")
+                   help="bugreport zip or folder, androidqf folder or zip, a dumpstate text, "
+                        "an adb backup (.ab), an Android file system dump or a Chromium "
+                        "History database")
     add_ioc_arguments(p)
     p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
                    help="run only this module (repeatable); an unknown name lists them")

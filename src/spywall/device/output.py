@@ -110,6 +110,9 @@ PLUGINS: dict[str, str] = {
     "dumpsys_appops": "DumpsysAppops", "dumpsys_dbinfo": "DumpsysDBInfo",
     "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
     "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
+    "bugreport_timestamps": "BugReportTimestamps", "log_timestamps": "AQFLogTimestamps",
+    "dumpstate_getprop": "DumpsysGetProp", "dumpstate_packages": "DumpsysPackages",
+    "bugreport_processes": "Processes", "dumpsys_settings": "Settings",
     "interactionc": "InteractionC", "webkit_indexeddb": "WebkitIndexedDB",
     "webkit_localstorage": "WebkitLocalStorage",
     "webkit_safariviewservice": "WebkitSafariViewService",
@@ -133,6 +136,8 @@ MVT_SLUGS: dict[str, str] = {
     "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
     "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
     "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+    "log_timestamps": "aqf_log_timestamps", "dumpsys_settings": "settings",
+    "dumpstate_getprop": "dumpsys_get_prop", "bugreport_processes": "processes",
     "interactionc": "interaction_c", "webkit_localstorage": "webkit_local_storage",
     "webkit_safariviewservice": "webkit_safari_view_service",
     "version_history": "ios_version_history",
@@ -428,8 +433,9 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
     by_module: dict[str, list[dict[str, object]]] = {}
     for a in alerts:  # MVT's <module>_detected.json: that module's alerts
         by_module.setdefault(str(a["module"]), []).append(a)
-    for name, found in by_module.items():
-        emit(f"{slug(name)}_detected.json", found)
+    for name, found in by_module.items():  # (``name`` is a slug already: slugging it
+        emit(f"{name}_detected.json", found)  # again would turn MVT's ``settings`` into
+        # ``aqf_settings``, the androidqf twin's)
     names = [p.name for p in written] + ["info.json", "report.json", "command.log"]
     removed = folder.remove_stale(out, before, names)
 

@@ -17,7 +17,7 @@ import zlib
 from datetime import date
 from pathlib import Path
 
-from spywall.samples import android_more
+from spywall.samples import android_fs, android_more
 
 # Planted values, each from a bundled indicator file (amnesty_novispy.stix2,
 # amnesty_android_campaign_2023.stix2, mvtind_wyrmspy_dragonegg.stix2).
@@ -37,6 +37,7 @@ SYSTEM_APPS = ("com.android.systemui", "com.android.settings", "com.android.phon
 DUMPSTATE = "bugreport-oriole-UP1A.231105.003-2024-01-15-10-00-00.txt"
 
 Files = dict[str, bytes]
+ZIP_TIME = (2024, 1, 15, 10, 0, 2)
 
 
 def _h(seed: str, algo: str = "sha256") -> str:
@@ -83,6 +84,7 @@ def _package_dump(planted: bool) -> str:
                 f"    userId={10100 + i}",
                 f"    pkg=Package{{{_h(name)[:7]} {name}}}",
                 f"    codePath={code}",
+                f"    versionCode={100 + i} minSdk=28 targetSdk=34",
                 f"    versionName=1.{i}.0",
                 f"    flags=[ {'SYSTEM ' if system else ''}HAS_CODE ALLOW_CLEAR_USER_DATA ]",
                 f"    timeStamp=2023-11-0{1 + i % 9} 09:14:11",
@@ -172,11 +174,12 @@ def tombstone(process: str, executable: str) -> str:
     )
 
 
-def _zip(files: Files) -> bytes:
+def zip_files(files: Files) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in files.items():
-            zf.writestr(name, data)
+            # a fixed member time (the phone's local time, as dumpstate writes it)
+            zf.writestr(zipfile.ZipInfo(name, ZIP_TIME), data, zipfile.ZIP_DEFLATED)
     return buf.getvalue()
 
 
@@ -193,11 +196,14 @@ def bugreport_files(planted: bool) -> Files:
             "/vendor/bin/hw/android.hardware.camera.provider").encode(),
         "FS/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
         "FS/proc/meminfo": b"MemTotal:        7812345 kB\n",
+        # dumpstate adds one mountinfo per mount namespace; init and system_server share one
+        "FS/proc/1/mountinfo": android_fs.mountinfo(planted),
+        "FS/proc/812/mountinfo": android_fs.mountinfo(planted, crlf=True),
     }
 
 
 def bugreport_zip(planted: bool) -> bytes:
-    return _zip(bugreport_files(planted))
+    return zip_files(bugreport_files(planted))
 
 
 def _packages_json(planted: bool) -> list[dict[str, object]]:
@@ -234,7 +240,8 @@ def _ps(planted: bool) -> str:
 
 
 def _files_json(planted: bool) -> list[dict[str, object]]:
-    entries = [("/data/local/tmp/perfetto-trace", "-rw-r--r--"),
+    entries = [("/data/misc/perfetto-traces/trace", "-rw-r--r--"),
+               ("/data/local/tmp/collector", "-rwxr-xr-x"),  # androidqf's own
                ("/sdcard/Download/invoice.pdf", "-rw-rw----"),
                ("/data/local/tmp/.studio", "drwxr-xr-x")]
     if planted:
@@ -295,6 +302,12 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
         "settings_system.txt": b"screen_brightness=102\n",
         "files.json": json.dumps(_files_json(planted)).encode(),
         "root_binaries.json": json.dumps(["/system/xbin/su"] if planted else []).encode(),
+        "mounts.json": android_fs.mounts_json(planted),
+        # androidqf copies the phone's log files under logs/, with their paths
+        "logs/data/system/uiderrors.txt": b"Last error: 2024-01-14 20:11:02\n",
+        "logs/data/anr/anr_2024-01-14-21-02-11-123": b"----- pid 1234 at 2024-01-14 -----\n",
+        **android_fs.browser_history(planted, PREDATOR_DOMAIN),
+        **android_fs.magisk_modules(planted),
     }
     files["backup.ab"] = backup_ab(planted)
     if with_bugreport:
@@ -304,7 +317,7 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
 
 def androidqf_zip(planted: bool) -> bytes:
     """androidqf zips hold the files under a folder named by the acquisition uuid."""
-    return _zip({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v
+    return zip_files({f"6f1c2f0e-0000-4000-8000-000000000001/{k}": v
                  for k, v in androidqf_files(planted).items()})
 
 
@@ -331,7 +344,7 @@ def signing_block(certs: list[bytes], scheme: int = 0x7109871A) -> bytes:
 
 def apk(name: str, certs: list[bytes] | None = None) -> bytes:
     """A minimal APK-shaped zip (not an installable app), v2-signed with ``certs``."""
-    data = _zip({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
+    data = zip_files({"AndroidManifest.xml": f"<manifest package='{name}'/>".encode(),
                  "classes.dex": b"dex\n035\x00" + hashlib.sha256(name.encode()).digest()})
     if not certs:
         return data

@@ -135,12 +135,47 @@ def battery_extra(planted: bool) -> tuple[str, str]:
     return history, daily
 
 
+def _settings(planted: bool) -> str:
+    """``dumpsys settings``: namespaces per user, records with their fields in dumpsys's
+    order (a value with spaces, one over two lines, a vendor ``notPreservedInRestore``),
+    and change histories without a year (the planted one turns Play Protect off, from the
+    adb shell, on 01-14)."""
+    verify = "0" if planted else "1"
+    history = ("  History (2):\n"
+               "    time:03-02 08:00:00.000 mode:insert oldValue:null newValue:1 "
+               "package:android\n"
+               f"    time:01-14 21:03:11.482 mode:update oldValue:1 newValue:{verify}\n"
+               "      package:com.android.shell\n")
+    return (
+        "CONFIG SETTINGS (user 0)\n"
+        "_id:1 name:runtime_native/usap_pool_enabled pkg:com.google.android.gms value:true "
+        "tag:null\n\n"
+        "GLOBAL SETTINGS (user 0)\n"
+        "_id:38 name:adb_enabled pkg:android value:1 default:0 defaultSystemSet:true tag:null\n"
+        "_id:40 name:device_name pkg:com.android.settings value:Ana's Pixel 8 default:Pixel 8 "
+        "defaultSystemSet:true tag:null\n"
+        f"_id:51 name:package_verifier_enable pkg:com.android.shell value:{verify} "
+        "default:1 defaultSystemSet:true tag:null\n" + history +
+        "_id:60 name:wifi_networks_available_notification_on pkg:android value:1 "
+        "notPreservedInRestore\n\n"
+        "SECURE SETTINGS (user 0)\n"
+        "_id:7 name:enabled_notification_listeners pkg:android value:com.android.a/.B:\n"
+        "com.android.c/.D default:null defaultSystemSet:true tag:null\n"
+        "_id:9 name:accessibility_enabled pkg:com.android.settings value:0 default:0 "
+        "defaultSystemSet:true tag:null\n\n"
+        "SYSTEM SETTINGS (user 10)\n"
+        "_id:3 name:screen_brightness pkg:com.android.systemui value:102 tag:null\n\n"
+        "Generation registry\n  Backing stores: 4\n"
+    )
+
+
 def services(planted: bool) -> str:
     """The extra ``DUMP OF SERVICE`` sections, in dumpstate's form."""
     out = ""
     for n, (name, body) in enumerate((("appops", _appops(planted)),
                                       ("platform_compat", _platform_compat(planted)),
-                                      ("dbinfo", _dbinfo(planted)), ("adb", _adb())), 6):
+                                      ("dbinfo", _dbinfo(planted)), ("adb", _adb()),
+                                      ("settings", _settings(planted))), 6):
         out += f"{BAR}\nDUMP OF SERVICE {name}:\n{body}{_end(name, n)}"
     return out
 
