@@ -101,6 +101,37 @@ def test_cut_chunk_in_words_against_the_bytes() -> None:
             f"only {left} follow") in messages
 
 
+def test_cut_directories_in_words_against_the_bytes() -> None:
+    """A font's table directory and a collection's offsets, and a BigTIFF header, cut
+    short: the message names the structure, where it starts and how much it needs, with
+    the counts read independently from the bytes."""
+    from fontTools.fontBuilder import FontBuilder
+    from fontTools.pens.ttGlyphPen import TTGlyphPen
+
+    fb = FontBuilder(1000, isTTF=True)
+    fb.setupGlyphOrder([".notdef"])
+    fb.setupCharacterMap({})
+    fb.setupGlyf({".notdef": TTGlyphPen(None).glyph()})
+    fb.setupHorizontalMetrics({".notdef": (500, 0)})
+    fb.setupHorizontalHeader()
+    fb.setupMaxp()
+    out = io.BytesIO()
+    fb.save(out)
+    font = out.getvalue()[:40]
+    (num,) = struct.unpack_from(">H", font, 4)
+    assert (f"font file: the table directory ({num} records of 16 bytes) at offset 12 is cut "
+            f"short: {16 * num} bytes are needed, only {len(font) - 12} remain") in [
+        e.message for e in scan_bytes(font, "cut.ttf").errors]
+    ttc = b"ttcf" + struct.pack(">HHI", 1, 0, 9) + b"\x00" * 5
+    assert ("font file: the font collection's table of 9 font offsets at offset 12 is cut "
+            "short: 36 bytes are needed, only 5 remain") in [
+        e.message for e in scan_bytes(ttc, "cut.ttc").errors]
+    big = b"II+\x00" + struct.pack("<HH", 8, 0)
+    assert ("TIFF image: the BigTIFF header (offset size, reserved word, first IFD offset) "
+            "at offset 4 is cut short: 12 bytes are needed, only 4 remain") in [
+        e.message for e in scan_bytes(big, "cut.tif").errors]
+
+
 def _problems(report: Report) -> str:
     buf = io.StringIO()
     render(report.finalize(), buf)

@@ -379,10 +379,13 @@ class _Walker:
 
 def parse(data: bytes, ctx: ParseContext) -> Parsed:
     r = Reader(data)
+    r.expect(8, "the TIFF header")
     order, bigtiff = _MAGICS.get(r.read(4), ("", False))
     if not order:
         raise FormatError("the header at offset 0 is not a TIFF header")
     lay = _Layout(order, bigtiff)
+    if bigtiff:
+        r.expect(12, "the BigTIFF header (offset size, reserved word, first IFD offset)")
     if bigtiff:
         bytesize = lay.uint(r, 2)
         r.skip(2)

@@ -230,10 +230,11 @@ class _Parser:
 
     def directory(self, off: int, label: str) -> tuple[bytes, list[Table], int]:
         r = Reader(self.data, off)
+        r.expect(12, f"{label}the table directory's header")
         version = r.read(4)
         num = check_count(r.u16be(), MAX_TABLES, f"{label}table")
         r.skip(6)
-        r.need(num * _RECORD.size)
+        r.expect(num * _RECORD.size, f"{label}the table directory ({num} records of 16 bytes)")
         self.ctx.budget.charge_elements(num)
         tables: list[Table] = []
         size = len(self.data)
@@ -624,9 +625,10 @@ def parse(data: bytes, ctx: ParseContext) -> Parsed:
     p = _Parser(data, ctx)
     if data[:4] == COLLECTION:
         r = Reader(data, 4)
+        r.expect(8, "the font collection's header")
         version = r.u32be()
         count = check_count(r.u32be(), MAX_FONTS, "collection font")
-        r.need(4 * count)
+        r.expect(4 * count, f"the font collection's table of {count} font offsets")
         offsets = struct.unpack_from(f">{count}I", data, r.pos)
         r.skip(4 * count)
         end = r.pos

@@ -61,6 +61,9 @@ FIELD_MATCHERS: tuple[tuple[str, Matcher], ...] = (
     ("path", _method("match_file")), ("file", _method("match_file")),
     ("sha256", _method("match_hash")), ("hash", _method("match_hash")),
     ("email", _address), ("user", _address), ("handle", _address), ("sender", _address),
+    ("recipient", _address),
+    # calls.json's `number` and contacts.json's `value` hold Apple IDs too (MVT's names)
+    ("number", _address), ("value", _address),
 )
 
 

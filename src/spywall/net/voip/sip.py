@@ -94,7 +94,7 @@ def content_length(value: str | None) -> int | None:
     if value is None:
         return None
     v = value.strip()
-    if not v.isdigit() or len(v) > 9:
+    if not (v.isascii() and v.isdigit()) or len(v) > 9:   # isdigit alone takes '²'
         raise FormatError(f"Content-Length {v[:20]!r} is not a number")
     return int(v)
 
