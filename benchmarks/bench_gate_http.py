@@ -47,6 +47,8 @@ class Connection:
     async def post(self, head: bytes, body: bytes) -> int:
         self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
         status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionResetError("the server closed the connection")
         length = 0
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
@@ -59,10 +61,10 @@ class Connection:
 async def run(port: int, key: str, rate: int, seconds: float) -> tuple[list[float], int]:
     """Open loop: request i is sent at ``i / rate`` on a free connection (a new one when
     all are busy), whatever the answers before it took. Returns the latencies and the
-    number of answers that were not 200."""
+    number of requests not answered 200 (other statuses, closed connections)."""
     head = (f"POST /v1/gate HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
             "Content-Type: application/json\r\nContent-Length: ").encode()
-    idle: list[Connection] = []
+    idle: list[tuple[float, Connection]] = []    # (last used, connection), newest last
     latencies: list[float] = []
     failed = 0
 
@@ -73,12 +75,19 @@ async def run(port: int, key: str, rate: int, seconds: float) -> tuple[list[floa
             "call": f"c{rate}-{i}", "caller": f"u{i % 5000}", "callee": f"u{(i * 7) % 5000}",
             "ip": f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"}).encode()
         start = time.perf_counter()
-        conn = idle.pop() if idle else Connection(*await asyncio.open_connection(
+        while idle and idle[0][0] < start - 4:   # uvicorn closes a connection idle for 5 s
+            idle.pop(0)[1].writer.close()
+        conn = idle.pop()[1] if idle else Connection(*await asyncio.open_connection(
             "127.0.0.1", port))
-        status = await conn.post(head, body)
+        try:
+            status = await conn.post(head, body)
+        except OSError:                 # closed or reset: counted, the connection dropped
+            failed += 1
+            conn.writer.close()
+            return
         latencies.append(time.perf_counter() - start)
         failed += status != 200
-        idle.append(conn)
+        idle.append((time.perf_counter(), conn))
 
     tasks = []
     begin = time.perf_counter()
@@ -88,7 +97,7 @@ async def run(port: int, key: str, rate: int, seconds: float) -> tuple[list[floa
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
-    for conn in idle:
+    for _, conn in idle:
         conn.writer.close()
     return latencies, failed
 

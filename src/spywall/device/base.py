@@ -23,6 +23,7 @@ import msgspec
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.iocs import Indicator, IocIndex
 from spywall.iocs.index import MAX_QUERY
+from spywall.iocs.model import norm_domain
 from spywall.limits import Limits
 from spywall.report import (
     Finding,
@@ -92,6 +93,22 @@ class Lookup:
         self.index = index
         self.memo: dict[tuple[str, str], list[Indicator]] = {}
         self.url_exact = any(i.kind == "url" for i in index.indicators)
+        self._url_sites = index.url_sites() if self.url_exact else set()
+        self._site_may_match: dict[str, bool] = {}   # raw host part -> in _url_sites
+
+    def _may_match_exactly(self, value: str) -> bool:
+        """Whether ``value`` could equal an exact URL indicator: its host part (before the
+        first ``/``, as ``norm_url`` cuts it), normalised once per distinct host part, is
+        one of the indicators'. A history holds many pages of few sites."""
+        text = value.strip()
+        i = text.find("://")
+        part = (text[i + 3:] if i >= 0 else text).partition("/")[0]
+        known = self._site_may_match.get(part)
+        if known is None:
+            known = norm_domain(part) in self._url_sites
+            if len(self._site_may_match) < MAX_MEMO:
+                self._site_may_match[part] = known
+        return known
 
     def match(self, kind: str, value: str) -> list[Indicator]:
         if kind == "url":
@@ -111,7 +128,7 @@ class Lookup:
             return []
         host = url_host(value)
         by_host = self.match("host", host) if host else []
-        if self.url_exact:
+        if self.url_exact and self._may_match_exactly(value):
             exact = self.index.match_url_exact(value)
             if exact:
                 return exact + by_host
@@ -120,25 +137,34 @@ class Lookup:
     def urls(self, values: Sequence[str]) -> list[list[Indicator]]:
         """``[self.url(v) for v in values]``, for a column of URLs (a browser history):
         every host is cut out by one regular-expression pass over the joined column, and
-        each distinct host matched once. Values that would break the line alignment (a
-        newline inside), long ones, or an index with URL indicators take ``url`` one by
-        one."""
+        each distinct host matched once; exact URL indicators are looked up only for the
+        values whose host part is one of theirs. Values that would break the line
+        alignment (a newline inside) or long ones take ``url`` one by one."""
         if not values:
             return []
         text = "\n".join(values)
-        if (self.url_exact or text.count("\n") != len(values) - 1
-                or max(map(len, values)) > MAX_QUERY):
+        if text.count("\n") != len(values) - 1 or max(map(len, values)) > MAX_QUERY:
             return [self.url(v) for v in values]
         hosts = _HOSTS.findall(text)
         if len(hosts) != len(values):  # (cannot happen: one match per line)
             return [self.url(v) for v in values]
+        if self.url_exact:       # exact URL indicators too, for the few that may match
+            exact = [self.index.match_url_exact(v) if v and self._may_match_exactly(v)
+                     else [] for v in values]
+            by = self._hosts(hosts)
+            return [e + by[h] if e else by[h] for e, h in zip(exact, hosts, strict=True)]
+        by_host = self._hosts(hosts)
+        return [by_host[h] for h in hosts]
+
+    def _hosts(self, hosts: list[str]) -> dict[str, list[Indicator]]:
+        """Each distinct host of a column matched once (memoised)."""
         memo = self.memo
         by_host: dict[str, list[Indicator]] = {"": []}
         for host in set(hosts):
             if host:
                 got = memo.get(("host", host))
                 by_host[host] = got if got is not None else self.match("host", host)
-        return [by_host[h] for h in hosts]
+        return by_host
 
 
 # The host of each line of joined URLs, as ``url_host`` cuts it: after the first "://"

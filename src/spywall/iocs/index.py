@@ -214,6 +214,11 @@ class IocIndex:
                 out.extend(bucket.get(as_int & mask, ()))
         return out
 
+    def url_sites(self) -> set[str]:
+        """What comes before the first ``/`` in every exact URL indicator's key (its
+        normalised host part): a URL whose host part is not among them matches none."""
+        return {key.partition("/")[0] for key in self._exact.get("url", {})}
+
     def match_url_exact(self, url: str) -> list[Indicator]:
         """Exact URL indicators only (``match_url`` without the host)."""
         return self._get("url", norm_url(url.strip())) if "url" in self._exact else []

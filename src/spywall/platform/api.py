@@ -46,6 +46,7 @@ from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException,
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from spywall import __version__
 from spywall.errors import InputError
@@ -120,6 +121,10 @@ class Platform:
             self._token = self._state_token()
             self.intake.refresh(force=True)
 
+    def analysis_waiting(self) -> bool:
+        """A run is waiting to start: it will see everything committed until it does."""
+        return self._pending
+
     def analyse(self) -> None:
         """Run the analysis over everything stored. A call made while another waits to
         start returns at once: that run starts after this call's data was committed.
@@ -146,7 +151,9 @@ class Platform:
 
 
 # -- dependencies ---------------------------------------------------------------------
-def get_platform(request: Request) -> Platform:
+async def get_platform(request: Request) -> Platform:
+    """(async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per
+    request for an attribute read)"""
     platform: Platform = request.app.state.platform
     return platform
 
@@ -256,7 +263,7 @@ def post_events(request: Request, platform: PlatformDep, _: Ingest, body: Body,
             refused.append(_refused(index, text, str(exc)))
     outcomes = platform.submit(events, "http", request.state.state_token) if events else []
     if events:
-        background.add_task(platform.analyse)
+        background.add_task(_analyse_soon, platform)
     answer = {"accepted": [o.id for o in outcomes],
               "refused": [r.model_dump() for r in refused]}
     if refused and not outcomes:
@@ -291,9 +298,17 @@ def post_gate(request: Request, platform: PlatformDep, _: Ingest, body: Body,
     except EventError as exc:
         raise HTTPException(422, str(exc)) from None
     [outcome] = platform.submit([event], "gate", request.state.state_token)
-    background.add_task(platform.analyse)
+    background.add_task(_analyse_soon, platform)
     return JSONResponse({"verdict": outcome.verdict, "reasons": outcome.reasons,
                          "party": outcome.party})
+
+
+async def _analyse_soon(platform: Platform) -> None:
+    """After a request's events are committed: nothing to do when a run is already
+    waiting to start (it covers them), else the analysis in a worker thread."""
+    if platform.analysis_waiting():
+        return
+    await run_in_threadpool(platform.analyse)
 
 
 def _view(platform: Platform, principal: auth.Principal, name: str, **kw: Any) -> JSONResponse:
