@@ -143,7 +143,8 @@ def processes_json(doc: Any) -> list[Process]:
     for d in _list(doc, "processes.json"):
         cmd = d.get("cmdline")
         cmdline = " ".join(map(str, cmd[:64])) if isinstance(cmd, list) else _str(d, "cmdline")
-        name = _str(d, "name", "proc_name") or (cmdline.split()[0] if cmdline else None)
+        words = cmdline.split() if cmdline else []     # (a blank cmdline has no word)
+        name = _str(d, "name", "proc_name") or (words[0] if words else None)
         if name:
             out.append(Process(_str(d, "pid"), name, cmdline, _str(d, "uid", "user")))
     return out
