@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -121,3 +122,19 @@ def test_heif_exif_item_stored_elsewhere_is_an_error_entry() -> None:
 def test_exif_chunks_of_png_and_webp(fmt: str, bad: bool, little: bool) -> None:
     data = te.image_with_exif(fmt, te.payload_dng(bad, little))
     assert rules(data) == ({RULE} if bad else set())
+
+
+@pytest.mark.parametrize("kind", ["mime", "tiff", "zzzz"])
+@pytest.mark.parametrize("bad", [True, False])
+def test_dng_carried_as_a_heif_item(kind: str, bad: bool) -> None:
+    """A DNG stored as a HEIF item of a type other than Exif (a ``mime`` item, an unknown
+    type) is examined like the file it is; a coded image item whose data happens to start
+    with a TIFF header is not taken for one."""
+    from spywall.samples import heif as hs
+
+    dng = te.payload_dng(bad)
+    image = hs.Item(1, "hvc1", (hs.ispe(64, 64), hs.hvcc(8)))
+    data = hs.heif([image, hs.Item(2, kind, (), dng)])
+    assert rules(data, "x.heic") == ({RULE} if bad else set())
+    decoy = hs.heif([hs.Item(1, "hvc1", (hs.ispe(64, 64), hs.hvcc(8)), dng)])
+    assert rules(decoy, "y.heic") == set()

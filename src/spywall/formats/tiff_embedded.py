@@ -153,13 +153,23 @@ def dng_private_note(value: bytes) -> tuple[bytes | None, str | None]:
             + bytes(ifd - original - len(note)) + entry + bytes(4)), None
 
 
+# HEIF item types whose data is a coded image or a derivation of others, never a TIFF.
+_CODED_ITEMS = frozenset({"hvc1", "hev1", "av01", "avc1", "jpeg", "j2k1", "vvc1", "unci",
+                          "grid", "iovl", "iden", "tmap", "mski"})
+
+
 def heif_exif_items(data: bytes, items: Mapping[int, str], locations: Mapping[int, Any]
                     ) -> list[Child]:
-    """The TIFFs of every ``Exif`` item (``heif.HeifFile.items`` and ``.locations``); an
-    item stored other than at file offsets (construction method 0) is an error child."""
+    """The TIFFs of every ``Exif`` item (``heif.HeifFile.items`` and ``.locations``), and
+    of any other item that is not a coded image (``mime`` items, unknown types) whose
+    data begins with a TIFF header: a DNG or TIFF carried as an item is examined like the
+    file it is. An Exif item stored other than at file offsets (construction method 0)
+    is an error child."""
     out: list[Child] = []
     for item, kind in items.items():
         if kind != "Exif":
+            if kind not in _CODED_ITEMS and len(out) < MAX_TIFF_ITEMS:
+                out.extend(_tiff_item(data, item, kind, locations.get(item)))
             continue
         loc = locations.get(item)
         if loc is None or loc.method != 0:
@@ -169,6 +179,25 @@ def heif_exif_items(data: bytes, items: Mapping[int, str], locations: Mapping[in
             continue
         out.extend(heif_exif(data, item, loc.extents))
     return out
+
+
+MAX_TIFF_ITEMS = 16
+_TIFF_MAGICS = frozenset({*_TIFF_HEADER.values(), b"II+\x00", b"MM\x00+"})  # BigTIFF too
+
+
+def _tiff_item(data: bytes, item_id: int, kind: str, loc: Any) -> Iterator[Child]:
+    """An item of another type holding a TIFF from its first byte (at file offsets)."""
+    if loc is None or loc.method != 0 or not loc.extents:
+        return
+    first = loc.extents[0][0]
+    if bytes(data[first : first + 4]) not in _TIFF_MAGICS:
+        return
+    name = f"item {item_id} ({kind.strip() or '?'})"
+    if sum(n for _, n in loc.extents) > MAX_EXIF_BYTES:
+        yield Child(name, b"", error=f"TIFF item over {MAX_EXIF_BYTES} bytes: not examined")
+        return
+    yield Child(name, b"".join(bytes(data[o : o + n]) for o, n in loc.extents),
+                format="tiff")
 
 
 def heif_exif(data: bytes, item_id: int, extents: tuple[tuple[int, int], ...]
