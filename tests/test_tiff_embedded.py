@@ -138,3 +138,37 @@ def test_dng_carried_as_a_heif_item(kind: str, bad: bool) -> None:
     assert rules(data, "x.heic") == ({RULE} if bad else set())
     decoy = hs.heif([hs.Item(1, "hvc1", (hs.ispe(64, 64), hs.hvcc(8)), dng)])
     assert rules(decoy, "y.heic") == set()
+
+
+@pytest.mark.parametrize("little", [True, False])
+@pytest.mark.parametrize("bad", [True, False])
+def test_makers_untyped_sub_directories(little: bool, bad: bool) -> None:
+    """Sub-directories that makers store without the IFD type, read where their readers
+    read them: an older Olympus note's Equipment (0x2010) as an UNDEFINED block that is
+    the directory, and a Nikon type-3 note's preview IFD (0x0011) as a LONG offset. The
+    trigger there is found; the clean twin is not flagged. Pillow's IFD reader is the
+    independent check that a directory lies where the pointer says."""
+    import io
+
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    from spywall.samples.tiff_dng import TiffWriter, raw_ifd
+
+    order = "<" if little else ">"
+    prefix = b"OLYMPUS\x00" + (b"II" if little else b"MM") + b"\x03\x00"
+    note = bytearray(te.rebased_note(prefix, 12, bad, little, pointer=(0x2010, UNDEFINED)))
+    (sub,) = struct.unpack_from(f"{order}I", note, 12 + 2 + 8)
+    struct.pack_into(f"{order}I", note, 12 + 2 + 4, 96)      # a block of 96 bytes at sub
+    olympus = te._with_note(lambda w: bytes(note), little)
+    ifd = ImageFileDirectory_v2(ifh=(b"II*\x00" if little else b"MM\x00*") + bytes(4))
+    fp = io.BytesIO(bytes(note))
+    fp.seek(sub)
+    ifd.load(fp)
+    assert ifd.get(277) == 2                                 # SamplesPerPixel 2 is there
+    assert rules(olympus, "olympus.orf") == ({RULE} if bad else set())
+
+    w = TiffWriter(little)
+    preview = w.ifd(raw_ifd(w, (16, 8), 2, [te.stream(bad)]))
+    nikon_tiff = w.finish(w.ifd({0x0011: (LONG, (preview,))}))
+    nikon = te._with_note(lambda w: b"Nikon\x00\x02\x10\x00\x00" + nikon_tiff, little)
+    assert rules(nikon, "nikon.nef") == ({RULE} if bad else set())

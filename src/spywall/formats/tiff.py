@@ -62,6 +62,9 @@ DNG_VERSION, DNG_PRIVATE_DATA = 0xC612, 0xC634
 OPCODE_LISTS = {0xC740: "OpcodeList1", 0xC741: "OpcodeList2", 0xC74E: "OpcodeList3"}
 LOSSLESS_JPEG = 7
 
+# Makers' sub-directories not typed as IFDs (``maker_subdirs``): Nikon's preview IFD, and
+# Olympus's Equipment, CameraSettings, RawDevelopment(2), ImageProcessing, FocusInfo.
+_MAKER_SUBDIRS = (0x0011, 0x2010, 0x2020, 0x2030, 0x2031, 0x2040, 0x2050)
 # Pointer tags: tag -> label of the directories they lead to.
 _CHILD_IFDS = {SUB_IFDS: "SubIFD", EXIF_IFD: "EXIF", GPS_IFD: "GPS", INTEROP_IFD: "Interop"}
 # Field type -> (size in bytes, struct code for integer types or "" for the others).
@@ -227,6 +230,8 @@ class _Walker:
                         break
                     self.chain(child, f"{label}/IFD:0x{tag:04X}" + (f"[{j}]" if j else ""),
                                depth + 1)
+        if depth + 1 <= MAX_DEPTH:
+            self.maker_subdirs(entries, label, depth + 1)
         note = entries.get(MAKER_NOTE)
         if note is not None and not self.lay.bigtiff and depth + 1 <= MAX_DEPTH:
             self.maker_note(note, f"{label}/MakerNote", depth + 1)
@@ -239,6 +244,30 @@ class _Walker:
             elif why is not None:
                 self.children.append(Child(f"{label}/DNGPrivateData", b"", error=why))
         return nxt
+
+    def maker_subdirs(self, entries: Mapping[int, Entry], label: str, depth: int) -> None:
+        """Makers' sub-directories not typed as IFDs, followed as their readers follow
+        them: Olympus's 0x2010-0x2050 stored as UNDEFINED blocks that are the directory
+        (older cameras), Nikon's preview IFD 0x0011 as a LONG offset. Only where a
+        plausible directory lies there, and quietly (another maker may use the tag)."""
+        for tag in _MAKER_SUBDIRS:
+            entry = entries.get(tag)
+            if entry is None or len(self.ifds) >= MAX_IFDS:
+                continue
+            if entry.type == 7 and entry.count > 4:
+                at = entry.offset
+            elif entry.type == 4 and entry.count == 1 and entry.values:
+                at = entry.values[0]
+            else:
+                continue
+            if at in self.seen or not tiff_embedded.plausible_ifd(
+                    self.data, at, len(self.data), self.lay.order):
+                continue
+            quiet, self.quiet = self.quiet, True
+            try:
+                self.chain(at, f"{label}/0x{tag:04X}", depth)
+            finally:
+                self.quiet = quiet
 
     def maker_note(self, note: Entry, label: str, depth: int) -> None:
         """The MakerNote's IFD: walked here (one directory: makers' next pointers are
