@@ -22,7 +22,7 @@ def _a85_reference(data: bytes, sink: "pf._Sink") -> None:
     try:
         sink.add(base64.a85decode(body), len(data))
     except ValueError as exc:
-        raise pf.FormatError(f"bad ASCII85Decode data: {exc}") from exc
+        raise pf.FormatError(f"its ASCII85Decode data is damaged: {exc}") from exc
 
 
 PAIRS = (
