@@ -430,3 +430,31 @@ def test_readme_lists_every_module() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
     for m in (*MODULES, *DUMP_MODULES, *ANDROID):
         assert f"| `{m.name}` | {m.description} |" in readme, m.name
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.integers(min_value=-10, max_value=26 * 10**16),   # (datetime: year 9999)
+                 st.integers(min_value=12_600_000_000_000_000, max_value=15_700_000_000_000_000),
+                 st.floats(allow_nan=True, allow_infinity=True), st.none(), st.booleans(),
+                 st.text(max_size=3)))
+def test_iso_chrome_is_exact(value: object) -> None:
+    """Chromium's microseconds since 1601 against datetime arithmetic: every microsecond
+    of an integer kept (a float conversion lost the last one), absent or implausible
+    values None, as ``iso_unix`` bounds them."""
+    from datetime import UTC, datetime, timedelta
+
+    from spywall.device.base import iso_chrome, iso_unix
+
+    if value.__class__ is int and value > 0:  # type: ignore[operator]
+        moment = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(microseconds=value)  # type: ignore[arg-type]
+        unix = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
+        want = iso_unix(unix)
+        if want is not None:
+            text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            want = text + (f".{moment.microsecond:06d}" if moment.microsecond else "") + "Z"
+        assert iso_chrome(value) == want
+    elif value.__class__ is float:
+        assert iso_chrome(value) == (iso_unix(value / 1e6 - 11_644_473_600)  # type: ignore[operator]
+                                     if value > 0 else None)  # type: ignore[operator]
+    else:
+        assert iso_chrome(value) is None

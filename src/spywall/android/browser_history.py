@@ -27,7 +27,7 @@ from typing import Any
 
 from spywall.android.capture import FS_HISTORY, Capture
 from spywall.android.common import Ctx, Result, mvt_form, ok, read_manifest, skipped
-from spywall.device.base import MODULE_ERRORS, FnModule, SchemaUnknown, iso_unix
+from spywall.device.base import MODULE_ERRORS, FnModule, SchemaUnknown, iso_chrome
 from spywall.device.sqlite import MAX_DB_BYTES, open_evidence, require
 from spywall.errors import FormatError
 from spywall.report import ErrorEntry
@@ -35,16 +35,11 @@ from spywall.report import ErrorEntry
 MANIFEST = "browser_history/manifest.json"
 MAX_DATABASES = 64
 MAX_ROWS = 200_000
-CHROME_EPOCH = 11_644_473_600
 _ERRORS: tuple[type[BaseException], ...] = (*MODULE_ERRORS, SchemaUnknown)
 FIELDS = ("browser", "package", "profile", "device_path", "archive_path")
 
 
-def chrome_time(value: object) -> str | None:
-    """ISO-8601 UTC of a Chromium time (microseconds since 1601), None if absent."""
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        return None
-    return iso_unix((value - CHROME_EPOCH * 1_000_000) / 1e6)  # (integers first: exact)
+chrome_time = iso_chrome   # (the device modules' one conversion)
 
 
 def entry(raw: Any) -> dict[str, str]:

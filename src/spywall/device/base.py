@@ -360,6 +360,23 @@ def iso_unix(seconds: float | int | None) -> str | None:
 
 
 _NS = 1_000_000_000
+CHROME_EPOCH = 11_644_473_600  # seconds from 1601-01-01 (Chromium's epoch) to 1970
+
+
+def iso_chrome(value: object) -> str | None:
+    """ISO-8601 UTC of a Chromium time (microseconds since 1601-01-01), None when absent
+    (0, negative, not a number). An integer is converted exactly: whole seconds and
+    microseconds apart (through a float, a 17-digit count loses its last microsecond)."""
+    if value.__class__ is int:
+        v: int = value
+        if v <= 0:
+            return None
+        whole, micro = divmod(v - CHROME_EPOCH * 1_000_000, 1_000_000)
+        return _iso(whole, micro)
+    if value.__class__ is float:
+        f: float = value
+        return iso_unix(f / 1e6 - CHROME_EPOCH) if f > 0 else None
+    return None
 
 
 def iso_apple(value: float | int | None) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from spywall.device.base import FnModule, Record, iso_apple, iso_datetime, iso_unix
+from spywall.device.base import FnModule, Record, iso_apple, iso_chrome, iso_datetime, iso_unix
 from spywall.device.sqlite import columns, require
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -37,7 +37,6 @@ CHROME = [("AppDomain-com.google.chrome.ios",
 FIREFOX = [("AppDomainGroup-group.org.mozilla.ios.Firefox", "profile.profile/browser.db"),
            ("HomeDomain", "profile.profile/browser.db")]
 # Chromium times: microseconds since 1601-01-01 (the Windows FILETIME epoch).
-CHROME_EPOCH = 11_644_473_600
 OBSERVATIONS = "WebsiteData/ResourceLoadStatistics/observations.db"
 SESSION_LOG = "WebsiteData/ResourceLoadStatistics/full_browsing_session_resourceLog.plist"
 REDIRECT_SECONDS = 1.0
@@ -99,11 +98,7 @@ def _visits(ctx: Ctx, rows: list[Any], visits: dict[Any, tuple[Any, Any]], path:
                 detail={"from": url[:2048], "to": target[1][:2048]})
 
 
-def chrome_time(value: object) -> str | None:
-    """ISO-8601 UTC of a Chromium timestamp (microseconds since 1601), None if absent."""
-    if not isinstance(value, int | float) or isinstance(value, bool) or not value:
-        return None
-    return iso_unix(value / 1e6 - CHROME_EPOCH)
+chrome_time = iso_chrome   # (the device modules' one conversion)
 
 
 def _chrome(ctx: Ctx, entry: Entry, path: str) -> Result:
