@@ -1,11 +1,18 @@
-"""Shared pytest configuration."""
+"""Shared pytest configuration, and the platform database every platform and evidence
+test runs on (``migrated_db``)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+
+PG = os.environ.get("SPYWALL_TEST_PG", "postgresql+psycopg://{user}@127.0.0.1:5432/postgres")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,3 +31,46 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     if isinstance(val, bytes | bytearray):
         return argname
     return None
+
+
+def _pg_admin() -> sa.Engine | None:
+    """An AUTOCOMMIT engine on the PostgreSQL server at 127.0.0.1:5432 (trust auth, as
+    root or postgres), or None when none answers."""
+    for user in ("root", "postgres"):
+        engine = sa.create_engine(PG.format(user=user), isolation_level="AUTOCOMMIT",
+                                  connect_args={"connect_timeout": 3})
+        try:
+            with engine.connect():
+                return engine
+        except sa.exc.OperationalError:
+            engine.dispose()
+    return None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def migrated_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated platform database URL: a SQLite file, or a PostgreSQL database
+    of its own (created and dropped here; skipped with a reason only when no server
+    answers)."""
+    from spywall.platform import db
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'platform.db'}"
+    else:
+        admin = _pg_admin()
+        if admin is None:
+            pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
+        name = f"spywall_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+    engine = db.make_engine(url)
+    db.init_schema(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        if request.param == "postgresql":
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()

@@ -1,13 +1,10 @@
 """Fixtures of the evidence-log tests: a migrated platform database on SQLite and on
-PostgreSQL (a database of its own per test, created and dropped here; the PostgreSQL
-runs skip with a reason only when no server answers at 127.0.0.1:5432), signing keys,
+PostgreSQL (a database of its own per test, ``migrated_db`` in ``tests/conftest.py``; the
+PostgreSQL runs skip with a reason only when no server answers), signing keys,
 and a small log with violations, a key rotation and checkpoints."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,52 +13,16 @@ import sqlalchemy as sa
 
 from spywall.evidence import log, store
 from spywall.evidence.keys import COSIGNER, Signer
-from spywall.platform import db
 
-PG = os.environ.get("SPYWALL_TEST_PG", "postgresql+psycopg://{user}@127.0.0.1:5432/postgres")
 ORIGIN = "example.org/spywall-evidence"
 ORDER = {"court": "N.D. Cal.", "case": "4:19-cv-07123", "date": "2025-10-17",
          "scope": "permanent injunction"}
 
 
-def pg_admin() -> sa.Engine | None:
-    for user in ("root", "postgres"):
-        engine = sa.create_engine(PG.format(user=user), isolation_level="AUTOCOMMIT",
-                                  connect_args={"connect_timeout": 3})
-        try:
-            with engine.connect():
-                return engine
-        except sa.exc.OperationalError:
-            engine.dispose()
-    return None
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated platform database (Alembic 0001 + 0002)."""
-    if request.param == "sqlite":
-        u = f"sqlite:///{tmp_path / 'platform.db'}"
-        engine = db.make_engine(u)
-        db.init_schema(engine)
-        engine.dispose()
-        yield u
-        return
-    admin = pg_admin()
-    if admin is None:
-        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
-    name = f"spywall_evidence_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    u = admin.url.set(database=name).render_as_string(hide_password=False)
-    engine = db.make_engine(u)
-    db.init_schema(engine)
-    engine.dispose()
-    try:
-        yield u
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+@pytest.fixture
+def url(migrated_db: str) -> str:
+    """A migrated platform database (SQLite, or PostgreSQL of its own)."""
+    return migrated_db
 
 
 @pytest.fixture
