@@ -53,7 +53,7 @@ EMBEDDED_SEARCH = 24  # a TIFF header this far into a note, after a text prefix
 # note, or None: a u32 LE at +8 gives it)
 _REBASED: tuple[tuple[bytes, str | int, int | None], ...] = (
     (b"OLYMPUS\x00II", "<", 12), (b"OLYMPUS\x00MM", ">", 12), (b"OM SYSTEM\x00", 12, 16),
-    (b"Apple iOS\x00", ">", 14), (b"FUJIFILM", "<", None), (b"PENTAX \x00", 8, 10),
+    (b"Apple iOS\x00", 12, 14), (b"FUJIFILM", "<", None), (b"PENTAX \x00", 8, 10),
 )
 # prefix -> IFD offset in the note (its offsets count from the enclosing TIFF's header)
 _IN_FILE: tuple[tuple[bytes, int], ...] = (
