@@ -263,12 +263,19 @@ class VoipAnalyzer:
             found = rtcp.check_rtcp(p)
             kind = "rtcp"
             if not found:
+                if flow.secure is None and len(flow.early_plain) < srtcp.MAX_HELD and \
+                        self.held_bytes + len(p) <= srtcp.MAX_HELD_BYTES:
+                    flow.early_plain.append((d, p))   # (an SRTCP packet whose first
+                    self.held_bytes += len(p)         # header overstates by exactly its
+                    # trailer reads as plain RTCP; kept within the capture's held budget)
                 flow.plain = True
-            elif flow.secure is None and not flow.plain and found[-1].rule != \
-                    "voip-rtcp-oversize" and (flow.shape is not None or any(
+            elif flow.secure is None and (not flow.plain or len(flow.early_plain)
+                                          < srtcp.MAX_HELD) \
+                    and found[-1].rule != "voip-rtcp-oversize" and (flow.shape is not None or any(
                         rtcp.fits_layout(p, c) for c in srtcp.CANDIDATES)):
-                # Not plain RTCP, perhaps SRTCP (no keying, no valid plain compound on the
-                # flow): held while the packets' SRTCP index tells the trailer, judged as
+                # Not plain RTCP, perhaps SRTCP (no keying, and no more valid plain
+                # compounds on the flow than an SRTCP one overstated by its trailer makes):
+                # held while the packets' SRTCP index tells the trailer, judged as
                 # plain RTCP if it never does (Shape.maybe, _unsettled).
                 shape = flow.shape
                 if shape is None:
@@ -308,6 +315,10 @@ class VoipAnalyzer:
             flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
             self.held_bytes -= len(hp)
         shape.held = []
+        for hd, hp in flow.early_plain:   # SRTCP after all: what read as plain is judged
+            flow.pending += [(a, hd, "srtcp") for a in srtcp.judge(hp, layout, "shape")]
+            self.held_bytes -= len(hp)
+        flow.early_plain = []
         return srtcp.judge(p, layout, "shape")
 
     @staticmethod

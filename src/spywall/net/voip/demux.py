@@ -103,6 +103,9 @@ class Flow(msgspec.Struct, eq=False):
     layout_from: str = ""                   # "sdp" or "dtls"
     shape: Shape | None = None              # the trailer told from the packets (srtcp)
     plain: bool = False                     # a valid plain RTCP compound came (not SRTCP)
+    # the first plain-valid compounds of a flow with no keying (at most srtcp.MAX_HELD),
+    # judged again as SRTCP if the flow's later packets show an SRTCP index after all
+    early_plain: list[tuple[Datagram, bytes]] = msgspec.field(default_factory=list)
     unsolicited: Unsolicited | None = None
     pending: list[tuple[Anomaly, Datagram, str]] = msgspec.field(default_factory=list)
 
