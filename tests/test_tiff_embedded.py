@@ -172,3 +172,21 @@ def test_makers_untyped_sub_directories(little: bool, bad: bool) -> None:
     nikon_tiff = w.finish(w.ifd({0x0011: (LONG, (preview,))}))
     nikon = te._with_note(lambda w: b"Nikon\x00\x02\x10\x00\x00" + nikon_tiff, little)
     assert rules(nikon, "nikon.nef") == ({RULE} if bad else set())
+
+
+def test_heif_tiff_items_past_the_caps_are_not_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A TIFF item over the size cap, or TIFF items past the count cap, are not examined:
+    the input is reported incomplete (fail closed), never clean."""
+    from spywall.incomplete import INCOMPLETE_RULE
+    from spywall.samples import heif as hs
+
+    image = hs.Item(1, "hvc1", (hs.ispe(64, 64), hs.hvcc(8)))
+    clean = te.payload_dng(False)
+    monkeypatch.setattr(tiff_embedded, "MAX_EXIF_BYTES", len(clean) - 1)
+    assert rules(hs.heif([image, hs.Item(2, "mime", (), clean)]), "big.heic") == {
+        INCOMPLETE_RULE}
+    monkeypatch.undo()
+    many = [image, *(hs.Item(i, "mime", (), clean)
+                     for i in range(2, tiff_embedded.MAX_TIFF_ITEMS + 3))]
+    assert rules(hs.heif(many), "many.heic") == {INCOMPLETE_RULE}
+    assert rules(hs.heif(many[:tiff_embedded.MAX_TIFF_ITEMS + 1]), "ok.heic") == set()

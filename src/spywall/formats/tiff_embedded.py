@@ -166,10 +166,19 @@ def heif_exif_items(data: bytes, items: Mapping[int, str], locations: Mapping[in
     file it is. An Exif item stored other than at file offsets (construction method 0)
     is an error child."""
     out: list[Child] = []
+    tiffs = 0
     for item, kind in items.items():
         if kind != "Exif":
-            if kind not in _CODED_ITEMS and len(out) < MAX_TIFF_ITEMS:
-                out.extend(_tiff_item(data, item, kind, locations.get(item)))
+            if kind in _CODED_ITEMS:
+                continue
+            found = list(_tiff_item(data, item, kind, locations.get(item)))
+            tiffs += len(found)
+            if tiffs <= MAX_TIFF_ITEMS:
+                out.extend(found)
+            elif found and tiffs == MAX_TIFF_ITEMS + 1:     # said once; not clean
+                out.append(Child(f"item {item} ({kind.strip() or '?'})", b"", code="limit",
+                                 error=f"more than {MAX_TIFF_ITEMS} TIFF items: the rest "
+                                 "not examined"))
             continue
         loc = locations.get(item)
         if loc is None or loc.method != 0:
@@ -194,7 +203,8 @@ def _tiff_item(data: bytes, item_id: int, kind: str, loc: Any) -> Iterator[Child
         return
     name = f"item {item_id} ({kind.strip() or '?'})"
     if sum(n for _, n in loc.extents) > MAX_EXIF_BYTES:
-        yield Child(name, b"", error=f"TIFF item over {MAX_EXIF_BYTES} bytes: not examined")
+        yield Child(name, b"", error=f"TIFF item over {MAX_EXIF_BYTES} bytes: not examined",
+                    code="limit")
         return
     yield Child(name, b"".join(bytes(data[o : o + n]) for o, n in loc.extents),
                 format="tiff")
@@ -205,7 +215,7 @@ def heif_exif(data: bytes, item_id: int, extents: tuple[tuple[int, int], ...]
     """The TIFF of an ``Exif`` item stored at ``extents`` (file offsets, lengths)."""
     if sum(n for _, n in extents) > MAX_EXIF_BYTES:
         yield Child(f"item {item_id} (Exif)", b"",
-                    error=f"Exif item over {MAX_EXIF_BYTES} bytes: not examined")
+                    error=f"Exif item over {MAX_EXIF_BYTES} bytes: not examined", code="limit")
         return
     body = b"".join(bytes(data[o : o + n]) for o, n in extents)
     if len(body) < 4:
