@@ -1,9 +1,10 @@
-"""Build of spywall's one compiled helper, ``spywall.formats._glyphs`` (Cython); the rest
-of the packaging is in pyproject.toml.
+"""Build of spywall's compiled helpers (Cython); the rest of the packaging is in
+pyproject.toml: ``spywall.formats._glyphs`` (TrueType glyph selection) and
+``spywall.formats._bytescan`` (the JPEG marker search and a substring search for PDFs).
 
-The extension is optional: where it cannot be built (no C compiler), the install still
-succeeds and ``formats/truetype.py`` uses its numpy path, which gives the same results
-(tests compare the two whenever the helper is present).
+The extensions are optional: where they cannot be built (no C compiler), the install
+still succeeds and the parsers use their Python paths (numpy, ``re``, ``bytes.find``),
+which give the same results (tests compare the two whenever a helper is present).
 """
 
 from Cython.Build import cythonize
@@ -12,6 +13,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=cythonize(
         [Extension("spywall.formats._glyphs", ["src/spywall/formats/_glyphs.pyx"],
+                   optional=True),
+         Extension("spywall.formats._bytescan", ["src/spywall/formats/_bytescan.pyx"],
                    optional=True)],
         compiler_directives={"language_level": 3},
     )

@@ -22,12 +22,19 @@ from spywall.formats.base import Child, FormatSpec, ParseContext, Parsed
 from spywall.formats.magic import sniff_jpeg as sniff
 from spywall.formats.reader import Reader
 
+try:  # the compiled marker search (setup.py); without it the pattern below does the work
+    from spywall.formats import _bytescan
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _bytescan = None  # type: ignore[assignment]
+
 # The next marker in entropy-coded data: a 0xFF (then any fill 0xFF) and a byte that is
 # not a stuffed zero, a restart marker or fill. Written with a literal first byte, so
 # that Python's regex engine scans for it at memchr-like speed (about 2 GB/s here) and
 # tries the rest only at each 0xFF; the same pattern written ``\xff+(...)`` starts with
 # a repeat and is tested at every byte (about 140 MB/s: JPEG was the slowest type on the
-# realistic corpus). A test compares the two on any bytes.
+# realistic corpus). A test compares the two on any bytes. ``_bytescan.next_marker``
+# (memchr for the 0xFF, then a look past its run: about 10 GB/s) is used when it is
+# built; tests compare it with this pattern.
 _NEXT_MARKER = re.compile(rb"\xff\xff*([^\x00\xd0-\xd7\xff])")
 
 SOS, EOI, APP1 = 0xDA, 0xD9, 0xE1
@@ -109,6 +116,8 @@ def _after_scans(data: bytes, pos: int, ctx: ParseContext) -> int | None:
 def next_marker(data: bytes, pos: int) -> tuple[int, int, int] | None:
     """The next marker at or after ``pos`` in entropy-coded data, as (offset of its run of
     0xFF, marker byte, offset after it); None when there is none."""
+    if _bytescan is not None:
+        return _bytescan.next_marker(data, pos)
     m = _NEXT_MARKER.search(data, pos)
     return None if m is None else (m.start(), m.group(1)[0], m.end())
 

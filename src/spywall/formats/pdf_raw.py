@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from functools import partial
 
 import msgspec
 
@@ -25,6 +26,11 @@ from spywall.errors import FormatError, LimitExceeded
 from spywall.formats.base import Child
 from spywall.formats.pdf_filters import ALIASES, MAX_FILTERS, codec_of, decode_chain
 from spywall.limits import Budget
+
+try:  # the compiled substring search (setup.py); without it ``bytes.find`` does the work
+    from spywall.formats import _bytescan
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _bytescan = None  # type: ignore[assignment]
 
 MAX_STREAMS = 100_000
 MAX_XREF_STREAMS = 64
@@ -121,7 +127,7 @@ def check_xref_streams(data: bytes, budget: Budget) -> None:
     limits = msgspec.structs.replace(budget.limits, max_stream_bytes=min(
         budget.limits.max_stream_bytes, MAX_XREF_BYTES))
     trial = Budget(limits, started=budget.started, decompressed=budget.decompressed)
-    hits = (m for m in _TYPE.finditer(data)
+    hits = (m for m in type_entries(data)
             if _ESCAPE.sub(lambda e: bytes.fromhex(e[1].decode()), m[1]) == b"XRef")
     for i, hit in enumerate(hits):
         if i >= MAX_XREF_STREAMS:
@@ -138,6 +144,20 @@ def check_xref_streams(data: bytes, budget: Budget) -> None:
                                 f"{s.offset}): {exc}") from exc
         except FormatError:
             continue  # qpdf reports a broken one
+
+
+def type_entries(data: bytes) -> Iterator[re.Match[bytes]]:
+    """The matches of ``_TYPE`` in ``data``, as ``_TYPE.finditer`` yields them: each
+    ``/Type`` is found by a substring search at memchr speed and the pattern is tried
+    there only (the regex engine's own scan for the literal runs at about 3 GB/s, and
+    this search covers every byte of the file, image data included)."""
+    find = data.find if _bytescan is None else partial(_bytescan.find, data)
+    pos = find(b"/Type", 0)
+    while pos >= 0:
+        m = _TYPE.match(data, pos)
+        pos = find(b"/Type", pos + 1 if m is None else m.end())
+        if m is not None:
+            yield m
 
 
 def children(data: bytes, found: list[RawStream], budget: Budget) -> Iterator[Child]:
