@@ -15,7 +15,8 @@ setup(
         [Extension("spywall.formats._glyphs", ["src/spywall/formats/_glyphs.pyx"],
                    optional=True),
          Extension("spywall.formats._bytescan", ["src/spywall/formats/_bytescan.pyx"],
-                   optional=True)],
+                   depends=["src/spywall/formats/_bytescan_vec.h"],
+                   include_dirs=["src/spywall/formats"], optional=True)],
         compiler_directives={"language_level": 3},
     )
 )

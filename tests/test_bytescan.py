@@ -76,6 +76,32 @@ def test_hostile_layouts(data: bytes, pos: int, expected: tuple[int, int, int] |
 
 
 @compiled
+@pytest.mark.parametrize("run", [1, 2, 33])
+def test_a_marker_at_every_offset_around_the_blocks(run: int) -> None:
+    """The C scan compares 32-byte blocks: a marker (after a run of fill) that straddles
+    a block boundary, or sits in the last bytes where no whole block fits, at every
+    offset, searched from every start."""
+    for k in range(0, 72):
+        for tail in range(0, 3):
+            data = b"\x12" * k + b"\xff" * run + b"\xd9" + b"\xff\x00\x13" * tail
+            for pos in range(0, len(data) + 1):
+                assert bytescan.next_marker(data, pos) == _oracle(data, pos), (k, tail, pos)
+        cut = b"\x12" * k + b"\xff" * run  # the run at the buffer's end: no marker
+        assert bytescan.next_marker(cut, 0) is None
+
+
+@compiled
+def test_a_needle_at_every_offset_around_the_blocks() -> None:
+    for k in range(0, 72):
+        for needle in (b"/Type", b"/T", b"/", b"XRef"):
+            for tail in (b"", b"/", b"/Typ", b"xx/Type"):
+                data = b"/Ty" * (k // 3) + b"." * (k % 3) + needle + tail
+                for start in range(0, len(data) + 1, 5):
+                    assert bytescan.find(data, needle, start) == data.find(needle, start)
+                assert bytescan.find(data[:-1], needle, 0) == data[:-1].find(needle, 0)
+
+
+@compiled
 def test_dense_fill_and_stuffing_over_a_megabyte() -> None:
     rng = random.Random(3)
     data = b"".join(rng.choice([b"\xff\x00", b"\xff\xff", b"\xff\xd3", b"\x17"])
