@@ -81,10 +81,10 @@ def test_a_marker_at_every_offset_around_the_blocks(run: int) -> None:
     """The C scan compares 32-byte blocks: a marker (after a run of fill) that straddles
     a block boundary, or sits in the last bytes where no whole block fits, at every
     offset, searched from every start."""
-    for k in range(0, 72):
-        for tail in range(0, 3):
+    for k in range(72):
+        for tail in range(3):
             data = b"\x12" * k + b"\xff" * run + b"\xd9" + b"\xff\x00\x13" * tail
-            for pos in range(0, len(data) + 1):
+            for pos in range(len(data) + 1):
                 assert bytescan.next_marker(data, pos) == _oracle(data, pos), (k, tail, pos)
         cut = b"\x12" * k + b"\xff" * run  # the run at the buffer's end: no marker
         assert bytescan.next_marker(cut, 0) is None
@@ -92,7 +92,7 @@ def test_a_marker_at_every_offset_around_the_blocks(run: int) -> None:
 
 @compiled
 def test_a_needle_at_every_offset_around_the_blocks() -> None:
-    for k in range(0, 72):
+    for k in range(72):
         for needle in (b"/Type", b"/T", b"/", b"XRef"):
             for tail in (b"", b"/", b"/Typ", b"xx/Type"):
                 data = b"/Ty" * (k // 3) + b"." * (k % 3) + needle + tail
