@@ -8,6 +8,11 @@ simple glyph, after the component records of a composite one), kept only when a 
 the caller walks it (and warns). The numpy version stays as the fallback and as the
 reference: tests compare the two on every installed font and on mutated fonts.
 
+``walk`` decodes one program linearly (pushes skip their data) and says where the first
+watched instruction or a push cut short by the end lies: where there is neither (most
+programs), ``tt_bytecode.decode`` and the font scan skip their regular expressions and
+Python steps (tests compare the results and the elements charged with and without it).
+
 Hostile input: every read is bounds-checked (``boundscheck=True``: an index outside the
 buffer raises IndexError instead of reading memory, and every index is also checked
 against the glyph's own end first). Negative indices cannot wrap (checked before use).
@@ -99,3 +104,35 @@ def candidates(const unsigned char[:] g, const long long[:] offs, long num,
         if end > start and _holds_adjust(g, start, end):
             out.append((gid, start + base, end + base))
     return out
+
+
+def walk(const unsigned char[:] data, long start, long end, const unsigned char[:] watched):
+    """Decode ``data[start:end]`` linearly as TrueType instructions, as
+    ``tt_bytecode.decode`` does (a push's inline data is not code): (offset of the first
+    instruction whose opcode is marked in ``watched``, 256 flags, or -1; offset of a push
+    whose data runs past ``end``, where the walk stops, or -1)."""
+    cdef long pos, size, n = data.shape[0]
+    cdef unsigned char op
+    if watched.shape[0] != 256:
+        raise ValueError("watched holds 256 flags")
+    if end > n:
+        end = n
+    pos = start if start > 0 else 0
+    while pos < end:
+        op = data[pos]
+        if watched[op]:
+            return pos, -1
+        if op == 0x40 or op == 0x41:  # NPUSHB, NPUSHW: a count, then bytes or words
+            if pos + 1 >= end:
+                return -1, pos
+            size = 2 + (1 if op == 0x40 else 2) * data[pos + 1]
+        elif 0xB0 <= op <= 0xB7:  # PUSHB[n]: n + 1 bytes
+            size = 2 + (op - 0xB0)
+        elif 0xB8 <= op <= 0xBF:  # PUSHW[n]: n + 1 words
+            size = 3 + 2 * (op - 0xB8)
+        else:
+            size = 1
+        if size > end - pos:
+            return -1, pos
+        pos += size
+    return -1, -1

@@ -71,6 +71,10 @@ WE_HAVE_INSTRUCTIONS = 0x0100
 _ADJUST_LOW, _ADJUST_HIGH = sorted(tt_bytecode.ADJUST_OPCODES)
 assert _ADJUST_HIGH == _ADJUST_LOW + 1  # _holds_adjust tests both with one comparison
 _ADJUST_BYTE = re.compile(b"[\\x8f\\x90]")
+# scan_one decodes for ADJUST, follow_jumps for jumps: a program plain for both (most of
+# them) is recorded as these two decodes would record it.
+_WATCHED = tt_bytecode.ADJUST_OPCODES | tt_flow.JUMP_OPCODES
+_PLAIN = tt_bytecode.Decoded((), 0, None, 1)
 _I16 = struct.Struct(">h")
 _U16 = struct.Struct(">H")
 _RECORD = struct.Struct(">4sIII")
@@ -323,6 +327,15 @@ class _Parser:
             return
         stats.decoded += 1
         dec = self.decoded.get((start, stop))
+        if (dec is None and (start, stop) not in self.jumps
+                and tt_bytecode.plain(self.data, start, stop, _WATCHED)):
+            # Most programs: neither ADJUST nor a jump decodes as an instruction, nothing
+            # is cut short. What the steps below would record and charge, without them.
+            self.decoded[start, stop] = _PLAIN
+            self.ctx.budget.charge_elements(_PLAIN.steps + (stop - start) // BYTES_PER_ELEMENT)
+            self.jumps[start, stop] = ((), ())
+            self.ctx.budget.charge_elements(_PLAIN.steps + (stop - start) // BYTES_PER_ELEMENT)
+            return
         if dec is None:
             dec = self.decoded[start, stop] = tt_bytecode.decode(self.data, start, stop)
             # Its cost: search steps, and bytes scanned (overlapping hostile programs).

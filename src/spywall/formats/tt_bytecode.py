@@ -37,6 +37,11 @@ from functools import cache
 
 import msgspec
 
+try:  # the compiled walk (setup.py); without it the expressions do all the work
+    from spywall.formats import _glyphs
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _glyphs = None  # type: ignore[assignment]
+
 NPUSHB = 0x40
 NPUSHW = 0x41
 PUSHB_FIRST = 0xB0
@@ -96,6 +101,7 @@ class _Patterns(msgspec.Struct, frozen=True):
     run_all: re.Pattern[bytes]  # every instruction: where a chunk's instructions end
     plain: re.Pattern[bytes]  # pushes, then the run of one-byte instructions after them
     any: re.Pattern[bytes]  # one byte equal to one of the opcodes (the pre-filter)
+    flags: bytes  # 256 bytes, 1 at each watched opcode (``_glyphs.walk``)
 
 
 def _run(watched: frozenset[int]) -> bytes:
@@ -115,6 +121,7 @@ def _patterns(opcodes: frozenset[int]) -> _Patterns:
         re.compile(_run(frozenset())),
         re.compile(b"(?s)(?:" + _pushes() + b")*+(" + _byte_class(PUSH_OPCODES, True) + b"*+)"),
         re.compile(_byte_class(opcodes) if opcodes else never),
+        bytes(int(b in watched) for b in range(256)),
     )
 
 
@@ -140,6 +147,12 @@ def decode(
     """
     end = len(data) if end is None else min(end, len(data))
     pats = _patterns(opcodes)
+    if _glyphs is not None and 0 <= start < end and end - start <= CHUNK:
+        # One chunk: when the compiled walk meets no watched instruction, the answer is
+        # the one the loop below gives in one step (tests compare the two).
+        at, cut = _glyphs.walk(data, start, end, pats.flags)
+        if at < 0:
+            return Decoded((), 0, None if cut < 0 else cut, 1)
     hits: list[tuple[int, int]] = []
     total = steps = 0
     pos = start
@@ -182,6 +195,16 @@ def _hits(pats: _Patterns, data: bytes, pos: int, stop: int,
     runs = pats.plain.findall(data, pos, stop)
     kept = b"".join(runs)
     return n + sum(kept.count(op) for op in pats.watched_bytes), steps + len(runs) - 1
+
+
+def plain(data: bytes, start: int, end: int, opcodes: frozenset[int]) -> bool:
+    """Whether ``data[start:end]`` is one chunk in which a linear decode meets none of
+    ``opcodes`` as an instruction and no push runs past the end: ``decode`` of it then
+    gives ``Decoded((), 0, None, 1)`` for ``opcodes`` and for any subset of them. False
+    whenever that is not known (no compiled walk, or more than one chunk)."""
+    if _glyphs is None or not 0 <= start < end <= len(data) or end - start > CHUNK:
+        return False
+    return _glyphs.walk(data, start, end, _patterns(opcodes).flags) == (-1, -1)
 
 
 def may_contain(
