@@ -45,7 +45,13 @@ def test_decode_with_the_walk_is_decode_without(code: bytes, head: int, tail: in
     start, end = min(head, len(code)), max(0, len(code) - tail)
     fast = tt_bytecode.decode(code, start, end, opcodes, max_hits)
     assert fast == _slow_decode(code, start, end, opcodes, max_hits)
-    if tt_bytecode.plain(code, start, end, opcodes):
+    kind = tt_bytecode.program_kind(code, start, end, opcodes)
+    assert kind == (None if start >= end else
+                    0 if not tt_bytecode.may_contain(code, start, end) else
+                    1 if tt_bytecode._glyphs.walk(code, start, end,
+                                                  tt_bytecode._patterns(opcodes).flags)
+                    == (-1, -1) else 2)
+    if kind == 1:
         for subset in (opcodes, frozenset(sorted(opcodes)[:1])):
             assert _slow_decode(code, start, end, subset, max_hits) == \
                 tt_bytecode.Decoded((), 0, None, 1)
@@ -67,6 +73,8 @@ def test_walk_by_hand(code: bytes, expected: tuple[int, int]) -> None:
     assert tt_bytecode._glyphs.walk(code, 0, len(code) + 99, flags) == expected  # clamped
     with pytest.raises(ValueError, match="256"):
         tt_bytecode._glyphs.walk(code, 0, len(code), b"\x01")
+    with pytest.raises(ValueError, match="256"):
+        tt_bytecode._glyphs.program_kind(code, 0, len(code), b"\x01", flags)
 
 
 def _outcome(data: bytes, max_elements: int) -> object:

@@ -11,7 +11,8 @@ reference: tests compare the two on every installed font and on mutated fonts.
 ``walk`` decodes one program linearly (pushes skip their data) and says where the first
 watched instruction or a push cut short by the end lies: where there is neither (most
 programs), ``tt_bytecode.decode`` and the font scan skip their regular expressions and
-Python steps (tests compare the results and the elements charged with and without it).
+Python steps (tests compare the results and the elements charged with and without it);
+``program_kind`` is that question and the ADJUST-byte pre-filter in one call.
 
 Hostile input: every read is bounds-checked (``boundscheck=True``: an index outside the
 buffer raises IndexError instead of reading memory, and every index is also checked
@@ -136,3 +137,23 @@ def walk(const unsigned char[:] data, long start, long end, const unsigned char[
             return -1, pos
         pos += size
     return -1, -1
+
+
+def program_kind(const unsigned char[:] data, long start, long end,
+                 const unsigned char[:] present, const unsigned char[:] watched):
+    """For the font scan, in one call: 0 when no byte of ``data[start:end]`` is marked in
+    ``present`` (256 flags; ``tt_bytecode.may_contain``), else 1 when ``walk`` with
+    ``watched`` meets neither a watched instruction nor a push cut short, else 2."""
+    cdef long i, n = data.shape[0]
+    if present.shape[0] != 256:
+        raise ValueError("present holds 256 flags")
+    if end > n:
+        end = n
+    if start < 0:
+        start = 0
+    for i in range(start, end):
+        if present[data[i]]:
+            break
+    else:
+        return 0
+    return 1 if walk(data, start, end, watched) == (-1, -1) else 2

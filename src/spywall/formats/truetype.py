@@ -323,12 +323,12 @@ class _Parser:
 
     def scan_one(self, span: _Span, label: str, out: list[Program], stats: _Found) -> None:
         where, gid, start, stop = span
-        if not tt_bytecode.may_contain(self.data, start, stop):
+        kind = tt_bytecode.program_kind(self.data, start, stop, _WATCHED)
+        if kind == 0 or (kind is None and not tt_bytecode.may_contain(self.data, start, stop)):
             return
         stats.decoded += 1
         dec = self.decoded.get((start, stop))
-        if (dec is None and (start, stop) not in self.jumps
-                and tt_bytecode.plain(self.data, start, stop, _WATCHED)):
+        if dec is None and kind == 1 and (start, stop) not in self.jumps:
             # Most programs: neither ADJUST nor a jump decodes as an instruction, nothing
             # is cut short. What the steps below would record and charge, without them.
             self.decoded[start, stop] = _PLAIN

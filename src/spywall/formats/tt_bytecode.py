@@ -54,6 +54,7 @@ CHUNK = 1 << 16  # bytes walked per step (more than MAX_PUSH); every glyph progr
 # ADJUST: opcodes that Apple's rasterizer implements but no public instruction set
 # documents; the Operation Triangulation font exploit used them (CVE-2023-41990).
 ADJUST_OPCODES: frozenset[int] = frozenset({0x8F, 0x90})
+_ADJUST_PRESENT = bytes(int(b in ADJUST_OPCODES) for b in range(256))  # may_contain's bytes
 
 
 class Decoded(msgspec.Struct, frozen=True):
@@ -197,14 +198,16 @@ def _hits(pats: _Patterns, data: bytes, pos: int, stop: int,
     return n + sum(kept.count(op) for op in pats.watched_bytes), steps + len(runs) - 1
 
 
-def plain(data: bytes, start: int, end: int, opcodes: frozenset[int]) -> bool:
-    """Whether ``data[start:end]`` is one chunk in which a linear decode meets none of
-    ``opcodes`` as an instruction and no push runs past the end: ``decode`` of it then
-    gives ``Decoded((), 0, None, 1)`` for ``opcodes`` and for any subset of them. False
-    whenever that is not known (no compiled walk, or more than one chunk)."""
+def program_kind(data: bytes, start: int, end: int, watched: frozenset[int]) -> int | None:
+    """For a scan of one program ``data[start:end]``, in one compiled call: 0 when
+    ``may_contain`` (ADJUST) is False; 1 when the program is one chunk in which a linear
+    decode meets none of ``watched`` as an instruction and no push runs past the end
+    (``decode`` then gives ``Decoded((), 0, None, 1)`` for ``watched`` and any subset of
+    it); 2 otherwise. None when not known (no compiled walk, more than one chunk, bounds
+    outside the data): the caller takes the steps itself."""
     if _glyphs is None or not 0 <= start < end <= len(data) or end - start > CHUNK:
-        return False
-    return _glyphs.walk(data, start, end, _patterns(opcodes).flags) == (-1, -1)
+        return None
+    return _glyphs.program_kind(data, start, end, _ADJUST_PRESENT, _patterns(watched).flags)
 
 
 def may_contain(
