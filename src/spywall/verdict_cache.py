@@ -93,7 +93,8 @@ def detector_set_version() -> str:
         modules += [f"spywall.detectors.{d}" for d in entry.detectors]
     h.update(",".join(sorted(d.info.id for d in registry.all_detectors())).encode())
     package = Path(__file__).parent
-    sources = {package / "formats" / p.name for p in (package / "formats").glob("*.py*")}
+    # .py, .pyx, .pyi, and the C header a compiled helper includes (_bytescan_vec.h)
+    sources = {p for pattern in ("*.py*", "*.h") for p in (package / "formats").glob(pattern)}
     for name in dict.fromkeys(modules):
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin is not None:
