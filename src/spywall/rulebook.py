@@ -110,6 +110,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-tmp-file", "File in a temporary folder",
             "A file in /data/local/tmp, where exploits and spyware droppers stage their "
             "files (and adb users leave theirs): MVT's suspicious path.", Severity.LOW),
+    _device("android-setuid-file", "Set-user-ID file",
+            "A set-user-ID or set-group-ID file in the phone's file list: Android has "
+            "shipped no such programs since 4.3, so one is left by rooting tools or by "
+            "exploits that keep root.", Severity.MEDIUM),
     _device("android-system-rw-mount", "System partition mounted read-write",
             "A system partition (/system, /vendor, /product, /system_ext) is mounted "
             "read-write: the phone is rooted or its system was modified, as implants that "
