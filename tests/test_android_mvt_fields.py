@@ -473,3 +473,19 @@ def test_adb_key_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
     digest = hashlib.md5(raw).hexdigest().upper()
     assert rec.data["fingerprint"] == ":".join(digest[i : i + 2] for i in range(0, 32, 2))
     assert rec.data["user"] == "analyst@laptop"
+
+
+def test_enabled_accessibility_service(tmp_path: Path, index: IocIndex) -> None:
+    """MVT raises an accessibility service that matched no indicator: medium when it is
+    enabled (and low when it is only installed, which spywall leaves to the record); one
+    that matched an indicator is reported as that match alone, as MVT does."""
+    files = gen.bugreport_files(True)
+    text = files[gen.DUMPSTATE].decode()
+    talkback = "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService"
+    text = text.replace("  Enabled services:{", f"  Enabled services:{{{{{talkback}}}, ", 1)
+    files[gen.DUMPSTATE] = text.encode()
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.zip_files(files))
+    out = check_capture(path, index, modules=_only("dumpsys_accessibility"))  # type: ignore[arg-type]
+    assert sorted((f.rule, f.detail.get("service")) for f in out.report.all_findings()) == [
+        ("android-accessibility-enabled", talkback), ("ioc-app-id", None)]

@@ -125,6 +125,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-il-crypto-self-test-completed", "Cryptographic self test failed",
             "Android's intrusion log records a failed self test of the cryptographic "
             "module (MVT raises it).", Severity.MEDIUM),
+    _device("android-accessibility-enabled", "Accessibility service enabled",
+            "An accessibility service is switched on: it reads the screen and acts for the "
+            "user, which stalkerware and banking trojans use; MVT raises it too.",
+            Severity.MEDIUM),
     _device("android-setuid-file", "Set-user-ID file",
             "A set-user-ID or set-group-ID file in the phone's file list: Android has "
             "shipped no such programs since 4.3, so one is left by rooting tools or by "

@@ -27,6 +27,7 @@ from spywall.android.dumpstate import (
 from spywall.android.tombstones import read_tombstones
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
+from spywall.report import Severity
 
 T = TypeVar("T")
 MAX_FS_ENTRIES = 200_000
@@ -150,8 +151,15 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
                          {"package_name": comp.partition("/")[0], "service": comp,
                           "enabled": enabled})
-        ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
-                  what="accessibility service" + (" (enabled)" if enabled else ""))
+        hits = ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
+                         what="accessibility service" + (" (enabled)" if enabled else ""))
+        # MVT raises a service that matched no indicator: medium when on (low when off)
+        if enabled and not hits:
+            ctx.heuristic("android-accessibility-enabled", "Accessibility service enabled",
+                          f"the accessibility service {comp} is enabled: it can read the "
+                          "screen and act for the user, as stalkerware and banking trojans "
+                          "do; check that you turned it on", rec=rec, path=where,
+                          severity=Severity.MEDIUM, detail={"service": comp})
     return ok(len(comps))
 
 
