@@ -481,7 +481,8 @@ def test_enabled_accessibility_service(tmp_path: Path, index: IocIndex) -> None:
     that matched an indicator is reported as that match alone, as MVT does."""
     files = gen.bugreport_files(True)
     text = files[gen.DUMPSTATE].decode()
-    talkback = "com.google.android.marvin.talkback/com.google.android.marvin.talkback.TalkBackService"
+    talkback = ("com.google.android.marvin.talkback/"
+                "com.google.android.marvin.talkback.TalkBackService")
     text = text.replace("  Enabled services:{", f"  Enabled services:{{{{{talkback}}}, ", 1)
     files[gen.DUMPSTATE] = text.encode()
     path = tmp_path / "br.zip"
