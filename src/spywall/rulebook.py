@@ -129,6 +129,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An accessibility service is switched on: it reads the screen and acts for the "
             "user, which stalkerware and banking trojans use; MVT raises it too.",
             Severity.MEDIUM),
+    _device("ios-process-binary-missing", "Program of a process not found",
+            "A filesystem dump's network-use database names a process (not an app) whose "
+            "program no file of the dump bears: it was deleted, as spyware removes itself, "
+            "or lies outside what was extracted. MVT raises it too.", Severity.MEDIUM),
     _device("android-setuid-file", "Set-user-ID file",
             "A set-user-ID or set-group-ID file in the phone's file list: Android has "
             "shipped no such programs since 4.3, so one is left by rooting tools or by "
