@@ -11,6 +11,7 @@ import pytest
 
 from spywall.android import intrusion_logs as il
 from spywall.android.check import MODULES, check_capture
+from spywall.errors import InputError
 from spywall.iocs import IocIndex
 from spywall.samples import android as gen
 from spywall.samples import android_il
@@ -123,3 +124,26 @@ def test_caps(tmp_path: Path, index: IocIndex, monkeypatch: pytest.MonkeyPatch) 
                         modules=ONLY)  # type: ignore[arg-type]
     assert any(e.path.endswith("intrusion_logs/e.zip") and e.code == "malformed"
                for e in out.report.subjects[0].errors)
+
+
+@pytest.mark.parametrize("zipped", [False, True])
+def test_exports_alone(tmp_path: Path, index: IocIndex, zipped: bool) -> None:
+    """The phone's ``Download/Intrusion Logging`` folder given alone, as MVT's
+    ``check-intrusion-logs`` takes it (MVT 2026.10 on this folder: the same alerts as
+    inside the androidqf capture); a folder of other text is still refused."""
+    files = {k.removeprefix("intrusion_logs/"): v for k, v in android_il.exports(True).items()}
+    if zipped:
+        path = tmp_path / "Intrusion Logging.zip"
+        path.write_bytes(gen.zip_files(files))
+    else:
+        path = gen.write_tree(files, tmp_path / "Intrusion Logging")
+    out = check_capture(path, index)
+    assert out.report.subjects[0].format == "intrusion"
+    assert {m.name for m in out.report.modules if m.status == "ok"} == {
+        "dns_event", "connect_event", "security_event"}
+    assert ("security_event", "ioc-file-path", "high", "MercenarySpywareCampaign") in _found(
+        out.report)
+    assert len(out.report.all_findings()) == 8
+    other = gen.write_tree({"notes.txt": b"{\"a\": 1}\n", "b.txt": b"hello\n"}, tmp_path / "o")
+    with pytest.raises(InputError, match="neither an androidqf capture nor a bugreport"):
+        check_capture(other, index)

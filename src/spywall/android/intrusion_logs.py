@@ -1,5 +1,7 @@
 """Android Intrusion Logging (Advanced Protection, Android 16+), as androidqf collects it
-(MVT's intrusion-log modules, run by ``check-androidqf`` when the capture has them).
+(MVT's intrusion-log modules, run by ``check-androidqf`` when the capture has them), or a
+folder or zip of the exports alone (MVT's ``check-intrusion-logs``; ``capture`` knows
+one by its first text lines).
 
 androidqf pulls the exports the phone writes to ``/sdcard/Download/Intrusion Logging/``
 into the capture's ``intrusion_logs/`` folder: text files (``.txt``) of JSON lines, also
@@ -97,15 +99,18 @@ class Events:
 
 
 def _files(ctx: Ctx) -> list[str]:
+    """The export files: under androidqf's ``intrusion_logs/``, or anywhere in a folder
+    or zip of exports given alone (MVT's ``check-intrusion-logs``)."""
+    alone = ctx.evidence.kind == "intrusion"
     return sorted(n for n in ctx.evidence.members()
-                  if n.startswith(FOLDERS) and n.lower().endswith((".txt", ".zip")))
+                  if (alone or n.startswith(FOLDERS)) and n.lower().endswith((".txt", ".zip")))
 
 
 def load(ctx: Ctx) -> Events | None:
     """The capture's events (read once for the three modules), None when it has no
     intrusion logs."""
     cap = ctx.evidence
-    if cap.kind != "androidqf":
+    if cap.kind not in ("androidqf", "intrusion"):
         return None
     if "intrusion_logs" not in cap.cache:
         names = _files(ctx)
