@@ -123,3 +123,17 @@ def test_list_beside_the_indicators_and_build_only_info(tmp_path: Path) -> None:
     assert not [f for f in out.report.all_findings() if f.rule == "ios-outdated"]
     assert next(m for m in out.report.modules if m.name == "backup_info").message.startswith(
         "build 99Z999; newest release known: 26.2")
+
+
+def test_builds_accumulate_from_one_update_to_the_next(tmp_path: Path) -> None:
+    """Apple's feed names only the last months' releases: a release that left the feed
+    keeps its build in the list refreshed before."""
+    first = releases.refreshed(FEED, datetime(2026, 1, 5, tzinfo=UTC), dest=tmp_path)
+    (tmp_path / releases.FILENAME).write_bytes(first)
+    later = ("<rss><channel><item><title>iOS 26.3 (23D60)</title><pubDate>Mon, 02 Feb "
+             "2026 10:00:00 PST</pubDate></item></channel></rss>")
+    (tmp_path / releases.FILENAME).write_bytes(
+        releases.refreshed(later, datetime(2026, 2, 3, tzinfo=UTC), dest=tmp_path))
+    builds = releases.current(tmp_path).builds()
+    assert {b: builds[b] for b in ("23D60", "23C55", "22H217", "23B85")} == {
+        "23D60": "26.3", "23C55": "26.2", "22H217": "18.7.3", "23B85": "26.1"}

@@ -130,14 +130,19 @@ def parse_feed(text: str) -> list[Release]:
     return out
 
 
-def refreshed(feed: str, today: datetime | None = None) -> bytes:
+def refreshed(feed: str, today: datetime | None = None, dest: Path | None = None) -> bytes:
     """The ``ios_releases.list`` written by ``iocs update``: the feed's releases merged
-    with the bundled ones, dated today. ``ValueError`` when the feed names no release."""
+    with the bundled ones and those of the list already in ``dest`` (the feed names only
+    the last months' releases: builds accumulate from one update to the next), dated
+    today. ``ValueError`` when the feed names no release."""
     found = parse_feed(feed)
     if not found:
         raise ValueError("the release feed lists no iOS release")
-    bundled = _load(bundled_path())
-    merged = {r.version: r for r in (bundled.releases if bundled else [])}
+    merged: dict[str, Release] = {}
+    for known in (_load(bundled_path()), _load(dest / FILENAME) if dest else None):
+        for r in known.releases if known else []:
+            had = merged.get(r.version)
+            merged[r.version] = r if had is None or r.build or not had.build else had
     for r in found:  # (a feed title without the build keeps the build already known)
         had = merged.get(r.version)
         merged[r.version] = r if r.build or had is None else Release(
