@@ -1,5 +1,6 @@
 """Fuzz check-android: the input is read as a capture zip (androidqf or bugreport) and
-every module runs over it; also the text parsers over the raw bytes."""
+every module runs over it; also the text parsers, the protobuf tombstone reader and the
+intrusion-log line reader over the raw bytes."""
 
 import contextlib
 import sys
@@ -7,7 +8,7 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from spywall.android import apk, backup, dumpstate, dumpsys, qf
+    from spywall.android import apk, backup, dumpstate, dumpsys, intrusion_logs, qf, tombstones
     from spywall.android.capture import ZipSource, from_source
     from spywall.android.check import MODULES
     from spywall.device.base import CheckContext
@@ -36,6 +37,10 @@ def TestOneInput(data: bytes) -> None:
     dumpsys.processes(text)
     with contextlib.suppress(SpywallError):
         qf.packages(qf.load_json(data[:65536], "fuzz"))
+    with contextlib.suppress(SpywallError):
+        tombstones.parse_pb(data[:65536])
+    with contextlib.suppress(SpywallError):
+        intrusion_logs.Events().add_text("fuzz", data[:65536])
     if data.startswith(backup.MAGIC):
         with contextlib.suppress(SpywallError):
             backup.sms(data, Budget(LIMITS))

@@ -185,10 +185,56 @@ def test_package_records_and_mvt_package_lists(tmp_path: Path, index: IocIndex) 
         (str(stat.S_IFREG | 0o600), False, False),
         ("0999", False, False),
         ("", False, False),
+        # Go's FileMode.String(), as androidqf's collector writes modes: type and set-id
+        # letters (dalTLDpSugct?) before the permissions
+        ("urwxr-xr-x", True, False),
+        ("ugrwxr-x--x", True, False),
+        ("Lrwxrwxrwx", False, False),
+        ("Dcrw-rw----", False, False),
+        ("dtrwxrwx--x", False, True),
+        ("4755", True, False),
     ],
 )
 def test_file_modes(mode: str, executable: bool, directory: bool) -> None:
     assert (qf_modules._executable(mode), qf_modules._directory(mode)) == (executable, directory)
+
+
+def test_file_mode_agrees_with_stat_filemode() -> None:
+    """ls-style modes: Python's ``stat.filemode`` writes every permission, set-id and
+    sticky combination of each file type; ``file_mode`` reads them all back."""
+    kinds = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "link",
+             stat.S_IFCHR: "other", stat.S_IFIFO: "other", stat.S_IFSOCK: "other"}
+    for kind, name in kinds.items():
+        for bits in range(0o10000):
+            assert qf_modules.file_mode(stat.filemode(kind | bits)) == (name, bits)
+    assert qf_modules.file_mode("urwxr-xr-x") == ("file", 0o4755)
+    assert qf_modules.file_mode(str(stat.S_IFREG | 0o6750)) == ("file", 0o6750)
+    assert qf_modules.file_mode("rwxr-xr-x!") is None
+
+
+def test_setuid_and_tmp_files(tmp_path: Path, index: IocIndex) -> None:
+    """Modes as the collector writes them. MVT (2026.10, run by hand on these entries)
+    raises its suspicious-path alert for both /data/local/tmp entries, calling both
+    executable (an x in the mode, the link's too); spywall calls the link a file (a link
+    is not run) and adds the set-user-ID heuristic, which MVT has not."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    entries = json.loads(files["files.json"])
+    entries += [
+        {"path": "/data/local/tmp/e", "size": 9, "mode": "urwxr-xr-x", "user_id": 0,
+         "group_id": 2000, "changed_time": 1705269601, "modified_time": 1705269602,
+         "access_time": 1705269600, "context": "u:object_r:shell_data_file:s0"},
+        {"path": "/system/xbin/su", "size": 9, "mode": "ugrwxr-x--x", "user_id": 0},
+        {"path": "/system/bin/run-as", "size": 9, "mode": "-rwxr-x---", "user_id": 0},
+        {"path": "/data/local/tmp/link", "size": 9, "mode": "Lrwxrwxrwx"},
+    ]
+    files["files.json"] = json.dumps(entries).encode()
+    out = check_capture(gen.write_tree(files, tmp_path / "qf"), index, modules=_only("files"))  # type: ignore[arg-type]
+    assert sorted((f.rule, f.detail["file"]) for f in out.report.all_findings()) == [
+        ("android-setuid-file", "/data/local/tmp/e"),
+        ("android-setuid-file", "/system/xbin/su"),
+        ("android-tmp-executable", "/data/local/tmp/e"),
+        ("android-tmp-file", "/data/local/tmp/link"),
+    ]
 
 
 def test_file_records_and_tmp_rules_as_mvt(tmp_path: Path, index: IocIndex) -> None:
@@ -427,3 +473,20 @@ def test_adb_key_records_as_mvt(tmp_path: Path, index: IocIndex) -> None:
     digest = hashlib.md5(raw).hexdigest().upper()
     assert rec.data["fingerprint"] == ":".join(digest[i : i + 2] for i in range(0, 32, 2))
     assert rec.data["user"] == "analyst@laptop"
+
+
+def test_enabled_accessibility_service(tmp_path: Path, index: IocIndex) -> None:
+    """MVT raises an accessibility service that matched no indicator: medium when it is
+    enabled (and low when it is only installed, which spywall leaves to the record); one
+    that matched an indicator is reported as that match alone, as MVT does."""
+    files = gen.bugreport_files(True)
+    text = files[gen.DUMPSTATE].decode()
+    talkback = ("com.google.android.marvin.talkback/"
+                "com.google.android.marvin.talkback.TalkBackService")
+    text = text.replace("  Enabled services:{", f"  Enabled services:{{{{{talkback}}}, ", 1)
+    files[gen.DUMPSTATE] = text.encode()
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.zip_files(files))
+    out = check_capture(path, index, modules=_only("dumpsys_accessibility"))  # type: ignore[arg-type]
+    assert sorted((f.rule, f.detail.get("service")) for f in out.report.all_findings()) == [
+        ("android-accessibility-enabled", talkback), ("ioc-app-id", None)]

@@ -165,3 +165,18 @@ def test_match_never_raises(kind: str, value: str) -> None:
 
 
 _PROPERTY_INDEX = IocIndex.load()
+
+
+def test_app_ids_and_properties_match_whatever_their_case(tmp_path: Path) -> None:
+    """MVT compares app ids and Android property names case-insensitively (and process
+    and file names exactly): the same here; the indicator keeps its spelling."""
+    idx = IocIndex.load([_write_bundle(tmp_path / "c.stix2", "Caps", [
+        "[app:id='com.Client.AppA']", "[android-property:name='Persist.Vendor.X']",
+        "[process:name='Kworker9']"])])
+    assert [i.value for i in idx.match("app_id", "com.client.appa")] == ["com.Client.AppA"]
+    assert [i.value for i in idx.match("app_id", "COM.CLIENT.APPA")] == ["com.Client.AppA"]
+    assert [i.value for i in idx.match("android_property", "persist.vendor.x")] == [
+        "Persist.Vendor.X"]
+    assert idx.match("app_id", "com.client.appb") == []
+    assert idx.match("process", "kworker9") == []
+    assert [i.value for i in idx.match("process", "Kworker9")] == ["Kworker9"]

@@ -53,6 +53,9 @@ EXPECTED_FS = {
     ("netusage", "ioc-process", "Pegasus"),
     ("netusage", "ioc-process", "OperationTriangulation"),
     ("netusage", "triangulation-backupagent-network", ""),
+    # the planted processes that used the network have no program in the dump
+    ("netusage", "ios-process-binary-missing", ""),
+    ("datausage", "ios-process-binary-missing", ""),
 }
 # The backup modules that run on a dump, through the (domain, path) adapter: all but the
 # one that reads Manifest.db (backup_info reads SystemVersion.plist, the window file times).
@@ -287,3 +290,33 @@ def test_dump_backup_info_lists_app_containers(dumps: dict[str, Path],
     assert rec.data["ios_version"] == "16.5"
     dump = open_dump(dumps["planted"])
     assert "com.google.chrome.ios" in dump.info["Installed Applications"]  # type: ignore[operator]
+
+
+def test_names_of_processes_on_files_and_folders(tmp_path: Path, index: IocIndex) -> None:
+    """MVT's filesystem module matches every path component against process names
+    (high), executable or not: a dump copied through a file system without modes loses
+    the executable bits. spywall matches the name of every entry (each folder is one):
+    an executable as before (high), anything else at medium. Checked by hand with MVT
+    2026.10 on this layout: it alerts on both entries (and on the file inside the
+    folder, through the folder's component)."""
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    put_file(root / "private/var/db/roleaboutd", b"\xcf\xfa\xed\xfe", mode=0o644)
+    put_file(root / "private/var/tmp/libtouchregd/state.plist", b"x")
+    found = sorted((f.severity.value, f.detail["path"], f.indicator.value)
+                   for f in check_dump(root, index).report.all_findings()
+                   if f.rule == "ioc-process" and f.indicator is not None)
+    assert found == [("medium", "/private/var/db/roleaboutd", "roleaboutd"),
+                     ("medium", "/private/var/tmp/libtouchregd", "libtouchregd")]
+
+
+def test_processes_whose_program_is_not_in_the_dump(dumps: dict[str, Path],
+                                                   index: IocIndex) -> None:
+    """MVT's extended search (checked by hand with MVT 2026.10 on the planted dump: the
+    same four names): a process with no bundle id that used the network, and no file of
+    the dump bears its name. The system daemons' programs are in the dump."""
+    out = check_path(dumps["planted"], index, index.sources)
+    missing = sorted((f.location.module, f.detail["proc_name"])
+                     for f in out.report.all_findings()
+                     if f.rule == "ios-process-binary-missing")
+    assert missing == [("datausage", "BackupAgent"), ("datausage", PLANTED["datausage_process"]),
+                       ("netusage", "BackupAgent"), ("netusage", PLANTED_FS["netusage_process"])]

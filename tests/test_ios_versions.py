@@ -11,6 +11,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,10 +137,14 @@ def test_first_time_each_build_appears(dump: Path, index: IocIndex) -> None:
     assert all(r.event == "analytics_ios_version" for r in recs)
 
 
-def test_versions_from_the_release_list(dump: Path, index: IocIndex,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    known = releases.Releases("2026-01-01", "test", [releases.Release("16.4.1", "", "20E252")])
-    monkeypatch.setattr(releases, "current", lambda update_dir=None: known)
+def test_versions_from_the_release_list(dump: Path, tmp_path: Path) -> None:
+    """The release list refreshed beside the indicator files a check loads (``iocs
+    update --dest DIR``, then ``--iocs DIR``) names the builds it knows."""
+    known = releases.Releases("2099-01-01", "test", [releases.Release("16.4.1", "", "20e252")])
+    (tmp_path / releases.FILENAME).write_bytes(msgspec.json.encode(known))
+    bundled = Path(releases.__file__).parent.parent / "data/iocs/amnesty_pegasus.stix2"
+    (tmp_path / bundled.name).write_bytes(bundled.read_bytes())
+    index = IocIndex.load([tmp_path])
     out = check_dump(dump, index, index.sources)
     assert {r.data["build"]: r.data["version"]
             for r in out.ctx.records["analytics_ios_versions"]}["20E252"] == "16.4.1"

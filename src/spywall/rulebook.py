@@ -110,6 +110,33 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
     _device("android-tmp-file", "File in a temporary folder",
             "A file in /data/local/tmp, where exploits and spyware droppers stage their "
             "files (and adb users leave theirs): MVT's suspicious path.", Severity.LOW),
+    _device("android-il-cert-validation-failure", "Certificate validation failure",
+            "Android's intrusion log records a certificate that failed to validate: a "
+            "connection may have been intercepted (MVT raises it).", Severity.MEDIUM),
+    _device("android-il-key-integrity-violation", "Key integrity violation",
+            "Android's intrusion log records a keystore key whose integrity check failed: "
+            "key material may have been tampered with (MVT raises it).", Severity.MEDIUM),
+    _device("android-il-cert-authority-installed", "Certificate authority installed",
+            "Android's intrusion log records a CA certificate installed: whoever holds its "
+            "key can read the phone's encrypted traffic (MVT raises it).", Severity.MEDIUM),
+    _device("android-il-wipe-failure", "Device wipe failure",
+            "Android's intrusion log records a wipe that failed (MVT raises it).",
+            Severity.MEDIUM),
+    _device("android-il-crypto-self-test-completed", "Cryptographic self test failed",
+            "Android's intrusion log records a failed self test of the cryptographic "
+            "module (MVT raises it).", Severity.MEDIUM),
+    _device("android-accessibility-enabled", "Accessibility service enabled",
+            "An accessibility service is switched on: it reads the screen and acts for the "
+            "user, which stalkerware and banking trojans use; MVT raises it too.",
+            Severity.MEDIUM),
+    _device("ios-process-binary-missing", "Program of a process not found",
+            "A filesystem dump's network-use database names a process (not an app) whose "
+            "program no file of the dump bears: it was deleted, as spyware removes itself, "
+            "or lies outside what was extracted. MVT raises it too.", Severity.MEDIUM),
+    _device("android-setuid-file", "Set-user-ID file",
+            "A set-user-ID or set-group-ID file in the phone's file list: Android has "
+            "shipped no such programs since 4.3, so one is left by rooting tools or by "
+            "exploits that keep root.", Severity.MEDIUM),
     _device("android-system-rw-mount", "System partition mounted read-write",
             "A system partition (/system, /vendor, /product, /system_ext) is mounted "
             "read-write: the phone is rooted or its system was modified, as implants that "

@@ -5,17 +5,14 @@ capture with neither skips them."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 from spywall.android.capture import DUMPSTATE_NAME, Capture, nested
 from spywall.android.common import (
-    ANDROID_DAEMONS,
     Ctx,
     Result,
     iso_any,
-    mvt_form,
     ok,
     package_checks,
     property_checks,
@@ -26,18 +23,13 @@ from spywall.android.dumpstate import (
     decode,
     packages,
     system_properties,
-    tombstone,
 )
+from spywall.android.tombstones import read_tombstones
 from spywall.device.base import FnModule
 from spywall.errors import FormatError
 from spywall.report import Severity
 
 T = TypeVar("T")
-_TOMBSTONE = re.compile(r"FS/data/tombstones/tombstone_\d{1,4}")
-MAX_TOMBSTONES = 1000
-# uids whose crashes MVT calls potentially suspicious: root, system, the adb shell
-PRIVILEGED_UIDS = {0: "root", 1000: "system", 2000: "shell"}
-MAX_TOMBSTONE_BYTES = 8 * 1024 * 1024
 MAX_FS_ENTRIES = 200_000
 
 
@@ -159,47 +151,21 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
                          {"package_name": comp.partition("/")[0], "service": comp,
                           "enabled": enabled})
-        ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
-                  what="accessibility service" + (" (enabled)" if enabled else ""))
+        hits = ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
+                         what="accessibility service" + (" (enabled)" if enabled else ""))
+        # MVT raises a service that matched no indicator: medium when on (low when off)
+        if enabled and not hits:
+            ctx.heuristic("android-accessibility-enabled", "Accessibility service enabled",
+                          f"the accessibility service {comp} is enabled: it can read the "
+                          "screen and act for the user, as stalkerware and banking trojans "
+                          "do; check that you turned it on", rec=rec, path=where,
+                          severity=Severity.MEDIUM, detail={"service": comp})
     return ok(len(comps))
 
 
 def tombstones(ctx: Ctx) -> Result:
     br = bugreport(ctx.evidence)
-    if br is None:
-        return skipped("no bugreport")
-    names = [n for n in br.members() if _TOMBSTONE.fullmatch(n)][:MAX_TOMBSTONES]
-    if not names:
-        return skipped("no tombstones")
-    for name in names:
-        data = br.read(name, MAX_TOMBSTONE_BYTES) or b""
-        t = tombstone(decode(data))
-        mtime = br.mtime(name)
-        rec = ctx.record("tombstones", iso_any(t.timestamp), f"crash of {t.name or '?'}",
-                         {"file_name": name, "file_timestamp": mvt_form(mtime) if mtime
-                          else None, "build_fingerprint": t.build_fingerprint,
-                          "pid": t.pid, "tid": t.tid, "process_name": t.name,
-                          "binary_path": t.executable, "command_line": t.cmdline,
-                          "uid": t.uid, "signal_info": t.signal,
-                          "abort_message": t.abort_message})
-        if t.uid in PRIVILEGED_UIDS:
-            ctx.heuristic("android-privileged-crash", "Crash of a privileged process",
-                          f"{t.name or t.executable or '?'} crashed running as uid {t.uid} "
-                          f"({PRIVILEGED_UIDS[t.uid]}): exploits crash privileged processes "
-                          "when they fail; look at the tombstone", rec=rec,
-                          path=br.where(name), severity=Severity.MEDIUM,
-                          detail={"process": t.name, "uid": t.uid, "file": name})
-        where = br.where(name)
-        cmd0 = t.cmdline.split()[0] if t.cmdline and t.cmdline.split() else None
-        for value in sorted({v for v in (t.name, t.executable, cmd0) if v}):
-            if value.rpartition("/")[2] not in ANDROID_DAEMONS:
-                ctx.check("process", value.rpartition("/")[2], rec=rec, path=where,
-                          what="crashed process")
-            ctx.check("app_id", value.partition(":")[0], rec=rec, path=where,
-                      what="crashed app process")
-            if value.startswith("/"):
-                ctx.check("file_path", value, rec=rec, path=where, what="crashed executable")
-    return ok(len(names))
+    return skipped("no bugreport") if br is None else read_tombstones(ctx, br)
 
 
 def fs_files(ctx: Ctx) -> Result:
@@ -225,7 +191,7 @@ BUGREPORT_MODULES: tuple[FnModule[Capture], ...] = (
              dumpstate_packages),
     FnModule("dumpsys_accessibility", "accessibility services (installed and enabled)",
              dumpsys_accessibility),
-    FnModule("tombstones", "bugreport tombstones: crashed process names; crashes of root, "
-             "system or shell processes", tombstones),
+    FnModule("tombstones", "bugreport tombstones (text and protobuf): crashed process "
+             "names; crashes of root, system or shell processes", tombstones),
     FnModule("bugreport_files", "bugreport FS/ tree: file paths and names", fs_files),
 )

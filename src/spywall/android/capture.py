@@ -106,6 +106,14 @@ class DirSource:
         except OSError as exc:
             raise FormatError(f"{name}: cannot read: {exc.strerror or exc}") from exc
 
+    def head(self, name: str, n: int) -> bytes:
+        """The first ``n`` bytes of a file (a regular one, never through a link)."""
+        try:
+            with open_regular(self.root / name, follow=False) as fh:
+                return fh.read(n)
+        except (NotRegularFile, OSError):
+            return b""
+
     def mtime(self, name: str) -> str | None:
         """The file's modification time (UTC ISO-8601), never through a link."""
         try:
@@ -157,6 +165,17 @@ class ZipSource:
         budget.charge_decompressed(len(data), info.compress_size)
         return data
 
+    def head(self, name: str, n: int) -> bytes:
+        """The first ``n`` bytes of a member (decompressed no further)."""
+        info = self._infos.get(name)
+        if info is None or info.flag_bits & 0x1:
+            return b""
+        try:
+            with self._zip.open(info) as fh:
+                return fh.read(n)
+        except ZIP_ERRORS:
+            return b""
+
     def mtime(self, name: str) -> str | None:
         """The member's modification time as the zip stores it: DOS local time, no zone
         (the time of the phone or computer that wrote it), ``YYYY-MM-DDThh:mm:ss``."""
@@ -198,6 +217,7 @@ class Capture(msgspec.Struct):
 
     path: str
     kind: str                  # androidqf | bugreport | dumpstate | backup | fs | history
+                               # | intrusion (a folder or zip of intrusion-log exports)
     source: Source
     prefix: str
     budget: Budget
@@ -311,11 +331,26 @@ def _fs_dump(root: Path, limits: Limits, budget: Budget) -> Capture | None:
     return Capture(str(root), "fs", DirSource(root, names), "", budget, limits)
 
 
+# A line of an Android intrusion-log export: a JSON object keyed by the event type.
+_INTRUSION_LINE = re.compile(rb"\s*\{\s*\"(?:dns_event|connect_event|security_event)\"\s*:")
+MAX_SNIFF = 16
+
+
+def _intrusion_logs(source: DirSource | ZipSource, names: list[str]) -> bool:
+    """A folder or zip of Android intrusion-log exports (MVT's check-intrusion-logs
+    input): one of its first text files begins as an export line does."""
+    texts = [n for n in names if n.lower().endswith(".txt")][:MAX_SNIFF]
+    return any(_INTRUSION_LINE.match(source.head(n, 256)) for n in texts)
+
+
 def from_source(source: Source, path: str, limits: Limits, budget: Budget) -> Capture:
     try:
         found = _kind(source.names())
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from exc
+    if found is None and isinstance(source, DirSource | ZipSource) and _intrusion_logs(
+            source, source.names()):
+        found = ("intrusion", "")
     if found is None:
         raise FormatError(f"{path}: neither an androidqf capture nor a bugreport "
                           f"(no {', '.join(QF_MARKERS[:3])}, main_entry.txt or dumpstate "

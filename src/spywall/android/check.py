@@ -13,6 +13,7 @@ from spywall.android.bugreport_modules import BUGREPORT_MODULES
 from spywall.android.capture import Capture, open_capture
 from spywall.android.dumpsys_modules import DUMPSYS_MODULES
 from spywall.android.fs_modules import FS_MODULES
+from spywall.android.intrusion_logs import INTRUSION_MODULES
 from spywall.android.qf_extra import QF_EXTRA_MODULES
 from spywall.android.qf_modules import QF_MODULES
 from spywall.device.base import CheckContext, Module
@@ -23,7 +24,7 @@ from spywall.report import IocSource, ModuleRun, Report, Scalar, Subject
 
 MODULES: tuple[Module[Capture], ...] = (*QF_MODULES, *BUGREPORT_MODULES, *DUMPSYS_MODULES,
                                       *FS_MODULES, *BROWSER_MODULES,
-                                      *QF_EXTRA_MODULES)
+                                      *QF_EXTRA_MODULES, *INTRUSION_MODULES)
 DEVICE_PROPS: dict[str, str] = {
     "ro.product.manufacturer": "manufacturer", "ro.product.model": "model",
     "ro.build.version.release": "android_version",

@@ -96,12 +96,14 @@ def read_text(cap: Capture, name: str) -> str | None:
 
 
 _LOCAL_TS = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?\s*(Z|[+-]\d{2}:?\d{2})?")
+    r"(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,32}))?\s*"
+    r"(Z|[+-]\d{2}:?\d{2})?")
 
 
 def iso_any(value: object) -> str | None:
     """ISO-8601 of unix seconds/milliseconds or a ``YYYY-MM-DD hh:mm:ss[.f][+zzzz]`` text
-    (UTC when it has an offset; as written when it has none)."""
+    (UTC when it has an offset; as written when it has none). A fraction of a second is
+    kept to the microsecond (cut, not rounded, as MVT's parser keeps it)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         v = float(value)
         return iso_unix(v / 1000 if v > 1e11 else v)
@@ -110,9 +112,10 @@ def iso_any(value: object) -> str | None:
     m = _LOCAL_TS.match(value.strip())
     if m is None:
         return None
-    y, mo, d, h, mi, s, tz = m.groups()
+    y, mo, d, h, mi, s, frac, tz = m.groups()
     try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s),
+                      int(frac[:6].ljust(6, "0")) if frac else 0)
     except ValueError:
         return None
     if tz is None:

@@ -131,6 +131,10 @@ class Tombstone(msgspec.Struct, frozen=True):
     tid: int | None = None
     build_fingerprint: str | None = None
     abort_message: str | None = None
+    revision: str | None = None
+    arch: str | None = None      # the ABI line
+    uptime: int | None = None    # seconds
+    cause: str | None = None
 
 
 _TS_LINE = {
@@ -140,6 +144,10 @@ _TS_LINE = {
     "signal": re.compile(r"^signal ([^\r\n]{1,200})$", re.M),
     "build_fingerprint": re.compile(r"^Build fingerprint: '?([^\r\n']{1,512})'?$", re.M),
     "abort_message": re.compile(r"^Abort message: '?([^\r\n]{1,2048}?)'?$", re.M),
+    "revision": re.compile(r"^Revision: '?([^\r\n']{1,256})'?$", re.M),
+    "arch": re.compile(r"^ABI: '?([^\r\n']{1,64})'?$", re.M),
+    "uptime": re.compile(r"^Process uptime: ([0-9]{1,12})s?$", re.M),
+    "cause": re.compile(r"^Cause: ([^\r\n]{1,2048})$", re.M),
 }
 _PID = re.compile(r"^pid: ([0-9]{1,10}), tid: ([0-9]{1,10}), name: ([^\r\n]{0,256}?)"
                   r"(?:  >>> ([^\r\n]{1,4096}) <<<)?$", re.M)
@@ -158,6 +166,8 @@ def tombstone(text: str) -> Tombstone:
         uid=int(got["uid"]) if got["uid"] else None, signal=got["signal"],
         tid=int(pid.group(2)) if pid else None,
         build_fingerprint=got["build_fingerprint"], abort_message=got["abort_message"],
+        revision=got["revision"], arch=got["arch"],
+        uptime=int(got["uptime"]) if got["uptime"] else None, cause=got["cause"],
     )
 
 

@@ -118,8 +118,8 @@ FILE_TIMES = ("access_time", "changed_time", "modified_time")
 
 
 def _mode_bits(mode: str) -> int | None:
-    """A numeric mode: octal permission digits (``0755``, as files.pb writes them) or a
-    decimal ``st_mode`` (``33261``)."""
+    """A numeric mode: octal permission digits (``0755``, ``4755`` as find's ``%m`` and
+    files.pb write them) or a decimal ``st_mode`` (``33261``)."""
     if not mode.isdigit() or len(mode) > 7:
         return None
     if mode.startswith("0") or len(mode) <= 4:
@@ -127,23 +127,60 @@ def _mode_bits(mode: str) -> int | None:
     return int(mode)
 
 
-def _executable(mode: str | None) -> bool:
-    """``-rwxr-xr-x`` style (androidqf's files.json), or a numeric mode."""
+# A mode as text: Go's ``FileMode.String()`` (androidqf's collector: type and set-id
+# letters before the nine permission letters, ``urwxr-xr-x`` for a set-user-ID file,
+# ``Lrwxrwxrwx`` for a link) or ls's (``-rwsr-xr-x``, ``lrwxrwxrwx``).
+_MODE_TEXT = re.compile(r"([-dalTLDpSugct?bs]{0,13})([r-][w-][xsS-][r-][w-][xsS-][r-][w-][xtT-])")
+_OTHER = frozenset("DpScb?s")  # devices, pipes, sockets, irregular files
+
+
+def file_mode(mode: str | None) -> tuple[str, int] | None:
+    """(``file``, ``dir``, ``link`` or ``other``; permission bits with set-user-ID 0o4000,
+    set-group-ID 0o2000 and sticky 0o1000) of a files.json mode, None when unreadable."""
     if not mode:
-        return False
+        return None
     if mode.isdigit():
         bits = _mode_bits(mode)
-        return bits is not None and bits & 0o111 != 0 and bits & 0o170000 in (0, 0o100000)
-    return mode.startswith("-") and "x" in mode[1:]
+        if bits is None:
+            return None
+        kind = {0: "file", 0o100000: "file", 0o040000: "dir",
+                0o120000: "link"}.get(bits & 0o170000, "other")
+        return kind, bits & 0o7777
+    m = _MODE_TEXT.fullmatch(mode)
+    if m is None:
+        return None
+    head, perms = m.groups()
+    bits = sum(1 << (8 - i) for i, c in enumerate(perms) if c not in "-ST")
+    bits |= (0o4000 if "u" in head or perms[2] in "sS" else 0) | (
+        0o2000 if "g" in head or perms[5] in "sS" else 0) | (
+        0o1000 if "t" in head or perms[8] in "tT" else 0)
+    kind = ("dir" if "d" in head else "link" if "L" in head or "l" in head
+            else "other" if _OTHER & set(head) else "file")
+    return kind, bits
+
+
+def _executable(mode: str | None) -> bool:
+    got = file_mode(mode)
+    return got is not None and got[0] == "file" and got[1] & 0o111 != 0
 
 
 def _directory(mode: str | None) -> bool:
-    if not mode:
-        return False
-    if mode.isdigit():
-        bits = _mode_bits(mode)
-        return bits is not None and bits & 0o170000 == 0o040000
-    return mode.startswith("d")
+    got = file_mode(mode)
+    return got is not None and got[0] == "dir"
+
+
+def _setid_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
+    """A set-user-ID or set-group-ID file: Android has shipped none since 4.3 (its
+    privileged helpers use capabilities), so one is left by rooting tools or exploits."""
+    got = file_mode(f.mode)
+    if got is None or got[0] != "file" or not got[1] & 0o6000:
+        return
+    which = "set-user-ID" if got[1] & 0o4000 else "set-group-ID"
+    ctx.heuristic("android-setuid-file", "Set-user-ID file",
+                  f"{f.path} is {which} ({f.mode}): Android ships no such programs; "
+                  "rooting tools and exploits leave them to regain root", rec=rec,
+                  path=where, severity=Severity.MEDIUM,
+                  detail={"file": f.path, "mode": f.mode})
 
 
 def _tmp_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
@@ -185,6 +222,7 @@ def files(ctx: Ctx) -> Result:
         for h in f.hashes.values():
             ctx.check("hash", h, rec=rec, path=where, what=f"file {f.path}")
         _tmp_check(ctx, rec, f, where)
+        _setid_check(ctx, rec, f, where)
     return ok(len(entries))
 
 
@@ -260,7 +298,7 @@ QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),
     FnModule("files", "androidqf files.json (or files.pb): file paths, names and hashes; "
-             "files in /data/local/tmp", files),
+             "files in /data/local/tmp, set-user-ID files", files),
     FnModule("root_binaries", "androidqf root_binaries.json (or .pb): su, magisk...",
              root_binaries),
     FnModule("apks", "APK files in the capture: hashes and signing certificates", apks),

@@ -29,7 +29,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from spywall.errors import FormatError
+from spywall.errors import FormatError, LimitExceeded
 
 MAX_MESSAGES = 1_000_000
 Fields = dict[int, list[int | bytes]]
@@ -60,10 +60,12 @@ def delimited(data: bytes, name: str) -> Iterator[bytes]:
             raise FormatError(f"{name}: more than {MAX_MESSAGES} records")
 
 
-def fields(msg: bytes) -> Fields:
-    """Field number -> values (varint ints, or bytes of length-delimited and fixed)."""
+def fields(msg: bytes, only: frozenset[int] | None = None, cap: int = 0) -> Fields:
+    """Field number -> values (varint ints, or bytes of length-delimited and fixed).
+    ``only``: keep these field numbers alone (the others are walked and checked, not
+    kept); ``cap``: more values kept than that is a ``LimitExceeded``."""
     out: Fields = {}
-    pos = 0
+    pos = kept = 0
     while pos < len(msg):
         key, pos = _varint(msg, pos)
         number, wire = key >> 3, key & 7
@@ -84,16 +86,20 @@ def fields(msg: bytes) -> Fields:
             raise FormatError(f"protobuf: wire type {wire} (groups) not expected")
         if number == 0:
             raise FormatError("protobuf: field number 0")
-        out.setdefault(number, []).append(value)
+        if only is None or number in only:
+            out.setdefault(number, []).append(value)
+            kept += 1
+            if cap and kept > cap:
+                raise LimitExceeded(f"protobuf: more than {cap} fields in a message")
     return out
 
 
-def _text(f: Fields, n: int) -> str:
+def field_text(f: Fields, n: int) -> str:
     v = f.get(n, [b""])[-1]
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else ""
 
 
-def _int(f: Fields, n: int, signed_bits: int = 64) -> int:
+def field_int(f: Fields, n: int, signed_bits: int = 64) -> int:
     v = f.get(n, [0])[-1]
     if not isinstance(v, int):
         return 0
@@ -109,24 +115,24 @@ def _double(f: Fields, n: int) -> float:
     return float(struct.unpack("<d", v)[0]) if isinstance(v, bytes) and len(v) == 8 else 0.0
 
 
-def _subs(f: Fields, n: int) -> list[Fields]:
+def field_subs(f: Fields, n: int) -> list[Fields]:
     return [fields(v) for v in f.get(n, []) if isinstance(v, bytes)]
 
 
 def string_records(data: bytes, name: str) -> list[str]:
     """root_binaries.pb, mounts.pb: the ``value`` of each record."""
-    return [_text(fields(m), 1) for m in delimited(data, name)]
+    return [field_text(fields(m), 1) for m in delimited(data, name)]
 
 
 def _file(f: Fields) -> dict[str, Any]:
     mtime = _double(f, 2)
     return {
-        "path": _text(f, 1),
+        "path": field_text(f, 1),
         "modified_time": mtime or None,
-        "mode": _text(f, 3),
-        "size": _int(f, 4),
-        "user_name": _text(f, 5),
-        "group_name": _text(f, 6),
+        "mode": field_text(f, 3),
+        "size": field_int(f, 4),
+        "user_name": field_text(f, 5),
+        "group_name": field_text(f, 6),
     }
 
 
@@ -150,23 +156,24 @@ _APK = ((1, "path"), (2, "local_name"), (3, "md5"), (4, "sha1"), (5, "sha256"), 
 
 
 def _apk(f: Fields) -> dict[str, Any]:
-    out: dict[str, Any] = {key: _text(f, n) for n, key in _APK}
-    certs = [{key: _text(c, n) for n, key in _CERT if _text(c, n)} for c in _subs(f, 8)[:64]]
+    out: dict[str, Any] = {key: field_text(f, n) for n, key in _APK}
+    certs = [{key: field_text(c, n) for n, key in _CERT if field_text(c, n)}
+             for c in field_subs(f, 8)[:64]]
     if certs:  # (packages.json has one ``certificate``; the protobuf a list)
         out["certificates"] = certs
-    out["suspicious"] = bool(_int(f, 7))
+    out["suspicious"] = bool(field_int(f, 7))
     return out
 
 
 def _package(f: Fields) -> dict[str, Any]:
     return {
-        "name": _text(f, 1),
-        "installer": _text(f, 2) or "null",
-        "uid": _int(f, 3, 32),
-        "disabled": bool(_int(f, 4)),
-        "system": bool(_int(f, 5)),
-        "third_party": bool(_int(f, 6)),
-        "files": [_apk(x) for x in _subs(f, 7)[:256]],
+        "name": field_text(f, 1),
+        "installer": field_text(f, 2) or "null",
+        "uid": field_int(f, 3, 32),
+        "disabled": bool(field_int(f, 4)),
+        "system": bool(field_int(f, 5)),
+        "third_party": bool(field_int(f, 6)),
+        "files": [_apk(x) for x in field_subs(f, 7)[:256]],
     }
 
 

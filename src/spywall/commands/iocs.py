@@ -3,7 +3,9 @@
 ``list`` names every loaded file with its sha256, indicator count and collections, and
 counts indicators per kind and per collection; ``stats`` adds the load time and the
 counts per collection and kind; ``update``
-downloads the sets named in the public index (the only command that uses the network).
+downloads the sets named in the public index and Apple's list of iOS releases (the only
+command that uses the network). Each shows the newest iOS release spywall knows and the
+date of that list (``ios_releases``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from spywall.commands.common import add_ioc_arguments, finish, log, new_report
 from spywall.commands.stdin import load_iocs
 from spywall.iocs import IocIndex
 from spywall.iocs.update import INDEX_URL, default_dest, update
+from spywall.ios import releases
 from spywall.report import ErrorEntry, Report, Scalar
 
 HELP = "list, count or update the spyware indicator sets (STIX 2.1)"
@@ -42,7 +45,9 @@ def _load(args: argparse.Namespace, report: Report) -> tuple[IocIndex, float]:
     report.device = {"indicators": len(index),
                      "indicator_entries": sum(src.indicators for src in index.sources),
                      "sources": len(index.sources),
-                     "unsupported_patterns": index.unsupported_total}
+                     "unsupported_patterns": index.unsupported_total,
+                     # the list behind check-ios's ios-outdated, and how old it is
+                     "ios_releases": releases.for_sources(index.sources).summary()}
     report.errors += [ErrorEntry(path=u.partition(":")[0], code="unsupported", message=u)
                       for u in index.unsupported[:200]]
     return index, took
@@ -85,6 +90,7 @@ def _update(args: argparse.Namespace, report: Report) -> None:
         index = IocIndex.load([result.dest])
         report.ioc_sources = list(index.sources)
         report.device["indicators"] = len(index)
+    report.device["ios_releases"] = releases.current(result.dest).summary()
     if not args.quiet:
         log(f"use them with: --iocs {result.dest}")
 

@@ -45,6 +45,9 @@ CSV_SUFFIXES = (".csv",)
 CSV_COLLECTION = "Pegasus"   # the only CSV form known is Amnesty's 2018 NSO Pegasus list
 TRUNCATIONS = (15, 16)       # Linux comm is 15 characters; some tools keep 16
 MAX_QUERY = 8192
+# Kinds matched whatever their case, as MVT matches them (app ids, Android property
+# names); the indicator keeps its own spelling for the report.
+CASELESS = frozenset({"app_id", "android_property"})
 
 
 def bundled_dir() -> Path:
@@ -141,7 +144,8 @@ class IocIndex:
                 table = self._nets[(net.version, net.prefixlen)]
                 bucket = table.setdefault(int(net.network_address), [])
             else:
-                bucket = exact[ind.kind].setdefault(ind.value, [])
+                key = ind.value.lower() if ind.kind in CASELESS else ind.value
+                bucket = exact[ind.kind].setdefault(key, [])
             if bucket and any(i.collection == ind.collection for i in bucket):
                 continue
             bucket.append(ind)
@@ -280,7 +284,7 @@ class IocIndex:
         return self._simple("email", addr.removeprefix("mailto:"))
 
     def match_app_id(self, app_id: str) -> list[Indicator]:
-        return self._simple("app_id", app_id)
+        return self._get("app_id", NORMALISERS["app_id"](app_id).lower())
 
     def match_app_cert(self, digest: str) -> list[Indicator]:
         return self._simple("app_cert", digest)
@@ -289,7 +293,7 @@ class IocIndex:
         return self._simple("config_profile", ident)
 
     def match_android_property(self, name: str) -> list[Indicator]:
-        return self._simple("android_property", name)
+        return self._get("android_property", NORMALISERS["android_property"](name).lower())
 
     # ---- reporting -----------------------------------------------------------------
     def finding(self, ind: Indicator, matched: str, *, path: str, rule: str, title: str,

@@ -124,7 +124,7 @@ def _releases(client: httpx.Client, result: UpdateResult) -> None:
 
     try:
         data = _fetch(client, releases.FEED_URL)
-        text = releases.refreshed(data.decode("utf-8", "replace"))
+        text = releases.refreshed(data.decode("utf-8", "replace"), dest=result.dest)
         result.downloaded.append(_write(result.dest, releases.FILENAME, text))
     except (httpx.HTTPError, SpywallError, OSError, ValueError) as exc:
         result.failed.append((releases.FEED_URL, str(exc)[:300]))

@@ -228,7 +228,8 @@ def _filesystem(ctx: Ctx) -> Result:
         full = "/" + text(e.disk)
         name = posixpath.basename(full)
         forms = path_forms(full) if alias else [full]
-        proc = e.flags == FILE and ctx.any_hit("process", (name,))
+        # (every folder is an entry of its own, so each path component is looked at once)
+        proc = ctx.any_hit("process", (name,))
         # (a site's name in the folders the webkit_* modules read is theirs to report)
         origins = ([m.group(1) for m in WEBKIT_ORIGIN.finditer(name)]
                    if "http" in name and folder_kind(e.disk.rpartition("/")[0]) is None
@@ -249,9 +250,13 @@ def _filesystem(ctx: Ctx) -> Result:
             if ctx.check("file_path", p, rec=rec, path=where, what="path on the phone",
                          detail=detail):
                 break
-        if proc and stat.S_ISREG(mode) and mode & 0o111:
+        if proc and e.flags == FILE and stat.S_ISREG(mode) and mode & 0o111:
             ctx.check("process", name, rec=rec, path=where, what="executable on the phone",
                       detail=detail)
+        elif proc:  # MVT matches every path component (HIGH); a name alone says less
+            ctx.check("process", name, rec=rec, path=where, severity=Severity.MEDIUM,
+                      what=f"{kinds.get(e.flags, 'entry')} named like a process (not an "
+                           "executable)", detail=detail)
         for origin in origins:
             ctx.check("domain", origin, rec=rec, path=where, detail=detail,
                       what="WebKit storage of a site")

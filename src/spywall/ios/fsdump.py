@@ -95,6 +95,14 @@ class FsDump:
         self.real_root = root.resolve()
         self._by_disk: dict[str, Entry] = {}
         self._folder_domain: dict[str, str] = {}
+        self._file_names: frozenset[str] | None = None
+
+    def file_names(self) -> frozenset[str]:
+        """The names of the dump's files (built once, when a module asks)."""
+        if self._file_names is None:
+            self._file_names = frozenset(posixpath.basename(e.disk) for e in self.entries
+                                         if e.flags == FILE)
+        return self._file_names
 
     @property
     def encrypted(self) -> bool:

@@ -110,10 +110,12 @@ def _info(ctx: Ctx) -> Result:
     app_list = [a for a in apps if isinstance(a, str)] if isinstance(apps, list) else []
     for app in app_list:
         ctx.check("app_id", app, rec=rec, path=path, what="installed app")
-    version = str(b.info.get("Product Version") or "")
-    parsed = releases.version_tuple(version)
-    known = releases.current()
+    known = releases.for_sources(ctx.index.sources)
     latest = known.latest()
+    # the version, or the one its build names (MVT's check takes either)
+    build = str(b.info.get("Build Version") or "")
+    version = str(b.info.get("Product Version") or "") or known.builds().get(build.upper(), "")
+    parsed = releases.version_tuple(version)
     if parsed and latest is not None and parsed < releases.version_tuple(latest.version):
         when = f", released {latest.released}" if latest.released else ""
         ctx.heuristic(
@@ -125,7 +127,8 @@ def _info(ctx: Ctx) -> Result:
             rec=rec, path=path, severity=Severity.LOW,
             detail={"ios_version": version, "latest_ios": latest.version,
                     "releases_as_of": known.updated})
-    return ok(1 + len(app_list))
+    shown = f"iOS {version}" if version else f"build {build or 'unknown'}"
+    return ok(1 + len(app_list), f"{shown}; newest release known: {known.summary()}")
 
 
 MANIFEST = FnModule("manifest", "every backed-up path: file names, paths, WebKit origins",

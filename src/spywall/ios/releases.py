@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+
+from spywall.report import IocSource
 
 # In the update folder beside the indicator sets, under a name the indicator loader does
 # not take for a STIX file (it reads every .json of a folder given to --iocs).
@@ -46,6 +49,17 @@ class Releases(msgspec.Struct):
     def latest(self) -> Release | None:
         return max(self.releases, key=lambda r: version_tuple(r.version), default=None)
 
+    def builds(self) -> dict[str, str]:
+        """Build -> version (``23B85`` -> ``26.1``) of the releases that name a build."""
+        return {r.build.upper(): r.version for r in self.releases if r.build}
+
+    def summary(self) -> str:
+        """``26.1 (list of 2025-11-03)``: the newest release known, and how old the list
+        is, for a person to see."""
+        latest = self.latest()
+        return (f"{latest.version if latest else 'none'} "
+                f"(list of {self.updated or 'unknown date'})")
+
 
 def version_tuple(text: str) -> tuple[int, ...]:
     """``"18.7.2"`` -> (18, 7, 2); ``()`` for what is not a dotted version."""
@@ -69,18 +83,28 @@ def _load(path: Path) -> Releases | None:
     return Releases(got.updated, got.source, ok) if ok else None
 
 
-def current(update_dir: Path | None = None) -> Releases:
-    """The newest list: the refreshed one in ``update_dir`` (the default update folder
-    when None) if it is valid and newer, else the bundled one."""
+def current(update_dir: Path | None = None, also: Iterable[Path] = ()) -> Releases:
+    """The newest list: of the refreshed ones in ``update_dir`` (the default update
+    folder when None) and in the folders ``also`` (those of the indicator files a check
+    loaded: ``iocs update --dest DIR`` then ``--iocs DIR``), the valid one with the
+    latest date if newer than the bundled one, else the bundled one."""
     if update_dir is None:
         from spywall.iocs.paths import default_dest
 
         update_dir = default_dest()
-    bundled = _load(bundled_path())
-    if bundled is None:  # (a broken installation)
-        bundled = Releases("", "none", [])
-    fresh = _load(update_dir / FILENAME)
-    return fresh if fresh is not None and fresh.updated > bundled.updated else bundled
+    best = _load(bundled_path())
+    if best is None:  # (a broken installation)
+        best = Releases("", "none", [])
+    for folder in dict.fromkeys((update_dir, *also)):
+        fresh = _load(folder / FILENAME)
+        if fresh is not None and fresh.updated > best.updated:
+            best = fresh
+    return best
+
+
+def for_sources(sources: Iterable[IocSource]) -> Releases:
+    """``current`` with the folders of a check's indicator files."""
+    return current(also=(Path(s.path).parent for s in sources if s.path))
 
 
 def parse_feed(text: str) -> list[Release]:
@@ -106,15 +130,23 @@ def parse_feed(text: str) -> list[Release]:
     return out
 
 
-def refreshed(feed: str, today: datetime | None = None) -> bytes:
+def refreshed(feed: str, today: datetime | None = None, dest: Path | None = None) -> bytes:
     """The ``ios_releases.list`` written by ``iocs update``: the feed's releases merged
-    with the bundled ones, dated today. ``ValueError`` when the feed names no release."""
+    with the bundled ones and those of the list already in ``dest`` (the feed names only
+    the last months' releases: builds accumulate from one update to the next), dated
+    today. ``ValueError`` when the feed names no release."""
     found = parse_feed(feed)
     if not found:
         raise ValueError("the release feed lists no iOS release")
-    bundled = _load(bundled_path())
-    merged = {r.version: r for r in (bundled.releases if bundled else [])}
-    merged.update({r.version: r for r in found})
+    merged: dict[str, Release] = {}
+    for known in (_load(bundled_path()), _load(dest / FILENAME) if dest else None):
+        for r in known.releases if known else []:
+            had = merged.get(r.version)
+            merged[r.version] = r if had is None or r.build or not had.build else had
+    for r in found:  # (a feed title without the build keeps the build already known)
+        had = merged.get(r.version)
+        merged[r.version] = r if r.build or had is None else Release(
+            r.version, r.released or had.released, had.build)
     doc = Releases((today or datetime.now(UTC)).date().isoformat(), FEED_URL,
                    sorted(merged.values(), key=lambda r: version_tuple(r.version),
                           reverse=True))

@@ -8,11 +8,19 @@ import itertools
 import posixpath
 from typing import Any
 
-from spywall.device.base import FnModule, SchemaUnknown, iso_apple, iso_datetime, iso_unix
+from spywall.device.base import (
+    FnModule,
+    Record,
+    SchemaUnknown,
+    iso_apple,
+    iso_datetime,
+    iso_unix,
+)
 from spywall.device.sqlite import require
 from spywall.ios import triangulation
 from spywall.ios.backup import Entry
 from spywall.ios.common import MAX_ROWS, Ctx, Result, database, ok, plist, single
+from spywall.ios.fsdump import FsDump
 from spywall.report import Scalar, Severity
 
 DATAUSAGE = [("WirelessDomain", "Library/Databases/DataUsage.sqlite")]
@@ -49,9 +57,11 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
         usage = conn.execute(f"SELECT Z_PK, {link}, ZTIMESTAMP, ZWIFIIN, ZWIFIOUT, "  # noqa: S608
                              "ZWWANIN, ZWWANOUT FROM ZLIVEUSAGE LIMIT ?", (MAX_ROWS,)).fetchall()
     names = {pk: (str(name or ""), str(bundle or ""), first) for pk, name, bundle, first in procs}
+    first_seen: dict[Any, Record] = {}
     for pk, (name, bundle, first) in names.items():
-        rec = ctx.record(module, iso_apple(first), "process_first_seen",
-                         {"proc_id": pk, "proc_name": name, "bundle_id": bundle})
+        rec = first_seen[pk] = ctx.record(module, iso_apple(first), "process_first_seen",
+                                          {"proc_id": pk, "proc_name": name,
+                                           "bundle_id": bundle})
         ctx.check("process", triangulation.process_name(name), rec=rec, path=path,
                   what=f"{label} process")
         if bundle:
@@ -72,7 +82,37 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
                 rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
         triangulation.check_backupagent(ctx, name, traffic, rec, path, source)
     _gaps(ctx, names, path, module, label)
+    if isinstance(ctx.evidence, FsDump):
+        _binaries_missing(ctx, ctx.evidence, names, first_seen, path, label)
     return ok(len(procs) + len(usage))
+
+
+MAX_MISSING = 1000
+
+
+def _binaries_missing(ctx: Ctx, dump: FsDump, names: dict[Any, tuple[str, str, Any]],
+                      first_seen: dict[Any, Record], path: str, label: str) -> None:
+    """A filesystem dump holds the programs that ran: a process with no bundle id (not
+    an app) whose name no file of the dump bears ran from somewhere that is gone, or
+    outside what was extracted (MVT's extended search, medium)."""
+    files = dump.file_names()
+    found = 0
+    for pk, (name, bundle, first) in names.items():
+        if bundle or name in files:
+            continue
+        found += 1
+        if found > MAX_MISSING:
+            break
+        if not name:
+            msg = f"{label}: process record #{pk} has no name"
+        else:
+            msg = (f"{label}: no file in the dump is named {name!r}, a process that used "
+                   "the network: its program was deleted, or lies outside the dump")
+            if len(name) == 16:
+                msg += " (the name may be cut to 16 characters in the database)"
+        ctx.heuristic("ios-process-binary-missing", "Program of a process not found", msg,
+                      rec=first_seen.get(pk), path=path, severity=Severity.MEDIUM,
+                      detail={"proc_id": pk, "proc_name": name, "first_seen": iso_apple(first)})
 
 
 def _gaps(ctx: Ctx, names: dict[Any, tuple[str, str, Any]], path: str, module: str,

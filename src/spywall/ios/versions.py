@@ -87,12 +87,12 @@ MAX_BUILDS = 10_000
 _BUILD = re.compile(r"[0-9]{1,3}[A-Z][0-9]{1,6}[a-z]?")
 
 
-def build_versions(dump: FsDump) -> dict[str, str]:
+def build_versions(dump: FsDump, known_releases: releases.Releases) -> dict[str, str]:
     """Build -> iOS version, from the release list and the dump's SystemVersion.plist."""
-    known = {r.build: r.version for r in releases.current().releases if r.build}
+    known = known_releases.builds()
     build, version = dump.info.get("Build Version"), dump.info.get("Product Version")
     if isinstance(build, str) and isinstance(version, str):
-        known[build] = version
+        known[build.upper()] = version
     return known
 
 
@@ -116,9 +116,9 @@ def _analytics_versions(ctx: Ctx) -> Result:
                 first[build] = min(first[build], stamp)
             elif len(first) < MAX_BUILDS:
                 first[build] = stamp
-    known = build_versions(dump)
+    known = build_versions(dump, releases.for_sources(ctx.index.sources))
     recs = sorted((Record("analytics_ios_versions", iso_apple(t), "analytics_ios_version",
-                          {"build": b, "version": known.get(b, "")})
+                          {"build": b, "version": known.get(b.upper(), "")})
                    for b, t in first.items()), key=lambda r: r.timestamp or "")
     ctx.extend("analytics_ios_versions", recs)
     parts = [f"{len(recs)} build(s) in {seen} event(s)"]

@@ -262,14 +262,16 @@ def backup_ab(planted: bool, encrypted: bool = False, password: str = "backup pw
     """An ``adb backup`` of the telephony provider with a few SMS (links included) and
     MMS as the provider writes them (``mms_body`` a string); ``encrypted``: AES-256 with
     ``password``, as Android's backup manager writes it."""
+    # (received messages carry the time the sender's service centre stamped: date_sent)
     messages = [
         {"address": "+381601234567", "body": "See you at 8 at the cafe", "date": "1705180000000",
-         "type": "1", "read": "1"},
+         "date_sent": "1705179998000", "type": "1", "read": "1"},
         {"address": "+381607654321", "body": "Your parcel: https://www.posta.rs/track?id=RR1",
-         "date": "1705190000000", "type": "1", "read": "1"},
+         "date": "1705190000000", "date_sent": "1705189997000", "type": "1", "read": "1"},
     ]
     if planted:
-        messages.append({"address": "+381600000001", "date": "1705200000000", "type": "1",
+        messages.append({"address": "+381600000001", "date": "1705200000000",
+                         "date_sent": "1705199999000", "type": "1",
                          "body": f"Urgent: read this https://{PREDATOR_DOMAIN}/a1b2c3 now",
                          "read": "0"})
     sms_blob = zlib.compress(json.dumps(messages).encode())

@@ -105,3 +105,47 @@ def androidqf_files(planted: bool) -> gen.Files:
     out["root_binaries.pb"] = strings(binaries)
     out["mounts.pb"] = strings(mounts)
     return out
+
+
+def signed(field: int, value: int) -> bytes:
+    """An int32 / int64 field: a negative value as its 64-bit two's complement (ten
+    bytes), as proto3 writes one."""
+    return varint(field << 3) + varint(value) if value else b""
+
+
+def tombstone_pb(command_line: list[str], *, uid: int, pid: int = 6150, tid: int = 6171,
+                 thread: str = "", other_threads: tuple[tuple[int, str], ...] = (),
+                 signal: tuple[int, str, int, str] = (11, "SIGSEGV", 1, "SEGV_MAPERR"),
+                 cause: str = "null pointer dereference",
+                 timestamp: str = "2024-01-14 22:41:03.118272104+0100",
+                 android12: bool = False) -> bytes:
+    """A ``tombstone_NN.pb`` as debuggerd writes it (the Tombstone message of AOSP's
+    tombstone.proto: field numbers in ``spywall.android.tombstones``): the crashing
+    thread ``tid`` named ``thread`` (the first command-line word cut to 15 characters,
+    as the kernel keeps thread names, when not given) among ``other_threads``, each
+    with registers and a backtrace frame; memory maps, a log buffer and open files that
+    the reader must walk past; a selinux label ending in NUL, as debuggerd reads it.
+    ``android12``: one ``cause`` (Android 12 declared ``causes`` 15 as a single
+    message) and the command line as the single ``process_name`` string."""
+    name = thread or command_line[0].rpartition("/")[2][:15]
+    frame = number(1, 0x4F21C) + number(2, 0x7A3C44F21C) + text(6, "/system/lib64/libc.so")
+    threads = b""
+    for t_id, t_name in ((tid, name), *other_threads):
+        body = (number(1, t_id) + text(2, t_name) + sub(3, text(1, "x0") + number(2, 0))
+                + sub(3, text(1, "pc") + number(2, 0x7A3C44F21C)) + sub(4, frame))
+        threads += sub(16, number(1, t_id) + sub(2, body))
+    words = [" ".join(command_line)] if android12 else command_line
+    sig = (signed(1, signal[0]) + text(2, signal[1]) + signed(3, signal[2]) + text(4, signal[3])
+           + number(8, 1) + number(9, 0x10))
+    mapping = (number(1, 0x7A3C400000) + number(2, 0x7A3C500000) + number(4, 1) + number(6, 1)
+               + text(7, "/system/lib64/libc.so"))
+    logs = sub(2, text(1, timestamp[:23]) + number(2, pid) + number(3, tid) + number(4, 6)
+               + text(5, "libc") + text(6, "Fatal signal 11 (SIGSEGV)"))
+    return (number(1, 1)  # ARM64
+            + text(2, "google/oriole/oriole:14/UP1A.231105.003/11010452:user/release-keys")
+            + text(3, "MP1.0") + text(4, timestamp) + number(5, pid) + number(6, tid)
+            + number(7, uid) + text(8, "u:r:untrusted_app:s0:c155,c256,c512,c768\x00")
+            + b"".join(text(9, w) for w in words) + sub(10, sig)
+            + text(14, "") + sub(15, text(1, cause)) + threads
+            + sub(17, mapping) + sub(18, text(1, "main") + logs)
+            + sub(19, number(1, 3) + text(2, "/dev/null")) + number(20, 37) + number(22, 4096))

@@ -237,6 +237,11 @@ def write_dump(folder: str | Path, spec: DumpSpec | None = None) -> Path:
     put_file(root / "private/var/db/diagnostics/shutdown.0.log",
              rotated_log(spec.planted), SHUTDOWN_AT[0] - 86_400)
     _netusage(root, spec.planted)
+    # the programs of the system daemons that used the network (a full file system
+    # extraction holds the system volume too); the planted processes have none
+    for program in ("usr/sbin/mDNSResponder", "usr/libexec/nsurlsessiond",
+                    "System/Library/PrivateFrameworks/MobileBackup.framework/BackupAgent2"):
+        put_file(root / program, b"\xcf\xfa\xed\xfe", T0 - 86_400 * 30, 0o755)
     (root / "private/var/tmp").mkdir(parents=True, exist_ok=True)
     _cache_db(root, spec.planted)
     _webkit_folders(root, spec.planted)
