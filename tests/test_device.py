@@ -207,7 +207,15 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
     (each as encoded one at a time, no member named twice); its timeline rows are what
     the csv module writes for (MVT time, Plugin, event, the sorted fields as JSON)."""
     from spywall.device.base import Record
-    from spywall.device.timeline import enc, enc_sorted, event_dict, mvt_time, plugin, render
+    from spywall.device.timeline import (
+        Lines,
+        enc,
+        enc_sorted,
+        event_dict,
+        mvt_time,
+        plugin,
+        render,
+    )
 
     records = [Record(*r) for r in recs]  # type: ignore[arg-type]
     text, lines = render(records)
@@ -218,7 +226,7 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
                    for r in records if r.timestamp], key=lambda row: row[0])
     assert list(zip(lines.stamps, lines.rows, strict=True)) == [
         (row[0], csv_text([row]).encode()) for row in rows]
-    back = list(csv.reader(io.StringIO(b"".join(lines.rows).decode(), newline=""),
+    back = list(csv.reader(io.StringIO(Lines.merged([lines]).decode(), newline=""),
                            escapechar="\\"))
     assert back == rows  # and the csv module reads them back as written
     assert pickle.loads(pickle.dumps(lines)) == lines  # as a worker sends them
@@ -455,3 +463,21 @@ def test_iso_chrome_is_exact(value: object) -> None:
                                      if value > 0 else None)  # type: ignore[operator]
     else:
         assert iso_chrome(value) is None
+
+
+_TIMES = st.sampled_from(["2023-06-01T06:13:20Z", "2023-06-01T06:13:20.123456Z", None, "",
+                          "2024-01-13T21:14:52", "2023-06-01X06:13:20Z", "20TT-06-01T06:13:20Z",
+                          "2023-06-01T06:13:20ZZ", "2023-06-01T06:1\n:20Z",
+                          "2023-06-01T06:13:20.12345Z", "1999-12-31T23:59:59.000001Z"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TIMES, max_size=40), st.integers(min_value=0, max_value=200))
+def test_times_of_a_column_are_each_times_mvt_form(picked: list[str | None], common: int) -> None:
+    """The whole-column rewrite of times gives ``mvt_time`` of each (None and empty kept),
+    whatever the mix of forms: runs of the common form with odd ones among them."""
+    from spywall.device.timeline import mvt_time, mvt_times
+
+    for stamps in (picked, ["2023-06-01T06:13:20Z"] * common + picked,
+                   picked + ["2023-06-01T06:13:20.000001Z"] * common):
+        assert mvt_times(stamps) == [mvt_time(t) if t else t for t in stamps]

@@ -24,7 +24,8 @@ import io
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
+from operator import is_, ne
 from typing import NamedTuple
 
 import msgspec
@@ -220,7 +221,6 @@ def _csv_bytes(text: bytes) -> bytes:
 
 Key = tuple[str, str, str]
 _HEADER_KEYS = frozenset({"timestamp", "module", "event"})
-_HEADER_MARKS = tuple(f'"{k}":'.encode() for k in sorted(_HEADER_KEYS))
 _OPEN, _CLOSE = b'"', b'"\r\n'
 _ITEM = b'{"timestamp":'
 
@@ -313,9 +313,51 @@ def event_dict(rec: Record) -> dict[str, Scalar]:
     return {"timestamp": ts, "module": rec.module, "event": rec.event, **rec.data}
 
 
-def mvt_times(stamps: Iterable[str | None]) -> list[str | None]:
-    """``mvt_time`` of each time (None and empty ones kept)."""
-    return [mvt_time(t) if t else t for t in stamps]
+_FILLER = {20: "2000-01-01T00:00:00Z", 27: "2000-01-01T00:00:00.000001Z"}
+
+
+def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
+    """``mvt_time`` of each time (None and empty ones kept).
+
+    The device modules write two forms, ``YYYY-MM-DDTHH:MM:SSZ`` and the same with
+    ``.ffffff`` before the ``Z``. The times of the more frequent length are rewritten in
+    three whole-text passes (``_fixed``), the others (absent ones, the other form, text
+    from a dump) one by one, put back in their places."""
+    n = len(stamps)
+    texts: list[str] = list(stamps)  # type: ignore[arg-type]  # (its None are replaced)
+    if None in stamps:
+        for i in compress(range(n), map(is_, stamps, repeat(None))):
+            texts[i] = ""
+    lens = list(map(len, texts))
+    width = 20 if lens.count(20) >= lens.count(27) else 27
+    odd = list(compress(range(n), map(ne, lens, repeat(width))))
+    if len(odd) * 4 > n:
+        return [mvt_time(t) if t else t for t in stamps]
+    for i in odd:
+        texts[i] = _FILLER[width]
+    out: list[str | None] | None = _fixed(texts, width)  # type: ignore[assignment]
+    if out is None:
+        return [mvt_time(t) if t else t for t in stamps]
+    for i in odd:
+        t = stamps[i]
+        out[i] = mvt_time(t) if t else t
+    return out
+
+
+def _fixed(stamps: list[str], width: int) -> list[str] | None:
+    """``mvt_time`` of times all ``width`` (20 or 27) long, rewritten as one text: None
+    unless the letters ``mvt_time`` looks at stand at their places in each (strided
+    slices of the joined text, the line breaks between the times included) and nowhere
+    else (counted)."""
+    n = len(stamps)
+    text = "\n".join(stamps)
+    step = width + 1
+    if (len(text) != step * n - 1 or text[width::step] != "\n" * (n - 1)
+            or text.count("\n") != n - 1 or text[10::step] != "T" * n
+            or text.count("T") != n or text[width - 1::step] != "Z" * n
+            or text.count("Z") != n or (width == 27 and text[19::step] != "." * n)):
+        return None
+    return text.replace("T", " ").replace("Z", "" if width == 27 else ".000000").split("\n")
 
 
 def _heads(pairs: Iterable[tuple[str, str]]) -> tuple[dict[tuple[str, str], bytes],
@@ -330,12 +372,23 @@ def _heads(pairs: Iterable[tuple[str, str]]) -> tuple[dict[tuple[str, str], byte
              for p in kinds})
 
 
-def _by_pair(table: dict[tuple[str, str], bytes], pairs: list[tuple[str, str]],
-             ) -> Iterable[bytes]:
-    """``table`` looked up for each pair (a repeat when there is one pair only)."""
+def _by_pair(table: dict[tuple[str, str], bytes], mods: Sequence[str],
+             events: Sequence[str]) -> Iterable[bytes]:
+    """``table`` looked up for each record's (module, event): a repeat when there is one
+    pair only, by event alone when the module is the same for all (a text keeps its
+    hash; a pair's is computed again on every look-up)."""
     if len(table) == 1:
-        return repeat(next(iter(table.values())), len(pairs))
-    return map(table.__getitem__, pairs)
+        return repeat(next(iter(table.values())), len(events))
+    if len({m for m, _ in table}) == 1:
+        return map({e: v for (_, e), v in table.items()}.__getitem__, events)
+    return map(table.__getitem__, zip(mods, events, strict=True))
+
+
+def _plain_keys(datas: Sequence[dict[str, Scalar]]) -> bool:
+    """Whether every field name is text and none is one of the header's (``timestamp``,
+    ``module``, ``event``): then a record's fields can follow its header as they are."""
+    keys: set[object] = set().union(*datas)
+    return _HEADER_KEYS.isdisjoint(keys) and all(k.__class__ is str for k in keys)
 
 
 def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
@@ -345,30 +398,30 @@ def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
         return EMPTY, NO_LINES
     mods, stamps, events, datas = zip(*recs, strict=True)
     times = mvt_times(stamps)
+    if not _plain_keys(datas):
+        return _render_each(recs, times)
     try:
         blob = _ENC_SORTED.encode_lines(datas)  # the descriptions, one a line
         tjson = _ENC.encode_lines(times).split(b"\n")
     except REFUSED:
         return _render_each(recs, times)
-    if any(mark in blob for mark in _HEADER_MARKS):  # (an unescaped ``"event":`` can only
-        return _render_each(recs, times)              # be a member name)
     texts = [t or "" for t in times]
     joined = "\n".join(texts)
     if joined.count("\n") != len(texts) - 1:  # a time with a line break inside
         return _render_each(recs, times)
-    pairs = list(zip(mods, events, strict=True))
-    heads, csv_heads = _heads(pairs)
+    heads, csv_heads = _heads(zip(mods, events, strict=True))
     # An item: ``{"timestamp":<time>`` + head + the fields' members after their "{", with
     # a comma (an empty object: just its "}"). Each line of ``blob`` starts with "{".
     members = (b"\n" + blob).replace(b"\n{}", b"\n}").replace(b"\n{", b"\n,").split(b"\n")
-    items = b",\n".join(map(b"".join, zip(repeat(_ITEM), tjson, _by_pair(heads, pairs),
-                                          members[1:-1])))
+    items = b"".join(chain.from_iterable(zip(
+        chain((b"[\n",), repeat(b",\n")), repeat(_ITEM), tjson,
+        _by_pair(heads, mods, events), members[1:-1])))
     descs = _csv_bytes(blob).split(b"\n")
     rows = map(b"".join, zip(repeat(_OPEN), csv_field(joined).encode().split(b"\n"),
-                             _by_pair(csv_heads, pairs), descs, repeat(_CLOSE)))
+                             _by_pair(csv_heads, mods, events), descs, repeat(_CLOSE)))
     timed: list[str] = list(compress(times, times))  # type: ignore[arg-type]
     lines = _in_order(timed, list(compress(rows, times)))
-    return b"[\n" + items + b"\n]\n", lines
+    return items + b"\n]\n", lines
 
 
 def _render_each(recs: Sequence[Record], times: Sequence[str | None],
