@@ -226,7 +226,7 @@ def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, st
                    for r in records if r.timestamp], key=lambda row: row[0])
     assert list(zip(lines.stamps, lines.rows, strict=True)) == [
         (row[0], csv_text([row]).encode()) for row in rows]
-    back = list(csv.reader(io.StringIO(Lines.merged([lines]).decode(), newline=""),
+    back = list(csv.reader(io.StringIO(b"".join(Lines.merged([lines])).decode(), newline=""),
                            escapechar="\\"))
     assert back == rows  # and the csv module reads them back as written
     assert pickle.loads(pickle.dumps(lines)) == lines  # as a worker sends them

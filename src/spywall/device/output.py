@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 
@@ -112,7 +113,8 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
     header = csv_text([["UTC Timestamp", "Plugin", "Event", "Description"]]).encode()
     for name, picked in (("timeline.csv", [p.lines for p in merged.values()]),
                          ("timeline_detected.csv", [p.detected_lines for p in merged.values()])):
-        emit_bytes(name, header + Lines.merged(picked))  # equal times: in module order
+        rows = Lines.merged(picked)  # equal times: in module order
+        emit_bytes(name, b"".join(chain((header,), rows)))  # (one copy of the text)
 
     for module, part in merged.items():
         emit_bytes(f"{slug(module)}.json", part.records)

@@ -23,7 +23,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, compress, repeat
 from operator import attrgetter, is_, ne
 from typing import NamedTuple
@@ -259,7 +259,7 @@ class Lines:
         return Lines(self.stamps + other.stamps, self.rows + other.rows)
 
     @staticmethod
-    def merged(parts: Iterable[Lines]) -> bytes:
+    def merged(parts: Iterable[Lines]) -> Iterator[bytes]:
         """The rows of all ``parts``, in time order; equal times keep the order of the
         parts, then of their rows (one stable sort: each part is in order already)."""
         stamps: list[str] = []
@@ -268,7 +268,7 @@ class Lines:
             stamps += p.stamps
             rows += p.rows
         order = sorted(range(len(stamps)), key=stamps.__getitem__)
-        return b"".join(map(rows.__getitem__, order))
+        return map(rows.__getitem__, order)
 
 
 def _split_lines(stamps: str, rows: bytes) -> Lines:
