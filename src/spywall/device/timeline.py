@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, compress, repeat
-from operator import attrgetter, is_, ne
+from operator import is_, ne
 from typing import NamedTuple
 
 import msgspec
@@ -223,7 +223,6 @@ Key = tuple[str, str, str]
 _HEADER_KEYS = frozenset({"timestamp", "module", "event"})
 _OPEN, _CLOSE = b'"', b'"\r\n'
 _ITEM = b'{"timestamp":'
-_FIELDS = attrgetter("module", "timestamp", "event", "data")
 
 
 class Lines:
@@ -397,7 +396,8 @@ def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
     their timeline rows (the timed ones, sorted by time; equal times keep their order)."""
     if not recs:
         return EMPTY, NO_LINES
-    mods, stamps, events, datas = zip(*map(_FIELDS, recs), strict=True)
+    mods, stamps = [r.module for r in recs], [r.timestamp for r in recs]
+    events, datas = [r.event for r in recs], [r.data for r in recs]
     times = mvt_times(stamps)
     if not _plain_keys(datas):
         return _render_each(recs, times)
