@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import pickle
 import sqlite3
 from pathlib import Path
 
@@ -202,40 +203,43 @@ _SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), ma
                 max_size=6))
 def test_encoded_events_are_the_event_dicts(recs: list[tuple[str, str | None, str,
                                                                dict[str, object]]]) -> None:
-    """A record's event JSON, made by splicing its sorted fields after its time, module
-    and event, reads back as the event dict; its description is its sorted fields."""
+    """A module's JSON text, spliced from columns, reads back as its records' event dicts
+    (each as encoded one at a time, no member named twice); its timeline rows are what
+    the csv module writes for (MVT time, Plugin, event, the sorted fields as JSON)."""
     from spywall.device.base import Record
-    from spywall.device.output import (
-        _enc,
-        _enc_sorted,
-        _encoded,
-        _event_dict,
-        _lines,
+    from spywall.device.timeline import (
+        Lines,
+        enc,
+        enc_sorted,
+        event_dict,
         mvt_time,
         plugin,
+        render,
     )
 
     records = [Record(*r) for r in recs]  # type: ignore[arg-type]
-    items, text = _encoded(records)
-    descs = text.split("\n")[:-1]
-    for rec, item, desc in zip(records, items, descs, strict=True):
-        assert json.loads(item) == json.loads(_enc(_event_dict(rec)))  # as encoded before
-        json.loads(item, object_pairs_hook=_unique_keys)  # and no member named twice
-        assert desc == _enc_sorted(rec.data)  # the description: the fields, keys sorted
-    rows = sorted([(mvt_time(r.timestamp), plugin(r.module), r.event, d)
-                   for r, d in zip(records, descs, strict=True) if r.timestamp],
-                  key=lambda row: row[0])
-    assert _lines(records, text) == [(row[0], csv_text([row])) for row in rows]
+    text, lines = render(records)
+    items = json.loads(text, object_pairs_hook=_unique_keys)
+    assert items == [json.loads(enc(event_dict(r))) for r in records]
+    assert text.count(b"\n") == (len(records) + 2 if records else 1)  # an item a line
+    rows = sorted([[mvt_time(r.timestamp), plugin(r.module), r.event, enc_sorted(r.data)]
+                   for r in records if r.timestamp], key=lambda row: row[0])
+    assert list(zip(lines.stamps, lines.rows, strict=True)) == [
+        (row[0], csv_text([row]).encode()) for row in rows]
+    back = list(csv.reader(io.StringIO(b"".join(Lines.merged([lines])).decode(), newline=""),
+                           escapechar="\\"))
+    assert back == rows  # and the csv module reads them back as written
+    assert pickle.loads(pickle.dumps(lines)) == lines  # as a worker sends them
 
 
 def test_result_json_survives_values_the_encoder_refuses() -> None:
-    from spywall.device.output import _enc, _enc_sorted, json_array
+    from spywall.device.timeline import enc, enc_sorted, json_array
 
     value = {"big": 1 << 80, "text": "ü", "b": 1}
-    assert json.loads(_enc(value)) == value
-    assert _enc_sorted(value).index('"b"') < _enc_sorted(value).index('"big"')
+    assert json.loads(enc(value)) == value
+    assert enc_sorted(value).index('"b"') < enc_sorted(value).index('"big"')
     odd: dict[object, object] = {7: "int key", "s": "lone \ud800 surrogate", "b": b"x"}
-    for text in (_enc(odd), _enc_sorted(odd), json_array([odd, value]).decode()):
+    for text in (enc(odd), enc_sorted(odd), json_array([odd, value]).decode()):
         text.encode("utf-8")  # always writable as UTF-8
         back = json.loads(text)
         first = back[0] if isinstance(back, list) else back
@@ -390,7 +394,7 @@ def _imports(path: object) -> set[str]:
 
 def test_layering_of_the_device_check_code() -> None:
     """Domain modules (ios, android, device) import nothing from the commands; in device/,
-    imports run one way: runner -> parallel/output -> base."""
+    imports run one way: runner -> parallel/timeline -> base, output -> timeline."""
     from pathlib import Path
 
     import spywall
@@ -403,8 +407,9 @@ def test_layering_of_the_device_check_code() -> None:
     dev = {p.stem: {m for m in _imports(p) if m.startswith("spywall.device.")}
            for p in (root / "device").glob("*.py")}
     assert dev["base"] == set()
-    assert "spywall.device.runner" not in dev["parallel"] | dev["output"]
-    assert "spywall.device.parallel" not in dev["output"]
+    assert "spywall.device.runner" not in dev["parallel"] | dev["output"] | dev["timeline"]
+    assert "spywall.device.parallel" not in dev["output"] | dev["timeline"]
+    assert dev["timeline"] == {"spywall.device.base"}
 
 
 def test_mvt_time_and_plugin_names() -> None:
@@ -458,3 +463,21 @@ def test_iso_chrome_is_exact(value: object) -> None:
                                      if value > 0 else None)  # type: ignore[operator]
     else:
         assert iso_chrome(value) is None
+
+
+_TIMES = st.sampled_from(["2023-06-01T06:13:20Z", "2023-06-01T06:13:20.123456Z", None, "",
+                          "2024-01-13T21:14:52", "2023-06-01X06:13:20Z", "20TT-06-01T06:13:20Z",
+                          "2023-06-01T06:13:20ZZ", "2023-06-01T06:1\n:20Z",
+                          "2023-06-01T06:13:20.12345Z", "1999-12-31T23:59:59.000001Z"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TIMES, max_size=40), st.integers(min_value=0, max_value=200))
+def test_times_of_a_column_are_each_times_mvt_form(picked: list[str | None], common: int) -> None:
+    """The whole-column rewrite of times gives ``mvt_time`` of each (None and empty kept),
+    whatever the mix of forms: runs of the common form with odd ones among them."""
+    from spywall.device.timeline import mvt_time, mvt_times
+
+    for stamps in (picked, ["2023-06-01T06:13:20Z"] * common + picked,
+                   picked + ["2023-06-01T06:13:20.000001Z"] * common):
+        assert mvt_times(stamps) == [mvt_time(t) if t else t for t in stamps]

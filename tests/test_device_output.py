@@ -85,3 +85,27 @@ def test_rerun_leaves_no_stale_files(tmp_path: Path) -> None:
     info = json.loads((out / "info.json").read_text())
     assert sorted(p.name for p in out.iterdir() if p.name != "notes.txt") == info["files"]
     assert "removed" in (out / "command.log").read_text()
+
+
+def test_timeline_rows_are_the_module_files_records(result: tuple[Path, Path]) -> None:
+    """Read back by the csv and json modules: timeline.csv holds one row for each timed
+    record of every <module>.json (its time, Plugin, event, and its fields as the
+    Description), in time order, and nothing else."""
+    _, out = result
+    rows = list(csv.reader((out / "timeline.csv").open(encoding="utf-8", newline=""),
+                           escapechar="\\"))[1:]
+    info = json.loads((out / "info.json").read_text())
+    header = {"timestamp", "module", "event"}
+    want = []
+    for name in info["files"]:
+        if not name.endswith(".json") or name.endswith("_detected.json") or name in (
+                "alerts.json", "info.json", "report.json"):
+            continue
+        for rec in json.loads((out / name).read_text()):
+            if rec["timestamp"]:
+                fields = {k: v for k, v in rec.items() if k not in header}
+                want.append((rec["timestamp"], rec["module"], rec["event"], fields))
+    got = [(r[0], r[2], json.loads(r[3])) for r in rows]
+    assert sorted(got, key=repr) == sorted([(t, e, f) for t, _, e, f in want], key=repr)
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert {r[1] for r in rows} >= {"SMS", "SafariHistory"}

@@ -14,8 +14,9 @@ import pytest
 
 from spywall.commands.common import new_report
 from spywall.device import CheckContext, FnModule, iso_unix, parallel, run_modules
-from spywall.device.output import join_arrays, json_array, parts_of, write_mvt_outputs
+from spywall.device.output import write_mvt_outputs
 from spywall.device.parallel import can_fork
+from spywall.device.timeline import join_arrays, json_array, parts_of
 from spywall.iocs import Indicator, IocIndex
 from spywall.ios.check import check_backup, check_dump
 from spywall.report import Subject, as_dict

@@ -1,8 +1,9 @@
 """The runner of a device check: every module in turn (or spread over forked workers by
 ``device.parallel``), each module's failure kept to that module.
 
-Dependencies run one way: ``runner`` uses ``parallel`` and ``output``; both use only
-``base``; ``base`` uses neither.
+Dependencies run one way: ``runner`` uses ``parallel`` and ``timeline`` (which renders
+the result folder's share of each module); both use only ``base``; ``base`` uses
+neither. ``output`` (the folder itself) uses ``timeline``.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
         if on_done is not None:
             on_done(runs[-1])
     if render:
-        from spywall.device.output import parts_of  # (only a result folder pays for it)
+        from spywall.device.timeline import parts_of  # (only a result folder pays for it)
 
         ctx.parts = parts_of(ctx.records, ctx.detected)
     mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean

@@ -93,26 +93,32 @@ def open_evidence(path: str | os.PathLike[str], wal: str | os.PathLike[str] | No
     db = Path(path)
     _check_size(db)
     log = Path(wal) if wal is not None else Path(f"{db}-wal")
-    has_log = log.is_file() and log.stat().st_size > 0
-    with tempfile.TemporaryDirectory(prefix="spywall-db-") as tmp:
-        target, immutable = db, True
-        if has_log:
-            _check_size(log)
-            target = Path(tmp, "evidence.db")
-            shutil.copyfile(db, target)
-            shutil.copyfile(log, Path(tmp, "evidence.db-wal"))
-            immutable = False
-        conn = sqlite3.connect(_uri(target, immutable), uri=True)
-        try:
-            _harden(conn)
-            _guard(conn, seconds)
+    if not (log.is_file() and log.stat().st_size > 0):  # (no private folder to make: a
+        with _connected(db, True, seconds) as conn:       # check opens twenty databases)
             yield conn
-        except sqlite3.OperationalError as exc:
-            if str(exc) == "interrupted":
-                raise LimitExceeded(f"query over the time budget of {seconds:g}s") from exc
-            raise
-        finally:
-            conn.close()
+        return
+    _check_size(log)
+    with tempfile.TemporaryDirectory(prefix="spywall-db-") as tmp:
+        target = Path(tmp, "evidence.db")
+        shutil.copyfile(db, target)
+        shutil.copyfile(log, Path(tmp, "evidence.db-wal"))
+        with _connected(target, False, seconds) as conn:
+            yield conn
+
+
+@contextmanager
+def _connected(target: Path, immutable: bool, seconds: float) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(_uri(target, immutable), uri=True)
+    try:
+        _harden(conn)
+        _guard(conn, seconds)
+        yield conn
+    except sqlite3.OperationalError as exc:
+        if str(exc) == "interrupted":
+            raise LimitExceeded(f"query over the time budget of {seconds:g}s") from exc
+        raise
+    finally:
+        conn.close()
 
 
 def tables(conn: sqlite3.Connection) -> set[str]:

@@ -1,0 +1,474 @@
+"""Each module's share of an MVT-compatible result folder, rendered where the module ran.
+
+A module's records become the text of ``<module>.json`` (one JSON object per record: its
+time, module and event, then its fields, keys sorted) and its rows of ``timeline.csv``
+(``"UTC Timestamp","Plugin","Event","Description"``, the description being the fields as
+JSON, keys sorted), in the exact bytes MVT's writers would give. ``device.output`` writes
+the folder from these parts; a worker process of a parallel check sends its parts back
+instead of its records.
+
+A large backup holds tens of thousands of records (every message and visit), so the
+rendering works on the module's records as columns, not one record at a time: the fields
+of all records are encoded in one call of msgspec's C encoder (``encode_lines``: one line
+a record, JSON holds no raw line break), the line texts are cut, escaped and spliced in
+whole-text passes, and each record's JSON item and CSV row is put together by C-level
+joins over the columns (``map``, ``zip``): no Python code runs per record there. Records
+the batch cannot take (a field named like a header key, a value the encoder refuses, a
+time that holds a line break) go through the same steps one record at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import chain, compress, repeat
+from operator import is_, ne
+from typing import NamedTuple
+
+import msgspec
+
+from spywall.device.base import Record
+from spywall.report import Scalar
+
+# msgspec's C encoder (already loaded for the report): the standard encoder was most of
+# the time of writing a large result folder. What msgspec refuses (a key that is not a
+# string, a lone surrogate) goes to ``json``.
+_ENC = msgspec.json.Encoder(enc_hook=str)
+_ENC_SORTED = msgspec.json.Encoder(enc_hook=str, order="sorted")
+REFUSED = (TypeError, ValueError, OverflowError, msgspec.EncodeError)
+
+
+def enc(obj: object) -> str:
+    """One JSON value (UTF-8, not ASCII-escaped)."""
+    try:
+        return _ENC.encode(obj).decode()
+    except REFUSED:
+        return _json(obj, False)
+
+
+def enc_sorted(obj: object) -> str:
+    """``enc`` with the keys of every object sorted."""
+    try:
+        return _ENC_SORTED.encode(obj).decode()
+    except REFUSED:
+        return _json(obj, True)
+
+
+def _str_keys(obj: object, depth: int = 0) -> object:
+    """Dict keys as JSON writes them (text), so that mixed keys can be sorted."""
+    if depth > 100:  # (json itself stops at its recursion limit)
+        return obj
+    if isinstance(obj, dict):
+        return {k if isinstance(k, str) else json.dumps(k) if k is None or isinstance(
+            k, bool) else str(k): _str_keys(v, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_str_keys(v, depth + 1) for v in obj]
+    return obj
+
+
+def _json(obj: object, sort: bool) -> str:
+    if sort:
+        obj = _str_keys(obj)
+    text = json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
+    # a lone surrogate cannot be written as UTF-8: as its JSON escape instead
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def mvt_time(ts: str) -> str:
+    """A record's time as MVT writes times: ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no zone
+    letter; microseconds always). ``2023-06-01T06:13:20.5Z`` -> ``2023-06-01 06:13:20.500000``.
+    A time in another form (local device time from a text dump) is kept as it is."""
+    n = len(ts)
+    if n == 27 and ts[26] == "Z" and ts[19] == "." and ts[10] == "T":  # (the device
+        return ts[:10] + " " + ts[11:26]  # modules' own two forms first: a record each)
+    if n == 20 and ts[19] == "Z" and ts[10] == "T":
+        return ts[:10] + " " + ts[11:19] + ".000000"
+    if n < 19 or ts[10] != "T":
+        return ts
+    rest = ts[19:].removesuffix("Z").removesuffix("+00:00")
+    if rest[:1] == ".":
+        frac = rest[1:7]
+        if frac.isdigit():
+            return f"{ts[:10]} {ts[11:19]}.{frac.ljust(6, '0')}"
+    elif not rest:
+        return f"{ts[:10]} {ts[11:19]}.000000"
+    return ts
+
+
+# MVT names its timeline rows by its module classes; the slug (file names, alerts) is
+# the same name in snake case. Where a spywall module has an MVT twin, its class name.
+PLUGINS: dict[str, str] = {
+    "sms": "SMS", "sms_attachments": "SMSAttachments", "tcc": "TCC",
+    "id_status_cache": "IDStatusCache", "os_analytics_ad_daily": "OSAnalyticsADDaily",
+    "datausage": "Datausage", "netusage": "Netusage", "webkit_resource_load_statistics":
+    "WebkitResourceLoadStatistics", "webkit_session_resource_log": "WebkitSessionResourceLog",
+    "dumpsys_appops": "DumpsysAppops", "dumpsys_dbinfo": "DumpsysDBInfo",
+    "dumpsys_adb": "DumpsysADBState", "getprop": "AQFGetProp", "settings": "AQFSettings",
+    "packages": "AQFPackages", "processes": "AQFProcesses", "files": "AQFFiles",
+    "bugreport_timestamps": "BugReportTimestamps", "log_timestamps": "AQFLogTimestamps",
+    "dumpstate_getprop": "DumpsysGetProp", "dumpstate_packages": "DumpsysPackages",
+    "bugreport_processes": "Processes", "dumpsys_settings": "Settings",
+    "interactionc": "InteractionC", "webkit_indexeddb": "WebkitIndexedDB",
+    "webkit_localstorage": "WebkitLocalStorage",
+    "webkit_safariviewservice": "WebkitSafariViewService",
+    "version_history": "IOSVersionHistory", "analytics_ios_versions": "AnalyticsIOSVersions",
+    "whatsapp_contacts": "WhatsappContacts",
+}
+
+
+def plugin(module: str) -> str:
+    """The timeline's Plugin column for a module: MVT's class name (``PLUGINS``), or the
+    module name in CamelCase (``safari_history`` -> ``SafariHistory``)."""
+    got = PLUGINS.get(module)
+    if got is None:
+        got = PLUGINS[module] = "".join(w[:1].upper() + w[1:] for w in module.split("_"))
+    return got
+
+
+_SLUG = re.compile(r"[^a-z0-9_]+")
+# The file names (slugs) MVT's own modules write, where a spywall module's name differs
+# (MVT names its androidqf modules aqf_*; the slug is its class name in snake case).
+MVT_SLUGS: dict[str, str] = {
+    "packages": "aqf_packages", "processes": "aqf_processes", "getprop": "aqf_get_prop",
+    "settings": "aqf_settings", "files": "aqf_files", "dumpstate_packages": "dumpsys_packages",
+    "dumpsys_adb": "dumpsys_adb_state", "dumpsys_dbinfo": "dumpsys_db_info",
+    "log_timestamps": "aqf_log_timestamps", "dumpsys_settings": "settings",
+    "dumpstate_getprop": "dumpsys_get_prop", "bugreport_processes": "processes",
+    "interactionc": "interaction_c", "webkit_localstorage": "webkit_local_storage",
+    "webkit_safariviewservice": "webkit_safari_view_service",
+    "version_history": "ios_version_history",
+}
+
+
+def slug(name: str) -> str:
+    """File-name-safe module name as MVT's results folder names it: MVT's slug where a
+    module has an MVT twin of another name (``MVT_SLUGS``), else the module name made
+    safe (``sms-links`` -> ``sms_links``)."""
+    name = MVT_SLUGS.get(name, name)
+    return _SLUG.sub("_", name.lower()).strip("_") or "module"
+
+
+EMPTY = b"[]\n"
+
+
+def json_array(items: Sequence[object]) -> bytes:
+    """``[``, one item per line, ``]``, encoded in one call (msgspec's ``encode_lines``:
+    one item per line, no line break inside an item) and given its commas; an item the
+    encoder refuses sends the whole array through ``enc``."""
+    if not items:
+        return EMPTY
+    try:
+        lines = _ENC.encode_lines(items)
+    except REFUSED:
+        body = ",\n".join(map(enc, items))
+        return f"[\n{body}\n]\n".encode()
+    return b"[\n" + lines[:-1].replace(b"\n", b",\n") + b"\n]\n"
+
+
+def join_arrays(a: bytes, b: bytes) -> bytes:
+    """Two ``json_array`` texts as one (the items of ``a``, then those of ``b``)."""
+    if a == EMPTY:
+        return b
+    if b == EMPTY:
+        return a
+    return a[:-3] + b",\n" + b[2:]
+
+
+_SEP, _EOL = "\x01", "\x00"
+
+
+def csv_text(rows: Sequence[Sequence[str]]) -> str:
+    """``rows`` as CSV exactly as ``csv.writer(quoting=QUOTE_ALL, escapechar="\\")`` (MVT's
+    timeline dialect) writes them: every field quoted, quotes doubled, backslashes
+    escaped, CRLF line ends.
+
+    The csv module spends about 3 us a row on a timeline row (90 ms on a 27,000-record
+    backup, measured); this joins every field with two sentinel characters and escapes
+    the whole text in three C passes. Should a field itself hold a sentinel (counted, not
+    assumed), the csv module writes the rows instead.
+    """
+    if not rows:
+        return ""
+    width = len(rows[0])
+    body = _EOL.join([_SEP.join(r) for r in rows])
+    if (any(len(r) != width for r in rows)
+            or body.count(_SEP) != (width - 1) * len(rows)
+            or body.count(_EOL) != len(rows) - 1):
+        return _csv_module(rows)
+    body = csv_field(body)
+    return '"' + body.replace(_SEP, '","').replace(_EOL, '"\r\n"') + '"\r\n'
+
+
+def _csv_module(rows: Sequence[Sequence[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, quoting=csv.QUOTE_ALL, escapechar="\\").writerows(rows)
+    return buf.getvalue()
+
+
+def csv_field(text: str) -> str:
+    """A field's text inside its quotes, as ``csv_text`` escapes it."""
+    return text.replace("\\", "\\\\").replace('"', '""')
+
+
+def _csv_bytes(text: bytes) -> bytes:
+    """``csv_field`` of UTF-8 text (the two characters are ASCII: no multi-byte sequence
+    holds their bytes)."""
+    return text.replace(b"\\", b"\\\\").replace(b'"', b'""')
+
+
+Key = tuple[str, str, str]
+_HEADER_KEYS = frozenset({"timestamp", "module", "event"})
+_OPEN, _CLOSE = b'"', b'"\r\n'
+_ITEM = b'{"timestamp":'
+
+
+class Lines:
+    """Timeline rows in time order: ``rows[i]`` is a row's CSV line (UTF-8) and
+    ``stamps[i]`` its time (MVT's form), by which the rows of all modules are merged.
+
+    A worker sends them pickled as two texts, a time a line and the rows joined by NUL
+    (pickled as 40,000 objects they cost a worker 10 ms, measured); where a time holds a
+    line break or a row a NUL (counted, not assumed) they travel as the lists."""
+
+    __slots__ = ("rows", "stamps")
+
+    def __init__(self, stamps: list[str], rows: list[bytes]) -> None:
+        self.stamps, self.rows = stamps, rows
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Lines) and self.stamps == other.stamps
+                and self.rows == other.rows)
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        n = len(self.rows)
+        stamps, rows = "\n".join(self.stamps), b"\0".join(self.rows)
+        if n and stamps.count("\n") == rows.count(b"\0") == n - 1:
+            return (_split_lines, (stamps, rows))
+        return (Lines, (self.stamps, self.rows))
+
+    def __add__(self, other: Lines) -> Lines:
+        return Lines(self.stamps + other.stamps, self.rows + other.rows)
+
+    @staticmethod
+    def merged(parts: Iterable[Lines]) -> Iterator[bytes]:
+        """The rows of all ``parts``, in time order; equal times keep the order of the
+        parts, then of their rows (one stable sort: each part is in order already)."""
+        stamps: list[str] = []
+        rows: list[bytes] = []
+        for p in parts:
+            stamps += p.stamps
+            rows += p.rows
+        order = sorted(range(len(stamps)), key=stamps.__getitem__)
+        return map(rows.__getitem__, order)
+
+
+def _split_lines(stamps: str, rows: bytes) -> Lines:
+    return Lines(stamps.split("\n"), rows.split(b"\0"))
+
+
+def _in_order(stamps: list[str], rows: list[bytes]) -> Lines:
+    """``Lines`` of rows sorted by their times (stable)."""
+    order = sorted(range(len(stamps)), key=stamps.__getitem__)
+    if order != list(range(len(stamps))):
+        stamps, rows = list(map(stamps.__getitem__, order)), list(map(rows.__getitem__, order))
+    return Lines(stamps, rows)
+
+
+NO_LINES = Lines([], [])
+
+
+class ModulePart(NamedTuple):
+    """One timeline module's share of the result folder, rendered where the module ran: a
+    worker process of a parallel check sends this back, not its records.
+
+    ``records`` / ``detected`` are the texts of ``<module>.json`` / ``_detected.json``
+    (``json_array``); ``lines`` / ``detected_lines`` the timeline rows of its timed
+    records (``Lines``), sorted by time; ``events`` the event of each
+    detected record by (module, time, event), which an alert about it quotes."""
+
+    module: str
+    records: bytes
+    detected: bytes
+    lines: Lines
+    detected_lines: Lines
+    events: dict[Key, dict[str, Scalar]]
+
+
+def key(module: str | None, ts: str | None, event: str | None) -> Key:
+    return (module or "", ts or "", event or "")
+
+
+def event_dict(rec: Record) -> dict[str, Scalar]:
+    """A record as the event of an alert: its MVT time, module and event, then its
+    fields."""
+    ts = mvt_time(rec.timestamp) if rec.timestamp else rec.timestamp
+    return {"timestamp": ts, "module": rec.module, "event": rec.event, **rec.data}
+
+
+_FILLER = {20: "2000-01-01T00:00:00Z", 27: "2000-01-01T00:00:00.000001Z"}
+
+
+def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
+    """``mvt_time`` of each time (None and empty ones kept).
+
+    The device modules write two forms, ``YYYY-MM-DDTHH:MM:SSZ`` and the same with
+    ``.ffffff`` before the ``Z``. The times of the more frequent length are rewritten in
+    three whole-text passes (``_fixed``), the others (absent ones, the other form, text
+    from a dump) one by one, put back in their places."""
+    n = len(stamps)
+    texts: list[str] = list(stamps)  # type: ignore[arg-type]  # (its None are replaced)
+    if None in stamps:
+        for i in compress(range(n), map(is_, stamps, repeat(None))):
+            texts[i] = ""
+    lens = list(map(len, texts))
+    width = 20 if lens.count(20) >= lens.count(27) else 27
+    odd = list(compress(range(n), map(ne, lens, repeat(width))))
+    if len(odd) * 4 > n:
+        return [mvt_time(t) if t else t for t in stamps]
+    for i in odd:
+        texts[i] = _FILLER[width]
+    out: list[str | None] | None = _fixed(texts, width)  # type: ignore[assignment]
+    if out is None:
+        return [mvt_time(t) if t else t for t in stamps]
+    for i in odd:
+        t = stamps[i]
+        out[i] = mvt_time(t) if t else t
+    return out
+
+
+def _fixed(stamps: list[str], width: int) -> list[str] | None:
+    """``mvt_time`` of times all ``width`` (20 or 27) long, rewritten as one text: None
+    unless the letters ``mvt_time`` looks at stand at their places in each (strided
+    slices of the joined text, the line breaks between the times included) and nowhere
+    else (counted)."""
+    n = len(stamps)
+    text = "\n".join(stamps)
+    step = width + 1
+    if (len(text) != step * n - 1 or text[width::step] != "\n" * (n - 1)
+            or text.count("\n") != n - 1 or text[10::step] != "T" * n
+            or text.count("T") != n or text[width - 1::step] != "Z" * n
+            or text.count("Z") != n or (width == 27 and text[19::step] != "." * n)):
+        return None
+    return text.replace("T", " ").replace("Z", "" if width == 27 else ".000000").split("\n")
+
+
+def _heads(pairs: Iterable[tuple[str, str]]) -> tuple[dict[tuple[str, str], bytes],
+                                                      dict[tuple[str, str], bytes]]:
+    """For each (module, event): what follows an item's time in its JSON
+    (``,"module":..,"event":..``), and what stands between a row's time and its
+    description in the CSV (``","Plugin","event","``)."""
+    kinds = set(pairs)
+    return ({p: b',"module":' + enc(p[0]).encode() + b',"event":' + enc(p[1]).encode()
+             for p in kinds},
+            {p: f'","{csv_field(plugin(p[0]))}","{csv_field(p[1])}","'.encode()
+             for p in kinds})
+
+
+def _by_pair(table: dict[tuple[str, str], bytes], mods: Sequence[str],
+             events: Sequence[str]) -> Iterable[bytes]:
+    """``table`` looked up for each record's (module, event): a repeat when there is one
+    pair only, by event alone when the module is the same for all (a text keeps its
+    hash; a pair's is computed again on every look-up)."""
+    if len(table) == 1:
+        return repeat(next(iter(table.values())), len(events))
+    if len({m for m, _ in table}) == 1:
+        return map({e: v for (_, e), v in table.items()}.__getitem__, events)
+    return map(table.__getitem__, zip(mods, events, strict=True))
+
+
+def _plain_keys(datas: Sequence[dict[str, Scalar]]) -> bool:
+    """Whether every field name is text and none is one of the header's (``timestamp``,
+    ``module``, ``event``): then a record's fields can follow its header as they are."""
+    keys: set[object] = set().union(*datas)
+    return _HEADER_KEYS.isdisjoint(keys) and all(k.__class__ is str for k in keys)
+
+
+def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
+    """The records' ``<module>.json`` text (``json_array`` of their ``event_dict``s) and
+    their timeline rows (the timed ones, sorted by time; equal times keep their order)."""
+    if not recs:
+        return EMPTY, NO_LINES
+    mods, stamps = [r.module for r in recs], [r.timestamp for r in recs]
+    events, datas = [r.event for r in recs], [r.data for r in recs]
+    times = mvt_times(stamps)
+    if not _plain_keys(datas):
+        return _render_each(recs, times)
+    try:
+        blob = _ENC_SORTED.encode_lines(datas)  # the descriptions, one a line
+        tjson = _ENC.encode_lines(times).split(b"\n")
+    except REFUSED:
+        return _render_each(recs, times)
+    texts = [t or "" for t in times]
+    joined = "\n".join(texts)
+    if joined.count("\n") != len(texts) - 1:  # a time with a line break inside
+        return _render_each(recs, times)
+    heads, csv_heads = _heads(zip(mods, events, strict=True))
+    # An item: ``{"timestamp":<time>`` + head + the fields' members after their "{", with
+    # a comma (an empty object: just its "}"). Each line of ``blob`` starts with "{".
+    members = (b"\n" + blob).replace(b"\n{}", b"\n}").replace(b"\n{", b"\n,").split(b"\n")
+    items = b"".join(chain.from_iterable(zip(
+        chain((b"[\n",), repeat(b",\n")), repeat(_ITEM), tjson,
+        _by_pair(heads, mods, events), members[1:-1])))
+    descs = _csv_bytes(blob).split(b"\n")
+    rows = map(b"".join, zip(repeat(_OPEN), csv_field(joined).encode().split(b"\n"),
+                             _by_pair(csv_heads, mods, events), descs, repeat(_CLOSE)))
+    timed: list[str] = list(compress(times, times))  # type: ignore[arg-type]
+    lines = _in_order(timed, list(compress(rows, times)))
+    return items + b"\n]\n", lines
+
+
+def _render_each(recs: Sequence[Record], times: Sequence[str | None],
+                 ) -> tuple[bytes, Lines]:
+    """``render`` one record at a time, for the records the batch cannot take."""
+    items: list[bytes] = []
+    stamps: list[str] = []
+    rows: list[bytes] = []
+    heads, csv_heads = _heads((r.module, r.event) for r in recs)
+    for r, ts in zip(recs, times, strict=True):
+        fields = enc_sorted(r.data)
+        if not _HEADER_KEYS.isdisjoint(r.data):
+            items.append(enc(event_dict(r)).encode())
+        else:
+            tail = "," + fields[1:] if len(fields) > 2 else "}"
+            items.append(_ITEM + enc(ts).encode() + heads[r.module, r.event]
+                         + tail.encode())
+        if ts:
+            stamps.append(ts)
+            rows.append(b"".join((_OPEN, csv_field(ts).encode(), csv_heads[r.module, r.event],
+                                  csv_field(fields).encode(), _CLOSE)))
+    return b"[\n" + b",\n".join(items) + b"\n]\n", _in_order(stamps, rows)
+
+
+def module_part(module: str, recs: Sequence[Record],
+                detected: Sequence[Record] = ()) -> ModulePart:
+    """Render one timeline module (``detected``: its records that carry a finding)."""
+    records, lines = render(recs)
+    unique = list({id(r): r for r in detected}.values())  # a record with two findings
+    # is listed once; by identity: equal records of two rows are two records
+    det, det_lines = render(unique) if unique else (b"", NO_LINES)
+    events = {key(r.module, r.timestamp, r.event): event_dict(r) for r in unique}
+    return ModulePart(module, records, det, lines, det_lines, events)
+
+
+def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
+    """Two parts of one module name (made by different modules, perhaps elsewhere)."""
+    det = (join_arrays(a.detected, b.detected) if a.detected and b.detected
+           else a.detected or b.detected)
+    return ModulePart(a.module, join_arrays(a.records, b.records), det,
+                      a.lines + b.lines, a.detected_lines + b.detected_lines,
+                      {**a.events, **b.events})
+
+
+def parts_of(records: Mapping[str, Sequence[Record]],
+             detected: Mapping[str, Sequence[Record]]) -> list[ModulePart]:
+    """Render every module of a check, in the order the modules first recorded."""
+    names = list(dict.fromkeys([*records, *detected]))
+    return [module_part(m, records.get(m, ()), detected.get(m, ())) for m in names]
