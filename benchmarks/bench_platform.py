@@ -50,9 +50,9 @@ def ingest(url: str, world: Path, background: Path) -> dict[str, float]:
     result = IngestResult()
     start = time.perf_counter()
     with background.open("rb") as fh:
-        ingest_stream(intake, fh, result)
+        ingest_stream(intake, fh, result, pipeline=True)
     with (world / "events.jsonl").open("rb") as fh:
-        ingest_stream(intake, fh, result)
+        ingest_stream(intake, fh, result, pipeline=True)
     took = time.perf_counter() - start
     start = time.perf_counter()
     analysis = run_analysis(engine)

@@ -303,11 +303,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Execution options of a connection that only reads and must not wait for writers (the
+# pipelined ingest's duplicate look-ups while its writer process holds the write lock).
+READ_ONLY = {"spywall_read_only": True}
+
+
 def _begin_immediate(conn: sa.Connection) -> None:
     """SQLite transactions take the write lock when they begin: one that read first and
     wrote later (the duplicate check, then the inserts) could otherwise meet another
-    writer half-way and fail with 'database is locked' instead of waiting its turn."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    writer half-way and fail with 'database is locked' instead of waiting its turn.
+    A connection marked ``READ_ONLY`` reads each statement in its own snapshot instead."""
+    if not conn.get_execution_options().get("spywall_read_only"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -370,26 +377,59 @@ def schema_ready(engine: sa.Engine) -> bool:
     return sa.inspect(engine).has_table("events")
 
 
-def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows``, skipping any that collide with a stored key (both databases).
-
-    SQLite gets ``executemany`` (in process, at C speed). PostgreSQL gets ``COPY`` into a
-    temporary twin of the table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``:
-    one round trip for the whole batch instead of one per row."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_insert(conn, table, rows)
-    else:
-        _sqlite_insert(conn, table, rows)
-
-
 _json = msgspec.json.Encoder()
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, skipping any that collide with a stored key (both databases);
+    returns how many were inserted. JSON columns hold Python values here."""
+    if not rows:
+        return 0
+    columns = tuple(c.name for c in table.c if c.name in rows[0])
+    row_values = operator.itemgetter(*columns)
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
+    encode = _json.encode
+    tuples: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = row_values(row)
+        if len(columns) == 1:
+            values = (values,)
+        elif json_at:
+            values = list(values)
+            for i in json_at:
+                values[i] = encode(values[i]).decode()
+        tuples.append(tuple(values))
+    return insert_rows(conn, table, columns, tuples)
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
+                rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` (tuples in the order of ``columns``; JSON columns already encoded
+    as text, booleans as 0 or 1), skipping any that collide with a stored key; returns
+    how many were inserted.
+
+    SQLite gets ``executemany`` on the driver's cursor with the statement SQLAlchemy
+    compiled (SQLAlchemy's own per-row parameter processing was three quarters of the
+    cost of storing a batch). PostgreSQL gets ``COPY`` into a temporary twin of the table
+    and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: one round trip for the whole
+    batch instead of one per row."""
+    if not rows:
+        return 0
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        return _copy_insert(raw, table, columns, rows)
+    cur = raw.cursor()
+    cur.executemany(_sqlite_statement(table, columns), rows)
+    return int(cur.rowcount)
 
 
 @functools.cache
 def _sqlite_statement(table: sa.Table, columns: tuple[str, ...]) -> str:
-    """The INSERT that SQLAlchemy writes for these columns, compiled once."""
+    """The INSERT that SQLAlchemy writes for these columns, compiled once. SQLAlchemy
+    writes the columns in the table's order, so the rows' tuples must follow it too."""
+    if columns != tuple(c.name for c in table.c if c.name in columns):
+        raise ValueError(f"{table.name}: columns not in the table's order: {columns}")
     from sqlalchemy.dialects import sqlite
     from sqlalchemy.dialects.sqlite import insert as lite_insert
 
@@ -397,50 +437,64 @@ def _sqlite_statement(table: sa.Table, columns: tuple[str, ...]) -> str:
     return str(stmt.on_conflict_do_nothing().compile(dialect=sqlite.dialect()))
 
 
-def _sqlite_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """``executemany`` on the driver's cursor with the statement SQLAlchemy compiled:
-    the per-row work of SQLAlchemy's parameter processing was three quarters of the cost
-    of storing a batch (profile), and JSON columns are encoded here by msgspec instead."""
-    first = rows[0]
-    columns = tuple(c.name for c in table.c if c.name in first)   # the compiled order
-    row_values = operator.itemgetter(*columns)
-    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
-    encode = _json.encode
-    params: list[Any] = [row_values(row) for row in rows]
-    if len(columns) == 1:
-        params = [(value,) for value in params]
-    if json_at:
-        encoded = []
-        for values in params:
-            values = list(values)
-            for i in json_at:
-                values[i] = encode(values[i]).decode()
-            encoded.append(values)
-        params = encoded
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    raw.cursor().executemany(_sqlite_statement(table, columns), params)
-
-
-def _copy_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    from psycopg.types.json import Json
-
-    columns = [c for c in rows[0] if c in table.c]
-    wrap = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+def _copy_insert(raw: Any, table: sa.Table, columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]]) -> int:
     names = ", ".join(f'"{c}"' for c in columns)
     temp = f"tmp_{table.name}"
-    raw = conn.connection.driver_connection
-    assert raw is not None
     # Names here are this module's own tables and columns, never input.
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" '
                     f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
         with cur.copy(f'COPY "{temp}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([Json(row[c]) if c in wrap else row[c] for c in columns])
+                copy.write_row(row)
         cur.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} '  # noqa: S608
                     f'FROM "{temp}" ON CONFLICT DO NOTHING')
+        inserted = int(cur.rowcount)
         cur.execute(f'DELETE FROM "{temp}"')  # noqa: S608
+    return inserted
+
+
+def mark_answered(conn: sa.Connection, refs: list[str]) -> None:
+    """Calls that were answered (by their refs)."""
+    if not refs:
+        return
+    d = deliveries
+    if conn.dialect.name == "postgresql":
+        conn.execute(d.update().where(d.c.ref.in_(refs)).values(answered=True))
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.cursor().executemany(_sqlite_answered(), [(r,) for r in refs])
+
+
+@functools.cache
+def _sqlite_answered() -> str:
+    from sqlalchemy.dialects import sqlite
+
+    stmt = deliveries.update().where(deliveries.c.ref == sa.bindparam("r")).values(
+        answered=sa.true())
+    return str(stmt.compile(dialect=sqlite.dialect()))
+
+
+def id_chunks(conn: sa.Connection, ids: list[str]) -> list[list[str]]:
+    """``ids`` in chunks for ``among``: one for PostgreSQL (an array is one parameter),
+    900 at a time for SQLite (its limit on parameters)."""
+    if conn.dialect.name == "postgresql":
+        return [ids] if ids else []
+    return [ids[start:start + 900] for start in range(0, len(ids), 900)]
+
+
+def among(conn: sa.Connection, column: sa.ColumnElement[Any], values: list[str]
+          ) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL as ``= ANY(array)``, one parameter planned once
+    (a list of 5,000 parameters cost the server more to plan than to look up)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(
+            sa.String)))
+    return column.in_(values)
 
 
 def lock_writes(conn: sa.Connection) -> None:
