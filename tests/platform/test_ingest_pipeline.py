@@ -131,3 +131,20 @@ def test_a_stream_of_one_batch_starts_no_writer(db_url: str, world: Path,
     result = _ingest(db_url, world, lines, pipeline=True)
     assert result.accepted == BATCH - 1
     assert started == []
+
+
+def test_insert_rows_skips_stored_keys_and_counts_the_new(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    table, columns = db.delivery_payloads, ("sha256", "ref")
+    first = [("a" * 64, "m1"), ("b" * 64, "m1")]
+    with engine.begin() as conn:
+        assert db.insert_rows(conn, table, columns, first) == 2
+    for _ in range(3):     # past a collision, and again once the pause is over
+        with engine.begin() as conn:
+            assert db.insert_rows(conn, table, columns, [*first, ("c" * 64, "m2")]) == 1
+            assert db.insert_rows(conn, table, columns, [("d" * 64, "m2")] * 2) == 1
+        with engine.begin() as conn:
+            conn.execute(table.delete().where(table.c.sha256.in_(["c" * 64, "d" * 64])))
+    with engine.connect() as conn:
+        assert sorted(conn.execute(sa.select(table.c.sha256, table.c.ref))) == first
+    engine.dispose()

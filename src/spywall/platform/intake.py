@@ -1,9 +1,12 @@
 """Intake: validated events through the gate into the database, in batches, idempotent by
 event id. The three ways events arrive (``ingest`` from a file, ``POST /v1/events`` and
-``/v1/gate``, the NATS consumer) all call ``Intake.submit``; a batch is one transaction,
-so an event is acknowledged only once it is committed, and a batch that dies with the
-process leaves nothing half-stored (re-sending it is safe: ids already stored are
-duplicates, not new events).
+``/v1/gate``, the NATS consumer) all gate with ``Intake.prepare`` and store with
+``Store.write`` (``spywall.platform.store``): ``Intake.submit`` does both in one
+transaction, and ``ingest`` of a large stream stores in a writer process while the next
+batch is gated (``spywall.platform.pipeline``). A batch is one transaction, so an event
+is acknowledged only once it is committed, and a batch that dies with the process leaves
+nothing half-stored (re-sending it is safe: ids already stored are duplicates, not new
+events).
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def writer(url: str, pipe: Connection, parent_end: Connection) -> None:
     and answered ``ok``; an empty message or the end of the pipe ends it (the parent's
     end is closed here, so that the parent's death is that end)."""
     parent_end.close()
-    engine = db.make_engine(url)
+    engine = db.make_engine(url, bulk=True)
     with engine.connect() as conn:
         store = Store.of(conn)
     stopped = False
