@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from spywall.platform.service import import_file
 from spywall.platform.world import background_stream, generate
 
 BATCH = 40
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 # Per table: the columns compared (received/recorded times differ by nature).
 TABLES = {
@@ -148,3 +154,61 @@ def test_insert_rows_skips_stored_keys_and_counts_the_new(db_url: str) -> None:
     with engine.connect() as conn:
         assert sorted(conn.execute(sa.select(table.c.sha256, table.c.ref))) == first
     engine.dispose()
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def _count(url: str) -> int:
+    engine = db.make_engine(url)
+    with engine.connect() as conn:
+        n = int(conn.execute(sa.select(sa.func.count()).select_from(db.events)).scalar_one())
+    engine.dispose()
+    return n
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_killed_ingest_leaves_no_writer_and_a_rerun_stores_each_event_once(
+        db_url: str, tmp_path: Path) -> None:
+    """SIGKILL the ``ingest`` command once its writer has stored a batch: the writer
+    stops by itself (its input ended), and ingesting the file again stores every event
+    exactly once (the batches stored before the kill count as duplicates)."""
+    total = 60_000
+    events = tmp_path / "events.jsonl"
+    with events.open("wb") as fh:
+        fh.writelines(background_stream(total, seed=4))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    command = [sys.executable, "-m", "spywall", "platform", "ingest", "--db", db_url, "-q",
+               "-f", "json", str(events)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    writers: list[int] = []
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        writers = writers or _children(proc.pid)
+        if writers and _count(db_url) >= 10_000:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 120
+    while any(Path(f"/proc/{w}").exists() for w in writers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{w}").exists() for w in writers), "the writer outlived it"
+    stored = _count(db_url)
+    out = subprocess.run(command, env=env, capture_output=True, check=False)
+    assert out.returncode in (0, 1), out.stderr.decode()[-2000:]
+    result = msgspec.json.decode(out.stdout)
+    assert result["duplicates"] == stored
+    assert result["accepted"] + result["duplicates"] == total
+    assert _count(db_url) == total

@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
+
 from spywall.platform import db
 from spywall.platform.contract import Event
 from spywall.platform.store import Rows, Store
@@ -64,33 +66,40 @@ def writer(url: str, pipe: Connection, parent_end: Connection) -> None:
     engine = db.make_engine(url, bulk=True)
     with engine.connect() as conn:
         store = Store.of(conn)
-    stopped = False
     try:
-        while True:
-            try:
-                message = pipe.recv_bytes()
-            except EOFError:
-                return
-            if not message:
-                return
-            if stopped:
-                pipe.send(("skipped", ""))
-                continue
-            rows: Rows = pickle.loads(message)   # noqa: S301 (our own parent's rows)
-            try:
-                with engine.begin() as conn:
-                    if store.write(conn, rows) != len(rows.events):
-                        raise _Conflict
-            except _Conflict:
-                stopped = True
-                pipe.send(("conflict", ""))
-                continue
-            except Exception as exc:   # reported to the parent, which raises it
-                pipe.send(("error", f"{type(exc).__name__}: {exc}"))
-                return
-            pipe.send(("ok", ""))
+        _serve(engine, store, pipe)
+    except OSError:        # the parent is gone: what was committed stays (safe to resend)
+        return
     finally:
         engine.dispose()
+
+
+def _serve(engine: sa.Engine, store: Store, pipe: Connection) -> None:
+    """Store each batch the parent sends; answer for each."""
+    stopped = False
+    while True:
+        try:
+            message = pipe.recv_bytes()
+        except EOFError:
+            return
+        if not message:
+            return
+        if stopped:
+            pipe.send(("skipped", ""))
+            continue
+        rows: Rows = pickle.loads(message)   # noqa: S301 (our own parent's rows)
+        try:
+            with engine.begin() as conn:
+                if store.write(conn, rows) != len(rows.events):
+                    raise _Conflict
+        except _Conflict:
+            stopped = True
+            pipe.send(("conflict", ""))
+            continue
+        except Exception as exc:   # reported to the parent, which raises it
+            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
+            return
+        pipe.send(("ok", ""))
 
 
 class Pipeline:
