@@ -139,10 +139,20 @@ def test_a_stream_of_one_batch_starts_no_writer(db_url: str, world: Path,
     assert started == []
 
 
+def _insert_then_fail(engine: sa.Engine, table: sa.Table, columns: tuple[str, ...],
+                      rows: list[tuple[str, str]]) -> None:
+    with engine.begin() as conn:
+        db.insert_rows(conn, table, columns, rows)
+        raise RuntimeError("the batch fails after its first insert")
+
+
 def test_insert_rows_skips_stored_keys_and_counts_the_new(db_url: str) -> None:
     engine = db.make_engine(db_url)
     table, columns = db.delivery_payloads, ("sha256", "ref")
     first = [("a" * 64, "m1"), ("b" * 64, "m1")]
+    # The first statement of a transaction that then fails: nothing of it stays.
+    with pytest.raises(RuntimeError):
+        _insert_then_fail(engine, table, columns, [("e" * 64, "m3")])
     with engine.begin() as conn:
         assert db.insert_rows(conn, table, columns, first) == 2
     for _ in range(3):     # past a collision, and again once the pause is over

@@ -229,7 +229,10 @@ def parse_line(line: bytes | str) -> Event:
         raise EventError(f"not valid JSON: {exc}") from None
     except RecursionError:
         raise EventError("not valid JSON: nested too deeply") from None
-    raw = data.decode("utf-8").strip()
+    if data[:1] == b"{" and data[-2:] == b"}\n":    # the usual line: nothing to strip
+        raw = data[:-1].decode("utf-8")
+    else:
+        raw = data.decode("utf-8").strip()
     return validate(obj, raw)
 
 

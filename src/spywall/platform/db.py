@@ -471,14 +471,20 @@ def _copy_insert(raw: Any, table: sa.Table, columns: tuple[str, ...],
     if pause:
         _collided[table.name] = pause - 1
     else:
-        try:
-            with raw.transaction(), raw.cursor() as cur, \
-                    cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return len(rows)
-        except errors.UniqueViolation:
-            _collided[table.name] = COLLISION_PAUSE
+        # An explicit savepoint, inside the caller's transaction (psycopg's own
+        # ``transaction()`` would commit by itself when it opens the transaction).
+        with raw.cursor() as cur:
+            cur.execute("SAVEPOINT spywall_copy")
+            try:
+                with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT spywall_copy")
+                _collided[table.name] = COLLISION_PAUSE
+            else:
+                cur.execute("RELEASE SAVEPOINT spywall_copy")
+                return len(rows)
     temp = f"tmp_{table.name}"
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" '

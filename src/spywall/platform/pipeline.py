@@ -1,6 +1,7 @@
 """Ingest across two processes: this one parses, validates and gates each batch and
-builds its rows while a writer process stores the batch before (``Store.write``, one
-transaction a batch), so that on two cores the gate and the database work at once.
+builds its rows while a writer process stores the batches before (``Store.write``, one
+transaction for a batch, or for the few waiting together when the writer is behind), so
+that on two cores the gate and the database work at once.
 
 What holds as in the one-process path:
 - order: batches are stored in the order they were gated;
@@ -11,8 +12,8 @@ What holds as in the one-process path:
   flight, none of them reported; the writer, on the end of its input, stops.
 
 Another process may store some of the same ids between the look-up and the write (an
-``ingest`` beside a server): the writer then sees fewer new events than the batch holds,
-rolls the batch back and stores nothing more; the batches not stored are gated and
+``ingest`` beside a server): the writer then sees fewer new events than a batch holds,
+rolls its transaction back and stores nothing more; the batches not stored are gated and
 stored again in this process, one transaction each, from the registry and state the
 database holds then, exactly as without the pipeline.
 """
@@ -37,7 +38,8 @@ from spywall.platform.store import Rows, Store
 if TYPE_CHECKING:
     from spywall.platform.intake import Intake, Outcome
 
-DEPTH = 2          # batches gated ahead of the one being stored
+DEPTH = 4          # batches gated ahead of the one being stored
+GROUP = 4          # batches the writer may store in one transaction when behind
 
 
 def _dumps(rows: Rows) -> bytes:
@@ -75,31 +77,53 @@ def writer(url: str, pipe: Connection, parent_end: Connection) -> None:
 
 
 def _serve(engine: sa.Engine, store: Store, pipe: Connection) -> None:
-    """Store each batch the parent sends; answer for each."""
+    """Store the batches the parent sends and answer for each, in order. The batches
+    already waiting when one is taken are stored with it in one transaction (at most
+    ``GROUP``): when the writer falls behind it commits less often, and each commit
+    writes the pages its rows changed once for them all (a batch's account index
+    entries fall all over the index, so a commit of one batch rewrote thousands of
+    pages that the next commit rewrote again)."""
     stopped = False
     while True:
         try:
             message = pipe.recv_bytes()
         except EOFError:
             return
-        if not message:
+        group: list[bytes] = []
+        while message:
+            group.append(message)
+            if len(group) >= GROUP or not pipe.poll():
+                break
+            message = pipe.recv_bytes()
+        if not group:
             return
         if stopped:
-            pipe.send(("skipped", ""))
-            continue
-        rows: Rows = pickle.loads(message)   # noqa: S301 (our own parent's rows)
-        try:
-            with engine.begin() as conn:
+            for _ in group:
+                pipe.send(("skipped", ""))
+        else:
+            status, detail = _store(engine, store, group)
+            stopped = status != "ok"
+            pipe.send((status, detail))
+            for _ in group[1:]:
+                pipe.send((status if status == "ok" else "skipped", ""))
+            if status == "error":
+                return
+        if not message:
+            return
+
+
+def _store(engine: sa.Engine, store: Store, group: list[bytes]) -> tuple[str, str]:
+    try:
+        with engine.begin() as conn:
+            for message in group:
+                rows: Rows = pickle.loads(message)   # noqa: S301 (our own parent's rows)
                 if store.write(conn, rows) != len(rows.events):
                     raise _Conflict
-        except _Conflict:
-            stopped = True
-            pipe.send(("conflict", ""))
-            continue
-        except Exception as exc:   # reported to the parent, which raises it
-            pipe.send(("error", f"{type(exc).__name__}: {exc}"))
-            return
-        pipe.send(("ok", ""))
+    except _Conflict:
+        return "conflict", ""
+    except Exception as exc:   # reported to the parent, which raises it
+        return "error", f"{type(exc).__name__}: {exc}"
+    return "ok", ""
 
 
 class Pipeline:
