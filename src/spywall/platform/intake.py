@@ -276,10 +276,9 @@ def stored_events(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, A
     """The events among ``ids`` that are stored: id -> (verdict, reasons, party)."""
     out: dict[str, tuple[str, Any, Any]] = {}
     e = db.events
-    for chunk in db.id_chunks(conn, ids):
-        for r in conn.execute(sa.select(e.c.id, e.c.verdict, e.c.reasons, e.c.party).where(
-                db.among(conn, e.c.id, chunk))):
-            out[r.id] = (r.verdict, r.reasons, r.party)
+    for r in db.select_among(conn, [e.c.id, e.c.verdict, e.c.reasons, e.c.party], e.c.id,
+                             ids):
+        out[r.id] = (r.verdict, r.reasons, r.party)
     return out
 
 
