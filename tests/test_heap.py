@@ -65,3 +65,17 @@ def test_no_other_module_touches_the_collector() -> None:
             if "gc" in names:
                 users.append(path.relative_to(root).as_posix())
     assert users == ["heap.py"]
+
+
+def test_streaming_freezes_collects_young_less_often_and_restores() -> None:
+    before = gc.get_threshold()
+    with heap.streaming(young=12345):
+        assert gc.isenabled()
+        assert gc.get_threshold()[0] == 12345
+        assert gc.get_freeze_count() > 0
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # garbage cycles are still found
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

@@ -179,7 +179,8 @@ def do_ingest(args: argparse.Namespace) -> int:
     with stream:
         ingest_stream(intake, stream, result,
                       on_batch=(lambda r: print(f"\r{r.accepted:,} events accepted",
-                                                end="", file=sys.stderr)) if show else None)
+                                                end="", file=sys.stderr)) if show else None,
+                      pipeline=True)
     if show:
         print(file=sys.stderr)
     analysis = run_analysis(engine)

@@ -86,7 +86,7 @@ def reconcile_calls(conn: sa.Connection) -> int:
     """Rebuild what intake keeps current batch by batch: answered calls, and calls whose
     media carried an exploit (a full pass over the stored events, for ``analyse --full``
     after a restore or a change of detectors). Returns calls newly found malicious."""
-    from spywall.platform.intake import mark_malicious_call
+    from spywall.platform.store import mark_malicious_call
 
     e, d, p = db.events, db.deliveries, db.payloads
     answered = sa.select(e.c.ref).where(e.c.type == "call.answered")

@@ -303,21 +303,43 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# Execution options of a connection that only reads and must not wait for writers (the
+# pipelined ingest's duplicate look-ups while its writer process holds the write lock).
+READ_ONLY = {"spywall_read_only": True}
+
+
 def _begin_immediate(conn: sa.Connection) -> None:
     """SQLite transactions take the write lock when they begin: one that read first and
     wrote later (the duplicate check, then the inserts) could otherwise meet another
-    writer half-way and fail with 'database is locked' instead of waiting its turn."""
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    writer half-way and fail with 'database is locked' instead of waiting its turn.
+    A connection marked ``READ_ONLY`` reads each statement in its own snapshot instead."""
+    if not conn.get_execution_options().get("spywall_read_only"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> sa.Engine:
+def _sqlite_bulk(dbapi_conn: Any, _record: Any) -> None:
+    # A bulk load commits a batch of thousands of events at a time: the WAL is copied
+    # back into the database every 10,000 pages instead of every 1,000, so pages that
+    # consecutive batches change (index pages above all) are copied once, not each
+    # time (a sixth of the writer's time at a million events). With synchronous=NORMAL
+    # what a power loss can take back is what came after the last checkpoint: here well
+    # under a second of ingest, and the closing connection checkpoints the rest.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
+    cur.close()
+
+
+def make_engine(url: str, bulk: bool = False) -> sa.Engine:
     """An engine for ``url``: SQLite in WAL mode with a busy timeout, or PostgreSQL
-    through psycopg 3 (``postgresql://`` is mapped to the psycopg driver)."""
+    through psycopg 3 (``postgresql://`` is mapped to the psycopg driver). ``bulk``:
+    for a process that only writes large batches (the ingest writer)."""
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa_event.listen(engine, "connect", _sqlite_pragmas)
+        if bulk:
+            sa_event.listen(engine, "connect", _sqlite_bulk)
         sa_event.listen(engine, "begin", _begin_immediate)
         return engine
     # No server-side prepared statements: psycopg prepares a statement after five uses,
@@ -370,26 +392,59 @@ def schema_ready(engine: sa.Engine) -> bool:
     return sa.inspect(engine).has_table("events")
 
 
-def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows``, skipping any that collide with a stored key (both databases).
-
-    SQLite gets ``executemany`` (in process, at C speed). PostgreSQL gets ``COPY`` into a
-    temporary twin of the table and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``:
-    one round trip for the whole batch instead of one per row."""
-    if not rows:
-        return
-    if conn.dialect.name == "postgresql":
-        _copy_insert(conn, table, rows)
-    else:
-        _sqlite_insert(conn, table, rows)
-
-
 _json = msgspec.json.Encoder()
+
+
+def insert_ignore(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    """Insert ``rows``, skipping any that collide with a stored key (both databases);
+    returns how many were inserted. JSON columns hold Python values here."""
+    if not rows:
+        return 0
+    columns = tuple(c.name for c in table.c if c.name in rows[0])
+    row_values = operator.itemgetter(*columns)
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
+    encode = _json.encode
+    tuples: list[tuple[Any, ...]] = []
+    for row in rows:
+        values = row_values(row)
+        if len(columns) == 1:
+            values = (values,)
+        elif json_at:
+            values = list(values)
+            for i in json_at:
+                values[i] = encode(values[i]).decode()
+        tuples.append(tuple(values))
+    return insert_rows(conn, table, columns, tuples)
+
+
+def insert_rows(conn: sa.Connection, table: sa.Table, columns: tuple[str, ...],
+                rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` (tuples in the order of ``columns``; JSON columns already encoded
+    as text, booleans as 0 or 1), skipping any that collide with a stored key; returns
+    how many were inserted.
+
+    SQLite gets ``executemany`` on the driver's cursor with the statement SQLAlchemy
+    compiled (SQLAlchemy's own per-row parameter processing was three quarters of the
+    cost of storing a batch). PostgreSQL gets ``COPY`` into a temporary twin of the table
+    and one ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: one round trip for the whole
+    batch instead of one per row."""
+    if not rows:
+        return 0
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    if conn.dialect.name == "postgresql":
+        return _copy_insert(raw, table, columns, rows)
+    cur = raw.cursor()
+    cur.executemany(_sqlite_statement(table, columns), rows)
+    return int(cur.rowcount)
 
 
 @functools.cache
 def _sqlite_statement(table: sa.Table, columns: tuple[str, ...]) -> str:
-    """The INSERT that SQLAlchemy writes for these columns, compiled once."""
+    """The INSERT that SQLAlchemy writes for these columns, compiled once. SQLAlchemy
+    writes the columns in the table's order, so the rows' tuples must follow it too."""
+    if columns != tuple(c.name for c in table.c if c.name in columns):
+        raise ValueError(f"{table.name}: columns not in the table's order: {columns}")
     from sqlalchemy.dialects import sqlite
     from sqlalchemy.dialects.sqlite import insert as lite_insert
 
@@ -397,50 +452,104 @@ def _sqlite_statement(table: sa.Table, columns: tuple[str, ...]) -> str:
     return str(stmt.on_conflict_do_nothing().compile(dialect=sqlite.dialect()))
 
 
-def _sqlite_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """``executemany`` on the driver's cursor with the statement SQLAlchemy compiled:
-    the per-row work of SQLAlchemy's parameter processing was three quarters of the cost
-    of storing a batch (profile), and JSON columns are encoded here by msgspec instead."""
-    first = rows[0]
-    columns = tuple(c.name for c in table.c if c.name in first)   # the compiled order
-    row_values = operator.itemgetter(*columns)
-    json_at = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.JSON)]
-    encode = _json.encode
-    params: list[Any] = [row_values(row) for row in rows]
-    if len(columns) == 1:
-        params = [(value,) for value in params]
-    if json_at:
-        encoded = []
-        for values in params:
-            values = list(values)
-            for i in json_at:
-                values[i] = encode(values[i]).decode()
-            encoded.append(values)
-        params = encoded
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    raw.cursor().executemany(_sqlite_statement(table, columns), params)
+# Tables whose last direct COPY met a stored key: their next batches go through the
+# temporary twin at once (a COPY that fails is work thrown away), then COPY is tried again.
+_collided: dict[str, int] = {}
+COLLISION_PAUSE = 16
 
 
-def _copy_insert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    from psycopg.types.json import Json
+def _copy_insert(raw: Any, table: sa.Table, columns: tuple[str, ...],
+                 rows: list[tuple[Any, ...]]) -> int:
+    """``COPY`` straight into the table under a savepoint (most batches collide with no
+    stored key: half the server's work of the way round); on a collision, ``COPY`` into
+    a temporary twin and ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+    from psycopg import errors
 
-    columns = [c for c in rows[0] if c in table.c]
-    wrap = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
     names = ", ".join(f'"{c}"' for c in columns)
-    temp = f"tmp_{table.name}"
-    raw = conn.connection.driver_connection
-    assert raw is not None
     # Names here are this module's own tables and columns, never input.
+    pause = _collided.get(table.name, 0)
+    if pause:
+        _collided[table.name] = pause - 1
+    else:
+        # An explicit savepoint, inside the caller's transaction (psycopg's own
+        # ``transaction()`` would commit by itself when it opens the transaction).
+        with raw.cursor() as cur:
+            cur.execute("SAVEPOINT spywall_copy")
+            try:
+                with cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            except errors.UniqueViolation:
+                cur.execute("ROLLBACK TO SAVEPOINT spywall_copy")
+                _collided[table.name] = COLLISION_PAUSE
+            else:
+                cur.execute("RELEASE SAVEPOINT spywall_copy")
+                return len(rows)
+    temp = f"tmp_{table.name}"
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE IF NOT EXISTS "{temp}" '
                     f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS')
         with cur.copy(f'COPY "{temp}" ({names}) FROM STDIN') as copy:
             for row in rows:
-                copy.write_row([Json(row[c]) if c in wrap else row[c] for c in columns])
+                copy.write_row(row)
         cur.execute(f'INSERT INTO "{table.name}" ({names}) SELECT {names} '  # noqa: S608
                     f'FROM "{temp}" ON CONFLICT DO NOTHING')
+        inserted = int(cur.rowcount)
         cur.execute(f'DELETE FROM "{temp}"')  # noqa: S608
+    return inserted
+
+
+def mark_answered(conn: sa.Connection, refs: list[str]) -> None:
+    """Calls that were answered (by their refs)."""
+    if not refs:
+        return
+    d = deliveries
+    if conn.dialect.name == "postgresql":
+        conn.execute(d.update().where(d.c.ref.in_(refs)).values(answered=True))
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.cursor().executemany(_sqlite_answered(), [(r,) for r in refs])
+
+
+@functools.cache
+def _sqlite_answered() -> str:
+    from sqlalchemy.dialects import sqlite
+
+    stmt = deliveries.update().where(deliveries.c.ref == sa.bindparam("r")).values(
+        answered=sa.true())
+    return str(stmt.compile(dialect=sqlite.dialect()))
+
+
+def select_among(conn: sa.Connection, columns: list[sa.ColumnElement[Any]],
+                 key: sa.Column[Any], values: list[str]) -> list[sa.Row[Any]]:
+    """``SELECT columns WHERE key IN values`` over many values: 900 at a time on SQLite
+    (its limit on parameters); on PostgreSQL one array, joined as a table (an index
+    look-up each): ``key = ANY(array)`` of 5,000 made the planner scan the whole table
+    in parallel (39 ms against 6 ms at 400,000 events, and growing with the table)."""
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        wanted = sa.func.unnest(sa.bindparam(None, values, type_=postgresql.ARRAY(
+            sa.String))).table_valued("v").render_derived()
+        query = sa.select(*columns).select_from(key.table.join(wanted, key == wanted.c.v))
+        # An index look-up per value, whatever the table's statistics say: while a table
+        # grows by thousands of rows a second they lag, and the planner then hashed the
+        # whole table for every batch (34 us of server time per id at 600,000 events).
+        # (A failure aborts the transaction, and its rollback undoes the SET LOCAL.)
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
+        found = list(conn.execute(query))
+        conn.exec_driver_sql("SET LOCAL enable_hashjoin TO DEFAULT")
+        conn.exec_driver_sql("SET LOCAL enable_mergejoin TO DEFAULT")
+        return found
+    rows: list[sa.Row[Any]] = []
+    for start in range(0, len(values), 900):
+        rows.extend(conn.execute(sa.select(*columns).where(
+            key.in_(values[start:start + 900]))))
+    return rows
 
 
 def lock_writes(conn: sa.Connection) -> None:

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from spywall.platform import db, hunt_reports
 from spywall.platform.evidence_hook import entry, record
-from spywall.platform.intake import mark_malicious_call
+from spywall.platform.store import mark_malicious_call
 
 TASK_FILES = 64
 TASK_BYTES = 64 << 20

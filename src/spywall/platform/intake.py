@@ -1,9 +1,12 @@
 """Intake: validated events through the gate into the database, in batches, idempotent by
 event id. The three ways events arrive (``ingest`` from a file, ``POST /v1/events`` and
-``/v1/gate``, the NATS consumer) all call ``Intake.submit``; a batch is one transaction,
-so an event is acknowledged only once it is committed, and a batch that dies with the
-process leaves nothing half-stored (re-sending it is safe: ids already stored are
-duplicates, not new events).
+``/v1/gate``, the NATS consumer) all gate with ``Intake.prepare`` and store with
+``Store.write`` (``spywall.platform.store``): ``Intake.submit`` does both in one
+transaction, and ``ingest`` of a large stream stores in a writer process while the next
+batch is gated (``spywall.platform.pipeline``). A batch is one transaction, so an event
+is acknowledged only once it is committed, and a batch that dies with the process leaves
+nothing half-stored (re-sending it is safe: ids already stored are duplicates, not new
+events).
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ from typing import IO, Any
 import msgspec
 import sqlalchemy as sa
 
+from spywall import heap
 from spywall.platform import db
-from spywall.platform.contract import Event, EventError, parse_line
-from spywall.platform.evidence_hook import entry, record
+from spywall.platform.contract import REF_FIELD, Event, EventError, parse_line
+from spywall.platform.evidence_hook import entry
 from spywall.platform.gate import DENY, Decision, Gate, GateState, violation_of
 from spywall.platform.matcher import RegistryIndex
 from spywall.platform.registry_store import load_registry, registry_version
+from spywall.platform.store import Rows, Store
 
 BATCH = 5000
 MAX_LINKS_REMEMBERED = 500_000
@@ -89,22 +94,6 @@ def load_state(conn: sa.Connection) -> GateState:
     return state
 
 
-class _Rows:
-    """The rows one batch writes, table by table."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.accounts: list[dict[str, Any]] = []
-        self.denied: list[dict[str, Any]] = []
-        self.links: list[dict[str, Any]] = []
-        self.deliveries: list[dict[str, Any]] = []
-        self.payloads: list[dict[str, Any]] = []
-        self.violations: list[dict[str, Any]] = []
-        self.answered: list[dict[str, Any]] = []
-        self.media: list[dict[str, Any]] = []      # malicious call media, by call
-        self.log: list[dict[str, Any]] = []
-
-
 class Intake:
     """Gate and store events. One per process; ``refresh`` picks up registry changes
     made by another process."""
@@ -115,10 +104,11 @@ class Intake:
         with engine.connect() as conn:
             self.state = load_state(conn)
             self.version = registry_version(conn)
-            self.pending_media = bool(conn.execute(
-                sa.select(db.pending_media.c.ref).limit(1)).first())
+            self.store = Store.of(conn)
         self.gate = Gate(self.state, base)
         self._linked: set[tuple[str, str, str]] = set()
+        self._official_of: RegistryIndex | None = None
+        self._official_cache: dict[str, bool] = {}
 
     def refresh(self, force: bool = False) -> None:
         with self.engine.connect() as conn:
@@ -130,50 +120,55 @@ class Intake:
                 self.gate.state = fresh
                 self.version = version
 
+    def resync(self) -> None:
+        """Forget what was gated but maybe not stored (a pipeline's batches in flight):
+        the gate's state, the links remembered and the pending media, from the database."""
+        self.refresh(force=True)
+        self._linked.clear()
+        with self.engine.connect() as conn:
+            self.store = Store.of(conn)
+
     def submit(self, events: Sequence[Event], source: str | None = None) -> list[Outcome]:
         """Gate and store ``events`` in one transaction; an outcome per event, in order."""
-        now = time.time_ns() // 1000
         with self.engine.begin() as conn:
-            stored = self._stored(conn, [e.id for e in events])
-            rows, outcomes, seen = _Rows(), [], set()
-            for ev in events:
-                if ev.id in seen or ev.id in stored:
-                    prior = stored.get(ev.id)
-                    outcomes.append(Outcome(id=ev.id, verdict=prior[0] if prior else "allow",
-                                            reasons=prior[1] if prior else [],
-                                            party=prior[2] if prior else None,
-                                            duplicate=True))
-                    continue
-                seen.add(ev.id)
-                outcomes.append(self._one(ev, rows, now, source or self.source))
-            self._write(conn, rows)
+            stored = stored_events(conn, [e.id for e in events])
+            rows, outcomes = self.prepare(events, stored, source)
+            self.store.write(conn, rows)
         return outcomes
 
-    @staticmethod
-    def _stored(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, Any, Any]]:
-        out: dict[str, tuple[str, Any, Any]] = {}
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            for r in conn.execute(sa.select(db.events.c.id, db.events.c.verdict,
-                                            db.events.c.reasons, db.events.c.party).where(
-                                                db.events.c.id.in_(chunk))):
-                out[r.id] = (r.verdict, r.reasons, r.party)
-        return out
+    def prepare(self, events: Sequence[Event], stored: dict[str, tuple[str, Any, Any]],
+                source: str | None = None, in_flight: frozenset[str] | set[str] = frozenset()
+                ) -> tuple[Rows, list[Outcome]]:
+        """Gate ``events`` and build the rows they add (nothing is written here).
+        ``stored`` holds the events already in the database among them, ``in_flight`` the
+        ids of events gated earlier whose rows are not committed yet: both are duplicates."""
+        now = time.time_ns() // 1000
+        rows, outcomes, seen = Rows(), [], set()
+        for ev in events:
+            if ev.id in seen or ev.id in stored or ev.id in in_flight:
+                prior = stored.get(ev.id)
+                outcomes.append(Outcome(id=ev.id, verdict=prior[0] if prior else "allow",
+                                        reasons=prior[1] if prior else [],
+                                        party=prior[2] if prior else None,
+                                        duplicate=True))
+                continue
+            seen.add(ev.id)
+            outcomes.append(self._one(ev, rows, now, source or self.source))
+        return rows, outcomes
 
-    def _one(self, ev: Event, rows: _Rows, now: int, source: str) -> Outcome:
+    def _one(self, ev: Event, rows: Rows, now: int, source: str) -> Outcome:
         decision = self.gate.decide(ev)
-        index = self.state.index
-        violation = violation_of(index, ev, decision)
-        f = ev.fields
-        capture = next((p.sha256 for p in decision.payloads if ev.type == "call.media"), None)
-        rows.events.append({
-            "id": ev.id, "type": ev.type, "ts_us": ev.ts_us, "account": ev.actor,
-            "ref": ev.ref, "ip": f.get("ip") if isinstance(f.get("ip"), str) else None,
-            "sha256": capture or None, "raw": ev.raw, "verdict": decision.verdict,
-            "reasons": decision.reasons, "party": decision.party, "source": source,
-            "received_us": now})
+        violation = violation_of(self.state.index, ev, decision) \
+            if decision.party is not None else None
+        ip = ev.fields.get("ip")
+        payloads = decision.payloads
+        capture = payloads[0].sha256 if payloads and ev.type == "call.media" else None
+        rows.events.append((ev.id, ev.type, ev.ts_us, ev.actor, ev.ref,
+                            ip if isinstance(ip, str) else None, capture or None, ev.raw,
+                            decision.verdict, _json_text(decision.reasons), decision.party,
+                            source, now))
         malicious = _SIDE_EFFECTS[ev.type](self, ev, decision, rows)
-        for p in decision.payloads:
+        for p in payloads:
             if p.sha256 and (p.complete or p.malicious):
                 rows.payloads.append({"sha256": p.sha256, "malicious": p.malicious,
                                       "complete": p.complete, "detectors": p.detectors,
@@ -191,12 +186,10 @@ class Intake:
                        malicious=malicious)
 
     # -- per type: what an event adds besides itself --------------------------------------
-    def _registered(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _registered(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         f = ev.fields
         denied = decision.verdict == DENY
-        rows.accounts.append({"account": f["account"], "phone": f["phone"],
-                              "registered_us": ev.ts_us, "registration_denied": False,
-                              "denied_party": None})
+        rows.accounts.append((f["account"], f["phone"], ev.ts_us, 0, None))
         if denied:
             party = decision.party or ""
             rows.denied.append({"a": f["account"], "p": party})
@@ -204,22 +197,33 @@ class Intake:
         self._links(ev, decision, rows, registration=True)
         return False
 
-    def _connected(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _connected(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         self._links(ev, decision, rows, registration=False)
         return False
 
-    def _links(self, ev: Event, decision: Decision, rows: _Rows, registration: bool) -> None:
+    def _links(self, ev: Event, decision: Decision, rows: Rows, registration: bool) -> None:
         f = ev.fields
         account = f["account"]
         self._link(rows, account, "device", f["device"], ev.id)
-        if not self.state.index.is_official(f["client"]):
+        if not self._official(f["client"]):
             self._link(rows, account, "client", f["client"], ev.id)
-        if registration:
+        if registration and decision.hits:
             for party in sorted({h.party for h in decision.hits
                                  if h.kind in ("ip", "cidr", "asn") and h.derived_from is None}):
                 self._link(rows, account, "infrastructure", party, ev.id)
 
-    def _link(self, rows: _Rows, account: str, kind: str, value: str, event: str) -> None:
+    def _official(self, client: str) -> bool:
+        """``is_official`` of the registry, remembered per client string (a platform has
+        few builds; the cache is dropped with the registry index it came from)."""
+        index = self.state.index
+        if self._official_of is not index or len(self._official_cache) > 4096:
+            self._official_of, self._official_cache = index, {}
+        known = self._official_cache.get(client)
+        if known is None:
+            known = self._official_cache[client] = index.is_official(client)
+        return known
+
+    def _link(self, rows: Rows, account: str, kind: str, value: str, event: str) -> None:
         """A strong identifier seen on an account; the same one seen again (every
         connection repeats the device) is not written again while it is remembered."""
         key = (account, kind, value)
@@ -228,20 +232,20 @@ class Intake:
         if len(self._linked) >= MAX_LINKS_REMEMBERED:
             self._linked.clear()      # memory stays bounded; the table ignores repeats
         self._linked.add(key)
-        rows.links.append({"account": account, "kind": kind, "value": value, "event": event})
+        rows.links.append((account, kind, value, event))
 
-    def _offered(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _offered(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         f = ev.fields
-        rows.deliveries.append(_delivery(ev, "call", f["caller"], [f["callee"]], decision,
-                                         malicious=False))
+        _delivery(rows, ev, "call", f["caller"], [f["callee"]], decision, malicious=False)
+        rows.calls.append(f["call"])
         return False
 
-    def _sent(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _sent(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         f = ev.fields
-        barred_hash = any(h.kind == "sha256" and h.derived_from is None for h in decision.hits)
+        barred_hash = _barred_hash(decision)
         malicious = barred_hash or any(p.malicious for p in decision.payloads)
-        rows.deliveries.append(_delivery(ev, "message", f["sender"], list(f["recipients"]),
-                                         decision, malicious))
+        _delivery(rows, ev, "message", f["sender"], list(f["recipients"]), decision,
+                  malicious)
         if malicious:
             rows.log.append(entry("delivery.malicious", ev.ts_us, event=ev.id,
                                   delivery=f["message"], sender=f["sender"],
@@ -250,7 +254,7 @@ class Intake:
                                   rule="registry-sha256" if barred_hash else "attachment-exploit"))
         return malicious
 
-    def _media(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _media(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         bad = [p for p in decision.payloads if p.malicious]
         if bad:
             rows.media.append({"ref": ev.fields["call"], "event": ev.id, "ts_us": ev.ts_us,
@@ -260,82 +264,30 @@ class Intake:
                                                          for i in p.infrastructure})})
         return bool(bad)
 
-    def _answered(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
-        rows.answered.append({"r": ev.fields["call"]})
+    def _answered(self, ev: Event, decision: Decision, rows: Rows) -> bool:
+        rows.answered.append(ev.fields["call"])
         return False
 
-    def _nothing(self, ev: Event, decision: Decision, rows: _Rows) -> bool:
+    def _nothing(self, ev: Event, decision: Decision, rows: Rows) -> bool:
         return False
 
-    def _pending(self, conn: sa.Connection, calls: list[str]) -> list[dict[str, Any]]:
-        """Media that arrived before their call's offer, now that the offer is here."""
-        p = db.pending_media
-        found: list[dict[str, Any]] = []
-        for start in range(0, len(calls), 900):
-            chunk = calls[start:start + 900]
-            found.extend({"ref": r.ref, "event": r.event, "ts_us": r.ts_us,
-                          "sha256": r.sha256, "detectors": list(r.detectors),
-                          "infrastructure": list(r.infrastructure)}
-                         for r in conn.execute(sa.select(p).where(p.c.ref.in_(chunk))))
-            conn.execute(p.delete().where(p.c.ref.in_(chunk)))
-        self.pending_media = bool(conn.execute(sa.select(p.c.ref).limit(1)).first())
-        return found
 
-    def _write(self, conn: sa.Connection, rows: _Rows) -> None:
-        db.insert_ignore(conn, db.events, rows.events)
-        db.insert_ignore(conn, db.accounts, rows.accounts)
-        if rows.denied:
-            conn.execute(db.accounts.update().where(
-                db.accounts.c.account == sa.bindparam("a")).values(
-                    registration_denied=True, denied_party=sa.bindparam("p")), rows.denied)
-        db.insert_ignore(conn, db.account_links, rows.links)
-        db.insert_ignore(conn, db.deliveries, rows.deliveries)
-        db.insert_ignore(conn, db.delivery_payloads, [
-            {"sha256": h, "ref": r["ref"]} for r in rows.deliveries for h in r["payloads"]])
-        calls = [r["ref"] for r in rows.deliveries if r["kind"] == "call"]
-        if calls and self.pending_media:
-            rows.media.extend(self._pending(conn, calls))
-        db.insert_ignore(conn, db.payloads, _unique(rows.payloads, "sha256"))
-        db.insert_ignore(conn, db.violations, rows.violations)
-        if rows.answered:
-            d = db.deliveries
-            conn.execute(d.update().where(d.c.ref == sa.bindparam("r")).values(answered=True),
-                         rows.answered)
-        for media in rows.media:
-            marked = mark_malicious_call(conn, **media)
-            if marked is None:
-                self.pending_media = True
-            else:
-                rows.log.extend(marked)
-        record(conn, rows.log)
+def stored_events(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, Any, Any]]:
+    """The events among ``ids`` that are stored: id -> (verdict, reasons, party)."""
+    out: dict[str, tuple[str, Any, Any]] = {}
+    e = db.events
+    for r in db.select_among(conn, [e.c.id, e.c.verdict, e.c.reasons, e.c.party], e.c.id,
+                             ids):
+        out[r.id] = (r.verdict, r.reasons, r.party)
+    return out
 
 
-def mark_malicious_call(conn: sa.Connection, ref: str, event: str, ts_us: int, sha256: str,
-                        detectors: list[str], infrastructure: list[str]
-                        ) -> list[dict[str, Any]] | None:
-    """A call whose media carried an exploit becomes a malicious delivery (its log entry
-    is returned). A media event that comes before its call's offer waits in
-    ``pending_media`` until the offer arrives (None is returned then)."""
-    d = db.deliveries
-    row = conn.execute(sa.select(d).where(d.c.ref == ref, d.c.kind == "call")).first()
-    if row is None:
-        db.insert_ignore(conn, db.pending_media, [{
-            "ref": ref, "event": event, "ts_us": ts_us, "sha256": sha256,
-            "detectors": detectors, "infrastructure": infrastructure}])
-        return None
-    if row.malicious:
-        return []
-    db.insert_ignore(conn, db.delivery_payloads, [{"sha256": sha256, "ref": ref}])
-    conn.execute(d.update().where(d.c.ref == ref).values(
-        malicious=True, detectors=detectors,
-        infrastructure=sorted(set(infrastructure) | set(row.infrastructure)),
-        payloads=[*row.payloads, sha256], evidence=[*row.evidence, event]))
-    return [entry("delivery.malicious", ts_us, event=event, delivery=ref, sender=row.sender,
-                  targets=list(row.targets), detectors=detectors, rule="media-exploit")]
+_json = msgspec.json.Encoder()
 
 
-def _unique(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    return list({r[key]: r for r in rows}.values())
+def _json_text(value: list[Any]) -> str:
+    """A JSON column's text (most lists are empty)."""
+    return _json.encode(value).decode() if value else "[]"
 
 
 def _payload_hashes(ev: Event, decision: Decision) -> list[str]:
@@ -353,16 +305,25 @@ def _detectors(decision: Decision, barred_hash: bool) -> list[str]:
     return names + (["registry-sha256"] if barred_hash else [])
 
 
-def _delivery(ev: Event, kind: str, sender: str, targets: list[str], decision: Decision,
-              malicious: bool) -> dict[str, Any]:
-    barred = any(h.kind == "sha256" and h.derived_from is None for h in decision.hits)
-    infra = sorted({i for p in decision.payloads for i in p.infrastructure})
-    return {"ref": ev.ref, "kind": kind, "event": ev.id, "sender": sender,
-            "targets": targets, "ts_us": ev.ts_us, "ip": ev.fields.get("ip"),
-            "answered": False, "blocked": decision.verdict == DENY, "malicious": malicious,
-            "payloads": _payload_hashes(ev, decision),
-            "detectors": _detectors(decision, barred) if malicious else [],
-            "infrastructure": infra, "evidence": [ev.id]}
+def _delivery(rows: Rows, ev: Event, kind: str, sender: str, targets: list[str],
+              decision: Decision, malicious: bool) -> None:
+    infra = sorted({i for p in decision.payloads for i in p.infrastructure}) \
+        if decision.payloads else []
+    payloads = _payload_hashes(ev, decision)
+    ref = ev.fields[REF_FIELD[ev.type]]
+    rows.deliveries.append((
+        ref, kind, ev.id, sender, _json_text(targets), ev.ts_us, ev.fields.get("ip"), 0,
+        int(decision.verdict == DENY), int(malicious), _json_text(payloads),
+        _json_text(_detectors(decision, _barred_hash(decision)) if malicious else []),
+        _json_text(infra), _json_text([ev.id])))
+    if payloads:
+        rows.delivery_payloads.extend((h, ref) for h in payloads)
+
+
+def _barred_hash(decision: Decision) -> bool:
+    """An attachment's hash is one the registry lists (not only a derived one)."""
+    return bool(decision.hits) and any(h.kind == "sha256" and h.derived_from is None
+                                       for h in decision.hits)
 
 
 _SIDE_EFFECTS = {
@@ -379,31 +340,59 @@ _SIDE_EFFECTS = {
 def read_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Numbered non-blank lines of a JSON Lines stream."""
     for number, line in enumerate(stream, start=1):
-        if line.strip():
+        if line and not line.isspace():     # as line.strip(), without copying the line
             yield number, line
 
 
 def ingest_stream(intake: Intake, stream: IO[bytes], result: IngestResult,
-                  on_batch: Any = None, batch: int = BATCH) -> IngestResult:
+                  on_batch: Any = None, batch: int = BATCH,
+                  pipeline: bool = False) -> IngestResult:
     """Every line of ``stream`` through the gate into the database, ``batch`` at a time.
-    A line the contract refuses is counted with its number and reason; the rest go on."""
-    pending: list[Event] = []
-    for number, line in read_lines(stream):
-        try:
-            pending.append(parse_line(line))
-        except EventError as exc:
-            result.refuse(number, str(exc))
-            continue
-        except UnicodeDecodeError:
-            result.refuse(number, "not UTF-8")
-            continue
-        if len(pending) >= batch:
-            result.count(intake.submit(pending))
-            pending = []
+    A line the contract refuses is counted with its number and reason; the rest go on.
+    ``pipeline``: from the second batch on, store in a writer process while the next
+    batch is gated here (``spywall.platform.pipeline``); a stream of one batch never
+    starts it. The collector is tuned for the stream meanwhile (``heap.streaming``)."""
+    with heap.streaming():
+        return _ingest(intake, stream, result, on_batch, batch, pipeline)
+
+
+def _ingest(intake: Intake, stream: IO[bytes], result: IngestResult, on_batch: Any,
+            batch: int, pipeline: bool) -> IngestResult:
+    from spywall.platform.pipeline import Pipeline
+
+    writer: Pipeline | None = None
+
+    def done(outcomes: list[list[Outcome]]) -> None:
+        for one in outcomes:
+            result.count(one)
             if on_batch is not None:
                 on_batch(result)
-    if pending:
-        result.count(intake.submit(pending))
-        if on_batch is not None:
-            on_batch(result)
+
+    pending: list[Event] = []
+    try:
+        for number, line in read_lines(stream):
+            try:
+                pending.append(parse_line(line))
+            except EventError as exc:
+                result.refuse(number, str(exc))
+                continue
+            except UnicodeDecodeError:
+                result.refuse(number, "not UTF-8")
+                continue
+            if len(pending) >= batch:
+                if writer is not None:
+                    done(writer.put(pending))
+                else:
+                    done([intake.submit(pending)])
+                    if pipeline:
+                        writer = Pipeline(intake)
+                pending = []
+        if pending:
+            done(writer.put(pending) if writer is not None else [intake.submit(pending)])
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        done(writer.close())
     return result
