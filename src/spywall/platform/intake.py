@@ -9,7 +9,8 @@ duplicates, not new events).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +22,7 @@ from spywall.platform.contract import Event, EventError, parse_line
 from spywall.platform.evidence_hook import entry, record
 from spywall.platform.gate import DENY, Decision, Gate, GateState, violation_of
 from spywall.platform.matcher import RegistryIndex
+from spywall.platform.prepared import Prepared
 from spywall.platform.registry_store import load_registry, registry_version
 
 BATCH = 5000
@@ -89,6 +91,25 @@ def load_state(conn: sa.Connection) -> GateState:
     return state
 
 
+# Built once: building the statement cost more than running it.
+_STORED_COLUMNS = (db.events.c.id, db.events.c.verdict, db.events.c.reasons, db.events.c.party)
+_STORED = sa.select(*_STORED_COLUMNS).where(db.events.c.id.in_(sa.bindparam("ids",
+                                                                            expanding=True)))
+_STORED_ONE = Prepared(sa.select(*_STORED_COLUMNS).where(db.events.c.id == sa.bindparam("id")))
+
+
+@contextmanager
+def _within(engine: sa.Engine, conn: sa.Connection | None,
+            open_new: Callable[[sa.Engine], AbstractContextManager[sa.Connection]]
+            ) -> Iterator[sa.Connection]:
+    """``conn`` as it is (its owner ends it), else a new one from ``open_new(engine)``."""
+    if conn is not None:
+        yield conn
+        return
+    with open_new(engine) as own:
+        yield own
+
+
 class _Rows:
     """The rows one batch writes, table by table."""
 
@@ -120,8 +141,10 @@ class Intake:
         self.gate = Gate(self.state, base)
         self._linked: set[tuple[str, str, str]] = set()
 
-    def refresh(self, force: bool = False) -> None:
-        with self.engine.connect() as conn:
+    def refresh(self, force: bool = False, conn: sa.Connection | None = None) -> None:
+        """Reload the gate's state when the registry moved (always with ``force``), read
+        through ``conn`` when given (the caller's transaction)."""
+        with _within(self.engine, conn, sa.Engine.connect) as conn:
             version = registry_version(conn)
             if force or version != self.version:
                 fresh = load_state(conn)
@@ -130,10 +153,12 @@ class Intake:
                 self.gate.state = fresh
                 self.version = version
 
-    def submit(self, events: Sequence[Event], source: str | None = None) -> list[Outcome]:
-        """Gate and store ``events`` in one transaction; an outcome per event, in order."""
+    def submit(self, events: Sequence[Event], source: str | None = None,
+               conn: sa.Connection | None = None) -> list[Outcome]:
+        """Gate and store ``events`` in one transaction (the caller's, when ``conn`` is
+        given); an outcome per event, in order."""
         now = time.time_ns() // 1000
-        with self.engine.begin() as conn:
+        with _within(self.engine, conn, sa.Engine.begin) as conn:
             stored = self._stored(conn, [e.id for e in events])
             rows, outcomes, seen = _Rows(), [], set()
             for ev in events:
@@ -152,11 +177,11 @@ class Intake:
     @staticmethod
     def _stored(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, Any, Any]]:
         out: dict[str, tuple[str, Any, Any]] = {}
+        if len(ids) == 1:            # the inline gate: one event per request
+            r = _STORED_ONE.first(conn, {"id": ids[0]})
+            return {} if r is None else {r.id: (r.verdict, r.reasons, r.party)}
         for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
-            for r in conn.execute(sa.select(db.events.c.id, db.events.c.verdict,
-                                            db.events.c.reasons, db.events.c.party).where(
-                                                db.events.c.id.in_(chunk))):
+            for r in conn.execute(_STORED, {"ids": ids[start:start + 900]}):
                 out[r.id] = (r.verdict, r.reasons, r.party)
         return out
 
