@@ -126,3 +126,15 @@ def test_a_dropped_gate_connection_costs_no_request(api: Api) -> None:
     assert again.status_code == 200, again.text
     assert again.json()["verdict"] == "allow"
     assert "d2" in api.stored_ids()
+
+
+def test_the_gate_gives_its_connection_back_at_shut_down(api: Api) -> None:
+    from fastapi.testclient import TestClient
+
+    with TestClient(api.client.app) as client:           # runs the app's lifespan
+        r = client.post("/v1/gate", headers=api.auth("ingest"), json=connected("s1", "x"))
+        assert r.status_code == 200
+        platform = client.app.state.platform              # type: ignore[attr-defined]
+        assert platform._gate_conn is not None
+    assert platform._gate_conn is None
+    assert api.engine.pool.checkedout() == 0   # type: ignore[attr-defined]
