@@ -7,7 +7,9 @@ requests a second.
 
 Requests are sent on a fixed schedule (open loop: a slow answer does not slow the
 sender), over several keep-alive connections; each decision is recorded by the server
-like an ingested event.
+like an ingested event. On Linux it also prints the server's CPU time per request
+(user + system, from ``/proc``, over the measured run): on a shared machine that figure
+moves less than the latencies do.
 """
 
 from __future__ import annotations
@@ -28,6 +30,15 @@ import httpx
 from spywall.platform import auth, db
 from spywall.platform.service import import_file
 from spywall.platform.world import registry
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (None where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -131,7 +142,9 @@ def main() -> None:
                 except httpx.HTTPError:
                     time.sleep(0.1)
             asyncio.run(run(port, key, 50, 1))            # warm-up
+            before = cpu_seconds(server.pid)
             latencies, failed = asyncio.run(run(port, key, args.rate, args.seconds))
+            after = cpu_seconds(server.pid)
             latencies.sort()
         except (httpx.HTTPError, OSError):
             print((Path(tmp) / "server.log").read_text()[-2000:], file=sys.stderr)
@@ -146,6 +159,8 @@ def main() -> None:
           f"requests, {Path(url).name if url.startswith('sqlite') else 'PostgreSQL'}): "
           f"p50 {pct(0.50):.1f} ms, p90 {pct(0.90):.1f} ms, p99 {pct(0.99):.1f} ms, "
           f"max {latencies[-1] * 1000:.1f} ms; {failed} answer(s) not 200")
+    if before is not None and after is not None:
+        print(f"server CPU time: {(after - before) / len(latencies) * 1000:.2f} ms a request")
 
 
 if __name__ == "__main__":

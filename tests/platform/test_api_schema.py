@@ -70,6 +70,12 @@ def test_document_covers_the_contract(api: Api) -> None:
              events["requestBody"]["content"]["application/json"]["schema"]["items"]["oneOf"]}
     assert kinds == {"account.registered", "account.connected", "call.offered",
                      "call.answered", "call.ended", "call.media", "message.sent"}
+    gate = doc["paths"]["/v1/gate"]["post"]     # its short path is documented the same
+    one = gate["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+    assert {v["title"] for v in one} == kinds
+    assert gate["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/GateAnswer"}
+    assert {"400", "413", "422", "503"} <= set(gate["responses"])
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     for path, ops in doc["paths"].items():
         for op in ops.values():

@@ -15,7 +15,10 @@ for a key without the route's scope (``admin`` implies every scope).
 - ``GET /v1/events/{id}`` (ingest or analyst): the event as sent, plus ``verdict``,
   ``reasons`` and ``party``; 404 when unknown.
 - ``POST /v1/gate`` (ingest): one event -> ``{"verdict", "reasons", "party"}``, recorded
-  like an ingested event; an id already stored gets its stored decision back.
+  like an ingested event; an id already stored gets its stored decision back. Its path
+  is kept short, as the inline gate's: no per-request dependencies (``DirectRoute``),
+  one hop into the gate's own thread and connection, where the key, the body and the
+  decision are checked and stored in one transaction.
 - ``GET /v1/campaigns``, ``/v1/violations``, ``/v1/notifications``, ``/v1/bans``
   (analyst); ``POST /v1/bans/{id}/{approve|reject|apply|revert}`` with ``{"reason"}``
   (analyst): 404 unknown ban, 409 when the step does not apply to the ban's status.
@@ -36,6 +39,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +50,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 
 from spywall import __version__
@@ -55,6 +62,8 @@ from spywall.platform import auth, db, enforce, views
 from spywall.platform.api_limits import BodyError, BodyLimit, split_array
 from spywall.platform.contract import MAX_ID_CHARS, Event, EventError, parse_line
 from spywall.platform.intake import Intake, Outcome
+from spywall.platform.prepared import Prepared
+from spywall.platform.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -65,13 +74,26 @@ class Settings:
     analysis_interval: float = 0.0   # seconds between the starts of background analyses
 
 
+# The state token (the newest registry change and the newest review step: the gate
+# reloads when it moves, in this process or another) and a key's row with it, in one
+# query. Built once: building them cost more than running them.
+_TOKEN_COLUMNS = (
+    sa.select(sa.func.max(db.registry_changes.c.seq)).scalar_subquery().label("token_0"),
+    sa.select(sa.func.max(db.ban_steps.c.seq)).scalar_subquery().label("token_1"))
+_TOKEN = sa.select(*_TOKEN_COLUMNS)
+_KEY_AND_TOKEN = Prepared(sa.select(db.api_keys, *_TOKEN_COLUMNS).where(
+    db.api_keys.c.id == sa.bindparam("id")))
+
+
 class Platform:
     """What one app serves from: the engine, the gate (one writer at a time in this
-    process) and the analysis runner."""
+    process; ``POST /v1/gate`` runs in a thread of its own) and the analysis runner."""
 
     def __init__(self, engine: sa.Engine, settings: Settings) -> None:
         self.engine, self.settings = engine, settings
         self.intake = Intake(engine, settings.media_root, source="http")
+        self._gate_thread = Worker("gate")
+        self._gate_conn: sa.Connection | None = None   # held by the gate's thread
         self._intake_lock = threading.Lock()
         self._analysis_lock = threading.Lock()
         self._pending_lock = threading.Lock()
@@ -91,30 +113,68 @@ class Platform:
                 self._token = token
             return self.intake.submit(events, source)
 
-    @staticmethod
-    def _token_columns() -> tuple[Any, ...]:
-        """The newest registry change and the newest review step, as scalar subqueries."""
-        return (sa.select(sa.func.max(db.registry_changes.c.seq)).scalar_subquery(),
-                sa.select(sa.func.max(db.ban_steps.c.seq)).scalar_subquery())
-
     def _state_token(self) -> tuple[Any, ...]:
         with self.engine.connect() as conn:
-            return tuple(conn.execute(sa.select(*self._token_columns())).one())
+            return tuple(conn.execute(_TOKEN).one())
 
-    def authorize(self, key: str) -> tuple[auth.Principal | None, tuple[Any, ...] | None]:
-        """The key's principal and the state token, in one query (the gate's path makes
-        one query before its transaction, not two)."""
+    def authorize(self, key: str, conn: sa.Connection | None = None
+                  ) -> tuple[auth.Principal | None, tuple[Any, ...] | None]:
+        """The key's principal and the state token, in one query (through ``conn``, the
+        caller's transaction, when given)."""
         ident = auth.key_id(key)
         if ident is None:
             return None, None
-        k = db.api_keys
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(k, *(c.label(f"token_{i}") for i, c in
-                                              enumerate(self._token_columns())))
-                               .where(k.c.id == ident)).first()
+        if conn is None:
+            with self.engine.connect() as own:
+                return self.authorize(key, own)
+        row = _KEY_AND_TOKEN.first(conn, {"id": ident})
         if row is None:
             return None, None
         return auth.check(row, key), (row.token_0, row.token_1)
+
+    async def gate(self, key: str, body: bytes) -> Outcome:
+        """``POST /v1/gate`` after its ``Authorization`` header was found: one hop into
+        the gate's own thread (its work waits on the database, never the event loop)."""
+        return await self._gate_thread.run(self._gate, key, body)
+
+    def _gate(self, key: str, body: bytes) -> Outcome:
+        """The key, the body and the decision in one transaction: 401 or 403 for the
+        key (checked first, as every route does), then 400 or 422 for the body, then
+        the decision, stored (or the stored one, for an id already stored)."""
+        with self._intake_lock:
+            for attempt in (1, 2):
+                if self._gate_conn is None:
+                    self._gate_conn = self.engine.connect()
+                conn = self._gate_conn
+                try:
+                    with conn.begin():
+                        return self._decide(conn, key, body)
+                except sa.exc.DBAPIError as exc:
+                    self._gate_conn = None      # the next try starts on a fresh one
+                    conn.close()
+                    # A connection the server dropped while it was held is tried once
+                    # more on a fresh one (as the pool's pre-ping would), which is safe:
+                    # an id whose decision was committed gets it back.
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _decide(self, conn: sa.Connection, key: str, body: bytes) -> Outcome:
+        principal, token = self.authorize(key, conn)
+        admit(principal, GATE_SCOPES)
+        event = _gate_event(body)
+        if token != self._token:     # the registry or a review moved (any process)
+            self.intake.refresh(force=True, conn=conn)
+            self._token = token
+        [outcome] = self.intake.submit([event], "gate", conn)
+        return outcome
+
+    def close(self) -> None:
+        """Give the gate's connection back to the pool (the app's shut-down)."""
+        with self._intake_lock:
+            if self._gate_conn is not None:
+                self._gate_conn.close()
+                self._gate_conn = None
 
     def reload(self) -> None:
         with self._intake_lock:
@@ -172,16 +232,27 @@ class Authorize:
 
     def __call__(self, request: Request, platform: PlatformDep,
                  creds: Credentials) -> auth.Principal:
-        if creds is None:
-            raise HTTPException(401, "missing Authorization: Bearer KEY",
-                                headers={"WWW-Authenticate": "Bearer"})
-        principal, request.state.state_token = platform.authorize(creds.credentials)
-        if principal is None:
-            raise HTTPException(401, "unknown or revoked API key",
-                                headers={"WWW-Authenticate": "Bearer"})
-        if not any(principal.allows(s) for s in self.scopes):
-            raise HTTPException(403, f"this key lacks the scope {' or '.join(self.scopes)}")
-        return principal
+        principal, request.state.state_token = platform.authorize(bearer(creds))
+        return admit(principal, self.scopes)
+
+
+def bearer(creds: HTTPAuthorizationCredentials | None) -> str:
+    """The key of an ``Authorization: Bearer KEY`` header (401 without one)."""
+    if creds is None:
+        raise HTTPException(401, "missing Authorization: Bearer KEY",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return creds.credentials
+
+
+def admit(principal: auth.Principal | None, scopes: tuple[str, ...]) -> auth.Principal:
+    """401 for no principal (unknown, malformed or revoked key), 403 when it has none of
+    ``scopes``."""
+    if principal is None:
+        raise HTTPException(401, "unknown or revoked API key",
+                            headers={"WWW-Authenticate": "Bearer"})
+    if not any(principal.allows(s) for s in scopes):
+        raise HTTPException(403, f"this key lacks the scope {' or '.join(scopes)}")
+    return principal
 
 
 Ingest = Annotated[auth.Principal, Depends(Authorize("ingest"))]
@@ -285,22 +356,43 @@ def get_event(platform: PlatformDep, principal: Reader, event_id: str) -> JSONRe
     return JSONResponse(found)
 
 
-@router.post("/v1/gate", response_model=m.GateAnswer, tags=["events"],
-             responses={**_AUTH, **_BODY},
-             openapi_extra=m.body(m.EVENT_SCHEMA, "one event"))
-def post_gate(request: Request, platform: PlatformDep, _: Ingest, body: Body,
-              background: BackgroundTasks) -> JSONResponse:
+class DirectRoute(APIRoute):
+    """A route whose endpoint takes the request and answers it whole: FastAPI documents
+    it (its dependencies, body and answers stand in ``/openapi.json`` as for any route)
+    but runs no dependency per request: the endpoint reads what it needs itself. For the
+    inline gate, where FastAPI's per-request work cost as much as the decision."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[[Request], Coroutine[Any, Any, Response]] = self.endpoint
+        return endpoint
+
+
+async def post_gate(request: Request) -> Response:
+    # One hop into the gate's thread: the key, the body and the decision there, in one
+    # transaction. The header is read by the same HTTPBearer the route documents.
+    platform: Platform = request.app.state.platform
+    outcome = await platform.gate(bearer(await _bearer(request)), await request.body())
+    return Response(_json({"verdict": outcome.verdict, "reasons": outcome.reasons,
+                           "party": outcome.party}), media_type="application/json",
+                    background=None if platform.analysis_waiting()   # it covers these
+                    else BackgroundTask(_analyse_soon, platform))
+
+
+router.add_api_route("/v1/gate", post_gate, methods=["POST"], route_class_override=DirectRoute,
+                     dependencies=[Depends(_bearer)], response_model=m.GateAnswer,
+                     tags=["events"], responses={**_AUTH, **_BODY},
+                     openapi_extra=m.body(m.EVENT_SCHEMA, "one event"))
+GATE_SCOPES = ("ingest",)
+_json = msgspec.json.Encoder().encode
+
+
+def _gate_event(body: bytes) -> Event:
     try:
-        text = body.decode("utf-8")
-        event = _parse(text)
+        return _parse(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise HTTPException(400, "the body is not UTF-8") from None
     except EventError as exc:
         raise HTTPException(422, str(exc)) from None
-    [outcome] = platform.submit([event], "gate", request.state.state_token)
-    background.add_task(_analyse_soon, platform)
-    return JSONResponse({"verdict": outcome.verdict, "reasons": outcome.reasons,
-                         "party": outcome.party})
 
 
 async def _analyse_soon(platform: Platform) -> None:
@@ -411,10 +503,16 @@ def create_app(engine: sa.Engine, media_root: Path, *, max_body: int = m.MAX_BOD
                max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0) -> FastAPI:
     """The HTTP face over ``engine``; relative media paths resolve under ``media_root``;
     background analyses start at least ``analysis_interval`` seconds apart."""
-    app = FastAPI(title="spywall platform", version=__version__,
+    platform = Platform(engine, Settings(media_root, max_body, max_events, analysis_interval))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        platform.close()
+
+    app = FastAPI(title="spywall platform", version=__version__, lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n")[0])
-    app.state.platform = Platform(engine, Settings(media_root, max_body, max_events,
-                                                            analysis_interval))
+    app.state.platform = platform
     app.include_router(router)
     app.add_exception_handler(BodyError, _on_body)
     app.add_exception_handler(InputError, _on_input)

@@ -12,7 +12,8 @@ events).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,6 +26,7 @@ from spywall.platform.contract import REF_FIELD, Event, EventError, parse_line
 from spywall.platform.evidence_hook import entry
 from spywall.platform.gate import DENY, Decision, Gate, GateState, violation_of
 from spywall.platform.matcher import RegistryIndex
+from spywall.platform.prepared import Prepared
 from spywall.platform.registry_store import load_registry, registry_version
 from spywall.platform.store import Rows, Store
 
@@ -94,6 +96,24 @@ def load_state(conn: sa.Connection) -> GateState:
     return state
 
 
+# Built once: building the statement cost more than running it (the inline gate's
+# one-id look-up, on the driver's cursor).
+_STORED_ONE = Prepared(sa.select(db.events.c.id, db.events.c.verdict, db.events.c.reasons,
+                                 db.events.c.party).where(db.events.c.id == sa.bindparam("id")))
+
+
+@contextmanager
+def _within(engine: sa.Engine, conn: sa.Connection | None,
+            open_new: Callable[[sa.Engine], AbstractContextManager[sa.Connection]]
+            ) -> Iterator[sa.Connection]:
+    """``conn`` as it is (its owner ends it), else a new one from ``open_new(engine)``."""
+    if conn is not None:
+        yield conn
+        return
+    with open_new(engine) as own:
+        yield own
+
+
 class Intake:
     """Gate and store events. One per process; ``refresh`` picks up registry changes
     made by another process."""
@@ -110,8 +130,10 @@ class Intake:
         self._official_of: RegistryIndex | None = None
         self._official_cache: dict[str, bool] = {}
 
-    def refresh(self, force: bool = False) -> None:
-        with self.engine.connect() as conn:
+    def refresh(self, force: bool = False, conn: sa.Connection | None = None) -> None:
+        """Reload the gate's state when the registry moved (always with ``force``), read
+        through ``conn`` when given (the caller's transaction)."""
+        with _within(self.engine, conn, sa.Engine.connect) as conn:
             version = registry_version(conn)
             if force or version != self.version:
                 fresh = load_state(conn)
@@ -128,9 +150,11 @@ class Intake:
         with self.engine.connect() as conn:
             self.store = Store.of(conn)
 
-    def submit(self, events: Sequence[Event], source: str | None = None) -> list[Outcome]:
-        """Gate and store ``events`` in one transaction; an outcome per event, in order."""
-        with self.engine.begin() as conn:
+    def submit(self, events: Sequence[Event], source: str | None = None,
+               conn: sa.Connection | None = None) -> list[Outcome]:
+        """Gate and store ``events`` in one transaction (the caller's, when ``conn`` is
+        given); an outcome per event, in order."""
+        with _within(self.engine, conn, sa.Engine.begin) as conn:
             stored = stored_events(conn, [e.id for e in events])
             rows, outcomes = self.prepare(events, stored, source)
             self.store.write(conn, rows)
@@ -275,6 +299,9 @@ class Intake:
 def stored_events(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, Any, Any]]:
     """The events among ``ids`` that are stored: id -> (verdict, reasons, party)."""
     out: dict[str, tuple[str, Any, Any]] = {}
+    if len(ids) == 1:            # the inline gate: one event per request
+        r = _STORED_ONE.first(conn, {"id": ids[0]})
+        return {} if r is None else {r.id: (r.verdict, r.reasons, r.party)}
     e = db.events
     for r in db.select_among(conn, [e.c.id, e.c.verdict, e.c.reasons, e.c.party], e.c.id,
                              ids):
