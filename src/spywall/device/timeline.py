@@ -69,12 +69,20 @@ def _str_keys(obj: object, depth: int = 0) -> object:
     return obj
 
 
+def writable(text: str) -> str:
+    """Evidence text as the result folder writes it (UTF-8): a lone surrogate (a JSON
+    string's ``\\ud800``, a name that was not UTF-8), which UTF-8 cannot hold, as its
+    escape ``\\ud800`` (inside a JSON string: its JSON escape, the exact value); other
+    text as it is."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _json(obj: object, sort: bool) -> str:
     if sort:
         obj = _str_keys(obj)
-    text = json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
-    # a lone surrogate cannot be written as UTF-8: as its JSON escape instead
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return writable(json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort))
 
 
 def mvt_time(ts: str) -> str:
@@ -368,7 +376,7 @@ def _heads(pairs: Iterable[tuple[str, str]], rows: bool = True,
     kinds = set(pairs)
     return ({p: b',"module":' + enc(p[0]).encode() + b',"event":' + enc(p[1]).encode()
              for p in kinds},
-            {p: f'","{csv_field(plugin(p[0]))}","{csv_field(p[1])}","'.encode()
+            {p: f'","{csv_field(plugin(p[0]))}","{csv_field(writable(p[1]))}","'.encode()
              for p in kinds} if rows else {})
 
 
@@ -516,7 +524,8 @@ def _render_each(recs: Sequence[Record], times: Sequence[str | None],
                          + tail.encode())
         if ts and not macb:
             stamps.append(ts)
-            rows.append(b"".join((_OPEN, csv_field(ts).encode(), csv_heads[r.module, r.event],
+            rows.append(b"".join((_OPEN, csv_field(writable(ts)).encode(),
+                                  csv_heads[r.module, r.event],
                                   descs[-1], _CLOSE)))
     if macb:
         return b"[\n" + b",\n".join(items) + b"\n]\n", _macb_lines(recs, descs)
