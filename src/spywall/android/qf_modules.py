@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import UTC, datetime
 
 from spywall.android import apk, backup, qf
 from spywall.android.capture import Capture
@@ -200,6 +201,21 @@ def _tmp_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
                       severity=Severity.LOW, detail={"file": f.path})
 
 
+def file_time(value: object) -> str | None:
+    """A files.json time (unix seconds, as androidqf's collector writes them) in MVT's
+    form, None when it holds none. MVT takes any number ``datetime`` can hold, 0 (the
+    epoch) included: so does this, beyond the plausible years ``iso_any`` reads."""
+    when = iso_any(value)
+    if when:
+        return mvt_form(when)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    except (OverflowError, ValueError, OSError):  # (NaN, a year past 9999)
+        return None
+
+
 def files(ctx: Ctx) -> Result:
     cap = ctx.evidence
     got = read_qf(cap, "files.json")
@@ -210,9 +226,10 @@ def files(ctx: Ctx) -> Result:
     for f in entries:
         cap.budget.charge_elements()
         fields = dict(f.fields)
-        for key in FILE_TIMES:  # MVT's form of each time
-            when = iso_any(f.modified if key == "modified_time" else fields.get(key))
-            fields[key] = mvt_form(when) if when else fields.get(key)
+        for key in FILE_TIMES:  # MVT's form of each time (the timeline's rows: a row
+            # a distinct one, ``device.timeline.MACB``)
+            raw = f.modified if key == "modified_time" else fields.get(key)
+            fields[key] = file_time(raw) or raw
         rec = ctx.record("files", iso_any(f.modified), f"file {f.path}",
                          {"path": f.path, "size": f.size, "mode": f.mode, **fields,
                           **f.hashes})

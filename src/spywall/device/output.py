@@ -37,8 +37,10 @@ from spywall.device.timeline import (
     parts_of,
     plugin,
     slug,
+    writable,
 )
-from spywall.report import Finding, Report, Scalar, Severity, as_dict, dump_json
+from spywall.render import jsonout
+from spywall.report import Finding, Report, Scalar, Severity, as_dict
 
 __all__ = ["ModulePart", "mvt_time", "parts_of", "plugin", "slug", "write_mvt_outputs"]
 
@@ -69,12 +71,12 @@ def _dump(path: Path, obj: object) -> None:
         path.write_bytes(json_array(obj))
     else:
         text = json.dumps(obj, indent=4, ensure_ascii=False, default=str) + "\n"
-        path.write_text(text, encoding="utf-8")
+        path.write_text(writable(text), encoding="utf-8")
 
 
 def _timeline(path: Path, header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     """A CSV file of ``rows`` (strings) sorted by their first field, in MVT's dialect."""
-    ordered = sorted(rows, key=itemgetter(0))
+    ordered = sorted(([writable(f) for f in r] for r in rows), key=itemgetter(0))
     with path.open("w", encoding="utf-8", newline="") as fh:
         fh.write(csv_text([header, *ordered]))
 
@@ -141,9 +143,10 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
         "modules": [as_dict(m) for m in report.modules],
         "files": sorted(names),
     })
-    (out / "report.json").write_text(dump_json(report) + "\n", encoding="utf-8")
+    with (out / "report.json").open("w", encoding="utf-8") as fh:
+        jsonout.render(report, fh)  # (a lone surrogate: ASCII, \\u escapes)
     written.append(out / "report.json")
-    (out / "command.log").write_text(folder.command_log(report, alerts, removed),
+    (out / "command.log").write_text(writable(folder.command_log(report, alerts, removed)),
                                      encoding="utf-8")
     written.append(out / "command.log")
     return written

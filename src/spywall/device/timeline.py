@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import chain, compress, repeat
 from operator import is_, ne
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import msgspec
 
@@ -69,12 +69,20 @@ def _str_keys(obj: object, depth: int = 0) -> object:
     return obj
 
 
+def writable(text: str) -> str:
+    """Evidence text as the result folder writes it (UTF-8): a lone surrogate (a JSON
+    string's ``\\ud800``, a name that was not UTF-8), which UTF-8 cannot hold, as its
+    escape ``\\ud800`` (inside a JSON string: its JSON escape, the exact value); other
+    text as it is."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _json(obj: object, sort: bool) -> str:
     if sort:
         obj = _str_keys(obj)
-    text = json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort)
-    # a lone surrogate cannot be written as UTF-8: as its JSON escape instead
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return writable(json.dumps(obj, ensure_ascii=False, default=str, sort_keys=sort))
 
 
 def mvt_time(ts: str) -> str:
@@ -360,16 +368,16 @@ def _fixed(stamps: list[str], width: int) -> list[str] | None:
     return text.replace("T", " ").replace("Z", "" if width == 27 else ".000000").split("\n")
 
 
-def _heads(pairs: Iterable[tuple[str, str]]) -> tuple[dict[tuple[str, str], bytes],
-                                                      dict[tuple[str, str], bytes]]:
+def _heads(pairs: Iterable[tuple[str, str]], rows: bool = True,
+           ) -> tuple[dict[tuple[str, str], bytes], dict[tuple[str, str], bytes]]:
     """For each (module, event): what follows an item's time in its JSON
     (``,"module":..,"event":..``), and what stands between a row's time and its
-    description in the CSV (``","Plugin","event","``)."""
+    description in the CSV (``","Plugin","event","``; none unless ``rows``)."""
     kinds = set(pairs)
     return ({p: b',"module":' + enc(p[0]).encode() + b',"event":' + enc(p[1]).encode()
              for p in kinds},
-            {p: f'","{csv_field(plugin(p[0]))}","{csv_field(p[1])}","'.encode()
-             for p in kinds})
+            {p: f'","{csv_field(plugin(p[0]))}","{csv_field(writable(p[1]))}","'.encode()
+             for p in kinds} if rows else {})
 
 
 def _by_pair(table: dict[tuple[str, str], bytes], mods: Sequence[str],
@@ -391,9 +399,77 @@ def _plain_keys(datas: Sequence[dict[str, Scalar]]) -> bool:
     return _HEADER_KEYS.isdisjoint(keys) and all(k.__class__ is str for k in keys)
 
 
+# Modules whose record stands in the timeline at each distinct time of three of its
+# fields (modification, access, change: in MVT's form) rather than at its own time, as
+# MVT's androidqf files module (AQFFiles) writes its rows: one a distinct time, the
+# event MVT's MACB column (``MA--``: the letters of the times equal to the row's; B,
+# the birth time, is never known); a field that holds no time gives no row. The record
+# itself (``<module>.json``, its alerts) keeps its own time.
+MACB: dict[str, tuple[str, str, str]] = {
+    "files": ("modified_time", "access_time", "changed_time")}
+_TIME = "[0-9]{1,4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{6}"
+_MACB_TIME = re.compile(_TIME)
+_MACB_COLUMN = re.compile(f"(?:{_TIME}\n)*{_TIME}")
+
+
+def _macb_times(values: Sequence[object]) -> Sequence[str | None]:
+    """A column of a ``MACB`` field: each value that is a time in MVT's form, else None
+    (all checked by one match over the column's text when all are)."""
+    if {v.__class__ for v in values} == {str}:
+        texts = cast("Sequence[str]", values)
+        if _MACB_COLUMN.fullmatch("\n".join(texts)):
+            return texts
+    return [v if isinstance(v, str) and _MACB_TIME.fullmatch(v) else None for v in values]
+
+
+def _macb(m: str | None, a: str | None, c: str | None) -> list[tuple[str, bytes]]:
+    """The (time, MACB letters) of a record's rows, by time."""
+    if m == a:
+        if a == c:
+            return [(m, b"MAC-")] if m else []
+        got = [(m, b"MA--"), (c, b"--C-")]
+    elif m == c:
+        got = [(m, b"M-C-"), (a, b"-A--")]
+    elif a == c:
+        got = [(m, b"M---"), (a, b"-AC-")]
+    else:
+        got = [(m, b"M---"), (a, b"-A--"), (c, b"--C-")]
+    return sorted([p for p in got if p[0]])  # type: ignore[misc]  # (None dropped)
+
+
+def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
+    """The timeline rows of a ``MACB`` module's records (``descs``: each record's
+    description, escaped), sorted by time. A row of the same time, letters and event as
+    an earlier one (a file listed twice) is written once, as MVT drops a module's
+    repeated rows (its Description is the path: the first entry's fields are kept)."""
+    datas = [r.data for r in recs]
+    m, a, c = ([d.get(name) for d in datas] for name in MACB[recs[0].module])
+    events = [r.event for r in recs]
+    seen: set[tuple[str, bytes, str]] | None = (
+        None if len(set(events)) == len(events) else set())
+    stamps: list[str] = []
+    letters: list[bytes] = []
+    texts: list[bytes] = []
+    for ms, as_, cs, event, desc in zip(  # (the batch's ``descs`` end with an empty one)
+            _macb_times(m), _macb_times(a), _macb_times(c), events, descs, strict=False):
+        for t, macb in _macb(ms, as_, cs):
+            if seen is not None:
+                if (t, macb, event) in seen:
+                    continue
+                seen.add((t, macb, event))
+            stamps.append(t)
+            letters.append(macb)
+            texts.append(desc)
+    head = f'","{csv_field(plugin(recs[0].module))}","'.encode()
+    rows = list(map(b"".join, zip(repeat(_OPEN), map(str.encode, stamps), repeat(head),
+                                  letters, repeat(b'","'), texts, repeat(_CLOSE))))
+    return _in_order(stamps, rows)
+
+
 def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
     """The records' ``<module>.json`` text (``json_array`` of their ``event_dict``s) and
-    their timeline rows (the timed ones, sorted by time; equal times keep their order)."""
+    their timeline rows (the timed ones, sorted by time; equal times keep their order;
+    a ``MACB`` module's at the times of its fields)."""
     if not recs:
         return EMPTY, NO_LINES
     mods, stamps = [r.module for r in recs], [r.timestamp for r in recs]
@@ -410,7 +486,8 @@ def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
     joined = "\n".join(texts)
     if joined.count("\n") != len(texts) - 1:  # a time with a line break inside
         return _render_each(recs, times)
-    heads, csv_heads = _heads(zip(mods, events, strict=True))
+    macb = recs[0].module in MACB  # (its rows are made by ``_macb_lines``)
+    heads, csv_heads = _heads(zip(mods, events, strict=True), not macb)
     # An item: ``{"timestamp":<time>`` + head + the fields' members after their "{", with
     # a comma (an empty object: just its "}"). Each line of ``blob`` starts with "{".
     members = (b"\n" + blob).replace(b"\n{}", b"\n}").replace(b"\n{", b"\n,").split(b"\n")
@@ -418,6 +495,8 @@ def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
         chain((b"[\n",), repeat(b",\n")), repeat(_ITEM), tjson,
         _by_pair(heads, mods, events), members[1:-1])))
     descs = _csv_bytes(blob).split(b"\n")
+    if macb:
+        return items + b"\n]\n", _macb_lines(recs, descs)
     rows = map(b"".join, zip(repeat(_OPEN), csv_field(joined).encode().split(b"\n"),
                              _by_pair(csv_heads, mods, events), descs, repeat(_CLOSE)))
     timed: list[str] = list(compress(times, times))  # type: ignore[arg-type]
@@ -431,19 +510,25 @@ def _render_each(recs: Sequence[Record], times: Sequence[str | None],
     items: list[bytes] = []
     stamps: list[str] = []
     rows: list[bytes] = []
-    heads, csv_heads = _heads((r.module, r.event) for r in recs)
+    descs: list[bytes] = []
+    macb = recs[0].module in MACB
+    heads, csv_heads = _heads(((r.module, r.event) for r in recs), not macb)
     for r, ts in zip(recs, times, strict=True):
         fields = enc_sorted(r.data)
+        descs.append(csv_field(fields).encode())
         if not _HEADER_KEYS.isdisjoint(r.data):
             items.append(enc(event_dict(r)).encode())
         else:
             tail = "," + fields[1:] if len(fields) > 2 else "}"
             items.append(_ITEM + enc(ts).encode() + heads[r.module, r.event]
                          + tail.encode())
-        if ts:
+        if ts and not macb:
             stamps.append(ts)
-            rows.append(b"".join((_OPEN, csv_field(ts).encode(), csv_heads[r.module, r.event],
-                                  csv_field(fields).encode(), _CLOSE)))
+            rows.append(b"".join((_OPEN, csv_field(writable(ts)).encode(),
+                                  csv_heads[r.module, r.event],
+                                  descs[-1], _CLOSE)))
+    if macb:
+        return b"[\n" + b",\n".join(items) + b"\n]\n", _macb_lines(recs, descs)
     return b"[\n" + b",\n".join(items) + b"\n]\n", _in_order(stamps, rows)
 
 
