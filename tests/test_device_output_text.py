@@ -12,6 +12,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from spywall.cli import main
 from spywall.device.base import Record
 from spywall.device.timeline import module_part
@@ -63,27 +65,55 @@ def test_android_json_text_with_lone_surrogates(tmp_path: Path) -> None:
     assert any("\\ud800" in r[2] for r in got["alerts_timeline.csv"][1:])  # type: ignore[index]
 
 
-def test_ios_sqlite_text_not_utf8(tmp_path: Path) -> None:
-    """An sms.db message whose text and date hold the bytes of a lone surrogate (ED A0 80,
-    as an encoder without checks writes U+D800): the module cannot read it and says so,
-    in an error entry (README, exit status: a malformed input is an error entry, the run
-    goes on; on this clean backup nothing is found, so the status is 0)."""
-    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+def _corrupt_sms(root: Path) -> None:
+    """Message 2's text and date hold the bytes of a lone surrogate (ED A0 80, as an
+    encoder without checks writes U+D800): not UTF-8, so sqlite3 refuses the row."""
     db = next(root.glob(f"*/{file_id('HomeDomain', 'Library/SMS/sms.db')}"))
     con = sqlite3.connect(db)
     con.execute("UPDATE message SET text = CAST(X'6869eda080' AS TEXT), "
                 "date = CAST(X'323032332d30362d3031eda080' AS TEXT) WHERE ROWID = 2")
     con.commit()
     con.close()
+
+
+def _sms_findings(root: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    status = main(["check-ios", str(root), "-q", "-f", "json", "-j", "1"])
+    rep = json.loads(capsys.readouterr().out)
+    found = sorted(f["message"] for s in rep["subjects"] for f in s["findings"]
+                   if "sms" in json.dumps(f.get("detail", {})) or "SMS" in f["message"])
+    return status, found
+
+
+def test_ios_sqlite_text_not_utf8(tmp_path: Path) -> None:
+    """One sms.db row that is not UTF-8 cannot hide the rest of the messages: the module
+    is run again with such text read escaped, and the damage is an error entry of its own
+    (README, exit status: a malformed input is an error entry, the run goes on; on this
+    clean backup nothing is found, so the status is 0)."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    _corrupt_sms(root)
     before = _hashes(root)
     out = tmp_path / "out"
     assert main(["check-ios", str(root), "-q", "-f", "json", "-o", str(out), "-j", "1"]) == 0
     assert _hashes(root) == before
     got = _read_back(out)
     status = {m["name"]: m["status"] for m in got["info.json"]["modules"]}  # type: ignore[index]
-    assert status["sms"] == "error"
+    assert status["sms"] == "ok"
+    damaged = [i for i in got["sms.json"] if i.get("rowid") == 2]  # type: ignore[union-attr,index]
+    assert [i["text"] for i in damaged] == ["hi\udced\udca0\udc80"]  # its bytes, escaped
     assert got["report.json"]["summary"]["errors"] >= 1  # type: ignore[index]
-    assert "module sms: error" in (out / "command.log").read_text(encoding="utf-8")
+    assert "not valid UTF-8" in json.dumps(got["report.json"])
+
+
+def test_ios_sqlite_text_not_utf8_hides_no_indicator(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The oracle is the same backup undamaged: the messages' findings are the same."""
+    plain = write_backup(tmp_path / "plain", BackupSpec(planted=True))
+    damaged = write_backup(tmp_path / "damaged", BackupSpec(planted=True))
+    _corrupt_sms(damaged)
+    status, expected = _sms_findings(plain, capsys)
+    assert status == 1
+    assert expected
+    assert _sms_findings(damaged, capsys) == (1, expected)
 
 
 def test_records_with_lone_surrogates_render() -> None:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from spywall import __version__
+from spywall.device import sqlite
 from spywall.device.base import (
     MODULE_ERRORS,
     ArtifactMissing,
@@ -35,6 +36,7 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
     does not hold (``ArtifactMissing``) is no data: ``skipped``, with the reason. A
     module stopped by a cap leaves evidence unread: its error entry is a ``limit``."""
     capped = False
+    mark = _mark(ctx)
     try:
         run = mod.run(ctx)
     except ArtifactMissing as exc:
@@ -42,6 +44,8 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
     except SchemaUnknown as exc:
         run = ModuleRun(name=mod.name, status="schema-unknown", message=str(exc))
     except sqlite3.OperationalError as exc:
+        if str(exc).startswith(sqlite.UNDECODABLE) and not sqlite.is_lenient():
+            return _rerun_lenient(mod, ctx, mark)
         drift = str(exc).startswith(("no such table", "no such column"))
         run = ModuleRun(name=mod.name, status="schema-unknown" if drift else "error",
                         message=f"{type(exc).__name__}: {exc}"[:500])
@@ -55,6 +59,37 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
         ctx.subject.errors.append(ErrorEntry(
             path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
             message=f"module {mod.name}: {run.message}"[:600]))
+    return run
+
+
+_Mark = tuple[dict[str, int], dict[str, int], int, int]
+
+
+def _mark(ctx: CheckContext[E]) -> _Mark:
+    """Where a module's output starts: so a module run again leaves no half of a run."""
+    return ({k: len(v) for k, v in ctx.records.items()},
+            {k: len(v) for k, v in ctx.detected.items()},
+            len(ctx.subject.findings), len(ctx.subject.errors))
+
+
+def _rerun_lenient(mod: Module[E], ctx: CheckContext[E], mark: _Mark) -> ModuleRun:
+    """A row's text was not valid UTF-8: what the first run added is taken back and the
+    module runs again with such text read escaped (so one hostile row cannot hide the
+    rest of the artifact), and the damage is an error entry of its own."""
+    records, detected, findings, errors = mark
+    for store, marks in ((ctx.records, records), (ctx.detected, detected)):
+        for name in [k for k in store if k not in marks]:
+            del store[name]
+        for name, n in marks.items():
+            del store[name][n:]
+    del ctx.subject.findings[findings:]
+    del ctx.subject.errors[errors:]
+    with sqlite.lenient_text():
+        run = run_module(mod, ctx)
+    ctx.subject.errors.append(ErrorEntry(
+        path=ctx.subject.path, code="malformed",
+        message=f"module {mod.name}: text that is not valid UTF-8 in its database, read "
+                "with the invalid bytes escaped"))
     return run
 
 

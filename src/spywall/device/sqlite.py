@@ -33,6 +33,33 @@ DEFAULT_SECONDS = 30.0
 MAX_DB_BYTES = 4 * 1024 * 1024 * 1024
 
 
+# Text that is not valid UTF-8 (a hostile or damaged row) makes Python's sqlite3 raise at
+# that row. A module that meets it is run again with its text read leniently: invalid
+# bytes become surrogate escapes, which the report and the result folder write as
+# escapes. Only then: a Python text factory costs a call per value on every row.
+UNDECODABLE = "Could not decode to UTF-8"
+_lenient = False
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+@contextmanager
+def lenient_text() -> Iterator[None]:
+    """Databases opened inside read invalid UTF-8 text with its bytes escaped."""
+    global _lenient
+    before, _lenient = _lenient, True
+    try:
+        yield
+    finally:
+        _lenient = before
+
+
+def is_lenient() -> bool:
+    return _lenient
+
+
 def _uri(path: Path, immutable: bool) -> str:
     flags = "mode=ro&immutable=1" if immutable else "mode=ro"
     return f"file:{quote(str(path.resolve()))}?{flags}"
@@ -109,6 +136,8 @@ def open_evidence(path: str | os.PathLike[str], wal: str | os.PathLike[str] | No
 @contextmanager
 def _connected(target: Path, immutable: bool, seconds: float) -> Iterator[sqlite3.Connection]:
     conn = sqlite3.connect(_uri(target, immutable), uri=True)
+    if _lenient:
+        conn.text_factory = _lenient_text
     try:
         _harden(conn)
         _guard(conn, seconds)
