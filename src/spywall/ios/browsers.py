@@ -91,21 +91,19 @@ def _visits(ctx: Ctx, rows: list[Any], path: str) -> None:
         ctx.batch(Batch("safari_history", list(map(iso_apple, time_col)),
                         ["safari_visit"] * len(vid_col),
                         {"visit_id": vid_col, "url": [u[:2048] for u in url_col]}))
-    redirects = any(d is not None for d in dests)
+    redirects = dests.count(None) != len(dests)
     visits = ({vid: (t, url) for vid, t, url in zip(vids, times, urls, strict=True)}
               if redirects else {})
     recs: list[Record] = []
     try:
-        for i in compress(range(len(rows)), map(_either, hits, dests)):
+        hit_rows = compress(range(len(rows)), hits)  # (and those that redirected)
+        for i in sorted({*hit_rows, *(i for i, d in enumerate(dests) if d is not None)}
+                        ) if redirects else hit_rows:
             rec = _visit(ctx, rows[i], hits[i], visits, path)
             if rec is not None and not ctx.timeline:  # (with one, the batch holds it)
                 recs.append(rec)
     finally:  # what was read stays even if a later row breaks the module
         ctx.extend("safari_history", recs)
-
-
-def _either(hit: Sequence[object], dest: object) -> bool:
-    return bool(hit) or dest is not None
 
 
 def _visit(ctx: Ctx, row: Any, hit: Sequence[object], visits: dict[Any, tuple[Any, Any]],
