@@ -6,7 +6,7 @@ nothing is ever resolved over the network."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import compress
+from itertools import compress, repeat
 from typing import Any
 
 from spywall.device.base import (
@@ -78,10 +78,11 @@ def _visits(ctx: Ctx, rows: list[Any], path: str) -> None:
     """Every visit with a URL is recorded (with a timeline, as one batch of columns); a
     record is made for each visit whose URL matches or that redirected (``_visit``)."""
     vids, times, urls, dests = zip(*rows, strict=True)
-    texts = [u if u.__class__ is str else "" for u in urls]
+    named = list(map(isinstance, urls, repeat(str)))  # (a URL that is not text: no record)
+    texts: list[str] = (list(urls) if all(named)
+                        else [u if u.__class__ is str else "" for u in urls])
     hits = ctx.lookup.urls(texts)
     if ctx.timeline:
-        named = [u.__class__ is str for u in urls]  # (a URL that is not text: no record)
         if all(named):
             vid_col, time_col, url_col = list(vids), list(times), texts
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from itertools import compress
-from operator import not_
+from operator import itemgetter, not_
 from typing import Any
 
 from spywall.device.base import Batch, FnModule, Record, iso_apple
@@ -68,9 +68,8 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         try:
             rows.extend(cursor)  # (a list keeps what was read before a broken page)
         finally:  # the notifications among the rows read are reported even then
-            for row in rows:
-                if row[6]:
-                    _threat_notification(ctx, row, path)
+            for row in compress(rows, map(itemgetter(6), rows)):
+                _threat_notification(ctx, row, path)
         _messages(ctx, rows, path)
         for rowid, handle in conn.execute("SELECT ROWID, id FROM handle WHERE id LIKE '%@%' "
                                           "LIMIT ?", (MAX_ROWS,)):
