@@ -12,9 +12,13 @@ rendering works on the module's records as columns, not one record at a time: th
 of all records are encoded in one call of msgspec's C encoder (``encode_lines``: one line
 a record, JSON holds no raw line break), the line texts are cut, escaped and spliced in
 whole-text passes, and each record's JSON item and CSV row is put together by C-level
-joins over the columns (``map``, ``zip``): no Python code runs per record there. Records
-the batch cannot take (a field named like a header key, a value the encoder refuses, a
-time that holds a line break) go through the same steps one record at a time.
+joins over the columns (``map``, ``zip``): no Python code runs per record there. The
+largest modules (SMS, Safari history) hand over their records as columns already
+(``Batch``): each record's item and fields are encoded from them as msgspec structs of
+the field names, and no record object or field dict is made. Records the batch cannot
+take (a field named like a header key or that a struct cannot carry, a value the
+encoder refuses, a time that holds a line break) go through the same steps one record
+at a time.
 """
 
 from __future__ import annotations
