@@ -481,3 +481,52 @@ def test_times_of_a_column_are_each_times_mvt_form(picked: list[str | None], com
     for stamps in (picked, ["2023-06-01T06:13:20Z"] * common + picked,
                    picked + ["2023-06-01T06:13:20.000001Z"] * common):
         assert mvt_times(stamps) == [mvt_time(t) if t else t for t in stamps]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([("rowid", "url"), ("a", "ü", "event"), ("q\"uote",), ()]),
+       st.lists(st.tuples(st.one_of(st.none(), st.just("2023-11-14T22:13:20Z"),
+                                    st.just("2023-11-14T22:13:20.000500Z"),
+                                    st.text(max_size=5)),
+                          st.sampled_from(["visit", "sms", "événement"]),
+                          st.lists(_SCALAR, min_size=4, max_size=4)),
+                max_size=6),
+       st.integers(min_value=0, max_value=3))
+def test_a_batch_renders_as_its_records(names: tuple[str, ...],
+                                        rows: list[tuple[str | None, str, list[object]]],
+                                        before: int) -> None:
+    """A module's records given as columns (``Batch``) make the same JSON text, timeline
+    rows and part as the same records given one by one, among records added before and
+    after it; ``Batch.records`` are those records."""
+    from spywall.device.base import Batch, Record
+    from spywall.device.timeline import module_part
+
+    batch = Batch("sms", [r[0] for r in rows], [r[1] for r in rows],
+                  {k: [r[2][i] for r in rows] for i, k in enumerate(names)})  # type: ignore[misc]
+    recs = batch.records()
+    assert [(r.timestamp, r.event, r.data) for r in recs] == [
+        (ts, ev, dict(zip(names, values, strict=False))) for ts, ev, values in rows]
+    around = [Record("sms", "2023-11-14T22:13:20Z", "handle", {"handle": f"h{i}"})
+              for i in range(3)]
+    one_by_one = module_part("sms", around[:before] + recs + around[before:], recs[:1])
+    as_columns = module_part("sms", around[:before] + around[before:], recs[:1],
+                             [(min(before, 3), batch)] if rows else [])
+    assert as_columns == one_by_one
+    assert one_by_one.records.count(b"\n") == len(around) + len(recs) + 2
+
+
+def test_batches_keep_the_order_modules_recorded_in() -> None:
+    """With the result folder rendered, a module whose records are a batch keeps its
+    place among the modules (the timeline orders equal times by it); without, the batch
+    is made into records."""
+    from spywall.device.base import Batch
+
+    for as_columns in (False, True):
+        ctx: CheckContext[None] = CheckContext(None, IocIndex.load(()), Subject(path="x"))
+        ctx.columns = as_columns
+        ctx.record("a", None, "e", {})
+        ctx.batch(Batch("b", ["2023-11-14T22:13:20Z"], ["e"], {"x": [1]}))
+        ctx.record("c", None, "e", {})
+        assert list(ctx.records) == ["a", "b", "c"]
+        assert ctx.count("b") == 1
+        assert len(ctx.records["b"]) == (0 if as_columns else 1)

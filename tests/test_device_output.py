@@ -109,3 +109,16 @@ def test_timeline_rows_are_the_module_files_records(result: tuple[Path, Path]) -
     assert sorted(got, key=repr) == sorted([(t, e, f) for t, _, e, f in want], key=repr)
     assert [r[0] for r in rows] == sorted(r[0] for r in rows)
     assert {r[1] for r in rows} >= {"SMS", "SafariHistory"}
+
+
+def test_a_file_that_cannot_be_written_fails_the_folder(tmp_path: Path) -> None:
+    """The files are written by a second thread: an error there (a folder where a file
+    goes) is raised to the caller, not lost, and the files after it are left alone."""
+    from spywall.commands.common import new_report
+    from spywall.device.output import write_mvt_outputs
+
+    out = tmp_path / "results"
+    (out / "alerts.json").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        write_mvt_outputs(new_report("check-ios").finalize(), [], out)
+    assert not (out / "info.json").exists()

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from types import FrameType
 from typing import TYPE_CHECKING, cast
 
-from spywall import incomplete, registry, workers
+from spywall import incomplete, registry
 from spywall.detectors.base import Detector
 from spywall.errors import FormatError, LimitExceeded, SpywallError
 from spywall.formats import appended
@@ -36,7 +36,13 @@ from spywall.report import (
 from spywall.safeopen import open_regular_fd
 
 if TYPE_CHECKING:
+    from spywall import workers
     from spywall.verdict_cache import VerdictCache
+else:  # (its process pool, and multiprocessing, only for a scan of many files or an
+    # out-of-memory message: a device check that scans an attachment needs neither)
+    from spywall.lazy import lazy_module
+
+    workers = lazy_module("spywall.workers")
 
 STDIN = "-"
 

@@ -69,6 +69,30 @@ class Record(msgspec.Struct, frozen=True, gc=False):
     data: dict[str, Scalar]
 
 
+class Batch(msgspec.Struct, frozen=True):
+    """Records of one module given as columns: record ``i`` is ``Record(module,
+    stamps[i], events[i], {name: column[i] for name, column in fields.items()})``.
+
+    A large table (every message, every visit) is read as columns; when the run renders
+    a result folder, the renderer reads them as they are, and no record object or field
+    dict is made for a row that carries no finding (``CheckContext.batch``)."""
+
+    module: str
+    stamps: list[str | None]
+    events: list[str]
+    fields: dict[str, Sequence[Scalar]]
+
+    def __len__(self) -> int:
+        return len(self.stamps)
+
+    def records(self) -> list[Record]:
+        """The batch as record objects (a run that renders no folder keeps those)."""
+        names, module = list(self.fields), self.module
+        return [Record(module, ts, ev, dict(zip(names, values, strict=True)))
+                for ts, ev, *values in zip(self.stamps, self.events, *self.fields.values(),
+                                           strict=True)]
+
+
 MAX_MEMO = 500_000
 _AUTHORITY = re.compile(r"[^/?#]*")
 
@@ -193,16 +217,22 @@ class CheckContext(Generic[E]):
         self.lookup = lookup if lookup is not None else Lookup(index)
         # The rendered parts of the result folder, when the run rendered them (ModulePart).
         self.parts: list[Any] | None = None
+        # When the run renders a result folder, the batches of records a module gave as
+        # columns, each with the number of that module's records that came before it.
+        self.columns = False
+        self.batches: dict[str, list[tuple[int, Batch]]] = {}
 
     def view(self) -> CheckContext[E]:
         """A context for one module run: the same evidence, index, limits, options and
         look-up memo, with a subject, records and findings of its own (``parallel``
         merges them in module order)."""
         # (the memo is shared: what one module looked up, the next one need not)
-        return CheckContext(self.evidence, self.index,
+        view = CheckContext(self.evidence, self.index,
                             Subject(path=self.subject.path, objects=0), self.limits,
                             timeline=self.timeline, scan_attachments=self.scan_attachments,
                             lookup=self.lookup)
+        view.columns = self.columns
+        return view
 
     def any_hit(self, kind: str, values: Iterable[str]) -> bool:
         """Whether any value matches (memoised). With ``timeline`` off, a module may skip
@@ -219,6 +249,24 @@ class CheckContext(Generic[E]):
         """Add records a module built itself (its hot loop appends to a local list)."""
         if recs:
             self.records.setdefault(module, []).extend(recs)
+
+    def batch(self, batch: Batch) -> None:
+        """Add records a module gave as columns (after the records it added before):
+        kept as columns when the run renders a result folder (``columns``, set by the
+        runner), else made into records (``extend``). A record that carries a finding is
+        made by the module as well, for the finding."""
+        if not batch.stamps:
+            return
+        if self.columns:  # (the module's place among the others: where it first recorded)
+            before = len(self.records.setdefault(batch.module, []))
+            self.batches.setdefault(batch.module, []).append((before, batch))
+        else:
+            self.extend(batch.module, batch.records())
+
+    def count(self, module: str) -> int:
+        """The records of ``module`` so far, those in batches included."""
+        return len(self.records.get(module, ())) + sum(
+            len(b) for _, b in self.batches.get(module, ()))
 
     def add(self, rec: Record | None, finding: Finding) -> None:
         """Append a finding (made elsewhere, e.g. by the scan engine) tied to ``rec``."""

@@ -90,8 +90,8 @@ def run_one(mods: Sequence[Module[E]], index: int, ctx: CheckContext[E],
     if render:
         from spywall.device.timeline import parts_of
 
-        parts = parts_of(view.records, view.detected)
-        view.records, view.detected = {}, {}
+        parts = parts_of(view.records, view.detected, view.batches)
+        view.records, view.detected, view.batches = {}, {}, {}
     new_inputs = ({k: v for k, v in inputs.items() if k not in known}
                   if isinstance(inputs, dict) else {})
     return Done(index, run, view.subject.findings, view.subject.errors,

@@ -53,8 +53,8 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
         run = ModuleRun(name=mod.name, status="error",
                         message=f"{type(exc).__name__}: {exc}"[:500])
         capped = isinstance(exc, LimitExceeded)  # a cap, not damage: evidence left unread
-    if run.records == 0 and mod.name in ctx.records:
-        run.records = len(ctx.records[mod.name])
+    if run.records == 0:
+        run.records = ctx.count(mod.name)
     if run.status in _ERROR_CODES:
         ctx.subject.errors.append(ErrorEntry(
             path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
@@ -103,6 +103,7 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
     records into the parts of an MVT result folder (``ctx.parts``), where each module ran.
     """
     mods = list(modules)
+    ctx.columns = render  # (a module's batches of records stay columns for the renderer)
     if jobs > 1:
         from spywall.device import parallel  # (only a parallel run pays for it)
 
@@ -119,7 +120,7 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
     if render:
         from spywall.device.timeline import parts_of  # (only a result folder pays for it)
 
-        ctx.parts = parts_of(ctx.records, ctx.detected)
+        ctx.parts = parts_of(ctx.records, ctx.detected, ctx.batches)
     mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean
     return runs
 

@@ -12,9 +12,13 @@ rendering works on the module's records as columns, not one record at a time: th
 of all records are encoded in one call of msgspec's C encoder (``encode_lines``: one line
 a record, JSON holds no raw line break), the line texts are cut, escaped and spliced in
 whole-text passes, and each record's JSON item and CSV row is put together by C-level
-joins over the columns (``map``, ``zip``): no Python code runs per record there. Records
-the batch cannot take (a field named like a header key, a value the encoder refuses, a
-time that holds a line break) go through the same steps one record at a time.
+joins over the columns (``map``, ``zip``): no Python code runs per record there. The
+largest modules (SMS, Safari history) hand over their records as columns already
+(``Batch``): each record's item and fields are encoded from them as msgspec structs of
+the field names, and no record object or field dict is made. Records the batch cannot
+take (a field named like a header key or that a struct cannot carry, a value the
+encoder refuses, a time that holds a line break) go through the same steps one record
+at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from spywall.device.base import Record
+from spywall.device.base import Batch, Record
 from spywall.report import Scalar
 
 # msgspec's C encoder (already loaded for the report): the standard encoder was most of
@@ -380,14 +384,14 @@ def _heads(pairs: Iterable[tuple[str, str]], rows: bool = True,
              for p in kinds} if rows else {})
 
 
-def _by_pair(table: dict[tuple[str, str], bytes], mods: Sequence[str],
+def _by_pair(table: dict[tuple[str, str], bytes], mods: str | Sequence[str],
              events: Sequence[str]) -> Iterable[bytes]:
     """``table`` looked up for each record's (module, event): a repeat when there is one
     pair only, by event alone when the module is the same for all (a text keeps its
     hash; a pair's is computed again on every look-up)."""
     if len(table) == 1:
         return repeat(next(iter(table.values())), len(events))
-    if len({m for m, _ in table}) == 1:
+    if isinstance(mods, str) or len({m for m, _ in table}) == 1:
         return map({e: v for (_, e), v in table.items()}.__getitem__, events)
     return map(table.__getitem__, zip(mods, events, strict=True))
 
@@ -466,47 +470,131 @@ def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
     return _in_order(stamps, rows)
 
 
+Chunk = tuple[bytes, Lines]
+
+
 def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
     """The records' ``<module>.json`` text (``json_array`` of their ``event_dict``s) and
     their timeline rows (the timed ones, sorted by time; equal times keep their order;
     a ``MACB`` module's at the times of its fields)."""
     if not recs:
         return EMPTY, NO_LINES
+    return _records(recs, b"[\n", b"\n]\n")
+
+
+def _records(recs: Sequence[Record], first: bytes, last: bytes) -> Chunk:
+    """The JSON items of ``recs`` (``first`` before them, ``,\n`` between, ``last``
+    after) and their timeline rows; ``recs`` is not empty."""
     mods, stamps = [r.module for r in recs], [r.timestamp for r in recs]
     events, datas = [r.event for r in recs], [r.data for r in recs]
     times = mvt_times(stamps)
     if not _plain_keys(datas):
-        return _render_each(recs, times)
+        return _render_each(recs, times, first, last)
     try:
         blob = _ENC_SORTED.encode_lines(datas)  # the descriptions, one a line
-        tjson = _ENC.encode_lines(times).split(b"\n")
+        tblob = _ENC.encode_lines(times)
     except REFUSED:
-        return _render_each(recs, times)
-    texts = [t or "" for t in times]
-    joined = "\n".join(texts)
-    if joined.count("\n") != len(texts) - 1:  # a time with a line break inside
-        return _render_each(recs, times)
-    macb = recs[0].module in MACB  # (its rows are made by ``_macb_lines``)
-    heads, csv_heads = _heads(zip(mods, events, strict=True), not macb)
+        return _render_each(recs, times, first, last)
+    if recs[0].module in MACB:  # (its rows are made by ``_macb_lines``)
+        if any(t is not None and "\n" in t for t in times):
+            return _render_each(recs, times, first, last)
+        descs = _csv_bytes(blob).split(b"\n")
+        lines: Lines | None = _macb_lines(recs, descs)
+    else:
+        lines = _rows(mods, events, times, tblob, blob)
+    if lines is None:
+        return _render_each(recs, times, first, last)
+    heads, _ = _heads(zip(mods, events, strict=True), False)
     # An item: ``{"timestamp":<time>`` + head + the fields' members after their "{", with
     # a comma (an empty object: just its "}"). Each line of ``blob`` starts with "{".
     members = (b"\n" + blob).replace(b"\n{}", b"\n}").replace(b"\n{", b"\n,").split(b"\n")
-    items = b"".join(chain.from_iterable(zip(
-        chain((b"[\n",), repeat(b",\n")), repeat(_ITEM), tjson,
-        _by_pair(heads, mods, events), members[1:-1])))
-    descs = _csv_bytes(blob).split(b"\n")
-    if macb:
-        return items + b"\n]\n", _macb_lines(recs, descs)
-    rows = map(b"".join, zip(repeat(_OPEN), csv_field(joined).encode().split(b"\n"),
-                             _by_pair(csv_heads, mods, events), descs, repeat(_CLOSE)))
+    items = b"".join(chain(chain.from_iterable(zip(
+        chain((first,), repeat(b",\n")), repeat(_ITEM), tblob.split(b"\n"),
+        _by_pair(heads, mods, events), members[1:-1])), (last,)))
+    return items, lines
+
+
+_PLAIN_NAME = re.compile(r'[^\\"\x00-\x1f]*')
+_STRUCTS: dict[tuple[str, ...], type[msgspec.Struct]] = {}
+
+
+def _struct_type(names: tuple[str, ...]) -> type[msgspec.Struct] | None:
+    """A struct type whose fields are ``names`` in that order (encoded under those
+    names), or None when a name is not one a struct may carry (a quote, a backslash, a
+    control character: msgspec refuses them)."""
+    got = _STRUCTS.get(names)
+    if got is None:
+        if not all(_PLAIN_NAME.fullmatch(k) for k in names):
+            return None
+        got = _STRUCTS[names] = msgspec.defstruct(
+            "Fields", [(f"f{i}", object) for i in range(len(names))],
+            rename={f"f{i}": k for i, k in enumerate(names)}, gc=False)
+    return got
+
+
+_HEADER = ("timestamp", "module", "event")
+
+
+def _batch(b: Batch, first: bytes, last: bytes) -> Chunk:
+    """``_records`` of a batch, read from its columns: each record's item and fields
+    encoded by msgspec as structs (the header and the sorted field names; the fields
+    alone), without a field dict or an event dict per record."""
+    n = len(b.stamps)
+    names = tuple(sorted(b.fields))
+    columns = [b.fields[k] for k in names]
+    if len(b.events) != n or any(len(c) != n for c in columns):  # (a module's bug)
+        raise ValueError(f"batch of {b.module}: columns of unequal lengths")
+    times = mvt_times(b.stamps)
+    if not _HEADER_KEYS.isdisjoint(names) or b.module in MACB:
+        return _records(b.records(), first, last)
+    fields, item = _struct_type(names), _struct_type(_HEADER + names)
+    if fields is None or item is None:
+        return _records(b.records(), first, last)
+    try:
+        blob = _ENC.encode_lines(list(map(fields, *columns)) if names else [fields()] * n)
+        tblob = _ENC.encode_lines(times)
+        items = _ENC.encode_lines(list(map(item, times, repeat(b.module), b.events,
+                                           *columns)))
+    except REFUSED:
+        return _records(b.records(), first, last)
+    lines = _rows(b.module, b.events, times, tblob, blob)
+    if lines is None:
+        return _records(b.records(), first, last)
+    return first + items[:-1].replace(b"\n", b",\n") + last, lines
+
+
+def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | None],
+          tblob: bytes, blob: bytes) -> Lines | None:
+    """The timeline rows of records given as columns: their module (one for all, or
+    each's), events, MVT times (``tblob``: as JSON, one a line) and ``blob``, the JSON
+    object of each one's fields, one a line. None when a time holds a line break."""
+    n = len(times)
     timed: list[str] = list(compress(times, times))  # type: ignore[arg-type]
-    lines = _in_order(timed, list(compress(rows, times)))
-    return items + b"\n]\n", lines
+    joined = "\n".join(timed)
+    if joined.count("\n") != len(timed) - 1:  # a time with a line break inside
+        return None
+    _, heads = _heads([(mods, e) for e in set(events)] if isinstance(mods, str)
+                      else zip(mods, events, strict=True))
+    descs = _csv_bytes(blob).split(b"\n")
+    descs.pop()
+    if b"\\" not in tblob:  # no time needs an escape in JSON (a quote, a backslash, a
+        # control character), nor then in the CSV: its JSON text, quoted, is its field
+        heads = {p: h[1:] for p, h in heads.items()}
+        stamps: list[bytes] = tblob.split(b"\n")
+        stamps.pop()
+        pieces: list[Iterable[bytes]] = [stamps]
+    else:
+        texts = csv_field("\n".join(t or "" for t in times)).encode().split(b"\n")
+        pieces = [repeat(_OPEN, n), texts]
+    pieces += [_by_pair(heads, mods, events), descs, repeat(_CLOSE, n)]
+    if len(timed) < n:
+        pieces = [compress(p, times) for p in pieces]
+    return _in_order(timed, list(map(b"".join, zip(*pieces, strict=True))))
 
 
-def _render_each(recs: Sequence[Record], times: Sequence[str | None],
-                 ) -> tuple[bytes, Lines]:
-    """``render`` one record at a time, for the records the batch cannot take."""
+def _render_each(recs: Sequence[Record], times: Sequence[str | None], first: bytes,
+                 last: bytes) -> Chunk:
+    """``_records`` one record at a time, for the records the batch cannot take."""
     items: list[bytes] = []
     stamps: list[str] = []
     rows: list[bytes] = []
@@ -525,17 +613,52 @@ def _render_each(recs: Sequence[Record], times: Sequence[str | None],
         if ts and not macb:
             stamps.append(ts)
             rows.append(b"".join((_OPEN, csv_field(writable(ts)).encode(),
-                                  csv_heads[r.module, r.event],
-                                  descs[-1], _CLOSE)))
+                                  csv_heads[r.module, r.event], descs[-1], _CLOSE)))
     if macb:
-        return b"[\n" + b",\n".join(items) + b"\n]\n", _macb_lines(recs, descs)
-    return b"[\n" + b",\n".join(items) + b"\n]\n", _in_order(stamps, rows)
+        return first + b",\n".join(items) + last, _macb_lines(recs, descs)
+    return first + b",\n".join(items) + last, _in_order(stamps, rows)
 
 
-def module_part(module: str, recs: Sequence[Record],
-                detected: Sequence[Record] = ()) -> ModulePart:
-    """Render one timeline module (``detected``: its records that carry a finding)."""
-    records, lines = render(recs)
+def _chunks(recs: Sequence[Record], batches: Sequence[tuple[int, Batch]],
+            ) -> list[Record | Batch | list[Record]]:
+    """A module's records in their order: runs of records, and the batches among them."""
+    out: list[Record | Batch | list[Record]] = []
+    at = 0
+    for before, b in batches:
+        if before > at:
+            out.append(list(recs[at:before]))
+        out.append(b)
+        at = before
+    if at < len(recs):
+        out.append(list(recs[at:]))
+    return out
+
+
+def _render_all(recs: Sequence[Record], batches: Sequence[tuple[int, Batch]] = (),
+                ) -> tuple[bytes, Lines]:
+    """``render`` of a module's records and batches, in their order."""
+    chunks = _chunks(recs, batches)
+    if not chunks:
+        return EMPTY, NO_LINES
+    texts: list[bytes] = []
+    lines: list[Lines] = []
+    for i, c in enumerate(chunks):
+        first = b"[\n" if i == 0 else b",\n"
+        last = b"\n]\n" if i == len(chunks) - 1 else b""
+        text, ls = _batch(c, first, last) if isinstance(c, Batch) else _records(
+            c, first, last)  # type: ignore[arg-type]
+        texts.append(text)
+        lines.append(ls)
+    return (texts[0] if len(texts) == 1 else b"".join(texts),
+            lines[0] if len(lines) == 1 else _in_order(
+                [s for ls in lines for s in ls.stamps], [r for ls in lines for r in ls.rows]))
+
+
+def module_part(module: str, recs: Sequence[Record], detected: Sequence[Record] = (),
+                batches: Sequence[tuple[int, Batch]] = ()) -> ModulePart:
+    """Render one timeline module (``detected``: its records that carry a finding;
+    ``batches``: records it gave as columns, each after the records before it)."""
+    records, lines = _render_all(recs, batches)
     unique = list({id(r): r for r in detected}.values())  # a record with two findings
     # is listed once; by identity: equal records of two rows are two records
     det, det_lines = render(unique) if unique else (b"", NO_LINES)
@@ -553,7 +676,11 @@ def merge_parts(a: ModulePart, b: ModulePart) -> ModulePart:
 
 
 def parts_of(records: Mapping[str, Sequence[Record]],
-             detected: Mapping[str, Sequence[Record]]) -> list[ModulePart]:
+             detected: Mapping[str, Sequence[Record]],
+             batches: Mapping[str, Sequence[tuple[int, Batch]]] | None = None,
+             ) -> list[ModulePart]:
     """Render every module of a check, in the order the modules first recorded."""
-    names = list(dict.fromkeys([*records, *detected]))
-    return [module_part(m, records.get(m, ()), detected.get(m, ())) for m in names]
+    batches = batches or {}
+    names = list(dict.fromkeys([*records, *batches, *detected]))
+    return [module_part(m, records.get(m, ()), detected.get(m, ()), batches.get(m, ()))
+            for m in names]

@@ -5,9 +5,19 @@ nothing is ever resolved over the network."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import compress, repeat
 from typing import Any
 
-from spywall.device.base import FnModule, Record, iso_apple, iso_chrome, iso_datetime, iso_unix
+from spywall.device.base import (
+    Batch,
+    FnModule,
+    Record,
+    iso_apple,
+    iso_chrome,
+    iso_datetime,
+    iso_unix,
+)
 from spywall.device.sqlite import columns, require
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -59,43 +69,72 @@ def _history(ctx: Ctx, entry: Entry, path: str) -> Result:
         rows = conn.execute(
             f"SELECT v.id, v.visit_time, i.url, {redirect} FROM history_visits v "  # noqa: S608
             "JOIN history_items i ON i.id = v.history_item LIMIT ?", (MAX_ROWS,)).fetchall()
-    redirects = any(r[3] is not None for r in rows)
-    visits = {vid: (t, url) for vid, t, url, _ in rows} if redirects else {}
-    recs: list[Record] = []
-    try:
-        _visits(ctx, rows, visits, path, recs)
-    finally:  # what was read stays in the timeline even if a later row breaks the module
-        ctx.extend("safari_history", recs)
+    if rows:
+        _visits(ctx, rows, path)
     return ok(len(rows))
 
 
-def _visits(ctx: Ctx, rows: list[Any], visits: dict[Any, tuple[Any, Any]], path: str,
-            recs: list[Record]) -> None:
-    timeline = ctx.timeline
-    hits = ctx.lookup.urls([r[2] if r[2].__class__ is str else "" for r in rows])
-    for (vid, t, url, dest), hit in zip(rows, hits, strict=True):
-        if url.__class__ is not str:
-            continue
-        target = visits.get(dest) if dest is not None else None
-        if not (timeline or target or hit):
-            continue
-        rec = Record("safari_history", iso_apple(t), "safari_visit",
-                     {"visit_id": vid, "url": url[:2048]})
-        recs.append(rec)
-        if hit:
-            check_links(ctx, [url], rec, path, "Safari history URL")
-        if target is None or not isinstance(target[1], str):
-            continue
-        src_host, dst_host = host_of(url), host_of(target[1])
-        quick = (isinstance(t, int | float) and isinstance(target[0], int | float)
-                 and 0 <= target[0] - t < REDIRECT_SECONDS)
-        if src_host and dst_host and site(src_host) != site(dst_host) and quick:
-            ctx.heuristic(
-                "ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
-                f"{src_host} redirected to {dst_host} within {REDIRECT_SECONDS:g}s: "
-                "exploit links often bounce through a redirector; check both domains",
-                rec=rec, path=path, severity=Severity.LOW,
-                detail={"from": url[:2048], "to": target[1][:2048]})
+def _visits(ctx: Ctx, rows: list[Any], path: str) -> None:
+    """Every visit with a URL is recorded (with a timeline, as one batch of columns); a
+    record is made for each visit whose URL matches or that redirected (``_visit``)."""
+    vids, times, urls, dests = zip(*rows, strict=True)
+    named = list(map(isinstance, urls, repeat(str)))  # (a URL that is not text: no record)
+    texts: list[str] = (list(urls) if all(named)
+                        else [u if u.__class__ is str else "" for u in urls])
+    hits = ctx.lookup.urls(texts)
+    if ctx.timeline:
+        if all(named):
+            vid_col, time_col, url_col = list(vids), list(times), texts
+        else:
+            vid_col, time_col, url_col = (list(compress(vids, named)),
+                                          list(compress(times, named)),
+                                          list(compress(texts, named)))
+        ctx.batch(Batch("safari_history", list(map(iso_apple, time_col)),
+                        ["safari_visit"] * len(vid_col),
+                        {"visit_id": vid_col, "url": [u[:2048] for u in url_col]}))
+    redirects = dests.count(None) != len(dests)
+    visits = ({vid: (t, url) for vid, t, url in zip(vids, times, urls, strict=True)}
+              if redirects else {})
+    recs: list[Record] = []
+    try:
+        hit_rows = compress(range(len(rows)), hits)  # (and those that redirected)
+        for i in sorted({*hit_rows, *(i for i, d in enumerate(dests) if d is not None)}
+                        ) if redirects else hit_rows:
+            rec = _visit(ctx, rows[i], hits[i], visits, path)
+            if rec is not None and not ctx.timeline:  # (with one, the batch holds it)
+                recs.append(rec)
+    finally:  # what was read stays even if a later row breaks the module
+        ctx.extend("safari_history", recs)
+
+
+def _visit(ctx: Ctx, row: Any, hit: Sequence[object], visits: dict[Any, tuple[Any, Any]],
+           path: str) -> Record | None:
+    """The record of a visit whose URL matches (its finding) or that redirected to
+    another site within ``REDIRECT_SECONDS`` (a heuristic finding); None for a visit
+    without a URL, or whose redirect leads nowhere recorded."""
+    vid, t, url, dest = row
+    if url.__class__ is not str:
+        return None
+    target = visits.get(dest) if dest is not None else None
+    if not (target or hit):
+        return None
+    rec = Record("safari_history", iso_apple(t), "safari_visit",
+                 {"visit_id": vid, "url": url[:2048]})
+    if hit:
+        check_links(ctx, [url], rec, path, "Safari history URL")
+    if target is None or not isinstance(target[1], str):
+        return rec
+    src_host, dst_host = host_of(url), host_of(target[1])
+    quick = (isinstance(t, int | float) and isinstance(target[0], int | float)
+             and 0 <= target[0] - t < REDIRECT_SECONDS)
+    if src_host and dst_host and site(src_host) != site(dst_host) and quick:
+        ctx.heuristic(
+            "ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
+            f"{src_host} redirected to {dst_host} within {REDIRECT_SECONDS:g}s: "
+            "exploit links often bounce through a redirector; check both domains",
+            rec=rec, path=path, severity=Severity.LOW,
+            detail={"from": url[:2048], "to": target[1][:2048]})
+    return rec
 
 
 chrome_time = iso_chrome   # (the device modules' one conversion)

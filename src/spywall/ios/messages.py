@@ -8,10 +8,11 @@ engine for exploit payloads (findings carry the chat and sender in ``detail``).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable
+from itertools import compress
+from operator import itemgetter, not_
 from typing import Any
 
-from spywall.device.base import FnModule, Record, iso_apple
+from spywall.device.base import Batch, FnModule, Record, iso_apple
 from spywall.device.sqlite import columns, require, tables
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
@@ -45,7 +46,6 @@ THREAT_DOC = "https://support.apple.com/en-us/102174"
 
 
 def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
-    recs: list[Record] = []
     with database(ctx, entry) as conn:
         have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
         require(conn, "handle", ("ROWID", "id"))
@@ -60,14 +60,17 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         alert = "substr(m.text, 1, 7) = 'ALERT: '"
         where = "" if ctx.timeline else f"WHERE {may_link} OR {alert}"
         n = min(conn.execute("SELECT count(*) FROM message").fetchone()[0], MAX_ROWS)
-        rows = conn.execute(
+        cursor = conn.execute(
             f"SELECT m.ROWID, m.date, m.text, {body}, h.id, coalesce({may_link}, 0), "  # noqa: S608
             f"coalesce({alert}, 0) FROM message m "
             f"LEFT JOIN handle h ON h.ROWID = m.handle_id {where} LIMIT ?", (MAX_ROWS,))
+        rows: list[Any] = []
         try:
-            _messages(ctx, rows, path, recs)
-        finally:  # what was read stays in the timeline even if a later row breaks
-            ctx.extend("sms", recs)
+            rows.extend(cursor)  # (a list keeps what was read before a broken page)
+        finally:  # the notifications among the rows read are reported even then
+            for row in compress(rows, map(itemgetter(6), rows)):
+                _threat_notification(ctx, row, path)
+        _messages(ctx, rows, path)
         for rowid, handle in conn.execute("SELECT ROWID, id FROM handle WHERE id LIKE '%@%' "
                                           "LIMIT ?", (MAX_ROWS,)):
             if isinstance(handle, str) and "@" in handle:
@@ -94,46 +97,57 @@ def _threat_notification(ctx: Ctx, row: Any, path: str) -> None:
         detail={"sender": sender})
 
 
-def _messages(ctx: Ctx, rows: Iterable[Any], path: str, recs: list[Record]) -> None:
-    """The messages with links: their links are matched as one column (``Lookup.urls``),
-    then a record is made for each (every one with a timeline, the matching ones
-    without). Rows SQLite says hold no link become plain records (with a timeline);
-    rows that may be a threat notification are checked."""
-    kept: list[tuple[Any, list[str]]] = []
-    plain: list[Any] = []
-    for row in rows:
-        if row[6]:
-            _threat_notification(ctx, row, path)
-        if not row[5]:
-            if ctx.timeline:
-                plain.append(row)
-            continue
-        text, attributed = row[2], row[3]
+def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
+    """The messages: the links of those SQLite says may hold one are matched as one
+    column (``Lookup.urls``); a record is made for each message that has a link that
+    matches. With a timeline, every message is recorded as well, as one batch of columns:
+    first those without a link, then those with links (a row that may hold a link but
+    has none is left out)."""
+    if not rows:
+        return
+    rowids, dates, texts, bodies, handles, may, _ = zip(*rows, strict=True)
+    kept: list[int] = []
+    found_in: list[list[str]] = []
+    for i in compress(range(len(rows)), may):
+        text, attributed = texts[i], bodies[i]
         found = links(text) if text.__class__ is str else []
         if not found and attributed.__class__ is bytes:
             found = links_in_bytes(attributed)
         if found:
-            kept.append((row, found))
-    matched = [bool(h) for h in ctx.lookup.urls([u for _, found in kept for u in found])]
-    timeline, at = ctx.timeline, 0
-    recs.extend([Record("sms", iso_apple(date),
-                        "sms_received" if handle.__class__ is str else "sms",
-                        {"rowid": rowid,
-                         "phone_number": handle if handle.__class__ is str else "",
-                         "links": "", "text": text[:500] if text.__class__ is str else ""})
-                 for rowid, date, text, _, handle, _, _ in plain])
-    for (rowid, date, text, _, handle, _, _), found in kept:
+            kept.append(i)
+            found_in.append(found)
+    matched = [bool(h) for h in ctx.lookup.urls([u for found in found_in for u in found])]
+    if ctx.timeline:
+        plain = list(compress(range(len(rows)), map(not_, may)))
+        order = plain + kept
+        senders = [h if h.__class__ is str else "" for h in map(handles.__getitem__, order)]
+        ctx.batch(Batch(
+            "sms", list(map(iso_apple, map(dates.__getitem__, order))),
+            # (a message without links is "sms_received" when its handle is text, one
+            # with links when that text is not empty)
+            ["sms_received" if h.__class__ is str else "sms"
+             for h in map(handles.__getitem__, plain)]
+            + ["sms_received" if s else "sms" for s in senders[len(plain):]],
+            {"rowid": list(map(rowids.__getitem__, order)), "phone_number": senders,
+             "links": [""] * len(plain) + list(map(" ".join, found_in)),
+             "text": [t[:500] if t.__class__ is str else ""
+                      for t in map(texts.__getitem__, order)]}))
+    if not any(matched):
+        return
+    at = 0
+    for i, found in zip(kept, found_in, strict=True):
         hit = any(matched[at:at + len(found)])
         at += len(found)
-        if not (timeline or hit):
+        if not hit:
             continue
+        text, handle = texts[i], handles[i]
         sender = handle if handle.__class__ is str else ""
-        rec = Record("sms", iso_apple(date), "sms_received" if sender else "sms",
-                     {"rowid": rowid, "phone_number": sender, "links": " ".join(found),
+        rec = Record("sms", iso_apple(dates[i]), "sms_received" if sender else "sms",
+                     {"rowid": rowids[i], "phone_number": sender, "links": " ".join(found),
                       "text": text[:500] if text.__class__ is str else ""})
-        recs.append(rec)
-        if hit:
-            check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
+        if not ctx.timeline:  # (with one, the batch holds it)
+            ctx.extend("sms", [rec])
+        check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
 
 
 def sms_attachment_entry(b: Evidence, filename: str) -> Entry | None:
