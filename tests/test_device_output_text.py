@@ -140,3 +140,23 @@ def test_event_with_lone_surrogate_in_the_batch_path() -> None:
     assert json.loads(part.records.decode("utf-8"))[0]["event"] == "e \ud800"
     rows = list(csv.reader([part.lines.rows[0].decode("utf-8")], escapechar="\\"))
     assert rows == [["2023-06-01 00:00:00.000000", "X", "e \\ud800", '{"a":1}']]
+
+
+def test_ios_sms_link_after_a_nul_is_matched(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SQLite's LIKE stops at a NUL: a message whose indicator link follows one (a hostile
+    sender's way to hide it from a pre-filter) is still matched, as MVT's regular
+    expression over the whole text matches it, with and without the timeline."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    db = next(root.glob(f"*/{file_id('HomeDomain', 'Library/SMS/sms.db')}"))
+    con = sqlite3.connect(db)
+    con.execute("UPDATE message SET text = 'hi' || char(0) || "
+                "'https://free247downloads.com/x' WHERE ROWID = 2")  # (Pegasus)
+    con.commit()
+    con.close()
+    for extra in ([], ["-o", str(tmp_path / "out")]):
+        assert main(["check-ios", str(root), "-q", "-f", "json", "-j", "1", *extra]) == 1
+        rep = json.loads(capsys.readouterr().out)
+        hits = [f for s in rep["subjects"] for f in s["findings"]
+                if "free247downloads.com" in f["message"]]
+        assert hits, extra

@@ -55,7 +55,10 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         # searched; and which may be Apple's threat notification (its first characters).
         # Only those reach Python, unless the timeline wants every message; the links
         # are found without a Python call per message that has none.
-        may_link = "m.text LIKE '%://%' OR m.text LIKE '%www.%'" + (
+        # SQLite's text functions stop at a NUL, so a text holding one goes to Python
+        # too (a link after a NUL is still a link: MVT's regular expression finds it).
+        may_link = ("m.text LIKE '%://%' OR m.text LIKE '%www.%' "
+                    "OR instr(CAST(m.text AS BLOB), X'00') > 0") + (
             " OR m.attributedBody IS NOT NULL" if body != "NULL" else "")
         alert = "substr(m.text, 1, 7) = 'ALERT: '"
         where = "" if ctx.timeline else f"WHERE {may_link} OR {alert}"
