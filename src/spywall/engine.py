@@ -8,7 +8,6 @@ parser and detectors only when it meets that format.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import mmap
 import os
 import signal
@@ -260,10 +259,6 @@ class _Walk:
 HARD_LIMIT_FACTOR = 2.0
 
 
-# ``signal.signal`` without its enum conversion (the handler given back is the same)
-_set_handler: Callable[[int, object], object] = importlib.import_module("_signal").signal
-
-
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise LimitExceeded("hard time limit reached (a parser overran its time budget)")
 
@@ -273,8 +268,8 @@ class _hard_deadline:  # noqa: N801 (used as a context manager, like contextlib'
 
     Parsers check the budget themselves; this catches a Python-level loop that forgot to.
     Only armed on the main thread of a POSIX process (workers of the pool qualify).
-    A class calling ``_set_handler``: it is entered once per input, and ``contextlib``
-    with ``signal.signal`` cost ~10 us more a file.
+    A class: it is entered once per input, and a ``contextlib`` generator cost several
+    microseconds more a file.
     """
 
     __slots__ = ("armed", "previous", "seconds")
@@ -282,21 +277,21 @@ class _hard_deadline:  # noqa: N801 (used as a context manager, like contextlib'
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
         self.armed = False
-        self.previous: object = None
+        self.previous: Callable[[int, FrameType | None], object] | int | None = None
 
     def __enter__(self) -> None:
         if threading.current_thread() is not threading.main_thread() or not hasattr(
             signal, "setitimer"
         ):
             return
-        self.previous = _set_handler(signal.SIGALRM, _on_alarm)
+        self.previous = signal.signal(signal.SIGALRM, _on_alarm)
         self.armed = True
         signal.setitimer(signal.ITIMER_REAL, self.seconds * HARD_LIMIT_FACTOR + 1.0)
 
     def __exit__(self, *exc: object) -> None:
         if self.armed:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            _set_handler(signal.SIGALRM, self.previous)
+            signal.signal(signal.SIGALRM, self.previous)
 
 
 def mark_incomplete(subject: Subject, limits: Limits) -> Subject:
