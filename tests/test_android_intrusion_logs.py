@@ -124,6 +124,14 @@ def test_caps(tmp_path: Path, index: IocIndex, monkeypatch: pytest.MonkeyPatch) 
                         modules=ONLY)  # type: ignore[arg-type]
     assert any(e.path.endswith("intrusion_logs/e.zip") and e.code == "malformed"
                for e in out.report.subjects[0].errors)
+    monkeypatch.setattr(il, "MAX_EVENTS", 2_000_000)
+    monkeypatch.setattr(il, "MAX_ARCHIVES", 1)  # an export archive's members past the cap
+    many = gen.zip_files({"a.txt": b"", "b.txt": b""})
+    out = check_capture(_capture(tmp_path / "m", False, extra={"intrusion_logs/m.zip": many}),
+                        index, modules=ONLY)  # type: ignore[arg-type]
+    assert any(e.path.endswith("intrusion_logs/m.zip") and e.code == "limit"
+               for e in out.report.subjects[0].errors)
+    assert "incomplete-examination" in {f.rule for f in out.report.all_findings()}
 
 
 @pytest.mark.parametrize("zipped", [False, True])

@@ -137,12 +137,16 @@ def _archive(ctx: Ctx, events: Events, where: str, data: bytes) -> None:
     """The text files of an export archive (one level: an archive inside is an error)."""
     src = ZipSource(data, where, ctx.evidence.limits)
     try:
-        for member in src.names()[:MAX_ARCHIVES]:
+        names = src.names()
+        for member in names[:MAX_ARCHIVES]:
             if member.lower().endswith(".txt"):
                 events.add_text(f"{where}!/{member}",
                                 src.read(member, MAX_FILE, ctx.evidence.budget))
             elif member.lower().endswith(".zip"):
                 raise FormatError(f"{member}: an archive inside an intrusion-log archive")
+        if len(names) > MAX_ARCHIVES:   # (the events of those read are kept)
+            raise LimitExceeded(f"{len(names) - MAX_ARCHIVES} member(s) past the first "
+                                f"{MAX_ARCHIVES} not read")
     finally:
         src.close()
 
