@@ -271,7 +271,8 @@ def test_encrypted_backup_needs_its_password(tmp_path: Path, index: IocIndex) ->
     run = next(m for m in rep.modules if m.name == "sms")
     assert run.status == "error"  # unreadable without it: said, never "nothing found"
     assert "give its password" in run.message
-    assert not any(f.location.module == "sms" for f in rep.all_findings())
+    assert {f.rule for f in rep.all_findings() if f.location.module == "sms"} == {
+        "incomplete-examination"}  # not read: never clean
     rep = check_capture(ev, index, password="pw 1").report
     assert {(f.rule, f.indicator.collection if f.indicator else None)
             for f in rep.all_findings() if f.location.module == "sms"} == {
@@ -341,3 +342,25 @@ def test_settings_every_namespace_and_mvt_list(tmp_path: Path, index: IocIndex) 
     assert {r.data["namespace"] for r in recs} == {"global", "secure", "system", "config"}
     run = next(m for m in rep.report.modules if m.name == "settings")
     assert (run.records, run.message) == (len(recs), "4 settings file(s)")
+
+
+@pytest.mark.parametrize(("name", "body", "module"), [
+    ("packages.json", b"[1, 2", "packages"),          # cut short: malformed
+    ("packages.json", b'{"packages": 3}', "packages"),  # an unknown form
+    ("ps.txt", b"no header here\n", "processes"),
+])
+def test_unread_artifact_is_never_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        name: str, body: bytes, module: str) -> None:
+    """A clean capture with one unreadable artifact exits 1 (an ``incomplete-examination``
+    finding of that module); ``--allow-incomplete`` gives 0; the artifact removed is no
+    data (0)."""
+    ev = _qf_dir(_mk(tmp_path, "ev"), False)
+    (ev / name).write_bytes(body)
+    assert main(["check-android", str(ev), "-f", "json", "-q"]) == 1
+    rep = load_report(capsys.readouterr().out)
+    assert [(f.rule, f.location.module) for f in rep.all_findings()] == [
+        ("incomplete-examination", module)]
+    assert main(["check-android", str(ev), "-f", "json", "-q", "--allow-incomplete"]) == 0
+    capsys.readouterr()
+    (ev / name).unlink()
+    assert main(["check-android", str(ev), "-f", "json", "-q"]) == 0

@@ -117,11 +117,14 @@ def test_bad_entries_are_errors_of_their_own(tmp_path: Path, index: IocIndex) ->
     files["browser_history/manifest.json"] = json.dumps(manifest).encode()
     rep = _run(files, tmp_path / "qf", index).report  # type: ignore[attr-defined]
     run = rep.modules[0]
-    assert (run.status, run.message) == ("ok", "1 database(s), 4 unreadable")
+    assert (run.status, run.message) == (
+        "ok", "1 database(s), 3 unreadable, 1 not in the capture")
     msgs = [e.message for e in rep.subjects[0].errors]
     assert any("unsafe archive path" in m for m in msgs)
-    assert any("not in the capture" in m for m in msgs)
-    assert [f.indicator.collection for f in rep.all_findings()] == ["Predator"]
+    assert not any("not in the capture" in m for m in msgs)  # missing: no data, no error
+    assert [f.indicator.collection for f in rep.all_findings() if f.indicator] == ["Predator"]
+    assert [f.rule for f in rep.all_findings() if not f.indicator] == [
+        "incomplete-examination"] * 3  # the entries that could not be read: never clean
 
 
 @pytest.mark.parametrize(

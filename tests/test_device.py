@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 
 from spywall.commands.common import finish, new_report
 from spywall.device import CheckContext, FnModule, SchemaUnknown, iso_apple, iso_unix, run_modules
-from spywall.device.base import load_plist
+from spywall.device.base import ArtifactMissing, load_plist
 from spywall.device.output import csv_text, parts_of, write_mvt_outputs
 from spywall.device.sqlite import columns, open_evidence, require
 from spywall.errors import FormatError
 from spywall.iocs import Indicator, IocIndex
-from spywall.report import Subject
+from spywall.limits import Limits
+from spywall.report import ErrorEntry, Subject
 
 
 def small_index() -> IocIndex:
@@ -63,8 +64,40 @@ def test_one_module_failing_does_not_stop_the_others() -> None:
     assert "not a database" in runs[0].message
     assert [e.code for e in ctx.subject.errors] == ["malformed", "schema", "schema"]
     assert [f.indicator.value for f in ctx.subject.findings if f.indicator] == ["evil.example"]
-    assert ctx.subject.findings[0].location.module == "good"
+    assert [f.location.module for f in ctx.subject.findings if f.indicator] == ["good"]
     assert ctx.detected["good"][0].data["url"] == "https://a.evil.example/x"
+    # fail closed: an artifact present but not read is not clean (one finding per module)
+    unread = [f for f in ctx.subject.findings if f.rule == "incomplete-examination"]
+    assert [(f.location.module, f.detail["module"]) for f in unread] == [
+        ("bad", "bad"), ("drift", "drift"), ("sql", "sql")]
+    assert "not a database" in unread[0].message
+    assert "no such column: ZHASPROCESS" in unread[2].message
+
+
+def _partly(ctx: CheckContext[object]) -> tuple[str, int, str]:
+    """Reads two artifacts, one of them broken, and goes on: the broken one is unread."""
+    ctx.subject.errors.append(ErrorEntry(path="dev!/b.db", code="malformed",
+                                         message="partly: b.db is not a database"))
+    ctx.scanned([ErrorEntry(path="dev!/att.gif", code="truncated", message="engine's own")])
+    return ("ok", 1, "")
+
+
+def test_unread_evidence_is_incomplete_unless_allowed() -> None:
+    """A module that goes past an artifact it could not read leaves the check incomplete;
+    an attachment the scan engine examined (and judged itself) does not; missing data
+    does not; ``allow_incomplete`` keeps them as error entries only."""
+    def missing(_: CheckContext[object]) -> tuple[str, int, str]:
+        raise ArtifactMissing("sms.db listed, not stored")
+
+    for allow, expected in ((False, [("partly", "dev!/b.db")]), (True, [])):
+        ctx = CheckContext(evidence=None, index=small_index(), subject=Subject(path="dev"),
+                           limits=Limits(allow_incomplete=allow))
+        runs = run_modules([FnModule("partly", "d", _partly),
+                            FnModule("missing", "d", missing)], ctx)
+        assert [r.status for r in runs] == ["ok", "skipped"]
+        assert [(f.location.module, f.path) for f in ctx.subject.findings
+                if f.rule == "incomplete-examination"] == expected
+        assert [e.code for e in ctx.subject.errors] == ["malformed", "truncated"]
 
 
 def test_programming_errors_are_not_swallowed() -> None:

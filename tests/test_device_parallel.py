@@ -92,7 +92,7 @@ def test_forked_run_is_the_sequential_run(render: bool, tmp_path: Path,
     assert runs_two == runs_one
     assert [as_dict(f) for f in two.subject.findings] == [
         as_dict(f) for f in one.subject.findings]
-    assert len(one.subject.findings) == 4
+    assert len(one.subject.findings) == 5  # 4 indicators, the broken module's unread
     assert [e.message for e in two.subject.errors] == [e.message for e in one.subject.errors]
     assert two.evidence.inputs == one.evidence.inputs
     if render:
@@ -147,7 +147,7 @@ def test_when_workers_are_not_forked(forks: list[int]) -> None:
     try:
         assert not can_fork(Forkable(), 5)  # another thread runs: no fork
         ctx, _ = _check(2, False)  # still checks everything, in this process
-        assert len(ctx.subject.findings) == 4
+        assert len(ctx.subject.findings) == 5
         assert not forks
     finally:
         stop.set()

@@ -191,3 +191,52 @@ def test_odd_plists_never_escape(shared_backup: Path, index: IocIndex,
     finally:
         path.write_bytes(original)
     assert {m.status for m in out.report.modules} <= {"ok", "error", "skipped"}
+
+
+@pytest.mark.parametrize(("damage", "modules", "code"), [
+    ("database", ["datausage"], "malformed"),
+    ("plist", ["os_analytics_ad_daily"], "malformed"),
+    ("schema", ["sms", "sms_attachments"], "schema"),  # (both read sms.db)
+])
+def test_unread_artifact_is_never_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        damage: str, modules: list[str], code: str) -> None:
+    """A clean backup with one broken artifact exits 1 with an ``incomplete-examination``
+    finding naming the module and the reason (fail closed); ``--allow-incomplete`` keeps
+    the error entry only (exit 0); a missing artifact is no data (exit 0)."""
+    from spywall.cli import main
+    from spywall.report import load_report
+
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    assert main(["check-ios", str(root), "-f", "json", "-q", "-j", "1"]) == 0
+    capsys.readouterr()
+    if damage == "database":
+        stored(root, *DATAUSAGE).write_bytes(b"SQLite format 3\x00" + b"\x5a" * 4000)
+    elif damage == "plist":
+        stored(root, "HomeDomain", "Library/Preferences/com.apple.osanalytics.addaily.plist"
+               ).write_bytes(b"bplist00\xff")
+    else:
+        with contextlib.closing(sqlite3.connect(stored(root, *SMS))) as conn:
+            conn.execute("ALTER TABLE message RENAME TO message_v99")
+            conn.commit()
+    for jobs in ("1", "2"):
+        assert main(["check-ios", str(root), "-f", "json", "-q", "-j", jobs]) == 1
+        rep = load_report(capsys.readouterr().out)
+        found = rep.all_findings()
+        assert [(f.rule, f.location.module, f.detail["module"]) for f in found] == [
+            ("incomplete-examination", m, m) for m in modules]
+        for f, m in zip(found, modules, strict=True):
+            assert f"({code})" in f.message
+            assert f"module {m}:" in f.message
+    assert main(["check-ios", str(root), "-f", "json", "-q", "--allow-incomplete"]) == 0
+    rep = load_report(capsys.readouterr().out)
+    assert rep.all_findings() == []
+    assert [e.code for s in rep.subjects for e in s.errors] == [code] * len(modules)
+
+
+def test_missing_artifact_exits_clean(tmp_path: Path) -> None:
+    from spywall.cli import main
+
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    stored(root, *SMS).unlink()
+    stored(root, *DATAUSAGE).unlink()
+    assert main(["check-ios", str(root), "-f", "json", "-q"]) == 0

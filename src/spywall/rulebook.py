@@ -239,8 +239,11 @@ def _engine_rules() -> list[RuleInfo]:
         id="incomplete-examination", title="Input not examined completely", kind=H,
         severity=Severity.MEDIUM, source="scan, pcap and the device checks",
         description="A limit (size, count, nesting depth, decompressed bytes or time) stopped "
-                    "the examination of part of an input; what lies beyond it was not "
-                    "examined, so the input is not reported clean.")]
+                    "the examination of part of an input, a part could not be opened, or "
+                    "(device checks) a module could not read an artifact that is there "
+                    "(malformed, of an unknown form, encrypted); what was not examined "
+                    "may hold an exploit or an indicator, so the input is not reported "
+                    "clean.")]
 
 
 # The platform side's rules (``spywall platform``, ``spywall serve``): the reasons of a

@@ -27,7 +27,13 @@ from typing import Any
 
 from spywall.android.capture import FS_HISTORY, Capture
 from spywall.android.common import Ctx, Result, mvt_form, ok, read_manifest, skipped
-from spywall.device.base import MODULE_ERRORS, FnModule, SchemaUnknown, iso_chrome
+from spywall.device.base import (
+    MODULE_ERRORS,
+    ArtifactMissing,
+    FnModule,
+    SchemaUnknown,
+    iso_chrome,
+)
 from spywall.device.sqlite import MAX_DB_BYTES, open_evidence, require
 from spywall.errors import FormatError
 from spywall.report import ErrorEntry
@@ -60,7 +66,7 @@ def entry(raw: Any) -> dict[str, str]:
 def _visits(cap: Capture, name: str) -> list[tuple[Any, ...]]:
     data = cap.read(name, MAX_DB_BYTES)
     if data is None:
-        raise FormatError(f"{name}: named by the manifest, not in the capture")
+        raise ArtifactMissing(f"{name}: named by the manifest, not in the capture")
     wal = cap.read(f"{name}-wal", MAX_DB_BYTES)
     with tempfile.TemporaryDirectory(prefix="spywall-history-") as tmp:
         db = Path(tmp, "History")
@@ -115,12 +121,15 @@ def browser_history(ctx: Ctx) -> Result:
     listed = _databases(cap)
     if listed is None:
         return skipped(f"no {MANIFEST}, file system dump or History database")
-    n = read = 0
+    n = read = missing = 0
     failed: list[str] = []
     for raw in listed[:MAX_DATABASES]:
         try:
             db = entry(raw) if cap.kind == "androidqf" else raw
             rows = _visits(cap, db["archive_path"])
+        except ArtifactMissing:  # named, not collected: no data (as a backup's unstored file)
+            missing += 1
+            continue
         except _ERRORS as exc:  # that database's failure alone
             failed.append(str(exc)[:300])
             ctx.subject.errors.append(
@@ -162,7 +171,10 @@ def browser_history(ctx: Ctx) -> Result:
             ctx.check("url", url, rec=rec, path=where, what=f"{db['browser']} history URL")
     if failed and not read:
         return ("error", 0, f"no browser history database could be read: {failed[0]}")
-    return ok(n, f"{read} database(s)" + (f", {len(failed)} unreadable" if failed else ""))
+    if missing and not read:
+        return skipped(f"the {missing} database(s) {MANIFEST} names are not in the capture")
+    return ok(n, f"{read} database(s)" + (f", {len(failed)} unreadable" if failed else "")
+              + (f", {missing} not in the capture" if missing else ""))
 
 
 BROWSER_MODULES: tuple[FnModule[Capture], ...] = (

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 
+import msgspec
+
 from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
+    add_allow_incomplete_argument,
     load_index,
     module_progress,
     refuse_empty_result,
@@ -39,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", "-o", metavar="DIR", default=None,
                    help="also write MVT-compatible result files (alerts.json, timeline.csv, "
                         "<module>.json, info.json) to DIR")
+    add_allow_incomplete_argument(p)
 
 
 def _password(args: argparse.Namespace) -> str | None:
@@ -60,7 +64,7 @@ def _age_keys(args: argparse.Namespace) -> list[str] | None:
 
 
 def run(args: argparse.Namespace) -> Report:
-    from spywall.android.check import MODULES, check_capture
+    from spywall.android.check import DEVICE_LIMITS, MODULES, check_capture
 
     refuse_output_inside(args.output, args.capture)
     names = {m.name for m in MODULES}
@@ -74,7 +78,9 @@ def run(args: argparse.Namespace) -> Report:
         with module_progress(args, len(modules), "checking capture") as done:
             outcome = check_capture(args.capture, index, index.sources, modules=modules,
                                     on_done=done, password=_password(args),
-                                    age_keys=_age_keys(args))
+                                    age_keys=_age_keys(args),
+                                    limits=msgspec.structs.replace(
+                                        DEVICE_LIMITS, allow_incomplete=args.allow_incomplete))
         refuse_empty_result(outcome.report, args.capture)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

@@ -9,6 +9,7 @@ import sys
 
 from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
+    add_allow_incomplete_argument,
     add_jobs_argument,
     jobs,
     load_index,
@@ -19,6 +20,7 @@ from spywall.commands.device_common import (
     write_outputs,
 )
 from spywall.ios.check import DUMP_MODULES, MODULES, check_path, is_dump, pick
+from spywall.limits import Limits
 from spywall.report import Report
 
 HELP = ("check an iTunes/Finder backup (or a filesystem dump) of an iPhone against spyware "
@@ -41,6 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
                    help="run only this module (repeatable); an unknown name lists them")
     add_jobs_argument(p)
+    add_allow_incomplete_argument(p)
     p.add_argument("--no-attachments", action="store_true",
                    help="do not scan message attachments for exploit payloads (indicator "
                         "checks only, like MVT)")
@@ -82,7 +85,8 @@ def run(args: argparse.Namespace) -> Report:
                                  timeline=args.output is not None,
                                  scan_attachments=not args.no_attachments, on_done=done,
                                  jobs=jobs(args), render=args.output is not None,
-                                 only=args.module)
+                                 only=args.module,
+                                 limits=Limits(allow_incomplete=args.allow_incomplete))
         refuse_empty_result(outcome.report, args.backup)
         write_outputs(args, outcome.report, outcome.ctx)
     return outcome.report

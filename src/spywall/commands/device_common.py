@@ -26,6 +26,14 @@ def add_jobs_argument(p: argparse.ArgumentParser) -> None:
                         "has two cores or more; 1: in this process, one after another)")
 
 
+def add_allow_incomplete_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-incomplete", action="store_true",
+                   help="report evidence a module could not read (malformed, of an unknown "
+                        "form, or past a cap) as an error entry only; by default it also "
+                        "gets an incomplete-examination finding, so the exit status is 1 "
+                        "(an artifact that is absent is no data either way)")
+
+
 def jobs(args: argparse.Namespace) -> int:
     """``--jobs``, with 0 meaning two processes when there are two cores to run them."""
     if args.jobs < 0:

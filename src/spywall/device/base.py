@@ -26,6 +26,7 @@ from spywall.iocs.index import MAX_QUERY
 from spywall.iocs.model import norm_domain
 from spywall.limits import Limits
 from spywall.report import (
+    ErrorEntry,
     Finding,
     FindingKind,
     Location,
@@ -221,6 +222,9 @@ class CheckContext(Generic[E]):
         # columns, each with the number of that module's records that came before it.
         self.columns = False
         self.batches: dict[str, list[tuple[int, Batch]]] = {}
+        # The error entries of files the scan engine examined (``scanned``), by identity
+        # (the entries are kept, so no identity is reused while they are here).
+        self._scanned: dict[int, ErrorEntry] = {}
 
     def view(self) -> CheckContext[E]:
         """A context for one module run: the same evidence, index, limits, options and
@@ -262,6 +266,19 @@ class CheckContext(Generic[E]):
             self.batches.setdefault(batch.module, []).append((before, batch))
         else:
             self.extend(batch.module, batch.records())
+
+    def scanned(self, errors: Sequence[ErrorEntry]) -> None:
+        """Add the error entries of a file the scan engine examined (an attachment). The
+        engine judged them itself (its own ``incomplete-examination`` findings for a cap
+        or a part it could not open; a malformed file was examined as far as it goes),
+        so they are not evidence a module left unread (``unread_since``)."""
+        self.subject.errors.extend(errors)
+        self._scanned.update((id(e), e) for e in errors)
+
+    def unread_since(self, start: int) -> list[ErrorEntry]:
+        """The error entries added from position ``start`` on, but for the scanned
+        files' (``scanned``): evidence a module could not read."""
+        return [e for e in self.subject.errors[start:] if id(e) not in self._scanned]
 
     def count(self, module: str) -> int:
         """The records of ``module`` so far, those in batches included."""

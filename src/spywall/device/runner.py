@@ -23,7 +23,7 @@ from spywall.device.base import (
     SchemaUnknown,
 )
 from spywall.errors import LimitExceeded
-from spywall.incomplete import mark_incomplete
+from spywall.incomplete import mark_unread
 from spywall.report import ErrorEntry, ModuleRun, Report
 
 E = TypeVar("E")
@@ -34,7 +34,12 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
     """Run one module; its failure becomes its ``ModuleRun`` (and an error entry of the
     subject, so summaries count it), never the run's. An artifact the evidence names but
     does not hold (``ArtifactMissing``) is no data: ``skipped``, with the reason. A
-    module stopped by a cap leaves evidence unread: its error entry is a ``limit``."""
+    module stopped by a cap leaves evidence unread: its error entry is a ``limit``.
+
+    Fail closed: each error entry the run added (the module's failure, a malformed or
+    unknown artifact, a cap, or an artifact the module itself could not read and went
+    past) is evidence not examined, so it also becomes an ``incomplete-examination``
+    finding (``spywall.incomplete.mark_unread``) unless ``limits.allow_incomplete``."""
     capped = False
     mark = _mark(ctx)
     try:
@@ -59,6 +64,8 @@ def run_module(mod: Module[E], ctx: CheckContext[E]) -> ModuleRun:
         ctx.subject.errors.append(ErrorEntry(
             path=ctx.subject.path, code="limit" if capped else _ERROR_CODES[run.status],
             message=f"module {mod.name}: {run.message}"[:600]))
+    mark_unread(ctx.subject, ctx.unread_since(mark[3]), mod.name,
+                ctx.limits.allow_incomplete)
     return run
 
 
@@ -75,7 +82,8 @@ def _mark(ctx: CheckContext[E]) -> _Mark:
 def _rerun_lenient(mod: Module[E], ctx: CheckContext[E], mark: _Mark) -> ModuleRun:
     """A row's text was not valid UTF-8: what the first run added is taken back and the
     module runs again with such text read escaped (so one hostile row cannot hide the
-    rest of the artifact), and the damage is an error entry of its own."""
+    rest of the artifact), and the damage is an error entry of its own (the text was
+    read, so it leaves the check complete)."""
     records, detected, findings, errors = mark
     for store, marks in ((ctx.records, records), (ctx.detected, detected)):
         for name in [k for k in store if k not in marks]:
@@ -109,9 +117,7 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
 
         if parallel.can_fork(ctx.evidence, len(mods)):
             done = parallel.run_forked(mods, ctx, jobs, render, run_module, on_done)
-            merged = parallel.merge(ctx, done)
-            mark_incomplete(ctx.subject)
-            return merged
+            return parallel.merge(ctx, done)
     runs: list[ModuleRun] = []
     for mod in mods:
         runs.append(run_module(mod, ctx))
@@ -121,7 +127,6 @@ def run_modules(modules: Iterable[Module[E]], ctx: CheckContext[E],
         from spywall.device.timeline import parts_of  # (only a result folder pays for it)
 
         ctx.parts = parts_of(ctx.records, ctx.detected, ctx.batches)
-    mark_incomplete(ctx.subject)  # fail closed: evidence a cap left unread is not clean
     return runs
 
 

@@ -221,6 +221,6 @@ def scan_attachment(ctx: Ctx, entry: Entry, rec: Record, detail: dict[str, Scala
         f.location.module, f.location.timestamp = rec.module, rec.timestamp
         f.location.record = rec.event
         ctx.add(rec, f)
-    ctx.subject.errors.extend(sub.errors)
+    ctx.scanned(sub.errors)
     ctx.subject.objects += sub.objects
     return True
