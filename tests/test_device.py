@@ -464,9 +464,10 @@ def test_readme_lists_every_module() -> None:
 
     from spywall.android.check import MODULES as ANDROID
     from spywall.ios.check import DUMP_MODULES, MODULES
+    from spywall.ios.sysdiagnose_check import MODULES as SYSDIAGNOSE
 
     readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    for m in (*MODULES, *DUMP_MODULES, *ANDROID):
+    for m in (*MODULES, *DUMP_MODULES, *ANDROID, *SYSDIAGNOSE):
         assert f"| `{m.name}` | {m.description} |" in readme, m.name
 
 

@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "pcap": "spywall.commands.pcap",
     "check-ios": "spywall.commands.check_ios",
     "check-android": "spywall.commands.check_android",
+    "check-sysdiagnose": "spywall.commands.check_sysdiagnose",
     "iocs": "spywall.commands.iocs",
     "render": "spywall.commands.render_cmd",
     "schema": "spywall.commands.schema_cmd",
@@ -60,6 +61,8 @@ SUMMARIES: dict[str, str] = {
                  "spyware indicators",
     "check-android": "check an Android bugreport or androidqf capture (folder or zip) "
                      "against spyware indicators",
+    "check-sysdiagnose": "check an iPhone sysdiagnose (.tar.gz archive or folder) against "
+                         "spyware indicators",
     "iocs": "list, count or update the spyware indicator sets (STIX 2.1)",
     "render": "re-render a saved JSON report (table, json or sarif)",
     "schema": "print the JSON Schema of spywall's JSON report",

@@ -10,6 +10,8 @@ import msgspec
 from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
     add_allow_incomplete_argument,
+    add_module_argument,
+    add_output_argument,
     load_index,
     module_progress,
     refuse_empty_result,
@@ -31,17 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "an adb backup (.ab), an Android file system dump or a Chromium "
                         "History database")
     add_ioc_arguments(p)
-    p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
-                   help="run only this module (repeatable); an unknown name lists them")
+    add_module_argument(p)
     p.add_argument("--password", "-p", default=None,
                    help="password of an encrypted Android backup (backup.ab in an androidqf "
                         f"capture, or an adb backup file); or set {PASSWORD_ENV}")
     p.add_argument("--age-key", metavar="FILE", default=None,
                    help="age identity file (AGE-SECRET-KEY-1...) for an androidqf capture "
                         "encrypted with age (<UUID>.zip.age)")
-    p.add_argument("--output", "-o", metavar="DIR", default=None,
-                   help="also write MVT-compatible result files (alerts.json, timeline.csv, "
-                        "<module>.json, info.json) to DIR")
+    add_output_argument(p)
     add_allow_incomplete_argument(p)
 
 

@@ -11,6 +11,8 @@ from spywall.commands.common import add_evidence_log_argument, add_ioc_arguments
 from spywall.commands.device_common import (
     add_allow_incomplete_argument,
     add_jobs_argument,
+    add_module_argument,
+    add_output_argument,
     jobs,
     load_index,
     module_progress,
@@ -37,11 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password", "-p", default=None,
                    help=f"password of an encrypted backup (or set {PASSWORD_ENV}; "
                         "asked on a terminal when needed)")
-    p.add_argument("--output", "-o", metavar="DIR", default=None,
-                   help="also write MVT-compatible result files (alerts.json, timeline.csv, "
-                        "<module>.json, info.json) to DIR")
-    p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
-                   help="run only this module (repeatable); an unknown name lists them")
+    add_output_argument(p)
+    add_module_argument(p)
     add_jobs_argument(p)
     add_allow_incomplete_argument(p)
     p.add_argument("--no-attachments", action="store_true",

@@ -26,6 +26,17 @@ def add_jobs_argument(p: argparse.ArgumentParser) -> None:
                         "has two cores or more; 1: in this process, one after another)")
 
 
+def add_output_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--output", "-o", metavar="DIR", default=None,
+                   help="also write MVT-compatible result files (alerts.json, timeline.csv, "
+                        "<module>.json, info.json) to DIR")
+
+
+def add_module_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--module", "-m", action="append", default=[], metavar="NAME",
+                   help="run only this module (repeatable); an unknown name lists them")
+
+
 def add_allow_incomplete_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-incomplete", action="store_true",
                    help="report evidence a module could not read (malformed, of an unknown "

@@ -69,11 +69,12 @@ def append_report(target: str, report_json: bytes) -> int:
         engine.dispose()
 
 
-EVIDENCE_LOG_COMMANDS = frozenset({"scan", "pcap", "check-ios", "check-android"})
+EVIDENCE_LOG_COMMANDS = frozenset({"scan", "pcap", "check-ios", "check-android",
+                                   "check-sysdiagnose"})
 
 
 def add_argument(p: argparse.ArgumentParser) -> None:
-    """``--evidence-log URL|FILE`` (for scan, pcap, check-ios and check-android)."""
+    """``--evidence-log URL|FILE`` (for scan, pcap and the device checks)."""
     p.add_argument("--evidence-log", default=None, metavar="URL|FILE",
                    help="append the report (input hashes, findings, tool version) to an "
                         "evidence log: a database URL or a SQLite log file")

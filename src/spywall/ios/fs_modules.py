@@ -22,10 +22,11 @@ from __future__ import annotations
 import posixpath
 import re
 import stat
+from typing import Any
 
 import msgspec
 
-from spywall.device.base import FnModule, Record, iso_unix
+from spywall.device.base import CheckContext, FnModule, Record, iso_unix
 from spywall.ios.backup import Entry
 from spywall.ios.common import SKIPPED, Ctx, Result, ok
 from spywall.ios.fsdump import FILE, FOLDER, LINK, FsDump, text
@@ -148,15 +149,18 @@ def _shutdown_log(ctx: Ctx) -> Result:
                    f"{MAX_LOG_BYTES} bytes were read")
         total += len(shutdowns)
         bad += bad_here
-        n += _clients(ctx, shutdowns, path, posixpath.basename(entry.disk), flagged)
+        n += record_clients(ctx, shutdowns, path, posixpath.basename(entry.disk), flagged)
     parts = [f"{total} shutdown(s) in {len(logs)} log(s)"]
     if bad:
         parts.append(f"{bad} malformed line(s) skipped")
     return ok(n, "; ".join(parts))
 
 
-def _clients(ctx: Ctx, shutdowns: list[Shutdown], path: str, log: str,
-             flagged: set[str]) -> int:
+def record_clients(ctx: CheckContext[Any], shutdowns: list[Shutdown], path: str, log: str,
+                   flagged: set[str]) -> int:
+    """The clients of ``shutdowns`` (from the log ``log`` at ``path``) as records of
+    ``shutdown_log``, matched, with the unusual-folder heuristic (once per path in
+    ``flagged``). A filesystem dump's logs and a sysdiagnose's are read alike."""
     n = 0
     for sd in shutdowns:
         when = iso_unix(sd.sigterm)
@@ -182,7 +186,7 @@ def _clients(ctx: Ctx, shutdowns: list[Shutdown], path: str, log: str,
     return n
 
 
-def _unusual(ctx: Ctx, c: Client, rec: Record, path: str, flagged: set[str]) -> None:
+def _unusual(ctx: CheckContext[Any], c: Client, rec: Record, path: str, flagged: set[str]) -> None:
     if not c.path.startswith(UNUSUAL_DIRS) or c.path in flagged:
         return
     flagged.add(c.path)

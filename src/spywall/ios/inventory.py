@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import posixpath
 import re
+from typing import Any
 
-from spywall.device.base import FnModule, iso_datetime, iso_unix
+from spywall.device.base import CheckContext, FnModule, Record, iso_datetime, iso_unix
 from spywall.errors import FormatError
 from spywall.ios import releases, triangulation
 from spywall.ios.common import SKIPPED, Ctx, Result, ok, plist
@@ -110,11 +111,20 @@ def _info(ctx: Ctx) -> Result:
     app_list = [a for a in apps if isinstance(a, str)] if isinstance(apps, list) else []
     for app in app_list:
         ctx.check("app_id", app, rec=rec, path=path, what="installed app")
+    build = str(b.info.get("Build Version") or "")
+    version, known = outdated(ctx, str(b.info.get("Product Version") or ""), build, rec, path)
+    shown = f"iOS {version}" if version else f"build {build or 'unknown'}"
+    return ok(1 + len(app_list), f"{shown}; newest release known: {known.summary()}")
+
+
+def outdated(ctx: CheckContext[Any], version: str, build: str, rec: Record | None,
+             path: str) -> tuple[str, releases.Releases]:
+    """``ios-outdated`` when ``version`` (or, when it is empty, the version ``build``
+    names: MVT's check takes either) is older than the newest release spywall knows;
+    the version as worked out, and the release list used."""
     known = releases.for_sources(ctx.index.sources)
     latest = known.latest()
-    # the version, or the one its build names (MVT's check takes either)
-    build = str(b.info.get("Build Version") or "")
-    version = str(b.info.get("Product Version") or "") or known.builds().get(build.upper(), "")
+    version = version or known.builds().get(build.upper(), "")
     parsed = releases.version_tuple(version)
     if parsed and latest is not None and parsed < releases.version_tuple(latest.version):
         when = f", released {latest.released}" if latest.released else ""
@@ -127,8 +137,7 @@ def _info(ctx: Ctx) -> Result:
             rec=rec, path=path, severity=Severity.LOW,
             detail={"ios_version": version, "latest_ios": latest.version,
                     "releases_as_of": known.updated})
-    shown = f"iOS {version}" if version else f"build {build or 'unknown'}"
-    return ok(1 + len(app_list), f"{shown}; newest release known: {known.summary()}")
+    return version, known
 
 
 MANIFEST = FnModule("manifest", "every backed-up path: file names, paths, WebKit origins",
