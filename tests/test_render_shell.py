@@ -35,7 +35,8 @@ def _complete(script: str, *words: str) -> set[str]:
 def test_bash_completes_commands_options_and_values(capsys: Cap) -> None:
     script = _script(capsys, "bash")
     assert set(commands(build_parser())) <= _complete(script, "spywall", "")
-    assert _complete(script, "spywall", "che") == {"check-ios", "check-android"}
+    assert _complete(script, "spywall", "che") == {"check-ios", "check-android",
+                                                   "check-sysdiagnose"}
     assert _complete(script, "spywall", "scan", "--max-d") == {"--max-depth",
                                                                 "--max-decompressed"}
     assert _complete(script, "spywall", "pcap", "-f", "") == {"json", "sarif", "table"}
