@@ -85,7 +85,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "where FORCEDENTRY-era Pegasus exploits left their payloads.", Severity.MEDIUM),
     _device("ios-datausage-orphan-usage", "Network use by a process with no record",
             "DataUsage.sqlite counts network traffic for a process whose ZPROCESS record "
-            "is gone; spyware has removed its own entries.", Severity.LOW),
+            "is gone; spyware has removed its own entries (MVT: a manipulated process "
+            "entry, high).", Severity.HIGH),
     _device("triangulation-backupagent-network",
             "Operation Triangulation: BackupAgent used the network",
             "DataUsage shows the process BackupAgent with network traffic; the legitimate "
@@ -103,13 +104,15 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "Android's sandbox protections.", Severity.MEDIUM),
     _device("android-sideloaded-app", "App installed outside an app store",
             "An app was installed by a package installer or with no installer recorded, "
-            "not from an app store: check that you installed it yourself.", Severity.LOW),
+            "not from an app store: check that you installed it yourself (medium, as "
+            "MVT).", Severity.MEDIUM),
     _device("android-tmp-executable", "Executable in a temporary folder",
             "An executable file in /data/local/tmp, where exploits and spyware droppers "
-            "put their binaries.", Severity.MEDIUM),
+            "put their binaries (high, as MVT).", Severity.HIGH),
     _device("android-tmp-file", "File in a temporary folder",
             "A file in /data/local/tmp, where exploits and spyware droppers stage their "
-            "files (and adb users leave theirs): MVT's suspicious path.", Severity.LOW),
+            "files (and adb users leave theirs): MVT's suspicious path (high, as MVT).",
+            Severity.HIGH),
     _device("android-il-cert-validation-failure", "Certificate validation failure",
             "Android's intrusion log records a certificate that failed to validate: a "
             "connection may have been intercepted (MVT raises it).", Severity.MEDIUM),
@@ -153,7 +156,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "module changes the system at every boot with root rights.", Severity.MEDIUM),
     _device("android-protection-app-disabled", "Security or update app disabled",
             "A manufacturer's security agent or the system update client is disabled: the "
-            "phone may miss protections or security updates.", Severity.LOW),
+            "phone may miss protections or security updates (medium, as MVT).",
+            Severity.MEDIUM),
     _device("android-root-binary", "Root binary present",
             "An su or other root binary was found on the phone.", Severity.MEDIUM),
     _device("android-app-downgraded", "App downgraded",

@@ -175,18 +175,18 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
         how = f"by {installer}" if installer else "with no installer recorded"
         ctx.heuristic("android-sideloaded-app", "App installed outside an app store",
                       f"{name} was installed {how}, not from an app store; check that "
-                      "you installed it yourself", rec=rec, path=where, severity=Severity.LOW,
-                      detail={"package": name, "installer": installer})
+                      "you installed it yourself", rec=rec, path=where,
+                      severity=Severity.MEDIUM, detail={"package": name, "installer": installer})
 
 
 def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:
-    """Heuristic: a security agent or system update client disabled (MVT warns)."""
+    """Heuristic: a security agent or system update client disabled (medium, as MVT)."""
     what = ("security agent" if name in SECURITY_PACKAGES else
             "system update client" if name in UPDATE_PACKAGES else None)
     if what is not None:
         ctx.heuristic("android-protection-app-disabled", "Security or update app disabled",
                       f"the {what} {name} is disabled: the phone may miss protections or "
-                      "updates", rec=rec, path=where, severity=Severity.LOW,
+                      "updates", rec=rec, path=where, severity=Severity.MEDIUM,
                       detail={"package": name})
 
 

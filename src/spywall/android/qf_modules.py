@@ -186,19 +186,19 @@ def _setid_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
 
 def _tmp_check(ctx: Ctx, rec: Record, f: qf.FileEntry, where: str) -> None:
     """MVT's suspicious path: a file in /data/local/tmp, where adb users, exploits and
-    implants stage files (an executable is medium, another file low)."""
+    implants stage files (high, as MVT raises it, executable or not)."""
     if not f.path.startswith(TMP_DIR) or f.path == COLLECTOR or _directory(f.mode):
         return
     if _executable(f.mode):
         ctx.heuristic("android-tmp-executable", "Executable in a temporary folder",
                       f"{f.path} is executable in /data/local/tmp, where exploits and "
                       "implants are often staged", rec=rec, path=where,
-                      severity=Severity.MEDIUM, detail={"file": f.path})
+                      severity=Severity.HIGH, detail={"file": f.path})
     else:
         ctx.heuristic("android-tmp-file", "File in a temporary folder",
                       f"{f.path} is in /data/local/tmp, where exploits and implants are "
                       "staged (and adb users leave files)", rec=rec, path=where,
-                      severity=Severity.LOW, detail={"file": f.path})
+                      severity=Severity.HIGH, detail={"file": f.path})
 
 
 def file_time(value: object) -> str | None:

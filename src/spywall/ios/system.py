@@ -79,7 +79,7 @@ def process_usage(ctx: Ctx, entry: Entry, path: str, module: str, source: str) -
                 "ios-datausage-orphan-usage", "Network use by a process with no record",
                 f"{label} row {pk} counts {traffic:g} bytes for {which}, which has no "
                 "ZPROCESS record (a deleted process entry; spyware has removed its own)",
-                rec=rec, path=path, severity=Severity.LOW, detail={"process_pk": proc})
+                rec=rec, path=path, severity=Severity.HIGH, detail={"process_pk": proc})
         triangulation.check_backupagent(ctx, name, traffic, rec, path, source)
     _gaps(ctx, names, path, module, label)
     if isinstance(ctx.evidence, FsDump):
