@@ -3,6 +3,7 @@ notification, deleted DataUsage process records, every message in the timeline."
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -114,3 +115,43 @@ def test_shortcut_links(runs: dict[str, Outcome]) -> None:
     assert rec.timestamp == "2023-06-01T06:28:20Z"
     (clean,) = runs["clean"].ctx.records["shortcuts"]
     assert clean.data["action_urls"] == "https://news.example.com/daily"
+
+
+def test_messages_sqlite_lets_through_without_links_are_in_the_timeline(
+        tmp_path: Path, index: IocIndex) -> None:
+    """SQLite's pre-filter passes a text with "://" or "www." that holds no link, and any
+    attributedBody: such a message is in the timeline all the same, as every message is
+    in MVT's; and every message's event is MVT's ``sms_received``, a message without a
+    handle (none, or a handle row that is gone) with or without a link too."""
+    from spywall.device.output import write_mvt_outputs
+
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    fid = file_id("HomeDomain", "Library/SMS/sms.db")
+    with sqlite3.connect(root / fid[:2] / fid) as c:
+        c.executemany(
+            "INSERT INTO message (ROWID, guid, text, handle_id, date, attributedBody) VALUES "
+            "(?, ?, ?, ?, 700000000000000000, ?)",
+            [(901, "g1", "meet at www. later, or see ://", 1, None),  # passes LIKE, no link
+             (902, "g2", "", 1, b"streamtyped\x00no link here"),     # a body, no link
+             (903, "g3", "no handle, no link", 0, None),
+             (904, "g4", "no handle: https://news.example.com/a", 0, None),
+             (905, "g5", "handle gone", 999, None)])
+    c.close()
+    out = check_backup(root, index, index.sources, timeline=True, render=True, jobs=1)
+    recs = {int(r.data["rowid"]): r for r in out.ctx.records.get("sms", ())  # type: ignore[arg-type]
+            if r.event != "handle"}
+    batches = [b for _, b in out.ctx.batches.get("sms", ())]
+    rows = {int(r): (e, links) for b in batches  # type: ignore[arg-type]
+            for r, e, links in zip(b.fields["rowid"], b.events, b.fields["links"], strict=True)}
+    rows |= {k: (r.event, r.data["links"]) for k, r in recs.items()}
+    assert set(rows) == set(range(1, 21)) | {901, 902, 903, 904, 905}
+    assert {e for e, _ in rows.values()} == {"sms_received"}
+    assert rows[904][1] == "https://news.example.com/a"
+    assert rows[901][1] == rows[902][1] == rows[903][1] == ""
+    assert out.ctx.parts is not None
+    write_mvt_outputs(out.report, out.ctx.parts, tmp_path / "r")
+    timeline = (tmp_path / "r" / "timeline.csv").read_text()
+    assert sum(1 for line in timeline.splitlines() if line.split(",")[1:2] == ['"SMS"']) == 25
+    items = [json.loads(line.rstrip(",")) for line in
+             (tmp_path / "r" / "sms.json").read_text().splitlines()[1:-1]]
+    assert sorted(int(i["rowid"]) for i in items if i["event"] != "handle") == sorted(rows)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 from itertools import compress
-from operator import itemgetter, not_
+from operator import itemgetter
 from typing import Any
 
 from spywall.device.base import Batch, FnModule, Record, iso_apple
@@ -103,9 +103,10 @@ def _threat_notification(ctx: Ctx, row: Any, path: str) -> None:
 def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
     """The messages: the links of those SQLite says may hold one are matched as one
     column (``Lookup.urls``); a record is made for each message that has a link that
-    matches. With a timeline, every message is recorded as well, as one batch of columns:
-    first those without a link, then those with links (a row that may hold a link but
-    has none is left out)."""
+    matches. With a timeline, every message is recorded as well, in row order, as one
+    batch of columns (a message SQLite let through that holds no link too: all of them,
+    as MVT). The event is MVT's ``sms_received`` for every message, whatever its
+    direction or sender."""
     if not rows:
         return
     rowids, dates, texts, bodies, handles, may, _ = zip(*rows, strict=True)
@@ -121,20 +122,15 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
             found_in.append(found)
     matched = [bool(h) for h in ctx.lookup.urls([u for found in found_in for u in found])]
     if ctx.timeline:
-        plain = list(compress(range(len(rows)), map(not_, may)))
-        order = plain + kept
-        senders = [h if h.__class__ is str else "" for h in map(handles.__getitem__, order)]
+        shown = [""] * len(rows)
+        for i, found in zip(kept, found_in, strict=True):
+            shown[i] = " ".join(found)
         ctx.batch(Batch(
-            "sms", list(map(iso_apple, map(dates.__getitem__, order))),
-            # (a message without links is "sms_received" when its handle is text, one
-            # with links when that text is not empty)
-            ["sms_received" if h.__class__ is str else "sms"
-             for h in map(handles.__getitem__, plain)]
-            + ["sms_received" if s else "sms" for s in senders[len(plain):]],
-            {"rowid": list(map(rowids.__getitem__, order)), "phone_number": senders,
-             "links": [""] * len(plain) + list(map(" ".join, found_in)),
-             "text": [t[:500] if t.__class__ is str else ""
-                      for t in map(texts.__getitem__, order)]}))
+            "sms", list(map(iso_apple, dates)), ["sms_received"] * len(rows),
+            {"rowid": list(rowids),
+             "phone_number": [h if h.__class__ is str else "" for h in handles],
+             "links": shown,
+             "text": [t[:500] if t.__class__ is str else "" for t in texts]}))
     if not any(matched):
         return
     at = 0
@@ -145,7 +141,7 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
             continue
         text, handle = texts[i], handles[i]
         sender = handle if handle.__class__ is str else ""
-        rec = Record("sms", iso_apple(dates[i]), "sms_received" if sender else "sms",
+        rec = Record("sms", iso_apple(dates[i]), "sms_received",
                      {"rowid": rowids[i], "phone_number": sender, "links": " ".join(found),
                       "text": text[:500] if text.__class__ is str else ""})
         if not ctx.timeline:  # (with one, the batch holds it)
