@@ -143,6 +143,13 @@ class Sysdiagnose:
         return data
 
 
+def _member_cap(limits: Limits) -> int:
+    """Members (files) of a sysdiagnose: it holds tens of thousands (logs, crash reports,
+    their AppleDouble sidecars), so 25 times a container's member cap (500,000 with the
+    defaults, ``MAX_MEMBERS`` at most)."""
+    return min(limits.max_members * 25, MAX_MEMBERS)
+
+
 def open_sysdiagnose(path: str | Path, limits: Limits) -> Sysdiagnose:
     """The sysdiagnose at ``path`` (archive or folder); ``InputError`` when it is neither
     a tar archive (gzip-compressed or not) nor a folder, or holds no file at all."""
@@ -161,7 +168,7 @@ def _archive(p: Path, fh: BinaryIO, limits: Limits) -> Sysdiagnose:
     raw = _Hashing(fh)
     head = fh.read(2)
     fh.seek(0)
-    caps = tarstream.Caps(max_members=min(limits.max_members * 25, MAX_MEMBERS),
+    caps = tarstream.Caps(max_members=_member_cap(limits),
                           max_bytes=MAX_ARCHIVE_BYTES, max_member=MAX_FILE,
                           seconds=limits.seconds)
     names: list[str] = []
@@ -219,7 +226,7 @@ def _folder(p: Path, limits: Limits) -> Sysdiagnose:
     stopped: tuple[str, str] | None = None
     deadline = time.monotonic() + limits.seconds
     base = p.parent
-    cap = min(limits.max_members * 25, MAX_MEMBERS)
+    cap = _member_cap(limits)
     for top, dirs, files in os.walk(p):
         rel = Path(top).relative_to(base).as_posix()
         if rel.count("/") >= MAX_DEPTH:
