@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from spywall.platform import auth, db, service
 from spywall.platform.api import create_app
+from spywall.platform.media import PayloadScanner
 
 TS = "2026-03-01T10:00:00Z"          # after the order below
 ORDER_DATE = "2025-10-17"
@@ -58,7 +59,8 @@ class Api:
             return list(conn.execute(sa.select(db.events.c.id)).scalars())
 
 
-def make_api(url: str, media: Path, registry: bool = True) -> Api:
+def make_api(url: str, media: Path, registry: bool = True,
+             scanner: PayloadScanner | None = None) -> Api:
     engine = service.open_db(url)
     if registry:
         service.import_file(engine, json.dumps(REGISTRY).encode(), "test", "fixture")
@@ -66,7 +68,7 @@ def make_api(url: str, media: Path, registry: bool = True) -> Api:
         keys = {scope: auth.create_key(conn, f"{scope}-key", [scope])
                 for scope in ("admin", "ingest", "analyst")}
     media.mkdir(parents=True, exist_ok=True)
-    return Api(TestClient(create_app(engine, media)), engine, keys, media)
+    return Api(TestClient(create_app(engine, media, scanner=scanner)), engine, keys, media)
 
 
 def registered(ident: str, account: str, ip: str = "192.0.2.10",

@@ -177,10 +177,13 @@ def do_ingest(args: argparse.Namespace) -> int:
     result = IngestResult()
     show = not args.quiet and sys.stderr.isatty()
     with stream:
-        ingest_stream(intake, stream, result,
-                      on_batch=(lambda r: print(f"\r{r.accepted:,} events accepted",
-                                                end="", file=sys.stderr)) if show else None,
-                      pipeline=True)
+        try:
+            ingest_stream(intake, stream, result,
+                          on_batch=(lambda r: print(f"\r{r.accepted:,} events accepted",
+                                                    end="", file=sys.stderr)) if show else None,
+                          pipeline=True)
+        finally:
+            intake.close()      # the payload scanner's workers
     if show:
         print(file=sys.stderr)
     analysis = run_analysis(engine)

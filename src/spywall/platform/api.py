@@ -62,6 +62,7 @@ from spywall.platform import auth, db, enforce, views
 from spywall.platform.api_limits import BodyError, BodyLimit, split_array
 from spywall.platform.contract import MAX_ID_CHARS, Event, EventError, parse_line
 from spywall.platform.intake import Intake, Outcome
+from spywall.platform.media import PayloadScanner
 from spywall.platform.prepared import Prepared
 from spywall.platform.worker import Worker
 
@@ -89,9 +90,10 @@ class Platform:
     """What one app serves from: the engine, the gate (one writer at a time in this
     process; ``POST /v1/gate`` runs in a thread of its own) and the analysis runner."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings) -> None:
+    def __init__(self, engine: sa.Engine, settings: Settings,
+                 scanner: PayloadScanner | None = None) -> None:
         self.engine, self.settings = engine, settings
-        self.intake = Intake(engine, settings.media_root, source="http")
+        self.intake = Intake(engine, settings.media_root, source="http", scanner=scanner)
         self._gate_thread = Worker("gate")
         self._gate_conn: sa.Connection | None = None   # held by the gate's thread
         self._intake_lock = threading.Lock()
@@ -170,7 +172,9 @@ class Platform:
         return outcome
 
     def close(self) -> None:
-        """Give the gate's connection back to the pool (the app's shut-down)."""
+        """Give the gate's connection back to the pool and stop the payload scanner's
+        workers (the app's shut-down)."""
+        self.intake.close()     # first: a decision waiting on a stuck worker ends now
         with self._intake_lock:
             if self._gate_conn is not None:
                 self._gate_conn.close()
@@ -500,10 +504,14 @@ async def _on_database(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(engine: sa.Engine, media_root: Path, *, max_body: int = m.MAX_BODY_BYTES,
-               max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0) -> FastAPI:
+               max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0,
+               scanner: PayloadScanner | None = None) -> FastAPI:
     """The HTTP face over ``engine``; relative media paths resolve under ``media_root``;
-    background analyses start at least ``analysis_interval`` seconds apart."""
-    platform = Platform(engine, Settings(media_root, max_body, max_events, analysis_interval))
+    background analyses start at least ``analysis_interval`` seconds apart; payloads are
+    scanned by ``scanner`` (default: a ``PayloadScanner`` of the app's own, stopped with
+    the app)."""
+    platform = Platform(engine, Settings(media_root, max_body, max_events, analysis_interval),
+                        scanner)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

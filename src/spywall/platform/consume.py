@@ -75,6 +75,7 @@ class _Consumer:
             await self._loop(nc, sub, idle_exit)
         finally:
             await nc.close()
+            self.intake.close()     # the payload scanner's workers
         return self.result
 
     def _on_signals(self) -> None:

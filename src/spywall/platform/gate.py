@@ -33,11 +33,10 @@ from spywall.platform.matcher import Hit, RegistryIndex
 from spywall.platform.media import (
     MAX_ATTACHMENT_BYTES,
     PayloadCache,
+    PayloadScanner,
     PayloadVerdict,
     decode_data,
-    inspect_capture,
     read_regular,
-    scan_attachment,
     unexamined,
 )
 
@@ -104,11 +103,18 @@ def _hit_reason(rule: str, hit: Hit) -> dict[str, Any]:
 
 class Gate:
     """Decisions over a ``GateState``. ``base`` resolves relative media paths (the events
-    file's folder for ``ingest``, ``--media-root`` for the server)."""
+    file's folder for ``ingest``, ``--media-root`` for the server). Payloads (attachments
+    by content, call captures) are scanned by ``scanner``, in its worker processes, never
+    in this one; ``close`` stops them."""
 
-    def __init__(self, state: GateState, base: Path | None = None) -> None:
+    def __init__(self, state: GateState, base: Path | None = None,
+                 scanner: PayloadScanner | None = None) -> None:
         self.state = state
         self.base = base
+        self.scanner = scanner if scanner is not None else PayloadScanner()
+
+    def close(self) -> None:
+        self.scanner.close()
 
     def decide(self, event: Event) -> Decision:
         index = self.state.index
@@ -194,7 +200,7 @@ class Gate:
                                       detectors=["known-malicious"], infrastructure=[],
                                       findings=[])
             return None
-        verdict = scan_attachment(data, f"attachment:{digest[:12]}", digest)
+        verdict = self.scanner.attachment(data, f"attachment:{digest[:12]}", digest)
         if verdict.complete:
             self.state.cache.put(verdict)
         if verdict.malicious:
@@ -202,10 +208,7 @@ class Gate:
         return verdict
 
     def _capture(self, decision: Decision, event: Event) -> None:
-        try:
-            verdict = inspect_capture(self._resolve(event.fields["capture"]))
-        except (OSError, ValueError) as exc:   # ValueError: a NUL in the path
-            verdict = unexamined("", f"capture could not be read: {exc}")
+        verdict = self.scanner.capture(self._resolve(event.fields["capture"]))
         decision.payloads.append(verdict)
         if verdict.malicious:
             decision.add(DENY, {"rule": "media-exploit", "field": "capture",

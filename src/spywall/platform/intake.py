@@ -26,6 +26,7 @@ from spywall.platform.contract import REF_FIELD, Event, EventError, parse_line
 from spywall.platform.evidence_hook import entry
 from spywall.platform.gate import DENY, Decision, Gate, GateState, violation_of
 from spywall.platform.matcher import RegistryIndex
+from spywall.platform.media import PayloadScanner
 from spywall.platform.prepared import Prepared
 from spywall.platform.registry_store import load_registry, registry_version
 from spywall.platform.store import Rows, Store
@@ -116,19 +117,25 @@ def _within(engine: sa.Engine, conn: sa.Connection | None,
 
 class Intake:
     """Gate and store events. One per process; ``refresh`` picks up registry changes
-    made by another process."""
+    made by another process. Payloads are scanned by ``scanner`` (default: a
+    ``PayloadScanner`` of its own, whose workers start with the first payload); ``close``
+    stops its workers."""
 
     def __init__(self, engine: sa.Engine, base: Path | None = None,
-                 source: str = "file") -> None:
+                 source: str = "file", scanner: PayloadScanner | None = None) -> None:
         self.engine, self.source = engine, source
         with engine.connect() as conn:
             self.state = load_state(conn)
             self.version = registry_version(conn)
             self.store = Store.of(conn)
-        self.gate = Gate(self.state, base)
+        self.gate = Gate(self.state, base, scanner)
         self._linked: set[tuple[str, str, str]] = set()
         self._official_of: RegistryIndex | None = None
         self._official_cache: dict[str, bool] = {}
+
+    def close(self) -> None:
+        """Stop the payload scanner's workers (the face's shut-down)."""
+        self.gate.close()
 
     def refresh(self, force: bool = False, conn: sa.Connection | None = None) -> None:
         """Reload the gate's state when the registry moved (always with ``force``), read

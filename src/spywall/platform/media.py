@@ -90,13 +90,14 @@ def read_regular(path: Path, cap: int) -> bytes:
         os.close(fd)
 
 
-def scan_attachment(data: bytes, name: str, declared: str) -> PayloadVerdict:
+def scan_attachment(data: bytes, name: str, declared: str,
+                    limits: Limits = PLATFORM_LIMITS) -> PayloadVerdict:
     """An attachment's bytes through the scan engine. A content hash that differs from
     the declared one is itself a reason the attachment was not what it said."""
     from spywall.engine import scan_bytes
 
     digest = hashlib.sha256(data).hexdigest()
-    subject = scan_bytes(data, name, PLATFORM_LIMITS)
+    subject = scan_bytes(data, name, limits)
     problems = [f"{e.code}: {e.message}" for e in subject.errors]
     if digest != declared:
         problems.append(f"content SHA-256 {digest} differs from the declared {declared}")
@@ -134,6 +135,54 @@ def inspect_capture(path: Path, iocs: Any = None) -> PayloadVerdict:
             digest.update(rest)
     problems = [f"{e.code}: {e.message}" for e in result.errors if e.code in ("limit", "io")]
     return _verdict(digest.hexdigest(), result.findings, problems)
+
+
+def capture_verdict(path: Path, cwd: str, limits: Limits = PLATFORM_LIMITS
+                    ) -> PayloadVerdict:
+    """``inspect_capture`` in a scan worker, a relative ``path`` from the asking process's
+    folder ``cwd``; an unexamined verdict when the capture cannot be read. (``limits``:
+    the worker's own; the pipeline keeps its budgets.)"""
+    try:
+        os.chdir(cwd)
+        return inspect_capture(path)
+    except (OSError, ValueError) as exc:   # ValueError: a NUL in the path
+        return unexamined("", f"capture could not be read: {exc}")
+
+
+class PayloadScanner:
+    """Attachments and call captures scanned in supervised worker processes
+    (``spywall.scanpool``), never in the process that asks: a hostile payload that
+    exhausts a worker's memory ceiling, overruns its deadline (a stuck qpdf) or crashes
+    it costs that worker, which is replaced, and comes back as a verdict that is not
+    complete (the gate holds it: fail closed). The workers start on the first payload;
+    events without one never touch them."""
+
+    def __init__(self, limits: Limits = PLATFORM_LIMITS, size: int = 2,
+                 method: str | None = None) -> None:
+        from spywall.scanpool import ScanPool
+
+        self.pool = ScanPool(limits, size, method)
+
+    def attachment(self, data: bytes, name: str, declared: str) -> PayloadVerdict:
+        from spywall.scanpool import WorkerLost
+
+        try:
+            return self.pool.scan(scan_attachment, data, name, declared)
+        except WorkerLost as lost:
+            return unexamined(declared, f"limit: {lost}")
+
+    def capture(self, path: Path) -> PayloadVerdict:
+        from spywall.scanpool import WorkerLost
+
+        try:
+            return self.pool.scan(capture_verdict, path, os.getcwd())
+        except FileNotFoundError as exc:   # this process's folder is gone
+            return unexamined("", f"capture could not be read: {exc}")
+        except WorkerLost as lost:
+            return unexamined("", f"limit: {lost}")
+
+    def close(self) -> None:
+        self.pool.close()
 
 
 class PayloadCache:
