@@ -295,3 +295,59 @@ def test_close_stops_the_workers(intake_of: Callable[[PayloadScanner], Intake]) 
     assert intake.gate.scanner.pool.pids() == []
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_one_event_costs_at_most_one_worker(
+        intake_of: Callable[[PayloadScanner], Intake], monkeypatch: pytest.MonkeyPatch,
+        forked: None, never_returns: Callable[..., None]) -> None:
+    """After a worker was lost on one attachment, the event's others are held unscanned
+    (an event of 64 stuck attachments would otherwise hold the workers 64 deadlines)."""
+    monkeypatch.setattr(scan_engine, "scan_bytes",
+                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+    intake = intake_of(PayloadScanner(QUICK, method="fork"))
+    [held] = _submit(intake, _message("s1", _inline(b"STUCK 1"), _inline(_webp_exploit()),
+                                      _inline(b"STUCK 2")))
+    assert held.verdict == "hold"
+    not_scanned = "limit: not scanned: attachment 0 of this event stopped its scan worker"
+    assert _incomplete(held) == [
+        f"limit: hard time limit: its scan worker was stopped after {STOPPED_AFTER:g}s",
+        not_scanned, not_scanned]
+
+
+def test_over_http_decisions_do_not_wait_for_a_payload_being_scanned(
+        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None,
+        never_returns: Callable[..., None]) -> None:
+    """A gate request whose attachment sticks its worker (for good: a budget of 100 s)
+    while other requests, without payloads, are answered; the server's shut-down ends
+    it, held."""
+    import threading
+    import time
+
+    monkeypatch.setattr(scan_engine, "scan_bytes",
+                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+    scanner = PayloadScanner(Limits(seconds=100), method="fork")
+    api = make_api(db_url, tmp_path / "media", scanner=scanner)
+    answers: list[Any] = []
+    stuck = threading.Thread(target=lambda: answers.append(
+        api.post("/v1/gate", "ingest", _message("g1", _inline(b"STUCK for good")))))
+    try:
+        stuck.start()
+        for _ in range(1200):             # until its worker has it (not a timing check)
+            if scanner.pool.pids():
+                break
+            time.sleep(0.05)
+        assert scanner.pool.pids()
+        other = api.post("/v1/gate", "ingest", _connected("g2"))
+        assert (other.status_code, other.json()["verdict"]) == (200, "allow")
+        batch = api.post("/v1/events", "ingest", [_connected("e1")])
+        assert (batch.status_code, batch.json()["accepted"]) == (200, ["e1"])
+        assert stuck.is_alive()     # still scanning
+        assert not answers
+    finally:
+        scanner.close()       # the shut-down kills the busy worker
+        stuck.join()
+        api.engine.dispose()
+    [answer] = answers
+    assert (answer.status_code, answer.json()["verdict"]) == (200, "hold")
+    assert [r["why"] for r in answer.json()["reasons"]] == [
+        "limit: its scan worker died (SIGKILL): the input was not examined completely"]

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import os
 import stat
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -164,12 +165,9 @@ class PayloadScanner:
         self.pool = ScanPool(limits, size, method)
 
     def attachment(self, data: bytes, name: str, declared: str) -> PayloadVerdict:
-        from spywall.scanpool import WorkerLost
-
-        try:
-            return self.pool.scan(scan_attachment, data, name, declared)
-        except WorkerLost as lost:
-            return unexamined(declared, f"limit: {lost}")
+        """``scan_attachment`` in a worker; ``WorkerLost`` when the worker died or was
+        killed (the caller decides what becomes of the event's other payloads)."""
+        return self.pool.scan(scan_attachment, data, name, declared)
 
     def capture(self, path: Path) -> PayloadVerdict:
         from spywall.scanpool import WorkerLost
@@ -186,20 +184,24 @@ class PayloadScanner:
 
 
 class PayloadCache:
-    """Verdicts by content hash, bounded (least recently used are dropped)."""
+    """Verdicts by content hash, bounded (least recently used are dropped). Shared by
+    the threads that scan payloads before a decision and the thread that decides."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
         self._items: OrderedDict[str, PayloadVerdict] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, digest: str) -> PayloadVerdict | None:
-        item = self._items.get(digest)
-        if item is not None:
-            self._items.move_to_end(digest)
-        return item
+        with self._lock:
+            item = self._items.get(digest)
+            if item is not None:
+                self._items.move_to_end(digest)
+            return item
 
     def put(self, verdict: PayloadVerdict) -> None:
-        self._items[verdict.sha256] = verdict
-        self._items.move_to_end(verdict.sha256)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[verdict.sha256] = verdict
+            self._items.move_to_end(verdict.sha256)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
