@@ -8,7 +8,10 @@ each under the limits ``spywall.workers`` gives the ``scan`` command's workers.
 - **time**: the engine's SIGALRM backstop fires inside the worker; the caller kills a
   worker still busy ``KILL_GRACE`` seconds after it (qpdf's C++ is not interruptible);
 - **faults**: any other death (a crash in a C library, the OOM killer) is seen through
-  the worker's sentinel.
+  the worker's sentinel;
+- **an owner killed** (SIGKILL) while a worker spins in C++: nobody is left to kill it,
+  so each call also sets the worker's ``RLIMIT_CPU`` to the same deadline, and the
+  kernel ends it (a worker that is not in a call reads the end of its pipe and exits).
 
 A call whose worker died or was killed raises ``WorkerLost`` (with the reason, as the
 ``scan`` command words it); the worker is dropped and the next call gets a fresh one, the
@@ -25,11 +28,15 @@ logging module's, a buffered stream's, the database driver's) into a child that 
 release them. The fork server is a fresh interpreter, started by ``exec`` on the first
 call (no threads, no database connection, no socket of the parent's), with the scan engine
 imported once; each worker is forked from it, so a replacement costs a ``fork`` and not an
-interpreter start. ``method="fork"`` is for tests whose patches must reach the workers.
+interpreter start. As with any fork server, each worker imports the owner's main module
+again (as ``__mp_main__``): a script that embeds a pool keeps its work under
+``if __name__ == "__main__"`` (``spywall``'s own entry points do). ``method="fork"`` is
+for tests whose patches must reach the workers.
 """
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 import weakref
@@ -66,9 +73,22 @@ class PoolClosed(WorkerLost):
     """A call on a pool that was closed (its owner is shutting down)."""
 
 
-def _serve_calls(conn: Connection, busy: Any, ceiling: int) -> None:
+def _cpu_deadline(seconds: float) -> None:
+    """Have the kernel end this process (SIGXCPU) once it has spent ``seconds`` more of
+    CPU time: the backstop for a worker spinning in C++ whose owner was killed (nobody
+    is left to kill it at the deadline). A single-threaded call spends CPU time no faster
+    than wall time, so while the owner lives its kill comes first."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    want = int(usage.ru_utime + usage.ru_stime + seconds) + 1
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU,
+                       (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+
+
+def _serve_calls(conn: Connection, busy: Any, ceiling: int, seconds: float) -> None:
     """A pool worker's loop: ``(fn, args)`` in, ``("ok", result)`` or ``("error", why)``
-    out, until ``None`` or the end of the pipe."""
+    out, until ``None`` or the end of the pipe; each call within ``seconds`` of CPU time
+    (``_cpu_deadline``)."""
     enter_worker(busy, ceiling)
     while True:
         try:
@@ -78,6 +98,7 @@ def _serve_calls(conn: Connection, busy: Any, ceiling: int) -> None:
         if job is None:
             return
         fn, args = job
+        _cpu_deadline(seconds)
         try:
             answer: tuple[str, Any] = ("ok", fn(*args))
         except MemoryError:
@@ -137,13 +158,18 @@ class ScanPool:
         w = self._checkout()
         healthy = False
         try:
-            result = self._run(w, fn, args)
-            healthy = True
-            return result
+            status, value = self._run(w, fn, args)
+            healthy = True       # it answered: the call's own failure costs no worker
         finally:
             self._checkin(w, healthy)
+        if status != "ok":
+            raise WorkerLost(value)
+        return value  # type: ignore[no-any-return]
 
-    def _run(self, w: Worker, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    def _run(self, w: Worker, fn: Callable[..., Any], args: tuple[Any, ...]
+             ) -> tuple[str, Any]:
+        """The worker's answer, ``(status, value)``; ``WorkerLost`` when it died or was
+        killed at the deadline."""
         seconds = hard_limit(self.limits) + KILL_GRACE
         deadline = time.monotonic() + seconds
         with suppress(OSError):  # it died while idle, just now: its exit status says how
@@ -152,13 +178,11 @@ class ScanPool:
             wait([w.conn, w.proc.sentinel], max(0.0, deadline - time.monotonic()))
             if w.conn.poll():
                 try:
-                    status, value = w.conn.recv()
+                    answer: tuple[str, Any] = w.conn.recv()
                 except (EOFError, OSError):
                     pass     # it died while answering: its exit status says how
                 else:
-                    if status != "ok":
-                        raise WorkerLost(value)
-                    return value  # type: ignore[no-any-return]
+                    return answer
             if not w.proc.is_alive():
                 w.proc.join()
                 raise WorkerLost(died(w.proc.exitcode))
@@ -180,7 +204,8 @@ class ScanPool:
                 if len(self._all) < self.size:
                     if self._ctx is None:
                         self._ctx = _context(self.method)
-                    w = Worker(self._ctx, _serve_calls, self.ceiling)
+                    w = Worker(self._ctx, _serve_calls, self.ceiling,
+                               hard_limit(self.limits) + KILL_GRACE)
                     self._all.add(w)
                     return w
                 self._cond.wait()

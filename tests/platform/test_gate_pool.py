@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import os
+import signal
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,12 +24,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import make_api
+from api_support import children, make_api, start_server, stop
 
 from spywall import engine as scan_engine
 from spywall.formats.pdf import QPDF_STOPPED
 from spywall.limits import Limits, MiB
-from spywall.platform import db, media
+from spywall.platform import auth, db, media
 from spywall.platform.contract import from_mapping
 from spywall.platform.intake import IngestResult, Intake, Outcome, ingest_stream
 from spywall.platform.media import PLATFORM_LIMITS, PayloadScanner
@@ -351,3 +352,95 @@ def test_over_http_decisions_do_not_wait_for_a_payload_being_scanned(
     assert (answer.status_code, answer.json()["verdict"]) == (200, "hold")
     assert [r["why"] for r in answer.json()["reasons"]] == [
         "limit: its scan worker died (SIGKILL): the input was not examined completely"]
+
+
+def _descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    frontier = [pid]
+    while frontier:
+        frontier = [c for p in frontier for c in children(p) if c not in found]
+        found.update(frontier)
+    return found
+
+
+def _gone(pids: set[int]) -> bool:
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_serve_holds_a_payload_past_the_memory_ceiling_and_stops_its_workers(
+        db_url: str, tmp_path: Path) -> None:
+    """A real ``spywall serve`` (uvicorn's threads, the fork server):
+    ``--payload-max-memory`` reaches the workers, the bomb is held, the next requests are
+    answered, and SIGTERM stops the server with its fork server and workers."""
+    import time
+
+    import httpx
+
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        key = auth.create_key(conn, "pool-test", ["ingest"])
+    engine.dispose()
+    media_root = tmp_path / "media"
+    media_root.mkdir()
+    bomb = _by_path(media_root, "zeros.zip", _zip_of_zeros())
+    proc, base = start_server(db_url, media_root, "--payload-max-memory", "256")
+    try:
+        with httpx.Client(base_url=base, timeout=300, trust_env=False,
+                          headers={"Authorization": f"Bearer {key}"}) as c:
+            held = c.post("/v1/gate", json=_message("z1", bomb))
+            assert held.status_code == 200
+            assert held.json()["verdict"] == "hold"
+            [why] = [r["why"] for r in held.json()["reasons"]]
+            assert "out of memory while parsing: the memory ceiling of 256 MiB" in why
+            exploit = c.post("/v1/gate", json=_message("w1", _inline(_webp_exploit())))
+            assert exploit.status_code == 200
+            assert [r["rule"] for r in exploit.json()["reasons"]] == _in_process(
+                _webp_exploit())
+            plain_event = c.post("/v1/gate", json=_connected("c1"))
+            assert (plain_event.status_code, plain_event.json()["verdict"]) == (200, "allow")
+        under = _descendants(proc.pid)
+        assert len(under) >= 2                  # the fork server and a worker
+        proc.terminate()
+        assert proc.wait(timeout=120) in (0, -signal.SIGTERM)   # uvicorn re-raises it
+        for _ in range(600):                    # the fork server sees its parent go
+            if _gone(under):
+                break
+            time.sleep(0.1)
+        assert _gone(under)
+    finally:
+        stop(proc)
+
+
+def test_the_ingest_command_holds_a_payload_past_the_memory_ceiling(
+        db_url: str, tmp_path: Path) -> None:
+    """``spywall platform ingest --payload-max-memory``: the bomb's event is stored held,
+    the others as they would be, and the command ends with its workers."""
+    import subprocess
+    import sys
+
+    from api_support import SRC
+
+    lines = [_connected("c1"), _message("z1", _by_path(tmp_path, "zeros.zip", _zip_of_zeros())),
+             _message("w1", _inline(_webp_exploit()))]
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(e) + "\n" for e in lines))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = subprocess.run([sys.executable, "-m", "spywall", "platform", "ingest", str(events),
+                          "--db", db_url, "--payload-max-memory", "256", "-f", "json"],
+                         capture_output=True, env=env, timeout=600, check=False)
+    assert run.returncode == 1, run.stderr.decode()[-2000:]       # a malicious delivery
+    out = json.loads(run.stdout)
+    assert (out["accepted"], out["refused"], out["held"], out["denied"]) == (3, 0, 1, 1)
+    engine = db.make_engine(db_url)
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.select(db.events.c.id, db.events.c.reasons)).all())
+    engine.dispose()
+    [why] = [r["why"] for r in stored["z1"] if r["rule"] == "attachment-incomplete"]
+    assert "out of memory while parsing: the memory ceiling of 256 MiB" in why

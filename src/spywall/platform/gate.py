@@ -186,6 +186,8 @@ class Gate:
             return scanned
         lost = ""
         for i, att in enumerate(event.fields.get("attachments") or ()):
+            if "data" not in att and "path" not in att:
+                continue              # known only by its hash: decide looks it up
             digest = att["sha256"].lower()
             if self.state.cache.get(digest) is not None:
                 continue
