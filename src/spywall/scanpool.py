@@ -202,10 +202,13 @@ class ScanPool:
                         return w
                     self._drop(w)   # killed from outside while idle
                 if len(self._all) < self.size:
-                    if self._ctx is None:
-                        self._ctx = _context(self.method)
-                    w = Worker(self._ctx, _serve_calls, self.ceiling,
-                               hard_limit(self.limits) + KILL_GRACE)
+                    try:
+                        if self._ctx is None:
+                            self._ctx = _context(self.method)
+                        w = Worker(self._ctx, _serve_calls, self.ceiling,
+                                   hard_limit(self.limits) + KILL_GRACE)
+                    except (OSError, RuntimeError) as exc:   # no process, no fork server
+                        raise WorkerLost(f"no scan worker could be started: {exc}") from exc
                     self._all.add(w)
                     return w
                 self._cond.wait()

@@ -134,8 +134,7 @@ class Gate:
         if actor is not None:
             self._account_rules(decision, actor)
         if event.type == "message.sent":
-            self._attachments(decision, event,
-                              self.scan_payloads(event) if scanned is None else scanned)
+            self._attachments(decision, event, scanned)
         elif event.type == "call.media":
             verdict = None if scanned is None else scanned.get("capture")
             self._capture(decision, verdict or self.scan_payloads(event)["capture"])
@@ -214,18 +213,24 @@ class Gate:
             self.state.cache.put(verdict)
         return verdict, False
 
-    def _attachments(self, decision: Decision, event: Event, scanned: Scanned) -> None:
-        for i, att in enumerate(event.fields.get("attachments") or ()):
+    def _attachments(self, decision: Decision, event: Event, scanned: Scanned | None) -> None:
+        attachments = event.fields.get("attachments") or ()
+        if attachments and scanned is None:
+            scanned = self.scan_payloads(event)
+        for i, att in enumerate(attachments):
             digest = att["sha256"].lower()
-            where = f"attachments[{i}]"
             verdict = self.state.cache.get(digest)
+            if verdict is None and scanned:
+                verdict = scanned.get(f"attachments[{i}]")
             if verdict is None:
-                verdict = scanned.get(where)
-            if verdict is None:
-                verdict = self._unscanned(att, digest, i)
-            if verdict is None:
-                continue
+                # Known only by its hash, unreadable, or dropped from the cache since
+                # the scan pass (then scanned now).
+                data = self._read(att, digest, i)
+                verdict = self._scan(data, digest)[0] if isinstance(data, bytes) else data
+                if verdict is None:
+                    continue
             decision.payloads.append(verdict)
+            where = f"attachments[{i}]"
             if verdict.malicious:
                 self.state.malicious_payloads.add(digest)
                 rule = "attachment-known-malicious" if verdict.detectors == ["known-malicious"] \
@@ -235,12 +240,6 @@ class Gate:
             if not verdict.complete:
                 decision.add(HOLD, {"rule": "attachment-incomplete", "field": where,
                                     "sha256": digest, "why": verdict.reason})
-
-    def _unscanned(self, att: dict[str, Any], digest: str, i: int) -> PayloadVerdict | None:
-        """The verdict of an attachment the scan pass left: known by its hash only,
-        unreadable, or (dropped from the cache since) scanned now."""
-        data = self._read(att, digest, i)
-        return self._scan(data, digest)[0] if isinstance(data, bytes) else data
 
     def _read(self, att: dict[str, Any], digest: str, i: int) -> bytes | PayloadVerdict | None:
         """An attachment's bytes; or its verdict when it cannot be read or is known only

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import stat
@@ -185,7 +186,8 @@ class PayloadScanner:
 
 class PayloadCache:
     """Verdicts by content hash, bounded (least recently used are dropped). Shared by
-    the threads that scan payloads before a decision and the thread that decides."""
+    the threads that scan payloads before a decision and the thread that decides: a
+    ``put`` (several steps) holds the lock, a ``get`` needs none."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
@@ -193,11 +195,11 @@ class PayloadCache:
         self._lock = threading.Lock()
 
     def get(self, digest: str) -> PayloadVerdict | None:
-        with self._lock:
-            item = self._items.get(digest)
-            if item is not None:
+        item = self._items.get(digest)     # each step atomic: no lock on the hot path
+        if item is not None:
+            with contextlib.suppress(KeyError):     # dropped by a put meanwhile
                 self._items.move_to_end(digest)
-            return item
+        return item
 
     def put(self, verdict: PayloadVerdict) -> None:
         with self._lock:
