@@ -17,7 +17,10 @@ Rules, each recorded by id in the decision's reasons:
 - ``attachment-incomplete`` (hold): an attachment or capture could not be examined
   completely (fail closed).
 
-Anything else is ``allow``. A decision on an event of a barred party, at or after the
+Anything else is ``allow``. Payloads are scanned in supervised worker processes
+(``media.PayloadScanner``, ``spywall.scanpool``), never in the deciding process: a worker
+that overruns, dies or runs out of memory on one makes it ``attachment-incomplete``.
+A decision on an event of a barred party, at or after the
 earliest order that binds it, is also a violation (``violation_of``).
 """
 
