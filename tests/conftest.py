@@ -4,9 +4,11 @@ test runs on (``migrated_db``)."""
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,29 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     if isinstance(val, bytes | bytearray):
         return argname
     return None
+
+
+def _never_returns(*args: object, **kwargs: object) -> None:
+    """A call into C++ that never returns, as Python sees it: no signal handler runs
+    (SIGALRM held pending), so neither the time budget nor its backstop can stop it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(3600)
+
+
+@pytest.fixture
+def never_returns() -> Callable[..., None]:
+    """``_never_returns``: patched over a call in a scan worker (forked after the patch)
+    it stands for a stuck qpdf; only the supervisor's kill ends it."""
+    return _never_returns
+
+
+@pytest.fixture
+def forked() -> None:
+    """Tests that patch the engine here: their patches reach workers only through fork."""
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("the patched engine reaches the workers only through fork")
 
 
 def _pg_admin() -> sa.Engine | None:

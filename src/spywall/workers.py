@@ -112,8 +112,9 @@ def memory_capped(ceiling: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_DATA, before)
 
 
-def _serve(conn: Connection, cache: VerdictCache | None, ceiling: int, busy: Any) -> None:
-    """A worker's loop: ``(path, limits)`` in, the ``Subject`` out, until ``None``."""
+def enter_worker(busy: Any, ceiling: int) -> None:
+    """What a scan worker process does first: share the supervisor's qpdf counter, leave
+    SIGINT to the supervisor, one BLAS thread, and its memory ceiling."""
     global _QPDF_BUSY
     _QPDF_BUSY = busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops its workers
@@ -122,6 +123,11 @@ def _serve(conn: Connection, cache: VerdictCache | None, ceiling: int, busy: Any
     for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(name, "1")
     cap_memory(ceiling)
+
+
+def _serve(conn: Connection, busy: Any, ceiling: int, cache: VerdictCache | None) -> None:
+    """A worker's loop: ``(path, limits)`` in, the ``Subject`` out, until ``None``."""
+    enter_worker(busy, ceiling)
     from spywall import engine
 
     if cache is not None:  # a handle of its own on the cache's file, not the parent's
@@ -146,14 +152,15 @@ class _Task:
     retry: str = ""  # why this is a second attempt ("" for the first)
 
 
-class _Worker:
-    """One worker process, its pipe, and the tasks handed to it (the first is the one it
-    is scanning: results come back in order)."""
+class Worker:
+    """One worker process, its pipe, its qpdf counter, and the tasks handed to it (the
+    first is the one it is scanning: results come back in order). ``serve(conn, busy,
+    *args)`` is the process's loop; it starts with ``enter_worker``."""
 
-    def __init__(self, ctx: Any, cache: VerdictCache | None, ceiling: int) -> None:
+    def __init__(self, ctx: Any, serve: Callable[..., None], *args: Any) -> None:
         self.busy = ctx.RawValue("i", 0)
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_serve, args=(child, cache, ceiling, self.busy), daemon=True)
+        self.proc = ctx.Process(target=serve, args=(child, self.busy, *args), daemon=True)
         self.proc.start()
         child.close()
         self.pending: deque[_Task] = deque()
@@ -191,16 +198,39 @@ def _signal_name(exitcode: int | None) -> str:
 def _after_death(task: _Task, exitcode: int | None) -> _Task | Subject:
     if exitcode == -signal.SIGBUS and task.limits.map_inputs:
         return replace(task, limits=structs.replace(task.limits, map_inputs=False), retry=TRUNCATED)
-    return _failed(
-        task,
-        f"its scan worker died ({_signal_name(exitcode)}): the input was not examined completely",
-    )
+    return _failed(task, died(exitcode))
+
+
+def died(exitcode: int | None) -> str:
+    """Why an input is incomplete when its worker died with ``exitcode``."""
+    return f"its scan worker died ({_signal_name(exitcode)}): the input was not examined completely"
+
+
+def stopped(seconds: float) -> str:
+    """Why an input is incomplete when its worker was stopped after ``seconds``."""
+    return f"hard time limit: its scan worker was stopped after {seconds:g}s"
+
+
+def hard_limit(limits: Limits) -> float:
+    """Seconds of the engine's SIGALRM backstop for one input; a worker still busy with
+    it ``KILL_GRACE`` seconds later is killed."""
+    from spywall.engine import HARD_LIMIT_FACTOR
+
+    return limits.seconds * HARD_LIMIT_FACTOR + 1.0
+
+
+def without_qpdf(limits: Limits, in_qpdf: bool) -> Limits | None:
+    """The limits of a second attempt after a worker was killed at its deadline: qpdf
+    off when qpdf held the input (its PDFs read from their raw bytes, the overrun a
+    ``limit`` entry), else None (no second attempt)."""
+    return structs.replace(limits, use_qpdf=False) if in_qpdf and limits.use_qpdf else None
 
 
 def _after_overrun(task: _Task, seconds: float, in_qpdf: bool) -> _Task | Subject:
-    if in_qpdf and task.limits.use_qpdf:
-        return replace(task, limits=structs.replace(task.limits, use_qpdf=False), retry="qpdf")
-    return _failed(task, f"hard time limit: its scan worker was stopped after {seconds:g}s")
+    again = without_qpdf(task.limits, in_qpdf)
+    if again is not None:
+        return replace(task, limits=again, retry="qpdf")
+    return _failed(task, stopped(seconds))
 
 
 def _finish(subject: Subject, task: _Task) -> Subject:
@@ -221,16 +251,14 @@ class _Supervisor:
     ) -> None:
         import multiprocessing
 
-        from spywall.engine import HARD_LIMIT_FACTOR
-
         methods = multiprocessing.get_all_start_methods()
         self.ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
         self.jobs, self.cache = jobs, cache
         self.ceiling = memory_ceiling(limits)
-        self.hard = limits.seconds * HARD_LIMIT_FACTOR + 1.0
+        self.hard = hard_limit(limits)
         self.queue = deque(_Task(i, f, limits) for i, f in enumerate(files))
         self.most = max(1, min(BATCH_FILES, len(files) // (jobs * 4)))
-        self.workers: list[_Worker] = []
+        self.workers: list[Worker] = []
         self.results: list[Subject | None] = [None] * len(files)
 
     def batch(self) -> list[_Task]:
@@ -251,7 +279,7 @@ class _Supervisor:
             if not w.pending and self.queue:
                 w.give(self.batch(), self.hard)
         while self.queue and len(self.workers) < self.jobs:
-            w = _Worker(self.ctx, self.cache, self.ceiling)
+            w = Worker(self.ctx, _serve, self.ceiling, self.cache)
             self.workers.append(w)
             w.give(self.batch(), self.hard)
 
@@ -264,7 +292,7 @@ class _Supervisor:
         for w in busy:
             self.check(w)
 
-    def check(self, w: _Worker) -> None:
+    def check(self, w: Worker) -> None:
         while w.pending and w.conn.poll():
             try:
                 subject = w.conn.recv()

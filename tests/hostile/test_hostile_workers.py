@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,15 +55,6 @@ def test_an_input_past_the_memory_ceiling_is_incomplete(tmp_path: Path, jobs: st
     assert whole.code == 1
     assert whole.rules == [WEBP]
     assert [code for code, _ in whole.errors] == ["malformed"]  # the exploit's own tree
-
-
-@pytest.fixture
-def forked() -> None:
-    """Tests that patch the engine here: their patches reach workers only through fork."""
-    import multiprocessing
-
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("the patched engine reaches the workers only through fork")
 
 
 def _abort_on(name: str, real: object) -> object:
@@ -168,17 +160,9 @@ def test_an_input_truncated_while_mapped_is_scanned_again_read(
     )
 
 
-def _never_returns(*args: object, **kwargs: object) -> None:
-    """A call into C++ that never returns, as Python sees it: no signal handler runs
-    (SIGALRM held pending), so neither the time budget nor its backstop can stop it."""
-    import time
-
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
-    time.sleep(3600)
-
-
 def test_qpdf_stuck_past_the_hard_limit_is_stopped_and_the_pdf_read_raw(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None,
+    never_returns: Callable[..., None]
 ) -> None:
     import pikepdf
 
@@ -188,7 +172,7 @@ def test_qpdf_stuck_past_the_hard_limit_is_stopped_and_the_pdf_read_raw(
     pdf.write_bytes(shapes.pdf_with_jbig2())
     other = tmp_path / "b.webp"
     other.write_bytes(shapes.webp_exploit())
-    monkeypatch.setattr(pikepdf, "open", _never_returns)  # in the workers, forked after
+    monkeypatch.setattr(pikepdf, "open", never_returns)  # in the workers, forked after
     subjects = engine.scan_paths([str(pdf), str(other)], Limits(seconds=1), jobs=1)
     stopped, after = subjects
     # the worker was killed in qpdf; a fresh one read the PDF from its raw bytes
@@ -199,7 +183,8 @@ def test_qpdf_stuck_past_the_hard_limit_is_stopped_and_the_pdf_read_raw(
 
 
 def test_a_stuck_worker_outside_qpdf_is_stopped_and_fails_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None,
+    never_returns: Callable[..., None]
 ) -> None:
     stuck = tmp_path / "a.webp"
     other = tmp_path / "b.webp"
@@ -209,7 +194,7 @@ def test_a_stuck_worker_outside_qpdf_is_stopped_and_fails_closed(
 
     def scan_path(path: str, limits: Limits, cache: object = None) -> engine.Subject:
         if path == str(stuck):
-            _never_returns()
+            never_returns()
         return real(path, limits, cache)  # type: ignore[arg-type]
 
     monkeypatch.setattr(engine, "scan_path", scan_path)

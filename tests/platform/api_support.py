@@ -8,16 +8,25 @@ import base64
 import hashlib
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from spywall.platform import auth, db, service
 from spywall.platform.api import create_app
+from spywall.platform.media import PayloadScanner
 
+SRC = Path(__file__).resolve().parents[2] / "src"
 TS = "2026-03-01T10:00:00Z"          # after the order below
 ORDER_DATE = "2025-10-17"
 BARRED_CIDR = "203.0.113.0/24"
@@ -58,7 +67,8 @@ class Api:
             return list(conn.execute(sa.select(db.events.c.id)).scalars())
 
 
-def make_api(url: str, media: Path, registry: bool = True) -> Api:
+def make_api(url: str, media: Path, registry: bool = True,
+             scanner: PayloadScanner | None = None) -> Api:
     engine = service.open_db(url)
     if registry:
         service.import_file(engine, json.dumps(REGISTRY).encode(), "test", "fixture")
@@ -66,7 +76,7 @@ def make_api(url: str, media: Path, registry: bool = True) -> Api:
         keys = {scope: auth.create_key(conn, f"{scope}-key", [scope])
                 for scope in ("admin", "ingest", "analyst")}
     media.mkdir(parents=True, exist_ok=True)
-    return Api(TestClient(create_app(engine, media)), engine, keys, media)
+    return Api(TestClient(create_app(engine, media, scanner=scanner)), engine, keys, media)
 
 
 def registered(ident: str, account: str, ip: str = "192.0.2.10",
@@ -108,3 +118,53 @@ def benign_png() -> bytes:
     buf = io.BytesIO()
     image.save(buf, "PNG")
     return buf.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_server(url: str, media: Path, *options: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``spywall serve`` (with ``options``) on a free port, answering /healthz (a port
+    taken between the probe and the bind means another try)."""
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    errors = b""
+    for _ in range(5):
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "spywall", "serve", "--db", url, "--port", str(port),
+             "--media-root", str(media), "--log-level", "warning", *options],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
+                    return proc, base
+            except httpx.TransportError:
+                time.sleep(0.2)
+        stop(proc)
+        errors = proc.stderr.read()[-2000:] if proc.stderr else b""
+    pytest.fail(f"spywall serve did not start: {errors.decode(errors='replace')}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=30)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out

@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 import pytest
 import sqlalchemy as sa
+from api_support import children
 
 from spywall.platform import db
 from spywall.platform.intake import IngestResult, Intake, ingest_stream
@@ -166,19 +167,6 @@ def test_insert_rows_skips_stored_keys_and_counts_the_new(db_url: str) -> None:
     engine.dispose()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _count(url: str) -> int:
     engine = db.make_engine(url)
     with engine.connect() as conn:
@@ -205,7 +193,7 @@ def test_killed_ingest_leaves_no_writer_and_a_rerun_stores_each_event_once(
     writers: list[int] = []
     deadline = time.monotonic() + 300
     while proc.poll() is None and time.monotonic() < deadline:
-        writers = writers or _children(proc.pid)
+        writers = writers or children(proc.pid)
         if writers and _count(db_url) >= 10_000:
             break
         time.sleep(0.05)

@@ -8,59 +8,18 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import sqlalchemy as sa
-from api_support import connected, inline, message
+from api_support import connected, inline, message, start_server, stop
 
 from spywall.platform import auth, db
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 BATCH = 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(url: str, media: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``spywall serve`` on a free port, answering /healthz (a port taken between the
-    probe and the bind means another try)."""
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    errors = b""
-    for _ in range(5):
-        port = free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "spywall", "serve", "--db", url, "--port", str(port),
-             "--media-root", str(media), "--log-level", "warning"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2, trust_env=False).status_code == 200:
-                    return proc, base
-            except httpx.TransportError:
-                time.sleep(0.2)
-        stop(proc)
-        errors = proc.stderr.read()[-2000:] if proc.stderr else b""
-    pytest.fail(f"spywall serve did not start: {errors.decode(errors='replace')}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=30)
 
 
 def batch(n: int) -> list[dict[str, Any]]:

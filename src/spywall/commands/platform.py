@@ -12,11 +12,14 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from spywall.errors import InputError
+
+if TYPE_CHECKING:
+    from spywall.platform.media import PayloadScanner
 
 HELP = "the platform side: registry, ingest, gate, campaigns, violations, notifications"
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -31,6 +34,35 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", choices=["table", "json", "sarif"], default=None,
                    help="output format (default: table on a terminal, json otherwise)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on standard error")
+
+
+def payload_options(p: argparse.ArgumentParser) -> None:
+    """The limits of the gate's payload workers (``serve``, ``ingest``, ``consume``)."""
+    from spywall.limits import MiB, memory_ceiling
+    from spywall.platform.media import PLATFORM_LIMITS
+
+    p.add_argument("--payload-timeout", type=float, default=PLATFORM_LIMITS.seconds,
+                   metavar="SECONDS",
+                   help="time budget of one attachment or capture in its scan worker, "
+                        "which is killed at twice it plus 3 s (default %(default)g); a "
+                        "payload over it is held (attachment-incomplete)")
+    p.add_argument("--payload-max-memory", type=int, default=0, metavar="MIB",
+                   help="memory ceiling of each payload scan worker; a payload that needs "
+                        "more is held (default: "
+                        f"{memory_ceiling(PLATFORM_LIMITS) // MiB})")
+
+
+def payload_scanner(args: argparse.Namespace) -> PayloadScanner:
+    """The gate's payload scanner under the limits of ``payload_options``."""
+    from spywall.limits import MiB
+    from spywall.platform.media import PLATFORM_LIMITS, PayloadScanner
+
+    if args.payload_timeout <= 0 or args.payload_max_memory < 0:
+        raise InputError("--payload-timeout must be positive, --payload-max-memory not "
+                         "negative")
+    return PayloadScanner(msgspec.structs.replace(
+        PLATFORM_LIMITS, seconds=args.payload_timeout,
+        max_memory=args.payload_max_memory * MiB))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -49,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ing.add_argument("--media-root", metavar="DIR", default=None,
                      help="base of relative capture/attachment paths (default: the "
                           "events file's folder)")
+    payload_options(ing)
     ana = sub.add_parser("analyse", help="run the analysis again over everything stored")
     ana.add_argument("--full", action="store_true",
                      help="first rebuild the calls' state (answered, media) from every event")
@@ -83,6 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     cons.add_argument("--media-root", metavar="DIR", default=None)
     cons.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
                       help="stop after this long with no message (default: run until killed)")
+    payload_options(cons)
     for parser in [sub.choices[n] for n in sub.choices if n not in ("registry", "keys")] + \
             [imp, exp, add, rev, keys_sub.choices["list"]]:
         _common(parser)
@@ -173,14 +207,17 @@ def do_ingest(args: argparse.Namespace) -> int:
             raise InputError(f"{args.file}: not a file")
         base = Path(args.media_root) if args.media_root else path.parent
         stream = path.open("rb")
-    intake = Intake(engine, base, source="file")
+    intake = Intake(engine, base, source="file", scanner=payload_scanner(args))
     result = IngestResult()
     show = not args.quiet and sys.stderr.isatty()
     with stream:
-        ingest_stream(intake, stream, result,
-                      on_batch=(lambda r: print(f"\r{r.accepted:,} events accepted",
-                                                end="", file=sys.stderr)) if show else None,
-                      pipeline=True)
+        try:
+            ingest_stream(intake, stream, result,
+                          on_batch=(lambda r: print(f"\r{r.accepted:,} events accepted",
+                                                    end="", file=sys.stderr)) if show else None,
+                          pipeline=True)
+        finally:
+            intake.close()      # the payload scanner's workers
     if show:
         print(file=sys.stderr)
     analysis = run_analysis(engine)
@@ -273,7 +310,8 @@ def do_consume(args: argparse.Namespace) -> int:
     engine = _engine(args)
     base = Path(args.media_root) if args.media_root else Path.cwd()
     result = consume(engine, args.nats, args.stream, args.subject, args.durable, base,
-                     args.idle_exit, log=lambda m: _log(args, m))
+                     args.idle_exit, log=lambda m: _log(args, m),
+                     scanner=payload_scanner(args))
     _emit(args, "consume", msgspec.structs.asdict(result))
     return EXIT_FOUND if (result.violations or result.malicious) else EXIT_CLEAN
 

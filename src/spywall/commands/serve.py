@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spywall.commands.platform import payload_options, payload_scanner
 from spywall.errors import InputError
 
 HELP = "the platform over HTTP: events, the inline gate, campaigns, violations (OpenAPI)"
@@ -57,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--analysis-interval", metavar="SECONDS", type=_interval, default=1.0,
                    help="start the background analysis at most once per SECONDS while "
                         "events arrive (default: 1; 0: after every request)")
+    payload_options(p)
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir():
         raise InputError(f"--media-root {args.media_root}: not a folder")
     app = create_app(open_db(args.db), root.resolve(),
-                     analysis_interval=args.analysis_interval)
+                     analysis_interval=args.analysis_interval, scanner=payload_scanner(args))
     taxii_api.mount(app)                       # TAXII 2.1 under /taxii2/ and /taxii/
     try:
         web.mount(app, log_key=args.log_key)   # the analyst's console under /ui/

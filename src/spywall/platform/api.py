@@ -18,7 +18,9 @@ for a key without the route's scope (``admin`` implies every scope).
   like an ingested event; an id already stored gets its stored decision back. Its path
   is kept short, as the inline gate's: no per-request dependencies (``DirectRoute``),
   one hop into the gate's own thread and connection, where the key, the body and the
-  decision are checked and stored in one transaction.
+  decision are checked and stored in one transaction. An event with payloads has them
+  scanned first, by the scan workers (``PayloadScanner``) from a pool thread, so that
+  decisions on other events do not queue behind it.
 - ``GET /v1/campaigns``, ``/v1/violations``, ``/v1/notifications``, ``/v1/bans``
   (analyst); ``POST /v1/bans/{id}/{approve|reject|apply|revert}`` with ``{"reason"}``
   (analyst): 404 unknown ban, 409 when the step does not apply to the ban's status.
@@ -36,6 +38,7 @@ per request) and after an analysis that changed something.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -61,7 +64,9 @@ from spywall.platform import api_models as m
 from spywall.platform import auth, db, enforce, views
 from spywall.platform.api_limits import BodyError, BodyLimit, split_array
 from spywall.platform.contract import MAX_ID_CHARS, Event, EventError, parse_line
+from spywall.platform.gate import Scanned
 from spywall.platform.intake import Intake, Outcome
+from spywall.platform.media import PayloadScanner
 from spywall.platform.prepared import Prepared
 from spywall.platform.worker import Worker
 
@@ -89,10 +94,12 @@ class Platform:
     """What one app serves from: the engine, the gate (one writer at a time in this
     process; ``POST /v1/gate`` runs in a thread of its own) and the analysis runner."""
 
-    def __init__(self, engine: sa.Engine, settings: Settings) -> None:
+    def __init__(self, engine: sa.Engine, settings: Settings,
+                 scanner: PayloadScanner | None = None) -> None:
         self.engine, self.settings = engine, settings
-        self.intake = Intake(engine, settings.media_root, source="http")
+        self.intake = Intake(engine, settings.media_root, source="http", scanner=scanner)
         self._gate_thread = Worker("gate")
+        self._scanning = asyncio.Semaphore(self.intake.gate.scanner.pool.size)
         self._gate_conn: sa.Connection | None = None   # held by the gate's thread
         self._intake_lock = threading.Lock()
         self._analysis_lock = threading.Lock()
@@ -105,13 +112,14 @@ class Platform:
                token: tuple[Any, ...] | None = None) -> list[Outcome]:
         """Gate and store ``events``. ``token`` is the state token read with the request's
         key (one query for both); without it, it is read here."""
+        scanned = self.intake.scan_payloads(events)   # before the lock: see gate()
         with self._intake_lock:
             if token is None:
                 token = self._state_token()
             if token != self._token:     # the registry or a review moved (any process)
                 self.intake.refresh(force=True)
                 self._token = token
-            return self.intake.submit(events, source)
+            return self.intake.submit(events, source, scanned=scanned)
 
     def _state_token(self) -> tuple[Any, ...]:
         with self.engine.connect() as conn:
@@ -134,10 +142,29 @@ class Platform:
 
     async def gate(self, key: str, body: bytes) -> Outcome:
         """``POST /v1/gate`` after its ``Authorization`` header was found: one hop into
-        the gate's own thread (its work waits on the database, never the event loop)."""
-        return await self._gate_thread.run(self._gate, key, body)
+        the gate's own thread (its work waits on the database, never the event loop).
+        An event that may carry payloads (the body names attachments or a capture) has
+        them scanned first, in a thread of the pool (at most as many at once as the
+        scanner has workers; the other requests wait here, holding no thread): the gate's
+        thread decides one event at a time, and no decision waits on another's payload."""
+        scanned = None
+        if any(word in body for word in _PAYLOAD_WORDS):
+            async with self._scanning:
+                scanned = await run_in_threadpool(self._scan_payloads, key, body)
+        return await self._gate_thread.run(self._gate, key, body, scanned)
 
-    def _gate(self, key: str, body: bytes) -> Outcome:
+    def _scan_payloads(self, key: str, body: bytes) -> Scanned | None:
+        """The payload verdicts of a gate request's event, for a key allowed to ask
+        (None for any other request: ``_gate`` answers it as it would)."""
+        principal, _ = self.authorize(key)
+        try:
+            admit(principal, GATE_SCOPES)
+            event = _gate_event(body)
+        except HTTPException:
+            return None
+        return self.intake.scan_payloads([event])[0]
+
+    def _gate(self, key: str, body: bytes, scanned: Scanned | None = None) -> Outcome:
         """The key, the body and the decision in one transaction: 401 or 403 for the
         key (checked first, as every route does), then 400 or 422 for the body, then
         the decision, stored (or the stored one, for an id already stored)."""
@@ -148,7 +175,7 @@ class Platform:
                 conn = self._gate_conn
                 try:
                     with conn.begin():
-                        return self._decide(conn, key, body)
+                        return self._decide(conn, key, body, scanned)
                 except sa.exc.DBAPIError as exc:
                     self._gate_conn = None      # the next try starts on a fresh one
                     conn.close()
@@ -159,18 +186,21 @@ class Platform:
                         raise
         raise AssertionError("unreachable")
 
-    def _decide(self, conn: sa.Connection, key: str, body: bytes) -> Outcome:
+    def _decide(self, conn: sa.Connection, key: str, body: bytes,
+                scanned: Scanned | None) -> Outcome:
         principal, token = self.authorize(key, conn)
         admit(principal, GATE_SCOPES)
         event = _gate_event(body)
         if token != self._token:     # the registry or a review moved (any process)
             self.intake.refresh(force=True, conn=conn)
             self._token = token
-        [outcome] = self.intake.submit([event], "gate", conn)
+        [outcome] = self.intake.submit([event], "gate", conn, [scanned])
         return outcome
 
     def close(self) -> None:
-        """Give the gate's connection back to the pool (the app's shut-down)."""
+        """Give the gate's connection back to the pool and stop the payload scanner's
+        workers (the app's shut-down)."""
+        self.intake.close()     # first: a decision waiting on a stuck worker ends now
         with self._intake_lock:
             if self._gate_conn is not None:
                 self._gate_conn.close()
@@ -383,6 +413,10 @@ router.add_api_route("/v1/gate", post_gate, methods=["POST"], route_class_overri
                      tags=["events"], responses={**_AUTH, **_BODY},
                      openapi_extra=m.body(m.EVENT_SCHEMA, "one event"))
 GATE_SCOPES = ("ingest",)
+# Words of a body that may carry payloads: a false hit costs a scan pass that finds none;
+# a body that spells them otherwise (JSON escapes) has its payloads scanned in the gate's
+# thread, as ``Gate.decide`` does when nobody scanned them first.
+_PAYLOAD_WORDS = (b'"attachments"', b'"call.media"')
 _json = msgspec.json.Encoder().encode
 
 
@@ -500,10 +534,14 @@ async def _on_database(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(engine: sa.Engine, media_root: Path, *, max_body: int = m.MAX_BODY_BYTES,
-               max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0) -> FastAPI:
+               max_events: int = m.MAX_EVENTS, analysis_interval: float = 0.0,
+               scanner: PayloadScanner | None = None) -> FastAPI:
     """The HTTP face over ``engine``; relative media paths resolve under ``media_root``;
-    background analyses start at least ``analysis_interval`` seconds apart."""
-    platform = Platform(engine, Settings(media_root, max_body, max_events, analysis_interval))
+    background analyses start at least ``analysis_interval`` seconds apart; payloads are
+    scanned by ``scanner`` (default: a ``PayloadScanner`` of the app's own, stopped with
+    the app)."""
+    platform = Platform(engine, Settings(media_root, max_body, max_events, analysis_interval),
+                        scanner)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.js.client import JetStreamContext
 
+    from spywall.platform.media import PayloadScanner
+
 BATCH = 500
 FETCH_WAIT = 1.0      # seconds one fetch request waits for messages
 ACK_WAIT = 30.0       # seconds before an unacknowledged message is redelivered
@@ -48,19 +50,22 @@ T = TypeVar("T")
 
 def consume(engine: sa.Engine, nats_url: str, stream: str, subject: str | None,
             durable: str, base: Path | None, idle_exit: float | None, log: Log,
-            *, batch: int = BATCH, ack_wait: float = ACK_WAIT) -> IngestResult:
+            *, batch: int = BATCH, ack_wait: float = ACK_WAIT,
+            scanner: PayloadScanner | None = None) -> IngestResult:
     """Take events from ``stream`` (optionally only ``subject``) until idle for
-    ``idle_exit`` seconds (or forever, or until SIGTERM); what was taken, counted."""
+    ``idle_exit`` seconds (or forever, or until SIGTERM); what was taken, counted.
+    ``scanner``: the gate's payload scanner (default: one of the intake's own)."""
     if batch < 1 or ack_wait <= 0 or (idle_exit is not None and idle_exit < 0):
         raise InputError("batch must be positive, ack_wait and idle_exit not negative")
-    consumer = _Consumer(engine, base, log, batch)
+    consumer = _Consumer(engine, base, log, batch, scanner)
     return asyncio.run(consumer.run(nats_url, stream, subject, durable, idle_exit, ack_wait))
 
 
 class _Consumer:
-    def __init__(self, engine: sa.Engine, base: Path | None, log: Log, batch: int) -> None:
+    def __init__(self, engine: sa.Engine, base: Path | None, log: Log, batch: int,
+                 scanner: PayloadScanner | None = None) -> None:
         self.engine, self.log, self.batch = engine, log, batch
-        self.intake = Intake(engine, base, source="nats")
+        self.intake = Intake(engine, base, source="nats", scanner=scanner)
         self.result = IngestResult()
         self.stop = asyncio.Event()
         self.ack_wait = ACK_WAIT
@@ -75,6 +80,7 @@ class _Consumer:
             await self._loop(nc, sub, idle_exit)
         finally:
             await nc.close()
+            self.intake.close()     # the payload scanner's workers
         return self.result
 
     def _on_signals(self) -> None:

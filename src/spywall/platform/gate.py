@@ -17,7 +17,10 @@ Rules, each recorded by id in the decision's reasons:
 - ``attachment-incomplete`` (hold): an attachment or capture could not be examined
   completely (fail closed).
 
-Anything else is ``allow``. A decision on an event of a barred party, at or after the
+Anything else is ``allow``. Payloads are scanned in supervised worker processes
+(``media.PayloadScanner``, ``spywall.scanpool``), never in the deciding process: a worker
+that overruns, dies or runs out of memory on one makes it ``attachment-incomplete``.
+A decision on an event of a barred party, at or after the
 earliest order that binds it, is also a violation (``violation_of``).
 """
 
@@ -33,15 +36,17 @@ from spywall.platform.matcher import Hit, RegistryIndex
 from spywall.platform.media import (
     MAX_ATTACHMENT_BYTES,
     PayloadCache,
+    PayloadScanner,
     PayloadVerdict,
     decode_data,
-    inspect_capture,
     read_regular,
-    scan_attachment,
     unexamined,
 )
+from spywall.scanpool import WorkerLost
 
 ALLOW, DENY, HOLD = "allow", "deny", "hold"
+Scanned = dict[str, PayloadVerdict]    # payload field ("attachments[0]", "capture") -> verdict
+PAYLOAD_TYPES = frozenset({"message.sent", "call.media"})   # the events with payloads
 _RANK = {ALLOW: 0, HOLD: 1, DENY: 2}
 
 
@@ -104,13 +109,22 @@ def _hit_reason(rule: str, hit: Hit) -> dict[str, Any]:
 
 class Gate:
     """Decisions over a ``GateState``. ``base`` resolves relative media paths (the events
-    file's folder for ``ingest``, ``--media-root`` for the server)."""
+    file's folder for ``ingest``, ``--media-root`` for the server). Payloads (attachments
+    by content, call captures) are scanned by ``scanner``, in its worker processes, never
+    in this one; ``close`` stops them."""
 
-    def __init__(self, state: GateState, base: Path | None = None) -> None:
+    def __init__(self, state: GateState, base: Path | None = None,
+                 scanner: PayloadScanner | None = None) -> None:
         self.state = state
         self.base = base
+        self.scanner = scanner if scanner is not None else PayloadScanner()
 
-    def decide(self, event: Event) -> Decision:
+    def close(self) -> None:
+        self.scanner.close()
+
+    def decide(self, event: Event, scanned: Scanned | None = None) -> Decision:
+        """The decision on ``event``; its payloads' verdicts from ``scanned`` when the
+        caller ran ``scan_payloads`` already, else scanned here."""
         index = self.state.index
         hits = event_hits(index, event)
         decision = Decision(verdict=ALLOW, reasons=[], party=None, hits=hits)
@@ -123,9 +137,10 @@ class Gate:
         if actor is not None:
             self._account_rules(decision, actor)
         if event.type == "message.sent":
-            self._attachments(decision, event)
+            self._attachments(decision, event, scanned)
         elif event.type == "call.media":
-            self._capture(decision, event)
+            verdict = None if scanned is None else scanned.get("capture")
+            self._capture(decision, verdict or self.scan_payloads(event)["capture"])
         decision.party = self._party(decision, actor)
         return decision
 
@@ -159,15 +174,68 @@ class Gate:
             path = self.base / path
         return path
 
-    def _attachments(self, decision: Decision, event: Event) -> None:
+    def scan_payloads(self, event: Event) -> Scanned:
+        """The event's payloads that need a scan (content not judged before), through
+        the scanner's workers: field -> verdict, for ``decide``. Safe outside the lock
+        that serialises decisions (it only reads the state and fills the cache), so a
+        caller may scan first and decide after, and a slow payload never makes decisions
+        on other events wait. After a worker was lost on one attachment, the event's
+        other attachments are not scanned (they are held with it): one event costs at
+        most one worker's deadline."""
+        scanned: Scanned = {}
+        if event.type == "call.media":
+            scanned["capture"] = self.scanner.capture(self._resolve(event.fields["capture"]))
+            return scanned
+        lost = ""
         for i, att in enumerate(event.fields.get("attachments") or ()):
+            if "data" not in att and "path" not in att:
+                continue              # known only by its hash: decide looks it up
             digest = att["sha256"].lower()
-            verdict = self._attachment(att, digest, i)
-            if verdict is None:
+            if self.state.cache.get(digest) is not None:
                 continue
+            data = self._read(att, digest, i)
+            if not isinstance(data, bytes):
+                continue              # known by hash, or unreadable: decide says which
+            if lost:
+                scanned[f"attachments[{i}]"] = unexamined(digest, lost)
+                continue
+            verdict, worker_lost = self._scan(data, digest)
+            scanned[f"attachments[{i}]"] = verdict
+            if worker_lost:
+                lost = f"limit: not scanned: attachment {i} of this event stopped its scan worker"
+        return scanned
+
+    def _scan(self, data: bytes, digest: str) -> tuple[PayloadVerdict, bool]:
+        """An attachment's verdict from a worker (a complete one is cached), and whether
+        the worker was lost on it."""
+        try:
+            verdict = self.scanner.attachment(data, f"attachment:{digest[:12]}", digest)
+        except WorkerLost as exc:
+            return unexamined(digest, f"limit: {exc}"), True
+        if verdict.complete:
+            self.state.cache.put(verdict)
+        return verdict, False
+
+    def _attachments(self, decision: Decision, event: Event, scanned: Scanned | None) -> None:
+        attachments = event.fields.get("attachments") or ()
+        if attachments and scanned is None:
+            scanned = self.scan_payloads(event)
+        for i, att in enumerate(attachments):
+            digest = att["sha256"].lower()
+            verdict = self.state.cache.get(digest)
+            if verdict is None and scanned:
+                verdict = scanned.get(f"attachments[{i}]")
+            if verdict is None:
+                # Known only by its hash, unreadable, or dropped from the cache since
+                # the scan pass (then scanned now).
+                data = self._read(att, digest, i)
+                verdict = self._scan(data, digest)[0] if isinstance(data, bytes) else data
+                if verdict is None:
+                    continue
             decision.payloads.append(verdict)
             where = f"attachments[{i}]"
             if verdict.malicious:
+                self.state.malicious_payloads.add(digest)
                 rule = "attachment-known-malicious" if verdict.detectors == ["known-malicious"] \
                     else "attachment-exploit"
                 decision.add(DENY, {"rule": rule, "field": where,
@@ -176,10 +244,9 @@ class Gate:
                 decision.add(HOLD, {"rule": "attachment-incomplete", "field": where,
                                     "sha256": digest, "why": verdict.reason})
 
-    def _attachment(self, att: dict[str, Any], digest: str, i: int) -> PayloadVerdict | None:
-        cached = self.state.cache.get(digest)
-        if cached is not None:
-            return cached
+    def _read(self, att: dict[str, Any], digest: str, i: int) -> bytes | PayloadVerdict | None:
+        """An attachment's bytes; or its verdict when it cannot be read or is known only
+        by its hash (None: nothing known of that hash)."""
         data: bytes | None = None
         try:
             if "data" in att:
@@ -188,24 +255,15 @@ class Gate:
                 data = read_regular(self._resolve(att["path"]), MAX_ATTACHMENT_BYTES)
         except (OSError, ValueError) as exc:
             return unexamined(digest, f"attachment {i} could not be read: {exc}")
-        if data is None:   # known only by its hash
-            if digest in self.state.malicious_payloads:
-                return PayloadVerdict(sha256=digest, malicious=True, complete=True,
-                                      detectors=["known-malicious"], infrastructure=[],
-                                      findings=[])
-            return None
-        verdict = scan_attachment(data, f"attachment:{digest[:12]}", digest)
-        if verdict.complete:
-            self.state.cache.put(verdict)
-        if verdict.malicious:
-            self.state.malicious_payloads.add(digest)
-        return verdict
+        if data is not None:
+            return data
+        if digest in self.state.malicious_payloads:
+            return PayloadVerdict(sha256=digest, malicious=True, complete=True,
+                                  detectors=["known-malicious"], infrastructure=[],
+                                  findings=[])
+        return None
 
-    def _capture(self, decision: Decision, event: Event) -> None:
-        try:
-            verdict = inspect_capture(self._resolve(event.fields["capture"]))
-        except (OSError, ValueError) as exc:   # ValueError: a NUL in the path
-            verdict = unexamined("", f"capture could not be read: {exc}")
+    def _capture(self, decision: Decision, verdict: PayloadVerdict) -> None:
         decision.payloads.append(verdict)
         if verdict.malicious:
             decision.add(DENY, {"rule": "media-exploit", "field": "capture",

@@ -24,8 +24,17 @@ from spywall import heap
 from spywall.platform import db
 from spywall.platform.contract import REF_FIELD, Event, EventError, parse_line
 from spywall.platform.evidence_hook import entry
-from spywall.platform.gate import DENY, Decision, Gate, GateState, violation_of
+from spywall.platform.gate import (
+    DENY,
+    PAYLOAD_TYPES,
+    Decision,
+    Gate,
+    GateState,
+    Scanned,
+    violation_of,
+)
 from spywall.platform.matcher import RegistryIndex
+from spywall.platform.media import PayloadScanner
 from spywall.platform.prepared import Prepared
 from spywall.platform.registry_store import load_registry, registry_version
 from spywall.platform.store import Rows, Store
@@ -116,19 +125,25 @@ def _within(engine: sa.Engine, conn: sa.Connection | None,
 
 class Intake:
     """Gate and store events. One per process; ``refresh`` picks up registry changes
-    made by another process."""
+    made by another process. Payloads are scanned by ``scanner`` (default: a
+    ``PayloadScanner`` of its own, whose workers start with the first payload); ``close``
+    stops its workers."""
 
     def __init__(self, engine: sa.Engine, base: Path | None = None,
-                 source: str = "file") -> None:
+                 source: str = "file", scanner: PayloadScanner | None = None) -> None:
         self.engine, self.source = engine, source
         with engine.connect() as conn:
             self.state = load_state(conn)
             self.version = registry_version(conn)
             self.store = Store.of(conn)
-        self.gate = Gate(self.state, base)
+        self.gate = Gate(self.state, base, scanner)
         self._linked: set[tuple[str, str, str]] = set()
         self._official_of: RegistryIndex | None = None
         self._official_cache: dict[str, bool] = {}
+
+    def close(self) -> None:
+        """Stop the payload scanner's workers (the face's shut-down)."""
+        self.gate.close()
 
     def refresh(self, force: bool = False, conn: sa.Connection | None = None) -> None:
         """Reload the gate's state when the registry moved (always with ``force``), read
@@ -150,25 +165,34 @@ class Intake:
         with self.engine.connect() as conn:
             self.store = Store.of(conn)
 
+    def scan_payloads(self, events: Sequence[Event]) -> list[Scanned | None]:
+        """``Gate.scan_payloads`` of each event that carries payloads (None for the
+        others), for ``submit``: callers that serialise decisions run this first, outside
+        their lock, so that no decision waits on another event's payload."""
+        return [self.gate.scan_payloads(ev) if ev.type in PAYLOAD_TYPES else None
+                for ev in events]
+
     def submit(self, events: Sequence[Event], source: str | None = None,
-               conn: sa.Connection | None = None) -> list[Outcome]:
+               conn: sa.Connection | None = None,
+               scanned: Sequence[Scanned | None] | None = None) -> list[Outcome]:
         """Gate and store ``events`` in one transaction (the caller's, when ``conn`` is
-        given); an outcome per event, in order."""
+        given); an outcome per event, in order. ``scanned``: ``scan_payloads(events)``,
+        when the caller ran it."""
         with _within(self.engine, conn, sa.Engine.begin) as conn:
             stored = stored_events(conn, [e.id for e in events])
-            rows, outcomes = self.prepare(events, stored, source)
+            rows, outcomes = self.prepare(events, stored, source, scanned=scanned)
             self.store.write(conn, rows)
         return outcomes
 
     def prepare(self, events: Sequence[Event], stored: dict[str, tuple[str, Any, Any]],
-                source: str | None = None, in_flight: frozenset[str] | set[str] = frozenset()
-                ) -> tuple[Rows, list[Outcome]]:
+                source: str | None = None, in_flight: frozenset[str] | set[str] = frozenset(),
+                scanned: Sequence[Scanned | None] | None = None) -> tuple[Rows, list[Outcome]]:
         """Gate ``events`` and build the rows they add (nothing is written here).
         ``stored`` holds the events already in the database among them, ``in_flight`` the
         ids of events gated earlier whose rows are not committed yet: both are duplicates."""
         now = time.time_ns() // 1000
         rows, outcomes, seen = Rows(), [], set()
-        for ev in events:
+        for number, ev in enumerate(events):
             if ev.id in seen or ev.id in stored or ev.id in in_flight:
                 prior = stored.get(ev.id)
                 outcomes.append(Outcome(id=ev.id, verdict=prior[0] if prior else "allow",
@@ -177,11 +201,13 @@ class Intake:
                                         duplicate=True))
                 continue
             seen.add(ev.id)
-            outcomes.append(self._one(ev, rows, now, source or self.source))
+            outcomes.append(self._one(ev, rows, now, source or self.source,
+                                      None if scanned is None else scanned[number]))
         return rows, outcomes
 
-    def _one(self, ev: Event, rows: Rows, now: int, source: str) -> Outcome:
-        decision = self.gate.decide(ev)
+    def _one(self, ev: Event, rows: Rows, now: int, source: str,
+             scanned: Scanned | None = None) -> Outcome:
+        decision = self.gate.decide(ev, scanned)
         violation = violation_of(self.state.index, ev, decision) \
             if decision.party is not None else None
         ip = ev.fields.get("ip")

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
 import stat
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -90,13 +92,14 @@ def read_regular(path: Path, cap: int) -> bytes:
         os.close(fd)
 
 
-def scan_attachment(data: bytes, name: str, declared: str) -> PayloadVerdict:
+def scan_attachment(data: bytes, name: str, declared: str,
+                    limits: Limits = PLATFORM_LIMITS) -> PayloadVerdict:
     """An attachment's bytes through the scan engine. A content hash that differs from
     the declared one is itself a reason the attachment was not what it said."""
     from spywall.engine import scan_bytes
 
     digest = hashlib.sha256(data).hexdigest()
-    subject = scan_bytes(data, name, PLATFORM_LIMITS)
+    subject = scan_bytes(data, name, limits)
     problems = [f"{e.code}: {e.message}" for e in subject.errors]
     if digest != declared:
         problems.append(f"content SHA-256 {digest} differs from the declared {declared}")
@@ -136,21 +139,71 @@ def inspect_capture(path: Path, iocs: Any = None) -> PayloadVerdict:
     return _verdict(digest.hexdigest(), result.findings, problems)
 
 
+def capture_verdict(path: Path, cwd: str, limits: Limits = PLATFORM_LIMITS
+                    ) -> PayloadVerdict:
+    """``inspect_capture`` in a scan worker, a relative ``path`` from the asking process's
+    folder ``cwd``; an unexamined verdict when the capture cannot be read. (``limits``:
+    the worker's own; the pipeline keeps its budgets.)"""
+    try:
+        os.chdir(cwd)
+        return inspect_capture(path)
+    except (OSError, ValueError) as exc:   # ValueError: a NUL in the path
+        return unexamined("", f"capture could not be read: {exc}")
+
+
+class PayloadScanner:
+    """Attachments and call captures scanned in supervised worker processes
+    (``spywall.scanpool``), never in the process that asks: a hostile payload that
+    exhausts a worker's memory ceiling, overruns its deadline (a stuck qpdf) or crashes
+    it costs that worker, which is replaced, and comes back as a verdict that is not
+    complete (the gate holds it: fail closed). The workers start on the first payload;
+    events without one never touch them."""
+
+    def __init__(self, limits: Limits = PLATFORM_LIMITS, size: int = 2,
+                 method: str | None = None) -> None:
+        from spywall.scanpool import ScanPool
+
+        self.pool = ScanPool(limits, size, method)
+
+    def attachment(self, data: bytes, name: str, declared: str) -> PayloadVerdict:
+        """``scan_attachment`` in a worker; ``WorkerLost`` when the worker died or was
+        killed (the caller decides what becomes of the event's other payloads)."""
+        return self.pool.scan(scan_attachment, data, name, declared)
+
+    def capture(self, path: Path) -> PayloadVerdict:
+        from spywall.scanpool import WorkerLost
+
+        try:
+            return self.pool.scan(capture_verdict, path, os.getcwd())
+        except FileNotFoundError as exc:   # this process's folder is gone
+            return unexamined("", f"capture could not be read: {exc}")
+        except WorkerLost as lost:
+            return unexamined("", f"limit: {lost}")
+
+    def close(self) -> None:
+        self.pool.close()
+
+
 class PayloadCache:
-    """Verdicts by content hash, bounded (least recently used are dropped)."""
+    """Verdicts by content hash, bounded (least recently used are dropped). Shared by
+    the threads that scan payloads before a decision and the thread that decides: a
+    ``put`` (several steps) holds the lock, a ``get`` needs none."""
 
     def __init__(self, size: int = 100_000) -> None:
         self.size = size
         self._items: OrderedDict[str, PayloadVerdict] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, digest: str) -> PayloadVerdict | None:
-        item = self._items.get(digest)
+        item = self._items.get(digest)     # each step atomic: no lock on the hot path
         if item is not None:
-            self._items.move_to_end(digest)
+            with contextlib.suppress(KeyError):     # dropped by a put meanwhile
+                self._items.move_to_end(digest)
         return item
 
     def put(self, verdict: PayloadVerdict) -> None:
-        self._items[verdict.sha256] = verdict
-        self._items.move_to_end(verdict.sha256)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
+        with self._lock:
+            self._items[verdict.sha256] = verdict
+            self._items.move_to_end(verdict.sha256)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)

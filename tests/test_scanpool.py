@@ -1,0 +1,90 @@
+"""The persistent scan worker pool (``spywall.scanpool``) as its owner sees it: calls
+answered in workers under the memory ceiling, a failed call answered without losing the
+worker, and a worker stuck in a call (as in C++: deaf to its pipe) ends when its owner
+is killed. Real processes, the default start method (the fork server)."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from spywall.limits import Limits, MiB
+from spywall.scanpool import PoolClosed, ScanPool, WorkerLost
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _ceiling() -> int:
+    return resource.getrlimit(resource.RLIMIT_DATA)[0]
+
+
+def test_calls_run_in_workers_under_the_ceiling() -> None:
+    pool = ScanPool(Limits(max_memory=512 * MiB), size=1)
+    try:
+        assert pool.pids() == []
+        pid = pool.call(os.getpid)
+        assert pid != os.getpid()
+        assert pool.pids() == [pid]
+        assert pool.call(_ceiling) == 512 * MiB          # the worker's own limit
+        assert _ceiling() != 512 * MiB                   # not this process's
+        with pytest.raises(WorkerLost, match=r"its scan worker failed: ValueError"):
+            pool.call(int, "not a number")
+        assert pool.call(os.getpid) == pid               # the same worker went on
+    finally:
+        pool.close()
+    with pytest.raises(PoolClosed):
+        pool.call(os.getpid)
+
+
+_OWNER = """
+import sys, threading, time
+from spywall.limits import Limits
+from spywall.scanpool import ScanPool
+
+if __name__ == "__main__":   # a fork server's workers import the main module again
+    pool = ScanPool(Limits(seconds=1))     # the worker is killed after 5 s (wall or CPU)
+    spin = "open(%r, 'w').close()\\nwhile True:\\n    pass" % sys.argv[1]
+    threading.Thread(target=pool.call, args=(exec, spin), daemon=True).start()
+    while not pool.pids():
+        time.sleep(0.01)
+    print(pool.pids()[0], flush=True)
+    time.sleep(3600)
+"""
+
+
+@pytest.mark.skipif(not hasattr(resource, "RLIMIT_CPU"), reason="no CPU time limit")
+def test_a_spinning_worker_ends_when_its_owner_is_killed(tmp_path: Path) -> None:
+    """The owner is killed while its worker spins (as qpdf in a loop, deaf to its pipe):
+    nobody kills the worker at the deadline, the kernel does once it spent its CPU time."""
+    marker = tmp_path / "spinning"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(marker)], env=env,
+                             stdout=subprocess.PIPE)
+    try:
+        assert owner.stdout is not None
+        worker = int(owner.stdout.readline())
+        while not marker.exists():      # the worker is in the call, not reading its pipe
+            assert owner.poll() is None
+            time.sleep(0.05)
+        owner.kill()
+        owner.wait()
+        for _ in range(2400):           # 5 s of CPU time, on a machine that may be busy
+            try:
+                os.kill(worker, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(worker, signal.SIGKILL)
+            pytest.fail("the spinning worker outlived its owner")
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
