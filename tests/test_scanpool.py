@@ -88,3 +88,94 @@ def test_a_spinning_worker_ends_when_its_owner_is_killed(tmp_path: Path) -> None
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+_BLOCKED_OWNER = """
+import sys, threading, time
+from spywall.limits import Limits
+from spywall.scanpool import ScanPool
+
+if __name__ == "__main__":
+    pool = ScanPool(Limits(seconds=600))   # no deadline or CPU limit comes in this test
+    block = "open(%r, 'w').close()\\nimport time\\ntime.sleep(3600)" % sys.argv[1]
+    threading.Thread(target=pool.call, args=(exec, block), daemon=True).start()
+    while not pool.pids():
+        time.sleep(0.01)
+    print(pool.pids()[0], flush=True)
+    time.sleep(3600)
+"""
+
+_SCAN_OWNER = """
+import os, sys, time
+from spywall import engine, workers
+from spywall.limits import Limits
+
+def stuck(*args, **kwargs):      # a scan blocked in C++ as the supervisor sees it
+    with open(sys.argv[1] + ".tmp", "w") as fh:
+        fh.write(str(os.getpid()))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    time.sleep(3600)
+
+engine.scan_path = stuck            # the workers are forked: they see the patch
+workers.scan_files([sys.argv[2]], Limits(seconds=600), 1)
+"""
+
+
+def _gone(pid: int, polls: int = 1200) -> bool:
+    for _ in range(polls):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return False
+
+
+def _owner(script: str, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env,
+                            stdout=subprocess.PIPE)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_blocked_pool_worker_ends_with_its_owner(tmp_path: Path) -> None:
+    """A worker blocked in a call (no CPU spent, so RLIMIT_CPU never fires; deaf to its
+    pipe) ends when its owner is killed: the kernel's parent-death signal."""
+    marker = tmp_path / "blocked"
+    owner = _owner(_BLOCKED_OWNER, str(marker))
+    try:
+        assert owner.stdout is not None
+        worker = int(owner.stdout.readline())
+        while not marker.exists():
+            assert owner.poll() is None
+            time.sleep(0.05)
+        owner.kill()
+        owner.wait()
+        assert _gone(worker), "the blocked worker outlived its owner"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_stuck_scan_worker_ends_with_its_supervisor(tmp_path: Path, forked: None) -> None:
+    """The ``scan`` command's supervisor killed while its worker is stuck: the worker
+    ends too (it would otherwise hold the input for as long as the call lasts)."""
+    marker, sample = tmp_path / "worker.pid", tmp_path / "input.bin"
+    sample.write_bytes(b"%PDF-1.7\n")
+    owner = _owner(_SCAN_OWNER, str(marker), str(sample))
+    try:
+        while not marker.exists():
+            assert owner.poll() is None
+            time.sleep(0.05)
+        worker = int(marker.read_text())
+        assert worker != owner.pid
+        owner.kill()
+        owner.wait()
+        assert _gone(worker), "the stuck scan worker outlived its supervisor"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait()

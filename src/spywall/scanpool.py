@@ -9,9 +9,12 @@ each under the limits ``spywall.workers`` gives the ``scan`` command's workers.
   worker still busy ``KILL_GRACE`` seconds after it (qpdf's C++ is not interruptible);
 - **faults**: any other death (a crash in a C library, the OOM killer) is seen through
   the worker's sentinel;
-- **an owner killed** (SIGKILL) while a worker spins in C++: nobody is left to kill it,
-  so each call also sets the worker's ``RLIMIT_CPU`` to the same deadline, and the
-  kernel ends it (a worker that is not in a call reads the end of its pipe and exits).
+- **an owner killed** (SIGKILL) while a worker is stuck in C++: nobody is left to kill
+  it at the deadline. On Linux the kernel kills each worker when its parent (the fork
+  server, which ends with its owner) ends (``workers.end_with_parent``); elsewhere, and
+  as a second backstop, each call also sets the worker's ``RLIMIT_CPU`` to the same
+  deadline, which ends a worker that spins (a worker that is not in a call reads the end
+  of its pipe and exits).
 
 A call whose worker died or was killed raises ``WorkerLost`` (with the reason, as the
 ``scan`` command words it); the worker is dropped and the next call gets a fresh one, the
@@ -36,6 +39,7 @@ for tests whose patches must reach the workers.
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 import time
@@ -85,10 +89,28 @@ def _cpu_deadline(seconds: float) -> None:
                        (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
 
 
+def _leave_fork_server() -> None:
+    """Close this worker's copy of the pipe end by which a fork server learns that its
+    owner is gone. The fork server runs while any process holds that end, its owner and
+    every worker it forked: a worker stuck in C++ would keep it, and so itself, alive
+    after the owner's death. Without it the fork server ends with its owner, and each
+    worker with the fork server (``end_with_parent``). A worker starts no process of its
+    own, which is all that end is for; a worker not forked by a fork server has none."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if isinstance(fd, int):
+        with suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
 def _serve_calls(conn: Connection, busy: Any, ceiling: int, seconds: float) -> None:
     """A pool worker's loop: ``(fn, args)`` in, ``("ok", result)`` or ``("error", why)``
     out, until ``None`` or the end of the pipe; each call within ``seconds`` of CPU time
     (``_cpu_deadline``)."""
+    _leave_fork_server()
     enter_worker(busy, ceiling)
     while True:
         try:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -112,10 +113,31 @@ def memory_capped(ceiling: int) -> Iterator[None]:
         resource.setrlimit(resource.RLIMIT_DATA, before)
 
 
+def end_with_parent() -> None:
+    """Linux: have the kernel kill this process (SIGKILL) when the process that started
+    it ends, however it ends. A supervisor killed with SIGKILL can no longer kill a worker
+    stuck in C++ at its deadline, and such a worker reads no pipe: without this it would
+    run on, spinning or blocked, with the input it held. If the parent ended before the
+    request was made, the worker has been handed to a reaper and ends at once (a worker
+    is never started by the init process itself)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0) != 0:
+        return                      # not fatal: the deadline and RLIMIT_CPU still hold
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 def enter_worker(busy: Any, ceiling: int) -> None:
-    """What a scan worker process does first: share the supervisor's qpdf counter, leave
-    SIGINT to the supervisor, one BLAS thread, and its memory ceiling."""
+    """What a scan worker process does first: end with its parent, share the
+    supervisor's qpdf counter, leave SIGINT to the supervisor, one BLAS thread, and its
+    memory ceiling."""
     global _QPDF_BUSY
+    end_with_parent()
     _QPDF_BUSY = busy
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor stops its workers
     # One input at a time: BLAS thread pools would only spend the ceiling (each thread's
