@@ -106,6 +106,11 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An app was installed by a package installer or with no installer recorded, "
             "not from an app store: check that you installed it yourself (medium, as "
             "MVT).", Severity.MEDIUM),
+    _device("android-third-party-store-app", "App installed from a third-party store",
+            "An app was installed by an app store other than Google Play (F-Droid, Aurora "
+            "and other stores' clients): not a sign of spyware, said so that a person "
+            "knows where the phone's apps came from (information, as MVT; does not set "
+            "exit status 1).", Severity.INFO),
     _device("android-tmp-executable", "Executable in a temporary folder",
             "An executable file in /data/local/tmp, where exploits and spyware droppers "
             "put their binaries (high, as MVT).", Severity.HIGH),

@@ -51,6 +51,14 @@ SIDELOAD_INSTALLERS = frozenset({
     "com.android.shell", "com.android.chrome", "org.mozilla.firefox",
     "com.sec.android.app.sbrowser", "com.opera.browser",
 })
+# Installers of app stores other than Google Play: MVT's two (Aurora, F-Droid), and
+# F-Droid's privileged extension and clients of the F-Droid repositories, and the
+# clients of APK sites. An install from one is said at information level, as MVT does.
+THIRD_PARTY_STORE_INSTALLERS = frozenset({
+    "com.aurora.store", "org.fdroid.fdroid", "org.fdroid.basic",
+    "org.fdroid.fdroid.privileged", "com.looker.droidify", "com.machiav3lli.fdroid",
+    "cm.aptoide.pt", "com.apkpure.aegon", "com.uptodown",
+})
 
 
 def skipped(why: str) -> Result:
@@ -177,6 +185,11 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       f"{name} was installed {how}, not from an app store; check that "
                       "you installed it yourself", rec=rec, path=where,
                       severity=Severity.MEDIUM, detail={"package": name, "installer": installer})
+    elif installer in THIRD_PARTY_STORE_INSTALLERS:
+        ctx.heuristic("android-third-party-store-app", "App installed from a third-party store",
+                      f"{name} was installed by {installer}, an app store other than Google "
+                      "Play (information, as MVT)", rec=rec, path=where,
+                      severity=Severity.INFO, detail={"package": name, "installer": installer})
 
 
 def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:
