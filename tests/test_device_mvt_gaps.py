@@ -3,11 +3,17 @@ MVT's level, read from its modules: an app installed by a third-party store (and
 packages, information: ``THIRD_PARTY_STORE_INSTALLERS``), a calendar event shaped as
 Quadream's exploit invitation (high), an IDStatusCache lookup key holding two NUL
 characters (high), a configuration profile whose first payload manages notifications
-(medium) and every profile install or removal event (low)."""
+(medium)."""
 
 from __future__ import annotations
 
 import json
+import plistlib
+import sqlite3
+import subprocess
+import uuid
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,9 +21,11 @@ import pytest
 from spywall.android.check import MODULES, check_capture
 from spywall.cli import exit_status
 from spywall.iocs import IocIndex
+from spywall.ios.check import check_backup
 from spywall.report import Finding, Severity
 from spywall.rulebook import rulebook
 from spywall.samples import android as gen
+from spywall.samples.ios import PROFILES, T0, BackupSpec, apple, file_id, mbfile, write_backup
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +90,124 @@ def test_info_alone_is_not_found(tmp_path: Path, index: IocIndex) -> None:
                                          _package("org.example.b", None)]).encode()
     report = check_capture(gen.write_tree(files, tmp_path / "c"), index, modules=mods).report
     assert exit_status(report.finalize()) == 1
+
+
+# ---- iOS: checked against MVT itself when its bench environment is there ----------------
+MVT_IOS = Path("/work/main/.venv-bench/bin/mvt-ios")
+# spywall rule -> (MVT module writing the same alert, MVT's level)
+IOS_RULES = {
+    "ios-quadream-calendar-event": ("calendar", "HIGH"),
+    "ios-idstatuscache-nul": ("id_status_cache", "HIGH"),
+    "ios-profile-notification-settings": ("configuration_profiles", "MEDIUM"),
+}
+NOTIFY_PROFILE = "5E1B6B9A-0D3C-4C27-9A7E-2F4A7B1C9D01"
+
+
+def _stored(root: Path, domain: str, rel: str) -> Path:
+    fid = file_id(domain, rel)
+    return root / fid[:2] / fid
+
+
+def _add_file(root: Path, domain: str, rel: str, data: bytes) -> None:
+    """A file added to a backup as iOS stores it: Manifest.db row with its MBFile, the
+    bytes under the file id."""
+    target = _stored(root, domain, rel)
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(data)
+    with sqlite3.connect(root / "Manifest.db") as c:
+        c.execute("INSERT INTO Files VALUES (?,?,?,1,?)",
+                  (file_id(domain, rel), domain, rel, mbfile(rel, len(data), T0, 0o100644)))
+    c.close()
+
+
+def _profile(uuid: str, name: str, payload_type: str) -> bytes:
+    # the profile plist profiled stores (binary), as MDM or a .mobileconfig installs it
+    return plistlib.dumps({
+        "PayloadUUID": uuid, "PayloadIdentifier": f"org.example.{name}",
+        "PayloadDisplayName": name, "PayloadType": "Configuration", "PayloadVersion": 1,
+        "PayloadContent": [{"PayloadType": payload_type, "PayloadUUID": uuid + "-1",
+                            "PayloadIdentifier": f"org.example.{name}.p",
+                            "PayloadVersion": 1}],
+        "InstallDate": datetime(2023, 6, 1, 8, 0, 0)}, fmt=plistlib.FMT_BINARY)
+
+
+@pytest.fixture(scope="module")
+def gap_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean backup with the awkward rows these heuristics look at: a Quadream-shaped
+    event beside a 'Meeting' with another description and an event with no title (NULL
+    columns, as Calendar writes for a birthday or a declined invitation); IDStatusCache
+    lookups whose address holds two NULs and one NUL (binary plist, where NUL is
+    allowed); a notification-settings profile and a web clip one."""
+    root = write_backup(tmp_path_factory.mktemp("gaps") / "b", BackupSpec(planted=False))
+    db = _stored(root, "HomeDomain", "Library/Calendar/Calendar.sqlitedb")
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO CalendarItem (ROWID, summary, description, start_date, "
+                      "end_date, organizer_id, UUID) VALUES (?,?,?,?,?,1,?)", [
+                          (2, "Meeting", "Notes", apple(T0 + 60), apple(T0 + 120), "Q-1"),
+                          (3, "Meeting", "Agenda", apple(T0), apple(T0 + 60), "M-1"),
+                          (4, None, None, None, None, "N-1")])
+    c.close()
+    ids = _stored(root, "HomeDomain",
+                  "Library/Preferences/com.apple.identityservices.idstatuscache.plist")
+    ids.write_bytes(plistlib.dumps({"com.apple.madrid": {
+        "mailto:a\x00\x00b@example.com": {"LookupDate": apple(T0), "IDStatus": 1},
+        "mailto:c\x00d@example.com": {"LookupDate": apple(T0), "IDStatus": 1},
+        "mailto:friend@example.com": {"LookupDate": apple(T0), "IDStatus": 1}}},
+        fmt=plistlib.FMT_BINARY))
+    _add_file(root, PROFILES, "Library/ConfigurationProfiles/profile-5e1b.stub",
+              _profile(NOTIFY_PROFILE, "Focus", "com.apple.notificationsettings"))
+    _add_file(root, PROFILES, "Library/ConfigurationProfiles/profile-77aa.stub",
+              _profile("0B7E8C2D-6A51-4F0E-8D3B-1C2A3B4C5D6E", "Intranet",
+                       "com.apple.webClip.managed"))
+    return root
+
+
+def _levels(found: list[Finding]) -> Counter[tuple[str, str]]:
+    return Counter((IOS_RULES[f.rule][0], f.severity.value.upper())
+                   for f in found if f.rule in IOS_RULES)
+
+
+def test_ios_heuristics_at_mvts_levels(gap_backup: Path, index: IocIndex) -> None:
+    out = check_backup(gap_backup, index, index.sources)
+    found = [f for f in out.report.all_findings() if f.rule in IOS_RULES]
+    assert _levels(found) == Counter({("calendar", "HIGH"): 1, ("id_status_cache", "HIGH"): 1,
+                                      ("configuration_profiles", "MEDIUM"): 1})
+    by_rule = {f.rule: f for f in found}
+    assert by_rule["ios-quadream-calendar-event"].detail["uuid"] == "Q-1"
+    assert by_rule["ios-quadream-calendar-event"].location.timestamp == "2023-06-01T06:14:20Z"
+    assert "a\\x00\\x00b@example.com" in by_rule["ios-idstatuscache-nul"].message
+    assert NOTIFY_PROFILE in by_rule["ios-profile-notification-settings"].message
+    for rule, (_, level) in IOS_RULES.items():
+        assert rulebook()[rule].severity.value.upper() == level
+    # every calendar item is a record (MVT's rows), the untitled one too, with no time
+    items = [r for r in out.ctx.records["calendar"] if r.event == "start_date"]
+    assert sorted(str(r.data["uuid"]) for r in items) == ["C-1", "M-1", "N-1", "Q-1"]
+
+
+@pytest.mark.skipif(not MVT_IOS.exists(), reason="MVT's bench environment is not installed")
+def test_ios_heuristics_as_mvt_raises_them(gap_backup: Path, index: IocIndex,
+                                           tmp_path: Path) -> None:
+    """The oracle: MVT 2026.x run over the same backup raises the same alerts, at the
+    same levels, from the same modules (an indicator file that matches nothing, as MVT
+    checks these only when it has indicators)."""
+    stix = tmp_path / "none.stix2"
+    stix.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                "objects": [{
+                                    "type": "indicator", "spec_version": "2.1",
+                                    "id": f"indicator--{uuid.uuid4()}",
+                                    "created": "2023-01-01T00:00:00.000Z",
+                                    "modified": "2023-01-01T00:00:00.000Z",
+                                    "pattern": "[domain-name:value = 'nothing.invalid']",
+                                    "pattern_type": "stix",
+                                    "valid_from": "2023-01-01T00:00:00Z"}]}))
+    mvt: Counter[tuple[str, str]] = Counter()
+    for module in ("Calendar", "IDStatusCache", "ConfigurationProfiles"):
+        res = tmp_path / module
+        subprocess.run([str(MVT_IOS), "check-backup", "-i", str(stix), "-m", module,
+                        "--output", str(res), str(gap_backup)], check=True,
+                       capture_output=True, timeout=300)
+        alerts = res / "alerts.json"  # (MVT writes none when it raised nothing)
+        mvt += Counter((a["module"], a["level"]) for a in
+                       (json.loads(alerts.read_text()) if alerts.exists() else []))
+    out = check_backup(gap_backup, index, index.sources)
+    assert _levels(out.report.all_findings()) == mvt

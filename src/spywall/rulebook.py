@@ -191,6 +191,21 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "Process records in the network-use database are numbered in order and some "
             "are missing: records were deleted, as spyware that cleans up after itself "
             "does.", Severity.LOW),
+    _device("ios-quadream-calendar-event", "Calendar event shaped as Quadream's",
+            "A calendar event titled 'Meeting' with the description 'Notes': the shape of "
+            "the iCloud calendar invitations that delivered Quadream's ENDOFDAYS exploit "
+            "(high, as MVT).", Severity.HIGH,
+            refs=("https://citizenlab.ca/2023/04/spyware-vendor-quadream-exploits-victims-"
+                  "customers/",)),
+    _device("ios-idstatuscache-nul", "iMessage lookup with NUL characters",
+            "An iMessage / FaceTime lookup (IDStatusCache) whose address holds two NUL "
+            "characters in a row, a pattern of lookups made by exploits (high, as MVT).",
+            Severity.HIGH),
+    _device("ios-profile-notification-settings",
+            "Configuration profile that manages notifications",
+            "An installed configuration profile whose first payload sets notification "
+            "settings: a profile can silence an app's notifications (medium, as MVT).",
+            Severity.MEDIUM),
     _device("ios-lockdown-mode-off", "Lockdown Mode disabled",
             "Lockdown Mode is off. It blocks the attachment types and features that "
             "zero-click exploits have used; turn it on if you may be targeted.",

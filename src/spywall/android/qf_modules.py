@@ -310,7 +310,8 @@ def sms(ctx: Ctx) -> Result:
 
 QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("packages", "androidqf packages.json (or packages.pb): app ids, APK hashes and "
-             "certificates; root apps, disabled security and update apps", packages),
+             "certificates; root apps, sideloaded apps, apps from third-party stores "
+             "(information), disabled security and update apps", packages),
     FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),

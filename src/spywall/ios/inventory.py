@@ -16,6 +16,9 @@ from spywall.report import Severity
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
 EVENTS_PLIST = PROFILES_DIR + "MCProfileEvents.plist"
+# Payload types of a profile that MVT flags (medium): notification settings, with which a
+# profile can silence an app.
+HIDING_PAYLOADS = frozenset({"com.apple.notificationsettings"})
 # WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
 # IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
 WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
@@ -68,6 +71,17 @@ def _profiles(ctx: Ctx) -> Result:
                          {"uuid": uuid, "identifier": str(d.get("PayloadIdentifier") or ""),
                           "name": str(d.get("PayloadDisplayName") or "")})
         ctx.check("config_profile", uuid, rec=rec, path=path, what="configuration profile")
+        content = d.get("PayloadContent")
+        first = content[0] if isinstance(content, list) and content else None
+        kind = first.get("PayloadType") if isinstance(first, dict) else None
+        if kind in HIDING_PAYLOADS:
+            ctx.heuristic("ios-profile-notification-settings",
+                          "Configuration profile that manages notifications",
+                          f"configuration profile {uuid or e.relative_path} "
+                          f"({rec.data['name'] or 'no name'}) sets notification settings "
+                          f"({kind}): a profile can hide an app's notifications (medium, as "
+                          "MVT)", rec=rec, path=path, severity=Severity.MEDIUM,
+                          detail={"payload_type": str(kind)})
     return ok(len(entries))
 
 
