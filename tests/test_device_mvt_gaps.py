@@ -13,7 +13,7 @@ import sqlite3
 import subprocess
 import uuid
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -211,3 +211,35 @@ def test_ios_heuristics_as_mvt_raises_them(gap_backup: Path, index: IocIndex,
                        (json.loads(alerts.read_text()) if alerts.exists() else []))
     out = check_backup(gap_backup, index, index.sources)
     assert _levels(out.report.all_findings()) == mvt
+
+
+@pytest.mark.parametrize(("age_days", "raised"), [(185, False), (186, True), (900, True)])
+def test_outdated_patch_at_mvts_age_and_level(tmp_path: Path, index: IocIndex, age_days: int,
+                                              raised: bool) -> None:
+    """MVT: more than six months of 31 days from the patch day's midnight to now, medium;
+    a patch 185 days old (over 180, spywall's old bound) is not outdated for MVT."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    level = (datetime.now(UTC).date() - timedelta(days=age_days)).isoformat()
+    files["getprop.txt"] = files["getprop.txt"].replace(gen.recent_patch().encode(),
+                                                        level.encode())
+    mods = [m for m in MODULES if m.name == "getprop"]
+    found = [f for f in check_capture(gen.write_tree(files, tmp_path / "qf"), index,
+                                      modules=mods).report.all_findings()
+             if f.rule == "android-outdated-patch"]
+    assert [(f.severity, f.detail["security_patch"]) for f in found] == (
+        [(Severity.MEDIUM, level)] if raised else [])
+    assert rulebook()["android-outdated-patch"].severity is Severity.MEDIUM
+
+
+def test_root_binary_is_high(tmp_path: Path, index: IocIndex) -> None:
+    """MVT raises every root binary androidqf found at high (su, and magisk as androidqf
+    lists it, by path)."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["root_binaries.json"] = json.dumps(["/system/xbin/su", "/sbin/magisk"]).encode()
+    mods = [m for m in MODULES if m.name == "root_binaries"]
+    found = check_capture(gen.write_tree(files, tmp_path / "qf"), index,
+                          modules=mods).report.all_findings()
+    assert sorted((f.rule, f.severity, f.detail["binary"]) for f in found) == [
+        ("android-root-binary", Severity.HIGH, "/sbin/magisk"),
+        ("android-root-binary", Severity.HIGH, "/system/xbin/su")]
+    assert rulebook()["android-root-binary"].severity is Severity.HIGH

@@ -97,8 +97,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "modified and location-services files changed: the pattern of the "
             "Triangulation iMessage chain.", Severity.MEDIUM, refs=_TRIANGULATION),
     _device("android-outdated-patch", "Security patches out of date",
-            "The phone's security patch level is months old: known exploits may work.",
-            Severity.LOW),
+            "The phone's security patch level is more than six months (6 x 31 days) old: "
+            "known exploits may work (medium, as MVT).", Severity.MEDIUM),
     _device("android-root-app", "Root management app installed",
             "A rooting tool is installed: the phone is (or was) rooted, which disables "
             "Android's sandbox protections.", Severity.MEDIUM),
@@ -164,7 +164,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "phone may miss protections or security updates (medium, as MVT).",
             Severity.MEDIUM),
     _device("android-root-binary", "Root binary present",
-            "An su or other root binary was found on the phone.", Severity.MEDIUM),
+            "An su or other root binary was found on the phone (high, as MVT).",
+            Severity.HIGH),
     _device("android-app-downgraded", "App downgraded",
             "The battery statistics show an app going back to an older version: a "
             "downgrade can bring back a version with a known vulnerability.",

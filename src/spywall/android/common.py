@@ -145,13 +145,16 @@ def mvt_form(ts: str) -> str:
     return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
 
 
-PATCH_MAX_AGE_DAYS = 180
+# MVT's "more than six months": 6 x 31 days, counted from the patch day's midnight to
+# the moment of the check, so a patch 186 calendar days old is already past it.
+PATCH_MAX_AGE_DAYS = 6 * 31
 _PATCH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
 def patch_check(ctx: Ctx, props: dict[str, str], rec: Record | None, where: str,
                 today: date | None = None) -> None:
-    """Heuristic (once per capture): a security patch level older than six months."""
+    """Heuristic (once per capture): a security patch level older than six months
+    (medium, as MVT)."""
     cap = ctx.evidence
     m = _PATCH.fullmatch(props.get("ro.build.version.security_patch", "").strip())
     if m is None or cap.cache.get("patch_checked"):
@@ -162,11 +165,11 @@ def patch_check(ctx: Ctx, props: dict[str, str], rec: Record | None, where: str,
     except ValueError:
         return
     age = ((today or datetime.now(UTC).date()) - level).days
-    if age > PATCH_MAX_AGE_DAYS:
+    if age >= PATCH_MAX_AGE_DAYS:
         ctx.heuristic("android-outdated-patch", "Security patches out of date",
                       f"security patch level {level.isoformat()} is {age} days old: known "
                       "exploits may work on this phone; install the system updates",
-                      rec=rec, path=where, severity=Severity.LOW,
+                      rec=rec, path=where, severity=Severity.MEDIUM,
                       detail={"security_patch": level.isoformat(), "age_days": age})
 
 

@@ -253,7 +253,7 @@ def root_binaries(ctx: Ctx) -> Result:
         rec = ctx.record("root_binaries", None, f"root binary {b}", {"path": b})
         ctx.heuristic("android-root-binary", "Root binary present",
                       f"{b} was found: the phone is (or was) rooted", rec=rec,
-                      path=cap.where(got[0]), severity=Severity.MEDIUM,
+                      path=cap.where(got[0]), severity=Severity.HIGH,
                       detail={"binary": b})
     return ok(len(found))
 
