@@ -15,6 +15,7 @@ import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,6 +163,36 @@ def gap_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _stix(path: Path, patterns: list[str]) -> Path:
+    """A STIX 2.1 bundle of one malware and an indicator per pattern, as the published
+    indicator files are written (both tools read it)."""
+    malware = f"malware--{uuid.uuid4()}"
+    stamp = {"spec_version": "2.1", "created": "2023-01-01T00:00:00.000Z",
+             "modified": "2023-01-01T00:00:00.000Z"}
+    objects: list[dict[str, object]] = [{"type": "malware", "id": malware,
+                                         "name": "TestSpy", "is_family": False, **stamp}]
+    for pattern in patterns:
+        ind = f"indicator--{uuid.uuid4()}"
+        objects += [{"type": "indicator", "id": ind, "pattern": pattern,
+                     "pattern_type": "stix", "valid_from": "2023-01-01T00:00:00Z", **stamp},
+                    {"type": "relationship", "id": f"relationship--{uuid.uuid4()}",
+                     "relationship_type": "indicates", "source_ref": ind,
+                     "target_ref": malware, **stamp}]
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                "objects": objects}))
+    return path
+
+
+def _mvt_alerts(backup: Path, stix: Path, module: str, out: Path) -> list[dict[str, Any]]:
+    """MVT's alerts.json of one module run over ``backup`` (MVT writes none when it
+    raised nothing)."""
+    subprocess.run([str(MVT_IOS), "check-backup", "-i", str(stix), "-m", module,
+                    "--output", str(out), str(backup)], check=True, capture_output=True,
+                   timeout=300)
+    alerts = out / "alerts.json"
+    return json.loads(alerts.read_text()) if alerts.exists() else []
+
+
 def _levels(found: list[Finding]) -> Counter[tuple[str, str]]:
     return Counter((IOS_RULES[f.rule][0], f.severity.value.upper())
                    for f in found if f.rule in IOS_RULES)
@@ -190,25 +221,11 @@ def test_ios_heuristics_as_mvt_raises_them(gap_backup: Path, index: IocIndex,
     """The oracle: MVT 2026.x run over the same backup raises the same alerts, at the
     same levels, from the same modules (an indicator file that matches nothing, as MVT
     checks these only when it has indicators)."""
-    stix = tmp_path / "none.stix2"
-    stix.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
-                                "objects": [{
-                                    "type": "indicator", "spec_version": "2.1",
-                                    "id": f"indicator--{uuid.uuid4()}",
-                                    "created": "2023-01-01T00:00:00.000Z",
-                                    "modified": "2023-01-01T00:00:00.000Z",
-                                    "pattern": "[domain-name:value = 'nothing.invalid']",
-                                    "pattern_type": "stix",
-                                    "valid_from": "2023-01-01T00:00:00Z"}]}))
+    stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
     mvt: Counter[tuple[str, str]] = Counter()
     for module in ("Calendar", "IDStatusCache", "ConfigurationProfiles"):
-        res = tmp_path / module
-        subprocess.run([str(MVT_IOS), "check-backup", "-i", str(stix), "-m", module,
-                        "--output", str(res), str(gap_backup)], check=True,
-                       capture_output=True, timeout=300)
-        alerts = res / "alerts.json"  # (MVT writes none when it raised nothing)
-        mvt += Counter((a["module"], a["level"]) for a in
-                       (json.loads(alerts.read_text()) if alerts.exists() else []))
+        mvt += Counter((a["module"], a["level"])
+                       for a in _mvt_alerts(gap_backup, stix, module, tmp_path / module))
     out = check_backup(gap_backup, index, index.sources)
     assert _levels(out.report.all_findings()) == mvt
 
@@ -243,3 +260,53 @@ def test_root_binary_is_high(tmp_path: Path, index: IocIndex) -> None:
         ("android-root-binary", Severity.HIGH, "/sbin/magisk"),
         ("android-root-binary", Severity.HIGH, "/system/xbin/su")]
     assert rulebook()["android-root-binary"].severity is Severity.HIGH
+
+
+LOCATION_CLIENTS = {
+    # newer iOS ends keys with ':'; a location bundle's key is its path
+    "com.apple.locationd.bundle-/private/var/tmp/libbmanaged:": {
+        "Authorization": 2, "LocationTimeStopped": apple(T0)},
+    # a client whose bundle id is a spyware process name
+    "com.example.weather": {"BundleId": "libbmanaged", "Authorization": 4},
+    # the path it registered from
+    "com.example.maps": {"BundleId": "com.example.maps", "Registered": "/private/var/db/evil/bin"},
+    # Registered is a flag on some clients; nothing to match here
+    "com.example.clean:": {"BundleId": "com.example.clean", "Registered": True,
+                           "Executable": "/Applications/Clean.app/Clean"},
+    "MigrationVersion": 3,  # not a client (a migration counter)
+}
+LOCATION_HITS = {"com.apple.locationd.bundle-/private/var/tmp/libbmanaged",
+                 "com.example.weather", "com.example.maps"}
+
+
+@pytest.fixture(scope="module")
+def location_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("locationd")
+    root = write_backup(tmp / "b", BackupSpec(planted=False))
+    _stored(root, "RootDomain", "Library/Caches/locationd/clients.plist").write_bytes(
+        plistlib.dumps(LOCATION_CLIENTS, fmt=plistlib.FMT_BINARY))
+    stix = _stix(tmp / "loc.stix2", ["[process:name = 'libbmanaged']",
+                                     "[file:path = '/private/var/db/evil/bin']"])
+    return root, stix
+
+
+def test_location_clients_as_mvt_reads_them(location_case: tuple[Path, Path]) -> None:
+    root, stix = location_case
+    index = IocIndex.load([stix])
+    out = check_backup(root, index, index.sources)
+    recs = out.ctx.records["locationd_clients"]
+    assert sorted(str(r.data["client"]) for r in recs) == sorted(
+        k.rstrip(":") for k, v in LOCATION_CLIENTS.items() if isinstance(v, dict))
+    hit = {str(r.data["client"]) for r in out.ctx.detected.get("locationd_clients", [])}
+    assert hit == LOCATION_HITS
+    assert {f.severity for f in out.report.all_findings()
+            if f.location.module == "locationd_clients"} == {Severity.HIGH}
+
+
+@pytest.mark.skipif(not MVT_IOS.exists(), reason="MVT's bench environment is not installed")
+def test_location_clients_against_mvt(location_case: tuple[Path, Path],
+                                      tmp_path: Path) -> None:
+    root, stix = location_case
+    alerts = _mvt_alerts(root, stix, "LocationdClients", tmp_path / "mvt")
+    assert {a["event"]["package"] for a in alerts} == LOCATION_HITS
+    assert {a["level"] for a in alerts} == {"HIGH"}

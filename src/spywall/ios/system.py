@@ -227,27 +227,34 @@ def _tcc(ctx: Ctx, entry: Entry, path: str) -> Result:
 
 
 def _locationd(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Every location client (a dict; the integers beside them are migration counters,
+    skipped as MVT skips them). Its key, without the trailing ``:`` newer iOS writes,
+    names it: its last path part is matched as a process, its bundle id (``BundleId``,
+    else the key) as an app id and a process; ``BundlePath``, ``Executable`` and
+    ``Registered`` (when a path, not a flag) as file paths and their last part as a
+    process, as MVT matches them."""
     root = plist(ctx, entry)
     clients = root.items() if isinstance(root, dict) else []
     n = 0
     for key, info in clients:
+        if not isinstance(info, dict):
+            continue
         n += 1
-        d = info if isinstance(info, dict) else {}
-        when = next((iso_apple(v) for k, v in d.items()
+        package = str(key).rstrip(":")
+        when = next((iso_apple(v) for k, v in info.items()
                      if isinstance(k, str) and "Time" in k and iso_apple(v)), None)
-        rec = ctx.record("locationd_clients", when, "location_client", {"client": str(key)})
-        name = str(key).removeprefix("com.apple.locationd.bundle-")
-        ctx.check("app_id", str(d.get("BundleId") or name), rec=rec, path=path,
-                  what="location client")
-        for field in ("BundlePath", "Executable"):
-            v = d.get(field)
+        rec = ctx.record("locationd_clients", when, "location_client", {"client": package})
+        name = package.removeprefix("com.apple.locationd.bundle-")
+        bundle = info.get("BundleId")
+        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client")
+        procs = [package.rpartition("/")[2], bundle if isinstance(bundle, str) else ""]
+        for field in ("BundlePath", "Executable", "Registered"):
+            v = info.get(field)
             if isinstance(v, str) and v:
                 ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}")
-                ctx.check("process", posixpath.basename(v), rec=rec, path=path,
-                          what="location client executable")
-        if name.startswith("/"):
-            ctx.check("process", posixpath.basename(name), rec=rec, path=path,
-                      what="location client")
+                procs.append(posixpath.basename(v))
+        for proc in dict.fromkeys(procs):  # each name once: a hit is one finding
+            ctx.check("process", proc, rec=rec, path=path, what="location client")
     return ok(n)
 
 
