@@ -310,3 +310,27 @@ def test_location_clients_against_mvt(location_case: tuple[Path, Path],
     alerts = _mvt_alerts(root, stix, "LocationdClients", tmp_path / "mvt")
     assert {a["event"]["package"] for a in alerts} == LOCATION_HITS
     assert {a["level"] for a in alerts} == {"HIGH"}
+
+
+def test_app_without_bundle_id_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """Store metadata with no softwareVersionBundleId (written by an enterprise or
+    re-signing tool, not the App Store) is medium, and its installer is then not judged
+    again, as MVT does; checked against MVT over the same backup when it is installed."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    info = plistlib.loads((root / "Info.plist").read_bytes())
+    meta = {"itemName": "Tool", "artistName": "Example Ltd", "bundleShortVersionString": "1.0",
+            "sourceApp": "com.example.enterprise.installer",
+            "com.apple.iTunesStore.downloadInfo": {"purchaseDate": "2023-05-30T10:00:00Z"}}
+    info["Applications"]["com.example.tool"] = {"iTunesMetadata": plistlib.dumps(
+        meta, fmt=plistlib.FMT_BINARY), "PlaceholderIcon": b"\x89PNG"}
+    (root / "Info.plist").write_bytes(plistlib.dumps(info))
+    out = check_backup(root, index, index.sources)
+    found = [(f.rule, f.severity, f.detail.get("app")) for f in out.report.all_findings()
+             if f.location.module == "applications"]
+    assert found == [("ios-app-no-bundle-id", Severity.MEDIUM, "com.example.tool")]
+    assert rulebook()["ios-app-no-bundle-id"].severity is Severity.MEDIUM
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt_alerts(root, stix, "Applications", tmp_path / "mvt")
+        assert [(a["level"], a["event"]["name"]) for a in alerts] == [
+            ("MEDIUM", "com.example.tool")]

@@ -183,6 +183,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An app was installed neither from the App Store nor by device management: an "
             "enterprise or developer install, the way spyware is sideloaded onto an "
             "iPhone.", Severity.MEDIUM),
+    _device("ios-app-no-bundle-id", "App with no bundle id in its store metadata",
+            "An app's iTunesMetadata has no softwareVersionBundleId, which the App Store "
+            "always writes: the metadata was made by something else (medium, as MVT).",
+            Severity.MEDIUM),
     _device("ios-apple-threat-notification", "Apple threat notification received",
             "A message on the phone is Apple's threat notification: Apple believes the "
             "iPhone was targeted by mercenary spyware. Follow Apple's advice, turn on "
