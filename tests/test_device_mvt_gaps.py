@@ -334,3 +334,34 @@ def test_app_without_bundle_id_as_mvt(tmp_path: Path, index: IocIndex) -> None:
         alerts = _mvt_alerts(root, stix, "Applications", tmp_path / "mvt")
         assert [(a["level"], a["event"]["name"]) for a in alerts] == [
             ("MEDIUM", "com.example.tool")]
+
+
+MANIFEST_PATHS = {
+    # WebKit's storage of a site, https_<host>_<port> (upper case as some apps write it)
+    ("AppDomain-com.example.browser", "Library/WebKit/WebsiteData/LocalStorage/"
+     "HTTPS_Evil-Site.com_0.localstorage"): True,
+    # a host after any underscore, not only WebKit's scheme_: MVT reads every part
+    ("AppDomain-com.example.browser", "Library/Caches/Downloads/invoice_evil-site.com/"
+     "statement.pdf"): True,
+    # the same name as a file name, with no underscore before it, is no site for MVT
+    ("HomeDomain", "Library/Cookies/evil-site.com.binarycookies"): False,
+    ("HomeDomain", "Documents/Notes_0.sqlite"): False,
+}
+
+
+def test_sites_in_backup_paths_as_mvt(tmp_path: Path) -> None:
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    for domain, rel in MANIFEST_PATHS:
+        _add_file(root, domain, rel, b"x")
+    stix = _stix(tmp_path / "site.stix2", ["[domain-name:value = 'evil-site.com']"])
+    index = IocIndex.load([stix])
+    out = check_backup(root, index, index.sources)
+    hits = {str(r.data["relative_path"]) for r in out.ctx.detected.get("manifest", [])}
+    want = {rel for (_, rel), hit in MANIFEST_PATHS.items() if hit}
+    assert hits == want
+    assert {f.severity for f in out.report.all_findings()
+            if f.location.module == "manifest"} == {Severity.HIGH}
+    if MVT_IOS.exists():
+        alerts = _mvt_alerts(root, stix, "Manifest", tmp_path / "mvt")
+        assert {a["event"]["relative_path"] for a in alerts} == want
+        assert {a["level"] for a in alerts} == {"HIGH"}

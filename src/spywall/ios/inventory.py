@@ -22,6 +22,13 @@ HIDING_PAYLOADS = frozenset({"com.apple.notificationsettings"})
 # WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
 # IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
 WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
+# MVT's reading of a backup path: every part between underscores that starts with a
+# host name (its text up to a '/', ':' or the next '_') names a site, WebKit's origins
+# (https_<host>_<port>) and any other. A host here has a dot and a last label that starts
+# with a letter, as every top-level domain does; matched on '_' + the lower-cased path
+# (the first part too). findall over a pattern that starts with a literal: faster than
+# WEBKIT_ORIGIN's finditer (CPU time over 200,000 paths, 0.15-0.22 s against 0.30-0.41 s).
+PATH_HOST = re.compile(r"_([a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z][a-z0-9-]{0,62})(?=$|[/_:])")
 DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
                "Product Type": "product_type", "Device Name": "device_name",
                "Display Name": "display_name", "Serial Number": "serial_number",
@@ -35,7 +42,7 @@ def _manifest(ctx: Ctx) -> Result:
     for e in b.entries:
         name = posixpath.basename(e.relative_path)
         full = "/" + e.relative_path
-        origins = [m.group(1) for m in WEBKIT_ORIGIN.finditer(e.relative_path)]
+        origins: list[str] = PATH_HOST.findall("_" + e.relative_path.lower())
         if not (ctx.timeline or ctx.any_hit("file_name", (name,))
                 or ctx.any_hit("file_path", (full,)) or ctx.any_hit("domain", origins)):
             continue
@@ -51,7 +58,7 @@ def _manifest(ctx: Ctx) -> Result:
         ctx.check("file_name", name, rec=rec, path=path, what="backup file name")
         ctx.check("file_path", full, rec=rec, path=path, what="backup path")
         for origin in origins:
-            ctx.check("domain", origin, rec=rec, path=path, what="WebKit origin in path")
+            ctx.check("domain", origin, rec=rec, path=path, what="site named in a backup path")
     return ok(len(b.entries))
 
 
