@@ -22,11 +22,12 @@ import pytest
 from spywall.android.check import MODULES, check_capture
 from spywall.cli import exit_status
 from spywall.iocs import IocIndex
-from spywall.ios.check import check_backup
+from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
 from spywall.report import Finding, Severity
 from spywall.rulebook import rulebook
 from spywall.samples import android as gen
 from spywall.samples.ios import PROFILES, T0, BackupSpec, apple, file_id, mbfile, write_backup
+from spywall.samples.ios_fs import DumpSpec, write_dump
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +366,37 @@ def test_sites_in_backup_paths_as_mvt(tmp_path: Path) -> None:
         alerts = _mvt_alerts(root, stix, "Manifest", tmp_path / "mvt")
         assert {a["event"]["relative_path"] for a in alerts} == want
         assert {a["level"] for a in alerts} == {"HIGH"}
+
+
+SHUTDOWN_CLIENTS = {
+    "/usr/libexec/lockdownd": False,
+    # a spyware process name as the folder the program runs from
+    "/private/var/tmp/bundpwrd/helper": True,
+    "/usr/libexec/bundpwrd": True,
+}
+
+
+def test_shutdown_clients_every_path_part_as_mvt(tmp_path: Path) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    lines = ["After 0.51s, these clients are still here:"]
+    lines += [f"\t\tremaining client pid: {300 + i} ({c})"
+              for i, c in enumerate(SHUTDOWN_CLIENTS)]
+    lines.append("SIGTERM: [1685600000]")
+    (root / "private/var/db/diagnostics/shutdown.log").write_text("\n".join(lines) + "\n")
+    (root / "private/var/db/diagnostics/shutdown.0.log").unlink(missing_ok=True)
+    stix = _stix(tmp_path / "proc.stix2", ["[process:name = 'bundpwrd']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in DUMP_MODULES if m.name == "shutdown_log"]
+    out = check_dump(root, index, index.sources, modules=mods)
+    hits = {str(r.data["client"]) for r in out.ctx.detected.get("shutdown_log", [])
+            if any(f.indicator for f in out.report.all_findings()
+                   if f.detail.get("client") == r.data["client"])}
+    want = {c for c, hit in SHUTDOWN_CLIENTS.items() if hit}
+    assert hits == want
+    if MVT_IOS.exists():
+        res = tmp_path / "mvt"
+        subprocess.run([str(MVT_IOS), "check-fs", "-i", str(stix), "-m", "ShutdownLog",
+                        "--output", str(res), str(root)], check=True, capture_output=True,
+                       timeout=300)
+        alerts = json.loads((res / "alerts.json").read_text())
+        assert {a["event"]["client"] for a in alerts} == want
