@@ -400,3 +400,29 @@ def test_shutdown_clients_every_path_part_as_mvt(tmp_path: Path) -> None:
                        timeout=300)
         alerts = json.loads((res / "alerts.json").read_text())
         assert {a["event"]["client"] for a in alerts} == want
+
+
+MVT_ANDROID = MVT_IOS.with_name("mvt-android")
+
+
+def test_mount_levels_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A read-write /system is high, nodiratime on a vendor partition medium (MVT
+    2026.x's levels); checked against MVT over the same androidqf capture. MVT's second,
+    medium alert for the option ``rw`` of a read-write mount is the documented difference
+    (one alert per read-write mount)."""
+    qf_dir = gen.write_tree(gen.androidqf_files(True, with_bugreport=False), tmp_path / "qf")
+    mods = [m for m in MODULES if m.name == "mounts"]
+    found = check_capture(qf_dir, index, modules=mods).report.all_findings()
+    got = {(f.severity.value.upper(), str(f.detail["mount_point"])) for f in found
+           if f.rule.startswith("android-") and "mount" in f.rule}
+    assert got == {("HIGH", "/system"), ("MEDIUM", "/vendor/firmware_mnt")}
+    assert rulebook()["android-suspicious-mount-options"].severity is Severity.MEDIUM
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "-m", "Mounts",
+                        "--output", str(res), str(qf_dir)], check=True, capture_output=True,
+                       timeout=300)
+        alerts = json.loads((res / "alerts.json").read_text())
+        assert {(a["level"], a["event"]["mount_point"]) for a in alerts
+                if not a["message"].endswith(": rw")} == got

@@ -151,7 +151,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "persist do.", Severity.HIGH),
     _device("android-suspicious-mount-options", "Suspicious system mount options",
             "A system partition is mounted with remount, noatime or nodiratime where stock "
-            "phones do not: a sign of a modified system (MVT's rule).", Severity.HIGH),
+            "phones do not: a sign of a modified system (MVT's rule, medium as MVT "
+            "2026.x raises it).", Severity.MEDIUM),
     _device("android-privileged-crash", "Crash of a privileged process",
             "A process running as root, system or the adb shell crashed (a tombstone): "
             "exploits that fail crash the process they attack. Look at the tombstone with "
