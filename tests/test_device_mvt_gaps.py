@@ -7,6 +7,8 @@ characters (high), a configuration profile whose first payload manages notificat
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import plistlib
 import sqlite3
@@ -26,6 +28,7 @@ from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
 from spywall.report import Finding, Severity
 from spywall.rulebook import rulebook
 from spywall.samples import android as gen
+from spywall.samples import android_more as more
 from spywall.samples.ios import PROFILES, T0, BackupSpec, apple, file_id, mbfile, write_backup
 from spywall.samples.ios_fs import DumpSpec, write_dump
 
@@ -426,3 +429,71 @@ def test_mount_levels_as_mvt(tmp_path: Path, index: IocIndex) -> None:
         alerts = json.loads((res / "alerts.json").read_text())
         assert {(a["level"], a["event"]["mount_point"]) for a in alerts
                 if not a["message"].endswith(": rw")} == got
+
+
+OTHER_KEY = base64.b64encode(hashlib.sha512(b"another computer").digest() * 4).decode()
+HOST = f"{more.ADB_KEY} {more.ADB_USER}"
+
+
+def _adb_capture(tmp: Path, layout: str) -> Path:
+    """An androidqf capture whose bugreport's adb state trusts the capture's computer
+    (last connected three days before the capture), another computer, and a line that
+    is no key; the capture records its host key in acquisition.json, in
+    adb_host_key.pub (older androidqf), or not at all."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    meta = json.loads(files["acquisition.json"])
+    meta.pop("adb_host_public_key")
+    if layout == "json":
+        meta["adb_host_public_key"] = HOST + "\n"
+    elif layout == "pub":
+        files["adb_host_key.pub"] = (HOST + "\n").encode()
+    files["acquisition.json"] = json.dumps(meta).encode()
+    started = int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000)
+    br = gen.bugreport_files(False)
+    text = br[gen.DUMPSTATE].decode()
+    state = more.adb_state([HOST, f"{OTHER_KEY} other@desktop", "not-base64!! bad@host"],
+                           [(HOST, started - 3 * 86_400_000)])
+    br[gen.DUMPSTATE] = text.replace(more.adb_state([HOST], [(HOST, more.ADB_LAST_MS)]),
+                                     state).encode()
+    assert state in br[gen.DUMPSTATE].decode()
+    files["bugreport.zip"] = gen.zip_files(br)
+    return gen.write_tree(files, tmp / layout)
+
+
+ADB_WANT = {
+    "json": {("INFORMATIONAL", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+    "pub": {("INFORMATIONAL", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+    "none": {("LOW", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+}
+
+
+@pytest.mark.parametrize("layout", list(ADB_WANT))
+def test_trusted_adb_hosts_as_mvt(tmp_path: Path, index: IocIndex, layout: str) -> None:
+    qf_dir = _adb_capture(tmp_path, layout)
+    mods = [m for m in MODULES if m.name == "dumpsys_adb"]
+    found = check_capture(qf_dir, index, modules=mods).report.all_findings()
+    level = {Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL"}
+    assert {(level[f.severity], str(f.detail["user"])) for f in found} == ADB_WANT[layout]
+    for rule in ("android-adb-key-invalid", "android-adb-key-unverified",
+                 "android-adb-key-other-host", "android-adb-key-old-connection"):
+        assert rule in rulebook()
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        # (MVT's -m does not reach the bugreport modules it runs inside androidqf)
+        subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "--output",
+                        str(res), str(qf_dir)], check=True, capture_output=True, timeout=300)
+        alerts = json.loads((res / "alerts.json").read_text())
+        assert {(a["level"], a["event"]["user"]) for a in alerts
+                if a["module"] == "dumpsys_adb_state"} == ADB_WANT[layout]
+
+
+def test_bare_bugreport_has_no_capture_computer(tmp_path: Path, index: IocIndex) -> None:
+    """A bugreport alone names no computer that made it: its trusted keys are records
+    only (MVT checks them only inside an androidqf capture)."""
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(False))
+    mods = [m for m in MODULES if m.name == "dumpsys_adb"]
+    out = check_capture(path, index, modules=mods)
+    assert [r.data["user"] for r in out.ctx.records["dumpsys_adb"]] == [more.ADB_USER]
+    assert out.report.all_findings() == []

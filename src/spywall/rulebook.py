@@ -111,6 +111,20 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "and other stores' clients): not a sign of spyware, said so that a person "
             "knows where the phone's apps came from (information, as MVT; does not set "
             "exit status 1).", Severity.INFO),
+    _device("android-adb-key-invalid", "Invalid trusted adb key",
+            "A key the phone trusts for adb is not a valid key (low, as MVT).", Severity.LOW),
+    _device("android-adb-key-unverified", "Trusted adb host not compared",
+            "The phone trusts a computer for adb and the androidqf capture records no host "
+            "key of its own to tell whether it is the capture's computer (low, as MVT).",
+            Severity.LOW),
+    _device("android-adb-key-other-host", "Phone trusts another computer for adb",
+            "The phone trusts a computer for adb that is not the one that made the "
+            "androidqf capture: that computer can install apps and read data over USB; "
+            "check whose it is (low, as MVT).", Severity.LOW),
+    _device("android-adb-key-old-connection", "Capture computer trusted earlier",
+            "The computer that made the androidqf capture was last connected a day or more "
+            "before the capture: it was trusted before (information, as MVT).",
+            Severity.INFO),
     _device("android-tmp-executable", "Executable in a temporary folder",
             "An executable file in /data/local/tmp, where exploits and spyware droppers "
             "put their binaries (high, as MVT).", Severity.HIGH),
