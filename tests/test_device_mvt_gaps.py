@@ -497,3 +497,46 @@ def test_bare_bugreport_has_no_capture_computer(tmp_path: Path, index: IocIndex)
     out = check_capture(path, index, modules=mods)
     assert [r.data["user"] for r in out.ctx.records["dumpsys_adb"]] == [more.ADB_USER]
     assert out.report.all_findings() == []
+
+
+READER = "com.example.reader/com.example.reader.ReaderService"
+TALKBACK = "com.google.android.marvin.talkback/com.google.android.accessibility.talkback." \
+           "TalkBackService"
+A11Y_HEAD = ("ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\nUser state[\n"
+             "  attributes:{id=0, touchExplorationEnabled=false, serviceHandlesDoubleTap=false}\n"
+             "  installed services: {\n")
+A11Y = {
+    # an older build's dump: installed services only, nothing said of which are on
+    "not-stated": A11Y_HEAD + f"    0 : {READER}\n  }}\n]\n",
+    # bound (running) though not on the Enabled line; TalkBack installed, off
+    "bound": A11Y_HEAD + f"    0 : {READER}\n    1 : {TALKBACK}\n  }}\n"
+             f"  Bound services:{{{{{READER}}}}}\n  Enabled services:{{}}\n"
+             "  Binding services:{}\n]\n",
+}
+
+
+@pytest.mark.parametrize("layout", list(A11Y))
+def test_accessibility_not_stated_or_bound_as_mvt(tmp_path: Path, index: IocIndex,
+                                                  layout: str) -> None:
+    """Medium, as MVT, for a service that is bound, or whose enabled state the dump does
+    not print (not stated is not off); an installed service that is off stays a record
+    (the documented difference: MVT raises it low)."""
+    files = gen.bugreport_files(False)
+    head, sep, rest = files[gen.DUMPSTATE].decode().partition(
+        "DUMP OF SERVICE accessibility:\n")
+    files[gen.DUMPSTATE] = (head + sep + A11Y[layout] + rest[rest.index("---------"):]).encode()
+    path = tmp_path / "bugreport.zip"
+    path.write_bytes(gen.zip_files(files))
+    mods = [m for m in MODULES if m.name == "dumpsys_accessibility"]
+    found = check_capture(path, index, modules=mods).report.all_findings()
+    assert [(f.rule, f.severity, f.detail["service"]) for f in found] == [
+        ("android-accessibility-enabled", Severity.MEDIUM, READER)]
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        subprocess.run([str(MVT_ANDROID), "check-bugreport", "-i", str(stix), "-m",
+                        "DumpsysAccessibility", "--output", str(res), str(path)],
+                       check=True, capture_output=True, timeout=300)
+        alerts = json.loads((res / "alerts.json").read_text())
+        assert {(a["level"], a["event"]["component"]) for a in alerts
+                if a["level"] != "LOW"} == {("MEDIUM", READER)}
