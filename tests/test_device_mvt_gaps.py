@@ -32,6 +32,9 @@ from spywall.samples import android_more as more
 from spywall.samples.ios import PROFILES, T0, BackupSpec, apple, file_id, mbfile, write_backup
 from spywall.samples.ios_fs import DumpSpec, write_dump
 
+MVT_IOS = Path("/work/main/.venv-bench/bin/mvt-ios")
+MVT_ANDROID = MVT_IOS.with_name("mvt-android")
+
 
 @pytest.fixture(scope="module")
 def index() -> IocIndex:
@@ -65,20 +68,45 @@ INSTALLS = {
 
 def test_third_party_store_is_info(tmp_path: Path, index: IocIndex) -> None:
     pkgs = [_package(f"org.example.app{i}", inst) for i, inst in enumerate(INSTALLS)]
-    # a system app that a store updated is still from that store (MVT does not look at
-    # the system flag for stores)
+    # a system app that a store updated is still from that store, and one updated from
+    # a downloaded APK is still sideloaded (MVT looks at the system flag only for an app
+    # with no installer)
     pkgs.append(_package("org.example.sys", "org.fdroid.fdroid", system=True))
+    pkgs.append(_package("org.example.sysapk", "com.android.packageinstaller", system=True))
+    pkgs.append(_package("org.example.sysnull", None, system=True))
     found = _check_packages(tmp_path, index, pkgs)
     by_pkg = {(str(f.detail.get("package")), f.rule): f for f in found}
     for i, (installer, rule) in enumerate(INSTALLS.items()):
         rules = {r for p, r in by_pkg if p == f"org.example.app{i}"}
         assert rules == ({rule} if rule else set()), installer
     assert ("org.example.sys", "android-third-party-store-app") in by_pkg
+    assert ("org.example.sysapk", "android-sideloaded-app") in by_pkg
+    assert not [r for p, r in by_pkg if p == "org.example.sysnull"]
     infos = [f for f in found if f.rule == "android-third-party-store-app"]
     assert {f.severity for f in infos} == {Severity.INFO}
     assert {str(f.detail["installer"]) for f in infos} == {"org.fdroid.fdroid",
                                                            "com.aurora.store"}
     assert rulebook()["android-third-party-store-app"].severity is Severity.INFO
+
+
+@pytest.mark.skipif(not MVT_ANDROID.exists(), reason="MVT's bench environment is not installed")
+def test_package_installers_against_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """The oracle: MVT's androidqf packages module over the same packages.json raises the
+    same package alerts at the same levels."""
+    pkgs = [_package(f"org.example.app{i}", inst) for i, inst in enumerate(INSTALLS)]
+    pkgs += [_package("org.example.sys", "org.fdroid.fdroid", system=True),
+             _package("org.example.sysapk", "com.android.packageinstaller", system=True),
+             _package("org.example.sysnull", None, system=True)]
+    found = _check_packages(tmp_path, index, pkgs)
+    level = {Severity.MEDIUM: "MEDIUM", Severity.INFO: "INFORMATIONAL"}
+    ours = {(level[f.severity], str(f.detail["package"])) for f in found}
+    stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+    res = tmp_path / "mvt"
+    subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "-m", "AQFPackages",
+                    "--output", str(res), str(tmp_path / "qf")], check=True,
+                   capture_output=True, timeout=300)
+    alerts = json.loads((res / "alerts.json").read_text())
+    assert {(a["level"], a["event"]["name"]) for a in alerts} == ours
 
 
 def test_info_alone_is_not_found(tmp_path: Path, index: IocIndex) -> None:
@@ -98,7 +126,6 @@ def test_info_alone_is_not_found(tmp_path: Path, index: IocIndex) -> None:
 
 
 # ---- iOS: checked against MVT itself when its bench environment is there ----------------
-MVT_IOS = Path("/work/main/.venv-bench/bin/mvt-ios")
 # spywall rule -> (MVT module writing the same alert, MVT's level)
 IOS_RULES = {
     "ios-quadream-calendar-event": ("calendar", "HIGH"),
@@ -404,8 +431,6 @@ def test_shutdown_clients_every_path_part_as_mvt(tmp_path: Path) -> None:
         alerts = json.loads((res / "alerts.json").read_text())
         assert {a["event"]["client"] for a in alerts} == want
 
-
-MVT_ANDROID = MVT_IOS.with_name("mvt-android")
 
 
 def test_mount_levels_as_mvt(tmp_path: Path, index: IocIndex) -> None:

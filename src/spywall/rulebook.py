@@ -103,9 +103,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "A rooting tool is installed: the phone is (or was) rooted, which disables "
             "Android's sandbox protections.", Severity.MEDIUM),
     _device("android-sideloaded-app", "App installed outside an app store",
-            "An app was installed by a package installer or with no installer recorded, "
-            "not from an app store: check that you installed it yourself (medium, as "
-            "MVT).", Severity.MEDIUM),
+            "An app was installed by a package installer (a downloaded APK; a system app "
+            "updated that way too) or, not a system app, with no installer recorded, not "
+            "from an app store: check that you installed it yourself (medium, as MVT).",
+            Severity.MEDIUM),
     _device("android-third-party-store-app", "App installed from a third-party store",
             "An app was installed by an app store other than Google Play (F-Droid, Aurora "
             "and other stores' clients): not a sign of spyware, said so that a person "

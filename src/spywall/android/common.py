@@ -182,7 +182,9 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       f"{name} is a rooting tool: the phone is (or was) rooted, which "
                       "disables Android's sandbox protections", rec=rec, path=where,
                       severity=Severity.MEDIUM, detail={"package": name})
-    if not system and (installer is None or installer in SIDELOAD_INSTALLERS):
+    # (MVT: an app with no installer only when it is not a system app; one installed by
+    # the package installer whatever its flag: an updated system app keeps it)
+    if (installer is None and not system) or installer in SIDELOAD_INSTALLERS:
         how = f"by {installer}" if installer else "with no installer recorded"
         ctx.heuristic("android-sideloaded-app", "App installed outside an app store",
                       f"{name} was installed {how}, not from an app store; check that "
