@@ -565,3 +565,39 @@ def test_accessibility_not_stated_or_bound_as_mvt(tmp_path: Path, index: IocInde
         alerts = json.loads((res / "alerts.json").read_text())
         assert {(a["level"], a["event"]["component"]) for a in alerts
                 if a["level"] != "LOW"} == {("MEDIUM", READER)}
+
+
+def test_rejected_favicon_icon_url_as_mvt(tmp_path: Path) -> None:
+    """A Favicons.db whose rejected_resources has an icon_url column (MVT reads it): the
+    icon's address is matched too, not only the page's."""
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    (db,) = root.glob("private/var/mobile/Containers/Data/Application/*/Library/"
+                      "Image Cache/Favicons/Favicons.db")
+    db.unlink()
+    with sqlite3.connect(db) as c:
+        c.executescript(
+            "CREATE TABLE page_url (uuid TEXT NOT NULL, url TEXT NOT NULL UNIQUE);"
+            "CREATE TABLE icon_info (uuid TEXT NOT NULL UNIQUE, url TEXT NOT NULL, "
+            "timestamp REAL, width REAL, height REAL, has_generated_representations INTEGER);"
+            "CREATE TABLE rejected_resources (id INTEGER PRIMARY KEY AUTOINCREMENT, page_url "
+            "TEXT NOT NULL, icon_url TEXT, timestamp REAL);")
+        c.execute("INSERT INTO page_url VALUES ('U1', 'https://news.example.org/')")
+        c.execute("INSERT INTO icon_info VALUES ('U1', 'https://news.example.org/f.ico', ?, "
+                  "32, 32, 0)", (apple(T0),))
+        c.execute("INSERT INTO rejected_resources (page_url, icon_url, timestamp) VALUES "
+                  "('https://shop.example.net/', 'https://cdn.evil-icons.com/x.ico', ?)",
+                  (apple(T0 + 60),))
+    c.close()
+    stix = _stix(tmp_path / "icon.stix2", ["[domain-name:value = 'evil-icons.com']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in DUMP_MODULES if m.name == "safari_favicon"]
+    out = check_dump(root, index, index.sources, modules=mods)
+    hits = [str(r.data["icon_url"]) for r in out.ctx.detected.get("safari_favicon", [])]
+    assert hits == ["https://cdn.evil-icons.com/x.ico"]
+    if MVT_IOS.exists():
+        res = tmp_path / "mvt"
+        subprocess.run([str(MVT_IOS), "check-fs", "-i", str(stix), "-m", "SafariFavicon",
+                        "--output", str(res), str(root)], check=True, capture_output=True,
+                       timeout=300)
+        alerts = json.loads((res / "alerts.json").read_text())
+        assert [a["event"]["icon_url"] for a in alerts] == hits
