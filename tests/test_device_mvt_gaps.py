@@ -102,10 +102,7 @@ def test_package_installers_against_mvt(tmp_path: Path, index: IocIndex) -> None
     ours = {(level[f.severity], str(f.detail["package"])) for f in found}
     stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
     res = tmp_path / "mvt"
-    subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "-m", "AQFPackages",
-                    "--output", str(res), str(tmp_path / "qf")], check=True,
-                   capture_output=True, timeout=300)
-    alerts = json.loads((res / "alerts.json").read_text())
+    alerts = _mvt("check-androidqf", tmp_path / "qf", stix, res, "AQFPackages")
     assert {(a["level"], a["event"]["name"]) for a in alerts} == ours
 
 
@@ -214,14 +211,20 @@ def _stix(path: Path, patterns: list[str]) -> Path:
     return path
 
 
-def _mvt_alerts(backup: Path, stix: Path, module: str, out: Path) -> list[dict[str, Any]]:
-    """MVT's alerts.json of one module run over ``backup`` (MVT writes none when it
-    raised nothing)."""
-    subprocess.run([str(MVT_IOS), "check-backup", "-i", str(stix), "-m", module,
-                    "--output", str(out), str(backup)], check=True, capture_output=True,
+def _mvt(command: str, target: Path, stix: Path, out: Path,
+         module: str | None = None) -> list[dict[str, Any]]:
+    """MVT's alerts.json of ``mvt-ios`` / ``mvt-android`` ``command`` over ``target`` (one
+    module, or all); [] when MVT raised nothing (it then writes no alerts.json)."""
+    tool = MVT_ANDROID if command in ("check-androidqf", "check-bugreport") else MVT_IOS
+    subprocess.run([str(tool), command, "-i", str(stix), *(["-m", module] if module else []),
+                    "--output", str(out), str(target)], check=True, capture_output=True,
                    timeout=300)
     alerts = out / "alerts.json"
     return json.loads(alerts.read_text()) if alerts.exists() else []
+
+
+def _mvt_alerts(backup: Path, stix: Path, module: str, out: Path) -> list[dict[str, Any]]:
+    return _mvt("check-backup", backup, stix, out, module)
 
 
 def _levels(found: list[Finding]) -> Counter[tuple[str, str]]:
@@ -425,10 +428,7 @@ def test_shutdown_clients_every_path_part_as_mvt(tmp_path: Path) -> None:
     assert hits == want
     if MVT_IOS.exists():
         res = tmp_path / "mvt"
-        subprocess.run([str(MVT_IOS), "check-fs", "-i", str(stix), "-m", "ShutdownLog",
-                        "--output", str(res), str(root)], check=True, capture_output=True,
-                       timeout=300)
-        alerts = json.loads((res / "alerts.json").read_text())
+        alerts = _mvt("check-fs", root, stix, res, "ShutdownLog")
         assert {a["event"]["client"] for a in alerts} == want
 
 
@@ -448,10 +448,7 @@ def test_mount_levels_as_mvt(tmp_path: Path, index: IocIndex) -> None:
     if MVT_ANDROID.exists():
         stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
         res = tmp_path / "mvt"
-        subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "-m", "Mounts",
-                        "--output", str(res), str(qf_dir)], check=True, capture_output=True,
-                       timeout=300)
-        alerts = json.loads((res / "alerts.json").read_text())
+        alerts = _mvt("check-androidqf", qf_dir, stix, res, "Mounts")
         assert {(a["level"], a["event"]["mount_point"]) for a in alerts
                 if not a["message"].endswith(": rw")} == got
 
@@ -506,9 +503,7 @@ def test_trusted_adb_hosts_as_mvt(tmp_path: Path, index: IocIndex, layout: str) 
         stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
         res = tmp_path / "mvt"
         # (MVT's -m does not reach the bugreport modules it runs inside androidqf)
-        subprocess.run([str(MVT_ANDROID), "check-androidqf", "-i", str(stix), "--output",
-                        str(res), str(qf_dir)], check=True, capture_output=True, timeout=300)
-        alerts = json.loads((res / "alerts.json").read_text())
+        alerts = _mvt("check-androidqf", qf_dir, stix, res)
         assert {(a["level"], a["event"]["user"]) for a in alerts
                 if a["module"] == "dumpsys_adb_state"} == ADB_WANT[layout]
 
@@ -559,10 +554,7 @@ def test_accessibility_not_stated_or_bound_as_mvt(tmp_path: Path, index: IocInde
     if MVT_ANDROID.exists():
         stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
         res = tmp_path / "mvt"
-        subprocess.run([str(MVT_ANDROID), "check-bugreport", "-i", str(stix), "-m",
-                        "DumpsysAccessibility", "--output", str(res), str(path)],
-                       check=True, capture_output=True, timeout=300)
-        alerts = json.loads((res / "alerts.json").read_text())
+        alerts = _mvt("check-bugreport", path, stix, res, "DumpsysAccessibility")
         assert {(a["level"], a["event"]["component"]) for a in alerts
                 if a["level"] != "LOW"} == {("MEDIUM", READER)}
 
@@ -596,8 +588,5 @@ def test_rejected_favicon_icon_url_as_mvt(tmp_path: Path) -> None:
     assert hits == ["https://cdn.evil-icons.com/x.ico"]
     if MVT_IOS.exists():
         res = tmp_path / "mvt"
-        subprocess.run([str(MVT_IOS), "check-fs", "-i", str(stix), "-m", "SafariFavicon",
-                        "--output", str(res), str(root)], check=True, capture_output=True,
-                       timeout=300)
-        alerts = json.loads((res / "alerts.json").read_text())
+        alerts = _mvt("check-fs", root, stix, res, "SafariFavicon")
         assert [a["event"]["icon_url"] for a in alerts] == hits
