@@ -26,7 +26,7 @@ from spywall import __version__, heap
 from spywall.errors import InputError
 from spywall.render import RENDERERS
 from spywall.render.escape import visible
-from spywall.report import Report, as_dict
+from spywall.report import Report, Severity, as_dict
 
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 EXIT_BROKEN_PIPE = 141
@@ -121,7 +121,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 
 
 def exit_status(report: Report) -> int:
-    if report.summary.findings:
+    """1 when anything above information level was found (an information finding, such
+    as an app from a third-party store, is said but does not make a phone "found")."""
+    if report.summary.findings > report.summary.by_severity.get(Severity.INFO, 0):
         return EXIT_FOUND
     errors = [*report.errors, *(e for s in report.subjects for e in s.errors)]
     if any(e.code in _FATAL_CODES for e in errors):

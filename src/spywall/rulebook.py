@@ -97,15 +97,35 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "modified and location-services files changed: the pattern of the "
             "Triangulation iMessage chain.", Severity.MEDIUM, refs=_TRIANGULATION),
     _device("android-outdated-patch", "Security patches out of date",
-            "The phone's security patch level is months old: known exploits may work.",
-            Severity.LOW),
+            "The phone's security patch level is more than six months (6 x 31 days) old: "
+            "known exploits may work (medium, as MVT).", Severity.MEDIUM),
     _device("android-root-app", "Root management app installed",
             "A rooting tool is installed: the phone is (or was) rooted, which disables "
             "Android's sandbox protections.", Severity.MEDIUM),
     _device("android-sideloaded-app", "App installed outside an app store",
-            "An app was installed by a package installer or with no installer recorded, "
-            "not from an app store: check that you installed it yourself (medium, as "
-            "MVT).", Severity.MEDIUM),
+            "An app was installed by a package installer (a downloaded APK; a system app "
+            "updated that way too) or, not a system app, with no installer recorded, not "
+            "from an app store: check that you installed it yourself (medium, as MVT).",
+            Severity.MEDIUM),
+    _device("android-third-party-store-app", "App installed from a third-party store",
+            "An app was installed by an app store other than Google Play (F-Droid, Aurora "
+            "and other stores' clients): not a sign of spyware, said so that a person "
+            "knows where the phone's apps came from (information, as MVT; does not set "
+            "exit status 1).", Severity.INFO),
+    _device("android-adb-key-invalid", "Invalid trusted adb key",
+            "A key the phone trusts for adb is not a valid key (low, as MVT).", Severity.LOW),
+    _device("android-adb-key-unverified", "Trusted adb host not compared",
+            "The phone trusts a computer for adb and the androidqf capture records no host "
+            "key of its own to tell whether it is the capture's computer (low, as MVT).",
+            Severity.LOW),
+    _device("android-adb-key-other-host", "Phone trusts another computer for adb",
+            "The phone trusts a computer for adb that is not the one that made the "
+            "androidqf capture: that computer can install apps and read data over USB; "
+            "check whose it is (low, as MVT).", Severity.LOW),
+    _device("android-adb-key-old-connection", "Capture computer trusted earlier",
+            "The computer that made the androidqf capture was last connected a day or more "
+            "before the capture: it was trusted before (information, as MVT).",
+            Severity.INFO),
     _device("android-tmp-executable", "Executable in a temporary folder",
             "An executable file in /data/local/tmp, where exploits and spyware droppers "
             "put their binaries (high, as MVT).", Severity.HIGH),
@@ -146,7 +166,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "persist do.", Severity.HIGH),
     _device("android-suspicious-mount-options", "Suspicious system mount options",
             "A system partition is mounted with remount, noatime or nodiratime where stock "
-            "phones do not: a sign of a modified system (MVT's rule).", Severity.HIGH),
+            "phones do not: a sign of a modified system (MVT's rule, medium as MVT "
+            "2026.x raises it).", Severity.MEDIUM),
     _device("android-privileged-crash", "Crash of a privileged process",
             "A process running as root, system or the adb shell crashed (a tombstone): "
             "exploits that fail crash the process they attack. Look at the tombstone with "
@@ -159,7 +180,8 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "phone may miss protections or security updates (medium, as MVT).",
             Severity.MEDIUM),
     _device("android-root-binary", "Root binary present",
-            "An su or other root binary was found on the phone.", Severity.MEDIUM),
+            "An su or other root binary was found on the phone (high, as MVT).",
+            Severity.HIGH),
     _device("android-app-downgraded", "App downgraded",
             "The battery statistics show an app going back to an older version: a "
             "downgrade can bring back a version with a known vulnerability.",
@@ -177,6 +199,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An app was installed neither from the App Store nor by device management: an "
             "enterprise or developer install, the way spyware is sideloaded onto an "
             "iPhone.", Severity.MEDIUM),
+    _device("ios-app-no-bundle-id", "App with no bundle id in its store metadata",
+            "An app's iTunesMetadata has no softwareVersionBundleId, which the App Store "
+            "always writes: the metadata was made by something else (medium, as MVT).",
+            Severity.MEDIUM),
     _device("ios-apple-threat-notification", "Apple threat notification received",
             "A message on the phone is Apple's threat notification: Apple believes the "
             "iPhone was targeted by mercenary spyware. Follow Apple's advice, turn on "
@@ -186,6 +212,21 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "Process records in the network-use database are numbered in order and some "
             "are missing: records were deleted, as spyware that cleans up after itself "
             "does.", Severity.LOW),
+    _device("ios-quadream-calendar-event", "Calendar event shaped as Quadream's",
+            "A calendar event titled 'Meeting' with the description 'Notes': the shape of "
+            "the iCloud calendar invitations that delivered Quadream's ENDOFDAYS exploit "
+            "(high, as MVT).", Severity.HIGH,
+            refs=("https://citizenlab.ca/2023/04/spyware-vendor-quadream-exploits-victims-"
+                  "customers/",)),
+    _device("ios-idstatuscache-nul", "iMessage lookup with NUL characters",
+            "An iMessage / FaceTime lookup (IDStatusCache) whose address holds two NUL "
+            "characters in a row, a pattern of lookups made by exploits (high, as MVT).",
+            Severity.HIGH),
+    _device("ios-profile-notification-settings",
+            "Configuration profile that manages notifications",
+            "An installed configuration profile whose first payload sets notification "
+            "settings: a profile can silence an app's notifications (medium, as MVT).",
+            Severity.MEDIUM),
     _device("ios-lockdown-mode-off", "Lockdown Mode disabled",
             "Lockdown Mode is off. It blocks the attachment types and features that "
             "zero-click exploits have used; turn it on if you may be targeted.",

@@ -153,10 +153,13 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
                           "enabled": enabled})
         hits = ctx.check("app_id", comp.partition("/")[0], rec=rec, path=where,
                          what="accessibility service" + (" (enabled)" if enabled else ""))
-        # MVT raises a service that matched no indicator: medium when on (low when off)
-        if enabled and not hits:
+        # MVT raises a service that matched no indicator: medium when on or bound, or
+        # when the dump does not state whether it is on (low when off)
+        if enabled is not False and not hits:
+            state = ("is enabled" if enabled else
+                     "is installed (the dump does not say whether it is enabled)")
             ctx.heuristic("android-accessibility-enabled", "Accessibility service enabled",
-                          f"the accessibility service {comp} is enabled: it can read the "
+                          f"the accessibility service {comp} {state}: it can read the "
                           "screen and act for the user, as stalkerware and banking trojans "
                           "do; check that you turned it on", rec=rec, path=where,
                           severity=Severity.MEDIUM, detail={"service": comp})

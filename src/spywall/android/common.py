@@ -51,6 +51,14 @@ SIDELOAD_INSTALLERS = frozenset({
     "com.android.shell", "com.android.chrome", "org.mozilla.firefox",
     "com.sec.android.app.sbrowser", "com.opera.browser",
 })
+# Installers of app stores other than Google Play: MVT's two (Aurora, F-Droid), and
+# F-Droid's privileged extension and clients of the F-Droid repositories, and the
+# clients of APK sites. An install from one is said at information level, as MVT does.
+THIRD_PARTY_STORE_INSTALLERS = frozenset({
+    "com.aurora.store", "org.fdroid.fdroid", "org.fdroid.basic",
+    "org.fdroid.fdroid.privileged", "com.looker.droidify", "com.machiav3lli.fdroid",
+    "cm.aptoide.pt", "com.apkpure.aegon", "com.uptodown",
+})
 
 
 def skipped(why: str) -> Result:
@@ -137,13 +145,16 @@ def mvt_form(ts: str) -> str:
     return f"{day} {whole}.{frac.ljust(6, '0')[:6]}"
 
 
-PATCH_MAX_AGE_DAYS = 180
+# MVT's "more than six months": 6 x 31 days, counted from the patch day's midnight to
+# the moment of the check, so a patch 186 calendar days old is already past it.
+PATCH_MAX_AGE_DAYS = 6 * 31
 _PATCH = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
 
 def patch_check(ctx: Ctx, props: dict[str, str], rec: Record | None, where: str,
                 today: date | None = None) -> None:
-    """Heuristic (once per capture): a security patch level older than six months."""
+    """Heuristic (once per capture): a security patch level older than six months
+    (medium, as MVT)."""
     cap = ctx.evidence
     m = _PATCH.fullmatch(props.get("ro.build.version.security_patch", "").strip())
     if m is None or cap.cache.get("patch_checked"):
@@ -154,11 +165,11 @@ def patch_check(ctx: Ctx, props: dict[str, str], rec: Record | None, where: str,
     except ValueError:
         return
     age = ((today or datetime.now(UTC).date()) - level).days
-    if age > PATCH_MAX_AGE_DAYS:
+    if age >= PATCH_MAX_AGE_DAYS:
         ctx.heuristic("android-outdated-patch", "Security patches out of date",
                       f"security patch level {level.isoformat()} is {age} days old: known "
                       "exploits may work on this phone; install the system updates",
-                      rec=rec, path=where, severity=Severity.LOW,
+                      rec=rec, path=where, severity=Severity.MEDIUM,
                       detail={"security_patch": level.isoformat(), "age_days": age})
 
 
@@ -171,12 +182,19 @@ def package_checks(ctx: Ctx, rec: Record, name: str, installer: str | None, syst
                       f"{name} is a rooting tool: the phone is (or was) rooted, which "
                       "disables Android's sandbox protections", rec=rec, path=where,
                       severity=Severity.MEDIUM, detail={"package": name})
-    if not system and (installer is None or installer in SIDELOAD_INSTALLERS):
+    # (MVT: an app with no installer only when it is not a system app; one installed by
+    # the package installer whatever its flag: an updated system app keeps it)
+    if (installer is None and not system) or installer in SIDELOAD_INSTALLERS:
         how = f"by {installer}" if installer else "with no installer recorded"
         ctx.heuristic("android-sideloaded-app", "App installed outside an app store",
                       f"{name} was installed {how}, not from an app store; check that "
                       "you installed it yourself", rec=rec, path=where,
                       severity=Severity.MEDIUM, detail={"package": name, "installer": installer})
+    elif installer in THIRD_PARTY_STORE_INSTALLERS:
+        ctx.heuristic("android-third-party-store-app", "App installed from a third-party store",
+                      f"{name} was installed by {installer}, an app store other than Google "
+                      "Play (information, as MVT)", rec=rec, path=where,
+                      severity=Severity.INFO, detail={"package": name, "installer": installer})
 
 
 def disabled_check(ctx: Ctx, rec: Record, name: str, where: str) -> None:

@@ -7,6 +7,7 @@ Pure functions over decoded text; every loop is bounded by a record cap.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -101,20 +102,24 @@ def packages(text: str) -> list[Package] | None:
 _COMPONENT = re.compile(r"\b([A-Za-z][A-Za-z0-9_]{0,100}(?:\.[A-Za-z0-9_]{1,100}){1,20})"
                         r"/(\.?[A-Za-z0-9_$]{1,200}(?:\.[A-Za-z0-9_$]{1,200}){0,30})")
 _ENABLED = re.compile(r"^\s*enabled services:?[^\r\n]*$", re.M | re.I)
+_BOUND = re.compile(r"^\s*bound services:?[^\r\n]*$", re.M | re.I)
 
 
-def accessibility_services(text: str) -> dict[str, bool] | None:
+def accessibility_services(text: str) -> dict[str, bool | None] | None:
     """Components (``pkg/.Service``) named in ``DUMP OF SERVICE accessibility``, each with
-    whether it appears on an ``Enabled services`` line. None if the section is absent."""
+    whether it is active: on an ``Enabled services`` or ``Bound services`` line (True),
+    installed only (False), or None when the dump prints no ``Enabled services`` line
+    (the state is not stated, which is not "off"). None if the section is absent."""
     body = section(text, _SERVICE.format("accessibility"))
     if body is None:
         return None
-    found: dict[str, bool] = {}
+    stated = _ENABLED.search(body) is not None
+    found: dict[str, bool | None] = {}
     for m in _COMPONENT.finditer(body):
-        found.setdefault(m.group(0), False)
+        found.setdefault(m.group(0), False if stated else None)
         if len(found) >= MAX_RECORDS:
             break
-    for line in _ENABLED.finditer(body):
+    for line in itertools.chain(_ENABLED.finditer(body), _BOUND.finditer(body)):
         for m in _COMPONENT.finditer(line.group(0)):
             found[m.group(0)] = True
     return found

@@ -12,8 +12,9 @@ bounded by ``MAX_RECORDS``.
   or not.
 - ``dbinfo``: ``Connection pool for <path>:`` then ``Most recently executed operations:``
   lines ``[<time>] [Pid:(<pid>)]<operation> ... sql="..."``.
-- ``adb_keys``: the ``user_keys=`` lines of ``debugging_manager`` (trusted adb hosts:
-  base64 RSA key and ``user@host``), fingerprinted as adb shows them (MD5, colon pairs).
+- ``adb_keys``: the trusted adb hosts of ``debugging_manager`` (the keystore's
+  ``adbKey`` entries with their last connection, and the ``user_keys=`` lines: base64
+  RSA key and ``user@host``), fingerprinted as adb shows them (MD5, colon pairs).
 - ``battery_history`` / ``battery_daily``: package events of the battery history
   (``pkginst=``, ``pkgunin=``, ``+job=`` / ``-job=``, ``+top=`` / ``-top=``, ``*walarm*``
   wake locks) and the daily stats' ``Update <pkg> vers=<n>`` lines by period.
@@ -161,28 +162,46 @@ def dbinfo(body: str) -> list[DbOperation]:
 
 class AdbKey(msgspec.Struct, frozen=True):
     user: str
-    fingerprint: str
+    fingerprint: str  # "" when the key is not base64 (an invalid key)
     key: str = ""  # the key as adb stores it (base64), as MVT keeps it
+    last_connected: int | None = None  # milliseconds (the keystore's lastConnection)
 
 
-_USER_KEY = re.compile(r"([A-Za-z0-9+/]{100,4096}={0,2}) ([^\s=]{1,256})")
+_USER_KEYS = re.compile(r"^[ \t]*user_keys=", re.M)
+_STRUCTURAL = re.compile(r"[ \t]*[A-Za-z_][A-Za-z0-9_]*=")
+_ADB_KEY_TAG = re.compile(r"<adbKey\b([^<>]{0,20000})>")
+_ATTR = re.compile(r'\b(key|lastConnection)="([^"]{0,10000})"')
 
 
 def adb_keys(body: str) -> list[AdbKey] | None:
-    """Trusted adb host keys listed under ``user_keys=`` (None without a
-    ``debugging_manager`` block)."""
+    """Trusted adb host keys of ``debugging_manager`` (None without one): the keystore's
+    ``<adbKey key="<base64> user@host" lastConnection="<ms>"/>`` entries (XML; Android
+    11+), then the ``user_keys=`` lines (one key a line, up to a blank line or the next
+    ``name=`` field) not already there, as MVT merges them; a key that is not base64 is
+    kept with no fingerprint (MVT flags it)."""
     at = body.find("debugging_manager=")
     if at < 0:
         return None
-    out: list[AdbKey] = []
-    for m in _USER_KEY.finditer(body, at):
-        fingerprint = adb_fingerprint(m.group(1))
-        if fingerprint is None:
-            continue
-        out.append(AdbKey(m.group(2), fingerprint, m.group(1)))
-        if len(out) >= 1000:
-            break
-    return out
+    out: dict[str, AdbKey] = {}
+
+    def add(text: str, last: int | None) -> None:
+        token, _, user = text.strip().partition(" ")
+        if token and token not in out and len(out) < 1000:
+            out[token] = AdbKey(user.strip(), adb_fingerprint(token) or "", token, last)
+
+    for tag in _ADB_KEY_TAG.finditer(body, at):
+        attrs = {m.group(1): m.group(2) for m in _ATTR.finditer(tag.group(1))}
+        last = attrs.get("lastConnection", "")
+        add(attrs.get("key", ""), int(last) if last.isdigit() and len(last) < 19 else None)
+    m = _USER_KEYS.search(body, at)
+    if m is not None:
+        first = True
+        for line in body[m.end():].splitlines():
+            if not line.strip() or (not first and _STRUCTURAL.match(line)):
+                break
+            first = False
+            add(line, None)
+    return list(out.values())
 
 
 def adb_fingerprint(key: str) -> str | None:

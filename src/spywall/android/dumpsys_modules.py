@@ -8,6 +8,8 @@ Indicator checks are app ids (packages) and process names. Heuristics, as MVT ra
   (medium): app-ops recorded for the adb shell (``com.android.shell``).
 - ``android-app-uninstalled`` / ``android-app-downgraded`` (medium): the daily battery
   stats show a package updated to version 0 (removed) or to a lower version.
+- ``android-adb-key-*`` (low, information): trusted adb hosts against the capture's own
+  computer (``adb_trust``).
 Apps named only in ``platform_compat`` or the battery history are apps that were on the
 phone: an indicator match there names an app that may since have been removed.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from spywall.android import dumpsys, settings_dump
+from spywall.android import adb_trust, dumpsys, settings_dump
 from spywall.android.bugreport_modules import section_of
 from spywall.android.capture import Capture
 from spywall.android.common import (
@@ -136,10 +138,12 @@ def adb_state(ctx: Ctx) -> Result:
     where, keys = got
     if keys is None:
         return skipped("no debugging_manager in the adb dump")
-    for k in keys:
-        ctx.record("dumpsys_adb", None, "trusted adb key",
-                   {"user": k.user, "fingerprint": k.fingerprint, "key": k.key,
-                    "source": where})
+    recs = [ctx.record("dumpsys_adb", None, "trusted adb key",
+                       {"user": k.user, "fingerprint": k.fingerprint, "key": k.key,
+                        "last_connected": k.last_connected, "source": where})
+            for k in keys]  # (no time: MVT puts adb keys on no timeline)
+    if ctx.evidence.kind == "androidqf":
+        adb_trust.judge(ctx, keys, recs, where)
     return ok(len(keys), f"{len(keys)} trusted adb key(s)")
 
 
@@ -255,7 +259,8 @@ DUMPSYS_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("dumpsys_platform_compat", "apps remembered by platform_compat, removed ones "
              "included: app ids", platform_compat),
     FnModule("dumpsys_dbinfo", "databases recently used, by package: app ids", dbinfo),
-    FnModule("dumpsys_adb", "trusted adb host keys (adb state)", adb_state),
+    FnModule("dumpsys_adb", "trusted adb host keys (adb state): in androidqf, computers "
+             "other than the capture's", adb_state),
     FnModule("dumpsys_battery_history", "battery history: apps installed, removed, run "
              "(jobs, foreground, alarms)", battery_history),
     FnModule("dumpsys_battery_daily", "daily battery stats: app updates, removals "

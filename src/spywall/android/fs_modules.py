@@ -8,11 +8,11 @@ it, without a zone; it is kept as written (``YYYY-MM-DDThh:mm:ss``). A folder's 
 are the file system's, in UTC. The record's ``event`` is MVT's MACB column: ``M---`` (only
 the modification time is known).
 
-Heuristics, as MVT raises them (MVT's level, high):
-- ``android-system-rw-mount``: a system partition (``/system``, ``/vendor``,
+Heuristics, as MVT raises them, at MVT's levels:
+- ``android-system-rw-mount`` (high): a system partition (``/system``, ``/vendor``,
   ``/product``, ``/system_ext`` and below) mounted read-write: the phone is rooted or
   its system was modified.
-- ``android-suspicious-mount-options``: a system partition mounted ``remount``,
+- ``android-suspicious-mount-options`` (medium): a system partition mounted ``remount``,
   ``noatime`` or ``nodiratime`` (noatime is normal on ``/system_ext``, ``/product``,
   ``/vendor``, ``/system_dlkm``, ``/vendor_dlkm``). MVT also lists ``rw`` here; a
   read-write mount is the first rule's alone, so that one mount gives one alert.
@@ -123,7 +123,7 @@ def _judge(ctx: Ctx, m: mt.Mount, where: str, extra: dict[str, Scalar]) -> None:
             f"suspicious mount options for {m.mount_point}: {', '.join(odd)}",
             rec=rec,
             path=where,
-            severity=Severity.HIGH,
+            severity=Severity.MEDIUM,
             detail={"mount_point": m.mount_point, "options": ",".join(odd)},
         )
     ctx.check("file_path", m.mount_point, rec=rec, path=where, what="mount point")

@@ -253,7 +253,7 @@ def root_binaries(ctx: Ctx) -> Result:
         rec = ctx.record("root_binaries", None, f"root binary {b}", {"path": b})
         ctx.heuristic("android-root-binary", "Root binary present",
                       f"{b} was found: the phone is (or was) rooted", rec=rec,
-                      path=cap.where(got[0]), severity=Severity.MEDIUM,
+                      path=cap.where(got[0]), severity=Severity.HIGH,
                       detail={"binary": b})
     return ok(len(found))
 
@@ -310,7 +310,8 @@ def sms(ctx: Ctx) -> Result:
 
 QF_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("packages", "androidqf packages.json (or packages.pb): app ids, APK hashes and "
-             "certificates; root apps, disabled security and update apps", packages),
+             "certificates; root apps, sideloaded apps, apps from third-party stores "
+             "(information), disabled security and update apps", packages),
     FnModule("processes", "androidqf ps.txt / processes.json: process names", processes),
     FnModule("getprop", "androidqf getprop.txt: system properties", getprop),
     FnModule("settings", "androidqf settings_*.txt: weakened protection settings", settings),

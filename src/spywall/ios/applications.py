@@ -8,7 +8,8 @@
 Each app id is matched as an app id and a process name. Heuristic
 ``ios-app-not-from-app-store`` (medium): an app whose ``sourceApp`` is neither the App
 Store nor device management (an enterprise or developer install, the way spyware is
-sideloaded onto an iPhone).
+sideloaded onto an iPhone). ``ios-app-no-bundle-id`` (medium, as MVT): store metadata
+without ``softwareVersionBundleId``, which the App Store always writes.
 """
 
 from __future__ import annotations
@@ -55,7 +56,13 @@ def _check(ctx: Ctx, name: str, meta: dict[str, object], path: str) -> None:
     app = bundle_id or name
     ctx.check("app_id", app, rec=rec, path=path, what="installed app")
     ctx.check("process", app, rec=rec, path=path, what="installed app")
-    if isinstance(source, str) and source not in KNOWN_INSTALLERS:
+    if meta and not bundle_id:
+        ctx.heuristic(
+            "ios-app-no-bundle-id", "App with no bundle id in its store metadata",
+            f"{name} has iTunesMetadata without softwareVersionBundleId: the App Store "
+            "always writes it, so the metadata was made by something else (medium, as "
+            "MVT)", rec=rec, path=path, severity=Severity.MEDIUM, detail={"app": name})
+    elif isinstance(source, str) and source not in KNOWN_INSTALLERS:
         ctx.heuristic(
             "ios-app-not-from-app-store", "App not installed from the App Store",
             f"{app} was installed by {source!r}, neither the App Store nor device "

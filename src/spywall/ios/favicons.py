@@ -9,7 +9,7 @@ safari_favicon and cache_files).
   ``favicons.url`` and ``favicon_bitmaps.last_updated`` (microseconds since 1601).
 - Safari / WebKit ``Favicons.db`` (``.../Favicons/Favicons.db``, any container):
   ``page_url`` joined to ``icon_info`` by ``uuid`` (``timestamp``: Apple epoch), and the
-  ``rejected_resources`` pages.
+  ``rejected_resources`` pages (and their ``icon_url``, where the table has one).
 - Firefox for iOS (its ``browser.db``, the history's database): ``favicons`` (``url``,
   ``width``, ``height``, ``type``, ``date`` in unix seconds) joined through
   ``favicon_sites`` (``faviconID``, ``siteID``) to the ``history`` page it was seen on.
@@ -77,16 +77,19 @@ def _safari(ctx: Ctx, entry: Entry, path: str) -> int:
                             "LEFT JOIN icon_info i ON i.uuid = p.uuid LIMIT ?",
                             (MAX_ROWS,)).fetchall()
         rejected = []
-        if "rejected_resources" in tables(conn) and {"page_url", "timestamp"} <= columns(
-                conn, "rejected_resources"):
-            rejected = conn.execute("SELECT page_url, timestamp FROM rejected_resources "
-                                    "LIMIT ?", (MAX_ROWS,)).fetchall()
+        cols = columns(conn, "rejected_resources") if "rejected_resources" in tables(
+            conn) else set()
+        if {"page_url", "timestamp"} <= cols:  # (its icon_url, when it has one, as MVT)
+            icon_col = "icon_url" if "icon_url" in cols else "NULL"
+            rejected = conn.execute(f"SELECT page_url, {icon_col}, timestamp "  # noqa: S608
+                                    "FROM rejected_resources LIMIT ?",
+                                    (MAX_ROWS,)).fetchall()
     for page, icon, stamp in rows:
         _check(ctx, "safari_favicon", iso_apple(stamp), page, icon, path,
                "Safari favicon URL")
-    for page, stamp in rejected:
-        _check(ctx, "safari_favicon", iso_apple(stamp), page, None, path,
-               "Safari favicon page (rejected resource)")
+    for page, icon, stamp in rejected:
+        _check(ctx, "safari_favicon", iso_apple(stamp), page, icon, path,
+               "Safari favicon (rejected resource)")
     return len(rows) + len(rejected)
 
 

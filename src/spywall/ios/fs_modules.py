@@ -160,15 +160,18 @@ def record_clients(ctx: CheckContext[Any], shutdowns: list[Shutdown], path: str,
                    flagged: set[str]) -> int:
     """The clients of ``shutdowns`` (from the log ``log`` at ``path``) as records of
     ``shutdown_log``, matched, with the unusual-folder heuristic (once per path in
-    ``flagged``). A filesystem dump's logs and a sysdiagnose's are read alike."""
+    ``flagged``). A filesystem dump's logs and a sysdiagnose's are read alike. Every
+    part of a client's path is matched as a process, as MVT matches them (a process
+    name as a folder: ``/private/var/tmp/<name>/helper``)."""
     n = 0
     for sd in shutdowns:
         when = iso_unix(sd.sigterm)
         for c in sd.clients.values():
             n += 1
             name = posixpath.basename(c.path)
+            parts = list(dict.fromkeys(p for p in c.path.split("/") if p))
             forms = path_forms(c.path)
-            if not (ctx.timeline or ctx.any_hit("process", (name,))
+            if not (ctx.timeline or ctx.any_hit("process", parts)
                     or ctx.any_hit("file_path", forms)
                     or c.path.startswith(UNUSUAL_DIRS)):
                 continue
@@ -180,8 +183,10 @@ def record_clients(ctx: CheckContext[Any], shutdowns: list[Shutdown], path: str,
                 if ctx.check("file_path", p, rec=rec, path=path, detail=detail,
                              what="process still running at shutdown"):
                     break
-            ctx.check("process", name, rec=rec, path=path, detail=detail,
-                      what="process still running at shutdown")
+            for part in parts:
+                ctx.check("process", part, rec=rec, path=path, detail=detail,
+                          what="process still running at shutdown" if part == name
+                          else "folder of a process still running at shutdown")
             _unusual(ctx, c, rec, path, flagged)
     return n
 

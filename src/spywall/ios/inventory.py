@@ -16,9 +16,19 @@ from spywall.report import Severity
 PROFILES_DOMAIN = "SysSharedContainerDomain-systemgroup.com.apple.configurationprofiles"
 PROFILES_DIR = "Library/ConfigurationProfiles/"
 EVENTS_PLIST = PROFILES_DIR + "MCProfileEvents.plist"
+# Payload types of a profile that MVT flags (medium): notification settings, with which a
+# profile can silence an app.
+HIDING_PAYLOADS = frozenset({"com.apple.notificationsettings"})
 # WebKit names the storage of a site by its origin: https_<host>_<port> (local storage,
 # IndexedDB, SafariViewService data), so a folder or file name tells a visited domain.
 WEBKIT_ORIGIN = re.compile(r"(?:^|/)https?_([a-z0-9][a-z0-9.-]{0,252})_\d+", re.IGNORECASE)
+# MVT's reading of a backup path: every part between underscores that starts with a
+# host name (its text up to a '/', ':' or the next '_') names a site, WebKit's origins
+# (https_<host>_<port>) and any other. A host here has a dot and a last label that starts
+# with a letter, as every top-level domain does; matched on '_' + the lower-cased path
+# (the first part too). findall over a pattern that starts with a literal: faster than
+# WEBKIT_ORIGIN's finditer (CPU time over 200,000 paths, 0.15-0.22 s against 0.30-0.41 s).
+PATH_HOST = re.compile(r"_([a-z0-9](?:[a-z0-9-]{0,62}\.)+[a-z][a-z0-9-]{0,62})(?=$|[/_:])")
 DEVICE_KEYS = {"Product Version": "ios_version", "Build Version": "build",
                "Product Type": "product_type", "Device Name": "device_name",
                "Display Name": "display_name", "Serial Number": "serial_number",
@@ -32,7 +42,7 @@ def _manifest(ctx: Ctx) -> Result:
     for e in b.entries:
         name = posixpath.basename(e.relative_path)
         full = "/" + e.relative_path
-        origins = [m.group(1) for m in WEBKIT_ORIGIN.finditer(e.relative_path)]
+        origins: list[str] = PATH_HOST.findall("_" + e.relative_path.lower())
         if not (ctx.timeline or ctx.any_hit("file_name", (name,))
                 or ctx.any_hit("file_path", (full,)) or ctx.any_hit("domain", origins)):
             continue
@@ -48,7 +58,7 @@ def _manifest(ctx: Ctx) -> Result:
         ctx.check("file_name", name, rec=rec, path=path, what="backup file name")
         ctx.check("file_path", full, rec=rec, path=path, what="backup path")
         for origin in origins:
-            ctx.check("domain", origin, rec=rec, path=path, what="WebKit origin in path")
+            ctx.check("domain", origin, rec=rec, path=path, what="site named in a backup path")
     return ok(len(b.entries))
 
 
@@ -68,6 +78,17 @@ def _profiles(ctx: Ctx) -> Result:
                          {"uuid": uuid, "identifier": str(d.get("PayloadIdentifier") or ""),
                           "name": str(d.get("PayloadDisplayName") or "")})
         ctx.check("config_profile", uuid, rec=rec, path=path, what="configuration profile")
+        content = d.get("PayloadContent")
+        first = content[0] if isinstance(content, list) and content else None
+        kind = first.get("PayloadType") if isinstance(first, dict) else None
+        if kind in HIDING_PAYLOADS:
+            ctx.heuristic("ios-profile-notification-settings",
+                          "Configuration profile that manages notifications",
+                          f"configuration profile {uuid or e.relative_path} "
+                          f"({rec.data['name'] or 'no name'}) sets notification settings "
+                          f"({kind}): a profile can hide an app's notifications (medium, as "
+                          "MVT)", rec=rec, path=path, severity=Severity.MEDIUM,
+                          detail={"payload_type": str(kind)})
     return ok(len(entries))
 
 

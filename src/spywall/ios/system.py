@@ -1,5 +1,5 @@
 """System artifacts: network use per process (DataUsage, OS analytics), permissions (TCC),
-location clients, iMessage lookups (IDStatusCache), calendar participants, and whether
+location clients, iMessage lookups (IDStatusCache), calendar participants and events, and whether
 Lockdown Mode is on (global preferences)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from spywall.device.base import (
     iso_datetime,
     iso_unix,
 )
-from spywall.device.sqlite import require
+from spywall.device.sqlite import columns, require
 from spywall.ios import triangulation
 from spywall.ios.backup import Entry
 from spywall.ios.common import MAX_ROWS, Ctx, Result, database, ok, plist, single
@@ -34,6 +34,7 @@ GLOBAL_PREFS = [("HomeDomain", "Library/Preferences/.GlobalPreferences.plist")]
 LOCKDOWN_KEY = "LDMGlobalEnabled"
 LOCKDOWN_DOC = "https://support.apple.com/en-us/105120"
 MAX_GAPS = 1000
+QUADREAM_REFS = ("https://citizenlab.ca/2023/04/spyware-vendor-quadream-exploits-victims-customers/",)
 
 
 def _num(v: object) -> float:
@@ -174,6 +175,12 @@ def _idstatuscache(ctx: Ctx, entry: Entry, path: str) -> Result:
                              "lookup", {"service": str(service), "user": str(key)})
             if isinstance(key, str) and key.startswith("mailto:"):
                 ctx.check("email", key[7:], rec=rec, path=path, what="iMessage lookup")
+            if isinstance(key, str) and ("\x00\x00" in key or "\\x00\\x00" in key):
+                ctx.heuristic("ios-idstatuscache-nul", "iMessage lookup with NUL characters",
+                              f"the {service} lookup of {key!r} holds two NUL characters in "
+                              "a row, a pattern seen in lookups made by exploits (high, as "
+                              "MVT)", rec=rec, path=path, severity=Severity.HIGH,
+                              detail={"service": str(service)})
     return ok(n)
 
 
@@ -220,41 +227,79 @@ def _tcc(ctx: Ctx, entry: Entry, path: str) -> Result:
 
 
 def _locationd(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Every location client (a dict; the integers beside them are migration counters,
+    skipped as MVT skips them). Its key, without the trailing ``:`` newer iOS writes,
+    names it: its last path part is matched as a process, its bundle id (``BundleId``,
+    else the key) as an app id and a process; ``BundlePath``, ``Executable`` and
+    ``Registered`` (when a path, not a flag) as file paths and their last part as a
+    process, as MVT matches them."""
     root = plist(ctx, entry)
     clients = root.items() if isinstance(root, dict) else []
     n = 0
     for key, info in clients:
+        if not isinstance(info, dict):
+            continue
         n += 1
-        d = info if isinstance(info, dict) else {}
-        when = next((iso_apple(v) for k, v in d.items()
+        package = str(key).rstrip(":")
+        when = next((iso_apple(v) for k, v in info.items()
                      if isinstance(k, str) and "Time" in k and iso_apple(v)), None)
-        rec = ctx.record("locationd_clients", when, "location_client", {"client": str(key)})
-        name = str(key).removeprefix("com.apple.locationd.bundle-")
-        ctx.check("app_id", str(d.get("BundleId") or name), rec=rec, path=path,
-                  what="location client")
-        for field in ("BundlePath", "Executable"):
-            v = d.get(field)
+        rec = ctx.record("locationd_clients", when, "location_client", {"client": package})
+        name = package.removeprefix("com.apple.locationd.bundle-")
+        bundle = info.get("BundleId")
+        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client")
+        procs = [package.rpartition("/")[2], bundle if isinstance(bundle, str) else ""]
+        for field in ("BundlePath", "Executable", "Registered"):
+            v = info.get(field)
             if isinstance(v, str) and v:
                 ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}")
-                ctx.check("process", posixpath.basename(v), rec=rec, path=path,
-                          what="location client executable")
-        if name.startswith("/"):
-            ctx.check("process", posixpath.basename(name), rec=rec, path=path,
-                      what="location client")
+                procs.append(posixpath.basename(v))
+        for proc in dict.fromkeys(procs):  # each name once: a hit is one finding
+            ctx.check("process", proc, rec=rec, path=path, what="location client")
     return ok(n)
 
 
+# Quadream's exploit (ENDOFDAYS, iOS 14) arrived as iCloud calendar invitations that
+# were left as events titled "Meeting" with the description "Notes" (Citizen Lab and
+# Microsoft, April 2023); MVT raises such an event at high.
+QUADREAM_EVENT = ("Meeting", "Notes")
+
+
 def _calendar(ctx: Ctx, entry: Entry, path: str) -> Result:
+    """Every participant's address (matched as an email) and every calendar item (MVT's
+    ``CalendarItem`` rows, on the timeline by their start), with Quadream's invitation
+    shape flagged; a database without ``CalendarItem`` (an old or partial one) still
+    gives its participants."""
     with database(ctx, entry) as conn:
         require(conn, "Participant", ("ROWID", "email"))
         rows = conn.execute("SELECT ROWID, email FROM Participant LIMIT ?",
                             (MAX_ROWS,)).fetchall()
+        have = columns(conn, "CalendarItem")
+        items: list[Any] = []
+        if {"ROWID", "summary", "description"} <= have:
+            extra = ", ".join(c if c in have else "NULL" for c in ("start_date", "UUID"))
+            items = conn.execute(f"SELECT ROWID, summary, description, {extra} "  # noqa: S608
+                                 "FROM CalendarItem LIMIT ?", (MAX_ROWS,)).fetchall()
     for rowid, email in rows:
         if isinstance(email, str) and email:
             rec = ctx.record("calendar", None, "participant", {"rowid": rowid, "email": email})
             ctx.check("email", email.removeprefix("mailto:"), rec=rec, path=path,
                       what="calendar participant")
-    return ok(len(rows))
+    for rowid, summary, description, start, uuid in items:
+        rec = ctx.record("calendar", iso_apple(start), "start_date",
+                         {"id": rowid, "summary": _text(summary),
+                          "description": _text(description), "uuid": _text(uuid)})
+        if (summary, description) == QUADREAM_EVENT:
+            ctx.heuristic("ios-quadream-calendar-event", "Calendar event shaped as Quadream's",
+                          f"calendar event {_text(uuid) or rowid} is titled 'Meeting' with the "
+                          "description 'Notes', as the invitations that delivered Quadream's "
+                          "exploit were left (high, as MVT)", rec=rec, path=path,
+                          severity=Severity.HIGH, detail={"uuid": _text(uuid)},
+                          references=QUADREAM_REFS)
+    return ok(len(rows) + len(items))
+
+
+def _text(v: object) -> str:
+    return v if isinstance(v, str) else ""
 
 
 def _global_prefs(ctx: Ctx, entry: Entry, path: str) -> Result:
@@ -286,7 +331,8 @@ MODULES = (
     FnModule("tcc", "privacy permissions granted to apps (TCC.db)", single(TCC, _tcc)),
     FnModule("locationd_clients", "location-services clients (clients.plist)",
              single(LOCATIOND, _locationd)),
-    FnModule("calendar", "calendar participants (Calendar.sqlitedb)",
+    FnModule("calendar", "calendar participants and events: Quadream's invitations "
+             "(Calendar.sqlitedb)",
              single(CALENDAR, _calendar)),
     FnModule("global_preferences", "Lockdown Mode on or off (.GlobalPreferences.plist)",
              single(GLOBAL_PREFS, _global_prefs)),

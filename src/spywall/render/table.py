@@ -287,7 +287,9 @@ def summary_line(report: Report) -> Text:
         parts.append(f"{k} could not be examined completely")
     found = report.summary.findings
     line = cell(f"{report.command}: {'; '.join(parts)} ({found} finding(s)): ")
-    verdict = ("FOUND" if found else "nothing found in what could be examined"
+    # information findings (an app from a third-party store) are listed, not a verdict
+    serious = found - report.summary.by_severity.get("info", 0)
+    verdict = ("FOUND" if serious else "nothing found in what could be examined"
                if incomplete else "nothing found")
     line.append(verdict, style="bold")
     return line

@@ -295,7 +295,10 @@ def androidqf_files(planted: bool, with_bugreport: bool = True) -> Files:
     files: Files = {
         "acquisition.json": json.dumps({"uuid": "6f1c2f0e-0000-4000-8000-000000000001",
                                         "androidqf_version": "1.7.0",
-                                        "started": "2024-01-15T10:00:00Z"}).encode(),
+                                        "started": "2024-01-15T10:00:00Z",
+                                        "adb_host_public_key": f"{android_more.ADB_KEY} "
+                                                               f"{android_more.ADB_USER}\n"
+                                        }).encode(),
         "packages.json": json.dumps(_packages_json(planted), indent=1).encode(),
         "ps.txt": _ps(planted).encode(),
         "getprop.txt": _getprop(_props(planted)).encode(),

@@ -110,12 +110,30 @@ def _dbinfo(planted: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def _adb() -> str:
-    key = base64.b64encode(hashlib.sha512(b"spywall test adb host key").digest() * 4).decode()
+# The computer that made the capture: its adb key, trusted by the phone (androidqf
+# records it as adb_host_public_key), last connected when the capture started.
+ADB_KEY = base64.b64encode(hashlib.sha512(b"spywall test adb host key").digest() * 4).decode()
+ADB_USER = "analyst@laptop"
+ADB_LAST_MS = 1_705_312_800_000  # 2024-01-15 10:00 UTC
+
+
+def adb_state(user_keys: list[str], keystore: list[tuple[str, int]]) -> str:
+    """The ``dumpsys adb`` text as Android 11+ prints it (AdbDebuggingManager through an
+    indenting writer, so every line of a value carries the field's indent):
+    ``user_keys=`` the adb_keys file (one ``<base64> user@host`` a line), ``keystore=``
+    the adb_temp_keys.xml file, each ended by a blank line."""
+    pad = "\n    "
+    xml = "".join(f'{pad}<adbKey key="{k}" lastConnection="{ms}" />' for k, ms in keystore)
     return ("ADB MANAGER STATE (dumpsys adb):\n{\n  debugging_manager={\n"
             "    connected_to_adb=true\n    last_key_received=ABCDEF\n"
-            f"    user_keys={key} analyst@laptop\n\n"
-            "    keystore=<?xml version='1.0' encoding='utf-8' standalone='yes' ?>\n  }\n}\n")
+            f"    user_keys={pad.join(user_keys)}\n\n"
+            "    keystore=<?xml version='1.0' encoding='utf-8' standalone='yes' ?>"
+            f'{pad}<keyStore version="1">{xml}{pad}</keyStore>\n\n  }}\n}}\n')
+
+
+def _adb() -> str:
+    key = f"{ADB_KEY} {ADB_USER}"
+    return adb_state([key], [(key, ADB_LAST_MS)])
 
 
 def battery_extra(planted: bool) -> tuple[str, str]:

@@ -1,0 +1,592 @@
+"""Heuristics MVT 2026.x raises that spywall did not (the audit of issue 12), each at
+MVT's level, read from its modules: an app installed by a third-party store (androidqf
+packages, information: ``THIRD_PARTY_STORE_INSTALLERS``), a calendar event shaped as
+Quadream's exploit invitation (high), an IDStatusCache lookup key holding two NUL
+characters (high), a configuration profile whose first payload manages notifications
+(medium)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import plistlib
+import sqlite3
+import subprocess
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spywall.android.check import MODULES, check_capture
+from spywall.cli import exit_status
+from spywall.iocs import IocIndex
+from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
+from spywall.report import Finding, Severity
+from spywall.rulebook import rulebook
+from spywall.samples import android as gen
+from spywall.samples import android_more as more
+from spywall.samples.ios import PROFILES, T0, BackupSpec, apple, file_id, mbfile, write_backup
+from spywall.samples.ios_fs import DumpSpec, write_dump
+
+MVT_IOS = Path("/work/main/.venv-bench/bin/mvt-ios")
+MVT_ANDROID = MVT_IOS.with_name("mvt-android")
+
+
+@pytest.fixture(scope="module")
+def index() -> IocIndex:
+    return IocIndex.load()
+
+
+def _package(name: str, installer: str | None, system: bool = False) -> dict[str, object]:
+    # as androidqf writes a package: "null" (a string) when Android recorded no installer
+    return {"name": name, "installer": installer or "null", "uid": 10200, "disabled": False,
+            "system": system, "third_party": not system, "files": []}
+
+
+def _check_packages(tmp: Path, index: IocIndex, pkgs: list[dict[str, object]]
+                    ) -> list[Finding]:
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["packages.json"] = json.dumps(pkgs, indent=1).encode()
+    mods = [m for m in MODULES if m.name == "packages"]
+    out = check_capture(gen.write_tree(files, tmp / "qf"), index, modules=mods)
+    return out.report.all_findings()
+
+
+# installer -> the rule MVT's androidqf packages module raises for a non-system app
+INSTALLS = {
+    "org.fdroid.fdroid": "android-third-party-store-app",
+    "com.aurora.store": "android-third-party-store-app",
+    "com.google.android.packageinstaller": "android-sideloaded-app",
+    None: "android-sideloaded-app",
+    "com.android.vending": None,
+}
+
+
+def test_third_party_store_is_info(tmp_path: Path, index: IocIndex) -> None:
+    pkgs = [_package(f"org.example.app{i}", inst) for i, inst in enumerate(INSTALLS)]
+    # a system app that a store updated is still from that store, and one updated from
+    # a downloaded APK is still sideloaded (MVT looks at the system flag only for an app
+    # with no installer)
+    pkgs.append(_package("org.example.sys", "org.fdroid.fdroid", system=True))
+    pkgs.append(_package("org.example.sysapk", "com.android.packageinstaller", system=True))
+    pkgs.append(_package("org.example.sysnull", None, system=True))
+    found = _check_packages(tmp_path, index, pkgs)
+    by_pkg = {(str(f.detail.get("package")), f.rule): f for f in found}
+    for i, (installer, rule) in enumerate(INSTALLS.items()):
+        rules = {r for p, r in by_pkg if p == f"org.example.app{i}"}
+        assert rules == ({rule} if rule else set()), installer
+    assert ("org.example.sys", "android-third-party-store-app") in by_pkg
+    assert ("org.example.sysapk", "android-sideloaded-app") in by_pkg
+    assert not [r for p, r in by_pkg if p == "org.example.sysnull"]
+    infos = [f for f in found if f.rule == "android-third-party-store-app"]
+    assert {f.severity for f in infos} == {Severity.INFO}
+    assert {str(f.detail["installer"]) for f in infos} == {"org.fdroid.fdroid",
+                                                           "com.aurora.store"}
+    assert rulebook()["android-third-party-store-app"].severity is Severity.INFO
+
+
+@pytest.mark.skipif(not MVT_ANDROID.exists(), reason="MVT's bench environment is not installed")
+def test_package_installers_against_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """The oracle: MVT's androidqf packages module over the same packages.json raises the
+    same package alerts at the same levels."""
+    pkgs = [_package(f"org.example.app{i}", inst) for i, inst in enumerate(INSTALLS)]
+    pkgs += [_package("org.example.sys", "org.fdroid.fdroid", system=True),
+             _package("org.example.sysapk", "com.android.packageinstaller", system=True),
+             _package("org.example.sysnull", None, system=True)]
+    found = _check_packages(tmp_path, index, pkgs)
+    level = {Severity.MEDIUM: "MEDIUM", Severity.INFO: "INFORMATIONAL"}
+    ours = {(level[f.severity], str(f.detail["package"])) for f in found}
+    stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+    res = tmp_path / "mvt"
+    alerts = _mvt("check-androidqf", tmp_path / "qf", stix, res, "AQFPackages")
+    assert {(a["level"], a["event"]["name"]) for a in alerts} == ours
+
+
+def test_info_alone_is_not_found(tmp_path: Path, index: IocIndex) -> None:
+    """A phone whose only finding is an F-Droid app exits 0 (said, not "found"); with a
+    sideloaded app too it exits 1."""
+    only = _check_packages(tmp_path / "a", index, [_package("org.example.a", "org.fdroid.fdroid")])
+    assert [f.rule for f in only] == ["android-third-party-store-app"]
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["packages.json"] = json.dumps([_package("org.example.a", "org.fdroid.fdroid")]).encode()
+    mods = [m for m in MODULES if m.name == "packages"]
+    report = check_capture(gen.write_tree(files, tmp_path / "b"), index, modules=mods).report
+    assert exit_status(report.finalize()) == 0
+    files["packages.json"] = json.dumps([_package("org.example.a", "org.fdroid.fdroid"),
+                                         _package("org.example.b", None)]).encode()
+    report = check_capture(gen.write_tree(files, tmp_path / "c"), index, modules=mods).report
+    assert exit_status(report.finalize()) == 1
+
+
+# ---- iOS: checked against MVT itself when its bench environment is there ----------------
+# spywall rule -> (MVT module writing the same alert, MVT's level)
+IOS_RULES = {
+    "ios-quadream-calendar-event": ("calendar", "HIGH"),
+    "ios-idstatuscache-nul": ("id_status_cache", "HIGH"),
+    "ios-profile-notification-settings": ("configuration_profiles", "MEDIUM"),
+}
+NOTIFY_PROFILE = "5E1B6B9A-0D3C-4C27-9A7E-2F4A7B1C9D01"
+
+
+def _stored(root: Path, domain: str, rel: str) -> Path:
+    fid = file_id(domain, rel)
+    return root / fid[:2] / fid
+
+
+def _add_file(root: Path, domain: str, rel: str, data: bytes) -> None:
+    """A file added to a backup as iOS stores it: Manifest.db row with its MBFile, the
+    bytes under the file id."""
+    target = _stored(root, domain, rel)
+    target.parent.mkdir(exist_ok=True)
+    target.write_bytes(data)
+    with sqlite3.connect(root / "Manifest.db") as c:
+        c.execute("INSERT INTO Files VALUES (?,?,?,1,?)",
+                  (file_id(domain, rel), domain, rel, mbfile(rel, len(data), T0, 0o100644)))
+    c.close()
+
+
+def _profile(uuid: str, name: str, payload_type: str) -> bytes:
+    # the profile plist profiled stores (binary), as MDM or a .mobileconfig installs it
+    return plistlib.dumps({
+        "PayloadUUID": uuid, "PayloadIdentifier": f"org.example.{name}",
+        "PayloadDisplayName": name, "PayloadType": "Configuration", "PayloadVersion": 1,
+        "PayloadContent": [{"PayloadType": payload_type, "PayloadUUID": uuid + "-1",
+                            "PayloadIdentifier": f"org.example.{name}.p",
+                            "PayloadVersion": 1}],
+        "InstallDate": datetime(2023, 6, 1, 8, 0, 0)}, fmt=plistlib.FMT_BINARY)
+
+
+@pytest.fixture(scope="module")
+def gap_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean backup with the awkward rows these heuristics look at: a Quadream-shaped
+    event beside a 'Meeting' with another description and an event with no title (NULL
+    columns, as Calendar writes for a birthday or a declined invitation); IDStatusCache
+    lookups whose address holds two NULs and one NUL (binary plist, where NUL is
+    allowed); a notification-settings profile and a web clip one."""
+    root = write_backup(tmp_path_factory.mktemp("gaps") / "b", BackupSpec(planted=False))
+    db = _stored(root, "HomeDomain", "Library/Calendar/Calendar.sqlitedb")
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO CalendarItem (ROWID, summary, description, start_date, "
+                      "end_date, organizer_id, UUID) VALUES (?,?,?,?,?,1,?)", [
+                          (2, "Meeting", "Notes", apple(T0 + 60), apple(T0 + 120), "Q-1"),
+                          (3, "Meeting", "Agenda", apple(T0), apple(T0 + 60), "M-1"),
+                          (4, None, None, None, None, "N-1")])
+    c.close()
+    ids = _stored(root, "HomeDomain",
+                  "Library/Preferences/com.apple.identityservices.idstatuscache.plist")
+    ids.write_bytes(plistlib.dumps({"com.apple.madrid": {
+        "mailto:a\x00\x00b@example.com": {"LookupDate": apple(T0), "IDStatus": 1},
+        "mailto:c\x00d@example.com": {"LookupDate": apple(T0), "IDStatus": 1},
+        "mailto:friend@example.com": {"LookupDate": apple(T0), "IDStatus": 1}}},
+        fmt=plistlib.FMT_BINARY))
+    _add_file(root, PROFILES, "Library/ConfigurationProfiles/profile-5e1b.stub",
+              _profile(NOTIFY_PROFILE, "Focus", "com.apple.notificationsettings"))
+    _add_file(root, PROFILES, "Library/ConfigurationProfiles/profile-77aa.stub",
+              _profile("0B7E8C2D-6A51-4F0E-8D3B-1C2A3B4C5D6E", "Intranet",
+                       "com.apple.webClip.managed"))
+    return root
+
+
+def _stix(path: Path, patterns: list[str]) -> Path:
+    """A STIX 2.1 bundle of one malware and an indicator per pattern, as the published
+    indicator files are written (both tools read it)."""
+    malware = f"malware--{uuid.uuid4()}"
+    stamp = {"spec_version": "2.1", "created": "2023-01-01T00:00:00.000Z",
+             "modified": "2023-01-01T00:00:00.000Z"}
+    objects: list[dict[str, object]] = [{"type": "malware", "id": malware,
+                                         "name": "TestSpy", "is_family": False, **stamp}]
+    for pattern in patterns:
+        ind = f"indicator--{uuid.uuid4()}"
+        objects += [{"type": "indicator", "id": ind, "pattern": pattern,
+                     "pattern_type": "stix", "valid_from": "2023-01-01T00:00:00Z", **stamp},
+                    {"type": "relationship", "id": f"relationship--{uuid.uuid4()}",
+                     "relationship_type": "indicates", "source_ref": ind,
+                     "target_ref": malware, **stamp}]
+    path.write_text(json.dumps({"type": "bundle", "id": f"bundle--{uuid.uuid4()}",
+                                "objects": objects}))
+    return path
+
+
+def _mvt(command: str, target: Path, stix: Path, out: Path,
+         module: str | None = None) -> list[dict[str, Any]]:
+    """MVT's alerts.json of ``mvt-ios`` / ``mvt-android`` ``command`` over ``target`` (one
+    module, or all); [] when MVT raised nothing (it then writes no alerts.json)."""
+    tool = MVT_ANDROID if command in ("check-androidqf", "check-bugreport") else MVT_IOS
+    subprocess.run([str(tool), command, "-i", str(stix), *(["-m", module] if module else []),
+                    "--output", str(out), str(target)], check=True, capture_output=True,
+                   timeout=300)
+    alerts = out / "alerts.json"
+    return json.loads(alerts.read_text()) if alerts.exists() else []
+
+
+def _mvt_alerts(backup: Path, stix: Path, module: str, out: Path) -> list[dict[str, Any]]:
+    return _mvt("check-backup", backup, stix, out, module)
+
+
+def _levels(found: list[Finding]) -> Counter[tuple[str, str]]:
+    return Counter((IOS_RULES[f.rule][0], f.severity.value.upper())
+                   for f in found if f.rule in IOS_RULES)
+
+
+def test_ios_heuristics_at_mvts_levels(gap_backup: Path, index: IocIndex) -> None:
+    out = check_backup(gap_backup, index, index.sources)
+    found = [f for f in out.report.all_findings() if f.rule in IOS_RULES]
+    assert _levels(found) == Counter({("calendar", "HIGH"): 1, ("id_status_cache", "HIGH"): 1,
+                                      ("configuration_profiles", "MEDIUM"): 1})
+    by_rule = {f.rule: f for f in found}
+    assert by_rule["ios-quadream-calendar-event"].detail["uuid"] == "Q-1"
+    assert by_rule["ios-quadream-calendar-event"].location.timestamp == "2023-06-01T06:14:20Z"
+    assert "a\\x00\\x00b@example.com" in by_rule["ios-idstatuscache-nul"].message
+    assert NOTIFY_PROFILE in by_rule["ios-profile-notification-settings"].message
+    for rule, (_, level) in IOS_RULES.items():
+        assert rulebook()[rule].severity.value.upper() == level
+    # every calendar item is a record (MVT's rows), the untitled one too, with no time
+    items = [r for r in out.ctx.records["calendar"] if r.event == "start_date"]
+    assert sorted(str(r.data["uuid"]) for r in items) == ["C-1", "M-1", "N-1", "Q-1"]
+
+
+@pytest.mark.skipif(not MVT_IOS.exists(), reason="MVT's bench environment is not installed")
+def test_ios_heuristics_as_mvt_raises_them(gap_backup: Path, index: IocIndex,
+                                           tmp_path: Path) -> None:
+    """The oracle: MVT 2026.x run over the same backup raises the same alerts, at the
+    same levels, from the same modules (an indicator file that matches nothing, as MVT
+    checks these only when it has indicators)."""
+    stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+    mvt: Counter[tuple[str, str]] = Counter()
+    for module in ("Calendar", "IDStatusCache", "ConfigurationProfiles"):
+        mvt += Counter((a["module"], a["level"])
+                       for a in _mvt_alerts(gap_backup, stix, module, tmp_path / module))
+    out = check_backup(gap_backup, index, index.sources)
+    assert _levels(out.report.all_findings()) == mvt
+
+
+@pytest.mark.parametrize(("age_days", "raised"), [(185, False), (186, True), (900, True)])
+def test_outdated_patch_at_mvts_age_and_level(tmp_path: Path, index: IocIndex, age_days: int,
+                                              raised: bool) -> None:
+    """MVT: more than six months of 31 days from the patch day's midnight to now, medium;
+    a patch 185 days old (over 180, spywall's old bound) is not outdated for MVT."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    level = (datetime.now(UTC).date() - timedelta(days=age_days)).isoformat()
+    files["getprop.txt"] = files["getprop.txt"].replace(gen.recent_patch().encode(),
+                                                        level.encode())
+    mods = [m for m in MODULES if m.name == "getprop"]
+    found = [f for f in check_capture(gen.write_tree(files, tmp_path / "qf"), index,
+                                      modules=mods).report.all_findings()
+             if f.rule == "android-outdated-patch"]
+    assert [(f.severity, f.detail["security_patch"]) for f in found] == (
+        [(Severity.MEDIUM, level)] if raised else [])
+    assert rulebook()["android-outdated-patch"].severity is Severity.MEDIUM
+
+
+def test_root_binary_is_high(tmp_path: Path, index: IocIndex) -> None:
+    """MVT raises every root binary androidqf found at high (su, and magisk as androidqf
+    lists it, by path)."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    files["root_binaries.json"] = json.dumps(["/system/xbin/su", "/sbin/magisk"]).encode()
+    mods = [m for m in MODULES if m.name == "root_binaries"]
+    found = check_capture(gen.write_tree(files, tmp_path / "qf"), index,
+                          modules=mods).report.all_findings()
+    assert sorted((f.rule, f.severity, f.detail["binary"]) for f in found) == [
+        ("android-root-binary", Severity.HIGH, "/sbin/magisk"),
+        ("android-root-binary", Severity.HIGH, "/system/xbin/su")]
+    assert rulebook()["android-root-binary"].severity is Severity.HIGH
+
+
+LOCATION_CLIENTS = {
+    # newer iOS ends keys with ':'; a location bundle's key is its path
+    "com.apple.locationd.bundle-/private/var/tmp/libbmanaged:": {
+        "Authorization": 2, "LocationTimeStopped": apple(T0)},
+    # a client whose bundle id is a spyware process name
+    "com.example.weather": {"BundleId": "libbmanaged", "Authorization": 4},
+    # the path it registered from
+    "com.example.maps": {"BundleId": "com.example.maps", "Registered": "/private/var/db/evil/bin"},
+    # Registered is a flag on some clients; nothing to match here
+    "com.example.clean:": {"BundleId": "com.example.clean", "Registered": True,
+                           "Executable": "/Applications/Clean.app/Clean"},
+    "MigrationVersion": 3,  # not a client (a migration counter)
+}
+LOCATION_HITS = {"com.apple.locationd.bundle-/private/var/tmp/libbmanaged",
+                 "com.example.weather", "com.example.maps"}
+
+
+@pytest.fixture(scope="module")
+def location_case(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("locationd")
+    root = write_backup(tmp / "b", BackupSpec(planted=False))
+    _stored(root, "RootDomain", "Library/Caches/locationd/clients.plist").write_bytes(
+        plistlib.dumps(LOCATION_CLIENTS, fmt=plistlib.FMT_BINARY))
+    stix = _stix(tmp / "loc.stix2", ["[process:name = 'libbmanaged']",
+                                     "[file:path = '/private/var/db/evil/bin']"])
+    return root, stix
+
+
+def test_location_clients_as_mvt_reads_them(location_case: tuple[Path, Path]) -> None:
+    root, stix = location_case
+    index = IocIndex.load([stix])
+    out = check_backup(root, index, index.sources)
+    recs = out.ctx.records["locationd_clients"]
+    assert sorted(str(r.data["client"]) for r in recs) == sorted(
+        k.rstrip(":") for k, v in LOCATION_CLIENTS.items() if isinstance(v, dict))
+    hit = {str(r.data["client"]) for r in out.ctx.detected.get("locationd_clients", [])}
+    assert hit == LOCATION_HITS
+    assert {f.severity for f in out.report.all_findings()
+            if f.location.module == "locationd_clients"} == {Severity.HIGH}
+
+
+@pytest.mark.skipif(not MVT_IOS.exists(), reason="MVT's bench environment is not installed")
+def test_location_clients_against_mvt(location_case: tuple[Path, Path],
+                                      tmp_path: Path) -> None:
+    root, stix = location_case
+    alerts = _mvt_alerts(root, stix, "LocationdClients", tmp_path / "mvt")
+    assert {a["event"]["package"] for a in alerts} == LOCATION_HITS
+    assert {a["level"] for a in alerts} == {"HIGH"}
+
+
+def test_app_without_bundle_id_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """Store metadata with no softwareVersionBundleId (written by an enterprise or
+    re-signing tool, not the App Store) is medium, and its installer is then not judged
+    again, as MVT does; checked against MVT over the same backup when it is installed."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    info = plistlib.loads((root / "Info.plist").read_bytes())
+    meta = {"itemName": "Tool", "artistName": "Example Ltd", "bundleShortVersionString": "1.0",
+            "sourceApp": "com.example.enterprise.installer",
+            "com.apple.iTunesStore.downloadInfo": {"purchaseDate": "2023-05-30T10:00:00Z"}}
+    info["Applications"]["com.example.tool"] = {"iTunesMetadata": plistlib.dumps(
+        meta, fmt=plistlib.FMT_BINARY), "PlaceholderIcon": b"\x89PNG"}
+    (root / "Info.plist").write_bytes(plistlib.dumps(info))
+    out = check_backup(root, index, index.sources)
+    found = [(f.rule, f.severity, f.detail.get("app")) for f in out.report.all_findings()
+             if f.location.module == "applications"]
+    assert found == [("ios-app-no-bundle-id", Severity.MEDIUM, "com.example.tool")]
+    assert rulebook()["ios-app-no-bundle-id"].severity is Severity.MEDIUM
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt_alerts(root, stix, "Applications", tmp_path / "mvt")
+        assert [(a["level"], a["event"]["name"]) for a in alerts] == [
+            ("MEDIUM", "com.example.tool")]
+
+
+MANIFEST_PATHS = {
+    # WebKit's storage of a site, https_<host>_<port> (upper case as some apps write it)
+    ("AppDomain-com.example.browser", "Library/WebKit/WebsiteData/LocalStorage/"
+     "HTTPS_Evil-Site.com_0.localstorage"): True,
+    # a host after any underscore, not only WebKit's scheme_: MVT reads every part
+    ("AppDomain-com.example.browser", "Library/Caches/Downloads/invoice_evil-site.com/"
+     "statement.pdf"): True,
+    # the same name as a file name, with no underscore before it, is no site for MVT
+    ("HomeDomain", "Library/Cookies/evil-site.com.binarycookies"): False,
+    ("HomeDomain", "Documents/Notes_0.sqlite"): False,
+}
+
+
+def test_sites_in_backup_paths_as_mvt(tmp_path: Path) -> None:
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    for domain, rel in MANIFEST_PATHS:
+        _add_file(root, domain, rel, b"x")
+    stix = _stix(tmp_path / "site.stix2", ["[domain-name:value = 'evil-site.com']"])
+    index = IocIndex.load([stix])
+    out = check_backup(root, index, index.sources)
+    hits = {str(r.data["relative_path"]) for r in out.ctx.detected.get("manifest", [])}
+    want = {rel for (_, rel), hit in MANIFEST_PATHS.items() if hit}
+    assert hits == want
+    assert {f.severity for f in out.report.all_findings()
+            if f.location.module == "manifest"} == {Severity.HIGH}
+    if MVT_IOS.exists():
+        alerts = _mvt_alerts(root, stix, "Manifest", tmp_path / "mvt")
+        assert {a["event"]["relative_path"] for a in alerts} == want
+        assert {a["level"] for a in alerts} == {"HIGH"}
+
+
+SHUTDOWN_CLIENTS = {
+    "/usr/libexec/lockdownd": False,
+    # a spyware process name as the folder the program runs from
+    "/private/var/tmp/bundpwrd/helper": True,
+    "/usr/libexec/bundpwrd": True,
+}
+
+
+def test_shutdown_clients_every_path_part_as_mvt(tmp_path: Path) -> None:
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    lines = ["After 0.51s, these clients are still here:"]
+    lines += [f"\t\tremaining client pid: {300 + i} ({c})"
+              for i, c in enumerate(SHUTDOWN_CLIENTS)]
+    lines.append("SIGTERM: [1685600000]")
+    (root / "private/var/db/diagnostics/shutdown.log").write_text("\n".join(lines) + "\n")
+    (root / "private/var/db/diagnostics/shutdown.0.log").unlink(missing_ok=True)
+    stix = _stix(tmp_path / "proc.stix2", ["[process:name = 'bundpwrd']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in DUMP_MODULES if m.name == "shutdown_log"]
+    out = check_dump(root, index, index.sources, modules=mods)
+    hits = {str(r.data["client"]) for r in out.ctx.detected.get("shutdown_log", [])
+            if any(f.indicator for f in out.report.all_findings()
+                   if f.detail.get("client") == r.data["client"])}
+    want = {c for c, hit in SHUTDOWN_CLIENTS.items() if hit}
+    assert hits == want
+    if MVT_IOS.exists():
+        res = tmp_path / "mvt"
+        alerts = _mvt("check-fs", root, stix, res, "ShutdownLog")
+        assert {a["event"]["client"] for a in alerts} == want
+
+
+
+def test_mount_levels_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A read-write /system is high, nodiratime on a vendor partition medium (MVT
+    2026.x's levels); checked against MVT over the same androidqf capture. MVT's second,
+    medium alert for the option ``rw`` of a read-write mount is the documented difference
+    (one alert per read-write mount)."""
+    qf_dir = gen.write_tree(gen.androidqf_files(True, with_bugreport=False), tmp_path / "qf")
+    mods = [m for m in MODULES if m.name == "mounts"]
+    found = check_capture(qf_dir, index, modules=mods).report.all_findings()
+    got = {(f.severity.value.upper(), str(f.detail["mount_point"])) for f in found
+           if f.rule.startswith("android-") and "mount" in f.rule}
+    assert got == {("HIGH", "/system"), ("MEDIUM", "/vendor/firmware_mnt")}
+    assert rulebook()["android-suspicious-mount-options"].severity is Severity.MEDIUM
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        alerts = _mvt("check-androidqf", qf_dir, stix, res, "Mounts")
+        assert {(a["level"], a["event"]["mount_point"]) for a in alerts
+                if not a["message"].endswith(": rw")} == got
+
+
+OTHER_KEY = base64.b64encode(hashlib.sha512(b"another computer").digest() * 4).decode()
+HOST = f"{more.ADB_KEY} {more.ADB_USER}"
+
+
+def _adb_capture(tmp: Path, layout: str) -> Path:
+    """An androidqf capture whose bugreport's adb state trusts the capture's computer
+    (last connected three days before the capture), another computer, and a line that
+    is no key; the capture records its host key in acquisition.json, in
+    adb_host_key.pub (older androidqf), or not at all."""
+    files = gen.androidqf_files(False, with_bugreport=False)
+    meta = json.loads(files["acquisition.json"])
+    meta.pop("adb_host_public_key")
+    if layout == "json":
+        meta["adb_host_public_key"] = HOST + "\n"
+    elif layout == "pub":
+        files["adb_host_key.pub"] = (HOST + "\n").encode()
+    files["acquisition.json"] = json.dumps(meta).encode()
+    started = int(datetime(2024, 1, 15, 10, tzinfo=UTC).timestamp() * 1000)
+    br = gen.bugreport_files(False)
+    text = br[gen.DUMPSTATE].decode()
+    state = more.adb_state([HOST, f"{OTHER_KEY} other@desktop", "not-base64!! bad@host"],
+                           [(HOST, started - 3 * 86_400_000)])
+    br[gen.DUMPSTATE] = text.replace(more.adb_state([HOST], [(HOST, more.ADB_LAST_MS)]),
+                                     state).encode()
+    assert state in br[gen.DUMPSTATE].decode()
+    files["bugreport.zip"] = gen.zip_files(br)
+    return gen.write_tree(files, tmp / layout)
+
+
+ADB_WANT = {
+    "json": {("INFORMATIONAL", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+    "pub": {("INFORMATIONAL", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+    "none": {("LOW", more.ADB_USER), ("LOW", "other@desktop"), ("LOW", "bad@host")},
+}
+
+
+@pytest.mark.parametrize("layout", list(ADB_WANT))
+def test_trusted_adb_hosts_as_mvt(tmp_path: Path, index: IocIndex, layout: str) -> None:
+    qf_dir = _adb_capture(tmp_path, layout)
+    mods = [m for m in MODULES if m.name == "dumpsys_adb"]
+    found = check_capture(qf_dir, index, modules=mods).report.all_findings()
+    level = {Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL"}
+    assert {(level[f.severity], str(f.detail["user"])) for f in found} == ADB_WANT[layout]
+    for rule in ("android-adb-key-invalid", "android-adb-key-unverified",
+                 "android-adb-key-other-host", "android-adb-key-old-connection"):
+        assert rule in rulebook()
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        # (MVT's -m does not reach the bugreport modules it runs inside androidqf)
+        alerts = _mvt("check-androidqf", qf_dir, stix, res)
+        assert {(a["level"], a["event"]["user"]) for a in alerts
+                if a["module"] == "dumpsys_adb_state"} == ADB_WANT[layout]
+
+
+def test_bare_bugreport_has_no_capture_computer(tmp_path: Path, index: IocIndex) -> None:
+    """A bugreport alone names no computer that made it: its trusted keys are records
+    only (MVT checks them only inside an androidqf capture)."""
+    path = tmp_path / "br.zip"
+    path.write_bytes(gen.bugreport_zip(False))
+    mods = [m for m in MODULES if m.name == "dumpsys_adb"]
+    out = check_capture(path, index, modules=mods)
+    assert [r.data["user"] for r in out.ctx.records["dumpsys_adb"]] == [more.ADB_USER]
+    assert out.report.all_findings() == []
+
+
+READER = "com.example.reader/com.example.reader.ReaderService"
+TALKBACK = "com.google.android.marvin.talkback/com.google.android.accessibility.talkback." \
+           "TalkBackService"
+A11Y_HEAD = ("ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\nUser state[\n"
+             "  attributes:{id=0, touchExplorationEnabled=false, serviceHandlesDoubleTap=false}\n"
+             "  installed services: {\n")
+A11Y = {
+    # an older build's dump: installed services only, nothing said of which are on
+    "not-stated": A11Y_HEAD + f"    0 : {READER}\n  }}\n]\n",
+    # bound (running) though not on the Enabled line; TalkBack installed, off
+    "bound": A11Y_HEAD + f"    0 : {READER}\n    1 : {TALKBACK}\n  }}\n"
+             f"  Bound services:{{{{{READER}}}}}\n  Enabled services:{{}}\n"
+             "  Binding services:{}\n]\n",
+}
+
+
+@pytest.mark.parametrize("layout", list(A11Y))
+def test_accessibility_not_stated_or_bound_as_mvt(tmp_path: Path, index: IocIndex,
+                                                  layout: str) -> None:
+    """Medium, as MVT, for a service that is bound, or whose enabled state the dump does
+    not print (not stated is not off); an installed service that is off stays a record
+    (the documented difference: MVT raises it low)."""
+    files = gen.bugreport_files(False)
+    head, sep, rest = files[gen.DUMPSTATE].decode().partition(
+        "DUMP OF SERVICE accessibility:\n")
+    files[gen.DUMPSTATE] = (head + sep + A11Y[layout] + rest[rest.index("---------"):]).encode()
+    path = tmp_path / "bugreport.zip"
+    path.write_bytes(gen.zip_files(files))
+    mods = [m for m in MODULES if m.name == "dumpsys_accessibility"]
+    found = check_capture(path, index, modules=mods).report.all_findings()
+    assert [(f.rule, f.severity, f.detail["service"]) for f in found] == [
+        ("android-accessibility-enabled", Severity.MEDIUM, READER)]
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        res = tmp_path / "mvt"
+        alerts = _mvt("check-bugreport", path, stix, res, "DumpsysAccessibility")
+        assert {(a["level"], a["event"]["component"]) for a in alerts
+                if a["level"] != "LOW"} == {("MEDIUM", READER)}
+
+
+def test_rejected_favicon_icon_url_as_mvt(tmp_path: Path) -> None:
+    """A Favicons.db whose rejected_resources has an icon_url column (MVT reads it): the
+    icon's address is matched too, not only the page's."""
+    root = write_dump(tmp_path / "d", DumpSpec(planted=False, prefix=""))
+    (db,) = root.glob("private/var/mobile/Containers/Data/Application/*/Library/"
+                      "Image Cache/Favicons/Favicons.db")
+    db.unlink()
+    with sqlite3.connect(db) as c:
+        c.executescript(
+            "CREATE TABLE page_url (uuid TEXT NOT NULL, url TEXT NOT NULL UNIQUE);"
+            "CREATE TABLE icon_info (uuid TEXT NOT NULL UNIQUE, url TEXT NOT NULL, "
+            "timestamp REAL, width REAL, height REAL, has_generated_representations INTEGER);"
+            "CREATE TABLE rejected_resources (id INTEGER PRIMARY KEY AUTOINCREMENT, page_url "
+            "TEXT NOT NULL, icon_url TEXT, timestamp REAL);")
+        c.execute("INSERT INTO page_url VALUES ('U1', 'https://news.example.org/')")
+        c.execute("INSERT INTO icon_info VALUES ('U1', 'https://news.example.org/f.ico', ?, "
+                  "32, 32, 0)", (apple(T0),))
+        c.execute("INSERT INTO rejected_resources (page_url, icon_url, timestamp) VALUES "
+                  "('https://shop.example.net/', 'https://cdn.evil-icons.com/x.ico', ?)",
+                  (apple(T0 + 60),))
+    c.close()
+    stix = _stix(tmp_path / "icon.stix2", ["[domain-name:value = 'evil-icons.com']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in DUMP_MODULES if m.name == "safari_favicon"]
+    out = check_dump(root, index, index.sources, modules=mods)
+    hits = [str(r.data["icon_url"]) for r in out.ctx.detected.get("safari_favicon", [])]
+    assert hits == ["https://cdn.evil-icons.com/x.ico"]
+    if MVT_IOS.exists():
+        res = tmp_path / "mvt"
+        alerts = _mvt("check-fs", root, stix, res, "SafariFavicon")
+        assert [a["event"]["icon_url"] for a in alerts] == hits
