@@ -83,3 +83,28 @@ def test_an_unreadable_capture_is_held_never_allowed(db_url: str, tmp_path: Path
          "capture": "fifo.pcap"})])[0]
     assert outcome.verdict == "hold"
     assert outcome.reasons[0]["rule"] == "attachment-incomplete"
+
+
+def test_a_batch_sent_again_gets_the_stored_outcomes_as_duplicates(db_url: str) -> None:
+    """The duplicate check of a batch (many ids at once) reads back each stored event's
+    verdict, reasons and party: the same as the gate gave the first time."""
+    from spywall.platform.registry import load_json
+    from spywall.platform.registry_store import import_registry
+    from spywall.platform.world import VENDOR_SERVER, registry
+
+    engine = db.make_engine(db_url)
+    with engine.begin() as conn:
+        import_registry(conn, load_json(json.dumps(registry("ab" * 32)).encode()), "t", "t")
+    denied, clean = _events("missing.pcap")[0], _events("missing.pcap")[3]
+    denied = {**denied, "ip": VENDOR_SERVER}
+    batch = [from_mapping(e) for e in (denied, clean)] + [
+        from_mapping({**clean, "id": f"o-{i}", "call": f"c-{i}"}) for i in range(1000)]
+    first = Intake(engine).submit(batch)
+    again = Intake(engine).submit(batch)
+    assert first[0].verdict == "deny"
+    assert first[0].reasons
+    assert first[0].party
+    assert not any(o.duplicate for o in first)
+    assert all(o.duplicate for o in again)
+    assert [(o.id, o.verdict, o.reasons, o.party) for o in again] == \
+        [(o.id, o.verdict, o.reasons, o.party) for o in first]

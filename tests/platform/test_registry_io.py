@@ -74,6 +74,59 @@ def test_migrated_schema_is_the_declared_one(db_url: str) -> None:
     assert db.init_schema(engine) == db.init_schema(engine)   # upgrading twice is a no-op
 
 
+def _index_definition(conn: sa.Connection, name: str) -> str:
+    """An index's definition as the database's own catalogue gives it."""
+    if conn.dialect.name == "postgresql":
+        return str(conn.execute(sa.text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
+                                {"n": name}).scalar_one())
+    return str(conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE name = :n"),
+                            {"n": name}).scalar_one())
+
+
+def _uses_index(conn: sa.Connection, query: sa.Select[tuple[str]], name: str) -> bool:
+    """Whether the database plans ``query`` through index ``name`` (on PostgreSQL with
+    sequential scans priced out, as a test table is too small to need an index)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = postgresql.dialect() if conn.dialect.name == "postgresql" else sqlite.dialect()
+    sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        plan = " ".join(str(r[0]) for r in conn.exec_driver_sql("EXPLAIN " + sql))
+    else:
+        plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
+    return name in plan
+
+
+def test_migration_0004_makes_the_malicious_index_partial_and_back(db_url: str) -> None:
+    from alembic import command
+
+    engine = db.make_engine(db_url)
+    cfg = db.migrations_config(engine)
+    command.downgrade(cfg, "0003")
+    clean = {"ref": "c1", "kind": "call", "event": "e1", "sender": "a", "targets": ["b"],
+             "ts_us": 1, "answered": False, "blocked": False, "malicious": False,
+             "payloads": [], "detectors": [], "infrastructure": [], "evidence": ["e1"]}
+    with engine.begin() as conn:
+        assert "WHERE" not in _index_definition(conn, "ix_deliveries_malicious").upper()
+        conn.execute(db.deliveries.insert(), [clean, {**clean, "ref": "m1", "kind": "message",
+                                                      "event": "e2", "malicious": True}])
+    command.upgrade(cfg, "head")
+    malicious = sa.select(db.deliveries.c.ref).where(db.MALICIOUS_ONLY)
+    with engine.begin() as conn:
+        definition = _index_definition(conn, "ix_deliveries_malicious")
+        assert "WHERE" in definition.upper()
+        assert "malicious" in definition.upper().split("WHERE", 1)[1].lower()
+        assert conn.execute(malicious).scalars().all() == ["m1"]
+        assert _uses_index(conn, malicious, "ix_deliveries_malicious")
+    command.downgrade(cfg, "0003")
+    with engine.begin() as conn:
+        assert "WHERE" not in _index_definition(conn, "ix_deliveries_malicious").upper()
+        assert sorted(conn.execute(sa.select(db.deliveries.c.ref)).scalars()) == ["c1", "m1"]
+    command.upgrade(cfg, "head")
+    engine.dispose()
+
+
 def test_import_merges_and_records_who_and_why(db_url: str, tmp_path: Path) -> None:
     engine = db.make_engine(db_url)
     registry = load_json(json.dumps(REGISTRY).encode())

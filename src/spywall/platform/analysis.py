@@ -113,7 +113,7 @@ def malicious_deliveries(conn: sa.Connection) -> list[Delivery]:
                      targets=list(r.targets), ts_us=r.ts_us, ip=r.ip,
                      detectors=list(r.detectors), infrastructure=list(r.infrastructure),
                      evidence=list(r.evidence))
-            for r in conn.execute(sa.select(d).where(d.c.malicious.is_(True))
+            for r in conn.execute(sa.select(d).where(db.MALICIOUS_ONLY)
                                   .order_by(d.c.ts_us, d.c.ref))]
 
 

@@ -157,15 +157,17 @@ class Gate:
                                 "party": state.proposed[actor]})
 
     def _party(self, decision: Decision, actor: str | None) -> str | None:
-        listed = [h.party for h in decision.hits if h.derived_from is None]
-        if listed:
-            return listed[0]
+        """The party of the first registry hit, else the party that denied or banned the
+        actor, else that of the first derived hit (most events: none at all)."""
+        hits = decision.hits
+        for h in hits:
+            if h.derived_from is None:
+                return h.party
         if actor is not None:
-            for table in (self.state.denied, self.state.banned):
-                if table.get(actor):
-                    return table[actor]
-        derived = [h.party for h in decision.hits]
-        return derived[0] if derived else None
+            party = self.state.denied.get(actor) or self.state.banned.get(actor)
+            if party:
+                return party
+        return hits[0].party if hits else None
 
     # -- payloads ------------------------------------------------------------------------
     def _resolve(self, text: str) -> Path:

@@ -329,9 +329,9 @@ def stored_events(conn: sa.Connection, ids: list[str]) -> dict[str, tuple[str, A
         r = _STORED_ONE.first(conn, {"id": ids[0]})
         return {} if r is None else {r.id: (r.verdict, r.reasons, r.party)}
     e = db.events
-    for r in db.select_among(conn, [e.c.id, e.c.verdict, e.c.reasons, e.c.party], e.c.id,
-                             ids):
-        out[r.id] = (r.verdict, r.reasons, r.party)
+    for ident, verdict, reasons, party in db.select_among(
+            conn, [e.c.id, e.c.verdict, e.c.reasons, e.c.party], e.c.id, ids):
+        out[ident] = (verdict, reasons, party)
     return out
 
 

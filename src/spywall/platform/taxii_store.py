@@ -159,7 +159,7 @@ def publish_registry(conn: sa.Connection) -> dict[str, Any]:
         senders = c["actors"]
         rows = conn.execute(sa.select(p.c.sha256).join(d, d.c.ref == p.c.ref).join(
             db.payloads, db.payloads.c.sha256 == p.c.sha256).where(
-            d.c.malicious.is_(True), d.c.sender.in_(senders[:900]),
+            db.MALICIOUS_ONLY, d.c.sender.in_(senders[:900]),
             db.payloads.c.malicious.is_(True))).scalars()
         malicious[c["id"]] = sorted(set(rows))
     return add_objects(conn, "registry",
