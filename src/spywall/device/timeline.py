@@ -177,7 +177,16 @@ def json_array(items: Sequence[object]) -> bytes:
     except REFUSED:
         body = ",\n".join(map(enc, items))
         return f"[\n{body}\n]\n".encode()
-    return b"[\n" + lines[:-1].replace(b"\n", b",\n") + b"\n]\n"
+    return comma_lines(b"[\n", lines, b"\n]\n")
+
+
+def comma_lines(first: bytes, lines: bytes, last: bytes) -> bytes:
+    """``first``, the lines of ``lines`` (each ending with a line break, as
+    ``encode_lines`` writes them) joined by ``,\n``, then ``last``: copied once after the
+    replace (a slice and each ``+`` copied the whole text again: megabytes for a large
+    module)."""
+    with memoryview(lines.replace(b"\n", b",\n")) as body:
+        return b"".join((first, body[:-2], last))
 
 
 def join_arrays(a: bytes, b: bytes) -> bytes:
@@ -186,7 +195,8 @@ def join_arrays(a: bytes, b: bytes) -> bytes:
         return b
     if b == EMPTY:
         return a
-    return a[:-3] + b",\n" + b[2:]
+    with memoryview(a) as head, memoryview(b) as tail:  # (one copy of each)
+        return b"".join((head[:-3], b",\n", tail[2:]))
 
 
 _SEP, _EOL = "\x01", "\x00"
@@ -555,7 +565,7 @@ def _batch(b: Batch, first: bytes, last: bytes) -> Chunk:
     lines = _rows(b.module, b.events, times, tblob, blob)
     if lines is None:
         return _records(b.records(), first, last)
-    return first + items[:-1].replace(b"\n", b",\n") + last, lines
+    return comma_lines(first, items, last), lines
 
 
 def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | None],
