@@ -448,9 +448,10 @@ def _macb(m: str | None, a: str | None, c: str | None) -> list[tuple[str, bytes]
 
 def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
     """The timeline rows of a ``MACB`` module's records (``descs``: each record's
-    description, escaped), each record's by time. A row of the same time, letters and event as
-    an earlier one (a file listed twice) is written once, as MVT drops a module's
-    repeated rows (its Description is the path: the first entry's fields are kept)."""
+    description, escaped), in record order, each record's by time. A row of the same
+    time, letters and event as an earlier one (a file listed twice) is written once, as
+    MVT drops a module's repeated rows (its Description is the path: the first entry's
+    fields are kept)."""
     datas = [r.data for r in recs]
     m, a, c = ([d.get(name) for d in datas] for name in MACB[recs[0].module])
     events = [r.event for r in recs]
