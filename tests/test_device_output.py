@@ -112,8 +112,9 @@ def test_timeline_rows_are_the_module_files_records(result: tuple[Path, Path]) -
 
 
 def test_a_file_that_cannot_be_written_fails_the_folder(tmp_path: Path) -> None:
-    """The files are written by a second thread: an error there (a folder where a file
-    goes) is raised to the caller, not lost, and the files after it are left alone."""
+    """The files are written by two threads: an error in either (a folder where a file
+    goes) is raised to the caller, not lost, and the files about the run (info.json,
+    which lists what the run wrote) are not written."""
     from spywall.commands.common import new_report
     from spywall.device.output import write_mvt_outputs
 

@@ -16,7 +16,7 @@ import pytest
 
 from spywall.cli import main
 from spywall.device.base import Record
-from spywall.device.timeline import module_part
+from spywall.device.timeline import Lines, module_part
 from spywall.samples import android as gen
 from spywall.samples.ios import BackupSpec, file_id, write_backup
 
@@ -126,7 +126,7 @@ def test_records_with_lone_surrogates_render() -> None:
     assert [(i["timestamp"], i["event"], i["text"]) for i in items] == [
         ("2023-06-01\ud800", "message \udc80", "a\ud800b"),
         ("2023-06-01 00:00:00.000000", "message", "plain")]
-    rows = list(csv.reader(b"".join(part.lines.rows).decode("utf-8").splitlines(),
+    rows = list(csv.reader(b"".join(Lines.merged([part.lines])).decode("utf-8").splitlines(),
                            escapechar="\\"))
     assert [(r[0], r[2], json.loads(r[3])) for r in rows] == [
         ("2023-06-01 00:00:00.000000", "message", {"text": "plain"}),

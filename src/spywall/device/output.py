@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import io
 import json
-import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from types import TracebackType
 
 from spywall.device import folder
 from spywall.device.timeline import (
@@ -82,39 +81,42 @@ def _timeline(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
     return csv_text([header, *ordered]).encode()
 
 
-class _Writer:
-    """Files written by a second thread, in the order given, while this one renders the
-    rest of the folder: a write releases the interpreter, so the large module files and
-    the timeline go to the disk while the alerts and the timeline's order are worked
-    out (about 14 MB in 60 files for a large backup). The first error is raised by
-    ``__exit__``; the files after it are not written."""
+# Written last, in this order, once the other files are: ``info.json`` lists the files of
+# the run (by which the next run removes the stale ones).
+_ABOUT = ("info.json", "report.json", "command.log")
 
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Path, bytes] | None] = queue.SimpleQueue()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="spywall-output", daemon=True)
 
-    def __enter__(self) -> _Writer:
-        self._thread.start()
-        return self
+def _write_files(files: Sequence[tuple[Path, bytes]]) -> None:
+    """Write ``files`` with this thread and a second one, each taking the largest file
+    left (about 14 MB in 60 files for a large backup; the kernel's copy is most of the
+    time, and a write releases the interpreter). The folder is rendered first: a thread
+    writing while the other rendered got the interpreter back only at the switch
+    interval (5 ms) after each of the six system calls of a file's write, so it wrote
+    little before the rendering ended. The first error is raised; the files not taken
+    by then are not written."""
+    latest = dict(files)  # (a name given twice: its last text, as written in turn)
+    left = deque(sorted(latest.items(), key=lambda f: -len(f[1])))
+    errors: list[BaseException] = []
 
-    def put(self, path: Path, data: bytes) -> None:
-        self._jobs.put((path, data))
+    def write() -> None:
+        while left and not errors:
+            try:
+                path, data = left.popleft()
+            except IndexError:  # (the other thread took the last one)
+                return
+            try:
+                path.write_bytes(data)
+            except BaseException as exc:  # (raised in the caller's thread)
+                errors.append(exc)
 
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            if self._error is None:
-                try:
-                    job[0].write_bytes(job[1])
-                except BaseException as exc:  # (raised in the caller's thread)
-                    self._error = exc
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self._jobs.put(None)
-        self._thread.join()
-        if self._error is not None and exc is None:
-            raise self._error
+    helper = threading.Thread(target=write, name="spywall-output", daemon=True)
+    helper.start()
+    try:
+        write()
+    finally:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str | Path,
@@ -128,21 +130,28 @@ def write_mvt_outputs(report: Report, parts: Sequence[ModulePart], out_dir: str 
     for part in parts:
         prev = merged.get(part.module)
         merged[part.module] = part if prev is None else merge_parts(prev, part)
-    with _Writer() as writer:
-        return _write(report, merged, out, before, inputs, writer)
+    files: list[tuple[Path, bytes]] = []
+    written = _render(report, merged, out, before, inputs, files)
+    _write_files([f for f in files if f[0].name not in _ABOUT])
+    for path, data in files:  # the files about the run, once the others are written
+        if path.name in _ABOUT:
+            path.write_bytes(data)
+    return written
 
 
-def _write(report: Report, merged: Mapping[str, ModulePart], out: Path,
-           before: Sequence[str], inputs: Mapping[str, str] | None,
-           writer: _Writer) -> list[Path]:
+def _render(report: Report, merged: Mapping[str, ModulePart], out: Path,
+            before: Sequence[str], inputs: Mapping[str, str] | None,
+            files: list[tuple[Path, bytes]]) -> list[Path]:
+    """The folder's files (added to ``files``, written by the caller); the stale files
+    of a previous run are removed."""
     events = {k: v for part in merged.values() for k, v in part.events.items()}
     written: list[Path] = []
 
     def emit_bytes(name: str, data: bytes) -> None:
-        writer.put(out / name, data)
+        files.append((out / name, data))
         written.append(out / name)
 
-    for module, part in merged.items():  # (the largest files: to the disk first)
+    for module, part in merged.items():
         emit_bytes(f"{slug(module)}.json", part.records)
     alerts = [_alert(f, events.get(key(f.location.module, f.location.timestamp,
                                         f.location.record)))
@@ -165,7 +174,7 @@ def _write(report: Report, merged: Mapping[str, ModulePart], out: Path,
     for name, found in by_module.items():  # (``name`` is a slug already: slugging it
         emit_bytes(f"{name}_detected.json", _dumped(found))  # again would turn MVT's
         # ``settings`` into ``aqf_settings``, the androidqf twin's)
-    names = [p.name for p in written] + ["info.json", "report.json", "command.log"]
+    names = [p.name for p in written] + list(_ABOUT)
     removed = folder.remove_stale(out, before, names)
 
     target = report.subjects[0].path if report.subjects else None

@@ -177,7 +177,16 @@ def json_array(items: Sequence[object]) -> bytes:
     except REFUSED:
         body = ",\n".join(map(enc, items))
         return f"[\n{body}\n]\n".encode()
-    return b"[\n" + lines[:-1].replace(b"\n", b",\n") + b"\n]\n"
+    return comma_lines(b"[\n", lines, b"\n]\n")
+
+
+def comma_lines(first: bytes, lines: bytes, last: bytes) -> bytes:
+    """``first``, the lines of ``lines`` (each ending with a line break, as
+    ``encode_lines`` writes them) joined by ``,\n``, then ``last``: copied once after the
+    replace (a slice and each ``+`` copied the whole text again: megabytes for a large
+    module)."""
+    with memoryview(lines.replace(b"\n", b",\n")) as body:
+        return b"".join((first, body[:-2], last))
 
 
 def join_arrays(a: bytes, b: bytes) -> bytes:
@@ -186,7 +195,8 @@ def join_arrays(a: bytes, b: bytes) -> bytes:
         return b
     if b == EMPTY:
         return a
-    return a[:-3] + b",\n" + b[2:]
+    with memoryview(a) as head, memoryview(b) as tail:  # (one copy of each)
+        return b"".join((head[:-3], b",\n", tail[2:]))
 
 
 _SEP, _EOL = "\x01", "\x00"
@@ -238,8 +248,10 @@ _ITEM = b'{"timestamp":'
 
 
 class Lines:
-    """Timeline rows in time order: ``rows[i]`` is a row's CSV line (UTF-8) and
-    ``stamps[i]`` its time (MVT's form), by which the rows of all modules are merged.
+    """Timeline rows in the order of their records: ``rows[i]`` is a row's CSV line
+    (UTF-8) and ``stamps[i]`` its time (MVT's form), by which the rows of all modules are
+    put in time order when the folder is written (``merged``: one stable sort, so a
+    module's rows need not be sorted where it ran).
 
     A worker sends them pickled as two texts, a time a line and the rows joined by NUL
     (pickled as 40,000 objects they cost a worker 10 ms, measured); where a time holds a
@@ -272,7 +284,8 @@ class Lines:
     @staticmethod
     def merged(parts: Iterable[Lines]) -> Iterator[bytes]:
         """The rows of all ``parts``, in time order; equal times keep the order of the
-        parts, then of their rows (one stable sort: each part is in order already)."""
+        parts, then of their rows (one stable sort over them all: sorting each part
+        first, where it was rendered, gave the same order and cost a second sort)."""
         stamps: list[str] = []
         rows: list[bytes] = []
         for p in parts:
@@ -286,14 +299,6 @@ def _split_lines(stamps: str, rows: bytes) -> Lines:
     return Lines(stamps.split("\n"), rows.split(b"\0"))
 
 
-def _in_order(stamps: list[str], rows: list[bytes]) -> Lines:
-    """``Lines`` of rows sorted by their times (stable)."""
-    order = sorted(range(len(stamps)), key=stamps.__getitem__)
-    if order != list(range(len(stamps))):
-        stamps, rows = list(map(stamps.__getitem__, order)), list(map(rows.__getitem__, order))
-    return Lines(stamps, rows)
-
-
 NO_LINES = Lines([], [])
 
 
@@ -303,7 +308,7 @@ class ModulePart(NamedTuple):
 
     ``records`` / ``detected`` are the texts of ``<module>.json`` / ``_detected.json``
     (``json_array``); ``lines`` / ``detected_lines`` the timeline rows of its timed
-    records (``Lines``), sorted by time; ``events`` the event of each
+    records (``Lines``, in record order); ``events`` the event of each
     detected record by (module, time, event), which an alert about it quotes."""
 
     module: str
@@ -443,9 +448,10 @@ def _macb(m: str | None, a: str | None, c: str | None) -> list[tuple[str, bytes]
 
 def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
     """The timeline rows of a ``MACB`` module's records (``descs``: each record's
-    description, escaped), sorted by time. A row of the same time, letters and event as
-    an earlier one (a file listed twice) is written once, as MVT drops a module's
-    repeated rows (its Description is the path: the first entry's fields are kept)."""
+    description, escaped), in record order, each record's by time. A row of the same
+    time, letters and event as an earlier one (a file listed twice) is written once, as
+    MVT drops a module's repeated rows (its Description is the path: the first entry's
+    fields are kept)."""
     datas = [r.data for r in recs]
     m, a, c = ([d.get(name) for d in datas] for name in MACB[recs[0].module])
     events = [r.event for r in recs]
@@ -467,7 +473,7 @@ def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
     head = f'","{csv_field(plugin(recs[0].module))}","'.encode()
     rows = list(map(b"".join, zip(repeat(_OPEN), map(str.encode, stamps), repeat(head),
                                   letters, repeat(b'","'), texts, repeat(_CLOSE))))
-    return _in_order(stamps, rows)
+    return Lines(stamps, rows)
 
 
 Chunk = tuple[bytes, Lines]
@@ -475,8 +481,8 @@ Chunk = tuple[bytes, Lines]
 
 def render(recs: Sequence[Record]) -> tuple[bytes, Lines]:
     """The records' ``<module>.json`` text (``json_array`` of their ``event_dict``s) and
-    their timeline rows (the timed ones, sorted by time; equal times keep their order;
-    a ``MACB`` module's at the times of its fields)."""
+    their timeline rows (the timed ones, in their order; a ``MACB`` module's at the
+    times of its fields)."""
     if not recs:
         return EMPTY, NO_LINES
     return _records(recs, b"[\n", b"\n]\n")
@@ -560,7 +566,7 @@ def _batch(b: Batch, first: bytes, last: bytes) -> Chunk:
     lines = _rows(b.module, b.events, times, tblob, blob)
     if lines is None:
         return _records(b.records(), first, last)
-    return first + items[:-1].replace(b"\n", b",\n") + last, lines
+    return comma_lines(first, items, last), lines
 
 
 def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | None],
@@ -589,7 +595,7 @@ def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | No
     pieces += [_by_pair(heads, mods, events), descs, repeat(_CLOSE, n)]
     if len(timed) < n:
         pieces = [compress(p, times) for p in pieces]
-    return _in_order(timed, list(map(b"".join, zip(*pieces, strict=True))))
+    return Lines(timed, list(map(b"".join, zip(*pieces, strict=True))))
 
 
 def _render_each(recs: Sequence[Record], times: Sequence[str | None], first: bytes,
@@ -616,7 +622,7 @@ def _render_each(recs: Sequence[Record], times: Sequence[str | None], first: byt
                                   csv_heads[r.module, r.event], descs[-1], _CLOSE)))
     if macb:
         return first + b",\n".join(items) + last, _macb_lines(recs, descs)
-    return first + b",\n".join(items) + last, _in_order(stamps, rows)
+    return first + b",\n".join(items) + last, Lines(stamps, rows)
 
 
 def _chunks(recs: Sequence[Record], batches: Sequence[tuple[int, Batch]],
@@ -650,7 +656,7 @@ def _render_all(recs: Sequence[Record], batches: Sequence[tuple[int, Batch]] = (
         texts.append(text)
         lines.append(ls)
     return (texts[0] if len(texts) == 1 else b"".join(texts),
-            lines[0] if len(lines) == 1 else _in_order(
+            lines[0] if len(lines) == 1 else Lines(
                 [s for ls in lines for s in ls.stamps], [r for ls in lines for r in ls.rows]))
 
 
