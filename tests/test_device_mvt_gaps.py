@@ -590,3 +590,54 @@ def test_rejected_favicon_icon_url_as_mvt(tmp_path: Path) -> None:
         res = tmp_path / "mvt"
         alerts = _mvt("check-fs", root, stix, res, "SafariFavicon")
         assert [a["event"]["icon_url"] for a in alerts] == hits
+
+
+# MVT marks a detected indicator CRITICAL, except in the modules that match a name or a
+# path alone (manifest, filesystem, locationd, sms_attachments): HIGH.
+HIGH_MATCH_MODULES = {"manifest", "filesystem", "locationd_clients", "sms_attachments"}
+PEGASUS_STIX = Path("/work/shared/iocs/amnesty_pegasus.stix2")
+
+
+def _indicator_levels(found: list[Finding]) -> dict[str, set[str]]:
+    levels: dict[str, set[str]] = {}
+    for f in found:
+        if f.indicator is not None:
+            levels.setdefault(str(f.location.module), set()).add(f.severity.value.upper())
+    return levels
+
+
+def test_indicator_matches_are_critical_but_names_and_paths_high(tmp_path: Path) -> None:
+    """Every module's indicator match is critical (it exits 1, SARIF says error), except
+    the four modules that match a bare name or path, high as MVT marks them."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    for rel in ("Library/Caches/locationd/clients.plist",):
+        _stored(root, "RootDomain", rel).write_bytes(plistlib.dumps(
+            {"com.apple.locationd.bundle-/private/var/tmp/roleaboutd":
+             {"BundlePath": "/private/var/tmp/roleaboutd"}}, fmt=plistlib.FMT_BINARY))
+    index = IocIndex.load()
+    out = check_backup(root, index, index.sources)
+    levels = _indicator_levels(out.report.all_findings())
+    assert {"manifest", "locationd_clients", "sms", "whatsapp", "calls"} <= set(levels)
+    for module, got in levels.items():
+        assert got == ({"HIGH"} if module in HIGH_MATCH_MODULES else {"CRITICAL"}), module
+    assert exit_status(out.report.finalize()) == 1
+    dump = write_dump(tmp_path / "d", DumpSpec(prefix=""))
+    fs = check_dump(dump, index, index.sources,
+                    modules=[m for m in DUMP_MODULES if m.name == "filesystem"])
+    assert _indicator_levels(fs.report.all_findings()) == {"filesystem": {"HIGH"}}
+
+
+@pytest.mark.skipif(not (MVT_IOS.exists() and PEGASUS_STIX.exists()),
+                    reason="MVT's bench environment is not installed")
+def test_indicator_levels_against_mvt(tmp_path: Path) -> None:
+    """The oracle: for every module in which MVT matched an indicator over the generated
+    backup, spywall's indicator findings of that module are at MVT's levels."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    mvt: dict[str, set[str]] = {}
+    for a in _mvt("check-backup", root, PEGASUS_STIX, tmp_path / "mvt"):
+        if a.get("matched_indicator"):
+            mvt.setdefault(a["module"], set()).add(a["level"])
+    index = IocIndex.load([PEGASUS_STIX])
+    ours = _indicator_levels(check_backup(root, index, index.sources).report.all_findings())
+    assert {"manifest", "sms"} <= set(mvt)
+    assert {m: ours.get(m) for m in mvt} == mvt

@@ -252,7 +252,11 @@ def _indicator_rules() -> list[RuleInfo]:
                      severity=None, source="indicators",
                      description=f"A {what} seen in the evidence equals a value published as "
                                  "an indicator of a spyware campaign (the finding names the "
-                                 "campaign and the indicator file).")
+                                 "campaign and the indicator file). Critical, as MVT "
+                                 "marks a detected indicator; high where a phone check "
+                                 "matches a bare file name or path (its manifest, "
+                                 "filesystem, locationd_clients and sms_attachments "
+                                 "modules, high in MVT too).")
             for rule, what in dict(kinds).items()]
 
 

@@ -197,9 +197,11 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
                          "sms_attachment", {"rowid": rowid, "filename": filename,
                                             "transfer_name": str(tname or ""),
                                             "phone_number": sender, "chat": str(chat or "")})
+        # (high, as MVT's sms_attachments module marks its matches)
         ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
-                  what="iMessage attachment name")
-        ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path")
+                  what="iMessage attachment name", severity=Severity.HIGH)
+        ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path",
+                  severity=Severity.HIGH)
         if filename.startswith(TMP_ATTACHMENT[0]) and filename.endswith(TMP_ATTACHMENT[1]):
             ctx.heuristic(
                 "ios-sms-attachment-in-tmp", "iMessage attachment stored in /var/tmp",

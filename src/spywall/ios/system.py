@@ -246,15 +246,19 @@ def _locationd(ctx: Ctx, entry: Entry, path: str) -> Result:
         rec = ctx.record("locationd_clients", when, "location_client", {"client": package})
         name = package.removeprefix("com.apple.locationd.bundle-")
         bundle = info.get("BundleId")
-        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client")
+        # (high, as MVT's locationd module marks its matches)
+        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client",
+                  severity=Severity.HIGH)
         procs = [package.rpartition("/")[2], bundle if isinstance(bundle, str) else ""]
         for field in ("BundlePath", "Executable", "Registered"):
             v = info.get(field)
             if isinstance(v, str) and v:
-                ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}")
+                ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}",
+                          severity=Severity.HIGH)
                 procs.append(posixpath.basename(v))
         for proc in dict.fromkeys(procs):  # each name once: a hit is one finding
-            ctx.check("process", proc, rec=rec, path=path, what="location client")
+            ctx.check("process", proc, rec=rec, path=path, what="location client",
+                      severity=Severity.HIGH)
     return ok(n)
 
 
