@@ -8,6 +8,7 @@ characters (high), a configuration profile whose first payload manages notificat
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import plistlib
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from spywall.android.check import MODULES, check_capture
-from spywall.cli import exit_status
+from spywall.cli import exit_status, main
 from spywall.iocs import IocIndex
 from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
 from spywall.report import Finding, Severity
@@ -641,3 +642,46 @@ def test_indicator_levels_against_mvt(tmp_path: Path) -> None:
     ours = _indicator_levels(check_backup(root, index, index.sources).report.all_findings())
     assert {"manifest", "sms"} <= set(mvt)
     assert {m: ours.get(m) for m in mvt} == mvt
+
+
+def _sms_rows(out: Path, plugin: str = "SMS") -> list[list[str]]:
+    with (out / "timeline.csv").open(encoding="utf-8", newline="") as fh:
+        return [r for r in csv.reader(fh) if r[1] == plugin]
+
+
+def test_sms_read_rows_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A message read has a second timeline row, ``sms_read``, at its read time with the
+    message's description, as MVT's SMS module writes it; the rows stand in time order
+    among the others. Some messages are read at the time the next one arrived (rows of
+    equal times: MVT orders those by no rule, so a time's rows are compared as a set)."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False, messages=12))
+    with sqlite3.connect(_stored(root, "HomeDomain", "Library/SMS/sms.db")) as c:
+        c.execute("UPDATE message SET date_read = date + 60000000000 WHERE ROWID % 3 = 0")
+        c.execute("UPDATE message SET date_read = date + 30000000000 WHERE ROWID % 3 = 1")
+        read = dict(c.execute("SELECT ROWID, date_read FROM message WHERE date_read != 0"))
+    c.close()
+    out = tmp_path / "out"
+    assert main(["check-ios", str(root), "-m", "sms", "-q", "-f", "json", "--output",
+                 str(out)]) == 0
+    rows = _sms_rows(out)
+    reads = [r for r in rows if r[2] == "sms_read"]
+    assert len(reads) == len(read) == 8
+    received = {json.loads(r[3])["rowid"]: r for r in rows if r[2] == "sms_received"}
+    for r in reads:
+        desc = json.loads(r[3])
+        assert r[0] == desc["isodate_read"] != received[desc["rowid"]][0]
+        assert r[3] == received[desc["rowid"]][3]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert len({r[0] for r in rows}) < len(rows)  # some rows share a time
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        _mvt("check-backup", root, stix, tmp_path / "mvt", "SMS")
+        theirs = _sms_rows(tmp_path / "mvt")
+        assert [r[0] for r in theirs] == [r[0] for r in rows]
+        by_time: dict[str, Counter[str]] = {}
+        for r in theirs:
+            by_time.setdefault(r[0], Counter())[r[2]] += 1
+        ours: dict[str, Counter[str]] = {}
+        for r in rows:
+            ours.setdefault(r[0], Counter())[r[2]] += 1
+        assert ours == by_time
