@@ -26,6 +26,7 @@ from spywall.android.check import MODULES, check_capture
 from spywall.cli import exit_status, main
 from spywall.iocs import IocIndex
 from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
+from spywall.ios.check import MODULES as MODULES_IOS
 from spywall.report import Finding, Severity
 from spywall.rulebook import rulebook
 from spywall.samples import android as gen
@@ -685,3 +686,51 @@ def test_sms_read_rows_as_mvt(tmp_path: Path, index: IocIndex) -> None:
         for r in rows:
             ours.setdefault(r[0], Counter())[r[2]] += 1
         assert ours == by_time
+
+
+SESSION_REL = ("Library/WebKit/WebsiteData/ResourceLoadStatistics/"
+               "full_browsing_session_resourceLog.plist")
+
+
+def test_session_log_redirect_as_mvt(tmp_path: Path) -> None:
+    """A WebKit session-log entry that matches an indicator also gets MVT's "redirect
+    between suspicious domains" (high), naming its redirect path; the others none. The
+    redirect lists in MVT's form (dictionaries with an origin or a domain) are read.
+    Checked against MVT's webkit_session_resource_log over the same backup."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    _stored(root, "AppDomain-com.apple.mobilesafari", SESSION_REL).write_bytes(plistlib.dumps(
+        {"browsingStatistics": [
+            {"PrevalentResourceOrigin": "evil-site.com",
+             "topFrameUniqueRedirectsFrom": [{"origin": "news.example.org"}],
+             "topFrameUniqueRedirectsTo": [{"domain": "cdn.example.net"},
+                                           {"origin": "landing.example.com"}],
+             "lastSeen": datetime(2023, 6, 1, 8, 0, 0)},
+            {"PrevalentResourceOrigin": "quiet.example.org",
+             "topFrameUniqueRedirectsTo": [{"domain": "other.example.net"}],
+             "lastSeen": datetime(2023, 6, 1, 9, 0, 0)}]}, fmt=plistlib.FMT_BINARY))
+    stix = _stix(tmp_path / "site.stix2", ["[domain-name:value = 'evil-site.com']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in MODULES_IOS if m.name == "webkit_session_resource_log"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    got = sorted((f.severity.value.upper(), f.rule) for f in found)
+    assert got == [("CRITICAL", "ioc-domain"), ("HIGH", "ios-webkit-suspicious-redirect")]
+    (redirect,) = [f for f in found if f.rule == "ios-webkit-suspicious-redirect"]
+    path = ('SOURCE: "news.example.org" -> ORIGIN: "evil-site.com" -> DESTINATION: '
+            '"cdn.example.net", "landing.example.com"')
+    assert path in redirect.message
+    assert rulebook()["ios-webkit-suspicious-redirect"].severity is Severity.HIGH
+    if MVT_IOS.exists():
+        alerts = _mvt_alerts(root, stix, "WebkitSessionResourceLog", tmp_path / "mvt")
+        assert sorted(a["level"] for a in alerts) == ["CRITICAL", "HIGH"]
+        (theirs,) = [a for a in alerts if a["level"] == "HIGH"]
+        assert theirs["message"].endswith(path)
+
+
+def test_fast_redirect_is_medium(tmp_path: Path, index: IocIndex) -> None:
+    """A fast cross-domain redirect in Safari's history is medium, as MVT raises it."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    mods = [m for m in MODULES_IOS if m.name == "safari_history"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    assert [f.severity for f in found if f.rule == "ios-fast-cross-domain-redirect"] == [
+        Severity.MEDIUM]
+    assert rulebook()["ios-fast-cross-domain-redirect"].severity is Severity.MEDIUM

@@ -61,6 +61,7 @@ EXPECTED = {
     ("safari_history", "ios-fast-cross-domain-redirect", ""),
     ("webkit_resource_load_statistics", "ioc-domain", "Pegasus"),
     ("webkit_session_resource_log", "ioc-domain", "OperationTriangulation"),
+    ("webkit_session_resource_log", "ios-webkit-suspicious-redirect", ""),
     ("datausage", "ioc-process", "Pegasus"),
     ("datausage", "ioc-process", "OperationTriangulation"),
     ("datausage", "triangulation-backupagent-network", ""),

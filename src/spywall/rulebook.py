@@ -75,7 +75,14 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "knows of: exploited vulnerabilities fixed since may be open.", Severity.LOW),
     _device("ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
             "Safari history shows a visit to one site redirected to another site within "
-            "seconds; exploit links often bounce through a redirector.", Severity.LOW),
+            "a second; exploit links often bounce through a redirector (medium, as MVT).",
+            Severity.MEDIUM),
+    _device("ios-webkit-suspicious-redirect", "Redirect between suspicious domains",
+            "WebKit's browsing-session resource log has an entry whose site, or a site it "
+            "redirected from or to, matches a spyware indicator: the redirect path around "
+            "it (sources, origin, destinations) is named, as MVT's "
+            "webkit_session_resource_log module raises it beside each match (high).",
+            Severity.HIGH),
     _device("ios-shutdown-unusual-path", "Process running from an unusual folder",
             "Shutdown.log shows a process still running at shutdown from /private/var/db/ "
             "or /private/var/tmp/, where no Apple process runs and Pegasus processes were "
