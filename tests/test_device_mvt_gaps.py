@@ -734,3 +734,26 @@ def test_fast_redirect_is_medium(tmp_path: Path, index: IocIndex) -> None:
     assert [f.severity for f in found if f.rule == "ios-fast-cross-domain-redirect"] == [
         Severity.MEDIUM]
     assert rulebook()["ios-fast-cross-domain-redirect"].severity is Severity.MEDIUM
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_lockdown_mode_as_mvt(tmp_path: Path, index: IocIndex, planted: bool,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Lockdown Mode on is information (MVT's "Lockdown mode enabled"), off is low: the
+    same level as MVT's GlobalPreferences module over the same backup. On alone, the
+    phone exits 0 and the table's verdict is not FOUND."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=planted))
+    mods = [m for m in MODULES_IOS if m.name == "global_preferences"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    level = {Severity.INFO: "INFORMATIONAL", Severity.LOW: "LOW"}
+    ours = [level[f.severity] for f in found]
+    assert ours == (["LOW"] if planted else ["INFORMATIONAL"])
+    if not planted:
+        assert main(["check-ios", str(root), "-m", "global_preferences"]) == 0
+        text = capsys.readouterr().out
+        assert "ios-lockdown-mode-on" in text
+        assert "FOUND" not in text
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt_alerts(root, stix, "GlobalPreferences", tmp_path / "mvt")
+        assert [a["level"] for a in alerts] == ours

@@ -238,6 +238,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "Lockdown Mode is off. It blocks the attachment types and features that "
             "zero-click exploits have used; turn it on if you may be targeted.",
             Severity.LOW, refs=("https://support.apple.com/en-us/105120",)),
+    _device("ios-lockdown-mode-on", "Lockdown Mode enabled",
+            "Lockdown Mode is on: Apple's protection against mercenary spyware is active "
+            "(information, as MVT says it; alone, it leaves the verdict clean).",
+            Severity.INFO, refs=("https://support.apple.com/en-us/105120",)),
 )
 
 
