@@ -757,3 +757,46 @@ def test_lockdown_mode_as_mvt(tmp_path: Path, index: IocIndex, planted: bool,
         stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
         alerts = _mvt_alerts(root, stix, "GlobalPreferences", tmp_path / "mvt")
         assert [a["level"] for a in alerts] == ours
+
+
+A11Y_COUNTED = {
+    # the count alone (most builds print no installed-services block): none named
+    "none-named": ("ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\n"
+                   "User state[\n  attributes:{id=0, installedServiceCount=2, "
+                   "touchExplorationEnabled=false}\n]\n", {("LOW", 2, 2)}),
+    # three stated, one named (and enabled: medium besides)
+    "one-named": (A11Y_HEAD.replace("{id=0,", "{id=0, installedServiceCount=3,")
+                  + f"    0 : {READER}\n  }}\n  Enabled services:{{{{{READER}}}}}\n]\n",
+                  {("LOW", 3, 2), ("MEDIUM", None, None)}),
+    # as many named as stated: nothing unnamed
+    "all-named": (A11Y_HEAD.replace("{id=0,", "{id=0, installedServiceCount=1,")
+                  + f"    0 : {READER}\n  }}\n  Enabled services:{{}}\n]\n", set()),
+}
+
+
+@pytest.mark.parametrize("layout", list(A11Y_COUNTED))
+def test_accessibility_unnamed_services_as_mvt(tmp_path: Path, index: IocIndex,
+                                               layout: str) -> None:
+    """A stated installedServiceCount larger than the services the dump names is low,
+    with the counts, as MVT raises it; checked against MVT over the same bugreport."""
+    dump, want = A11Y_COUNTED[layout]
+    files = gen.bugreport_files(False)
+    head, sep, rest = files[gen.DUMPSTATE].decode().partition(
+        "DUMP OF SERVICE accessibility:\n")
+    files[gen.DUMPSTATE] = (head + sep + dump + rest[rest.index("---------"):]).encode()
+    path = tmp_path / "bugreport.zip"
+    path.write_bytes(gen.zip_files(files))
+    mods = [m for m in MODULES if m.name == "dumpsys_accessibility"]
+    found = check_capture(path, index, modules=mods).report.all_findings()
+    level = {Severity.LOW: "LOW", Severity.MEDIUM: "MEDIUM"}
+    assert {(level[f.severity], f.detail.get("installed_service_count"),
+             f.detail.get("unnamed_service_count")) for f in found} == want
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt("check-bugreport", path, stix, tmp_path / "mvt", "DumpsysAccessibility")
+        # (MVT's low for an installed service that is off: the documented difference)
+        unnamed = {("LOW", a["event"]["installed_service_count"],
+                    a["event"]["unnamed_service_count"]) for a in alerts
+                   if a["level"] == "LOW" and not a["event"]["component"]}
+        assert unnamed | {(a["level"], None, None) for a in alerts
+                          if a["level"] == "MEDIUM"} == want

@@ -159,6 +159,11 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An accessibility service is switched on: it reads the screen and acts for the "
             "user, which stalkerware and banking trojans use; MVT raises it too.",
             Severity.MEDIUM),
+    _device("android-accessibility-unnamed-services",
+            "Accessibility services the dump does not name",
+            "The accessibility dump states a user's installed service count "
+            "(installedServiceCount) larger than the services it names: the rest cannot "
+            "be checked against indicators (low, as MVT).", Severity.LOW),
     _device("ios-process-binary-missing", "Program of a process not found",
             "A filesystem dump's network-use database names a process (not an app) whose "
             "program no file of the dump bears: it was deleted, as spyware removes itself, "
