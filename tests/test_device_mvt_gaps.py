@@ -800,3 +800,85 @@ def test_accessibility_unnamed_services_as_mvt(tmp_path: Path, index: IocIndex,
                    if a["level"] == "LOW" and not a["event"]["component"]}
         assert unnamed | {(a["level"], None, None) for a in alerts
                           if a["level"] == "MEDIUM"} == want
+
+
+def _abx_keystore(keys: list[tuple[str, int]]) -> bytes:
+    """adb_temp_keys.xml as Android writes it in binary XML (ABX): ``ABX\\0``, then
+    tokens (the low nibble the event, the high one the value's type), names interned
+    (0xFFFF and the text the first time, its index after), strings with a 16-bit length,
+    longs as 8 bytes, all big-endian."""
+    names: list[str] = []
+
+    def name(text: str) -> bytes:
+        if text in names:
+            return names.index(text).to_bytes(2, "big")
+        names.append(text)
+        raw = text.encode()
+        return b"\xff\xff" + len(raw).to_bytes(2, "big") + raw
+
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return len(raw).to_bytes(2, "big") + raw
+
+    out = b"ABX\x00\x10" + b"\x32" + name("keyStore") + b"\x6f" + name("version") + (
+        1).to_bytes(4, "big")
+    for key, ms in keys:
+        out += (b"\x32" + name("adbKey") + b"\x2f" + name("key") + string(key) + b"\x8f"
+                + name("lastConnection") + ms.to_bytes(8, "big") + b"\x33" + name("adbKey"))
+    return out + b"\x33" + name("keyStore") + b"\x11"
+
+
+# (a key's 16-bit length ends in a byte that is no base64 character: MVT reads the
+# characters before the key as part of it otherwise, and so misses it)
+ABX_USER = "x@other"
+
+
+def test_binary_keystore_keys_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A keystore in binary XML (ABX): its keys are read (their last connection is not
+    known), as MVT recovers them; checked against MVT over the same capture."""
+    abx_host = f"{OTHER_KEY} {ABX_USER}"
+    assert (len(abx_host) & 0xFF) not in b"+/0123456789" + bytes(range(65, 91)) + bytes(
+        range(97, 123))
+    files = gen.androidqf_files(False, with_bugreport=False)
+    meta = json.loads(files["acquisition.json"])
+    meta["adb_host_public_key"] = HOST + "\n"
+    files["acquisition.json"] = json.dumps(meta).encode()
+    br = gen.bugreport_files(False)
+    state = more.adb_state([HOST], [(HOST, more.ADB_LAST_MS)])
+    start = state.index("keystore=") + len("keystore=")
+    end = state.index("\n\n", start)
+    abx = _abx_keystore([(abx_host, more.ADB_LAST_MS)])
+    assert b"\n" not in abx
+    br[gen.DUMPSTATE] = br[gen.DUMPSTATE].replace(
+        state.encode(), state[:start].encode() + abx + state[end:].encode())
+    assert abx in br[gen.DUMPSTATE]
+    files["bugreport.zip"] = gen.zip_files(br)
+    qf_dir = gen.write_tree(files, tmp_path / "qf")
+    out = check_capture(qf_dir, index, modules=[m for m in MODULES if m.name == "dumpsys_adb"])
+    keys = {str(r.data["user"]): r.data for r in out.ctx.records["dumpsys_adb"]}
+    assert set(keys) == {more.ADB_USER, ABX_USER}
+    assert keys[ABX_USER]["last_connected"] is None
+    level = {Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL"}
+    ours = {(level[f.severity], str(f.detail["user"])) for f in out.report.all_findings()}
+    assert ("LOW", ABX_USER) in ours
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt("check-androidqf", qf_dir, stix, tmp_path / "mvt")
+        assert {(a["level"], a["event"]["user"]) for a in alerts
+                if a["module"] == "dumpsys_adb_state"} == ours
+
+
+def test_binary_keystore_is_read_bounded() -> None:
+    """A hostile ABX keystore: one base64 run of 4 MB is read within MAX_ABX, and at
+    most 1000 keys are kept."""
+    from spywall.android import dumpsys
+
+    head = "ADB MANAGER STATE (dumpsys adb):\n{\n  debugging_manager={\n    keystore=ABX\0"
+    got = dumpsys.adb_keys(head + "A" * (4 << 20) + "\n\n  }\n}\n")
+    assert got is not None
+    assert [len(k.key) for k in got] == [dumpsys.MAX_ABX - len("ABX\0")]
+    many = "\x01".join(f"{base64.b64encode(i.to_bytes(4, 'big') * 80).decode()} u{i}@h"
+                       for i in range(3000))
+    got = dumpsys.adb_keys(head + many + "\n\n  }\n}\n")
+    assert got is not None
+    assert 0 < len(got) <= 1000
