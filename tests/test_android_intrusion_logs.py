@@ -50,12 +50,12 @@ def test_planted_events_as_mvt(tmp_path: Path, index: IocIndex, zipped: bool) ->
     was installed and where it started."""
     out = check_capture(_capture(tmp_path, True, zipped=zipped), index, modules=ONLY)  # type: ignore[arg-type]
     assert _found(out.report) == {
-        ("dns_event", "ioc-domain", "high", "Predator"),
-        ("dns_event", "ioc-ipv4", "high", "NoviSpy"),
-        ("connect_event", "ioc-ipv4", "high", "NoviSpy"),
-        ("connect_event", "ioc-app-id", "high", "NoviSpy"),
-        ("security_event", "ioc-app-id", "high", "RCSLab"),
-        ("security_event", "ioc-file-path", "high", "MercenarySpywareCampaign"),
+        ("dns_event", "ioc-domain", "critical", "Predator"),
+        ("dns_event", "ioc-ipv4", "critical", "NoviSpy"),
+        ("connect_event", "ioc-ipv4", "critical", "NoviSpy"),
+        ("connect_event", "ioc-app-id", "critical", "NoviSpy"),
+        ("security_event", "ioc-app-id", "critical", "RCSLab"),
+        ("security_event", "ioc-file-path", "critical", "MercenarySpywareCampaign"),
         ("security_event", "android-il-cert-authority-installed", "medium", None),
     }
     runs = {m.name: (m.status, m.records) for m in out.report.modules}
@@ -105,7 +105,7 @@ def test_heuristics_and_odd_events(tmp_path: Path, index: IocIndex) -> None:
         "command": f"pm path {gen.RCS_APP}"}}}).encode()
     out = check_capture(_capture(cmd, False, extra={"intrusion_logs/y.txt": line}), index,
                         modules=ONLY)  # type: ignore[arg-type]
-    assert ("security_event", "ioc-app-id", "high", "RCSLab") in _found(out.report)
+    assert ("security_event", "ioc-app-id", "critical", "RCSLab") in _found(out.report)
 
 
 def test_addresses() -> None:
@@ -149,7 +149,7 @@ def test_exports_alone(tmp_path: Path, index: IocIndex, zipped: bool) -> None:
     assert out.report.subjects[0].format == "intrusion"
     assert {m.name for m in out.report.modules if m.status == "ok"} == {
         "dns_event", "connect_event", "security_event"}
-    assert ("security_event", "ioc-file-path", "high", "MercenarySpywareCampaign") in _found(
+    assert ("security_event", "ioc-file-path", "critical", "MercenarySpywareCampaign") in _found(
         out.report)
     assert len(out.report.all_findings()) == 8
     other = gen.write_tree({"notes.txt": b"{\"a\": 1}\n", "b.txt": b"hello\n"}, tmp_path / "o")

@@ -160,9 +160,9 @@ def test_protobuf_tombstones_matched_as_mvt(tmp_path: Path, index: IocIndex,
     assert out.report.modules[0].status == "ok"
     assert out.report.modules[0].records == 5  # five crashes, one of them in two files
     assert _found(out.report) == {
-        ("ioc-process", "high", "Pegasus", "tombstone_02.pb"),
+        ("ioc-process", "critical", "Pegasus", "tombstone_02.pb"),
         ("android-privileged-crash", "medium", None, "tombstone_02.pb"),
-        ("ioc-app-id", "high", "WyrmSpy_DragonEgg", "tombstone_03.pb"),
+        ("ioc-app-id", "critical", "WyrmSpy_DragonEgg", "tombstone_03.pb"),
         # a stock daemon's name too: matched, as MVT matches it, at a lower severity
         ("ioc-process", "medium", "Pegasus", "tombstone_04.pb"),
         ("android-privileged-crash", "medium", None, "tombstone_04.pb"),
@@ -195,7 +195,7 @@ def test_unreadable_tombstones_are_errors(tmp_path: Path, index: IocIndex,
     assert errors == {"tombstone_02.pb": "malformed", "tombstone_03.pb": "malformed",
                       "tombstone_05.pb": "malformed"}
     assert out.report.modules[0].message == "3 tombstone file(s) unreadable"
-    assert ("ioc-process", "high", "Pegasus", "tombstone_06.pb") in _found(out.report)
+    assert ("ioc-process", "critical", "Pegasus", "tombstone_06.pb") in _found(out.report)
     monkeypatch.setattr(tb, "MAX_TOMBSTONE_BYTES", 200)
     out = check_capture(path, index, modules=ONLY)  # type: ignore[arg-type]
     assert {e.code for e in out.report.subjects[0].errors} >= {"limit"}

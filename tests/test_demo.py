@@ -41,7 +41,9 @@ def test_demo_evidence(demo: Path, capsys: pytest.CaptureFixture[str], command: 
     assert code == 1
     assert report.summary.by_kind.get("indicator", 0) > 0
     code, report = _run(capsys, command, str(demo / clean))
-    assert (code, report.summary.findings) == (0, 0)
+    # (the clean iPhone's Lockdown Mode is on: information, said, not found)
+    assert (code, report.summary.findings) == (0, report.summary.by_severity.get("info", 0))
+    assert {f.rule for f in report.all_findings()} <= {"ios-lockdown-mode-on"}
 
 
 def test_demo_captures(demo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -188,7 +188,7 @@ def test_mvt_outputs(tmp_path: Path) -> None:
     assert {"alerts.json", "timeline.csv", "good.json", "good_detected.json",
             "info.json", "report.json"} <= names
     alerts = json.loads((tmp_path / "out/alerts.json").read_text())
-    assert alerts[0]["level"] == "HIGH"
+    assert alerts[0]["level"] == "CRITICAL"
     assert alerts[0]["matched_indicator"]["name"] == "TestWare"
     assert alerts[0]["event"]["url"] == "https://a.evil.example/x"
     rows = list(csv.reader((tmp_path / "out/timeline.csv").open()))

@@ -8,6 +8,7 @@ characters (high), a configuration profile whose first payload manages notificat
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import plistlib
@@ -22,9 +23,10 @@ from typing import Any
 import pytest
 
 from spywall.android.check import MODULES, check_capture
-from spywall.cli import exit_status
+from spywall.cli import exit_status, main
 from spywall.iocs import IocIndex
 from spywall.ios.check import DUMP_MODULES, check_backup, check_dump
+from spywall.ios.check import MODULES as MODULES_IOS
 from spywall.report import Finding, Severity
 from spywall.rulebook import rulebook
 from spywall.samples import android as gen
@@ -590,3 +592,293 @@ def test_rejected_favicon_icon_url_as_mvt(tmp_path: Path) -> None:
         res = tmp_path / "mvt"
         alerts = _mvt("check-fs", root, stix, res, "SafariFavicon")
         assert [a["event"]["icon_url"] for a in alerts] == hits
+
+
+# MVT marks a detected indicator CRITICAL, except in the modules that match a name or a
+# path alone (manifest, filesystem, locationd, sms_attachments): HIGH.
+HIGH_MATCH_MODULES = {"manifest", "filesystem", "locationd_clients", "sms_attachments"}
+PEGASUS_STIX = Path("/work/shared/iocs/amnesty_pegasus.stix2")
+
+
+def _indicator_levels(found: list[Finding]) -> dict[str, set[str]]:
+    levels: dict[str, set[str]] = {}
+    for f in found:
+        if f.indicator is not None:
+            levels.setdefault(str(f.location.module), set()).add(f.severity.value.upper())
+    return levels
+
+
+def test_indicator_matches_are_critical_but_names_and_paths_high(tmp_path: Path) -> None:
+    """Every module's indicator match is critical (it exits 1, SARIF says error), except
+    the four modules that match a bare name or path, high as MVT marks them."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    for rel in ("Library/Caches/locationd/clients.plist",):
+        _stored(root, "RootDomain", rel).write_bytes(plistlib.dumps(
+            {"com.apple.locationd.bundle-/private/var/tmp/roleaboutd":
+             {"BundlePath": "/private/var/tmp/roleaboutd"}}, fmt=plistlib.FMT_BINARY))
+    index = IocIndex.load()
+    out = check_backup(root, index, index.sources)
+    levels = _indicator_levels(out.report.all_findings())
+    assert {"manifest", "locationd_clients", "sms", "whatsapp", "calls"} <= set(levels)
+    for module, got in levels.items():
+        assert got == ({"HIGH"} if module in HIGH_MATCH_MODULES else {"CRITICAL"}), module
+    assert exit_status(out.report.finalize()) == 1
+    dump = write_dump(tmp_path / "d", DumpSpec(prefix=""))
+    fs = check_dump(dump, index, index.sources,
+                    modules=[m for m in DUMP_MODULES if m.name == "filesystem"])
+    assert _indicator_levels(fs.report.all_findings()) == {"filesystem": {"HIGH"}}
+
+
+@pytest.mark.skipif(not (MVT_IOS.exists() and PEGASUS_STIX.exists()),
+                    reason="MVT's bench environment is not installed")
+def test_indicator_levels_against_mvt(tmp_path: Path) -> None:
+    """The oracle: for every module in which MVT matched an indicator over the generated
+    backup, spywall's indicator findings of that module are at MVT's levels."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    mvt: dict[str, set[str]] = {}
+    for a in _mvt("check-backup", root, PEGASUS_STIX, tmp_path / "mvt"):
+        if a.get("matched_indicator"):
+            mvt.setdefault(a["module"], set()).add(a["level"])
+    index = IocIndex.load([PEGASUS_STIX])
+    ours = _indicator_levels(check_backup(root, index, index.sources).report.all_findings())
+    assert {"manifest", "sms"} <= set(mvt)
+    assert {m: ours.get(m) for m in mvt} == mvt
+
+
+def _sms_rows(out: Path, plugin: str = "SMS") -> list[list[str]]:
+    with (out / "timeline.csv").open(encoding="utf-8", newline="") as fh:
+        return [r for r in csv.reader(fh) if r[1] == plugin]
+
+
+def test_sms_read_rows_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A message read has a second timeline row, ``sms_read``, at its read time with the
+    message's description, as MVT's SMS module writes it; the rows stand in time order
+    among the others. Some messages are read at the time the next one arrived (rows of
+    equal times: MVT orders those by no rule, so a time's rows are compared as a set)."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False, messages=12))
+    with sqlite3.connect(_stored(root, "HomeDomain", "Library/SMS/sms.db")) as c:
+        c.execute("UPDATE message SET date_read = date + 60000000000 WHERE ROWID % 3 = 0")
+        c.execute("UPDATE message SET date_read = date + 30000000000 WHERE ROWID % 3 = 1")
+        read = dict(c.execute("SELECT ROWID, date_read FROM message WHERE date_read != 0"))
+    c.close()
+    out = tmp_path / "out"
+    assert main(["check-ios", str(root), "-m", "sms", "-q", "-f", "json", "--output",
+                 str(out)]) == 0
+    rows = _sms_rows(out)
+    reads = [r for r in rows if r[2] == "sms_read"]
+    assert len(reads) == len(read) == 8
+    received = {json.loads(r[3])["rowid"]: r for r in rows if r[2] == "sms_received"}
+    for r in reads:
+        desc = json.loads(r[3])
+        assert r[0] == desc["isodate_read"] != received[desc["rowid"]][0]
+        assert r[3] == received[desc["rowid"]][3]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    assert len({r[0] for r in rows}) < len(rows)  # some rows share a time
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        _mvt("check-backup", root, stix, tmp_path / "mvt", "SMS")
+        theirs = _sms_rows(tmp_path / "mvt")
+        assert [r[0] for r in theirs] == [r[0] for r in rows]
+        by_time: dict[str, Counter[str]] = {}
+        for r in theirs:
+            by_time.setdefault(r[0], Counter())[r[2]] += 1
+        ours: dict[str, Counter[str]] = {}
+        for r in rows:
+            ours.setdefault(r[0], Counter())[r[2]] += 1
+        assert ours == by_time
+
+
+SESSION_REL = ("Library/WebKit/WebsiteData/ResourceLoadStatistics/"
+               "full_browsing_session_resourceLog.plist")
+
+
+def test_session_log_redirect_as_mvt(tmp_path: Path) -> None:
+    """A WebKit session-log entry that matches an indicator also gets MVT's "redirect
+    between suspicious domains" (high), naming its redirect path; the others none. The
+    redirect lists in MVT's form (dictionaries with an origin or a domain) are read.
+    Checked against MVT's webkit_session_resource_log over the same backup."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=False))
+    _stored(root, "AppDomain-com.apple.mobilesafari", SESSION_REL).write_bytes(plistlib.dumps(
+        {"browsingStatistics": [
+            {"PrevalentResourceOrigin": "evil-site.com",
+             "topFrameUniqueRedirectsFrom": [{"origin": "news.example.org"}],
+             "topFrameUniqueRedirectsTo": [{"domain": "cdn.example.net"},
+                                           {"origin": "landing.example.com"}],
+             "lastSeen": datetime(2023, 6, 1, 8, 0, 0)},
+            {"PrevalentResourceOrigin": "quiet.example.org",
+             "topFrameUniqueRedirectsTo": [{"domain": "other.example.net"}],
+             "lastSeen": datetime(2023, 6, 1, 9, 0, 0)}]}, fmt=plistlib.FMT_BINARY))
+    stix = _stix(tmp_path / "site.stix2", ["[domain-name:value = 'evil-site.com']"])
+    index = IocIndex.load([stix])
+    mods = [m for m in MODULES_IOS if m.name == "webkit_session_resource_log"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    got = sorted((f.severity.value.upper(), f.rule) for f in found)
+    assert got == [("CRITICAL", "ioc-domain"), ("HIGH", "ios-webkit-suspicious-redirect")]
+    (redirect,) = [f for f in found if f.rule == "ios-webkit-suspicious-redirect"]
+    path = ('SOURCE: "news.example.org" -> ORIGIN: "evil-site.com" -> DESTINATION: '
+            '"cdn.example.net", "landing.example.com"')
+    assert path in redirect.message
+    assert rulebook()["ios-webkit-suspicious-redirect"].severity is Severity.HIGH
+    if MVT_IOS.exists():
+        alerts = _mvt_alerts(root, stix, "WebkitSessionResourceLog", tmp_path / "mvt")
+        assert sorted(a["level"] for a in alerts) == ["CRITICAL", "HIGH"]
+        (theirs,) = [a for a in alerts if a["level"] == "HIGH"]
+        assert theirs["message"].endswith(path)
+
+
+def test_fast_redirect_is_medium(tmp_path: Path, index: IocIndex) -> None:
+    """A fast cross-domain redirect in Safari's history is medium, as MVT raises it."""
+    root = write_backup(tmp_path / "b", BackupSpec())
+    mods = [m for m in MODULES_IOS if m.name == "safari_history"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    assert [f.severity for f in found if f.rule == "ios-fast-cross-domain-redirect"] == [
+        Severity.MEDIUM]
+    assert rulebook()["ios-fast-cross-domain-redirect"].severity is Severity.MEDIUM
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_lockdown_mode_as_mvt(tmp_path: Path, index: IocIndex, planted: bool,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Lockdown Mode on is information (MVT's "Lockdown mode enabled"), off is low: the
+    same level as MVT's GlobalPreferences module over the same backup. On alone, the
+    phone exits 0 and the table's verdict is not FOUND."""
+    root = write_backup(tmp_path / "b", BackupSpec(planted=planted))
+    mods = [m for m in MODULES_IOS if m.name == "global_preferences"]
+    found = check_backup(root, index, index.sources, modules=mods).report.all_findings()
+    level = {Severity.INFO: "INFORMATIONAL", Severity.LOW: "LOW"}
+    ours = [level[f.severity] for f in found]
+    assert ours == (["LOW"] if planted else ["INFORMATIONAL"])
+    if not planted:
+        assert main(["check-ios", str(root), "-m", "global_preferences"]) == 0
+        text = capsys.readouterr().out
+        assert "ios-lockdown-mode-on" in text
+        assert "FOUND" not in text
+    if MVT_IOS.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt_alerts(root, stix, "GlobalPreferences", tmp_path / "mvt")
+        assert [a["level"] for a in alerts] == ours
+
+
+A11Y_COUNTED = {
+    # the count alone (most builds print no installed-services block): none named
+    "none-named": ("ACCESSIBILITY MANAGER (dumpsys accessibility)\n\ncurrentUserId=0\n"
+                   "User state[\n  attributes:{id=0, installedServiceCount=2, "
+                   "touchExplorationEnabled=false}\n]\n", {("LOW", 2, 2)}),
+    # three stated, one named (and enabled: medium besides)
+    "one-named": (A11Y_HEAD.replace("{id=0,", "{id=0, installedServiceCount=3,")
+                  + f"    0 : {READER}\n  }}\n  Enabled services:{{{{{READER}}}}}\n]\n",
+                  {("LOW", 3, 2), ("MEDIUM", None, None)}),
+    # as many named as stated: nothing unnamed
+    "all-named": (A11Y_HEAD.replace("{id=0,", "{id=0, installedServiceCount=1,")
+                  + f"    0 : {READER}\n  }}\n  Enabled services:{{}}\n]\n", set()),
+}
+
+
+@pytest.mark.parametrize("layout", list(A11Y_COUNTED))
+def test_accessibility_unnamed_services_as_mvt(tmp_path: Path, index: IocIndex,
+                                               layout: str) -> None:
+    """A stated installedServiceCount larger than the services the dump names is low,
+    with the counts, as MVT raises it; checked against MVT over the same bugreport."""
+    dump, want = A11Y_COUNTED[layout]
+    files = gen.bugreport_files(False)
+    head, sep, rest = files[gen.DUMPSTATE].decode().partition(
+        "DUMP OF SERVICE accessibility:\n")
+    files[gen.DUMPSTATE] = (head + sep + dump + rest[rest.index("---------"):]).encode()
+    path = tmp_path / "bugreport.zip"
+    path.write_bytes(gen.zip_files(files))
+    mods = [m for m in MODULES if m.name == "dumpsys_accessibility"]
+    found = check_capture(path, index, modules=mods).report.all_findings()
+    level = {Severity.LOW: "LOW", Severity.MEDIUM: "MEDIUM"}
+    assert {(level[f.severity], f.detail.get("installed_service_count"),
+             f.detail.get("unnamed_service_count")) for f in found} == want
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt("check-bugreport", path, stix, tmp_path / "mvt", "DumpsysAccessibility")
+        # (MVT's low for an installed service that is off: the documented difference)
+        unnamed = {("LOW", a["event"]["installed_service_count"],
+                    a["event"]["unnamed_service_count"]) for a in alerts
+                   if a["level"] == "LOW" and not a["event"]["component"]}
+        assert unnamed | {(a["level"], None, None) for a in alerts
+                          if a["level"] == "MEDIUM"} == want
+
+
+def _abx_keystore(keys: list[tuple[str, int]]) -> bytes:
+    """adb_temp_keys.xml as Android writes it in binary XML (ABX): ``ABX\\0``, then
+    tokens (the low nibble the event, the high one the value's type), names interned
+    (0xFFFF and the text the first time, its index after), strings with a 16-bit length,
+    longs as 8 bytes, all big-endian."""
+    names: list[str] = []
+
+    def name(text: str) -> bytes:
+        if text in names:
+            return names.index(text).to_bytes(2, "big")
+        names.append(text)
+        raw = text.encode()
+        return b"\xff\xff" + len(raw).to_bytes(2, "big") + raw
+
+    def string(text: str) -> bytes:
+        raw = text.encode()
+        return len(raw).to_bytes(2, "big") + raw
+
+    out = b"ABX\x00\x10" + b"\x32" + name("keyStore") + b"\x6f" + name("version") + (
+        1).to_bytes(4, "big")
+    for key, ms in keys:
+        out += (b"\x32" + name("adbKey") + b"\x2f" + name("key") + string(key) + b"\x8f"
+                + name("lastConnection") + ms.to_bytes(8, "big") + b"\x33" + name("adbKey"))
+    return out + b"\x33" + name("keyStore") + b"\x11"
+
+
+# (a key's 16-bit length ends in a byte that is no base64 character: MVT reads the
+# characters before the key as part of it otherwise, and so misses it)
+ABX_USER = "x@other"
+
+
+def test_binary_keystore_keys_as_mvt(tmp_path: Path, index: IocIndex) -> None:
+    """A keystore in binary XML (ABX): its keys are read (their last connection is not
+    known), as MVT recovers them; checked against MVT over the same capture."""
+    abx_host = f"{OTHER_KEY} {ABX_USER}"
+    assert (len(abx_host) & 0xFF) not in b"+/0123456789" + bytes(range(65, 91)) + bytes(
+        range(97, 123))
+    files = gen.androidqf_files(False, with_bugreport=False)
+    meta = json.loads(files["acquisition.json"])
+    meta["adb_host_public_key"] = HOST + "\n"
+    files["acquisition.json"] = json.dumps(meta).encode()
+    br = gen.bugreport_files(False)
+    state = more.adb_state([HOST], [(HOST, more.ADB_LAST_MS)])
+    start = state.index("keystore=") + len("keystore=")
+    end = state.index("\n\n", start)
+    abx = _abx_keystore([(abx_host, more.ADB_LAST_MS)])
+    assert b"\n" not in abx
+    br[gen.DUMPSTATE] = br[gen.DUMPSTATE].replace(
+        state.encode(), state[:start].encode() + abx + state[end:].encode())
+    assert abx in br[gen.DUMPSTATE]
+    files["bugreport.zip"] = gen.zip_files(br)
+    qf_dir = gen.write_tree(files, tmp_path / "qf")
+    out = check_capture(qf_dir, index, modules=[m for m in MODULES if m.name == "dumpsys_adb"])
+    keys = {str(r.data["user"]): r.data for r in out.ctx.records["dumpsys_adb"]}
+    assert set(keys) == {more.ADB_USER, ABX_USER}
+    assert keys[ABX_USER]["last_connected"] is None
+    level = {Severity.LOW: "LOW", Severity.INFO: "INFORMATIONAL"}
+    ours = {(level[f.severity], str(f.detail["user"])) for f in out.report.all_findings()}
+    assert ("LOW", ABX_USER) in ours
+    if MVT_ANDROID.exists():
+        stix = _stix(tmp_path / "none.stix2", ["[domain-name:value = 'nothing.invalid']"])
+        alerts = _mvt("check-androidqf", qf_dir, stix, tmp_path / "mvt")
+        assert {(a["level"], a["event"]["user"]) for a in alerts
+                if a["module"] == "dumpsys_adb_state"} == ours
+
+
+def test_binary_keystore_is_read_bounded() -> None:
+    """A hostile ABX keystore: one base64 run of 4 MB is read within MAX_ABX, and at
+    most 1000 keys are kept."""
+    from spywall.android import dumpsys
+
+    head = "ADB MANAGER STATE (dumpsys adb):\n{\n  debugging_manager={\n    keystore=ABX\0"
+    got = dumpsys.adb_keys(head + "A" * (4 << 20) + "\n\n  }\n}\n")
+    assert got is not None
+    assert [len(k.key) for k in got] == [dumpsys.MAX_ABX - len("ABX\0")]
+    many = "\x01".join(f"{base64.b64encode(i.to_bytes(4, 'big') * 80).decode()} u{i}@h"
+                       for i in range(3000))
+    got = dumpsys.adb_keys(head + many + "\n\n  }\n}\n")
+    assert got is not None
+    assert 0 < len(got) <= 1000

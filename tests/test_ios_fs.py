@@ -18,6 +18,7 @@ from spywall.iocs import IocIndex
 from spywall.ios import fs_modules
 from spywall.ios.check import DUMP_MODULES, check_dump, check_path, is_dump
 from spywall.ios.fsdump import open_dump
+from spywall.report import Severity
 from spywall.samples.ios import PLANTED
 from spywall.samples.ios_fs import PLANTED_FS, SHUTDOWN_AT, DumpSpec, put_file, write_dump
 from test_ios import EXPECTED, by_module, tree_hashes
@@ -109,7 +110,7 @@ def test_shutdown_log_records_carry_the_sigterm_time(dumps: dict[str, Path],
 def test_clean_twin_raises_nothing(dumps: dict[str, Path], index: IocIndex,
                                    capsys: pytest.CaptureFixture[str]) -> None:
     out = check_dump(dumps["clean"], index)
-    assert out.report.all_findings() == []
+    assert [f.rule for f in out.report.all_findings()] == ["ios-lockdown-mode-on"]
     assert out.report.summary.errors == 0
     assert main(["check-ios", str(dumps["clean"]), "-q", "-f", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -140,8 +141,8 @@ def test_symlink_out_of_the_dump_is_not_followed(tmp_path: Path, index: IocIndex
     (root / "private/var/mobile/escape").symlink_to(outside, target_is_directory=True)
     out = check_dump(root, index)
     # neither the log nor the folder was followed: the log is unread, so incomplete
-    assert [(f.rule, f.location.module) for f in out.report.all_findings()] == [
-        ("incomplete-examination", "shutdown_log")]
+    assert [(f.rule, f.location.module) for f in out.report.all_findings()
+            if f.severity is not Severity.INFO] == [("incomplete-examination", "shutdown_log")]
     run = {m.name: m for m in out.report.modules}["shutdown_log"]
     assert run.status == "error"
     assert "outside the dump" in run.message
@@ -184,7 +185,8 @@ def test_huge_shutdown_log_is_read_bounded(tmp_path: Path, index: IocIndex,
     out = check_dump(root, index)
     assert time.monotonic() - start < 120  # a hang guard, not a speed test
     # the planted line lies past the cap: not found, but the dump is not reported clean
-    assert [f.rule for f in out.report.all_findings()] == ["incomplete-examination"]
+    assert [f.rule for f in out.report.all_findings()
+            if f.severity is not Severity.INFO] == ["incomplete-examination"]
     run = {m.name: m for m in out.report.modules}["shutdown_log"]
     assert run.status == "ok"
     assert any(e.code == "limit" and "shutdown.log" in e.message
@@ -204,7 +206,8 @@ def test_walk_is_bounded(tmp_path: Path, index: IocIndex) -> None:
     assert "deeper than" in dump.truncated
     out = check_dump(root, index)
     assert any(e.code == "limit" for e in out.report.subjects[0].errors)
-    assert {f.rule for f in out.report.all_findings()} == {"incomplete-examination"}
+    assert {f.rule for f in out.report.all_findings()
+            if f.severity is not Severity.INFO} == {"incomplete-examination"}
 
 
 def test_neither_backup_nor_dump(tmp_path: Path, index: IocIndex) -> None:
@@ -269,7 +272,7 @@ def test_var_alias_is_matched_when_an_indicator_uses_it(tmp_path: Path) -> None:
     put_file(root / "private/var/db/evil", b"x")
     ioc = _write_bundle(tmp_path / "own.stix2", "Evil", ["[file:path='/var/db/evil']"])
     own = IocIndex.load([ioc])
-    hits = check_dump(root, own).report.all_findings()
+    hits = [f for f in check_dump(root, own).report.all_findings() if f.indicator]
     assert [(f.location.module, f.detail["path"]) for f in hits] == [
         ("filesystem", "/private/var/db/evil")]
 

@@ -75,7 +75,14 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "knows of: exploited vulnerabilities fixed since may be open.", Severity.LOW),
     _device("ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
             "Safari history shows a visit to one site redirected to another site within "
-            "seconds; exploit links often bounce through a redirector.", Severity.LOW),
+            "a second; exploit links often bounce through a redirector (medium, as MVT).",
+            Severity.MEDIUM),
+    _device("ios-webkit-suspicious-redirect", "Redirect between suspicious domains",
+            "WebKit's browsing-session resource log has an entry whose site, or a site it "
+            "redirected from or to, matches a spyware indicator: the redirect path around "
+            "it (sources, origin, destinations) is named, as MVT's "
+            "webkit_session_resource_log module raises it beside each match (high).",
+            Severity.HIGH),
     _device("ios-shutdown-unusual-path", "Process running from an unusual folder",
             "Shutdown.log shows a process still running at shutdown from /private/var/db/ "
             "or /private/var/tmp/, where no Apple process runs and Pegasus processes were "
@@ -152,6 +159,11 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "An accessibility service is switched on: it reads the screen and acts for the "
             "user, which stalkerware and banking trojans use; MVT raises it too.",
             Severity.MEDIUM),
+    _device("android-accessibility-unnamed-services",
+            "Accessibility services the dump does not name",
+            "The accessibility dump states a user's installed service count "
+            "(installedServiceCount) larger than the services it names: the rest cannot "
+            "be checked against indicators (low, as MVT).", Severity.LOW),
     _device("ios-process-binary-missing", "Program of a process not found",
             "A filesystem dump's network-use database names a process (not an app) whose "
             "program no file of the dump bears: it was deleted, as spyware removes itself, "
@@ -231,6 +243,10 @@ DEVICE_RULES: tuple[RuleInfo, ...] = (
             "Lockdown Mode is off. It blocks the attachment types and features that "
             "zero-click exploits have used; turn it on if you may be targeted.",
             Severity.LOW, refs=("https://support.apple.com/en-us/105120",)),
+    _device("ios-lockdown-mode-on", "Lockdown Mode enabled",
+            "Lockdown Mode is on: Apple's protection against mercenary spyware is active "
+            "(information, as MVT says it; alone, it leaves the verdict clean).",
+            Severity.INFO, refs=("https://support.apple.com/en-us/105120",)),
 )
 
 
@@ -252,7 +268,11 @@ def _indicator_rules() -> list[RuleInfo]:
                      severity=None, source="indicators",
                      description=f"A {what} seen in the evidence equals a value published as "
                                  "an indicator of a spyware campaign (the finding names the "
-                                 "campaign and the indicator file).")
+                                 "campaign and the indicator file). Critical, as MVT "
+                                 "marks a detected indicator; high where a phone check "
+                                 "matches a bare file name or path (its manifest, "
+                                 "filesystem, locationd_clients and sms_attachments "
+                                 "modules, high in MVT too).")
             for rule, what in dict(kinds).items()]
 
 

@@ -19,7 +19,7 @@ from spywall.android.common import (
     skipped,
 )
 from spywall.android.dumpstate import (
-    accessibility_services,
+    accessibility,
     decode,
     packages,
     system_properties,
@@ -143,10 +143,11 @@ def dumpstate_packages(ctx: Ctx) -> Result:
 
 
 def dumpsys_accessibility(ctx: Ctx) -> Result:
-    got = section_of(ctx, accessibility_services, "'DUMP OF SERVICE accessibility'")
+    got = section_of(ctx, accessibility, "'DUMP OF SERVICE accessibility'")
     if isinstance(got, str):
         return skipped(got)
-    where, comps = got
+    where, dump = got
+    comps = dump.services
     for comp, enabled in comps.items():
         rec = ctx.record("dumpsys_accessibility", None, f"accessibility service {comp}",
                          {"package_name": comp.partition("/")[0], "service": comp,
@@ -163,6 +164,21 @@ def dumpsys_accessibility(ctx: Ctx) -> Result:
                           "screen and act for the user, as stalkerware and banking trojans "
                           "do; check that you turned it on", rec=rec, path=where,
                           severity=Severity.MEDIUM, detail={"service": comp})
+    for user, stated, unnamed in dump.unnamed:
+        rec = ctx.record("dumpsys_accessibility", None, f"accessibility services of user "
+                         f"{user}", {"user_id": user, "installed_service_count": stated,
+                                     "unnamed_service_count": unnamed})
+        which = ("does not list their component names" if unnamed == stated else
+                 f"lists the component names of only {stated - unnamed} of them "
+                 f"({unnamed} unnamed)")
+        ctx.heuristic("android-accessibility-unnamed-services",
+                      "Accessibility services the dump does not name",
+                      f"the accessibility dump states {stated} installed service(s) for "
+                      f"user {user} but {which}: those services cannot be checked; list "
+                      "them in Settings > Accessibility (low, as MVT)", rec=rec,
+                      path=where, severity=Severity.LOW,
+                      detail={"user": user, "installed_service_count": stated,
+                              "unnamed_service_count": unnamed})
     return ok(len(comps))
 
 

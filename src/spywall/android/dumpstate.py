@@ -105,14 +105,53 @@ _ENABLED = re.compile(r"^\s*enabled services:?[^\r\n]*$", re.M | re.I)
 _BOUND = re.compile(r"^\s*bound services:?[^\r\n]*$", re.M | re.I)
 
 
+_A11Y_USER = re.compile(r"attributes:\{id=([0-9]{1,9})")
+_A11Y_COUNT = re.compile(r"installedServiceCount=([0-9]{1,9})")
+
+
+class Accessibility(msgspec.Struct, frozen=True):
+    """``DUMP OF SERVICE accessibility``: its services (``accessibility_services``) and,
+    for each user whose ``attributes:{id=N, ...}`` line states an
+    ``installedServiceCount`` larger than the components the dump names for that user,
+    (user, stated count, how many are not named)."""
+
+    services: dict[str, bool | None]
+    unnamed: list[tuple[int | None, int, int]]
+
+
+def accessibility(text: str) -> Accessibility | None:
+    """The accessibility section read (None if absent). On most builds the user's
+    ``installedServiceCount`` is the dump's only statement of installed services: a
+    count its named services do not add up to is kept, as MVT keeps it."""
+    body = section(text, _SERVICE.format("accessibility"))
+    if body is None:
+        return None
+    counts: dict[int | None, int] = {}
+    named: dict[int | None, set[str]] = {}
+    user: int | None = None
+    for line in body.splitlines():
+        if m := _A11Y_USER.search(line):
+            user = int(m.group(1))
+        if m := _A11Y_COUNT.search(line):
+            counts[user] = int(m.group(1))
+        seen = named.setdefault(user, set())
+        if len(seen) < MAX_RECORDS:
+            seen.update(c.group(0) for c in _COMPONENT.finditer(line))
+    unnamed = [(u, n, n - len(named.get(u, ()))) for u, n in counts.items()
+               if n > len(named.get(u, ()))]
+    return Accessibility(_services(body), unnamed)
+
+
 def accessibility_services(text: str) -> dict[str, bool | None] | None:
     """Components (``pkg/.Service``) named in ``DUMP OF SERVICE accessibility``, each with
     whether it is active: on an ``Enabled services`` or ``Bound services`` line (True),
     installed only (False), or None when the dump prints no ``Enabled services`` line
     (the state is not stated, which is not "off"). None if the section is absent."""
     body = section(text, _SERVICE.format("accessibility"))
-    if body is None:
-        return None
+    return None if body is None else _services(body)
+
+
+def _services(body: str) -> dict[str, bool | None]:
     stated = _ENABLED.search(body) is not None
     found: dict[str, bool | None] = {}
     for m in _COMPONENT.finditer(body):

@@ -171,14 +171,20 @@ _USER_KEYS = re.compile(r"^[ \t]*user_keys=", re.M)
 _STRUCTURAL = re.compile(r"[ \t]*[A-Za-z_][A-Za-z0-9_]*=")
 _ADB_KEY_TAG = re.compile(r"<adbKey\b([^<>]{0,20000})>")
 _ATTR = re.compile(r'\b(key|lastConnection)="([^"]{0,10000})"')
+_KEYSTORE = re.compile(r"^[ \t]*keystore=[ \t]*", re.M)
+# An adb key recovered from a binary (ABX) keystore: a run of 300 or more base64
+# characters (a host key is about 700), then its `` user@host``, as MVT recovers them.
+_ABX_KEY = re.compile(r"(?<![A-Za-z0-9+/])[A-Za-z0-9+/]{300,}={0,2}(?: [A-Za-z0-9_.@-]{1,256})?")
+_VALUE_END = re.compile(r"\n[ \t]*\n|\n[ \t]*[A-Za-z_][A-Za-z0-9_]*=")
+MAX_ABX = 1 << 20
 
 
 def adb_keys(body: str) -> list[AdbKey] | None:
     """Trusted adb host keys of ``debugging_manager`` (None without one): the keystore's
     ``<adbKey key="<base64> user@host" lastConnection="<ms>"/>`` entries (XML; Android
-    11+), then the ``user_keys=`` lines (one key a line, up to a blank line or the next
-    ``name=`` field) not already there, as MVT merges them; a key that is not base64 is
-    kept with no fingerprint (MVT flags it)."""
+    11+; in binary XML, ``_abx_keys``), then the ``user_keys=`` lines (one key a line,
+    up to a blank line or the next ``name=`` field) not already there, as MVT merges
+    them; a key that is not base64 is kept with no fingerprint (MVT flags it)."""
     at = body.find("debugging_manager=")
     if at < 0:
         return None
@@ -193,6 +199,8 @@ def adb_keys(body: str) -> list[AdbKey] | None:
         attrs = {m.group(1): m.group(2) for m in _ATTR.finditer(tag.group(1))}
         last = attrs.get("lastConnection", "")
         add(attrs.get("key", ""), int(last) if last.isdigit() and len(last) < 19 else None)
+    for key in _abx_keys(body, at):
+        add(key, None)
     m = _USER_KEYS.search(body, at)
     if m is not None:
         first = True
@@ -202,6 +210,28 @@ def adb_keys(body: str) -> list[AdbKey] | None:
             first = False
             add(line, None)
     return list(out.values())
+
+
+def _abx_keys(body: str, at: int) -> list[str]:
+    """The ``<base64> user@host`` keys of a ``keystore=`` value in Android's binary XML
+    (ABX, ``ABX\\0`` first: newer builds write adb_temp_keys.xml so), up to the value's
+    end (a blank line or the next ``name=`` field; read within ``MAX_ABX`` characters).
+    Dumped as text, its binary tokens are not what the file held (the dump's bytes were
+    replaced where not UTF-8), so its structure is not read: the keys are recovered as
+    MVT recovers them, runs of 300 or more base64 characters that decode, each with the
+    ``user@host`` after it; their last connection (a binary long) is not known."""
+    m = _KEYSTORE.search(body, at)
+    if m is None or not body.startswith("ABX\0", m.end()):
+        return []
+    region = body[m.end():m.end() + MAX_ABX]
+    end = _VALUE_END.search(region)
+    region = region[:end.start()] if end else region
+    out: list[str] = []
+    for k in _ABX_KEY.finditer(region):
+        token = k.group().partition(" ")[0]
+        if adb_fingerprint(token) is not None:
+            out.append(k.group())
+    return out
 
 
 def adb_fingerprint(key: str) -> str | None:

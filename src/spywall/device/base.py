@@ -294,9 +294,12 @@ class CheckContext(Generic[E]):
                 seen.append(rec)
 
     def check(self, kind: str, value: str | None, *, rec: Record | None, path: str,
-              what: str, severity: Severity = Severity.HIGH,
+              what: str, severity: Severity = Severity.CRITICAL,
               detail: dict[str, Scalar] | None = None) -> int:
-        """Match ``value`` as an indicator of ``kind``; add a finding per indicator hit."""
+        """Match ``value`` as an indicator of ``kind``; add a finding per indicator hit:
+        critical, as MVT marks a detected indicator, unless the module passes a lower
+        ``severity`` (MVT's manifest, filesystem, locationd and sms_attachments modules
+        mark theirs high: a name or path alone)."""
         if not value:
             return 0
         hits = self.lookup.match(kind, value)

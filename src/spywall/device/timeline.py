@@ -421,6 +421,15 @@ _MACB_TIME = re.compile(_TIME)
 _MACB_COLUMN = re.compile(f"(?:{_TIME}\n)*{_TIME}")
 
 
+# Modules whose record stands in the timeline a second time: at the time one of its
+# fields holds (in MVT's form; none, no row), under another event, with the record's
+# description, as MVT's SMS module writes an ``sms_read`` row at the read time of each
+# message read. A module's second rows follow its records' rows (the folder's stable
+# sort by time puts them in place; MVT orders rows of equal times by no rule: its
+# timeline passes through a set).
+SECOND_ROW: dict[str, tuple[str, str]] = {"sms": ("isodate_read", "sms_read")}
+
+
 def _macb_times(values: Sequence[object]) -> Sequence[str | None]:
     """A column of a ``MACB`` field: each value that is a time in MVT's form, else None
     (all checked by one match over the column's text when all are)."""
@@ -476,6 +485,38 @@ def _macb_lines(recs: Sequence[Record], descs: Iterable[bytes]) -> Lines:
     return Lines(stamps, rows)
 
 
+def _second_rows(module: str, column: Sequence[object], descs: Sequence[bytes]) -> Lines:
+    """The ``SECOND_ROW`` rows of a module's records: ``column`` its field in each record
+    (a time in MVT's form, else no row), ``descs`` each record's CSV description."""
+    at = _macb_times(column)
+    idx = list(compress(range(len(at)), at))
+    if not idx:
+        return NO_LINES
+    stamps: list[str] = list(map(at.__getitem__, idx))  # type: ignore[arg-type]
+    head = (f'","{csv_field(plugin(module))}","'
+            f'{csv_field(writable(SECOND_ROW[module][1]))}","').encode()
+    return Lines(stamps, list(map(b"".join, zip(
+        repeat(_OPEN), map(str.encode, stamps), repeat(head), map(descs.__getitem__, idx),
+        repeat(_CLOSE)))))
+
+
+def _second_column(recs: Sequence[Record]) -> tuple[str, list[Scalar]] | None:
+    """The module of ``recs`` and each one's ``SECOND_ROW`` field (None: no such module)."""
+    second = SECOND_ROW.get(recs[0].module)
+    if second is None:
+        return None
+    return recs[0].module, [r.data.get(second[0]) for r in recs]
+
+
+def _with_second(lines: Lines | None, module: str, column: Sequence[object] | None,
+                 descs: Sequence[bytes]) -> Lines | None:
+    """``lines`` and the module's ``SECOND_ROW`` rows after them (none without one)."""
+    if lines is None or column is None or module not in SECOND_ROW:
+        return lines
+    extra = _second_rows(module, column, descs)
+    return lines + extra if len(extra) else lines
+
+
 Chunk = tuple[bytes, Lines]
 
 
@@ -507,7 +548,7 @@ def _records(recs: Sequence[Record], first: bytes, last: bytes) -> Chunk:
         descs = _csv_bytes(blob).split(b"\n")
         lines: Lines | None = _macb_lines(recs, descs)
     else:
-        lines = _rows(mods, events, times, tblob, blob)
+        lines = _rows(mods, events, times, tblob, blob, _second_column(recs))
     if lines is None:
         return _render_each(recs, times, first, last)
     heads, _ = _heads(zip(mods, events, strict=True), False)
@@ -563,17 +604,23 @@ def _batch(b: Batch, first: bytes, last: bytes) -> Chunk:
                                            *columns)))
     except REFUSED:
         return _records(b.records(), first, last)
-    lines = _rows(b.module, b.events, times, tblob, blob)
+    second = SECOND_ROW.get(b.module)
+    column = b.fields.get(second[0]) if second else None
+    lines = _rows(b.module, b.events, times, tblob, blob,
+                  None if column is None else (b.module, column))
     if lines is None:
         return _records(b.records(), first, last)
     return comma_lines(first, items, last), lines
 
 
 def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | None],
-          tblob: bytes, blob: bytes) -> Lines | None:
+          tblob: bytes, blob: bytes,
+          second: tuple[str, Sequence[object]] | None = None) -> Lines | None:
     """The timeline rows of records given as columns: their module (one for all, or
     each's), events, MVT times (``tblob``: as JSON, one a line) and ``blob``, the JSON
-    object of each one's fields, one a line. None when a time holds a line break."""
+    object of each one's fields, one a line; then, for a ``SECOND_ROW`` module, its
+    second rows (``second``: the module and its field's column). None when a time holds
+    a line break."""
     n = len(times)
     timed: list[str] = list(compress(times, times))  # type: ignore[arg-type]
     joined = "\n".join(timed)
@@ -595,7 +642,8 @@ def _rows(mods: str | Sequence[str], events: Sequence[str], times: list[str | No
     pieces += [_by_pair(heads, mods, events), descs, repeat(_CLOSE, n)]
     if len(timed) < n:
         pieces = [compress(p, times) for p in pieces]
-    return Lines(timed, list(map(b"".join, zip(*pieces, strict=True))))
+    lines = Lines(timed, list(map(b"".join, zip(*pieces, strict=True))))
+    return lines if second is None else _with_second(lines, second[0], second[1], descs)
 
 
 def _render_each(recs: Sequence[Record], times: Sequence[str | None], first: bytes,
@@ -622,7 +670,11 @@ def _render_each(recs: Sequence[Record], times: Sequence[str | None], first: byt
                                   csv_heads[r.module, r.event], descs[-1], _CLOSE)))
     if macb:
         return first + b",\n".join(items) + last, _macb_lines(recs, descs)
-    return first + b",\n".join(items) + last, Lines(stamps, rows)
+    second = _second_column(recs)
+    lines = Lines(stamps, rows)
+    if second is not None:
+        lines = _with_second(lines, second[0], second[1], descs) or lines
+    return first + b",\n".join(items) + last, lines
 
 
 def _chunks(recs: Sequence[Record], batches: Sequence[tuple[int, Batch]],

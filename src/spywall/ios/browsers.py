@@ -132,7 +132,7 @@ def _visit(ctx: Ctx, row: Any, hit: Sequence[object], visits: dict[Any, tuple[An
             "ios-fast-cross-domain-redirect", "Fast cross-domain redirect in Safari",
             f"{src_host} redirected to {dst_host} within {REDIRECT_SECONDS:g}s: "
             "exploit links often bounce through a redirector; check both domains",
-            rec=rec, path=path, severity=Severity.LOW,
+            rec=rec, path=path, severity=Severity.MEDIUM,
             detail={"from": url[:2048], "to": target[1][:2048]})
     return rec
 
@@ -221,7 +221,22 @@ def _observations(ctx: Ctx, entry: Entry, path: str) -> int:
     return len(rows)
 
 
+def _session_sites(value: object) -> list[str]:
+    """The sites a session-log field names: a text, or a list of texts and of
+    dictionaries with an ``origin`` or ``domain`` (the form MVT reads)."""
+    out: list[str] = []
+    for v in value if isinstance(value, list) else [value]:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, dict):
+            out += [s for k in ("origin", "domain") if isinstance(s := v.get(k), str)]
+    return out
+
+
 def _session_log(ctx: Ctx, entry: Entry, path: str) -> int:
+    """Every site an entry names is matched as a host; an entry with a match is also a
+    redirect between suspicious domains (high), its path named as MVT's
+    webkit_session_resource_log module names it beside each match."""
     n = 0
     root = plist(ctx, entry)
     stats = root.get("browsingStatistics") if isinstance(root, dict) else None
@@ -234,13 +249,35 @@ def _session_log(ctx: Ctx, entry: Entry, path: str) -> int:
                          iso_datetime(item.get("mostRecentUserInteraction"))
                          or iso_datetime(item.get("lastSeen")),
                          "webkit_session_resource", {"origin": str(origin or "")})
+        hits = 0
         for key in _SESSION_KEYS:
-            vals = item.get(key)
-            for v in vals if isinstance(vals, list) else [vals]:
-                if isinstance(v, str):
-                    ctx.check("host", v, rec=rec, path=path,
-                              what=f"WebKit session resource log ({key})")
+            for v in _session_sites(item.get(key)):
+                hits += ctx.check("host", v, rec=rec, path=path,
+                                  what=f"WebKit session resource log ({key})")
+        if hits:
+            _suspicious_redirect(ctx, rec, path, str(origin or ""),
+                                 _session_sites(item.get("topFrameUniqueRedirectsFrom")),
+                                 _session_sites(item.get("topFrameUniqueRedirectsTo")))
     return n
+
+
+def _suspicious_redirect(ctx: Ctx, rec: Record, path: str, origin: str, sources: list[str],
+                         destinations: list[str]) -> None:
+    chain = [f"SOURCE: {', '.join(map(_quoted, sources))}"] if sources else []
+    chain.append(f"ORIGIN: {_quoted(origin)}")
+    if destinations:
+        chain.append(f"DESTINATION: {', '.join(map(_quoted, destinations))}")
+    ctx.heuristic(
+        "ios-webkit-suspicious-redirect", "Redirect between suspicious domains",
+        f"WebKit's session log has a site that matches a spyware indicator and the "
+        f"redirects around it: {' -> '.join(chain)}; check every domain of the path "
+        "(high, as MVT)", rec=rec, path=path, severity=Severity.HIGH,
+        detail={"origin": origin, "redirect_sources": " ".join(sources),
+                "redirect_destinations": " ".join(destinations)})
+
+
+def _quoted(site: str) -> str:
+    return f'"{site}"'
 
 
 MODULES = (

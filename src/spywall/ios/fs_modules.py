@@ -253,22 +253,23 @@ def _filesystem(ctx: Ctx) -> Result:
                          {"path": full, "kind": kinds.get(e.flags, "other")})
         where = dump.display(e)
         detail: dict[str, Scalar] = {"path": full}
+        # (high, as MVT's filesystem module marks its matches: a name or path alone)
         ctx.check("file_name", name, rec=rec, path=where, what="file name on the phone",
-                  detail=detail)
+                  severity=Severity.HIGH, detail=detail)
         for p in forms:
             if ctx.check("file_path", p, rec=rec, path=where, what="path on the phone",
-                         detail=detail):
+                         severity=Severity.HIGH, detail=detail):
                 break
         if proc and e.flags == FILE and stat.S_ISREG(mode) and mode & 0o111:
             ctx.check("process", name, rec=rec, path=where, what="executable on the phone",
-                      detail=detail)
+                      severity=Severity.HIGH, detail=detail)
         elif proc:  # MVT matches every path component (HIGH); a name alone says less
             ctx.check("process", name, rec=rec, path=where, severity=Severity.MEDIUM,
                       what=f"{kinds.get(e.flags, 'entry')} named like a process (not an "
                            "executable)", detail=detail)
         for origin in origins:
             ctx.check("domain", origin, rec=rec, path=where, detail=detail,
-                      what="WebKit storage of a site")
+                      severity=Severity.HIGH, what="WebKit storage of a site")
     if dump.truncated:
         _limit(ctx, str(dump.root), f"filesystem: {dump.truncated}")
     return ok(len(dump.entries), dump.truncated)

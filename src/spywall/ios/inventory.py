@@ -55,10 +55,14 @@ def _manifest(ctx: Ctx) -> Result:
                          {"domain": e.domain, "relative_path": e.relative_path,
                           "file_id": e.file_id, "size": meta.size if meta else None})
         path = f"{root}!/{e.domain}/{e.relative_path}"
-        ctx.check("file_name", name, rec=rec, path=path, what="backup file name")
-        ctx.check("file_path", full, rec=rec, path=path, what="backup path")
+        # (high, as MVT's manifest module marks its matches: a name or path alone)
+        ctx.check("file_name", name, rec=rec, path=path, what="backup file name",
+                  severity=Severity.HIGH)
+        ctx.check("file_path", full, rec=rec, path=path, what="backup path",
+                  severity=Severity.HIGH)
         for origin in origins:
-            ctx.check("domain", origin, rec=rec, path=path, what="site named in a backup path")
+            ctx.check("domain", origin, rec=rec, path=path, what="site named in a backup path",
+                      severity=Severity.HIGH)
     return ok(len(b.entries))
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from spywall.device.base import Batch, FnModule, Record, iso_apple
 from spywall.device.sqlite import columns, require, tables
+from spywall.device.timeline import mvt_time, mvt_times
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
     MAX_ROWS,
@@ -50,6 +51,7 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         have = require(conn, "message", ("ROWID", "text", "date", "handle_id"))
         require(conn, "handle", ("ROWID", "id"))
         body = "m.attributedBody" if "attributedBody" in have else "NULL"
+        read = "m.date_read" if "date_read" in have else "NULL"
         # SQLite says which rows can hold a link: links() needs "://" or "www." in the
         # text (LIKE is case-insensitive, as links() is), and a binary body is always
         # searched; and which may be Apple's threat notification (its first characters).
@@ -65,7 +67,7 @@ def _sms(ctx: Ctx, entry: Entry, path: str) -> Result:
         n = min(conn.execute("SELECT count(*) FROM message").fetchone()[0], MAX_ROWS)
         cursor = conn.execute(
             f"SELECT m.ROWID, m.date, m.text, {body}, h.id, coalesce({may_link}, 0), "  # noqa: S608
-            f"coalesce({alert}, 0) FROM message m "
+            f"coalesce({alert}, 0), {read} FROM message m "
             f"LEFT JOIN handle h ON h.ROWID = m.handle_id {where} LIMIT ?", (MAX_ROWS,))
         rows: list[Any] = []
         try:
@@ -106,10 +108,12 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
     matches. With a timeline, every message is recorded as well, in row order, as one
     batch of columns (a message SQLite let through that holds no link too: all of them,
     as MVT). The event is MVT's ``sms_received`` for every message, whatever its
-    direction or sender."""
+    direction or sender. ``isodate_read`` is the time the message was read (MVT's form,
+    as MVT's field), where the timeline has a second row for it, MVT's ``sms_read``
+    (``device.timeline.SECOND_ROW``)."""
     if not rows:
         return
-    rowids, dates, texts, bodies, handles, may, _ = zip(*rows, strict=True)
+    rowids, dates, texts, bodies, handles, may, _, reads = zip(*rows, strict=True)
     kept: list[int] = []
     found_in: list[list[str]] = []
     for i in compress(range(len(rows)), may):
@@ -130,7 +134,8 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
             {"rowid": list(rowids),
              "phone_number": [h if h.__class__ is str else "" for h in handles],
              "links": shown,
-             "text": [t[:500] if t.__class__ is str else "" for t in texts]}))
+             "text": [t[:500] if t.__class__ is str else "" for t in texts],
+             "isodate_read": mvt_times([iso_apple(t) if t else None for t in reads])}))
     if not any(matched):
         return
     at = 0
@@ -141,9 +146,11 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
             continue
         text, handle = texts[i], handles[i]
         sender = handle if handle.__class__ is str else ""
+        read_at = iso_apple(reads[i])
         rec = Record("sms", iso_apple(dates[i]), "sms_received",
                      {"rowid": rowids[i], "phone_number": sender, "links": " ".join(found),
-                      "text": text[:500] if text.__class__ is str else ""})
+                      "text": text[:500] if text.__class__ is str else "",
+                      "isodate_read": mvt_time(read_at) if read_at else None})
         if not ctx.timeline:  # (with one, the batch holds it)
             ctx.extend("sms", [rec])
         check_links(ctx, found, rec, path, "SMS/iMessage link", {"sender": sender})
@@ -197,9 +204,11 @@ def _sms_attachments(ctx: Ctx, entry: Entry, path: str) -> Result:
                          "sms_attachment", {"rowid": rowid, "filename": filename,
                                             "transfer_name": str(tname or ""),
                                             "phone_number": sender, "chat": str(chat or "")})
+        # (high, as MVT's sms_attachments module marks its matches)
         ctx.check("file_name", posixpath.basename(filename), rec=rec, path=path,
-                  what="iMessage attachment name")
-        ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path")
+                  what="iMessage attachment name", severity=Severity.HIGH)
+        ctx.check("file_path", filename, rec=rec, path=path, what="iMessage attachment path",
+                  severity=Severity.HIGH)
         if filename.startswith(TMP_ATTACHMENT[0]) and filename.endswith(TMP_ATTACHMENT[1]):
             ctx.heuristic(
                 "ios-sms-attachment-in-tmp", "iMessage attachment stored in /var/tmp",

@@ -246,15 +246,19 @@ def _locationd(ctx: Ctx, entry: Entry, path: str) -> Result:
         rec = ctx.record("locationd_clients", when, "location_client", {"client": package})
         name = package.removeprefix("com.apple.locationd.bundle-")
         bundle = info.get("BundleId")
-        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client")
+        # (high, as MVT's locationd module marks its matches)
+        ctx.check("app_id", str(bundle or name), rec=rec, path=path, what="location client",
+                  severity=Severity.HIGH)
         procs = [package.rpartition("/")[2], bundle if isinstance(bundle, str) else ""]
         for field in ("BundlePath", "Executable", "Registered"):
             v = info.get(field)
             if isinstance(v, str) and v:
-                ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}")
+                ctx.check("file_path", v, rec=rec, path=path, what=f"location client {field}",
+                          severity=Severity.HIGH)
                 procs.append(posixpath.basename(v))
         for proc in dict.fromkeys(procs):  # each name once: a hit is one finding
-            ctx.check("process", proc, rec=rec, path=path, what="location client")
+            ctx.check("process", proc, rec=rec, path=path, what="location client",
+                      severity=Severity.HIGH)
     return ok(n)
 
 
@@ -303,17 +307,23 @@ def _text(v: object) -> str:
 
 
 def _global_prefs(ctx: Ctx, entry: Entry, path: str) -> Result:
-    """``LDMGlobalEnabled`` in the global preferences: Lockdown Mode on (said in the
-    module's message and record: not a finding, so a clean phone stays clean) or turned
-    off after having been set (low: Apple's protection against mercenary spyware is not
-    active). Without the key it was never turned on (said, not a finding)."""
+    """``LDMGlobalEnabled`` in the global preferences: Lockdown Mode on (information, as
+    MVT says it: an information finding alone leaves the phone's verdict clean) or
+    turned off after having been set (low: Apple's protection against mercenary spyware
+    is not active). Any true value is on, as MVT reads it. Without the key it was never
+    turned on (said, not a finding)."""
     root = plist(ctx, entry)
     prefs = root if isinstance(root, dict) else {}
     value = prefs.get(LOCKDOWN_KEY)
-    state = "on" if value is True else "off" if value is not None else "never set"
+    state = "never set" if value is None else "on" if value else "off"
     rec = ctx.record("global_preferences", None, "lockdown_mode",
                      {"entry": LOCKDOWN_KEY, "value": state})
-    if value is not None and value is not True:
+    if state == "on":
+        ctx.heuristic("ios-lockdown-mode-on", "Lockdown Mode enabled",
+                      "Lockdown Mode is on: Apple's protection against mercenary spyware "
+                      "is active (information, as MVT)", rec=rec, path=path,
+                      severity=Severity.INFO, references=(LOCKDOWN_DOC,))
+    elif state == "off":
         ctx.heuristic("ios-lockdown-mode-off", "Lockdown Mode disabled",
                       "Lockdown Mode is off: if you may be targeted by mercenary spyware, "
                       "turn it on (Settings > Privacy & Security > Lockdown Mode)",
