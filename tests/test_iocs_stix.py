@@ -203,3 +203,31 @@ def test_fast_path_does_not_import_the_pattern_parser() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+_FIELD = st.sampled_from(["type", "id", "name", "pattern", "pattern_type",
+                          "relationship_type", "source_ref", "target_ref", "objects"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(_FIELD, _JSON | st.sampled_from(
+    ["indicator", "malware", "relationship", "indicates", "stix", "malware--1"])),
+    max_size=6))
+def test_objects_with_any_field_values_load_as_the_json_reading_does(
+        odd: list[dict[str, object]]) -> None:
+    """Every field the loader reads may hold any JSON value (a list as ``type`` once
+    crashed it): the good indicator still loads, and the decoding that skips unread
+    fields gives what reading the whole document gives (forced by a byte-order mark)."""
+    doc = json.loads(_bundle("[domain-name:value = 'evil.com']"))
+    doc["objects"] += odd
+    text = json.dumps(doc)
+    fast = load_bundle(text.encode(), "t.stix2", "t")
+    whole = load_bundle(b"\xef\xbb\xbf" + text.encode(), "t.stix2", "t")
+    assert ("domain", "evil.com") in [(i.kind, i.value) for i in fast.indicators]
+    assert [(i.kind, i.value, i.collection) for i in fast.indicators] == \
+        [(i.kind, i.value, i.collection) for i in whole.indicators]
+    assert fast.unsupported == whole.unsupported
+    assert fast.collections == whole.collections
