@@ -11,7 +11,12 @@ the file ``adb_host_key.pub``. Each trusted key of the phone's adb state
   computer may debug the phone (install apps, read data) over USB;
 - ``android-adb-key-old-connection`` (information): the capture's own computer, last
   connected a day or more before the capture (it was trusted earlier).
-Only for an androidqf capture (a bare bugreport has no capture computer to compare)."""
+Only for an androidqf capture (a bare bugreport has no capture computer to compare).
+
+A dump shows a keystore in binary XML (ABX) with its bytes replaced (``dumpsys``
+recovers its keys as MVT does, without their last connection); a capture that holds the
+keystore file itself (``adb_temp_keys.xml``, the raw bytes) has it read by the ABX reader
+(``keystore_file``): its keys with their ``lastConnection``."""
 
 from __future__ import annotations
 
@@ -19,12 +24,18 @@ import base64
 import binascii
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
+from spywall.android import abx
 from spywall.android.common import Ctx, read_json, read_text
-from spywall.android.dumpsys import AdbKey
+from spywall.android.dumpsys import AdbKey, adb_fingerprint
 from spywall.device.base import Record
-from spywall.report import Scalar, Severity
+from spywall.errors import LimitExceeded, SpywallError
+from spywall.report import ErrorEntry, Scalar, Severity
 
 DAY_MS = 86_400_000
+KEYSTORE_FILE = "adb_temp_keys.xml"
+MAX_KEYS = 1000
 TITLES = {"android-adb-key-invalid": "Invalid trusted adb key",
           "android-adb-key-unverified": "Trusted adb host not compared",
           "android-adb-key-other-host": "Phone trusts another computer for adb",
@@ -93,3 +104,47 @@ def judge(ctx: Ctx, keys: list[AdbKey], recs: list[Record], where: str) -> None:
             continue
         ctx.heuristic(rule, TITLES[rule], msg, rec=rec, path=where, severity=sev,
                       detail=detail)
+
+
+def keystore_file(ctx: Ctx) -> tuple[str, list[AdbKey]] | None:
+    """(where, keys) of the capture's adb keystore file (``adb_temp_keys.xml``, in any
+    folder) when it is in binary XML (ABX): each ``adbKey`` with its ``lastConnection``,
+    at most ``MAX_KEYS``. None without one (or a text XML one: the dump shows it). A
+    file the reader refuses (malformed, truncated, over its bounds) is an error entry
+    and no keys."""
+    cap = ctx.evidence
+    name = next((n for n in cap.members() if n.rpartition("/")[2] == KEYSTORE_FILE), None)
+    if name is None:
+        return None
+    where = cap.where(name)
+    try:
+        data = cap.read(name, abx.MAX_INPUT) or b""
+        if not data.startswith(abx.MAGIC):
+            return None
+        found = abx.adb_keystore(data)
+    except SpywallError as exc:
+        code = "limit" if isinstance(exc, LimitExceeded) else "malformed"
+        ctx.subject.errors.append(ErrorEntry(path=where, code=code,
+                                             message=f"{KEYSTORE_FILE}: {exc}"[:600]))
+        return where, []
+    out: dict[str, AdbKey] = {}
+    for text, last in found:
+        token, _, user = text.strip().partition(" ")
+        if token and token not in out and len(out) < MAX_KEYS:
+            out[token] = AdbKey(user.strip(), adb_fingerprint(token) or "", token, last)
+    return where, list(out.values())
+
+
+def merge(keys: list[AdbKey], where: str,
+          stored: tuple[str, list[AdbKey]] | None) -> list[tuple[AdbKey, str]]:
+    """(key, where) of the dump's ``keys`` (at ``where``), then the keystore file's not
+    among them; a dump key without a last connection takes the file's."""
+    out = {k.key: (k, where) for k in keys}
+    for k in stored[1] if stored else []:
+        had = out.get(k.key)
+        if had is None and len(out) < MAX_KEYS:
+            out[k.key] = (k, stored[0] if stored else where)
+        elif had is not None and had[0].last_connected is None:
+            out[k.key] = (msgspec.structs.replace(had[0], last_connected=k.last_connected),
+                          had[1])
+    return list(out.values())

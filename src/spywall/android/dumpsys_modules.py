@@ -133,15 +133,19 @@ def dbinfo(ctx: Ctx) -> Result:
 
 def adb_state(ctx: Ctx) -> Result:
     got = section_of(ctx, _service("adb", dumpsys.adb_keys), "'DUMP OF SERVICE adb'")
-    if isinstance(got, str):
+    stored = adb_trust.keystore_file(ctx)  # the keystore file itself, in binary XML
+    if stored is None and isinstance(got, str):
         return skipped(got)
-    where, keys = got
-    if keys is None:
+    if stored is None and got[1] is None:
         return skipped("no debugging_manager in the adb dump")
+    where, found = got if not isinstance(got, str) else ("", None)
+    where = where if found is not None or stored is None else stored[0]
+    both = adb_trust.merge(found or [], where, stored)
+    keys = [k for k, _ in both]
     recs = [ctx.record("dumpsys_adb", None, "trusted adb key",
                        {"user": k.user, "fingerprint": k.fingerprint, "key": k.key,
-                        "last_connected": k.last_connected, "source": where})
-            for k in keys]  # (no time: MVT puts adb keys on no timeline)
+                        "last_connected": k.last_connected, "source": src})
+            for k, src in both]  # (no time: MVT puts adb keys on no timeline)
     if ctx.evidence.kind == "androidqf":
         adb_trust.judge(ctx, keys, recs, where)
     return ok(len(keys), f"{len(keys)} trusted adb key(s)")
