@@ -263,8 +263,9 @@ DUMPSYS_MODULES: tuple[FnModule[Capture], ...] = (
     FnModule("dumpsys_platform_compat", "apps remembered by platform_compat, removed ones "
              "included: app ids", platform_compat),
     FnModule("dumpsys_dbinfo", "databases recently used, by package: app ids", dbinfo),
-    FnModule("dumpsys_adb", "trusted adb host keys (adb state): in androidqf, computers "
-             "other than the capture's", adb_state),
+    FnModule("dumpsys_adb", "trusted adb host keys (adb state, and a capture's own "
+             "adb_temp_keys.xml in binary XML): in androidqf, computers other than the "
+             "capture's", adb_state),
     FnModule("dumpsys_battery_history", "battery history: apps installed, removed, run "
              "(jobs, foreground, alarms)", battery_history),
     FnModule("dumpsys_battery_daily", "daily battery stats: app updates, removals "
