@@ -34,8 +34,13 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from spywall.device.base import Batch, Record
+from spywall.device.base import Batch, Record, iso_apple
 from spywall.report import Scalar
+
+try:  # (as in device.base: the compiled Apple-time column, absent without a C compiler)
+    from spywall.device import _times
+except ImportError:  # pragma: no cover
+    _times = None  # type: ignore[assignment]
 
 # msgspec's C encoder (already loaded for the report): the standard encoder was most of
 # the time of writing a large result folder. What msgspec refuses (a key that is not a
@@ -359,6 +364,19 @@ def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
         t = stamps[i]
         out[i] = mvt_time(t) if t else t
     return out
+
+
+def _mvt_apple(value: object) -> str | None:
+    iso = iso_apple(value)  # type: ignore[arg-type]
+    return mvt_time(iso) if iso else None
+
+
+def mvt_apple_times(values: Sequence[object]) -> list[str | None]:
+    """``mvt_time`` of the ``iso_apple`` time of each value (None where it has none), in
+    compiled code when ``device._times`` is built (MVT's form written directly)."""
+    if _times is None:
+        return mvt_times(list(map(iso_apple, values)))
+    return _times.iso_apple_column(values, _mvt_apple, mvt=True)
 
 
 def _fixed(stamps: list[str], width: int) -> list[str] | None:

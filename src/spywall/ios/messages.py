@@ -12,9 +12,9 @@ from itertools import compress
 from operator import itemgetter
 from typing import Any
 
-from spywall.device.base import Batch, FnModule, Record, iso_apple
+from spywall.device.base import Batch, FnModule, Record, iso_apple, iso_apple_times
 from spywall.device.sqlite import columns, require, tables
-from spywall.device.timeline import mvt_time, mvt_times
+from spywall.device.timeline import mvt_apple_times, mvt_time
 from spywall.ios.backup import Entry
 from spywall.ios.common import (
     MAX_ROWS,
@@ -130,12 +130,12 @@ def _messages(ctx: Ctx, rows: list[Any], path: str) -> None:
         for i, found in zip(kept, found_in, strict=True):
             shown[i] = " ".join(found)
         ctx.batch(Batch(
-            "sms", list(map(iso_apple, dates)), ["sms_received"] * len(rows),
+            "sms", iso_apple_times(dates), ["sms_received"] * len(rows),
             {"rowid": list(rowids),
              "phone_number": [h if h.__class__ is str else "" for h in handles],
              "links": shown,
              "text": [t[:500] if t.__class__ is str else "" for t in texts],
-             "isodate_read": mvt_times([iso_apple(t) if t else None for t in reads])}))
+             "isodate_read": mvt_apple_times(reads)}))
     if not any(matched):
         return
     at = 0
