@@ -1,8 +1,9 @@
 """CPU time of the Apple-epoch time conversions of a large iOS check: 200,000 values (sms.db
 message dates in nanoseconds and Safari visit times in fractional seconds, as iOS stores
 them) and 100,000 read times (half of them unread, 0), per value in Python
-(``iso_apple``, then ``mvt_times`` for the read times) and as columns
-(``iso_apple_times``, ``mvt_apple_times``: compiled code when ``device._times`` is built).
+(``iso_apple``, then ``mvt_times``'s Python passes for the read times) and as columns
+(``iso_apple_times``, ``mvt_apple_times``: compiled code when ``device._times`` is built);
+then the 200,000 ISO times in MVT's form (``mvt_times``: whole-text passes, compiled).
 
     .venv/bin/python benchmarks/bench_times.py [--values N] [--repeat R]
 """
@@ -14,6 +15,7 @@ import random
 import time
 from collections.abc import Callable
 
+from spywall.device import timeline
 from spywall.device.base import _times, iso_apple, iso_apple_times
 from spywall.device.timeline import mvt_apple_times, mvt_times
 
@@ -45,11 +47,16 @@ def main() -> None:
     new = best(lambda: iso_apple_times(column), args.repeat)
     print(f"{len(column)} times: per value {old * 1e3:.1f} ms CPU, column {new * 1e3:.1f} ms "
           f"({old / new:.1f}x)")
-    old = best(lambda: mvt_times([iso_apple(t) if t else None  # type: ignore[arg-type]
-                                  for t in reads]), args.repeat)
+    old = best(lambda: timeline._mvt_passes([iso_apple(t) if t else None  # type: ignore[arg-type]
+                                             for t in reads]), args.repeat)
     new = best(lambda: mvt_apple_times(reads), args.repeat)
     print(f"{len(reads)} read times in MVT's form: per value {old * 1e3:.1f} ms CPU, "
           f"column {new * 1e3:.1f} ms ({old / new:.1f}x)")
+    stamps = iso_apple_times(column)
+    old = best(lambda: timeline._mvt_passes(stamps), args.repeat)
+    new = best(lambda: mvt_times(stamps), args.repeat)
+    print(f"{len(stamps)} ISO times to MVT's form (mvt_times): whole-text passes "
+          f"{old * 1e3:.1f} ms CPU, compiled {new * 1e3:.1f} ms ({old / new:.1f}x)")
 
 
 if __name__ == "__main__":

@@ -159,3 +159,42 @@ def test_the_public_columns_with_and_without_the_helper(
     assert iso_apple_times(values) == _want(values)
     assert mvt_apple_times(values) == _want_mvt(values)
     assert mvt_apple_times((0, None, 0)) == [None, None, None]
+
+
+class _Str(str):
+    pass
+
+
+def _shaped(width: int, dot: bool = True) -> st.SearchStrategy[str]:
+    """Text of ``width`` letters (any, wide ones too) with ``T`` at 10, ``Z`` last and,
+    27 long, ``.`` at 19 (with ``dot``): what ``mvt_time`` takes for one of the two ISO
+    forms (without ``dot``, most often not)."""
+    def place(chars: list[str]) -> str:
+        chars[10], chars[width - 1] = "T", "Z"
+        if width == 27 and dot:
+            chars[19] = "."
+        return "".join(chars)
+    return st.lists(st.characters(codec=None, exclude_categories=("Cs",)) | st.sampled_from(
+        "0123456789-:.TZ"), min_size=width, max_size=width).map(place)
+
+
+_STAMPS = st.one_of(st.none(), st.just(""), _shaped(20), _shaped(27), _shaped(27, dot=False),
+                    st.text(max_size=30),
+                    st.sampled_from(["2023-06-01T06:13:20Z", "2023-06-01T06:13:20.123456Z",
+                                     "2023-06-01T06:13:20é", "2023-06-01T06:13:20.12345€Z",
+                                     "2023-06-01T06:13:20.123456+00:00",
+                                     "2024-01-13T21:14:52"]),
+                    st.builds(_Str, _shaped(20)))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_STAMPS, max_size=40))
+def test_mvt_times_with_and_without_the_helper(stamps: list[str | None]) -> None:
+    want = [mvt_time(t) if t else t for t in stamps]
+    assert timeline._mvt_passes(stamps) == want
+    assert timeline.mvt_times(stamps) == want
+    if _times is not None:
+        got = _times.mvt_column(stamps, mvt_time)
+        assert got == want
+        assert all(type(g) is str for g in got if g is not None)
+        assert _times.mvt_column(tuple(stamps), mvt_time) == want  # type: ignore[arg-type]

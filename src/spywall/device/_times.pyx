@@ -1,5 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Compiled column conversion of Apple-epoch times (``device.base.iso_apple_times``).
+"""Compiled column conversions of times: Apple-epoch times to text
+(``device.base.iso_apple_times``, ``device.timeline.mvt_apple_times``) and ISO texts to
+MVT's form (``mvt_column``, for ``device.timeline.mvt_times``).
 
 ``iso_apple_column(values, fallback, mvt)`` is ``[iso_apple(v) for v in values]``, with
 the same text for every value: a plain ``int`` that fits 64 bits and a plain ``float``
@@ -14,6 +16,10 @@ microseconds exact, floor division), a float past +-1e12 is divided by 1e9; 0 me
 absent; the unix time must lie in 1990..2100 (``_TS_MIN`` .. ``_TS_MAX``, NaN refused);
 a float's microseconds are rounded half to even (Python's ``round``), carrying into the
 next second. Tests compare this with the Python function on random and edge values.
+
+``mvt_column(stamps, fallback)`` is ``[mvt_time(t) if t else t for t in stamps]``: the
+device modules' two ISO forms (ASCII) are rewritten here, any other text by ``fallback``
+(``mvt_time`` itself).
 
 The date of a day number is the civil-from-days calculation of H. Hinnant's
 "chrono-Compatible Low-Level Date Algorithms" (proleptic Gregorian, 400-year eras); all
@@ -154,4 +160,47 @@ def iso_apple_column(values, fallback, bint mvt=False):
             out[i] = _from_float(PyFloat_AS_DOUBLE(item), mvt)
         else:
             out[i] = fallback(item)
+    return out
+
+
+cdef extern from "Python.h":
+    int PyUnicode_IS_ASCII(object o)
+
+
+def mvt_column(stamps, fallback):
+    """``[fallback(t) if t else t for t in stamps]`` where ``fallback`` is
+    ``device.timeline.mvt_time``: the two ISO forms the device modules write,
+    ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in ASCII, are rewritten here as ``mvt_time`` does
+    (the letters it looks at in their places: ``T`` at 10, ``Z`` last, ``.`` at 19 in
+    the longer one); any other text goes to ``fallback``, None and "" stay."""
+    cdef list items = stamps if type(stamps) is list else list(stamps)
+    cdef Py_ssize_t i, n = len(items), size
+    cdef list out = [None] * n
+    cdef const char* src
+    cdef char* dst
+    for i in range(n):
+        item = items[i]
+        if item is None:
+            continue
+        if type(item) is not str or not PyUnicode_IS_ASCII(item):
+            out[i] = fallback(item) if item else item
+            continue
+        size = len(<str> item)
+        src = <const char*> PyUnicode_DATA(item)
+        if size == 27 and src[26] == b'Z' and src[19] == b'.' and src[10] == b'T':
+            text = PyUnicode_New(26, 127)
+            dst = <char*> PyUnicode_DATA(text)
+            memcpy(dst, src, 26)
+            dst[10] = b' '
+        elif size == 20 and src[19] == b'Z' and src[10] == b'T':
+            text = PyUnicode_New(26, 127)
+            dst = <char*> PyUnicode_DATA(text)
+            memcpy(dst, src, 19)
+            memcpy(dst + 19, b".000000", 7)
+            dst[10] = b' '
+        elif size == 0:
+            text = item
+        else:
+            text = fallback(item)
+        out[i] = text
     return out

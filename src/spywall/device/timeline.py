@@ -344,7 +344,16 @@ def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
     The device modules write two forms, ``YYYY-MM-DDTHH:MM:SSZ`` and the same with
     ``.ffffff`` before the ``Z``. The times of the more frequent length are rewritten in
     three whole-text passes (``_fixed``), the others (absent ones, the other form, text
-    from a dump) one by one, put back in their places."""
+    from a dump) one by one, put back in their places. With the compiled helper
+    (``device._times.mvt_column``), each of the two forms is rewritten in C and any other
+    text by ``mvt_time`` (a fifth of the time of the passes, measured)."""
+    if _times is not None:
+        return _times.mvt_column(stamps, mvt_time)
+    return _mvt_passes(stamps)
+
+
+def _mvt_passes(stamps: Sequence[str | None]) -> list[str | None]:
+    """``mvt_times`` without the compiled helper."""
     n = len(stamps)
     texts: list[str] = list(stamps)  # type: ignore[arg-type]  # (its None are replaced)
     if None in stamps:
