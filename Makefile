@@ -11,7 +11,7 @@ PLATFORM_DB = sqlite:///$(abspath $(DEMO))/platform/spywall.db
 .PHONY: demo test install web-vendor lint typecheck unit fuzz-smoke fuzz system-deps bench-deps bench clean
 
 $(STAMP): pyproject.toml setup.py src/spywall/formats/_glyphs.pyx src/spywall/formats/_bytescan.pyx \
-		src/spywall/formats/_bytescan_vec.h
+		src/spywall/formats/_bytescan_vec.h src/spywall/device/_times.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

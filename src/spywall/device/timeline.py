@@ -34,8 +34,13 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from spywall.device.base import Batch, Record
+from spywall.device.base import Batch, Record, iso_apple
 from spywall.report import Scalar
+
+try:  # (as in device.base: the compiled Apple-time column, absent without a C compiler)
+    from spywall.device import _times
+except ImportError:  # pragma: no cover
+    _times = None  # type: ignore[assignment]
 
 # msgspec's C encoder (already loaded for the report): the standard encoder was most of
 # the time of writing a large result folder. What msgspec refuses (a key that is not a
@@ -339,7 +344,16 @@ def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
     The device modules write two forms, ``YYYY-MM-DDTHH:MM:SSZ`` and the same with
     ``.ffffff`` before the ``Z``. The times of the more frequent length are rewritten in
     three whole-text passes (``_fixed``), the others (absent ones, the other form, text
-    from a dump) one by one, put back in their places."""
+    from a dump) one by one, put back in their places. With the compiled helper
+    (``device._times.mvt_column``), each of the two forms is rewritten in C and any other
+    text by ``mvt_time`` (a fifth of the time of the passes, measured)."""
+    if _times is not None:
+        return _times.mvt_column(stamps, mvt_time)
+    return _mvt_passes(stamps)
+
+
+def _mvt_passes(stamps: Sequence[str | None]) -> list[str | None]:
+    """``mvt_times`` without the compiled helper."""
     n = len(stamps)
     texts: list[str] = list(stamps)  # type: ignore[arg-type]  # (its None are replaced)
     if None in stamps:
@@ -359,6 +373,19 @@ def mvt_times(stamps: Sequence[str | None]) -> list[str | None]:
         t = stamps[i]
         out[i] = mvt_time(t) if t else t
     return out
+
+
+def _mvt_apple(value: object) -> str | None:
+    iso = iso_apple(value)  # type: ignore[arg-type]
+    return mvt_time(iso) if iso else None
+
+
+def mvt_apple_times(values: Sequence[object]) -> list[str | None]:
+    """``mvt_time`` of the ``iso_apple`` time of each value (None where it has none), in
+    compiled code when ``device._times`` is built (MVT's form written directly)."""
+    if _times is None:
+        return mvt_times(list(map(iso_apple, values)))
+    return _times.iso_apple_column(values, _mvt_apple, mvt=True)
 
 
 def _fixed(stamps: list[str], width: int) -> list[str] | None:

@@ -14,6 +14,7 @@ from spywall.device.base import (
     FnModule,
     Record,
     iso_apple,
+    iso_apple_times,
     iso_chrome,
     iso_datetime,
     iso_unix,
@@ -89,7 +90,7 @@ def _visits(ctx: Ctx, rows: list[Any], path: str) -> None:
             vid_col, time_col, url_col = (list(compress(vids, named)),
                                           list(compress(times, named)),
                                           list(compress(texts, named)))
-        ctx.batch(Batch("safari_history", list(map(iso_apple, time_col)),
+        ctx.batch(Batch("safari_history", iso_apple_times(time_col),
                         ["safari_visit"] * len(vid_col),
                         {"visit_id": vid_col, "url": [u[:2048] for u in url_col]}))
     redirects = dests.count(None) != len(dests)

@@ -118,12 +118,13 @@ def first_entry(ctx: Ctx, candidates: Sequence[tuple[str, str]]) -> Entry | None
 
 class single:  # noqa: N801 (used like the function it was)
     """A module over the first of ``candidates`` present (skipped when none is):
-    ``fn(ctx, entry, display_path)``. ``weight``: the size of that file, so that a check
-    spread over processes starts the largest artifacts first."""
+    ``fn(ctx, entry, display_path)``. ``weight``: the size of that file (times
+    ``per_byte``, for a module whose bytes cost more than most), so that a check spread
+    over processes starts the largest artifacts first."""
 
     def __init__(self, candidates: Sequence[tuple[str, str]],
-                 fn: Callable[[Ctx, Entry, str], Result]) -> None:
-        self.candidates, self.fn = candidates, fn
+                 fn: Callable[[Ctx, Entry, str], Result], per_byte: int = 1) -> None:
+        self.candidates, self.fn, self.per_byte = candidates, fn, per_byte
 
     def __call__(self, ctx: Ctx) -> Result:
         entry = first_entry(ctx, self.candidates)
@@ -133,7 +134,7 @@ class single:  # noqa: N801 (used like the function it was)
 
     def weight(self, ctx: Ctx) -> int:
         entry = first_entry(ctx, self.candidates)
-        return ctx.evidence.size(entry) if entry is not None else 0
+        return ctx.evidence.size(entry) * self.per_byte if entry is not None else 0
 
 
 class every:  # noqa: N801 (used like the function it was)
