@@ -210,38 +210,3 @@ def test_killed_ingest_leaves_no_writer_and_a_rerun_stores_each_event_once(
     assert result["duplicates"] == stored
     assert result["accepted"] + result["duplicates"] == total
     assert _count(db_url) == total
-
-
-def test_sqlite_page_size_is_set_for_new_databases_and_kept_for_old_ones(
-        tmp_path: Path, world: Path) -> None:
-    """A new SQLite database is created with 16 KiB pages (the bulk writer's checkpoint
-    interval follows the page size: 40 MiB of WAL); a database made with SQLite's
-    default 4 KiB pages keeps them, and the pipelined ingest stores the same there."""
-    import sqlite3
-
-    new = tmp_path / "new.db"
-    engine = db.make_engine(f"sqlite:///{new}")
-    db.init_schema(engine)
-    engine.dispose()
-    old = tmp_path / "old.db"
-    conn = sqlite3.connect(old)
-    conn.execute("CREATE TABLE t (x)")      # the file is written: its page size is fixed
-    conn.close()
-    engine = db.make_engine(f"sqlite:///{old}")
-    db.init_schema(engine)
-    engine.dispose()
-    sizes = {}
-    for path in (new, old):
-        conn = sqlite3.connect(path)
-        sizes[path.name] = conn.execute("PRAGMA page_size").fetchone()[0]
-        conn.close()
-        bulk = db.make_engine(f"sqlite:///{path}", bulk=True)
-        with bulk.connect() as c:
-            pages = c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
-        bulk.dispose()
-        assert pages * sizes[path.name] == db.CHECKPOINT_BYTES
-    assert sizes == {"new.db": db.PAGE_SIZE, "old.db": 4096}
-    lines = _lines(world)
-    results = [_ingest(f"sqlite:///{p}", world, lines, pipeline=True) for p in (new, old)]
-    assert results[0].accepted == results[1].accepted > 600
-    assert _snapshot(f"sqlite:///{new}") == _snapshot(f"sqlite:///{old}")

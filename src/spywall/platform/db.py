@@ -298,20 +298,9 @@ def db_url(arg: str | None = None) -> str:
     return arg or os.environ.get("SPYWALL_DB") or DEFAULT_URL
 
 
-PAGE_SIZE = 16_384
-CHECKPOINT_BYTES = 40 << 20    # the WAL a bulk writer lets grow before copying it back
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     dbapi_conn.isolation_level = None      # SQLAlchemy's begin event says BEGIN itself
     cur = dbapi_conn.cursor()
-    # A new database gets pages of 16 KiB instead of 4 (SQLite takes the size only before
-    # the file's first write; an existing database keeps its own). At a million events,
-    # the ingest writer rewrites every leaf of the account index at each commit (a
-    # batch's accounts fall all over it): with pages four times larger the same bytes go
-    # out in a quarter of the writes, and the B-trees are a level shallower (the writer's
-    # CPU for a million events, replayed alone: 10.7 to 9.0 s, system time 1.9 to 1.1 s).
-    cur.execute(f"PRAGMA page_size={PAGE_SIZE}")
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")   # WAL + NORMAL: durable at each checkpoint
     cur.execute("PRAGMA foreign_keys=ON")
@@ -338,15 +327,13 @@ def _begin_immediate(conn: sa.Connection) -> None:
 
 def _sqlite_bulk(dbapi_conn: Any, _record: Any) -> None:
     # A bulk load commits a batch of thousands of events at a time: the WAL is copied
-    # back into the database every 40 MiB (10,240 pages of 4 KiB, 2,560 of 16) instead
-    # of every 1,000 pages, so pages that consecutive batches change (index pages above
-    # all) are copied once, not each time (a sixth of the writer's time at a million
-    # events). With synchronous=NORMAL what a power loss can take back is what came
-    # after the last checkpoint: here well under a second of ingest, and the closing
-    # connection checkpoints the rest.
+    # back into the database every 10,000 pages instead of every 1,000, so pages that
+    # consecutive batches change (index pages above all) are copied once, not each
+    # time (a sixth of the writer's time at a million events). With synchronous=NORMAL
+    # what a power loss can take back is what came after the last checkpoint: here well
+    # under a second of ingest, and the closing connection checkpoints the rest.
     cur = dbapi_conn.cursor()
-    page = cur.execute("PRAGMA page_size").fetchone()[0]
-    cur.execute(f"PRAGMA wal_autocheckpoint={CHECKPOINT_BYTES // page}")
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 
