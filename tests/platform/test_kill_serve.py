@@ -108,3 +108,32 @@ def test_kill_9_loses_nothing_acknowledged(db_url: str, tmp_path: Path) -> None:
     ids = stored(engine)
     assert len(ids) == len(set(ids)) == len(sent) * BATCH
     engine.dispose()
+
+
+def test_sigterm_and_sigint_stop_the_server_cleanly_with_status_0(
+        tmp_path: Path) -> None:
+    """The documented exit status of ``serve`` after a clean shut-down is 0, whichever
+    stop signal an operator or a service manager sends (uvicorn re-raised the signal
+    after its graceful stop: -15, or a KeyboardInterrupt traceback). An event accepted
+    before the signal is stored."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    engine = db.make_engine(url)
+    db.init_schema(engine)
+    with engine.begin() as conn:
+        key = auth.create_key(conn, "ingest", ["ingest"])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc, base = start_server(url, tmp_path)
+        try:
+            with client(key) as c:
+                sent = c.post(f"{base}/v1/events", json=[connected(f"s{sig}", "u1")])
+                assert sent.status_code == 200
+            proc.send_signal(sig)
+            assert proc.wait(timeout=120) == 0
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            assert "Traceback" not in err
+        finally:
+            stop(proc)
+    with engine.connect() as conn:
+        stored = set(conn.execute(sa.select(db.events.c.id)).scalars())
+    engine.dispose()
+    assert stored == {f"s{signal.SIGTERM}", f"s{signal.SIGINT}"}

@@ -10,7 +10,10 @@ port that cannot be bound).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import contextlib
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(format=None, quiet=False)   # what the CLI's main reads of every command
 
 
+@contextlib.contextmanager
+def _stop_signals_end_cleanly(server: Any) -> Iterator[None]:
+    """SIGTERM and SIGINT stop the server with exit status 0, as documented. uvicorn
+    catches them to shut down gracefully, then puts back the handlers it found and
+    raises the signal again: with Python's own handlers that killed the process by the
+    signal (status -15) or raised KeyboardInterrupt after the clean stop. The handlers
+    it finds here ask the server to stop (what uvicorn's own do: a signal just before
+    uvicorn takes them over still stops it) and nothing more; they are restored when
+    the server returns."""
+    def noted(signum: int, _frame: object) -> None:
+        server.should_exit = True
+
+    taken = (signal.SIGTERM, signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {sig: signal.signal(sig, noted) for sig in taken}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -86,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
                             proxy_headers=False, timeout_graceful_shutdown=30)
     server = uvicorn.Server(config)
     try:
-        server.run()
+        with _stop_signals_end_cleanly(server):
+            server.run()
     except SystemExit:   # uvicorn exits when it cannot bind
         raise InputError(f"could not listen on {args.host}:{args.port}") from None
     if not server.started:
