@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,34 @@ def test_a_stuck_scan_worker_ends_with_its_supervisor(tmp_path: Path, forked: No
         if owner.poll() is None:
             owner.kill()
             owner.wait()
+
+
+def _fork_server_of_a_forked_pool(answers: Any) -> None:
+    pool = ScanPool(Limits(), size=1)
+    try:
+        answers.put(("ok", pool.call(os.getppid)))
+    except WorkerLost as lost:
+        answers.put(("lost", str(lost)))
+    finally:
+        pool.close()
+
+
+def test_a_process_forked_from_a_pool_owner_starts_its_own_fork_server(
+        forked: None) -> None:
+    """A retro-hunt's task process is forked from its driver: when the driver had started
+    a fork server, the child inherited its state and could start no worker (ECHILD)."""
+    import multiprocessing
+
+    pool = ScanPool(Limits(), size=1)
+    try:
+        server = pool.call(os.getppid)          # this process's fork server
+        ctx = multiprocessing.get_context("fork")
+        answers = ctx.Queue()
+        child = ctx.Process(target=_fork_server_of_a_forked_pool, args=(answers,))
+        child.start()
+        status, value = answers.get(timeout=300)
+        child.join(timeout=300)
+    finally:
+        pool.close()
+    assert status == "ok", value
+    assert value not in (server, os.getpid(), child.pid)   # a fork server of the child's

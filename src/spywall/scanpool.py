@@ -131,6 +131,28 @@ def _serve_calls(conn: Connection, busy: Any, ceiling: int, seconds: float) -> N
         conn.send(answer)
 
 
+def _forget_inherited_fork_server() -> None:
+    """A process forked from one that had started a fork server (a retro-hunt's task
+    process, forked from its driver) holds that fork server's pid, address and a copy of
+    the pipe end that keeps it running: ``multiprocessing`` would wait for it as its own
+    child (ECHILD: no worker could start), and its workers would end with that other
+    process. Forget it, so this process starts a fork server of its own."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if not isinstance(pid, int) or not hasattr(os, "waitid"):
+        return
+    try:      # WNOWAIT: a fork server of this process's that has ended stays waitable
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        with suppress(OSError, TypeError):
+            os.close(server._forkserver_alive_fd)  # type: ignore[union-attr]
+        server._forkserver_pid = None  # type: ignore[union-attr]
+        server._forkserver_address = None  # type: ignore[union-attr]
+        server._forkserver_alive_fd = None  # type: ignore[union-attr]
+
+
 def _context(method: str | None) -> Any:
     import multiprocessing
 
@@ -139,6 +161,7 @@ def _context(method: str | None) -> Any:
         method = "forkserver" if "forkserver" in methods else "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":   # only read when the fork server starts (once a process)
+        _forget_inherited_fork_server()
         ctx.set_forkserver_preload(PRELOAD)
     return ctx
 

@@ -11,12 +11,10 @@ workers only through ``fork`` (``method="fork"``, as the scan workers' own tests
 from __future__ import annotations
 
 import base64
-import faulthandler
 import hashlib
 import io
 import json
 import os
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from api_support import children, make_api, start_server, stop
+from scan_support import hostile_scan_bytes, zip_of_zeros
 
 from spywall import engine as scan_engine
 from spywall.formats.pdf import QPDF_STOPPED
@@ -66,19 +65,6 @@ def _connected(ident: str) -> dict[str, Any]:
 
 def _webp_exploit() -> bytes:
     return riff(chunk(b"VP8L", plain()))
-
-
-def _zip_of_zeros(mib: int = 240) -> bytes:
-    """A zip (written by ``zipfile``) of a PNG and ``mib`` MiB of zeros deflated at level 1
-    (a ratio of ~230:1, within every cap): only memory can stop its examination."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        zf.writestr("photo.png", png())
-        with zf.open("zeros.bin", "w", force_zip64=True) as member:
-            block = bytes(MiB)
-            for _ in range(mib):
-                member.write(block)
-    return out.getvalue()
 
 
 def _in_process(data: bytes) -> list[str]:
@@ -140,7 +126,7 @@ def test_a_payload_past_the_memory_ceiling_is_held(
 
     limits = msgspec.structs.replace(PLATFORM_LIMITS, max_memory=256 * MiB)
     intake = intake_of(PayloadScanner(limits))
-    bomb = _by_path(tmp_path, "zeros.zip", _zip_of_zeros())
+    bomb = _by_path(tmp_path, "zeros.zip", zip_of_zeros())
     held, exploit, benign, again = _submit(intake, _message("z1", bomb),
                                            _message("w1", _inline(_webp_exploit())),
                                            _message("p1", _inline(png())),
@@ -181,26 +167,11 @@ def test_qpdf_stuck_past_the_deadline_is_held_and_the_pdf_read_raw(
     assert conn.verdict == "allow"
 
 
-def _hostile_scan_bytes(real: Callable[..., Any], never_returns: Callable[..., None]
-                        ) -> Callable[..., Any]:
-    """``scan_bytes`` that hangs outside qpdf on ``STUCK...`` and aborts the worker (as
-    a C library does when an allocation fails under the ceiling) on ``CRASH...``."""
-    def scan_bytes(data: bytes, *args: Any, **kwargs: Any) -> Any:
-        if data.startswith(b"STUCK"):
-            never_returns()
-        if data.startswith(b"CRASH"):
-            faulthandler.disable()      # pytest's handler would print the worker's stack
-            os.abort()
-        return real(data, *args, **kwargs)
-
-    return scan_bytes
-
-
 def test_a_hung_or_dead_worker_is_replaced_and_its_payload_held(
         intake_of: Callable[[PayloadScanner], Intake], monkeypatch: pytest.MonkeyPatch,
         forked: None, never_returns: Callable[..., None]) -> None:
     monkeypatch.setattr(scan_engine, "scan_bytes",
-                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
     intake = intake_of(PayloadScanner(QUICK, size=1, method="fork"))
     pool = intake.gate.scanner.pool
     [first] = _submit(intake, _message("w0", _inline(_webp_exploit())))
@@ -245,7 +216,7 @@ def test_ingest_stores_the_held_event(
     """An attachment by path, from a JSON Lines file: the stuck one is held and stored
     with the others."""
     monkeypatch.setattr(scan_engine, "scan_bytes",
-                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
     lines = [_connected("c1"), _message("s1", _by_path(tmp_path, "stuck.bin", b"STUCK by path")),
              _message("w1", _inline(_webp_exploit()))]
     stream = io.BytesIO(b"".join(json.dumps(e).encode() + b"\n" for e in lines))
@@ -259,7 +230,7 @@ def test_over_http_a_stuck_payload_is_held_and_the_server_answers(
         db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forked: None,
         never_returns: Callable[..., None]) -> None:
     monkeypatch.setattr(scan_engine, "scan_bytes",
-                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
     scanner = PayloadScanner(QUICK, method="fork")
     api = make_api(db_url, tmp_path / "media", scanner=scanner)
     try:
@@ -303,7 +274,7 @@ def test_one_event_costs_at_most_one_worker(
     """After a worker was lost on one attachment, the event's others are held unscanned
     (an event of 64 stuck attachments would otherwise hold the workers 64 deadlines)."""
     monkeypatch.setattr(scan_engine, "scan_bytes",
-                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
     intake = intake_of(PayloadScanner(QUICK, method="fork"))
     [held] = _submit(intake, _message("s1", _inline(b"STUCK 1"), _inline(_webp_exploit()),
                                       _inline(b"STUCK 2")))
@@ -324,7 +295,7 @@ def test_over_http_decisions_do_not_wait_for_a_payload_being_scanned(
     import time
 
     monkeypatch.setattr(scan_engine, "scan_bytes",
-                        _hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
     scanner = PayloadScanner(Limits(seconds=100), method="fork")
     api = make_api(db_url, tmp_path / "media", scanner=scanner)
     answers: list[Any] = []
@@ -388,7 +359,7 @@ def test_serve_holds_a_payload_past_the_memory_ceiling_and_stops_its_workers(
     engine.dispose()
     media_root = tmp_path / "media"
     media_root.mkdir()
-    bomb = _by_path(media_root, "zeros.zip", _zip_of_zeros())
+    bomb = _by_path(media_root, "zeros.zip", zip_of_zeros())
     proc, base = start_server(db_url, media_root, "--payload-max-memory", "256")
     try:
         with httpx.Client(base_url=base, timeout=300, trust_env=False,
@@ -426,7 +397,7 @@ def test_the_ingest_command_holds_a_payload_past_the_memory_ceiling(
 
     from api_support import SRC
 
-    lines = [_connected("c1"), _message("z1", _by_path(tmp_path, "zeros.zip", _zip_of_zeros())),
+    lines = [_connected("c1"), _message("z1", _by_path(tmp_path, "zeros.zip", zip_of_zeros())),
              _message("w1", _inline(_webp_exploit()))]
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(e) + "\n" for e in lines))

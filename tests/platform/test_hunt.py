@@ -7,18 +7,27 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterator
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scan_support import hostile_scan_bytes, zip_of_zeros
 
-from spywall.platform import db, hunt, views
+from spywall import engine as scan_engine
+from spywall.limits import Limits, MiB
+from spywall.platform import db, hunt, media, views
 from spywall.platform.contract import from_mapping
 from spywall.platform.intake import Intake
 from spywall.platform.world import _blastpass, _png
+from spywall.workers import KILL_GRACE, hard_limit
 
 STORE_OBJECTS = 12     # 3 crafted, 9 benign
 
@@ -109,15 +118,27 @@ def ray_cluster() -> Iterator[None]:
 def test_ray_equals_local_and_survives_a_killed_worker(
         ray_cluster: None, platform: tuple[sa.Engine, Path], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray finds what the local pool finds, a worker killed mid-task (retried by Ray)
+    loses and duplicates nothing, and the scan workers of Ray's workers keep the limits
+    they are given: a memory bomb among the objects is reported not examined completely,
+    the others are examined."""
     engine, store = platform
+    (store / "8-zeros.zip").write_bytes(zip_of_zeros())
     marker = tmp_path / "crashed-once"
     monkeypatch.setenv(hunt.CRASH_ONCE, str(marker))   # reaches the workers' runtime_env
-    result = hunt.hunt(engine, str(store), None, hunt.ray_runner("auto"),
+    scan = hunt.Scan(Limits(max_memory=256 * MiB))
+    result = hunt.hunt(engine, str(store), None, hunt.ray_runner("auto", scan=scan),
                        tmp_path / "manifest.jsonl")
     assert marker.exists(), "a worker died mid-task"
-    assert result.objects == STORE_OBJECTS
+    assert result.objects == STORE_OBJECTS + 1
     assert result.malicious_objects == 3
     assert result.deliveries == 3
+    assert result.lost_tasks == 0
+    why = {u.path: u.reason for u in result.incomplete}
+    bomb = why.pop(str(store / "8-zeros.zip"))
+    assert "out of memory while parsing: the memory ceiling of 256 MiB" in bomb
+    assert set(why) == _incomplete_here([p for p in store.iterdir()
+                                         if p.name != "8-zeros.zip"])
     with engine.connect() as conn:
         malicious = conn.execute(sa.select(sa.func.count()).select_from(db.deliveries)
                                  .where(db.deliveries.c.malicious.is_(True))).scalar()
@@ -265,3 +286,160 @@ def test_a_store_behind_an_fsspec_url(platform: tuple[sa.Engine, Path]) -> None:
     assert result.objects == STORE_OBJECTS
     assert result.malicious_objects == 3
     assert result.deliveries == 3
+
+
+# Each object is examined in a supervised scan worker of its task's process: a stored
+# object that hangs, crashes or exhausts its worker costs only itself.
+
+HOSTILE = Limits(seconds=3)      # a stuck worker is killed after 9 s
+STOPPED_AFTER = hard_limit(HOSTILE) + KILL_GRACE
+
+
+def _incomplete_here(paths: list[Path]) -> set[str]:
+    """The objects the scan engine, called in this process, does not examine completely
+    (the oracle for every object a scan worker finishes with): the crafted WebPs, whose
+    malformed prefix code is itself an error entry."""
+    out = set()
+    for path in paths:
+        data = path.read_bytes()
+        if not media.scan_attachment(data, str(path), hashlib.sha256(data).hexdigest()).complete:
+            out.add(str(path))
+    return out
+
+
+def _manifest_tasks(path: Path) -> set[str]:
+    return {json.loads(line)["task"] for line in path.read_text().splitlines()}
+
+
+def _delivered(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(db.deliveries)
+                                .where(db.deliveries.c.malicious.is_(True))).scalar_one())
+
+
+def test_an_object_that_hangs_or_crashes_its_scan_worker_costs_only_itself(
+        platform: tuple[sa.Engine, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        forked: None, never_returns: Callable[..., None]) -> None:
+    """One task holding every object: the stuck one is killed at its deadline, the crashed
+    one's worker is replaced, each is named with its reason; the task goes on, its
+    exploits are found, it is done (in the manifest), and the command would exit 1."""
+    engine, store = platform
+    monkeypatch.setattr(scan_engine, "scan_bytes",
+                        hostile_scan_bytes(scan_engine.scan_bytes, never_returns))
+    stuck, crash = store / "8-stuck.bin", store / "9-crash.bin"
+    stuck.write_bytes(b"STUCK in a C library")
+    crash.write_bytes(b"CRASH in a C library")
+    assert any(p.name > crash.name for p in store.iterdir()), "objects follow them"
+    others = _incomplete_here([p for p in store.iterdir() if p not in (stuck, crash)])
+    assert len(others) == 3
+    manifest = tmp_path / "manifest.jsonl"
+    result = hunt.hunt(engine, str(store), None,
+                       hunt.pool_runner(1, hunt.Scan(HOSTILE, "fork")), manifest)
+    assert (result.tasks, result.lost_tasks) == (1, 0)
+    assert result.objects == STORE_OBJECTS + 2
+    assert result.malicious_objects == 3
+    assert result.deliveries == 3
+    assert _delivered(engine) == 3
+    assert result.incomplete_objects == 2 + len(others)
+    why = {u.path: u.reason for u in result.incomplete}
+    assert why.pop(str(stuck)) == ("limit: hard time limit: its scan worker was stopped "
+                                   f"after {STOPPED_AFTER:g}s")
+    assert why.pop(str(crash)) == ("limit: its scan worker died (SIGABRT): the input was "
+                                   "not examined completely")
+    assert set(why) == others
+    assert len(_manifest_tasks(manifest)) == 1
+
+
+def _dies_on_poison(task: hunt.Task, scan: hunt.Scan = hunt.DEFAULT_SCAN) -> list[hunt.Found]:
+    """``examine_task`` whose process is killed (as by the OOM killer) when its task holds
+    the object named ``poison``."""
+    if any(i.path.endswith("poison") for i in task.items):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _EXAMINE(task, scan)
+
+
+_EXAMINE = hunt.examine_task
+
+
+def test_a_task_whose_process_dies_is_reported_and_the_others_are_done(
+        platform: tuple[sa.Engine, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        forked: None) -> None:
+    """The local pool breaks whenever the poisoned task runs: the tasks it broke with it
+    are run again, the poisoned one gives up after its retries, its objects are reported
+    not examined and left out of the manifest, and a resumed hunt tries it again."""
+    engine, store = platform
+    (store / "8-poison").write_bytes(_png(99))
+    tasks = hunt.make_tasks(hunt.list_objects(str(store), None), files=3)
+    [poisoned] = [t for t in tasks if any(i.path.endswith("poison") for i in t.items)]
+    assert len(poisoned.items) == 3
+    assert len(tasks) == 5
+    crafted = {p.name for p in store.iterdir() if p.read_bytes()[:4] == b"RIFF"}
+    lost_crafted = sum(Path(i.path).name in crafted for i in poisoned.items)
+    lost = {i.path for i in poisoned.items}
+    others = _incomplete_here([p for p in store.iterdir() if str(p) not in lost])
+    monkeypatch.setattr(hunt, "examine_task", _dies_on_poison)
+    manifest = tmp_path / "manifest.jsonl"
+    scan = hunt.Scan(method="fork")
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(2, scan, retries=1),
+                       manifest, task_files=3)
+    assert (result.tasks, result.lost_tasks) == (4, 1)
+    assert result.objects == STORE_OBJECTS + 1
+    assert result.incomplete_objects == 3 + len(others)
+    why = {u.path: u.reason for u in result.incomplete}
+    assert {p: why.pop(p) for p in lost} == dict.fromkeys(
+        lost, "its worker process died 2 times: not examined")
+    assert set(why) == others
+    assert result.malicious_objects == result.deliveries == 3 - lost_crafted
+    assert _manifest_tasks(manifest) == {t.id for t in tasks} - {poisoned.id}
+    monkeypatch.setattr(hunt, "examine_task", _EXAMINE)
+    rest = hunt.hunt(engine, str(store), None, hunt.pool_runner(2, scan), manifest,
+                     task_files=3)
+    assert (rest.skipped_tasks, rest.tasks, rest.lost_tasks) == (4, 1, 0)
+    assert {u.path for u in rest.incomplete} == _incomplete_here([Path(p) for p in lost])
+    assert rest.deliveries == lost_crafted
+    assert _delivered(engine) == 3
+
+
+def test_a_process_that_dies_once_costs_nothing_in_the_pool(
+        platform: tuple[sa.Engine, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first task kills its process, and with it the pool and the tasks it ran: each
+    is run again alone, and nothing is lost or counted twice."""
+    engine, store = platform
+    marker = tmp_path / "crashed-once"
+    monkeypatch.setenv(hunt.CRASH_ONCE, str(marker))
+    manifest = tmp_path / "manifest.jsonl"
+    result = hunt.hunt(engine, str(store), None, hunt.pool_runner(2), manifest,
+                       task_files=2)
+    assert marker.exists(), "a worker died mid-task"
+    assert (result.tasks, result.lost_tasks) == (STORE_OBJECTS // 2, 0)
+    assert result.objects == STORE_OBJECTS
+    assert {u.path for u in result.incomplete} == _incomplete_here(list(store.iterdir()))
+    assert result.deliveries == 3
+    assert _delivered(engine) == 3
+    assert len(_manifest_tasks(manifest)) == STORE_OBJECTS // 2
+
+
+def test_the_hunt_command_reports_an_object_past_the_memory_ceiling(
+        db_url: str, tmp_path: Path) -> None:
+    """``spywall hunt --payload-max-memory``: a real bomb in a store of benign photos is
+    counted and named as not examined completely, and the command exits 1 although
+    nothing malicious was found (fail closed)."""
+    from api_support import SRC
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "a.png").write_bytes(_png(1))
+    (store / "b.zip").write_bytes(zip_of_zeros())
+    (store / "c.png").write_bytes(_png(2))
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    run = subprocess.run([sys.executable, "-m", "spywall", "hunt", "--store", str(store),
+                          "--db", db_url, "--payload-max-memory", "256", "-j", "1",
+                          "-f", "json"],
+                         capture_output=True, env=env, timeout=600, check=False)
+    assert run.returncode == 1, run.stderr.decode()[-2000:]
+    out = json.loads(run.stdout)
+    assert (out["objects"], out["malicious_objects"], out["incomplete_objects"]) == (3, 0, 1)
+    [why] = out["incomplete"]
+    assert why["path"] == str(store / "b.zip")
+    assert "out of memory while parsing: the memory ceiling of 256 MiB" in why["reason"]

@@ -2,7 +2,13 @@
 on Ray or a local process pool, and join what is found to the platform (malicious
 deliveries, then campaigns, targets, notifications and the evidence log).
 
-Exit status: 0 nothing found, 1 an object with an exploit, 2 usage or input error.
+Each object is examined in a supervised scan worker (``--payload-timeout``,
+``--payload-max-memory``); one that could not be examined completely (a limit, a lost
+worker, a task whose process died) is counted and named, never clean.
+
+Exit status: 0 nothing found and every object examined completely; 1 an object with an
+exploit or an indicator, a stored event found to be a violation, or an object not
+examined completely (fail closed); 2 usage or input error.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from pathlib import Path
 
 import msgspec
 
+from spywall.commands.platform import payload_limits, payload_options
 from spywall.errors import InputError
 
 HELP = "retro-hunt: re-examine stored objects with today's detectors (Ray or local pool)"
@@ -47,6 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="processes of the local pool")
     p.add_argument("--manifest", type=Path, default=None, metavar="FILE",
                    help="record finished tasks here; a rerun does only what is left")
+    payload_options(p, "is reported not examined completely (exit 1)")
     p.add_argument("--max-tasks", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--db", metavar="URL", default=None)
     p.add_argument("--format", "-f", choices=["json", "table"], default=None)
@@ -70,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     engine = open_db(args.db)
     if "://" not in args.store and not Path(args.store).is_dir():
         raise InputError(f"--store {args.store}: not a folder")
-    runner = hunt.pool_runner(max(1, args.jobs))
+    scan = hunt.Scan(payload_limits(args))
+    runner = hunt.pool_runner(max(1, args.jobs), scan)
     if args.ray is not None:
         try:
             import ray  # noqa: F401
@@ -79,13 +88,14 @@ def run(args: argparse.Namespace) -> int:
                 print("spywall hunt: Ray is not installed (pip install 'spywall[ray]'); "
                       "running in a local process pool", file=sys.stderr)
         else:
-            runner = hunt.ray_runner(args.ray, shared_store=args.shared_store)
+            runner = hunt.ray_runner(args.ray, shared_store=args.shared_store, scan=scan)
     show = not args.quiet and sys.stderr.isatty()
 
     def progress(result: hunt.HuntResult, total: int) -> None:
         if show:
-            print(f"\r{result.tasks}/{total} tasks, {result.objects:,} objects, "
-                  f"{result.malicious_objects} with exploits", end="", file=sys.stderr)
+            print(f"\r{result.tasks + result.lost_tasks}/{total} tasks, "
+                  f"{result.objects:,} objects, {result.malicious_objects} with exploits, "
+                  f"{result.incomplete_objects} incomplete", end="", file=sys.stderr)
 
     detectors = tuple(d.strip() for d in (args.detectors or "").split(",") if d.strip())
     for path in args.iocs:
@@ -101,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
                        task_bytes=max(1, args.task_mb) << 20)
     if show:
         print(file=sys.stderr)
-    data = msgspec.structs.asdict(result)
     fmt = args.format or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
-        sys.stdout.write(msgspec.json.encode(data).decode() + "\n")
+        sys.stdout.write(msgspec.json.encode(result).decode() + "\n")
     else:
-        from spywall.platform.render import summary
+        from spywall.platform.render import not_examined, summary
 
+        data = msgspec.to_builtins(result)
         summary(data, sys.stdout)
-    found = result.malicious_objects or result.indicator_objects or result.history_violations
+        not_examined(data, result.incomplete_objects, sys.stdout)
+    found = (result.malicious_objects or result.indicator_objects
+             or result.history_violations or result.incomplete_objects)
     return 1 if found else 0

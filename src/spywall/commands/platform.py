@@ -19,6 +19,7 @@ import msgspec
 from spywall.errors import InputError
 
 if TYPE_CHECKING:
+    from spywall.limits import Limits
     from spywall.platform.media import PayloadScanner
 
 HELP = "the platform side: registry, ingest, gate, campaigns, violations, notifications"
@@ -36,8 +37,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress on standard error")
 
 
-def payload_options(p: argparse.ArgumentParser) -> None:
-    """The limits of the gate's payload workers (``serve``, ``ingest``, ``consume``)."""
+def payload_options(p: argparse.ArgumentParser,
+                    over: str = "is held (attachment-incomplete)") -> None:
+    """The limits of the payload scan workers (the gate's in ``serve``, ``ingest``,
+    ``consume``; the hunt's): a payload past them ``over``."""
     from spywall.limits import MiB, memory_ceiling
     from spywall.platform.media import PLATFORM_LIMITS
 
@@ -45,24 +48,30 @@ def payload_options(p: argparse.ArgumentParser) -> None:
                    metavar="SECONDS",
                    help="time budget of one attachment or capture in its scan worker, "
                         "which is killed at twice it plus 3 s (default %(default)g); a "
-                        "payload over it is held (attachment-incomplete)")
+                        f"payload over it {over}")
     p.add_argument("--payload-max-memory", type=int, default=0, metavar="MIB",
-                   help="memory ceiling of each payload scan worker; a payload that needs "
-                        "more is held (default: "
-                        f"{memory_ceiling(PLATFORM_LIMITS) // MiB})")
+                   help="memory ceiling of each payload scan worker (default "
+                        f"{memory_ceiling(PLATFORM_LIMITS) // MiB}); a payload that needs "
+                        f"more {over}")
 
 
-def payload_scanner(args: argparse.Namespace) -> PayloadScanner:
-    """The gate's payload scanner under the limits of ``payload_options``."""
+def payload_limits(args: argparse.Namespace) -> Limits:
+    """The limits ``payload_options`` set."""
     from spywall.limits import MiB
-    from spywall.platform.media import PLATFORM_LIMITS, PayloadScanner
+    from spywall.platform.media import PLATFORM_LIMITS
 
     if args.payload_timeout <= 0 or args.payload_max_memory < 0:
         raise InputError("--payload-timeout must be positive, --payload-max-memory not "
                          "negative")
-    return PayloadScanner(msgspec.structs.replace(
-        PLATFORM_LIMITS, seconds=args.payload_timeout,
-        max_memory=args.payload_max_memory * MiB))
+    return msgspec.structs.replace(PLATFORM_LIMITS, seconds=args.payload_timeout,
+                                   max_memory=args.payload_max_memory * MiB)
+
+
+def payload_scanner(args: argparse.Namespace) -> PayloadScanner:
+    """The gate's payload scanner under the limits of ``payload_options``."""
+    from spywall.platform.media import PayloadScanner
+
+    return PayloadScanner(payload_limits(args))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

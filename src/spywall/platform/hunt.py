@@ -10,6 +10,16 @@ task in both, so the results are the same. The driver writes each finished task 
 manifest (JSON Lines) before it counts it, so a hunt that stops resumes with what was
 left, and a task is never applied twice.
 
+Stored objects are attacker-written, so no object is parsed in the task's own process:
+each goes to a supervised scan worker (``spywall.scanpool``, one per task process, kept
+across tasks) under the memory ceiling and deadline of ``Scan``. An object whose worker
+is lost (killed at the deadline, out of memory, crashed) is reported not examined
+completely, with the reason, and the task goes on with its next object. A task that still
+fails as a whole (its own process killed; on Ray, after Ray's retries; in the pool, after
+``retries`` more attempts alone) is ``TaskLost``: its objects are reported not examined,
+the hunt goes on with the other tasks, and the manifest does not record it, so a resumed
+hunt tries it again.
+
 Each object is examined by content: a capture (pcap/pcapng) through the pcap pipeline,
 a saved device-check result file (with ``--iocs``) by matching its records again
 (``hunt_reports``), anything else through the scan engine. An object with an exploit
@@ -25,8 +35,10 @@ import hashlib
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +46,14 @@ from typing import Any
 import msgspec
 import sqlalchemy as sa
 
+from spywall.limits import Limits
 from spywall.platform import db, hunt_reports
 from spywall.platform.evidence_hook import entry, record
 from spywall.platform.store import mark_malicious_call
 
 TASK_FILES = 64
 TASK_BYTES = 64 << 20
+LISTED = 1000        # objects not examined completely, named in the result (all counted)
 CRASH_ONCE = "SPYWALL_HUNT_CRASH_ONCE"   # tests: a marker path; the first task to see it dies
 
 
@@ -55,6 +69,17 @@ class Task(msgspec.Struct, frozen=True):
     iocs: tuple[str, ...] = ()             # indicator files to match (empty: none)
 
 
+class Scan(msgspec.Struct, frozen=True):
+    """The scan workers of a hunt: their limits (None: the platform's, as the gate's)
+    and start method (None: the fork server; "fork" for tests whose patches must reach
+    the workers)."""
+    limits: Limits | None = None
+    method: str | None = None
+
+
+DEFAULT_SCAN = Scan()
+
+
 class Found(msgspec.Struct, frozen=True):
     path: str
     sha256: str
@@ -63,6 +88,18 @@ class Found(msgspec.Struct, frozen=True):
     detectors: list[str]
     infrastructure: list[str]
     indicators: list[str] = msgspec.field(default_factory=list)   # "type value" matched
+    reason: str = ""                # why it was not examined completely
+
+
+class TaskLost(msgspec.Struct, frozen=True):
+    """A task that failed as a whole: none of its objects was examined."""
+    reason: str
+
+
+class Incomplete(msgspec.Struct, frozen=True):
+    """An object not examined completely, and why."""
+    path: str
+    reason: str
 
 
 class HuntResult(msgspec.Struct):
@@ -71,12 +108,14 @@ class HuntResult(msgspec.Struct):
     objects: int = 0
     bytes: int = 0
     malicious_objects: int = 0
-    incomplete_objects: int = 0
+    incomplete_objects: int = 0     # not examined completely: never clean (fail closed)
+    lost_tasks: int = 0             # failed as a whole: not in the manifest, tried again
     indicator_objects: int = 0      # objects that match an indicator (reported, not joined)
     history_violations: int = 0     # stored events found to be violations now
     deliveries: int = 0             # deliveries newly found malicious
     campaigns: int = 0
     notifications: int = 0
+    incomplete: list[Incomplete] = msgspec.field(default_factory=list)   # the first LISTED
 
 
 def list_objects(store: str, since: datetime | None) -> list[Item]:
@@ -146,44 +185,71 @@ def _read(path: str) -> bytes:
     return read_regular(Path(path), max(MAX_ATTACHMENT_BYTES, 1 << 31))
 
 
-def examine_task(task: Task) -> list[Found]:
-    """Examine every object of a task (the unit of work on Ray and in the pool)."""
+def examine_task(task: Task, scan: Scan = DEFAULT_SCAN) -> list[Found]:
+    """Examine every object of a task (the unit of work on Ray and in the pool), each in
+    a scan worker of this process; an object whose worker is lost is not examined
+    completely, and the next object goes on in a fresh worker."""
     marker = os.environ.get(CRASH_ONCE)
     if marker and not os.path.exists(marker):
         Path(marker).write_text(task.id)
         os._exit(17)                   # a worker dying mid-task, as a test asks
-    from spywall.engine import sniff
-    from spywall.platform.media import inspect_capture, scan_attachment
+    from spywall.scanpool import WorkerLost
 
-    index = _iocs(task.iocs)
+    pool = _scan_pool(scan)
     out = []
     for item in task.items:
         try:
-            data = _read(item.path)
-        except OSError as exc:
-            out.append(Found(item.path, "", False, False, [], [f"unreadable: {exc}"]))
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        name = item.path.rsplit("/", 1)[-1]
-        if index is not None and hunt_reports.is_result_file(name):
-            matched, why = hunt_reports.rematch(data, name, index)
-            if matched or why:
-                out.append(Found(item.path, digest, False, not why, [], [], matched))
-                continue
-        capture = sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path
-        if capture:
-            verdict = inspect_capture(Path(item.path), index)
-        else:
-            verdict = scan_attachment(data, item.path, digest)
-        detectors = [d for d in verdict.detectors
-                     if not task.detectors or d in task.detectors]
-        matched = [f"{i.stix_type} {i.value}" for i in index.match_hash(digest)] \
-            if index is not None else []
-        matched += [f"{f['rule']} {f['message']}"[:200] for f in verdict.findings
-                    if f.get("kind") == "indicator"]
-        out.append(Found(item.path, digest, bool(detectors), verdict.complete, detectors,
-                         verdict.infrastructure, matched))
+            out.append(pool.scan(examine_object, item, task.detectors, task.iocs))
+        except WorkerLost as lost:
+            out.append(Found(item.path, "", False, False, [], [], reason=f"limit: {lost}"))
     return out
+
+
+_POOLS: dict[tuple[int, bytes], Any] = {}
+
+
+def _scan_pool(scan: Scan) -> Any:
+    """This process's scan pool for ``scan`` (one worker: a task examines one object at
+    a time), started on the first object and kept for the next tasks. Keyed by process
+    too: a pool a forked process inherited is its parent's, never used (nor stopped)."""
+    from spywall.platform.media import PLATFORM_LIMITS
+    from spywall.scanpool import ScanPool
+
+    key = (os.getpid(), msgspec.msgpack.encode(scan))
+    if key not in _POOLS:
+        _POOLS[key] = ScanPool(scan.limits or PLATFORM_LIMITS, 1, scan.method)
+    return _POOLS[key]
+
+
+def examine_object(item: Item, detectors: tuple[str, ...], iocs: tuple[str, ...],
+                   limits: Limits) -> Found:
+    """One object read and examined (in a scan worker, under ``limits``)."""
+    from spywall.engine import sniff
+    from spywall.platform.media import inspect_capture, scan_attachment
+
+    index = _iocs(iocs)
+    try:
+        data = _read(item.path)
+    except OSError as exc:
+        return Found(item.path, "", False, False, [], [], reason=f"unreadable: {exc}")
+    digest = hashlib.sha256(data).hexdigest()
+    name = item.path.rsplit("/", 1)[-1]
+    if index is not None and hunt_reports.is_result_file(name):
+        matched, why = hunt_reports.rematch(data, name, index)
+        if matched or why:
+            return Found(item.path, digest, False, not why, [], [], matched, why)
+    capture = sniff(data[:1024]) in ("pcap", "pcapng") and "://" not in item.path
+    if capture:
+        verdict = inspect_capture(Path(item.path), index)
+    else:
+        verdict = scan_attachment(data, item.path, digest, limits)
+    found = [d for d in verdict.detectors if not detectors or d in detectors]
+    matched = [f"{i.stix_type} {i.value}" for i in index.match_hash(digest)] \
+        if index is not None else []
+    matched += [f"{f['rule']} {f['message']}"[:200] for f in verdict.findings
+                if f.get("kind") == "indicator"]
+    return Found(item.path, digest, bool(found), verdict.complete, found,
+                 verdict.infrastructure, matched, verdict.reason)
 
 
 _LOADED: dict[tuple[str, ...], Any] = {}
@@ -200,27 +266,76 @@ def _iocs(paths: tuple[str, ...]) -> Any:
     return _LOADED[paths]
 
 
-Runner = Callable[[list[Task]], Iterator[tuple[Task, list[Found]]]]
+Outcome = list[Found] | TaskLost
+Runner = Callable[[list[Task]], Iterator[tuple[Task, Outcome]]]
 
 
-def pool_runner(workers: int) -> Runner:
-    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[Found]]]:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(examine_task, t): t for t in tasks}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
+def pool_runner(workers: int, scan: Scan = DEFAULT_SCAN, retries: int = 3) -> Runner:
+    """Tasks in a local process pool, at most ``workers`` at once (plus one queued, as
+    the pool queues them anyway). A process that dies (killed from outside: its objects
+    are examined in scan workers) breaks the whole pool, and every task it was running
+    fails with it: those tasks are run again, each alone in a fresh process, up to
+    ``retries`` times, and the others go on in a fresh pool."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context(scan.method) if scan.method else None
+
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, Outcome]]:
+        waiting = deque(tasks)
+        while waiting:
+            broken: list[Task] = []
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+                running: dict[Future[list[Found]], Task] = {}
+                while (waiting or running) and not broken:
+                    while waiting and len(running) <= workers:
+                        task = waiting.popleft()
+                        running[pool.submit(examine_task, task, scan)] = task
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        task = running.pop(future)
+                        outcome = _outcome(future)
+                        if outcome is None:
+                            broken.append(task)
+                        else:
+                            yield task, outcome
+                broken += running.values()      # they fail with it
+            for task in broken:
+                yield task, _alone(task, scan, ctx, retries)
     return run
 
 
-def ray_runner(address: str, retries: int = 3, shared_store: bool = False) -> Runner:
+def _outcome(future: Future[list[Found]]) -> Outcome | None:
+    """A finished task's objects; ``TaskLost`` when the task raised; None when its pool
+    broke (a process died: which task killed it is not known)."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return None
+    except Exception as exc:     # the task's failure: its objects are not examined
+        return TaskLost(f"the task failed: {type(exc).__name__}: {exc}"[:500])
+
+
+def _alone(task: Task, scan: Scan, ctx: Any, retries: int) -> Outcome:
+    """A task whose pool broke, run alone in a fresh process, up to ``retries`` times."""
+    for _ in range(retries):
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            outcome = _outcome(pool.submit(examine_task, task, scan))
+        if outcome is not None:
+            return outcome
+    return TaskLost(f"its worker process died {retries + 1} times: not examined")
+
+
+def ray_runner(address: str, retries: int = 3, shared_store: bool = False,
+               scan: Scan = DEFAULT_SCAN) -> Runner:
     """Tasks on Ray: ``auto`` starts (or joins) a local instance, else ``ADDRESS``.
 
     Close to the data: a task whose objects are in a folder of this machine runs on this
     machine's node (the folder is not on the others), unless ``shared_store`` says every
     node mounts it; objects behind a URL (fsspec: S3, GCS...) are read by whichever node
-    runs the task."""
-    def run(tasks: list[Task]) -> Iterator[tuple[Task, list[Found]]]:
+    runs the task. A task that still fails after Ray's ``retries`` is ``TaskLost``."""
+    def run(tasks: list[Task]) -> Iterator[tuple[Task, Outcome]]:
         import ray
+        from ray.exceptions import RayError
 
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
@@ -232,14 +347,19 @@ def ray_runner(address: str, retries: int = 3, shared_store: bool = False) -> Ru
         env = {k: os.environ[k] for k in (CRASH_ONCE,) if k in os.environ}
         if env:
             options["runtime_env"] = {"env_vars": env}
-        remote = ray.remote(**options)(examine_task)
+        remote: Any = ray.remote(**options)(examine_task)
         here = _local_node(ray) if not shared_store else None
         pending = {(remote.options(scheduling_strategy=here) if here is not None
-                    and _local_task(t) else remote).remote(t): t for t in tasks}
+                    and _local_task(t) else remote).remote(t, scan): t for t in tasks}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             task = pending.pop(done[0])
-            yield task, ray.get(done[0])
+            try:
+                outcome: Outcome = ray.get(done[0])
+            except RayError as exc:
+                outcome = TaskLost(f"the task failed on Ray after {retries} retries: "
+                                   f"{type(exc).__name__}: {exc}"[:500])
+            yield task, outcome
     return run
 
 
@@ -286,19 +406,27 @@ def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
         todo = todo[:max_tasks]
     out = manifest.open("a", encoding="utf-8") if manifest is not None else None
     try:
-        for task, found in runner(todo):
-            with engine.begin() as conn:
-                result.deliveries += apply(conn, found)
-            if out is not None:
-                out.write(json.dumps({"task": task.id, "objects": len(found)}) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            result.tasks += 1
+        for task, outcome in runner(todo):
+            if isinstance(outcome, TaskLost):     # reported, and left for a resumed hunt
+                result.lost_tasks += 1
+                found = [Found(i.path, "", False, False, [], [], reason=outcome.reason)
+                         for i in task.items]
+            else:
+                found = outcome
+                with engine.begin() as conn:
+                    result.deliveries += apply(conn, found)
+                if out is not None:
+                    out.write(json.dumps({"task": task.id, "objects": len(found)}) + "\n")
+                    out.flush()
+                    os.fsync(out.fileno())
+                result.tasks += 1
+                result.bytes += sum(i.size for i in task.items)
             result.objects += len(found)
-            result.bytes += sum(i.size for i in task.items)
             result.malicious_objects += sum(f.malicious for f in found)
             result.incomplete_objects += sum(not f.complete for f in found)
             result.indicator_objects += sum(bool(f.indicators) for f in found)
+            result.incomplete += [Incomplete(f.path, f.reason) for f in found
+                                  if not f.complete][:LISTED - len(result.incomplete)]
             if progress is not None:
                 progress(result, len(todo))
     finally:

@@ -86,8 +86,8 @@ def read_regular(path: Path, cap: int) -> bytes:
             raise OSError(f"{path.name}: not a regular file")
         if info.st_size > cap:
             raise OSError(f"{path.name}: {info.st_size} bytes, over the cap of {cap}")
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(cap + 1)[:cap]
+        with os.fdopen(fd, "rb", closefd=False) as fh:   # a read of N allocates N first:
+            return fh.read(min(cap, info.st_size) + 1)[:cap]   # by the size, not the cap
     finally:
         os.close(fd)
 

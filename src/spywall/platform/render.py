@@ -80,5 +80,15 @@ def summary(data: dict[str, Any], out: IO[str]) -> None:
     _table("platform", ["", ""], rows, out)
 
 
+def not_examined(data: dict[str, Any], count: int, out: IO[str]) -> None:
+    """The hunt's objects not examined completely (``incomplete``, the first of
+    ``count``), with the reason; nothing when there are none."""
+    rows = [[u["path"], u["reason"]] for u in data["incomplete"]]
+    if rows:
+        more = f", the first {len(rows)}" if count > len(rows) else ""
+        _table(f"{count} object(s) not examined completely{more}", ["object", "why"],
+               rows, out)
+
+
 RENDERERS = {"campaigns": campaigns, "violations": violations,
              "notifications": notifications, "bans": bans}
