@@ -347,6 +347,9 @@ def test_an_object_that_hangs_or_crashes_its_scan_worker_costs_only_itself(
     assert why.pop(str(crash)) == ("limit: its scan worker died (SIGABRT): the input was "
                                    "not examined completely")
     assert set(why) == others
+    digests = {u.path: u.sha256 for u in result.incomplete}
+    for lost in (stuck, crash):     # hashed by the task, which parses nothing of them
+        assert digests[str(lost)] == hashlib.sha256(lost.read_bytes()).hexdigest()
     assert len(_manifest_tasks(manifest)) == 1
 
 
@@ -443,3 +446,19 @@ def test_the_hunt_command_reports_an_object_past_the_memory_ceiling(
     [why] = out["incomplete"]
     assert why["path"] == str(store / "b.zip")
     assert "out of memory while parsing: the memory ceiling of 256 MiB" in why["reason"]
+
+
+def test_content_digest_of_a_lost_object(tmp_path: Path) -> None:
+    """The hash named for an object whose worker was lost: read a chunk at a time, equal
+    to hashlib's over the whole file (here three chunks and a part); "" for what cannot
+    be hashed: a missing file, a FIFO (refused before it blocks), a file over the cap."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (3 * hunt.HASH_CHUNK // 256 + 7))
+    assert hunt.content_digest(str(big)) == hashlib.sha256(big.read_bytes()).hexdigest()
+    assert hunt.content_digest(f"file://{big}") == hashlib.sha256(
+        big.read_bytes()).hexdigest()
+    assert hunt.content_digest(str(big), cap=hunt.HASH_CHUNK) == ""
+    assert hunt.content_digest(str(tmp_path / "gone")) == ""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert hunt.content_digest(str(fifo)) == ""

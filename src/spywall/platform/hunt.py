@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -53,6 +54,8 @@ from spywall.platform.store import mark_malicious_call
 
 TASK_FILES = 64
 TASK_BYTES = 64 << 20
+READ_CAP = 1 << 31   # the largest object read (a larger one is reported unreadable)
+HASH_CHUNK = 1 << 20
 LISTED = 1000        # objects not examined completely, named in the result (all counted)
 CRASH_ONCE = "SPYWALL_HUNT_CRASH_ONCE"   # tests: a marker path; the first task to see it dies
 
@@ -97,9 +100,10 @@ class TaskLost(msgspec.Struct, frozen=True):
 
 
 class Incomplete(msgspec.Struct, frozen=True):
-    """An object not examined completely, and why."""
+    """An object not examined completely, and why (with its SHA-256 where it was read)."""
     path: str
     reason: str
+    sha256: str = ""
 
 
 class HuntResult(msgspec.Struct):
@@ -182,7 +186,7 @@ def _read(path: str) -> bytes:
             return data
     from spywall.platform.media import MAX_ATTACHMENT_BYTES, read_regular
 
-    return read_regular(Path(path), max(MAX_ATTACHMENT_BYTES, 1 << 31))
+    return read_regular(Path(path), max(MAX_ATTACHMENT_BYTES, READ_CAP))
 
 
 def examine_task(task: Task, scan: Scan = DEFAULT_SCAN) -> list[Found]:
@@ -201,8 +205,39 @@ def examine_task(task: Task, scan: Scan = DEFAULT_SCAN) -> list[Found]:
         try:
             out.append(pool.scan(examine_object, item, task.detectors, task.iocs))
         except WorkerLost as lost:
-            out.append(Found(item.path, "", False, False, [], [], reason=f"limit: {lost}"))
+            out.append(Found(item.path, content_digest(item.path), False, False, [], [],
+                             reason=f"limit: {lost}"))
     return out
+
+
+def content_digest(path: str, cap: int = READ_CAP) -> str:
+    """The SHA-256 of an object whose scan worker was lost, read here a megabyte at a
+    time (hashing parses nothing), so that the report names the content a platform can
+    block or look for; "" when it cannot be read (gone, not a regular file, over
+    ``cap``, a store that fails)."""
+    digest = hashlib.sha256()
+    read = 0
+    try:
+        if "://" in path:
+            import fsspec
+
+            with fsspec.open(path, "rb") as fh:
+                while (chunk := fh.read(HASH_CHUNK)) and read <= cap:
+                    digest.update(chunk)
+                    read += len(chunk)
+        else:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return ""
+                while (chunk := os.read(fd, HASH_CHUNK)) and read <= cap:
+                    digest.update(chunk)
+                    read += len(chunk)
+            finally:
+                os.close(fd)
+    except Exception:    # (any store's failure: the object is named without it)
+        return ""
+    return digest.hexdigest() if read <= cap else ""
 
 
 _POOLS: dict[tuple[int, bytes], Any] = {}
@@ -425,7 +460,7 @@ def hunt(engine: sa.Engine, store: str, since: datetime | None, runner: Runner,
             result.malicious_objects += sum(f.malicious for f in found)
             result.incomplete_objects += sum(not f.complete for f in found)
             result.indicator_objects += sum(bool(f.indicators) for f in found)
-            result.incomplete += [Incomplete(f.path, f.reason) for f in found
+            result.incomplete += [Incomplete(f.path, f.reason, f.sha256) for f in found
                                   if not f.complete][:LISTED - len(result.incomplete)]
             if progress is not None:
                 progress(result, len(todo))
