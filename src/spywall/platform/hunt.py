@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import stat
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -221,20 +220,15 @@ def content_digest(path: str, cap: int = READ_CAP) -> str:
         if "://" in path:
             import fsspec
 
-            with fsspec.open(path, "rb") as fh:
-                while (chunk := fh.read(HASH_CHUNK)) and read <= cap:
-                    digest.update(chunk)
-                    read += len(chunk)
+            opened: Any = fsspec.open(path, "rb")
         else:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-            try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
-                    return ""
-                while (chunk := os.read(fd, HASH_CHUNK)) and read <= cap:
-                    digest.update(chunk)
-                    read += len(chunk)
-            finally:
-                os.close(fd)
+            from spywall.safeopen import open_regular
+
+            opened = open_regular(path)     # a FIFO or device refused before it blocks
+        with opened as fh:
+            while (chunk := fh.read(HASH_CHUNK)) and read <= cap:
+                digest.update(chunk)
+                read += len(chunk)
     except Exception:    # (any store's failure: the object is named without it)
         return ""
     return digest.hexdigest() if read <= cap else ""

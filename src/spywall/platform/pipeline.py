@@ -247,10 +247,9 @@ class Pipeline:
 
     def _stop(self) -> None:
         self.outbox.put(b"")            # after the batches still queued, if any
+        self.sender.join(timeout=60)    # (a writer gone makes its send fail at once)
         if self.process.is_alive():
-            self.sender.join(timeout=60)
             self.process.join(timeout=60)
-        self.sender.join(timeout=60)
         self.pipe.close()
         self.reader.close()
 
